@@ -1,0 +1,1 @@
+//! SPDX licence expressions and share-alike compatibility.

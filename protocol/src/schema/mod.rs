@@ -1,0 +1,1 @@
+//! Document kinds and their schemas.
