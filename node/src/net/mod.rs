@@ -1,0 +1,1 @@
+//! libp2p networking: the swarm, its behaviour and wire codec.
