@@ -1,1 +1,405 @@
-fn main() {}
+//! The `hedgerow` binary: parses arguments, sends one request to the node
+//! (a running `serve` over the control socket, or the store opened directly),
+//! and prints the result. No logic of its own beyond that.
+
+mod args;
+mod demo;
+mod edits;
+mod output;
+
+use anyhow::{anyhow, Context, Result};
+use args::{Cli, Command, CommonsCommand, DesignCommand, EventCommand, NoteCommand};
+use clap::Parser;
+use hedgerow_node::api::{execute, Request};
+use hedgerow_node::control::{self, ControlError, ControlReply};
+use hedgerow_node::home::{control_socket_path, Home, LocalProfile};
+use hedgerow_node::Replicas;
+use hedgerow_protocol::schema::{DocKind, Edit};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            // One line: the outermost context, then each cause.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a result is printed.
+#[derive(Clone, Copy)]
+enum Print {
+    Json,
+    Id,
+    Document,
+    DocList,
+    History,
+    Blame,
+    Commons,
+    CommonsList,
+    Lineage,
+    Verify,
+    Whoami,
+    Edited,
+}
+
+fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
+    cli_home.clone().unwrap_or_else(Home::default_path)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let home = home_path(&cli.home);
+    let (request, print, json) = match cli.command {
+        Command::Init {
+            name,
+            location,
+            bio,
+        } => {
+            let profile = LocalProfile {
+                name,
+                location,
+                bio,
+            };
+            let opened = Home::init(&home, &profile)?;
+            println!("created home {} for {}", home.display(), profile.name);
+            println!("author key: {}", opened.key().author());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Demo { keep } => return demo::run(keep.as_deref()),
+        Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
+        Command::Verify { rebuild, json } => {
+            (Request::Verify { rebuild }, Print::Verify, json.json)
+        }
+        Command::Commons(c) => commons_request(c),
+        Command::Design(c) => design_request(c)?,
+        Command::Event(c) => event_request(c)?,
+        Command::Note(c) => note_request(c)?,
+    };
+    let value = send(&home, request)?;
+    if json {
+        output::json(&value);
+    } else {
+        print_human(print, &value);
+    }
+    if let Print::Verify = print {
+        let clean = value
+            .get("problems")
+            .and_then(Value::as_array)
+            .is_none_or(|p| p.is_empty());
+        if !clean {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a request on the running node if there is one, else on the store directly.
+pub fn send(home: &Path, request: Request) -> Result<Value> {
+    let socket = control_socket_path(home);
+    if socket.exists() {
+        match control::call(&socket, &request, Duration::from_secs(600)) {
+            Ok(ControlReply::Ok(value)) => return Ok(value),
+            Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
+            Err(ControlError::NotRunning) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let opened = Home::open(home)?;
+    let mut replicas = Replicas::open(&opened)?;
+    Ok(execute(&mut replicas, request)?)
+}
+
+fn print_human(print: Print, value: &Value) {
+    match print {
+        Print::Json => output::json(value),
+        Print::Id => println!("{}", value.get("id").and_then(Value::as_str).unwrap_or("")),
+        Print::Document => output::document(value),
+        Print::DocList => output::doc_list(value),
+        Print::History => output::history(value),
+        Print::Blame => output::blame(value),
+        Print::Commons => output::commons(value),
+        Print::CommonsList => {
+            let items = value.as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("no commons yet: create one with `hedgerow commons create NAME`");
+            }
+            for item in items {
+                output::commons(&item);
+            }
+        }
+        Print::Lineage => output::lineage(value),
+        Print::Verify => output::verify(value),
+        Print::Whoami => {
+            println!(
+                "{}",
+                value.get("name").and_then(Value::as_str).unwrap_or("")
+            );
+            println!(
+                "author key: {}",
+                value.get("author").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        Print::Edited => match value.get("change").and_then(Value::as_str) {
+            Some(change) => println!("saved change {change}"),
+            None => println!("nothing changed"),
+        },
+    }
+}
+
+fn commons_request(command: CommonsCommand) -> (Request, Print, bool) {
+    match command {
+        CommonsCommand::Create {
+            name,
+            description,
+            json,
+        } => (
+            Request::CommonsCreate { name, description },
+            Print::Id,
+            json.json,
+        ),
+        CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
+        CommonsCommand::Show { id, json } => (
+            Request::CommonsShow { commons: id },
+            Print::Commons,
+            json.json,
+        ),
+    }
+}
+
+fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
+    let kind = DocKind::Design;
+    Ok(match command {
+        DesignCommand::New {
+            name,
+            commons,
+            edits,
+            json,
+        } => (
+            Request::DocNew {
+                commons: commons.commons,
+                kind,
+                title: name,
+                target: None,
+                note_kind: None,
+                edits: edits::edits_from_args(&edits)?,
+            },
+            Print::Id,
+            json.json,
+        ),
+        DesignCommand::Edit { id, edits, json } => (
+            Request::DocEdit {
+                id,
+                kind,
+                edits: nonempty(edits::edits_from_args(&edits)?)?,
+            },
+            Print::Edited,
+            json.json,
+        ),
+        DesignCommand::Show { id, version, json } => (
+            Request::DocShow { id, kind, version },
+            Print::Document,
+            json.json,
+        ),
+        DesignCommand::List { commons, json } => (
+            Request::DocList {
+                commons: commons.commons,
+                kind,
+                target: None,
+            },
+            Print::DocList,
+            json.json,
+        ),
+        DesignCommand::History { id, json } => {
+            (Request::History { id, kind }, Print::History, json.json)
+        }
+        DesignCommand::Blame { id, field, json } => {
+            (Request::Blame { id, kind, field }, Print::Blame, json.json)
+        }
+        DesignCommand::Fork {
+            id,
+            name,
+            licence,
+            allow_relicense,
+            json,
+        } => {
+            let licence = licence
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| anyhow!("--licence expects PART=SPDX (hardware, documentation or software), got `{pair}`"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (
+                Request::Fork {
+                    id,
+                    name,
+                    licence,
+                    allow_relicense,
+                },
+                Print::Id,
+                json.json,
+            )
+        }
+        DesignCommand::Lineage { id, json } => (Request::Lineage { id }, Print::Lineage, json.json),
+        DesignCommand::Release { id, version, json } => {
+            (Request::Release { id, version }, Print::Json, json.json)
+        }
+    })
+}
+
+fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
+    let kind = DocKind::Event;
+    Ok(match command {
+        EventCommand::New {
+            title,
+            commons,
+            edits,
+            json,
+        } => (
+            Request::DocNew {
+                commons: commons.commons,
+                kind,
+                title,
+                target: None,
+                note_kind: None,
+                edits: edits::edits_from_args(&edits)?,
+            },
+            Print::Id,
+            json.json,
+        ),
+        EventCommand::Edit { id, edits, json } => (
+            Request::DocEdit {
+                id,
+                kind,
+                edits: nonempty(edits::edits_from_args(&edits)?)?,
+            },
+            Print::Edited,
+            json.json,
+        ),
+        EventCommand::Show { id, json } => (
+            Request::DocShow {
+                id,
+                kind,
+                version: None,
+            },
+            Print::Document,
+            json.json,
+        ),
+        EventCommand::List { commons, json } => (
+            Request::DocList {
+                commons: commons.commons,
+                kind,
+                target: None,
+            },
+            Print::DocList,
+            json.json,
+        ),
+    })
+}
+
+fn note_text(text: Option<String>, file: Option<PathBuf>) -> Result<String> {
+    match (text, file) {
+        (Some(text), _) => Ok(text),
+        (None, Some(path)) => edits::read_text_file(&path),
+        (None, None) => edits::read_stdin_text()
+            .context("reading the note from standard input (give --text or --file instead)"),
+    }
+}
+
+fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
+    let kind = DocKind::Note;
+    Ok(match command {
+        NoteCommand::Add {
+            on,
+            kind: note_kind,
+            text,
+            file,
+            json,
+        } => {
+            let body = note_text(text, file)?;
+            (
+                Request::DocNew {
+                    commons: None,
+                    kind,
+                    title: String::new(),
+                    target: Some(on),
+                    note_kind: Some(note_kind),
+                    edits: vec![Edit::ReplaceText {
+                        field: "body".into(),
+                        text: body,
+                    }],
+                },
+                Print::Id,
+                json.json,
+            )
+        }
+        NoteCommand::Edit {
+            id,
+            text,
+            file,
+            append,
+            json,
+        } => {
+            let edit = match append {
+                Some(text) => Edit::AppendText {
+                    field: "body".into(),
+                    text,
+                },
+                None => Edit::ReplaceText {
+                    field: "body".into(),
+                    text: note_text(text, file)?,
+                },
+            };
+            (
+                Request::DocEdit {
+                    id,
+                    kind,
+                    edits: vec![edit],
+                },
+                Print::Edited,
+                json.json,
+            )
+        }
+        NoteCommand::Show { id, json } => (
+            Request::DocShow {
+                id,
+                kind,
+                version: None,
+            },
+            Print::Document,
+            json.json,
+        ),
+        NoteCommand::List { on, commons, json } => (
+            Request::DocList {
+                commons: commons.commons,
+                kind,
+                target: on,
+            },
+            Print::DocList,
+            json.json,
+        ),
+    })
+}
+
+fn nonempty(edits: Vec<Edit>) -> Result<Vec<Edit>> {
+    if edits.is_empty() {
+        return Err(anyhow!(
+            "nothing to change: give at least one edit flag such as --set FIELD=VALUE (see --help)"
+        ));
+    }
+    Ok(edits)
+}

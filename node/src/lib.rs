@@ -1,3 +1,20 @@
 //! A Hedgerow node: the replica store on sled, the sync engine and libp2p networking.
+//!
+//! - [`home`]: the node's directory, device key and profile.
+//! - [`store`]: the sled store and its trees.
+//! - [`replicas`]: documents over the store; every mutation goes through it.
+//! - [`provenance`]: history, blame, forks, lineage, releases.
+//! - [`verify`]: re-checking everything stored.
+//! - [`net`]: libp2p transport and behaviour.
 
+pub mod api;
+pub mod control;
+pub mod home;
 pub mod net;
+pub mod provenance;
+pub mod replicas;
+pub mod store;
+pub mod verify;
+
+pub use home::{Home, HomeError, LocalProfile};
+pub use replicas::{NodeError, Replicas};

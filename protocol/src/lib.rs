@@ -1,10 +1,23 @@
 //! Hedgerow's protocol: the pure data model of a design commons.
 //!
 //! Identities, signed change envelopes, genesis records, document kinds with
-//! their schemas, licences, and the wire messages nodes exchange. Nothing in
-//! this crate does I/O: every function takes its inputs (time, randomness,
-//! bytes) as arguments, so the node, the tests and the benchmarks can all
-//! drive it deterministically.
+//! their schemas, licences, one document's replica as a state machine, and the
+//! wire messages nodes exchange. Nothing in this crate does I/O: every function
+//! takes its inputs (time, randomness, bytes) as arguments, so the node, the
+//! tests and the benchmarks can all drive it deterministically.
 
+pub mod bytes;
+pub mod encoding;
+pub mod envelope;
+pub mod genesis;
+pub mod identity;
 pub mod licence;
+pub mod replica;
 pub mod schema;
+pub mod sync;
+
+pub use automerge;
+pub use envelope::{actor_for, ChangeEnvelope, ChangeProof, EnvelopeError};
+pub use genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, ForkOrigin, Signed};
+pub use identity::{AuthorKey, DeviceKey, Signature};
+pub use replica::{Accepted, ChangeRecord, DocReplica, IngestOutcome, Rejection};

@@ -1,1 +1,160 @@
-//! Integration tests live in `tests/`; this crate has no library code.
+//! Test harness for Hedgerow's integration tests: runs the real `hedgerow`
+//! binary against throwaway homes and parses its JSON output.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Path of the `hedgerow` binary built by this `cargo test` run.
+pub fn hedgerow_bin() -> PathBuf {
+    // Test executables live in target/<profile>/deps; the binary one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
+    let bin = profile_dir.join("hedgerow");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "hedgerow-cli"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building hedgerow failed");
+    }
+    bin
+}
+
+/// A throwaway node home, removed when dropped.
+pub struct TestHome {
+    dir: tempfile::TempDir,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    /// An empty directory (no `init` yet).
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("hedgerow-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    /// A home initialised for `name`.
+    pub fn init(name: &str) -> Self {
+        let home = Self::new();
+        home.ok(&["init", "--name", name]);
+        home
+    }
+
+    /// The home directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `hedgerow --home HOME` command, for tests that need to tweak it.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(hedgerow_bin());
+        cmd.arg("--home").arg(self.path());
+        cmd.env_remove("HEDGEROW_HOME");
+        cmd
+    }
+
+    /// Runs `hedgerow --home HOME args...`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hedgerow")
+    }
+
+    /// Runs with `stdin` as standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hedgerow");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait hedgerow")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hedgerow {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs with `--json` appended and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("hedgerow {args:?} printed invalid JSON ({e}): {out}"))
+    }
+
+    /// Runs and asserts failure with a one-line error; returns that line.
+    pub fn fail(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "hedgerow {args:?} should have failed but printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert!(!stderr.is_empty(), "hedgerow {args:?} failed silently");
+        stderr
+    }
+
+    /// Copies every file of the home, for "the store is unchanged" comparisons.
+    pub fn snapshot_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        collect(self.path(), self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((
+                path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+                bytes,
+            ));
+        }
+    }
+}
+
+/// The `id` field of a JSON reply.
+pub fn id(value: &Value) -> String {
+    value["id"].as_str().expect("reply has an id").to_string()
+}

@@ -1,1 +1,44 @@
-//! libp2p networking: the swarm, its behaviour and wire codec.
+//! libp2p networking: the swarm, its behaviour and the sync wire codec.
+//!
+//! - [`behaviour`]: the composed [`Behaviour`] (identify, ping, optional mDNS, Kademlia,
+//!   gossipsub with application-side validation, the sync request-response protocol, connection
+//!   limits).
+//! - [`codec`]: length-prefixed opaque frames for `/hedgerow/sync/1`, with hard size limits, and
+//!   the [`ByteCounters`] that tests and benchmarks read.
+//! - [`swarm`]: [`NetConfig`], [`build_swarm`] (TCP + noise + yamux, QUIC) and the libp2p identity
+//!   derived from the device key.
+//!
+//! This module only builds the swarm; the task that owns it and turns its events into sync engine
+//! inputs lives elsewhere.
+
+pub mod behaviour;
+pub mod codec;
+pub mod swarm;
+
+pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+pub use codec::{
+    ByteCounters, FrameError, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
+pub use swarm::{build_swarm, keypair_from_ed25519_secret, NetConfig, NetError};
+
+use libp2p::gossipsub;
+
+/// Prefix of every commons topic name; the commons id in hex follows it.
+pub const COMMONS_TOPIC_PREFIX: &str = "hedgerow/commons/1/";
+
+/// The gossipsub topic announcing contributions to one commons: `hedgerow/commons/1/<id>`.
+pub fn commons_topic(commons_id_hex: &str) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("{COMMONS_TOPIC_PREFIX}{commons_id_hex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commons_topic_name() {
+        let topic = commons_topic("ab12");
+        assert_eq!(topic.to_string(), "hedgerow/commons/1/ab12");
+    }
+}

@@ -1,0 +1,351 @@
+//! Command-line arguments: the `hedgerow` command tree.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Hedgerow: a peer-to-peer node for open farm-tool design commons.
+#[derive(Debug, Parser)]
+#[command(name = "hedgerow", version, about, long_about = None)]
+pub struct Cli {
+    /// The node's home directory (key, store, control socket).
+    #[arg(long, global = true, env = "HEDGEROW_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create this device's key and home.
+    Init {
+        /// Your display name, signed into your profile in each commons.
+        #[arg(long)]
+        name: String,
+        /// Where you are (optional).
+        #[arg(long, default_value = "")]
+        location: String,
+        /// A few words about you (optional).
+        #[arg(long, default_value = "")]
+        bio: String,
+    },
+    /// Show this device's identity.
+    Whoami(JsonFlag),
+    /// Create, list and show commons.
+    #[command(subcommand)]
+    Commons(CommonsCommand),
+    /// Work on tool designs.
+    #[command(subcommand)]
+    Design(DesignCommand),
+    /// Work on events (build days, workshops, hackathons).
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// Notes on designs and events.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// Re-check every signature, hash and cached document; non-zero exit on any problem.
+    Verify {
+        /// Rewrite cached documents and indexes from the signed changes.
+        #[arg(long)]
+        rebuild: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Run a scripted demo in a fresh temporary home: a commons, a design, a fork, an event with notes, and their signed history.
+    Demo {
+        /// Keep the demo home here instead of a temporary directory.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// `--json` output switch.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Selects a commons.
+#[derive(Debug, Args, Clone)]
+pub struct CommonsFlag {
+    /// Commons id (or a unique prefix); needed when the node holds several.
+    #[arg(long, value_name = "ID")]
+    pub commons: Option<String>,
+}
+
+/// Commons commands.
+#[derive(Debug, Subcommand)]
+pub enum CommonsCommand {
+    /// Create a commons; prints its id.
+    Create {
+        /// Its name.
+        name: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the commons this node holds.
+    List(JsonFlag),
+    /// Show one commons.
+    Show {
+        /// Commons id or prefix.
+        id: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Field edits shared by designs, events and notes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EditArgs {
+    /// Set a field: `name=...`, `stage=prototype`, `licence.hardware=CERN-OHL-S-2.0`, `build_facts.weight_kg=420`; on a text field, replaces its text.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Remove a field's value.
+    #[arg(long = "unset", value_name = "FIELD")]
+    pub unset: Vec<String>,
+    /// Replace a text field with the content of a file: `how_it_works=notes.md`.
+    #[arg(long = "text-file", value_name = "FIELD=PATH")]
+    pub text_file: Vec<String>,
+    /// Replace a text field with what is read from standard input.
+    #[arg(long = "stdin", value_name = "FIELD")]
+    pub stdin: Option<String>,
+    /// Append to a text field: `summary= More text.`
+    #[arg(long = "append", value_name = "FIELD=TEXT")]
+    pub append: Vec<String>,
+    /// Add a tag.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Remove a tag.
+    #[arg(long = "untag", value_name = "TAG")]
+    pub untag: Vec<String>,
+    /// Add an item to a list field: `tools=angle grinder`, `skills=welding`, `topics=soil`.
+    #[arg(long = "add", value_name = "FIELD=ITEM")]
+    pub add: Vec<String>,
+    /// Remove an item from a list field.
+    #[arg(long = "remove", value_name = "FIELD=ITEM")]
+    pub remove: Vec<String>,
+    /// Add a build step at the end.
+    #[arg(long = "step", value_name = "TEXT")]
+    pub step: Vec<String>,
+    /// Rewrite build step N: `3=Weld the frame`.
+    #[arg(long = "edit-step", value_name = "N=TEXT")]
+    pub edit_step: Vec<String>,
+    /// Remove build step N.
+    #[arg(long = "remove-step", value_name = "N")]
+    pub remove_step: Vec<usize>,
+    /// Move a build step: `5=2` moves step 5 to position 2.
+    #[arg(long = "move-step", value_name = "FROM=TO")]
+    pub move_step: Vec<String>,
+    /// Add a bill-of-materials line: `name;quantity;unit;sourcing;reference`.
+    #[arg(long = "bom-line", value_name = "LINE")]
+    pub bom_line: Vec<String>,
+    /// Remove bill-of-materials line N.
+    #[arg(long = "remove-bom-line", value_name = "N")]
+    pub remove_bom_line: Vec<usize>,
+    /// Add a part: `name;material;quantity`.
+    #[arg(long = "part", value_name = "PART")]
+    pub part: Vec<String>,
+    /// Credit a contributor: `NAME` or `NAME:ROLE`.
+    #[arg(long = "contributor", value_name = "NAME[:ROLE]")]
+    pub contributor: Vec<String>,
+    /// Link a related design: `component=ID`, `assembly=ID`, `branch=ID`, `merge=ID`.
+    #[arg(long = "related", value_name = "KIND=ID")]
+    pub related: Vec<String>,
+    /// Record an event outcome: `new-design:ID`, `units-built:3 rollers`.
+    #[arg(long = "outcome", value_name = "KIND[:DETAIL]")]
+    pub outcome: Vec<String>,
+    /// Record that you have built this design, optionally where.
+    #[arg(long = "built", value_name = "PLACE", num_args = 0..=1, default_missing_value = "")]
+    pub built: Option<String>,
+}
+
+/// Design commands.
+#[derive(Debug, Subcommand)]
+pub enum DesignCommand {
+    /// Create a design; prints its id.
+    New {
+        /// The design's name.
+        name: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        edits: EditArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Edit a design: all flags become one signed change.
+    Edit {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        edits: EditArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a design, or one of its releases.
+    Show {
+        /// Design id or prefix.
+        id: String,
+        /// Show the design as it was released under this version.
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List designs.
+    List {
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Every signed change of a design.
+    History {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Who last wrote each part of a field.
+    Blame {
+        /// Design id or prefix.
+        id: String,
+        /// The field, e.g. `summary`, `steps`, `name`.
+        field: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Make a derivative design whose history starts from this one.
+    Fork {
+        /// Parent design id or prefix.
+        id: String,
+        /// Name of the fork.
+        #[arg(long)]
+        name: Option<String>,
+        /// Change a licence in the fork: `hardware=CERN-OHL-S-2.0`.
+        #[arg(long = "licence", value_name = "PART=SPDX")]
+        licence: Vec<String>,
+        /// Allow relicensing a share-alike design to an incompatible licence.
+        #[arg(long)]
+        allow_relicense: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Ancestors and known derivatives of a design.
+    Lineage {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Freeze the design's current state under a version name.
+    Release {
+        /// Design id or prefix.
+        id: String,
+        /// The version, e.g. `5.6`.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Event commands.
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Create an event; prints its id.
+    New {
+        /// The event's title.
+        title: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        edits: EditArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Edit an event.
+    Edit {
+        /// Event id or prefix.
+        id: String,
+        #[command(flatten)]
+        edits: EditArgs,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show an event.
+    Show {
+        /// Event id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List events.
+    List {
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Note commands.
+#[derive(Debug, Subcommand)]
+pub enum NoteCommand {
+    /// Add a note to a design or event; the text comes from --text, --file or standard input.
+    Add {
+        /// The design or event the note belongs to.
+        #[arg(long, value_name = "ID")]
+        on: String,
+        /// brainstorm, build-log, need-statement, decision, question, chronicle or comment.
+        #[arg(long, default_value = "comment")]
+        kind: String,
+        /// The note's text.
+        #[arg(long, conflicts_with = "file")]
+        text: Option<String>,
+        /// Read the note's text from a file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Rewrite a note's text (from --text, --file or standard input), or append to it.
+    Edit {
+        /// Note id or prefix.
+        id: String,
+        /// New text.
+        #[arg(long, conflicts_with_all = ["file", "append"])]
+        text: Option<String>,
+        /// Read the new text from a file.
+        #[arg(long, conflicts_with = "append")]
+        file: Option<PathBuf>,
+        /// Append this text instead of replacing.
+        #[arg(long)]
+        append: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a note.
+    Show {
+        /// Note id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List notes, optionally only those on one design or event.
+    List {
+        /// Only notes on this design or event.
+        #[arg(long, value_name = "ID")]
+        on: Option<String>,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}

@@ -1,0 +1,268 @@
+//! Human-readable printing of command results (the `--json` forms print the value as is).
+
+use serde_json::Value;
+
+/// Prints `value` as pretty JSON.
+pub fn json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn s<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Formats unix seconds as `YYYY-MM-DD HH:MM UTC`.
+pub fn time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one format.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
+/// Prints a rendered document: scalars as `field: value`, lists as bullets, steps numbered.
+pub fn document(value: &Value) {
+    let Some(map) = value.as_object() else {
+        json(value);
+        return;
+    };
+    let first = ["id", "kind", "release", "name", "title"];
+    for key in first {
+        if let Some(v) = map.get(key) {
+            if !is_empty(v) {
+                println!("{key}: {}", scalar(v));
+            }
+        }
+    }
+    let skip = ["heads", "changes", "creator"];
+    for (key, v) in map {
+        if first.contains(&key.as_str()) || skip.contains(&key.as_str()) || is_empty(v) {
+            continue;
+        }
+        match v {
+            Value::Array(items) => {
+                println!("{key}:");
+                for (i, item) in items.iter().enumerate() {
+                    let text = scalar(item);
+                    if key == "steps" || key == "bom" || key == "parts" {
+                        println!("  {}. {}", i + 1, indent(&text));
+                    } else {
+                        println!("  - {}", indent(&text));
+                    }
+                }
+            }
+            Value::Object(inner) => {
+                println!("{key}:");
+                for (k, iv) in inner {
+                    if !is_empty(iv) {
+                        println!("  {k}: {}", indent(&scalar(iv)));
+                    }
+                }
+            }
+            _ => {
+                let text = scalar(v);
+                if text.contains('\n') {
+                    println!("{key}:\n  {}", indent(&text));
+                } else {
+                    println!("{key}: {text}");
+                }
+            }
+        }
+    }
+    println!(
+        "signed changes: {}  creator: {}",
+        map.get("changes").map(scalar).unwrap_or_default(),
+        map.get("creator").map(scalar).unwrap_or_default()
+    );
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.replace('\n', "\n    ")
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !is_empty(v))
+            .map(|(k, v)| format!("{k}={}", scalar(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// Prints a list of documents.
+pub fn doc_list(value: &Value) {
+    let items = value.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("(none)");
+    }
+    for item in items {
+        println!(
+            "{}  {}  ({} changes, {})",
+            s(&item, "id"),
+            s(&item, "title"),
+            item.get("changes").and_then(Value::as_u64).unwrap_or(0),
+            time(item.get("updated_at").and_then(Value::as_i64).unwrap_or(0))
+        );
+    }
+}
+
+/// Prints a history table.
+pub fn history(value: &Value) {
+    for row in value.as_array().cloned().unwrap_or_default() {
+        let author = s(&row, "author");
+        let name = row
+            .get("author_name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let fields = row
+            .get("fields")
+            .and_then(Value::as_array)
+            .map(|f| {
+                f.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        println!(
+            "{}  {}  {} ({})  {}  [{}]",
+            &s(&row, "hash")[..12.min(s(&row, "hash").len())],
+            time(row.get("time").and_then(Value::as_i64).unwrap_or(0)),
+            name,
+            &author[..8.min(author.len())],
+            s(&row, "signature"),
+            fields
+        );
+    }
+}
+
+/// Prints blame lines.
+pub fn blame(value: &Value) {
+    for row in value.as_array().cloned().unwrap_or_default() {
+        let name = row
+            .get("author_name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let author = row
+            .get("author")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        println!(
+            "{} {:<14} | {}",
+            &s(&row, "change")[..10.min(s(&row, "change").len())],
+            format!("{name} ({})", &author[..6.min(author.len())]),
+            indent(s(&row, "text"))
+        );
+    }
+}
+
+/// Prints a commons.
+pub fn commons(value: &Value) {
+    let docs = value.get("documents").cloned().unwrap_or(Value::Null);
+    println!(
+        "{}  {}  ({} designs, {} events, {} notes)",
+        s(value, "id"),
+        s(value, "name"),
+        docs.get("design").and_then(Value::as_u64).unwrap_or(0),
+        docs.get("event").and_then(Value::as_u64).unwrap_or(0),
+        docs.get("note").and_then(Value::as_u64).unwrap_or(0)
+    );
+    let description = s(value, "description");
+    if !description.is_empty() {
+        println!("  {description}");
+    }
+}
+
+/// Prints a lineage.
+pub fn lineage(value: &Value) {
+    println!("design {}", s(value, "id"));
+    let ancestors = value
+        .get("ancestors")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if ancestors.is_empty() {
+        println!("ancestors: none (an original design)");
+    } else {
+        println!("ancestors (nearest first):");
+        for a in ancestors {
+            println!(
+                "  {}  {}",
+                s(&a, "id"),
+                a.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(not held here)")
+            );
+        }
+    }
+    let derivatives = value
+        .get("derivatives")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if derivatives.is_empty() {
+        println!("derivatives: none known");
+    } else {
+        println!("derivatives known here:");
+        for d in derivatives {
+            println!(
+                "  {}  {}  (forked from {})",
+                s(&d, "id"),
+                d.get("name").and_then(Value::as_str).unwrap_or(""),
+                &s(&d, "parent")[..8.min(s(&d, "parent").len())]
+            );
+        }
+    }
+}
+
+/// Prints a verify report.
+pub fn verify(value: &Value) {
+    println!(
+        "checked {} commons, {} documents, {} signed changes; rebuilt {} caches",
+        value.get("commons").and_then(Value::as_u64).unwrap_or(0),
+        value.get("documents").and_then(Value::as_u64).unwrap_or(0),
+        value.get("changes").and_then(Value::as_u64).unwrap_or(0),
+        value.get("rebuilt").and_then(Value::as_u64).unwrap_or(0)
+    );
+    let problems = value
+        .get("problems")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if problems.is_empty() {
+        println!("store is clean");
+    }
+    for p in problems {
+        println!("PROBLEM: {}", p.as_str().unwrap_or(""));
+    }
+}

@@ -1,0 +1,309 @@
+//! The node's command API: one [`Request`] per CLI command, executed the same
+//! way whether the CLI opened the store itself or sent the request to a
+//! running `serve` over the control channel.
+//!
+//! Replies are JSON values; their shapes are the stable `--json` output
+//! documented in the README.
+
+use crate::provenance::ForkOptions;
+use crate::replicas::{NodeError, Replicas};
+use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// One command for the node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// This device's identity.
+    Whoami,
+    /// Create a commons.
+    CommonsCreate {
+        /// Its name.
+        name: String,
+        /// What it is for.
+        #[serde(default)]
+        description: String,
+    },
+    /// List the commons held.
+    CommonsList,
+    /// Show one commons.
+    CommonsShow {
+        /// Id or prefix; the only one when absent.
+        commons: Option<String>,
+    },
+    /// Create a design, event or note.
+    DocNew {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// What to create and its first fields.
+        kind: DocKind,
+        /// Name or title (for a note: ignored).
+        title: String,
+        /// For a note: the design or event it belongs to.
+        target: Option<String>,
+        /// For a note: its kind.
+        note_kind: Option<String>,
+        /// Further edits in the same first change.
+        edits: Vec<Edit>,
+    },
+    /// Edit a document.
+    DocEdit {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// The edits, applied as one signed change.
+        edits: Vec<Edit>,
+    },
+    /// Show a document, optionally at a release.
+    DocShow {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// A release version (designs).
+        version: Option<String>,
+    },
+    /// List documents of a kind.
+    DocList {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// The kind.
+        kind: DocKind,
+        /// For notes: only those on this design or event.
+        target: Option<String>,
+    },
+    /// A document's signed history.
+    History {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+    },
+    /// Who wrote each part of a field.
+    Blame {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// The field.
+        field: String,
+    },
+    /// Fork a design.
+    Fork {
+        /// Parent id or prefix.
+        id: String,
+        /// The fork's name.
+        name: Option<String>,
+        /// Licence changes: (`hardware`|`documentation`|`software`, SPDX expression).
+        licence: Vec<(String, String)>,
+        /// Accept relicensing a share-alike design to an incompatible licence.
+        allow_relicense: bool,
+    },
+    /// A design's ancestors and derivatives.
+    Lineage {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Freeze a design's current state under a version.
+    Release {
+        /// Id or prefix.
+        id: String,
+        /// Version name.
+        version: String,
+    },
+    /// Re-verify everything stored.
+    Verify {
+        /// Rewrite caches that differ.
+        rebuild: bool,
+    },
+}
+
+/// Runs a request against the replicas; writes are durable when this returns `Ok`.
+pub fn execute(replicas: &mut Replicas, request: Request) -> Result<Value, NodeError> {
+    let value = execute_inner(replicas, request)?;
+    replicas.commit()?;
+    Ok(value)
+}
+
+fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, NodeError> {
+    match request {
+        Request::Whoami => {
+            let profile = replicas.local_profile().clone();
+            Ok(json!({
+                "author": replicas.author().to_string(),
+                "short": replicas.author().short(),
+                "name": profile.name,
+                "location": profile.location,
+                "bio": profile.bio,
+            }))
+        }
+        Request::CommonsCreate { name, description } => {
+            let id = replicas.create_commons(&name, &description)?;
+            Ok(json!({ "id": id.to_string(), "name": name.trim() }))
+        }
+        Request::CommonsList => {
+            let mut out = Vec::new();
+            for genesis in replicas.commons_list()? {
+                out.push(commons_json(replicas, &genesis)?);
+            }
+            Ok(Value::Array(out))
+        }
+        Request::CommonsShow { commons } => {
+            let id = replicas.resolve_commons(commons.as_deref())?;
+            let genesis = replicas
+                .store()
+                .commons(&id)?
+                .ok_or_else(|| NodeError::UnknownCommons(id.to_string()))?;
+            commons_json(replicas, &genesis)
+        }
+        Request::DocNew {
+            commons,
+            kind,
+            title,
+            target,
+            note_kind,
+            edits,
+        } => {
+            let (commons, note_target) = match (&target, kind) {
+                (Some(target), DocKind::Note) => {
+                    // A note lives in the commons of the design or event it is about.
+                    let target = replicas.resolve_doc(target, None)?;
+                    let genesis = replicas.store().doc_genesis(&target)?.ok_or_else(|| {
+                        NodeError::UnknownDoc {
+                            what: "document",
+                            id: target.to_string(),
+                        }
+                    })?;
+                    if !matches!(genesis.body.kind, DocKind::Design | DocKind::Event) {
+                        return Err(NodeError::Invalid(format!(
+                            "notes belong to a design or an event; {target} is a {}",
+                            genesis.body.kind
+                        )));
+                    }
+                    (genesis.body.commons, Some(target.to_string()))
+                }
+                (None, DocKind::Note) => {
+                    return Err(NodeError::Invalid(
+                        "a note belongs to a design or an event: give --on ID".into(),
+                    ))
+                }
+                _ => (replicas.resolve_commons(commons.as_deref())?, None),
+            };
+            let new = NewDocument {
+                kind,
+                title,
+                note_target,
+                note_kind,
+            };
+            let id = replicas.create_doc(commons, &new, &edits)?;
+            Ok(json!({ "id": id.to_string() }))
+        }
+        Request::DocEdit { id, kind, edits } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            let change = replicas.edit_doc(&id, &edits)?;
+            Ok(json!({ "id": id.to_string(), "change": change.map(|h| h.to_string()) }))
+        }
+        Request::DocShow { id, kind, version } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.show(&id, version.as_deref())
+        }
+        Request::DocList {
+            commons,
+            kind,
+            target,
+        } => {
+            let commons = replicas.resolve_commons(commons.as_deref())?;
+            let target = match target {
+                Some(t) => Some(replicas.resolve_doc(&t, None)?.to_string()),
+                None => None,
+            };
+            let mut out = Vec::new();
+            for (id, summary) in replicas.list(&commons, kind)? {
+                if let Some(target) = &target {
+                    let replica = replicas.replica(&id)?;
+                    let rendered = schema::render(replica.doc(), kind, None);
+                    if rendered.get("target").and_then(|v| v.as_str()) != Some(target.as_str()) {
+                        continue;
+                    }
+                }
+                out.push(json!({
+                    "id": id.to_string(),
+                    "title": summary.title,
+                    "changes": summary.changes,
+                    "updated_at": summary.updated_at,
+                }));
+            }
+            Ok(Value::Array(out))
+        }
+        Request::History { id, kind } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            Ok(serde_json::to_value(replicas.history(&id)?).unwrap_or(Value::Null))
+        }
+        Request::Blame { id, kind, field } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            Ok(serde_json::to_value(replicas.blame(&id, &field)?).unwrap_or(Value::Null))
+        }
+        Request::Fork {
+            id,
+            name,
+            licence,
+            allow_relicense,
+        } => {
+            let parent = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            let options = ForkOptions {
+                name,
+                licence,
+                allow_relicense,
+            };
+            let child = replicas.fork(&parent, &options)?;
+            Ok(json!({ "id": child.to_string(), "parent": parent.to_string() }))
+        }
+        Request::Lineage { id } => {
+            let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            let lineage = replicas.lineage(&id)?;
+            Ok(json!({
+                "id": id.to_string(),
+                "ancestors": lineage.ancestors.iter().map(|(a, name)| json!({"id": a.to_string(), "name": name})).collect::<Vec<_>>(),
+                "derivatives": lineage.derivatives.iter().map(|(d, name, parent)| json!({"id": d.to_string(), "name": name, "parent": parent.to_string()})).collect::<Vec<_>>(),
+            }))
+        }
+        Request::Release { id, version } => {
+            let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            let change = replicas.release(&id, &version)?;
+            Ok(json!({ "id": id.to_string(), "version": version, "change": change.to_string() }))
+        }
+        Request::Verify { rebuild } => {
+            let report = replicas.verify(rebuild)?;
+            Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+        }
+    }
+}
+
+fn commons_json(
+    replicas: &Replicas,
+    genesis: &hedgerow_protocol::Signed<hedgerow_protocol::CommonsGenesis>,
+) -> Result<Value, NodeError> {
+    let id = genesis.body.id();
+    let mut counts = serde_json::Map::new();
+    for kind in [
+        DocKind::Design,
+        DocKind::Event,
+        DocKind::Note,
+        DocKind::Profile,
+    ] {
+        counts.insert(
+            kind.as_str().to_string(),
+            Value::from(replicas.list(&id, kind)?.len()),
+        );
+    }
+    Ok(json!({
+        "id": id.to_string(),
+        "name": genesis.body.name,
+        "description": genesis.body.description,
+        "creator": genesis.body.creator.to_string(),
+        "created_at": genesis.body.created_at,
+        "documents": counts,
+    }))
+}

@@ -1,0 +1,68 @@
+//! The local control channel: how the CLI talks to a running `hedgerow serve`.
+//!
+//! sled allows one process per store, so while `serve` runs every CLI command
+//! is sent to it over a Unix socket in the home (mode 0600: only the owner of
+//! the home can reach it). One JSON request per line, one JSON reply per line.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Largest request line the server reads, in bytes.
+pub const MAX_CONTROL_LINE: usize = 16 * 1024 * 1024;
+
+/// A reply on the control channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlReply {
+    /// The command succeeded with this JSON result.
+    Ok(serde_json::Value),
+    /// The command failed; the one-line message to print.
+    Error(String),
+}
+
+/// Why the control channel could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Nothing listens on the socket.
+    #[error("no running node")]
+    NotRunning,
+    /// I/O on the socket failed.
+    #[error("control channel to the running node failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The reply did not parse.
+    #[error("the running node sent a reply this hedgerow does not understand: {0}")]
+    BadReply(String),
+}
+
+/// Sends one request to a running node; `Err(NotRunning)` when none listens.
+pub fn call<T: Serialize>(
+    socket: &Path,
+    request: &T,
+    timeout: Duration,
+) -> Result<ControlReply, ControlError> {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(ControlError::NotRunning)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut line =
+        serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    reader.read_line(&mut reply)?;
+    serde_json::from_str(&reply).map_err(|e| ControlError::BadReply(e.to_string()))
+}

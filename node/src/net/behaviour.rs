@@ -1,0 +1,133 @@
+//! The composed libp2p behaviour of a Hedgerow node and how each part is configured.
+//!
+//! Discovery: mDNS (optional) and Kademlia. Kademlia only learns peers the node is told about
+//! (`kad.add_address`), never periodically bootstraps, and serves the DHT to others.
+//! Dissemination: gossipsub, signed by the libp2p key and held back until the application has
+//! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol.
+
+use libp2p::{
+    connection_limits::{self, ConnectionLimits},
+    gossipsub, identify,
+    identity::Keypair,
+    kad::{self, store::MemoryStore},
+    mdns, ping, request_response,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    StreamProtocol,
+};
+
+use super::{
+    codec::{ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL},
+    swarm::{NetConfig, NetError},
+};
+
+/// Protocol name of the Hedgerow Kademlia DHT (kept apart from the public IPFS DHT).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/hedgerow/kad/1.0.0");
+
+/// Protocol version announced by identify.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/hedgerow/1.0.0";
+
+/// Largest gossipsub RPC, in bytes (1 MiB); payloads must leave room for the envelope.
+pub const MAX_GOSSIP_BYTES: usize = MAX_REQUEST_BYTES;
+
+/// Most established connections in total.
+pub const MAX_ESTABLISHED_CONNECTIONS: u32 = 64;
+
+/// Most established connections to one peer.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
+/// Every libp2p protocol a Hedgerow node speaks; events arrive as [`BehaviourEvent`].
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Refuses connections beyond [`MAX_ESTABLISHED_CONNECTIONS`] / [`MAX_CONNECTIONS_PER_PEER`].
+    pub limits: connection_limits::Behaviour,
+    /// Exchanges public keys, listen addresses and supported protocols with each peer.
+    pub identify: identify::Behaviour,
+    /// Measures round-trip times; failures are reported, connections are not closed by it.
+    pub ping: ping::Behaviour,
+    /// Local-link discovery, present only when [`NetConfig::mdns`] is set.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// DHT routing over peers the node was given, in server mode.
+    pub kad: kad::Behaviour<MemoryStore>,
+    /// Topic-based announcement of new contributions, one topic per commons.
+    pub gossipsub: gossipsub::Behaviour,
+    /// The sync protocol: opaque request and response frames.
+    pub sync: request_response::Behaviour<SyncCodec>,
+}
+
+impl Behaviour {
+    /// Builds every part from the node's key and configuration, counting sync bytes in `counters`.
+    pub fn new(
+        keypair: &Keypair,
+        config: &NetConfig,
+        counters: ByteCounters,
+    ) -> Result<Self, NetError> {
+        let peer_id = keypair.public().to_peer_id();
+
+        let limits = connection_limits::Behaviour::new(
+            ConnectionLimits::default()
+                .with_max_established(Some(MAX_ESTABLISHED_CONNECTIONS))
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+        );
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), keypair.public())
+                .with_agent_version(format!("hedgerow/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let ping = ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(config.ping_interval)
+                .with_timeout(config.ping_timeout),
+        );
+
+        let mdns = if config.mdns {
+            let mdns = mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                .map_err(NetError::Mdns)?;
+            Some(mdns)
+        } else {
+            None
+        };
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_periodic_bootstrap_interval(None)
+            .set_kbucket_inserts(kad::BucketInserts::Manual);
+        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP_BYTES)
+            .message_id_fn(content_message_id)
+            .build()?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+            gossip_config,
+        )
+        .map_err(NetError::Gossipsub)?;
+
+        let codec = SyncCodec::new(counters)
+            .with_limits(config.max_request_bytes, config.max_response_bytes);
+        let sync = request_response::Behaviour::with_codec(
+            codec,
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(config.request_timeout),
+        );
+
+        Ok(Self {
+            limits,
+            identify,
+            ping,
+            mdns: Toggle::from(mdns),
+            kad,
+            gossipsub,
+            sync,
+        })
+    }
+}
+
+/// Gossipsub message id: the BLAKE3 hash of the payload, so equal payloads are one message.
+fn content_message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
+    gossipsub::MessageId::new(blake3::hash(&message.data).as_bytes())
+}

@@ -1,0 +1,531 @@
+//! The wire codec of the `/hedgerow/sync/1` request-response protocol, and byte counters.
+//!
+//! A request or response is one frame: a 4-byte big-endian length, then that many opaque bytes.
+//! The codec does not look inside the bytes; the sync engine owns their meaning. Each frame has a
+//! hard size limit that is checked before any payload is read, and the payload is read in
+//! bounded chunks, so a peer that announces a huge frame and sends nothing costs us nothing.
+//!
+//! [`ByteCounters`] records what crosses the application boundary of each protocol, so tests and
+//! benchmarks can assert exact byte counts: sync frames (counted here, in the codec), gossipsub
+//! payloads (recorded by whoever publishes and receives them) and, when the swarm was built by
+//! [`build_swarm`](super::build_swarm), all bytes on libp2p substreams.
+
+use std::{
+    io,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::{request_response, StreamProtocol};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// Protocol name of the sync request-response protocol.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hedgerow/sync/1");
+
+/// Largest request payload accepted or sent, in bytes (1 MiB).
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Largest response payload accepted or sent, in bytes (8 MiB).
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+/// Size of the big-endian `u32` length prefix in front of every frame.
+pub const LENGTH_PREFIX_BYTES: usize = 4;
+
+/// Largest buffer growth per read, so memory follows the bytes that actually arrived.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Name under which libp2p's bandwidth transport reports, as encoded in the text format.
+const BANDWIDTH_METRIC: &str = "libp2p_bandwidth_bytes_total{";
+
+/// Why a frame was refused; carried inside the `io::Error` the codec returns.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The frame is longer than the limit for its direction.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced (when reading) or actual (when writing) payload length.
+        len: u64,
+        /// The limit that applied.
+        max: usize,
+    },
+    /// The stream ended before the announced payload was complete.
+    #[error("frame truncated after {got} of {expected} payload bytes")]
+    Truncated {
+        /// Payload bytes received.
+        got: usize,
+        /// Payload bytes announced by the length prefix.
+        expected: usize,
+    },
+}
+
+/// Cloneable counters of application-level bytes; clones share the same totals.
+///
+/// Use one `ByteCounters` per swarm: the transport totals of every swarm built with the same
+/// counters are added together.
+#[derive(Clone, Debug, Default)]
+pub struct ByteCounters {
+    inner: Arc<CounterState>,
+}
+
+#[derive(Debug, Default)]
+struct CounterState {
+    /// Sync frame bytes (prefix and payload) written to streams.
+    sync_sent: AtomicU64,
+    /// Sync frame bytes (prefix and payload) read from streams, including refused frames.
+    sync_received: AtomicU64,
+    /// Gossipsub payload bytes handed to `publish`.
+    gossip_published: AtomicU64,
+    /// Gossipsub payload bytes delivered to the application.
+    gossip_received: AtomicU64,
+    /// Registry that libp2p's bandwidth transport reports into; read back by `transport_bytes`.
+    transport: Mutex<Registry>,
+}
+
+impl ByteCounters {
+    /// Creates counters that all start at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sync protocol bytes written (length prefixes and payloads, requests and responses).
+    pub fn sent(&self) -> u64 {
+        self.inner.sync_sent.load(Ordering::Relaxed)
+    }
+
+    /// Sync protocol bytes read (length prefixes and payloads, requests and responses).
+    pub fn received(&self) -> u64 {
+        self.inner.sync_received.load(Ordering::Relaxed)
+    }
+
+    /// Gossipsub payload bytes recorded with [`record_gossip_published`](Self::record_gossip_published).
+    pub fn gossip_published(&self) -> u64 {
+        self.inner.gossip_published.load(Ordering::Relaxed)
+    }
+
+    /// Gossipsub payload bytes recorded with [`record_gossip_received`](Self::record_gossip_received).
+    pub fn gossip_received(&self) -> u64 {
+        self.inner.gossip_received.load(Ordering::Relaxed)
+    }
+
+    /// Records `len` payload bytes that were successfully published on gossipsub.
+    pub fn record_gossip_published(&self, len: usize) {
+        add(&self.inner.gossip_published, len);
+    }
+
+    /// Records `len` payload bytes of a gossipsub message delivered to the application.
+    pub fn record_gossip_received(&self, len: usize) {
+        add(&self.inner.gossip_received, len);
+    }
+
+    /// All bytes read and written on libp2p substreams, as `(inbound, outbound)`.
+    ///
+    /// Counts every protocol (sync, gossipsub, identify, ping, kad and multistream-select
+    /// negotiation) above the muxer; not noise, yamux or QUIC framing, nor IP/TCP/UDP headers.
+    /// Zero unless the swarm was built by [`build_swarm`](super::build_swarm) with these counters.
+    pub fn transport_bytes(&self) -> (u64, u64) {
+        let registry = self
+            .inner
+            .transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut text = String::new();
+        if encode(&mut text, &registry).is_err() {
+            return (0, 0);
+        }
+        drop(registry);
+
+        let (mut inbound, mut outbound) = (0u64, 0u64);
+        for line in text.lines() {
+            let Some(labels_and_value) = line.strip_prefix(BANDWIDTH_METRIC) else {
+                continue;
+            };
+            let Some(value) = labels_and_value
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if labels_and_value.contains("direction=\"Inbound\"") {
+                inbound = inbound.saturating_add(value);
+            } else if labels_and_value.contains("direction=\"Outbound\"") {
+                outbound = outbound.saturating_add(value);
+            }
+        }
+        (inbound, outbound)
+    }
+
+    /// Runs `f` with the registry the bandwidth transport must register into.
+    pub(crate) fn with_transport_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        let mut registry = self
+            .inner
+            .transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&mut registry)
+    }
+}
+
+/// Request-response codec moving opaque byte frames, with size limits and byte counting.
+#[derive(Clone, Debug)]
+pub struct SyncCodec {
+    /// Largest request payload this side reads or writes.
+    max_request: usize,
+    /// Largest response payload this side reads or writes.
+    max_response: usize,
+    /// Where frame bytes are counted.
+    counters: ByteCounters,
+}
+
+impl SyncCodec {
+    /// Creates a codec with the default limits, counting into `counters`.
+    pub fn new(counters: ByteCounters) -> Self {
+        Self {
+            max_request: MAX_REQUEST_BYTES,
+            max_response: MAX_RESPONSE_BYTES,
+            counters,
+        }
+    }
+
+    /// Replaces the limits; peers that disagree refuse each other's larger frames.
+    pub fn with_limits(mut self, max_request: usize, max_response: usize) -> Self {
+        self.max_request = max_request;
+        self.max_response = max_response;
+        self
+    }
+
+    /// The counters this codec adds to.
+    pub fn counters(&self) -> &ByteCounters {
+        &self.counters
+    }
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, self.max_request, &self.counters.inner.sync_received).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, self.max_response, &self.counters.inner.sync_received).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(
+            io,
+            &request,
+            self.max_request,
+            &self.counters.inner.sync_sent,
+        )
+        .await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        response: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(
+            io,
+            &response,
+            self.max_response,
+            &self.counters.inner.sync_sent,
+        )
+        .await
+    }
+}
+
+/// Reads one length-prefixed frame of at most `max` payload bytes, counting every byte read.
+async fn read_frame<T>(io: &mut T, max: usize, counter: &AtomicU64) -> io::Result<Vec<u8>>
+where
+    T: AsyncRead + Unpin,
+{
+    let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
+    let mut filled = 0;
+    while filled < prefix.len() {
+        let n = read_some(io, &mut prefix[filled..]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        add(counter, n);
+        filled += n;
+    }
+
+    let announced = u32::from_be_bytes(prefix);
+    let expected = usize::try_from(announced)
+        .ok()
+        .filter(|len| *len <= max)
+        .ok_or_else(|| {
+            let len = u64::from(announced);
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                FrameError::TooLarge { len, max },
+            )
+        })?;
+
+    let mut payload = Vec::new();
+    while payload.len() < expected {
+        let start = payload.len();
+        let chunk = (expected - start).min(READ_CHUNK);
+        payload.resize(start + chunk, 0);
+        let n = read_some(io, &mut payload[start..]).await?;
+        payload.truncate(start + n);
+        if n == 0 {
+            let got = payload.len();
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                FrameError::Truncated { got, expected },
+            ));
+        }
+        add(counter, n);
+    }
+    Ok(payload)
+}
+
+/// Reads into `buf`, retrying on `Interrupted`; returns 0 at end of stream.
+async fn read_some<T>(io: &mut T, buf: &mut [u8]) -> io::Result<usize>
+where
+    T: AsyncRead + Unpin,
+{
+    loop {
+        match io.read(buf).await {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes one length-prefixed frame, refusing payloads over `max`, counting every byte written.
+async fn write_frame<T>(
+    io: &mut T,
+    payload: &[u8],
+    max: usize,
+    counter: &AtomicU64,
+) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin,
+{
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|_| payload.len() <= max)
+        .ok_or_else(|| {
+            let len = payload.len() as u64;
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameError::TooLarge { len, max },
+            )
+        })?;
+    write_counted(io, &len.to_be_bytes(), counter).await?;
+    write_counted(io, payload, counter).await?;
+    io.flush().await
+}
+
+/// Writes all of `buf`, counting bytes as the stream accepts them.
+async fn write_counted<T>(io: &mut T, mut buf: &[u8], counter: &AtomicU64) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin,
+{
+    while !buf.is_empty() {
+        match io.write(buf).await {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                add(counter, n);
+                buf = &buf[n..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Adds `n` bytes to a counter.
+fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{executor::block_on, io::Cursor};
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    fn frame_error(err: &io::Error) -> Option<&FrameError> {
+        err.get_ref().and_then(|e| e.downcast_ref::<FrameError>())
+    }
+
+    #[test]
+    fn request_and_response_round_trip_and_are_counted() {
+        let counters = ByteCounters::new();
+        let mut codec = SyncCodec::new(counters.clone());
+        block_on(async {
+            let request = b"have: 3 heads".to_vec();
+            let mut wire = Cursor::new(Vec::new());
+            codec
+                .write_request(&SYNC_PROTOCOL, &mut wire, request.clone())
+                .await
+                .expect("write request");
+            assert_eq!(wire.get_ref(), &frame(&request));
+            let mut wire = Cursor::new(wire.into_inner());
+            let read = codec.read_request(&SYNC_PROTOCOL, &mut wire).await;
+            assert_eq!(read.expect("read request"), request);
+
+            let response = vec![7u8; 200_000];
+            let mut wire = Cursor::new(Vec::new());
+            codec
+                .write_response(&SYNC_PROTOCOL, &mut wire, response.clone())
+                .await
+                .expect("write response");
+            let mut wire = Cursor::new(wire.into_inner());
+            let read = codec.read_response(&SYNC_PROTOCOL, &mut wire).await;
+            assert_eq!(read.expect("read response"), response);
+
+            let total = (2 * LENGTH_PREFIX_BYTES + request.len() + response.len()) as u64;
+            assert_eq!(counters.sent(), total);
+            assert_eq!(counters.received(), total);
+        });
+    }
+
+    #[test]
+    fn empty_payload_round_trips() {
+        let mut codec = SyncCodec::new(ByteCounters::new());
+        block_on(async {
+            let mut wire = Cursor::new(frame(&[]));
+            let read = codec.read_request(&SYNC_PROTOCOL, &mut wire).await;
+            assert_eq!(read.expect("empty request"), Vec::<u8>::new());
+        });
+    }
+
+    #[test]
+    fn truncated_payload_is_unexpected_eof() {
+        let counters = ByteCounters::new();
+        let mut codec = SyncCodec::new(counters.clone());
+        let mut bytes = frame(&[1; 10]);
+        bytes.truncate(LENGTH_PREFIX_BYTES + 5);
+        block_on(async {
+            let err = codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(bytes))
+                .await
+                .expect_err("truncated frame must fail");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+            assert!(matches!(
+                frame_error(&err),
+                Some(FrameError::Truncated {
+                    got: 5,
+                    expected: 10
+                })
+            ));
+        });
+        assert_eq!(counters.received(), (LENGTH_PREFIX_BYTES + 5) as u64);
+    }
+
+    #[test]
+    fn truncated_length_prefix_is_unexpected_eof() {
+        let mut codec = SyncCodec::new(ByteCounters::new());
+        block_on(async {
+            let err = codec
+                .read_response(&SYNC_PROTOCOL, &mut Cursor::new(vec![0, 0]))
+                .await
+                .expect_err("short prefix must fail");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        });
+    }
+
+    #[test]
+    fn oversized_length_prefix_is_refused_before_reading_payload() {
+        let counters = ByteCounters::new();
+        let mut codec = SyncCodec::new(counters.clone());
+        block_on(async {
+            // Announces 4 GiB but carries nothing: must fail on the prefix alone.
+            let err = codec
+                .read_response(&SYNC_PROTOCOL, &mut Cursor::new(u32::MAX.to_be_bytes()))
+                .await
+                .expect_err("oversized response must fail");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+            let just_over = (MAX_REQUEST_BYTES as u32 + 1).to_be_bytes();
+            let err = codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(just_over))
+                .await
+                .expect_err("request over the limit must fail");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert!(matches!(
+                frame_error(&err),
+                Some(FrameError::TooLarge {
+                    max: MAX_REQUEST_BYTES,
+                    ..
+                })
+            ));
+        });
+        assert_eq!(counters.received(), 2 * LENGTH_PREFIX_BYTES as u64);
+    }
+
+    #[test]
+    fn limits_are_inclusive_and_per_direction() {
+        let mut codec = SyncCodec::new(ByteCounters::new());
+        let at_limit = vec![0u8; MAX_REQUEST_BYTES];
+        let over = vec![0u8; MAX_REQUEST_BYTES + 1];
+        block_on(async {
+            let read = codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(frame(&at_limit)))
+                .await;
+            assert_eq!(read.expect("request at the limit").len(), MAX_REQUEST_BYTES);
+            let read = codec
+                .read_response(&SYNC_PROTOCOL, &mut Cursor::new(frame(&over)))
+                .await;
+            assert_eq!(read.expect("response under its limit").len(), over.len());
+        });
+    }
+
+    #[test]
+    fn oversized_write_is_refused_and_writes_nothing() {
+        let counters = ByteCounters::new();
+        let mut codec = SyncCodec::new(counters.clone());
+        let mut wire = Cursor::new(Vec::new());
+        block_on(async {
+            let err = codec
+                .write_request(&SYNC_PROTOCOL, &mut wire, vec![0; MAX_REQUEST_BYTES + 1])
+                .await
+                .expect_err("oversized request must not be written");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        });
+        assert!(wire.get_ref().is_empty());
+        assert_eq!(counters.sent(), 0);
+    }
+
+    #[test]
+    fn transport_bytes_are_zero_without_a_swarm() {
+        assert_eq!(ByteCounters::new().transport_bytes(), (0, 0));
+    }
+}

@@ -1,0 +1,184 @@
+//! Building the libp2p swarm: transports, timeouts, listening, and the node's libp2p identity.
+//!
+//! The transports are TCP (noise + yamux) and QUIC. Every timeout is chosen for links with
+//! seconds of latency (radio, satellite, overloaded rural uplinks): a slow peer must not be
+//! declared dead early. The swarm is wrapped in libp2p's bandwidth transport so
+//! [`ByteCounters::transport_bytes`] can report all substream bytes.
+
+use std::time::Duration;
+
+use libp2p::{
+    identity::Keypair, multiaddr::Protocol, noise, tcp, yamux, Multiaddr, Swarm, SwarmBuilder,
+    TransportError,
+};
+
+use super::{
+    behaviour::Behaviour,
+    codec::{ByteCounters, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+};
+
+/// Settings of the libp2p swarm; [`Default`] listens nowhere and has mDNS off.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/4717` or `/ip4/0.0.0.0/udp/4717/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Whether to discover peers on the local link with mDNS (multicast; off in tests).
+    pub mdns: bool,
+    /// How long a connection with no open streams is kept before it is closed.
+    pub idle_timeout: Duration,
+    /// Time between two pings on a connection.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before a failure is reported.
+    pub ping_timeout: Duration,
+    /// How long a sync request may take, from sending it to the last byte of the response.
+    pub request_timeout: Duration,
+    /// How long dialing plus the handshakes may take; also QUIC's silence limit per connection.
+    pub connection_timeout: Duration,
+    /// Largest sync request payload read or written; peers must agree.
+    pub max_request_bytes: usize,
+    /// Largest sync response payload read or written; peers must agree.
+    pub max_response_bytes: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            mdns: false,
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(15),
+            ping_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(60),
+            connection_timeout: Duration::from_secs(30),
+            max_request_bytes: MAX_REQUEST_BYTES,
+            max_response_bytes: MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Listens on IPv4 loopback only, TCP and QUIC on ephemeral ports, mDNS off: for tests.
+    pub fn loopback() -> Self {
+        let tcp = Multiaddr::empty()
+            .with(Protocol::Ip4([127, 0, 0, 1].into()))
+            .with(Protocol::Tcp(0));
+        let quic = Multiaddr::empty()
+            .with(Protocol::Ip4([127, 0, 0, 1].into()))
+            .with(Protocol::Udp(0))
+            .with(Protocol::QuicV1);
+        Self {
+            listen: vec![tcp, quic],
+            ..Self::default()
+        }
+    }
+}
+
+/// Errors while building the swarm.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The noise handshake could not be set up with our key.
+    #[error("cannot set up noise encryption: {0}")]
+    Noise(#[from] noise::Error),
+    /// The gossipsub configuration was rejected.
+    #[error("invalid gossipsub configuration: {0}")]
+    GossipsubConfig(#[from] libp2p::gossipsub::ConfigBuilderError),
+    /// Gossipsub refused the message authenticity / validation mode combination.
+    #[error("cannot create gossipsub behaviour: {0}")]
+    Gossipsub(&'static str),
+    /// The mDNS socket could not be opened.
+    #[error("cannot start mDNS: {0}")]
+    Mdns(#[source] std::io::Error),
+    /// A listen address was refused by every transport.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address from [`NetConfig::listen`].
+        addr: Multiaddr,
+        /// Why the transports refused it.
+        #[source]
+        source: TransportError<std::io::Error>,
+    },
+}
+
+/// Builds a swarm with TCP and QUIC, listening on `config.listen`, counting into `counters`.
+///
+/// Must be called inside a tokio runtime.
+pub fn build_swarm(
+    keypair: Keypair,
+    config: &NetConfig,
+    counters: ByteCounters,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let behaviour = Behaviour::new(&keypair, config, counters.clone())?;
+
+    let connection_timeout = config.connection_timeout;
+    let quic_idle_ms = u32::try_from(connection_timeout.as_millis()).unwrap_or(u32::MAX);
+    let builder = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_quic_config(|mut quic| {
+            quic.handshake_timeout = connection_timeout;
+            quic.max_idle_timeout = quic_idle_ms;
+            quic
+        });
+    // The builder borrows the registry until `build`, so the whole chain runs under the lock.
+    let mut swarm = counters.with_transport_registry(|registry| {
+        let Ok(builder) = builder
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|_| behaviour);
+        builder
+            .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+            .with_connection_timeout(connection_timeout)
+            .build()
+    });
+
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|source| NetError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+    }
+    Ok(swarm)
+}
+
+/// The libp2p keypair for a device's ed25519 secret key, so the PeerId matches its signing key.
+pub fn keypair_from_ed25519_secret(mut secret: [u8; 32]) -> Keypair {
+    // `ed25519_from_bytes` zeroes the buffer it is given; only the length can fail.
+    Keypair::ed25519_from_bytes(&mut secret).expect("any 32 bytes are a valid ed25519 secret key")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keypair_is_deterministic_in_the_secret() {
+        let a = keypair_from_ed25519_secret([7; 32]).public().to_peer_id();
+        let b = keypair_from_ed25519_secret([7; 32]).public().to_peer_id();
+        let c = keypair_from_ed25519_secret([8; 32]).public().to_peer_id();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn peer_id_embeds_the_same_ed25519_public_key_as_dalek() {
+        let secret = [42u8; 32];
+        let dalek = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key();
+        let public = keypair_from_ed25519_secret(secret).public();
+        let libp2p_public = public.try_into_ed25519().expect("an ed25519 key");
+        assert_eq!(libp2p_public.to_bytes(), dalek.to_bytes());
+    }
+
+    #[test]
+    fn default_config_is_quiet() {
+        let config = NetConfig::default();
+        assert!(config.listen.is_empty());
+        assert!(!config.mdns);
+        assert!(config.ping_timeout > config.ping_interval);
+        assert!(config.idle_timeout > config.ping_timeout);
+    }
+}

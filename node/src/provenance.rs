@@ -1,0 +1,352 @@
+//! Provenance and derivation: history, blame, forks, lineage and releases.
+
+use crate::replicas::{NodeError, Replicas};
+use hedgerow_protocol::automerge::{ChangeHash, ReadDoc};
+use hedgerow_protocol::envelope::verify_change_bytes;
+use hedgerow_protocol::genesis::ForkOrigin;
+use hedgerow_protocol::licence;
+use hedgerow_protocol::schema::{self, DocKind, Edit};
+use hedgerow_protocol::sync::LiveChange;
+use hedgerow_protocol::{AuthorKey, DocGenesis, DocId, DocReplica};
+use serde::Serialize;
+
+/// One line of a document's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    /// Change hash, hex.
+    pub hash: String,
+    /// Author key.
+    pub author: AuthorKey,
+    /// Author's display name from their profile, if known.
+    pub author_name: Option<String>,
+    /// Time the author claimed, unix seconds.
+    pub time: i64,
+    /// Top-level fields the change touched.
+    pub fields: Vec<String>,
+    /// `signed` (own signature verifies), `covered` (proven by a later signature of the same author), or `INVALID`.
+    pub signature: &'static str,
+    /// The document the change was made in (differs from the document for a fork's inherited history).
+    pub made_in: DocId,
+}
+
+/// One attributed part of a field.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlameEntry {
+    /// The text or value.
+    pub text: String,
+    /// Change hash, hex.
+    pub change: String,
+    /// Author key.
+    pub author: Option<AuthorKey>,
+    /// Author's display name.
+    pub author_name: Option<String>,
+}
+
+/// A design's place in its family tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lineage {
+    /// Ancestors, nearest first: id and name when held.
+    pub ancestors: Vec<(DocId, Option<String>)>,
+    /// Known derivatives (direct and indirect): id, name, and its parent.
+    pub derivatives: Vec<(DocId, Option<String>, DocId)>,
+}
+
+/// Options of a fork.
+#[derive(Debug, Clone, Default)]
+pub struct ForkOptions {
+    /// New name; defaults to "<parent name> (fork)".
+    pub name: Option<String>,
+    /// Licence changes, as `licence.hardware=EXPR` style edits.
+    pub licence: Vec<(String, String)>,
+    /// Accept relicensing a share-alike design to an incompatible licence.
+    pub allow_relicense: bool,
+}
+
+impl Replicas {
+    /// Every change of a document, oldest first, with its provenance.
+    pub fn history(&mut self, id: &DocId) -> Result<Vec<HistoryEntry>, NodeError> {
+        let replica = self.replica(id)?;
+        let commons = replica.commons();
+        let doc = replica.doc();
+        let mut rows = Vec::new();
+        for meta in doc.get_changes_meta(&[]) {
+            let hash = meta.hash;
+            let record = replica.record(&hash).cloned();
+            let (author, signature, made_in) = match &record {
+                Some(record) => match &record.proof {
+                    Some(proof) => {
+                        let ok = doc
+                            .get_change_by_hash(&hash)
+                            .map(|c| verify_change_bytes(&commons, proof, c.raw_bytes()).is_ok())
+                            .unwrap_or(false);
+                        (
+                            record.author,
+                            if ok { "signed" } else { "INVALID" },
+                            proof.doc,
+                        )
+                    }
+                    None => (record.author, "covered", replica.id()),
+                },
+                None => (AuthorKey([0; 32]), "INVALID", replica.id()),
+            };
+            rows.push((hash, author, signature, made_in, meta.timestamp));
+        }
+        let fields: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(hash, ..)| schema::fields_touched(doc, hash))
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for ((hash, author, signature, made_in, time), fields) in rows.into_iter().zip(fields) {
+            out.push(HistoryEntry {
+                hash: hash.to_string(),
+                author_name: self.author_name(commons, &author),
+                author,
+                time,
+                fields,
+                signature,
+                made_in,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Who last wrote each part of `field`.
+    pub fn blame(&mut self, id: &DocId, field: &str) -> Result<Vec<BlameEntry>, NodeError> {
+        let replica = self.replica(id)?;
+        let commons = replica.commons();
+        let spans = schema::blame(replica.doc(), replica.kind(), field)?;
+        let attributed: Vec<(String, ChangeHash, Option<AuthorKey>)> = spans
+            .into_iter()
+            .map(|span| {
+                let author = replica.record(&span.change).map(|r| r.author);
+                (span.text, span.change, author)
+            })
+            .collect();
+        Ok(attributed
+            .into_iter()
+            .map(|(text, change, author)| BlameEntry {
+                text,
+                change: change.to_string(),
+                author_name: author.and_then(|a| self.author_name(commons, &a)),
+                author,
+            })
+            .collect())
+    }
+
+    /// Forks a design: a new design whose history starts from the parent's current heads.
+    pub fn fork(&mut self, parent_id: &DocId, options: &ForkOptions) -> Result<DocId, NodeError> {
+        self.replica_mut(parent_id)?;
+        let author = self.author();
+        let Some(parent) = self.cache.get(parent_id) else {
+            return Err(NodeError::UnknownDoc {
+                what: "design",
+                id: parent_id.to_string(),
+            });
+        };
+        if parent.kind() != DocKind::Design {
+            return Err(NodeError::WrongKind {
+                id: *parent_id,
+                expected: DocKind::Design,
+                found: parent.kind(),
+            });
+        }
+        let rendered = schema::render(parent.doc(), DocKind::Design, None);
+        for (field, new_expr) in &options.licence {
+            let old = rendered
+                .get("licence")
+                .and_then(|l| l.get(field.trim_start_matches("licence.")))
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            if !old.is_empty() && !options.allow_relicense {
+                licence::relicense_allowed(old, new_expr)?;
+            }
+        }
+        let heads = parent.heads();
+        let ancestors = parent.genesis().body.lineage()[1..].to_vec();
+        let genesis = DocGenesis {
+            commons: parent.commons(),
+            kind: DocKind::Design,
+            creator: author,
+            created_at: crate::replicas::now_unix(),
+            nonce: {
+                let mut n = [0u8; 16];
+                let _ = getrandom_fill(&mut n);
+                n
+            },
+            fork: Some(ForkOrigin {
+                parent: *parent_id,
+                heads: heads.iter().map(|h| h.0).collect(),
+                ancestors,
+            }),
+        }
+        .sign(&self.key);
+        let mut child = DocReplica::new(genesis.clone())?;
+        let mut accepted = child.adopt_parent_history(parent, &heads)?;
+        let parent_name = rendered
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("design")
+            .to_string();
+        let mut edits = vec![
+            Edit::Set {
+                field: "derivative_of".into(),
+                value: parent_id.to_string(),
+            },
+            Edit::Set {
+                field: "name".into(),
+                value: options
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{parent_name} (fork)")),
+            },
+        ];
+        for (field, expr) in &options.licence {
+            edits.push(Edit::Set {
+                field: if field.starts_with("licence.") {
+                    field.clone()
+                } else {
+                    format!("licence.{field}")
+                },
+                value: expr.clone(),
+            });
+        }
+        let ctx = hedgerow_protocol::schema::EditContext {
+            author: author.to_string(),
+            now_unix: crate::replicas::now_unix(),
+        };
+        let (_, made) = child.edit(self.key(), ctx.now_unix, |tx| {
+            for edit in &edits {
+                schema::apply_edit(tx, DocKind::Design, edit, &ctx)?;
+            }
+            Ok::<(), schema::EditError>(())
+        })?;
+        let mut first_envelope = None;
+        if let Some((envelope, acc)) = made {
+            accepted.push(acc);
+            first_envelope = Some(envelope);
+        }
+        let id = self.adopt(child, &accepted)?;
+        if let Some(envelope) = first_envelope {
+            self.queue_outgoing(LiveChange {
+                genesis: Some(genesis),
+                envelope,
+            });
+        }
+        Ok(id)
+    }
+
+    /// A design's ancestors and known derivatives.
+    pub fn lineage(&mut self, id: &DocId) -> Result<Lineage, NodeError> {
+        let replica = self.replica(id)?;
+        let commons = replica.commons();
+        let lineage = replica.genesis().body.lineage();
+        let mut ancestors = Vec::new();
+        for ancestor in &lineage[1..] {
+            ancestors.push((*ancestor, self.store().summary(ancestor)?.map(|s| s.title)));
+        }
+        let mut derivatives = Vec::new();
+        for other in self.store().doc_ids(&commons)? {
+            let Some(genesis) = self.store().doc_genesis(&other)? else {
+                continue;
+            };
+            if let Some(fork) = &genesis.body.fork {
+                if fork.parent == *id || fork.ancestors.contains(id) {
+                    let name = self.store().summary(&other)?.map(|s| s.title);
+                    derivatives.push((other, name, fork.parent));
+                }
+            }
+        }
+        Ok(Lineage {
+            ancestors,
+            derivatives,
+        })
+    }
+
+    /// Freezes a design's current heads under `version`.
+    pub fn release(&mut self, id: &DocId, version: &str) -> Result<ChangeHash, NodeError> {
+        let heads: Vec<String> = self
+            .replica(id)?
+            .heads()
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        let edit = Edit::Release {
+            version: version.to_string(),
+            heads,
+        };
+        self.edit_doc(id, &[edit])?
+            .ok_or_else(|| NodeError::Invalid(format!("release `{version}` changed nothing")))
+    }
+
+    /// Renders a document as JSON, at a release when `version` is given.
+    pub fn show(
+        &mut self,
+        id: &DocId,
+        version: Option<&str>,
+    ) -> Result<serde_json::Value, NodeError> {
+        let replica = self.replica(id)?;
+        let kind = replica.kind();
+        let current = schema::render(replica.doc(), kind, None);
+        let mut value = match version {
+            None => current,
+            Some(version) => {
+                let heads =
+                    release_heads(&current, version).ok_or_else(|| NodeError::UnknownRelease {
+                        doc: *id,
+                        version: version.to_string(),
+                    })?;
+                let mut at = schema::render(replica.doc(), kind, Some(&heads));
+                if let Some(obj) = at.as_object_mut() {
+                    obj.insert(
+                        "release".into(),
+                        serde_json::Value::String(version.to_string()),
+                    );
+                }
+                at
+            }
+        };
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("id".into(), serde_json::Value::String(id.to_string()));
+            obj.insert(
+                "kind".into(),
+                serde_json::Value::String(kind.as_str().into()),
+            );
+            obj.insert(
+                "creator".into(),
+                serde_json::Value::String(replica.genesis().body.creator.to_string()),
+            );
+            obj.insert(
+                "changes".into(),
+                serde_json::Value::from(replica.change_count()),
+            );
+            obj.insert(
+                "heads".into(),
+                serde_json::Value::from(
+                    replica
+                        .heads()
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect::<Vec<_>>(),
+                ),
+            );
+        }
+        Ok(value)
+    }
+}
+
+/// The heads of a named release from a rendered design.
+fn release_heads(rendered: &serde_json::Value, version: &str) -> Option<Vec<ChangeHash>> {
+    let heads = rendered
+        .get("releases")?
+        .get(version)?
+        .get("heads")?
+        .as_array()?;
+    heads
+        .iter()
+        .map(|h| h.as_str().and_then(|s| s.parse::<ChangeHash>().ok()))
+        .collect()
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    getrandom::fill(buf)
+}

@@ -1,0 +1,412 @@
+//! The replica store on sled.
+//!
+//! Signed records are the source of truth; snapshots and summaries are caches
+//! rebuilt from them by `hedgerow verify --rebuild`.
+//!
+//! Trees (keys are raw ids; values are versioned encodings from `hedgerow_protocol::encoding`):
+//! - `meta`: `format` -> store format version byte.
+//! - `commons`: commons id -> `Signed<CommonsGenesis>`.
+//! - `docs`: doc id -> `Signed<DocGenesis>`.
+//! - `commons_docs`: commons id ++ doc id -> empty (which documents a commons holds).
+//! - `changes`: doc id ++ change hash -> raw automerge change bytes.
+//! - `records`: doc id ++ change hash -> `ChangeRecord` (author, optional own proof).
+//! - `snapshots`: doc id -> automerge `save()` of the document (cache).
+//! - `summaries`: doc id -> `DocSummary` (cache: kind, title, heads, counts).
+//! - `releases`: doc id ++ version -> `Release` is kept inside the design document itself.
+//! - `peers`: peer id -> `KnownPeer` (addresses learnt by the network layer).
+
+use hedgerow_protocol::encoding::{decode, encode, DecodeError};
+use hedgerow_protocol::replica::{Accepted, ChangeRecord};
+use hedgerow_protocol::schema::DocKind;
+use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::path::{Path, PathBuf};
+
+/// Version of the store layout; bumped when trees or value formats change incompatibly.
+pub const STORE_FORMAT: u8 = 1;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the store.
+    #[error("the store at {path} is in use by another hedgerow process; stop it (or talk to it through `hedgerow` while `serve` runs) and retry")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// sled failed (disk full, I/O error, corruption it detected).
+    #[error("store at {path} could not be read or written: {source}")]
+    Sled {
+        /// The store directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A value did not decode: the store is damaged.
+    #[error("store is damaged: {tree} entry {key} does not decode ({source}); run `hedgerow verify` and restore from a peer or a bundle")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, hex.
+        key: String,
+        /// Why it did not decode.
+        source: DecodeError,
+    },
+    /// The store was written by a newer Hedgerow.
+    #[error("store format {found} is newer than this build understands ({STORE_FORMAT}); upgrade hedgerow")]
+    NewerFormat {
+        /// The format found.
+        found: u8,
+    },
+}
+
+/// A cached digest of one document, enough to list documents and compare state without loading them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocSummary {
+    /// The commons the document belongs to.
+    pub commons: CommonsId,
+    /// The document kind.
+    pub kind: DocKind,
+    /// Its title or name at the current heads.
+    pub title: String,
+    /// Current automerge heads.
+    pub heads: Vec<[u8; 32]>,
+    /// Changes held.
+    pub changes: u64,
+    /// Latest change time claimed by its author, unix seconds.
+    pub updated_at: i64,
+}
+
+/// What the network layer remembers of a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KnownPeer {
+    /// Multiaddresses where it was reached, most recent first.
+    pub addrs: Vec<String>,
+    /// Last time a connection succeeded, unix seconds.
+    pub last_seen: i64,
+}
+
+/// The sled store.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    commons: sled::Tree,
+    docs: sled::Tree,
+    commons_docs: sled::Tree,
+    changes: sled::Tree,
+    records: sled::Tree,
+    snapshots: sled::Tree,
+    summaries: sled::Tree,
+    peers: sled::Tree,
+}
+
+/// Everything one ingest writes for one document, applied atomically.
+pub struct DocWrite<'a> {
+    /// The document's genesis, written if the document is new.
+    pub genesis: &'a Signed<DocGenesis>,
+    /// Newly accepted changes.
+    pub accepted: &'a [Accepted],
+    /// The document's snapshot after applying them.
+    pub snapshot: Vec<u8>,
+    /// The refreshed summary.
+    pub summary: DocSummary,
+}
+
+fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(a.len() + b.len());
+    key.extend_from_slice(a);
+    key.extend_from_slice(b);
+    key
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let sled_err = |source: sled::Error| match &source {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked {
+                    path: path.to_path_buf(),
+                }
+            }
+            _ => StoreError::Sled {
+                path: path.to_path_buf(),
+                source,
+            },
+        };
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(sled_err)?;
+        let tree = |name: &str| db.open_tree(name).map_err(sled_err);
+        let (commons, docs, commons_docs, changes) = (
+            tree("commons")?,
+            tree("docs")?,
+            tree("commons_docs")?,
+            tree("changes")?,
+        );
+        let (records, snapshots, summaries, peers, meta) = (
+            tree("records")?,
+            tree("snapshots")?,
+            tree("summaries")?,
+            tree("peers")?,
+            tree("meta")?,
+        );
+        let store = Self {
+            commons,
+            docs,
+            commons_docs,
+            changes,
+            records,
+            snapshots,
+            summaries,
+            peers,
+            path: path.to_path_buf(),
+            db,
+        };
+        match meta.get("format").map_err(sled_err)? {
+            Some(v) if v.first().copied().unwrap_or(0) > STORE_FORMAT => {
+                return Err(StoreError::NewerFormat {
+                    found: v.first().copied().unwrap_or(0),
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("format", &[STORE_FORMAT]).map_err(sled_err)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn err(&self, source: sled::Error) -> StoreError {
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Makes everything written so far durable (fsync). Call before reporting success.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Saves a commons genesis (idempotent).
+    pub fn put_commons(&self, genesis: &Signed<CommonsGenesis>) -> Result<(), StoreError> {
+        self.commons
+            .insert(genesis.body.id().as_bytes(), encode(genesis))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A commons genesis, if held.
+    pub fn commons(&self, id: &CommonsId) -> Result<Option<Signed<CommonsGenesis>>, StoreError> {
+        self.get_decoded(&self.commons, "commons", id.as_bytes())
+    }
+
+    /// All commons held.
+    pub fn all_commons(&self) -> Result<Vec<Signed<CommonsGenesis>>, StoreError> {
+        self.scan_decoded(&self.commons, "commons", &[])
+    }
+
+    /// A document genesis, if held.
+    pub fn doc_genesis(&self, id: &DocId) -> Result<Option<Signed<DocGenesis>>, StoreError> {
+        self.get_decoded(&self.docs, "docs", id.as_bytes())
+    }
+
+    /// Ids of the documents in a commons.
+    pub fn doc_ids(&self, commons: &CommonsId) -> Result<Vec<DocId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.commons_docs.scan_prefix(commons.as_bytes()) {
+            let (key, _) = item.map_err(|e| self.err(e))?;
+            if let Some(id) = DocId::from_slice(&key[CommonsId::LEN..]) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of every document held, in every commons.
+    pub fn all_doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.docs.iter() {
+            let (key, _) = item.map_err(|e| self.err(e))?;
+            if let Some(id) = DocId::from_slice(&key) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cached summary of a document.
+    pub fn summary(&self, id: &DocId) -> Result<Option<DocSummary>, StoreError> {
+        self.get_decoded(&self.summaries, "summaries", id.as_bytes())
+    }
+
+    /// The cached snapshot of a document.
+    pub fn snapshot(&self, id: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .snapshots
+            .get(id.as_bytes())
+            .map_err(|e| self.err(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Every stored change record of a document, with its hash.
+    pub fn records(&self, id: &DocId) -> Result<Vec<([u8; 32], ChangeRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.records.scan_prefix(id.as_bytes()) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let hash = hash_suffix(&key);
+            let record = decode(&value, "change record").map_err(|source| StoreError::Corrupt {
+                tree: "records",
+                key: hex::encode(&key),
+                source,
+            })?;
+            out.push((hash, record));
+        }
+        Ok(out)
+    }
+
+    /// Every stored change of a document: hash, raw bytes and record.
+    pub fn changes(
+        &self,
+        id: &DocId,
+    ) -> Result<Vec<([u8; 32], Vec<u8>, Option<ChangeRecord>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.changes.scan_prefix(id.as_bytes()) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let record = self.get_decoded(&self.records, "records", &key)?;
+            out.push((hash_suffix(&key), value.to_vec(), record));
+        }
+        Ok(out)
+    }
+
+    /// Writes a document's new changes, snapshot and summary in one atomic transaction.
+    pub fn write_doc(&self, write: DocWrite<'_>) -> Result<(), StoreError> {
+        let id = write.genesis.body.id();
+        let genesis = encode(write.genesis);
+        let summary = encode(&write.summary);
+        let index_key = key2(write.genesis.body.commons.as_bytes(), id.as_bytes());
+        let records: Vec<(Vec<u8>, Vec<u8>)> = write
+            .accepted
+            .iter()
+            .map(|a| (key2(id.as_bytes(), &a.hash.0), encode(&a.record)))
+            .collect();
+        let result: Result<(), TransactionError<()>> = (
+            &self.docs,
+            &self.commons_docs,
+            &self.changes,
+            &self.records,
+            &self.snapshots,
+            &self.summaries,
+        )
+            .transaction(
+                |(docs, commons_docs, changes, records_tree, snapshots, summaries)| {
+                    docs.insert(id.as_bytes(), genesis.as_slice())?;
+                    commons_docs.insert(index_key.as_slice(), &[])?;
+                    for (accepted, (key, record)) in write.accepted.iter().zip(&records) {
+                        changes.insert(key.as_slice(), accepted.bytes.as_slice())?;
+                        records_tree.insert(key.as_slice(), record.as_slice())?;
+                    }
+                    snapshots.insert(id.as_bytes(), write.snapshot.as_slice())?;
+                    summaries.insert(id.as_bytes(), summary.as_slice())?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            );
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(self.err(e)),
+            Err(TransactionError::Abort(())) => Ok(()),
+        }
+    }
+
+    /// Replaces a document's caches (snapshot and summary), e.g. after a rebuild.
+    pub fn write_caches(
+        &self,
+        id: &DocId,
+        snapshot: &[u8],
+        summary: &DocSummary,
+    ) -> Result<(), StoreError> {
+        self.snapshots
+            .insert(id.as_bytes(), snapshot)
+            .map_err(|e| self.err(e))?;
+        self.summaries
+            .insert(id.as_bytes(), encode(summary))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Remembers a peer's addresses.
+    pub fn put_peer(&self, peer: &str, known: &KnownPeer) -> Result<(), StoreError> {
+        self.peers
+            .insert(peer.as_bytes(), encode(known))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// All remembered peers.
+    pub fn peers(&self) -> Result<Vec<(String, KnownPeer)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.peers.iter() {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let known = decode(&value, "known peer").map_err(|source| StoreError::Corrupt {
+                tree: "peers",
+                key: hex::encode(&key),
+                source,
+            })?;
+            out.push((String::from_utf8_lossy(&key).into_owned(), known));
+        }
+        Ok(out)
+    }
+
+    fn get_decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(key).map_err(|e| self.err(e))? {
+            None => Ok(None),
+            Some(value) => decode(&value, name)
+                .map(Some)
+                .map_err(|source| StoreError::Corrupt {
+                    tree: name,
+                    key: hex::encode(key),
+                    source,
+                }),
+        }
+    }
+
+    fn scan_decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for item in tree.scan_prefix(prefix) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            out.push(decode(&value, name).map_err(|source| StoreError::Corrupt {
+                tree: name,
+                key: hex::encode(&key),
+                source,
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+fn hash_suffix(key: &[u8]) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    if key.len() >= 32 {
+        hash.copy_from_slice(&key[key.len() - 32..]);
+    }
+    hash
+}

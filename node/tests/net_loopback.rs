@@ -1,0 +1,356 @@
+//! Two real swarms on loopback: connect, sync request/response, gossip, limits, QUIC.
+//!
+//! ```text
+//!   A (listens on 127.0.0.1) <──dial── B
+//! ```
+//!
+//! mDNS is off and nothing but 127.0.0.1 is dialed. Every test runs under one overall timeout,
+//! and both swarms are driven from one `tokio::select!` loop, so a failure never hangs.
+
+use std::{future::Future, time::Duration};
+
+use futures::StreamExt;
+use hedgerow_node::net::{
+    build_swarm, commons_topic, Behaviour, BehaviourEvent, ByteCounters, NetConfig,
+    LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
+};
+use libp2p::{
+    gossipsub, identity::Keypair, multiaddr::Protocol, request_response, swarm::SwarmEvent,
+    Multiaddr, PeerId, Swarm,
+};
+
+/// Upper bound on any one test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+type Node = Swarm<Behaviour>;
+type Event = SwarmEvent<BehaviourEvent>;
+type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
+
+/// Which swarm an event came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+/// A swarm listening on `listen` (a loopback address) with mDNS off.
+fn node(listen: &str, tweak: impl FnOnce(&mut NetConfig)) -> (Node, ByteCounters) {
+    let mut config = NetConfig {
+        listen: vec![listen.parse().expect("listen address")],
+        ..NetConfig::default()
+    };
+    tweak(&mut config);
+    assert!(
+        !config.mdns,
+        "mDNS must stay off outside network namespaces"
+    );
+    let counters = ByteCounters::new();
+    let swarm =
+        build_swarm(Keypair::generate_ed25519(), &config, counters.clone()).expect("build swarm");
+    (swarm, counters)
+}
+
+/// Fails the test instead of hanging when `fut` takes longer than [`TEST_TIMEOUT`].
+async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(TEST_TIMEOUT, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// Polls both swarms, handing each event to `step` until it returns `Some`.
+async fn drive<T>(
+    a: &mut Node,
+    b: &mut Node,
+    mut step: impl FnMut(Side, Event, &mut Node, &mut Node) -> Option<T>,
+) -> T {
+    loop {
+        let (side, event) = tokio::select! {
+            event = a.select_next_some() => (Side::A, event),
+            event = b.select_next_some() => (Side::B, event),
+        };
+        if let Some(done) = step(side, event, a, b) {
+            return done;
+        }
+    }
+}
+
+/// The first address `node` reports listening on.
+async fn listen_addr(node: &mut Node) -> Multiaddr {
+    loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = node.select_next_some().await {
+            return address;
+        }
+    }
+}
+
+/// B dials A at A's listen address; returns once both sides see the connection.
+async fn connect(a: &mut Node, b: &mut Node) {
+    let a_id = *a.local_peer_id();
+    let b_id = *b.local_peer_id();
+    let addr = listen_addr(a).await.with(Protocol::P2p(a_id));
+    b.dial(addr).expect("dial A");
+    let (mut a_sees_b, mut b_sees_a) = (false, false);
+    drive(a, b, |side, event, _, _| {
+        match (side, event) {
+            (Side::A, SwarmEvent::ConnectionEstablished { peer_id, .. }) if peer_id == b_id => {
+                a_sees_b = true
+            }
+            (Side::B, SwarmEvent::ConnectionEstablished { peer_id, .. }) if peer_id == a_id => {
+                b_sees_a = true
+            }
+            (side, SwarmEvent::OutgoingConnectionError { error, .. }) => {
+                panic!("{side:?} failed to connect: {error}")
+            }
+            _ => {}
+        }
+        (a_sees_b && b_sees_a).then_some(())
+    })
+    .await;
+}
+
+/// B asks A with `request`, A answers `response`; returns once B has the answer and A saw it sent.
+async fn round_trip(a: &mut Node, b: &mut Node, request: &[u8], response: &[u8]) {
+    let a_id = *a.local_peer_id();
+    let sent_id = b.behaviour_mut().sync.send_request(&a_id, request.to_vec());
+    let (mut answered, mut response_sent) = (false, false);
+    drive(a, b, |side, event, a, _| {
+        match (side, event) {
+            (
+                Side::A,
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::Message {
+                    message:
+                        request_response::Message::Request {
+                            request: got,
+                            channel,
+                            ..
+                        },
+                    ..
+                })),
+            ) => {
+                assert_eq!(got, request, "A received the request B sent");
+                a.behaviour_mut()
+                    .sync
+                    .send_response(channel, response.to_vec())
+                    .expect("response channel open");
+            }
+            (
+                Side::A,
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::ResponseSent { .. })),
+            ) => response_sent = true,
+            (
+                Side::B,
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::Message {
+                    message:
+                        request_response::Message::Response {
+                            request_id,
+                            response: got,
+                        },
+                    ..
+                })),
+            ) => {
+                assert_eq!(request_id, sent_id);
+                assert_eq!(got, response, "B received the response A sent");
+                answered = true;
+            }
+            (side, SwarmEvent::Behaviour(BehaviourEvent::Sync(failure))) => {
+                panic!("{side:?}: unexpected sync event {failure:?}")
+            }
+            (side, SwarmEvent::ConnectionClosed { cause, .. }) => {
+                panic!("{side:?}: connection closed during round trip: {cause:?}")
+            }
+            _ => {}
+        }
+        (answered && response_sent).then_some(())
+    })
+    .await;
+}
+
+/// Bytes of one sync frame carrying `payload_len` bytes.
+fn frame_len(payload_len: usize) -> u64 {
+    (LENGTH_PREFIX_BYTES + payload_len) as u64
+}
+
+#[tokio::test]
+async fn tcp_request_response_counts_exact_frame_bytes() {
+    let (mut a, a_counters) = node("/ip4/127.0.0.1/tcp/0", |_| {});
+    let (mut b, b_counters) = node("/ip4/127.0.0.1/tcp/0", |_| {});
+    bounded("tcp sync round trip", async {
+        connect(&mut a, &mut b).await;
+
+        let request = b"want: heads of commons 7".to_vec();
+        let response = vec![0xA5; 300_000];
+        round_trip(&mut a, &mut b, &request, &response).await;
+
+        assert_eq!(b_counters.sent(), frame_len(request.len()));
+        assert_eq!(a_counters.received(), frame_len(request.len()));
+        assert_eq!(a_counters.sent(), frame_len(response.len()));
+        assert_eq!(b_counters.received(), frame_len(response.len()));
+
+        // Substream totals cover the sync frames plus identify, ping, kad and negotiation.
+        let (a_in, a_out) = a_counters.transport_bytes();
+        let (b_in, b_out) = b_counters.transport_bytes();
+        assert!(
+            a_in >= a_counters.received() && a_out >= a_counters.sent(),
+            "{a_in} {a_out}"
+        );
+        assert!(
+            b_in >= b_counters.received() && b_out >= b_counters.sent(),
+            "{b_in} {b_out}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn gossip_message_is_delivered_and_validated() {
+    let (mut a, a_counters) = node("/ip4/127.0.0.1/tcp/0", |_| {});
+    let (mut b, b_counters) = node("/ip4/127.0.0.1/tcp/0", |_| {});
+    let topic = commons_topic("00ff00ff");
+    for swarm in [&mut a, &mut b] {
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .expect("subscribe");
+    }
+    let a_id = *a.local_peer_id();
+    let b_id = *b.local_peer_id();
+
+    bounded("gossip delivery", async {
+        connect(&mut a, &mut b).await;
+
+        // Publishing needs A to know that B subscribed (and vice versa for the reply path).
+        let subscribed = |node: &Node, peer: PeerId| {
+            node.behaviour()
+                .gossipsub
+                .all_peers()
+                .any(|(p, topics)| *p == peer && topics.contains(&&topic.hash()))
+        };
+        if !(subscribed(&a, b_id) && subscribed(&b, a_id)) {
+            drive(&mut a, &mut b, |_, _, a, b| {
+                (subscribed(a, b_id) && subscribed(b, a_id)).then_some(())
+            })
+            .await;
+        }
+
+        let payload = b"envelope: new plough drawing".to_vec();
+        a.behaviour_mut()
+            .gossipsub
+            .publish(topic.clone(), payload.clone())
+            .expect("publish");
+        a_counters.record_gossip_published(payload.len());
+
+        drive(&mut a, &mut b, |side, event, _, b| {
+            let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) = event
+            else {
+                return None;
+            };
+            assert_eq!(side, Side::B, "only B receives A's message");
+            assert_eq!(message.data, payload);
+            assert_eq!(message.source, Some(a_id), "signed by A's libp2p key");
+            assert_eq!(message.topic, topic.hash());
+            b_counters.record_gossip_received(message.data.len());
+            let in_cache = b
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Accept,
+                );
+            assert!(in_cache, "message awaited validation");
+            Some(())
+        })
+        .await;
+
+        assert_eq!(a_counters.gossip_published(), payload.len() as u64);
+        assert_eq!(b_counters.gossip_received(), payload.len() as u64);
+
+        // The same payload again has the same (content) id, so gossipsub refuses it.
+        let again = a.behaviour_mut().gossipsub.publish(topic.clone(), payload);
+        assert!(
+            matches!(again, Err(gossipsub::PublishError::Duplicate)),
+            "{again:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_request_is_refused_and_connection_survives() {
+    let (mut a, a_counters) = node("/ip4/127.0.0.1/tcp/0", |_| {});
+    // B plays a peer with a looser limit, so the oversized frame really goes on the wire.
+    let (mut b, _) = node("/ip4/127.0.0.1/tcp/0", |c| {
+        c.max_request_bytes = 2 * MAX_REQUEST_BYTES
+    });
+    let a_id = *a.local_peer_id();
+
+    bounded("oversized request", async {
+        connect(&mut a, &mut b).await;
+
+        let oversized = vec![1u8; MAX_REQUEST_BYTES + 1];
+        let sent_id = b.behaviour_mut().sync.send_request(&a_id, oversized);
+        drive(&mut a, &mut b, |side, event, _, _| match (side, event) {
+            (
+                Side::B,
+                SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::OutboundFailure {
+                    request_id,
+                    error,
+                    ..
+                })),
+            ) => {
+                assert_eq!(request_id, sent_id);
+                assert!(
+                    matches!(
+                        error,
+                        request_response::OutboundFailure::Io(_)
+                            | request_response::OutboundFailure::ConnectionClosed
+                    ),
+                    "{error}"
+                );
+                Some(())
+            }
+            (Side::A, SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::Message { .. }))) => {
+                panic!("A must not deliver an oversized request")
+            }
+            (side, SwarmEvent::ConnectionClosed { cause, .. }) => {
+                panic!("{side:?}: connection closed: {cause:?}")
+            }
+            _ => None,
+        })
+        .await;
+
+        // A read the length prefix only, then refused the frame.
+        assert_eq!(a_counters.received(), LENGTH_PREFIX_BYTES as u64);
+        assert!(a.is_connected(b.local_peer_id()));
+
+        // The connection still carries requests of legal size.
+        round_trip(&mut a, &mut b, b"still there?", b"yes").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quic_connects_and_syncs() {
+    let (mut a, a_counters) = node("/ip4/127.0.0.1/udp/0/quic-v1", |_| {});
+    let (mut b, b_counters) = node("/ip4/127.0.0.1/udp/0/quic-v1", |_| {});
+    bounded("quic round trip", async {
+        connect(&mut a, &mut b).await;
+        round_trip(&mut a, &mut b, b"hello over quic", &[9; 4096]).await;
+        assert_eq!(b_counters.sent(), frame_len(15));
+        assert_eq!(a_counters.received(), frame_len(15));
+        assert_eq!(a_counters.sent(), frame_len(4096));
+        assert_eq!(b_counters.received(), frame_len(4096));
+        let (a_in, a_out) = a_counters.transport_bytes();
+        assert!(
+            a_in >= a_counters.received() && a_out >= a_counters.sent(),
+            "{a_in} {a_out}"
+        );
+    })
+    .await;
+}

@@ -1,0 +1,102 @@
+//! Device identities: the ed25519 key that signs every contribution, and its public form.
+//!
+//! One key per device (Scuttlebutt's lesson: sharing a key between devices
+//! forks its history). The secret half never leaves [`DeviceKey`]; it has no
+//! `Debug`, `Display` or serde so it cannot end up in a log or a JSON reply.
+
+use crate::bytes::byte_newtype;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+
+byte_newtype!(
+    /// An author's public key: who signed a contribution. Printed in base58.
+    AuthorKey,
+    32,
+    "author key",
+    "7Xh3k9YqfLz2mN4pR8sT1vW6xA5bC3dE9fG2hJ4kL6mN"
+);
+
+byte_newtype!(
+    /// An ed25519 signature.
+    Signature,
+    64,
+    "signature",
+    "3vQB7B6MrGQZaxCuFg4oh..."
+);
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The public key bytes are not a valid ed25519 point.
+    #[error("author key {0} is not a valid ed25519 public key")]
+    BadKey(AuthorKey),
+    /// The signature does not match the message and key.
+    #[error("signature by {0} does not verify: the data was altered or not signed by this author")]
+    Mismatch(AuthorKey),
+}
+
+impl AuthorKey {
+    /// Checks `signature` over the 32-byte `digest` (always a domain-separated BLAKE3 hash).
+    pub fn verify(&self, digest: &[u8; 32], signature: &Signature) -> Result<(), SignatureError> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey(*self))?;
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify_strict(digest, &sig)
+            .map_err(|_| SignatureError::Mismatch(*self))
+    }
+}
+
+/// A device's signing key. Deliberately not `Debug`, `Clone` or serializable.
+pub struct DeviceKey {
+    signing: SigningKey,
+}
+
+impl DeviceKey {
+    /// Builds the key from its 32 secret bytes (read from the key file, or fresh randomness).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Self {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// The secret bytes, for writing the key file and deriving the libp2p identity.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// The public half.
+    pub fn author(&self) -> AuthorKey {
+        AuthorKey(self.signing.verifying_key().to_bytes())
+    }
+
+    /// Signs a 32-byte digest.
+    pub fn sign(&self, digest: &[u8; 32]) -> Signature {
+        Signature(self.signing.sign(digest).to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip_and_mismatch() {
+        let key = DeviceKey::from_secret([7; 32]);
+        let digest = [1u8; 32];
+        let sig = key.sign(&digest);
+        assert_eq!(key.author().verify(&digest, &sig), Ok(()));
+        assert_eq!(
+            key.author().verify(&[2u8; 32], &sig),
+            Err(SignatureError::Mismatch(key.author()))
+        );
+        let other = DeviceKey::from_secret([8; 32]).author();
+        assert!(other.verify(&digest, &sig).is_err());
+    }
+
+    #[test]
+    fn author_key_prints_and_parses() {
+        let author = DeviceKey::from_secret([9; 32]).author();
+        let text = author.to_string();
+        assert_eq!(text.parse::<AuthorKey>(), Ok(author));
+        assert!("not-base58-0OIl".parse::<AuthorKey>().is_err());
+        assert!("abc".parse::<AuthorKey>().is_err());
+    }
+}

@@ -1,0 +1,715 @@
+//! One document's replica as a pure state machine: the automerge document plus
+//! the provenance of every change in it.
+//!
+//! The node persists what this returns ([`Accepted`] changes) and feeds it what
+//! arrives (envelopes, bundles, local edits). Keeping it free of I/O lets the
+//! property tests exchange envelopes between many replicas in random orders.
+
+use crate::envelope::{
+    actor_for, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
+};
+use crate::genesis::{CommonsId, DocGenesis, DocId, GenesisError, Signed};
+use crate::identity::{AuthorKey, DeviceKey};
+use crate::schema::{self, DocKind, SchemaError};
+use automerge::transaction::CommitOptions;
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Most changes a replica holds back while it waits for their dependencies.
+pub const MAX_PENDING_CHANGES: usize = 4096;
+
+/// What is kept for each change beside its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// Who wrote the change (proven by its own proof or by a later proof of the same author).
+    pub author: AuthorKey,
+    /// The change's own signature, when it travelled with one.
+    pub proof: Option<ChangeProof>,
+}
+
+/// A change newly accepted into the replica, for the node to persist.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The automerge change hash.
+    pub hash: ChangeHash,
+    /// The raw change bytes.
+    pub bytes: Vec<u8>,
+    /// Its provenance.
+    pub record: ChangeRecord,
+}
+
+/// What happened to an incoming envelope.
+#[derive(Debug)]
+pub enum IngestOutcome {
+    /// Applied, with any held-back changes it unblocked.
+    Applied(Vec<Accepted>),
+    /// Already in the document.
+    Duplicate,
+    /// Verified but waiting for dependencies that have not arrived yet.
+    Pending,
+}
+
+/// Why a change or set of changes was refused; nothing of it is applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// Signature, parse or actor failure.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The genesis record is invalid.
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    /// The envelope names another commons.
+    #[error("change belongs to commons {got}, not {expected}")]
+    WrongCommons {
+        /// This replica's commons.
+        expected: CommonsId,
+        /// The envelope's.
+        got: CommonsId,
+    },
+    /// The envelope names a document that is neither this one nor one it was forked from.
+    #[error(
+        "change was signed for document {got}, which is not {expected} or one of its ancestors"
+    )]
+    WrongDocument {
+        /// This replica's document.
+        expected: DocId,
+        /// The envelope's.
+        got: DocId,
+    },
+    /// The same author and sequence number with two different changes.
+    #[error(
+        "equivocation: author {author} already has a different change with sequence number {seq}"
+    )]
+    Equivocation {
+        /// The author.
+        author: AuthorKey,
+        /// The sequence number used twice.
+        seq: u64,
+    },
+    /// The change leaves the document violating its kind's schema.
+    #[error("change violates the {kind} schema: {error}")]
+    Schema {
+        /// The document kind.
+        kind: DocKind,
+        /// What is wrong.
+        error: SchemaError,
+    },
+    /// Someone other than its owner edited a profile.
+    #[error("only {owner} may edit their profile; change was by {author}")]
+    NotProfileOwner {
+        /// The profile's owner.
+        owner: AuthorKey,
+        /// The change's author.
+        author: AuthorKey,
+    },
+    /// A set of changes depends on changes neither in it nor in the document.
+    #[error("{count} changes depend on changes that were not sent")]
+    MissingDependencies {
+        /// How many changes had missing dependencies.
+        count: usize,
+    },
+    /// A change in a bundle is not covered by any signature of its author.
+    #[error("change {hash} has no signature of its author covering it")]
+    Uncovered {
+        /// The change, hex.
+        hash: String,
+    },
+    /// Bundle bytes do not parse.
+    #[error("bundle does not parse: {reason}")]
+    BadBundle {
+        /// The parser's reason.
+        reason: String,
+    },
+    /// Too many changes are waiting for dependencies.
+    #[error("more than {MAX_PENDING_CHANGES} changes are waiting for missing dependencies")]
+    TooManyPending,
+    /// automerge refused the change.
+    #[error("automerge refused the change: {reason}")]
+    Automerge {
+        /// automerge's reason.
+        reason: String,
+    },
+}
+
+/// Why a local edit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditFailure<E: std::error::Error + 'static> {
+    /// The edit function refused (bad input); nothing was written.
+    #[error(transparent)]
+    Refused(E),
+    /// The edit would leave the document invalid; it was rolled back.
+    #[error("edit rolled back: {0}")]
+    Invalid(Rejection),
+}
+
+/// A verified change held until its dependencies arrive.
+#[derive(Debug, Clone)]
+struct PendingChange {
+    change: Change,
+    proof: ChangeProof,
+}
+
+/// One document's replica.
+#[derive(Debug)]
+pub struct DocReplica {
+    genesis: Signed<DocGenesis>,
+    id: DocId,
+    lineage: Vec<DocId>,
+    doc: Automerge,
+    records: HashMap<ChangeHash, ChangeRecord>,
+    by_actor_seq: HashMap<(ActorId, u64), ChangeHash>,
+    pending: BTreeMap<ChangeHash, PendingChange>,
+}
+
+impl DocReplica {
+    /// An empty replica for a verified genesis record.
+    pub fn new(genesis: Signed<DocGenesis>) -> Result<Self, Rejection> {
+        let id = genesis.verify()?;
+        let lineage = genesis.body.lineage();
+        Ok(Self {
+            genesis,
+            id,
+            lineage,
+            doc: Automerge::new(),
+            records: HashMap::new(),
+            by_actor_seq: HashMap::new(),
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// Restores a replica from a trusted snapshot (the node's own cache) and the change records.
+    ///
+    /// Trusted because the node wrote both; `hedgerow verify` re-checks them with [`Self::rebuild`].
+    pub fn from_snapshot(
+        genesis: Signed<DocGenesis>,
+        snapshot: &[u8],
+        records: impl IntoIterator<Item = (ChangeHash, ChangeRecord)>,
+    ) -> Result<Self, Rejection> {
+        let mut replica = Self::new(genesis)?;
+        replica.doc = Automerge::load(snapshot).map_err(|e| Rejection::Automerge {
+            reason: e.to_string(),
+        })?;
+        replica.records = records.into_iter().collect();
+        replica.index_seqs();
+        Ok(replica)
+    }
+
+    /// Rebuilds a replica from stored change bytes, re-verifying every signature and coverage.
+    pub fn rebuild(
+        genesis: Signed<DocGenesis>,
+        changes: Vec<(Vec<u8>, Option<ChangeProof>)>,
+    ) -> Result<Self, Rejection> {
+        let mut replica = Self::new(genesis)?;
+        let mut parsed = Vec::with_capacity(changes.len());
+        let mut proofs = HashMap::new();
+        for (bytes, proof) in changes {
+            let change = parse_change(bytes)?;
+            if let Some(proof) = proof {
+                proofs.insert(change.hash(), proof);
+            }
+            parsed.push(change);
+        }
+        replica.ingest_set(parsed, proofs)?;
+        Ok(replica)
+    }
+
+    /// The document id.
+    pub fn id(&self) -> DocId {
+        self.id
+    }
+
+    /// The commons the document belongs to.
+    pub fn commons(&self) -> CommonsId {
+        self.genesis.body.commons
+    }
+
+    /// The document kind.
+    pub fn kind(&self) -> DocKind {
+        self.genesis.body.kind
+    }
+
+    /// The signed genesis record.
+    pub fn genesis(&self) -> &Signed<DocGenesis> {
+        &self.genesis
+    }
+
+    /// The automerge document, for reading.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// Provenance of one change.
+    pub fn record(&self, hash: &ChangeHash) -> Option<&ChangeRecord> {
+        self.records.get(hash)
+    }
+
+    /// Number of changes applied.
+    pub fn change_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Number of verified changes waiting for dependencies.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The current heads.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Highest sequence number per actor: what this replica has, in the form peers compare.
+    pub fn clock(&self) -> BTreeMap<ActorId, u64> {
+        let mut clock = BTreeMap::new();
+        for (actor, seq) in self.by_actor_seq.keys() {
+            let entry = clock.entry(actor.clone()).or_insert(0);
+            *entry = (*entry).max(*seq);
+        }
+        clock
+    }
+
+    /// Hashes of the changes a peer with `clock` lacks, in causal order.
+    pub fn missing_for(&self, clock: &BTreeMap<ActorId, u64>) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|meta| {
+                clock
+                    .get(meta.actor.as_ref())
+                    .is_none_or(|seq| meta.seq > *seq)
+            })
+            .map(|meta| meta.hash)
+            .collect()
+    }
+
+    /// Compresses `hashes` into an automerge bundle, with the proofs that cover them.
+    pub fn bundle_for(
+        &self,
+        hashes: &[ChangeHash],
+    ) -> Result<(Vec<u8>, Vec<(ChangeHash, ChangeProof)>), Rejection> {
+        let bundle = self
+            .doc
+            .bundle(hashes.iter().copied())
+            .map_err(|e| Rejection::Automerge {
+                reason: e.to_string(),
+            })?;
+        Ok((bundle.bytes().to_vec(), self.covering_proofs(hashes)))
+    }
+
+    /// The fewest proofs that cover `hashes`: each author's proof over their latest change among them.
+    pub fn covering_proofs(&self, hashes: &[ChangeHash]) -> Vec<(ChangeHash, ChangeProof)> {
+        let mut latest: HashMap<ActorId, (u64, ChangeHash)> = HashMap::new();
+        for hash in hashes {
+            if let Some(meta) = self.doc.get_change_meta_by_hash(hash) {
+                let entry = latest.entry(meta.actor.into_owned()).or_insert((0, *hash));
+                if meta.seq >= entry.0 {
+                    *entry = (meta.seq, *hash);
+                }
+            }
+        }
+        let mut proofs: Vec<_> = latest
+            .into_values()
+            .filter_map(|(_, hash)| {
+                self.records
+                    .get(&hash)
+                    .and_then(|r| r.proof.clone())
+                    .map(|p| (hash, p))
+            })
+            .collect();
+        proofs.sort_by_key(|(hash, _)| hash.0);
+        proofs
+    }
+
+    /// One signed envelope per change in `hashes` that has its own proof.
+    pub fn envelopes_for(&self, hashes: &[ChangeHash]) -> Vec<ChangeEnvelope> {
+        hashes
+            .iter()
+            .filter_map(|hash| {
+                let proof = self.records.get(hash)?.proof.as_ref()?;
+                let change = self.doc.get_change_by_hash(hash)?;
+                Some(ChangeEnvelope::from_proof(
+                    self.commons(),
+                    proof,
+                    change.raw_bytes().to_vec(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Takes one signed envelope: verify, then apply (with anything it unblocks) or hold.
+    pub fn ingest_envelope(
+        &mut self,
+        envelope: &ChangeEnvelope,
+    ) -> Result<IngestOutcome, Rejection> {
+        if envelope.commons != self.commons() {
+            return Err(Rejection::WrongCommons {
+                expected: self.commons(),
+                got: envelope.commons,
+            });
+        }
+        self.check_lineage(&envelope.doc)?;
+        let verified = envelope.verify()?;
+        let hash = verified.change.hash();
+        if self.records.contains_key(&hash) || self.pending.contains_key(&hash) {
+            return Ok(IngestOutcome::Duplicate);
+        }
+        self.check_equivocation(&verified.change, &verified.author)?;
+        let missing_deps = verified
+            .change
+            .deps()
+            .iter()
+            .any(|dep| !self.records.contains_key(dep));
+        if missing_deps {
+            if self.pending.len() >= MAX_PENDING_CHANGES {
+                return Err(Rejection::TooManyPending);
+            }
+            self.pending.insert(
+                hash,
+                PendingChange {
+                    change: verified.change,
+                    proof: verified.proof,
+                },
+            );
+            return Ok(IngestOutcome::Pending);
+        }
+        let mut proofs = HashMap::new();
+        proofs.insert(hash, verified.proof);
+        let mut accepted = self.ingest_set(vec![verified.change], proofs)?;
+        accepted.extend(self.drain_pending());
+        Ok(IngestOutcome::Applied(accepted))
+    }
+
+    /// Takes a compressed bundle of changes with the proofs that cover them; all or nothing.
+    pub fn ingest_bundle(
+        &mut self,
+        bundle: &[u8],
+        proofs: Vec<(ChangeHash, ChangeProof)>,
+    ) -> Result<Vec<Accepted>, Rejection> {
+        let parsed = automerge::Bundle::try_from(bundle).map_err(|e| Rejection::BadBundle {
+            reason: e.to_string(),
+        })?;
+        let changes = parsed.to_changes().map_err(|e| Rejection::BadBundle {
+            reason: e.to_string(),
+        })?;
+        let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
+        accepted.extend(self.drain_pending());
+        Ok(accepted)
+    }
+
+    /// Makes a local edit as `key`, signs the resulting change, and returns it for storing and sending.
+    ///
+    /// Returns `None` for the envelope when the edit changed nothing.
+    pub fn edit<O, E, F>(
+        &mut self,
+        key: &DeviceKey,
+        now_unix: i64,
+        edit: F,
+    ) -> Result<(O, Option<(ChangeEnvelope, Accepted)>), EditFailure<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<O, E>,
+    {
+        let author = key.author();
+        if self.kind() == DocKind::Profile && author != self.genesis.body.creator {
+            return Err(EditFailure::Invalid(Rejection::NotProfileOwner {
+                owner: self.genesis.body.creator,
+                author,
+            }));
+        }
+        let before = self.doc.get_heads();
+        self.doc.set_actor(actor_for(&author, &self.id));
+        let outcome = self
+            .doc
+            .transact_with(|_| CommitOptions::default().with_time(now_unix), edit)
+            .map_err(|failure| EditFailure::Refused(failure.error))?;
+        let Some(hash) = outcome.hash else {
+            return Ok((outcome.result, None));
+        };
+        if let Err(error) = schema::validate_document(&self.doc, self.kind()) {
+            self.restore(&before);
+            return Err(EditFailure::Invalid(Rejection::Schema {
+                kind: self.kind(),
+                error,
+            }));
+        }
+        let Some(change) = self.doc.get_change_by_hash(&hash) else {
+            self.restore(&before);
+            return Err(EditFailure::Invalid(Rejection::Automerge {
+                reason: "the new change vanished from the document".into(),
+            }));
+        };
+        let bytes = change.raw_bytes().to_vec();
+        let envelope = ChangeEnvelope::sign(key, self.commons(), self.id, bytes.clone());
+        let record = ChangeRecord {
+            author,
+            proof: Some(envelope.proof()),
+        };
+        self.records.insert(hash, record.clone());
+        self.by_actor_seq
+            .insert((change.actor_id().clone(), change.seq()), hash);
+        Ok((
+            outcome.result,
+            Some((
+                envelope,
+                Accepted {
+                    hash,
+                    bytes,
+                    record,
+                },
+            )),
+        ))
+    }
+
+    /// Adopts the parent's history up to `heads` as the start of a fork.
+    pub fn adopt_parent_history(
+        &mut self,
+        parent: &DocReplica,
+        heads: &[ChangeHash],
+    ) -> Result<Vec<Accepted>, Rejection> {
+        let forked = parent
+            .doc
+            .fork_at(heads)
+            .map_err(|e| Rejection::Automerge {
+                reason: e.to_string(),
+            })?;
+        let changes = forked.get_changes(&[]);
+        let proofs = changes
+            .iter()
+            .filter_map(|c| {
+                parent
+                    .records
+                    .get(&c.hash())
+                    .and_then(|r| r.proof.clone())
+                    .map(|p| (c.hash(), p))
+            })
+            .collect();
+        self.ingest_set(changes, proofs)
+    }
+
+    /// Applies a set of changes closed under dependencies, after checking every proof,
+    /// coverage, actor binding, equivocation and the schema. All or nothing.
+    fn ingest_set(
+        &mut self,
+        changes: Vec<Change>,
+        proofs: HashMap<ChangeHash, ChangeProof>,
+    ) -> Result<Vec<Accepted>, Rejection> {
+        let fresh: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| !self.records.contains_key(&c.hash()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        let by_hash: HashMap<ChangeHash, &Change> = fresh.iter().map(|c| (c.hash(), c)).collect();
+        let missing = fresh
+            .iter()
+            .filter(|c| {
+                c.deps()
+                    .iter()
+                    .any(|d| !by_hash.contains_key(d) && !self.records.contains_key(d))
+            })
+            .count();
+        if missing > 0 {
+            return Err(Rejection::MissingDependencies { count: missing });
+        }
+        let authors = self.cover(&fresh, &by_hash, &proofs)?;
+        let mut seen_in_set: HashMap<(ActorId, u64), ChangeHash> = HashMap::new();
+        for change in &fresh {
+            let author = authors[&change.hash()];
+            self.check_equivocation(change, &author)?;
+            if let Some(other) =
+                seen_in_set.insert((change.actor_id().clone(), change.seq()), change.hash())
+            {
+                if other != change.hash() {
+                    return Err(Rejection::Equivocation {
+                        author,
+                        seq: change.seq(),
+                    });
+                }
+            }
+            if change.raw_bytes().len() > MAX_CHANGE_BYTES {
+                return Err(EnvelopeError::TooLarge {
+                    len: change.raw_bytes().len(),
+                }
+                .into());
+            }
+            if self.kind() == DocKind::Profile && author != self.genesis.body.creator {
+                return Err(Rejection::NotProfileOwner {
+                    owner: self.genesis.body.creator,
+                    author,
+                });
+            }
+        }
+        let before = self.doc.get_heads();
+        if let Err(e) = self.doc.apply_changes(fresh.iter().cloned()) {
+            self.restore(&before);
+            return Err(Rejection::Automerge {
+                reason: e.to_string(),
+            });
+        }
+        if let Err(error) = schema::validate_document(&self.doc, self.kind()) {
+            self.restore(&before);
+            return Err(Rejection::Schema {
+                kind: self.kind(),
+                error,
+            });
+        }
+        let mut accepted = Vec::with_capacity(fresh.len());
+        for change in fresh {
+            let hash = change.hash();
+            let record = ChangeRecord {
+                author: authors[&hash],
+                proof: proofs.get(&hash).cloned(),
+            };
+            self.records.insert(hash, record.clone());
+            self.by_actor_seq
+                .insert((change.actor_id().clone(), change.seq()), hash);
+            self.pending.remove(&hash);
+            accepted.push(Accepted {
+                hash,
+                bytes: change.raw_bytes().to_vec(),
+                record,
+            });
+        }
+        Ok(accepted)
+    }
+
+    /// Works out the author of every change in `fresh` from the proofs: a proof over change
+    /// `h` by actor `a` covers every change by `a` reachable from `h` through dependencies.
+    fn cover(
+        &self,
+        fresh: &[Change],
+        by_hash: &HashMap<ChangeHash, &Change>,
+        proofs: &HashMap<ChangeHash, ChangeProof>,
+    ) -> Result<HashMap<ChangeHash, AuthorKey>, Rejection> {
+        let mut signed: Vec<(&Change, &ChangeProof)> = proofs
+            .iter()
+            .filter_map(|(hash, proof)| by_hash.get(hash).map(|c| (*c, proof)))
+            .collect();
+        // Latest first, so one walk per author usually covers everything below it.
+        signed.sort_by(|a, b| b.0.seq().cmp(&a.0.seq()));
+        let mut authors: HashMap<ChangeHash, AuthorKey> = HashMap::new();
+        for (change, proof) in signed {
+            if authors.contains_key(&change.hash()) {
+                continue;
+            }
+            self.check_lineage(&proof.doc)?;
+            crate::envelope::verify_change_bytes(&self.commons(), proof, change.raw_bytes())?;
+            check_actor(change, &proof.author, &proof.doc)?;
+            let actor = change.actor_id();
+            let mut stack = vec![change.hash()];
+            let mut visited = HashSet::new();
+            while let Some(hash) = stack.pop() {
+                if !visited.insert(hash) {
+                    continue;
+                }
+                let Some(current) = by_hash.get(&hash) else {
+                    continue;
+                };
+                if current.actor_id() == actor {
+                    authors.entry(hash).or_insert(proof.author);
+                }
+                stack.extend(current.deps().iter().copied());
+            }
+        }
+        for change in fresh {
+            if !authors.contains_key(&change.hash()) {
+                return Err(Rejection::Uncovered {
+                    hash: change.hash().to_string(),
+                });
+            }
+        }
+        Ok(authors)
+    }
+
+    /// Applies held-back changes whose dependencies are now present, until none are left to apply.
+    fn drain_pending(&mut self) -> Vec<Accepted> {
+        let mut accepted = Vec::new();
+        loop {
+            let ready: Vec<ChangeHash> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.change.deps().iter().all(|d| self.records.contains_key(d)))
+                .map(|(h, _)| *h)
+                .collect();
+            if ready.is_empty() {
+                return accepted;
+            }
+            for hash in ready {
+                let Some(pending) = self.pending.remove(&hash) else {
+                    continue;
+                };
+                let mut proofs = HashMap::new();
+                proofs.insert(hash, pending.proof);
+                // A held change that turns out invalid once its context exists is dropped, as it would have been on arrival.
+                if let Ok(more) = self.ingest_set(vec![pending.change], proofs) {
+                    accepted.extend(more);
+                }
+            }
+        }
+    }
+
+    fn check_lineage(&self, doc: &DocId) -> Result<(), Rejection> {
+        if self.lineage.contains(doc) {
+            Ok(())
+        } else {
+            Err(Rejection::WrongDocument {
+                expected: self.id,
+                got: *doc,
+            })
+        }
+    }
+
+    fn check_equivocation(&self, change: &Change, author: &AuthorKey) -> Result<(), Rejection> {
+        match self
+            .by_actor_seq
+            .get(&(change.actor_id().clone(), change.seq()))
+        {
+            Some(existing) if *existing != change.hash() => Err(Rejection::Equivocation {
+                author: *author,
+                seq: change.seq(),
+            }),
+            _ => {
+                let pending_twin = self.pending.values().any(|p| {
+                    p.change.actor_id() == change.actor_id()
+                        && p.change.seq() == change.seq()
+                        && p.change.hash() != change.hash()
+                });
+                if pending_twin {
+                    Err(Rejection::Equivocation {
+                        author: *author,
+                        seq: change.seq(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn index_seqs(&mut self) {
+        self.by_actor_seq = self
+            .doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|m| ((m.actor.into_owned(), m.seq), m.hash))
+            .collect();
+    }
+
+    /// Rolls the document back to `heads` after a refused change.
+    fn restore(&mut self, heads: &[ChangeHash]) {
+        if let Ok(doc) = self.doc.fork_at(heads) {
+            self.doc = doc;
+        }
+    }
+}
+
+fn parse_change(bytes: Vec<u8>) -> Result<Change, Rejection> {
+    Change::from_bytes(bytes).map_err(|e| {
+        EnvelopeError::BadChange {
+            reason: e.to_string(),
+        }
+        .into()
+    })
+}

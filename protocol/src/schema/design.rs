@@ -1,0 +1,585 @@
+//! A design: one farm tool as the commons holds it.
+//!
+//! Fields follow the union of Farm Hack's tool page, L'Atelier Paysan's
+//! machine page and the Open Know-How manifest, so a design can be exported to
+//! either community or to `okh.toml` without losing anything.
+//!
+//! Build steps are a list of text objects rather than one long text, so two
+//! people rewriting different steps (or different sentences of one step)
+//! offline merge cleanly, and steps can be added concurrently.
+
+use super::edit::{check_name, check_optional, Edit, EditContext};
+use super::error::{EditError, SchemaError, ValueError};
+use super::read::View;
+use super::spec::{
+    check_key, check_str, choice_field, describe_value, id_field, list_field, num_field, str_field,
+    text_field, Field, FieldType, KeyRule, StrCheck,
+};
+use super::write::{
+    append_entry, apply_generic, entry_index, entry_strs, field_obj, list_field as list_obj,
+    opt_part, replace_text,
+};
+use super::{
+    DocKind, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_MAP_ENTRIES, MAX_RELEASE_HEADS, MAX_STEP_BYTES,
+    MAX_STR_BYTES, MAX_TAGS, MAX_TAG_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES,
+};
+use crate::licence::MAX_LICENCE_BYTES;
+use automerge::transaction::Transactable;
+use automerge::{ChangeHash, ObjType, ScalarValue, ROOT};
+use std::str::FromStr;
+
+/// How far along a design is (Farm Hack's newer scale, plus `idea` and `commercial`).
+pub const STAGES: &[&str] = &[
+    "idea",
+    "concept",
+    "prototype",
+    "functional-prototype",
+    "production-ready",
+    "in-use",
+    "commercial",
+];
+
+/// How another design relates to this one (Farm Hack's four kinds).
+pub const RELATIONS: &[&str] = &["component", "assembly", "branch", "merge"];
+
+/// Field names of a design, in display order.
+pub const NAMES: &[&str] = &[
+    "name",
+    "summary",
+    "problem",
+    "how_it_works",
+    "intended_use",
+    "tags",
+    "stage",
+    "licence",
+    "licensor",
+    "contributors",
+    "documentation_language",
+    "version",
+    "derivative_of",
+    "variant_of",
+    "related",
+    "parts",
+    "bom",
+    "tools",
+    "skills",
+    "steps",
+    "user_manual",
+    "safety",
+    "build_facts",
+    "external_ids",
+    "built",
+    "releases",
+];
+
+const TAG: FieldType = FieldType::Str {
+    max: MAX_TAG_BYTES,
+    check: StrCheck::Free,
+};
+const NAMED_THING: FieldType = FieldType::Str {
+    max: MAX_TITLE_BYTES,
+    check: StrCheck::Free,
+};
+const STEP: FieldType = FieldType::Text {
+    max: MAX_STEP_BYTES,
+};
+const LICENCE: FieldType = FieldType::Str {
+    max: MAX_LICENCE_BYTES,
+    check: StrCheck::Spdx,
+};
+const HEAD: FieldType = FieldType::Str {
+    max: 64,
+    check: StrCheck::Hash,
+};
+const EXTERNAL_ID: FieldType = FieldType::Str {
+    max: MAX_STR_BYTES,
+    check: StrCheck::Free,
+};
+const CONTRIBUTOR: FieldType = FieldType::Record(&[
+    str_field("name", MAX_TITLE_BYTES),
+    str_field("role", MAX_TITLE_BYTES),
+]);
+const RELATED: FieldType =
+    FieldType::Record(&[choice_field("kind", RELATIONS), id_field("design")]);
+const PART: FieldType = FieldType::Record(&[
+    str_field("name", MAX_TITLE_BYTES),
+    str_field("material", MAX_STR_BYTES),
+    num_field("quantity", 0.0, super::edit::MAX_QUANTITY, false),
+]);
+const BOM_LINE: FieldType = FieldType::Record(&[
+    str_field("name", MAX_TITLE_BYTES),
+    num_field("quantity", 0.0, super::edit::MAX_QUANTITY, false),
+    str_field("unit", MAX_TAG_BYTES),
+    str_field("sourcing", MAX_STR_BYTES),
+    str_field("reference", MAX_STR_BYTES),
+]);
+const BUILT: FieldType = FieldType::Record(&[
+    str_field("by", MAX_ID_BYTES),
+    num_field("at", i64::MIN as f64, i64::MAX as f64, true),
+    str_field("place", MAX_STR_BYTES),
+    str_field("note", MAX_STR_BYTES),
+]);
+const RELEASE: FieldType = FieldType::Record(&[
+    list_field("heads", MAX_RELEASE_HEADS, &HEAD, false),
+    num_field("at", i64::MIN as f64, i64::MAX as f64, true),
+    str_field("by", MAX_ID_BYTES),
+]);
+const RELEASES: FieldType = FieldType::MapOf {
+    max: MAX_LIST_ITEMS,
+    key: KeyRule::Label,
+    value: &RELEASE,
+};
+
+/// The design's field table.
+pub(crate) static FIELDS: &[Field] = &[
+    str_field("name", MAX_TITLE_BYTES),
+    text_field("summary", MAX_TEXT_BYTES),
+    text_field("problem", MAX_TEXT_BYTES),
+    text_field("how_it_works", MAX_TEXT_BYTES),
+    text_field("intended_use", MAX_TEXT_BYTES),
+    list_field("tags", MAX_TAGS, &TAG, true),
+    choice_field("stage", STAGES),
+    Field {
+        name: "licence",
+        ty: FieldType::Record(&[
+            Field {
+                name: "hardware",
+                ty: LICENCE,
+            },
+            Field {
+                name: "documentation",
+                ty: LICENCE,
+            },
+            Field {
+                name: "software",
+                ty: LICENCE,
+            },
+        ]),
+    },
+    str_field("licensor", MAX_TITLE_BYTES),
+    list_field("contributors", MAX_LIST_ITEMS, &CONTRIBUTOR, false),
+    str_field("documentation_language", MAX_TAG_BYTES),
+    str_field("version", MAX_TAG_BYTES),
+    id_field("derivative_of"),
+    id_field("variant_of"),
+    list_field("related", MAX_LIST_ITEMS, &RELATED, false),
+    list_field("parts", MAX_LIST_ITEMS, &PART, false),
+    list_field("bom", MAX_LIST_ITEMS, &BOM_LINE, false),
+    list_field("tools", MAX_LIST_ITEMS, &NAMED_THING, true),
+    list_field("skills", MAX_LIST_ITEMS, &NAMED_THING, true),
+    list_field("steps", MAX_LIST_ITEMS, &STEP, false),
+    text_field("user_manual", MAX_TEXT_BYTES),
+    text_field("safety", MAX_TEXT_BYTES),
+    Field {
+        name: "build_facts",
+        ty: FieldType::Record(&[
+            num_field("workshop_days", 0.0, 365.0, false),
+            num_field("participants", 0.0, 10_000.0, true),
+            num_field("weight_kg", 0.0, 1_000_000.0, false),
+            str_field("special_tooling", MAX_STR_BYTES),
+            str_field("prerequisites", MAX_STR_BYTES),
+        ]),
+    },
+    Field {
+        name: "external_ids",
+        ty: FieldType::MapOf {
+            max: MAX_MAP_ENTRIES,
+            key: KeyRule::Slug,
+            value: &EXTERNAL_ID,
+        },
+    },
+    list_field("built", MAX_LIST_ITEMS, &BUILT, false),
+    Field {
+        name: "releases",
+        ty: RELEASES,
+    },
+];
+
+/// Writes the design's scalars of the skeleton (its objects are made generically).
+pub(crate) fn init<T: Transactable>(tx: &mut T, name: &str) -> Result<(), SchemaError> {
+    check_name("name", name)?;
+    tx.put(ROOT, "name", name.trim())
+        .map_err(|e| SchemaError::automerge("written", e))
+}
+
+/// Applies an edit to a design: its own edits here, the rest through the generic writer.
+pub(crate) fn apply<T: Transactable>(
+    tx: &mut T,
+    edit: &Edit,
+    ctx: &EditContext,
+) -> Result<(), EditError> {
+    let kind = DocKind::Design;
+    match edit {
+        Edit::Set { field, .. } | Edit::Unset { field } if is_release_path(field) => {
+            Err(EditError::WrongEdit {
+                field: field.clone(),
+                shape: "a map of releases",
+                hint: "a release is written once with the release edit and never changes"
+                    .to_string(),
+            })
+        }
+        Edit::AddStep { text, at } => add_step(tx, text, *at),
+        Edit::EditStep { step, text } => {
+            let (steps, _, _, _) = list_obj(tx, kind, FIELDS, "steps")?;
+            let index = step_index(tx.length(&steps), *step)?;
+            let obj = step_obj(tx, &steps, index, *step)?;
+            replace_text(tx, &obj, &format!("steps.{step}"), MAX_STEP_BYTES, text)
+        }
+        Edit::RemoveStep { step } => {
+            let (steps, _, _, _) = list_obj(tx, kind, FIELDS, "steps")?;
+            let index = step_index(tx.length(&steps), *step)?;
+            tx.delete(&steps, index)
+                .map_err(|e| EditError::automerge("written", e))
+        }
+        Edit::MoveStep { from, to } => move_step(tx, *from, *to),
+        Edit::AddBomLine { line } => {
+            line.check()?;
+            let (bom, max, _, _) = list_obj(tx, kind, FIELDS, "bom")?;
+            let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
+            parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
+            for (key, value) in [
+                ("unit", &line.unit),
+                ("sourcing", &line.sourcing),
+                ("reference", &line.reference),
+            ] {
+                parts.extend(opt_part("bom", key, MAX_STR_BYTES, StrCheck::Free, value)?);
+            }
+            append_entry(tx, &bom, "bom", max, parts)
+        }
+        Edit::AddPart { part } => {
+            part.check()?;
+            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "parts")?;
+            let mut parts = vec![("name", ScalarValue::Str(part.name.trim().into()))];
+            parts.extend(opt_part(
+                "parts",
+                "material",
+                MAX_STR_BYTES,
+                StrCheck::Free,
+                &part.material,
+            )?);
+            parts.extend(part.quantity.map(|q| ("quantity", quantity(q))));
+            append_entry(tx, &list, "parts", max, parts)
+        }
+        Edit::RemoveBomLine { position } => remove_entry(tx, "bom", *position),
+        Edit::RemovePart { position } => remove_entry(tx, "parts", *position),
+        Edit::AddContributor { name, role } => {
+            check_name("contributors.name", name)?;
+            check_optional("contributors.role", role)?;
+            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "contributors")?;
+            let name = name.trim().to_string();
+            let role = role.as_deref().map(str::trim).filter(|r| !r.is_empty());
+            let names = entry_strs(tx, &list, "name");
+            let roles = entry_strs(tx, &list, "role");
+            let known = names
+                .iter()
+                .zip(&roles)
+                .any(|(n, r)| n.as_deref() == Some(name.as_str()) && r.as_deref() == role);
+            if known {
+                return Ok(());
+            }
+            let mut parts = vec![("name", ScalarValue::Str(name.into()))];
+            parts.extend(role.map(|r| ("role", ScalarValue::Str(r.into()))));
+            append_entry(tx, &list, "contributors", max, parts)
+        }
+        Edit::RemoveContributor { name } => {
+            let name = name.trim();
+            remove_matching(tx, "contributors", name, |tx, list| {
+                entry_strs(tx, list, "name")
+                    .into_iter()
+                    .map(|n| n.as_deref() == Some(name))
+                    .collect()
+            })
+        }
+        Edit::AddRelated { relation, design } => {
+            let (relation, design) = related_pair(relation, design)?;
+            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "related")?;
+            if related_hits(tx, &list, &relation, &design).contains(&true) {
+                return Ok(());
+            }
+            let parts = vec![
+                ("kind", ScalarValue::Str(relation.into())),
+                ("design", ScalarValue::Str(design.into())),
+            ];
+            append_entry(tx, &list, "related", max, parts)
+        }
+        Edit::RemoveRelated { relation, design } => {
+            let (relation, design) = related_pair(relation, design)?;
+            let item = format!("{relation} {design}");
+            remove_matching(tx, "related", &item, |tx, list| {
+                related_hits(tx, list, &relation, &design)
+            })
+        }
+        Edit::AddBuilt { place, note } => {
+            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "built")?;
+            let mut parts = vec![
+                ("by", ScalarValue::Str(ctx.author.as_str().into())),
+                ("at", ScalarValue::Int(ctx.now_unix)),
+            ];
+            parts.extend(opt_part(
+                "built",
+                "place",
+                MAX_STR_BYTES,
+                StrCheck::Free,
+                place,
+            )?);
+            parts.extend(opt_part(
+                "built",
+                "note",
+                MAX_STR_BYTES,
+                StrCheck::Free,
+                note,
+            )?);
+            append_entry(tx, &list, "built", max, parts)
+        }
+        Edit::RemoveBuilt { position } => {
+            let (list, _, _, _) = list_obj(tx, kind, FIELDS, "built")?;
+            let authors = entry_strs(tx, &list, "by");
+            let index = entry_index("built", *position, authors.len())?;
+            match &authors[index] {
+                Some(by) if *by == ctx.author => tx
+                    .delete(&list, index)
+                    .map_err(|e| EditError::automerge("written", e)),
+                other => Err(EditError::NotYours {
+                    field: "built".to_string(),
+                    position: *position,
+                    by: other
+                        .clone()
+                        .unwrap_or_else(|| "an unknown author".to_string()),
+                }),
+            }
+        }
+        Edit::Release { version, heads } => release(tx, version, heads, ctx),
+        generic => apply_generic(tx, kind, FIELDS, generic),
+    }
+}
+
+/// Whether a path names the releases or a part of one.
+fn is_release_path(field: &str) -> bool {
+    field == "releases" || field.starts_with("releases.")
+}
+
+/// A quantity in its stored form (whole numbers as integers).
+fn quantity(q: f64) -> ScalarValue {
+    super::spec::number_value("quantity", f64::MIN, f64::MAX, false, q)
+        .unwrap_or(ScalarValue::F64(q))
+}
+
+/// Checks a 1-based step number against the step count.
+fn step_index(count: usize, step: usize) -> Result<usize, EditError> {
+    if step == 0 || step > count {
+        Err(EditError::NoSuchStep { step, count })
+    } else {
+        Ok(step - 1)
+    }
+}
+
+/// The text object of an existing step.
+fn step_obj<T: Transactable>(
+    tx: &T,
+    steps: &automerge::ObjId,
+    index: usize,
+    step: usize,
+) -> Result<automerge::ObjId, EditError> {
+    match tx.get(steps, index) {
+        Ok(Some((automerge::Value::Object(ObjType::Text), id))) => Ok(id),
+        found => Err(SchemaError::WrongType {
+            path: format!("steps.{step}"),
+            expected: STEP.describe(),
+            found: match found {
+                Ok(Some((value, _))) => describe_value(&value),
+                _ => "nothing".to_string(),
+            },
+        }
+        .into()),
+    }
+}
+
+/// Inserts a new step as its own text object, so later edits to it merge per character.
+fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Result<(), EditError> {
+    if text.len() > MAX_STEP_BYTES {
+        return Err(ValueError::TooLong {
+            field: "steps".to_string(),
+            bytes: text.len(),
+            max: MAX_STEP_BYTES,
+        }
+        .into());
+    }
+    let (steps, max, _, _) = list_obj(tx, DocKind::Design, FIELDS, "steps")?;
+    let count = tx.length(&steps);
+    if count >= max {
+        return Err(EditError::Full {
+            field: "steps".to_string(),
+            max,
+        });
+    }
+    let index = match at {
+        None => count,
+        Some(p) if p >= 1 && p <= count + 1 => p - 1,
+        Some(position) => {
+            return Err(EditError::BadPosition {
+                field: "steps".to_string(),
+                position,
+                count,
+            })
+        }
+    };
+    let obj = tx
+        .insert_object(&steps, index, ObjType::Text)
+        .map_err(|e| EditError::automerge("written", e))?;
+    tx.splice_text(&obj, 0, 0, text)
+        .map_err(|e| EditError::automerge("written", e))
+}
+
+/// Moves a step by re-inserting its text.
+///
+/// automerge lists have no move, so a step is deleted and re-created: an
+/// offline edit to that same step made concurrently with the move is lost in
+/// the merge, and its blame restarts at the move. Edits to other steps are
+/// unaffected.
+fn move_step<T: Transactable>(tx: &mut T, from: usize, to: usize) -> Result<(), EditError> {
+    let (steps, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, "steps")?;
+    let count = tx.length(&steps);
+    let index = step_index(count, from)?;
+    let target = step_index(count, to)?;
+    if index == target {
+        return Ok(());
+    }
+    let old = step_obj(tx, &steps, index, from)?;
+    let text = tx.text(&old).map_err(|e| EditError::automerge("read", e))?;
+    tx.delete(&steps, index)
+        .map_err(|e| EditError::automerge("written", e))?;
+    let obj = tx
+        .insert_object(&steps, target, ObjType::Text)
+        .map_err(|e| EditError::automerge("written", e))?;
+    tx.splice_text(&obj, 0, 0, &text)
+        .map_err(|e| EditError::automerge("written", e))
+}
+
+/// Removes the entry at a 1-based position of a list of entries.
+fn remove_entry<T: Transactable>(
+    tx: &mut T,
+    field: &str,
+    position: usize,
+) -> Result<(), EditError> {
+    let (list, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, field)?;
+    let index = entry_index(field, position, tx.length(&list))?;
+    tx.delete(&list, index)
+        .map_err(|e| EditError::automerge("written", e))
+}
+
+/// Removes every entry a predicate picks (merges can duplicate entries).
+fn remove_matching<T: Transactable>(
+    tx: &mut T,
+    field: &str,
+    item: &str,
+    pick: impl Fn(&T, &automerge::ObjId) -> Vec<bool>,
+) -> Result<(), EditError> {
+    let (list, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, field)?;
+    let hits: Vec<usize> = pick(tx, &list)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, hit)| hit.then_some(i))
+        .collect();
+    if hits.is_empty() {
+        return Err(EditError::NoSuchItem {
+            field: field.to_string(),
+            item: item.to_string(),
+        });
+    }
+    for index in hits.into_iter().rev() {
+        tx.delete(&list, index)
+            .map_err(|e| EditError::automerge("written", e))?;
+    }
+    Ok(())
+}
+
+/// Checks a relation and a design id.
+fn related_pair(relation: &str, design: &str) -> Result<(String, String), EditError> {
+    Ok((
+        check_str(
+            "related.kind",
+            MAX_TAG_BYTES,
+            StrCheck::OneOf(RELATIONS),
+            relation,
+        )?,
+        check_str("related.design", MAX_ID_BYTES, StrCheck::DocId, design)?,
+    ))
+}
+
+/// Which entries of `related` are this relation to this design.
+fn related_hits<T: Transactable>(
+    tx: &T,
+    list: &automerge::ObjId,
+    relation: &str,
+    design: &str,
+) -> Vec<bool> {
+    entry_strs(tx, list, "kind")
+        .into_iter()
+        .zip(entry_strs(tx, list, "design"))
+        .map(|(k, d)| k.as_deref() == Some(relation) && d.as_deref() == Some(design))
+        .collect()
+}
+
+/// Writes an immutable release pinning the given heads.
+fn release<T: Transactable>(
+    tx: &mut T,
+    version: &str,
+    heads: &[String],
+    ctx: &EditContext,
+) -> Result<(), EditError> {
+    let version = version.trim();
+    check_key("releases", KeyRule::Label, version)?;
+    let mut pinned: Vec<String> = Vec::new();
+    for head in heads {
+        let hex = check_str("releases.heads", 64, StrCheck::Hash, head)?;
+        let known = ChangeHash::from_str(&hex)
+            .ok()
+            .and_then(|h| tx.get_change_by_hash(&h))
+            .is_some();
+        if !known {
+            return Err(EditError::UnknownHead {
+                version: version.to_string(),
+                head: hex,
+            });
+        }
+        if !pinned.contains(&hex) {
+            pinned.push(hex);
+        }
+    }
+    if pinned.is_empty() {
+        return Err(EditError::ReleaseWithoutHeads {
+            version: version.to_string(),
+        });
+    }
+    if pinned.len() > MAX_RELEASE_HEADS {
+        return Err(EditError::Full {
+            field: "releases.heads".to_string(),
+            max: MAX_RELEASE_HEADS,
+        });
+    }
+    let releases = field_obj(tx, &ROOT, "releases", "releases", &RELEASES)?;
+    let view = View::new(&*tx, None);
+    if view.get(&releases, version).is_some() {
+        return Err(EditError::ReleaseExists {
+            version: version.to_string(),
+        });
+    }
+    if view.keys(&releases).len() >= MAX_LIST_ITEMS {
+        return Err(EditError::Full {
+            field: "releases".to_string(),
+            max: MAX_LIST_ITEMS,
+        });
+    }
+    let written = |e| EditError::automerge("written", e);
+    let entry = tx
+        .put_object(&releases, version, ObjType::Map)
+        .map_err(written)?;
+    let list = tx
+        .put_object(&entry, "heads", ObjType::List)
+        .map_err(written)?;
+    for (index, hex) in pinned.into_iter().enumerate() {
+        tx.insert(&list, index, hex).map_err(written)?;
+    }
+    tx.put(&entry, "at", ctx.now_unix).map_err(written)?;
+    tx.put(&entry, "by", ctx.author.as_str()).map_err(written)
+}
