@@ -52,12 +52,44 @@ pub enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Run the node: listen, discover peers, sync and relay, serve the CLI over the control socket.
+    Serve(ServeArgs),
+    /// One catch-up sync with one peer, then exit (for a cron job on a farm whose link is up an hour a day).
+    Sync {
+        /// The peer, e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3KooW...
+        #[arg(long, value_name = "MULTIADDR")]
+        peer: String,
+        /// Seconds to keep answering the peer's own pulls after ours finished.
+        #[arg(long, default_value_t = 2)]
+        linger: u64,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// State of the running node: addresses, peers, commons, sync state, counters.
+    Status(JsonFlag),
     /// Run a scripted demo in a fresh temporary home: a commons, a design, a fork, an event with notes, and their signed history.
     Demo {
         /// Keep the demo home here instead of a temporary directory.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+}
+
+/// Options of `hedgerow serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Listen address (repeatable); default TCP and QUIC on port 4717 on all interfaces.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Peer to keep connected to (repeatable); also read from config.json in the home.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub peer: Vec<String>,
+    /// Turn off mDNS discovery on the local network.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Seconds between catch-up syncs with connected peers.
+    #[arg(long, default_value_t = 60)]
+    pub sync_interval: u64,
 }
 
 /// `--json` output switch.
@@ -95,6 +127,13 @@ pub enum CommonsCommand {
     Show {
         /// Commons id or prefix.
         id: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Replicate a commons by its id; it arrives from the next peer that has it.
+    Join {
+        /// The full commons id.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },

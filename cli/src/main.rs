@@ -5,6 +5,7 @@
 mod args;
 mod demo;
 mod edits;
+mod network;
 mod output;
 
 use anyhow::{anyhow, Context, Result};
@@ -21,6 +22,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader of our output goes away (`hedgerow ... | head`).
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
@@ -54,6 +60,7 @@ enum Print {
     Verify,
     Whoami,
     Edited,
+    Status,
 }
 
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
@@ -79,6 +86,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo { keep } => return demo::run(keep.as_deref()),
+        Command::Serve(args) => return network::serve(&home, args),
+        Command::Sync { peer, linger, json } => return network::sync(&home, &peer, linger, json.json),
+        Command::Status(j) => (Request::Status, Print::Status, j.json),
         Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
         Command::Verify { rebuild, json } => {
             (Request::Verify { rebuild }, Print::Verify, json.json)
@@ -152,6 +162,7 @@ fn print_human(print: Print, value: &Value) {
                 value.get("author").and_then(Value::as_str).unwrap_or("")
             );
         }
+        Print::Status => output::status(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {change}"),
             None => println!("nothing changed"),
@@ -171,6 +182,7 @@ fn commons_request(command: CommonsCommand) -> (Request, Print, bool) {
             json.json,
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
+        CommonsCommand::Join { id, json } => (Request::Join { commons: id }, Print::Json, json.json),
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },
             Print::Commons,

@@ -118,6 +118,38 @@ pub enum Request {
         /// Rewrite caches that differ.
         rebuild: bool,
     },
+    /// Write a bundle of signed changes to a file (USB sneakernet).
+    BundleExport {
+        /// Absolute path of the bundle file to write.
+        path: String,
+        /// Commons ids or prefixes; every commons held when empty.
+        #[serde(default)]
+        commons: Vec<String>,
+        /// Absolute path of the other node's summary: export only what it lacks.
+        for_summary: Option<String>,
+    },
+    /// Write a summary of what this node holds, for another node's `bundle export --for`.
+    BundleSummary {
+        /// Absolute path of the summary file to write.
+        path: String,
+    },
+    /// Verify and store the signed changes of a bundle file.
+    BundleImport {
+        /// Absolute path of the bundle file.
+        path: String,
+    },
+    /// Running node only: listen addresses, peers, counters.
+    Status,
+    /// Replicate a commons known by id; it arrives from the next peer that has it.
+    Join {
+        /// The full commons id.
+        commons: String,
+    },
+    /// Running node only: one catch-up sync with a peer.
+    Sync {
+        /// The peer's multiaddress.
+        peer: String,
+    },
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.
@@ -273,6 +305,38 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
             let change = replicas.release(&id, &version)?;
             Ok(json!({ "id": id.to_string(), "version": version, "change": change.to_string() }))
+        }
+        Request::Status => Err(NodeError::Invalid(
+            "no node is running for this home; start one with `hedgerow serve`".into(),
+        )),
+        Request::Sync { .. } => Err(NodeError::Invalid(
+            "sync runs through the network layer; use `hedgerow sync --peer ADDR`".into(),
+        )),
+        Request::Join { commons } => {
+            let id: hedgerow_protocol::CommonsId = commons
+                .parse()
+                .map_err(|e: hedgerow_protocol::bytes::ParseIdError| NodeError::Invalid(e.to_string()))?;
+            if replicas.holds(&id)? {
+                return Ok(json!({ "commons": id.to_string(), "already_held": true }));
+            }
+            replicas.store().want_commons(&id)?;
+            Ok(json!({ "commons": id.to_string(), "already_held": false }))
+        }
+        Request::BundleExport {
+            path,
+            commons,
+            for_summary,
+        } => crate::bundle::export_to_file(
+            replicas,
+            std::path::Path::new(&path),
+            &commons,
+            for_summary.as_deref().map(std::path::Path::new),
+        ),
+        Request::BundleSummary { path } => {
+            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))
+        }
+        Request::BundleImport { path } => {
+            crate::bundle::import_from_file(replicas, std::path::Path::new(&path))
         }
         Request::Verify { rebuild } => {
             let report = replicas.verify(rebuild)?;

@@ -8,12 +8,15 @@
 //! - [`net`]: libp2p transport and behaviour.
 
 pub mod api;
+pub mod bundle;
 pub mod control;
 pub mod home;
 pub mod net;
 pub mod provenance;
 pub mod replicas;
+pub mod serve;
 pub mod store;
+pub mod sync_source;
 pub mod verify;
 
 pub use home::{Home, HomeError, LocalProfile};

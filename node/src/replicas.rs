@@ -599,6 +599,10 @@ impl Replicas {
             }
             self.ensure_doc(genesis)?;
         }
+        if bundle.is_empty() {
+            // A genesis alone: the document exists, with no changes yet.
+            return Ok(0);
+        }
         let replica = self.replica_mut(doc)?;
         let proofs = proofs
             .into_iter()

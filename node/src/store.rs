@@ -12,8 +12,8 @@
 //! - `records`: doc id ++ change hash -> `ChangeRecord` (author, optional own proof).
 //! - `snapshots`: doc id -> automerge `save()` of the document (cache).
 //! - `summaries`: doc id -> `DocSummary` (cache: kind, title, heads, counts).
-//! - `releases`: doc id ++ version -> `Release` is kept inside the design document itself.
 //! - `peers`: peer id -> `KnownPeer` (addresses learnt by the network layer).
+//! - `wanted`: commons id -> empty (commons asked for with `commons join`, not yet received).
 
 use hedgerow_protocol::encoding::{decode, encode, DecodeError};
 use hedgerow_protocol::replica::{Accepted, ChangeRecord};
@@ -100,6 +100,7 @@ pub struct Store {
     snapshots: sled::Tree,
     summaries: sled::Tree,
     peers: sled::Tree,
+    wanted: sled::Tree,
 }
 
 /// Everything one ingest writes for one document, applied atomically.
@@ -154,6 +155,7 @@ impl Store {
             tree("peers")?,
             tree("meta")?,
         );
+        let wanted = tree("wanted")?;
         let store = Self {
             commons,
             docs,
@@ -163,6 +165,7 @@ impl Store {
             snapshots,
             summaries,
             peers,
+            wanted,
             path: path.to_path_buf(),
             db,
         };
@@ -362,6 +365,30 @@ impl Store {
                 source,
             })?;
             out.push((String::from_utf8_lossy(&key).into_owned(), known));
+        }
+        Ok(out)
+    }
+
+    /// Remembers that the user asked to join `commons` (fetched from the next peer that has it).
+    pub fn want_commons(&self, commons: &CommonsId) -> Result<(), StoreError> {
+        self.wanted.insert(commons.as_bytes(), &[]).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets a join request once the commons arrived.
+    pub fn unwant_commons(&self, commons: &CommonsId) -> Result<(), StoreError> {
+        self.wanted.remove(commons.as_bytes()).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Commons asked for and not yet received.
+    pub fn wanted_commons(&self) -> Result<Vec<CommonsId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.wanted.iter() {
+            let (key, _) = item.map_err(|e| self.err(e))?;
+            if let Some(id) = CommonsId::from_slice(&key) {
+                out.push(id);
+            }
         }
         Ok(out)
     }

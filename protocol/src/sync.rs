@@ -139,6 +139,32 @@ pub struct LiveChange {
     pub envelope: ChangeEnvelope,
 }
 
+/// A message on a commons' gossip topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Gossip {
+    /// A new signed change, small enough to send whole.
+    Change(LiveChange),
+    /// "I have something new in this commons": too large to gossip, so receivers pull it from the sender.
+    Announce {
+        /// The commons with news.
+        commons: CommonsId,
+    },
+}
+
+/// Largest live change sent whole over gossip; larger ones are announced and pulled.
+pub const MAX_LIVE_CHANGE_BYTES: usize = 256 * 1024;
+
+impl Gossip {
+    /// Versioned wire bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+    /// Decodes wire bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode(bytes, "gossip message")
+    }
+}
+
 impl SyncRequest {
     /// Versioned wire bytes.
     pub fn to_bytes(&self) -> Vec<u8> {

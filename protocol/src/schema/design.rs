@@ -9,15 +9,15 @@
 //! offline merge cleanly, and steps can be added concurrently.
 
 use super::edit::{check_name, check_optional, Edit, EditContext};
-use super::error::{EditError, SchemaError, ValueError};
+use super::error::{EditError, SchemaError};
 use super::read::View;
 use super::spec::{
     check_key, check_str, choice_field, describe_value, id_field, list_field, num_field, str_field,
     text_field, Field, FieldType, KeyRule, StrCheck,
 };
 use super::write::{
-    append_entry, apply_generic, entry_index, entry_strs, field_obj, list_field as list_obj,
-    opt_part, replace_text,
+    append_entry, apply_generic, check_text_size, entry_index, entry_strs, existing_list,
+    field_obj, list_field as list_obj, opt_part, replace_text,
 };
 use super::{
     DocKind, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_MAP_ENTRIES, MAX_RELEASE_HEADS, MAX_STEP_BYTES,
@@ -25,7 +25,7 @@ use super::{
 };
 use crate::licence::MAX_LICENCE_BYTES;
 use automerge::transaction::Transactable;
-use automerge::{ChangeHash, ObjType, ScalarValue, ROOT};
+use automerge::{ChangeHash, ObjId, ObjType, ScalarValue, ROOT};
 use std::str::FromStr;
 
 /// How far along a design is (Farm Hack's newer scale, plus `idea` and `commercial`).
@@ -220,56 +220,55 @@ pub(crate) fn apply<T: Transactable>(
         }
         Edit::AddStep { text, at } => add_step(tx, text, *at),
         Edit::EditStep { step, text } => {
-            let (steps, _, _, _) = list_obj(tx, kind, FIELDS, "steps")?;
-            let index = step_index(tx.length(&steps), *step)?;
-            let obj = step_obj(tx, &steps, index, *step)?;
+            check_text_size(&format!("steps.{step}"), text.len(), MAX_STEP_BYTES)?;
+            let steps = present(tx, "steps")?;
+            let index = step_index(count(tx, &steps), *step)?;
+            let obj = step_obj(tx, steps.as_ref(), index, *step)?;
             replace_text(tx, &obj, &format!("steps.{step}"), MAX_STEP_BYTES, text)
         }
         Edit::RemoveStep { step } => {
-            let (steps, _, _, _) = list_obj(tx, kind, FIELDS, "steps")?;
-            let index = step_index(tx.length(&steps), *step)?;
-            tx.delete(&steps, index)
-                .map_err(|e| EditError::automerge("written", e))
+            let steps = present(tx, "steps")?;
+            let index = step_index(count(tx, &steps), *step)?;
+            delete_at(tx, steps.as_ref(), index)
         }
         Edit::MoveStep { from, to } => move_step(tx, *from, *to),
         Edit::AddBomLine { line } => {
             line.check()?;
-            let (bom, max, _, _) = list_obj(tx, kind, FIELDS, "bom")?;
             let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
             parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
-            for (key, value) in [
-                ("unit", &line.unit),
-                ("sourcing", &line.sourcing),
-                ("reference", &line.reference),
+            for (key, max, value) in [
+                ("unit", MAX_TAG_BYTES, &line.unit),
+                ("sourcing", MAX_STR_BYTES, &line.sourcing),
+                ("reference", MAX_STR_BYTES, &line.reference),
             ] {
-                parts.extend(opt_part("bom", key, MAX_STR_BYTES, StrCheck::Free, value)?);
+                parts.extend(opt_part("bom", key, max, StrCheck::Free, value)?);
             }
-            append_entry(tx, &bom, "bom", max, parts)
+            append_entry(tx, kind, FIELDS, "bom", parts)
         }
         Edit::AddPart { part } => {
             part.check()?;
-            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "parts")?;
             let mut parts = vec![("name", ScalarValue::Str(part.name.trim().into()))];
+            let material = &part.material;
             parts.extend(opt_part(
                 "parts",
                 "material",
                 MAX_STR_BYTES,
                 StrCheck::Free,
-                &part.material,
+                material,
             )?);
             parts.extend(part.quantity.map(|q| ("quantity", quantity(q))));
-            append_entry(tx, &list, "parts", max, parts)
+            append_entry(tx, kind, FIELDS, "parts", parts)
         }
         Edit::RemoveBomLine { position } => remove_entry(tx, "bom", *position),
         Edit::RemovePart { position } => remove_entry(tx, "parts", *position),
         Edit::AddContributor { name, role } => {
             check_name("contributors.name", name)?;
             check_optional("contributors.role", role)?;
-            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "contributors")?;
             let name = name.trim().to_string();
             let role = role.as_deref().map(str::trim).filter(|r| !r.is_empty());
-            let names = entry_strs(tx, &list, "name");
-            let roles = entry_strs(tx, &list, "role");
+            let list = present(tx, "contributors")?;
+            let names = entry_strs(tx, list.as_ref(), "name");
+            let roles = entry_strs(tx, list.as_ref(), "role");
             let known = names
                 .iter()
                 .zip(&roles)
@@ -279,38 +278,37 @@ pub(crate) fn apply<T: Transactable>(
             }
             let mut parts = vec![("name", ScalarValue::Str(name.into()))];
             parts.extend(role.map(|r| ("role", ScalarValue::Str(r.into()))));
-            append_entry(tx, &list, "contributors", max, parts)
+            append_entry(tx, kind, FIELDS, "contributors", parts)
         }
         Edit::RemoveContributor { name } => {
             let name = name.trim();
-            remove_matching(tx, "contributors", name, |tx, list| {
-                entry_strs(tx, list, "name")
-                    .into_iter()
-                    .map(|n| n.as_deref() == Some(name))
-                    .collect()
-            })
+            let list = present(tx, "contributors")?;
+            let hits = entry_strs(tx, list.as_ref(), "name")
+                .into_iter()
+                .map(|n| n.as_deref() == Some(name))
+                .collect();
+            remove_hits(tx, list.as_ref(), "contributors", name, hits)
         }
         Edit::AddRelated { relation, design } => {
             let (relation, design) = related_pair(relation, design)?;
-            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "related")?;
-            if related_hits(tx, &list, &relation, &design).contains(&true) {
+            let list = present(tx, "related")?;
+            if related_hits(tx, list.as_ref(), &relation, &design).contains(&true) {
                 return Ok(());
             }
             let parts = vec![
                 ("kind", ScalarValue::Str(relation.into())),
                 ("design", ScalarValue::Str(design.into())),
             ];
-            append_entry(tx, &list, "related", max, parts)
+            append_entry(tx, kind, FIELDS, "related", parts)
         }
         Edit::RemoveRelated { relation, design } => {
             let (relation, design) = related_pair(relation, design)?;
+            let list = present(tx, "related")?;
+            let hits = related_hits(tx, list.as_ref(), &relation, &design);
             let item = format!("{relation} {design}");
-            remove_matching(tx, "related", &item, |tx, list| {
-                related_hits(tx, list, &relation, &design)
-            })
+            remove_hits(tx, list.as_ref(), "related", &item, hits)
         }
         Edit::AddBuilt { place, note } => {
-            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "built")?;
             let mut parts = vec![
                 ("by", ScalarValue::Str(ctx.author.as_str().into())),
                 ("at", ScalarValue::Int(ctx.now_unix)),
@@ -329,22 +327,18 @@ pub(crate) fn apply<T: Transactable>(
                 StrCheck::Free,
                 note,
             )?);
-            append_entry(tx, &list, "built", max, parts)
+            append_entry(tx, kind, FIELDS, "built", parts)
         }
         Edit::RemoveBuilt { position } => {
-            let (list, _, _, _) = list_obj(tx, kind, FIELDS, "built")?;
-            let authors = entry_strs(tx, &list, "by");
+            let list = present(tx, "built")?;
+            let authors = entry_strs(tx, list.as_ref(), "by");
             let index = entry_index("built", *position, authors.len())?;
-            match &authors[index] {
-                Some(by) if *by == ctx.author => tx
-                    .delete(&list, index)
-                    .map_err(|e| EditError::automerge("written", e)),
+            match authors.get(index).cloned().flatten() {
+                Some(by) if by == ctx.author => delete_at(tx, list.as_ref(), index),
                 other => Err(EditError::NotYours {
                     field: "built".to_string(),
                     position: *position,
-                    by: other
-                        .clone()
-                        .unwrap_or_else(|| "an unknown author".to_string()),
+                    by: other.unwrap_or_else(|| "an unknown author".to_string()),
                 }),
             }
         }
@@ -373,20 +367,45 @@ fn step_index(count: usize, step: usize) -> Result<usize, EditError> {
     }
 }
 
+/// A design's list field, if the document has it.
+fn present<T: Transactable>(tx: &T, name: &str) -> Result<Option<ObjId>, EditError> {
+    existing_list(tx, DocKind::Design, FIELDS, name)
+}
+
+/// The length of a list that may be absent.
+fn count<T: Transactable>(tx: &T, list: &Option<ObjId>) -> usize {
+    list.as_ref().map_or(0, |l| tx.length(l))
+}
+
+/// Deletes an element already checked to exist.
+fn delete_at<T: Transactable>(
+    tx: &mut T,
+    list: Option<&ObjId>,
+    index: usize,
+) -> Result<(), EditError> {
+    match list {
+        Some(list) => tx
+            .delete(list, index)
+            .map_err(|e| EditError::automerge("written", e)),
+        None => Ok(()),
+    }
+}
+
 /// The text object of an existing step.
 fn step_obj<T: Transactable>(
     tx: &T,
-    steps: &automerge::ObjId,
+    steps: Option<&ObjId>,
     index: usize,
     step: usize,
-) -> Result<automerge::ObjId, EditError> {
-    match tx.get(steps, index) {
-        Ok(Some((automerge::Value::Object(ObjType::Text), id))) => Ok(id),
-        found => Err(SchemaError::WrongType {
+) -> Result<ObjId, EditError> {
+    let found = steps.map(|steps| tx.get(steps, index));
+    match found {
+        Some(Ok(Some((automerge::Value::Object(ObjType::Text), id)))) => Ok(id),
+        other => Err(SchemaError::WrongType {
             path: format!("steps.{step}"),
             expected: STEP.describe(),
-            found: match found {
-                Ok(Some((value, _))) => describe_value(&value),
+            found: match other {
+                Some(Ok(Some((value, _)))) => describe_value(&value),
                 _ => "nothing".to_string(),
             },
         }
@@ -396,22 +415,8 @@ fn step_obj<T: Transactable>(
 
 /// Inserts a new step as its own text object, so later edits to it merge per character.
 fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Result<(), EditError> {
-    if text.len() > MAX_STEP_BYTES {
-        return Err(ValueError::TooLong {
-            field: "steps".to_string(),
-            bytes: text.len(),
-            max: MAX_STEP_BYTES,
-        }
-        .into());
-    }
-    let (steps, max, _, _) = list_obj(tx, DocKind::Design, FIELDS, "steps")?;
-    let count = tx.length(&steps);
-    if count >= max {
-        return Err(EditError::Full {
-            field: "steps".to_string(),
-            max,
-        });
-    }
+    check_text_size("steps", text.len(), MAX_STEP_BYTES)?;
+    let count = count(tx, &present(tx, "steps")?);
     let index = match at {
         None => count,
         Some(p) if p >= 1 && p <= count + 1 => p - 1,
@@ -423,11 +428,18 @@ fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Resul
             })
         }
     };
+    let (steps, max) = list_obj(tx, DocKind::Design, FIELDS, "steps")?;
+    if count >= max {
+        return Err(EditError::Full {
+            field: "steps".to_string(),
+            max,
+        });
+    }
+    let written = |e| EditError::automerge("written", e);
     let obj = tx
         .insert_object(&steps, index, ObjType::Text)
-        .map_err(|e| EditError::automerge("written", e))?;
-    tx.splice_text(&obj, 0, 0, text)
-        .map_err(|e| EditError::automerge("written", e))
+        .map_err(written)?;
+    tx.splice_text(&obj, 0, 0, text).map_err(written)
 }
 
 /// Moves a step by re-inserting its text.
@@ -437,22 +449,21 @@ fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Resul
 /// the merge, and its blame restarts at the move. Edits to other steps are
 /// unaffected.
 fn move_step<T: Transactable>(tx: &mut T, from: usize, to: usize) -> Result<(), EditError> {
-    let (steps, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, "steps")?;
-    let count = tx.length(&steps);
+    let steps = present(tx, "steps")?;
+    let count = count(tx, &steps);
     let index = step_index(count, from)?;
     let target = step_index(count, to)?;
-    if index == target {
+    let (Some(steps), false) = (steps, index == target) else {
         return Ok(());
-    }
-    let old = step_obj(tx, &steps, index, from)?;
+    };
+    let old = step_obj(tx, Some(&steps), index, from)?;
     let text = tx.text(&old).map_err(|e| EditError::automerge("read", e))?;
-    tx.delete(&steps, index)
-        .map_err(|e| EditError::automerge("written", e))?;
+    let written = |e| EditError::automerge("written", e);
+    tx.delete(&steps, index).map_err(written)?;
     let obj = tx
         .insert_object(&steps, target, ObjType::Text)
-        .map_err(|e| EditError::automerge("written", e))?;
-    tx.splice_text(&obj, 0, 0, &text)
-        .map_err(|e| EditError::automerge("written", e))
+        .map_err(written)?;
+    tx.splice_text(&obj, 0, 0, &text).map_err(written)
 }
 
 /// Removes the entry at a 1-based position of a list of entries.
@@ -461,34 +472,32 @@ fn remove_entry<T: Transactable>(
     field: &str,
     position: usize,
 ) -> Result<(), EditError> {
-    let (list, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, field)?;
-    let index = entry_index(field, position, tx.length(&list))?;
-    tx.delete(&list, index)
-        .map_err(|e| EditError::automerge("written", e))
+    let list = present(tx, field)?;
+    let index = entry_index(field, position, count(tx, &list))?;
+    delete_at(tx, list.as_ref(), index)
 }
 
-/// Removes every entry a predicate picks (merges can duplicate entries).
-fn remove_matching<T: Transactable>(
+/// Removes every entry picked by `hits` (merges can duplicate entries).
+fn remove_hits<T: Transactable>(
     tx: &mut T,
+    list: Option<&ObjId>,
     field: &str,
     item: &str,
-    pick: impl Fn(&T, &automerge::ObjId) -> Vec<bool>,
+    hits: Vec<bool>,
 ) -> Result<(), EditError> {
-    let (list, _, _, _) = list_obj(tx, DocKind::Design, FIELDS, field)?;
-    let hits: Vec<usize> = pick(tx, &list)
+    let picked: Vec<usize> = hits
         .into_iter()
         .enumerate()
         .filter_map(|(i, hit)| hit.then_some(i))
         .collect();
-    if hits.is_empty() {
+    if picked.is_empty() {
         return Err(EditError::NoSuchItem {
             field: field.to_string(),
             item: item.to_string(),
         });
     }
-    for index in hits.into_iter().rev() {
-        tx.delete(&list, index)
-            .map_err(|e| EditError::automerge("written", e))?;
+    for index in picked.into_iter().rev() {
+        delete_at(tx, list, index)?;
     }
     Ok(())
 }
@@ -509,7 +518,7 @@ fn related_pair(relation: &str, design: &str) -> Result<(String, String), EditEr
 /// Which entries of `related` are this relation to this design.
 fn related_hits<T: Transactable>(
     tx: &T,
-    list: &automerge::ObjId,
+    list: Option<&ObjId>,
     relation: &str,
     design: &str,
 ) -> Vec<bool> {

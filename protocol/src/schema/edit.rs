@@ -5,8 +5,8 @@
 //! Positions in edits are 1-based, as the CLI prints them ("step 3").
 
 use super::error::ValueError;
-use super::spec::{check_str, number_value, parse_number};
-use super::{DocKind, MAX_STR_BYTES, MAX_TITLE_BYTES};
+use super::spec::{check_str, number_value, parse_number, StrCheck};
+use super::{DocKind, MAX_STR_BYTES, MAX_TAG_BYTES, MAX_TITLE_BYTES};
 use serde::{Deserialize, Serialize};
 
 /// Who is editing and when; both come from the node, not from the edit.
@@ -271,14 +271,11 @@ impl BomLine {
     pub(crate) fn check(&self) -> Result<(), ValueError> {
         check_name("bom.name", &self.name)?;
         check_quantity("bom.quantity", self.quantity)?;
-        for (field, value) in [
-            ("bom.unit", &self.unit),
-            ("bom.sourcing", &self.sourcing),
-            ("bom.reference", &self.reference),
-        ] {
-            check_optional(field, value)?;
+        if let Some(unit) = &self.unit {
+            check_str("bom.unit", MAX_TAG_BYTES, StrCheck::Free, unit)?;
         }
-        Ok(())
+        check_optional("bom.sourcing", &self.sourcing)?;
+        check_optional("bom.reference", &self.reference)
     }
 }
 
@@ -353,7 +350,7 @@ fn optional_quantity(field: Option<&str>, path: &str) -> Result<Option<f64>, Val
 
 /// A required name within the title limit.
 pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ValueError> {
-    let name = check_str(field, MAX_TITLE_BYTES, super::spec::StrCheck::Free, name)?;
+    let name = check_str(field, MAX_TITLE_BYTES, StrCheck::Free, name)?;
     if name.is_empty() {
         return Err(ValueError::Empty {
             field: field.to_string(),
@@ -365,7 +362,7 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ValueError> {
 /// An optional short string within [`MAX_STR_BYTES`].
 pub(crate) fn check_optional(field: &str, value: &Option<String>) -> Result<(), ValueError> {
     if let Some(v) = value {
-        check_str(field, MAX_STR_BYTES, super::spec::StrCheck::Free, v)?;
+        check_str(field, MAX_STR_BYTES, StrCheck::Free, v)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::spec::{
     check_str, choice_field, is_date, list_field, num_field, str_field, text_field, Field,
     FieldType, StrCheck,
 };
-use super::write::{append_entry, apply_generic, entry_index, list_field as list_obj, opt_part};
+use super::write::{append_entry, apply_generic, entry_index, existing_list, opt_part};
 use super::{
     DocKind, MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_STR_BYTES, MAX_TAGS, MAX_TAG_BYTES, MAX_TEXT_BYTES,
     MAX_TITLE_BYTES,
@@ -153,7 +153,6 @@ pub(crate) fn apply<T: Transactable>(tx: &mut T, edit: &Edit) -> Result<(), Edit
                 outcome,
             )?;
             check_optional("outcomes.detail", detail)?;
-            let (list, max, _, _) = list_obj(tx, kind, FIELDS, "outcomes")?;
             let mut parts = vec![("kind", ScalarValue::Str(outcome.into()))];
             parts.extend(opt_part(
                 "outcomes",
@@ -162,13 +161,18 @@ pub(crate) fn apply<T: Transactable>(tx: &mut T, edit: &Edit) -> Result<(), Edit
                 StrCheck::Free,
                 detail,
             )?);
-            append_entry(tx, &list, "outcomes", max, parts)
+            append_entry(tx, kind, FIELDS, "outcomes", parts)
         }
         Edit::RemoveOutcome { position } => {
-            let (list, _, _, _) = list_obj(tx, kind, FIELDS, "outcomes")?;
-            let index = entry_index("outcomes", *position, tx.length(&list))?;
-            tx.delete(&list, index)
-                .map_err(|e| EditError::automerge("written", e))
+            let list = existing_list(&*tx, kind, FIELDS, "outcomes")?;
+            let count = list.as_ref().map_or(0, |l| tx.length(l));
+            let index = entry_index("outcomes", *position, count)?;
+            match list {
+                Some(list) => tx
+                    .delete(&list, index)
+                    .map_err(|e| EditError::automerge("written", e)),
+                None => Ok(()),
+            }
         }
         generic => apply_generic(tx, kind, FIELDS, generic),
     }

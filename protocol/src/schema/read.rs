@@ -94,14 +94,4 @@ impl<'a, R: ReadDoc> View<'a, R> {
             _ => None,
         }
     }
-
-    /// The strings of a list at a key, skipping items of another type.
-    pub(crate) fn str_list<P: Into<Prop>>(&self, obj: &ObjId, prop: P) -> Vec<String> {
-        let Some(list) = self.obj(obj, prop, ObjType::List) else {
-            return Vec::new();
-        };
-        (0..self.length(&list))
-            .filter_map(|i| self.str(&list, i))
-            .collect()
-    }
 }

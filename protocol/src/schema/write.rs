@@ -250,7 +250,10 @@ fn check_map_room<T: Transactable>(tx: &T, slot: &Slot) -> Result<(), EditError>
     };
     let view = View::new(tx, None);
     if view.get(parent, slot.key.as_str()).is_none() && view.keys(parent).len() >= max {
-        let field = slot.holder.map_or(slot.path.as_str(), |h| h.name).to_string();
+        let field = slot
+            .holder
+            .map_or(slot.path.as_str(), |h| h.name)
+            .to_string();
         return Err(EditError::Full { field, max });
     }
     Ok(())
@@ -325,7 +328,10 @@ fn append_text_field<T: Transactable>(
 ) -> Result<(), EditError> {
     let (slot, max) = text_slot(&*tx, kind, fields, name)?;
     let current = match slot.existing(&*tx)? {
-        Some(text) => tx.text(&text).map_err(|e| EditError::automerge("read", e))?.len(),
+        Some(text) => tx
+            .text(&text)
+            .map_err(|e| EditError::automerge("read", e))?
+            .len(),
         None => 0,
     };
     check_text_size(&slot.path, current + more.len(), max)?;
@@ -464,27 +470,29 @@ fn remove_item<T: Transactable>(
     Ok(())
 }
 
-/// Appends a map entry with the given scalar parts to a list of entries.
+/// Appends a map entry with the given (already checked) scalar parts to a top-level list of entries.
 pub(crate) fn append_entry<T: Transactable>(
     tx: &mut T,
-    list: &ObjId,
+    kind: DocKind,
+    fields: &'static [Field],
     field: &str,
-    max: usize,
     parts: Vec<(&str, ScalarValue)>,
 ) -> Result<(), EditError> {
-    let count = tx.length(list);
+    let (slot, max, ..) = list_slot(&*tx, kind, fields, field)?;
+    let count = slot.existing(&*tx)?.map_or(0, |list| tx.length(&list));
     if count >= max {
         return Err(EditError::Full {
             field: field.to_string(),
             max,
         });
     }
+    let list = slot.object(tx)?;
+    let written = |e| EditError::automerge("written", e);
     let entry = tx
-        .insert_object(list, count, ObjType::Map)
-        .map_err(|e| EditError::automerge("written", e))?;
+        .insert_object(&list, count, ObjType::Map)
+        .map_err(written)?;
     for (key, value) in parts {
-        tx.put(&entry, key, value)
-            .map_err(|e| EditError::automerge("written", e))?;
+        tx.put(&entry, key, value).map_err(written)?;
     }
     Ok(())
 }
@@ -503,7 +511,14 @@ pub(crate) fn entry_index(field: &str, position: usize, count: usize) -> Result<
 }
 
 /// Reads one string part of each entry of a list of entries (`None` where absent or mistyped).
-pub(crate) fn entry_strs<T: Transactable>(tx: &T, list: &ObjId, key: &str) -> Vec<Option<String>> {
+pub(crate) fn entry_strs<T: Transactable>(
+    tx: &T,
+    list: Option<&ObjId>,
+    key: &str,
+) -> Vec<Option<String>> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
     let view = View::new(tx, None);
     (0..view.length(list))
         .map(|i| {

@@ -1,0 +1,94 @@
+//! `hedgerow serve` and `hedgerow sync`: start the node's network side.
+
+use crate::args::ServeArgs;
+use anyhow::{anyhow, Context, Result};
+use hedgerow_node::api::Request;
+use hedgerow_node::control::{self, ControlError, ControlReply};
+use hedgerow_node::home::{control_socket_path, Home};
+use hedgerow_node::serve::{self, ServeConfig, SyncReport};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn parse_addrs(flag: &str, texts: &[String]) -> Result<Vec<serve::Multiaddr>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| anyhow!("--{flag} `{t}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717"))
+        })
+        .collect()
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let opened = Home::open(home)?;
+    let mut config = ServeConfig {
+        mdns: !args.no_mdns,
+        sync_interval: Duration::from_secs(args.sync_interval.max(1)),
+        peers: parse_addrs("peer", &args.peer)?,
+        ..ServeConfig::default()
+    };
+    if !args.listen.is_empty() {
+        config.listen = parse_addrs("listen", &args.listen)?;
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        };
+        eprintln!("hedgerow serving {} (author {})", home.display(), opened.key().author());
+        serve::run(&opened, config, shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One catch-up with one peer: through the running node if there is one, else directly.
+pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
+    let addr: serve::Multiaddr = peer
+        .parse()
+        .map_err(|_| anyhow!("--peer `{peer}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717/p2p/12D3KooW..."))?;
+    let socket = control_socket_path(home);
+    let via_node = if socket.exists() {
+        match control::call(&socket, &Request::Sync { peer: peer.to_string() }, serve::SYNC_DEADLINE + Duration::from_secs(30)) {
+            Ok(ControlReply::Ok(value)) => Some(serde_json::from_value::<SyncReport>(value).context("reading the node's sync report")?),
+            Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
+            Err(ControlError::NotRunning) => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    let report = match via_node {
+        Some(report) => report,
+        None => {
+            let opened = Home::open(home)?;
+            let rt = runtime()?;
+            rt.block_on(serve::sync_once(&opened, addr, Duration::from_secs(linger)))?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        println!(
+            "synced with {}: received {} changes in {} documents, sent {} documents; {} bytes in, {} bytes out, {} round trips",
+            report.peer, report.changes_received, report.docs_received, report.docs_sent, report.bytes_received, report.bytes_sent, report.round_trips
+        );
+        for error in &report.errors {
+            println!("problem: {error}");
+        }
+    }
+    Ok(if report.complete && report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

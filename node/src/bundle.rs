@@ -1,0 +1,491 @@
+//! Sneakernet bundles on the node: export what another node lacks to a file,
+//! write a summary of what this node holds, and import a bundle file.
+//!
+//! The file format is [`hedgerow_protocol::bundle_file`]; this module chooses
+//! what goes in (from the replicas and, optionally, the other node's summary),
+//! and sends every record of an incoming file through the same verification
+//! as the network: signatures, actor binding, coverage, equivocation, schema.
+//! Files are written atomically (temp file, fsync, rename), so a stick pulled
+//! out mid-write holds the old file or the new one, never half of one.
+
+use crate::home::HomeError;
+use crate::replicas::{NodeError, Replicas};
+use hedgerow_protocol::automerge::{ActorId, ChangeHash};
+use hedgerow_protocol::bundle_file::{
+    decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
+    CommonsState, DocSection, DocState, Record, Summary,
+};
+use hedgerow_protocol::sync::{heads_digest, DocPayload};
+use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica, Signed};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What an export wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExportReport {
+    /// Commons in the bundle.
+    pub commons: usize,
+    /// Documents with a genesis or changes in the bundle.
+    pub documents: usize,
+    /// Signed changes in the bundle.
+    pub changes: usize,
+    /// Documents left out because the summary's maker already has all of them.
+    pub up_to_date: usize,
+    /// Size of the bundle file.
+    pub bytes: usize,
+}
+
+/// One document (or commons) of a bundle that was refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectedRecord {
+    /// The document or commons id.
+    pub id: String,
+    /// `commons`, `design`, `event`, `note`, `profile`, or `document` when unknown.
+    pub kind: String,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Documents that gained their genesis or changes.
+    pub new: usize,
+    /// Documents already held in full.
+    pub known: usize,
+    /// Documents and commons refused; nothing of them was stored.
+    pub rejected: Vec<RejectedRecord>,
+    /// Signed changes stored.
+    pub changes: usize,
+    /// Commons this node started replicating because the bundle carried them.
+    pub commons_joined: Vec<String>,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} new, {} already known, {} rejected",
+            self.new,
+            self.known,
+            self.rejected.len()
+        )
+    }
+}
+
+/// Why a bundle or summary file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A summary file that cannot be used.
+    #[error("{path}: {source}")]
+    Summary {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: BundleFileError,
+    },
+    /// A bundle of which nothing could be read.
+    #[error("{0}")]
+    Unreadable(BundleFileError),
+    /// A damaged bundle: what verified before the damage was imported.
+    #[error("{source}; from the records before the damage: {report}")]
+    Damaged {
+        /// What is wrong with the file.
+        source: BundleFileError,
+        /// What was imported nonetheless.
+        report: ImportReport,
+    },
+    /// A record too large to write.
+    #[error("cannot write the bundle: {0}")]
+    TooLarge(BundleFileError),
+    /// A path that is not absolute (a running node cannot know the caller's directory).
+    #[error("bundle paths must be absolute, got {0}")]
+    RelativePath(PathBuf),
+    /// A path that names a directory rather than a file.
+    #[error("{0} is a directory, not a file name")]
+    NotAFile(PathBuf),
+}
+
+impl From<BundleError> for NodeError {
+    fn from(error: BundleError) -> Self {
+        NodeError::Invalid(error.to_string())
+    }
+}
+
+/// Whether a failure is the node's own (disk, store) rather than the record's.
+fn is_local_failure(error: &NodeError) -> bool {
+    matches!(error, NodeError::Store(_) | NodeError::Home(_))
+}
+
+impl Replicas {
+    /// Writes a bundle of `commons` (all held when empty): everything, or with `for_summary`
+    /// only what that summary's maker lacks.
+    pub fn bundle_export(
+        &mut self,
+        commons: &[CommonsId],
+        for_summary: Option<&Summary>,
+    ) -> Result<(Vec<u8>, ExportReport), NodeError> {
+        let chosen: BTreeSet<CommonsId> = if commons.is_empty() {
+            self.commons_list()?.iter().map(|g| g.body.id()).collect()
+        } else {
+            commons.iter().copied().collect()
+        };
+        let mut report = ExportReport::default();
+        let mut sections = Vec::new();
+        for id in chosen {
+            let genesis = self
+                .store()
+                .commons(&id)?
+                .ok_or_else(|| NodeError::UnknownCommons(id.to_string()))?;
+            let theirs: HashMap<DocId, &DocState> = for_summary
+                .and_then(|s| s.commons(&id))
+                .map(|c| c.docs.iter().map(|d| (d.doc, d)).collect())
+                .unwrap_or_default();
+            let mut docs = Vec::new();
+            let mut ids = self.store().doc_ids(&id)?;
+            ids.sort();
+            for doc in ids {
+                match self.export_doc(&doc, theirs.get(&doc).copied())? {
+                    Some((section, changes)) => {
+                        report.documents += 1;
+                        report.changes += changes;
+                        docs.push(section);
+                    }
+                    None => report.up_to_date += 1,
+                }
+            }
+            report.commons += 1;
+            sections.push(CommonsSection { genesis, docs });
+        }
+        let bytes = encode_bundle(sections).map_err(BundleError::TooLarge)?;
+        report.bytes = bytes.len();
+        Ok((bytes, report))
+    }
+
+    /// What a node in state `theirs` (absent: lacks the document) lacks of `doc`, with the change count.
+    fn export_doc(
+        &mut self,
+        doc: &DocId,
+        theirs: Option<&DocState>,
+    ) -> Result<Option<(DocSection, usize)>, NodeError> {
+        if let Some(theirs) = theirs {
+            let digest = self.store().summary(doc)?.map(|s| heads_digest(&s.heads));
+            if digest == Some(theirs.digest) {
+                return Ok(None);
+            }
+        }
+        let replica = self.replica(doc)?;
+        let clock: BTreeMap<ActorId, u64> = theirs
+            .map(|t| {
+                t.clock
+                    .iter()
+                    .map(|(actor, seq)| (ActorId::from(actor.as_slice()), *seq))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let missing = replica.missing_for(&clock);
+        let genesis = theirs.is_none().then(|| replica.genesis().clone());
+        if missing.is_empty() && genesis.is_none() {
+            return Ok(None);
+        }
+        let changes = if missing.is_empty() {
+            None
+        } else {
+            let (bundle, proofs) = replica.bundle_for(&missing)?;
+            Some(DocPayload {
+                doc: *doc,
+                genesis: None,
+                bundle,
+                proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
+            })
+        };
+        let section = DocSection {
+            doc: *doc,
+            genesis,
+            changes,
+        };
+        Ok(Some((section, missing.len())))
+    }
+
+    /// Writes a summary of every commons and document held, for another node's `export --for`.
+    pub fn bundle_summary(&mut self) -> Result<Vec<u8>, NodeError> {
+        Ok(encode_summary(&self.summary_state()?))
+    }
+
+    fn summary_state(&mut self) -> Result<Summary, NodeError> {
+        let mut summary = Summary::default();
+        for genesis in self.commons_list()? {
+            let commons = genesis.body.id();
+            let mut docs = Vec::new();
+            for doc in self.store().doc_ids(&commons)? {
+                let replica = self.replica(&doc)?;
+                let heads: Vec<[u8; 32]> = replica.heads().iter().map(|h| h.0).collect();
+                docs.push(DocState {
+                    doc,
+                    digest: heads_digest(&heads),
+                    clock: replica
+                        .clock()
+                        .into_iter()
+                        .map(|(actor, seq)| (actor.to_bytes().to_vec(), seq))
+                        .collect(),
+                });
+            }
+            summary.commons.push(CommonsState { commons, docs });
+        }
+        Ok(summary)
+    }
+
+    /// Verifies and stores every record of a bundle file; fails (after keeping what verified)
+    /// when the file is damaged. Durable when it returns.
+    pub fn bundle_import(&mut self, bytes: &[u8]) -> Result<ImportReport, NodeError> {
+        let decoded = decode_bundle(bytes);
+        let mut report = ImportReport::default();
+        let mut geneses: BTreeMap<DocId, Signed<DocGenesis>> = BTreeMap::new();
+        let outcome = (|| {
+            for record in &decoded.records {
+                match record {
+                    Record::Commons(genesis) => self.import_commons(genesis, &mut report)?,
+                    Record::DocGenesis(genesis) => {
+                        geneses.insert(genesis.body.id(), genesis.clone());
+                    }
+                    Record::Changes(payload) => {
+                        let genesis = geneses
+                            .remove(&payload.doc)
+                            .or_else(|| payload.genesis.clone());
+                        self.import_doc(&payload.doc, genesis, Some(payload), &mut report)?;
+                    }
+                }
+            }
+            // Documents that travelled without changes (rare: a genesis whose first change was held back).
+            for (doc, genesis) in std::mem::take(&mut geneses) {
+                self.import_doc(&doc, Some(genesis), None, &mut report)?;
+            }
+            Ok::<(), NodeError>(())
+        })();
+        // What was stored before a local failure or the damage is made durable either way.
+        self.commit()?;
+        outcome?;
+        match decoded.damage {
+            None => Ok(report),
+            Some(source) if decoded.records.is_empty() => {
+                Err(BundleError::Unreadable(source).into())
+            }
+            Some(source) => Err(BundleError::Damaged { source, report }.into()),
+        }
+    }
+
+    fn import_commons(
+        &mut self,
+        genesis: &Signed<CommonsGenesis>,
+        report: &mut ImportReport,
+    ) -> Result<(), NodeError> {
+        let id = genesis.body.id();
+        if self.holds(&id)? {
+            return Ok(());
+        }
+        match self.join_commons(genesis) {
+            Ok(id) => report.commons_joined.push(id.to_string()),
+            Err(e) if is_local_failure(&e) => return Err(e),
+            Err(e) => report.rejected.push(RejectedRecord {
+                id: id.to_string(),
+                kind: "commons".into(),
+                error: e.to_string(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Imports one document's genesis and/or changes; a refusal is recorded, not returned.
+    fn import_doc(
+        &mut self,
+        doc: &DocId,
+        genesis: Option<Signed<DocGenesis>>,
+        payload: Option<&DocPayload>,
+        report: &mut ImportReport,
+    ) -> Result<(), NodeError> {
+        let held = self.store().doc_genesis(doc)?;
+        let kind = held
+            .as_ref()
+            .or(genesis.as_ref())
+            .map(|g| g.body.kind.as_str())
+            .unwrap_or("document");
+        let was_held = held.is_some();
+        let outcome = match held {
+            Some(_) => match payload {
+                None => Ok(0),
+                Some(p) => self.ingest_bundle(None, doc, &p.bundle, p.proofs.clone()),
+            },
+            None => match genesis {
+                Some(genesis) => self.import_new_doc(doc, genesis, payload),
+                None => Err(NodeError::Invalid(format!(
+                    "the bundle carries changes of document {doc} but not its genesis record, and this node does not hold it"
+                ))),
+            },
+        };
+        match outcome {
+            Ok(0) if was_held => report.known += 1,
+            Ok(changes) => {
+                report.new += 1;
+                report.changes += changes;
+            }
+            Err(e) if is_local_failure(&e) => return Err(e),
+            Err(e) => report.rejected.push(RejectedRecord {
+                id: doc.to_string(),
+                kind: kind.to_string(),
+                error: e.to_string(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// A document this node lacks: verify genesis and changes in memory, then store both in
+    /// one transaction, so nothing of a refused document is kept.
+    fn import_new_doc(
+        &mut self,
+        doc: &DocId,
+        genesis: Signed<DocGenesis>,
+        payload: Option<&DocPayload>,
+    ) -> Result<usize, NodeError> {
+        let mut replica = DocReplica::new(genesis)?;
+        if replica.id() != *doc {
+            return Err(NodeError::Invalid(format!(
+                "genesis record is for {}, not {doc}",
+                replica.id()
+            )));
+        }
+        if !self.holds(&replica.commons())? {
+            return Err(NodeError::UnknownCommons(replica.commons().to_string()));
+        }
+        let accepted = match payload {
+            Some(p) => {
+                let proofs = p
+                    .proofs
+                    .iter()
+                    .map(|(h, proof)| (ChangeHash(*h), proof.clone()))
+                    .collect();
+                replica.ingest_bundle(&p.bundle, proofs)?
+            }
+            None => Vec::new(),
+        };
+        self.adopt(replica, &accepted)?;
+        Ok(accepted.len())
+    }
+}
+
+// ---- the files, for the command API (the node reads and writes them itself, so this
+// works the same whether the CLI opened the store or talks to a running `serve`) ----
+
+/// `bundle export`: writes a bundle of `commons` (ids or prefixes; all when empty) to `path`,
+/// only what the maker of the summary at `for_summary` lacks when given.
+pub fn export_to_file(
+    replicas: &mut Replicas,
+    path: &Path,
+    commons: &[String],
+    for_summary: Option<&Path>,
+) -> Result<serde_json::Value, NodeError> {
+    absolute(path)?;
+    let summary = match for_summary {
+        Some(summary_path) => {
+            absolute(summary_path)?;
+            let bytes = read_file(summary_path)?;
+            Some(
+                decode_summary(&bytes).map_err(|source| BundleError::Summary {
+                    path: summary_path.to_path_buf(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    let ids = commons
+        .iter()
+        .map(|c| replicas.resolve_commons(Some(c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (bytes, report) = replicas.bundle_export(&ids, summary.as_ref())?;
+    write_atomic(path, &bytes)?;
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    value["path"] = path.display().to_string().into();
+    Ok(value)
+}
+
+/// `bundle summary`: writes what this node holds to `path`.
+pub fn summary_to_file(
+    replicas: &mut Replicas,
+    path: &Path,
+) -> Result<serde_json::Value, NodeError> {
+    absolute(path)?;
+    let summary = replicas.summary_state()?;
+    let bytes = encode_summary(&summary);
+    write_atomic(path, &bytes)?;
+    Ok(serde_json::json!({
+        "path": path.display().to_string(),
+        "commons": summary.commons.len(),
+        "documents": summary.doc_count(),
+        "bytes": bytes.len(),
+    }))
+}
+
+/// `bundle import`: verifies and stores the bundle at `path`.
+pub fn import_from_file(
+    replicas: &mut Replicas,
+    path: &Path,
+) -> Result<serde_json::Value, NodeError> {
+    absolute(path)?;
+    let bytes = read_file(path)?;
+    let report = replicas.bundle_import(&bytes)?;
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    value["path"] = path.display().to_string().into();
+    Ok(value)
+}
+
+fn absolute(path: &Path) -> Result<(), NodeError> {
+    if path.is_absolute() {
+        Ok(())
+    } else {
+        Err(BundleError::RelativePath(path.to_path_buf()).into())
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
+    move |source| {
+        NodeError::Home(HomeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, NodeError> {
+    std::fs::read(path).map_err(io_error(path))
+}
+
+/// Writes `bytes` to `path` through a temp file beside it, fsynced, then renamed over it.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| BundleError::NotAFile(path.to_path_buf()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".hedgerow-tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path)(source));
+    }
+    // Make the rename itself durable; some filesystems (FAT sticks) refuse a directory fsync.
+    if let Some(dir) = path.parent() {
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}

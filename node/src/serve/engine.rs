@@ -1,0 +1,672 @@
+//! The task that owns the swarm and the replicas: it translates libp2p events
+//! into sync protocol steps and store writes, and control requests into
+//! replica operations whose changes it then publishes.
+
+use super::peers::PeerBook;
+use super::stats::{rejection_kind, Counters, SyncReport};
+use crate::api::{self, Request};
+use crate::control::ControlReply;
+use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters};
+use crate::replicas::{LiveOutcome, NodeError, Replicas};
+use crate::store::KnownPeer;
+use futures::StreamExt;
+use hedgerow_protocol::sync::{
+    respond, Gossip, PullSession, PullStep, SyncRequest, SyncResponse, DEFAULT_RESPONSE_BUDGET,
+    MAX_LIVE_CHANGE_BYTES,
+};
+use hedgerow_protocol::CommonsId;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, mdns, multiaddr::Protocol, request_response, Multiaddr, PeerId, Swarm};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
+
+/// A pull in flight: which peer and commons a sync request belongs to.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    peer: PeerId,
+    commons: CommonsId,
+}
+
+/// Someone waiting for all pulls with a peer to finish (`hedgerow sync`).
+pub(crate) struct SyncWaiter {
+    pub(crate) peer: Option<PeerId>,
+    pub(crate) addr: Multiaddr,
+    pub(crate) reply: oneshot::Sender<SyncReport>,
+    pub(crate) started: bool,
+    pub(crate) deadline: Instant,
+}
+
+/// The node's event loop state.
+pub struct Engine {
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) replicas: Replicas,
+    pub(crate) bytes: ByteCounters,
+    pub(crate) peers: PeerBook,
+    pub(crate) counters: Counters,
+    sessions: HashMap<(PeerId, CommonsId), PullSession>,
+    in_flight: HashMap<request_response::OutboundRequestId, InFlight>,
+    reports: HashMap<PeerId, SyncReport>,
+    pub(crate) waiters: Vec<SyncWaiter>,
+    subscribed: HashSet<CommonsId>,
+    /// Commons asked for with `commons join` and not yet received.
+    pub(crate) wanted: HashSet<CommonsId>,
+    /// Address each connected peer was reached at.
+    connected: HashMap<PeerId, Multiaddr>,
+    /// Dials in progress, so their outcome reaches the redial backoff.
+    dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
+    last_sync: HashMap<PeerId, (i64, String)>,
+}
+
+impl Engine {
+    /// Wraps a built swarm and opened replicas.
+    pub fn new(swarm: Swarm<Behaviour>, replicas: Replicas, bytes: ByteCounters) -> Self {
+        Self {
+            swarm,
+            replicas,
+            bytes,
+            peers: PeerBook::default(),
+            counters: Counters::default(),
+            sessions: HashMap::new(),
+            in_flight: HashMap::new(),
+            reports: HashMap::new(),
+            waiters: Vec::new(),
+            subscribed: HashSet::new(),
+            wanted: HashSet::new(),
+            connected: HashMap::new(),
+            dialing: HashMap::new(),
+            last_sync: HashMap::new(),
+        }
+    }
+
+    /// Subscribes to the gossip topic of every commons held.
+    pub fn subscribe_all(&mut self) {
+        let held: Vec<CommonsId> = self
+            .replicas
+            .commons_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| g.body.id())
+            .collect();
+        for commons in held {
+            if self.subscribed.insert(commons) {
+                let topic = commons_topic(&commons.to_string());
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+                    tracing::warn!("cannot subscribe to {commons}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whether any pull is still running.
+    pub fn pulls_running(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+
+    /// Connected peer count.
+    pub fn connected_count(&self) -> usize {
+        self.connected.len()
+    }
+
+    // ---- control ----
+
+    /// Runs a control request; publishes what it changed.
+    pub fn on_control(&mut self, request: Request) -> ControlReply {
+        let reply = match request {
+            Request::Status => ControlReply::Ok(self.status()),
+            Request::Join { commons } => match commons.parse::<CommonsId>() {
+                Ok(id) => {
+                    self.wanted.insert(id);
+                    let _ = self.replicas.store().want_commons(&id);
+                    let peers: Vec<PeerId> = self.connected.keys().copied().collect();
+                    for peer in &peers {
+                        self.start_pull(*peer, id);
+                    }
+                    ControlReply::Ok(json!({"commons": id.to_string(), "asked_peers": peers.len()}))
+                }
+                Err(e) => ControlReply::Error(e.to_string()),
+            },
+            other => match api::execute(&mut self.replicas, other) {
+                Ok(value) => ControlReply::Ok(value),
+                Err(e) => ControlReply::Error(e.to_string()),
+            },
+        };
+        self.subscribe_all();
+        self.publish_outbox();
+        reply
+    }
+
+    /// Publishes every locally made change on its commons' topic.
+    pub fn publish_outbox(&mut self) {
+        for live in self.replicas.take_outbox() {
+            let commons = live.envelope.commons;
+            let topic = commons_topic(&commons.to_string());
+            let message = if live.envelope.change.len() > MAX_LIVE_CHANGE_BYTES {
+                Gossip::Announce { commons }
+            } else {
+                Gossip::Change(live)
+            };
+            let bytes = message.to_bytes();
+            let len = bytes.len();
+            match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                Ok(_) => {
+                    self.bytes.record_gossip_published(len);
+                    self.counters.live_published += 1;
+                }
+                // No subscriber yet: peers get it by catch-up sync when they connect.
+                Err(e) => tracing::debug!("not published: {e}"),
+            }
+        }
+    }
+
+    // ---- pulls ----
+
+    /// Starts pulling `commons` from `peer`, unless a pull is already running.
+    pub fn start_pull(&mut self, peer: PeerId, commons: CommonsId) {
+        if self.sessions.contains_key(&(peer, commons)) {
+            return;
+        }
+        let session = PullSession::new(commons, DEFAULT_RESPONSE_BUDGET);
+        let local = match self.replicas.local_docs(&commons, None) {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!("cannot read local state of {commons}: {e}");
+                return;
+            }
+        };
+        let hello = session.hello(&local);
+        self.sessions.insert((peer, commons), session);
+        self.send(peer, commons, hello);
+        self.reports.entry(peer).or_insert_with(|| SyncReport {
+            peer: peer.to_string(),
+            ..SyncReport::default()
+        });
+    }
+
+    /// Pulls every held and wanted commons from `peer`.
+    pub fn pull_everything(&mut self, peer: PeerId) {
+        let mut all: Vec<CommonsId> = self
+            .replicas
+            .commons_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| g.body.id())
+            .collect();
+        all.extend(self.wanted.iter().copied());
+        all.sort();
+        all.dedup();
+        for commons in all {
+            self.start_pull(peer, commons);
+        }
+    }
+
+    /// Re-syncs with every connected peer (periodic).
+    pub fn resync_all(&mut self) {
+        let peers: Vec<PeerId> = self.connected.keys().copied().collect();
+        for peer in peers {
+            self.pull_everything(peer);
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request.to_bytes());
+        self.in_flight.insert(id, InFlight { peer, commons });
+    }
+
+    fn finish_pull(&mut self, peer: PeerId, commons: CommonsId, outcome: &str) {
+        if let Some(session) = self.sessions.remove(&(peer, commons)) {
+            let report = self.reports.entry(peer).or_default();
+            report.round_trips += session.stats.round_trips;
+            report.commons += 1;
+        }
+        self.last_sync.insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
+        self.complete_waiters();
+    }
+
+    /// Answers `hedgerow sync` callers whose peer has no pull left.
+    pub(crate) fn complete_waiters(&mut self) {
+        let now = Instant::now();
+        let sessions = &self.sessions;
+        let mut remaining = Vec::new();
+        for waiter in self.waiters.drain(..) {
+            let done = match waiter.peer {
+                Some(peer) => waiter.started && !sessions.keys().any(|(p, _)| *p == peer),
+                None => false,
+            };
+            if done || now >= waiter.deadline {
+                let mut report = waiter
+                    .peer
+                    .and_then(|p| self.reports.remove(&p))
+                    .unwrap_or_default();
+                report.peer = waiter.peer.map(|p| p.to_string()).unwrap_or_else(|| waiter.addr.to_string());
+                report.complete = done;
+                if !done {
+                    report.errors.push("timed out before every pull finished".into());
+                }
+                report.bytes_sent = self.bytes.sent();
+                report.bytes_received = self.bytes.received();
+                let _ = waiter.reply.send(report);
+            } else {
+                remaining.push(waiter);
+            }
+        }
+        self.waiters = remaining;
+    }
+
+    fn on_sync_response(&mut self, flight: InFlight, bytes: Vec<u8>) {
+        let InFlight { peer, commons } = flight;
+        let response = match SyncResponse::from_bytes(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.misbehaved(peer, "malformed-response");
+                self.finish_pull(peer, commons, &format!("malformed response: {e}"));
+                return;
+            }
+        };
+        match response {
+            SyncResponse::InSync => {
+                self.reports.entry(peer).or_default().in_sync += 1;
+                if let Some(s) = self.sessions.get_mut(&(peer, commons)) {
+                    s.stats.round_trips += 1;
+                }
+                self.finish_pull(peer, commons, "in sync");
+            }
+            SyncResponse::NotJoined => self.finish_pull(peer, commons, "peer does not replicate this commons"),
+            SyncResponse::Refused { reason } => {
+                self.reports.entry(peer).or_default().errors.push(reason.clone());
+                self.finish_pull(peer, commons, &format!("refused: {reason}"));
+            }
+            SyncResponse::Inventory { genesis, docs } => {
+                if !self.replicas.holds(&commons).unwrap_or(false) {
+                    if !self.wanted.contains(&commons) || genesis.body.id() != commons {
+                        self.finish_pull(peer, commons, "not joined");
+                        return;
+                    }
+                    if let Err(e) = self.replicas.join_commons(&genesis) {
+                        self.misbehaved(peer, &rejection_kind(&e));
+                        self.finish_pull(peer, commons, &e.to_string());
+                        return;
+                    }
+                    self.wanted.remove(&commons);
+                    let _ = self.replicas.store().unwant_commons(&commons);
+                    let _ = self.replicas.commit();
+                    self.subscribe_all();
+                }
+                let local = match self.replicas.local_docs(&commons, Some(&docs)) {
+                    Ok(local) => local,
+                    Err(e) => {
+                        self.finish_pull(peer, commons, &e.to_string());
+                        return;
+                    }
+                };
+                let step = match self.sessions.get_mut(&(peer, commons)) {
+                    Some(session) => session.on_inventory(&docs, &local),
+                    None => PullStep::Done,
+                };
+                self.follow(peer, commons, step);
+            }
+            SyncResponse::Docs { items, deferred } => {
+                let mut stored = 0;
+                for item in &items {
+                    match self.replicas.ingest_payload(&commons, item) {
+                        Ok(n) => {
+                            stored += n;
+                        }
+                        Err(e) => {
+                            let kind = rejection_kind(&e);
+                            tracing::info!("refused document {} from {peer}: {e}", item.doc);
+                            self.reports.entry(peer).or_default().errors.push(format!("document {}: {e}", item.doc));
+                            self.misbehaved(peer, &kind);
+                        }
+                    }
+                }
+                // Durable before asking for more: a cut-off sync keeps what it got.
+                if let Err(e) = self.replicas.commit() {
+                    tracing::error!("cannot flush the store: {e}");
+                }
+                self.counters.changes_received += stored as u64;
+                self.counters.docs_received += items.len() as u64;
+                let report = self.reports.entry(peer).or_default();
+                report.changes_received += stored as u64;
+                report.docs_received += items.len() as u64;
+                let local = match self.replicas.local_docs(&commons, Some(&[])) {
+                    Ok(local) => local,
+                    Err(e) => {
+                        self.finish_pull(peer, commons, &e.to_string());
+                        return;
+                    }
+                };
+                let local = self.with_clocks(&commons, local, &deferred);
+                let step = match self.sessions.get_mut(&(peer, commons)) {
+                    Some(session) => session.on_docs(&deferred, &local, items.len()),
+                    None => PullStep::Done,
+                };
+                self.follow(peer, commons, step);
+            }
+        }
+    }
+
+    /// Fills in clocks for the deferred documents (the others do not need them).
+    fn with_clocks(
+        &mut self,
+        commons: &CommonsId,
+        mut local: std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc>,
+        deferred: &[hedgerow_protocol::sync::IdPrefix],
+    ) -> std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc> {
+        let _ = commons;
+        for (id, doc) in local.iter_mut() {
+            if deferred.contains(&hedgerow_protocol::sync::id_prefix(id)) {
+                if let Ok(replica) = self.replicas.replica(id) {
+                    doc.clock = replica
+                        .clock()
+                        .into_iter()
+                        .map(|(a, s)| (a.to_bytes().to_vec(), s))
+                        .collect();
+                }
+            }
+        }
+        local
+    }
+
+    fn follow(&mut self, peer: PeerId, commons: CommonsId, step: PullStep) {
+        match step {
+            PullStep::Send(request) => self.send(peer, commons, request),
+            PullStep::Done => self.finish_pull(peer, commons, "synced"),
+        }
+    }
+
+    fn on_sync_request(&mut self, peer: PeerId, bytes: Vec<u8>, channel: request_response::ResponseChannel<Vec<u8>>) {
+        let now = Instant::now();
+        let response = if !self.peers.allow_request(peer, now) {
+            self.counters.reject("rate-limited");
+            self.misbehaved(peer, "rate-limited");
+            SyncResponse::Refused {
+                reason: "too many requests; slow down".into(),
+            }
+        } else {
+            match SyncRequest::from_bytes(&bytes) {
+                Ok(request) => {
+                    let response = respond(&mut self.replicas, &request);
+                    if let SyncResponse::Docs { items, .. } = &response {
+                        self.counters.docs_sent += items.len() as u64;
+                        self.reports.entry(peer).or_default().docs_sent += items.len() as u64;
+                    }
+                    self.counters.requests_answered += 1;
+                    response
+                }
+                Err(e) => {
+                    self.misbehaved(peer, "malformed-request");
+                    SyncResponse::Refused {
+                        reason: format!("malformed request: {e}"),
+                    }
+                }
+            }
+        };
+        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response.to_bytes());
+    }
+
+    /// Counts an invalid item from `peer`; disconnects and cools it off past the limit.
+    fn misbehaved(&mut self, peer: PeerId, reason: &str) {
+        if reason != "rate-limited" {
+            self.counters.reject(reason);
+        }
+        if self.peers.penalise(peer, Instant::now()) {
+            tracing::warn!("disconnecting {peer}: too much invalid data ({reason})");
+            self.counters.peers_banned += 1;
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    // ---- gossip ----
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        self.bytes.record_gossip_received(message.data.len());
+        let acceptance = match Gossip::from_bytes(&message.data) {
+            Err(_) => {
+                self.misbehaved(source, "malformed-gossip");
+                gossipsub::MessageAcceptance::Reject
+            }
+            Ok(Gossip::Announce { commons }) => {
+                if self.replicas.holds(&commons).unwrap_or(false) {
+                    self.start_pull(source, commons);
+                }
+                gossipsub::MessageAcceptance::Accept
+            }
+            Ok(Gossip::Change(live)) => {
+                let commons = live.envelope.commons;
+                if message.topic != commons_topic(&commons.to_string()).hash() {
+                    self.misbehaved(source, "wrong-topic");
+                    gossipsub::MessageAcceptance::Reject
+                } else {
+                    match self.replicas.ingest_live(&live) {
+                        Ok(LiveOutcome::Applied(n)) => {
+                            let _ = self.replicas.commit();
+                            self.counters.live_received += 1;
+                            self.counters.changes_received += n as u64;
+                            gossipsub::MessageAcceptance::Accept
+                        }
+                        Ok(LiveOutcome::Duplicate) => gossipsub::MessageAcceptance::Ignore,
+                        Ok(LiveOutcome::Pending) => {
+                            // Verified but its history is missing here: fetch it from the sender.
+                            self.start_pull(source, commons);
+                            gossipsub::MessageAcceptance::Accept
+                        }
+                        Err(NodeError::UnknownDoc { .. }) => {
+                            self.start_pull(source, commons);
+                            gossipsub::MessageAcceptance::Ignore
+                        }
+                        Err(NodeError::UnknownCommons(_)) => gossipsub::MessageAcceptance::Ignore,
+                        Err(e @ (NodeError::Rejected(_) | NodeError::Invalid(_))) => {
+                            tracing::info!("refused live change from {source}: {e}");
+                            self.misbehaved(source, &rejection_kind(&e));
+                            gossipsub::MessageAcceptance::Reject
+                        }
+                        Err(e) => {
+                            tracing::error!("cannot store live change: {e}");
+                            gossipsub::MessageAcceptance::Ignore
+                        }
+                    }
+                }
+            }
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    // ---- swarm events ----
+
+    /// Handles one swarm event.
+    pub fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!("listening on {address}");
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
+                if let Some(target) = self.dialing.remove(&connection_id) {
+                    self.peers.dial_succeeded(&target, now);
+                }
+                if self.peers.is_banned(&peer_id, now) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    let known = KnownPeer {
+                        addrs: vec![addr.to_string()],
+                        last_seen: crate::replicas::now_unix(),
+                    };
+                    let _ = self.replicas.store().put_peer(&peer_id.to_string(), &known);
+                }
+                let first = !self.connected.contains_key(&peer_id);
+                self.connected.insert(peer_id, addr.clone());
+                for waiter in &mut self.waiters {
+                    if waiter.peer.is_none() && strip_p2p(&waiter.addr) == strip_p2p(&addr) {
+                        waiter.peer = Some(peer_id);
+                    }
+                }
+                if first {
+                    self.pull_everything(peer_id);
+                    for waiter in &mut self.waiters {
+                        if waiter.peer == Some(peer_id) {
+                            waiter.started = true;
+                        }
+                    }
+                    self.complete_waiters();
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    if let Some(addr) = self.connected.remove(&peer_id) {
+                        self.peers.disconnected(&addr, now);
+                        self.peers.disconnected(&addr.with(Protocol::P2p(peer_id)), now);
+                    }
+                    let stale: Vec<(PeerId, CommonsId)> =
+                        self.sessions.keys().filter(|(p, _)| *p == peer_id).copied().collect();
+                    for (peer, commons) in stale {
+                        self.finish_pull(peer, commons, "connection closed");
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+                tracing::debug!("dial failed: {error}");
+                if let Some(addr) = self.dialing.remove(&connection_id) {
+                    self.peers.dial_failed(&addr, now);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr.clone());
+                    if !self.connected.contains_key(&peer) && !self.peers.is_banned(&peer, now) {
+                        let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, event: SyncEvent) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_sync_request(peer, request, channel);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(flight) = self.in_flight.remove(&request_id) {
+                        self.on_sync_response(flight, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                if let Some(flight) = self.in_flight.remove(&request_id) {
+                    self.reports.entry(peer).or_default().errors.push(format!("request failed: {error}"));
+                    self.finish_pull(flight.peer, flight.commons, &format!("failed: {error}"));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!("inbound sync failure from {peer}: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Dials every bootstrap or remembered address that is due.
+    pub fn redial(&mut self) {
+        let now = Instant::now();
+        let connected: Vec<Multiaddr> = self.connected.values().cloned().collect();
+        let due = self.peers.due(now, |addr| connected.iter().any(|c| strip_p2p(c) == strip_p2p(addr)));
+        for addr in due {
+            self.dial(addr);
+        }
+    }
+
+    /// Dials `addr`, tracking the attempt for the backoff.
+    pub fn dial(&mut self, addr: Multiaddr) {
+        let opts: libp2p::swarm::dial_opts::DialOpts = addr.clone().into();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dialing.insert(id, addr);
+            }
+            Err(e) => {
+                tracing::debug!("cannot dial {addr}: {e}");
+                self.peers.dial_failed(&addr, Instant::now());
+            }
+        }
+    }
+
+    /// `hedgerow status` as JSON.
+    pub fn status(&mut self) -> Value {
+        let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+        let connected: Vec<Value> = self
+            .connected
+            .iter()
+            .map(|(peer, addr)| {
+                let last = self.last_sync.get(peer);
+                json!({
+                    "peer": peer.to_string(),
+                    "addr": addr.to_string(),
+                    "syncing": self.sessions.keys().any(|(p, _)| p == peer),
+                    "last_sync_at": last.map(|l| l.0),
+                    "last_sync": last.map(|l| l.1.clone()),
+                })
+            })
+            .collect();
+        let commons: Vec<Value> = self
+            .replicas
+            .commons_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| json!({"id": g.body.id().to_string(), "name": g.body.name}))
+            .collect();
+        let (transport_in, transport_out) = self.bytes.transport_bytes();
+        json!({
+            "peer_id": self.swarm.local_peer_id().to_string(),
+            "author": self.replicas.author().to_string(),
+            "listen": listen,
+            "connected": connected,
+            "commons": commons,
+            "wanted": self.wanted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "counters": self.counters,
+            "rejected_total": self.counters.rejected_total(),
+            "banned_peers": self.peers.banned_count(Instant::now()),
+            "bytes": {
+                "sync_sent": self.bytes.sent(),
+                "sync_received": self.bytes.received(),
+                "gossip_published": self.bytes.gossip_published(),
+                "gossip_received": self.bytes.gossip_received(),
+                "transport_in": transport_in,
+                "transport_out": transport_out,
+            },
+            "store_bytes": self.replicas.store().size_on_disk(),
+        })
+    }
+
+    /// Polls the swarm for its next event.
+    pub async fn next_event(&mut self) -> SwarmEvent<BehaviourEvent> {
+        self.swarm.select_next_some().await
+    }
+}
+
+/// The address without its `/p2p/...` suffix, for comparing dial targets with endpoints.
+pub fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+}

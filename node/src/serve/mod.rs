@@ -1,0 +1,225 @@
+//! `hedgerow serve` and `hedgerow sync`: the running node.
+//!
+//! [`run`] is a library function: it opens the home's store, starts the
+//! swarm and the control socket, and runs the [`Engine`] until `shutdown`
+//! resolves. The binary only parses arguments; tests call it too.
+//! [`sync_once`] runs the same engine for one catch-up with one peer.
+
+mod control_server;
+mod engine;
+mod peers;
+mod stats;
+
+pub use engine::Engine;
+pub use libp2p::Multiaddr;
+pub use stats::{Counters, SyncReport};
+
+use crate::home::Home;
+use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};
+use crate::replicas::{NodeError, Replicas};
+use engine::SyncWaiter;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings of a running node.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to keep connected to (bootstrap).
+    pub peers: Vec<Multiaddr>,
+    /// mDNS discovery on the local link.
+    pub mdns: bool,
+    /// How often to re-run catch-up sync with connected peers.
+    pub sync_interval: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4717".parse().expect("static multiaddr"),
+                "/ip4/0.0.0.0/udp/4717/quic-v1".parse().expect("static multiaddr"),
+            ],
+            peers: Vec::new(),
+            mdns: true,
+            sync_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Opening the store or home failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The network could not start.
+    #[error("network: {0}")]
+    Net(#[from] NetError),
+    /// The control socket could not be created.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A bad address in the configuration.
+    #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
+    BadAddress(String),
+}
+
+fn start_engine(home: &Home, config: &ServeConfig, listen: Vec<Multiaddr>) -> Result<Engine, ServeError> {
+    let replicas = Replicas::open(home)?;
+    let bytes = ByteCounters::new();
+    let net = NetConfig {
+        listen,
+        mdns: config.mdns,
+        ..NetConfig::default()
+    };
+    let keypair = keypair_from_ed25519_secret(home.key().secret_bytes());
+    let swarm = build_swarm(keypair, &net, bytes.clone())?;
+    let mut engine = Engine::new(swarm, replicas, bytes);
+    let now = Instant::now();
+    for addr in &config.peers {
+        engine.peers.add_target(addr.clone(), now);
+        if let Some((peer, plain)) = split_peer(addr) {
+            engine.swarm.behaviour_mut().kad.add_address(&peer, plain);
+        }
+    }
+    for commons in engine.replicas.store().wanted_commons().map_err(NodeError::from)? {
+        engine.wanted.insert(commons);
+    }
+    engine.subscribe_all();
+    Ok(engine)
+}
+
+/// `/ip4/.../tcp/N/p2p/ID` -> (ID, `/ip4/.../tcp/N`).
+fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
+    let peer = addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })?;
+    Some((peer, engine::strip_p2p(addr)))
+}
+
+/// Runs the node until `shutdown` resolves: swarm, sync, gossip and the control socket.
+pub async fn run(home: &Home, mut config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let file_config = home.config().map_err(NodeError::from)?;
+    for text in &file_config.peers {
+        config.peers.push(text.parse().map_err(|_| ServeError::BadAddress(text.clone()))?);
+    }
+    let mut remembered = Vec::new();
+    let mut engine = start_engine(home, &config, config.listen.clone())?;
+    for (_, known) in engine.replicas.store().peers().map_err(NodeError::from)? {
+        for addr in known.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+            remembered.push(addr);
+        }
+    }
+    let now = Instant::now();
+    for addr in remembered {
+        engine.peers.add_target(addr, now);
+    }
+    let (control_tx, mut control_rx) = mpsc::channel(64);
+    let socket = home.control_socket();
+    let control = control_server::start(&socket, control_tx).map_err(|source| ServeError::Control {
+        path: socket.clone(),
+        source,
+    })?;
+    let mut resync = tokio::time::interval(config.sync_interval);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut redial = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            event = engine.next_event() => engine.on_swarm_event(event),
+            Some(command) = control_rx.recv() => match command {
+                control_server::Command::Request(request, reply) => {
+                    let answer = engine.on_control(request);
+                    let _ = reply.send(answer);
+                }
+                control_server::Command::Sync(addr, reply) => {
+                    start_sync_waiter(&mut engine, addr, reply);
+                }
+            },
+            _ = resync.tick() => engine.resync_all(),
+            _ = redial.tick() => {
+                engine.redial();
+                engine.complete_waiters();
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    control.abort();
+    let _ = std::fs::remove_file(&socket);
+    engine.replicas.commit()?;
+    Ok(())
+}
+
+fn start_sync_waiter(engine: &mut Engine, addr: Multiaddr, reply: oneshot::Sender<SyncReport>) {
+    let peer = split_peer(&addr).map(|(p, _)| p);
+    let connected_peer = peer.filter(|p| engine.swarm.is_connected(p));
+    engine.waiters.push(SyncWaiter {
+        peer,
+        addr: addr.clone(),
+        reply,
+        started: connected_peer.is_some(),
+        deadline: Instant::now() + SYNC_DEADLINE,
+    });
+    match connected_peer {
+        Some(peer) => engine.pull_everything(peer),
+        None => engine.dial(addr),
+    }
+}
+
+/// Longest a one-shot sync waits for its pulls before it reports what it has.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Runs one catch-up sync with one peer and returns what moved; for cron jobs on rarely connected farms.
+///
+/// Our pulls run first; then the node keeps answering the peer's own pulls
+/// until it has been quiet for `linger`, so the exchange goes both ways.
+pub async fn sync_once(home: &Home, peer: Multiaddr, linger: Duration) -> Result<SyncReport, ServeError> {
+    let config = ServeConfig {
+        listen: Vec::new(),
+        peers: Vec::new(),
+        mdns: false,
+        sync_interval: Duration::from_secs(3600),
+    };
+    let mut engine = start_engine(home, &config, Vec::new())?;
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    start_sync_waiter(&mut engine, peer, reply_tx);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut report = None;
+    let mut quiet_since = Instant::now();
+    let mut answered = engine.counters.requests_answered;
+    loop {
+        tokio::select! {
+            event = engine.next_event() => engine.on_swarm_event(event),
+            _ = tick.tick() => {
+                engine.complete_waiters();
+                if report.is_none() {
+                    if let Ok(r) = reply_rx.try_recv() {
+                        report = Some(r);
+                        quiet_since = Instant::now();
+                    }
+                }
+                if engine.counters.requests_answered != answered {
+                    answered = engine.counters.requests_answered;
+                    quiet_since = Instant::now();
+                }
+                if report.is_some() && (quiet_since.elapsed() >= linger || engine.connected_count() == 0) {
+                    break;
+                }
+            }
+        }
+    }
+    engine.replicas.commit()?;
+    let mut report = report.unwrap_or_default();
+    report.docs_sent = engine.counters.docs_sent;
+    report.bytes_sent = engine.bytes.sent();
+    report.bytes_received = engine.bytes.received();
+    Ok(report)
+}

@@ -1,0 +1,94 @@
+//! Counters a running node reports in `hedgerow status`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Totals since the node started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    /// Changes received and stored (live and by sync).
+    pub changes_received: u64,
+    /// Documents received in sync responses.
+    pub docs_received: u64,
+    /// Documents sent in sync responses.
+    pub docs_sent: u64,
+    /// Sync requests answered.
+    pub requests_answered: u64,
+    /// Live changes published.
+    pub live_published: u64,
+    /// Live changes received and accepted.
+    pub live_received: u64,
+    /// Items refused, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Peers disconnected and cooled off for misbehaving.
+    pub peers_banned: u64,
+}
+
+impl Counters {
+    /// Counts one refused item.
+    pub fn reject(&mut self, reason: &str) {
+        *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
+    }
+
+    /// Total refused items.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// What one sync with one peer did, as `hedgerow sync` prints it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// The peer.
+    pub peer: String,
+    /// Commons pulled.
+    pub commons: u64,
+    /// Commons already in sync.
+    pub in_sync: u64,
+    /// Documents received.
+    pub docs_received: u64,
+    /// Changes received and stored.
+    pub changes_received: u64,
+    /// Documents sent to the peer.
+    pub docs_sent: u64,
+    /// Round trips of our pulls.
+    pub round_trips: u64,
+    /// Sync protocol bytes received.
+    pub bytes_received: u64,
+    /// Sync protocol bytes sent.
+    pub bytes_sent: u64,
+    /// Problems met (refused items, failed requests).
+    pub errors: Vec<String>,
+    /// Whether every pull finished.
+    pub complete: bool,
+}
+
+/// Short stable name of a rejection, for counters.
+pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
+    use hedgerow_protocol::replica::Rejection;
+    use hedgerow_protocol::EnvelopeError;
+    match error {
+        crate::replicas::NodeError::Rejected(rejection) => match rejection {
+            Rejection::Envelope(EnvelopeError::Signature(_)) => "bad-signature",
+            Rejection::Envelope(EnvelopeError::ActorMismatch { .. }) => "actor-mismatch",
+            Rejection::Envelope(EnvelopeError::BadChange { .. }) => "unparsable-change",
+            Rejection::Envelope(EnvelopeError::TooLarge { .. }) => "too-large",
+            Rejection::Envelope(EnvelopeError::Decode(_)) => "malformed",
+            Rejection::Genesis(_) => "bad-genesis",
+            Rejection::WrongCommons { .. } | Rejection::WrongDocument { .. } => "wrong-document",
+            Rejection::Equivocation { .. } => "equivocation",
+            Rejection::Schema { .. } => "schema-violation",
+            Rejection::NotProfileOwner { .. } => "not-profile-owner",
+            Rejection::MissingDependencies { .. } => "missing-dependencies",
+            Rejection::Uncovered { .. } => "unsigned-change",
+            Rejection::BadBundle { .. } => "bad-bundle",
+            Rejection::TooManyPending => "too-many-pending",
+            Rejection::Automerge { .. } => "automerge-refused",
+        }
+        .to_string(),
+        crate::replicas::NodeError::Invalid(_) => "invalid".into(),
+        crate::replicas::NodeError::UnknownDoc { .. } => "unknown-document".into(),
+        crate::replicas::NodeError::UnknownCommons(_) => "unknown-commons".into(),
+        _ => "other".into(),
+    }
+}

@@ -1,0 +1,710 @@
+//! The sneakernet file formats: a bundle of signed changes carried on a USB
+//! stick between nodes that never see each other, and the summary a node
+//! writes so the other side can export only what it lacks.
+//!
+//! A bundle file:
+//!
+//! ```text
+//! "HEDGEROW-BUNDLE" | format byte
+//! { record length: u32 little-endian (1..=64 MiB) | record: versioned postcard of a [`Record`] }*
+//! 0u32 (end of records)
+//! BLAKE3 of every byte above (32 bytes)
+//! ```
+//!
+//! Records are grouped by commons (each commons' genesis first), commons and
+//! documents sorted by id, a document's genesis before its changes, and
+//! nothing time-dependent is written, so the same content always gives the
+//! same bytes. A document's changes travel as the sync protocol sends them: a
+//! [`DocPayload`] with a compressed automerge bundle and the few signatures
+//! that cover it.
+//!
+//! Decoding goes record by record and keeps what it decoded before any damage
+//! (a truncated copy, a flipped bit), returning it with the error: the importer
+//! verifies every signature anyway, so it can keep the good part of a file
+//! that was pulled out of the laptop too early. The checksum only proves the
+//! file arrived as written; trust comes from the signatures inside.
+//!
+//! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of a
+//! [`Summary`] | BLAKE3 of every byte before it`.
+
+use crate::encoding::{decode, encode, DecodeError};
+use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
+use crate::sync::{Clock, DocPayload, HeadsDigest};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// First bytes of every bundle file.
+pub const BUNDLE_MAGIC: &[u8] = b"HEDGEROW-BUNDLE";
+/// First bytes of every summary file.
+pub const SUMMARY_MAGIC: &[u8] = b"HEDGEROW-SUMMARY";
+/// The file format version this build writes and reads.
+pub const FILE_FORMAT_V1: u8 = 1;
+/// Largest record a bundle may hold; a larger length prefix means a damaged file.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of the trailing BLAKE3 checksum.
+pub const CHECKSUM_LEN: usize = 32;
+/// Bytes of a record's length prefix.
+const LEN_PREFIX: usize = 4;
+
+/// Which of the two sneakernet files is meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A bundle of signed changes.
+    Bundle,
+    /// A summary of what a node holds.
+    Summary,
+}
+
+impl FileKind {
+    fn magic(self) -> &'static [u8] {
+        match self {
+            FileKind::Bundle => BUNDLE_MAGIC,
+            FileKind::Summary => SUMMARY_MAGIC,
+        }
+    }
+
+    fn other(self) -> FileKind {
+        match self {
+            FileKind::Bundle => FileKind::Summary,
+            FileKind::Summary => FileKind::Bundle,
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Bundle => "bundle",
+            FileKind::Summary => "bundle summary",
+        })
+    }
+}
+
+/// One record of a bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// A commons' signed genesis; the documents after it belong to it.
+    Commons(Signed<CommonsGenesis>),
+    /// A document's signed genesis, for a receiver that lacks the document.
+    DocGenesis(Signed<DocGenesis>),
+    /// A document's changes the receiver lacks, with the signatures that cover them.
+    Changes(DocPayload),
+}
+
+/// What a bundle carries of one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocSection {
+    /// The document.
+    pub doc: DocId,
+    /// Its genesis, when the receiver lacks the document.
+    pub genesis: Option<Signed<DocGenesis>>,
+    /// Its changes the receiver lacks, if any.
+    pub changes: Option<DocPayload>,
+}
+
+/// What a bundle carries of one commons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommonsSection {
+    /// The commons' genesis (always written: it names the commons the documents belong to).
+    pub genesis: Signed<CommonsGenesis>,
+    /// Its documents.
+    pub docs: Vec<DocSection>,
+}
+
+/// What one node holds, written to a summary file for another node's export.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Every commons held, sorted by id.
+    pub commons: Vec<CommonsState>,
+}
+
+/// What a node holds of one commons.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommonsState {
+    /// The commons.
+    pub commons: CommonsId,
+    /// Every document held, sorted by id.
+    pub docs: Vec<DocState>,
+}
+
+/// What a node holds of one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocState {
+    /// The document.
+    pub doc: DocId,
+    /// Digest of its heads (as in the sync inventory), to skip documents already in step.
+    pub digest: HeadsDigest,
+    /// Per-author heights (as in a sync fetch), to send only the changes above them.
+    pub clock: Clock,
+}
+
+impl Summary {
+    /// What the summary says of `commons`, if its maker holds it.
+    pub fn commons(&self, commons: &CommonsId) -> Option<&CommonsState> {
+        self.commons.iter().find(|c| c.commons == *commons)
+    }
+
+    /// Number of documents listed, over all commons.
+    pub fn doc_count(&self) -> usize {
+        self.commons.iter().map(|c| c.docs.len()).sum()
+    }
+}
+
+/// Why a bundle or summary file could not be written or read (in full).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleFileError {
+    /// The file does not start with the expected magic bytes.
+    #[error("this is not a Hedgerow {expected} file (it does not start with `{}`)", String::from_utf8_lossy(expected.magic()))]
+    NotHedgerowFile {
+        /// The file kind expected.
+        expected: FileKind,
+    },
+    /// A bundle given where a summary was expected, or the other way round.
+    #[error("this is a Hedgerow {found} file, not a {expected} file")]
+    WrongKind {
+        /// The file kind expected.
+        expected: FileKind,
+        /// The file kind found.
+        found: FileKind,
+    },
+    /// Written by a newer Hedgerow.
+    #[error("{kind} file has format version {version}; this build reads only version {FILE_FORMAT_V1}; upgrade hedgerow")]
+    UnsupportedVersion {
+        /// The file kind.
+        kind: FileKind,
+        /// The version byte found.
+        version: u8,
+    },
+    /// The file ends before its checksum: an interrupted copy.
+    #[error("{kind} file is truncated: it ends at byte {len}, inside the {part} that starts at byte {offset}; copy it again")]
+    Truncated {
+        /// The file kind.
+        kind: FileKind,
+        /// The file's length.
+        len: usize,
+        /// Which part was cut: header, record length, record, checksum.
+        part: &'static str,
+        /// Where that part starts.
+        offset: usize,
+    },
+    /// A length prefix over [`MAX_RECORD_BYTES`]: damage, or a record too big to write.
+    #[error("bundle record {index} at byte {offset} is {len} bytes, over the {MAX_RECORD_BYTES}-byte limit")]
+    RecordTooLarge {
+        /// The record's position, from 0.
+        index: usize,
+        /// Where its length prefix starts.
+        offset: usize,
+        /// The length claimed.
+        len: usize,
+    },
+    /// A record's bytes do not decode.
+    #[error("bundle record {index} at byte {offset} is damaged: {source}")]
+    BadRecord {
+        /// The record's position, from 0.
+        index: usize,
+        /// Where its length prefix starts.
+        offset: usize,
+        /// Why it does not decode.
+        source: DecodeError,
+    },
+    /// The summary body does not decode.
+    #[error("bundle summary is damaged: {0}")]
+    BadSummary(DecodeError),
+    /// Bytes after the checksum.
+    #[error("{kind} file has {extra} unexpected bytes after its checksum")]
+    TrailingBytes {
+        /// The file kind.
+        kind: FileKind,
+        /// How many.
+        extra: usize,
+    },
+    /// The content does not match the checksum: damaged in transit or on the stick.
+    #[error("{kind} file's checksum does not match its content: the file was damaged on the way; copy it again")]
+    ChecksumMismatch {
+        /// The file kind.
+        kind: FileKind,
+    },
+}
+
+/// A decoded bundle: the records read before any damage, and the damage if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedBundle {
+    /// Records that decoded, in file order (each still to be verified by the importer).
+    pub records: Vec<Record>,
+    /// What was wrong with the file, if anything; records after it are lost.
+    pub damage: Option<BundleFileError>,
+}
+
+impl DecodedBundle {
+    /// The records if the file was intact, else the damage.
+    pub fn into_result(self) -> Result<Vec<Record>, BundleFileError> {
+        match self.damage {
+            None => Ok(self.records),
+            Some(damage) => Err(damage),
+        }
+    }
+}
+
+/// Writes a bundle: commons and documents sorted by id, so equal content gives equal bytes.
+///
+/// Fails only with [`BundleFileError::RecordTooLarge`] when one document's changes exceed
+/// [`MAX_RECORD_BYTES`].
+pub fn encode_bundle(mut sections: Vec<CommonsSection>) -> Result<Vec<u8>, BundleFileError> {
+    sections.sort_by_key(|s| s.genesis.body.id());
+    let mut out = header(FileKind::Bundle);
+    let mut index = 0;
+    for mut section in sections {
+        section.docs.sort_by_key(|d| d.doc);
+        push_record(&mut out, &mut index, &Record::Commons(section.genesis))?;
+        for doc in section.docs {
+            if let Some(genesis) = doc.genesis {
+                push_record(&mut out, &mut index, &Record::DocGenesis(genesis))?;
+            }
+            if let Some(changes) = doc.changes {
+                push_record(&mut out, &mut index, &Record::Changes(changes))?;
+            }
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    Ok(out)
+}
+
+fn header(kind: FileKind) -> Vec<u8> {
+    let mut out = kind.magic().to_vec();
+    out.push(FILE_FORMAT_V1);
+    out
+}
+
+fn push_record(
+    out: &mut Vec<u8>,
+    index: &mut usize,
+    record: &Record,
+) -> Result<(), BundleFileError> {
+    let bytes = encode(record);
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|len| *len as usize <= MAX_RECORD_BYTES)
+        .ok_or(BundleFileError::RecordTooLarge {
+            index: *index,
+            offset: out.len(),
+            len: bytes.len(),
+        })?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&bytes);
+    *index += 1;
+    Ok(())
+}
+
+/// Reads a bundle record by record, keeping what decoded before any damage.
+pub fn decode_bundle(bytes: &[u8]) -> DecodedBundle {
+    let mut records = Vec::new();
+    let damage = decode_records(bytes, &mut records).err();
+    DecodedBundle { records, damage }
+}
+
+fn decode_records(bytes: &[u8], records: &mut Vec<Record>) -> Result<(), BundleFileError> {
+    let kind = FileKind::Bundle;
+    let mut pos = check_header(bytes, kind)?;
+    loop {
+        let offset = pos;
+        let prefix = bytes
+            .get(pos..pos + LEN_PREFIX)
+            .ok_or(BundleFileError::Truncated {
+                kind,
+                len: bytes.len(),
+                part: "record length",
+                offset,
+            })?;
+        let mut len_bytes = [0u8; LEN_PREFIX];
+        len_bytes.copy_from_slice(prefix);
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        pos += LEN_PREFIX;
+        if len == 0 {
+            break;
+        }
+        let index = records.len();
+        if len > MAX_RECORD_BYTES {
+            return Err(BundleFileError::RecordTooLarge { index, offset, len });
+        }
+        // A slice of the input: a length that overruns the file is refused without allocating.
+        let body = bytes
+            .get(pos..pos + len)
+            .ok_or(BundleFileError::Truncated {
+                kind,
+                len: bytes.len(),
+                part: "record",
+                offset,
+            })?;
+        let record =
+            decode(body, "bundle record").map_err(|source| BundleFileError::BadRecord {
+                index,
+                offset,
+                source,
+            })?;
+        records.push(record);
+        pos += len;
+    }
+    check_checksum(bytes, pos, kind)
+}
+
+/// Checks magic and version; returns where the body starts.
+fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> {
+    let magic = kind.magic();
+    let other = kind.other().magic();
+    if bytes.starts_with(other) {
+        return Err(BundleFileError::WrongKind {
+            expected: kind,
+            found: kind.other(),
+        });
+    }
+    if !bytes.starts_with(magic) {
+        if magic.starts_with(bytes) {
+            return Err(BundleFileError::Truncated {
+                kind,
+                len: bytes.len(),
+                part: "header",
+                offset: 0,
+            });
+        }
+        return Err(BundleFileError::NotHedgerowFile { expected: kind });
+    }
+    match bytes.get(magic.len()) {
+        None => Err(BundleFileError::Truncated {
+            kind,
+            len: bytes.len(),
+            part: "header",
+            offset: 0,
+        }),
+        Some(&FILE_FORMAT_V1) => Ok(magic.len() + 1),
+        Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
+    }
+}
+
+/// Checks that exactly a matching checksum of `bytes[..end]` follows `end`.
+fn check_checksum(bytes: &[u8], end: usize, kind: FileKind) -> Result<(), BundleFileError> {
+    let rest = &bytes[end.min(bytes.len())..];
+    if rest.len() < CHECKSUM_LEN {
+        return Err(BundleFileError::Truncated {
+            kind,
+            len: bytes.len(),
+            part: "checksum",
+            offset: end,
+        });
+    }
+    if rest.len() > CHECKSUM_LEN {
+        return Err(BundleFileError::TrailingBytes {
+            kind,
+            extra: rest.len() - CHECKSUM_LEN,
+        });
+    }
+    if blake3::hash(&bytes[..end]).as_bytes() != rest {
+        return Err(BundleFileError::ChecksumMismatch { kind });
+    }
+    Ok(())
+}
+
+/// Writes a summary, with commons, documents and clocks sorted so equal state gives equal bytes.
+pub fn encode_summary(summary: &Summary) -> Vec<u8> {
+    let mut summary = summary.clone();
+    summary.commons.sort_by_key(|c| c.commons);
+    for commons in &mut summary.commons {
+        commons.docs.sort_by_key(|d| d.doc);
+        for doc in &mut commons.docs {
+            doc.clock.sort();
+        }
+    }
+    let mut out = header(FileKind::Summary);
+    out.extend(encode(&summary));
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    out
+}
+
+/// Reads a summary file; any damage is an error (a summary is small: write a new one).
+pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
+    let kind = FileKind::Summary;
+    let start = check_header(bytes, kind)?;
+    if bytes.len() < start + CHECKSUM_LEN {
+        return Err(BundleFileError::Truncated {
+            kind,
+            len: bytes.len(),
+            part: "summary",
+            offset: start,
+        });
+    }
+    let end = bytes.len() - CHECKSUM_LEN;
+    check_checksum(bytes, end, kind)?;
+    decode(&bytes[start..end], "bundle summary").map_err(BundleFileError::BadSummary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::actor_for;
+    use crate::identity::DeviceKey;
+    use crate::replica::DocReplica;
+    use crate::schema::DocKind;
+    use automerge::transaction::Transactable;
+    use automerge::{ReadDoc, ROOT};
+
+    fn commons(key: &DeviceKey, nonce: u8) -> Signed<CommonsGenesis> {
+        CommonsGenesis {
+            name: format!("Farm Hack {nonce}"),
+            description: String::new(),
+            creator: key.author(),
+            created_at: 1_700_000_000,
+            nonce: [nonce; 16],
+        }
+        .sign(key)
+    }
+
+    /// A document genesis with a real automerge bundle of two signed changes.
+    fn doc(key: &DeviceKey, commons: CommonsId, nonce: u8) -> DocSection {
+        let genesis = DocGenesis {
+            commons,
+            kind: DocKind::Design,
+            creator: key.author(),
+            created_at: 1_700_000_000,
+            nonce: [nonce; 16],
+            fork: None,
+        }
+        .sign(key);
+        let id = genesis.body.id();
+        let mut am = automerge::Automerge::new().with_actor(actor_for(&key.author(), &id));
+        let mut hashes = Vec::new();
+        for text in ["Roller crimper", "Roller crimper v2"] {
+            let mut tx = am.transaction();
+            tx.put(ROOT, "name", text).unwrap();
+            hashes.push(tx.commit().0.unwrap());
+        }
+        let bundle = am.bundle(hashes.iter().copied()).unwrap().bytes().to_vec();
+        let last = am
+            .get_change_by_hash(&hashes[1])
+            .unwrap()
+            .raw_bytes()
+            .to_vec();
+        let proof = crate::ChangeEnvelope::sign(key, commons, id, last).proof();
+        DocSection {
+            doc: id,
+            genesis: Some(genesis),
+            changes: Some(DocPayload {
+                doc: id,
+                genesis: None,
+                bundle,
+                proofs: vec![(hashes[1].0, proof)],
+            }),
+        }
+    }
+
+    fn sections() -> Vec<CommonsSection> {
+        let key = DeviceKey::from_secret([3; 32]);
+        let (a, b) = (commons(&key, 1), commons(&key, 2));
+        let (a_id, b_id) = (a.body.id(), b.body.id());
+        vec![
+            CommonsSection {
+                genesis: a,
+                docs: vec![doc(&key, a_id, 1), doc(&key, a_id, 2)],
+            },
+            CommonsSection {
+                genesis: b,
+                docs: vec![doc(&key, b_id, 3)],
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip_keeps_every_record_in_canonical_order() {
+        let sections = sections();
+        let bytes = encode_bundle(sections.clone()).unwrap();
+        assert!(bytes.starts_with(BUNDLE_MAGIC));
+        let records = decode_bundle(&bytes).into_result().unwrap();
+        // Per commons: its genesis, then per document its genesis and its changes.
+        assert_eq!(records.len(), 2 + 3 * 2);
+        let commons_ids: Vec<CommonsId> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Commons(g) => Some(g.body.id()),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = commons_ids.clone();
+        sorted.sort();
+        assert_eq!(commons_ids, sorted);
+        let mut current = None;
+        let mut last_doc = None;
+        for record in &records {
+            match record {
+                Record::Commons(g) => {
+                    current = Some(g.body.id());
+                    last_doc = None;
+                }
+                Record::DocGenesis(g) => {
+                    assert_eq!(Some(g.body.commons), current);
+                    assert!(last_doc < Some(g.body.id()), "documents sorted by id");
+                    last_doc = Some(g.body.id());
+                }
+                Record::Changes(p) => assert_eq!(Some(p.doc), last_doc),
+            }
+        }
+        // The carried changes still verify and apply.
+        let (Record::DocGenesis(genesis), Record::Changes(payload)) = (&records[1], &records[2])
+        else {
+            panic!("expected a document genesis then its changes");
+        };
+        let mut replica = DocReplica::new(genesis.clone()).unwrap();
+        let proofs = payload
+            .proofs
+            .iter()
+            .map(|(h, p)| (automerge::ChangeHash(*h), p.clone()))
+            .collect();
+        assert_eq!(
+            replica
+                .ingest_bundle(&payload.bundle, proofs)
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn equal_content_gives_equal_bytes_whatever_the_input_order() {
+        let sections = sections();
+        let mut shuffled = sections.clone();
+        shuffled.reverse();
+        for s in &mut shuffled {
+            s.docs.reverse();
+        }
+        assert_eq!(
+            encode_bundle(sections).unwrap(),
+            encode_bundle(shuffled).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_and_keeps_the_records_before_it() {
+        let bytes = encode_bundle(sections()).unwrap();
+        let full = decode_bundle(&bytes).records;
+        for cut in 0..bytes.len() {
+            let decoded = decode_bundle(&bytes[..cut]);
+            assert!(
+                matches!(decoded.damage, Some(BundleFileError::Truncated { .. })),
+                "cut at {cut}: {:?}",
+                decoded.damage
+            );
+            assert_eq!(decoded.records[..], full[..decoded.records.len()]);
+        }
+        // Cut one byte short of the end of the last record: every record before it survives.
+        let decoded = decode_bundle(&bytes[..bytes.len() - CHECKSUM_LEN - 4 - 1]);
+        assert_eq!(decoded.records.len(), full.len() - 1);
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let bytes = encode_bundle(sections()).unwrap();
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x10;
+            let decoded = decode_bundle(&damaged);
+            assert!(decoded.damage.is_some(), "flip at byte {i} went unnoticed");
+        }
+        let mut damaged = bytes.clone();
+        let middle = bytes.len() / 2;
+        damaged[middle] ^= 0x01;
+        assert!(decode_bundle(&damaged).damage.is_some());
+    }
+
+    #[test]
+    fn absurd_lengths_and_wrong_files_are_refused() {
+        let mut bytes = header(FileKind::Bundle);
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0; 64]);
+        assert!(matches!(
+            decode_bundle(&bytes).damage,
+            Some(BundleFileError::RecordTooLarge { index: 0, .. })
+        ));
+        let mut bytes = header(FileKind::Bundle);
+        bytes.extend_from_slice(&1000u32.to_le_bytes());
+        bytes.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            decode_bundle(&bytes).damage,
+            Some(BundleFileError::Truncated { part: "record", .. })
+        ));
+        assert!(matches!(
+            decode_bundle(b"PK\x03\x04 a zip file").damage,
+            Some(BundleFileError::NotHedgerowFile { .. })
+        ));
+        let mut future = encode_bundle(sections()).unwrap();
+        future[BUNDLE_MAGIC.len()] = 2;
+        assert!(matches!(
+            decode_bundle(&future).damage,
+            Some(BundleFileError::UnsupportedVersion { version: 2, .. })
+        ));
+        let summary = encode_summary(&Summary::default());
+        assert!(matches!(
+            decode_bundle(&summary).damage,
+            Some(BundleFileError::WrongKind {
+                found: FileKind::Summary,
+                ..
+            })
+        ));
+        let mut long = encode_bundle(sections()).unwrap();
+        long.push(0);
+        assert!(matches!(
+            decode_bundle(&long).damage,
+            Some(BundleFileError::TrailingBytes { extra: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn summary_round_trip_is_sorted_and_damage_is_detected() {
+        let summary = Summary {
+            commons: vec![
+                CommonsState {
+                    commons: CommonsId([9; 32]),
+                    docs: vec![],
+                },
+                CommonsState {
+                    commons: CommonsId([1; 32]),
+                    docs: vec![
+                        DocState {
+                            doc: DocId([7; 32]),
+                            digest: [1; 8],
+                            clock: vec![(vec![5; 16], 3), (vec![2; 16], 9)],
+                        },
+                        DocState {
+                            doc: DocId([3; 32]),
+                            digest: [2; 8],
+                            clock: vec![],
+                        },
+                    ],
+                },
+            ],
+        };
+        let bytes = encode_summary(&summary);
+        assert!(bytes.starts_with(SUMMARY_MAGIC));
+        let back = decode_summary(&bytes).unwrap();
+        assert_eq!(back.commons[0].commons, CommonsId([1; 32]));
+        assert_eq!(back.commons[0].docs[0].doc, DocId([3; 32]));
+        assert_eq!(back.commons[0].docs[1].clock[0], (vec![2; 16], 9));
+        assert_eq!(back.doc_count(), 2);
+        assert_eq!(encode_summary(&back), bytes, "deterministic");
+        for cut in 0..bytes.len() {
+            assert!(decode_summary(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x04;
+            assert!(decode_summary(&damaged).is_err(), "flip at {i}");
+        }
+        let bundle = encode_bundle(sections()).unwrap();
+        assert!(matches!(
+            decode_summary(&bundle),
+            Err(BundleFileError::WrongKind {
+                found: FileKind::Bundle,
+                ..
+            })
+        ));
+    }
+}
