@@ -44,6 +44,9 @@ pub enum Command {
     /// Notes on designs and events.
     #[command(subcommand)]
     Note(NoteCommand),
+    /// Carry signed changes on a USB stick: export a bundle, write a summary, import a bundle.
+    #[command(subcommand)]
+    Bundle(crate::bundle::BundleCommand),
     /// Re-check every signature, hash and cached document; non-zero exit on any problem.
     Verify {
         /// Rewrite cached documents and indexes from the signed changes.

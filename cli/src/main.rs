@@ -3,6 +3,7 @@
 //! and prints the result. No logic of its own beyond that.
 
 mod args;
+mod bundle;
 mod demo;
 mod edits;
 mod network;
@@ -86,6 +87,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Demo { keep } => return demo::run(keep.as_deref()),
+        Command::Bundle(c) => return bundle::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
         Command::Sync { peer, linger, json } => return network::sync(&home, &peer, linger, json.json),
         Command::Status(j) => (Request::Status, Print::Status, j.json),

@@ -1,0 +1,195 @@
+//! `hedgerow bundle`: carry signed changes on a USB stick between nodes with no link.
+//!
+//! The node reads and writes the files itself (so this works while `serve`
+//! runs); the CLI only makes the paths absolute and prints the result.
+
+use crate::args::JsonFlag;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use hedgerow_node::api::Request;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Bundle commands.
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Write the signed changes of this node's commons to FILE, for another node to import.
+    Export {
+        /// The bundle file to write (replaced atomically if it exists).
+        file: PathBuf,
+        /// Only this commons (id or prefix); repeat for several. Default: every commons held.
+        #[arg(long = "commons", value_name = "ID")]
+        commons: Vec<String>,
+        /// Only what the node that wrote this summary (`hedgerow bundle summary`) lacks.
+        #[arg(long = "for", value_name = "SUMMARY")]
+        for_summary: Option<PathBuf>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Write a small summary of what this node holds to FILE; another node exports `--for` it.
+    Summary {
+        /// The summary file to write.
+        file: PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Verify and store the signed changes in a bundle FILE; non-zero exit if any were refused.
+    Import {
+        /// The bundle file to read.
+        file: PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Runs a bundle command against the node of `home`.
+pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
+    match command {
+        BundleCommand::Export {
+            file,
+            commons,
+            for_summary,
+            json,
+        } => {
+            let request = Request::BundleExport {
+                path: absolute(&file)?,
+                commons,
+                for_summary: for_summary.as_deref().map(absolute).transpose()?,
+            };
+            let value = crate::send(home, request)
+                .with_context(|| format!("cannot export to {}", file.display()))?;
+            if json.json {
+                crate::output::json(&value);
+            } else {
+                println!(
+                    "exported {} documents ({}) of {} commons to {}",
+                    count(&value, "documents"),
+                    size(count(&value, "bytes")),
+                    count(&value, "commons"),
+                    file.display()
+                );
+                let up_to_date = count(&value, "up_to_date");
+                if up_to_date > 0 {
+                    println!("left out {up_to_date} documents the summary's node already has");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BundleCommand::Summary { file, json } => {
+            let request = Request::BundleSummary {
+                path: absolute(&file)?,
+            };
+            let value = crate::send(home, request)
+                .with_context(|| format!("cannot write a summary to {}", file.display()))?;
+            if json.json {
+                crate::output::json(&value);
+            } else {
+                println!(
+                    "wrote a summary of {} documents in {} commons ({}) to {}",
+                    count(&value, "documents"),
+                    count(&value, "commons"),
+                    size(count(&value, "bytes")),
+                    file.display()
+                );
+                println!(
+                    "the other node runs `hedgerow bundle export BUNDLE --for {}`",
+                    file.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BundleCommand::Import { file, json } => {
+            let request = Request::BundleImport {
+                path: absolute(&file)?,
+            };
+            let value = crate::send(home, request)
+                .with_context(|| format!("cannot import {}", file.display()))?;
+            let rejected = value
+                .get("rejected")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if json.json {
+                crate::output::json(&value);
+            } else {
+                print_import(&value, &rejected);
+            }
+            if rejected.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "error: {} of the bundle's records were refused; nothing of them was stored",
+                    rejected.len()
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn print_import(value: &Value, rejected: &[Value]) {
+    println!(
+        "imported: {} new, {} already known, {} rejected",
+        count(value, "new"),
+        count(value, "known"),
+        rejected.len()
+    );
+    for item in rejected {
+        println!(
+            "  rejected {} {}: {}",
+            text(item, "kind"),
+            text(item, "id"),
+            text(item, "error")
+        );
+    }
+    for commons in value
+        .get("commons_joined")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!("joined commons {}", commons.as_str().unwrap_or(""));
+    }
+}
+
+/// The path made absolute against the current directory (a running node has its own).
+fn absolute(path: &Path) -> Result<String> {
+    let path = std::path::absolute(path)
+        .with_context(|| format!("cannot resolve the path {}", path.display()))?;
+    path.to_str().map(str::to_string).with_context(|| {
+        format!(
+            "{} is not valid UTF-8; rename it or choose another path",
+            path.display()
+        )
+    })
+}
+
+fn count(value: &Value, key: &str) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `812 bytes`, `34 KB`, `2.5 MB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} bytes"),
+        b if b < 1024 * 1024 => format!("{} KB", (b + 512) / 1024),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(size(812), "812 bytes");
+        assert_eq!(size(34 * 1024 + 100), "34 KB");
+        assert_eq!(size(5 * 1024 * 1024 / 2), "2.5 MB");
+    }
+}
