@@ -63,15 +63,18 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                 crate::output::json(&value);
             } else {
                 println!(
-                    "exported {} documents ({}) of {} commons to {}",
-                    count(&value, "documents"),
+                    "exported {} ({}) of {} commons to {}",
+                    plural(count(&value, "documents"), "document"),
                     size(count(&value, "bytes")),
                     count(&value, "commons"),
                     file.display()
                 );
                 let up_to_date = count(&value, "up_to_date");
                 if up_to_date > 0 {
-                    println!("left out {up_to_date} documents the summary's node already has");
+                    println!(
+                        "left out {} the summary's node already has",
+                        plural(up_to_date, "document")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -86,8 +89,8 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                 crate::output::json(&value);
             } else {
                 println!(
-                    "wrote a summary of {} documents in {} commons ({}) to {}",
-                    count(&value, "documents"),
+                    "wrote a summary of {} in {} commons ({}) to {}",
+                    plural(count(&value, "documents"), "document"),
                     count(&value, "commons"),
                     size(count(&value, "bytes")),
                     file.display()
@@ -163,6 +166,15 @@ fn absolute(path: &Path) -> Result<String> {
             path.display()
         )
     })
+}
+
+/// `1 document`, `12 documents`.
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn count(value: &Value, key: &str) -> u64 {

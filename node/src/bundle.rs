@@ -8,7 +8,6 @@
 //! Files are written atomically (temp file, fsync, rename), so a stick pulled
 //! out mid-write holds the old file or the new one, never half of one.
 
-use crate::home::HomeError;
 use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::automerge::{ActorId, ChangeHash};
 use hedgerow_protocol::bundle_file::{
@@ -104,6 +103,14 @@ pub enum BundleError {
     /// A path that is not absolute (a running node cannot know the caller's directory).
     #[error("bundle paths must be absolute, got {0}")]
     RelativePath(PathBuf),
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error (shown in the message, so not chained as a source).
+        error: std::io::Error,
+    },
     /// A path that names a directory rather than a file.
     #[error("{0} is a directory, not a file name")]
     NotAFile(PathBuf),
@@ -450,11 +457,12 @@ fn absolute(path: &Path) -> Result<(), NodeError> {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| {
-        NodeError::Home(HomeError::Io {
+    move |error| {
+        BundleError::Io {
             path: path.to_path_buf(),
-            source,
-        })
+            error,
+        }
+        .into()
     }
 }
 

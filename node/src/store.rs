@@ -79,6 +79,9 @@ pub struct DocSummary {
     pub updated_at: i64,
 }
 
+/// One stored change: hash, raw bytes, and its provenance record (missing only in a damaged store).
+pub type StoredChange = ([u8; 32], Vec<u8>, Option<ChangeRecord>);
+
 /// What the network layer remembers of a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KnownPeer {
@@ -278,10 +281,7 @@ impl Store {
     }
 
     /// Every stored change of a document: hash, raw bytes and record.
-    pub fn changes(
-        &self,
-        id: &DocId,
-    ) -> Result<Vec<([u8; 32], Vec<u8>, Option<ChangeRecord>)>, StoreError> {
+    pub fn changes(&self, id: &DocId) -> Result<Vec<StoredChange>, StoreError> {
         let mut out = Vec::new();
         for item in self.changes.scan_prefix(id.as_bytes()) {
             let (key, value) = item.map_err(|e| self.err(e))?;

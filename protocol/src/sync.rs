@@ -143,7 +143,7 @@ pub struct LiveChange {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Gossip {
     /// A new signed change, small enough to send whole.
-    Change(LiveChange),
+    Change(Box<LiveChange>),
     /// "I have something new in this commons": too large to gossip, so receivers pull it from the sender.
     Announce {
         /// The commons with news.

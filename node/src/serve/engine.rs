@@ -147,7 +147,7 @@ impl Engine {
             let message = if live.envelope.change.len() > MAX_LIVE_CHANGE_BYTES {
                 Gossip::Announce { commons }
             } else {
-                Gossip::Change(live)
+                Gossip::Change(Box::new(live))
             };
             let bytes = message.to_bytes();
             let len = bytes.len();
@@ -520,8 +520,8 @@ impl Engine {
                     self.complete_waiters();
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                {
                     if let Some(addr) = self.connected.remove(&peer_id) {
                         self.peers.disconnected(&addr, now);
                         self.peers.disconnected(&addr.with(Protocol::P2p(peer_id)), now);
