@@ -44,6 +44,16 @@ pub enum StoreError {
         /// sled's error.
         source: sled::Error,
     },
+    /// Fewer changes than the last successful flush recorded: sled lost data on disk.
+    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read; restore it from a peer (`hedgerow sync`) or a bundle, or move it away and start fresh")]
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// Changes recorded in the manifest.
+        expected: u64,
+        /// Changes readable now.
+        found: u64,
+    },
     /// A value did not decode: the store is damaged.
     #[error("store is damaged: {tree} entry {key} does not decode ({source}); run `hedgerow verify` and restore from a peer or a bundle")]
     Corrupt {
@@ -104,6 +114,23 @@ pub struct Store {
     summaries: sled::Tree,
     peers: sled::Tree,
     wanted: sled::Tree,
+    /// Changes held, counted on open and kept current; checked against the manifest.
+    change_count: std::sync::atomic::AtomicU64,
+}
+
+/// Name of the manifest file beside the sled files.
+const MANIFEST: &str = "hedgerow-manifest.json";
+
+/// How many changes the store held at its last successful flush, kept outside sled.
+///
+/// sled recovers from a torn write by truncating its log at the first bad
+/// checksum; damage in the middle of the log would therefore silently drop
+/// every later write. Comparing sled's content with this count turns that
+/// into a clear error instead.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Manifest {
+    format: u8,
+    changes: u64,
 }
 
 /// Everything one ingest writes for one document, applied atomically.
@@ -159,7 +186,20 @@ impl Store {
             tree("meta")?,
         );
         let wanted = tree("wanted")?;
+        let found = records.len() as u64;
+        let manifest: Manifest = std::fs::read(path.join(MANIFEST))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        if found < manifest.changes {
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                expected: manifest.changes,
+                found,
+            });
+        }
         let store = Self {
+            change_count: std::sync::atomic::AtomicU64::new(found),
             commons,
             docs,
             commons_docs,
@@ -195,7 +235,23 @@ impl Store {
 
     /// Makes everything written so far durable (fsync). Call before reporting success.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+        self.db.flush().map_err(|e| self.err(e))?;
+        self.write_manifest()
+    }
+
+    /// Records the change count outside sled, atomically (temp file, fsync, rename).
+    fn write_manifest(&self) -> Result<(), StoreError> {
+        let manifest = Manifest {
+            format: STORE_FORMAT,
+            changes: self.change_count.load(std::sync::atomic::Ordering::SeqCst),
+        };
+        let io = |source: std::io::Error| self.err(sled::Error::Io(source));
+        let tmp = self.path.join("hedgerow-manifest.tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec(&manifest).unwrap_or_default()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, self.path.join(MANIFEST)).map_err(io)?;
+        Ok(())
     }
 
     /// Bytes the store occupies on disk.
@@ -324,7 +380,11 @@ impl Store {
                 },
             );
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.change_count
+                    .fetch_add(write.accepted.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
             Err(TransactionError::Storage(e)) => Err(self.err(e)),
             Err(TransactionError::Abort(())) => Ok(()),
         }

@@ -251,19 +251,23 @@ impl DecodedBundle {
 /// [`MAX_RECORD_BYTES`].
 pub fn encode_bundle(mut sections: Vec<CommonsSection>) -> Result<Vec<u8>, BundleFileError> {
     sections.sort_by_key(|s| s.genesis.body.id());
-    let mut out = header(FileKind::Bundle);
-    let mut index = 0;
+    let mut records = Vec::new();
     for mut section in sections {
         section.docs.sort_by_key(|d| d.doc);
-        push_record(&mut out, &mut index, &Record::Commons(section.genesis))?;
+        records.push(Record::Commons(section.genesis));
         for doc in section.docs {
-            if let Some(genesis) = doc.genesis {
-                push_record(&mut out, &mut index, &Record::DocGenesis(genesis))?;
-            }
-            if let Some(changes) = doc.changes {
-                push_record(&mut out, &mut index, &Record::Changes(changes))?;
-            }
+            records.extend(doc.genesis.map(Record::DocGenesis));
+            records.extend(doc.changes.map(Record::Changes));
         }
+    }
+    encode_records(&records)
+}
+
+/// Writes `records` as a bundle file in the order given (use [`encode_bundle`] for the canonical order).
+pub fn encode_records(records: &[Record]) -> Result<Vec<u8>, BundleFileError> {
+    let mut out = header(FileKind::Bundle);
+    for (index, record) in records.iter().enumerate() {
+        push_record(&mut out, index, record)?;
     }
     out.extend_from_slice(&0u32.to_le_bytes());
     let checksum = blake3::hash(&out);
@@ -277,23 +281,18 @@ fn header(kind: FileKind) -> Vec<u8> {
     out
 }
 
-fn push_record(
-    out: &mut Vec<u8>,
-    index: &mut usize,
-    record: &Record,
-) -> Result<(), BundleFileError> {
+fn push_record(out: &mut Vec<u8>, index: usize, record: &Record) -> Result<(), BundleFileError> {
     let bytes = encode(record);
     let len = u32::try_from(bytes.len())
         .ok()
         .filter(|len| *len as usize <= MAX_RECORD_BYTES)
         .ok_or(BundleFileError::RecordTooLarge {
-            index: *index,
+            index,
             offset: out.len(),
             len: bytes.len(),
         })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&bytes);
-    *index += 1;
     Ok(())
 }
 
@@ -576,10 +575,10 @@ mod tests {
         for s in &mut shuffled {
             s.docs.reverse();
         }
-        assert_eq!(
-            encode_bundle(sections).unwrap(),
-            encode_bundle(shuffled).unwrap()
-        );
+        let bytes = encode_bundle(sections).unwrap();
+        assert_eq!(bytes, encode_bundle(shuffled).unwrap());
+        let records = decode_bundle(&bytes).into_result().unwrap();
+        assert_eq!(encode_records(&records).unwrap(), bytes);
     }
 
     #[test]

@@ -1,0 +1,458 @@
+//! Sneakernet bundles end to end: the real binary exports signed changes from
+//! one node to a file, and another node with no link imports them.
+//!
+//! ```text
+//!   A (barn laptop) --bundle--> USB stick --import--> B (co-op hub)
+//!   B --summary--> stick --> A --export --for--> stick --> B   (only the new changes travel)
+//! ```
+
+use hedgerow_node::home::Home;
+use hedgerow_node::Replicas;
+use hedgerow_protocol::automerge::{self, ChangeHash, ReadDoc};
+use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
+use hedgerow_protocol::envelope::signing_digest;
+use hedgerow_protocol::{CommonsId, DeviceKey, DocId};
+use hedgerow_tests::{id, TestHome};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Node A with one commons holding a design with steps and a bill of materials, an event
+/// with a brainstorm note, and a fork of the design edited on its own.
+struct Farm {
+    a: TestHome,
+    commons: String,
+    design: String,
+    event: String,
+    note: String,
+    fork: String,
+}
+
+impl Farm {
+    fn new() -> Self {
+        let a = TestHome::init("Alice");
+        let commons = id(&a.json(&["commons", "create", "Farm Hack tools"]));
+        let design = id(&a.json(&[
+            "design",
+            "new",
+            "Roller crimper",
+            "--step",
+            "Cut the drum from 40 cm pipe",
+            "--step",
+            "Weld the blades in a chevron",
+            "--bom-line",
+            "steel pipe;1.2;m;scrap yard;",
+            "--bom-line",
+            "flat bar 50x6;6;m;;",
+            "--tag",
+            "no-till",
+        ]));
+        a.ok(&[
+            "design",
+            "edit",
+            &design,
+            "--set",
+            "summary=Flattens a cover crop without herbicide",
+            "--step",
+            "Mount it on the three-point hitch",
+        ]);
+        let event = id(&a.json(&["event", "new", "Build day at Les Champs"]));
+        let note = id(&a.json(&[
+            "note",
+            "add",
+            "--on",
+            &event,
+            "--kind",
+            "brainstorm",
+            "--text",
+            "Bring the angle grinder",
+        ]));
+        a.ok(&["note", "edit", &note, "--append", " and two welding masks."]);
+        let fork = id(&a.json(&[
+            "design",
+            "fork",
+            &design,
+            "--name",
+            "Roller crimper, narrow",
+        ]));
+        a.ok(&[
+            "design",
+            "edit",
+            &fork,
+            "--edit-step",
+            "1=Cut the drum from 30 cm pipe",
+        ]);
+        Self {
+            a,
+            commons,
+            design,
+            event,
+            note,
+            fork,
+        }
+    }
+
+    /// Every document as `(kind, id)`.
+    fn documents(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("design", &self.design),
+            ("design", &self.fork),
+            ("event", &self.event),
+            ("note", &self.note),
+        ]
+    }
+}
+
+/// A file path in `home`'s temp directory (stands in for the USB stick).
+fn stick(home: &TestHome, name: &str) -> PathBuf {
+    home.path().join(name)
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// Asserts both nodes render every document identically.
+fn assert_converged(farm: &Farm, b: &TestHome) {
+    for (kind, doc) in farm.documents() {
+        let on_a = farm.a.json(&[kind, "show", doc]);
+        let on_b = b.json(&[kind, "show", doc]);
+        assert_eq!(on_a, on_b, "{kind} {doc} differs between the nodes");
+    }
+}
+
+fn assert_clean(home: &TestHome) {
+    let report = home.json(&["verify"]);
+    assert_eq!(report["problems"], Value::Array(vec![]), "verify: {report}");
+}
+
+fn count(value: &Value, key: &str) -> u64 {
+    value[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+#[test]
+fn a_bundle_carries_every_document_to_a_node_with_no_link() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    let export = farm.a.json(&["bundle", "export", arg(&file)]);
+    // Design, fork, event, note and Alice's profile.
+    assert_eq!(count(&export, "documents"), 5);
+    assert_eq!(count(&export, "commons"), 1);
+    assert_eq!(count(&export, "bytes"), std::fs::metadata(&file).unwrap().len());
+    let human = farm.a.ok(&["bundle", "export", arg(&file)]);
+    assert!(
+        human.starts_with("exported 5 documents (") && human.contains("of 1 commons to"),
+        "{human}"
+    );
+
+    let b = TestHome::init("Bob");
+    let imported = b.json(&["bundle", "import", arg(&file)]);
+    assert_eq!(count(&imported, "new"), 5, "{imported}");
+    assert_eq!(count(&imported, "known"), 0);
+    assert_eq!(imported["rejected"], Value::Array(vec![]));
+    assert_eq!(imported["commons_joined"][0], farm.commons.as_str());
+    assert!(count(&imported, "changes") >= 7, "{imported}");
+    assert_converged(&farm, &b);
+    let lineage = b.json(&["design", "lineage", &farm.fork]);
+    assert_eq!(lineage["ancestors"][0]["id"], farm.design.as_str());
+    assert_clean(&b);
+
+    // The same stick again: nothing new, nothing changes.
+    let again = b.ok(&["bundle", "import", arg(&file)]);
+    assert_eq!(
+        again.lines().next(),
+        Some("imported: 0 new, 5 already known, 0 rejected")
+    );
+    let again = b.json(&["bundle", "import", arg(&file)]);
+    assert_eq!(count(&again, "new"), 0);
+    assert_eq!(count(&again, "changes"), 0);
+    assert_eq!(again["commons_joined"], Value::Array(vec![]));
+    assert_converged(&farm, &b);
+    assert_clean(&b);
+}
+
+#[test]
+fn export_is_deterministic() {
+    let farm = Farm::new();
+    let (one, two) = (stick(&farm.a, "one"), stick(&farm.a, "two"));
+    farm.a.ok(&["bundle", "export", arg(&one)]);
+    farm.a.ok(&["bundle", "export", arg(&two), "--commons", &farm.commons]);
+    let one = std::fs::read(one).unwrap();
+    assert_eq!(one, std::fs::read(two).unwrap());
+
+    // The same content exported by the node that imported it is the same file too.
+    let b = TestHome::init("Bob");
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    b.ok(&["bundle", "import", arg(&file)]);
+    let from_b = stick(&b, "from-b");
+    b.ok(&["bundle", "export", arg(&from_b)]);
+    let from_b = decode_bundle(&std::fs::read(from_b).unwrap())
+        .into_result()
+        .unwrap();
+    let from_a = decode_bundle(&one).into_result().unwrap();
+    // B holds its own profile too; everything A sent comes back byte for byte.
+    for record in &from_a {
+        assert!(from_b.contains(record), "B re-exports A's records unchanged");
+    }
+}
+
+/// Total bytes of one signed envelope per change, as live gossip would send them.
+fn envelope_bytes(home: &TestHome, docs: &[&str], only_new_since: Option<usize>) -> usize {
+    let opened = Home::open(home.path()).unwrap();
+    let mut replicas = Replicas::open(&opened).unwrap();
+    let mut total = 0;
+    for doc in docs {
+        let id: DocId = doc.parse().unwrap();
+        let replica = replicas.replica(&id).unwrap();
+        let hashes: Vec<ChangeHash> = replica
+            .doc()
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.hash())
+            .skip(only_new_since.unwrap_or(0))
+            .collect();
+        total += replica
+            .envelopes_for(&hashes)
+            .iter()
+            .map(|e| e.to_bytes().len())
+            .sum::<usize>();
+    }
+    total
+}
+
+#[test]
+fn a_summary_brings_back_only_what_the_other_node_lacks() {
+    let farm = Farm::new();
+    let full_file = stick(&farm.a, "full.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&full_file)]);
+    let b = TestHome::init("Bob");
+    b.ok(&["bundle", "import", arg(&full_file)]);
+
+    // B sends a summary back on the stick; meanwhile Alice keeps working.
+    let summary = stick(&b, "bob.hsummary");
+    let written = b.json(&["bundle", "summary", arg(&summary)]);
+    assert_eq!(count(&written, "documents"), 6, "five of Alice's and Bob's profile");
+    farm.a.ok(&[
+        "design",
+        "edit",
+        &farm.design,
+        "--step",
+        "Grease the bearings",
+    ]);
+    farm.a.ok(&[
+        "note",
+        "edit",
+        &farm.note,
+        "--append",
+        " Someone bring lunch.",
+    ]);
+
+    let delta_file = stick(&farm.a, "delta.hbundle");
+    let delta = farm.a.json(&[
+        "bundle",
+        "export",
+        arg(&delta_file),
+        "--for",
+        arg(&summary),
+    ]);
+    assert_eq!(count(&delta, "documents"), 2, "{delta}");
+    assert_eq!(count(&delta, "changes"), 2, "{delta}");
+    assert_eq!(count(&delta, "up_to_date"), 3, "{delta}");
+    let full = farm.a.json(&["bundle", "export", arg(&full_file)]);
+    let (full_bytes, delta_bytes) = (count(&full, "bytes"), count(&delta, "bytes"));
+    let docs: Vec<&str> = farm.documents().iter().map(|(_, d)| *d).collect();
+    let envelopes = envelope_bytes(&farm.a, &docs, None);
+    eprintln!(
+        "sizes: full bundle {full_bytes} bytes, --for bundle {delta_bytes} bytes, \
+         one envelope per change of the four documents {envelopes} bytes"
+    );
+    assert!(
+        delta_bytes * 3 < full_bytes,
+        "the --for bundle ({delta_bytes}) should be much smaller than a full one ({full_bytes})"
+    );
+    assert!(
+        (full_bytes as usize) < envelopes,
+        "compressed bundle ({full_bytes}) is smaller than separate envelopes ({envelopes})"
+    );
+
+    let imported = b.json(&["bundle", "import", arg(&delta_file)]);
+    assert_eq!(count(&imported, "new"), 2, "{imported}");
+    assert_eq!(count(&imported, "changes"), 2, "{imported}");
+    assert_converged(&farm, &b);
+    assert_clean(&b);
+    // Once in step, a fresh summary makes an export with no documents at all.
+    b.ok(&["bundle", "summary", arg(&summary)]);
+    let nothing = farm.a.json(&[
+        "bundle",
+        "export",
+        arg(&delta_file),
+        "--for",
+        arg(&summary),
+    ]);
+    assert_eq!(count(&nothing, "documents"), 0, "{nothing}");
+}
+
+#[test]
+fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    let bytes = std::fs::read(&file).unwrap();
+    let b = TestHome::init("Bob");
+    let damaged = stick(&b, "damaged.hbundle");
+
+    for cut in [0, 9, 40, bytes.len() / 3, bytes.len() / 2, bytes.len() - 33] {
+        std::fs::write(&damaged, &bytes[..cut]).unwrap();
+        let error = b.fail(&["bundle", "import", arg(&damaged)]);
+        assert!(!error.contains('\n'), "one line: {error}");
+        assert!(error.contains("truncated"), "cut at {cut}: {error}");
+        assert_clean(&b);
+    }
+
+    // Cut inside the checksum: every record arrived and verified, so all is kept, but the
+    // import still fails so nobody mistakes the copy for a good one.
+    std::fs::write(&damaged, &bytes[..bytes.len() - 1]).unwrap();
+    let error = b.fail(&["bundle", "import", arg(&damaged)]);
+    assert!(
+        error.contains("truncated") && error.contains("from the records before the damage"),
+        "{error}"
+    );
+    assert_converged(&farm, &b);
+    assert_clean(&b);
+
+    // One flipped byte in the middle, into a fresh node.
+    let c = TestHome::init("Chloe");
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x20;
+    std::fs::write(&damaged, &flipped).unwrap();
+    let error = c.fail(&["bundle", "import", arg(&damaged)]);
+    assert!(!error.contains('\n'), "one line: {error}");
+    assert!(
+        error.contains("damaged") || error.contains("checksum"),
+        "{error}"
+    );
+    assert_clean(&c);
+    // The intact file still imports afterwards.
+    c.ok(&["bundle", "import", arg(&file)]);
+    assert_converged(&farm, &c);
+    assert_clean(&c);
+
+    // Not a bundle at all, and a summary where a bundle belongs.
+    std::fs::write(&damaged, b"PK\x03\x04 a zip file").unwrap();
+    let error = c.fail(&["bundle", "import", arg(&damaged)]);
+    assert!(error.contains("not a Hedgerow bundle"), "{error}");
+    let summary = stick(&c, "c.hsummary");
+    c.ok(&["bundle", "summary", arg(&summary)]);
+    let error = c.fail(&["bundle", "import", arg(&summary)]);
+    assert!(error.contains("bundle summary file, not a bundle"), "{error}");
+    let error = c.fail(&["bundle", "export", arg(&damaged), "--for", arg(&file)]);
+    assert!(error.contains("not a bundle summary"), "{error}");
+}
+
+/// Re-signs the proofs of `doc`'s changes in a bundle with `forger`'s key; with
+/// `keep_author`, the proof still names the real author but carries the forger's signature.
+fn forge(records: &mut [Record], doc: &str, forger: &DeviceKey, keep_author: bool) {
+    let doc: DocId = doc.parse().unwrap();
+    let commons = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Commons(g) => Some(g.body.id()),
+            _ => None,
+        })
+        .expect("a commons record");
+    let payload = records
+        .iter_mut()
+        .find_map(|r| match r {
+            Record::Changes(p) if p.doc == doc => Some(p),
+            _ => None,
+        })
+        .expect("the document's changes");
+    let changes = automerge::Bundle::try_from(payload.bundle.as_slice())
+        .unwrap()
+        .to_changes()
+        .unwrap();
+    for (hash, proof) in &mut payload.proofs {
+        let change = changes
+            .iter()
+            .find(|c| c.hash().0 == *hash)
+            .expect("proof over a change in the bundle");
+        if !keep_author {
+            proof.author = forger.author();
+        }
+        let digest = signing_digest(&commons, &proof.doc, &forger.author(), change.raw_bytes());
+        proof.signature = forger.sign(&digest);
+    }
+    let _: CommonsId = commons;
+}
+
+#[test]
+fn a_bundle_with_forged_signatures_is_refused_document_by_document() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    let mut records = decode_bundle(&std::fs::read(&file).unwrap())
+        .into_result()
+        .unwrap();
+    let mallory = DeviceKey::from_secret([66; 32]);
+    // The design re-signed by Mallory as Mallory; the event signed by Mallory in Alice's name.
+    forge(&mut records, &farm.design, &mallory, false);
+    forge(&mut records, &farm.event, &mallory, true);
+    let forged = stick(&farm.a, "forged.hbundle");
+    std::fs::write(&forged, encode_records(&records).unwrap()).unwrap();
+
+    let b = TestHome::init("Bob");
+    let out = b.run(&["bundle", "import", arg(&forged)]);
+    assert!(!out.status.success(), "a refused record fails the import");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout.lines().next(),
+        Some("imported: 3 new, 0 already known, 2 rejected"),
+        "{stdout}"
+    );
+    let design_line = stdout
+        .lines()
+        .find(|l| l.contains(&farm.design))
+        .expect("a line for the design");
+    assert!(
+        design_line.starts_with("  rejected design") && design_line.contains("claims actor"),
+        "{design_line}"
+    );
+    let event_line = stdout
+        .lines()
+        .find(|l| l.contains(&farm.event))
+        .expect("a line for the event");
+    assert!(event_line.contains("does not verify"), "{event_line}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let report = b.json(&["bundle", "import", arg(&forged)]);
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected
+        .iter()
+        .any(|r| r["id"] == farm.design.as_str() && r["kind"] == "design"));
+
+    // Nothing of the refused documents is stored, not even their genesis.
+    let error = b.fail(&["design", "show", &farm.design]);
+    assert!(error.contains("no design matches"), "{error}");
+    b.fail(&["event", "show", &farm.event]);
+    let designs = b.json(&["design", "list"]);
+    let ids: Vec<&str> = designs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![farm.fork.as_str()]);
+    // The untouched documents arrived intact.
+    for (kind, doc) in [("design", &farm.fork), ("note", &farm.note)] {
+        assert_eq!(farm.a.json(&[kind, "show", doc]), b.json(&[kind, "show", doc]));
+    }
+    assert_clean(&b);
+
+    // The genuine bundle later fills the gap.
+    b.ok(&["bundle", "import", arg(&file)]);
+    assert_converged(&farm, &b);
+}
