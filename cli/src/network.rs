@@ -28,6 +28,17 @@ fn parse_addrs(flag: &str, texts: &[String]) -> Result<Vec<serve::Multiaddr>> {
         .collect()
 }
 
+/// A spinner on standard error when it is a terminal; none in scripts and cron jobs.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message("connecting...");
+    Some(bar)
+}
+
 /// Runs the node until Ctrl-C or SIGTERM.
 pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     let opened = Home::open(home)?;
@@ -76,7 +87,24 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
         None => {
             let opened = Home::open(home)?;
             let rt = runtime()?;
-            rt.block_on(serve::sync_once(&opened, addr, Duration::from_secs(linger)))?
+            let bar = progress_bar();
+            let report = rt.block_on(serve::sync_once(&opened, addr, Duration::from_secs(linger), |p| {
+                if let Some(bar) = &bar {
+                    bar.set_message(format!(
+                        "{} documents, {} changes received ({} KB in, {} KB out){}",
+                        p.docs_received,
+                        p.changes_received,
+                        p.bytes_received / 1024,
+                        p.bytes_sent / 1024,
+                        if p.connected { "" } else { ", connecting..." }
+                    ));
+                    bar.tick();
+                }
+            }));
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            report?
         }
     };
     if json {

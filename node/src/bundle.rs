@@ -90,7 +90,7 @@ pub enum BundleError {
     #[error("{0}")]
     Unreadable(BundleFileError),
     /// A damaged bundle: what verified before the damage was imported.
-    #[error("{source}; from the records before the damage: {report}")]
+    #[error("{source}; of the records that could still be read: {report}")]
     Damaged {
         /// What is wrong with the file.
         source: BundleFileError,

@@ -174,6 +174,21 @@ fn start_sync_waiter(engine: &mut Engine, addr: Multiaddr, reply: oneshot::Sende
     }
 }
 
+/// How far a one-shot sync has got, for a progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyncProgress {
+    /// Documents received so far.
+    pub docs_received: u64,
+    /// Changes received so far.
+    pub changes_received: u64,
+    /// Sync bytes received so far.
+    pub bytes_received: u64,
+    /// Sync bytes sent so far.
+    pub bytes_sent: u64,
+    /// Whether the peer is connected.
+    pub connected: bool,
+}
+
 /// Longest a one-shot sync waits for its pulls before it reports what it has.
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -181,7 +196,12 @@ pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
 ///
 /// Our pulls run first; then the node keeps answering the peer's own pulls
 /// until it has been quiet for `linger`, so the exchange goes both ways.
-pub async fn sync_once(home: &Home, peer: Multiaddr, linger: Duration) -> Result<SyncReport, ServeError> {
+pub async fn sync_once(
+    home: &Home,
+    peer: Multiaddr,
+    linger: Duration,
+    mut progress: impl FnMut(&SyncProgress),
+) -> Result<SyncReport, ServeError> {
     let config = ServeConfig {
         listen: Vec::new(),
         peers: Vec::new(),
@@ -206,6 +226,13 @@ pub async fn sync_once(home: &Home, peer: Multiaddr, linger: Duration) -> Result
                         quiet_since = Instant::now();
                     }
                 }
+                progress(&SyncProgress {
+                    docs_received: engine.counters.docs_received,
+                    changes_received: engine.counters.changes_received,
+                    bytes_received: engine.bytes.received(),
+                    bytes_sent: engine.bytes.sent(),
+                    connected: engine.connected_count() > 0,
+                });
                 if engine.counters.requests_answered != answered {
                     answered = engine.counters.requests_answered;
                     quiet_since = Instant::now();
