@@ -20,6 +20,9 @@ use hedgerow_protocol::{
 };
 use std::collections::HashMap;
 
+/// Most document replicas kept in memory at once.
+pub const MAX_CACHED_REPLICAS: usize = 256;
+
 /// Shortest id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 4;
 
@@ -389,6 +392,11 @@ impl Replicas {
     pub(crate) fn replica_mut(&mut self, id: &DocId) -> Result<&mut DocReplica, NodeError> {
         if !self.cache.contains_key(id) {
             let replica = self.load(id)?;
+            if self.cache.len() >= MAX_CACHED_REPLICAS {
+                // Everything cached is persisted, so dropping it costs only a reload; this keeps
+                // a hub that serves thousands of designs within a small machine's memory.
+                self.cache.clear();
+            }
             self.cache.insert(*id, replica);
         }
         self.cache.get_mut(id).ok_or_else(|| NodeError::UnknownDoc {
