@@ -168,11 +168,7 @@ impl Replicas {
             kind: DocKind::Design,
             creator: author,
             created_at: crate::replicas::now_unix(),
-            nonce: {
-                let mut n = [0u8; 16];
-                let _ = getrandom_fill(&mut n);
-                n
-            },
+            nonce: crate::replicas::random_nonce(),
             fork: Some(ForkOrigin {
                 parent: *parent_id,
                 heads: heads.iter().map(|h| h.0).collect(),
@@ -345,8 +341,4 @@ fn release_heads(rendered: &serde_json::Value, version: &str) -> Option<Vec<Chan
         .iter()
         .map(|h| h.as_str().and_then(|s| s.parse::<ChangeHash>().ok()))
         .collect()
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> Result<(), getrandom::Error> {
-    getrandom::fill(buf)
 }

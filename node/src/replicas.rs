@@ -141,7 +141,8 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-fn random_nonce() -> [u8; 16] {
+/// Fresh randomness for genesis records.
+pub(crate) fn random_nonce() -> [u8; 16] {
     let mut nonce = [0u8; 16];
     // Without randomness two documents made in the same second by one author would collide; the time still differs them in practice.
     let _ = getrandom::fill(&mut nonce);
