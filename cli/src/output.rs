@@ -41,7 +41,7 @@ pub fn document(value: &Value) {
         json(value);
         return;
     };
-    let first = ["id", "kind", "release", "name", "title"];
+    let first = ["id", "doc_kind", "release", "name", "title"];
     for key in first {
         if let Some(v) = map.get(key) {
             if !is_empty(v) {

@@ -29,6 +29,9 @@ pub enum ControlError {
     /// Nothing listens on the socket.
     #[error("no running node")]
     NotRunning,
+    /// The node went away (killed, crashed, stopped) while the request was in flight.
+    #[error("the running node stopped before answering, so the command may or may not have taken effect; check (e.g. with `show`) before retrying")]
+    Interrupted,
     /// I/O on the socket failed.
     #[error("control channel to the running node failed: {0}")]
     Io(#[from] std::io::Error),
@@ -60,9 +63,22 @@ pub fn call<T: Serialize>(
     let mut line =
         serde_json::to_vec(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line)?;
+    stream.write_all(&line).map_err(gone)?;
     let mut reader = BufReader::new(stream);
     let mut reply = String::new();
-    reader.read_line(&mut reply)?;
+    if reader.read_line(&mut reply).map_err(gone)? == 0 {
+        return Err(ControlError::Interrupted);
+    }
     serde_json::from_str(&reply).map_err(|e| ControlError::BadReply(e.to_string()))
+}
+
+/// A socket error that means the node went away mid-request.
+fn gone(error: std::io::Error) -> ControlError {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => ControlError::Interrupted,
+        _ => ControlError::Io(error),
+    }
 }

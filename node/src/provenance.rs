@@ -211,6 +211,7 @@ impl Replicas {
             now_unix: crate::replicas::now_unix(),
         };
         let (_, made) = child.edit(self.key(), ctx.now_unix, |tx| {
+            schema::clear_for_fork(tx)?;
             for edit in &edits {
                 schema::apply_edit(tx, DocKind::Design, edit, &ctx)?;
             }
@@ -303,8 +304,9 @@ impl Replicas {
         };
         if let Some(obj) = value.as_object_mut() {
             obj.insert("id".into(), serde_json::Value::String(id.to_string()));
+            // Not `kind`: events and notes have a `kind` field of their own (build, brainstorm...).
             obj.insert(
-                "kind".into(),
+                "doc_kind".into(),
                 serde_json::Value::String(kind.as_str().into()),
             );
             obj.insert(

@@ -68,7 +68,7 @@ pub enum NodeError {
     #[error("this node holds no commons yet; create one with `hedgerow commons create NAME` or join one")]
     NoCommons,
     /// A document of another kind.
-    #[error("{id} is a {found}, not a {expected}")]
+    #[error("{id} is {}, not {}", found.with_article(), expected.with_article())]
     WrongKind {
         /// The id.
         id: DocId,
@@ -554,7 +554,21 @@ impl Replicas {
                     }
                     .into());
                 }
-                self.ensure_doc(genesis)?;
+                if let Some(mut replica) = self.fresh_replica(genesis)? {
+                    // Nothing of a new document is stored unless its first change verifies.
+                    let outcome = replica.ingest_envelope(&live.envelope)?;
+                    self.cache.insert(genesis_id, replica);
+                    let (accepted, outcome) = match outcome {
+                        IngestOutcome::Applied(accepted) => {
+                            let n = accepted.len();
+                            (accepted, LiveOutcome::Applied(n))
+                        }
+                        IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
+                        IngestOutcome::Duplicate => (Vec::new(), LiveOutcome::Duplicate),
+                    };
+                    self.persist(&genesis_id, &accepted)?;
+                    return Ok(outcome);
+                }
                 genesis_id
             }
             None => id,
@@ -606,17 +620,31 @@ impl Replicas {
             if !self.holds(&genesis.body.commons)? {
                 return Err(NodeError::UnknownCommons(genesis.body.commons.to_string()));
             }
-            self.ensure_doc(genesis)?;
         }
-        if bundle.is_empty() {
-            // A genesis alone: the document exists, with no changes yet.
-            return Ok(0);
-        }
-        let replica = self.replica_mut(doc)?;
         let proofs = proofs
             .into_iter()
             .map(|(h, p)| (ChangeHash(h), p))
             .collect();
+        if let Some(mut replica) = genesis
+            .map(|g| self.fresh_replica(g))
+            .transpose()?
+            .flatten()
+        {
+            // Nothing of a new document is stored unless its bundle verifies; a genesis
+            // alone (empty bundle) is a document with no changes yet.
+            let accepted = if bundle.is_empty() {
+                Vec::new()
+            } else {
+                replica.ingest_bundle(bundle, proofs)?
+            };
+            self.cache.insert(*doc, replica);
+            self.persist(doc, &accepted)?;
+            return Ok(accepted.len());
+        }
+        if bundle.is_empty() {
+            return Ok(0);
+        }
+        let replica = self.replica_mut(doc)?;
         let accepted = replica.ingest_bundle(bundle, proofs)?;
         if !accepted.is_empty() {
             self.persist(doc, &accepted)?;
@@ -624,16 +652,15 @@ impl Replicas {
         Ok(accepted.len())
     }
 
-    /// Records a verified genesis for a document not held yet.
-    fn ensure_doc(&mut self, genesis: &Signed<DocGenesis>) -> Result<(), NodeError> {
+    /// An empty replica for a verified genesis of a document not held yet; `None` when held.
+    ///
+    /// The caller caches and persists it only once what came with the genesis is accepted.
+    fn fresh_replica(&self, genesis: &Signed<DocGenesis>) -> Result<Option<DocReplica>, NodeError> {
         let id = genesis.body.id();
         if self.cache.contains_key(&id) || self.store.doc_genesis(&id)?.is_some() {
-            return Ok(());
+            return Ok(None);
         }
-        let replica = DocReplica::new(genesis.clone())?;
-        self.cache.insert(id, replica);
-        self.persist(&id, &[])?;
-        Ok(())
+        Ok(Some(DocReplica::new(genesis.clone())?))
     }
 
     /// Drops cached replicas (after a rebuild, or to bound memory).

@@ -116,6 +116,68 @@ pub struct Store {
     wanted: sled::Tree,
     /// Changes held, counted on open and kept current; checked against the manifest.
     change_count: std::sync::atomic::AtomicU64,
+    /// Our own lock on the store directory, held while the store is open (see [`lock_dir`]).
+    _lock: std::fs::File,
+}
+
+/// Name of the lock file beside the sled files.
+const LOCK_FILE: &str = "hedgerow.lock";
+
+/// Takes an exclusive lock on the store directory before sled opens it.
+///
+/// sled takes its own lock, but only inside `open`, after it has read its
+/// snapshot; the clean-up in [`remove_partial_snapshots`] must not run while
+/// another process may be writing one.
+fn lock_dir(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::io::AsRawFd;
+    let io = |source: std::io::Error| StoreError::Sled {
+        path: path.to_path_buf(),
+        source: sled::Error::Io(source),
+    };
+    std::fs::create_dir_all(path).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path.join(LOCK_FILE))
+        .map_err(io)?;
+    // SAFETY: flock on a file descriptor we own and keep open; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = std::io::Error::last_os_error();
+        return Err(match error.raw_os_error() {
+            Some(code) if code == libc::EWOULDBLOCK => StoreError::Locked {
+                path: path.to_path_buf(),
+            },
+            _ => io(error),
+        });
+    }
+    Ok(file)
+}
+
+/// Removes the half-written snapshot files a killed process leaves behind.
+///
+/// sled writes its snapshot (on every clean close, among others) to
+/// `snap.<lsn>.generating`, fsyncs it and renames it to `snap.<lsn>`; but on
+/// open it reads whichever `snap.*` file sorts last, `.generating` included.
+/// A process killed mid-write therefore leaves a store sled refuses to open
+/// ("Read corrupted data"). The previous complete snapshot and the log are
+/// still there, so dropping the partial file loses nothing.
+fn remove_partial_snapshots(path: &Path) -> Result<(), StoreError> {
+    let io = |source: std::io::Error| StoreError::Sled {
+        path: path.to_path_buf(),
+        source: sled::Error::Io(source),
+    };
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::info!(file = %entry.path().display(), "removing a snapshot left half-written by a killed process");
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Name of the manifest file beside the sled files.
@@ -166,6 +228,8 @@ impl Store {
                 source,
             },
         };
+        let lock = lock_dir(path)?;
+        remove_partial_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
@@ -199,6 +263,7 @@ impl Store {
             });
         }
         let store = Self {
+            _lock: lock,
             change_count: std::sync::atomic::AtomicU64::new(found),
             commons,
             docs,
@@ -248,7 +313,11 @@ impl Store {
         let io = |source: std::io::Error| self.err(sled::Error::Io(source));
         let tmp = self.path.join("hedgerow-manifest.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        std::io::Write::write_all(&mut file, &serde_json::to_vec(&manifest).unwrap_or_default()).map_err(io)?;
+        std::io::Write::write_all(
+            &mut file,
+            &serde_json::to_vec(&manifest).unwrap_or_default(),
+        )
+        .map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, self.path.join(MANIFEST)).map_err(io)?;
         Ok(())
@@ -381,8 +450,10 @@ impl Store {
             );
         match result {
             Ok(()) => {
-                self.change_count
-                    .fetch_add(write.accepted.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                self.change_count.fetch_add(
+                    write.accepted.len() as u64,
+                    std::sync::atomic::Ordering::SeqCst,
+                );
                 Ok(())
             }
             Err(TransactionError::Storage(e)) => Err(self.err(e)),
@@ -431,13 +502,17 @@ impl Store {
 
     /// Remembers that the user asked to join `commons` (fetched from the next peer that has it).
     pub fn want_commons(&self, commons: &CommonsId) -> Result<(), StoreError> {
-        self.wanted.insert(commons.as_bytes(), &[]).map_err(|e| self.err(e))?;
+        self.wanted
+            .insert(commons.as_bytes(), &[])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Forgets a join request once the commons arrived.
     pub fn unwant_commons(&self, commons: &CommonsId) -> Result<(), StoreError> {
-        self.wanted.remove(commons.as_bytes()).map_err(|e| self.err(e))?;
+        self.wanted
+            .remove(commons.as_bytes())
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

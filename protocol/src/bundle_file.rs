@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! "HEDGEROW-BUNDLE" | format byte
-//! { record length: u32 little-endian (1..=64 MiB) | record: versioned postcard of a [`Record`] }*
+//! { length: u32 little-endian (1..=64 MiB) | record: versioned postcard of a [`Record`]
+//!   | check: first 8 bytes of BLAKE3(length | record) }*
 //! 0u32 (end of records)
 //! BLAKE3 of every byte above (32 bytes)
 //! ```
@@ -21,8 +22,11 @@
 //! Decoding goes record by record and keeps what it decoded before any damage
 //! (a truncated copy, a flipped bit), returning it with the error: the importer
 //! verifies every signature anyway, so it can keep the good part of a file
-//! that was pulled out of the laptop too early. The checksum only proves the
-//! file arrived as written; trust comes from the signatures inside.
+//! that was pulled out of the laptop too early. Each record's own check stops
+//! decoding at the first damaged record, so damaged bytes never reach the
+//! automerge parser; the file checksum proves the whole file (order, end)
+//! arrived as written. Checksums catch accidents only: trust comes from the
+//! signatures inside.
 //!
 //! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of a
 //! [`Summary`] | BLAKE3 of every byte before it`.
@@ -45,6 +49,8 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 pub const CHECKSUM_LEN: usize = 32;
 /// Bytes of a record's length prefix.
 const LEN_PREFIX: usize = 4;
+/// Bytes of a record's own check (a BLAKE3 prefix: enough against accidents, not meant against forgers).
+const RECORD_CHECK_LEN: usize = 8;
 
 /// Which of the two sneakernet files is meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +203,16 @@ pub enum BundleFileError {
         /// The length claimed.
         len: usize,
     },
+    /// A record's bytes do not match its own check.
+    #[error(
+        "bundle record {index} at byte {offset} is damaged: its check does not match its bytes"
+    )]
+    RecordChecksum {
+        /// The record's position, from 0.
+        index: usize,
+        /// Where its length prefix starts.
+        offset: usize,
+    },
     /// A record's bytes do not decode.
     #[error("bundle record {index} at byte {offset} is damaged: {source}")]
     BadRecord {
@@ -293,7 +309,18 @@ fn push_record(out: &mut Vec<u8>, index: usize, record: &Record) -> Result<(), B
         })?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&bytes);
+    out.extend_from_slice(&record_check(len, &bytes));
     Ok(())
+}
+
+/// A record's own check: BLAKE3 over its length prefix and bytes, cut to [`RECORD_CHECK_LEN`].
+fn record_check(len: u32, body: &[u8]) -> [u8; RECORD_CHECK_LEN] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(body);
+    let mut out = [0u8; RECORD_CHECK_LEN];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..RECORD_CHECK_LEN]);
+    out
 }
 
 /// Reads a bundle record by record, keeping what decoded before any damage.
@@ -318,7 +345,8 @@ fn decode_records(bytes: &[u8], records: &mut Vec<Record>) -> Result<(), BundleF
             })?;
         let mut len_bytes = [0u8; LEN_PREFIX];
         len_bytes.copy_from_slice(prefix);
-        let len = u32::from_le_bytes(len_bytes) as usize;
+        let len_u32 = u32::from_le_bytes(len_bytes);
+        let len = len_u32 as usize;
         pos += LEN_PREFIX;
         if len == 0 {
             break;
@@ -328,14 +356,19 @@ fn decode_records(bytes: &[u8], records: &mut Vec<Record>) -> Result<(), BundleF
             return Err(BundleFileError::RecordTooLarge { index, offset, len });
         }
         // A slice of the input: a length that overruns the file is refused without allocating.
-        let body = bytes
-            .get(pos..pos + len)
-            .ok_or(BundleFileError::Truncated {
-                kind,
-                len: bytes.len(),
-                part: "record",
-                offset,
-            })?;
+        let framed =
+            bytes
+                .get(pos..pos + len + RECORD_CHECK_LEN)
+                .ok_or(BundleFileError::Truncated {
+                    kind,
+                    len: bytes.len(),
+                    part: "record",
+                    offset,
+                })?;
+        let (body, check) = framed.split_at(len);
+        if check != record_check(len_u32, body) {
+            return Err(BundleFileError::RecordChecksum { index, offset });
+        }
         let record =
             decode(body, "bundle record").map_err(|source| BundleFileError::BadRecord {
                 index,
@@ -343,7 +376,7 @@ fn decode_records(bytes: &[u8], records: &mut Vec<Record>) -> Result<(), BundleF
                 source,
             })?;
         records.push(record);
-        pos += len;
+        pos += len + RECORD_CHECK_LEN;
     }
     check_checksum(bytes, pos, kind)
 }
@@ -595,23 +628,29 @@ mod tests {
             assert_eq!(decoded.records[..], full[..decoded.records.len()]);
         }
         // Cut one byte short of the end of the last record: every record before it survives.
-        let decoded = decode_bundle(&bytes[..bytes.len() - CHECKSUM_LEN - 4 - 1]);
+        let decoded =
+            decode_bundle(&bytes[..bytes.len() - CHECKSUM_LEN - 4 - RECORD_CHECK_LEN - 1]);
         assert_eq!(decoded.records.len(), full.len() - 1);
     }
 
     #[test]
-    fn every_flipped_byte_is_detected() {
+    fn every_flipped_byte_is_detected_and_no_damaged_record_surfaces() {
         let bytes = encode_bundle(sections()).unwrap();
+        let full = decode_bundle(&bytes).records;
         for i in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 0x10;
-            let decoded = decode_bundle(&damaged);
-            assert!(decoded.damage.is_some(), "flip at byte {i} went unnoticed");
+            for flip in [0x01u8, 0x10, 0x80] {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= flip;
+                let decoded = decode_bundle(&damaged);
+                assert!(decoded.damage.is_some(), "flip at byte {i} went unnoticed");
+                // Only intact records before the damage come back, never a damaged one.
+                assert_eq!(
+                    decoded.records[..],
+                    full[..decoded.records.len()],
+                    "flip at byte {i}"
+                );
+            }
         }
-        let mut damaged = bytes.clone();
-        let middle = bytes.len() / 2;
-        damaged[middle] ^= 0x01;
-        assert!(decode_bundle(&damaged).damage.is_some());
     }
 
     #[test]

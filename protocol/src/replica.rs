@@ -39,6 +39,12 @@ pub struct Accepted {
     pub record: ChangeRecord,
 }
 
+/// Detached proofs keyed by the change they sign, as sent beside a bundle.
+pub type Proofs = Vec<(ChangeHash, ChangeProof)>;
+
+/// A local edit's signed envelope (to send) with its accepted change (to store).
+pub type LocalChange = (ChangeEnvelope, Accepted);
+
 /// What happened to an incoming envelope.
 #[derive(Debug)]
 pub enum IngestOutcome {
@@ -284,10 +290,7 @@ impl DocReplica {
     }
 
     /// Compresses `hashes` into an automerge bundle, with the proofs that cover them.
-    pub fn bundle_for(
-        &self,
-        hashes: &[ChangeHash],
-    ) -> Result<(Vec<u8>, Vec<(ChangeHash, ChangeProof)>), Rejection> {
+    pub fn bundle_for(&self, hashes: &[ChangeHash]) -> Result<(Vec<u8>, Proofs), Rejection> {
         let bundle = self
             .doc
             .bundle(hashes.iter().copied())
@@ -405,7 +408,7 @@ impl DocReplica {
         key: &DeviceKey,
         now_unix: i64,
         edit: F,
-    ) -> Result<(O, Option<(ChangeEnvelope, Accepted)>), EditFailure<E>>
+    ) -> Result<(O, Option<LocalChange>), EditFailure<E>>
     where
         E: std::error::Error + 'static,
         F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<O, E>,
@@ -588,7 +591,7 @@ impl DocReplica {
             .filter_map(|(hash, proof)| by_hash.get(hash).map(|c| (*c, proof)))
             .collect();
         // Latest first, so one walk per author usually covers everything below it.
-        signed.sort_by(|a, b| b.0.seq().cmp(&a.0.seq()));
+        signed.sort_by_key(|(change, _)| std::cmp::Reverse(change.seq()));
         let mut authors: HashMap<ChangeHash, AuthorKey> = HashMap::new();
         for (change, proof) in signed {
             if authors.contains_key(&change.hash()) {

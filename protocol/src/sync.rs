@@ -144,10 +144,14 @@ pub struct LiveChange {
 pub enum Gossip {
     /// A new signed change, small enough to send whole.
     Change(Box<LiveChange>),
-    /// "I have something new in this commons": too large to gossip, so receivers pull it from the sender.
+    /// "I have something new in this commons": too large to gossip, or received by sync,
+    /// so receivers pull it from the sender.
     Announce {
         /// The commons with news.
         commons: CommonsId,
+        /// The sender's [`commons_digest`] with the news: a receiver already in that state
+        /// skips the pull, and two announcements of one state are one gossip message.
+        digest: [u8; 32],
     },
 }
 
@@ -242,6 +246,40 @@ pub trait SyncSource {
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, Self::Error>;
 }
 
+/// Why a sync request is refused before any local state is read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A fetch names more documents than [`MAX_WANTS_PER_FETCH`].
+    #[error("a fetch may name at most {MAX_WANTS_PER_FETCH} documents, this one names {count}")]
+    TooManyWants {
+        /// How many it names.
+        count: usize,
+    },
+}
+
+impl RequestError {
+    /// Short stable name, for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RequestError::TooManyWants { .. } => "too-many-wants",
+        }
+    }
+}
+
+/// Checks the limits of a request an honest puller never breaks.
+///
+/// Errors: [`RequestError::TooManyWants`]. (Duplicate wants are not an error: an honest
+/// puller repeats a prefix when two of the responder's documents share it.)
+pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
+    match request {
+        SyncRequest::Hello { .. } => Ok(()),
+        SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH => {
+            Err(RequestError::TooManyWants { count: wants.len() })
+        }
+        SyncRequest::Fetch { .. } => Ok(()),
+    }
+}
+
 /// Answers one sync request from local state. Pure apart from the reads `source` does.
 pub fn respond<S: SyncSource>(source: &mut S, request: &SyncRequest) -> SyncResponse {
     match respond_inner(source, request) {
@@ -254,6 +292,7 @@ fn respond_inner<S: SyncSource>(
     source: &mut S,
     request: &SyncRequest,
 ) -> Result<SyncResponse, String> {
+    validate_request(request).map_err(|e| e.to_string())?;
     let commons = match request {
         SyncRequest::Hello { commons, .. } | SyncRequest::Fetch { commons, .. } => commons,
     };
@@ -275,18 +314,18 @@ fn respond_inner<S: SyncSource>(
             }
         }
         SyncRequest::Fetch { wants, budget, .. } => {
-            if wants.len() > MAX_WANTS_PER_FETCH {
-                return Err(format!(
-                    "a fetch may name at most {MAX_WANTS_PER_FETCH} documents"
-                ));
-            }
             let budget = (*budget).clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET) as usize;
             let by_prefix: HashMap<IdPrefix, DocId> = inventory
                 .iter()
                 .map(|(id, _)| (id_prefix(id), *id))
                 .collect();
             let mut payloads = Vec::new();
+            let mut named = std::collections::HashSet::new();
             for want in wants {
+                // One payload per document, however often a request names it.
+                if !named.insert(want.prefix) {
+                    continue;
+                }
                 let Some(doc) = by_prefix.get(&want.prefix) else {
                     continue;
                 };
@@ -339,9 +378,16 @@ pub struct PullSession {
     commons: CommonsId,
     queue: VecDeque<Want>,
     budget: u32,
+    /// Running estimate of one document's payload on the wire, to size each fetch.
+    doc_estimate: f64,
     /// Counters so far.
     pub stats: PullStats,
 }
+
+/// Payload size assumed for a document before any has arrived (several KB of build steps, compressed).
+pub const INITIAL_DOC_ESTIMATE: usize = 2 * 1024;
+/// Fewest wants in one fetch, so tiny budgets still let the responder pick the smallest documents.
+pub const MIN_WANTS_PER_FETCH: usize = 4;
 
 /// What the puller does next.
 #[derive(Debug)]
@@ -359,8 +405,36 @@ impl PullSession {
             commons,
             queue: VecDeque::new(),
             budget: budget.clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET),
+            doc_estimate: INITIAL_DOC_ESTIMATE as f64,
             stats: PullStats::default(),
         }
+    }
+
+    /// Changes the byte budget of the next fetches (the link got faster or slower).
+    pub fn set_budget(&mut self, budget: u32) {
+        self.budget = budget.clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET);
+    }
+
+    /// The byte budget the next fetch asks for.
+    pub fn budget(&self) -> u32 {
+        self.budget
+    }
+
+    /// Learns from the wire sizes of received payloads how many documents a fetch should name.
+    ///
+    /// Naming far more documents than fit in the budget costs bytes twice on a slow link: every
+    /// want travels in the request and comes back as a deferred prefix.
+    pub fn record_payload_sizes(&mut self, sizes: impl IntoIterator<Item = usize>) {
+        for size in sizes {
+            self.doc_estimate = 0.75 * self.doc_estimate + 0.25 * size.max(64) as f64;
+        }
+    }
+
+    /// How many wants the next fetch names: about twice what the budget holds, so the
+    /// responder can still choose the smallest documents.
+    pub fn wants_per_fetch(&self) -> usize {
+        let fit = f64::from(self.budget) / self.doc_estimate.max(1.0);
+        ((2.0 * fit).ceil() as usize).clamp(MIN_WANTS_PER_FETCH, MAX_WANTS_PER_FETCH)
     }
 
     /// The opening request.
@@ -399,6 +473,10 @@ impl PullSession {
                 }),
             }
         }
+        // Changes to documents held here (usually small edits) before whole new documents.
+        self.queue
+            .make_contiguous()
+            .sort_by_key(|want| !want.have_genesis);
         self.next()
     }
 
@@ -447,7 +525,7 @@ impl PullSession {
         if self.queue.is_empty() {
             return PullStep::Done;
         }
-        let take = self.queue.len().min(MAX_WANTS_PER_FETCH);
+        let take = self.queue.len().min(self.wants_per_fetch());
         let wants = self.queue.drain(..take).collect();
         PullStep::Send(SyncRequest::Fetch {
             commons: self.commons,

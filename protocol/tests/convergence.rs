@@ -21,8 +21,9 @@ use hedgerow_protocol::envelope::{signing_digest, EnvelopeError};
 use hedgerow_protocol::identity::SignatureError;
 use hedgerow_protocol::schema::{self, design, BomLine, DocKind, Edit, EditContext, NewDocument};
 use hedgerow_protocol::{
-    automerge::{ChangeHash, ReadDoc}, ChangeEnvelope, ChangeProof, CommonsGenesis, CommonsId, DeviceKey,
-    DocGenesis, DocReplica, IngestOutcome, Rejection, Signed,
+    automerge::{ChangeHash, ReadDoc},
+    ChangeEnvelope, ChangeProof, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocReplica,
+    IngestOutcome, Rejection, Signed,
 };
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -150,7 +151,11 @@ fn founding(creator: &DeviceKey) -> (Signed<DocGenesis>, ChangeEnvelope) {
 }
 
 fn hash_of(envelope: &ChangeEnvelope) -> ChangeHash {
-    envelope.verify().expect("our own envelopes verify").change.hash()
+    envelope
+        .verify()
+        .expect("our own envelopes verify")
+        .change
+        .hash()
 }
 
 fn deps_of(envelope: &ChangeEnvelope) -> Vec<ChangeHash> {
@@ -362,7 +367,11 @@ fn deliver_shuffled(
             prop_assert!(replica.record(waiting).is_none());
         }
     }
-    prop_assert_eq!(replica.pending_count(), 0, "everything arrived, nothing may wait");
+    prop_assert_eq!(
+        replica.pending_count(),
+        0,
+        "everything arrived, nothing may wait"
+    );
     Ok(pending_seen)
 }
 
@@ -385,7 +394,12 @@ fn assert_same_state(a: &DocReplica, b: &DocReplica, what: &str) -> Result<(), T
 }
 
 /// A proof over `hash`'s bytes made by `signer`, who is not the change's author.
-fn resigned(replica: &DocReplica, hash: &ChangeHash, proof: &ChangeProof, signer: &DeviceKey) -> ChangeProof {
+fn resigned(
+    replica: &DocReplica,
+    hash: &ChangeHash,
+    proof: &ChangeProof,
+    signer: &DeviceKey,
+) -> ChangeProof {
     let bytes = replica
         .doc()
         .get_change_by_hash(hash)
@@ -396,7 +410,12 @@ fn resigned(replica: &DocReplica, hash: &ChangeHash, proof: &ChangeProof, signer
     ChangeProof {
         doc: proof.doc,
         author,
-        signature: signer.sign(&signing_digest(&replica.commons(), &proof.doc, &author, &bytes)),
+        signature: signer.sign(&signing_digest(
+            &replica.commons(),
+            &proof.doc,
+            &author,
+            &bytes,
+        )),
     }
 }
 
@@ -462,6 +481,20 @@ proptest! {
             partial.ingest_bundle(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("partial bundle refused: {e}")))?;
         }
         assert_same_state(source, &partial, "bundle after partial history")?;
+
+        // Relayed: `fresh` got everything as one bundle, so it holds only one signature per
+        // author; it must still be able to serve a third node that has part of the history.
+        let relay_known = rng.below(envelopes.len() + 1);
+        let mut third = DocReplica::new(genesis.clone()).expect("genesis verifies");
+        for envelope in &envelopes[..relay_known] {
+            third.ingest_envelope(envelope).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let relayed = fresh.missing_for(&third.clock());
+        if !relayed.is_empty() {
+            let (bundle, proofs) = fresh.bundle_for(&relayed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            third.ingest_bundle(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("relayed bundle refused: {e}")))?;
+        }
+        assert_same_state(source, &third, "bundle relayed by a node that got a bundle")?;
 
         // Tampered proofs: nothing of the bundle may be applied.
         let victim = rng.below(proofs.len());
@@ -552,7 +585,9 @@ fn reverse_order_holds_everything_until_the_first_change() {
     assert_eq!(fresh.pending_count(), 0);
     let mut merged = DocReplica::new(replicas[0].genesis().clone()).expect("genesis verifies");
     for envelope in &envelopes {
-        merged.ingest_envelope(envelope).expect("causal order applies");
+        merged
+            .ingest_envelope(envelope)
+            .expect("causal order applies");
     }
     assert_eq!(sorted_heads(&fresh), sorted_heads(&merged));
     assert_eq!(

@@ -1,6 +1,9 @@
 //! Test harness for Hedgerow's integration tests: runs the real `hedgerow`
 //! binary against throwaway homes and parses its JSON output.
 
+pub mod field;
+pub mod net;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

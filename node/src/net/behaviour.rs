@@ -108,7 +108,8 @@ impl Behaviour {
         .map_err(NetError::Gossipsub)?;
 
         let codec = SyncCodec::new(counters)
-            .with_limits(config.max_request_bytes, config.max_response_bytes);
+            .with_limits(config.max_request_bytes, config.max_response_bytes)
+            .with_stall_timeout(config.stall_timeout);
         let sync = request_response::Behaviour::with_codec(
             codec,
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],

@@ -11,11 +11,13 @@
 //! [`build_swarm`](super::build_swarm), all bytes on libp2p substreams.
 
 use std::{
+    future::Future,
     io,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
+    time::Duration,
 };
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -59,6 +61,12 @@ pub enum FrameError {
         /// Payload bytes announced by the length prefix.
         expected: usize,
     },
+    /// No byte moved for the stall limit: the link is dead, not merely slow.
+    #[error("no progress for {secs} s")]
+    Stalled {
+        /// The stall limit, in seconds.
+        secs: u64,
+    },
 }
 
 /// Cloneable counters of application-level bytes; clones share the same totals.
@@ -80,6 +88,10 @@ struct CounterState {
     gossip_published: AtomicU64,
     /// Gossipsub payload bytes delivered to the application.
     gossip_received: AtomicU64,
+    /// Request frames refused for announcing more than the limit.
+    oversized_requests: AtomicU64,
+    /// Request frames refused for ending before their announced length.
+    truncated_requests: AtomicU64,
     /// Registry that libp2p's bandwidth transport reports into; read back by `transport_bytes`.
     transport: Mutex<Registry>,
 }
@@ -118,6 +130,34 @@ impl ByteCounters {
     /// Records `len` payload bytes of a gossipsub message delivered to the application.
     pub fn record_gossip_received(&self, len: usize) {
         add(&self.inner.gossip_received, len);
+    }
+
+    /// Request frames refused so far, as `(reason, count)`: `oversized-frame` and
+    /// `truncated-frame`.
+    ///
+    /// Counted here because libp2p's request-response behaviour reports no event (and so no
+    /// peer) when reading a request fails. Refused response frames reach the behaviour as an
+    /// outbound failure, where the sync engine counts them against the peer.
+    pub fn refused_request_frames(&self) -> [(&'static str, u64); 2] {
+        [
+            (
+                "oversized-frame",
+                self.inner.oversized_requests.load(Ordering::Relaxed),
+            ),
+            (
+                "truncated-frame",
+                self.inner.truncated_requests.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+
+    /// Counts a request frame that `read_frame` refused.
+    fn record_refused_request(&self, error: &io::Error) {
+        match error.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
+            Some(FrameError::TooLarge { .. }) => add(&self.inner.oversized_requests, 1),
+            Some(FrameError::Truncated { .. }) => add(&self.inner.truncated_requests, 1),
+            _ => {}
+        }
     }
 
     /// All bytes read and written on libp2p substreams, as `(inbound, outbound)`.
@@ -178,6 +218,8 @@ pub struct SyncCodec {
     max_response: usize,
     /// Where frame bytes are counted.
     counters: ByteCounters,
+    /// Longest wait for any single read or write to make progress; `None`: no limit.
+    stall_timeout: Option<Duration>,
 }
 
 impl SyncCodec {
@@ -187,7 +229,18 @@ impl SyncCodec {
             max_request: MAX_REQUEST_BYTES,
             max_response: MAX_RESPONSE_BYTES,
             counters,
+            stall_timeout: None,
         }
+    }
+
+    /// Fails a frame that makes no progress for `limit`, however long the whole frame takes.
+    ///
+    /// A 512 KiB response over 64 kbit/s takes over a minute and is fine while bytes keep
+    /// arriving; a link that went silent is found out after `limit`. Needs a tokio runtime
+    /// (without one, no limit applies).
+    pub fn with_stall_timeout(mut self, limit: Duration) -> Self {
+        self.stall_timeout = Some(limit);
+        self
     }
 
     /// Replaces the limits; peers that disagree refuse each other's larger frames.
@@ -212,14 +265,30 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_request, &self.counters.inner.sync_received).await
+        let frame = read_frame(
+            io,
+            self.max_request,
+            &self.counters.inner.sync_received,
+            self.stall_timeout,
+        )
+        .await;
+        if let Err(e) = &frame {
+            self.counters.record_refused_request(e);
+        }
+        frame
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_response, &self.counters.inner.sync_received).await
+        read_frame(
+            io,
+            self.max_response,
+            &self.counters.inner.sync_received,
+            self.stall_timeout,
+        )
+        .await
     }
 
     async fn write_request<T>(
@@ -236,6 +305,7 @@ impl request_response::Codec for SyncCodec {
             &request,
             self.max_request,
             &self.counters.inner.sync_sent,
+            self.stall_timeout,
         )
         .await
     }
@@ -254,20 +324,26 @@ impl request_response::Codec for SyncCodec {
             &response,
             self.max_response,
             &self.counters.inner.sync_sent,
+            self.stall_timeout,
         )
         .await
     }
 }
 
 /// Reads one length-prefixed frame of at most `max` payload bytes, counting every byte read.
-async fn read_frame<T>(io: &mut T, max: usize, counter: &AtomicU64) -> io::Result<Vec<u8>>
+async fn read_frame<T>(
+    io: &mut T,
+    max: usize,
+    counter: &AtomicU64,
+    stall: Option<Duration>,
+) -> io::Result<Vec<u8>>
 where
     T: AsyncRead + Unpin,
 {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
     let mut filled = 0;
     while filled < prefix.len() {
-        let n = read_some(io, &mut prefix[filled..]).await?;
+        let n = progress(stall, read_some(io, &mut prefix[filled..])).await?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -292,7 +368,7 @@ where
         let start = payload.len();
         let chunk = (expected - start).min(READ_CHUNK);
         payload.resize(start + chunk, 0);
-        let n = read_some(io, &mut payload[start..]).await?;
+        let n = progress(stall, read_some(io, &mut payload[start..])).await?;
         payload.truncate(start + n);
         if n == 0 {
             let got = payload.len();
@@ -304,6 +380,27 @@ where
         add(counter, n);
     }
     Ok(payload)
+}
+
+/// Runs one read or write step, failing with `TimedOut` when it takes longer than `stall`.
+async fn progress<F>(stall: Option<Duration>, step: F) -> io::Result<usize>
+where
+    F: Future<Output = io::Result<usize>>,
+{
+    match stall {
+        Some(limit) if tokio::runtime::Handle::try_current().is_ok() => {
+            match tokio::time::timeout(limit, step).await {
+                Ok(result) => result,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    FrameError::Stalled {
+                        secs: limit.as_secs(),
+                    },
+                )),
+            }
+        }
+        _ => step.await,
+    }
 }
 
 /// Reads into `buf`, retrying on `Interrupted`; returns 0 at end of stream.
@@ -325,6 +422,7 @@ async fn write_frame<T>(
     payload: &[u8],
     max: usize,
     counter: &AtomicU64,
+    stall: Option<Duration>,
 ) -> io::Result<()>
 where
     T: AsyncWrite + Unpin,
@@ -339,18 +437,24 @@ where
                 FrameError::TooLarge { len, max },
             )
         })?;
-    write_counted(io, &len.to_be_bytes(), counter).await?;
-    write_counted(io, payload, counter).await?;
-    io.flush().await
+    write_counted(io, &len.to_be_bytes(), counter, stall).await?;
+    write_counted(io, payload, counter, stall).await?;
+    progress(stall, async { io.flush().await.map(|()| 0) }).await?;
+    Ok(())
 }
 
 /// Writes all of `buf`, counting bytes as the stream accepts them.
-async fn write_counted<T>(io: &mut T, mut buf: &[u8], counter: &AtomicU64) -> io::Result<()>
+async fn write_counted<T>(
+    io: &mut T,
+    mut buf: &[u8],
+    counter: &AtomicU64,
+    stall: Option<Duration>,
+) -> io::Result<()>
 where
     T: AsyncWrite + Unpin,
 {
     while !buf.is_empty() {
-        match io.write(buf).await {
+        match progress(stall, io.write(buf)).await {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 add(counter, n);
@@ -489,6 +593,39 @@ mod tests {
             ));
         });
         assert_eq!(counters.received(), 2 * LENGTH_PREFIX_BYTES as u64);
+    }
+
+    #[test]
+    fn refused_request_frames_are_counted_by_reason() {
+        let counters = ByteCounters::new();
+        let mut codec = SyncCodec::new(counters.clone());
+        block_on(async {
+            let over = (MAX_REQUEST_BYTES as u32 + 1).to_be_bytes();
+            codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(over))
+                .await
+                .expect_err("oversized");
+            let mut short = frame(b"twelve bytes");
+            short.truncate(8);
+            codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(short))
+                .await
+                .expect_err("truncated");
+            // A refused response is the engine's to count, with its peer.
+            codec
+                .read_response(&SYNC_PROTOCOL, &mut Cursor::new(u32::MAX.to_be_bytes()))
+                .await
+                .expect_err("oversized response");
+            let good = frame(b"fine");
+            codec
+                .read_request(&SYNC_PROTOCOL, &mut Cursor::new(good))
+                .await
+                .expect("a good frame");
+        });
+        assert_eq!(
+            counters.refused_request_frames(),
+            [("oversized-frame", 1), ("truncated-frame", 1)]
+        );
     }
 
     #[test]

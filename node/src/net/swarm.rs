@@ -30,8 +30,11 @@ pub struct NetConfig {
     pub ping_interval: Duration,
     /// How long a ping may go unanswered before a failure is reported.
     pub ping_timeout: Duration,
-    /// How long a sync request may take, from sending it to the last byte of the response.
+    /// Upper bound on one sync exchange, from sending the request to the last byte of the
+    /// response. Generous: a slow link is policed by [`stall_timeout`](Self::stall_timeout).
     pub request_timeout: Duration,
+    /// How long a sync frame may make no progress at all before the exchange fails.
+    pub stall_timeout: Duration,
     /// How long dialing plus the handshakes may take; also QUIC's silence limit per connection.
     pub connection_timeout: Duration,
     /// Largest sync request payload read or written; peers must agree.
@@ -48,7 +51,9 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(20),
-            request_timeout: Duration::from_secs(60),
+            // A whole budget-sized response at 9.6 kbit/s, with room for drops and retransmits.
+            request_timeout: Duration::from_secs(600),
+            stall_timeout: Duration::from_secs(45),
             connection_timeout: Duration::from_secs(30),
             max_request_bytes: MAX_REQUEST_BYTES,
             max_response_bytes: MAX_RESPONSE_BYTES,
@@ -180,5 +185,7 @@ mod tests {
         assert!(!config.mdns);
         assert!(config.ping_timeout > config.ping_interval);
         assert!(config.idle_timeout > config.ping_timeout);
+        assert!(config.stall_timeout > config.ping_timeout);
+        assert!(config.request_timeout > config.stall_timeout * 4);
     }
 }

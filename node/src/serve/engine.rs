@@ -2,24 +2,25 @@
 //! into sync protocol steps and store writes, and control requests into
 //! replica operations whose changes it then publishes.
 
+use super::link::LinkEstimate;
 use super::peers::PeerBook;
 use super::stats::{rejection_kind, Counters, SyncReport};
 use crate::api::{self, Request};
 use crate::control::ControlReply;
-use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters};
+use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
 use futures::StreamExt;
 use hedgerow_protocol::sync::{
-    respond, Gossip, PullSession, PullStep, SyncRequest, SyncResponse, DEFAULT_RESPONSE_BUDGET,
-    MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, Gossip, PullSession, PullStep, SyncRequest,
+    SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::CommonsId;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, identify, mdns, multiaddr::Protocol, request_response, Multiaddr, PeerId, Swarm};
+use libp2p::{gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, PeerId, Swarm};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
@@ -29,7 +30,18 @@ type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
 struct InFlight {
     peer: PeerId,
     commons: CommonsId,
+    /// When the request was handed to the swarm, to measure the link.
+    sent_at: Instant,
+    /// The byte budget a `Fetch` asked for.
+    budget: Option<u32>,
 }
+
+/// Wait before re-running a pull whose request failed while the connection stayed up.
+pub const RETRY_DELAY: Duration = Duration::from_secs(3);
+
+/// How long a peer may be silent (no pong, no sync message, no sync bytes) before a failed
+/// ping closes its connection, so that a dead link is redialled instead of waited on.
+pub const SILENT_LIMIT: Duration = Duration::from_secs(90);
 
 /// Someone waiting for all pulls with a peer to finish (`hedgerow sync`).
 pub(crate) struct SyncWaiter {
@@ -38,6 +50,8 @@ pub(crate) struct SyncWaiter {
     pub(crate) reply: oneshot::Sender<SyncReport>,
     pub(crate) started: bool,
     pub(crate) deadline: Instant,
+    /// Sync bytes (sent, received) when the wait began, so the report counts this sync only.
+    pub(crate) bytes_at_start: (u64, u64),
 }
 
 /// The node's event loop state.
@@ -59,6 +73,18 @@ pub struct Engine {
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     last_sync: HashMap<PeerId, (i64, String)>,
+    /// Per-peer response budgets, kept across reconnections.
+    links: HashMap<PeerId, LinkEstimate>,
+    /// Pulls cut off by a failure; they resume on the next connection or retry.
+    interrupted: HashSet<(PeerId, CommonsId)>,
+    /// Pulls to re-run on a connection that stayed up after a failed request.
+    retry_at: HashMap<(PeerId, CommonsId), Instant>,
+    /// Last sign of life from each peer, and the sync byte total seen then.
+    last_heard: HashMap<PeerId, (Instant, u64)>,
+    /// Commons that received changes by sync, with the peers they came from: announced when
+    /// their pulls finish if another peer is connected, so neighbours that did not take part
+    /// pull them too (store and forward along a chain).
+    news: HashMap<CommonsId, HashSet<PeerId>>,
 }
 
 impl Engine {
@@ -79,10 +105,16 @@ impl Engine {
             connected: HashMap::new(),
             dialing: HashMap::new(),
             last_sync: HashMap::new(),
+            links: HashMap::new(),
+            interrupted: HashSet::new(),
+            retry_at: HashMap::new(),
+            last_heard: HashMap::new(),
+            news: HashMap::new(),
         }
     }
 
-    /// Subscribes to the gossip topic of every commons held.
+    /// Subscribes to the gossip topic of every commons held or wanted; a wanted commons' topic
+    /// tells which peers have it (see [`Engine::on_peer_subscribed`]).
     pub fn subscribe_all(&mut self) {
         let held: Vec<CommonsId> = self
             .replicas
@@ -91,7 +123,8 @@ impl Engine {
             .iter()
             .map(|g| g.body.id())
             .collect();
-        for commons in held {
+        let wanted: Vec<CommonsId> = self.wanted.iter().copied().collect();
+        for commons in held.into_iter().chain(wanted) {
             if self.subscribed.insert(commons) {
                 let topic = commons_topic(&commons.to_string());
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
@@ -145,7 +178,10 @@ impl Engine {
             let commons = live.envelope.commons;
             let topic = commons_topic(&commons.to_string());
             let message = if live.envelope.change.len() > MAX_LIVE_CHANGE_BYTES {
-                Gossip::Announce { commons }
+                Gossip::Announce {
+                    commons,
+                    digest: self.local_digest(&commons),
+                }
             } else {
                 Gossip::Change(Box::new(live))
             };
@@ -162,6 +198,48 @@ impl Engine {
         }
     }
 
+    /// Tells a commons' topic that this node has news, so neighbours pull from it.
+    fn announce(&mut self, commons: CommonsId) {
+        let digest = self.local_digest(&commons);
+        let bytes = Gossip::Announce { commons, digest }.to_bytes();
+        let len = bytes.len();
+        let topic = commons_topic(&commons.to_string());
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) => self.bytes.record_gossip_published(len),
+            // The same state was announced moments ago.
+            Err(gossipsub::PublishError::Duplicate) => {}
+            Err(e) => tracing::debug!("announcement of {commons} not published: {e}"),
+        }
+    }
+
+    /// This node's digest of a commons, as its `Hello` would carry it.
+    fn local_digest(&self, commons: &CommonsId) -> [u8; 32] {
+        let docs: Vec<_> = self
+            .replicas
+            .inventory(commons)
+            .unwrap_or_default()
+            .iter()
+            .map(|(id, digest)| (id_prefix(id), *digest))
+            .collect();
+        commons_digest(&docs)
+    }
+
+    /// A peer joined a commons topic: if this node wants that commons, the peer may have it
+    /// now (it may only want it too, which costs one `NotJoined` round trip).
+    fn on_peer_subscribed(&mut self, peer: PeerId, topic: gossipsub::TopicHash) {
+        let Some(commons) = self
+            .subscribed
+            .iter()
+            .copied()
+            .find(|c| commons_topic(&c.to_string()).hash() == topic)
+        else {
+            return;
+        };
+        if self.wanted.contains(&commons) {
+            self.start_pull(peer, commons);
+        }
+    }
+
     // ---- pulls ----
 
     /// Starts pulling `commons` from `peer`, unless a pull is already running.
@@ -169,7 +247,8 @@ impl Engine {
         if self.sessions.contains_key(&(peer, commons)) {
             return;
         }
-        let session = PullSession::new(commons, DEFAULT_RESPONSE_BUDGET);
+        let budget = self.links.entry(peer).or_default().budget();
+        let session = PullSession::new(commons, budget);
         let local = match self.replicas.local_docs(&commons, None) {
             Ok(local) => local,
             Err(e) => {
@@ -212,18 +291,72 @@ impl Engine {
     }
 
     fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
+        let budget = match &request {
+            SyncRequest::Fetch { budget, .. } => Some(*budget),
+            SyncRequest::Hello { .. } => None,
+        };
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request.to_bytes());
-        self.in_flight.insert(id, InFlight { peer, commons });
+        self.in_flight.insert(
+            id,
+            InFlight {
+                peer,
+                commons,
+                sent_at: Instant::now(),
+                budget,
+            },
+        );
     }
 
+    /// Ends a pull for good: it completed, or the peer refused it.
     fn finish_pull(&mut self, peer: PeerId, commons: CommonsId, outcome: &str) {
         if let Some(session) = self.sessions.remove(&(peer, commons)) {
             let report = self.reports.entry(peer).or_default();
             report.round_trips += session.stats.round_trips;
             report.commons += 1;
+            self.counters.pull_round_trips += session.stats.round_trips;
         }
+        self.interrupted.remove(&(peer, commons));
+        self.retry_at.remove(&(peer, commons));
         self.last_sync.insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
+        if !self.sessions.keys().any(|(_, c)| *c == commons) {
+            if let Some(sources) = self.news.remove(&commons) {
+                if self.connected.keys().any(|p| !sources.contains(p)) {
+                    self.announce(commons);
+                }
+            }
+        }
         self.complete_waiters();
+    }
+
+    /// Ends a pull that a dropped link or a failed request cut off. What it stored stays
+    /// stored; the pull runs again on the next connection, or after [`RETRY_DELAY`] when the
+    /// connection is still up, and asks only for what is still missing.
+    fn interrupt_pull(&mut self, peer: PeerId, commons: CommonsId, why: &str) {
+        if let Some(session) = self.sessions.remove(&(peer, commons)) {
+            let report = self.reports.entry(peer).or_default();
+            report.round_trips += session.stats.round_trips;
+            report.interruptions += 1;
+            self.counters.pulls_interrupted += 1;
+            self.interrupted.insert((peer, commons));
+            if self.connected.contains_key(&peer) {
+                self.retry_at.insert((peer, commons), Instant::now() + RETRY_DELAY);
+            }
+        }
+        tracing::info!("pull of {commons} from {peer} interrupted: {why}");
+        self.last_sync
+            .insert(peer, (crate::replicas::now_unix(), format!("interrupted: {why}")));
+        self.complete_waiters();
+    }
+
+    /// Records a sign of life from `peer`.
+    fn heard_from(&mut self, peer: PeerId) {
+        let bytes = self.bytes.received();
+        self.last_heard.insert(peer, (Instant::now(), bytes));
+    }
+
+    /// Starts a fresh report for `peer`, so a `hedgerow sync` reports only its own exchange.
+    pub(crate) fn fresh_report(&mut self, peer: PeerId) {
+        self.reports.remove(&peer);
     }
 
     /// Answers `hedgerow sync` callers whose peer has no pull left.
@@ -232,8 +365,13 @@ impl Engine {
         let sessions = &self.sessions;
         let mut remaining = Vec::new();
         for waiter in self.waiters.drain(..) {
+            let interrupted = &self.interrupted;
             let done = match waiter.peer {
-                Some(peer) => waiter.started && !sessions.keys().any(|(p, _)| *p == peer),
+                Some(peer) => {
+                    waiter.started
+                        && !sessions.keys().any(|(p, _)| *p == peer)
+                        && !interrupted.iter().any(|(p, _)| *p == peer)
+                }
                 None => false,
             };
             if done || now >= waiter.deadline {
@@ -246,8 +384,8 @@ impl Engine {
                 if !done {
                     report.errors.push("timed out before every pull finished".into());
                 }
-                report.bytes_sent = self.bytes.sent();
-                report.bytes_received = self.bytes.received();
+                report.bytes_sent = self.bytes.sent().saturating_sub(waiter.bytes_at_start.0);
+                report.bytes_received = self.bytes.received().saturating_sub(waiter.bytes_at_start.1);
                 let _ = waiter.reply.send(report);
             } else {
                 remaining.push(waiter);
@@ -257,7 +395,19 @@ impl Engine {
     }
 
     fn on_sync_response(&mut self, flight: InFlight, bytes: Vec<u8>) {
-        let InFlight { peer, commons } = flight;
+        let InFlight {
+            peer,
+            commons,
+            sent_at,
+            budget,
+        } = flight;
+        self.heard_from(peer);
+        let link = self.links.entry(peer).or_default();
+        link.on_response(bytes.len(), sent_at.elapsed(), budget);
+        let budget = link.budget();
+        if let Some(session) = self.sessions.get_mut(&(peer, commons)) {
+            session.set_budget(budget);
+        }
         let response = match SyncResponse::from_bytes(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -294,6 +444,8 @@ impl Engine {
                     let _ = self.replicas.store().unwant_commons(&commons);
                     let _ = self.replicas.commit();
                     self.subscribe_all();
+                    // Our profile in the commons, made by the join.
+                    self.publish_outbox();
                 }
                 let local = match self.replicas.local_docs(&commons, Some(&docs)) {
                     Ok(local) => local,
@@ -327,6 +479,9 @@ impl Engine {
                 if let Err(e) = self.replicas.commit() {
                     tracing::error!("cannot flush the store: {e}");
                 }
+                if stored > 0 {
+                    self.news.entry(commons).or_default().insert(peer);
+                }
                 self.counters.changes_received += stored as u64;
                 self.counters.docs_received += items.len() as u64;
                 let report = self.reports.entry(peer).or_default();
@@ -341,7 +496,10 @@ impl Engine {
                 };
                 let local = self.with_clocks(&commons, local, &deferred);
                 let step = match self.sessions.get_mut(&(peer, commons)) {
-                    Some(session) => session.on_docs(&deferred, &local, items.len()),
+                    Some(session) => {
+                        session.record_payload_sizes(items.iter().map(|i| i.wire_size()));
+                        session.on_docs(&deferred, &local, items.len())
+                    }
                     None => PullStep::Done,
                 };
                 self.follow(peer, commons, step);
@@ -388,6 +546,12 @@ impl Engine {
             }
         } else {
             match SyncRequest::from_bytes(&bytes) {
+                Ok(request) if validate_request(&request).is_err() => {
+                    let error = validate_request(&request).err().map(|e| (e.kind(), e.to_string()));
+                    let (kind, reason) = error.unwrap_or(("invalid-request", String::new()));
+                    self.misbehaved(peer, kind);
+                    SyncResponse::Refused { reason }
+                }
                 Ok(request) => {
                     let response = respond(&mut self.replicas, &request);
                     if let SyncResponse::Docs { items, .. } = &response {
@@ -429,8 +593,9 @@ impl Engine {
                 self.misbehaved(source, "malformed-gossip");
                 gossipsub::MessageAcceptance::Reject
             }
-            Ok(Gossip::Announce { commons }) => {
-                if self.replicas.holds(&commons).unwrap_or(false) {
+            Ok(Gossip::Announce { commons, digest }) => {
+                let held = self.replicas.holds(&commons).unwrap_or(false);
+                if (held && self.local_digest(&commons) != digest) || self.wanted.contains(&commons) {
                     self.start_pull(source, commons);
                 }
                 gossipsub::MessageAcceptance::Accept
@@ -458,7 +623,12 @@ impl Engine {
                             self.start_pull(source, commons);
                             gossipsub::MessageAcceptance::Ignore
                         }
-                        Err(NodeError::UnknownCommons(_)) => gossipsub::MessageAcceptance::Ignore,
+                        Err(NodeError::UnknownCommons(_)) => {
+                            if self.wanted.contains(&commons) {
+                                self.start_pull(source, commons);
+                            }
+                            gossipsub::MessageAcceptance::Ignore
+                        }
                         Err(e @ (NodeError::Rejected(_) | NodeError::Invalid(_))) => {
                             tracing::info!("refused live change from {source}: {e}");
                             self.misbehaved(source, &rejection_kind(&e));
@@ -505,12 +675,14 @@ impl Engine {
                 }
                 let first = !self.connected.contains_key(&peer_id);
                 self.connected.insert(peer_id, addr.clone());
+                self.heard_from(peer_id);
                 for waiter in &mut self.waiters {
                     if waiter.peer.is_none() && strip_p2p(&waiter.addr) == strip_p2p(&addr) {
                         waiter.peer = Some(peer_id);
                     }
                 }
                 if first {
+                    self.retry_at.retain(|(p, _), _| *p != peer_id);
                     self.pull_everything(peer_id);
                     for waiter in &mut self.waiters {
                         if waiter.peer == Some(peer_id) {
@@ -529,7 +701,21 @@ impl Engine {
                     let stale: Vec<(PeerId, CommonsId)> =
                         self.sessions.keys().filter(|(p, _)| *p == peer_id).copied().collect();
                     for (peer, commons) in stale {
-                        self.finish_pull(peer, commons, "connection closed");
+                        self.links.entry(peer).or_default().on_failure();
+                        self.interrupt_pull(peer, commons, "connection closed");
+                    }
+                    self.retry_at.retain(|(p, _), _| *p != peer_id);
+                    // Someone waits for this sync (`hedgerow sync`): dial the peer again until
+                    // the pulls complete or the wait times out.
+                    let waited: Vec<Multiaddr> = self
+                        .waiters
+                        .iter()
+                        .filter(|w| w.peer == Some(peer_id))
+                        .map(|w| w.addr.clone())
+                        .collect();
+                    for addr in waited {
+                        self.peers.add_target(addr.clone(), now);
+                        self.peers.disconnected(&addr, now);
                     }
                 }
             }
@@ -545,6 +731,9 @@ impl Engine {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
+                self.on_peer_subscribed(peer_id, topic);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.swarm.add_peer_address(peer, addr.clone());
@@ -558,6 +747,7 @@ impl Engine {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.on_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             _ => {}
         }
@@ -575,22 +765,78 @@ impl Engine {
                     }
                 }
             },
-            request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
-                if let Some(flight) = self.in_flight.remove(&request_id) {
-                    self.reports.entry(peer).or_default().errors.push(format!("request failed: {error}"));
-                    self.finish_pull(flight.peer, flight.commons, &format!("failed: {error}"));
+            request_response::Event::OutboundFailure { request_id, error, peer, connection_id } => {
+                let Some(flight) = self.in_flight.remove(&request_id) else {
+                    return;
+                };
+                match error {
+                    request_response::OutboundFailure::UnsupportedProtocols => {
+                        self.reports.entry(peer).or_default().errors.push(format!("request failed: {error}"));
+                        self.finish_pull(flight.peer, flight.commons, &format!("failed: {error}"));
+                    }
+                    request_response::OutboundFailure::Timeout | request_response::OutboundFailure::Io(_) => {
+                        if let request_response::OutboundFailure::Io(e) = &error {
+                            if let Some(kind) = frame_error_kind(e) {
+                                self.misbehaved(peer, kind);
+                            }
+                        }
+                        // A stalled exchange means a dead link more often than a slow peer:
+                        // drop this connection so the peer is redialled on a fresh one.
+                        self.links.entry(peer).or_default().on_failure();
+                        let _ = self.swarm.close_connection(connection_id);
+                        self.interrupt_pull(flight.peer, flight.commons, &error.to_string());
+                    }
+                    request_response::OutboundFailure::ConnectionClosed
+                    | request_response::OutboundFailure::DialFailure => {
+                        self.links.entry(peer).or_default().on_failure();
+                        self.interrupt_pull(flight.peer, flight.commons, &error.to_string());
+                    }
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                // A request frame that failed to read never gets here (libp2p reports no
+                // event for it); the codec counts those itself.
                 tracing::debug!("inbound sync failure from {peer}: {error}");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
     }
 
-    /// Dials every bootstrap or remembered address that is due.
+    fn on_ping(&mut self, event: ping::Event) {
+        let ping::Event { peer, connection, result } = event;
+        match result {
+            Ok(_) => self.heard_from(peer),
+            Err(e) => {
+                let now = Instant::now();
+                let (at, bytes) = self.last_heard.get(&peer).copied().unwrap_or((now, 0));
+                // Sync bytes still arriving while a response is in flight count as life.
+                let receiving = self.bytes.received() != bytes && self.in_flight.values().any(|f| f.peer == peer);
+                if receiving {
+                    self.heard_from(peer);
+                } else if now.saturating_duration_since(at) >= SILENT_LIMIT {
+                    tracing::info!("closing silent connection to {peer}: {e}");
+                    let _ = self.swarm.close_connection(connection);
+                }
+            }
+        }
+    }
+
+    /// Re-runs interrupted pulls that are due on connections that stayed up.
+    fn retry_due(&mut self, now: Instant) {
+        let due: Vec<(PeerId, CommonsId)> =
+            self.retry_at.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
+        for (peer, commons) in due {
+            self.retry_at.remove(&(peer, commons));
+            if self.connected.contains_key(&peer) {
+                self.start_pull(peer, commons);
+            }
+        }
+    }
+
+    /// Dials every bootstrap or remembered address that is due, and re-runs interrupted pulls.
     pub fn redial(&mut self) {
         let now = Instant::now();
+        self.retry_due(now);
         let connected: Vec<Multiaddr> = self.connected.values().cloned().collect();
         let due = self.peers.due(now, |addr| connected.iter().any(|c| strip_p2p(c) == strip_p2p(addr)));
         for addr in due {
@@ -625,6 +871,8 @@ impl Engine {
                     "peer": peer.to_string(),
                     "addr": addr.to_string(),
                     "syncing": self.sessions.keys().any(|(p, _)| p == peer),
+                    "interrupted": self.interrupted.iter().any(|(p, _)| p == peer),
+                    "sync_budget": self.links.get(peer).map(LinkEstimate::budget),
                     "last_sync_at": last.map(|l| l.0),
                     "last_sync": last.map(|l| l.1.clone()),
                 })
@@ -638,6 +886,12 @@ impl Engine {
             .map(|g| json!({"id": g.body.id().to_string(), "name": g.body.name}))
             .collect();
         let (transport_in, transport_out) = self.bytes.transport_bytes();
+        let mut counters = self.counters.clone();
+        for (reason, count) in self.bytes.refused_request_frames() {
+            if count > 0 {
+                *counters.rejected.entry(reason.to_string()).or_insert(0) += count;
+            }
+        }
         json!({
             "peer_id": self.swarm.local_peer_id().to_string(),
             "author": self.replicas.author().to_string(),
@@ -645,8 +899,8 @@ impl Engine {
             "connected": connected,
             "commons": commons,
             "wanted": self.wanted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "counters": self.counters,
-            "rejected_total": self.counters.rejected_total(),
+            "rejected_total": counters.rejected_total(),
+            "counters": counters,
             "banned_peers": self.peers.banned_count(Instant::now()),
             "bytes": {
                 "sync_sent": self.bytes.sent(),
@@ -663,6 +917,20 @@ impl Engine {
     /// Polls the swarm for its next event.
     pub async fn next_event(&mut self) -> SwarmEvent<BehaviourEvent> {
         self.swarm.select_next_some().await
+    }
+}
+
+/// The rejection reason of a sync frame the peer got wrong (too long, or cut short);
+/// `None` for other I/O failures and for frames this node refused to write.
+fn frame_error_kind(error: &std::io::Error) -> Option<&'static str> {
+    if error.kind() == std::io::ErrorKind::InvalidInput {
+        return None;
+    }
+    match error.get_ref()?.downcast_ref::<FrameError>()? {
+        FrameError::TooLarge { .. } => Some("oversized-frame"),
+        FrameError::Truncated { .. } => Some("truncated-frame"),
+        // A dead link, not a lie.
+        FrameError::Stalled { .. } => None,
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod control_server;
 mod engine;
+mod link;
 mod peers;
 mod stats;
 
@@ -161,12 +162,16 @@ pub async fn run(home: &Home, mut config: ServeConfig, shutdown: impl Future<Out
 fn start_sync_waiter(engine: &mut Engine, addr: Multiaddr, reply: oneshot::Sender<SyncReport>) {
     let peer = split_peer(&addr).map(|(p, _)| p);
     let connected_peer = peer.filter(|p| engine.swarm.is_connected(p));
+    if let Some(peer) = peer {
+        engine.fresh_report(peer);
+    }
     engine.waiters.push(SyncWaiter {
         peer,
         addr: addr.clone(),
         reply,
         started: connected_peer.is_some(),
         deadline: Instant::now() + SYNC_DEADLINE,
+        bytes_at_start: (engine.bytes.sent(), engine.bytes.received()),
     });
     match connected_peer {
         Some(peer) => engine.pull_everything(peer),
@@ -219,6 +224,8 @@ pub async fn sync_once(
         tokio::select! {
             event = engine.next_event() => engine.on_swarm_event(event),
             _ = tick.tick() => {
+                // Redials the peer after a dropped link, so a cut sync resumes.
+                engine.redial();
                 engine.complete_waiters();
                 if report.is_none() {
                     if let Ok(r) = reply_rx.try_recv() {

@@ -14,6 +14,8 @@ pub struct Counters {
     pub docs_sent: u64,
     /// Sync requests answered.
     pub requests_answered: u64,
+    /// Round trips of this node's finished pulls (benchmarks read it from `status`).
+    pub pull_round_trips: u64,
     /// Live changes published.
     pub live_published: u64,
     /// Live changes received and accepted.
@@ -22,6 +24,8 @@ pub struct Counters {
     pub rejected: BTreeMap<String, u64>,
     /// Peers disconnected and cooled off for misbehaving.
     pub peers_banned: u64,
+    /// Pulls cut off by a dropped link or a stalled request (they resume).
+    pub pulls_interrupted: u64,
 }
 
 impl Counters {
@@ -57,8 +61,11 @@ pub struct SyncReport {
     pub bytes_received: u64,
     /// Sync protocol bytes sent.
     pub bytes_sent: u64,
-    /// Problems met (refused items, failed requests).
+    /// Problems met (refused items, requests that failed for good).
     pub errors: Vec<String>,
+    /// Pulls cut off by a dropped link or a stalled request, then resumed.
+    #[serde(default)]
+    pub interruptions: u64,
     /// Whether every pull finished.
     pub complete: bool,
 }

@@ -133,7 +133,7 @@ pub enum ValueError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
     /// A key the kind does not define.
-    #[error("unknown field `{path}` for a {kind}; known fields: {}", list(known))]
+    #[error("unknown field `{path}` for {}; known fields: {}", kind.with_article(), list(known))]
     UnknownField {
         /// The document kind.
         kind: DocKind,
@@ -173,7 +173,7 @@ pub enum SchemaError {
         max: usize,
     },
     /// A field every document of the kind must have is absent.
-    #[error("a {kind} must have `{field}`")]
+    #[error("{} must have `{field}`", kind.with_article())]
     MissingField {
         /// The document kind.
         kind: DocKind,
@@ -210,7 +210,7 @@ impl SchemaError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EditError {
     /// The edit names a field the kind does not have.
-    #[error("unknown field `{path}` for a {kind}; known fields: {}", list(known))]
+    #[error("unknown field `{path}` for {}; known fields: {}", kind.with_article(), list(known))]
     UnknownField {
         /// The document kind.
         kind: DocKind,
@@ -233,7 +233,7 @@ pub enum EditError {
         hint: String,
     },
     /// The edit only applies to another kind of document.
-    #[error("`{edit}` only applies to a {applies_to}, and this document is a {kind}")]
+    #[error("`{edit}` only applies to {}, and this document is {}", applies_to.with_article(), kind.with_article())]
     NotForKind {
         /// The edit's name.
         edit: &'static str,

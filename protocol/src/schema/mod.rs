@@ -102,6 +102,16 @@ impl DocKind {
         }
     }
 
+    /// The kind's name after its indefinite article, for messages: "a design", "an event".
+    pub fn with_article(&self) -> &'static str {
+        match self {
+            DocKind::Design => "a design",
+            DocKind::Event => "an event",
+            DocKind::Note => "a note",
+            DocKind::Profile => "a profile",
+        }
+    }
+
     /// The kind's field table.
     pub fn fields(&self) -> &'static [Field] {
         match self {
@@ -208,6 +218,38 @@ pub fn init_document<T: Transactable>(tx: &mut T, new: &NewDocument) -> Result<(
             tx.put_object(ROOT, field.name, obj_type)
                 .map_err(|e| SchemaError::automerge("written", e))?;
         }
+    }
+    Ok(())
+}
+
+/// Design fields that describe the parent itself rather than its content, which a fork does not inherit:
+/// the parent's releases and version name, the people who built the parent, and its ids elsewhere.
+pub const NOT_INHERITED_BY_FORKS: &[&str] = &["releases", "version", "built", "external_ids"];
+
+/// Empties [`NOT_INHERITED_BY_FORKS`] in a fork's first change.
+///
+/// Without this a fork would carry its parent's `1.0` (so `design show FORK
+/// --version 1.0` showed the parent, and the fork could never name its own
+/// `1.0`), and "I have built this" records about a design its builders never
+/// saw. Entries are deleted inside the existing objects, never replaced.
+pub fn clear_for_fork<T: Transactable>(tx: &mut T) -> Result<(), SchemaError> {
+    use automerge::{ObjType, Value};
+    for field in NOT_INHERITED_BY_FORKS {
+        let found = tx
+            .get(ROOT, *field)
+            .map_err(|e| SchemaError::automerge("read", e))?;
+        let deleted = match found {
+            Some((Value::Object(ObjType::Map), obj)) => {
+                let keys: Vec<String> = tx.keys(&obj).collect();
+                keys.into_iter().try_for_each(|key| tx.delete(&obj, key))
+            }
+            Some((Value::Object(ObjType::List), obj)) => (0..tx.length(&obj))
+                .rev()
+                .try_for_each(|i| tx.delete(&obj, i)),
+            Some((Value::Scalar(_), _)) => tx.delete(ROOT, *field),
+            _ => Ok(()),
+        };
+        deleted.map_err(|e| SchemaError::automerge("written", e))?;
     }
     Ok(())
 }

@@ -205,3 +205,61 @@ fn documents_older_than_their_fields_get_objects_only_from_accepted_edits() {
     assert_eq!(out["summary"], json!("Sows into clay."));
     assert_eq!(out["steps"], json!(["Drill"]));
 }
+
+#[test]
+fn a_fork_starts_without_its_parents_releases_builds_and_ids() {
+    let mut doc = create(DocKind::Design, "Crimper");
+    for change in [
+        set("version", "1.0"),
+        set("external_ids.farmhack", "roller-crimper"),
+        Edit::AddBuilt {
+            place: Some("Drôme".into()),
+            note: None,
+        },
+        Edit::AddStep {
+            text: "Cut the drum.".into(),
+            at: None,
+        },
+        set("licence.hardware", "CERN-OHL-S-2.0"),
+    ] {
+        edit(&mut doc, DocKind::Design, change).expect("edit");
+    }
+    let heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
+    edit(
+        &mut doc,
+        DocKind::Design,
+        Edit::Release {
+            version: "1.0".into(),
+            heads,
+        },
+    )
+    .expect("release");
+    let parent = shown(&doc, DocKind::Design);
+    let mut fork = doc.fork().with_actor(actor("bob"));
+    fork.transact(|tx| clear_for_fork(tx)).expect("clear");
+    validate_document(&fork, DocKind::Design).expect("still valid");
+    let child = shown(&fork, DocKind::Design);
+    assert_eq!(child["releases"], json!({}));
+    assert_eq!(child["version"], json!(null));
+    assert_eq!(child["built"], json!([]));
+    assert_eq!(child["external_ids"], json!({}));
+    for kept in ["name", "steps", "licence"] {
+        assert_eq!(child[kept], parent[kept], "{kept} is inherited");
+    }
+    // The objects are the parent's, emptied: the fork can release its own 1.0 into them.
+    let heads: Vec<String> = fork.get_heads().iter().map(|h| h.to_string()).collect();
+    edit(
+        &mut fork,
+        DocKind::Design,
+        Edit::Release {
+            version: "1.0".into(),
+            heads,
+        },
+    )
+    .expect("the fork's own 1.0");
+    assert_eq!(
+        shown(&doc, DocKind::Design),
+        parent,
+        "the parent is untouched"
+    );
+}

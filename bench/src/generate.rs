@@ -1,0 +1,598 @@
+//! The seeded generator of realistic commons.
+//!
+//! Models a Farm Hack / L'Atelier Paysan commons: designs with build
+//! instructions from a few hundred bytes to tens of KB spread over steps, bills
+//! of materials of 5-60 lines, tags, licences and contributors; edit histories
+//! of a few to dozens of changes by a pool of authors, some made concurrently on
+//! separate replicas and merged; forks that inherit their parent's history;
+//! events, and notes whose bodies several people write at once.
+//!
+//! Everything goes through the real library: each document is a
+//! [`DocReplica`], each change a signed envelope made with one of many
+//! [`DeviceKey`]s, and the result is ingested into a real sled store through
+//! [`Replicas::ingest_bundle`], as a node that had received it all would hold it.
+
+use crate::rng::Rng;
+use crate::text;
+use anyhow::{anyhow, Context, Result};
+use automerge::ChangeHash;
+use hedgerow_node::Replicas;
+use hedgerow_protocol::replica::ChangeRecord;
+use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
+use hedgerow_protocol::{
+    CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin, Signed,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// 2026-01-01T00:00:00Z: the generated commons' history starts here.
+const EPOCH: i64 = 1_767_225_600;
+/// Share of designs that are forks of a recent design.
+const FORK_SHARE: f64 = 0.08;
+/// Share of history changes made concurrently with another one on a separate replica.
+const DESIGN_CONCURRENCY: f64 = 0.15;
+/// Notes are written together at workshops: more concurrency.
+const NOTE_CONCURRENCY: f64 = 0.35;
+/// How many recent designs are kept in memory as fork parents.
+const FORK_WINDOW: usize = 64;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct GenConfig {
+    /// Number of designs (forks included).
+    pub designs: usize,
+    /// The seed; the same seed and size always give the same documents.
+    pub seed: u64,
+}
+
+/// Counts describing a generated commons.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GenStats {
+    /// Designs, forks included.
+    pub designs: usize,
+    /// Of which forks.
+    pub forks: usize,
+    /// Events.
+    pub events: usize,
+    /// Notes.
+    pub notes: usize,
+    /// Profiles (one per author).
+    pub profiles: usize,
+    /// Distinct authors.
+    pub authors: usize,
+    /// Signed changes made (a fork's inherited changes are not counted again).
+    pub changes: usize,
+    /// Changes made concurrently with another change of the same document.
+    pub concurrent_changes: usize,
+    /// Sum of the made changes' signed envelopes, in bytes.
+    pub envelope_bytes: usize,
+    /// Seconds the generation took.
+    pub seconds: f64,
+}
+
+/// A generated commons, written to a store.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The commons id.
+    pub commons: CommonsId,
+    /// Its genesis.
+    pub genesis: Signed<CommonsGenesis>,
+    /// Every design id (forks included), in creation order.
+    pub designs: Vec<DocId>,
+    /// Every note id.
+    pub notes: Vec<DocId>,
+    /// Counts.
+    pub stats: GenStats,
+}
+
+/// One author of the commons.
+struct Author {
+    key: DeviceKey,
+    name: String,
+}
+
+/// The state shared while generating one commons.
+struct Generator<'a> {
+    rng: Rng,
+    authors: Vec<Author>,
+    commons: CommonsId,
+    sink: &'a mut Replicas,
+    stats: GenStats,
+    written: usize,
+}
+
+/// Generates a commons of `config.designs` designs into the store of `replicas`.
+pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated> {
+    let started = Instant::now();
+    let mut rng = Rng::new(config.seed);
+    let n_authors = (10 + config.designs / 15).min(400);
+    let authors: Vec<Author> = (0..n_authors)
+        .map(|i| {
+            let mut r = rng.derive("author", i as u64);
+            Author {
+                key: DeviceKey::from_secret(r.bytes32()),
+                name: text::person(&mut r),
+            }
+        })
+        .collect();
+    let genesis = CommonsGenesis {
+        name: "Farm tools commons".into(),
+        description: "Open designs of farm tools, designed global, built local".into(),
+        creator: authors[0].key.author(),
+        created_at: EPOCH,
+        nonce: rng.bytes16(),
+    }
+    .sign(&authors[0].key);
+    let commons = genesis.body.id();
+    replicas.store().put_commons(&genesis)?;
+    let mut gen = Generator {
+        rng: rng.derive("docs", 0),
+        authors,
+        commons,
+        sink: replicas,
+        stats: GenStats {
+            authors: n_authors,
+            ..GenStats::default()
+        },
+        written: 0,
+    };
+    for i in 0..n_authors {
+        gen.profile(i)?;
+    }
+    let mut designs = Vec::with_capacity(config.designs);
+    let mut recent: VecDeque<DocReplica> = VecDeque::new();
+    for i in 0..config.designs {
+        let mut r = gen.rng.derive("design", i as u64);
+        let replica = if !recent.is_empty() && r.chance(FORK_SHARE) {
+            let parent = &recent[r.below(recent.len())];
+            gen.stats.forks += 1;
+            gen.fork(parent, &mut r)?
+        } else {
+            gen.design(&mut r)?
+        };
+        designs.push(replica.id());
+        gen.write(&replica)?;
+        recent.push_back(replica);
+        if recent.len() > FORK_WINDOW {
+            recent.pop_front();
+        }
+    }
+    gen.stats.designs = designs.len();
+    drop(recent);
+    let n_events = (config.designs / 25).max(2);
+    let mut events = Vec::new();
+    for i in 0..n_events {
+        let mut r = gen.rng.derive("event", i as u64);
+        let replica = gen.event(&mut r, &designs)?;
+        events.push(replica.id());
+        gen.write(&replica)?;
+    }
+    gen.stats.events = events.len();
+    let mut notes = Vec::new();
+    for i in 0..(config.designs / 4).max(4) {
+        let mut r = gen.rng.derive("note", i as u64);
+        let target = if r.chance(0.6) {
+            *r.pick(&events)
+        } else {
+            *r.pick(&designs)
+        };
+        let replica = gen.note(&mut r, target, &designs)?;
+        notes.push(replica.id());
+        gen.write(&replica)?;
+    }
+    gen.stats.notes = notes.len();
+    gen.sink.commit()?;
+    gen.sink.clear_cache();
+    gen.stats.seconds = started.elapsed().as_secs_f64();
+    Ok(Generated {
+        commons,
+        genesis,
+        designs,
+        notes,
+        stats: gen.stats,
+    })
+}
+
+impl Generator<'_> {
+    /// A signed genesis for a new document by `creator`.
+    fn new_doc(&mut self, kind: DocKind, creator: usize, fork: Option<ForkOrigin>, t: i64) -> Result<DocReplica> {
+        let genesis = DocGenesis {
+            commons: self.commons,
+            kind,
+            creator: self.authors[creator].key.author(),
+            created_at: t,
+            nonce: self.rng.bytes16(),
+            fork,
+        }
+        .sign(&self.authors[creator].key);
+        DocReplica::new(genesis).map_err(|e| anyhow!("genesis refused: {e}"))
+    }
+
+    /// One signed change by `author` applying `edits` (and the skeleton when `new` is given).
+    fn change(&mut self, replica: &mut DocReplica, author: usize, t: i64, new: Option<&NewDocument>, edits: &[Edit]) -> Result<()> {
+        let key = &self.authors[author].key;
+        let ctx = EditContext {
+            author: key.author().to_string(),
+            now_unix: t,
+        };
+        let kind = replica.kind();
+        let (_, made) = replica
+            .edit(key, t, |tx| {
+                if let Some(new) = new {
+                    schema::init_document(tx, new).map_err(EditError::from)?;
+                }
+                for edit in edits {
+                    schema::apply_edit(tx, kind, edit, &ctx)?;
+                }
+                Ok::<(), EditError>(())
+            })
+            .map_err(|e| anyhow!("{kind} edit refused: {e}"))?;
+        if let Some((envelope, _)) = made {
+            self.stats.changes += 1;
+            self.stats.envelope_bytes += envelope.to_bytes().len();
+        }
+        Ok(())
+    }
+
+    /// Two changes made at the same time on two replicas of the document, then merged.
+    fn concurrent(&mut self, replica: &mut DocReplica, t: i64, first: (usize, Vec<Edit>), second: (usize, Vec<Edit>)) -> Result<()> {
+        let mut other = copy(replica)?;
+        let before = other.change_count();
+        self.change(&mut other, second.0, t + 7, None, &second.1)?;
+        self.change(replica, first.0, t, None, &first.1)?;
+        if other.change_count() > before {
+            let hashes: Vec<ChangeHash> = other.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+            for envelope in other.envelopes_for(&hashes[before..]) {
+                replica
+                    .ingest_envelope(&envelope)
+                    .map_err(|e| anyhow!("merge refused: {e}"))?;
+            }
+            self.stats.concurrent_changes += 2;
+        }
+        Ok(())
+    }
+
+    /// Stores a finished document the way a node that received all of it would.
+    fn write(&mut self, replica: &DocReplica) -> Result<()> {
+        let hashes: Vec<ChangeHash> = replica.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+        let (bundle, _) = replica.bundle_for(&hashes).map_err(|e| anyhow!("bundle: {e}"))?;
+        let proofs = hashes
+            .iter()
+            .filter_map(|h| replica.record(h)?.proof.clone().map(|p| (h.0, p)))
+            .collect();
+        self.sink
+            .ingest_bundle(Some(replica.genesis()), &replica.id(), &bundle, proofs)
+            .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
+        self.written += 1;
+        if self.written % 200 == 0 {
+            self.sink.commit()?;
+            self.sink.clear_cache();
+        }
+        Ok(())
+    }
+
+    fn profile(&mut self, i: usize) -> Result<()> {
+        let mut r = self.rng.derive("profile", i as u64);
+        let author = &self.authors[i];
+        let genesis = DocGenesis::profile(self.commons, author.key.author()).sign(&author.key);
+        let mut replica = DocReplica::new(genesis).map_err(|e| anyhow!("{e}"))?;
+        let new = NewDocument::new(DocKind::Profile, self.authors[i].name.clone());
+        let edits = vec![
+            set("location", &text::place(&mut r)),
+            set("bio", &text::chatter(&mut r, 40, 400)),
+        ];
+        self.change(&mut replica, i, EPOCH + r.range(0, 86_400) as i64, Some(&new), &edits)?;
+        self.stats.profiles += 1;
+        self.write(&replica)
+    }
+
+    /// The authors who work on one document: a few, the prolific ones more often.
+    fn pool(&mut self, r: &mut Rng, median: f64, max: f64) -> Vec<usize> {
+        let n = r.lognormal(median, 0.6, 1.0, max) as usize;
+        let mut pool: Vec<usize> = Vec::new();
+        while pool.len() < n.max(1) {
+            let a = ((r.unit().powi(2)) * self.authors.len() as f64) as usize % self.authors.len();
+            if !pool.contains(&a) {
+                pool.push(a);
+            }
+        }
+        pool
+    }
+
+    fn design(&mut self, r: &mut Rng) -> Result<DocReplica> {
+        let pool = self.pool(r, 3.0, 12.0);
+        let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
+        let mut replica = self.new_doc(DocKind::Design, pool[0], None, t)?;
+        let instructions = r.lognormal(3_500.0, 0.9, 300.0, 40_000.0) as usize;
+        let n_steps = (instructions / 700).clamp(3, 30) + r.below(3);
+        let mut steps: VecDeque<String> = (0..n_steps)
+            .map(|_| text::paragraph(r, (instructions / n_steps).clamp(40, 15_000), (instructions / n_steps).clamp(40, 15_000)))
+            .collect();
+        let n_bom = r.lognormal(15.0, 0.7, 5.0, 60.0) as usize;
+        let mut bom: VecDeque<Edit> = (0..n_bom).map(|_| Edit::AddBomLine { line: text::bom_line(r) }).collect();
+        let mut edits = vec![
+            set("summary", &text::chatter(r, 80, 600)),
+            set("problem", &text::chatter(r, 40, 300)),
+            set("how_it_works", &text::paragraph(r, 100, 900)),
+            set("stage", r.pick_str(&["idea", "concept", "prototype", "functional-prototype", "in-use"])),
+            set("licence.hardware", r.pick_str(&["CERN-OHL-S-2.0", "CERN-OHL-W-2.0", "CERN-OHL-P-2.0", "TAPR-OHL-1.0"])),
+            set("licence.documentation", r.pick_str(&["CC-BY-SA-4.0", "CC-BY-4.0", "CC0-1.0"])),
+            set("licensor", &self.authors[pool[0]].name.clone()),
+            set("documentation_language", r.pick_str(&["en", "fr", "de", "es"])),
+        ];
+        for _ in 0..r.range(2, 6) {
+            edits.push(add("tags", &text::tag(r)));
+        }
+        for _ in 0..r.range(2, 6) {
+            edits.push(add("tools", &text::tool(r)));
+        }
+        if r.chance(0.3) {
+            edits.push(set("external_ids.farmhack", &format!("https://farmhack.org/tools/{}", r.range(100, 9999))));
+        }
+        for _ in 0..(n_bom * 7 / 10).max(1) {
+            edits.extend(bom.pop_front());
+        }
+        for _ in 0..(n_steps * 7 / 10).max(1) {
+            if let Some(text) = steps.pop_front() {
+                edits.push(Edit::AddStep { text, at: None });
+            }
+        }
+        let new = NewDocument::new(DocKind::Design, text::design_name(r));
+        self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
+        let n_changes = r.lognormal(10.0, 0.8, 2.0, 45.0) as usize;
+        let mut c = 0;
+        while c < n_changes {
+            t += r.range(600, 30 * 86_400) as i64;
+            let author = *r.pick(&pool);
+            if c + 1 < n_changes && pool.len() > 1 && r.chance(DESIGN_CONCURRENCY) {
+                let other = other_than(r, &pool, author);
+                let first = self.design_edits(r, &replica, &mut steps, &mut bom);
+                let second = self.design_edits(r, &replica, &mut steps, &mut bom);
+                self.concurrent(&mut replica, t, (author, first), (other, second))?;
+                c += 2;
+            } else {
+                let edits = self.design_edits(r, &replica, &mut steps, &mut bom);
+                self.change(&mut replica, author, t, None, &edits)?;
+                c += 1;
+            }
+        }
+        Ok(replica)
+    }
+
+    /// One to three edits of a typical design revision, based on the current state.
+    fn design_edits(&mut self, r: &mut Rng, replica: &DocReplica, steps: &mut VecDeque<String>, bom: &mut VecDeque<Edit>) -> Vec<Edit> {
+        let state = schema::render(replica.doc(), DocKind::Design, None);
+        let current_steps: Vec<String> = state["steps"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let n_bom = state["bom"].as_array().map_or(0, Vec::len);
+        let mut out = Vec::new();
+        for _ in 0..r.range(1, 3) {
+            let roll = r.unit();
+            let edit = if !steps.is_empty() && roll < 0.12 {
+                steps.pop_front().map(|text| Edit::AddStep { text, at: None })
+            } else if !bom.is_empty() && roll < 0.24 {
+                bom.pop_front()
+            } else if roll < 0.55 && !current_steps.is_empty() {
+                let step = r.below(current_steps.len());
+                Some(Edit::EditStep {
+                    step: step + 1,
+                    text: text::revise(r, &current_steps[step]),
+                })
+            } else if roll < 0.65 {
+                let field = r.pick_str(&["summary", "how_it_works", "safety", "user_manual"]);
+                Some(Edit::AppendText {
+                    field: field.into(),
+                    text: format!(" {}", text::paragraph(r, 40, 400)),
+                })
+            } else if roll < 0.72 {
+                Some(add(r.pick_str(&["tags", "tools", "skills"]), &text::tool(r)))
+            } else if roll < 0.77 {
+                Some(set("stage", r.pick_str(&["prototype", "functional-prototype", "production-ready", "in-use"])))
+            } else if roll < 0.83 {
+                let name = r.pick(&self.authors).name.clone();
+                Some(Edit::AddContributor {
+                    name,
+                    role: Some(r.pick_str(&["designer", "builder", "translator", "photographer", "tester"]).to_string()),
+                })
+            } else if roll < 0.88 {
+                Some(Edit::AddBuilt {
+                    place: Some(text::place(r)),
+                    note: r.chance(0.5).then(|| text::chatter(r, 30, 200)),
+                })
+            } else if roll < 0.91 && n_bom > 3 {
+                Some(Edit::RemoveBomLine { position: r.range(1, n_bom) })
+            } else if roll < 0.94 {
+                Some(Edit::AddPart {
+                    part: Part {
+                        name: text::tool(r),
+                        material: Some("steel".into()),
+                        quantity: Some(r.range(1, 12) as f64),
+                    },
+                })
+            } else if roll < 0.97 {
+                Some(set(
+                    r.pick_str(&["build_facts.workshop_days", "build_facts.weight_kg"]),
+                    &r.range(1, 90).to_string(),
+                ))
+            } else {
+                let count = state["releases"].as_object().map_or(0, |m| m.len());
+                Some(Edit::Release {
+                    version: format!("1.{count}"),
+                    heads: replica.heads().iter().map(|h| h.to_string()).collect(),
+                })
+            };
+            out.extend(edit);
+        }
+        if out.iter().filter(|e| matches!(e, Edit::Release { .. })).count() > 0 {
+            out.retain(|e| matches!(e, Edit::Release { .. }));
+            out.truncate(1);
+        }
+        out
+    }
+
+    fn fork(&mut self, parent: &DocReplica, r: &mut Rng) -> Result<DocReplica> {
+        let creator = self.pool(r, 1.0, 1.0)[0];
+        let heads = parent.heads();
+        let latest = parent.doc().get_changes_meta(&[]).iter().map(|m| m.timestamp).max().unwrap_or(EPOCH);
+        let mut t = latest + r.range(86_400, 90 * 86_400) as i64;
+        let origin = ForkOrigin {
+            parent: parent.id(),
+            heads: heads.iter().map(|h| h.0).collect(),
+            ancestors: parent.genesis().body.lineage()[1..].to_vec(),
+        };
+        let mut child = self.new_doc(DocKind::Design, creator, Some(origin), t)?;
+        child
+            .adopt_parent_history(parent, &heads)
+            .map_err(|e| anyhow!("fork refused: {e}"))?;
+        let edits = vec![
+            set("derivative_of", &parent.id().to_string()),
+            set("name", &text::design_name(r)),
+        ];
+        self.change(&mut child, creator, t, None, &edits)?;
+        let mut steps = VecDeque::new();
+        let mut bom = VecDeque::new();
+        for _ in 0..r.range(1, 8) {
+            t += r.range(600, 30 * 86_400) as i64;
+            let edits = self.design_edits(r, &child, &mut steps, &mut bom);
+            self.change(&mut child, creator, t, None, &edits)?;
+        }
+        Ok(child)
+    }
+
+    fn event(&mut self, r: &mut Rng, designs: &[DocId]) -> Result<DocReplica> {
+        let pool = self.pool(r, 3.0, 8.0);
+        let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
+        let mut replica = self.new_doc(DocKind::Event, pool[0], None, t)?;
+        let day = r.range(1, 28);
+        let month = r.range(1, 12);
+        let mut edits = vec![
+            set("kind", r.pick_str(&["build", "design", "documentation", "workshop", "farm-visit"])),
+            set("summary", &text::chatter(r, 80, 400)),
+            set("description", &text::chatter(r, 200, 1500)),
+            set("start", &format!("2026-{month:02}-{day:02}T09:00")),
+            set("end", &format!("2026-{month:02}-{day:02}T18:00")),
+            set("location.name", &format!("Ferme de {}", text::place(r))),
+            set("location.country", r.pick_str(&["France", "USA", "Belgium", "Switzerland", "Canada"])),
+            set("status", "planned"),
+        ];
+        for _ in 0..r.range(1, 3) {
+            edits.push(add("activities", r.pick_str(&["build", "design", "document", "demo", "training"])));
+        }
+        for &a in &pool {
+            edits.push(add("organisers", &self.authors[a].name.clone()));
+        }
+        for _ in 0..r.range(1, 4) {
+            edits.push(add("designs", &r.pick(designs).to_string()));
+        }
+        let title = format!("Build day at {}", text::place(r));
+        let new = NewDocument::new(DocKind::Event, title);
+        self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
+        for _ in 0..r.range(2, 8) {
+            t += r.range(3_600, 20 * 86_400) as i64;
+            let edit = match r.below(4) {
+                0 => set("status", r.pick_str(&["ongoing", "done"])),
+                1 => Edit::AddOutcome {
+                    outcome: r.pick_str(&["new-design", "new-release", "units-built", "documentation-improved"]).to_string(),
+                    detail: Some(format!("{} units", r.range(1, 9))),
+                },
+                2 => Edit::AppendText {
+                    field: "description".into(),
+                    text: format!(" {}", text::chatter(r, 50, 400)),
+                },
+                _ => add("designs", &r.pick(designs).to_string()),
+            };
+            let author = *r.pick(&pool);
+            self.change(&mut replica, author, t, None, &[edit])?;
+        }
+        Ok(replica)
+    }
+
+    fn note(&mut self, r: &mut Rng, target: DocId, designs: &[DocId]) -> Result<DocReplica> {
+        let pool = self.pool(r, 4.0, 12.0);
+        let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
+        let mut replica = self.new_doc(DocKind::Note, pool[0], None, t)?;
+        let kind = r.pick_str(&["brainstorm", "build-log", "need-statement", "decision", "question", "chronicle", "comment"]);
+        let new = NewDocument::note(target.to_string(), Some(kind), text::chatter(r, 60, 500));
+        let mut edits = vec![add("tags", &text::tag(r))];
+        if r.chance(0.5) {
+            edits.push(add("mentions", &r.pick(designs).to_string()));
+        }
+        self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
+        let n_changes = r.lognormal(6.0, 0.7, 2.0, 30.0) as usize;
+        let mut c = 0;
+        while c < n_changes {
+            t += r.range(30, 3_600) as i64;
+            let author = *r.pick(&pool);
+            if c + 1 < n_changes && pool.len() > 1 && r.chance(NOTE_CONCURRENCY) {
+                let other = other_than(r, &pool, author);
+                let first = vec![note_edit(r, &replica)];
+                let second = vec![note_edit(r, &replica)];
+                self.concurrent(&mut replica, t, (author, first), (other, second))?;
+                c += 2;
+            } else {
+                let edit = note_edit(r, &replica);
+                self.change(&mut replica, author, t, None, &[edit])?;
+                c += 1;
+            }
+        }
+        Ok(replica)
+    }
+}
+
+/// A participant adding to or correcting a note's body.
+fn note_edit(r: &mut Rng, replica: &DocReplica) -> Edit {
+    if r.chance(0.75) {
+        return Edit::AppendText {
+            field: "body".into(),
+            text: format!(" {}", text::chatter(r, 30, 400)),
+        };
+    }
+    let state = schema::render(replica.doc(), DocKind::Note, None);
+    let body = state["body"].as_str().unwrap_or_default();
+    Edit::ReplaceText {
+        field: "body".into(),
+        text: text::revise(r, body),
+    }
+}
+
+/// Another author of the pool (the pool has at least two): one author cannot be in two places
+/// at once, and two changes of one author with one sequence number are an equivocation.
+fn other_than(r: &mut Rng, pool: &[usize], author: usize) -> usize {
+    let others: Vec<usize> = pool.iter().copied().filter(|a| *a != author).collect();
+    *r.pick(&others)
+}
+
+/// A second replica of the same document (for concurrent edits).
+fn copy(replica: &DocReplica) -> Result<DocReplica> {
+    let records: Vec<(ChangeHash, ChangeRecord)> = replica
+        .doc()
+        .get_changes_meta(&[])
+        .iter()
+        .filter_map(|m| replica.record(&m.hash).map(|rec| (m.hash, rec.clone())))
+        .collect();
+    DocReplica::from_snapshot(replica.genesis().clone(), &replica.doc().save(), records)
+        .map_err(|e| anyhow!("copy refused: {e}"))
+}
+
+fn set(field: &str, value: &str) -> Edit {
+    Edit::Set {
+        field: field.into(),
+        value: value.into(),
+    }
+}
+
+fn add(field: &str, item: &str) -> Edit {
+    Edit::AddItem {
+        field: field.into(),
+        item: item.into(),
+    }
+}
+
+/// A JSON summary of a generated commons, for the report.
+pub fn stats_json(generated: &Generated) -> Value {
+    serde_json::to_value(&generated.stats).unwrap_or(Value::Null)
+}

@@ -1,0 +1,101 @@
+//! Hedgerow's benchmarks: what sync costs, against the least any sync could cost and against
+//! automerge's own sync protocol, on realistic generated commons.
+//!
+//! - [`rng`], [`text`], [`generate`]: the seeded generator of commons, through the real library.
+//! - [`node_proc`]: nodes under test, each a real `serve` engine in its own process.
+//! - [`profile`]: where our sync bytes go, part by part.
+//! - [`references`]: the limit, the signed envelopes, and automerge's sync, on the same data.
+//! - [`scenarios`]: the six scenarios of the issue.
+//! - [`report`]: rows, targets, the markdown table and growth.
+//!
+//! The binary (`cargo run --release -p hedgerow-bench`) runs every scenario at every size.
+
+pub mod generate;
+pub mod node_proc;
+pub mod profile;
+pub mod references;
+pub mod report;
+pub mod rng;
+pub mod scenarios;
+pub mod text;
+
+use anyhow::Result;
+use report::{human, Row};
+use scenarios::{live, local, pull, Bench, Settings};
+use std::path::Path;
+
+/// Every scenario, by the name `--scenarios` takes.
+pub const SCENARIOS: &[&str] = &["initial", "reconnect", "edit", "divergence", "fanout", "apply", "cold"];
+
+/// Runs the selected scenarios at one size in `root`; failures become rows marked with their error.
+pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec<Row>, String)> {
+    eprintln!("[{}] generating the commons…", settings.designs);
+    let bench = Bench::prepare(root, settings)?;
+    let s = &bench.generated.stats;
+    let summary = format!(
+        "{} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s",
+        s.designs, s.forks, s.events, s.notes, s.profiles, s.authors, bench.docs, s.changes, s.concurrent_changes, human(s.envelope_bytes as u64), s.seconds
+    );
+    eprintln!("[{}] {summary}", settings.designs);
+    let mut rows = Vec::new();
+    type Scenario = fn(&Bench) -> Result<Row>;
+    let all: [(&str, Scenario); 7] = [
+        ("initial", pull::initial),
+        ("reconnect", pull::reconnect),
+        ("edit", live::one_edit),
+        ("divergence", pull::divergence),
+        ("fanout", live::fan_out),
+        ("apply", local::apply_verify),
+        ("cold", local::cold_start),
+    ];
+    for (name, scenario) in all {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        eprintln!("[{}] {name}…", settings.designs);
+        let mut row = match scenario(&bench) {
+            Ok(row) => row,
+            Err(e) => {
+                eprintln!("[{}] {name} FAILED: {e:#}", settings.designs);
+                let mut row = bench.row(name, &Default::default());
+                row.converged = false;
+                row.put("error", format!("{e:#}"));
+                row
+            }
+        };
+        if name == "initial" {
+            row.put("commons", generate::stats_json(&bench.generated));
+        }
+        eprintln!(
+            "[{}] {}: {} on the wire ({} sync), limit {}, automerge {}, {} RTs, {:.3} s",
+            settings.designs,
+            row.scenario,
+            human(row.bytes),
+            human(row.sync_bytes),
+            human(row.limit_bytes),
+            human(row.automerge_bytes),
+            row.round_trips,
+            row.wall_s
+        );
+        rows.push(row);
+    }
+    node_memory_target(&mut rows, settings.designs);
+    Ok((rows, summary))
+}
+
+/// The memory target: every node process (and the cold-start process) stays under 300 MB.
+fn node_memory_target(rows: &mut [Row], designs: usize) {
+    let peak = rows.iter().map(|r| r.peak_rss_bytes).max().unwrap_or(0);
+    let worst = rows
+        .iter()
+        .max_by_key(|r| r.peak_rss_bytes)
+        .map(|r| r.scenario.clone())
+        .unwrap_or_default();
+    if let Some(row) = rows.iter_mut().find(|r| r.scenario == "cold start") {
+        row.target(
+            &format!("node peak memory under 300 MB holding {designs} designs (target at 5,000)"),
+            peak < 300_000_000,
+            format!("highest node peak {} (in {worst})", human(peak)),
+        );
+    }
+}

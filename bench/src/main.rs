@@ -1,0 +1,125 @@
+//! `hedgerow-bench`: runs the benchmarks and prints a markdown table (and `--json PATH`).
+//!
+//! The hidden modes `node`, `local-apply` and `local-cold-start` are how the benchmark runs
+//! nodes and local measurements in child processes of itself.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use hedgerow_bench::report::{markdown, Row};
+use hedgerow_bench::scenarios::{local, Settings};
+use hedgerow_bench::{node_proc, run_size, SCENARIOS};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(about = "Hedgerow sync benchmarks against the limit and automerge's sync protocol")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// Small and fast, for CI: 100 designs, 5 fan-out nodes.
+    #[arg(long)]
+    quick: bool,
+    /// Commons sizes in designs (default 100,500,2000,5000; with --quick 100).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Nodes in the fan-out mesh (default 20; with --quick 5).
+    #[arg(long)]
+    fanout_nodes: Option<usize>,
+    /// Edits each side makes while apart in the divergence scenario.
+    #[arg(long, default_value_t = 50)]
+    divergence_edits: usize,
+    /// Run only these scenarios (initial, reconnect, edit, divergence, fanout, apply, cold).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also write the markdown here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Work directory (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Run one node on a home until stdin closes.
+    #[command(hide = true)]
+    Node {
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Measure apply-and-verify throughput on a home's store.
+    #[command(hide = true)]
+    LocalApply {
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Measure cold start on a home's store.
+    #[command(hide = true)]
+    LocalColdStart {
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
+
+fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match &cli.mode {
+        Some(Mode::Node { home }) => {
+            node_proc::run_node(home)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::LocalApply { home }) => {
+            println!("{}", local::apply_child(home)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::LocalColdStart { home }) => {
+            println!("{}", local::cold_start_child(home)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    for name in &cli.scenarios {
+        anyhow::ensure!(SCENARIOS.contains(&name.as_str()), "unknown scenario `{name}`; choose from {SCENARIOS:?}");
+    }
+    let sizes = match (cli.sizes.is_empty(), cli.quick) {
+        (false, _) => cli.sizes.clone(),
+        (true, true) => vec![100],
+        (true, false) => vec![100, 500, 2000, 5000],
+    };
+    let fanout_nodes = cli.fanout_nodes.unwrap_or(if cli.quick { 5 } else { 20 });
+    let temp = tempfile::Builder::new().prefix("hedgerow-bench-").tempdir_in(
+        cli.workdir.clone().unwrap_or_else(std::env::temp_dir),
+    )?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut summaries = Vec::new();
+    for designs in sizes {
+        let root = temp.path().join(format!("n{designs}"));
+        std::fs::create_dir_all(&root)?;
+        let settings = Settings {
+            designs,
+            seed: cli.seed,
+            fanout_nodes,
+            divergence_edits: cli.divergence_edits,
+        };
+        let (size_rows, summary) = run_size(&root, settings, &cli.scenarios)?;
+        summaries.push(format!("- {designs}: {summary}"));
+        rows.extend(size_rows);
+        let _ = std::fs::remove_dir_all(&root);
+        if let Some(path) = &cli.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
+        }
+    }
+    let text = format!("Commons (seed {}):\n\n{}\n\n{}", cli.seed, summaries.join("\n"), markdown(&rows));
+    println!("{text}");
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, &text)?;
+    }
+    let failed = rows.iter().any(|r| r.extra.contains_key("error"));
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

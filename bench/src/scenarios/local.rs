@@ -1,0 +1,208 @@
+//! 6. Local work, each measured in a child process of this binary so its peak memory is its own:
+//!
+//! - apply-and-verify: every stored change of the commons re-verified and applied on one core,
+//!   by the two paths changes arrive on: a bundle with covering signatures (catch-up sync,
+//!   `DocReplica::rebuild`) and one signed envelope at a time (gossip, `ingest_envelope`);
+//! - cold start: open a store holding N designs and answer `design list`.
+
+use super::Bench;
+use crate::node_proc::{dir_size, self_usage};
+use crate::references::References;
+use crate::report::{human, Row};
+use anyhow::{anyhow, bail, Context, Result};
+use automerge::ChangeHash;
+use hedgerow_node::api::{self, Request};
+use hedgerow_node::home::Home;
+use hedgerow_node::Replicas;
+use hedgerow_protocol::schema::DocKind;
+use hedgerow_protocol::{ChangeEnvelope, ChangeProof, DocGenesis, DocReplica, Signed};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// The apply-and-verify target, changes per second on one core.
+const APPLY_TARGET: f64 = 20_000.0;
+/// The cold start target at 5,000 designs, seconds.
+const COLD_START_TARGET: f64 = 1.0;
+/// Most changes the envelope path replays (it is the slow one; the rate does not depend on N).
+const ENVELOPE_PATH_CAP: usize = 40_000;
+
+/// CPU time of the calling thread, seconds.
+fn thread_cpu() -> f64 {
+    // SAFETY: clock_gettime writes into the zeroed struct we own.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// One document's stored changes, prepared for both replay paths.
+struct Prepared {
+    genesis: Signed<DocGenesis>,
+    stored: Vec<(Vec<u8>, Option<ChangeProof>)>,
+    envelopes: Vec<ChangeEnvelope>,
+}
+
+/// The child side of apply-and-verify: prints its figures as one JSON line.
+pub fn apply_child(home: &Path) -> Result<Value> {
+    let home = Home::open(home)?;
+    let mut replicas = Replicas::open(&home)?;
+    let mut docs = Vec::new();
+    for id in replicas.store().all_doc_ids()? {
+        let genesis = replicas.store().doc_genesis(&id)?.ok_or_else(|| anyhow!("no genesis for {id}"))?;
+        let commons = genesis.body.commons;
+        let stored = replicas.store().changes(&id)?;
+        let by_hash: HashMap<[u8; 32], (Vec<u8>, Option<ChangeProof>)> = stored
+            .into_iter()
+            .map(|(hash, bytes, record)| (hash, (bytes, record.and_then(|r| r.proof))))
+            .collect();
+        // Causal order, as a sender would gossip them.
+        let order: Vec<ChangeHash> = replicas.replica(&id)?.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+        replicas.clear_cache();
+        let mut envelopes = Vec::new();
+        let mut in_order = Vec::new();
+        for hash in order {
+            let (bytes, proof) = by_hash.get(&hash.0).cloned().ok_or_else(|| anyhow!("change {hash} missing"))?;
+            if let Some(proof) = &proof {
+                envelopes.push(ChangeEnvelope::from_proof(commons, proof, bytes.clone()));
+            }
+            in_order.push((bytes, proof));
+        }
+        docs.push(Prepared {
+            genesis,
+            stored: in_order,
+            envelopes,
+        });
+    }
+    drop(replicas);
+    let changes: usize = docs.iter().map(|d| d.stored.len()).sum();
+    let wall = Instant::now();
+    let cpu = thread_cpu();
+    for doc in &docs {
+        DocReplica::rebuild(doc.genesis.clone(), doc.stored.clone()).map_err(|e| anyhow!("rebuild: {e}"))?;
+    }
+    let bundle_cpu = thread_cpu() - cpu;
+    let bundle_wall = wall.elapsed().as_secs_f64();
+    let wall = Instant::now();
+    let cpu = thread_cpu();
+    let mut replayed = 0;
+    for doc in &docs {
+        if replayed >= ENVELOPE_PATH_CAP {
+            break;
+        }
+        let mut replica = DocReplica::new(doc.genesis.clone()).map_err(|e| anyhow!("{e}"))?;
+        for envelope in &doc.envelopes {
+            replica.ingest_envelope(envelope).map_err(|e| anyhow!("ingest: {e}"))?;
+            replayed += 1;
+        }
+    }
+    let envelope_cpu = thread_cpu() - cpu;
+    let envelope_wall = wall.elapsed().as_secs_f64();
+    let (cpu_s, peak) = self_usage();
+    Ok(json!({
+        "changes": changes,
+        "docs": docs.len(),
+        "bundle_cpu_s": bundle_cpu,
+        "bundle_wall_s": bundle_wall,
+        "bundle_changes_per_s": changes as f64 / bundle_cpu.max(1e-9),
+        "envelope_changes": replayed,
+        "envelope_cpu_s": envelope_cpu,
+        "envelope_wall_s": envelope_wall,
+        "envelope_changes_per_s": replayed as f64 / envelope_cpu.max(1e-9),
+        "process_cpu_s": cpu_s,
+        "peak_rss_bytes": peak,
+    }))
+}
+
+/// The child side of cold start: prints its figures as one JSON line.
+pub fn cold_start_child(home: &Path) -> Result<Value> {
+    let started = Instant::now();
+    let home = Home::open(home)?;
+    let mut replicas = Replicas::open(&home)?;
+    let list = api::execute(
+        &mut replicas,
+        Request::DocList {
+            commons: None,
+            kind: DocKind::Design,
+            target: None,
+        },
+    )?;
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu_s, peak) = self_usage();
+    Ok(json!({
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "peak_rss_bytes": peak,
+        "designs_listed": list.as_array().map_or(0, Vec::len),
+    }))
+}
+
+/// Runs this binary in `mode` on `home` and parses the JSON line it prints.
+fn run_child(mode: &str, home: &Path) -> Result<Value> {
+    let output = Command::new(std::env::current_exe()?)
+        .args([mode, "--home"])
+        .arg(home)
+        .output()
+        .with_context(|| format!("running {mode}"))?;
+    if !output.status.success() {
+        bail!("{mode} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().ok_or_else(|| anyhow!("{mode} printed nothing"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// 6a. Apply-and-verify throughput of every change of the commons.
+pub fn apply_verify(bench: &Bench) -> Result<Row> {
+    let home = bench.seed_copy("apply")?;
+    let v = run_child("local-apply", &home)?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
+    let mut row = bench.row("apply-and-verify", &References::default());
+    row.wall_s = f("bundle_wall_s") + f("envelope_wall_s");
+    row.cpu_s = f("bundle_cpu_s") + f("envelope_cpu_s");
+    row.peak_rss_bytes = v["peak_rss_bytes"].as_u64().unwrap_or(0);
+    row.store_bytes = dir_size(&home.join("store"));
+    let bundle = f("bundle_changes_per_s");
+    let envelope = f("envelope_changes_per_s");
+    if let Value::Object(map) = v {
+        row.extra = map;
+    }
+    row.target(
+        "≥ 20,000 changes/s on one core, bundle path (sync)",
+        bundle >= APPLY_TARGET,
+        format!("{bundle:.0} changes/s"),
+    );
+    row.target(
+        "≥ 20,000 changes/s on one core, envelope path (gossip)",
+        envelope >= APPLY_TARGET,
+        format!("{envelope:.0} changes/s"),
+    );
+    bench.discard(&home);
+    Ok(row)
+}
+
+/// 6b. Cold start: open the store and answer `design list`.
+pub fn cold_start(bench: &Bench) -> Result<Row> {
+    let home = bench.seed_copy("cold")?;
+    let v = run_child("local-cold-start", &home)?;
+    let mut row = bench.row("cold start", &References::default());
+    row.wall_s = v["wall_s"].as_f64().unwrap_or(0.0);
+    row.cpu_s = v["cpu_s"].as_f64().unwrap_or(0.0);
+    row.peak_rss_bytes = v["peak_rss_bytes"].as_u64().unwrap_or(0);
+    row.store_bytes = dir_size(&home.join("store"));
+    row.converged = v["designs_listed"].as_u64() == Some(bench.settings.designs as u64);
+    if let Value::Object(map) = v {
+        row.extra = map;
+    }
+    row.target(
+        "under 1 s (the target is for 5,000 designs)",
+        row.wall_s < COLD_START_TARGET,
+        format!("{:.3} s, peak {}", row.wall_s, human(row.peak_rss_bytes)),
+    );
+    bench.discard(&home);
+    Ok(row)
+}

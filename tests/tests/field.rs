@@ -1,0 +1,559 @@
+//! Field conditions end to end: real `hedgerow serve` processes as separate hosts
+//! in network namespaces the test creates, over a veth link capped with
+//! `tc ... tbf`, cut with `ip link set down/up`, and a TCP proxy that drops
+//! connections like a modem that reconnects.
+//!
+//! Assertions are about outcomes and bytes, never wall-clock durations. Without
+//! the right to create namespaces every test prints SKIP and passes, unless
+//! `HEDGEROW_REQUIRE_NETNS=1` (CI), which turns the skip into a failure.
+//!
+//! Size: `HEDGEROW_FIELD_DESIGNS` designs in the slow-link scenario (default
+//! [`CI_DESIGNS`]; see docs/field.md for what 500 takes).
+
+use hedgerow_node::api::{self, Request};
+use hedgerow_node::{Home, Replicas};
+use hedgerow_protocol::schema::{BomLine, DocKind, Edit};
+use hedgerow_tests::field::{Flapper, Link, Proxy};
+use hedgerow_tests::net::{converge, state, wait_until, Netns, ServeNode, ServeOptions};
+use hedgerow_tests::{hedgerow_bin, id, TestHome};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Designs in the slow-link scenario when `HEDGEROW_FIELD_DESIGNS` is not set.
+const CI_DESIGNS: usize = 60;
+
+/// The link of the slow-link scenarios, in kbit/s (a 2G data session).
+const SLOW_KBIT: u32 = 64;
+
+/// Most bytes a sync over a flapping link may cost, relative to an uninterrupted one.
+const MAX_FLAP_OVERHEAD: f64 = 1.25;
+
+fn designs() -> usize {
+    std::env::var("HEDGEROW_FIELD_DESIGNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CI_DESIGNS)
+}
+
+// ---- data ----
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const WORDS: &[&str] = &[
+    "weld",
+    "the",
+    "frame",
+    "bolt",
+    "steel",
+    "tube",
+    "drill",
+    "a",
+    "hole",
+    "through",
+    "bracket",
+    "roller",
+    "drum",
+    "blade",
+    "angle",
+    "grinder",
+    "cut",
+    "to",
+    "length",
+    "mark",
+    "centre",
+    "punch",
+    "tighten",
+    "nut",
+    "washer",
+    "M12",
+    "M10",
+    "hitch",
+    "three-point",
+    "linkage",
+    "tractor",
+    "pto",
+    "shaft",
+    "bearing",
+    "pillow",
+    "block",
+    "grease",
+    "check",
+    "square",
+    "clamp",
+    "tack",
+    "both",
+    "sides",
+    "then",
+    "seam",
+    "paint",
+    "primer",
+    "with",
+    "and",
+    "of",
+    "before",
+    "after",
+    "each",
+    "flat",
+    "bar",
+    "sheet",
+    "plate",
+    "mm",
+    "thick",
+    "wide",
+    "long",
+    "spacing",
+    "tine",
+    "spring",
+    "harrow",
+    "seeder",
+    "hopper",
+    "chain",
+    "sprocket",
+    "wheel",
+    "axle",
+    "depth",
+    "adjust",
+    "pin",
+    "hairpin",
+    "cotter",
+    "jig",
+    "template",
+    "chalk",
+    "line",
+    "level",
+    "bed",
+    "row",
+    "crop",
+    "cover",
+    "crimp",
+    "soil",
+    "compost",
+    "mulch",
+    "furrow",
+    "ridge",
+    "hoe",
+    "stirrup",
+    "handle",
+    "ash",
+    "wood",
+    "oak",
+    "plywood",
+    "screw",
+    "rivet",
+    "sleeve",
+    "bushing",
+    "tolerance",
+    "file",
+    "deburr",
+    "edge",
+    "safety",
+    "gloves",
+    "goggles",
+    "ear",
+    "protection",
+    "lift",
+    "two",
+    "people",
+    "workshop",
+    "bench",
+    "vice",
+    "press",
+    "bend",
+    "heat",
+    "torch",
+    "quench",
+    "temper",
+    "test",
+    "field",
+    "run",
+    "slowly",
+    "first",
+    "pass",
+    "note",
+    "wear",
+    "replace",
+    "spare",
+    "keep",
+];
+
+fn sentence(rng: &mut Rng, words: usize) -> String {
+    let mut out = String::new();
+    for i in 0..words {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(WORDS[rng.below(WORDS.len())]);
+        if rng.below(9) == 0 {
+            out.push_str(&format!(" {}", 10 + rng.below(990)));
+        }
+    }
+    out.push('.');
+    out
+}
+
+fn paragraph(rng: &mut Rng, bytes: usize) -> String {
+    let mut out = String::new();
+    while out.len() < bytes {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let words = 6 + rng.below(12);
+        out.push_str(&sentence(rng, words));
+    }
+    out
+}
+
+/// Creates a commons with `count` designs in `home` (node not running): each has a summary,
+/// an explanation, a bill of materials and 5-8 build steps, about 4-6 KB of text in all.
+/// Returns the commons id.
+fn generate(home: &TestHome, count: usize, seed: u64) -> String {
+    let opened = Home::open(home.path()).expect("open home");
+    let mut replicas = Replicas::open(&opened).expect("open store");
+    let commons = api::execute(
+        &mut replicas,
+        Request::CommonsCreate {
+            name: "Field tools".into(),
+            description: "Designs for the slow-link tests".into(),
+        },
+    )
+    .expect("create commons");
+    let commons = commons["id"].as_str().expect("commons id").to_string();
+    let mut rng = Rng(seed);
+    for i in 0..count {
+        let mut edits = vec![
+            Edit::Set {
+                field: "summary".into(),
+                value: sentence(&mut rng, 12),
+            },
+            Edit::Set {
+                field: "how_it_works".into(),
+                value: {
+                    let len = 600 + rng.below(600);
+                    paragraph(&mut rng, len)
+                },
+            },
+            Edit::AddItem {
+                field: "tags".into(),
+                item: WORDS[rng.below(WORDS.len())].into(),
+            },
+        ];
+        for _ in 0..3 + rng.below(5) {
+            edits.push(Edit::AddBomLine {
+                line: BomLine {
+                    name: sentence(&mut rng, 3),
+                    quantity: Some((1 + rng.below(12)) as f64),
+                    unit: Some("pcs".into()),
+                    sourcing: Some("scrap yard".into()),
+                    reference: None,
+                },
+            });
+        }
+        for _ in 0..5 + rng.below(4) {
+            edits.push(Edit::AddStep {
+                text: {
+                    let len = 350 + rng.below(350);
+                    paragraph(&mut rng, len)
+                },
+                at: None,
+            });
+        }
+        api::execute(
+            &mut replicas,
+            Request::DocNew {
+                commons: Some(commons.clone()),
+                kind: DocKind::Design,
+                title: format!("Tool {i}: {}", sentence(&mut rng, 3)),
+                target: None,
+                note_kind: None,
+                edits,
+            },
+        )
+        .expect("create design");
+    }
+    commons
+}
+
+/// A copy of a (stopped) node's home: same key, same store.
+fn copy_home(from: &TestHome) -> TestHome {
+    let to = TestHome::new();
+    copy_dir(from.path(), to.path());
+    to
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read home").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("create dir");
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "control.sock" {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+// ---- nodes ----
+
+/// Serve inside namespace `i` of `net`, mDNS off, listening on its loopback only (peers
+/// reach it through a [`Proxy`]).
+fn options_in(net: &Netns, i: usize, peers: Vec<String>) -> ServeOptions {
+    ServeOptions {
+        peers,
+        mdns: false,
+        listen_ip: "127.0.0.1".into(),
+        netns: Some(net.name(i).to_string()),
+        sync_interval: None,
+    }
+}
+
+/// The TCP socket address in a `/ip4/A/tcp/P/p2p/ID` multiaddress.
+fn socket_of(multiaddr: &str) -> SocketAddr {
+    let parts: Vec<&str> = multiaddr.split('/').collect();
+    format!("{}:{}", parts[2], parts[4])
+        .parse()
+        .expect("socket address")
+}
+
+/// `design list --json` of a node; `null` before it holds the commons.
+fn designs_of(home: &TestHome) -> Value {
+    let out = home.run(&["design", "list", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// Waits until `a` and `b` list the same designs with the same change counts.
+fn same_designs(a: &TestHome, b: &TestHome, timeout: Duration) -> bool {
+    wait_until(timeout, || designs_of(a) == designs_of(b))
+}
+
+/// Waits until no connected peer of `node` is mid-pull or waiting to resume one.
+fn settled(node: &ServeNode) -> bool {
+    wait_until(Duration::from_secs(30), || {
+        node.status()["connected"].as_array().is_some_and(|peers| {
+            peers
+                .iter()
+                .all(|p| p["syncing"] == false && p["interrupted"] != true)
+        })
+    })
+}
+
+/// `hedgerow verify --json` on a stopped node: the list of problems.
+fn problems(home: &TestHome) -> Vec<Value> {
+    let out = home.run(&["verify", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["problems"].as_array().cloned().unwrap_or_default()
+}
+
+/// `hedgerow --home H ARGS` run inside namespace `ns`.
+fn run_in(ns: &str, home: &TestHome, args: &[&str]) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(hedgerow_bin())
+        .arg("--home")
+        .arg(home.path())
+        .args(args)
+        .env_remove("HEDGEROW_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hedgerow in namespace")
+}
+
+/// One-shot `hedgerow sync --peer ADDR --json` from inside namespace `ns`.
+fn sync_in(ns: &str, home: &TestHome, peer: &str) -> Value {
+    let out = run_in(
+        ns,
+        home,
+        &["sync", "--peer", peer, "--linger", "1", "--json"],
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sync printed no report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success() && report["complete"] == true,
+        "one-shot sync failed: {report}"
+    );
+    report
+}
+
+// ---- scenario 1 ----
+
+/// What one farm's initial sync cost.
+#[derive(Debug)]
+struct Run {
+    /// IP bytes on the veth, both directions.
+    link_bytes: u64,
+    /// TCP payload bytes through the proxy.
+    proxy_bytes: u64,
+    /// Link cuts made while it ran.
+    cuts: u64,
+    /// Pulls the farm saw cut off and resumed.
+    interrupted: u64,
+    /// Wall-clock seconds, reported, never asserted.
+    seconds: f64,
+}
+
+/// A fresh farm in namespace 1 joins `commons` and syncs it from `hub` (namespace 0) through a proxy,
+/// with the link cut `flap` times (2 s every 10 s, every other cut also resetting the
+/// proxy's connections) or not at all.
+fn farm_sync(net: &Netns, link: &Link, hub: &ServeNode, commons: &str, flap: Option<usize>) -> Run {
+    let farm = TestHome::init("Farm");
+    farm.json(&["commons", "join", commons]);
+    let proxy = Arc::new(Proxy::start(
+        net.name(0),
+        &net.addr(0),
+        socket_of(&hub.multiaddr()),
+    ));
+    let via_proxy = format!(
+        "/ip4/{}/tcp/{}/p2p/{}",
+        net.addr(0),
+        proxy.port(),
+        hub.peer_id()
+    );
+    let bytes_before = link.bytes();
+    let packets_before = link.packets();
+    let ends_before = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+    let retrans_before = link.retransmitted_segments();
+    let started = Instant::now();
+    let farm = ServeNode::start_with(farm, options_in(net, 1, vec![via_proxy]));
+    let flapper = flap.map(|cycles| {
+        let proxy = proxy.clone();
+        Flapper::start(
+            link.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+            cycles,
+            Box::new(move |cut| {
+                if cut % 2 == 0 {
+                    proxy.reset();
+                }
+            }),
+        )
+    });
+    let n = designs();
+    let limit = Duration::from_secs(180 + 4 * n as u64);
+    let converged = same_designs(&farm, hub, limit);
+    let cuts = flapper.map(Flapper::stop).unwrap_or(0);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        converged,
+        "the farm did not converge within {limit:?} ({cuts} cuts); farm log:\n{}",
+        farm.log()
+    );
+    assert!(settled(&farm) && settled(hub), "pulls still running");
+    let link_bytes = link.bytes() - bytes_before;
+    let packets = link.packets() - packets_before;
+    let retransmitted = link.retransmitted_segments() - retrans_before;
+    let status = farm.status();
+    let interrupted = status["counters"]["pulls_interrupted"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut farm = farm;
+    if std::env::var_os("HEDGEROW_FIELD_LOGS").is_some() {
+        let ends_after = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+        eprintln!(
+            "farm: {link_bytes} B in {packets} packets, {retransmitted} segments retransmitted, {} B via proxy; hub->farm {} B {} pkts, farm->hub {} B {} pkts\nstatus: {status}\nlog:\n{}",
+            proxy.relayed(),
+            ends_after.0[0] - ends_before.0[0],
+            ends_after.1[0] - ends_before.1[0],
+            ends_after.0[1] - ends_before.0[1],
+            ends_after.1[1] - ends_before.1[1],
+            farm.log()
+        );
+    }
+    farm.stop();
+    assert!(problems(&farm).is_empty(), "verify found problems");
+    assert_eq!(
+        state(&farm).expect("farm state"),
+        state(hub).expect("hub state"),
+        "farm differs from hub"
+    );
+    Run {
+        link_bytes,
+        proxy_bytes: proxy.relayed(),
+        cuts,
+        interrupted,
+        seconds,
+    }
+}
+
+/// ```text
+///   hub ── proxy (ns 0) ── 64 kbit/s veth ── fresh farm (ns 1)
+///   run 1: uninterrupted           run 2: cut 2 s every 10 s, every other cut resets TCP
+/// ```
+#[test]
+fn a_sync_over_a_slow_flapping_link_resumes_instead_of_restarting() {
+    let Some(net) = Netns::pair_or_skip("field: slow flapping link") else {
+        return;
+    };
+    let link = Link::of(&net);
+    link.cap(SLOW_KBIT).expect("tc tbf");
+    let n = designs();
+    let hub_home = TestHome::init("Hub");
+    let commons = generate(&hub_home, n, 1);
+    let hub_again = copy_home(&hub_home);
+
+    let mut hub = ServeNode::start_with(hub_home, options_in(&net, 0, Vec::new()));
+    let clean = farm_sync(&net, &link, &hub, &commons, None);
+    hub.stop();
+
+    // Enough cycles to cover the flapped sync, which takes longer than the clean one.
+    let cycles = ((clean.seconds * 2.0 / 10.0).ceil() as usize).max(4);
+    let hub = ServeNode::start_with(hub_again, options_in(&net, 0, Vec::new()));
+    let flapped = farm_sync(&net, &link, &hub, &commons, Some(cycles));
+
+    let ratio = flapped.link_bytes as f64 / clean.link_bytes as f64;
+    eprintln!(
+        "field: {n} designs over {SLOW_KBIT} kbit/s: uninterrupted {} B on the link ({} B via proxy, {:.0} s); \
+         flapping {} B ({} B via proxy, {:.0} s, {} cuts, {} pulls resumed): ratio {ratio:.3}",
+        clean.link_bytes,
+        clean.proxy_bytes,
+        clean.seconds,
+        flapped.link_bytes,
+        flapped.proxy_bytes,
+        flapped.seconds,
+        flapped.cuts,
+        flapped.interrupted,
+    );
+    assert!(
+        flapped.cuts >= 2,
+        "the link was cut only {} times",
+        flapped.cuts
+    );
+    assert!(
+        flapped.interrupted >= 1,
+        "no pull was cut off: the scenario did not exercise resuming"
+    );
+    assert!(
+        ratio <= MAX_FLAP_OVERHEAD,
+        "a flapping link cost {ratio:.3}x the bytes of an uninterrupted sync ({} vs {})",
+        flapped.link_bytes,
+        clean.link_bytes
+    );
+}

@@ -1,0 +1,259 @@
+//! Durability under `kill -9`: an edit that reported "saved change" survives
+//! the process being killed at any later moment, and an edit killed mid-flight
+//! leaves a store that verifies clean (it is either wholly there or absent).
+//!
+//! ```text
+//!   edit step-0 ... edit step-N   (some SIGKILLed 0-40 ms after they start)
+//!        |  exit 0 + "saved change"  => step-k must be in `design show`
+//!        |  killed                   => step-k may or may not be there, never half
+//!   verify: clean
+//!
+//!   serve <- edit (through the control socket) -> "saved change" -> kill -9 serve
+//!   CLI alone (stale socket) sees the edit; serve restarted sees it; verify clean
+//! ```
+
+use hedgerow_tests::net::ServeNode;
+use hedgerow_tests::TestHome;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// Edits in the burst.
+const EDITS: usize = 200;
+
+fn steps(home: &TestHome, design: &str) -> Vec<String> {
+    home.json(&["design", "show", design])["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s.as_str().expect("step text").to_string())
+        .collect()
+}
+
+fn assert_verifies(home: &TestHome) {
+    let report = home.json(&["verify"]);
+    assert_eq!(report["problems"], Value::Array(vec![]), "{report}");
+}
+
+/// Sends SIGKILL to a child that has not been waited for (so its pid cannot have been reused).
+fn kill9(child: &Child) {
+    let pid = i32::try_from(child.id()).expect("pid fits");
+    // SAFETY: signalling our own unreaped child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// A spread of kill delays in milliseconds, from "before main runs" to "after it is done".
+fn kill_delay(n: usize) -> Option<u64> {
+    // Every second edit is killed; the delays walk through 0..40 ms in a scrambled order.
+    (n % 2 == 1).then(|| ((n * 37) % 41) as u64)
+}
+
+#[test]
+fn edits_reported_saved_survive_sigkill_bursts() {
+    let home = TestHome::init("Alice");
+    home.ok(&["commons", "create", "Farm Hack tools"]);
+    let design = home
+        .ok(&["design", "new", "Roller crimper"])
+        .trim()
+        .to_string();
+
+    let mut saved = BTreeSet::new();
+    let mut killed = BTreeSet::new();
+    for n in 0..EDITS {
+        let step = format!("step-{n}");
+        let mut child = home
+            .command()
+            .args(["design", "edit", &design, "--step", &step])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn edit");
+        if let Some(delay) = kill_delay(n) {
+            std::thread::sleep(Duration::from_millis(delay));
+            kill9(&child);
+        }
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut stdout)
+            .expect("read stdout");
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read stderr");
+        let status = child.wait().expect("wait edit");
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(libc::SIGKILL) => {
+                killed.insert(step);
+            }
+            Some(other) => panic!("edit {n} died of signal {other}"),
+            None => {
+                // Finished before the kill (or was never killed): it must have succeeded.
+                assert!(
+                    status.success(),
+                    "edit {n} failed after earlier kills: {stderr}"
+                );
+                assert!(stdout.starts_with("saved change "), "edit {n}: {stdout}");
+                saved.insert(step);
+            }
+        }
+    }
+    assert_eq!(saved.len() + killed.len(), EDITS);
+    assert!(!killed.is_empty(), "no edit was killed");
+
+    assert_verifies(&home);
+    let present = steps(&home, &design);
+    let present_set: BTreeSet<String> = present.iter().cloned().collect();
+    assert_eq!(present.len(), present_set.len(), "a step appears twice");
+    let lost: Vec<&String> = saved.difference(&present_set).collect();
+    assert!(lost.is_empty(), "edits reported saved were lost: {lost:?}");
+    for step in &present_set {
+        assert!(
+            saved.contains(step) || killed.contains(step),
+            "unexpected step {step}"
+        );
+    }
+    let landed = killed.intersection(&present_set).count();
+    eprintln!(
+        "kill -9 burst: {} edits, {} reported saved (all present), {} killed ({} of them landed before the kill, {} left no trace)",
+        EDITS,
+        saved.len(),
+        killed.len(),
+        landed,
+        killed.len() - landed
+    );
+    // Successful edits land in order, after everything that landed before them.
+    let history = home.json(&["design", "history", &design]);
+    assert_eq!(
+        history.as_array().expect("history").len(),
+        present.len() + 1
+    );
+    // The store keeps working after all that.
+    home.ok(&["design", "edit", &design, "--step", "after the storm"]);
+    assert_eq!(steps(&home, &design).last().unwrap(), "after the storm");
+    assert_verifies(&home);
+}
+
+#[test]
+fn serve_killed_right_after_a_saved_edit_keeps_it() {
+    let home = TestHome::init("Alice");
+    home.ok(&["commons", "create", "Farm Hack tools"]);
+    let design = home
+        .ok(&["design", "new", "Roller crimper"])
+        .trim()
+        .to_string();
+    let mut node = ServeNode::start(home, &[]);
+    let mut expected = Vec::new();
+    for round in 0..4 {
+        let step = format!("through serve {round}");
+        let out = node.ok(&["design", "edit", &design, "--step", &step]);
+        assert!(out.starts_with("saved change "), "{out}");
+        expected.push(step);
+        node.kill();
+        assert!(
+            node.path().join("control.sock").exists(),
+            "a killed node leaves its socket behind"
+        );
+        // The CLI alone, past the stale socket, sees the edit.
+        assert_eq!(steps(&node, &design), expected, "after kill {round}");
+        assert_verifies(&node);
+        node.restart();
+        assert_eq!(
+            steps(&node, &design),
+            expected,
+            "through the restarted node"
+        );
+        // An edit made with the store opened directly is seen by the next node too.
+        let step = format!("direct {round}");
+        node.kill();
+        node.ok(&["design", "edit", &design, "--step", &step]);
+        expected.push(step);
+        node.restart();
+        assert_eq!(steps(&node, &design), expected);
+    }
+    node.kill();
+    assert_verifies(&node);
+}
+
+#[test]
+fn serve_killed_mid_edit_loses_nothing_it_confirmed() {
+    let home = TestHome::init("Alice");
+    home.ok(&["commons", "create", "Farm Hack tools"]);
+    let design = home
+        .ok(&["design", "new", "Roller crimper"])
+        .trim()
+        .to_string();
+    let mut node = ServeNode::start(home, &[]);
+    let mut saved = BTreeSet::new();
+    let mut unconfirmed = BTreeSet::new();
+    for round in 0..24u64 {
+        let step = format!("serve-step-{round}");
+        let mut client = node
+            .command()
+            .args(["design", "edit", &design, "--step", &step])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn edit");
+        // Kill the node, not the client, 0-23 ms into the edit.
+        std::thread::sleep(Duration::from_millis((round * 7) % 24));
+        node.kill();
+        let out = {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            client
+                .stdout
+                .take()
+                .expect("stdout")
+                .read_to_string(&mut stdout)
+                .expect("read");
+            client
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut stderr)
+                .expect("read");
+            (client.wait().expect("wait"), stdout, stderr)
+        };
+        match out {
+            (status, stdout, _) if status.success() => {
+                assert!(stdout.starts_with("saved change "), "{stdout}");
+                saved.insert(step);
+            }
+            (_, _, stderr) => {
+                assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+                // Cut off mid-request, or it found the dying node still holding the store.
+                assert!(
+                    stderr.contains("stopped before answering")
+                        || stderr.contains("in use by another hedgerow process"),
+                    "{stderr}"
+                );
+                unconfirmed.insert(step);
+            }
+        }
+        node.restart();
+    }
+    node.kill();
+    assert_verifies(&node);
+    let present: BTreeSet<String> = steps(&node, &design).into_iter().collect();
+    let lost: Vec<&String> = saved.difference(&present).collect();
+    assert!(lost.is_empty(), "confirmed edits lost: {lost:?}");
+    eprintln!(
+        "serve kill -9 mid-edit: {} confirmed (all present), {} unconfirmed ({} of them landed)",
+        saved.len(),
+        unconfirmed.len(),
+        unconfirmed.intersection(&present).count()
+    );
+}

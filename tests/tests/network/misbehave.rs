@@ -1,0 +1,651 @@
+//! A misbehaving peer, written in Rust against the real wire protocol, versus
+//! one honest `hedgerow serve`:
+//!
+//! ```text
+//!   rogue (libp2p in this test) ==> honest node <== B (honest, syncs afterwards)
+//! ```
+//!
+//! The rogue joins the commons topic and sends forged, mismatched, garbage and
+//! equivocating gossip; garbage, oversized, truncated and over-long sync
+//! requests; and garbage and forged sync responses to the honest node's pulls.
+//! The honest node must stay up, store none of it, count each refusal by
+//! reason, ban the rogue, and still sync with an honest peer.
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use hedgerow_node::net::{
+    build_swarm, commons_topic, keypair_from_ed25519_secret, Behaviour, BehaviourEvent,
+    ByteCounters, NetConfig, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
+use hedgerow_protocol::automerge::{ActorId, Automerge};
+use hedgerow_protocol::envelope::signing_digest;
+use hedgerow_protocol::schema::{init_document, DocKind, NewDocument};
+use hedgerow_protocol::sync::{
+    id_prefix, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want, MAX_WANTS_PER_FETCH,
+};
+use hedgerow_protocol::{
+    actor_for, AuthorKey, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId,
+    Signed,
+};
+use hedgerow_tests::net::ServeNode;
+use hedgerow_tests::TestHome;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{
+    gossipsub, identity::Keypair, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+/// Every refusal the honest node must count, in the order the rogue causes them.
+const REASONS: [&str; 11] = [
+    "malformed-gossip",
+    "bad-signature",
+    "actor-mismatch",
+    "equivocation",
+    "wrong-topic",
+    "malformed-request",
+    "too-many-wants",
+    "truncated-frame",
+    "malformed-response",
+    "oversized-frame",
+    "bad-bundle",
+];
+
+/// How the rogue answers the honest node's pulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// "Nothing to do" (a quiet peer).
+    InSync,
+    /// Bytes that are no sync response.
+    Garbage,
+    /// A response frame longer than any node accepts.
+    Oversized,
+    /// An inventory naming a document, then that document with a garbage bundle.
+    ForgedDocs,
+}
+
+/// The rogue's swarm and what it has seen.
+struct Rogue {
+    swarm: Swarm<Behaviour>,
+    honest: PeerId,
+    honest_addr: Multiaddr,
+    topic: gossipsub::IdentTopic,
+    commons: CommonsId,
+    key: DeviceKey,
+    answer: Answer,
+    /// The honest node announced its subscription to the commons topic.
+    subscribed: bool,
+    connected: bool,
+    closures: usize,
+    responses: HashMap<OutboundRequestId, Option<Vec<u8>>>,
+    genesis: Option<Signed<CommonsGenesis>>,
+    forged_doc: Option<Signed<DocGenesis>>,
+    nonce: u8,
+}
+
+impl Rogue {
+    async fn connect(node: &ServeNode, commons: CommonsId, secret: [u8; 32]) -> Self {
+        let keypair = keypair_from_ed25519_secret(secret);
+        // Its own limits let it write frames an honest node refuses.
+        let config = NetConfig {
+            max_request_bytes: 4 * MAX_REQUEST_BYTES,
+            max_response_bytes: 2 * MAX_RESPONSE_BYTES,
+            ..NetConfig::default()
+        };
+        let swarm = build_swarm(keypair, &config, ByteCounters::new()).expect("rogue swarm");
+        let honest: PeerId = node.peer_id().parse().expect("peer id");
+        let mut rogue = Self {
+            swarm,
+            honest,
+            honest_addr: node.multiaddr().parse().expect("multiaddr"),
+            topic: commons_topic(&commons.to_string()),
+            commons,
+            key: DeviceKey::from_secret(secret),
+            answer: Answer::InSync,
+            subscribed: false,
+            connected: false,
+            closures: 0,
+            responses: HashMap::new(),
+            genesis: None,
+            forged_doc: None,
+            nonce: 0,
+        };
+        rogue
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&rogue.topic)
+            .expect("subscribe");
+        rogue.swarm.dial(rogue.honest_addr.clone()).expect("dial");
+        assert!(
+            rogue.pump_until(|r| r.connected && r.subscribed).await,
+            "the rogue never saw the honest node subscribe to the commons topic"
+        );
+        rogue
+    }
+
+    /// Drives the swarm for `duration`, answering the honest node's requests.
+    async fn pump(&mut self, duration: Duration) {
+        let sleep = tokio::time::sleep(duration);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_event(event),
+                _ = &mut sleep => return,
+            }
+        }
+    }
+
+    /// Drives the swarm until `done` holds (bounded: about 15 s).
+    async fn pump_until(&mut self, done: impl Fn(&Self) -> bool) -> bool {
+        for _ in 0..150 {
+            if done(self) {
+                return true;
+            }
+            self.pump(Duration::from_millis(100)).await;
+        }
+        done(self)
+    }
+
+    /// Drives the swarm until the honest node's status satisfies `check` (bounded).
+    async fn await_status(
+        &mut self,
+        node: &ServeNode,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut status = Value::Null;
+        for _ in 0..60 {
+            self.pump(Duration::from_millis(150)).await;
+            status = tokio::task::block_in_place(|| node.status());
+            if check(&status) {
+                return status;
+            }
+        }
+        panic!("the honest node never showed {what}: {status}");
+    }
+
+    /// Waits until the honest node has counted one refusal for `reason`.
+    async fn await_rejected(&mut self, node: &ServeNode, reason: &str) {
+        self.await_status(node, &format!("a `{reason}` rejection"), |s| {
+            s["counters"]["rejected"][reason].as_u64() >= Some(1)
+        })
+        .await;
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == self.honest => {
+                self.connected = true;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if peer_id == self.honest => {
+                self.connected = false;
+                self.subscribed = false;
+                self.closures += 1;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) if peer_id == self.honest && topic == self.topic.hash() => {
+                self.subscribed = true;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let response = self.answer_pull(&request);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response);
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    self.responses.insert(request_id, Some(response));
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure { request_id, .. },
+            )) => {
+                self.responses.insert(request_id, None);
+            }
+            _ => {}
+        }
+    }
+
+    fn answer_pull(&mut self, request: &[u8]) -> Vec<u8> {
+        let Ok(request) = SyncRequest::from_bytes(request) else {
+            return SyncResponse::Refused { reason: "?".into() }.to_bytes();
+        };
+        match (self.answer, request) {
+            (Answer::InSync, _) => SyncResponse::InSync.to_bytes(),
+            (Answer::Garbage, _) => b"\x07 this is no sync response \xff\xfe".to_vec(),
+            (Answer::Oversized, _) => vec![0; MAX_RESPONSE_BYTES + 1],
+            (Answer::ForgedDocs, SyncRequest::Hello { .. }) => {
+                let doc = self.forged_doc.clone().expect("forged document");
+                SyncResponse::Inventory {
+                    genesis: self.genesis.clone().expect("commons genesis"),
+                    docs: vec![(id_prefix(&doc.body.id()), [7; 8])],
+                }
+                .to_bytes()
+            }
+            (Answer::ForgedDocs, SyncRequest::Fetch { .. }) => {
+                let doc = self.forged_doc.clone().expect("forged document");
+                SyncResponse::Docs {
+                    items: vec![DocPayload {
+                        doc: doc.body.id(),
+                        genesis: Some(doc),
+                        bundle: b"not an automerge bundle".to_vec(),
+                        proofs: Vec::new(),
+                    }],
+                    deferred: Vec::new(),
+                }
+                .to_bytes()
+            }
+        }
+    }
+
+    /// Sends one sync request and waits (bounded) for its response; `None` on failure.
+    async fn request(&mut self, bytes: Vec<u8>) -> Option<Vec<u8>> {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&self.honest, bytes);
+        assert!(
+            self.pump_until(|r| r.responses.contains_key(&id)).await,
+            "no answer to a sync request"
+        );
+        self.responses.remove(&id).flatten()
+    }
+
+    fn publish(&mut self, gossip: Vec<u8>) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), gossip)
+            .expect("the honest node is subscribed");
+    }
+
+    /// A fresh design genesis signed by the rogue.
+    fn new_doc(&mut self) -> Signed<DocGenesis> {
+        self.nonce += 1;
+        DocGenesis {
+            commons: self.commons,
+            kind: DocKind::Design,
+            creator: self.key.author(),
+            created_at: 1_800_000_000,
+            nonce: [self.nonce; 16],
+            fork: None,
+        }
+        .sign(&self.key)
+    }
+}
+
+/// The first change of a design named `title`, written as automerge actor `actor`.
+fn first_change(actor: ActorId, title: &str) -> Vec<u8> {
+    let mut doc = Automerge::new().with_actor(actor);
+    let mut tx = doc.transaction();
+    init_document(&mut tx, &NewDocument::new(DocKind::Design, title)).expect("design skeleton");
+    tx.commit();
+    doc.get_last_local_change()
+        .expect("a change")
+        .raw_bytes()
+        .to_vec()
+}
+
+fn live(genesis: &Signed<DocGenesis>, envelope: ChangeEnvelope) -> Vec<u8> {
+    Gossip::Change(Box::new(LiveChange {
+        genesis: Some(genesis.clone()),
+        envelope,
+    }))
+    .to_bytes()
+}
+
+/// Request-response codec that writes requests verbatim, so the test can lie in the length prefix.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        let mut bytes = Vec::new();
+        io.take(64 * 1024).read_to_end(&mut bytes).await?;
+        Ok(bytes)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&request).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Sends `frame` verbatim as a sync request on a second connection of the same peer.
+async fn send_raw_frame(keypair: Keypair, to: &Multiaddr, honest: PeerId, frame: Vec<u8>) {
+    let mut raw = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(SYNC_PROTOCOL, ProtocolSupport::Outbound)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            )
+        })
+        .expect("behaviour")
+        .build();
+    raw.dial(to.clone()).expect("dial");
+    let mut sent = None;
+    let deadline = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            event = raw.select_next_some() => match event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == honest && sent.is_none() => {
+                    sent = Some(raw.behaviour_mut().send_request(&honest, frame.clone()));
+                }
+                SwarmEvent::Behaviour(request_response::Event::Message { .. })
+                | SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. }) => return,
+                SwarmEvent::ConnectionClosed { .. } if sent.is_some() => return,
+                _ => {}
+            },
+            _ = &mut deadline => panic!("the raw frame was never sent or answered"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_peer_is_refused_counted_and_banned() {
+    let (honest, commons, design) = tokio::task::block_in_place(|| {
+        let home = TestHome::init("Honest");
+        let commons = hedgerow_tests::id(&home.json(&["commons", "create", "Open Tools"]));
+        let design = hedgerow_tests::id(&home.json(&["design", "new", "Roller crimper"]));
+        (ServeNode::start(home, &[]), commons, design)
+    });
+    let commons_id: CommonsId = commons.parse().expect("commons id");
+    let victim: AuthorKey = honest.status()["author"]
+        .as_str()
+        .expect("author")
+        .parse()
+        .expect("author key");
+    let secret = [0x52; 32];
+    let mut rogue = Rogue::connect(&honest, commons_id, secret).await;
+
+    // The commons genesis, by asking like any puller.
+    let inventory = rogue
+        .request(
+            SyncRequest::Hello {
+                commons: commons_id,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        )
+        .await
+        .expect("inventory");
+    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
+        SyncResponse::Inventory { genesis, .. } => rogue.genesis = Some(genesis),
+        other => panic!("expected an inventory, got {other:?}"),
+    }
+
+    // 1. Garbage gossip.
+    rogue.publish(b"\x01\x02 definitely not a gossip message".to_vec());
+    rogue.await_rejected(&honest, "malformed-gossip").await;
+
+    // 2. A change claiming the honest node's author, signed by the rogue.
+    let doc = rogue.new_doc();
+    let change = first_change(actor_for(&victim, &doc.body.id()), "Forged design");
+    let signature = rogue.key.sign(&signing_digest(
+        &commons_id,
+        &doc.body.id(),
+        &victim,
+        &change,
+    ));
+    let forged = ChangeEnvelope {
+        commons: commons_id,
+        doc: doc.body.id(),
+        author: victim,
+        change,
+        signature,
+    };
+    rogue.publish(live(&doc, forged));
+    rogue.await_rejected(&honest, "bad-signature").await;
+
+    // 3. Properly signed by the rogue, but written as the honest node's actor.
+    let doc = rogue.new_doc();
+    let change = first_change(actor_for(&victim, &doc.body.id()), "Mismatched design");
+    let mismatched = ChangeEnvelope::sign(&rogue.key, commons_id, doc.body.id(), change);
+    rogue.publish(live(&doc, mismatched));
+    rogue.await_rejected(&honest, "actor-mismatch").await;
+
+    // 4. Equivocation: two different first changes of one document, both signed.
+    let doc = rogue.new_doc();
+    let actor = actor_for(&rogue.key.author(), &doc.body.id());
+    let first = ChangeEnvelope::sign(
+        &rogue.key,
+        commons_id,
+        doc.body.id(),
+        first_change(actor.clone(), "Rogue A"),
+    );
+    let twin = ChangeEnvelope::sign(
+        &rogue.key,
+        commons_id,
+        doc.body.id(),
+        first_change(actor, "Rogue B"),
+    );
+    rogue.publish(live(&doc, first));
+    rogue
+        .await_status(&honest, "the rogue's valid change", |s| {
+            s["counters"]["live_received"].as_u64() >= Some(1)
+        })
+        .await;
+    rogue.publish(live(&doc, twin));
+    rogue.await_rejected(&honest, "equivocation").await;
+
+    // 5. A change of another commons on this commons' topic.
+    let elsewhere = ChangeEnvelope::sign(
+        &rogue.key,
+        CommonsId([9; 32]),
+        DocId([8; 32]),
+        first_change(actor_for(&rogue.key.author(), &DocId([8; 32])), "Elsewhere"),
+    );
+    let stray = Gossip::Change(Box::new(LiveChange {
+        genesis: None,
+        envelope: elsewhere,
+    }));
+    rogue.publish(stray.to_bytes());
+    rogue.await_rejected(&honest, "wrong-topic").await;
+
+    // 6. A sync request that does not decode.
+    let answer = rogue
+        .request(b"\x00\x01\x02 garbage request".to_vec())
+        .await;
+    assert!(matches!(
+        answer.as_deref().map(SyncResponse::from_bytes),
+        Some(Ok(SyncResponse::Refused { .. }))
+    ));
+    rogue.await_rejected(&honest, "malformed-request").await;
+
+    // 7. A fetch naming far more documents than allowed.
+    let wants = (0..MAX_WANTS_PER_FETCH * 20)
+        .map(|i| Want {
+            prefix: (i as u64).to_be_bytes(),
+            have_genesis: false,
+            clock: Vec::new(),
+        })
+        .collect();
+    let huge = SyncRequest::Fetch {
+        commons: commons_id,
+        wants,
+        budget: u32::MAX,
+    };
+    let answer = rogue.request(huge.to_bytes()).await;
+    assert!(matches!(
+        answer.as_deref().map(SyncResponse::from_bytes),
+        Some(Ok(SyncResponse::Refused { .. }))
+    ));
+    rogue.await_rejected(&honest, "too-many-wants").await;
+
+    // Request frames whose length prefix lies: far too long, then cut short. They cost the
+    // honest node at most the bytes sent, and libp2p does not say who sent them, so they are
+    // counted but not held against a peer.
+    let keypair = keypair_from_ed25519_secret(secret);
+    let mut oversized = (64u32 << 20).to_be_bytes().to_vec();
+    oversized.extend_from_slice(b"tiny");
+    send_raw_frame(keypair.clone(), &rogue.honest_addr, rogue.honest, oversized).await;
+    rogue.await_rejected(&honest, "oversized-frame").await;
+    let mut truncated = 1000u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(&[0u8; 10]);
+    send_raw_frame(keypair, &rogue.honest_addr, rogue.honest, truncated).await;
+    rogue.await_rejected(&honest, "truncated-frame").await;
+
+    // 8. Garbage in answer to the honest node's pull (an announcement makes it pull).
+    rogue.answer = Answer::Garbage;
+    rogue.publish(
+        Gossip::Announce {
+            commons: commons_id,
+            digest: [1; 32],
+        }
+        .to_bytes(),
+    );
+    rogue.await_rejected(&honest, "malformed-response").await;
+
+    // 9. A response frame over the limit: refused on its length prefix, and the honest node
+    // drops the connection.
+    rogue.answer = Answer::Oversized;
+    rogue.publish(
+        Gossip::Announce {
+            commons: commons_id,
+            digest: [2; 32],
+        }
+        .to_bytes(),
+    );
+    rogue
+        .await_status(&honest, "an oversized response", |s| {
+            s["counters"]["rejected"]["oversized-frame"].as_u64() >= Some(2)
+        })
+        .await;
+    assert!(
+        rogue.pump_until(|r| !r.connected).await,
+        "the connection stayed up"
+    );
+
+    // 10. On reconnection the honest node pulls again, and gets a forged document: the
+    // tenth offence bans the rogue.
+    rogue.answer = Answer::ForgedDocs;
+    rogue.forged_doc = Some(rogue.new_doc());
+    rogue.swarm.dial(rogue.honest_addr.clone()).expect("dial");
+    let status = rogue
+        .await_status(&honest, "the rogue banned", |s| {
+            s["banned_peers"].as_u64() == Some(1)
+        })
+        .await;
+    for reason in REASONS {
+        assert!(
+            status["counters"]["rejected"][reason].as_u64() >= Some(1),
+            "no `{reason}` counted: {status}"
+        );
+    }
+    assert_eq!(status["counters"]["peers_banned"], 1, "{status}");
+    assert!(
+        rogue.pump_until(|r| !r.connected).await,
+        "the banned rogue is still connected"
+    );
+
+    // A banned peer that dials again is dropped at once.
+    let closures = rogue.closures;
+    rogue.swarm.dial(rogue.honest_addr.clone()).expect("dial");
+    assert!(
+        rogue.pump_until(|r| r.closures > closures).await,
+        "the banned rogue got back in"
+    );
+    drop(rogue);
+
+    tokio::task::block_in_place(|| {
+        // Stored: the honest design and the rogue's one valid change; nothing else.
+        let titles = |home: &TestHome| -> Vec<String> {
+            let list = home.json(&["design", "list"]);
+            let mut titles: Vec<String> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["title"].as_str().unwrap_or_default().to_string())
+                .collect();
+            titles.sort();
+            titles
+        };
+        assert_eq!(titles(&honest), ["Rogue A", "Roller crimper"]);
+        honest.ok(&["verify"]);
+
+        // An honest peer still syncs with it.
+        let peer = TestHome::init("Ben");
+        peer.json(&["commons", "join", &commons]);
+        let out = peer.run(&[
+            "sync",
+            "--peer",
+            &honest.multiaddr(),
+            "--linger",
+            "1",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(titles(&peer), ["Rogue A", "Roller crimper"]);
+        assert_eq!(
+            peer.json(&["design", "show", &design])["name"],
+            "Roller crimper"
+        );
+        peer.ok(&["verify"]);
+    });
+}
