@@ -8,23 +8,30 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Path of the `hedgerow` binary built by this `cargo test` run.
+/// Path of the `hedgerow` binary, built (once per test process) from the current sources.
+///
+/// `cargo test` builds the binary only in its test form, so the harness asks
+/// cargo for the real one; when it is already up to date this is a no-op.
 pub fn hedgerow_bin() -> PathBuf {
-    // Test executables live in target/<profile>/deps; the binary one level up.
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile> directory");
-    let bin = profile_dir.join("hedgerow");
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "hedgerow-cli"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building hedgerow failed");
-    }
-    bin
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // Test executables live in target/<profile>/deps; the binary one level up.
+            let exe = std::env::current_exe().expect("test executable path");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile> directory");
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--quiet", "-p", "hedgerow-cli"]);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "building hedgerow failed");
+            profile_dir.join("hedgerow")
+        })
+        .clone()
 }
 
 /// A throwaway node home, removed when dropped.

@@ -668,7 +668,9 @@ fn refusals_through_a_running_node_are_the_same() {
     let latin1 = scratch.path().join("latin1.txt");
     std::fs::write(&latin1, b"\xe9t\xe9").expect("write");
     let text_file = format!("summary={}", latin1.display());
-    let cases: Vec<(Vec<&str>, Option<&[u8]>, Vec<&str>)> = vec![
+    /// Arguments, standard input, words the error must name.
+    type Case<'a> = (Vec<&'a str>, Option<&'a [u8]>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             vec!["design", "edit", &design, "--set", "colour=red"],
             None,

@@ -557,3 +557,45 @@ fn a_sync_over_a_slow_flapping_link_resumes_instead_of_restarting() {
         clean.link_bytes
     );
 }
+
+#[test]
+#[ignore]
+fn scratch_reconnect_cost() {
+    let Some(net) = Netns::pair_or_skip("scratch") else {
+        return;
+    };
+    let link = Link::of(&net);
+    link.cap(SLOW_KBIT).expect("tc tbf");
+    let hub_home = TestHome::init("Hub");
+    let commons = generate(&hub_home, 60, 1);
+    let hub = ServeNode::start_with(hub_home, options_in(&net, 0, Vec::new()));
+    let farm = TestHome::init("Farm");
+    farm.json(&["commons", "join", &commons]);
+    let proxy = Arc::new(Proxy::start(net.name(0), &net.addr(0), socket_of(&hub.multiaddr())));
+    let via_proxy = format!("/ip4/{}/tcp/{}/p2p/{}", net.addr(0), proxy.port(), hub.peer_id());
+    let farm = ServeNode::start_with(farm, options_in(&net, 1, vec![via_proxy]));
+    assert!(same_designs(&farm, &hub, Duration::from_secs(200)));
+    assert!(settled(&farm) && settled(&hub));
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..3 {
+        let b = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+        let t = farm.status()["bytes"].clone();
+        proxy.reset();
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(farm.wait_connected_to(hub.peer_id(), Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_secs(8));
+        let a = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+        eprintln!(
+            "reconnect: hub->farm {} B {} pkts, farm->hub {} B {} pkts; farm transport before {t} after {}",
+            a.0[0] - b.0[0],
+            a.1[0] - b.1[0],
+            a.0[1] - b.0[1],
+            a.1[1] - b.1[1],
+            farm.status()["bytes"]
+        );
+    }
+    let b = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+    std::thread::sleep(Duration::from_secs(30));
+    let a = (link.tx_per_end("bytes"), link.tx_per_end("packets"));
+    eprintln!("idle 30 s: {} B {} pkts / {} B {} pkts", a.0[0] - b.0[0], a.1[0] - b.1[0], a.0[1] - b.0[1], a.1[1] - b.1[1]);
+}
