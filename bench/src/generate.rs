@@ -15,7 +15,7 @@
 use crate::rng::Rng;
 use crate::text;
 use anyhow::{anyhow, Context, Result};
-use automerge::ChangeHash;
+use automerge::{Automerge, ChangeHash, ReadDoc, ROOT};
 use hedgerow_node::Replicas;
 use hedgerow_protocol::replica::ChangeRecord;
 use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
@@ -363,12 +363,9 @@ impl Generator<'_> {
 
     /// One to three edits of a typical design revision, based on the current state.
     fn design_edits(&mut self, r: &mut Rng, replica: &DocReplica, steps: &mut VecDeque<String>, bom: &mut VecDeque<Edit>) -> Vec<Edit> {
-        let state = schema::render(replica.doc(), DocKind::Design, None);
-        let current_steps: Vec<String> = state["steps"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        let n_bom = state["bom"].as_array().map_or(0, Vec::len);
+        let doc = replica.doc();
+        let current_steps = steps_of(doc);
+        let n_bom = length_of(doc, "bom");
         let mut out = Vec::new();
         for _ in 0..r.range(1, 3) {
             let roll = r.unit();
@@ -419,7 +416,7 @@ impl Generator<'_> {
                     &r.range(1, 90).to_string(),
                 ))
             } else {
-                let count = state["releases"].as_object().map_or(0, |m| m.len());
+                let count = length_of(doc, "releases");
                 Some(Edit::Release {
                     version: format!("1.{count}"),
                     heads: replica.heads().iter().map(|h| h.to_string()).collect(),
@@ -540,6 +537,27 @@ impl Generator<'_> {
             }
         }
         Ok(replica)
+    }
+}
+
+/// The build steps' texts, read straight from the document (rendering all of it is slower).
+fn steps_of(doc: &Automerge) -> Vec<String> {
+    let Ok(Some((_, steps))) = doc.get(ROOT, "steps") else {
+        return Vec::new();
+    };
+    (0..doc.length(&steps))
+        .filter_map(|i| match doc.get(&steps, i) {
+            Ok(Some((_, step))) => doc.text(&step).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Items in a list or map field of the document's root.
+fn length_of(doc: &Automerge, field: &str) -> usize {
+    match doc.get(ROOT, field) {
+        Ok(Some((_, obj))) => doc.length(&obj),
+        _ => 0,
     }
 }
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// Small and fast, for CI: 100 designs, 5 fan-out nodes.
+    /// Small and fast, for CI: 100 designs, 5 fan-out nodes, 400 changes replayed.
     #[arg(long)]
     quick: bool,
     /// Commons sizes in designs (default 100,500,2000,5000; with --quick 100).
@@ -43,6 +43,9 @@ struct Cli {
     /// Work directory (default: a temporary directory, removed afterwards).
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Keep the generated seed homes (under the work directory) for profiling.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +61,8 @@ enum Mode {
     LocalApply {
         #[arg(long)]
         home: PathBuf,
+        #[arg(long, default_value_t = usize::MAX)]
+        cap: usize,
     },
     /// Measure cold start on a home's store.
     #[command(hide = true)]
@@ -74,8 +79,8 @@ fn main() -> Result<ExitCode> {
             node_proc::run_node(home)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Some(Mode::LocalApply { home }) => {
-            println!("{}", local::apply_child(home)?);
+        Some(Mode::LocalApply { home, cap }) => {
+            println!("{}", local::apply_child(home, *cap)?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::LocalColdStart { home }) => {
@@ -96,21 +101,30 @@ fn main() -> Result<ExitCode> {
     let temp = tempfile::Builder::new().prefix("hedgerow-bench-").tempdir_in(
         cli.workdir.clone().unwrap_or_else(std::env::temp_dir),
     )?;
+    let temp_path = temp.path().to_path_buf();
+    if cli.keep {
+        let _ = temp.keep();
+    }
     let mut rows: Vec<Row> = Vec::new();
     let mut summaries = Vec::new();
     for designs in sizes {
-        let root = temp.path().join(format!("n{designs}"));
+        let root = temp_path.join(format!("n{designs}"));
         std::fs::create_dir_all(&root)?;
         let settings = Settings {
             designs,
             seed: cli.seed,
             fanout_nodes,
             divergence_edits: cli.divergence_edits,
+            apply_cap: if cli.quick { 400 } else { 20_000 },
         };
         let (size_rows, summary) = run_size(&root, settings, &cli.scenarios)?;
         summaries.push(format!("- {designs}: {summary}"));
         rows.extend(size_rows);
-        let _ = std::fs::remove_dir_all(&root);
+        if cli.keep {
+            eprintln!("[{designs}] kept {}", root.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&root);
+        }
         if let Some(path) = &cli.json {
             std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
         }

@@ -14,12 +14,14 @@ use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
     CommonsState, DocSection, DocState, Record, Summary,
 };
+use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{heads_digest, DocPayload};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica, Signed};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 /// What an export wrote.
@@ -320,18 +322,20 @@ impl Replicas {
             .map(|g| g.body.kind.as_str())
             .unwrap_or("document");
         let was_held = held.is_some();
-        let outcome = match held {
-            Some(_) => match payload {
-                None => Ok(0),
-                Some(p) => self.ingest_bundle(None, doc, &p.bundle, p.proofs.clone()),
-            },
-            None => match genesis {
-                Some(genesis) => self.import_new_doc(doc, genesis, payload),
-                None => Err(NodeError::Invalid(format!(
-                    "the bundle carries changes of document {doc} but not its genesis record, and this node does not hold it"
-                ))),
-            },
-        };
+        // automerge 0.12 panics on some malformed input. A bundle file's record checks keep
+        // accidental damage away from it, but a crafted file can still carry such bytes: the
+        // panic refuses that one record instead of ending the node. Store writes are atomic
+        // and come after parsing; cached replicas are dropped in case one was half-updated.
+        let attempt = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.import_doc_checked(doc, was_held, genesis, payload)
+        }));
+        let outcome = attempt.unwrap_or_else(|_| {
+            self.clear_cache();
+            Err(Rejection::BadBundle {
+                reason: "automerge failed on the record's bytes (its parser panicked)".into(),
+            }
+            .into())
+        });
         match outcome {
             Ok(0) if was_held => report.known += 1,
             Ok(changes) => {
@@ -346,6 +350,27 @@ impl Replicas {
             }),
         }
         Ok(())
+    }
+
+    fn import_doc_checked(
+        &mut self,
+        doc: &DocId,
+        held: bool,
+        genesis: Option<Signed<DocGenesis>>,
+        payload: Option<&DocPayload>,
+    ) -> Result<usize, NodeError> {
+        match held {
+            true => match payload {
+                None => Ok(0),
+                Some(p) => self.ingest_bundle(None, doc, &p.bundle, p.proofs.clone()),
+            },
+            false => match genesis {
+                Some(genesis) => self.import_new_doc(doc, genesis, payload),
+                None => Err(NodeError::Invalid(format!(
+                    "the bundle carries changes of document {doc} but not its genesis record, and this node does not hold it"
+                ))),
+            },
+        }
     }
 
     /// A document this node lacks: verify genesis and changes in memory, then store both in
@@ -496,4 +521,60 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::{Home, LocalProfile};
+    use hedgerow_protocol::bundle_file::encode_records;
+    use hedgerow_protocol::schema::{DocKind, NewDocument};
+
+    /// Two small changes whose automerge bundle had one bit flipped: automerge 0.12 panics on it.
+    const PANICKING_BUNDLE: &str = "856f4a83557f7e6c036a0001106e95546cda34a400ac82f2cad00569c6090102030213022302330245025002530260020200020102010201020000027e00017f0002000a150621023401420256025704700371027302b3010302046e616d6502000202010226763076317e00017f007f017e0001";
+
+    fn node(dir: &Path) -> Replicas {
+        let profile = LocalProfile {
+            name: "Alice".into(),
+            ..LocalProfile::default()
+        };
+        let home = Home::init(dir, &profile).expect("home");
+        Replicas::open(&home).expect("store")
+    }
+
+    #[test]
+    fn a_record_that_makes_automerge_panic_is_refused_not_fatal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut replicas = node(dir.path());
+        let commons = replicas.create_commons("Farm Hack", "").unwrap();
+        let new = NewDocument {
+            kind: DocKind::Design,
+            title: "Roller crimper".into(),
+            note_target: None,
+            note_kind: None,
+        };
+        let doc = replicas.create_doc(commons, &new, &[]).unwrap();
+        let genesis = replicas.store().commons(&commons).unwrap().unwrap();
+        let replica = replicas.replica(&doc).unwrap();
+        let proofs = replica.covering_proofs(&replica.heads());
+        let bytes = encode_records(&[
+            Record::Commons(genesis),
+            Record::Changes(DocPayload {
+                doc,
+                genesis: None,
+                bundle: hex::decode(PANICKING_BUNDLE).expect("test vector is hex"),
+                proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
+            }),
+        ])
+        .unwrap();
+        let report = replicas.bundle_import(&bytes).expect("an intact file");
+        assert_eq!(report.rejected.len(), 1, "{report:?}");
+        assert_eq!(report.rejected[0].id, doc.to_string());
+        assert!(
+            report.rejected[0].error.contains("parser panicked"),
+            "{report:?}"
+        );
+        assert!(replicas.verify(false).unwrap().is_clean());
+        assert_eq!(replicas.replica(&doc).unwrap().change_count(), 1);
+    }
 }

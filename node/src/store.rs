@@ -116,9 +116,14 @@ pub struct Store {
     wanted: sled::Tree,
     /// Changes held, counted on open and kept current; checked against the manifest.
     change_count: std::sync::atomic::AtomicU64,
+    /// The change count the manifest on disk holds, so a read-only command does not rewrite it.
+    manifest_changes: std::sync::atomic::AtomicU64,
     /// Our own lock on the store directory, held while the store is open (see [`lock_dir`]).
     _lock: std::fs::File,
 }
+
+/// Longest `open` waits for sled's lock once it holds the directory lock (see [`Store::open`]).
+const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Name of the lock file beside the sled files.
 const LOCK_FILE: &str = "hedgerow.lock";
@@ -230,11 +235,26 @@ impl Store {
         };
         let lock = lock_dir(path)?;
         remove_partial_snapshots(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()
-            .map_err(sled_err)?;
+        let mut waited = std::time::Duration::ZERO;
+        let db = loop {
+            match sled::Config::new()
+                .path(path)
+                .cache_capacity(64 * 1024 * 1024)
+                .open()
+            {
+                // We hold the directory lock, so no other process has the store: sled's own
+                // lock is still held by the background threads of a store this process has
+                // just closed (sled releases it a moment after the drop). Wait for them.
+                Err(sled::Error::Io(io))
+                    if io.to_string().contains("could not acquire lock")
+                        && waited < SLED_LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    waited += std::time::Duration::from_millis(10);
+                }
+                opened => break opened.map_err(sled_err)?,
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
         let (commons, docs, commons_docs, changes) = (
             tree("commons")?,
@@ -265,6 +285,7 @@ impl Store {
         let store = Self {
             _lock: lock,
             change_count: std::sync::atomic::AtomicU64::new(found),
+            manifest_changes: std::sync::atomic::AtomicU64::new(manifest.changes),
             commons,
             docs,
             commons_docs,
@@ -306,9 +327,18 @@ impl Store {
 
     /// Records the change count outside sled, atomically (temp file, fsync, rename).
     fn write_manifest(&self) -> Result<(), StoreError> {
+        let changes = self.change_count.load(std::sync::atomic::Ordering::SeqCst);
+        if changes
+            == self
+                .manifest_changes
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // Unchanged (a read-only command): no write, fsync and rename on every `show`.
+            return Ok(());
+        }
         let manifest = Manifest {
             format: STORE_FORMAT,
-            changes: self.change_count.load(std::sync::atomic::Ordering::SeqCst),
+            changes,
         };
         let io = |source: std::io::Error| self.err(sled::Error::Io(source));
         let tmp = self.path.join("hedgerow-manifest.tmp");
@@ -320,6 +350,8 @@ impl Store {
         .map_err(io)?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&tmp, self.path.join(MANIFEST)).map_err(io)?;
+        self.manifest_changes
+            .store(changes, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

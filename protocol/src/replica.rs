@@ -289,8 +289,14 @@ impl DocReplica {
             .collect()
     }
 
-    /// Compresses `hashes` into an automerge bundle, with the proofs that cover them.
+    /// Compresses `hashes` into automerge's most compact form, with the proofs that cover them:
+    /// the document's `save()` when `hashes` are all of it (a peer that lacks the document),
+    /// which is smaller than a bundle of every change; otherwise a bundle of just those changes.
+    /// [`Self::ingest_bundle`] takes either.
     pub fn bundle_for(&self, hashes: &[ChangeHash]) -> Result<(Vec<u8>, Proofs), Rejection> {
+        if !hashes.is_empty() && hashes.len() == self.doc.get_changes_meta(&[]).len() {
+            return Ok((self.doc.save(), self.covering_proofs(hashes)));
+        }
         let bundle = self
             .doc
             .bundle(hashes.iter().copied())
@@ -389,12 +395,7 @@ impl DocReplica {
         bundle: &[u8],
         proofs: Vec<(ChangeHash, ChangeProof)>,
     ) -> Result<Vec<Accepted>, Rejection> {
-        let parsed = automerge::Bundle::try_from(bundle).map_err(|e| Rejection::BadBundle {
-            reason: e.to_string(),
-        })?;
-        let changes = parsed.to_changes().map_err(|e| Rejection::BadBundle {
-            reason: e.to_string(),
-        })?;
+        let changes = parse_bundle(bundle)?;
         let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
         accepted.extend(self.drain_pending());
         Ok(accepted)
@@ -705,6 +706,21 @@ impl DocReplica {
         if let Ok(doc) = self.doc.fork_at(heads) {
             self.doc = doc;
         }
+    }
+}
+
+/// The changes of a bundle, or of a whole document's `save()` (see [`DocReplica::bundle_for`]).
+fn parse_bundle(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
+    match automerge::Bundle::try_from(bytes) {
+        Ok(parsed) => parsed.to_changes().map_err(|e| Rejection::BadBundle {
+            reason: e.to_string(),
+        }),
+        Err(bundle_error) => match Automerge::load(bytes) {
+            Ok(doc) => Ok(doc.get_changes(&[])),
+            Err(_) => Err(Rejection::BadBundle {
+                reason: bundle_error.to_string(),
+            }),
+        },
     }
 }
 

@@ -534,3 +534,56 @@ impl PullSession {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(n: u8) -> DocId {
+        DocId([n; 32])
+    }
+
+    fn local(ids: &[u8]) -> BTreeMap<DocId, LocalDoc> {
+        ids.iter()
+            .map(|n| {
+                let local = LocalDoc {
+                    digest: [0; 8],
+                    clock: vec![(vec![*n; 16], 1)],
+                };
+                (doc(*n), local)
+            })
+            .collect()
+    }
+
+    fn wants(step: PullStep) -> Vec<Want> {
+        match step {
+            PullStep::Send(SyncRequest::Fetch { wants, .. }) => wants,
+            other => panic!("expected a fetch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fetch_names_about_twice_what_its_budget_holds() {
+        let mut session = PullSession::new(CommonsId([1; 32]), 16 * 1024);
+        assert_eq!(session.wants_per_fetch(), 16);
+        session.record_payload_sizes(std::iter::repeat_n(4096, 20));
+        assert_eq!(session.wants_per_fetch(), 8);
+        session.set_budget(MIN_RESPONSE_BUDGET);
+        assert_eq!(session.wants_per_fetch(), MIN_WANTS_PER_FETCH);
+        session.set_budget(MAX_RESPONSE_BUDGET);
+        session.record_payload_sizes(std::iter::repeat_n(10, 50));
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
+    }
+
+    #[test]
+    fn changes_to_held_documents_are_asked_before_new_documents() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        let remote: Vec<(IdPrefix, HeadsDigest)> =
+            (1..=6).map(|n| (id_prefix(&doc(n)), [9; 8])).collect();
+        let first = wants(session.on_inventory(&remote, &local(&[5, 6])));
+        let held: Vec<bool> = first.iter().map(|w| w.have_genesis).collect();
+        assert_eq!(held, vec![true, true, false, false]);
+        assert_eq!(first[0].prefix, id_prefix(&doc(5)));
+        assert_eq!(session.remaining(), 2);
+    }
+}

@@ -12,6 +12,7 @@ use hedgerow_protocol::automerge::{self, ChangeHash, ReadDoc};
 use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::{DeviceKey, DocId};
+use hedgerow_tests::net::ServeNode;
 use hedgerow_tests::{id, TestHome};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -172,6 +173,31 @@ fn a_bundle_carries_every_document_to_a_node_with_no_link() {
     assert_eq!(count(&again, "changes"), 0);
     assert_eq!(again["commons_joined"], Value::Array(vec![]));
     assert_converged(&farm, &b);
+    assert_clean(&b);
+}
+
+#[test]
+fn bundles_go_through_a_running_node() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    // While `serve` holds B's store, the CLI can only reach it through the control socket.
+    let b = ServeNode::start(TestHome::init("Bob"), &[]);
+    let imported = b.json(&["bundle", "import", arg(&file)]);
+    assert_eq!(count(&imported, "new"), 5, "{imported}");
+    assert_converged(&farm, &b);
+    let summary = stick(&b, "bob.hsummary");
+    b.ok(&["bundle", "summary", arg(&summary)]);
+    farm.a
+        .ok(&["note", "edit", &farm.note, "--append", " Lunch at noon."]);
+    let delta = stick(&farm.a, "delta.hbundle");
+    farm.a
+        .ok(&["bundle", "export", arg(&delta), "--for", arg(&summary)]);
+    assert_eq!(count(&b.json(&["bundle", "import", arg(&delta)]), "new"), 1);
+    assert_converged(&farm, &b);
+    let back = stick(&b, "back.hbundle");
+    let export = b.json(&["bundle", "export", arg(&back)]);
+    assert_eq!(count(&export, "documents"), 6, "A's five and Bob's profile");
     assert_clean(&b);
 }
 
@@ -403,10 +429,13 @@ fn forge(records: &mut [Record], doc: &str, forger: &DeviceKey, keep_author: boo
             _ => None,
         })
         .expect("the document's changes");
-    let changes = automerge::Bundle::try_from(payload.bundle.as_slice())
-        .unwrap()
-        .to_changes()
-        .unwrap();
+    // A payload carries an automerge bundle, or a whole document's save() when it sends all of it.
+    let changes = match automerge::Bundle::try_from(payload.bundle.as_slice()) {
+        Ok(bundle) => bundle.to_changes().unwrap(),
+        Err(_) => automerge::Automerge::load(&payload.bundle)
+            .unwrap()
+            .get_changes(&[]),
+    };
     for (hash, proof) in &mut payload.proofs {
         let change = changes
             .iter()

@@ -24,12 +24,33 @@ use std::time::{Duration, Instant};
 
 /// Time given to gossipsub to build its mesh after the connections are made.
 const MESH_SETTLE: Duration = Duration::from_millis(2500);
+/// Background traffic per node and second below which the nodes count as idle.
+const IDLE_BYTES_PER_NODE: u64 = 200;
+/// Longest the nodes are given to become idle.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// Time after the last arrival during which trailing gossip (IHAVE, IDONTWANT) is still counted.
 const LINGER: Duration = Duration::from_millis(1000);
 /// Longest an edit may take to arrive before it counts as lost.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The fan-out target: every node has the edit within this.
 const FAN_OUT_TARGET: Duration = Duration::from_secs(2);
+
+/// Waits until the nodes' background traffic (discovery, mesh building) has died down:
+/// under `IDLE_BYTES_PER_NODE` a second per node, for at least `MESH_SETTLE`.
+/// Returns what moved meanwhile and how long it took.
+fn settle(nodes: &[&NodeProc]) -> Result<(super::Delta, f64)> {
+    let start = sample_all(nodes)?;
+    let clock = Instant::now();
+    loop {
+        let before = sample_all(nodes)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let moved = delta(&before, nodes)?;
+        let quiet = moved.bytes < IDLE_BYTES_PER_NODE * nodes.len() as u64;
+        if (quiet && clock.elapsed() >= MESH_SETTLE) || clock.elapsed() > SETTLE_LIMIT {
+            return Ok((delta(&start, nodes)?, clock.elapsed().as_secs_f64()));
+        }
+    }
+}
 
 /// A one-step revision of a design, made through the node like `design edit --edit-step`.
 fn edit_request(node: &NodeProc, bench: &Bench, index: usize) -> Result<Request> {
@@ -76,7 +97,7 @@ pub fn one_edit(bench: &Bench) -> Result<Row> {
     let nodes = [&a, &b];
     b.sync_with(&a)?;
     wait_quiet(&nodes, Duration::from_secs(60))?;
-    std::thread::sleep(MESH_SETTLE);
+    settle(&nodes)?;
     let request = edit_request(&a, bench, 1)?;
     let before = sample_all(&nodes)?;
     let t0 = Instant::now();
@@ -132,7 +153,11 @@ pub fn fan_out(bench: &Bench) -> Result<Row> {
         nodes[*i].sync_with(nodes[*j])?;
     }
     wait_quiet(&nodes, Duration::from_secs(120))?;
-    std::thread::sleep(MESH_SETTLE);
+    let (discovery, settle_s) = settle(&nodes)?;
+    let mut degrees = Vec::with_capacity(n);
+    for node in &nodes {
+        degrees.push(node.connected()?);
+    }
     let request = edit_request(nodes[0], bench, 2)?;
     let before = sample_all(&nodes)?;
     let t0 = Instant::now();
@@ -174,6 +199,9 @@ pub fn fan_out(bench: &Bench) -> Result<Row> {
     row.put("latency_ms_median", latencies.get(reached / 2).map_or(-1.0, |l| l * 1e3));
     row.put("latency_ms_max", slowest * 1e3);
     row.put("bytes_per_peer", d.bytes / (n as u64 - 1));
+    row.put("connections_per_node", serde_json::to_value(&degrees)?);
+    row.put("bytes_before_idle", discovery.bytes);
+    row.put("seconds_before_idle", settle_s);
     row.put("envelope_bytes_one", one.envelope_bytes);
     row.target(
         &format!("all {} other nodes have the edit within 2 s", n - 1),

@@ -32,6 +32,8 @@ pub struct Settings {
     pub fanout_nodes: usize,
     /// Edits each side makes while apart in the divergence scenario.
     pub divergence_edits: usize,
+    /// Most changes the apply-and-verify scenario replays per path (rates do not depend on N).
+    pub apply_cap: usize,
 }
 
 /// One size's generated commons and the directory scenarios work in.

@@ -295,7 +295,9 @@ impl Engine {
             SyncRequest::Fetch { budget, .. } => Some(*budget),
             SyncRequest::Hello { .. } => None,
         };
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request.to_bytes());
+        let bytes = request.to_bytes();
+        tracing::debug!("sync request to {peer}: {} B, budget {budget:?}", bytes.len());
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
         self.in_flight.insert(
             id,
             InFlight {
@@ -405,6 +407,11 @@ impl Engine {
         let link = self.links.entry(peer).or_default();
         link.on_response(bytes.len(), sent_at.elapsed(), budget);
         let budget = link.budget();
+        tracing::debug!(
+            "sync response from {peer}: {} B in {:?}; next budget {budget}",
+            bytes.len(),
+            sent_at.elapsed()
+        );
         if let Some(session) = self.sessions.get_mut(&(peer, commons)) {
             session.set_budget(budget);
         }
