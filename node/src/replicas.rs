@@ -391,6 +391,10 @@ impl Replicas {
     }
 
     pub(crate) fn replica_mut(&mut self, id: &DocId) -> Result<&mut DocReplica, NodeError> {
+        if self.cache.get(id).is_some_and(DocReplica::is_poisoned) {
+            // automerge failed mid-way on hostile input: the stored state is intact, reload it.
+            self.cache.remove(id);
+        }
         if !self.cache.contains_key(id) {
             let replica = self.load(id)?;
             if self.cache.len() >= MAX_CACHED_REPLICAS {

@@ -166,6 +166,7 @@ pub struct DocReplica {
     records: HashMap<ChangeHash, ChangeRecord>,
     by_actor_seq: HashMap<(ActorId, u64), ChangeHash>,
     pending: BTreeMap<ChangeHash, PendingChange>,
+    poisoned: bool,
 }
 
 impl DocReplica {
@@ -181,6 +182,7 @@ impl DocReplica {
             records: HashMap::new(),
             by_actor_seq: HashMap::new(),
             pending: BTreeMap::new(),
+            poisoned: false,
         })
     }
 
@@ -546,7 +548,14 @@ impl DocReplica {
             }
         }
         let before = self.doc.get_heads();
-        if let Err(e) = self.doc.apply_changes(fresh.iter().cloned()) {
+        let doc = &mut self.doc;
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.apply_changes(fresh.iter().cloned())
+        }))
+        .unwrap_or_else(|_| {
+            Err(automerge::AutomergeError::InvalidOp(automerge::ObjType::Map))
+        });
+        if let Err(e) = applied {
             self.restore(&before);
             return Err(Rejection::Automerge {
                 reason: e.to_string(),
@@ -702,15 +711,36 @@ impl DocReplica {
     }
 
     /// Rolls the document back to `heads` after a refused change.
+    ///
+    /// If automerge itself fails while rolling back (its state may be broken after a
+    /// panic), the replica is marked poisoned and its owner must reload it from storage.
     fn restore(&mut self, heads: &[ChangeHash]) {
-        if let Ok(doc) = self.doc.fork_at(heads) {
-            self.doc = doc;
+        let doc = &self.doc;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.fork_at(heads))) {
+            Ok(Ok(doc)) => self.doc = doc,
+            _ => self.poisoned = true,
         }
+    }
+
+    /// Whether the in-memory state can no longer be trusted and must be reloaded from storage.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 }
 
 /// The changes of a bundle, or of a whole document's `save()` (see [`DocReplica::bundle_for`]).
+/// Parses bundle bytes from a peer. automerge 0.12 panics on some malformed
+/// input; a hostile peer must not be able to end the node that way, so a panic
+/// becomes a rejection.
 fn parse_bundle(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
+    std::panic::catch_unwind(|| parse_bundle_unguarded(bytes)).unwrap_or_else(|_| {
+        Err(Rejection::BadBundle {
+            reason: "automerge could not parse the bundle (its parser panicked)".into(),
+        })
+    })
+}
+
+fn parse_bundle_unguarded(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
     match automerge::Bundle::try_from(bytes) {
         Ok(parsed) => parsed.to_changes().map_err(|e| Rejection::BadBundle {
             reason: e.to_string(),
