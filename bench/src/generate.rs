@@ -197,7 +197,13 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
 
 impl Generator<'_> {
     /// A signed genesis for a new document by `creator`.
-    fn new_doc(&mut self, kind: DocKind, creator: usize, fork: Option<ForkOrigin>, t: i64) -> Result<DocReplica> {
+    fn new_doc(
+        &mut self,
+        kind: DocKind,
+        creator: usize,
+        fork: Option<ForkOrigin>,
+        t: i64,
+    ) -> Result<DocReplica> {
         let genesis = DocGenesis {
             commons: self.commons,
             kind,
@@ -211,7 +217,14 @@ impl Generator<'_> {
     }
 
     /// One signed change by `author` applying `edits` (and the skeleton when `new` is given).
-    fn change(&mut self, replica: &mut DocReplica, author: usize, t: i64, new: Option<&NewDocument>, edits: &[Edit]) -> Result<()> {
+    fn change(
+        &mut self,
+        replica: &mut DocReplica,
+        author: usize,
+        t: i64,
+        new: Option<&NewDocument>,
+        edits: &[Edit],
+    ) -> Result<()> {
         let key = &self.authors[author].key;
         let ctx = EditContext {
             author: key.author().to_string(),
@@ -237,13 +250,24 @@ impl Generator<'_> {
     }
 
     /// Two changes made at the same time on two replicas of the document, then merged.
-    fn concurrent(&mut self, replica: &mut DocReplica, t: i64, first: (usize, Vec<Edit>), second: (usize, Vec<Edit>)) -> Result<()> {
+    fn concurrent(
+        &mut self,
+        replica: &mut DocReplica,
+        t: i64,
+        first: (usize, Vec<Edit>),
+        second: (usize, Vec<Edit>),
+    ) -> Result<()> {
         let mut other = copy(replica)?;
         let before = other.change_count();
         self.change(&mut other, second.0, t + 7, None, &second.1)?;
         self.change(replica, first.0, t, None, &first.1)?;
         if other.change_count() > before {
-            let hashes: Vec<ChangeHash> = other.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+            let hashes: Vec<ChangeHash> = other
+                .doc()
+                .get_changes_meta(&[])
+                .iter()
+                .map(|m| m.hash)
+                .collect();
             for envelope in other.envelopes_for(&hashes[before..]) {
                 replica
                     .ingest_envelope(&envelope)
@@ -256,8 +280,15 @@ impl Generator<'_> {
 
     /// Stores a finished document the way a node that received all of it would.
     fn write(&mut self, replica: &DocReplica) -> Result<()> {
-        let hashes: Vec<ChangeHash> = replica.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
-        let (bundle, _) = replica.bundle_for(&hashes).map_err(|e| anyhow!("bundle: {e}"))?;
+        let hashes: Vec<ChangeHash> = replica
+            .doc()
+            .get_changes_meta(&[])
+            .iter()
+            .map(|m| m.hash)
+            .collect();
+        let (bundle, _) = replica
+            .bundle_for(&hashes)
+            .map_err(|e| anyhow!("bundle: {e}"))?;
         let proofs = hashes
             .iter()
             .filter_map(|h| replica.record(h)?.proof.clone().map(|p| (h.0, p)))
@@ -266,7 +297,7 @@ impl Generator<'_> {
             .ingest_bundle(Some(replica.genesis()), &replica.id(), &bundle, proofs)
             .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
         self.written += 1;
-        if self.written % 200 == 0 {
+        if self.written.is_multiple_of(200) {
             self.sink.commit()?;
             self.sink.clear_cache();
         }
@@ -283,7 +314,13 @@ impl Generator<'_> {
             set("location", &text::place(&mut r)),
             set("bio", &text::chatter(&mut r, 40, 400)),
         ];
-        self.change(&mut replica, i, EPOCH + r.range(0, 86_400) as i64, Some(&new), &edits)?;
+        self.change(
+            &mut replica,
+            i,
+            EPOCH + r.range(0, 86_400) as i64,
+            Some(&new),
+            &edits,
+        )?;
         self.stats.profiles += 1;
         self.write(&replica)
     }
@@ -308,19 +345,52 @@ impl Generator<'_> {
         let instructions = r.lognormal(3_500.0, 0.9, 300.0, 40_000.0) as usize;
         let n_steps = (instructions / 700).clamp(3, 30) + r.below(3);
         let mut steps: VecDeque<String> = (0..n_steps)
-            .map(|_| text::paragraph(r, (instructions / n_steps).clamp(40, 15_000), (instructions / n_steps).clamp(40, 15_000)))
+            .map(|_| {
+                text::paragraph(
+                    r,
+                    (instructions / n_steps).clamp(40, 15_000),
+                    (instructions / n_steps).clamp(40, 15_000),
+                )
+            })
             .collect();
         let n_bom = r.lognormal(15.0, 0.7, 5.0, 60.0) as usize;
-        let mut bom: VecDeque<Edit> = (0..n_bom).map(|_| Edit::AddBomLine { line: text::bom_line(r) }).collect();
+        let mut bom: VecDeque<Edit> = (0..n_bom)
+            .map(|_| Edit::AddBomLine {
+                line: text::bom_line(r),
+            })
+            .collect();
         let mut edits = vec![
             set("summary", &text::chatter(r, 80, 600)),
             set("problem", &text::chatter(r, 40, 300)),
             set("how_it_works", &text::paragraph(r, 100, 900)),
-            set("stage", r.pick_str(&["idea", "concept", "prototype", "functional-prototype", "in-use"])),
-            set("licence.hardware", r.pick_str(&["CERN-OHL-S-2.0", "CERN-OHL-W-2.0", "CERN-OHL-P-2.0", "TAPR-OHL-1.0"])),
-            set("licence.documentation", r.pick_str(&["CC-BY-SA-4.0", "CC-BY-4.0", "CC0-1.0"])),
+            set(
+                "stage",
+                r.pick_str(&[
+                    "idea",
+                    "concept",
+                    "prototype",
+                    "functional-prototype",
+                    "in-use",
+                ]),
+            ),
+            set(
+                "licence.hardware",
+                r.pick_str(&[
+                    "CERN-OHL-S-2.0",
+                    "CERN-OHL-W-2.0",
+                    "CERN-OHL-P-2.0",
+                    "TAPR-OHL-1.0",
+                ]),
+            ),
+            set(
+                "licence.documentation",
+                r.pick_str(&["CC-BY-SA-4.0", "CC-BY-4.0", "CC0-1.0"]),
+            ),
             set("licensor", &self.authors[pool[0]].name.clone()),
-            set("documentation_language", r.pick_str(&["en", "fr", "de", "es"])),
+            set(
+                "documentation_language",
+                r.pick_str(&["en", "fr", "de", "es"]),
+            ),
         ];
         for _ in 0..r.range(2, 6) {
             edits.push(add("tags", &text::tag(r)));
@@ -329,7 +399,10 @@ impl Generator<'_> {
             edits.push(add("tools", &text::tool(r)));
         }
         if r.chance(0.3) {
-            edits.push(set("external_ids.farmhack", &format!("https://farmhack.org/tools/{}", r.range(100, 9999))));
+            edits.push(set(
+                "external_ids.farmhack",
+                &format!("https://farmhack.org/tools/{}", r.range(100, 9999)),
+            ));
         }
         for _ in 0..(n_bom * 7 / 10).max(1) {
             edits.extend(bom.pop_front());
@@ -362,16 +435,25 @@ impl Generator<'_> {
     }
 
     /// One to three edits of a typical design revision, based on the current state.
-    fn design_edits(&mut self, r: &mut Rng, replica: &DocReplica, steps: &mut VecDeque<String>, bom: &mut VecDeque<Edit>) -> Vec<Edit> {
+    fn design_edits(
+        &mut self,
+        r: &mut Rng,
+        replica: &DocReplica,
+        steps: &mut VecDeque<String>,
+        bom: &mut VecDeque<Edit>,
+    ) -> Vec<Edit> {
         let doc = replica.doc();
         let current_steps = steps_of(doc);
-        let n_bom = length_of(doc, "bom");
+        let mut n_bom = length_of(doc, "bom");
         let mut out = Vec::new();
         for _ in 0..r.range(1, 3) {
             let roll = r.unit();
             let edit = if !steps.is_empty() && roll < 0.12 {
-                steps.pop_front().map(|text| Edit::AddStep { text, at: None })
+                steps
+                    .pop_front()
+                    .map(|text| Edit::AddStep { text, at: None })
             } else if !bom.is_empty() && roll < 0.24 {
+                n_bom += 1;
                 bom.pop_front()
             } else if roll < 0.55 && !current_steps.is_empty() {
                 let step = r.below(current_steps.len());
@@ -386,14 +468,34 @@ impl Generator<'_> {
                     text: format!(" {}", text::paragraph(r, 40, 400)),
                 })
             } else if roll < 0.72 {
-                Some(add(r.pick_str(&["tags", "tools", "skills"]), &text::tool(r)))
+                Some(add(
+                    r.pick_str(&["tags", "tools", "skills"]),
+                    &text::tool(r),
+                ))
             } else if roll < 0.77 {
-                Some(set("stage", r.pick_str(&["prototype", "functional-prototype", "production-ready", "in-use"])))
+                Some(set(
+                    "stage",
+                    r.pick_str(&[
+                        "prototype",
+                        "functional-prototype",
+                        "production-ready",
+                        "in-use",
+                    ]),
+                ))
             } else if roll < 0.83 {
                 let name = r.pick(&self.authors).name.clone();
                 Some(Edit::AddContributor {
                     name,
-                    role: Some(r.pick_str(&["designer", "builder", "translator", "photographer", "tester"]).to_string()),
+                    role: Some(
+                        r.pick_str(&[
+                            "designer",
+                            "builder",
+                            "translator",
+                            "photographer",
+                            "tester",
+                        ])
+                        .to_string(),
+                    ),
                 })
             } else if roll < 0.88 {
                 Some(Edit::AddBuilt {
@@ -401,7 +503,10 @@ impl Generator<'_> {
                     note: r.chance(0.5).then(|| text::chatter(r, 30, 200)),
                 })
             } else if roll < 0.91 && n_bom > 3 {
-                Some(Edit::RemoveBomLine { position: r.range(1, n_bom) })
+                n_bom -= 1;
+                Some(Edit::RemoveBomLine {
+                    position: r.range(1, n_bom + 1),
+                })
             } else if roll < 0.94 {
                 Some(Edit::AddPart {
                     part: Part {
@@ -424,7 +529,12 @@ impl Generator<'_> {
             };
             out.extend(edit);
         }
-        if out.iter().filter(|e| matches!(e, Edit::Release { .. })).count() > 0 {
+        if out
+            .iter()
+            .filter(|e| matches!(e, Edit::Release { .. }))
+            .count()
+            > 0
+        {
             out.retain(|e| matches!(e, Edit::Release { .. }));
             out.truncate(1);
         }
@@ -434,7 +544,13 @@ impl Generator<'_> {
     fn fork(&mut self, parent: &DocReplica, r: &mut Rng) -> Result<DocReplica> {
         let creator = self.pool(r, 1.0, 1.0)[0];
         let heads = parent.heads();
-        let latest = parent.doc().get_changes_meta(&[]).iter().map(|m| m.timestamp).max().unwrap_or(EPOCH);
+        let latest = parent
+            .doc()
+            .get_changes_meta(&[])
+            .iter()
+            .map(|m| m.timestamp)
+            .max()
+            .unwrap_or(EPOCH);
         let mut t = latest + r.range(86_400, 90 * 86_400) as i64;
         let origin = ForkOrigin {
             parent: parent.id(),
@@ -467,17 +583,26 @@ impl Generator<'_> {
         let day = r.range(1, 28);
         let month = r.range(1, 12);
         let mut edits = vec![
-            set("kind", r.pick_str(&["build", "design", "documentation", "workshop", "farm-visit"])),
+            set(
+                "kind",
+                r.pick_str(&["build", "design", "documentation", "workshop", "farm-visit"]),
+            ),
             set("summary", &text::chatter(r, 80, 400)),
             set("description", &text::chatter(r, 200, 1500)),
             set("start", &format!("2026-{month:02}-{day:02}T09:00")),
             set("end", &format!("2026-{month:02}-{day:02}T18:00")),
             set("location.name", &format!("Ferme de {}", text::place(r))),
-            set("location.country", r.pick_str(&["France", "USA", "Belgium", "Switzerland", "Canada"])),
+            set(
+                "location.country",
+                r.pick_str(&["France", "USA", "Belgium", "Switzerland", "Canada"]),
+            ),
             set("status", "planned"),
         ];
         for _ in 0..r.range(1, 3) {
-            edits.push(add("activities", r.pick_str(&["build", "design", "document", "demo", "training"])));
+            edits.push(add(
+                "activities",
+                r.pick_str(&["build", "design", "document", "demo", "training"]),
+            ));
         }
         for &a in &pool {
             edits.push(add("organisers", &self.authors[a].name.clone()));
@@ -493,7 +618,14 @@ impl Generator<'_> {
             let edit = match r.below(4) {
                 0 => set("status", r.pick_str(&["ongoing", "done"])),
                 1 => Edit::AddOutcome {
-                    outcome: r.pick_str(&["new-design", "new-release", "units-built", "documentation-improved"]).to_string(),
+                    outcome: r
+                        .pick_str(&[
+                            "new-design",
+                            "new-release",
+                            "units-built",
+                            "documentation-improved",
+                        ])
+                        .to_string(),
                     detail: Some(format!("{} units", r.range(1, 9))),
                 },
                 2 => Edit::AppendText {
@@ -512,7 +644,15 @@ impl Generator<'_> {
         let pool = self.pool(r, 4.0, 12.0);
         let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
         let mut replica = self.new_doc(DocKind::Note, pool[0], None, t)?;
-        let kind = r.pick_str(&["brainstorm", "build-log", "need-statement", "decision", "question", "chronicle", "comment"]);
+        let kind = r.pick_str(&[
+            "brainstorm",
+            "build-log",
+            "need-statement",
+            "decision",
+            "question",
+            "chronicle",
+            "comment",
+        ]);
         let new = NewDocument::note(target.to_string(), Some(kind), text::chatter(r, 60, 500));
         let mut edits = vec![add("tags", &text::tag(r))];
         if r.chance(0.5) {

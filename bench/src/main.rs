@@ -90,7 +90,10 @@ fn main() -> Result<ExitCode> {
         None => {}
     }
     for name in &cli.scenarios {
-        anyhow::ensure!(SCENARIOS.contains(&name.as_str()), "unknown scenario `{name}`; choose from {SCENARIOS:?}");
+        anyhow::ensure!(
+            SCENARIOS.contains(&name.as_str()),
+            "unknown scenario `{name}`; choose from {SCENARIOS:?}"
+        );
     }
     let sizes = match (cli.sizes.is_empty(), cli.quick) {
         (false, _) => cli.sizes.clone(),
@@ -98,9 +101,9 @@ fn main() -> Result<ExitCode> {
         (true, false) => vec![100, 500, 2000, 5000],
     };
     let fanout_nodes = cli.fanout_nodes.unwrap_or(if cli.quick { 5 } else { 20 });
-    let temp = tempfile::Builder::new().prefix("hedgerow-bench-").tempdir_in(
-        cli.workdir.clone().unwrap_or_else(std::env::temp_dir),
-    )?;
+    let temp = tempfile::Builder::new()
+        .prefix("hedgerow-bench-")
+        .tempdir_in(cli.workdir.clone().unwrap_or_else(std::env::temp_dir))?;
     let temp_path = temp.path().to_path_buf();
     if cli.keep {
         let _ = temp.keep();
@@ -129,11 +132,20 @@ fn main() -> Result<ExitCode> {
             std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
         }
     }
-    let text = format!("Commons (seed {}):\n\n{}\n\n{}", cli.seed, summaries.join("\n"), markdown(&rows));
+    let text = format!(
+        "Commons (seed {}):\n\n{}\n\n{}",
+        cli.seed,
+        summaries.join("\n"),
+        markdown(&rows)
+    );
     println!("{text}");
     if let Some(path) = &cli.markdown {
         std::fs::write(path, &text)?;
     }
     let failed = rows.iter().any(|r| r.extra.contains_key("error"));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -24,7 +24,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs a node on `home` until stdin closes: the hidden `node` mode of this binary.
 pub fn run_node(home: &Path) -> Result<()> {
     let home = Home::open(home)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut sink = Vec::new();
@@ -109,10 +111,16 @@ impl NodeProc {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = node.child.try_wait()? {
-                bail!("node {name} exited during start ({status}); see {}", home.join("node.log").display());
+                bail!(
+                    "node {name} exited during start ({status}); see {}",
+                    home.join("node.log").display()
+                );
             }
             if let Ok(status) = node.status() {
-                let listen = status["listen"].as_array().and_then(|l| l.first()).and_then(Value::as_str);
+                let listen = status["listen"]
+                    .as_array()
+                    .and_then(|l| l.first())
+                    .and_then(Value::as_str);
                 if let (Some(listen), Some(peer)) = (listen, status["peer_id"].as_str()) {
                     node.addr = format!("{listen}/p2p/{peer}");
                     return Ok(node);
@@ -127,7 +135,9 @@ impl NodeProc {
 
     /// Sends one request over the control socket; the JSON result.
     pub fn call(&self, request: &Request) -> Result<Value> {
-        match control::call(&self.socket, request, CALL_TIMEOUT).map_err(|e| anyhow!("{}: {e}", self.name))? {
+        match control::call(&self.socket, request, CALL_TIMEOUT)
+            .map_err(|e| anyhow!("{}: {e}", self.name))?
+        {
             ControlReply::Ok(value) => Ok(value),
             ControlReply::Error(message) => Err(anyhow!("{}: {message}", self.name)),
         }
@@ -187,7 +197,11 @@ impl NodeProc {
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 if !status.success() {
-                    bail!("node {} exited with {status}; see {}", self.name, self.home.join("node.log").display());
+                    bail!(
+                        "node {} exited with {status}; see {}",
+                        self.name,
+                        self.home.join("node.log").display()
+                    );
                 }
                 return Ok(());
             }
@@ -209,9 +223,17 @@ impl Drop for NodeProc {
 /// CPU seconds (user + system) and peak resident bytes (VmHWM) of a live process.
 pub fn proc_usage(pid: u32) -> Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).ok_or_else(|| anyhow!("bad /proc stat"))?;
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow!("bad /proc stat"))?;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let cpu = (ticks(11) + ticks(12)) as f64 / hz;

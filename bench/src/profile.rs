@@ -8,7 +8,10 @@
 use anyhow::Result;
 use hedgerow_node::Replicas;
 use hedgerow_protocol::encoding::encode;
-use hedgerow_protocol::sync::{id_prefix, SyncSource, Want};
+use hedgerow_protocol::sync::{
+    bucket_digests, bucket_of, id_prefix, summary_buckets, HeadsDigest, IdPrefix, SyncRequest,
+    SyncResponse, SyncSource, Want, SUMMARY_THRESHOLD,
+};
 use serde::Serialize;
 
 /// The parts of the payloads one side sends the other.
@@ -34,17 +37,28 @@ pub struct Breakdown {
     pub bundle_bytes_of_whole_docs: u64,
     /// The encoded `Want`s the puller sends for them.
     pub want_bytes: u64,
-    /// Inventory entries the responder sends (16 bytes for every document it holds).
+    /// The responder's `Inventory` (of the differing buckets only, after a summary).
     pub inventory_bytes: u64,
+    /// Its `Summary` of bucket digests (large commons only).
+    pub summary_bytes: u64,
+    /// The puller's `Entries` request (large commons only).
+    pub entries_request_bytes: u64,
 }
 
 /// What `from` would send `to` in a pull by `to`.
 pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
     let mut out = Breakdown::default();
     let ids = from.store().all_doc_ids()?;
-    out.inventory_bytes = 16 * ids.len() as u64;
+    listing(from, to, &mut out)?;
     for (n, id) in ids.iter().enumerate() {
         let have = to.store().doc_genesis(id)?.is_some();
+        // Only documents whose heads differ are asked for.
+        if have
+            && from.store().summary(id)?.map(|s| s.heads)
+                == to.store().summary(id)?.map(|s| s.heads)
+        {
+            continue;
+        }
         let clock = if have {
             to.replica(id)?
                 .clock()
@@ -59,11 +73,11 @@ pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
             have_genesis: have,
             clock,
         };
+        out.want_bytes += encode(&want).len() as u64;
         let Some(payload) = from.payload(id, &want)? else {
             continue;
         };
         out.docs += 1;
-        out.want_bytes += encode(&want).len() as u64;
         out.payload_bytes += encode(&payload).len() as u64;
         out.bundle_bytes += payload.bundle.len() as u64;
         out.proof_bytes += encode(&payload.proofs).len() as u64;
@@ -82,4 +96,57 @@ pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
     from.clear_cache();
     to.clear_cache();
     Ok(out)
+}
+
+/// The listing part of the exchange: inventory, or summary, entries and partial inventory.
+fn listing(from: &mut Replicas, to: &mut Replicas, out: &mut Breakdown) -> Result<()> {
+    let Some(genesis) = from.commons_list()?.into_iter().next() else {
+        return Ok(());
+    };
+    let commons = genesis.body.id();
+    let entries = |r: &Replicas| -> Result<Vec<(IdPrefix, HeadsDigest)>> {
+        let mut docs: Vec<_> = r
+            .inventory(&commons)?
+            .iter()
+            .map(|(id, d)| (id_prefix(id), *d))
+            .collect();
+        docs.sort_unstable();
+        Ok(docs)
+    };
+    let theirs = entries(from)?;
+    let mine = entries(to)?;
+    if theirs == mine {
+        return Ok(());
+    }
+    if theirs.len() <= SUMMARY_THRESHOLD || mine.is_empty() {
+        out.inventory_bytes = encode(&SyncResponse::Inventory {
+            genesis,
+            docs: theirs,
+        })
+        .len() as u64;
+        return Ok(());
+    }
+    let buckets = summary_buckets(theirs.len());
+    let digests = bucket_digests(&theirs, buckets);
+    let local = bucket_digests(&mine, buckets);
+    let wanted: Vec<u32> = (0..buckets)
+        .filter(|b| digests[*b as usize] != local[*b as usize])
+        .collect();
+    let listed: Vec<_> = theirs
+        .into_iter()
+        .filter(|(p, _)| wanted.contains(&bucket_of(p, buckets)))
+        .collect();
+    out.summary_bytes = encode(&SyncResponse::Summary { buckets, digests }).len() as u64;
+    out.entries_request_bytes = encode(&SyncRequest::Entries {
+        commons,
+        buckets,
+        wanted,
+    })
+    .len() as u64;
+    out.inventory_bytes = encode(&SyncResponse::Inventory {
+        genesis,
+        docs: listed,
+    })
+    .len() as u64;
+    Ok(())
 }

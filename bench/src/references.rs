@@ -85,6 +85,10 @@ pub fn compare(a: &mut Replicas, b: &mut Replicas, start: AutomergeStart) -> Res
     for (n, id) in ids.iter().enumerate() {
         let has_a = a.store().doc_genesis(id)?.is_some();
         let has_b = b.store().doc_genesis(id)?.is_some();
+        if start == AutomergeStart::Connected && has_a && has_b && same_heads(a, b, id)? {
+            // Connected peers in the same state exchange nothing for this document.
+            continue;
+        }
         let ra = if has_a { Some(a.replica(id)?) } else { None };
         let rb = if has_b { Some(b.replica(id)?) } else { None };
         let mut differs = false;
@@ -125,6 +129,18 @@ pub fn compare(a: &mut Replicas, b: &mut Replicas, start: AutomergeStart) -> Res
     Ok(refs)
 }
 
+/// Whether both stores hold the same heads of `id` (from their cached summaries).
+fn same_heads(a: &Replicas, b: &Replicas, id: &DocId) -> Result<bool> {
+    let heads = |r: &Replicas| -> Result<Option<Vec<[u8; 32]>>> {
+        Ok(r.store().summary(id)?.map(|s| {
+            let mut heads = s.heads;
+            heads.sort_unstable();
+            heads
+        }))
+    };
+    Ok(heads(a)? == heads(b)?)
+}
+
 /// What one side lacked of one document.
 struct Lacked {
     limit: u64,
@@ -136,7 +152,13 @@ struct Lacked {
 fn lacked(from: &DocReplica, to: Option<&DocReplica>) -> Result<Lacked> {
     let metas = from.doc().get_changes_meta(&[]);
     let have: HashSet<ChangeHash> = to
-        .map(|t| t.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect())
+        .map(|t| {
+            t.doc()
+                .get_changes_meta(&[])
+                .iter()
+                .map(|m| m.hash)
+                .collect()
+        })
         .unwrap_or_default();
     let missing: Vec<_> = metas.iter().filter(|m| !have.contains(&m.hash)).collect();
     let authors: HashSet<&ActorId> = missing.iter().map(|m| m.actor.as_ref()).collect();
@@ -157,9 +179,17 @@ fn lacked(from: &DocReplica, to: Option<&DocReplica>) -> Result<Lacked> {
         envelopes += envelope_size(from, hash)?;
     }
     Ok(Lacked {
-        limit: if hashes.is_empty() { 0 } else { compact + signatures },
+        limit: if hashes.is_empty() {
+            0
+        } else {
+            compact + signatures
+        },
         envelopes,
-        genesis: if to.is_none() { encode(from.genesis()).len() as u64 } else { 0 },
+        genesis: if to.is_none() {
+            encode(from.genesis()).len() as u64
+        } else {
+            0
+        },
         changes: hashes.len() as u64,
     })
 }
@@ -170,7 +200,9 @@ fn envelope_size(replica: &DocReplica, hash: &ChangeHash) -> Result<u64> {
         .doc()
         .get_change_by_hash(hash)
         .ok_or_else(|| anyhow!("change {hash} vanished"))?;
-    let record = replica.record(hash).ok_or_else(|| anyhow!("no record for {hash}"))?;
+    let record = replica
+        .record(hash)
+        .ok_or_else(|| anyhow!("no record for {hash}"))?;
     let doc = record.proof.as_ref().map_or(replica.id(), |p| p.doc);
     let envelope = ChangeEnvelope {
         commons: replica.commons(),
@@ -196,7 +228,12 @@ pub struct SyncRun {
 /// Runs automerge's sync between two documents, `x` speaking first, until neither has
 /// anything to say. The peers take turns: each generates its next message after receiving
 /// the other's, the way an application drives `automerge::sync` over a connection.
-pub fn sync_pair(x: &mut Automerge, y: &mut Automerge, sx: &mut State, sy: &mut State) -> Result<SyncRun> {
+pub fn sync_pair(
+    x: &mut Automerge,
+    y: &mut Automerge,
+    sx: &mut State,
+    sy: &mut State,
+) -> Result<SyncRun> {
     let mut run = SyncRun::default();
     let mut silent_turns = 0;
     let mut x_speaks = true;
@@ -228,9 +265,23 @@ pub fn sync_pair(x: &mut Automerge, y: &mut Automerge, sx: &mut State, sy: &mut 
 
 /// automerge's sync on a new connection, with whichever peer speaking first costs less.
 fn fresh_sync(a: &Automerge, b: &Automerge) -> Result<SyncRun> {
-    let first = sync_pair(&mut a.clone(), &mut b.clone(), &mut State::new(), &mut State::new())?;
-    let second = sync_pair(&mut b.clone(), &mut a.clone(), &mut State::new(), &mut State::new())?;
-    Ok(if second.bytes < first.bytes { second } else { first })
+    let first = sync_pair(
+        &mut a.clone(),
+        &mut b.clone(),
+        &mut State::new(),
+        &mut State::new(),
+    )?;
+    let second = sync_pair(
+        &mut b.clone(),
+        &mut a.clone(),
+        &mut State::new(),
+        &mut State::new(),
+    )?;
+    Ok(if second.bytes < first.bytes {
+        second
+    } else {
+        first
+    })
 }
 
 /// automerge between connected peers: in sync on `receiver` with live sync state, then the
@@ -240,7 +291,11 @@ fn connected_sync(sender: &Automerge, receiver: &Automerge) -> Result<SyncRun> {
     let mut y = receiver.clone();
     let (mut sx, mut sy) = (State::new(), State::new());
     sync_pair(&mut x, &mut y, &mut sx, &mut sy)?;
-    let have: HashSet<ChangeHash> = receiver.get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+    let have: HashSet<ChangeHash> = receiver
+        .get_changes_meta(&[])
+        .iter()
+        .map(|m| m.hash)
+        .collect();
     let extra: Vec<_> = sender
         .get_changes(&[])
         .into_iter()
@@ -263,11 +318,14 @@ mod tests {
         tx.put(ROOT, "name", "Roller crimper").expect("put");
         tx.commit();
         let mut b = Automerge::new();
-        let run = sync_pair(&mut a.clone(), &mut b, &mut State::new(), &mut State::new()).expect("sync");
+        let run =
+            sync_pair(&mut a.clone(), &mut b, &mut State::new(), &mut State::new()).expect("sync");
         assert!(run.messages >= 2 && run.bytes > 0);
         assert_eq!(b.get_heads(), a.get_heads());
         let again = sync_pair(&mut a, &mut b, &mut State::new(), &mut State::new()).expect("sync");
-        assert!(again.bytes > 0, "a fresh in-sync exchange still costs heads");
+        assert!(
+            again.bytes > 0,
+            "a fresh in-sync exchange still costs heads"
+        );
     }
 }
-

@@ -171,12 +171,21 @@ pub fn markdown(rows: &[Row]) -> String {
     out.push_str("\n### Scenario details\n\n");
     for r in rows {
         if !r.extra.is_empty() {
-            let _ = writeln!(out, "- {} @ {}: {}", r.scenario, r.designs, Value::Object(r.extra.clone()));
+            let _ = writeln!(
+                out,
+                "- {} @ {}: {}",
+                r.scenario,
+                r.designs,
+                Value::Object(r.extra.clone())
+            );
         }
     }
     out.push_str(&growth(rows));
     out
 }
+
+/// A named figure of a row.
+type Figure = (&'static str, fn(&Row) -> f64);
 
 /// How each scenario's figures grow from the smallest to the largest size.
 pub fn growth(rows: &[Row]) -> String {
@@ -202,8 +211,11 @@ pub fn growth(rows: &[Row]) -> String {
     }
     out.push_str("---:|\n");
     for scenario in scenarios {
-        let of = |size: usize| rows.iter().find(|r| r.scenario == scenario && r.designs == size);
-        let figures: [(&str, fn(&Row) -> f64); 4] = [
+        let of = |size: usize| {
+            rows.iter()
+                .find(|r| r.scenario == scenario && r.designs == size)
+        };
+        let figures: [Figure; 4] = [
             ("bytes", |r| r.bytes as f64),
             ("wall s", |r| r.wall_s),
             ("cpu s", |r| r.cpu_s),
@@ -217,7 +229,11 @@ pub fn growth(rows: &[Row]) -> String {
             }
             let first = values.iter().flatten().next().copied().unwrap_or(0.0);
             let last = values.iter().flatten().last().copied().unwrap_or(0.0);
-            let growth = if first > 0.0 { format!("{:.2}", last / first) } else { "–".into() };
+            let growth = if first > 0.0 {
+                format!("{:.2}", last / first)
+            } else {
+                "–".into()
+            };
             let _ = writeln!(out, " {growth} |");
         }
     }

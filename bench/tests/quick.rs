@@ -8,7 +8,13 @@
 use serde_json::Value;
 use std::process::Command;
 
-const NETWORK: &[&str] = &["initial sync", "in-sync reconnect", "one edit", "divergence", "fan-out (5 nodes)"];
+const NETWORK: &[&str] = &[
+    "initial sync",
+    "in-sync reconnect",
+    "one edit",
+    "divergence",
+    "fan-out (5 nodes)",
+];
 const LOCAL: &[&str] = &["apply-and-verify", "cold start"];
 const FIELDS: &[&str] = &[
     "scenario",
@@ -37,11 +43,18 @@ fn quick_mode_measures_every_scenario() {
         .output()
         .expect("run hedgerow-bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "hedgerow-bench --quick failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "hedgerow-bench --quick failed:\n{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("| scenario | designs |"), "no markdown table on stdout:\n{stdout}");
+    assert!(
+        stdout.contains("| scenario | designs |"),
+        "no markdown table on stdout:\n{stdout}"
+    );
 
-    let rows: Vec<Value> = serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("json parses");
+    let rows: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(&json).expect("json written")).expect("json parses");
     let row = |name: &str| {
         rows.iter()
             .find(|r| r["scenario"] == name)
@@ -53,22 +66,50 @@ fn quick_mode_measures_every_scenario() {
             assert!(!r[*field].is_null(), "`{name}` lacks `{field}`: {r}");
         }
         assert_eq!(r["designs"], 100, "{r}");
-        assert!(r["converged"].as_bool().unwrap_or(false), "`{name}` did not end in the expected state: {r}");
+        assert!(
+            r["converged"].as_bool().unwrap_or(false),
+            "`{name}` did not end in the expected state: {r}"
+        );
         assert!(r["peak_rss_bytes"].as_u64().unwrap_or(0) > 0, "{r}");
     }
     for name in NETWORK {
         let r = row(name);
-        assert!(r["bytes"].as_u64().unwrap_or(0) > 0, "`{name}` counted no bytes: {r}");
-        assert!(r["automerge_bytes"].as_u64().unwrap_or(0) > 0, "`{name}` has no automerge reference: {r}");
+        assert!(
+            r["bytes"].as_u64().unwrap_or(0) > 0,
+            "`{name}` counted no bytes: {r}"
+        );
+        assert!(
+            r["automerge_bytes"].as_u64().unwrap_or(0) > 0,
+            "`{name}` has no automerge reference: {r}"
+        );
     }
-    for name in ["initial sync", "one edit", "divergence", "fan-out (5 nodes)"] {
+    for name in [
+        "initial sync",
+        "one edit",
+        "divergence",
+        "fan-out (5 nodes)",
+    ] {
         let r = row(name);
-        assert!(r["limit_bytes"].as_u64().unwrap_or(0) > 0, "`{name}` has no limit: {r}");
-        assert!(r["envelope_bytes"].as_u64().unwrap_or(0) > 0, "`{name}` has no envelope sum: {r}");
+        assert!(
+            r["limit_bytes"].as_u64().unwrap_or(0) > 0,
+            "`{name}` has no limit: {r}"
+        );
+        assert!(
+            r["envelope_bytes"].as_u64().unwrap_or(0) > 0,
+            "`{name}` has no envelope sum: {r}"
+        );
     }
     let reconnect = row("in-sync reconnect");
     assert_eq!(reconnect["round_trips"], 1, "{reconnect}");
     let sync_bytes = reconnect["sync_bytes"].as_u64().unwrap_or(u64::MAX);
-    assert!(sync_bytes > 0 && sync_bytes < 1024, "in-sync reconnect took {sync_bytes} B of sync protocol: {reconnect}");
-    assert!(row("apply-and-verify")["extra"]["bundle_changes_per_s"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(
+        sync_bytes > 0 && sync_bytes < 1024,
+        "in-sync reconnect took {sync_bytes} B of sync protocol: {reconnect}"
+    );
+    assert!(
+        row("apply-and-verify")["extra"]["bundle_changes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
 }

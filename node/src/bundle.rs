@@ -81,21 +81,21 @@ impl fmt::Display for ImportReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// A summary file that cannot be used.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Summary {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
-        source: BundleFileError,
+        /// What is wrong with it (shown in the message, so not chained as a source).
+        error: BundleFileError,
     },
     /// A bundle of which nothing could be read.
     #[error("{0}")]
     Unreadable(BundleFileError),
     /// A damaged bundle: what verified before the damage was imported.
-    #[error("{source}; of the records that could still be read: {report}")]
+    #[error("{damage}; of the records that could still be read: {report}")]
     Damaged {
         /// What is wrong with the file.
-        source: BundleFileError,
+        damage: BundleFileError,
         /// What was imported nonetheless.
         report: ImportReport,
     },
@@ -282,7 +282,7 @@ impl Replicas {
             Some(source) if decoded.records.is_empty() => {
                 Err(BundleError::Unreadable(source).into())
             }
-            Some(source) => Err(BundleError::Damaged { source, report }.into()),
+            Some(damage) => Err(BundleError::Damaged { damage, report }.into()),
         }
     }
 
@@ -424,9 +424,9 @@ pub fn export_to_file(
             absolute(summary_path)?;
             let bytes = read_file(summary_path)?;
             Some(
-                decode_summary(&bytes).map_err(|source| BundleError::Summary {
+                decode_summary(&bytes).map_err(|error| BundleError::Summary {
                     path: summary_path.to_path_buf(),
-                    source,
+                    error,
                 })?,
             )
         }

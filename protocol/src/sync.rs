@@ -7,7 +7,13 @@
 //! 1. `Hello{commons digest}` -> `InSync` settles "nothing to do" in one small
 //!    round trip for a commons of any size; otherwise the reply carries the
 //!    responder's inventory: an 8-byte id prefix and an 8-byte heads digest
-//!    per document (16 bytes a document).
+//!    per document (16 bytes a document). A large commons (over
+//!    [`SUMMARY_THRESHOLD`] documents) answers a puller that holds part of it
+//!    with a `Summary` instead: its documents in buckets by id prefix, a 4-byte
+//!    digest a bucket (about one byte a document); the puller asks with
+//!    `Entries` for the inventory of just the buckets that differ, so two nodes
+//!    that drifted apart by a few edits do not send each other their whole
+//!    inventories.
 //! 2. The puller asks, in batches, for the documents whose digest differs,
 //!    sending its per-author sequence heights for each (`Fetch`). The
 //!    responder answers with what the puller lacks: a compressed automerge
@@ -16,6 +22,17 @@
 //! 3. The puller verifies and stores each batch as it arrives, so a sync cut
 //!    off halfway keeps what it got, and the next sync's inventory asks only
 //!    for the rest.
+//!
+//! On slow links the puller sizes each fetch: the budget comes from the node's
+//! estimate of the link (about two seconds of data, so a drop loses little),
+//! and a fetch names only about twice as many documents as that budget holds.
+//! Changes to documents already held are asked for before new documents, and
+//! the responder sends the smallest first and defers the rest, so a large
+//! document waits behind small ones instead of blocking them. A pull cut off
+//! by a dropped link keeps its queue: [`PullSession::interrupt`] puts the lost
+//! fetch back, and [`PullSession::resume`] continues on the next connection
+//! without a new inventory, ending with a `Hello` that catches anything the
+//! responder received meanwhile.
 //!
 //! The responder side is [`respond`], a pure function over a [`SyncSource`].
 
@@ -47,6 +64,18 @@ pub type HeadsDigest = [u8; 8];
 /// Per-author sequence heights: actor id bytes -> highest sequence number held.
 pub type Clock = Vec<(Vec<u8>, u64)>;
 
+/// Commons with more documents than this answer a differing `Hello` from a puller that holds
+/// part of the commons with a [`SyncResponse::Summary`] rather than their whole inventory.
+pub const SUMMARY_THRESHOLD: usize = 512;
+/// Documents per bucket a summary aims for.
+pub const DOCS_PER_BUCKET: usize = 4;
+/// Fewest buckets in a summary.
+pub const MIN_BUCKETS: u32 = 64;
+/// Most buckets in a summary (and in an `Entries` request).
+pub const MAX_BUCKETS: u32 = 1 << 16;
+/// A 4-byte digest of the documents in one bucket of a summary.
+pub type BucketDigest = [u8; 4];
+
 /// A request from puller to responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
@@ -65,6 +94,15 @@ pub enum SyncRequest {
         wants: Vec<Want>,
         /// Stop adding documents to the response past this many bytes.
         budget: u32,
+    },
+    /// "List your documents in these buckets of your summary": those whose digest differs.
+    Entries {
+        /// The commons.
+        commons: CommonsId,
+        /// The summary's bucket count.
+        buckets: u32,
+        /// The buckets to list, ascending.
+        wanted: Vec<u32>,
     },
 }
 
@@ -90,6 +128,14 @@ pub enum SyncResponse {
         genesis: Signed<CommonsGenesis>,
         /// One entry per document.
         docs: Vec<(IdPrefix, HeadsDigest)>,
+    },
+    /// A large commons' documents in buckets by id prefix, one digest a bucket; the puller
+    /// answers with `Entries` naming the buckets that differ, and gets their `Inventory`.
+    Summary {
+        /// Bucket count, a power of two (see [`bucket_of`]).
+        buckets: u32,
+        /// One digest per bucket, in bucket order (see [`bucket_digests`]).
+        digests: Vec<BucketDigest>,
     },
     /// What the puller lacks of some wanted documents.
     Docs {
@@ -224,6 +270,38 @@ pub fn commons_digest(docs: &[(IdPrefix, HeadsDigest)]) -> [u8; 32] {
     domain_hash(DOMAIN_STATE, &bytes)
 }
 
+/// The bucket of an id prefix in a summary of `buckets` buckets (a power of two): its top bits.
+pub fn bucket_of(prefix: &IdPrefix, buckets: u32) -> u32 {
+    let bits = buckets.trailing_zeros();
+    if bits == 0 || !buckets.is_power_of_two() {
+        return 0;
+    }
+    (u64::from_be_bytes(*prefix) >> (64 - bits)) as u32
+}
+
+/// How many buckets a summary of `docs` documents has: about [`DOCS_PER_BUCKET`] documents
+/// a bucket, a power of two from [`MIN_BUCKETS`] to [`MAX_BUCKETS`].
+pub fn summary_buckets(docs: usize) -> u32 {
+    let wanted = (docs / DOCS_PER_BUCKET).max(1).next_power_of_two();
+    (wanted.min(MAX_BUCKETS as usize) as u32).max(MIN_BUCKETS)
+}
+
+/// One digest per bucket of `docs`: the first 4 bytes of the [`commons_digest`] of the
+/// bucket's documents (the same on both sides when they hold the same states).
+pub fn bucket_digests(docs: &[(IdPrefix, HeadsDigest)], buckets: u32) -> Vec<BucketDigest> {
+    let mut per_bucket = vec![Vec::new(); buckets as usize];
+    for entry in docs {
+        per_bucket[bucket_of(&entry.0, buckets) as usize].push(*entry);
+    }
+    per_bucket
+        .iter()
+        .map(|bucket| {
+            let digest = commons_digest(bucket);
+            [digest[0], digest[1], digest[2], digest[3]]
+        })
+        .collect()
+}
+
 /// The id prefix used in inventories.
 pub fn id_prefix(doc: &DocId) -> IdPrefix {
     let mut out = [0u8; ID_PREFIX_LEN];
@@ -255,6 +333,20 @@ pub enum RequestError {
         /// How many it names.
         count: usize,
     },
+    /// An entries request whose bucket count is not a power of two up to [`MAX_BUCKETS`].
+    #[error("an entries request names {buckets} buckets; a summary has a power of two up to {MAX_BUCKETS}")]
+    BadBucketCount {
+        /// The bucket count given.
+        buckets: u32,
+    },
+    /// An entries request names a bucket past its bucket count, or more buckets than there are.
+    #[error("an entries request names bucket {bucket} of {buckets}")]
+    NoSuchBucket {
+        /// The bucket named.
+        bucket: u32,
+        /// The bucket count.
+        buckets: u32,
+    },
 }
 
 impl RequestError {
@@ -262,6 +354,8 @@ impl RequestError {
     pub fn kind(&self) -> &'static str {
         match self {
             RequestError::TooManyWants { .. } => "too-many-wants",
+            RequestError::BadBucketCount { .. } => "bad-bucket-count",
+            RequestError::NoSuchBucket { .. } => "no-such-bucket",
         }
     }
 }
@@ -277,6 +371,24 @@ pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
         SyncRequest::Fetch { .. } => Ok(()),
+        SyncRequest::Entries { buckets, wanted, .. } => {
+            if !buckets.is_power_of_two() || *buckets > MAX_BUCKETS {
+                return Err(RequestError::BadBucketCount { buckets: *buckets });
+            }
+            if wanted.len() > *buckets as usize {
+                return Err(RequestError::NoSuchBucket {
+                    bucket: *buckets,
+                    buckets: *buckets,
+                });
+            }
+            match wanted.iter().find(|b| **b >= *buckets) {
+                Some(bucket) => Err(RequestError::NoSuchBucket {
+                    bucket: *bucket,
+                    buckets: *buckets,
+                }),
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -294,7 +406,9 @@ fn respond_inner<S: SyncSource>(
 ) -> Result<SyncResponse, String> {
     validate_request(request).map_err(|e| e.to_string())?;
     let commons = match request {
-        SyncRequest::Hello { commons, .. } | SyncRequest::Fetch { commons, .. } => commons,
+        SyncRequest::Hello { commons, .. }
+        | SyncRequest::Fetch { commons, .. }
+        | SyncRequest::Entries { commons, .. } => commons,
     };
     let Some(genesis) = source.commons_genesis(commons).map_err(|e| e.to_string())? else {
         return Ok(SyncResponse::NotJoined);
@@ -309,9 +423,27 @@ fn respond_inner<S: SyncSource>(
             docs.sort_unstable();
             if commons_digest(&docs) == *digest {
                 Ok(SyncResponse::InSync)
+            } else if docs.len() > SUMMARY_THRESHOLD && *digest != commons_digest(&[]) {
+                let buckets = summary_buckets(docs.len());
+                Ok(SyncResponse::Summary {
+                    buckets,
+                    digests: bucket_digests(&docs, buckets),
+                })
             } else {
                 Ok(SyncResponse::Inventory { genesis, docs })
             }
+        }
+        SyncRequest::Entries {
+            buckets, wanted, ..
+        } => {
+            let wanted: std::collections::HashSet<u32> = wanted.iter().copied().collect();
+            let mut docs: Vec<(IdPrefix, HeadsDigest)> = inventory
+                .iter()
+                .map(|(id, d)| (id_prefix(id), *d))
+                .filter(|(prefix, _)| wanted.contains(&bucket_of(prefix, *buckets)))
+                .collect();
+            docs.sort_unstable();
+            Ok(SyncResponse::Inventory { genesis, docs })
         }
         SyncRequest::Fetch { wants, budget, .. } => {
             let budget = (*budget).clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET) as usize;
@@ -380,6 +512,13 @@ pub struct PullSession {
     budget: u32,
     /// Running estimate of one document's payload on the wire, to size each fetch.
     doc_estimate: f64,
+    /// Wants of the fetch awaiting its response; put back in front if the response is lost.
+    in_flight: Vec<Want>,
+    /// Whether the responder's inventory has arrived (the queue holds the whole difference).
+    listed: bool,
+    /// Whether to send a fresh `Hello` once the queue is empty: set when a pull resumes from
+    /// its saved queue, to catch what the responder received since its inventory.
+    confirm: bool,
     /// Counters so far.
     pub stats: PullStats,
 }
@@ -406,8 +545,45 @@ impl PullSession {
             queue: VecDeque::new(),
             budget: budget.clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET),
             doc_estimate: INITIAL_DOC_ESTIMATE as f64,
+            in_flight: Vec::new(),
+            listed: false,
+            confirm: false,
             stats: PullStats::default(),
         }
+    }
+
+    /// The link dropped or the request failed: the wants of the lost fetch go back to the
+    /// front of the queue. The session can be kept and [`resume`](Self::resume)d on the next
+    /// connection, which then asks for the rest without a new inventory.
+    pub fn interrupt(&mut self) {
+        for want in std::mem::take(&mut self.in_flight).into_iter().rev() {
+            self.queue.push_front(want);
+        }
+        if self.listed {
+            self.confirm = true;
+        }
+    }
+
+    /// Prefixes of the documents still to ask for (their clocks may need refreshing).
+    pub fn queued_prefixes(&self) -> Vec<IdPrefix> {
+        self.queue.iter().map(|want| want.prefix).collect()
+    }
+
+    /// Continues an interrupted pull: with `Hello` if the inventory never arrived, else with
+    /// the saved queue, each want's clock refreshed from `local`.
+    pub fn resume(&mut self, local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
+        if !self.listed {
+            return PullStep::Send(self.hello(local));
+        }
+        let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
+            local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
+        for want in &mut self.queue {
+            if let Some(mine) = local_by_prefix.get(&want.prefix) {
+                want.have_genesis = true;
+                want.clock = mine.clock.clone();
+            }
+        }
+        self.next(local)
     }
 
     /// Changes the byte budget of the next fetches (the link got faster or slower).
@@ -434,7 +610,7 @@ impl PullSession {
     /// responder can still choose the smallest documents.
     pub fn wants_per_fetch(&self) -> usize {
         let fit = f64::from(self.budget) / self.doc_estimate.max(1.0);
-        ((2.0 * fit).ceil() as usize).clamp(MIN_WANTS_PER_FETCH, MAX_WANTS_PER_FETCH)
+        ((2.0 * fit).round() as usize).clamp(MIN_WANTS_PER_FETCH, MAX_WANTS_PER_FETCH)
     }
 
     /// The opening request.
@@ -449,6 +625,37 @@ impl PullSession {
         }
     }
 
+    /// Handles a large commons' summary: ask for the inventory of the buckets whose digest
+    /// differs from this node's (done when none does, or the summary is malformed).
+    pub fn on_summary(
+        &mut self,
+        buckets: u32,
+        remote: &[BucketDigest],
+        local: &BTreeMap<DocId, LocalDoc>,
+    ) -> PullStep {
+        self.stats.round_trips += 1;
+        if !buckets.is_power_of_two() || buckets > MAX_BUCKETS || remote.len() != buckets as usize
+        {
+            return PullStep::Done;
+        }
+        let docs: Vec<(IdPrefix, HeadsDigest)> = local
+            .iter()
+            .map(|(id, d)| (id_prefix(id), d.digest))
+            .collect();
+        let mine = bucket_digests(&docs, buckets);
+        let wanted: Vec<u32> = (0..buckets)
+            .filter(|b| remote[*b as usize] != mine[*b as usize])
+            .collect();
+        if wanted.is_empty() {
+            return PullStep::Done;
+        }
+        PullStep::Send(SyncRequest::Entries {
+            commons: self.commons,
+            buckets,
+            wanted,
+        })
+    }
+
     /// Handles the responder's inventory: queue every document whose digest differs.
     pub fn on_inventory(
         &mut self,
@@ -456,6 +663,8 @@ impl PullSession {
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.stats.round_trips += 1;
+        self.listed = true;
+        self.queue.clear();
         let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
             local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
         for (prefix, digest) in remote {
@@ -477,7 +686,7 @@ impl PullSession {
         self.queue
             .make_contiguous()
             .sort_by_key(|want| !want.have_genesis);
-        self.next()
+        self.next(local)
     }
 
     /// Handles a batch of documents (after the caller stored them): re-queue what was deferred.
@@ -490,6 +699,7 @@ impl PullSession {
         received: usize,
     ) -> PullStep {
         self.stats.round_trips += 1;
+        self.in_flight.clear();
         self.stats.docs_received += received as u64;
         self.stats.deferred += deferred.len() as u64;
         let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
@@ -513,7 +723,7 @@ impl PullSession {
             // The responder could not fit even one document: nothing will change by asking again.
             self.queue.clear();
         }
-        self.next()
+        self.next(local)
     }
 
     /// Documents still to ask for.
@@ -521,12 +731,18 @@ impl PullSession {
         self.queue.len()
     }
 
-    fn next(&mut self) -> PullStep {
+    fn next(&mut self, local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
         if self.queue.is_empty() {
+            if self.confirm {
+                self.confirm = false;
+                self.listed = false;
+                return PullStep::Send(self.hello(local));
+            }
             return PullStep::Done;
         }
         let take = self.queue.len().min(self.wants_per_fetch());
-        let wants = self.queue.drain(..take).collect();
+        let wants: Vec<Want> = self.queue.drain(..take).collect();
+        self.in_flight = wants.clone();
         PullStep::Send(SyncRequest::Fetch {
             commons: self.commons,
             wants,
@@ -578,6 +794,7 @@ mod tests {
     #[test]
     fn changes_to_held_documents_are_asked_before_new_documents() {
         let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        session.record_payload_sizes(std::iter::repeat_n(4096, 50));
         let remote: Vec<(IdPrefix, HeadsDigest)> =
             (1..=6).map(|n| (id_prefix(&doc(n)), [9; 8])).collect();
         let first = wants(session.on_inventory(&remote, &local(&[5, 6])));
@@ -585,5 +802,41 @@ mod tests {
         assert_eq!(held, vec![true, true, false, false]);
         assert_eq!(first[0].prefix, id_prefix(&doc(5)));
         assert_eq!(session.remaining(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_pull_resumes_from_its_queue_then_confirms_with_hello() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        session.record_payload_sizes(std::iter::repeat_n(4096, 50));
+        let remote: Vec<(IdPrefix, HeadsDigest)> =
+            (1..=6).map(|n| (id_prefix(&doc(n)), [9; 8])).collect();
+        let lost = wants(session.on_inventory(&remote, &local(&[])));
+        assert_eq!(lost.len(), 4);
+        session.interrupt();
+        assert_eq!(session.remaining(), 6, "the lost fetch is asked again");
+
+        // Document 1 arrived some other way meanwhile: its want now carries its clock.
+        let now = local(&[1]);
+        let again = wants(session.resume(&now));
+        assert_eq!(again[0].prefix, id_prefix(&doc(1)));
+        assert!(again[0].have_genesis && !again[0].clock.is_empty());
+        assert_eq!(again[1..].to_vec(), lost[1..].to_vec());
+
+        let last = wants(session.on_docs(&[], &now, 4));
+        assert_eq!(last.len(), 2);
+        match session.on_docs(&[], &now, 2) {
+            PullStep::Send(SyncRequest::Hello { .. }) => {}
+            other => panic!("a resumed pull ends with a confirming hello, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pull_cut_before_its_inventory_resumes_with_hello() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        session.interrupt();
+        assert!(matches!(
+            session.resume(&local(&[])),
+            PullStep::Send(SyncRequest::Hello { .. })
+        ));
     }
 }

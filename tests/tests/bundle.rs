@@ -8,7 +8,7 @@
 
 use hedgerow_node::home::Home;
 use hedgerow_node::Replicas;
-use hedgerow_protocol::automerge::{self, ChangeHash, ReadDoc};
+use hedgerow_protocol::automerge::{self, ChangeHash};
 use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::{DeviceKey, DocId};

@@ -340,18 +340,28 @@ fn designs_of(home: &TestHome) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// Waits until `a` and `b` list the same designs with the same change counts.
+/// Waits until `a` and `b` list the same designs with the same change counts (polling once
+/// a second: each poll runs the CLI twice, and the nodes share two cores with it).
 fn same_designs(a: &TestHome, b: &TestHome, timeout: Duration) -> bool {
-    wait_until(timeout, || designs_of(a) == designs_of(b))
+    let deadline = Instant::now() + timeout;
+    loop {
+        if designs_of(a) == designs_of(b) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Waits until no connected peer of `node` is mid-pull or waiting to resume one.
 fn settled(node: &ServeNode) -> bool {
     wait_until(Duration::from_secs(30), || {
         node.status()["connected"].as_array().is_some_and(|peers| {
-            peers
-                .iter()
-                .all(|p| p["syncing"] == false && p["interrupted"] != true)
+            peers.iter().all(|p| {
+                p["syncing"] == false && p["interrupted"] != true && p["postponed"] != true
+            })
         })
     })
 }
@@ -478,6 +488,15 @@ fn farm_sync(net: &Netns, link: &Link, hub: &ServeNode, commons: &str, flap: Opt
     let interrupted = status["counters"]["pulls_interrupted"]
         .as_u64()
         .unwrap_or(0);
+    // Drops are not misbehaviour: no refusals, no bans, however often the link is cut.
+    assert_eq!(
+        status["rejected_total"], 0,
+        "the farm refused items: {status}"
+    );
+    assert_eq!(
+        status["banned_peers"], 0,
+        "the farm banned its hub: {status}"
+    );
     let mut farm = farm;
     if std::env::var_os("HEDGEROW_FIELD_LOGS").is_some() {
         let ends_after = (link.tx_per_end("bytes"), link.tx_per_end("packets"));

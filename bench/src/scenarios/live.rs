@@ -82,7 +82,10 @@ fn wait_arrival(node: &NodeProc, base: u64, t0: Instant) -> Result<f64> {
             return Ok(t0.elapsed().as_secs_f64());
         }
         if t0.elapsed() > ARRIVAL_TIMEOUT {
-            bail!("{}: the edit did not arrive within {ARRIVAL_TIMEOUT:?}", node.name);
+            bail!(
+                "{}: the edit did not arrive within {ARRIVAL_TIMEOUT:?}",
+                node.name
+            );
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -107,7 +110,11 @@ pub fn one_edit(bench: &Bench) -> Result<Row> {
     let d = delta(&before, &nodes)?;
     a.stop()?;
     b.stop()?;
-    let refs = compare(&mut super::open(&a_home)?, &mut super::open(bench.seed_home())?, AutomergeStart::Connected)?;
+    let refs = compare(
+        &mut super::open(&a_home)?,
+        &mut super::open(bench.seed_home())?,
+        AutomergeStart::Connected,
+    )?;
     let mut row = bench.row("one edit", &refs);
     row.measured(&d, latency);
     row.store_bytes = dir_size(&b_home.join("store"));
@@ -118,7 +125,12 @@ pub fn one_edit(bench: &Bench) -> Result<Row> {
     row.target(
         "bytes ≤ envelope + 300 per peer reached",
         row.bytes <= bound,
-        format!("{} vs {} + 300 B (gossip payload {})", human(row.bytes), human(refs.envelope_bytes), human(row.gossip_bytes)),
+        format!(
+            "{} vs {} + 300 B (gossip payload {})",
+            human(row.bytes),
+            human(refs.envelope_bytes),
+            human(row.gossip_bytes)
+        ),
     );
     bench.discard(&a_home);
     bench.discard(&b_home);
@@ -170,20 +182,34 @@ pub fn fan_out(bench: &Bench) -> Result<Row> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("arrival watcher panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("arrival watcher panicked")))
+            })
             .collect()
     });
     std::thread::sleep(LINGER);
     let d = delta(&before, &nodes)?;
-    let peak_store = homes.iter().map(|h| dir_size(&h.join("store"))).max().unwrap_or(0);
+    let peak_store = homes
+        .iter()
+        .map(|h| dir_size(&h.join("store")))
+        .max()
+        .unwrap_or(0);
     for node in procs {
         node.stop()?;
     }
-    let mut latencies: Vec<f64> = arrivals.iter().filter_map(|a| a.as_ref().ok().copied()).collect();
+    let mut latencies: Vec<f64> = arrivals
+        .iter()
+        .filter_map(|a| a.as_ref().ok().copied())
+        .collect();
     latencies.sort_by(f64::total_cmp);
     let reached = latencies.len();
     let slowest = latencies.last().copied().unwrap_or(f64::INFINITY);
-    let one = compare(&mut super::open(&homes[0])?, &mut super::open(bench.seed_home())?, AutomergeStart::Connected)?;
+    let one = compare(
+        &mut super::open(&homes[0])?,
+        &mut super::open(bench.seed_home())?,
+        AutomergeStart::Connected,
+    )?;
     let refs = one.times((n - 1) as u64);
     let mut row = bench.row(&format!("fan-out ({n} nodes)"), &refs);
     row.measured(&d, slowest);
@@ -196,7 +222,10 @@ pub fn fan_out(bench: &Bench) -> Result<Row> {
     row.put("nodes", n);
     row.put("edges", edges.len());
     row.put("reached", reached);
-    row.put("latency_ms_median", latencies.get(reached / 2).map_or(-1.0, |l| l * 1e3));
+    row.put(
+        "latency_ms_median",
+        latencies.get(reached / 2).map_or(-1.0, |l| l * 1e3),
+    );
     row.put("latency_ms_max", slowest * 1e3);
     row.put("bytes_per_peer", d.bytes / (n as u64 - 1));
     row.put("connections_per_node", serde_json::to_value(&degrees)?);

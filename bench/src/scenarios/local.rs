@@ -11,10 +11,10 @@ use crate::references::References;
 use crate::report::{human, Row};
 use anyhow::{anyhow, bail, Context, Result};
 use automerge::ChangeHash;
+use automerge::{Automerge, Change};
 use hedgerow_node::api::{self, Request};
 use hedgerow_node::home::Home;
 use hedgerow_node::Replicas;
-use automerge::{Automerge, Change};
 use hedgerow_protocol::schema::{self, DocKind};
 use hedgerow_protocol::{ChangeEnvelope, ChangeProof, DocGenesis, DocReplica, Signed};
 use serde_json::{json, Value};
@@ -60,7 +60,10 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
         if taken >= cap {
             break;
         }
-        let genesis = replicas.store().doc_genesis(&id)?.ok_or_else(|| anyhow!("no genesis for {id}"))?;
+        let genesis = replicas
+            .store()
+            .doc_genesis(&id)?
+            .ok_or_else(|| anyhow!("no genesis for {id}"))?;
         let commons = genesis.body.commons;
         let stored = replicas.store().changes(&id)?;
         let by_hash: HashMap<[u8; 32], (Vec<u8>, Option<ChangeProof>)> = stored
@@ -68,12 +71,21 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
             .map(|(hash, bytes, record)| (hash, (bytes, record.and_then(|r| r.proof))))
             .collect();
         // Causal order, as a sender would gossip them.
-        let order: Vec<ChangeHash> = replicas.replica(&id)?.doc().get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+        let order: Vec<ChangeHash> = replicas
+            .replica(&id)?
+            .doc()
+            .get_changes_meta(&[])
+            .iter()
+            .map(|m| m.hash)
+            .collect();
         replicas.clear_cache();
         let mut envelopes = Vec::new();
         let mut in_order = Vec::new();
         for hash in order {
-            let (bytes, proof) = by_hash.get(&hash.0).cloned().ok_or_else(|| anyhow!("change {hash} missing"))?;
+            let (bytes, proof) = by_hash
+                .get(&hash.0)
+                .cloned()
+                .ok_or_else(|| anyhow!("change {hash} missing"))?;
             if let Some(proof) = &proof {
                 envelopes.push(ChangeEnvelope::from_proof(commons, proof, bytes.clone()));
             }
@@ -91,7 +103,8 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
     let wall = Instant::now();
     let cpu = thread_cpu();
     for doc in &docs {
-        DocReplica::rebuild(doc.genesis.clone(), doc.stored.clone()).map_err(|e| anyhow!("rebuild: {e}"))?;
+        DocReplica::rebuild(doc.genesis.clone(), doc.stored.clone())
+            .map_err(|e| anyhow!("rebuild: {e}"))?;
     }
     let bundle_cpu = thread_cpu() - cpu;
     let bundle_wall = wall.elapsed().as_secs_f64();
@@ -101,7 +114,9 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
     for doc in &docs {
         let mut replica = DocReplica::new(doc.genesis.clone()).map_err(|e| anyhow!("{e}"))?;
         for envelope in &doc.envelopes {
-            replica.ingest_envelope(envelope).map_err(|e| anyhow!("ingest: {e}"))?;
+            replica
+                .ingest_envelope(envelope)
+                .map_err(|e| anyhow!("ingest: {e}"))?;
             replayed += 1;
         }
     }
@@ -130,7 +145,11 @@ fn parts(docs: &[Prepared]) -> Result<Value> {
     let mut parsed_docs = Vec::with_capacity(docs.len());
     let cpu = thread_cpu();
     for doc in docs {
-        let parsed: Result<Vec<Change>, _> = doc.stored.iter().map(|(bytes, _)| Change::from_bytes(bytes.clone())).collect();
+        let parsed: Result<Vec<Change>, _> = doc
+            .stored
+            .iter()
+            .map(|(bytes, _)| Change::from_bytes(bytes.clone()))
+            .collect();
         parsed_docs.push(parsed.map_err(|e| anyhow!("parse: {e}"))?);
     }
     let parse_s = thread_cpu() - cpu;
@@ -148,7 +167,8 @@ fn parts(docs: &[Prepared]) -> Result<Value> {
     let mut applied = Vec::with_capacity(docs.len());
     for changes in parsed_docs {
         let mut am = Automerge::new();
-        am.apply_changes(changes).map_err(|e| anyhow!("apply: {e}"))?;
+        am.apply_changes(changes)
+            .map_err(|e| anyhow!("apply: {e}"))?;
         applied.push(am);
     }
     let apply_s = thread_cpu() - cpu;
@@ -206,14 +226,21 @@ fn run_child(mode: &str, home: &Path, extra: &[String]) -> Result<Value> {
         bail!("{mode} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().last().ok_or_else(|| anyhow!("{mode} printed nothing"))?;
+    let line = text
+        .lines()
+        .last()
+        .ok_or_else(|| anyhow!("{mode} printed nothing"))?;
     Ok(serde_json::from_str(line)?)
 }
 
 /// 6a. Apply-and-verify throughput of every change of the commons.
 pub fn apply_verify(bench: &Bench) -> Result<Row> {
     let home = bench.seed_copy("apply")?;
-    let v = run_child("local-apply", &home, &["--cap".into(), bench.settings.apply_cap.to_string()])?;
+    let v = run_child(
+        "local-apply",
+        &home,
+        &["--cap".into(), bench.settings.apply_cap.to_string()],
+    )?;
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
     let mut row = bench.row("apply-and-verify", &References::default());
     row.wall_s = f("bundle_wall_s") + f("envelope_wall_s");

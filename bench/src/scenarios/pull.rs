@@ -24,7 +24,13 @@ use std::time::{Duration, Instant};
 const SETTLE: Duration = Duration::from_secs(300);
 
 /// Runs B's sync with A and measures it; returns the row filled with what the nodes measured.
-fn measure_sync(bench: &Bench, scenario: &str, a_home: &Path, b_home: &Path, start: AutomergeStart) -> Result<Row> {
+fn measure_sync(
+    bench: &Bench,
+    scenario: &str,
+    a_home: &Path,
+    b_home: &Path,
+    start: AutomergeStart,
+) -> Result<Row> {
     let refs = compare(&mut open(a_home)?, &mut open(b_home)?, start)?;
     let a_to_b = breakdown(&mut open(a_home)?, &mut open(b_home)?)?;
     let b_to_a = breakdown(&mut open(b_home)?, &mut open(a_home)?)?;
@@ -33,7 +39,10 @@ fn measure_sync(bench: &Bench, scenario: &str, a_home: &Path, b_home: &Path, sta
     row.put("payloads_b_to_a", serde_json::to_value(&b_to_a)?);
     row.put("docs_differing", refs.docs_differing);
     row.put("changes_lacked", refs.changes_lacked);
-    row.put("automerge_bytes_differing_docs", refs.automerge_bytes_differing);
+    row.put(
+        "automerge_bytes_differing_docs",
+        refs.automerge_bytes_differing,
+    );
     let a = NodeProc::start("a", a_home)?;
     let b = NodeProc::start("b", b_home)?;
     let nodes = [&a, &b];
@@ -47,8 +56,14 @@ fn measure_sync(bench: &Bench, scenario: &str, a_home: &Path, b_home: &Path, sta
     row.put("sync_report", report.clone());
     row.put("complete", report["complete"].clone());
     let (a_after, b_after) = (a.sample()?, b.sample()?);
-    row.put("node_a", node_json(a_after.cpu_s - before[0].cpu_s, a_after.peak_rss));
-    row.put("node_b", node_json(b_after.cpu_s - before[1].cpu_s, b_after.peak_rss));
+    row.put(
+        "node_a",
+        node_json(a_after.cpu_s - before[0].cpu_s, a_after.peak_rss),
+    );
+    row.put(
+        "node_b",
+        node_json(b_after.cpu_s - before[1].cpu_s, b_after.peak_rss),
+    );
     a.stop()?;
     b.stop()?;
     row.store_bytes = dir_size(&b_home.join("store"));
@@ -69,13 +84,24 @@ pub fn initial(bench: &Bench) -> Result<Row> {
             commons: bench.generated.commons.to_string(),
         },
     )?;
-    let mut row = measure_sync(bench, "initial sync", &a_home, &b_home, AutomergeStart::Fresh)?;
+    let mut row = measure_sync(
+        bench,
+        "initial sync",
+        &a_home,
+        &b_home,
+        AutomergeStart::Fresh,
+    )?;
     row.converged = covers(&a_home, &b_home)?;
     let (bytes, am, limit) = (row.bytes, row.automerge_bytes, row.limit_bytes);
     row.target(
         "bytes ≤ 1.15 × automerge sync",
         bytes as f64 <= 1.15 * am as f64,
-        format!("{} vs {} (sync frames alone: {})", human(bytes), human(am), human(row.sync_bytes)),
+        format!(
+            "{} vs {} (sync frames alone: {})",
+            human(bytes),
+            human(am),
+            human(row.sync_bytes)
+        ),
     );
     row.target(
         "stretch: bytes ≤ automerge sync",
@@ -85,7 +111,12 @@ pub fn initial(bench: &Bench) -> Result<Row> {
     row.target(
         "bytes ≤ 1.25 × limit",
         bytes as f64 <= 1.25 * limit as f64,
-        format!("{} vs {} (×{:.2})", human(bytes), human(limit), row.ratio_limit.unwrap_or(0.0)),
+        format!(
+            "{} vs {} (×{:.2})",
+            human(bytes),
+            human(limit),
+            row.ratio_limit.unwrap_or(0.0)
+        ),
     );
     row.target(
         "fewer round trips than automerge",
@@ -101,8 +132,20 @@ pub fn initial(bench: &Bench) -> Result<Row> {
 pub fn reconnect(bench: &Bench) -> Result<Row> {
     let a_home = bench.seed_copy("reconnect-a")?;
     let b_home = bench.seed_copy("reconnect-b")?;
-    let mut row = measure_sync(bench, "in-sync reconnect", &a_home, &b_home, AutomergeStart::Fresh)?;
+    let mut row = measure_sync(
+        bench,
+        "in-sync reconnect",
+        &a_home,
+        &b_home,
+        AutomergeStart::Fresh,
+    )?;
     row.converged = covers(&a_home, &b_home)? && covers(&b_home, &a_home)?;
+    let setup = crate::setup::measure(&bench.generated.commons)?;
+    row.put("libp2p_connection_bytes", setup.connection);
+    row.put(
+        "libp2p_connection_with_gossip_subscription_bytes",
+        setup.with_subscription,
+    );
     row.target(
         "1 round trip",
         row.round_trips == 1,
@@ -111,12 +154,17 @@ pub fn reconnect(bench: &Bench) -> Result<Row> {
     row.target(
         "under 1 KB (transport)",
         row.bytes < 1024,
-        format!("{} at the transport, {} of sync frames", human(row.bytes), human(row.sync_bytes)),
+        format!(
+            "{} at the transport, of which a bare libp2p connection with its gossip subscription is {}; {} of sync frames",
+            human(row.bytes),
+            human(setup.with_subscription),
+            human(row.sync_bytes)
+        ),
     );
     row.target(
         "under 1 KB (sync protocol)",
         row.sync_bytes < 1024,
-        format!("{}", human(row.sync_bytes)),
+        human(row.sync_bytes),
     );
     bench.discard(&a_home);
     bench.discard(&b_home);
@@ -136,7 +184,13 @@ pub fn divergence(bench: &Bench) -> Result<Row> {
     row.target(
         "bytes ≤ 1.25 × limit",
         bytes as f64 <= 1.25 * limit as f64,
-        format!("{} vs {} (×{:.2}; sync frames ×{:.2})", human(bytes), human(limit), row.ratio_limit.unwrap_or(0.0), row.sync_ratio_limit.unwrap_or(0.0)),
+        format!(
+            "{} vs {} (×{:.2}; sync frames ×{:.2})",
+            human(bytes),
+            human(limit),
+            row.ratio_limit.unwrap_or(0.0),
+            row.sync_ratio_limit.unwrap_or(0.0)
+        ),
     );
     row.target(
         "bytes ≤ automerge sync",

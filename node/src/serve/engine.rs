@@ -1,6 +1,15 @@
 //! The task that owns the swarm and the replicas: it translates libp2p events
 //! into sync protocol steps and store writes, and control requests into
 //! replica operations whose changes it then publishes.
+//!
+//! On bad links: each peer's response budget follows its link ([`LinkEstimate`]);
+//! a pull cut off by a dropped connection or a stalled request is kept and
+//! resumes from its queue on the next connection (bootstrap peers, and the peer
+//! of a waiting `hedgerow sync`, are redialled with backoff) or after
+//! [`RETRY_DELAY`] on a connection that stayed up; our pull from a peer that is
+//! catching up from us waits until it is done ([`FETCH_QUIET`]); and a
+//! connection whose peer stays silent past [`SILENT_LIMIT`] is closed so it can
+//! be redialled, while a slow transfer that keeps making progress never is.
 
 use super::link::LinkEstimate;
 use super::peers::PeerBook;
@@ -39,6 +48,20 @@ struct InFlight {
 /// Wait before re-running a pull whose request failed while the connection stayed up.
 pub const RETRY_DELAY: Duration = Duration::from_secs(3);
 
+/// A peer that fetched from us this recently is catching up: our own pull from it waits.
+///
+/// While a farm catches up from a hub over a slow link, the hub's pull of the farm would
+/// fetch the farm's inventory (16 bytes a document) on every reconnection and every resync
+/// only to find nothing new; it runs once the farm has been quiet for this long, or as soon
+/// as the farm sends a `Hello` (a pull starting or confirming its end), instead.
+pub const FETCH_QUIET: Duration = Duration::from_secs(3);
+
+/// How long a peer counts as "catching up from us" after its last fetch, across a reconnection.
+pub const CATCHING_UP: Duration = Duration::from_secs(60);
+
+/// How long an interrupted pull is kept for resuming before it is forgotten.
+pub const INTERRUPTED_TTL: Duration = Duration::from_secs(3600);
+
 /// How long a peer may be silent (no pong, no sync message, no sync bytes) before a failed
 /// ping closes its connection, so that a dead link is redialled instead of waited on.
 pub const SILENT_LIMIT: Duration = Duration::from_secs(90);
@@ -75,8 +98,13 @@ pub struct Engine {
     last_sync: HashMap<PeerId, (i64, String)>,
     /// Per-peer response budgets, kept across reconnections.
     links: HashMap<PeerId, LinkEstimate>,
-    /// Pulls cut off by a failure; they resume on the next connection or retry.
-    interrupted: HashSet<(PeerId, CommonsId)>,
+    /// Pulls cut off by a failure, kept with their queues (and when they were cut) so the
+    /// next connection or retry asks for the rest without a new inventory.
+    interrupted: HashMap<(PeerId, CommonsId), (PullSession, Instant)>,
+    /// Pulls held back while the peer is itself fetching from us (see [`FETCH_QUIET`]).
+    postponed: HashSet<(PeerId, CommonsId)>,
+    /// When each peer last fetched documents from us.
+    fetched_by: HashMap<PeerId, Instant>,
     /// Pulls to re-run on a connection that stayed up after a failed request.
     retry_at: HashMap<(PeerId, CommonsId), Instant>,
     /// Last sign of life from each peer, and the sync byte total seen then.
@@ -106,7 +134,9 @@ impl Engine {
             dialing: HashMap::new(),
             last_sync: HashMap::new(),
             links: HashMap::new(),
-            interrupted: HashSet::new(),
+            interrupted: HashMap::new(),
+            postponed: HashSet::new(),
+            fetched_by: HashMap::new(),
             retry_at: HashMap::new(),
             last_heard: HashMap::new(),
             news: HashMap::new(),
@@ -242,13 +272,15 @@ impl Engine {
 
     // ---- pulls ----
 
-    /// Starts pulling `commons` from `peer`, unless a pull is already running.
+    /// Starts pulling `commons` from `peer`, unless a pull is already running; an
+    /// interrupted pull resumes from where it stopped.
     pub fn start_pull(&mut self, peer: PeerId, commons: CommonsId) {
         if self.sessions.contains_key(&(peer, commons)) {
             return;
         }
+        self.postponed.remove(&(peer, commons));
+        self.retry_at.remove(&(peer, commons));
         let budget = self.links.entry(peer).or_default().budget();
-        let session = PullSession::new(commons, budget);
         let local = match self.replicas.local_docs(&commons, None) {
             Ok(local) => local,
             Err(e) => {
@@ -256,13 +288,41 @@ impl Engine {
                 return;
             }
         };
-        let hello = session.hello(&local);
-        self.sessions.insert((peer, commons), session);
-        self.send(peer, commons, hello);
         self.reports.entry(peer).or_insert_with(|| SyncReport {
             peer: peer.to_string(),
             ..SyncReport::default()
         });
+        let step = match self.interrupted.remove(&(peer, commons)) {
+            Some((mut session, _)) => {
+                let queued = session.queued_prefixes();
+                let local = self.with_clocks(&commons, local, &queued);
+                session.set_budget(budget);
+                let step = session.resume(&local);
+                tracing::debug!("resuming pull of {commons} from {peer}: {} documents to ask for", queued.len());
+                self.sessions.insert((peer, commons), session);
+                step
+            }
+            None => {
+                let session = PullSession::new(commons, budget);
+                let hello = session.hello(&local);
+                self.sessions.insert((peer, commons), session);
+                PullStep::Send(hello)
+            }
+        };
+        self.follow(peer, commons, step);
+    }
+
+    /// Starts a pull, or holds it back while the peer is busy fetching from us.
+    fn pull_unless_catching_up(&mut self, peer: PeerId, commons: CommonsId) {
+        let catching_up = self
+            .fetched_by
+            .get(&peer)
+            .is_some_and(|at| at.elapsed() < CATCHING_UP);
+        if catching_up && !self.sessions.contains_key(&(peer, commons)) {
+            self.postponed.insert((peer, commons));
+        } else {
+            self.start_pull(peer, commons);
+        }
     }
 
     /// Pulls every held and wanted commons from `peer`.
@@ -278,7 +338,7 @@ impl Engine {
         all.sort();
         all.dedup();
         for commons in all {
-            self.start_pull(peer, commons);
+            self.pull_unless_catching_up(peer, commons);
         }
     }
 
@@ -293,7 +353,7 @@ impl Engine {
     fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
         let budget = match &request {
             SyncRequest::Fetch { budget, .. } => Some(*budget),
-            SyncRequest::Hello { .. } => None,
+            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => None,
         };
         let bytes = request.to_bytes();
         tracing::debug!("sync request to {peer}: {} B, budget {budget:?}", bytes.len());
@@ -319,6 +379,7 @@ impl Engine {
         }
         self.interrupted.remove(&(peer, commons));
         self.retry_at.remove(&(peer, commons));
+        self.postponed.remove(&(peer, commons));
         self.last_sync.insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
         if !self.sessions.keys().any(|(_, c)| *c == commons) {
             if let Some(sources) = self.news.remove(&commons) {
@@ -334,12 +395,14 @@ impl Engine {
     /// stored; the pull runs again on the next connection, or after [`RETRY_DELAY`] when the
     /// connection is still up, and asks only for what is still missing.
     fn interrupt_pull(&mut self, peer: PeerId, commons: CommonsId, why: &str) {
-        if let Some(session) = self.sessions.remove(&(peer, commons)) {
+        if let Some(mut session) = self.sessions.remove(&(peer, commons)) {
             let report = self.reports.entry(peer).or_default();
             report.round_trips += session.stats.round_trips;
             report.interruptions += 1;
             self.counters.pulls_interrupted += 1;
-            self.interrupted.insert((peer, commons));
+            session.interrupt();
+            session.stats = Default::default();
+            self.interrupted.insert((peer, commons), (session, Instant::now()));
             if self.connected.contains_key(&peer) {
                 self.retry_at.insert((peer, commons), Instant::now() + RETRY_DELAY);
             }
@@ -368,11 +431,13 @@ impl Engine {
         let mut remaining = Vec::new();
         for waiter in self.waiters.drain(..) {
             let interrupted = &self.interrupted;
+            let postponed = &self.postponed;
             let done = match waiter.peer {
                 Some(peer) => {
                     waiter.started
                         && !sessions.keys().any(|(p, _)| *p == peer)
-                        && !interrupted.iter().any(|(p, _)| *p == peer)
+                        && !interrupted.keys().any(|(p, _)| *p == peer)
+                        && !postponed.iter().any(|(p, _)| *p == peer)
                 }
                 None => false,
             };
@@ -463,6 +528,20 @@ impl Engine {
                 };
                 let step = match self.sessions.get_mut(&(peer, commons)) {
                     Some(session) => session.on_inventory(&docs, &local),
+                    None => PullStep::Done,
+                };
+                self.follow(peer, commons, step);
+            }
+            SyncResponse::Summary { buckets, digests } => {
+                let local = match self.replicas.local_docs(&commons, Some(&[])) {
+                    Ok(local) => local,
+                    Err(e) => {
+                        self.finish_pull(peer, commons, &e.to_string());
+                        return;
+                    }
+                };
+                let step = match self.sessions.get_mut(&(peer, commons)) {
+                    Some(session) => session.on_summary(buckets, &digests, &local),
                     None => PullStep::Done,
                 };
                 self.follow(peer, commons, step);
@@ -560,6 +639,13 @@ impl Engine {
                     SyncResponse::Refused { reason }
                 }
                 Ok(request) => {
+                    match request {
+                        SyncRequest::Fetch { .. } => {
+                            self.fetched_by.insert(peer, now);
+                        }
+                        SyncRequest::Hello { .. } => self.start_postponed(peer),
+                        SyncRequest::Entries { .. } => {}
+                    }
                     let response = respond(&mut self.replicas, &request);
                     if let SyncResponse::Docs { items, .. } = &response {
                         self.counters.docs_sent += items.len() as u64;
@@ -707,8 +793,10 @@ impl Engine {
                     }
                     let stale: Vec<(PeerId, CommonsId)> =
                         self.sessions.keys().filter(|(p, _)| *p == peer_id).copied().collect();
+                    if !stale.is_empty() {
+                        self.links.entry(peer_id).or_default().on_failure();
+                    }
                     for (peer, commons) in stale {
-                        self.links.entry(peer).or_default().on_failure();
                         self.interrupt_pull(peer, commons, "connection closed");
                     }
                     self.retry_at.retain(|(p, _), _| *p != peer_id);
@@ -776,6 +864,10 @@ impl Engine {
                 let Some(flight) = self.in_flight.remove(&request_id) else {
                     return;
                 };
+                if !self.sessions.contains_key(&(flight.peer, flight.commons)) {
+                    // Already counted when its connection closed.
+                    return;
+                }
                 match error {
                     request_response::OutboundFailure::UnsupportedProtocols => {
                         self.reports.entry(peer).or_default().errors.push(format!("request failed: {error}"));
@@ -828,7 +920,17 @@ impl Engine {
         }
     }
 
-    /// Re-runs interrupted pulls that are due on connections that stayed up.
+    /// Starts the pulls held back while `peer` was fetching from us.
+    fn start_postponed(&mut self, peer: PeerId) {
+        let held: Vec<(PeerId, CommonsId)> =
+            self.postponed.iter().filter(|(p, _)| *p == peer).copied().collect();
+        for (peer, commons) in held {
+            self.start_pull(peer, commons);
+        }
+    }
+
+    /// Re-runs interrupted pulls that are due on connections that stayed up, starts held-back
+    /// pulls from peers that stopped fetching from us, and forgets stale interrupted pulls.
     fn retry_due(&mut self, now: Instant) {
         let due: Vec<(PeerId, CommonsId)> =
             self.retry_at.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
@@ -838,6 +940,24 @@ impl Engine {
                 self.start_pull(peer, commons);
             }
         }
+        let quiet: Vec<(PeerId, CommonsId)> = self
+            .postponed
+            .iter()
+            .filter(|(peer, _)| {
+                self.fetched_by
+                    .get(peer)
+                    .is_none_or(|at| now.saturating_duration_since(*at) >= FETCH_QUIET)
+            })
+            .copied()
+            .collect();
+        for (peer, commons) in quiet {
+            self.postponed.remove(&(peer, commons));
+            if self.connected.contains_key(&peer) {
+                self.start_pull(peer, commons);
+            }
+        }
+        self.interrupted
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < INTERRUPTED_TTL);
     }
 
     /// Dials every bootstrap or remembered address that is due, and re-runs interrupted pulls.
@@ -878,7 +998,8 @@ impl Engine {
                     "peer": peer.to_string(),
                     "addr": addr.to_string(),
                     "syncing": self.sessions.keys().any(|(p, _)| p == peer),
-                    "interrupted": self.interrupted.iter().any(|(p, _)| p == peer),
+                    "interrupted": self.interrupted.keys().any(|(p, _)| p == peer),
+                    "postponed": self.postponed.iter().any(|(p, _)| p == peer),
                     "sync_budget": self.links.get(peer).map(LinkEstimate::budget),
                     "last_sync_at": last.map(|l| l.0),
                     "last_sync": last.map(|l| l.1.clone()),

@@ -241,6 +241,10 @@ impl Rogue {
                 }
                 .to_bytes()
             }
+            (Answer::ForgedDocs, SyncRequest::Entries { .. }) => SyncResponse::Refused {
+                reason: "no summary was sent".into(),
+            }
+            .to_bytes(),
             (Answer::ForgedDocs, SyncRequest::Fetch { .. }) => {
                 let doc = self.forged_doc.clone().expect("forged document");
                 SyncResponse::Docs {
