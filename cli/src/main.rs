@@ -107,7 +107,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo { keep } => return demo::run(keep.as_deref()),
         Command::Bundle(c) => return bundle::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
-        Command::Sync { peer, linger, json } => return network::sync(&home, &peer, linger, json.json),
+        Command::Sync { peer, linger, json } => {
+            return network::sync(&home, &peer, linger, json.json)
+        }
         Command::Status(j) => (Request::Status, Print::Status, j.json),
         Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
         Command::Verify { rebuild, json } => {
@@ -202,7 +204,9 @@ fn commons_request(command: CommonsCommand) -> (Request, Print, bool) {
             json.json,
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
-        CommonsCommand::Join { id, json } => (Request::Join { commons: id }, Print::Json, json.json),
+        CommonsCommand::Join { id, json } => {
+            (Request::Join { commons: id }, Print::Json, json.json)
+        }
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },
             Print::Commons,

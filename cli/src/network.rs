@@ -22,8 +22,9 @@ fn parse_addrs(flag: &str, texts: &[String]) -> Result<Vec<serve::Multiaddr>> {
     texts
         .iter()
         .map(|t| {
-            t.parse()
-                .map_err(|_| anyhow!("--{flag} `{t}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717"))
+            t.parse().map_err(|_| {
+                anyhow!("--{flag} `{t}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717")
+            })
         })
         .collect()
 }
@@ -68,13 +69,24 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
 
 /// One catch-up with one peer: through the running node if there is one, else directly.
 pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
-    let addr: serve::Multiaddr = peer
-        .parse()
-        .map_err(|_| anyhow!("--peer `{peer}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717/p2p/12D3KooW..."))?;
+    let addr: serve::Multiaddr = peer.parse().map_err(|_| {
+        anyhow!(
+            "--peer `{peer}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717/p2p/12D3KooW..."
+        )
+    })?;
     let socket = control_socket_path(home);
     let via_node = if socket.exists() {
-        match control::call(&socket, &Request::Sync { peer: peer.to_string() }, serve::SYNC_DEADLINE + Duration::from_secs(30)) {
-            Ok(ControlReply::Ok(value)) => Some(serde_json::from_value::<SyncReport>(value).context("reading the node's sync report")?),
+        match control::call(
+            &socket,
+            &Request::Sync {
+                peer: peer.to_string(),
+            },
+            serve::SYNC_DEADLINE + Duration::from_secs(30),
+        ) {
+            Ok(ControlReply::Ok(value)) => Some(
+                serde_json::from_value::<SyncReport>(value)
+                    .context("reading the node's sync report")?,
+            ),
             Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
             Err(ControlError::NotRunning) => None,
             Err(e) => return Err(e.into()),
@@ -88,19 +100,24 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
             let opened = Home::open(home)?;
             let rt = runtime()?;
             let bar = progress_bar();
-            let report = rt.block_on(serve::sync_once(&opened, addr, Duration::from_secs(linger), |p| {
-                if let Some(bar) = &bar {
-                    bar.set_message(format!(
-                        "{} documents, {} changes received ({} KB in, {} KB out){}",
-                        p.docs_received,
-                        p.changes_received,
-                        p.bytes_received / 1024,
-                        p.bytes_sent / 1024,
-                        if p.connected { "" } else { ", connecting..." }
-                    ));
-                    bar.tick();
-                }
-            }));
+            let report = rt.block_on(serve::sync_once(
+                &opened,
+                addr,
+                Duration::from_secs(linger),
+                |p| {
+                    if let Some(bar) = &bar {
+                        bar.set_message(format!(
+                            "{} documents, {} changes received ({} KB in, {} KB out){}",
+                            p.docs_received,
+                            p.changes_received,
+                            p.bytes_received / 1024,
+                            p.bytes_sent / 1024,
+                            if p.connected { "" } else { ", connecting..." }
+                        ));
+                        bar.tick();
+                    }
+                },
+            ));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -108,7 +125,10 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         println!(
             "synced with {}: received {} changes in {} documents, sent {} documents; {} bytes in, {} bytes out, {} round trips",
@@ -118,5 +138,9 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
             println!("problem: {error}");
         }
     }
-    Ok(if report.complete && report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.complete && report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -271,29 +271,57 @@ pub fn verify(value: &Value) {
 pub fn status(value: &Value) {
     println!("peer id: {}", s(value, "peer_id"));
     println!("author:  {}", s(value, "author"));
-    for addr in value.get("listen").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for addr in value
+        .get("listen")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         println!("listening on {}", addr.as_str().unwrap_or(""));
     }
-    let connected = value.get("connected").and_then(Value::as_array).cloned().unwrap_or_default();
+    let connected = value
+        .get("connected")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     println!("connected peers: {}", connected.len());
     for peer in connected {
         println!(
             "  {} at {}  last sync: {}",
             s(&peer, "peer"),
             s(&peer, "addr"),
-            peer.get("last_sync").and_then(Value::as_str).unwrap_or("not yet")
+            peer.get("last_sync")
+                .and_then(Value::as_str)
+                .unwrap_or("not yet")
         );
     }
-    for commons in value.get("commons").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for commons in value
+        .get("commons")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         println!("commons {}  {}", s(&commons, "id"), s(&commons, "name"));
     }
     let counters = value.get("counters").cloned().unwrap_or(Value::Null);
     println!(
         "changes received: {}  live published: {}  documents sent: {}  rejected: {}",
-        counters.get("changes_received").and_then(Value::as_u64).unwrap_or(0),
-        counters.get("live_published").and_then(Value::as_u64).unwrap_or(0),
-        counters.get("docs_sent").and_then(Value::as_u64).unwrap_or(0),
-        value.get("rejected_total").and_then(Value::as_u64).unwrap_or(0)
+        counters
+            .get("changes_received")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        counters
+            .get("live_published")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        counters
+            .get("docs_sent")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        value
+            .get("rejected_total")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
     );
     if let Some(rejected) = counters.get("rejected").and_then(Value::as_object) {
         for (reason, count) in rejected {

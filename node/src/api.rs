@@ -313,9 +313,12 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             "sync runs through the network layer; use `hedgerow sync --peer ADDR`".into(),
         )),
         Request::Join { commons } => {
-            let id: hedgerow_protocol::CommonsId = commons
-                .parse()
-                .map_err(|e: hedgerow_protocol::bytes::ParseIdError| NodeError::Invalid(e.to_string()))?;
+            let id: hedgerow_protocol::CommonsId =
+                commons
+                    .parse()
+                    .map_err(|e: hedgerow_protocol::bytes::ParseIdError| {
+                        NodeError::Invalid(e.to_string())
+                    })?;
             if replicas.holds(&id)? {
                 return Ok(json!({ "commons": id.to_string(), "already_held": true }));
             }

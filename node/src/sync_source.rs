@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 impl SyncSource for Replicas {
     type Error = NodeError;
 
-    fn commons_genesis(&self, commons: &CommonsId) -> Result<Option<Signed<CommonsGenesis>>, NodeError> {
+    fn commons_genesis(
+        &self,
+        commons: &CommonsId,
+    ) -> Result<Option<Signed<CommonsGenesis>>, NodeError> {
         Ok(self.store().commons(commons)?)
     }
 
@@ -59,7 +62,8 @@ impl Replicas {
         commons: &CommonsId,
         remote: Option<&[(IdPrefix, HeadsDigest)]>,
     ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError> {
-        let remote: HashMap<IdPrefix, HeadsDigest> = remote.unwrap_or(&[]).iter().copied().collect();
+        let remote: HashMap<IdPrefix, HeadsDigest> =
+            remote.unwrap_or(&[]).iter().copied().collect();
         let mut out = BTreeMap::new();
         for (id, digest) in self.inventory(commons)? {
             let differs = remote.get(&id_prefix(&id)).is_some_and(|d| *d != digest);
@@ -78,7 +82,11 @@ impl Replicas {
     }
 
     /// Stores one document payload received from a peer; returns how many changes were new.
-    pub fn ingest_payload(&mut self, commons: &CommonsId, payload: &DocPayload) -> Result<usize, NodeError> {
+    pub fn ingest_payload(
+        &mut self,
+        commons: &CommonsId,
+        payload: &DocPayload,
+    ) -> Result<usize, NodeError> {
         if let Some(genesis) = &payload.genesis {
             if genesis.body.commons != *commons {
                 return Err(NodeError::Invalid(format!(
@@ -92,6 +100,11 @@ impl Replicas {
                 payload.doc
             )));
         }
-        self.ingest_bundle(payload.genesis.as_ref(), &payload.doc, &payload.bundle, payload.proofs.clone())
+        self.ingest_bundle(
+            payload.genesis.as_ref(),
+            &payload.doc,
+            &payload.bundle,
+            payload.proofs.clone(),
+        )
     }
 }

@@ -553,7 +553,9 @@ impl DocReplica {
             doc.apply_changes(fresh.iter().cloned())
         }))
         .unwrap_or_else(|_| {
-            Err(automerge::AutomergeError::InvalidOp(automerge::ObjType::Map))
+            Err(automerge::AutomergeError::InvalidOp(
+                automerge::ObjType::Map,
+            ))
         });
         if let Err(e) = applied {
             self.restore(&before);

@@ -371,7 +371,9 @@ pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
         SyncRequest::Fetch { .. } => Ok(()),
-        SyncRequest::Entries { buckets, wanted, .. } => {
+        SyncRequest::Entries {
+            buckets, wanted, ..
+        } => {
             if !buckets.is_power_of_two() || *buckets > MAX_BUCKETS {
                 return Err(RequestError::BadBucketCount { buckets: *buckets });
             }
@@ -634,8 +636,7 @@ impl PullSession {
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.stats.round_trips += 1;
-        if !buckets.is_power_of_two() || buckets > MAX_BUCKETS || remote.len() != buckets as usize
-        {
+        if !buckets.is_power_of_two() || buckets > MAX_BUCKETS || remote.len() != buckets as usize {
             return PullStep::Done;
         }
         let docs: Vec<(IdPrefix, HeadsDigest)> = local

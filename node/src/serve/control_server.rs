@@ -3,9 +3,9 @@
 //! Each connection carries one JSON request line; the engine runs it and the
 //! reply goes back as one JSON line. `sync` requests wait for the pulls to finish.
 
+use super::stats::SyncReport;
 use crate::api::Request;
 use crate::control::{ControlReply, MAX_CONTROL_LINE};
-use super::stats::SyncReport;
 use libp2p::Multiaddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -22,7 +22,10 @@ pub enum Command {
 }
 
 /// Binds the socket (replacing a stale one left by a killed node) and serves it in a task.
-pub fn start(path: &Path, engine: mpsc::Sender<Command>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn start(
+    path: &Path,
+    engine: mpsc::Sender<Command>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         // Only reached when this process holds the store lock, so no other node uses the socket.
         std::fs::remove_file(path)?;
@@ -57,10 +60,13 @@ async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
         Err(e) => return ControlReply::Error(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
     };
     if let Request::Sync { peer } = &request {
-        let addr: Multiaddr = match peer.parse() {
-            Ok(a) => a,
-            Err(_) => return ControlReply::Error(format!("`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...")),
-        };
+        let addr: Multiaddr =
+            match peer.parse() {
+                Ok(a) => a,
+                Err(_) => return ControlReply::Error(format!(
+                    "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
+                )),
+            };
         let (tx, rx) = oneshot::channel();
         if engine.send(Command::Sync(addr, tx)).await.is_err() {
             return ControlReply::Error("the node is shutting down".into());
@@ -74,5 +80,6 @@ async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
     if engine.send(Command::Request(request, tx)).await.is_err() {
         return ControlReply::Error("the node is shutting down".into());
     }
-    rx.await.unwrap_or_else(|_| ControlReply::Error("the node stopped before answering".into()))
+    rx.await
+        .unwrap_or_else(|_| ControlReply::Error("the node stopped before answering".into()))
 }

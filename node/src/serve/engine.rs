@@ -21,12 +21,15 @@ use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
 use futures::StreamExt;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, Gossip, PullSession, PullStep, SyncRequest,
-    SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, Gossip, PullSession, PullStep,
+    SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::CommonsId;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, PeerId, Swarm};
+use libp2p::{
+    gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, PeerId,
+    Swarm,
+};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -298,7 +301,10 @@ impl Engine {
                 let local = self.with_clocks(&commons, local, &queued);
                 session.set_budget(budget);
                 let step = session.resume(&local);
-                tracing::debug!("resuming pull of {commons} from {peer}: {} documents to ask for", queued.len());
+                tracing::debug!(
+                    "resuming pull of {commons} from {peer}: {} documents to ask for",
+                    queued.len()
+                );
                 self.sessions.insert((peer, commons), session);
                 step
             }
@@ -356,7 +362,10 @@ impl Engine {
             SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => None,
         };
         let bytes = request.to_bytes();
-        tracing::debug!("sync request to {peer}: {} B, budget {budget:?}", bytes.len());
+        tracing::debug!(
+            "sync request to {peer}: {} B, budget {budget:?}",
+            bytes.len()
+        );
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
         self.in_flight.insert(
             id,
@@ -380,7 +389,8 @@ impl Engine {
         self.interrupted.remove(&(peer, commons));
         self.retry_at.remove(&(peer, commons));
         self.postponed.remove(&(peer, commons));
-        self.last_sync.insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
+        self.last_sync
+            .insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
         if !self.sessions.keys().any(|(_, c)| *c == commons) {
             if let Some(sources) = self.news.remove(&commons) {
                 if self.connected.keys().any(|p| !sources.contains(p)) {
@@ -402,14 +412,18 @@ impl Engine {
             self.counters.pulls_interrupted += 1;
             session.interrupt();
             session.stats = Default::default();
-            self.interrupted.insert((peer, commons), (session, Instant::now()));
+            self.interrupted
+                .insert((peer, commons), (session, Instant::now()));
             if self.connected.contains_key(&peer) {
-                self.retry_at.insert((peer, commons), Instant::now() + RETRY_DELAY);
+                self.retry_at
+                    .insert((peer, commons), Instant::now() + RETRY_DELAY);
             }
         }
         tracing::info!("pull of {commons} from {peer} interrupted: {why}");
-        self.last_sync
-            .insert(peer, (crate::replicas::now_unix(), format!("interrupted: {why}")));
+        self.last_sync.insert(
+            peer,
+            (crate::replicas::now_unix(), format!("interrupted: {why}")),
+        );
         self.complete_waiters();
     }
 
@@ -446,13 +460,21 @@ impl Engine {
                     .peer
                     .and_then(|p| self.reports.remove(&p))
                     .unwrap_or_default();
-                report.peer = waiter.peer.map(|p| p.to_string()).unwrap_or_else(|| waiter.addr.to_string());
+                report.peer = waiter
+                    .peer
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| waiter.addr.to_string());
                 report.complete = done;
                 if !done {
-                    report.errors.push("timed out before every pull finished".into());
+                    report
+                        .errors
+                        .push("timed out before every pull finished".into());
                 }
                 report.bytes_sent = self.bytes.sent().saturating_sub(waiter.bytes_at_start.0);
-                report.bytes_received = self.bytes.received().saturating_sub(waiter.bytes_at_start.1);
+                report.bytes_received = self
+                    .bytes
+                    .received()
+                    .saturating_sub(waiter.bytes_at_start.1);
                 let _ = waiter.reply.send(report);
             } else {
                 remaining.push(waiter);
@@ -496,9 +518,15 @@ impl Engine {
                 }
                 self.finish_pull(peer, commons, "in sync");
             }
-            SyncResponse::NotJoined => self.finish_pull(peer, commons, "peer does not replicate this commons"),
+            SyncResponse::NotJoined => {
+                self.finish_pull(peer, commons, "peer does not replicate this commons")
+            }
             SyncResponse::Refused { reason } => {
-                self.reports.entry(peer).or_default().errors.push(reason.clone());
+                self.reports
+                    .entry(peer)
+                    .or_default()
+                    .errors
+                    .push(reason.clone());
                 self.finish_pull(peer, commons, &format!("refused: {reason}"));
             }
             SyncResponse::Inventory { genesis, docs } => {
@@ -556,7 +584,11 @@ impl Engine {
                         Err(e) => {
                             let kind = rejection_kind(&e);
                             tracing::info!("refused document {} from {peer}: {e}", item.doc);
-                            self.reports.entry(peer).or_default().errors.push(format!("document {}: {e}", item.doc));
+                            self.reports
+                                .entry(peer)
+                                .or_default()
+                                .errors
+                                .push(format!("document {}: {e}", item.doc));
                             self.misbehaved(peer, &kind);
                         }
                     }
@@ -597,9 +629,13 @@ impl Engine {
     fn with_clocks(
         &mut self,
         commons: &CommonsId,
-        mut local: std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc>,
+        mut local: std::collections::BTreeMap<
+            hedgerow_protocol::DocId,
+            hedgerow_protocol::sync::LocalDoc,
+        >,
         deferred: &[hedgerow_protocol::sync::IdPrefix],
-    ) -> std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc> {
+    ) -> std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc>
+    {
         let _ = commons;
         for (id, doc) in local.iter_mut() {
             if deferred.contains(&hedgerow_protocol::sync::id_prefix(id)) {
@@ -622,7 +658,12 @@ impl Engine {
         }
     }
 
-    fn on_sync_request(&mut self, peer: PeerId, bytes: Vec<u8>, channel: request_response::ResponseChannel<Vec<u8>>) {
+    fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        bytes: Vec<u8>,
+        channel: request_response::ResponseChannel<Vec<u8>>,
+    ) {
         let now = Instant::now();
         let response = if !self.peers.allow_request(peer, now) {
             self.counters.reject("rate-limited");
@@ -633,7 +674,9 @@ impl Engine {
         } else {
             match SyncRequest::from_bytes(&bytes) {
                 Ok(request) if validate_request(&request).is_err() => {
-                    let error = validate_request(&request).err().map(|e| (e.kind(), e.to_string()));
+                    let error = validate_request(&request)
+                        .err()
+                        .map(|e| (e.kind(), e.to_string()));
                     let (kind, reason) = error.unwrap_or(("invalid-request", String::new()));
                     self.misbehaved(peer, kind);
                     SyncResponse::Refused { reason }
@@ -662,7 +705,11 @@ impl Engine {
                 }
             }
         };
-        let _ = self.swarm.behaviour_mut().sync.send_response(channel, response.to_bytes());
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response.to_bytes());
     }
 
     /// Counts an invalid item from `peer`; disconnects and cools it off past the limit.
@@ -688,7 +735,8 @@ impl Engine {
             }
             Ok(Gossip::Announce { commons, digest }) => {
                 let held = self.replicas.holds(&commons).unwrap_or(false);
-                if (held && self.local_digest(&commons) != digest) || self.wanted.contains(&commons) {
+                if (held && self.local_digest(&commons) != digest) || self.wanted.contains(&commons)
+                {
                     self.start_pull(source, commons);
                 }
                 gossipsub::MessageAcceptance::Accept
@@ -750,7 +798,12 @@ impl Engine {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!("listening on {address}");
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, connection_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
+            } => {
                 if let Some(target) = self.dialing.remove(&connection_id) {
                     self.peers.dial_succeeded(&target, now);
                 }
@@ -785,14 +838,23 @@ impl Engine {
                     self.complete_waiters();
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
                 {
                     if let Some(addr) = self.connected.remove(&peer_id) {
                         self.peers.disconnected(&addr, now);
-                        self.peers.disconnected(&addr.with(Protocol::P2p(peer_id)), now);
+                        self.peers
+                            .disconnected(&addr.with(Protocol::P2p(peer_id)), now);
                     }
-                    let stale: Vec<(PeerId, CommonsId)> =
-                        self.sessions.keys().filter(|(p, _)| *p == peer_id).copied().collect();
+                    let stale: Vec<(PeerId, CommonsId)> = self
+                        .sessions
+                        .keys()
+                        .filter(|(p, _)| *p == peer_id)
+                        .copied()
+                        .collect();
                     if !stale.is_empty() {
                         self.links.entry(peer_id).or_default().on_failure();
                     }
@@ -814,7 +876,11 @@ impl Engine {
                     }
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
                 tracing::debug!("dial failed: {error}");
                 if let Some(addr) = self.dialing.remove(&connection_id) {
                     self.peers.dial_failed(&addr, now);
@@ -826,7 +892,10 @@ impl Engine {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) => {
                 self.on_peer_subscribed(peer_id, topic);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
@@ -837,7 +906,11 @@ impl Engine {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
@@ -851,16 +924,26 @@ impl Engine {
     fn on_sync_event(&mut self, event: SyncEvent) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
                     self.on_sync_request(peer, request, channel);
                 }
-                request_response::Message::Response { request_id, response } => {
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
                     if let Some(flight) = self.in_flight.remove(&request_id) {
                         self.on_sync_response(flight, response);
                     }
                 }
             },
-            request_response::Event::OutboundFailure { request_id, error, peer, connection_id } => {
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                connection_id,
+            } => {
                 let Some(flight) = self.in_flight.remove(&request_id) else {
                     return;
                 };
@@ -870,10 +953,15 @@ impl Engine {
                 }
                 match error {
                     request_response::OutboundFailure::UnsupportedProtocols => {
-                        self.reports.entry(peer).or_default().errors.push(format!("request failed: {error}"));
+                        self.reports
+                            .entry(peer)
+                            .or_default()
+                            .errors
+                            .push(format!("request failed: {error}"));
                         self.finish_pull(flight.peer, flight.commons, &format!("failed: {error}"));
                     }
-                    request_response::OutboundFailure::Timeout | request_response::OutboundFailure::Io(_) => {
+                    request_response::OutboundFailure::Timeout
+                    | request_response::OutboundFailure::Io(_) => {
                         if let request_response::OutboundFailure::Io(e) = &error {
                             if let Some(kind) = frame_error_kind(e) {
                                 self.misbehaved(peer, kind);
@@ -902,14 +990,19 @@ impl Engine {
     }
 
     fn on_ping(&mut self, event: ping::Event) {
-        let ping::Event { peer, connection, result } = event;
+        let ping::Event {
+            peer,
+            connection,
+            result,
+        } = event;
         match result {
             Ok(_) => self.heard_from(peer),
             Err(e) => {
                 let now = Instant::now();
                 let (at, bytes) = self.last_heard.get(&peer).copied().unwrap_or((now, 0));
                 // Sync bytes still arriving while a response is in flight count as life.
-                let receiving = self.bytes.received() != bytes && self.in_flight.values().any(|f| f.peer == peer);
+                let receiving = self.bytes.received() != bytes
+                    && self.in_flight.values().any(|f| f.peer == peer);
                 if receiving {
                     self.heard_from(peer);
                 } else if now.saturating_duration_since(at) >= SILENT_LIMIT {
@@ -922,8 +1015,12 @@ impl Engine {
 
     /// Starts the pulls held back while `peer` was fetching from us.
     fn start_postponed(&mut self, peer: PeerId) {
-        let held: Vec<(PeerId, CommonsId)> =
-            self.postponed.iter().filter(|(p, _)| *p == peer).copied().collect();
+        let held: Vec<(PeerId, CommonsId)> = self
+            .postponed
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .copied()
+            .collect();
         for (peer, commons) in held {
             self.start_pull(peer, commons);
         }
@@ -932,8 +1029,12 @@ impl Engine {
     /// Re-runs interrupted pulls that are due on connections that stayed up, starts held-back
     /// pulls from peers that stopped fetching from us, and forgets stale interrupted pulls.
     fn retry_due(&mut self, now: Instant) {
-        let due: Vec<(PeerId, CommonsId)> =
-            self.retry_at.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
+        let due: Vec<(PeerId, CommonsId)> = self
+            .retry_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for (peer, commons) in due {
             self.retry_at.remove(&(peer, commons));
             if self.connected.contains_key(&peer) {
@@ -965,7 +1066,9 @@ impl Engine {
         let now = Instant::now();
         self.retry_due(now);
         let connected: Vec<Multiaddr> = self.connected.values().cloned().collect();
-        let due = self.peers.due(now, |addr| connected.iter().any(|c| strip_p2p(c) == strip_p2p(addr)));
+        let due = self.peers.due(now, |addr| {
+            connected.iter().any(|c| strip_p2p(c) == strip_p2p(addr))
+        });
         for addr in due {
             self.dial(addr);
         }
@@ -1064,5 +1167,7 @@ fn frame_error_kind(error: &std::io::Error) -> Option<&'static str> {
 
 /// The address without its `/p2p/...` suffix, for comparing dial targets with endpoints.
 pub fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
-    addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
 }

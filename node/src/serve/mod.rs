@@ -41,7 +41,9 @@ impl Default for ServeConfig {
         Self {
             listen: vec![
                 "/ip4/0.0.0.0/tcp/4717".parse().expect("static multiaddr"),
-                "/ip4/0.0.0.0/udp/4717/quic-v1".parse().expect("static multiaddr"),
+                "/ip4/0.0.0.0/udp/4717/quic-v1"
+                    .parse()
+                    .expect("static multiaddr"),
             ],
             peers: Vec::new(),
             mdns: true,
@@ -72,7 +74,11 @@ pub enum ServeError {
     BadAddress(String),
 }
 
-fn start_engine(home: &Home, config: &ServeConfig, listen: Vec<Multiaddr>) -> Result<Engine, ServeError> {
+fn start_engine(
+    home: &Home,
+    config: &ServeConfig,
+    listen: Vec<Multiaddr>,
+) -> Result<Engine, ServeError> {
     let replicas = Replicas::open(home)?;
     let bytes = ByteCounters::new();
     let net = NetConfig {
@@ -90,7 +96,12 @@ fn start_engine(home: &Home, config: &ServeConfig, listen: Vec<Multiaddr>) -> Re
             engine.swarm.behaviour_mut().kad.add_address(&peer, plain);
         }
     }
-    for commons in engine.replicas.store().wanted_commons().map_err(NodeError::from)? {
+    for commons in engine
+        .replicas
+        .store()
+        .wanted_commons()
+        .map_err(NodeError::from)?
+    {
         engine.wanted.insert(commons);
     }
     engine.subscribe_all();
@@ -107,15 +118,26 @@ fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
 }
 
 /// Runs the node until `shutdown` resolves: swarm, sync, gossip and the control socket.
-pub async fn run(home: &Home, mut config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(
+    home: &Home,
+    mut config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let file_config = home.config().map_err(NodeError::from)?;
     for text in &file_config.peers {
-        config.peers.push(text.parse().map_err(|_| ServeError::BadAddress(text.clone()))?);
+        config.peers.push(
+            text.parse()
+                .map_err(|_| ServeError::BadAddress(text.clone()))?,
+        );
     }
     let mut remembered = Vec::new();
     let mut engine = start_engine(home, &config, config.listen.clone())?;
     for (_, known) in engine.replicas.store().peers().map_err(NodeError::from)? {
-        for addr in known.addrs.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+        for addr in known
+            .addrs
+            .iter()
+            .filter_map(|a| a.parse::<Multiaddr>().ok())
+        {
             remembered.push(addr);
         }
     }
@@ -125,10 +147,11 @@ pub async fn run(home: &Home, mut config: ServeConfig, shutdown: impl Future<Out
     }
     let (control_tx, mut control_rx) = mpsc::channel(64);
     let socket = home.control_socket();
-    let control = control_server::start(&socket, control_tx).map_err(|source| ServeError::Control {
-        path: socket.clone(),
-        source,
-    })?;
+    let control =
+        control_server::start(&socket, control_tx).map_err(|source| ServeError::Control {
+            path: socket.clone(),
+            source,
+        })?;
     let mut resync = tokio::time::interval(config.sync_interval);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut redial = tokio::time::interval(Duration::from_secs(1));

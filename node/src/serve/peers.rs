@@ -153,9 +153,16 @@ mod tests {
         assert!(book.due(t0 + Duration::from_secs(1), |_| false).is_empty());
         assert_eq!(book.due(t0 + INITIAL_BACKOFF, |_| false).len(), 1);
         book.dial_failed(&addr, t0);
-        assert!(book.due(t0 + INITIAL_BACKOFF * 2 - Duration::from_millis(1), |_| false).is_empty());
+        assert!(book
+            .due(t0 + INITIAL_BACKOFF * 2 - Duration::from_millis(1), |_| {
+                false
+            })
+            .is_empty());
         book.dial_succeeded(&addr, t0);
-        assert!(book.due(t0 + INITIAL_BACKOFF * 4, |_| true).is_empty(), "connected: no dial");
+        assert!(
+            book.due(t0 + INITIAL_BACKOFF * 4, |_| true).is_empty(),
+            "connected: no dial"
+        );
     }
 
     #[test]
