@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use hedgerow_bench::report::{markdown, Row};
+use hedgerow_bench::report::{commons_lines, markdown, Row};
 use hedgerow_bench::scenarios::{local, Settings};
 use hedgerow_bench::{node_proc, run_size, SCENARIOS};
 use std::path::PathBuf;
@@ -70,6 +70,11 @@ enum Mode {
         #[arg(long)]
         home: PathBuf,
     },
+    /// Print the markdown of an earlier run's `--json` file again.
+    Render {
+        /// The JSON file.
+        json: PathBuf,
+    },
 }
 
 fn main() -> Result<ExitCode> {
@@ -85,6 +90,11 @@ fn main() -> Result<ExitCode> {
         }
         Some(Mode::LocalColdStart { home }) => {
             println!("{}", local::cold_start_child(home)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::Render { json }) => {
+            let rows: Vec<Row> = serde_json::from_slice(&std::fs::read(json)?)?;
+            println!("{}", document(&rows, cli.seed));
             return Ok(ExitCode::SUCCESS);
         }
         None => {}
@@ -109,7 +119,6 @@ fn main() -> Result<ExitCode> {
         let _ = temp.keep();
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut summaries = Vec::new();
     for designs in sizes {
         let root = temp_path.join(format!("n{designs}"));
         std::fs::create_dir_all(&root)?;
@@ -120,8 +129,7 @@ fn main() -> Result<ExitCode> {
             divergence_edits: cli.divergence_edits,
             apply_cap: if cli.quick { 400 } else { 20_000 },
         };
-        let (size_rows, summary) = run_size(&root, settings, &cli.scenarios)?;
-        summaries.push(format!("- {designs}: {summary}"));
+        let (size_rows, _) = run_size(&root, settings, &cli.scenarios)?;
         rows.extend(size_rows);
         if cli.keep {
             eprintln!("[{designs}] kept {}", root.display());
@@ -132,12 +140,7 @@ fn main() -> Result<ExitCode> {
             std::fs::write(path, serde_json::to_vec_pretty(&rows)?)?;
         }
     }
-    let text = format!(
-        "Commons (seed {}):\n\n{}\n\n{}",
-        cli.seed,
-        summaries.join("\n"),
-        markdown(&rows)
-    );
+    let text = document(&rows, cli.seed);
     println!("{text}");
     if let Some(path) = &cli.markdown {
         std::fs::write(path, &text)?;
@@ -148,4 +151,13 @@ fn main() -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The markdown of a run: the commons generated, then the tables.
+fn document(rows: &[Row], seed: u64) -> String {
+    format!(
+        "Commons (seed {seed}):\n\n{}\n\n{}",
+        commons_lines(rows).join("\n"),
+        markdown(rows)
+    )
 }

@@ -1,12 +1,12 @@
 //! Result rows, the targets each is held against, and the markdown and JSON output.
 
 use crate::references::References;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt::Write;
 
 /// One scenario at one size.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Row {
     /// Scenario name.
     pub scenario: String,
@@ -57,7 +57,7 @@ pub struct Row {
 }
 
 /// One target from the issue, evaluated on one row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     /// What is aimed for.
     pub name: String,
@@ -225,7 +225,12 @@ pub fn growth(rows: &[Row]) -> String {
             let values: Vec<Option<f64>> = sizes.iter().map(|s| of(*s).map(get)).collect();
             let _ = write!(out, "| {scenario} | {name} |");
             for v in &values {
-                let _ = write!(out, " {} |", v.map_or("–".into(), |v| format!("{v:.3}")));
+                let text = match v {
+                    None => "–".to_string(),
+                    Some(v) if name == "bytes" => human(*v as u64),
+                    Some(v) => format!("{v:.3}"),
+                };
+                let _ = write!(out, " {text} |");
             }
             let first = values.iter().flatten().next().copied().unwrap_or(0.0);
             let last = values.iter().flatten().last().copied().unwrap_or(0.0);
@@ -238,4 +243,29 @@ pub fn growth(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+/// One line describing each size's generated commons, from the initial-sync rows.
+pub fn commons_lines(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            let c = r.extra.get("commons")?;
+            let n = |k: &str| c[k].as_u64().unwrap_or(0);
+            Some(format!(
+                "- {}: {} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s",
+                r.designs,
+                n("designs"),
+                n("forks"),
+                n("events"),
+                n("notes"),
+                n("profiles"),
+                n("authors"),
+                r.docs,
+                n("changes"),
+                n("concurrent_changes"),
+                human(n("envelope_bytes")),
+                c["seconds"].as_f64().unwrap_or(0.0)
+            ))
+        })
+        .collect()
 }

@@ -53,7 +53,6 @@ impl Link {
     /// The queue holds about 400 ms of traffic, like a modem's buffer; what overflows is
     /// dropped and TCP slows down.
     pub fn cap(&self, kbit: u32) -> Result<(), String> {
-        let latency = std::env::var("HEDGEROW_FIELD_QUEUE").unwrap_or_else(|_| "400ms".into());
         for (ns, dev) in &self.ends {
             run(
                 "ip",

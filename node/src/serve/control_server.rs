@@ -60,13 +60,14 @@ async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
         Err(e) => return ControlReply::Error(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
     };
     if let Request::Sync { peer } = &request {
-        let addr: Multiaddr =
-            match peer.parse() {
-                Ok(a) => a,
-                Err(_) => return ControlReply::Error(format!(
+        let addr: Multiaddr = match peer.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                return ControlReply::Error(format!(
                     "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
-                )),
-            };
+                ))
+            }
+        };
         let (tx, rx) = oneshot::channel();
         if engine.send(Command::Sync(addr, tx)).await.is_err() {
             return ControlReply::Error("the node is shutting down".into());
