@@ -286,15 +286,15 @@ impl Generator<'_> {
             .iter()
             .map(|m| m.hash)
             .collect();
-        let (bundle, _) = replica
-            .bundle_for(&hashes)
-            .map_err(|e| anyhow!("bundle: {e}"))?;
+        let (changes, _) = replica
+            .compact_for(&hashes)
+            .map_err(|e| anyhow!("compact changes: {e}"))?;
         let proofs = hashes
             .iter()
             .filter_map(|h| replica.record(h)?.proof.clone().map(|p| (h.0, p)))
             .collect();
         self.sink
-            .ingest_bundle(Some(replica.genesis()), &replica.id(), &bundle, proofs)
+            .ingest_compact(Some(replica.genesis()), &replica.id(), &changes, proofs)
             .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
         self.written += 1;
         if self.written.is_multiple_of(200) {

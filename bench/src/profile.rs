@@ -21,7 +21,7 @@ pub struct Breakdown {
     pub docs: u64,
     /// The encoded `DocPayload`s, whole.
     pub payload_bytes: u64,
-    /// Of which the compressed automerge bundles.
+    /// Of which the changes in compact form (`save()` or deflated change chunks).
     pub bundle_bytes: u64,
     /// Of which the covering proofs (hash, document, author, signature each).
     pub proof_bytes: u64,
@@ -79,14 +79,14 @@ pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
         };
         out.docs += 1;
         out.payload_bytes += encode(&payload).len() as u64;
-        out.bundle_bytes += payload.bundle.len() as u64;
+        out.bundle_bytes += payload.changes.len() as u64;
         out.proof_bytes += encode(&payload.proofs).len() as u64;
         out.proofs += payload.proofs.len() as u64;
         out.signature_bytes += 64 * payload.proofs.len() as u64;
         if let Some(genesis) = &payload.genesis {
             out.genesis_bytes += encode(genesis).len() as u64;
             out.save_bytes_of_whole_docs += from.replica(id)?.doc().save().len() as u64;
-            out.bundle_bytes_of_whole_docs += payload.bundle.len() as u64;
+            out.bundle_bytes_of_whole_docs += payload.changes.len() as u64;
         }
         if n % 100 == 99 {
             from.clear_cache();

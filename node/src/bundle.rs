@@ -203,11 +203,11 @@ impl Replicas {
         let changes = if missing.is_empty() {
             None
         } else {
-            let (bundle, proofs) = replica.bundle_for(&missing)?;
+            let (changes, proofs) = replica.compact_for(&missing)?;
             Some(DocPayload {
                 doc: *doc,
                 genesis: None,
-                bundle,
+                changes,
                 proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
             })
         };
@@ -331,7 +331,7 @@ impl Replicas {
         }));
         let outcome = attempt.unwrap_or_else(|_| {
             self.clear_cache();
-            Err(Rejection::BadBundle {
+            Err(Rejection::BadChanges {
                 reason: "automerge failed on the record's bytes (its parser panicked)".into(),
             }
             .into())
@@ -362,7 +362,7 @@ impl Replicas {
         match held {
             true => match payload {
                 None => Ok(0),
-                Some(p) => self.ingest_bundle(None, doc, &p.bundle, p.proofs.clone()),
+                Some(p) => self.ingest_compact(None, doc, &p.changes, p.proofs.clone()),
             },
             false => match genesis {
                 Some(genesis) => self.import_new_doc(doc, genesis, payload),
@@ -398,7 +398,7 @@ impl Replicas {
                     .iter()
                     .map(|(h, proof)| (ChangeHash(*h), proof.clone()))
                     .collect();
-                replica.ingest_bundle(&p.bundle, proofs)?
+                replica.ingest_compact(&p.changes, proofs)?
             }
             None => Vec::new(),
         };
@@ -528,10 +528,13 @@ mod tests {
     use super::*;
     use crate::home::{Home, LocalProfile};
     use hedgerow_protocol::bundle_file::encode_records;
+    use hedgerow_protocol::compact::CompactChanges;
     use hedgerow_protocol::schema::{DocKind, NewDocument};
 
-    /// Two small changes whose automerge bundle had one bit flipped: automerge 0.12 panics on it.
-    const PANICKING_BUNDLE: &str = "856f4a83557f7e6c036a0001106e95546cda34a400ac82f2cad00569c6090102030213022302330245025002530260020200020102010201020000027e00017f0002000a150621023401420256025704700371027302b3010302046e616d6502000202010226763076317e00017f007f017e0001";
+    /// A document (`save()` bytes with one byte changed and the checksum fixed, found by
+    /// fuzzing) on which automerge 0.12's parser panics.
+    const PANICKING_DOCUMENT: &[u8] =
+        include_bytes!("../../protocol/tests/vectors/document-that-panics-automerge.bin");
 
     fn node(dir: &Path) -> Replicas {
         let profile = LocalProfile {
@@ -562,7 +565,7 @@ mod tests {
             Record::Changes(DocPayload {
                 doc,
                 genesis: None,
-                bundle: hex::decode(PANICKING_BUNDLE).expect("test vector is hex"),
+                changes: CompactChanges::Document(PANICKING_DOCUMENT.to_vec()),
                 proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
             }),
         ])

@@ -8,6 +8,7 @@
 use crate::home::{Home, HomeError, LocalProfile};
 use crate::store::{DocSummary, DocWrite, Store, StoreError};
 use hedgerow_protocol::automerge::ChangeHash;
+use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::licence::LicenceError;
 use hedgerow_protocol::replica::{Accepted, EditFailure, IngestOutcome, Rejection};
 use hedgerow_protocol::schema::{
@@ -606,12 +607,12 @@ impl Replicas {
         })
     }
 
-    /// Takes a compressed bundle of one document's changes with their proofs; all or nothing.
-    pub fn ingest_bundle(
+    /// Takes one document's changes in compact form with their proofs; all or nothing.
+    pub fn ingest_compact(
         &mut self,
         genesis: Option<&Signed<DocGenesis>>,
         doc: &DocId,
-        bundle: &[u8],
+        changes: &CompactChanges,
         proofs: Vec<([u8; 32], hedgerow_protocol::ChangeProof)>,
     ) -> Result<usize, NodeError> {
         if let Some(genesis) = genesis {
@@ -634,22 +635,22 @@ impl Replicas {
             .transpose()?
             .flatten()
         {
-            // Nothing of a new document is stored unless its bundle verifies; a genesis
-            // alone (empty bundle) is a document with no changes yet.
-            let accepted = if bundle.is_empty() {
+            // Nothing of a new document is stored unless its changes verify; a genesis
+            // alone (no changes) is a document with no changes yet.
+            let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
-                replica.ingest_bundle(bundle, proofs)?
+                replica.ingest_compact(changes, proofs)?
             };
             self.cache.insert(*doc, replica);
             self.persist(doc, &accepted)?;
             return Ok(accepted.len());
         }
-        if bundle.is_empty() {
+        if changes.is_empty() {
             return Ok(0);
         }
         let replica = self.replica_mut(doc)?;
-        let accepted = replica.ingest_bundle(bundle, proofs)?;
+        let accepted = replica.ingest_compact(changes, proofs)?;
         if !accepted.is_empty() {
             self.persist(doc, &accepted)?;
         }

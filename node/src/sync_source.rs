@@ -3,6 +3,7 @@
 
 use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::automerge::ActorId;
+use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::sync::{
     heads_digest, id_prefix, DocPayload, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want,
 };
@@ -40,15 +41,15 @@ impl SyncSource for Replicas {
         if missing.is_empty() && want.have_genesis {
             return Ok(None);
         }
-        let (bundle, proofs) = if missing.is_empty() {
-            (Vec::new(), Vec::new())
+        let (changes, proofs) = if missing.is_empty() {
+            (CompactChanges::none(), Vec::new())
         } else {
-            replica.bundle_for(&missing)?
+            replica.compact_for(&missing)?
         };
         Ok(Some(DocPayload {
             doc: *doc,
             genesis: (!want.have_genesis).then(|| replica.genesis().clone()),
-            bundle,
+            changes,
             proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
         }))
     }
@@ -100,10 +101,10 @@ impl Replicas {
                 payload.doc
             )));
         }
-        self.ingest_bundle(
+        self.ingest_compact(
             payload.genesis.as_ref(),
             &payload.doc,
-            &payload.bundle,
+            &payload.changes,
             payload.proofs.clone(),
         )
     }

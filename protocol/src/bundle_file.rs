@@ -16,7 +16,7 @@
 //! documents sorted by id, a document's genesis before its changes, and
 //! nothing time-dependent is written, so the same content always gives the
 //! same bytes. A document's changes travel as the sync protocol sends them: a
-//! [`DocPayload`] with a compressed automerge bundle and the few signatures
+//! [`DocPayload`] with the changes in compact form and the few signatures
 //! that cover it.
 //!
 //! Decoding goes record by record and keeps what it decoded before any damage
@@ -492,7 +492,7 @@ mod tests {
         .sign(key)
     }
 
-    /// A document genesis with a real automerge bundle of two signed changes.
+    /// A document genesis with a real document of two signed changes.
     fn doc(key: &DeviceKey, commons: CommonsId, nonce: u8) -> DocSection {
         let genesis = DocGenesis {
             commons,
@@ -511,7 +511,7 @@ mod tests {
             tx.put(ROOT, "name", text).unwrap();
             hashes.push(tx.commit().0.unwrap());
         }
-        let bundle = am.bundle(hashes.iter().copied()).unwrap().bytes().to_vec();
+        let changes = crate::compact::CompactChanges::of_document(&am);
         let last = am
             .get_change_by_hash(&hashes[1])
             .unwrap()
@@ -524,7 +524,7 @@ mod tests {
             changes: Some(DocPayload {
                 doc: id,
                 genesis: None,
-                bundle,
+                changes,
                 proofs: vec![(hashes[1].0, proof)],
             }),
         }
@@ -593,7 +593,7 @@ mod tests {
             .collect();
         assert_eq!(
             replica
-                .ingest_bundle(&payload.bundle, proofs)
+                .ingest_compact(&payload.changes, proofs)
                 .unwrap()
                 .len(),
             2

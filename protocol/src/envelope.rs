@@ -7,7 +7,7 @@
 //! author and document, so a change cannot claim another author.
 //!
 //! The signature can also travel detached, as a [`ChangeProof`], beside a
-//! compressed bundle of changes; there, one proof over an author's latest
+//! document's changes in compact form ([`crate::compact`]); there, one proof over an author's latest
 //! change covers that author's earlier changes through automerge's hash links.
 
 use crate::encoding::{
@@ -186,7 +186,7 @@ pub fn verify_change_bytes(
         &signing_digest(commons, &proof.doc, &proof.author, bytes),
         &proof.signature,
     )?;
-    let change = Change::from_bytes(bytes.to_vec()).map_err(|e| EnvelopeError::BadChange {
+    let change = crate::compact::decode_change(bytes).map_err(|e| EnvelopeError::BadChange {
         reason: e.to_string(),
     })?;
     check_actor(&change, &proof.author, &proof.doc)?;

@@ -6,8 +6,10 @@
 //! takes its inputs (time, randomness, bytes) as arguments, so the node, the
 //! tests and the benchmarks can all drive it deterministically.
 
+pub mod automerge_screen;
 pub mod bundle_file;
 pub mod bytes;
+pub mod compact;
 pub mod encoding;
 pub mod envelope;
 pub mod genesis;

@@ -5,6 +5,7 @@
 //! arrives (envelopes, bundles, local edits). Keeping it free of I/O lets the
 //! property tests exchange envelopes between many replicas in random orders.
 
+use crate::compact::{decode_change, CompactChanges};
 use crate::envelope::{
     actor_for, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
 };
@@ -121,9 +122,9 @@ pub enum Rejection {
         /// The change, hex.
         hash: String,
     },
-    /// Bundle bytes do not parse.
-    #[error("bundle does not parse: {reason}")]
-    BadBundle {
+    /// Compact changes do not decode (refused by screening or by automerge).
+    #[error("changes do not decode: {reason}")]
+    BadChanges {
         /// The parser's reason.
         reason: String,
     },
@@ -291,21 +292,33 @@ impl DocReplica {
             .collect()
     }
 
-    /// Compresses `hashes` into automerge's most compact form, with the proofs that cover them:
-    /// the document's `save()` when `hashes` are all of it (a peer that lacks the document),
-    /// which is smaller than a bundle of every change; otherwise a bundle of just those changes.
-    /// [`Self::ingest_bundle`] takes either.
-    pub fn bundle_for(&self, hashes: &[ChangeHash]) -> Result<(Vec<u8>, Proofs), Rejection> {
+    /// Puts `hashes` in compact form, with the proofs that cover them: the document's `save()`
+    /// when `hashes` are all of it (a peer that lacks the document), otherwise just those
+    /// changes deflated together. [`Self::ingest_compact`] takes either.
+    pub fn compact_for(
+        &self,
+        hashes: &[ChangeHash],
+    ) -> Result<(CompactChanges, Proofs), Rejection> {
         if !hashes.is_empty() && hashes.len() == self.doc.get_changes_meta(&[]).len() {
-            return Ok((self.doc.save(), self.covering_proofs(hashes)));
+            return Ok((
+                CompactChanges::of_document(&self.doc),
+                self.covering_proofs(hashes),
+            ));
         }
-        let bundle = self
-            .doc
-            .bundle(hashes.iter().copied())
-            .map_err(|e| Rejection::Automerge {
-                reason: e.to_string(),
-            })?;
-        Ok((bundle.bytes().to_vec(), self.covering_proofs(hashes)))
+        let mut changes = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let change = self
+                .doc
+                .get_change_by_hash(hash)
+                .ok_or_else(|| Rejection::Automerge {
+                    reason: format!("change {hash} is not in the document"),
+                })?;
+            changes.push(change);
+        }
+        Ok((
+            CompactChanges::of_changes(&changes),
+            self.covering_proofs(hashes),
+        ))
     }
 
     /// The fewest proofs that cover `hashes`: each author's proof over their latest change among them.
@@ -391,13 +404,15 @@ impl DocReplica {
         Ok(IngestOutcome::Applied(accepted))
     }
 
-    /// Takes a compressed bundle of changes with the proofs that cover them; all or nothing.
-    pub fn ingest_bundle(
+    /// Takes changes in compact form with the proofs that cover them; all or nothing.
+    pub fn ingest_compact(
         &mut self,
-        bundle: &[u8],
+        compact: &CompactChanges,
         proofs: Vec<(ChangeHash, ChangeProof)>,
     ) -> Result<Vec<Accepted>, Rejection> {
-        let changes = parse_bundle(bundle)?;
+        let changes = compact.decode().map_err(|e| Rejection::BadChanges {
+            reason: e.to_string(),
+        })?;
         let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
         accepted.extend(self.drain_pending());
         Ok(accepted)
@@ -730,34 +745,8 @@ impl DocReplica {
     }
 }
 
-/// The changes of a bundle, or of a whole document's `save()` (see [`DocReplica::bundle_for`]).
-/// Parses bundle bytes from a peer. automerge 0.12 panics on some malformed
-/// input; a hostile peer must not be able to end the node that way, so a panic
-/// becomes a rejection.
-fn parse_bundle(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
-    std::panic::catch_unwind(|| parse_bundle_unguarded(bytes)).unwrap_or_else(|_| {
-        Err(Rejection::BadBundle {
-            reason: "automerge could not parse the bundle (its parser panicked)".into(),
-        })
-    })
-}
-
-fn parse_bundle_unguarded(bytes: &[u8]) -> Result<Vec<Change>, Rejection> {
-    match automerge::Bundle::try_from(bytes) {
-        Ok(parsed) => parsed.to_changes().map_err(|e| Rejection::BadBundle {
-            reason: e.to_string(),
-        }),
-        Err(bundle_error) => match Automerge::load(bytes) {
-            Ok(doc) => Ok(doc.get_changes(&[])),
-            Err(_) => Err(Rejection::BadBundle {
-                reason: bundle_error.to_string(),
-            }),
-        },
-    }
-}
-
 fn parse_change(bytes: Vec<u8>) -> Result<Change, Rejection> {
-    Change::from_bytes(bytes).map_err(|e| {
+    decode_change(&bytes).map_err(|e| {
         EnvelopeError::BadChange {
             reason: e.to_string(),
         }

@@ -16,8 +16,8 @@
 //!    inventories.
 //! 2. The puller asks, in batches, for the documents whose digest differs,
 //!    sending its per-author sequence heights for each (`Fetch`). The
-//!    responder answers with what the puller lacks: a compressed automerge
-//!    bundle per document plus the signatures that prove its authors, small
+//!    responder answers with what the puller lacks: each document's changes in
+//!    compact form ([`crate::compact`]) plus the signatures that prove its authors, small
 //!    documents first, within the byte budget the puller asked for.
 //! 3. The puller verifies and stores each batch as it arrives, so a sync cut
 //!    off halfway keeps what it got, and the next sync's inventory asks only
@@ -36,6 +36,7 @@
 //!
 //! The responder side is [`respond`], a pure function over a [`SyncSource`].
 
+use crate::compact::CompactChanges;
 use crate::encoding::{decode, domain_hash, encode, DecodeError};
 use crate::envelope::{ChangeEnvelope, ChangeProof};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
@@ -160,16 +161,16 @@ pub struct DocPayload {
     pub doc: DocId,
     /// Its genesis, when the puller lacked it.
     pub genesis: Option<Signed<DocGenesis>>,
-    /// Compressed automerge bundle of the missing changes.
-    pub bundle: Vec<u8>,
-    /// Signatures covering the bundle: each author's latest change in it.
+    /// The missing changes in compact form.
+    pub changes: CompactChanges,
+    /// Signatures covering the changes: each author's latest change among them.
     pub proofs: Vec<([u8; 32], ChangeProof)>,
 }
 
 impl DocPayload {
     /// Approximate bytes this payload takes on the wire.
     pub fn wire_size(&self) -> usize {
-        self.bundle.len()
+        self.changes.len()
             + self.proofs.len() * 160
             + if self.genesis.is_some() { 200 } else { 0 }
             + 40

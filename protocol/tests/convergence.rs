@@ -454,11 +454,11 @@ proptest! {
         // From nothing.
         let everything = source.missing_for(&BTreeMap::new());
         prop_assert_eq!(everything.len(), envelopes.len());
-        let (bundle, proofs) = source.bundle_for(&everything).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (bundle, proofs) = source.compact_for(&everything).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let signers: HashSet<_> = proofs.iter().map(|(_, p)| p.author).collect();
         prop_assert_eq!(proofs.len(), signers.len(), "one proof per author");
         let mut fresh = DocReplica::new(genesis.clone()).expect("genesis verifies");
-        let accepted = fresh.ingest_bundle(&bundle, proofs.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let accepted = fresh.ingest_compact(&bundle, proofs.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(accepted.len(), envelopes.len());
         assert_same_state(source, &fresh, "bundle from nothing")?;
         for hash in &everything {
@@ -466,7 +466,7 @@ proptest! {
             prop_assert_eq!(record.author, source.record(hash).expect("held").author);
         }
         // The same bundle again changes nothing.
-        prop_assert!(fresh.ingest_bundle(&bundle, proofs.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?.is_empty());
+        prop_assert!(fresh.ingest_compact(&bundle, proofs.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?.is_empty());
 
         // From part of the history: only what the peer's clock lacks is sent.
         let known = rng.below(envelopes.len() + 1);
@@ -477,8 +477,8 @@ proptest! {
         let lacking = source.missing_for(&partial.clock());
         prop_assert_eq!(lacking.len(), envelopes.len() - known);
         if !lacking.is_empty() {
-            let (bundle, proofs) = source.bundle_for(&lacking).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            partial.ingest_bundle(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("partial bundle refused: {e}")))?;
+            let (bundle, proofs) = source.compact_for(&lacking).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            partial.ingest_compact(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("partial bundle refused: {e}")))?;
         }
         assert_same_state(source, &partial, "bundle after partial history")?;
 
@@ -491,8 +491,8 @@ proptest! {
         }
         let relayed = fresh.missing_for(&third.clock());
         if !relayed.is_empty() {
-            let (bundle, proofs) = fresh.bundle_for(&relayed).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            third.ingest_bundle(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("relayed bundle refused: {e}")))?;
+            let (bundle, proofs) = fresh.compact_for(&relayed).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            third.ingest_compact(&bundle, proofs).map_err(|e| TestCaseError::fail(format!("relayed bundle refused: {e}")))?;
         }
         assert_same_state(source, &third, "bundle relayed by a node that got a bundle")?;
 
@@ -515,7 +515,7 @@ proptest! {
         cases.push(("signature claimed by another author", claimed));
         for (name, tampered) in cases {
             let mut target = DocReplica::new(genesis.clone()).expect("genesis verifies");
-            let result = target.ingest_bundle(&bundle, tampered);
+            let result = target.ingest_compact(&bundle, tampered);
             match name {
                 "no proofs" | "one author's proof removed" => prop_assert!(
                     matches!(result, Err(Rejection::Uncovered { .. })),
@@ -536,10 +536,10 @@ proptest! {
 
         // A bundle that lacks its first changes cannot be applied to an empty replica.
         if lacking.len() < envelopes.len() && !lacking.is_empty() {
-            let (bundle, proofs) = source.bundle_for(&lacking).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (bundle, proofs) = source.compact_for(&lacking).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut empty = DocReplica::new(genesis).expect("genesis verifies");
             prop_assert!(
-                matches!(empty.ingest_bundle(&bundle, proofs), Err(Rejection::MissingDependencies { .. })),
+                matches!(empty.ingest_compact(&bundle, proofs), Err(Rejection::MissingDependencies { .. })),
                 "a bundle with missing dependencies must be refused"
             );
             prop_assert_eq!(empty.change_count(), 0);

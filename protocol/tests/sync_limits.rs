@@ -56,7 +56,7 @@ impl SyncSource for OneDoc {
         Ok(Some(DocPayload {
             doc: *doc,
             genesis: None,
-            bundle: vec![6; 100],
+            changes: hedgerow_protocol::compact::CompactChanges::Changes(vec![6; 100]),
             proofs: Vec::new(),
         }))
     }

@@ -57,11 +57,11 @@ impl SyncSource for MemoryNode {
         if missing.is_empty() && want.have_genesis {
             return Ok(None);
         }
-        let (bundle, proofs) = replica.bundle_for(&missing).map_err(|e| e.to_string())?;
+        let (changes, proofs) = replica.compact_for(&missing).map_err(|e| e.to_string())?;
         Ok(Some(DocPayload {
             doc: *doc,
             genesis: (!want.have_genesis).then(|| replica.genesis().clone()),
-            bundle,
+            changes,
             proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
         }))
     }
@@ -96,7 +96,7 @@ impl MemoryNode {
             .map(|(h, p)| (hedgerow_protocol::automerge::ChangeHash(*h), p.clone()))
             .collect();
         replica
-            .ingest_bundle(&payload.bundle, proofs)
+            .ingest_compact(&payload.changes, proofs)
             .expect("payload verifies");
     }
 }

@@ -10,6 +10,7 @@
 use hedgerow_node::home::Home;
 use hedgerow_node::store::Store;
 use hedgerow_node::Replicas;
+use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::schema::{MAX_STEP_BYTES, MAX_TAG_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES};
 use hedgerow_protocol::{CommonsId, DocGenesis, DocId};
 use hedgerow_tests::TestHome;
@@ -259,7 +260,7 @@ fn ambiguous_prefix() {
             let id: DocId = signed.body.id();
             // A document whose genesis arrived before any of its changes.
             replicas
-                .ingest_bundle(Some(&signed), &id, &[], Vec::new())
+                .ingest_compact(Some(&signed), &id, &CompactChanges::none(), Vec::new())
                 .expect("genesis accepted");
         }
         replicas.commit().expect("flushed");

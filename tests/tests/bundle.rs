@@ -8,7 +8,7 @@
 
 use hedgerow_node::home::Home;
 use hedgerow_node::Replicas;
-use hedgerow_protocol::automerge::{self, ChangeHash};
+use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::{DeviceKey, DocId};
@@ -429,13 +429,11 @@ fn forge(records: &mut [Record], doc: &str, forger: &DeviceKey, keep_author: boo
             _ => None,
         })
         .expect("the document's changes");
-    // A payload carries an automerge bundle, or a whole document's save() when it sends all of it.
-    let changes = match automerge::Bundle::try_from(payload.bundle.as_slice()) {
-        Ok(bundle) => bundle.to_changes().unwrap(),
-        Err(_) => automerge::Automerge::load(&payload.bundle)
-            .unwrap()
-            .get_changes(&[]),
-    };
+    // A payload carries some changes deflated together, or a whole document's save().
+    let changes = payload
+        .changes
+        .decode()
+        .expect("the exporter's own changes decode");
     for (hash, proof) in &mut payload.proofs {
         let change = changes
             .iter()

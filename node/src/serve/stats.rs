@@ -88,7 +88,7 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
             Rejection::NotProfileOwner { .. } => "not-profile-owner",
             Rejection::MissingDependencies { .. } => "missing-dependencies",
             Rejection::Uncovered { .. } => "unsigned-change",
-            Rejection::BadBundle { .. } => "bad-bundle",
+            Rejection::BadChanges { .. } => "bad-changes",
             Rejection::TooManyPending => "too-many-pending",
             Rejection::Automerge { .. } => "automerge-refused",
         }

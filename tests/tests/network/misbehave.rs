@@ -17,6 +17,7 @@ use hedgerow_node::net::{
     ByteCounters, NetConfig, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 use hedgerow_protocol::automerge::{ActorId, Automerge};
+use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::schema::{init_document, DocKind, NewDocument};
 use hedgerow_protocol::sync::{
@@ -50,8 +51,13 @@ const REASONS: [&str; 11] = [
     "truncated-frame",
     "malformed-response",
     "oversized-frame",
-    "bad-bundle",
+    "bad-changes",
 ];
+
+/// Bytes in automerge's bundle format on which automerge 0.12's parser loops forever (found by
+/// fuzzing): a node that handed them to automerge would hang its sync for good.
+const BUNDLE_THAT_HANGS_AUTOMERGE: &[u8] =
+    include_bytes!("../../../protocol/tests/vectors/bundle-that-hangs-automerge.bin");
 
 /// How the rogue answers the honest node's pulls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +68,7 @@ enum Answer {
     Garbage,
     /// A response frame longer than any node accepts.
     Oversized,
-    /// An inventory naming a document, then that document with a garbage bundle.
+    /// An inventory naming a document, then that document as bytes that would hang automerge.
     ForgedDocs,
 }
 
@@ -251,7 +257,7 @@ impl Rogue {
                     items: vec![DocPayload {
                         doc: doc.body.id(),
                         genesis: Some(doc),
-                        bundle: b"not an automerge bundle".to_vec(),
+                        changes: CompactChanges::Document(BUNDLE_THAT_HANGS_AUTOMERGE.to_vec()),
                         proofs: Vec::new(),
                     }],
                     deferred: Vec::new(),
@@ -582,8 +588,9 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
         "the connection stayed up"
     );
 
-    // 10. On reconnection the honest node pulls again, and gets a forged document: the
-    // tenth offence bans the rogue.
+    // 10. On reconnection the honest node pulls again, and gets a forged document whose
+    // bytes would make automerge loop forever: refused unparsed, the tenth offence bans
+    // the rogue (a node that hung here would never report the ban).
     rogue.answer = Answer::ForgedDocs;
     rogue.forged_doc = Some(rogue.new_doc());
     rogue.swarm.dial(rogue.honest_addr.clone()).expect("dial");
