@@ -159,7 +159,10 @@ mod tests {
         let hang = include_bytes!("../tests/vectors/bundle-that-hangs-automerge.bin");
         assert!(matches!(
             CompactChanges::Document(hang.to_vec()).decode(),
-            Err(CompactError::Screen(ScreenError::ChunkType { chunk_type: 3, .. }))
+            Err(CompactError::Screen(ScreenError::ChunkType {
+                chunk_type: 3,
+                ..
+            }))
         ));
         assert!(decode_change(hang).is_err());
     }
@@ -167,7 +170,10 @@ mod tests {
     #[test]
     fn a_document_that_panics_automerge_is_an_error() {
         let panics = include_bytes!("../tests/vectors/document-that-panics-automerge.bin");
-        assert!(screen(panics, Shape::Document).is_ok(), "it is a document chunk");
+        assert!(
+            screen(panics, Shape::Document).is_ok(),
+            "it is a document chunk"
+        );
         assert!(matches!(
             CompactChanges::Document(panics.to_vec()).decode(),
             Err(CompactError::Automerge(_))
