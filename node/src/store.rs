@@ -18,11 +18,14 @@
 use hedgerow_protocol::encoding::{decode, encode, DecodeError};
 use hedgerow_protocol::replica::{Accepted, ChangeRecord};
 use hedgerow_protocol::schema::DocKind;
+use hedgerow_protocol::sync::{heads_digest, HeadsDigest};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Version of the store layout; bumped when trees or value formats change incompatibly.
 pub const STORE_FORMAT: u8 = 1;
@@ -118,6 +121,10 @@ pub struct Store {
     change_count: std::sync::atomic::AtomicU64,
     /// The change count the manifest on disk holds, so a read-only command does not rewrite it.
     manifest_changes: std::sync::atomic::AtomicU64,
+    /// Each commons' documents with their heads digests, as [`Store::inventory`] last read
+    /// them and kept current by every write: every sync `Hello` needs them, and reading 5,000
+    /// summaries from sled each time made an in-sync reconnect grow with the commons.
+    inventories: Mutex<HashMap<CommonsId, BTreeMap<DocId, HeadsDigest>>>,
     /// Our own lock on the store directory, held while the store is open (see [`lock_dir`]).
     _lock: std::fs::File,
 }
@@ -295,6 +302,7 @@ impl Store {
             summaries,
             peers,
             wanted,
+            inventories: Mutex::new(HashMap::new()),
             path: path.to_path_buf(),
             db,
         };
@@ -407,6 +415,40 @@ impl Store {
         Ok(out)
     }
 
+    /// Every document of a commons that has a summary, with the digest of its heads, in id
+    /// order. Read from the summaries once, then kept current in memory by every write.
+    pub fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, StoreError> {
+        if let Some(cached) = self.cached_inventories().get(commons) {
+            return Ok(cached.iter().map(|(id, d)| (*id, *d)).collect());
+        }
+        let mut read = BTreeMap::new();
+        for id in self.doc_ids(commons)? {
+            if let Some(summary) = self.summary(&id)? {
+                read.insert(id, heads_digest(&summary.heads));
+            }
+        }
+        let out = read.iter().map(|(id, d)| (*id, *d)).collect();
+        self.cached_inventories().insert(*commons, read);
+        Ok(out)
+    }
+
+    /// The inventory cache; a panic elsewhere while it was held leaves nothing half-written
+    /// in it (each update is one insert), so a poisoned lock is still safe to use.
+    fn cached_inventories(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CommonsId, BTreeMap<DocId, HeadsDigest>>> {
+        self.inventories
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a document's new summary in the inventory cache of its commons, if cached.
+    fn note_summary(&self, id: &DocId, summary: &DocSummary) {
+        if let Some(inventory) = self.cached_inventories().get_mut(&summary.commons) {
+            inventory.insert(*id, heads_digest(&summary.heads));
+        }
+    }
+
     /// The cached summary of a document.
     pub fn summary(&self, id: &DocId) -> Result<Option<DocSummary>, StoreError> {
         self.get_decoded(&self.summaries, "summaries", id.as_bytes())
@@ -482,6 +524,7 @@ impl Store {
             );
         match result {
             Ok(()) => {
+                self.note_summary(&id, &write.summary);
                 self.change_count.fetch_add(
                     write.accepted.len() as u64,
                     std::sync::atomic::Ordering::SeqCst,
@@ -506,6 +549,7 @@ impl Store {
         self.summaries
             .insert(id.as_bytes(), encode(summary))
             .map_err(|e| self.err(e))?;
+        self.note_summary(id, summary);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::automerge::ActorId;
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::sync::{
-    heads_digest, id_prefix, DocPayload, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want,
+    id_prefix, DocPayload, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +21,7 @@ impl SyncSource for Replicas {
     }
 
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, NodeError> {
-        let mut out = Vec::new();
-        for id in self.store().doc_ids(commons)? {
-            if let Some(summary) = self.store().summary(&id)? {
-                out.push((id, heads_digest(&summary.heads)));
-            }
-        }
-        Ok(out)
+        Ok(self.store().inventory(commons)?)
     }
 
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, NodeError> {
@@ -107,5 +101,63 @@ impl Replicas {
             &payload.changes,
             payload.proofs.clone(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::{Home, LocalProfile};
+    use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
+    use hedgerow_protocol::sync::heads_digest;
+
+    /// Every document of `commons` with the digest of its replica's heads, in id order.
+    fn truth(replicas: &mut Replicas, commons: &CommonsId) -> Vec<(DocId, HeadsDigest)> {
+        let ids = replicas.store().doc_ids(commons).expect("ids");
+        let mut out: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let heads = replicas.replica(&id).expect("held").heads();
+                (id, heads_digest(&heads.iter().map(|h| h.0).collect::<Vec<_>>()))
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// The inventory is read from sled once and then kept in memory; it must follow every
+    /// write and equal what a freshly opened store reads.
+    #[test]
+    fn the_cached_inventory_follows_every_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let profile = LocalProfile {
+            name: "Alice".into(),
+            ..LocalProfile::default()
+        };
+        let home = Home::init(dir.path(), &profile).expect("home");
+        let mut replicas = Replicas::open(&home).expect("store");
+        let commons = replicas.create_commons("Farm Hack", "").expect("commons");
+        let design = NewDocument::new(DocKind::Design, "Roller crimper");
+        let first = replicas.create_doc(commons, &design, &[]).expect("doc");
+        let before = replicas.inventory(&commons).expect("inventory");
+        assert_eq!(before, truth(&mut replicas, &commons));
+        replicas.create_doc(commons, &design, &[]).expect("doc");
+        let edit = Edit::Set {
+            field: "summary".into(),
+            value: "Flattens a cover crop".into(),
+        };
+        replicas.edit_doc(&first, &[edit]).expect("edit");
+        let after = replicas.inventory(&commons).expect("inventory");
+        assert_eq!(after.len(), before.len() + 1, "the new document is listed");
+        assert_ne!(
+            after.iter().find(|(id, _)| *id == first),
+            before.iter().find(|(id, _)| *id == first),
+            "the edited document's digest moved"
+        );
+        let expected = truth(&mut replicas, &commons);
+        assert_eq!(after, expected);
+        drop(replicas);
+        let reopened = Replicas::open(&home).expect("store");
+        assert_eq!(reopened.inventory(&commons).expect("inventory"), expected);
     }
 }
