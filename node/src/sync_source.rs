@@ -118,7 +118,10 @@ mod tests {
             .into_iter()
             .map(|id| {
                 let heads = replicas.replica(&id).expect("held").heads();
-                (id, heads_digest(&heads.iter().map(|h| h.0).collect::<Vec<_>>()))
+                (
+                    id,
+                    heads_digest(&heads.iter().map(|h| h.0).collect::<Vec<_>>()),
+                )
             })
             .collect();
         out.sort_by_key(|(id, _)| *id);
