@@ -10,7 +10,7 @@
 //! Everything goes through the real library: each document is a
 //! [`DocReplica`], each change a signed envelope made with one of many
 //! [`DeviceKey`]s, and the result is ingested into a real sled store through
-//! [`Replicas::ingest_bundle`], as a node that had received it all would hold it.
+//! [`Replicas::ingest_compact`], as a node that had received it all would hold it.
 
 use crate::rng::Rng;
 use crate::text;
