@@ -223,27 +223,10 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
             commons,
             edits,
             json,
-        } => (
-            Request::DocNew {
-                commons: commons.commons,
-                kind,
-                title: name,
-                target: None,
-                note_kind: None,
-                edits: edits::edits_from_args(&edits)?,
-            },
-            Print::Id,
-            json.json,
-        ),
-        DesignCommand::Edit { id, edits, json } => (
-            Request::DocEdit {
-                id,
-                kind,
-                edits: nonempty(edits::edits_from_args(&edits)?)?,
-            },
-            Print::Edited,
-            json.json,
-        ),
+        } => (new_doc(commons, kind, name, &edits)?, Print::Id, json.json),
+        DesignCommand::Edit { id, edits, json } => {
+            (edit_doc(id, kind, &edits)?, Print::Edited, json.json)
+        }
         DesignCommand::Show { id, version, json } => (
             Request::DocShow { id, kind, version },
             Print::Document,
@@ -305,27 +288,10 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             commons,
             edits,
             json,
-        } => (
-            Request::DocNew {
-                commons: commons.commons,
-                kind,
-                title,
-                target: None,
-                note_kind: None,
-                edits: edits::edits_from_args(&edits)?,
-            },
-            Print::Id,
-            json.json,
-        ),
-        EventCommand::Edit { id, edits, json } => (
-            Request::DocEdit {
-                id,
-                kind,
-                edits: nonempty(edits::edits_from_args(&edits)?)?,
-            },
-            Print::Edited,
-            json.json,
-        ),
+        } => (new_doc(commons, kind, title, &edits)?, Print::Id, json.json),
+        EventCommand::Edit { id, edits, json } => {
+            (edit_doc(id, kind, &edits)?, Print::Edited, json.json)
+        }
         EventCommand::Show { id, json } => (
             Request::DocShow {
                 id,
@@ -428,6 +394,32 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
             Print::DocList,
             json.json,
         ),
+    })
+}
+
+/// A new design or event with its first edits.
+fn new_doc(
+    commons: args::CommonsFlag,
+    kind: DocKind,
+    title: String,
+    edits: &args::EditArgs,
+) -> Result<Request> {
+    Ok(Request::DocNew {
+        commons: commons.commons,
+        kind,
+        title,
+        target: None,
+        note_kind: None,
+        edits: edits::edits_from_args(edits)?,
+    })
+}
+
+/// One signed change to a design or event; refuses an edit with no edit flags.
+fn edit_doc(id: String, kind: DocKind, edits: &args::EditArgs) -> Result<Request> {
+    Ok(Request::DocEdit {
+        id,
+        kind,
+        edits: nonempty(edits::edits_from_args(edits)?)?,
     })
 }
 

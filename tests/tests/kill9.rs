@@ -52,14 +52,20 @@ fn kill_delay(n: usize) -> Option<u64> {
     (n % 2 == 1).then(|| ((n * 37) % 41) as u64)
 }
 
-#[test]
-fn edits_reported_saved_survive_sigkill_bursts() {
+/// A fresh home holding one commons and one design; returns the home and the design id.
+fn home_with_a_design() -> (TestHome, String) {
     let home = TestHome::init("Alice");
     home.ok(&["commons", "create", "Farm Hack tools"]);
     let design = home
         .ok(&["design", "new", "Roller crimper"])
         .trim()
         .to_string();
+    (home, design)
+}
+
+#[test]
+fn edits_reported_saved_survive_sigkill_bursts() {
+    let (home, design) = home_with_a_design();
 
     let mut saved = BTreeSet::new();
     let mut killed = BTreeSet::new();
@@ -147,12 +153,7 @@ fn edits_reported_saved_survive_sigkill_bursts() {
 
 #[test]
 fn serve_killed_right_after_a_saved_edit_keeps_it() {
-    let home = TestHome::init("Alice");
-    home.ok(&["commons", "create", "Farm Hack tools"]);
-    let design = home
-        .ok(&["design", "new", "Roller crimper"])
-        .trim()
-        .to_string();
+    let (home, design) = home_with_a_design();
     let mut node = ServeNode::start(home, &[]);
     let mut expected = Vec::new();
     for round in 0..4 {
@@ -188,12 +189,7 @@ fn serve_killed_right_after_a_saved_edit_keeps_it() {
 
 #[test]
 fn serve_killed_mid_edit_loses_nothing_it_confirmed() {
-    let home = TestHome::init("Alice");
-    home.ok(&["commons", "create", "Farm Hack tools"]);
-    let design = home
-        .ok(&["design", "new", "Roller crimper"])
-        .trim()
-        .to_string();
+    let (home, design) = home_with_a_design();
     let mut node = ServeNode::start(home, &[]);
     let mut saved = BTreeSet::new();
     let mut unconfirmed = BTreeSet::new();
