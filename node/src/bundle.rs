@@ -14,14 +14,12 @@ use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
     CommonsState, DocSection, DocState, Record, Summary,
 };
-use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{heads_digest, DocPayload};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica, Signed};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::Write;
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 /// What an export wrote.
@@ -322,21 +320,9 @@ impl Replicas {
             .map(|g| g.body.kind.as_str())
             .unwrap_or("document");
         let was_held = held.is_some();
-        // automerge 0.12 panics on some malformed input. A bundle file's record checks keep
-        // accidental damage away from it, but a crafted file can still carry such bytes: the
-        // panic refuses that one record instead of ending the node. Store writes are atomic
-        // and come after parsing; cached replicas are dropped in case one was half-updated.
-        let attempt = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.import_doc_checked(doc, was_held, genesis, payload)
-        }));
-        let outcome = attempt.unwrap_or_else(|_| {
-            self.clear_cache();
-            Err(Rejection::BadChanges {
-                reason: "automerge failed on the record's bytes (its parser panicked)".into(),
-            }
-            .into())
-        });
-        match outcome {
+        // A crafted file can carry bytes that make automerge panic or loop; decoding screens
+        // and guards them (`hedgerow_protocol::compact`), so such a record is refused alone.
+        match self.import_doc_checked(doc, was_held, genesis, payload) {
             Ok(0) if was_held => report.known += 1,
             Ok(changes) => {
                 report.new += 1;

@@ -8,7 +8,7 @@ use hedgerow_protocol::sync::{
     id_prefix, DocPayload, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 impl SyncSource for Replicas {
     type Error = NodeError;
@@ -50,19 +50,17 @@ impl SyncSource for Replicas {
 }
 
 impl Replicas {
-    /// Local state of a commons for a pull: every document's digest, with clocks only
-    /// for those whose digest differs from `remote` (loading a replica costs; most match).
+    /// Local state of a commons for a pull: every document's digest, with its per-author
+    /// clock only where `wants_clock(id prefix, digest)` says so (loading a replica costs;
+    /// most documents need none).
     pub fn local_docs(
         &mut self,
         commons: &CommonsId,
-        remote: Option<&[(IdPrefix, HeadsDigest)]>,
+        wants_clock: impl Fn(&IdPrefix, &HeadsDigest) -> bool,
     ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError> {
-        let remote: HashMap<IdPrefix, HeadsDigest> =
-            remote.unwrap_or(&[]).iter().copied().collect();
         let mut out = BTreeMap::new();
         for (id, digest) in self.inventory(commons)? {
-            let differs = remote.get(&id_prefix(&id)).is_some_and(|d| *d != digest);
-            let clock = if differs {
+            let clock = if wants_clock(&id_prefix(&id), &digest) {
                 self.replica(&id)?
                     .clock()
                     .into_iter()

@@ -566,17 +566,12 @@ impl DocReplica {
         let doc = &mut self.doc;
         let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             doc.apply_changes(fresh.iter().cloned())
+                .map_err(|e| e.to_string())
         }))
-        .unwrap_or_else(|_| {
-            Err(automerge::AutomergeError::InvalidOp(
-                automerge::ObjType::Map,
-            ))
-        });
-        if let Err(e) = applied {
+        .unwrap_or_else(|_| Err("applying it made automerge panic".into()));
+        if let Err(reason) = applied {
             self.restore(&before);
-            return Err(Rejection::Automerge {
-                reason: e.to_string(),
-            });
+            return Err(Rejection::Automerge { reason });
         }
         if let Err(error) = schema::validate_document(&self.doc, self.kind()) {
             self.restore(&before);

@@ -280,6 +280,11 @@ pub fn bucket_of(prefix: &IdPrefix, buckets: u32) -> u32 {
     (u64::from_be_bytes(*prefix) >> (64 - bits)) as u32
 }
 
+/// Whether `buckets` is a bucket count a summary may have: a power of two up to [`MAX_BUCKETS`].
+pub fn is_bucket_count(buckets: u32) -> bool {
+    buckets.is_power_of_two() && buckets <= MAX_BUCKETS
+}
+
 /// How many buckets a summary of `docs` documents has: about [`DOCS_PER_BUCKET`] documents
 /// a bucket, a power of two from [`MIN_BUCKETS`] to [`MAX_BUCKETS`].
 pub fn summary_buckets(docs: usize) -> u32 {
@@ -375,7 +380,7 @@ pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
         SyncRequest::Entries {
             buckets, wanted, ..
         } => {
-            if !buckets.is_power_of_two() || *buckets > MAX_BUCKETS {
+            if !is_bucket_count(*buckets) {
                 return Err(RequestError::BadBucketCount { buckets: *buckets });
             }
             if wanted.len() > *buckets as usize {
@@ -637,7 +642,7 @@ impl PullSession {
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.stats.round_trips += 1;
-        if !buckets.is_power_of_two() || buckets > MAX_BUCKETS || remote.len() != buckets as usize {
+        if !is_bucket_count(buckets) || remote.len() != buckets as usize {
             return PullStep::Done;
         }
         let docs: Vec<(IdPrefix, HeadsDigest)> = local

@@ -21,8 +21,8 @@ use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
 use futures::StreamExt;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, Gossip, PullSession, PullStep,
-    SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, Gossip, HeadsDigest, IdPrefix,
+    PullSession, PullStep, SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::CommonsId;
 use libp2p::swarm::SwarmEvent;
@@ -284,10 +284,22 @@ impl Engine {
         self.postponed.remove(&(peer, commons));
         self.retry_at.remove(&(peer, commons));
         let budget = self.links.entry(peer).or_default().budget();
-        let local = match self.replicas.local_docs(&commons, None) {
+        // A resumed pull needs the clocks of the documents still queued; a new one needs none.
+        let resumed = self.interrupted.remove(&(peer, commons));
+        let queued: HashSet<IdPrefix> = resumed
+            .as_ref()
+            .map(|(session, _)| session.queued_prefixes().into_iter().collect())
+            .unwrap_or_default();
+        let local = match self
+            .replicas
+            .local_docs(&commons, |p, _| queued.contains(p))
+        {
             Ok(local) => local,
             Err(e) => {
                 tracing::warn!("cannot read local state of {commons}: {e}");
+                if let Some(resumed) = resumed {
+                    self.interrupted.insert((peer, commons), resumed);
+                }
                 return;
             }
         };
@@ -295,16 +307,14 @@ impl Engine {
             peer: peer.to_string(),
             ..SyncReport::default()
         });
-        let step = match self.interrupted.remove(&(peer, commons)) {
+        let step = match resumed {
             Some((mut session, _)) => {
-                let queued = session.queued_prefixes();
-                let local = self.with_clocks(&commons, local, &queued);
                 session.set_budget(budget);
-                let step = session.resume(&local);
                 tracing::debug!(
                     "resuming pull of {commons} from {peer}: {} documents to ask for",
                     queued.len()
                 );
+                let step = session.resume(&local);
                 self.sessions.insert((peer, commons), session);
                 step
             }
@@ -547,7 +557,10 @@ impl Engine {
                     // Our profile in the commons, made by the join.
                     self.publish_outbox();
                 }
-                let local = match self.replicas.local_docs(&commons, Some(&docs)) {
+                // Clocks only for the documents whose digest differs from the peer's.
+                let theirs: HashMap<IdPrefix, HeadsDigest> = docs.iter().copied().collect();
+                let differs = |p: &IdPrefix, d: &HeadsDigest| theirs.get(p).is_some_and(|t| t != d);
+                let local = match self.replicas.local_docs(&commons, differs) {
                     Ok(local) => local,
                     Err(e) => {
                         self.finish_pull(peer, commons, &e.to_string());
@@ -561,7 +574,7 @@ impl Engine {
                 self.follow(peer, commons, step);
             }
             SyncResponse::Summary { buckets, digests } => {
-                let local = match self.replicas.local_docs(&commons, Some(&[])) {
+                let local = match self.replicas.local_docs(&commons, |_, _| false) {
                     Ok(local) => local,
                     Err(e) => {
                         self.finish_pull(peer, commons, &e.to_string());
@@ -605,14 +618,17 @@ impl Engine {
                 let report = self.reports.entry(peer).or_default();
                 report.changes_received += stored as u64;
                 report.docs_received += items.len() as u64;
-                let local = match self.replicas.local_docs(&commons, Some(&[])) {
+                let deferred_set: HashSet<&IdPrefix> = deferred.iter().collect();
+                let local = match self
+                    .replicas
+                    .local_docs(&commons, |p, _| deferred_set.contains(p))
+                {
                     Ok(local) => local,
                     Err(e) => {
                         self.finish_pull(peer, commons, &e.to_string());
                         return;
                     }
                 };
-                let local = self.with_clocks(&commons, local, &deferred);
                 let step = match self.sessions.get_mut(&(peer, commons)) {
                     Some(session) => {
                         session.record_payload_sizes(items.iter().map(|i| i.wire_size()));
@@ -623,32 +639,6 @@ impl Engine {
                 self.follow(peer, commons, step);
             }
         }
-    }
-
-    /// Fills in clocks for the deferred documents (the others do not need them).
-    fn with_clocks(
-        &mut self,
-        commons: &CommonsId,
-        mut local: std::collections::BTreeMap<
-            hedgerow_protocol::DocId,
-            hedgerow_protocol::sync::LocalDoc,
-        >,
-        deferred: &[hedgerow_protocol::sync::IdPrefix],
-    ) -> std::collections::BTreeMap<hedgerow_protocol::DocId, hedgerow_protocol::sync::LocalDoc>
-    {
-        let _ = commons;
-        for (id, doc) in local.iter_mut() {
-            if deferred.contains(&hedgerow_protocol::sync::id_prefix(id)) {
-                if let Ok(replica) = self.replicas.replica(id) {
-                    doc.clock = replica
-                        .clock()
-                        .into_iter()
-                        .map(|(a, s)| (a.to_bytes().to_vec(), s))
-                        .collect();
-                }
-            }
-        }
-        local
     }
 
     fn follow(&mut self, peer: PeerId, commons: CommonsId, step: PullStep) {
@@ -672,16 +662,14 @@ impl Engine {
                 reason: "too many requests; slow down".into(),
             }
         } else {
-            match SyncRequest::from_bytes(&bytes) {
-                Ok(request) if validate_request(&request).is_err() => {
-                    let error = validate_request(&request)
-                        .err()
-                        .map(|e| (e.kind(), e.to_string()));
-                    let (kind, reason) = error.unwrap_or(("invalid-request", String::new()));
-                    self.misbehaved(peer, kind);
-                    SyncResponse::Refused { reason }
+            match SyncRequest::from_bytes(&bytes).map(|r| (validate_request(&r), r)) {
+                Ok((Err(invalid), _)) => {
+                    self.misbehaved(peer, invalid.kind());
+                    SyncResponse::Refused {
+                        reason: invalid.to_string(),
+                    }
                 }
-                Ok(request) => {
+                Ok((Ok(()), request)) => {
                     match request {
                         SyncRequest::Fetch { .. } => {
                             self.fetched_by.insert(peer, now);
