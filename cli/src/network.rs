@@ -19,14 +19,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn parse_addrs(flag: &str, texts: &[String]) -> Result<Vec<serve::Multiaddr>> {
-    texts
-        .iter()
-        .map(|t| {
-            t.parse().map_err(|_| {
-                anyhow!("--{flag} `{t}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717")
-            })
-        })
-        .collect()
+    texts.iter().map(|t| parse_addr(flag, t)).collect()
+}
+
+/// The multiaddress given with `--flag`, or an error that shows what one looks like.
+fn parse_addr(flag: &str, text: &str) -> Result<serve::Multiaddr> {
+    text.parse().map_err(|_| {
+        anyhow!(
+            "--{flag} `{text}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717 \
+             (add /p2p/12D3KooW... to name the peer)"
+        )
+    })
 }
 
 /// A spinner on standard error when it is a terminal; none in scripts and cron jobs.
@@ -69,11 +72,7 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
 
 /// One catch-up with one peer: through the running node if there is one, else directly.
 pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
-    let addr: serve::Multiaddr = peer.parse().map_err(|_| {
-        anyhow!(
-            "--peer `{peer}` is not a multiaddress such as /ip4/127.0.0.1/tcp/4717/p2p/12D3KooW..."
-        )
-    })?;
+    let addr = parse_addr("peer", peer)?;
     let socket = control_socket_path(home);
     let via_node = if socket.exists() {
         match control::call(
