@@ -265,6 +265,27 @@ pub fn verify(value: &Value) {
     for p in problems {
         println!("PROBLEM: {}", p.as_str().unwrap_or(""));
     }
+    for e in value
+        .get("equivocations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let built_on = e.get("built_on").and_then(Value::as_u64).unwrap_or(0);
+        println!(
+            "EQUIVOCATION: author {} signed two different changes numbered {} in document {}; kept {}, set aside {}{} (evidence kept)",
+            s(&e, "author"),
+            e.get("seq").and_then(Value::as_u64).unwrap_or(0),
+            s(&e, "document"),
+            &s(&e, "kept")[..12.min(s(&e, "kept").len())],
+            &s(&e, "excluded")[..12.min(s(&e, "excluded").len())],
+            if built_on > 0 {
+                format!(" and {built_on} changes built on it")
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 /// Prints the running node's status.

@@ -3,12 +3,13 @@
 //! Layout:
 //! - `hedgerow-home`: marker with the home format version; its absence means "not a Hedgerow home".
 //! - `device.key`: the 32 secret bytes of the device's ed25519 key, mode 0600, never printed.
+//! - `install.json`: this home's install tag (see [`InstallTag`]) and what it is bound to.
 //! - `profile.json`: the display name, location and bio this device signs into each commons' profile.
 //! - `config.json`: bootstrap peers and listen addresses for `serve` (optional).
 //! - `store/`: the sled store.
 //! - `control.sock`: the local control channel while `hedgerow serve` runs (mode 0600).
 
-use hedgerow_protocol::DeviceKey;
+use hedgerow_protocol::{DeviceKey, InstallTag};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
@@ -18,6 +19,9 @@ use std::path::{Path, PathBuf};
 const MARKER: &str = "hedgerow-home";
 const MARKER_CONTENT: &str = "hedgerow home v1\n";
 const KEY_FILE: &str = "device.key";
+const INSTALL_FILE: &str = "install.json";
+/// Where Linux keeps the machine's stable id (systemd); absent elsewhere, which only weakens the binding.
+const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
 const PROFILE_FILE: &str = "profile.json";
 const CONFIG_FILE: &str = "config.json";
 
@@ -137,9 +141,10 @@ impl Home {
             .map_err(io_err(&key_path))?;
         file.write_all(&secret).map_err(io_err(&key_path))?;
         file.sync_all().map_err(io_err(&key_path))?;
+        let install = install_tag(root, &key_path)?;
         let home = Self {
             root: root.to_path_buf(),
-            key: DeviceKey::from_secret(secret),
+            key: DeviceKey::from_secret(secret).with_install(install),
         };
         home.save_profile(profile)?;
         // The marker goes last: a home interrupted mid-init is not mistaken for a complete one.
@@ -162,9 +167,10 @@ impl Home {
         let secret: [u8; 32] = bytes
             .try_into()
             .map_err(|_| HomeError::BadKey(key_path.clone()))?;
+        let install = install_tag(root, &key_path)?;
         Ok(Self {
             root: root.to_path_buf(),
-            key: DeviceKey::from_secret(secret),
+            key: DeviceKey::from_secret(secret).with_install(install),
         })
     }
 
@@ -208,6 +214,66 @@ impl Home {
         }
         read_json(&path)
     }
+}
+
+/// `install.json`: the install tag and the binding it was made for.
+#[derive(Serialize, Deserialize)]
+struct InstallFile {
+    /// The tag, 16 hex digits.
+    tag: String,
+    /// [`install_binding`] when the tag was made, hex.
+    bound_to: String,
+}
+
+/// What an install tag is bound to: this machine, this home's path and its key file's inode.
+///
+/// A copied home, a backup restored elsewhere or on another machine, or a home baked into a
+/// disk image and booted on a second box differs in at least one of these, so it makes itself
+/// a fresh tag before it writes anything, and its changes merge with the original's instead of
+/// colliding with them (same author, same sequence number).
+fn install_binding(root: &Path, key_path: &Path) -> Result<String, HomeError> {
+    use std::os::unix::fs::MetadataExt;
+    let machine = MACHINE_ID_FILES
+        .iter()
+        .find_map(|f| fs::read_to_string(f).ok())
+        .unwrap_or_default();
+    let place = fs::canonicalize(root).map_err(io_err(root))?;
+    let key = fs::metadata(key_path).map_err(io_err(key_path))?;
+    let input = format!(
+        "{}\n{}\n{}:{}",
+        machine.trim(),
+        place.display(),
+        key.dev(),
+        key.ino()
+    );
+    Ok(blake3::hash(input.as_bytes()).to_hex().to_string())
+}
+
+/// This home's install tag: the stored one while its binding holds, else a fresh one (stored).
+fn install_tag(root: &Path, key_path: &Path) -> Result<InstallTag, HomeError> {
+    let binding = install_binding(root, key_path)?;
+    let path = root.join(INSTALL_FILE);
+    let stored = fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<InstallFile>(&bytes).ok())
+        .filter(|file| file.bound_to == binding)
+        .and_then(|file| hex::decode(file.tag).ok())
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok());
+    if let Some(tag) = stored {
+        return Ok(InstallTag(tag));
+    }
+    let mut tag = [0u8; 8];
+    getrandom::fill(&mut tag).map_err(|e| HomeError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let file = InstallFile {
+        tag: hex::encode(tag),
+        bound_to: binding,
+    };
+    let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
+    write_synced(&path, &json)?;
+    Ok(InstallTag(tag))
 }
 
 /// Where a home's control socket lives (usable before the home is opened).

@@ -123,6 +123,8 @@ pub enum LiveOutcome {
     Duplicate,
     /// Held until its dependencies arrive.
     Pending,
+    /// Validly signed but kept out as the losing side of an equivocation, as evidence.
+    Excluded,
 }
 
 /// The node's document replicas over its store.
@@ -156,7 +158,8 @@ impl Replicas {
         let store = Store::open(&home.store_path())?;
         Ok(Self {
             store,
-            key: DeviceKey::from_secret(home.key().secret_bytes()),
+            key: DeviceKey::from_secret(home.key().secret_bytes())
+                .with_install(home.key().install()),
             profile: home.profile()?,
             cache: HashMap::new(),
             outbox: Vec::new(),
@@ -426,8 +429,10 @@ impl Replicas {
                 .records(id)?
                 .into_iter()
                 .map(|(hash, record)| (ChangeHash(hash), record));
-            if let Ok(replica) = DocReplica::from_snapshot(genesis.clone(), &snapshot, records) {
+            if let Ok(mut replica) = DocReplica::from_snapshot(genesis.clone(), &snapshot, records)
+            {
                 if replica.change_count() == self.store.records(id)?.len() {
+                    replica.restore_excluded(self.store.excluded(id)?);
                     return Ok(replica);
                 }
             }
@@ -447,20 +452,28 @@ impl Replicas {
             .into_iter()
             .map(|(_, bytes, record)| (bytes, record.and_then(|r| r.proof)))
             .collect();
-        Ok(DocReplica::rebuild(genesis, changes)?)
+        let excluded = self.store.excluded(&genesis.body.id())?;
+        let mut replica = DocReplica::rebuild(genesis, changes)?;
+        replica.restore_excluded(excluded);
+        Ok(replica)
     }
 
     /// Writes newly accepted changes of a cached document with its refreshed caches.
     fn persist(&mut self, id: &DocId, accepted: &[Accepted]) -> Result<(), NodeError> {
-        let replica = self.cache.get(id).ok_or_else(|| NodeError::UnknownDoc {
-            what: "document",
-            id: id.to_string(),
-        })?;
+        let replica = self
+            .cache
+            .get_mut(id)
+            .ok_or_else(|| NodeError::UnknownDoc {
+                what: "document",
+                id: id.to_string(),
+            })?;
+        let excluded = replica.take_excluded();
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,
             snapshot: replica.doc().save(),
             summary: summarize(replica),
+            excluded: &excluded,
         };
         self.store.write_doc(write)?;
         Ok(())
@@ -570,6 +583,7 @@ impl Replicas {
                         }
                         IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
                         IngestOutcome::Duplicate => (Vec::new(), LiveOutcome::Duplicate),
+                        IngestOutcome::Excluded => (Vec::new(), LiveOutcome::Excluded),
                     };
                     self.persist(&genesis_id, &accepted)?;
                     return Ok(outcome);
@@ -585,14 +599,20 @@ impl Replicas {
             });
         }
         let replica = self.replica_mut(&target)?;
-        match replica.ingest_envelope(&live.envelope)? {
-            IngestOutcome::Duplicate => Ok(LiveOutcome::Duplicate),
-            IngestOutcome::Pending => Ok(LiveOutcome::Pending),
+        let (accepted, outcome) = match replica.ingest_envelope(&live.envelope)? {
+            IngestOutcome::Duplicate => return Ok(LiveOutcome::Duplicate),
+            IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
+            IngestOutcome::Excluded => (Vec::new(), LiveOutcome::Excluded),
             IngestOutcome::Applied(accepted) => {
-                self.persist(&target, &accepted)?;
-                Ok(LiveOutcome::Applied(accepted.len()))
+                let n = accepted.len();
+                (accepted, LiveOutcome::Applied(n))
             }
+        };
+        // A held or refused change may still have settled an equivocation: store the evidence.
+        if !accepted.is_empty() || replica.has_unsaved_exclusions() {
+            self.persist(&target, &accepted)?;
         }
+        Ok(outcome)
     }
 
     /// Takes a signed envelope for a document whose genesis may come separately.
@@ -651,7 +671,7 @@ impl Replicas {
         }
         let replica = self.replica_mut(doc)?;
         let accepted = replica.ingest_compact(changes, proofs)?;
-        if !accepted.is_empty() {
+        if !accepted.is_empty() || replica.has_unsaved_exclusions() {
             self.persist(doc, &accepted)?;
         }
         Ok(accepted.len())

@@ -10,13 +10,17 @@
 //! - `commons_docs`: commons id ++ doc id -> empty (which documents a commons holds).
 //! - `changes`: doc id ++ change hash -> raw automerge change bytes.
 //! - `records`: doc id ++ change hash -> `ChangeRecord` (author, optional own proof).
+//! - `excluded`: doc id ++ change hash -> `ExcludedRecord`: validly signed changes kept out
+//!   of the document by the equivocation rule, the evidence `verify` and `status` show
+//!   (added in the second release; a store without it simply has none).
 //! - `snapshots`: doc id -> automerge `save()` of the document (cache).
 //! - `summaries`: doc id -> `DocSummary` (cache: kind, title, heads, counts).
 //! - `peers`: peer id -> `KnownPeer` (addresses learnt by the network layer).
 //! - `wanted`: commons id -> empty (commons asked for with `commons join`, not yet received).
 
+use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::encoding::{decode, encode, DecodeError};
-use hedgerow_protocol::replica::{Accepted, ChangeRecord};
+use hedgerow_protocol::replica::{Accepted, ChangeRecord, Excluded, ExclusionReason};
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::{heads_digest, HeadsDigest};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
@@ -95,6 +99,17 @@ pub struct DocSummary {
 /// One stored change: hash, raw bytes, and its provenance record (missing only in a damaged store).
 pub type StoredChange = ([u8; 32], Vec<u8>, Option<ChangeRecord>);
 
+/// A change kept out of its document, as stored in the `excluded` tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludedRecord {
+    /// The raw change bytes.
+    pub bytes: Vec<u8>,
+    /// Who signed it.
+    pub record: ChangeRecord,
+    /// Why it is out.
+    pub reason: ExclusionReason,
+}
+
 /// What the network layer remembers of a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KnownPeer {
@@ -113,6 +128,7 @@ pub struct Store {
     commons_docs: sled::Tree,
     changes: sled::Tree,
     records: sled::Tree,
+    excluded: sled::Tree,
     snapshots: sled::Tree,
     summaries: sled::Tree,
     peers: sled::Tree,
@@ -217,6 +233,8 @@ pub struct DocWrite<'a> {
     pub snapshot: Vec<u8>,
     /// The refreshed summary.
     pub summary: DocSummary,
+    /// Changes newly kept out of the document (moved out of `changes` if they were in).
+    pub excluded: &'a [Excluded],
 }
 
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -277,7 +295,10 @@ impl Store {
             tree("meta")?,
         );
         let wanted = tree("wanted")?;
-        let found = records.len() as u64;
+        let excluded = tree("excluded")?;
+        // Excluded changes count: settling an equivocation moves changes out of `records`,
+        // and the manifest must never read that as data lost on disk.
+        let found = records.len() as u64 + excluded.len() as u64;
         let manifest: Manifest = std::fs::read(path.join(MANIFEST))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -298,6 +319,7 @@ impl Store {
             commons_docs,
             changes,
             records,
+            excluded,
             snapshots,
             summaries,
             peers,
@@ -501,39 +523,94 @@ impl Store {
             .iter()
             .map(|a| (key2(id.as_bytes(), &a.hash.0), encode(&a.record)))
             .collect();
-        let result: Result<(), TransactionError<()>> = (
+        let excluded: Vec<(Vec<u8>, Vec<u8>)> = write
+            .excluded
+            .iter()
+            .map(|e| {
+                let value = ExcludedRecord {
+                    bytes: e.bytes.clone(),
+                    record: e.record.clone(),
+                    reason: e.reason.clone(),
+                };
+                (key2(id.as_bytes(), &e.hash.0), encode(&value))
+            })
+            .collect();
+        let result: Result<u64, TransactionError<()>> = (
             &self.docs,
             &self.commons_docs,
             &self.changes,
             &self.records,
             &self.snapshots,
             &self.summaries,
+            &self.excluded,
         )
             .transaction(
-                |(docs, commons_docs, changes, records_tree, snapshots, summaries)| {
+                |(
+                    docs,
+                    commons_docs,
+                    changes,
+                    records_tree,
+                    snapshots,
+                    summaries,
+                    excluded_tree,
+                )| {
                     docs.insert(id.as_bytes(), genesis.as_slice())?;
                     commons_docs.insert(index_key.as_slice(), &[])?;
                     for (accepted, (key, record)) in write.accepted.iter().zip(&records) {
                         changes.insert(key.as_slice(), accepted.bytes.as_slice())?;
                         records_tree.insert(key.as_slice(), record.as_slice())?;
                     }
+                    let mut moved = 0u64;
+                    for (key, value) in &excluded {
+                        changes.remove(key.as_slice())?;
+                        if records_tree.remove(key.as_slice())?.is_some() {
+                            moved += 1;
+                        }
+                        excluded_tree.insert(key.as_slice(), value.as_slice())?;
+                    }
                     snapshots.insert(id.as_bytes(), write.snapshot.as_slice())?;
                     summaries.insert(id.as_bytes(), summary.as_slice())?;
-                    Ok::<(), ConflictableTransactionError<()>>(())
+                    Ok::<u64, ConflictableTransactionError<()>>(moved)
                 },
             );
         match result {
-            Ok(()) => {
+            Ok(moved) => {
                 self.note_summary(&id, &write.summary);
-                self.change_count.fetch_add(
-                    write.accepted.len() as u64,
-                    std::sync::atomic::Ordering::SeqCst,
-                );
+                // Records moved to `excluded` still count (see `open`); only new ones add.
+                let added = (write.accepted.len() + write.excluded.len()) as u64 - moved;
+                self.change_count
+                    .fetch_add(added, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             }
             Err(TransactionError::Storage(e)) => Err(self.err(e)),
             Err(TransactionError::Abort(())) => Ok(()),
         }
+    }
+
+    /// The changes of a document kept out by the equivocation rule, with their reasons.
+    pub fn excluded(&self, id: &DocId) -> Result<Vec<Excluded>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.excluded.scan_prefix(id.as_bytes()) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            let stored: ExcludedRecord =
+                decode(&value, "excluded change").map_err(|source| StoreError::Corrupt {
+                    tree: "excluded",
+                    key: hex::encode(&key),
+                    source,
+                })?;
+            out.push(Excluded {
+                hash: ChangeHash(hash_suffix(&key)),
+                bytes: stored.bytes,
+                record: stored.record,
+                reason: stored.reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many changes are kept out of their documents, in all.
+    pub fn excluded_count(&self) -> usize {
+        self.excluded.len()
     }
 
     /// Replaces a document's caches (snapshot and summary), e.g. after a rebuild.

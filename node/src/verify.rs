@@ -1,6 +1,8 @@
 //! `hedgerow verify`: re-check every signature, hash and cached document.
 
 use crate::replicas::{summarize, NodeError, Replicas};
+use hedgerow_protocol::replica::ExclusionReason;
+use hedgerow_protocol::DocId;
 use serde::Serialize;
 
 /// What a verification found.
@@ -16,6 +18,25 @@ pub struct VerifyReport {
     pub rebuilt: usize,
     /// Problems, one line each, naming what is damaged.
     pub problems: Vec<String>,
+    /// Equivocations settled in the store (not damage: evidence of what an author did).
+    pub equivocations: Vec<Equivocation>,
+}
+
+/// One author's two signed changes with one sequence number, as `verify` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Equivocation {
+    /// The document.
+    pub document: String,
+    /// The author who signed both.
+    pub author: String,
+    /// The sequence number used twice.
+    pub seq: u64,
+    /// The change that stays (lowest hash), hex.
+    pub kept: String,
+    /// The change kept out, hex.
+    pub excluded: String,
+    /// Further changes kept out because they build on the excluded one.
+    pub built_on: usize,
 }
 
 impl VerifyReport {
@@ -75,6 +96,7 @@ impl Replicas {
                 }
             };
             report.changes += replica.change_count();
+            check_evidence(&mut report, &id, &replica);
             if replica.change_count() != stored.len() {
                 report.problems.push(format!(
                     "document {id}: {} of {} stored changes could not be applied",
@@ -114,5 +136,38 @@ impl Replicas {
         }
         self.clear_cache();
         Ok(report)
+    }
+}
+
+/// Re-checks the evidence of a document's equivocations and lists them in the report.
+fn check_evidence(report: &mut VerifyReport, id: &DocId, replica: &hedgerow_protocol::DocReplica) {
+    let excluded: Vec<_> = replica.excluded().collect();
+    for e in &excluded {
+        if let Some(proof) = &e.record.proof {
+            if let Err(err) = hedgerow_protocol::envelope::verify_change_bytes(
+                &replica.commons(),
+                proof,
+                &e.bytes,
+            ) {
+                report.problems.push(format!(
+                    "document {id}: evidence change {} does not verify: {err}",
+                    e.hash
+                ));
+            }
+        }
+        if let ExclusionReason::Twin { winner } = &e.reason {
+            let built_on = excluded
+                .iter()
+                .filter(|o| matches!(o.reason, ExclusionReason::BuildsOn { excluded } if excluded == e.hash.0))
+                .count();
+            report.equivocations.push(Equivocation {
+                document: id.to_string(),
+                author: e.record.author.to_string(),
+                seq: e.slot().map(|(_, seq)| seq).unwrap_or(0),
+                kept: hex::encode(winner),
+                excluded: e.hash.to_string(),
+                built_on,
+            });
+        }
     }
 }

@@ -88,8 +88,10 @@ pub const DOMAIN_COMMONS_GENESIS: &str = "hedgerow 2026-11 commons genesis v1";
 pub const DOMAIN_DOC_GENESIS: &str = "hedgerow 2026-11 document genesis v1";
 /// Domain of record ids (the hash of a record's encoding).
 pub const DOMAIN_RECORD_ID: &str = "hedgerow 2026-11 record id v1";
-/// Domain of automerge actor ids bound to an author and a document.
+/// Domain of automerge actor ids bound to an author and a document (stores of the first release).
 pub const DOMAIN_ACTOR: &str = "hedgerow 2026-11 actor id v1";
+/// Domain of the author-and-document part of actor ids that also name an install ([`crate::envelope::actor_for_install`]).
+pub const DOMAIN_ACTOR_V2: &str = "hedgerow 2026-11 actor id v2";
 
 #[cfg(test)]
 mod tests {

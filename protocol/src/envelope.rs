@@ -3,34 +3,72 @@
 //! Every automerge change made on a node is wrapped in a [`ChangeEnvelope`]
 //! carrying the commons id, the document id, the raw change bytes, the
 //! author's key and an ed25519 signature over a domain-separated BLAKE3 hash of
-//! all of these. The change's automerge actor id must be [`actor_for`] the
-//! author and document, so a change cannot claim another author.
+//! all of these. The change's automerge actor id must be bound to the author and
+//! document ([`actor_for_install`]), so a change cannot claim another author; its last
+//! 8 bytes name the install (one home on one device) that wrote it, so two homes
+//! holding one key write as two actors and their changes merge.
 //!
 //! The signature can also travel detached, as a [`ChangeProof`], beside a
 //! document's changes in compact form ([`crate::compact`]); there, one proof over an author's latest
 //! change covers that author's earlier changes through automerge's hash links.
 
 use crate::encoding::{
-    decode, domain_hash, encode, DecodeError, DOMAIN_ACTOR, DOMAIN_CHANGE, DOMAIN_RECORD_ID,
+    decode, domain_hash, encode, DecodeError, DOMAIN_ACTOR, DOMAIN_ACTOR_V2, DOMAIN_CHANGE,
+    DOMAIN_RECORD_ID,
 };
 use crate::genesis::{CommonsId, DocId};
-use crate::identity::{AuthorKey, DeviceKey, Signature, SignatureError};
+use crate::identity::{AuthorKey, DeviceKey, InstallTag, Signature, SignatureError};
 use automerge::{ActorId, Change};
 use serde::{Deserialize, Serialize};
 
 /// Largest change an envelope may carry, in bytes (a whole page of build instructions fits many times).
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 
-/// The automerge actor id an author uses in a document: 16 bytes bound to both.
+/// Length of a first-release actor id: 16 bytes bound to author and document.
+pub const ACTOR_V1_LEN: usize = 16;
+/// Length of an actor id that names its install: 16 bytes bound to author and document, then the 8-byte install tag.
+pub const ACTOR_V2_LEN: usize = 24;
+
+/// The first release's actor id (16 bytes bound to author and document); still accepted.
 ///
 /// Binding the actor to the document as well as the key means that a fork's
 /// own changes start a fresh sequence, so they can never collide with the
 /// parent's later changes by the same author.
+pub fn actor_for_v1(author: &AuthorKey, doc: &DocId) -> ActorId {
+    ActorId::from(&actor_binding(DOMAIN_ACTOR, author, doc)[..])
+}
+
+/// The actor id an install of `author` writes `doc` with: 16 bytes bound to author and
+/// document, then the install tag (24 bytes in all).
+pub fn actor_for_install(author: &AuthorKey, doc: &DocId, install: &InstallTag) -> ActorId {
+    let mut actor = Vec::with_capacity(ACTOR_V2_LEN);
+    actor.extend_from_slice(&actor_binding(DOMAIN_ACTOR_V2, author, doc));
+    actor.extend_from_slice(&install.0);
+    ActorId::from(actor)
+}
+
+/// The actor id of the default install (tag zero), for tools and tests that sign as one install.
 pub fn actor_for(author: &AuthorKey, doc: &DocId) -> ActorId {
+    actor_for_install(author, doc, &InstallTag::default())
+}
+
+fn actor_binding(domain: &str, author: &AuthorKey, doc: &DocId) -> [u8; ACTOR_V1_LEN] {
     let mut input = Vec::with_capacity(64);
     input.extend_from_slice(author.as_bytes());
     input.extend_from_slice(doc.as_bytes());
-    ActorId::from(&domain_hash(DOMAIN_ACTOR, &input)[..16])
+    let mut out = [0u8; ACTOR_V1_LEN];
+    out.copy_from_slice(&domain_hash(domain, &input)[..ACTOR_V1_LEN]);
+    out
+}
+
+/// Whether `actor` is one `author` may write `doc` with: the first release's binding, or any install's.
+pub fn actor_is_bound(actor: &ActorId, author: &AuthorKey, doc: &DocId) -> bool {
+    let bytes = actor.to_bytes();
+    match bytes.len() {
+        ACTOR_V1_LEN => bytes == actor_binding(DOMAIN_ACTOR, author, doc),
+        ACTOR_V2_LEN => bytes[..ACTOR_V1_LEN] == actor_binding(DOMAIN_ACTOR_V2, author, doc),
+        _ => false,
+    }
 }
 
 /// A signed automerge change, as stored and as sent.
@@ -195,12 +233,14 @@ pub fn verify_change_bytes(
 
 /// Checks that `change` was written with the actor bound to `author` in `doc`.
 pub fn check_actor(change: &Change, author: &AuthorKey, doc: &DocId) -> Result<(), EnvelopeError> {
-    let expected = actor_for(author, doc);
-    if change.actor_id() != &expected {
+    if !actor_is_bound(change.actor_id(), author, doc) {
         return Err(EnvelopeError::ActorMismatch {
             author: *author,
             claimed: change.actor_id().to_hex_string(),
-            expected: expected.to_hex_string(),
+            expected: format!(
+                "{} followed by an 8-byte install tag",
+                hex::encode(actor_binding(DOMAIN_ACTOR_V2, author, doc))
+            ),
         });
     }
     Ok(())

@@ -6,6 +6,7 @@
 
 use crate::bytes::byte_newtype;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
 
 byte_newtype!(
     /// An author's public key: who signed a contribution. Printed in base58.
@@ -44,9 +45,19 @@ impl AuthorKey {
     }
 }
 
-/// A device's signing key. Deliberately not `Debug`, `Clone` or serializable.
+/// Which install of a key wrote a change: 8 random bytes per home, renewed when the home is copied.
+///
+/// One key may live in several homes (a copied home, a restored backup). Each home writes as
+/// its own automerge actor, so their changes never share a sequence number and always merge.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct InstallTag(pub [u8; 8]);
+
+/// A device's signing key, with the install it writes as. Deliberately not `Debug`, `Clone` or serializable.
 pub struct DeviceKey {
     signing: SigningKey,
+    install: InstallTag,
 }
 
 impl DeviceKey {
@@ -54,7 +65,19 @@ impl DeviceKey {
     pub fn from_secret(secret: [u8; 32]) -> Self {
         Self {
             signing: SigningKey::from_bytes(&secret),
+            install: InstallTag::default(),
         }
+    }
+
+    /// The same key writing as another install (see [`InstallTag`]).
+    pub fn with_install(mut self, install: InstallTag) -> Self {
+        self.install = install;
+        self
+    }
+
+    /// The install this key writes as.
+    pub fn install(&self) -> InstallTag {
+        self.install
     }
 
     /// The secret bytes, for writing the key file and deriving the libp2p identity.

@@ -20,7 +20,7 @@ pub mod schema;
 pub mod sync;
 
 pub use automerge;
-pub use envelope::{actor_for, ChangeEnvelope, ChangeProof, EnvelopeError};
+pub use envelope::{actor_for, actor_for_install, ChangeEnvelope, ChangeProof, EnvelopeError};
 pub use genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, ForkOrigin, Signed};
-pub use identity::{AuthorKey, DeviceKey, Signature};
+pub use identity::{AuthorKey, DeviceKey, InstallTag, Signature};
 pub use replica::{Accepted, ChangeRecord, DocReplica, IngestOutcome, Rejection};

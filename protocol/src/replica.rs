@@ -7,7 +7,7 @@
 
 use crate::compact::{decode_change, CompactChanges};
 use crate::envelope::{
-    actor_for, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
+    actor_for_install, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
 };
 use crate::genesis::{CommonsId, DocGenesis, DocId, GenesisError, Signed};
 use crate::identity::{AuthorKey, DeviceKey};
@@ -40,6 +40,44 @@ pub struct Accepted {
     pub record: ChangeRecord,
 }
 
+/// Why a validly signed change is kept out of the document (see [`DocReplica`]'s settlement rule).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExclusionReason {
+    /// Its author signed another change with the same actor and sequence number (an
+    /// equivocation) and that one's hash is lower.
+    Twin {
+        /// The twin that wins: the lowest hash of that actor and sequence number.
+        winner: [u8; 32],
+    },
+    /// It depends, directly or not, on an excluded change.
+    BuildsOn {
+        /// The excluded change it depends on.
+        excluded: [u8; 32],
+    },
+}
+
+/// A validly signed change kept out of the document, kept as evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Excluded {
+    /// The change hash.
+    pub hash: ChangeHash,
+    /// The raw change bytes.
+    pub bytes: Vec<u8>,
+    /// Who signed it.
+    pub record: ChangeRecord,
+    /// Why it is out.
+    pub reason: ExclusionReason,
+}
+
+impl Excluded {
+    /// The automerge actor and sequence number the change claims.
+    pub fn slot(&self) -> Option<(ActorId, u64)> {
+        decode_change(&self.bytes)
+            .ok()
+            .map(|c| (c.actor_id().clone(), c.seq()))
+    }
+}
+
 /// Detached proofs keyed by the change they sign, as sent beside a bundle.
 pub type Proofs = Vec<(ChangeHash, ChangeProof)>;
 
@@ -55,6 +93,9 @@ pub enum IngestOutcome {
     Duplicate,
     /// Verified but waiting for dependencies that have not arrived yet.
     Pending,
+    /// Verified but kept out as the losing side of an equivocation (or built on one); kept as
+    /// evidence, see [`DocReplica::take_excluded`].
+    Excluded,
 }
 
 /// Why a change or set of changes was refused; nothing of it is applied.
@@ -83,16 +124,6 @@ pub enum Rejection {
         expected: DocId,
         /// The envelope's.
         got: DocId,
-    },
-    /// The same author and sequence number with two different changes.
-    #[error(
-        "equivocation: author {author} already has a different change with sequence number {seq}"
-    )]
-    Equivocation {
-        /// The author.
-        author: AuthorKey,
-        /// The sequence number used twice.
-        seq: u64,
     },
     /// The change leaves the document violating its kind's schema.
     #[error("change violates the {kind} schema: {error}")]
@@ -158,6 +189,13 @@ struct PendingChange {
 }
 
 /// One document's replica.
+///
+/// Equivocation (an author signing two different changes with one actor and sequence
+/// number) is settled the same way on every node, whatever order the changes arrive in: of
+/// all the changes a node knows for that actor and sequence number, the one with the lowest
+/// hash wins; every other one, and everything built on one, is kept out of the document and
+/// kept as evidence ([`Self::excluded`]). Since each install of a key writes as its own
+/// actor, only a deliberately forged pair can meet this rule.
 #[derive(Debug)]
 pub struct DocReplica {
     genesis: Signed<DocGenesis>,
@@ -167,6 +205,10 @@ pub struct DocReplica {
     records: HashMap<ChangeHash, ChangeRecord>,
     by_actor_seq: HashMap<(ActorId, u64), ChangeHash>,
     pending: BTreeMap<ChangeHash, PendingChange>,
+    /// Validly signed changes kept out of the document: the evidence of equivocations.
+    excluded: HashMap<ChangeHash, Excluded>,
+    /// Exclusions made since the owner last took them, for the owner to persist.
+    newly_excluded: Vec<Excluded>,
     poisoned: bool,
 }
 
@@ -183,6 +225,8 @@ impl DocReplica {
             records: HashMap::new(),
             by_actor_seq: HashMap::new(),
             pending: BTreeMap::new(),
+            excluded: HashMap::new(),
+            newly_excluded: Vec::new(),
             poisoned: false,
         })
     }
@@ -375,10 +419,22 @@ impl DocReplica {
         self.check_lineage(&envelope.doc)?;
         let verified = envelope.verify()?;
         let hash = verified.change.hash();
-        if self.records.contains_key(&hash) || self.pending.contains_key(&hash) {
+        if self.records.contains_key(&hash)
+            || self.pending.contains_key(&hash)
+            || self.excluded.contains_key(&hash)
+        {
             return Ok(IngestOutcome::Duplicate);
         }
-        self.check_equivocation(&verified.change, &verified.author)?;
+        if let Some(reason) = self.exclusion_for(&verified.change, hash) {
+            let record = ChangeRecord {
+                author: verified.author,
+                proof: Some(verified.proof),
+            };
+            self.exclude(&verified.change, record, reason);
+            self.sweep_pending();
+            return Ok(IngestOutcome::Excluded);
+        }
+        self.evict_rivals(&verified.change);
         let missing_deps = verified
             .change
             .deps()
@@ -439,7 +495,8 @@ impl DocReplica {
             }));
         }
         let before = self.doc.get_heads();
-        self.doc.set_actor(actor_for(&author, &self.id));
+        self.doc
+            .set_actor(actor_for_install(&author, &self.id, &key.install()));
         let outcome = self
             .doc
             .transact_with(|_| CommitOptions::default().with_time(now_unix), edit)
@@ -517,7 +574,9 @@ impl DocReplica {
     ) -> Result<Vec<Accepted>, Rejection> {
         let fresh: Vec<Change> = changes
             .into_iter()
-            .filter(|c| !self.records.contains_key(&c.hash()))
+            .filter(|c| {
+                !self.records.contains_key(&c.hash()) && !self.excluded.contains_key(&c.hash())
+            })
             .collect();
         if fresh.is_empty() {
             return Ok(Vec::new());
@@ -526,41 +585,49 @@ impl DocReplica {
         let missing = fresh
             .iter()
             .filter(|c| {
-                c.deps()
-                    .iter()
-                    .any(|d| !by_hash.contains_key(d) && !self.records.contains_key(d))
+                c.deps().iter().any(|d| {
+                    !by_hash.contains_key(d)
+                        && !self.records.contains_key(d)
+                        && !self.excluded.contains_key(d)
+                })
             })
             .count();
         if missing > 0 {
             return Err(Rejection::MissingDependencies { count: missing });
         }
         let authors = self.cover(&fresh, &by_hash, &proofs)?;
-        let mut seen_in_set: HashMap<(ActorId, u64), ChangeHash> = HashMap::new();
         for change in &fresh {
-            let author = authors[&change.hash()];
-            self.check_equivocation(change, &author)?;
-            if let Some(other) =
-                seen_in_set.insert((change.actor_id().clone(), change.seq()), change.hash())
-            {
-                if other != change.hash() {
-                    return Err(Rejection::Equivocation {
-                        author,
-                        seq: change.seq(),
-                    });
-                }
-            }
             if change.raw_bytes().len() > MAX_CHANGE_BYTES {
                 return Err(EnvelopeError::TooLarge {
                     len: change.raw_bytes().len(),
                 }
                 .into());
             }
+            let author = authors[&change.hash()];
             if self.kind() == DocKind::Profile && author != self.genesis.body.creator {
                 return Err(Rejection::NotProfileOwner {
                     owner: self.genesis.body.creator,
                     author,
                 });
             }
+        }
+        let out = self.settle_set(&fresh);
+        for change in &fresh {
+            if let Some(reason) = out.get(&change.hash()) {
+                let record = ChangeRecord {
+                    author: authors[&change.hash()],
+                    proof: proofs.get(&change.hash()).cloned(),
+                };
+                self.exclude(change, record, reason.clone());
+            }
+        }
+        self.sweep_pending();
+        let fresh: Vec<Change> = fresh
+            .into_iter()
+            .filter(|c| !out.contains_key(&c.hash()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
         }
         let before = self.doc.get_heads();
         let doc = &mut self.doc;
@@ -659,12 +726,21 @@ impl DocReplica {
                 .map(|(h, _)| *h)
                 .collect();
             if ready.is_empty() {
+                self.sweep_pending();
                 return accepted;
             }
             for hash in ready {
                 let Some(pending) = self.pending.remove(&hash) else {
                     continue;
                 };
+                if let Some(reason) = self.exclusion_for(&pending.change, hash) {
+                    let record = ChangeRecord {
+                        author: pending.proof.author,
+                        proof: Some(pending.proof),
+                    };
+                    self.exclude(&pending.change, record, reason);
+                    continue;
+                }
                 let mut proofs = HashMap::new();
                 proofs.insert(hash, pending.proof);
                 // A held change that turns out invalid once its context exists is dropped, as it would have been on arrival.
@@ -686,30 +762,217 @@ impl DocReplica {
         }
     }
 
-    fn check_equivocation(&self, change: &Change, author: &AuthorKey) -> Result<(), Rejection> {
-        match self
-            .by_actor_seq
-            .get(&(change.actor_id().clone(), change.seq()))
-        {
-            Some(existing) if *existing != change.hash() => Err(Rejection::Equivocation {
-                author: *author,
-                seq: change.seq(),
-            }),
-            _ => {
-                let pending_twin = self.pending.values().any(|p| {
-                    p.change.actor_id() == change.actor_id()
-                        && p.change.seq() == change.seq()
-                        && p.change.hash() != change.hash()
-                });
-                if pending_twin {
-                    Err(Rejection::Equivocation {
-                        author: *author,
-                        seq: change.seq(),
-                    })
-                } else {
-                    Ok(())
+    /// Why `change` (hash `hash`) must stay out, if it must: it builds on an excluded change,
+    /// or a twin with a lower hash is known.
+    fn exclusion_for(&self, change: &Change, hash: ChangeHash) -> Option<ExclusionReason> {
+        if let Some(dep) = change.deps().iter().find(|d| self.excluded.contains_key(d)) {
+            return Some(ExclusionReason::BuildsOn { excluded: dep.0 });
+        }
+        let winner = self.slot_winner(change.actor_id(), change.seq(), hash);
+        (winner != hash).then_some(ExclusionReason::Twin { winner: winner.0 })
+    }
+
+    /// The lowest hash known for an actor's sequence number, counting `candidate`: the twin
+    /// that wins it. Every known change counts (applied, pending or excluded), so the winner
+    /// depends only on which changes a node knows, never on the order they came in.
+    fn slot_winner(&self, actor: &ActorId, seq: u64, candidate: ChangeHash) -> ChangeHash {
+        let slot = (actor.clone(), seq);
+        let applied = self.by_actor_seq.get(&slot).copied();
+        let pending = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.change.actor_id() == actor && p.change.seq() == seq)
+            .map(|(h, _)| *h);
+        let excluded = self
+            .excluded
+            .iter()
+            .filter(|(_, e)| e.slot().as_ref() == Some(&slot))
+            .map(|(h, _)| *h);
+        applied
+            .into_iter()
+            .chain(pending)
+            .chain(excluded)
+            .fold(candidate, |best, h| if h.0 < best.0 { h } else { best })
+    }
+
+    /// Decides which changes of a fresh set stay out: losing twins (against each other and
+    /// against everything known) and whatever builds on an excluded change. Applied or
+    /// pending changes that lose to a fresh twin are evicted on the way.
+    fn settle_set(&mut self, fresh: &[Change]) -> HashMap<ChangeHash, ExclusionReason> {
+        let mut lowest: HashMap<(ActorId, u64), ChangeHash> = HashMap::new();
+        for change in fresh {
+            let slot = (change.actor_id().clone(), change.seq());
+            let known = self.slot_winner(&slot.0, slot.1, change.hash());
+            let entry = lowest.entry(slot).or_insert(known);
+            if known.0 < entry.0 {
+                *entry = known;
+            }
+        }
+        let mut out: HashMap<ChangeHash, ExclusionReason> = HashMap::new();
+        for change in fresh {
+            let winner = lowest[&(change.actor_id().clone(), change.seq())];
+            if winner != change.hash() {
+                out.insert(change.hash(), ExclusionReason::Twin { winner: winner.0 });
+            } else {
+                self.evict_rivals(change);
+            }
+        }
+        // Whatever depends on an excluded change is out too; the set need not be in causal order.
+        loop {
+            let mut grew = false;
+            for change in fresh {
+                if out.contains_key(&change.hash()) {
+                    continue;
+                }
+                let on = change
+                    .deps()
+                    .iter()
+                    .find(|d| out.contains_key(d) || self.excluded.contains_key(d));
+                if let Some(dep) = on {
+                    out.insert(change.hash(), ExclusionReason::BuildsOn { excluded: dep.0 });
+                    grew = true;
                 }
             }
+            if !grew {
+                return out;
+            }
+        }
+    }
+
+    /// `winner` wins its slot: an applied twin leaves the document (with everything that
+    /// builds on it) and pending twins are dropped, all kept as evidence.
+    fn evict_rivals(&mut self, winner: &Change) {
+        let slot = (winner.actor_id().clone(), winner.seq());
+        let reason = ExclusionReason::Twin {
+            winner: winner.hash().0,
+        };
+        let pending_twins: Vec<ChangeHash> = self
+            .pending
+            .iter()
+            .filter(|(h, p)| {
+                **h != winner.hash() && p.change.actor_id() == &slot.0 && p.change.seq() == slot.1
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in pending_twins {
+            if let Some(p) = self.pending.remove(&hash) {
+                let record = ChangeRecord {
+                    author: p.proof.author,
+                    proof: Some(p.proof),
+                };
+                self.exclude(&p.change, record, reason.clone());
+            }
+        }
+        if let Some(applied) = self.by_actor_seq.get(&slot).copied() {
+            if applied != winner.hash() {
+                self.evict_applied(applied, reason);
+            }
+        }
+        self.sweep_pending();
+    }
+
+    /// Takes an applied change and everything built on it out of the document, rebuilding the
+    /// document from the changes that stay.
+    fn evict_applied(&mut self, loser: ChangeHash, reason: ExclusionReason) {
+        let all: Vec<Change> = self.doc.get_changes(&[]);
+        let mut out: HashSet<ChangeHash> = HashSet::from([loser]);
+        // get_changes lists changes in causal order, so one pass finds every descendant.
+        for change in &all {
+            if change.deps().iter().any(|d| out.contains(d)) {
+                out.insert(change.hash());
+            }
+        }
+        let (gone, stay): (Vec<Change>, Vec<Change>) =
+            all.into_iter().partition(|c| out.contains(&c.hash()));
+        let mut doc = Automerge::new();
+        let rebuilt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            doc.apply_changes(stay).map_err(|e| e.to_string())
+        }));
+        match rebuilt {
+            Ok(Ok(())) => self.doc = doc,
+            _ => self.poisoned = true,
+        }
+        for change in gone {
+            let hash = change.hash();
+            let Some(record) = self.records.remove(&hash) else {
+                continue;
+            };
+            self.by_actor_seq
+                .remove(&(change.actor_id().clone(), change.seq()));
+            let why = if hash == loser {
+                reason.clone()
+            } else {
+                ExclusionReason::BuildsOn { excluded: loser.0 }
+            };
+            self.exclude(&change, record, why);
+        }
+    }
+
+    /// Drops held-back changes that depend on an excluded change, keeping them as evidence.
+    fn sweep_pending(&mut self) {
+        loop {
+            let doomed: Vec<(ChangeHash, ChangeHash)> = self
+                .pending
+                .iter()
+                .filter_map(|(h, p)| {
+                    p.change
+                        .deps()
+                        .iter()
+                        .find(|d| self.excluded.contains_key(d))
+                        .map(|d| (*h, *d))
+                })
+                .collect();
+            if doomed.is_empty() {
+                return;
+            }
+            for (hash, on) in doomed {
+                if let Some(p) = self.pending.remove(&hash) {
+                    let record = ChangeRecord {
+                        author: p.proof.author,
+                        proof: Some(p.proof),
+                    };
+                    self.exclude(
+                        &p.change,
+                        record,
+                        ExclusionReason::BuildsOn { excluded: on.0 },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Keeps a validly signed change out of the document, as evidence to persist and show.
+    fn exclude(&mut self, change: &Change, record: ChangeRecord, reason: ExclusionReason) {
+        let excluded = Excluded {
+            hash: change.hash(),
+            bytes: change.raw_bytes().to_vec(),
+            record,
+            reason,
+        };
+        self.newly_excluded.push(excluded.clone());
+        self.excluded.insert(change.hash(), excluded);
+    }
+
+    /// Exclusions made since the last call, for the owner to persist (and to remove from its
+    /// stored changes the ones that had been applied).
+    pub fn take_excluded(&mut self) -> Vec<Excluded> {
+        std::mem::take(&mut self.newly_excluded)
+    }
+
+    /// Whether exclusions were made that [`Self::take_excluded`] has not handed out yet.
+    pub fn has_unsaved_exclusions(&self) -> bool {
+        !self.newly_excluded.is_empty()
+    }
+
+    /// Every change kept out of the document, with its reason: the evidence of equivocations.
+    pub fn excluded(&self) -> impl Iterator<Item = &Excluded> {
+        self.excluded.values()
+    }
+
+    /// Restores evidence read back from storage (not reported again by [`Self::take_excluded`]).
+    pub fn restore_excluded(&mut self, excluded: impl IntoIterator<Item = Excluded>) {
+        for e in excluded {
+            self.excluded.insert(e.hash, e);
         }
     }
 

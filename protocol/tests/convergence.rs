@@ -351,6 +351,9 @@ fn deliver_shuffled(
                 held_back.insert(hash);
                 pending_seen += 1;
             }
+            IngestOutcome::Excluded => {
+                prop_assert!(false, "an honest change was set aside as an equivocation")
+            }
             IngestOutcome::Applied(accepted) => {
                 prop_assert!(!known && !deps_missing, "applied although it should wait");
                 prop_assert_eq!(accepted[0].hash, hash);

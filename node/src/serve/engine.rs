@@ -743,6 +743,13 @@ impl Engine {
                             gossipsub::MessageAcceptance::Accept
                         }
                         Ok(LiveOutcome::Duplicate) => gossipsub::MessageAcceptance::Ignore,
+                        Ok(LiveOutcome::Excluded) => {
+                            // A validly signed losing twin: kept as evidence, never forwarded,
+                            // and no fault of the peer that relayed it.
+                            let _ = self.replicas.commit();
+                            self.counters.excluded_received += 1;
+                            gossipsub::MessageAcceptance::Ignore
+                        }
                         Ok(LiveOutcome::Pending) => {
                             // Verified but its history is missing here: fetch it from the sender.
                             self.start_pull(source, commons);
@@ -1119,6 +1126,7 @@ impl Engine {
             "commons": commons,
             "wanted": self.wanted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "rejected_total": counters.rejected_total(),
+            "excluded_changes": self.replicas.store().excluded_count(),
             "counters": counters,
             "banned_peers": self.peers.banned_count(Instant::now()),
             "bytes": {

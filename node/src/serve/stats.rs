@@ -22,6 +22,8 @@ pub struct Counters {
     pub live_received: u64,
     /// Items refused, by reason.
     pub rejected: BTreeMap<String, u64>,
+    /// Validly signed changes received that lost an equivocation (kept as evidence).
+    pub excluded_received: u64,
     /// Peers disconnected and cooled off for misbehaving.
     pub peers_banned: u64,
     /// Pulls cut off by a dropped link or a stalled request (they resume).
@@ -83,7 +85,6 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
             Rejection::Envelope(EnvelopeError::Decode(_)) => "malformed",
             Rejection::Genesis(_) => "bad-genesis",
             Rejection::WrongCommons { .. } | Rejection::WrongDocument { .. } => "wrong-document",
-            Rejection::Equivocation { .. } => "equivocation",
             Rejection::Schema { .. } => "schema-violation",
             Rejection::NotProfileOwner { .. } => "not-profile-owner",
             Rejection::MissingDependencies { .. } => "missing-dependencies",
