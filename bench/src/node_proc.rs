@@ -38,6 +38,7 @@ pub fn run_node(home: &Path) -> Result<()> {
         peers: Vec::new(),
         mdns: false,
         sync_interval: Duration::from_secs(24 * 3600),
+        ..ServeConfig::default()
     };
     runtime
         .block_on(serve::run(&home, config, async {

@@ -24,6 +24,14 @@ use std::collections::HashMap;
 /// Most document replicas kept in memory at once.
 pub const MAX_CACHED_REPLICAS: usize = 256;
 
+/// Changes received for a document before its snapshot cache is rewritten.
+///
+/// A snapshot is the document's whole `save()`; rewriting it for every received change made
+/// a stream of small edits cost a full save and write each. The change records are the truth
+/// (written and fsynced with every change); a stale snapshot is brought up to date from them
+/// on load, and saved on eviction, on [`Replicas::save_snapshots`] and on close.
+pub const SNAPSHOT_EVERY: usize = 32;
+
 /// Shortest id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 4;
 
@@ -103,6 +111,13 @@ pub enum NodeError {
     /// Invalid argument not covered above.
     #[error("{0}")]
     Invalid(String),
+    /// A document genesis arrived without any change: a document exists only from its first
+    /// valid change, so nothing of it was stored.
+    #[error("document {doc} arrived without any change; nothing of it was stored")]
+    EmptyDocument {
+        /// The document.
+        doc: DocId,
+    },
 }
 
 impl From<EditFailure<EditError>> for NodeError {
@@ -132,6 +147,8 @@ pub struct Replicas {
     profile: LocalProfile,
     pub(crate) cache: HashMap<DocId, DocReplica>,
     outbox: Vec<LiveChange>,
+    /// Cached documents whose stored snapshot lags, with the changes it lacks.
+    unsaved: HashMap<DocId, usize>,
 }
 
 /// Current unix time in seconds.
@@ -160,6 +177,7 @@ impl Replicas {
             profile: home.profile()?,
             cache: HashMap::new(),
             outbox: Vec::new(),
+            unsaved: HashMap::new(),
         })
     }
 
@@ -399,8 +417,12 @@ impl Replicas {
         if !self.cache.contains_key(id) {
             let replica = self.load(id)?;
             if self.cache.len() >= MAX_CACHED_REPLICAS {
-                // Everything cached is persisted, so dropping it costs only a reload; this keeps
-                // a hub that serves thousands of designs within a small machine's memory.
+                // Every change cached is persisted, so dropping it costs only a reload; this
+                // keeps a hub that serves thousands of designs within a small machine's memory.
+                // Lagging snapshots are saved first, so the reload is quick.
+                if let Err(e) = self.save_snapshots() {
+                    tracing::warn!("snapshots not saved before eviction (rebuilt on load): {e}");
+                }
                 self.cache.clear();
             }
             self.cache.insert(*id, replica);
@@ -411,7 +433,11 @@ impl Replicas {
         })
     }
 
-    /// Loads a replica: from its snapshot when present, else rebuilt from its changes.
+    /// Loads a replica: from its snapshot when present (brought up to date with the change
+    /// records written since it was saved), else rebuilt from its changes.
+    ///
+    /// A snapshot is trusted only as far as the records go: one holding a change the records
+    /// lack (the records are the truth) is ignored and the replica rebuilt.
     fn load(&self, id: &DocId) -> Result<DocReplica, NodeError> {
         let genesis = self
             .store
@@ -421,18 +447,65 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         if let Some(snapshot) = self.store.snapshot(id)? {
-            let records = self
-                .store
-                .records(id)?
-                .into_iter()
-                .map(|(hash, record)| (ChangeHash(hash), record));
-            if let Ok(replica) = DocReplica::from_snapshot(genesis.clone(), &snapshot, records) {
-                if replica.change_count() == self.store.records(id)?.len() {
-                    return Ok(replica);
+            let records = self.store.records(id)?;
+            if let Some(current) = self.catch_up_snapshot(id, &snapshot, &records)? {
+                let count = records.len();
+                let records = records
+                    .into_iter()
+                    .map(|(hash, record)| (ChangeHash(hash), record));
+                if let Ok(replica) = DocReplica::from_snapshot(genesis.clone(), &current, records) {
+                    if replica.change_count() == count {
+                        return Ok(replica);
+                    }
                 }
             }
         }
         self.rebuild(id, genesis)
+    }
+
+    /// A snapshot that covers every stored record: `snapshot` itself, or, when records were
+    /// written after it was saved, the snapshot with those changes applied (and saved again).
+    /// `None` when the snapshot cannot be used.
+    fn catch_up_snapshot(
+        &self,
+        id: &DocId,
+        snapshot: &[u8],
+        records: &[([u8; 32], hedgerow_protocol::replica::ChangeRecord)],
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let Ok(mut doc) = hedgerow_protocol::automerge::Automerge::load(snapshot) else {
+            return Ok(None);
+        };
+        let held: std::collections::HashSet<[u8; 32]> =
+            records.iter().map(|(hash, _)| *hash).collect();
+        let covered: std::collections::HashSet<[u8; 32]> = doc
+            .get_changes_meta(&[])
+            .iter()
+            .map(|meta| meta.hash.0)
+            .collect();
+        if !covered.is_subset(&held) {
+            return Ok(None);
+        }
+        if covered.len() == held.len() {
+            return Ok(Some(snapshot.to_vec()));
+        }
+        let mut newer = Vec::new();
+        for (hash, bytes, _) in self.store.changes(id)? {
+            if !covered.contains(&hash) {
+                match hedgerow_protocol::compact::decode_change(&bytes) {
+                    Ok(change) => newer.push(change),
+                    Err(_) => return Ok(None),
+                }
+            }
+        }
+        if doc.apply_changes(newer).is_err() {
+            return Ok(None);
+        }
+        let current = doc.save();
+        // Only a cache: if it cannot be written, the next load catches up again.
+        if let Err(e) = self.store.write_snapshot(id, &current) {
+            tracing::warn!("cannot refresh the snapshot of {id}: {e}");
+        }
+        Ok(Some(current))
     }
 
     /// Rebuilds a replica from its stored changes, re-verifying every signature.
@@ -451,7 +524,26 @@ impl Replicas {
     }
 
     /// Writes newly accepted changes of a cached document with its refreshed caches.
+    ///
+    /// If the write fails the cached replica is dropped: it holds changes the store does not,
+    /// and keeping it would let later writes build on them (and peers be told of them).
     fn persist(&mut self, id: &DocId, accepted: &[Accepted]) -> Result<(), NodeError> {
+        self.write(id, accepted, true)
+    }
+
+    /// Like [`Self::persist`], but rewrites the snapshot only every [`SNAPSHOT_EVERY`]
+    /// changes (received changes of a held document).
+    fn persist_lazily(&mut self, id: &DocId, accepted: &[Accepted]) -> Result<(), NodeError> {
+        let lag = self.unsaved.get(id).copied().unwrap_or(0) + accepted.len();
+        self.write(id, accepted, lag >= SNAPSHOT_EVERY)
+    }
+
+    fn write(
+        &mut self,
+        id: &DocId,
+        accepted: &[Accepted],
+        snapshot: bool,
+    ) -> Result<(), NodeError> {
         let replica = self.cache.get(id).ok_or_else(|| NodeError::UnknownDoc {
             what: "document",
             id: id.to_string(),
@@ -459,11 +551,41 @@ impl Replicas {
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,
-            snapshot: replica.doc().save(),
+            snapshot: snapshot.then(|| replica.doc().save()),
             summary: summarize(replica),
         };
-        self.store.write_doc(write)?;
+        if snapshot {
+            self.unsaved.remove(id);
+        } else {
+            *self.unsaved.entry(*id).or_insert(0) += accepted.len();
+        }
+        if let Err(e) = self.store.write_doc(write) {
+            self.cache.remove(id);
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Saves the snapshot of every cached document whose stored snapshot lags its records
+    /// (periodically, before eviction and on close); they are caches, so this may be late.
+    pub fn save_snapshots(&mut self) -> Result<usize, NodeError> {
+        let lagging: Vec<DocId> = self.unsaved.keys().copied().collect();
+        let mut saved = 0;
+        for id in lagging {
+            if let Some(replica) = self.cache.get(&id) {
+                self.store.write_snapshot(&id, &replica.doc().save())?;
+                saved += 1;
+            }
+            self.unsaved.remove(&id);
+        }
+        Ok(saved)
+    }
+
+    /// Drops a cached replica whose changes could not be made durable, so it is reloaded
+    /// from what the store really holds.
+    pub fn forget(&mut self, id: &DocId) {
+        self.cache.remove(id);
+        self.unsaved.remove(id);
     }
 
     /// Resolves a document id or unique prefix, optionally requiring a kind.
@@ -524,7 +646,8 @@ impl Replicas {
         let mut out = Vec::new();
         for id in self.store.doc_ids(commons)? {
             if let Some(summary) = self.store.summary(&id)? {
-                if summary.kind == kind {
+                // A genesis without changes (stored by older releases) is no document.
+                if summary.kind == kind && summary.changes > 0 {
                     out.push((id, summary));
                 }
             }
@@ -561,18 +684,18 @@ impl Replicas {
                 }
                 if let Some(mut replica) = self.fresh_replica(genesis)? {
                     // Nothing of a new document is stored unless its first change verifies.
-                    let outcome = replica.ingest_envelope(&live.envelope)?;
-                    self.cache.insert(genesis_id, replica);
-                    let (accepted, outcome) = match outcome {
-                        IngestOutcome::Applied(accepted) => {
-                            let n = accepted.len();
-                            (accepted, LiveOutcome::Applied(n))
+                    // A document exists only from its first applied change: a first change
+                    // still waiting for history leaves nothing behind.
+                    let accepted = match replica.ingest_envelope(&live.envelope)? {
+                        IngestOutcome::Applied(accepted) if !accepted.is_empty() => accepted,
+                        IngestOutcome::Applied(_) | IngestOutcome::Duplicate => {
+                            return Ok(LiveOutcome::Duplicate)
                         }
-                        IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
-                        IngestOutcome::Duplicate => (Vec::new(), LiveOutcome::Duplicate),
+                        IngestOutcome::Pending => return Ok(LiveOutcome::Pending),
                     };
+                    self.cache.insert(genesis_id, replica);
                     self.persist(&genesis_id, &accepted)?;
-                    return Ok(outcome);
+                    return Ok(LiveOutcome::Applied(accepted.len()));
                 }
                 genesis_id
             }
@@ -589,7 +712,7 @@ impl Replicas {
             IngestOutcome::Duplicate => Ok(LiveOutcome::Duplicate),
             IngestOutcome::Pending => Ok(LiveOutcome::Pending),
             IngestOutcome::Applied(accepted) => {
-                self.persist(&target, &accepted)?;
+                self.persist_lazily(&target, &accepted)?;
                 Ok(LiveOutcome::Applied(accepted.len()))
             }
         }
@@ -635,13 +758,16 @@ impl Replicas {
             .transpose()?
             .flatten()
         {
-            // Nothing of a new document is stored unless its changes verify; a genesis
-            // alone (no changes) is a document with no changes yet.
+            // Nothing of a new document is stored unless its changes verify, and a document
+            // exists only from its first change: a genesis alone is refused.
             let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
                 replica.ingest_compact(changes, proofs)?
             };
+            if accepted.is_empty() {
+                return Err(NodeError::EmptyDocument { doc: *doc });
+            }
             self.cache.insert(*doc, replica);
             self.persist(doc, &accepted)?;
             return Ok(accepted.len());
@@ -652,7 +778,7 @@ impl Replicas {
         let replica = self.replica_mut(doc)?;
         let accepted = replica.ingest_compact(changes, proofs)?;
         if !accepted.is_empty() {
-            self.persist(doc, &accepted)?;
+            self.persist_lazily(doc, &accepted)?;
         }
         Ok(accepted.len())
     }
@@ -670,7 +796,11 @@ impl Replicas {
 
     /// Drops cached replicas (after a rebuild, or to bound memory).
     pub fn clear_cache(&mut self) {
+        if let Err(e) = self.save_snapshots() {
+            tracing::warn!("snapshots not saved (rebuilt on load): {e}");
+        }
         self.cache.clear();
+        self.unsaved.clear();
     }
 
     /// The device key, for signing records the node makes on its own.
@@ -693,6 +823,16 @@ impl Replicas {
     /// Queues a locally made change for publishing.
     pub(crate) fn queue_outgoing(&mut self, live: LiveChange) {
         self.outbox.push(live);
+    }
+}
+
+impl Drop for Replicas {
+    /// Saves lagging snapshots on close; they are caches, so a failure only costs a slower
+    /// next load.
+    fn drop(&mut self) {
+        if let Err(e) = self.save_snapshots().and_then(|_| self.commit()) {
+            tracing::warn!("snapshots not saved on close (rebuilt on load): {e}");
+        }
     }
 }
 
