@@ -830,6 +830,9 @@ impl Drop for Replicas {
     /// Saves lagging snapshots on close; they are caches, so a failure only costs a slower
     /// next load.
     fn drop(&mut self) {
+        if self.unsaved.is_empty() {
+            return;
+        }
         if let Err(e) = self.save_snapshots().and_then(|_| self.commit()) {
             tracing::warn!("snapshots not saved on close (rebuilt on load): {e}");
         }
@@ -867,5 +870,130 @@ pub fn summarize(replica: &DocReplica) -> DocSummary {
         heads,
         changes: replica.change_count() as u64,
         updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hedgerow_protocol::compact::CompactChanges;
+    use hedgerow_protocol::sync::SyncSource;
+
+    fn home(dir: &std::path::Path, name: &str) -> Home {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        Home::init(&dir.join(name), &profile).expect("home")
+    }
+
+    fn summary_edit(text: &str) -> Edit {
+        Edit::Set {
+            field: "summary".into(),
+            value: text.into(),
+        }
+    }
+
+    /// Alice's commons with one design, joined by Ben, who holds the design.
+    fn pair(dir: &std::path::Path) -> (Replicas, Replicas, DocId) {
+        let mut alice = Replicas::open(&home(dir, "alice")).expect("store");
+        let commons = alice.create_commons("Farm Hack", "").expect("commons");
+        let design = NewDocument::new(DocKind::Design, "Roller crimper");
+        let id = alice.create_doc(commons, &design, &[]).expect("doc");
+        let mut ben = Replicas::open(&home(dir, "ben")).expect("store");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
+        ben.join_commons(&genesis).expect("join");
+        for live in alice.take_outbox() {
+            ben.ingest_live(&live).expect("ingest");
+        }
+        (alice, ben, id)
+    }
+
+    /// Received changes of a held document do not rewrite its snapshot each time; a stale
+    /// snapshot (as a kill leaves it) is caught up from the change records on load.
+    #[test]
+    fn snapshots_are_saved_in_batches_and_caught_up_from_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut alice, mut ben, id) = pair(dir.path());
+        let before = ben.store().snapshot(&id).expect("read").expect("snapshot");
+        for n in 0..5 {
+            alice
+                .edit_doc(&id, &[summary_edit(&format!("Edit {n}"))])
+                .expect("edit");
+        }
+        for live in alice.take_outbox() {
+            assert_eq!(
+                ben.ingest_live(&live).expect("ingest"),
+                LiveOutcome::Applied(1)
+            );
+        }
+        ben.commit().expect("commit");
+        assert_eq!(
+            ben.store().snapshot(&id).expect("read").as_ref(),
+            Some(&before),
+            "the snapshot is not rewritten for every received change"
+        );
+        let heads = ben.replica(&id).expect("held").heads();
+        // A kill now: the records are durable, the snapshot lags by five changes.
+        ben.cache.clear();
+        ben.unsaved.clear();
+        let loaded = ben.replica(&id).expect("loads").heads();
+        assert_eq!(loaded, heads);
+        assert_eq!(ben.replica(&id).expect("held").change_count(), 6);
+        let report = ben.verify(false).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        // Loading refreshed the snapshot.
+        let refreshed = ben.store().snapshot(&id).expect("read").expect("snapshot");
+        let doc = hedgerow_protocol::automerge::Automerge::load(&refreshed).expect("loads");
+        assert_eq!(doc.get_heads(), heads);
+    }
+
+    /// A snapshot holding a change the records lack is never trusted.
+    #[test]
+    fn a_snapshot_ahead_of_the_records_is_not_trusted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut alice, mut ben, id) = pair(dir.path());
+        alice
+            .edit_doc(&id, &[summary_edit("Only Alice has this")])
+            .expect("edit");
+        let ahead = alice.replica(&id).expect("held").doc().save();
+        ben.store().write_snapshot(&id, &ahead).expect("write");
+        ben.cache.clear();
+        let replica = ben.replica(&id).expect("loads");
+        assert_eq!(replica.change_count(), 1, "rebuilt from the records alone");
+        let report = ben.verify(false).expect("verify");
+        assert!(!report.is_clean(), "verify reports the snapshot");
+    }
+
+    /// A document exists only from its first change: a genesis alone is not stored, listed
+    /// or served.
+    #[test]
+    fn a_genesis_without_changes_is_not_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (alice, mut ben, _) = pair(dir.path());
+        let commons = ben.commons_list().expect("list")[0].body.id();
+        let genesis = DocGenesis {
+            commons,
+            kind: DocKind::Note,
+            creator: alice.author(),
+            created_at: 1_800_000_000,
+            nonce: [9; 16],
+            fork: None,
+        }
+        .sign(alice.key());
+        let id = genesis.body.id();
+        let before = ben.inventory(&commons).expect("inventory").len();
+        let refused = ben.ingest_compact(Some(&genesis), &id, &CompactChanges::none(), Vec::new());
+        assert!(
+            matches!(refused, Err(NodeError::EmptyDocument { .. })),
+            "{refused:?}"
+        );
+        assert!(ben.store().doc_genesis(&id).expect("read").is_none());
+        assert_eq!(ben.inventory(&commons).expect("inventory").len(), before);
+        assert!(ben.list(&commons, DocKind::Note).expect("list").is_empty());
     }
 }

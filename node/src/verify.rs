@@ -138,3 +138,46 @@ impl Replicas {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::home::{Home, LocalProfile};
+    use crate::replicas::{NodeError, Replicas};
+    use crate::store::StoreError;
+
+    /// A store that holds signed changes but lost its manifest is reported; one whose manifest
+    /// does not parse does not open (it is not treated as absent, which would turn off the
+    /// damage check).
+    #[test]
+    fn a_missing_or_unreadable_manifest_is_reported() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let profile = LocalProfile {
+            name: "Alice".into(),
+            ..LocalProfile::default()
+        };
+        let home = Home::init(dir.path(), &profile).expect("home");
+        {
+            let mut replicas = Replicas::open(&home).expect("store");
+            replicas.create_commons("Farm Hack", "").expect("commons");
+            replicas.commit().expect("commit");
+            assert!(replicas.verify(false).expect("verify").is_clean());
+        }
+        let manifest = home.store_path().join("hedgerow-manifest.json");
+        std::fs::remove_file(&manifest).expect("remove manifest");
+        {
+            let mut replicas = Replicas::open(&home).expect("store opens");
+            let report = replicas.verify(false).expect("verify");
+            assert!(
+                report.problems.iter().any(|p| p.contains("manifest")),
+                "{:?}",
+                report.problems
+            );
+        }
+        std::fs::write(&manifest, b"{not json").expect("write");
+        match Replicas::open(&home) {
+            Err(NodeError::Store(StoreError::BadManifest { .. })) => {}
+            Err(other) => panic!("expected a bad manifest error, got {other}"),
+            Ok(_) => panic!("a store with an unreadable manifest opened"),
+        }
+    }
+}
