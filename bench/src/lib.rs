@@ -19,6 +19,7 @@ pub mod report;
 pub mod rng;
 pub mod scenarios;
 pub mod setup;
+pub mod soak;
 pub mod text;
 
 use anyhow::Result;

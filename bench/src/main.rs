@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hedgerow_bench::report::{commons_lines, markdown, Row};
 use hedgerow_bench::scenarios::{local, Settings};
-use hedgerow_bench::{node_proc, run_size, SCENARIOS};
+use hedgerow_bench::{node_proc, run_size, soak, SCENARIOS};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +55,22 @@ enum Mode {
     Node {
         #[arg(long)]
         home: PathBuf,
+        /// Per-address limits out of reach (every soak peer shares 127.0.0.1).
+        #[arg(long)]
+        soak: bool,
+    },
+    /// Hostile peers against three honest nodes for minutes: honest convergence time and
+    /// peak memory (not part of CI; see the README).
+    Soak {
+        /// Hostile peers at once.
+        #[arg(long, default_value_t = 40)]
+        hostile: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        /// Seconds between honest edits.
+        #[arg(long, default_value_t = 5)]
+        edit_every: u64,
     },
     /// Measure apply-and-verify throughput on a home's store.
     #[command(hide = true)]
@@ -80,9 +96,33 @@ enum Mode {
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match &cli.mode {
-        Some(Mode::Node { home }) => {
-            node_proc::run_node(home)?;
+        Some(Mode::Node { home, soak }) => {
+            node_proc::run_node(home, *soak)?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::Soak {
+            hostile,
+            seconds,
+            edit_every,
+        }) => {
+            let settings = soak::SoakSettings {
+                hostile: *hostile,
+                duration: std::time::Duration::from_secs(*seconds),
+                edit_every: std::time::Duration::from_secs((*edit_every).max(1)),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix("hedgerow-soak-")
+                .tempdir_in(cli.workdir.clone().unwrap_or_else(std::env::temp_dir))?;
+            let report = soak::run(temp.path(), settings)?;
+            println!("{}", soak::markdown(&settings, &report));
+            if let Some(path) = &cli.json {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+            }
+            return Ok(if report.converged == report.edits {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Some(Mode::LocalApply { home, cap }) => {
             println!("{}", local::apply_child(home, *cap)?);

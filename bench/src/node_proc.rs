@@ -22,7 +22,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(1800);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a node on `home` until stdin closes: the hidden `node` mode of this binary.
-pub fn run_node(home: &Path) -> Result<()> {
+pub fn run_node(home: &Path, soak: bool) -> Result<()> {
     let home = Home::open(home)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -33,12 +33,20 @@ pub fn run_node(home: &Path) -> Result<()> {
         let _ = std::io::stdin().read_to_end(&mut sink);
         let _ = stop_tx.send(());
     });
-    let config = ServeConfig {
+    let mut config = ServeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
         peers: Vec::new(),
         mdns: false,
         sync_interval: Duration::from_secs(24 * 3600),
+        ..ServeConfig::default()
     };
+    if soak {
+        // Every peer of a soak shares 127.0.0.1: per-address limits would ban the honest
+        // nodes along with the hostile ones, so the soak measures the per-peer defences.
+        config.sync_interval = Duration::from_secs(5);
+        config.max_connections_per_ip = 100_000;
+        config.ip_penalty_limit = u32::MAX;
+    }
     runtime
         .block_on(serve::run(&home, config, async {
             let _ = stop_rx.await;
@@ -89,11 +97,17 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts a node on `home` and waits until it listens.
     pub fn start(name: &str, home: &Path) -> Result<Self> {
+        Self::start_with(name, home, &[])
+    }
+
+    /// Starts a node with extra arguments of the hidden `node` mode (`--soak`).
+    pub fn start_with(name: &str, home: &Path, args: &[&str]) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let log = std::fs::File::create(home.join("node.log"))?;
         let mut child = Command::new(exe)
             .args(["node", "--home"])
             .arg(home)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(log)
@@ -141,6 +155,11 @@ impl NodeProc {
             ControlReply::Ok(value) => Ok(value),
             ControlReply::Error(message) => Err(anyhow!("{}: {message}", self.name)),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `status`.

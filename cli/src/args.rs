@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Seconds between catch-up syncs with connected peers.
     #[arg(long, default_value_t = 60)]
     pub sync_interval: u64,
+    /// Most connections one IP address may hold open at once (a PeerId costs nothing, an
+    /// address does); raise it for a hub many peers reach through one NAT.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_ip: usize,
 }
 
 /// `--json` output switch.

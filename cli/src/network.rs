@@ -50,6 +50,7 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
         mdns: !args.no_mdns,
         sync_interval: Duration::from_secs(args.sync_interval.max(1)),
         peers: parse_addrs("peer", &args.peer)?,
+        max_connections_per_ip: args.max_connections_per_ip,
         ..ServeConfig::default()
     };
     if !args.listen.is_empty() {

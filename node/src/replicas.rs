@@ -24,6 +24,14 @@ use std::collections::HashMap;
 /// Most document replicas kept in memory at once.
 pub const MAX_CACHED_REPLICAS: usize = 256;
 
+/// Changes received for a document before its snapshot cache is rewritten.
+///
+/// A snapshot is the document's whole `save()`; rewriting it for every received change made
+/// a stream of small edits cost a full save and write each. The change records are the truth
+/// (written and fsynced with every change); a stale snapshot is brought up to date from them
+/// on load, and saved on eviction, on [`Replicas::save_snapshots`] and on close.
+pub const SNAPSHOT_EVERY: usize = 32;
+
 /// Shortest id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 4;
 
@@ -103,6 +111,13 @@ pub enum NodeError {
     /// Invalid argument not covered above.
     #[error("{0}")]
     Invalid(String),
+    /// A document genesis arrived without any change: a document exists only from its first
+    /// valid change, so nothing of it was stored.
+    #[error("document {doc} arrived without any change; nothing of it was stored")]
+    EmptyDocument {
+        /// The document.
+        doc: DocId,
+    },
 }
 
 impl From<EditFailure<EditError>> for NodeError {
@@ -134,6 +149,8 @@ pub struct Replicas {
     profile: LocalProfile,
     pub(crate) cache: HashMap<DocId, DocReplica>,
     outbox: Vec<LiveChange>,
+    /// Cached documents whose stored snapshot lags, with the changes it lacks.
+    unsaved: HashMap<DocId, usize>,
 }
 
 /// Current unix time in seconds.
@@ -163,6 +180,7 @@ impl Replicas {
             profile: home.profile()?,
             cache: HashMap::new(),
             outbox: Vec::new(),
+            unsaved: HashMap::new(),
         })
     }
 
@@ -402,8 +420,12 @@ impl Replicas {
         if !self.cache.contains_key(id) {
             let replica = self.load(id)?;
             if self.cache.len() >= MAX_CACHED_REPLICAS {
-                // Everything cached is persisted, so dropping it costs only a reload; this keeps
-                // a hub that serves thousands of designs within a small machine's memory.
+                // Every change cached is persisted, so dropping it costs only a reload; this
+                // keeps a hub that serves thousands of designs within a small machine's memory.
+                // Lagging snapshots are saved first, so the reload is quick.
+                if let Err(e) = self.save_snapshots() {
+                    tracing::warn!("snapshots not saved before eviction (rebuilt on load): {e}");
+                }
                 self.cache.clear();
             }
             self.cache.insert(*id, replica);
@@ -414,7 +436,11 @@ impl Replicas {
         })
     }
 
-    /// Loads a replica: from its snapshot when present, else rebuilt from its changes.
+    /// Loads a replica: from its snapshot when present (brought up to date with the change
+    /// records written since it was saved), else rebuilt from its changes.
+    ///
+    /// A snapshot is trusted only as far as the records go: one holding a change the records
+    /// lack (the records are the truth) is ignored and the replica rebuilt.
     fn load(&self, id: &DocId) -> Result<DocReplica, NodeError> {
         let genesis = self
             .store
@@ -424,20 +450,68 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         if let Some(snapshot) = self.store.snapshot(id)? {
-            let records = self
-                .store
-                .records(id)?
-                .into_iter()
-                .map(|(hash, record)| (ChangeHash(hash), record));
-            if let Ok(mut replica) = DocReplica::from_snapshot(genesis.clone(), &snapshot, records)
-            {
-                if replica.change_count() == self.store.records(id)?.len() {
-                    replica.restore_excluded(self.store.excluded(id)?);
-                    return Ok(replica);
+            let records = self.store.records(id)?;
+            if let Some(current) = self.catch_up_snapshot(id, &snapshot, &records)? {
+                let count = records.len();
+                let records = records
+                    .into_iter()
+                    .map(|(hash, record)| (ChangeHash(hash), record));
+                if let Ok(mut replica) =
+                    DocReplica::from_snapshot(genesis.clone(), &current, records)
+                {
+                    if replica.change_count() == count {
+                        replica.restore_excluded(self.store.excluded(id)?);
+                        return Ok(replica);
+                    }
                 }
             }
         }
         self.rebuild(id, genesis)
+    }
+
+    /// A snapshot that covers every stored record: `snapshot` itself, or, when records were
+    /// written after it was saved, the snapshot with those changes applied (and saved again).
+    /// `None` when the snapshot cannot be used.
+    fn catch_up_snapshot(
+        &self,
+        id: &DocId,
+        snapshot: &[u8],
+        records: &[([u8; 32], hedgerow_protocol::replica::ChangeRecord)],
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let Ok(mut doc) = hedgerow_protocol::automerge::Automerge::load(snapshot) else {
+            return Ok(None);
+        };
+        let held: std::collections::HashSet<[u8; 32]> =
+            records.iter().map(|(hash, _)| *hash).collect();
+        let covered: std::collections::HashSet<[u8; 32]> = doc
+            .get_changes_meta(&[])
+            .iter()
+            .map(|meta| meta.hash.0)
+            .collect();
+        if !covered.is_subset(&held) {
+            return Ok(None);
+        }
+        if covered.len() == held.len() {
+            return Ok(Some(snapshot.to_vec()));
+        }
+        let mut newer = Vec::new();
+        for (hash, bytes, _) in self.store.changes(id)? {
+            if !covered.contains(&hash) {
+                match hedgerow_protocol::compact::decode_change(&bytes) {
+                    Ok(change) => newer.push(change),
+                    Err(_) => return Ok(None),
+                }
+            }
+        }
+        if doc.apply_changes(newer).is_err() {
+            return Ok(None);
+        }
+        let current = doc.save();
+        // Only a cache: if it cannot be written, the next load catches up again.
+        if let Err(e) = self.store.write_snapshot(id, &current) {
+            tracing::warn!("cannot refresh the snapshot of {id}: {e}");
+        }
+        Ok(Some(current))
     }
 
     /// Rebuilds a replica from its stored changes, re-verifying every signature.
@@ -459,7 +533,31 @@ impl Replicas {
     }
 
     /// Writes newly accepted changes of a cached document with its refreshed caches.
+    ///
+    /// If the write fails the cached replica is dropped: it holds changes the store does not,
+    /// and keeping it would let later writes build on them (and peers be told of them).
     fn persist(&mut self, id: &DocId, accepted: &[Accepted]) -> Result<(), NodeError> {
+        self.write(id, accepted, true)
+    }
+
+    /// Like [`Self::persist`], but rewrites the snapshot only every [`SNAPSHOT_EVERY`]
+    /// changes (received changes of a held document). Settling an equivocation always
+    /// rewrites it: the old snapshot may hold changes that have just left the document.
+    fn persist_lazily(&mut self, id: &DocId, accepted: &[Accepted]) -> Result<(), NodeError> {
+        let lag = self.unsaved.get(id).copied().unwrap_or(0) + accepted.len();
+        let settled = self
+            .cache
+            .get(id)
+            .is_some_and(DocReplica::has_unsaved_exclusions);
+        self.write(id, accepted, settled || lag >= SNAPSHOT_EVERY)
+    }
+
+    fn write(
+        &mut self,
+        id: &DocId,
+        accepted: &[Accepted],
+        snapshot: bool,
+    ) -> Result<(), NodeError> {
         let replica = self
             .cache
             .get_mut(id)
@@ -471,12 +569,42 @@ impl Replicas {
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,
-            snapshot: replica.doc().save(),
+            snapshot: snapshot.then(|| replica.doc().save()),
             summary: summarize(replica),
             excluded: &excluded,
         };
-        self.store.write_doc(write)?;
+        if snapshot {
+            self.unsaved.remove(id);
+        } else {
+            *self.unsaved.entry(*id).or_insert(0) += accepted.len();
+        }
+        if let Err(e) = self.store.write_doc(write) {
+            self.cache.remove(id);
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Saves the snapshot of every cached document whose stored snapshot lags its records
+    /// (periodically, before eviction and on close); they are caches, so this may be late.
+    pub fn save_snapshots(&mut self) -> Result<usize, NodeError> {
+        let lagging: Vec<DocId> = self.unsaved.keys().copied().collect();
+        let mut saved = 0;
+        for id in lagging {
+            if let Some(replica) = self.cache.get(&id) {
+                self.store.write_snapshot(&id, &replica.doc().save())?;
+                saved += 1;
+            }
+            self.unsaved.remove(&id);
+        }
+        Ok(saved)
+    }
+
+    /// Drops a cached replica whose changes could not be made durable, so it is reloaded
+    /// from what the store really holds.
+    pub fn forget(&mut self, id: &DocId) {
+        self.cache.remove(id);
+        self.unsaved.remove(id);
     }
 
     /// Resolves a document id or unique prefix, optionally requiring a kind.
@@ -537,7 +665,8 @@ impl Replicas {
         let mut out = Vec::new();
         for id in self.store.doc_ids(commons)? {
             if let Some(summary) = self.store.summary(&id)? {
-                if summary.kind == kind {
+                // A genesis without changes (stored by older releases) is no document.
+                if summary.kind == kind && summary.changes > 0 {
                     out.push((id, summary));
                 }
             }
@@ -574,19 +703,19 @@ impl Replicas {
                 }
                 if let Some(mut replica) = self.fresh_replica(genesis)? {
                     // Nothing of a new document is stored unless its first change verifies.
-                    let outcome = replica.ingest_envelope(&live.envelope)?;
-                    self.cache.insert(genesis_id, replica);
-                    let (accepted, outcome) = match outcome {
-                        IngestOutcome::Applied(accepted) => {
-                            let n = accepted.len();
-                            (accepted, LiveOutcome::Applied(n))
+                    // A document exists only from its first applied change: a first change
+                    // still waiting for history leaves nothing behind.
+                    let accepted = match replica.ingest_envelope(&live.envelope)? {
+                        IngestOutcome::Applied(accepted) if !accepted.is_empty() => accepted,
+                        IngestOutcome::Applied(_) | IngestOutcome::Duplicate => {
+                            return Ok(LiveOutcome::Duplicate)
                         }
-                        IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
-                        IngestOutcome::Duplicate => (Vec::new(), LiveOutcome::Duplicate),
-                        IngestOutcome::Excluded => (Vec::new(), LiveOutcome::Excluded),
+                        IngestOutcome::Pending => return Ok(LiveOutcome::Pending),
+                        IngestOutcome::Excluded => return Ok(LiveOutcome::Excluded),
                     };
+                    self.cache.insert(genesis_id, replica);
                     self.persist(&genesis_id, &accepted)?;
-                    return Ok(outcome);
+                    return Ok(LiveOutcome::Applied(accepted.len()));
                 }
                 genesis_id
             }
@@ -610,7 +739,7 @@ impl Replicas {
         };
         // A held or refused change may still have settled an equivocation: store the evidence.
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
-            self.persist(&target, &accepted)?;
+            self.persist_lazily(&target, &accepted)?;
         }
         Ok(outcome)
     }
@@ -655,13 +784,16 @@ impl Replicas {
             .transpose()?
             .flatten()
         {
-            // Nothing of a new document is stored unless its changes verify; a genesis
-            // alone (no changes) is a document with no changes yet.
+            // Nothing of a new document is stored unless its changes verify, and a document
+            // exists only from its first change: a genesis alone is refused.
             let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
                 replica.ingest_compact(changes, proofs)?
             };
+            if accepted.is_empty() {
+                return Err(NodeError::EmptyDocument { doc: *doc });
+            }
             self.cache.insert(*doc, replica);
             self.persist(doc, &accepted)?;
             return Ok(accepted.len());
@@ -672,7 +804,7 @@ impl Replicas {
         let replica = self.replica_mut(doc)?;
         let accepted = replica.ingest_compact(changes, proofs)?;
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
-            self.persist(doc, &accepted)?;
+            self.persist_lazily(doc, &accepted)?;
         }
         Ok(accepted.len())
     }
@@ -690,7 +822,11 @@ impl Replicas {
 
     /// Drops cached replicas (after a rebuild, or to bound memory).
     pub fn clear_cache(&mut self) {
+        if let Err(e) = self.save_snapshots() {
+            tracing::warn!("snapshots not saved (rebuilt on load): {e}");
+        }
         self.cache.clear();
+        self.unsaved.clear();
     }
 
     /// The device key, for signing records the node makes on its own.
@@ -713,6 +849,19 @@ impl Replicas {
     /// Queues a locally made change for publishing.
     pub(crate) fn queue_outgoing(&mut self, live: LiveChange) {
         self.outbox.push(live);
+    }
+}
+
+impl Drop for Replicas {
+    /// Saves lagging snapshots on close; they are caches, so a failure only costs a slower
+    /// next load.
+    fn drop(&mut self) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        if let Err(e) = self.save_snapshots().and_then(|_| self.commit()) {
+            tracing::warn!("snapshots not saved on close (rebuilt on load): {e}");
+        }
     }
 }
 
@@ -747,5 +896,130 @@ pub fn summarize(replica: &DocReplica) -> DocSummary {
         heads,
         changes: replica.change_count() as u64,
         updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hedgerow_protocol::compact::CompactChanges;
+    use hedgerow_protocol::sync::SyncSource;
+
+    fn home(dir: &std::path::Path, name: &str) -> Home {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        Home::init(&dir.join(name), &profile).expect("home")
+    }
+
+    fn summary_edit(text: &str) -> Edit {
+        Edit::Set {
+            field: "summary".into(),
+            value: text.into(),
+        }
+    }
+
+    /// Alice's commons with one design, joined by Ben, who holds the design.
+    fn pair(dir: &std::path::Path) -> (Replicas, Replicas, DocId) {
+        let mut alice = Replicas::open(&home(dir, "alice")).expect("store");
+        let commons = alice.create_commons("Farm Hack", "").expect("commons");
+        let design = NewDocument::new(DocKind::Design, "Roller crimper");
+        let id = alice.create_doc(commons, &design, &[]).expect("doc");
+        let mut ben = Replicas::open(&home(dir, "ben")).expect("store");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
+        ben.join_commons(&genesis).expect("join");
+        for live in alice.take_outbox() {
+            ben.ingest_live(&live).expect("ingest");
+        }
+        (alice, ben, id)
+    }
+
+    /// Received changes of a held document do not rewrite its snapshot each time; a stale
+    /// snapshot (as a kill leaves it) is caught up from the change records on load.
+    #[test]
+    fn snapshots_are_saved_in_batches_and_caught_up_from_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut alice, mut ben, id) = pair(dir.path());
+        let before = ben.store().snapshot(&id).expect("read").expect("snapshot");
+        for n in 0..5 {
+            alice
+                .edit_doc(&id, &[summary_edit(&format!("Edit {n}"))])
+                .expect("edit");
+        }
+        for live in alice.take_outbox() {
+            assert_eq!(
+                ben.ingest_live(&live).expect("ingest"),
+                LiveOutcome::Applied(1)
+            );
+        }
+        ben.commit().expect("commit");
+        assert_eq!(
+            ben.store().snapshot(&id).expect("read").as_ref(),
+            Some(&before),
+            "the snapshot is not rewritten for every received change"
+        );
+        let heads = ben.replica(&id).expect("held").heads();
+        // A kill now: the records are durable, the snapshot lags by five changes.
+        ben.cache.clear();
+        ben.unsaved.clear();
+        let loaded = ben.replica(&id).expect("loads").heads();
+        assert_eq!(loaded, heads);
+        assert_eq!(ben.replica(&id).expect("held").change_count(), 6);
+        let report = ben.verify(false).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        // Loading refreshed the snapshot.
+        let refreshed = ben.store().snapshot(&id).expect("read").expect("snapshot");
+        let doc = hedgerow_protocol::automerge::Automerge::load(&refreshed).expect("loads");
+        assert_eq!(doc.get_heads(), heads);
+    }
+
+    /// A snapshot holding a change the records lack is never trusted.
+    #[test]
+    fn a_snapshot_ahead_of_the_records_is_not_trusted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut alice, mut ben, id) = pair(dir.path());
+        alice
+            .edit_doc(&id, &[summary_edit("Only Alice has this")])
+            .expect("edit");
+        let ahead = alice.replica(&id).expect("held").doc().save();
+        ben.store().write_snapshot(&id, &ahead).expect("write");
+        ben.cache.clear();
+        let replica = ben.replica(&id).expect("loads");
+        assert_eq!(replica.change_count(), 1, "rebuilt from the records alone");
+        let report = ben.verify(false).expect("verify");
+        assert!(!report.is_clean(), "verify reports the snapshot");
+    }
+
+    /// A document exists only from its first change: a genesis alone is not stored, listed
+    /// or served.
+    #[test]
+    fn a_genesis_without_changes_is_not_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (alice, mut ben, _) = pair(dir.path());
+        let commons = ben.commons_list().expect("list")[0].body.id();
+        let genesis = DocGenesis {
+            commons,
+            kind: DocKind::Note,
+            creator: alice.author(),
+            created_at: 1_800_000_000,
+            nonce: [9; 16],
+            fork: None,
+        }
+        .sign(alice.key());
+        let id = genesis.body.id();
+        let before = ben.inventory(&commons).expect("inventory").len();
+        let refused = ben.ingest_compact(Some(&genesis), &id, &CompactChanges::none(), Vec::new());
+        assert!(
+            matches!(refused, Err(NodeError::EmptyDocument { .. })),
+            "{refused:?}"
+        );
+        assert!(ben.store().doc_genesis(&id).expect("read").is_none());
+        assert_eq!(ben.inventory(&commons).expect("inventory").len(), before);
+        assert!(ben.list(&commons, DocKind::Note).expect("list").is_empty());
     }
 }

@@ -71,6 +71,14 @@ pub enum StoreError {
         /// Why it did not decode.
         source: DecodeError,
     },
+    /// The manifest beside sled cannot be read or parsed.
+    #[error("store manifest {path} cannot be read ({reason}); the store's damage check needs it: move the file away and run `hedgerow verify` to see what the store holds")]
+    BadManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// The store was written by a newer Hedgerow.
     #[error("store format {found} is newer than this build understands ({STORE_FORMAT}); upgrade hedgerow")]
     NewerFormat {
@@ -141,6 +149,9 @@ pub struct Store {
     /// them and kept current by every write: every sync `Hello` needs them, and reading 5,000
     /// summaries from sled each time made an in-sync reconnect grow with the commons.
     inventories: Mutex<HashMap<CommonsId, BTreeMap<DocId, HeadsDigest>>>,
+    /// The store held signed changes but no manifest when opened: the damage check could not
+    /// run (reported by `hedgerow verify`).
+    manifest_missing: bool,
     /// Our own lock on the store directory, held while the store is open (see [`lock_dir`]).
     _lock: std::fs::File,
 }
@@ -229,8 +240,9 @@ pub struct DocWrite<'a> {
     pub genesis: &'a Signed<DocGenesis>,
     /// Newly accepted changes.
     pub accepted: &'a [Accepted],
-    /// The document's snapshot after applying them.
-    pub snapshot: Vec<u8>,
+    /// The document's snapshot after applying them, when it is to be rewritten now (it is a
+    /// cache; a stale one is caught up from the records on load).
+    pub snapshot: Option<Vec<u8>>,
     /// The refreshed summary.
     pub summary: DocSummary,
     /// Changes newly kept out of the document (moved out of `changes` if they were in).
@@ -299,10 +311,25 @@ impl Store {
         // Excluded changes count: settling an equivocation moves changes out of `records`,
         // and the manifest must never read that as data lost on disk.
         let found = records.len() as u64 + excluded.len() as u64;
-        let manifest: Manifest = std::fs::read(path.join(MANIFEST))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        // A manifest that cannot be read or parsed is an error, not "absent": treating it as
+        // absent would switch off the damage check below.
+        let manifest_path = path.join(MANIFEST);
+        let (manifest, manifest_missing): (Manifest, bool) = match std::fs::read(&manifest_path) {
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
+                    path: manifest_path.clone(),
+                    reason: e.to_string(),
+                })?,
+                false,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Manifest::default(), found > 0),
+            Err(e) => {
+                return Err(StoreError::BadManifest {
+                    path: manifest_path.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
         if found < manifest.changes {
             return Err(StoreError::Damaged {
                 path: path.to_path_buf(),
@@ -312,6 +339,7 @@ impl Store {
         }
         let store = Self {
             _lock: lock,
+            manifest_missing,
             change_count: std::sync::atomic::AtomicU64::new(found),
             manifest_changes: std::sync::atomic::AtomicU64::new(manifest.changes),
             commons,
@@ -385,6 +413,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store held signed changes but no manifest when it was opened, so whether
+    /// sled lost data could not be checked.
+    pub fn manifest_missing(&self) -> bool {
+        self.manifest_missing
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
@@ -445,8 +479,12 @@ impl Store {
         }
         let mut read = BTreeMap::new();
         for id in self.doc_ids(commons)? {
-            if let Some(summary) = self.summary(&id)? {
-                read.insert(id, heads_digest(&summary.heads));
+            match self.summary(&id)? {
+                // A genesis without changes (older releases stored them) is not served.
+                Some(summary) if summary.changes > 0 => {
+                    read.insert(id, heads_digest(&summary.heads));
+                }
+                _ => {}
             }
         }
         let out = read.iter().map(|(id, d)| (*id, *d)).collect();
@@ -466,6 +504,9 @@ impl Store {
 
     /// Records a document's new summary in the inventory cache of its commons, if cached.
     fn note_summary(&self, id: &DocId, summary: &DocSummary) {
+        if summary.changes == 0 {
+            return;
+        }
         if let Some(inventory) = self.cached_inventories().get_mut(&summary.commons) {
             inventory.insert(*id, heads_digest(&summary.heads));
         }
@@ -568,7 +609,9 @@ impl Store {
                         }
                         excluded_tree.insert(key.as_slice(), value.as_slice())?;
                     }
-                    snapshots.insert(id.as_bytes(), write.snapshot.as_slice())?;
+                    if let Some(snapshot) = &write.snapshot {
+                        snapshots.insert(id.as_bytes(), snapshot.as_slice())?;
+                    }
                     summaries.insert(id.as_bytes(), summary.as_slice())?;
                     Ok::<u64, ConflictableTransactionError<()>>(moved)
                 },
@@ -611,6 +654,14 @@ impl Store {
     /// How many changes are kept out of their documents, in all.
     pub fn excluded_count(&self) -> usize {
         self.excluded.len()
+    }
+
+    /// Replaces a document's snapshot cache.
+    pub fn write_snapshot(&self, id: &DocId, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.snapshots
+            .insert(id.as_bytes(), snapshot)
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Replaces a document's caches (snapshot and summary), e.g. after a rebuild.

@@ -31,6 +31,17 @@ const DEFLATE_BIT: u64 = 0b1000;
 /// far below what would hurt a small machine.
 pub const MAX_INFLATED_BYTES: usize = 32 * 1024 * 1024;
 
+/// Most operations one screened input may hold (all its chunks together).
+///
+/// automerge's columns are run-length encoded, so a few bytes can describe millions of
+/// operations that parsing and applying then cost in full; the largest generated design holds
+/// a few tens of thousands.
+pub const MAX_OPERATIONS: u64 = 2_000_000;
+
+/// Column specification of the operations' action column (column 4, an integer column, not
+/// deflated): it holds one entry per operation, in changes and documents alike.
+const ACTION_COLUMN: u64 = (4 << 4) | 2;
+
 /// What the caller expects the bytes to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shape {
@@ -67,6 +78,9 @@ pub enum ScreenError {
     /// The deflated parts would inflate past [`MAX_INFLATED_BYTES`].
     #[error("automerge data would inflate past {MAX_INFLATED_BYTES} bytes")]
     TooLarge,
+    /// The chunks hold more than [`MAX_OPERATIONS`] operations.
+    #[error("automerge data holds more than {MAX_OPERATIONS} operations")]
+    TooManyOperations,
 }
 
 /// One chunk found in screened bytes.
@@ -83,6 +97,7 @@ pub struct Chunk {
 pub fn screen(bytes: &[u8], shape: Shape) -> Result<Vec<Chunk>, ScreenError> {
     let mut chunks = Vec::new();
     let mut budget = MAX_INFLATED_BYTES;
+    let mut ops = 0u64;
     let mut offset = 0;
     while offset < bytes.len() {
         let mut reader = Reader::new(bytes, offset);
@@ -102,9 +117,16 @@ pub fn screen(bytes: &[u8], shape: Shape) -> Result<Vec<Chunk>, ScreenError> {
             return Err(ScreenError::ChunkType { offset, chunk_type });
         }
         match chunk_type {
-            DOCUMENT => budget = check_document_columns(body, budget)?,
-            COMPRESSED_CHANGE => budget -= inflated_len(body, budget)?,
-            _ => {}
+            DOCUMENT => budget = check_document_columns(body, budget, &mut ops)?,
+            COMPRESSED_CHANGE => {
+                let inflated = inflate_capped(body, budget)?;
+                budget -= inflated.len();
+                ops += change_operations(&inflated)?;
+            }
+            _ => ops += change_operations(body)?,
+        }
+        if ops > MAX_OPERATIONS {
+            return Err(ScreenError::TooManyOperations);
         }
         chunks.push(Chunk {
             chunk_type,
@@ -147,7 +169,11 @@ fn inflated_len(data: &[u8], cap: usize) -> Result<usize, ScreenError> {
 
 /// Walks a document chunk's prefix (actors, heads, change and op column metadata) and
 /// measures every deflated column; returns what is left of `budget`.
-fn check_document_columns(body: &[u8], mut budget: usize) -> Result<usize, ScreenError> {
+fn check_document_columns(
+    body: &[u8],
+    mut budget: usize,
+    ops: &mut u64,
+) -> Result<usize, ScreenError> {
     let mut reader = Reader::new(body, 0);
     for _ in 0..reader.uleb()? {
         let len = reader.len()?;
@@ -156,20 +182,89 @@ fn check_document_columns(body: &[u8], mut budget: usize) -> Result<usize, Scree
     let heads = reader.len()?;
     reader.take(heads.checked_mul(32).ok_or(ScreenError::Truncated)?)?;
     let mut columns = Vec::new();
-    for _ in 0..2 {
+    for part in 0..2 {
         for _ in 0..reader.uleb()? {
             let spec = reader.uleb()?;
             let len = reader.len()?;
-            columns.push((spec, len));
+            columns.push((part == 1, spec, len));
         }
     }
-    for (spec, len) in columns {
+    for (is_op, spec, len) in columns {
         let data = reader.take(len)?;
+        let action = is_op && spec & !DEFLATE_BIT == ACTION_COLUMN;
         if spec & DEFLATE_BIT != 0 {
-            budget -= inflated_len(data, budget)?;
+            if action {
+                let inflated = inflate_capped(data, budget)?;
+                budget -= inflated.len();
+                *ops += rle_entries(&inflated)?;
+            } else {
+                budget -= inflated_len(data, budget)?;
+            }
+        } else if action {
+            *ops += rle_entries(data)?;
         }
     }
     Ok(budget)
+}
+
+/// Operations in one change chunk's body: the entries of its action column.
+fn change_operations(body: &[u8]) -> Result<u64, ScreenError> {
+    let mut reader = Reader::new(body, 0);
+    let deps = reader.len()?;
+    reader.take(deps.checked_mul(32).ok_or(ScreenError::Truncated)?)?;
+    let actor = reader.len()?;
+    reader.take(actor)?;
+    reader.uleb()?; // seq
+    reader.uleb()?; // start op
+    reader.uleb()?; // time (signed, but only skipped)
+    let message = reader.len()?;
+    reader.take(message)?;
+    for _ in 0..reader.uleb()? {
+        let other = reader.len()?;
+        reader.take(other)?;
+    }
+    let mut columns = Vec::new();
+    for _ in 0..reader.uleb()? {
+        let spec = reader.uleb()?;
+        let len = reader.len()?;
+        columns.push((spec, len));
+    }
+    let mut ops = 0;
+    for (spec, len) in columns {
+        let data = reader.take(len)?;
+        if spec == ACTION_COLUMN {
+            ops += rle_entries(data)?;
+        }
+    }
+    Ok(ops)
+}
+
+/// Entries in a run-length encoded integer column: runs (a positive count and one value),
+/// literals (a negative count and that many values) and null runs (zero, then a count).
+fn rle_entries(column: &[u8]) -> Result<u64, ScreenError> {
+    let mut reader = Reader::new(column, 0);
+    let mut entries = 0u64;
+    while reader.at < column.len() {
+        let count = reader.sleb()?;
+        let run = match count {
+            0 => reader.uleb()?,
+            n if n > 0 => {
+                reader.uleb()?;
+                n.unsigned_abs()
+            }
+            n => {
+                for _ in 0..n.unsigned_abs() {
+                    reader.uleb()?;
+                }
+                n.unsigned_abs()
+            }
+        };
+        entries = entries.saturating_add(run);
+        if entries > MAX_OPERATIONS {
+            return Err(ScreenError::TooManyOperations);
+        }
+    }
+    Ok(entries)
 }
 
 /// Reads LEB128 numbers and byte runs from a slice, failing cleanly at its end.
@@ -200,6 +295,25 @@ impl<'a> Reader<'a> {
             }
         }
         Err(ScreenError::Truncated)
+    }
+
+    fn sleb(&mut self) -> Result<i64, ScreenError> {
+        let mut value = 0i64;
+        let mut shift = 0;
+        loop {
+            let byte = self.take(1)?[0];
+            if shift >= 64 {
+                return Err(ScreenError::Truncated);
+            }
+            value |= i64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                if shift < 64 && byte & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Ok(value);
+            }
+        }
     }
 
     /// A LEB128 length that must fit in what is left of the input.
@@ -282,6 +396,74 @@ mod tests {
             screen(b"not automerge", Shape::Changes),
             Err(ScreenError::NotAutomerge { offset: 0 })
         );
+    }
+
+    /// Operations the screen counts in a document of `n` map puts and in its changes.
+    #[test]
+    fn operations_are_counted_and_capped() {
+        let mut doc = AutoCommit::new();
+        for i in 0..300 {
+            doc.put(ROOT, format!("k{i}"), i as i64).expect("put");
+        }
+        doc.commit();
+        let text = doc
+            .put_object(ROOT, "body", ObjType::Text)
+            .expect("text object");
+        doc.splice_text(&text, 0, 0, "crimper").expect("splice");
+        doc.commit();
+        let mut changes = Vec::new();
+        let mut expected = 0;
+        for mut change in doc.get_changes(&[]) {
+            expected += change.len() as u64;
+            changes.extend_from_slice(&change.bytes());
+        }
+        let saved = doc.save();
+        let mut counted = 0;
+        let mut reader_ops = 0;
+        for chunk in screen(&changes, Shape::Changes).expect("changes pass") {
+            let body_start = chunk.range.start + 9;
+            let mut reader = Reader::new(&changes, body_start);
+            let len = reader.uleb().expect("len") as usize;
+            let body = &changes[reader.at..reader.at + len];
+            counted += match chunk.chunk_type {
+                COMPRESSED_CHANGE => {
+                    change_operations(&inflate_capped(body, MAX_INFLATED_BYTES).expect("inflate"))
+                        .expect("ops")
+                }
+                _ => change_operations(body).expect("ops"),
+            };
+        }
+        assert_eq!(counted, expected, "every operation of the changes");
+        let mut reader = Reader::new(&saved, 9);
+        let len = reader.uleb().expect("len") as usize;
+        check_document_columns(
+            &saved[reader.at..reader.at + len],
+            MAX_INFLATED_BYTES,
+            &mut reader_ops,
+        )
+        .expect("document");
+        assert_eq!(reader_ops, expected, "every operation of the document");
+        assert!(screen(&saved, Shape::Document).is_ok());
+    }
+
+    #[test]
+    fn a_run_of_millions_of_operations_is_refused() {
+        // One run of MAX_OPERATIONS + 1 "set" actions: a handful of bytes.
+        let mut column = Vec::new();
+        let mut n = MAX_OPERATIONS + 1;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            // Signed LEB: stop once the remaining bits and the sign bit agree.
+            if n == 0 && byte & 0x40 == 0 {
+                column.push(byte);
+                break;
+            }
+            column.push(byte | 0x80);
+        }
+        column.push(1);
+        assert_eq!(rle_entries(&column), Err(ScreenError::TooManyOperations));
+        assert_eq!(rle_entries(&[3, 1, 0x7d, 1, 2, 3, 0, 2]), Ok(8));
     }
 
     #[test]

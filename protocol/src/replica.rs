@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most changes a replica holds back while it waits for their dependencies.
-pub const MAX_PENDING_CHANGES: usize = 4096;
+pub const MAX_PENDING_CHANGES: usize = 1024;
+/// Most changes of one author a replica holds back: one author (keys are free) cannot fill
+/// the whole pending set and so push an honest out-of-order change out.
+pub const MAX_PENDING_PER_AUTHOR: usize = 64;
 
 /// What is kept for each change beside its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +163,7 @@ pub enum Rejection {
         reason: String,
     },
     /// Too many changes are waiting for dependencies.
-    #[error("more than {MAX_PENDING_CHANGES} changes are waiting for missing dependencies")]
+    #[error("too many changes (over {MAX_PENDING_PER_AUTHOR} of one author, or {MAX_PENDING_CHANGES} in all) are waiting for missing dependencies")]
     TooManyPending,
     /// automerge refused the change.
     #[error("automerge refused the change: {reason}")]
@@ -441,7 +444,13 @@ impl DocReplica {
             .iter()
             .any(|dep| !self.records.contains_key(dep));
         if missing_deps {
-            if self.pending.len() >= MAX_PENDING_CHANGES {
+            let actor = verified.change.actor_id();
+            let by_author = self
+                .pending
+                .values()
+                .filter(|p| p.change.actor_id() == actor)
+                .count();
+            if self.pending.len() >= MAX_PENDING_CHANGES || by_author >= MAX_PENDING_PER_AUTHOR {
                 return Err(Rejection::TooManyPending);
             }
             self.pending.insert(

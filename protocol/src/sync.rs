@@ -56,6 +56,10 @@ pub const DEFAULT_RESPONSE_BUDGET: u32 = 512 * 1024;
 pub const MIN_RESPONSE_BUDGET: u32 = 8 * 1024;
 /// Largest byte budget a responder honours.
 pub const MAX_RESPONSE_BUDGET: u32 = 4 * 1024 * 1024;
+/// Most wants one pull queues from an inventory: a responder's inventory may list any number
+/// of documents (a fake one of 8 MiB names half a million), so a pull queues at most this
+/// many and asks for the rest in a new pull once these are done.
+pub const MAX_QUEUED_WANTS: usize = 16 * 1024;
 
 /// The first 8 bytes of a document id.
 pub type IdPrefix = [u8; ID_PREFIX_LEN];
@@ -461,6 +465,11 @@ fn respond_inner<S: SyncSource>(
                 .collect();
             let mut payloads = Vec::new();
             let mut named = std::collections::HashSet::new();
+            // Payloads are built only up to twice the budget (so the smallest can still be
+            // picked among them); the wants past that are deferred unbuilt, so a fetch of 256
+            // large documents costs about one response, not 256 documents, to answer.
+            let mut built = 0usize;
+            let mut unbuilt = Vec::new();
             for want in wants {
                 // One payload per document, however often a request names it.
                 if !named.insert(want.prefix) {
@@ -469,7 +478,12 @@ fn respond_inner<S: SyncSource>(
                 let Some(doc) = by_prefix.get(&want.prefix) else {
                     continue;
                 };
+                if built > budget.saturating_mul(2) {
+                    unbuilt.push(want.prefix);
+                    continue;
+                }
                 if let Some(payload) = source.payload(doc, want).map_err(|e| e.to_string())? {
+                    built += payload.wire_size();
                     payloads.push((want.prefix, payload));
                 }
             }
@@ -487,6 +501,7 @@ fn respond_inner<S: SyncSource>(
                     deferred.push(prefix);
                 }
             }
+            deferred.extend(unbuilt);
             Ok(SyncResponse::Docs { items, deferred })
         }
     }
@@ -527,6 +542,9 @@ pub struct PullSession {
     /// Whether to send a fresh `Hello` once the queue is empty: set when a pull resumes from
     /// its saved queue, to catch what the responder received since its inventory.
     confirm: bool,
+    /// The last inventory listed more differing documents than [`MAX_QUEUED_WANTS`]: once
+    /// the queue is done, the caller pulls again for the rest.
+    truncated: bool,
     /// Counters so far.
     pub stats: PullStats,
 }
@@ -556,6 +574,7 @@ impl PullSession {
             in_flight: Vec::new(),
             listed: false,
             confirm: false,
+            truncated: false,
             stats: PullStats::default(),
         }
     }
@@ -674,7 +693,12 @@ impl PullSession {
         self.queue.clear();
         let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
             local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
+        self.truncated = false;
         for (prefix, digest) in remote {
+            if self.queue.len() >= MAX_QUEUED_WANTS {
+                self.truncated = true;
+                break;
+            }
             match local_by_prefix.get(prefix) {
                 Some(mine) if mine.digest == *digest => {}
                 Some(mine) => self.queue.push_back(Want {
@@ -706,12 +730,19 @@ impl PullSession {
         received: usize,
     ) -> PullStep {
         self.stats.round_trips += 1;
-        self.in_flight.clear();
+        // Only what this fetch asked for is asked again, however long the deferred list.
+        let mut asked: std::collections::HashSet<IdPrefix> =
+            self.in_flight.drain(..).map(|want| want.prefix).collect();
+        let deferred: Vec<IdPrefix> = deferred
+            .iter()
+            .filter(|p| asked.remove(*p))
+            .copied()
+            .collect();
         self.stats.docs_received += received as u64;
         self.stats.deferred += deferred.len() as u64;
         let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
             local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
-        for prefix in deferred {
+        for prefix in &deferred {
             let want = match local_by_prefix.get(prefix) {
                 Some(mine) => Want {
                     prefix: *prefix,
@@ -736,6 +767,16 @@ impl PullSession {
     /// Documents still to ask for.
     pub fn remaining(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Wants held: queued and in flight (bounded by [`MAX_QUEUED_WANTS`] plus one fetch).
+    pub fn queued(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
+    /// Whether the last inventory had more to ask for than one pull queues.
+    pub fn truncated(&self) -> bool {
+        self.truncated
     }
 
     fn next(&mut self, local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
@@ -835,6 +876,90 @@ mod tests {
             PullStep::Send(SyncRequest::Hello { .. }) => {}
             other => panic!("a resumed pull ends with a confirming hello, got {other:?}"),
         }
+    }
+
+    /// A source whose every document's payload is `size` bytes, counting payloads built.
+    struct Sized {
+        docs: Vec<DocId>,
+        size: usize,
+        built: usize,
+    }
+
+    impl SyncSource for Sized {
+        type Error = String;
+        fn commons_genesis(&self, _: &CommonsId) -> Result<Option<Signed<CommonsGenesis>>, String> {
+            let key = crate::identity::DeviceKey::from_secret([1; 32]);
+            Ok(Some(
+                CommonsGenesis {
+                    name: "c".into(),
+                    description: String::new(),
+                    creator: key.author(),
+                    created_at: 0,
+                    nonce: [0; 16],
+                }
+                .sign(&key),
+            ))
+        }
+        fn inventory(&self, _: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, String> {
+            Ok(self.docs.iter().map(|d| (*d, [1; 8])).collect())
+        }
+        fn payload(&mut self, doc: &DocId, _: &Want) -> Result<Option<DocPayload>, String> {
+            self.built += 1;
+            Ok(Some(DocPayload {
+                doc: *doc,
+                genesis: None,
+                changes: CompactChanges::Changes(vec![0; self.size]),
+                proofs: Vec::new(),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_fetch_builds_payloads_only_up_to_its_budget() {
+        let docs: Vec<DocId> = (0..=255).map(doc).collect();
+        let mut source = Sized {
+            docs: docs.clone(),
+            size: 64 * 1024,
+            built: 0,
+        };
+        let wants = docs
+            .iter()
+            .map(|d| Want {
+                prefix: id_prefix(d),
+                have_genesis: true,
+                clock: Vec::new(),
+            })
+            .collect();
+        let request = SyncRequest::Fetch {
+            commons: CommonsId([1; 32]),
+            wants,
+            budget: 256 * 1024,
+        };
+        match respond(&mut source, &request) {
+            SyncResponse::Docs { items, deferred } => {
+                assert_eq!(items.len(), 3, "what fits the budget is sent");
+                assert_eq!(items.len() + deferred.len(), 256, "the rest is deferred");
+            }
+            other => panic!("expected documents, got {other:?}"),
+        }
+        assert!(source.built <= 10, "built {} payloads", source.built);
+    }
+
+    #[test]
+    fn a_huge_inventory_queues_a_bounded_number_of_wants() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        let remote: Vec<(IdPrefix, HeadsDigest)> = (0..(4 * MAX_QUEUED_WANTS) as u64)
+            .map(|n| (n.to_be_bytes(), [9; 8]))
+            .collect();
+        let first = wants(session.on_inventory(&remote, &local(&[])));
+        assert!(session.queued() <= MAX_QUEUED_WANTS);
+        assert!(session.truncated());
+        // A responder cannot grow the queue with deferred prefixes it was not asked for.
+        let bogus: Vec<IdPrefix> = (0..100_000u64).map(|n| (n << 20).to_be_bytes()).collect();
+        let mut deferred = bogus;
+        deferred.push(first[0].prefix);
+        session.on_docs(&deferred, &local(&[]), 1);
+        assert!(session.queued() <= MAX_QUEUED_WANTS);
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! be redialled, while a slow transfer that keeps making progress never is.
 
 use super::link::LinkEstimate;
-use super::peers::PeerBook;
-use super::stats::{rejection_kind, Counters, SyncReport};
+use super::peers::{PeerBook, Penalty};
+use super::stats::{offence_of, rejection_kind, Counters, SyncReport};
 use crate::api::{self, Request};
 use crate::control::ControlReply;
 use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
@@ -24,7 +24,7 @@ use hedgerow_protocol::sync::{
     commons_digest, id_prefix, respond, validate_request, Gossip, HeadsDigest, IdPrefix,
     PullSession, PullStep, SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
 };
-use hedgerow_protocol::CommonsId;
+use hedgerow_protocol::{AuthorKey, CommonsId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{
     gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, PeerId,
@@ -48,6 +48,9 @@ struct InFlight {
     budget: Option<u32>,
 }
 
+/// The documents a request in flight asked for: a response may carry only these.
+type Asked = HashMap<request_response::OutboundRequestId, HashSet<IdPrefix>>;
+
 /// Wait before re-running a pull whose request failed while the connection stayed up.
 pub const RETRY_DELAY: Duration = Duration::from_secs(3);
 
@@ -69,6 +72,16 @@ pub const INTERRUPTED_TTL: Duration = Duration::from_secs(3600);
 /// ping closes its connection, so that a dead link is redialled instead of waited on.
 pub const SILENT_LIMIT: Duration = Duration::from_secs(90);
 
+/// Most peers whose link estimate and last fetch are remembered after they disconnect.
+pub const MAX_REMEMBERED_PEERS: usize = 1024;
+
+/// Most interrupted pulls kept for resuming; the oldest go first.
+pub const MAX_INTERRUPTED: usize = 64;
+
+/// Most live changes still waiting for their history that one peer may have sent since its
+/// last completed pull; past it the peer's live changes wait for that pull instead.
+pub const MAX_PENDING_PER_PEER: u32 = 128;
+
 /// Someone waiting for all pulls with a peer to finish (`hedgerow sync`).
 pub(crate) struct SyncWaiter {
     pub(crate) peer: Option<PeerId>,
@@ -89,6 +102,8 @@ pub struct Engine {
     pub(crate) counters: Counters,
     sessions: HashMap<(PeerId, CommonsId), PullSession>,
     in_flight: HashMap<request_response::OutboundRequestId, InFlight>,
+    /// The document prefixes each `Fetch` in flight named.
+    asked: Asked,
     reports: HashMap<PeerId, SyncReport>,
     pub(crate) waiters: Vec<SyncWaiter>,
     subscribed: HashSet<CommonsId>,
@@ -96,6 +111,8 @@ pub struct Engine {
     pub(crate) wanted: HashSet<CommonsId>,
     /// Address each connected peer was reached at.
     connected: HashMap<PeerId, Multiaddr>,
+    /// The remote IP address of each connection counted against its address's limit.
+    counted: HashMap<libp2p::swarm::ConnectionId, std::net::IpAddr>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     last_sync: HashMap<PeerId, (i64, String)>,
@@ -116,6 +133,8 @@ pub struct Engine {
     /// their pulls finish if another peer is connected, so neighbours that did not take part
     /// pull them too (store and forward along a chain).
     news: HashMap<CommonsId, HashSet<PeerId>>,
+    /// Live changes held for missing history, per peer that sent them, since its last pull.
+    pending_from: HashMap<PeerId, u32>,
 }
 
 impl Engine {
@@ -129,12 +148,14 @@ impl Engine {
             counters: Counters::default(),
             sessions: HashMap::new(),
             in_flight: HashMap::new(),
+            asked: HashMap::new(),
             reports: HashMap::new(),
             waiters: Vec::new(),
             subscribed: HashSet::new(),
             wanted: HashSet::new(),
             connected: HashMap::new(),
             dialing: HashMap::new(),
+            counted: HashMap::new(),
             last_sync: HashMap::new(),
             links: HashMap::new(),
             interrupted: HashMap::new(),
@@ -143,6 +164,7 @@ impl Engine {
             retry_at: HashMap::new(),
             last_heard: HashMap::new(),
             news: HashMap::new(),
+            pending_from: HashMap::new(),
         }
     }
 
@@ -185,8 +207,17 @@ impl Engine {
             Request::Status => ControlReply::Ok(self.status()),
             Request::Join { commons } => match commons.parse::<CommonsId>() {
                 Ok(id) => {
+                    if let Err(e) = self
+                        .replicas
+                        .store()
+                        .want_commons(&id)
+                        .map_err(NodeError::from)
+                        .and_then(|()| self.replicas.commit())
+                    {
+                        self.store_failed(&e);
+                        return ControlReply::Error(e.to_string());
+                    }
                     self.wanted.insert(id);
-                    let _ = self.replicas.store().want_commons(&id);
                     let peers: Vec<PeerId> = self.connected.keys().copied().collect();
                     for peer in &peers {
                         self.start_pull(*peer, id);
@@ -367,9 +398,11 @@ impl Engine {
     }
 
     fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
-        let budget = match &request {
-            SyncRequest::Fetch { budget, .. } => Some(*budget),
-            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => None,
+        let (budget, asked) = match &request {
+            SyncRequest::Fetch { budget, wants, .. } => {
+                (Some(*budget), wants.iter().map(|w| w.prefix).collect())
+            }
+            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => (None, HashSet::new()),
         };
         let bytes = request.to_bytes();
         tracing::debug!(
@@ -377,6 +410,7 @@ impl Engine {
             bytes.len()
         );
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+        self.asked.insert(id, asked);
         self.in_flight.insert(
             id,
             InFlight {
@@ -390,14 +424,24 @@ impl Engine {
 
     /// Ends a pull for good: it completed, or the peer refused it.
     fn finish_pull(&mut self, peer: PeerId, commons: CommonsId, outcome: &str) {
+        // The pull brought what the peer's held live changes were waiting for.
+        self.pending_from.remove(&peer);
+        let mut more = false;
         if let Some(session) = self.sessions.remove(&(peer, commons)) {
             let report = self.reports.entry(peer).or_default();
             report.round_trips += session.stats.round_trips;
             report.commons += 1;
             self.counters.pull_round_trips += session.stats.round_trips;
+            // Only when this pull got something: a responder listing documents it never
+            // sends must not keep the node pulling.
+            more = session.truncated() && outcome == "synced" && session.stats.docs_received > 0;
         }
         self.interrupted.remove(&(peer, commons));
         self.retry_at.remove(&(peer, commons));
+        if more && self.connected.contains_key(&peer) {
+            // The inventory listed more than one pull queues: pull again for the rest.
+            self.retry_at.insert((peer, commons), Instant::now());
+        }
         self.postponed.remove(&(peer, commons));
         self.last_sync
             .insert(peer, (crate::replicas::now_unix(), outcome.to_string()));
@@ -435,6 +479,66 @@ impl Engine {
             (crate::replicas::now_unix(), format!("interrupted: {why}")),
         );
         self.complete_waiters();
+    }
+
+    /// Forgets what is kept about `peer` only while it is connected, so per-peer state does not
+    /// grow with every peer id that ever connected (ids cost nothing). What outlives the
+    /// connection on purpose (an interrupted pull, the link estimate, a recent fetch) is
+    /// bounded by count and age instead.
+    fn peer_gone(&mut self, peer: PeerId) {
+        self.peers.forget(&peer);
+        self.last_heard.remove(&peer);
+        self.last_sync.remove(&peer);
+        self.pending_from.remove(&peer);
+        if !self.waiters.iter().any(|w| w.peer == Some(peer)) {
+            self.reports.remove(&peer);
+        }
+        self.postponed.retain(|(p, _)| *p != peer);
+        if self.links.len() > MAX_REMEMBERED_PEERS {
+            let connected = &self.connected;
+            self.links.retain(|p, _| connected.contains_key(p));
+        }
+        if self.fetched_by.len() > MAX_REMEMBERED_PEERS {
+            self.fetched_by.retain(|_, at| at.elapsed() < CATCHING_UP);
+        }
+        if self.interrupted.len() > MAX_INTERRUPTED {
+            let mut by_age: Vec<((PeerId, CommonsId), Instant)> = self
+                .interrupted
+                .iter()
+                .map(|(k, (_, at))| (*k, *at))
+                .collect();
+            by_age.sort_by_key(|(_, at)| *at);
+            for (key, _) in by_age.iter().take(self.interrupted.len() - MAX_INTERRUPTED) {
+                self.interrupted.remove(key);
+            }
+        }
+    }
+
+    /// Saves lagging snapshot caches (periodic); a failure is counted, never fatal: the
+    /// change records are the truth and a stale snapshot is caught up on load.
+    pub fn save_snapshots(&mut self) {
+        if let Err(e) = self.replicas.save_snapshots() {
+            self.store_failed(&e);
+        }
+    }
+
+    /// Wants held by every running and interrupted pull.
+    pub fn queued_wants(&self) -> usize {
+        self.sessions
+            .values()
+            .map(PullSession::queued)
+            .sum::<usize>()
+            + self
+                .interrupted
+                .values()
+                .map(|(s, _)| s.queued())
+                .sum::<usize>()
+    }
+
+    /// Keeps the peak of [`Self::queued_wants`] for `status`.
+    fn note_queued_wants(&mut self) {
+        let queued = self.queued_wants() as u64;
+        self.counters.peak_queued_wants = self.counters.peak_queued_wants.max(queued);
     }
 
     /// Records a sign of life from `peer`.
@@ -493,7 +597,7 @@ impl Engine {
         self.waiters = remaining;
     }
 
-    fn on_sync_response(&mut self, flight: InFlight, bytes: Vec<u8>) {
+    fn on_sync_response(&mut self, flight: InFlight, bytes: Vec<u8>, asked: &HashSet<IdPrefix>) {
         let InFlight {
             peer,
             commons,
@@ -551,8 +655,15 @@ impl Engine {
                         return;
                     }
                     self.wanted.remove(&commons);
-                    let _ = self.replicas.store().unwant_commons(&commons);
-                    let _ = self.replicas.commit();
+                    if let Err(e) = self
+                        .replicas
+                        .store()
+                        .unwant_commons(&commons)
+                        .map_err(NodeError::from)
+                        .and_then(|()| self.replicas.commit())
+                    {
+                        self.store_failed(&e);
+                    }
                     self.subscribe_all();
                     // Our profile in the commons, made by the join.
                     self.publish_outbox();
@@ -571,6 +682,7 @@ impl Engine {
                     Some(session) => session.on_inventory(&docs, &local),
                     None => PullStep::Done,
                 };
+                self.note_queued_wants();
                 self.follow(peer, commons, step);
             }
             SyncResponse::Summary { buckets, digests } => {
@@ -590,25 +702,38 @@ impl Engine {
             SyncResponse::Docs { items, deferred } => {
                 let mut stored = 0;
                 for item in &items {
+                    if !asked.contains(&id_prefix(&item.doc)) {
+                        // A pull stores only what it asked for.
+                        self.misbehaved(peer, "unrequested-document");
+                        continue;
+                    }
                     match self.replicas.ingest_payload(&commons, item) {
                         Ok(n) => {
                             stored += n;
                         }
+                        Err(e @ NodeError::Store(_)) => {
+                            self.store_failed(&e);
+                            self.finish_pull(peer, commons, &format!("store failed: {e}"));
+                            return;
+                        }
                         Err(e) => {
-                            let kind = rejection_kind(&e);
                             tracing::info!("refused document {} from {peer}: {e}", item.doc);
                             self.reports
                                 .entry(peer)
                                 .or_default()
                                 .errors
                                 .push(format!("document {}: {e}", item.doc));
-                            self.misbehaved(peer, &kind);
+                            let authors: Vec<AuthorKey> =
+                                item.proofs.iter().map(|(_, p)| p.author).collect();
+                            self.refused(peer, &e, &authors);
                         }
                     }
                 }
                 // Durable before asking for more: a cut-off sync keeps what it got.
                 if let Err(e) = self.replicas.commit() {
-                    tracing::error!("cannot flush the store: {e}");
+                    self.store_failed(&e);
+                    self.finish_pull(peer, commons, &format!("store failed: {e}"));
+                    return;
                 }
                 if stored > 0 {
                     self.news.entry(commons).or_default().insert(peer);
@@ -700,15 +825,57 @@ impl Engine {
             .send_response(channel, response.to_bytes());
     }
 
+    /// Counts a refused item from `peer`, and holds it against the peer only when it is the
+    /// peer's own offence ([`offence_of`]): validly signed content by other authors that this
+    /// node refuses is counted, never penalised, so an honest relay is not banned for it.
+    /// Returns whether it was an offence.
+    fn refused(&mut self, peer: PeerId, error: &NodeError, authors: &[AuthorKey]) -> bool {
+        let kind = rejection_kind(error);
+        if offence_of(error, &peer, authors) {
+            self.misbehaved(peer, &kind);
+            true
+        } else {
+            self.counters.reject(&kind);
+            self.counters.relayed_refusals += 1;
+            false
+        }
+    }
+
+    /// Counts a failed store write or flush (this node's own failure, no peer's).
+    fn store_failed(&mut self, error: &dyn std::fmt::Display) {
+        tracing::error!("cannot store: {error}");
+        self.counters.store_failures += 1;
+    }
+
     /// Counts an invalid item from `peer`; disconnects and cools it off past the limit.
     fn misbehaved(&mut self, peer: PeerId, reason: &str) {
         if reason != "rate-limited" {
             self.counters.reject(reason);
         }
-        if self.peers.penalise(peer, Instant::now()) {
-            tracing::warn!("disconnecting {peer}: too much invalid data ({reason})");
-            self.counters.peers_banned += 1;
-            let _ = self.swarm.disconnect_peer_id(peer);
+        let ip = self.connected.get(&peer).and_then(ip_of);
+        match self.peers.penalise(peer, ip, Instant::now()) {
+            Penalty::Counted => {}
+            Penalty::PeerBanned => {
+                tracing::warn!("disconnecting {peer}: too much invalid data ({reason})");
+                self.counters.peers_banned += 1;
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Penalty::AddressBanned => {
+                tracing::warn!(
+                    "disconnecting every peer at {ip:?}: too much invalid data from it ({reason})"
+                );
+                self.counters.peers_banned += 1;
+                self.counters.addresses_banned += 1;
+                let at_ip: Vec<PeerId> = self
+                    .connected
+                    .iter()
+                    .filter(|(_, a)| ip_of(a) == ip)
+                    .map(|(p, _)| *p)
+                    .collect();
+                for peer in at_ip {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
         }
     }
 
@@ -734,14 +901,35 @@ impl Engine {
                 if message.topic != commons_topic(&commons.to_string()).hash() {
                     self.misbehaved(source, "wrong-topic");
                     gossipsub::MessageAcceptance::Reject
+                } else if !self
+                    .peers
+                    .allow_live(source, live.envelope.author, Instant::now())
+                {
+                    // Over its author's or its relay's rate: dropped unverified, unforwarded;
+                    // a pull brings it later if it is real. No offence (relays forward floods).
+                    self.counters.reject("live-rate-limited");
+                    self.start_pull(source, commons);
+                    gossipsub::MessageAcceptance::Ignore
+                } else if self.pending_from.get(&source).copied().unwrap_or(0)
+                    >= MAX_PENDING_PER_PEER
+                {
+                    self.counters.reject("pending-per-peer");
+                    self.start_pull(source, commons);
+                    gossipsub::MessageAcceptance::Ignore
                 } else {
                     match self.replicas.ingest_live(&live) {
-                        Ok(LiveOutcome::Applied(n)) => {
-                            let _ = self.replicas.commit();
-                            self.counters.live_received += 1;
-                            self.counters.changes_received += n as u64;
-                            gossipsub::MessageAcceptance::Accept
-                        }
+                        Ok(LiveOutcome::Applied(n)) => match self.replicas.commit() {
+                            Ok(()) => {
+                                self.counters.live_received += 1;
+                                self.counters.changes_received += n as u64;
+                                gossipsub::MessageAcceptance::Accept
+                            }
+                            // Not durable: neither acknowledged nor forwarded.
+                            Err(e) => {
+                                self.store_failed(&e);
+                                gossipsub::MessageAcceptance::Ignore
+                            }
+                        },
                         Ok(LiveOutcome::Duplicate) => gossipsub::MessageAcceptance::Ignore,
                         Ok(LiveOutcome::Excluded) => {
                             // A validly signed losing twin: kept as evidence, never forwarded,
@@ -751,9 +939,13 @@ impl Engine {
                             gossipsub::MessageAcceptance::Ignore
                         }
                         Ok(LiveOutcome::Pending) => {
-                            // Verified but its history is missing here: fetch it from the sender.
+                            // Verified but its history is missing here: held, not forwarded
+                            // (neighbours could not apply it either), and the history is
+                            // fetched from the sender.
+                            *self.pending_from.entry(source).or_insert(0) += 1;
+                            self.counters.live_pending += 1;
                             self.start_pull(source, commons);
-                            gossipsub::MessageAcceptance::Accept
+                            gossipsub::MessageAcceptance::Ignore
                         }
                         Err(NodeError::UnknownDoc { .. }) => {
                             self.start_pull(source, commons);
@@ -765,14 +957,27 @@ impl Engine {
                             }
                             gossipsub::MessageAcceptance::Ignore
                         }
-                        Err(e @ (NodeError::Rejected(_) | NodeError::Invalid(_))) => {
-                            tracing::info!("refused live change from {source}: {e}");
-                            self.misbehaved(source, &rejection_kind(&e));
-                            gossipsub::MessageAcceptance::Reject
+                        Err(e @ NodeError::Store(_)) => {
+                            self.store_failed(&e);
+                            gossipsub::MessageAcceptance::Ignore
+                        }
+                        Err(
+                            e @ NodeError::Rejected(
+                                hedgerow_protocol::replica::Rejection::TooManyPending,
+                            ),
+                        ) => {
+                            // Its history comes by pull instead.
+                            self.refused(source, &e, &[live.envelope.author]);
+                            self.start_pull(source, commons);
+                            gossipsub::MessageAcceptance::Ignore
                         }
                         Err(e) => {
-                            tracing::error!("cannot store live change: {e}");
-                            gossipsub::MessageAcceptance::Ignore
+                            tracing::info!("refused live change from {source}: {e}");
+                            if self.refused(source, &e, &[live.envelope.author]) {
+                                gossipsub::MessageAcceptance::Reject
+                            } else {
+                                gossipsub::MessageAcceptance::Ignore
+                            }
                         }
                     }
                 }
@@ -802,17 +1007,28 @@ impl Engine {
                 if let Some(target) = self.dialing.remove(&connection_id) {
                     self.peers.dial_succeeded(&target, now);
                 }
-                if self.peers.is_banned(&peer_id, now) {
+                let addr = endpoint.get_remote_address().clone();
+                let ip = ip_of(&addr);
+                if self.peers.is_banned(&peer_id, ip, now) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
-                let addr = endpoint.get_remote_address().clone();
+                if let Some(ip) = ip {
+                    if !self.peers.connection_opened(ip) {
+                        self.counters.reject("too-many-connections");
+                        let _ = self.swarm.close_connection(connection_id);
+                        return;
+                    }
+                    self.counted.insert(connection_id, ip);
+                }
                 if endpoint.is_dialer() {
                     let known = KnownPeer {
                         addrs: vec![addr.to_string()],
                         last_seen: crate::replicas::now_unix(),
                     };
-                    let _ = self.replicas.store().put_peer(&peer_id.to_string(), &known);
+                    if let Err(e) = self.replicas.store().put_peer(&peer_id.to_string(), &known) {
+                        self.store_failed(&e);
+                    }
                 }
                 let first = !self.connected.contains_key(&peer_id);
                 self.connected.insert(peer_id, addr.clone());
@@ -835,10 +1051,14 @@ impl Engine {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                connection_id,
                 ..
             } => {
-                {
+                if let Some(ip) = self.counted.remove(&connection_id) {
+                    self.peers.connection_closed(ip);
+                }
+                if num_established == 0 {
                     if let Some(addr) = self.connected.remove(&peer_id) {
                         self.peers.disconnected(&addr, now);
                         self.peers
@@ -869,6 +1089,7 @@ impl Engine {
                         self.peers.add_target(addr.clone(), now);
                         self.peers.disconnected(&addr, now);
                     }
+                    self.peer_gone(peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -896,7 +1117,9 @@ impl Engine {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.swarm.add_peer_address(peer, addr.clone());
-                    if !self.connected.contains_key(&peer) && !self.peers.is_banned(&peer, now) {
+                    if !self.connected.contains_key(&peer)
+                        && !self.peers.is_banned(&peer, ip_of(&addr), now)
+                    {
                         let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
                     }
                 }
@@ -928,8 +1151,9 @@ impl Engine {
                     request_id,
                     response,
                 } => {
+                    let asked = self.asked.remove(&request_id).unwrap_or_default();
                     if let Some(flight) = self.in_flight.remove(&request_id) {
-                        self.on_sync_response(flight, response);
+                        self.on_sync_response(flight, response, &asked);
                     }
                 }
             },
@@ -939,6 +1163,7 @@ impl Engine {
                 peer,
                 connection_id,
             } => {
+                self.asked.remove(&request_id);
                 let Some(flight) = self.in_flight.remove(&request_id) else {
                     return;
                 };
@@ -1054,6 +1279,9 @@ impl Engine {
         }
         self.interrupted
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < INTERRUPTED_TTL);
+        self.fetched_by
+            .retain(|_, at| now.saturating_duration_since(*at) < CATCHING_UP);
+        self.peers.prune(now);
     }
 
     /// Dials every bootstrap or remembered address that is due, and re-runs interrupted pulls.
@@ -1129,6 +1357,10 @@ impl Engine {
             "excluded_changes": self.replicas.store().excluded_count(),
             "counters": counters,
             "banned_peers": self.peers.banned_count(Instant::now()),
+            "banned_addresses": self.peers.banned_addresses(Instant::now()),
+            "queued_wants": self.queued_wants(),
+            "tracked_peer_entries": self.peers.tracked() + self.links.len() + self.fetched_by.len()
+                + self.last_heard.len() + self.reports.len() + self.interrupted.len(),
             "bytes": {
                 "sync_sent": self.bytes.sent(),
                 "sync_received": self.bytes.received(),
@@ -1159,6 +1391,15 @@ fn frame_error_kind(error: &std::io::Error) -> Option<&'static str> {
         // A dead link, not a lie.
         FrameError::Stalled { .. } => None,
     }
+}
+
+/// The IP address a multiaddress reaches, if it names one.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
 }
 
 /// The address without its `/p2p/...` suffix, for comparing dial targets with endpoints.

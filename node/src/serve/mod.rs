@@ -8,7 +8,7 @@
 mod control_server;
 mod engine;
 mod link;
-mod peers;
+pub mod peers;
 mod stats;
 
 pub use engine::Engine;
@@ -34,6 +34,10 @@ pub struct ServeConfig {
     pub mdns: bool,
     /// How often to re-run catch-up sync with connected peers.
     pub sync_interval: Duration,
+    /// Most connections one remote IP address may hold open at once.
+    pub max_connections_per_ip: usize,
+    /// Offences (by any peer ids) from one remote IP address before it is banned.
+    pub ip_penalty_limit: u32,
 }
 
 impl Default for ServeConfig {
@@ -48,6 +52,8 @@ impl Default for ServeConfig {
             peers: Vec::new(),
             mdns: true,
             sync_interval: Duration::from_secs(60),
+            max_connections_per_ip: peers::DEFAULT_CONNECTIONS_PER_IP,
+            ip_penalty_limit: peers::IP_PENALTY_LIMIT,
         }
     }
 }
@@ -89,6 +95,7 @@ fn start_engine(
     let keypair = keypair_from_ed25519_secret(home.key().secret_bytes());
     let swarm = build_swarm(keypair, &net, bytes.clone())?;
     let mut engine = Engine::new(swarm, replicas, bytes);
+    engine.peers = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
     let now = Instant::now();
     for addr in &config.peers {
         engine.peers.add_target(addr.clone(), now);
@@ -155,6 +162,8 @@ pub async fn run(
     let mut resync = tokio::time::interval(config.sync_interval);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut redial = tokio::time::interval(Duration::from_secs(1));
+    let mut snapshots = tokio::time::interval(SNAPSHOT_INTERVAL);
+    snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -173,11 +182,14 @@ pub async fn run(
                 engine.redial();
                 engine.complete_waiters();
             }
+            _ = snapshots.tick() => engine.save_snapshots(),
             _ = &mut shutdown => break,
         }
     }
     control.abort();
+    // Gone already if the node never got to listen; nothing to clean up then.
     let _ = std::fs::remove_file(&socket);
+    engine.replicas.save_snapshots()?;
     engine.replicas.commit()?;
     Ok(())
 }
@@ -217,6 +229,9 @@ pub struct SyncProgress {
     pub connected: bool,
 }
 
+/// How often a running node saves the snapshot caches that lag their documents' records.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Longest a one-shot sync waits for its pulls before it reports what it has.
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -235,6 +250,7 @@ pub async fn sync_once(
         peers: Vec::new(),
         mdns: false,
         sync_interval: Duration::from_secs(3600),
+        ..ServeConfig::default()
     };
     let mut engine = start_engine(home, &config, Vec::new())?;
     let (reply_tx, mut reply_rx) = oneshot::channel();
@@ -273,6 +289,7 @@ pub async fn sync_once(
             }
         }
     }
+    engine.replicas.save_snapshots()?;
     engine.replicas.commit()?;
     let mut report = report.unwrap_or_default();
     report.docs_sent = engine.counters.docs_sent;

@@ -20,6 +20,8 @@ pub struct Counters {
     pub live_published: u64,
     /// Live changes received and accepted.
     pub live_received: u64,
+    /// Live changes verified but held for missing history (not forwarded).
+    pub live_pending: u64,
     /// Items refused, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Validly signed changes received that lost an equivocation (kept as evidence).
@@ -28,6 +30,16 @@ pub struct Counters {
     pub peers_banned: u64,
     /// Pulls cut off by a dropped link or a stalled request (they resume).
     pub pulls_interrupted: u64,
+    /// Refusals of validly signed content by authors other than the peer that sent it
+    /// (counted in `rejected` too, but no offence of that peer).
+    pub relayed_refusals: u64,
+    /// Store writes or flushes that failed; what they carried was neither acknowledged nor
+    /// forwarded.
+    pub store_failures: u64,
+    /// IP addresses banned for offences by any number of peer ids.
+    pub addresses_banned: u64,
+    /// Most wants queued at once, over every pull (capped by `MAX_QUEUED_WANTS`).
+    pub peak_queued_wants: u64,
 }
 
 impl Counters {
@@ -72,6 +84,56 @@ pub struct SyncReport {
     pub complete: bool,
 }
 
+/// Whether a refusal is about what validly signed content says (equivocation, schema, a
+/// profile edited by someone else, history this node lacks) rather than about how the peer
+/// sent it. An honest relay forwards such content by other authors without being able to
+/// tell it is refused here (it may hold the other twin, or an older schema), so it is counted
+/// but is no offence of the relay; see [`offence_of`].
+pub fn is_content_refusal(error: &crate::replicas::NodeError) -> bool {
+    use hedgerow_protocol::replica::Rejection;
+    matches!(
+        error,
+        crate::replicas::NodeError::Rejected(
+            Rejection::Schema { .. }
+                | Rejection::NotProfileOwner { .. }
+                | Rejection::MissingDependencies { .. }
+                | Rejection::TooManyPending
+                | Rejection::Automerge { .. }
+        ) | crate::replicas::NodeError::EmptyDocument { .. }
+    )
+}
+
+/// Whether a refusal of something `peer` sent is the peer's own offence: anything it sent
+/// wrongly (bad frames, signatures, encodings, documents not asked for), and content refused
+/// for what it says only when the peer wrote all of it (`authors`, the content's verified
+/// authors; the peer's libp2p key is its author key, so the two can be compared).
+pub fn offence_of(
+    error: &crate::replicas::NodeError,
+    peer: &libp2p::PeerId,
+    authors: &[hedgerow_protocol::AuthorKey],
+) -> bool {
+    if !is_content_refusal(error) {
+        return true;
+    }
+    let named = match error {
+        crate::replicas::NodeError::Rejected(
+            hedgerow_protocol::replica::Rejection::NotProfileOwner { author, .. },
+        ) => Some(*author),
+        _ => None,
+    };
+    let is_peer = |author: &hedgerow_protocol::AuthorKey| peer_of(author).as_ref() == Some(peer);
+    match named {
+        Some(author) => is_peer(&author),
+        None => !authors.is_empty() && authors.iter().all(is_peer),
+    }
+}
+
+/// The libp2p peer id a node whose device key is `author` runs under.
+pub fn peer_of(author: &hedgerow_protocol::AuthorKey) -> Option<libp2p::PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(author.as_bytes()).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 /// Short stable name of a rejection, for counters.
 pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
     use hedgerow_protocol::replica::Rejection;
@@ -95,6 +157,7 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
         }
         .to_string(),
         crate::replicas::NodeError::Invalid(_) => "invalid".into(),
+        crate::replicas::NodeError::EmptyDocument { .. } => "empty-document".into(),
         crate::replicas::NodeError::UnknownDoc { .. } => "unknown-document".into(),
         crate::replicas::NodeError::UnknownCommons(_) => "unknown-commons".into(),
         _ => "other".into(),

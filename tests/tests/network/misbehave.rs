@@ -21,7 +21,8 @@ use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::schema::{init_document, DocKind, NewDocument};
 use hedgerow_protocol::sync::{
-    id_prefix, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want, MAX_WANTS_PER_FETCH,
+    id_prefix, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want, MAX_QUEUED_WANTS,
+    MAX_WANTS_PER_FETCH,
 };
 use hedgerow_protocol::{
     actor_for, AuthorKey, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId,
@@ -69,6 +70,11 @@ enum Answer {
     Oversized,
     /// An inventory naming a document, then that document as bytes that would hang automerge.
     ForgedDocs,
+    /// An inventory of this many made-up documents, then empty answers to every fetch.
+    HugeInventory(u64),
+    /// An honest relay's answer: an inventory naming `relayed`'s document, then `relayed`
+    /// (validly signed by a third author, and refused by the honest node for what it says).
+    Relay,
 }
 
 /// The rogue's swarm and what it has seen.
@@ -87,6 +93,8 @@ struct Rogue {
     responses: HashMap<OutboundRequestId, Option<Vec<u8>>>,
     genesis: Option<Signed<CommonsGenesis>>,
     forged_doc: Option<Signed<DocGenesis>>,
+    /// What [`Answer::Relay`] serves.
+    relayed: Option<DocPayload>,
     nonce: u8,
 }
 
@@ -115,6 +123,7 @@ impl Rogue {
             responses: HashMap::new(),
             genesis: None,
             forged_doc: None,
+            relayed: None,
             nonce: 0,
         };
         rogue
@@ -246,7 +255,35 @@ impl Rogue {
                 }
                 .to_bytes()
             }
-            (Answer::ForgedDocs, SyncRequest::Entries { .. }) => SyncResponse::Refused {
+            (Answer::HugeInventory(count), SyncRequest::Hello { .. }) => SyncResponse::Inventory {
+                genesis: self.genesis.clone().expect("commons genesis"),
+                docs: (0..count)
+                    .map(|n| ((n << 8).to_be_bytes(), [7; 8]))
+                    .collect(),
+            }
+            .to_bytes(),
+            (Answer::HugeInventory(_), SyncRequest::Fetch { .. }) => SyncResponse::Docs {
+                items: Vec::new(),
+                deferred: Vec::new(),
+            }
+            .to_bytes(),
+            (Answer::Relay, SyncRequest::Hello { .. }) => {
+                let doc = self.relayed.as_ref().expect("relayed document").doc;
+                SyncResponse::Inventory {
+                    genesis: self.genesis.clone().expect("commons genesis"),
+                    docs: vec![(id_prefix(&doc), [7; 8])],
+                }
+                .to_bytes()
+            }
+            (Answer::Relay, SyncRequest::Fetch { .. }) => SyncResponse::Docs {
+                items: vec![self.relayed.clone().expect("relayed document")],
+                deferred: Vec::new(),
+            }
+            .to_bytes(),
+            (
+                Answer::ForgedDocs | Answer::Relay | Answer::HugeInventory(_),
+                SyncRequest::Entries { .. },
+            ) => SyncResponse::Refused {
                 reason: "no summary was sent".into(),
             }
             .to_bytes(),
@@ -291,16 +328,37 @@ impl Rogue {
     /// A fresh design genesis signed by the rogue.
     fn new_doc(&mut self) -> Signed<DocGenesis> {
         self.nonce += 1;
-        DocGenesis {
-            commons: self.commons,
-            kind: DocKind::Design,
-            creator: self.key.author(),
-            created_at: 1_800_000_000,
-            nonce: [self.nonce; 16],
-            fork: None,
-        }
-        .sign(&self.key)
+        new_design(self.commons, &self.key, self.nonce)
     }
+}
+
+/// A design genesis signed by `key`.
+fn new_design(commons: CommonsId, key: &DeviceKey, nonce: u8) -> Signed<DocGenesis> {
+    DocGenesis {
+        commons,
+        kind: DocKind::Design,
+        creator: key.author(),
+        created_at: 1_800_000_000,
+        nonce: [nonce; 16],
+        fork: None,
+    }
+    .sign(key)
+}
+
+/// A change on top of `first` that breaks the design schema (a stage no design has).
+fn schema_breaking_change(actor: ActorId, first: &[u8]) -> Vec<u8> {
+    use hedgerow_protocol::automerge::transaction::Transactable;
+    let mut doc = Automerge::new().with_actor(actor);
+    let first = hedgerow_protocol::compact::decode_change(first).expect("the first change");
+    doc.apply_changes([first]).expect("apply the first change");
+    let mut tx = doc.transaction();
+    tx.put(hedgerow_protocol::automerge::ROOT, "stage", "made of gold")
+        .expect("put");
+    tx.commit();
+    doc.get_last_local_change()
+        .expect("a change")
+        .raw_bytes()
+        .to_vec()
 }
 
 /// The first change of a design named `title`, written as automerge actor `actor`.
@@ -663,4 +721,167 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
         );
         peer.ok(&["verify"]);
     });
+}
+
+/// An honest relay forwards content by a third author that the honest node refuses for what it
+/// says (changes that break the design schema), over gossip and in the answers to many sync
+/// rounds:
+///
+/// ```text
+///   third author's changes --> relay (libp2p in this test) ==> honest node (sync every 1 s)
+/// ```
+///
+/// Each refusal is counted, but none is the relay's offence: it stays connected and unbanned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_of_refused_third_party_content_is_not_banned() {
+    let honest = tokio::task::block_in_place(|| {
+        let home = TestHome::init("Honest");
+        home.json(&["commons", "create", "Open Tools"]);
+        let options = hedgerow_tests::net::ServeOptions {
+            sync_interval: Some(1),
+            ..Default::default()
+        };
+        ServeNode::start_with(home, options)
+    });
+    let commons: CommonsId = honest.status()["commons"][0]["id"]
+        .as_str()
+        .expect("commons id")
+        .parse()
+        .expect("commons id");
+    let mut relay = Rogue::connect(&honest, commons, [0x61; 32]).await;
+    let inventory = relay
+        .request(
+            SyncRequest::Hello {
+                commons,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        )
+        .await
+        .expect("inventory");
+    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
+        SyncResponse::Inventory { genesis, .. } => relay.genesis = Some(genesis),
+        other => panic!("expected an inventory, got {other:?}"),
+    }
+
+    // The third author's designs reach the honest node through the relay; then a change on
+    // each, also validly signed by that author, which breaks the schema and is refused.
+    let third = DeviceKey::from_secret([0x33; 32]);
+    const REFUSED: u64 = 12;
+    let mut refused = Vec::new();
+    for n in 0..REFUSED as u8 {
+        let doc = new_design(commons, &third, n + 1);
+        let actor = actor_for(&third.author(), &doc.body.id());
+        let first_bytes = first_change(actor.clone(), &format!("Seeder {n}"));
+        let first = ChangeEnvelope::sign(&third, commons, doc.body.id(), first_bytes.clone());
+        relay.publish(live(&doc, first));
+        refused.push((
+            doc.clone(),
+            ChangeEnvelope::sign(
+                &third,
+                commons,
+                doc.body.id(),
+                schema_breaking_change(actor, &first_bytes),
+            ),
+        ));
+    }
+    relay
+        .await_status(&honest, "the third author's designs", |s| {
+            s["counters"]["live_received"].as_u64() >= Some(REFUSED)
+        })
+        .await;
+    for (doc, change) in &refused {
+        relay.publish(live(doc, change.clone()));
+    }
+    relay
+        .await_status(&honest, "every gossiped schema breach refused", |s| {
+            s["counters"]["rejected"]["schema-violation"].as_u64() >= Some(REFUSED)
+        })
+        .await;
+
+    // Every sync round the honest node pulls from the relay, which serves one again.
+    let (doc, breach) = refused[0].clone();
+    let change = hedgerow_protocol::compact::decode_change(&breach.change).expect("a change");
+    relay.relayed = Some(DocPayload {
+        doc: doc.body.id(),
+        genesis: None,
+        changes: CompactChanges::of_changes([&change]),
+        proofs: vec![(change.hash().0, breach.proof())],
+    });
+    relay.answer = Answer::Relay;
+    let status = relay
+        .await_status(&honest, "schema breaches refused in sync rounds", |s| {
+            s["counters"]["rejected"]["schema-violation"].as_u64() >= Some(REFUSED + 4)
+        })
+        .await;
+    assert_eq!(status["banned_peers"], 0, "{status}");
+    assert_eq!(status["counters"]["peers_banned"], 0, "{status}");
+    assert!(
+        status["counters"]["relayed_refusals"].as_u64() >= Some(REFUSED + 4),
+        "{status}"
+    );
+    assert!(
+        relay.connected,
+        "the honest node dropped the relay: {status}"
+    );
+    let peers = tokio::task::block_in_place(|| honest.connected());
+    assert!(
+        peers.contains(&relay.swarm.local_peer_id().to_string()),
+        "{peers:?}"
+    );
+}
+
+/// A peer answers the honest node's pull with an inventory of 300,000 made-up documents
+/// (about 5 MB): the honest node queues a bounded number of wants, not 300,000.
+///
+/// ```text
+///   liar (libp2p in this test) --inventory of 300,000 ids--> honest node
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_fake_inventory_queues_a_bounded_number_of_wants() {
+    let honest = tokio::task::block_in_place(|| {
+        let home = TestHome::init("Honest");
+        home.json(&["commons", "create", "Open Tools"]);
+        ServeNode::start(home, &[])
+    });
+    let commons: CommonsId = honest.status()["commons"][0]["id"]
+        .as_str()
+        .expect("commons id")
+        .parse()
+        .expect("commons id");
+    let mut liar = Rogue::connect(&honest, commons, [0x71; 32]).await;
+    let inventory = liar
+        .request(
+            SyncRequest::Hello {
+                commons,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        )
+        .await
+        .expect("inventory");
+    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
+        SyncResponse::Inventory { genesis, .. } => liar.genesis = Some(genesis),
+        other => panic!("expected an inventory, got {other:?}"),
+    }
+    liar.answer = Answer::HugeInventory(300_000);
+    liar.publish(
+        Gossip::Announce {
+            commons,
+            digest: [3; 32],
+        }
+        .to_bytes(),
+    );
+    let status = liar
+        .await_status(&honest, "the fake inventory queued", |s| {
+            s["counters"]["peak_queued_wants"].as_u64() >= Some(1)
+        })
+        .await;
+    let peak = status["counters"]["peak_queued_wants"]
+        .as_u64()
+        .expect("peak");
+    assert!(
+        peak <= (MAX_QUEUED_WANTS + MAX_WANTS_PER_FETCH) as u64,
+        "{peak} wants queued: {status}"
+    );
 }
