@@ -545,6 +545,8 @@ pub struct PullSession {
     /// The last inventory listed more differing documents than [`MAX_QUEUED_WANTS`]: once
     /// the queue is done, the caller pulls again for the rest.
     truncated: bool,
+    /// Documents already asked for whole in this session (see [`Self::refetch_whole`]).
+    refetched: std::collections::HashSet<IdPrefix>,
     /// Counters so far.
     pub stats: PullStats,
 }
@@ -575,6 +577,7 @@ impl PullSession {
             listed: false,
             confirm: false,
             truncated: false,
+            refetched: std::collections::HashSet::new(),
             stats: PullStats::default(),
         }
     }
@@ -762,6 +765,24 @@ impl PullSession {
             self.queue.clear();
         }
         self.next(local)
+    }
+
+    /// Asks again for a whole document (an empty clock), once per session: its changes
+    /// arrived with dependencies this node does not hold although its clock said it did.
+    ///
+    /// Clocks count changes per actor, so two nodes holding different twins of an
+    /// equivocation look alike to them; only the whole document brings the other twin, and
+    /// with it the settlement. Returns whether the want was queued.
+    pub fn refetch_whole(&mut self, prefix: IdPrefix) -> bool {
+        if !self.refetched.insert(prefix) || self.queue.len() >= MAX_QUEUED_WANTS {
+            return false;
+        }
+        self.queue.push_front(Want {
+            prefix,
+            have_genesis: true,
+            clock: Vec::new(),
+        });
+        true
     }
 
     /// Documents still to ask for.

@@ -20,6 +20,7 @@ use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameEr
 use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
 use futures::StreamExt;
+use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
     commons_digest, id_prefix, respond, validate_request, Gossip, HeadsDigest, IdPrefix,
     PullSession, PullStep, SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
@@ -715,6 +716,23 @@ impl Engine {
                             self.store_failed(&e);
                             self.finish_pull(peer, commons, &format!("store failed: {e}"));
                             return;
+                        }
+                        Err(NodeError::Rejected(Rejection::MissingDependencies { .. }))
+                            if self
+                                .replicas
+                                .store()
+                                .doc_genesis(&item.doc)
+                                .ok()
+                                .flatten()
+                                .is_some()
+                                && self
+                                    .sessions
+                                    .get_mut(&(peer, commons))
+                                    .is_some_and(|s| s.refetch_whole(id_prefix(&item.doc))) =>
+                        {
+                            // Our clock matched changes we do not hold: the peer holds the
+                            // other twin of an equivocation. The whole document settles it.
+                            tracing::info!("asking {peer} for all of document {}", item.doc);
                         }
                         Err(e) => {
                             tracing::info!("refused document {} from {peer}: {e}", item.doc);
