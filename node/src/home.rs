@@ -337,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = home(dir.path());
         let path = dir.path().join(NETWORK_KEY_FILE);
-        let mode = fs::metadata(&path).expect("made by init").permissions().mode();
+        let mode = fs::metadata(&path)
+            .expect("made by init")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let first = home.network_key().expect("key").secret_bytes();
         assert_ne!(first, home.key().secret_bytes());

@@ -259,7 +259,13 @@ fn a_summary_brings_back_only_what_the_other_node_lacks() {
     let full_file = stick(&farm.a, "full.hbundle");
     farm.a.ok(&["bundle", "export", arg(&full_file)]);
     let b = TestHome::init("Bob");
-    b.ok(&["bundle", "import", arg(&full_file), "--commons", &farm.commons]);
+    b.ok(&[
+        "bundle",
+        "import",
+        arg(&full_file),
+        "--commons",
+        &farm.commons,
+    ]);
 
     // B sends a summary back on the stick; meanwhile Alice keeps working.
     let summary = stick(&b, "bob.hsummary");
@@ -362,7 +368,13 @@ fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
 
     for cut in [0, 9, 40, bytes.len() / 3, bytes.len() / 2, bytes.len() - 33] {
         std::fs::write(&damaged, &bytes[..cut]).unwrap();
-        let error = b.fail(&["bundle", "import", arg(&damaged), "--commons", &farm.commons]);
+        let error = b.fail(&[
+            "bundle",
+            "import",
+            arg(&damaged),
+            "--commons",
+            &farm.commons,
+        ]);
         assert!(!error.contains('\n'), "one line: {error}");
         assert!(error.contains("truncated"), "cut at {cut}: {error}");
         assert_clean(&b);
@@ -384,7 +396,13 @@ fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
     let mut flipped = bytes.clone();
     flipped[bytes.len() / 2] ^= 0x20;
     std::fs::write(&damaged, &flipped).unwrap();
-    let error = c.fail(&["bundle", "import", arg(&damaged), "--commons", &farm.commons]);
+    let error = c.fail(&[
+        "bundle",
+        "import",
+        arg(&damaged),
+        "--commons",
+        &farm.commons,
+    ]);
     assert!(!error.contains('\n'), "one line: {error}");
     assert!(
         error.contains("damaged") || error.contains("checksum"),
@@ -555,7 +573,10 @@ fn a_bundle_joins_no_commons_the_user_did_not_choose() {
         )),
         "{out}"
     );
-    assert!(out.contains(&format!("--commons {}", farm.commons)), "{out}");
+    assert!(
+        out.contains(&format!("--commons {}", farm.commons)),
+        "{out}"
+    );
     let report = b.json(&["bundle", "import", arg(&file)]);
     assert_eq!(count(&report, "new"), 0, "{report}");
     assert_eq!(report["commons_joined"], Value::Array(vec![]));
@@ -570,11 +591,21 @@ fn a_bundle_joins_no_commons_the_user_did_not_choose() {
     let back = stick(&b, "back.hbundle");
     let export = b.json(&["bundle", "export", arg(&back)]);
     assert_eq!(count(&export, "commons"), 1, "{export}");
-    assert_eq!(count(&export, "documents"), 1, "only Bob's profile in his own shed");
+    assert_eq!(
+        count(&export, "documents"),
+        1,
+        "only Bob's profile in his own shed"
+    );
     assert_clean(&b);
 
     // Named by a prefix: imported and joined, with Bob's profile there.
-    let joined = b.json(&["bundle", "import", arg(&file), "--commons", &farm.commons[..10]]);
+    let joined = b.json(&[
+        "bundle",
+        "import",
+        arg(&file),
+        "--commons",
+        &farm.commons[..10],
+    ]);
     assert_eq!(count(&joined, "new"), 5, "{joined}");
     assert_eq!(joined["commons_joined"][0], farm.commons.as_str());
     assert_eq!(joined["skipped"], Value::Array(vec![]));
@@ -602,6 +633,10 @@ fn all_commons_imports_everything_and_joins_nothing() {
     assert_converged(&farm, &hub);
     assert_eq!(profiles(&hub, &farm.commons), 1, "only Alice's");
     hub.json(&["commons", "join", &farm.commons]);
-    assert_eq!(profiles(&hub, &farm.commons), 2, "the hub joined explicitly");
+    assert_eq!(
+        profiles(&hub, &farm.commons),
+        2,
+        "the hub joined explicitly"
+    );
     assert_clean(&hub);
 }

@@ -802,7 +802,10 @@ fn a_usb_round_trip_equals_a_network_sync() {
             &stick("first.summary"),
         ],
     );
-    bundle(&farm, &["import", &stick("first.bundle"), "--commons", &commons]);
+    bundle(
+        &farm,
+        &["import", &stick("first.bundle"), "--commons", &commons],
+    );
     assert_eq!(designs_of(&farm), designs_of(&hub_home), "first trip");
 
     // Both sides work apart.

@@ -184,7 +184,9 @@ impl Engine {
         let reply = match request {
             Request::Status => ControlReply::Ok(self.status()),
             // A commons already held is joined at once by the API (it writes our profile).
-            Request::Join { commons } if !self.holds_text(&commons) => match commons.parse::<CommonsId>() {
+            Request::Join { commons } if !self.holds_text(&commons) => match commons
+                .parse::<CommonsId>()
+            {
                 Ok(id) => {
                     self.wanted.insert(id);
                     let _ = self.replicas.store().want_commons(&id);

@@ -79,7 +79,10 @@ async fn a_node_s_peer_id_is_its_own_network_key_and_reveals_no_author() {
     let peer_text = peer_id(&status);
     let peer: PeerId = peer_text.parse().expect("peer id");
     assert_ne!(peer, peer_id_of_author(&author), "PeerId is the author key");
-    assert!(!embeds(&peer.to_bytes(), &author), "PeerId embeds the author key");
+    assert!(
+        !embeds(&peer.to_bytes(), &author),
+        "PeerId embeds the author key"
+    );
     let whoami = tokio::task::block_in_place(|| node.json(&["whoami"]));
     assert_eq!(whoami["peer_id"], peer_text.as_str(), "{whoami}");
     assert_eq!(whoami["author"], status["author"]);
@@ -96,7 +99,10 @@ async fn a_node_s_peer_id_is_its_own_network_key_and_reveals_no_author() {
     // The network key made on this first start is a private file of the home, and gives the
     // same PeerId after a restart.
     let key_file = node.path().join("network.key");
-    let mode = std::fs::metadata(&key_file).expect("network.key").permissions().mode();
+    let mode = std::fs::metadata(&key_file)
+        .expect("network.key")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     tokio::task::block_in_place(|| node.restart());
     let again = tokio::task::block_in_place(|| node.status());
