@@ -30,7 +30,7 @@ pub enum Command {
         #[arg(long, default_value = "")]
         bio: String,
     },
-    /// Show this device's identity.
+    /// Show this device's identity: author key and profile, and the node's network peer id.
     Whoami(JsonFlag),
     /// Create, list and show commons.
     #[command(subcommand)]
@@ -137,7 +137,8 @@ pub enum CommonsCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Replicate a commons by its id; it arrives from the next peer that has it.
+    /// Join a commons by its id: replicate it (it arrives from the next peer that has it) and
+    /// publish your profile (name, location, bio) there.
     Join {
         /// The full commons id.
         id: String,

@@ -34,10 +34,19 @@ pub enum BundleCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Verify and store the signed changes in a bundle FILE; non-zero exit if any were refused.
+    /// Verify and store the signed changes in a bundle FILE of the commons this node holds;
+    /// other commons are skipped (listed). Non-zero exit if any record was refused.
     Import {
         /// The bundle file to read.
         file: PathBuf,
+        /// Also import this commons of the bundle (id or prefix), joining it: your profile is
+        /// published there. Repeat for several.
+        #[arg(long = "commons", value_name = "ID")]
+        commons: Vec<String>,
+        /// Import every commons of the bundle; those not held are replicated without joining
+        /// (no profile published; `hedgerow commons join ID` does that).
+        #[arg(long = "all-commons")]
+        all_commons: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -102,9 +111,16 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BundleCommand::Import { file, json } => {
+        BundleCommand::Import {
+            file,
+            commons,
+            all_commons,
+            json,
+        } => {
             let request = Request::BundleImport {
                 path: absolute(&file)?,
+                commons,
+                all_commons,
             };
             let value = crate::send(home, request)
                 .with_context(|| format!("cannot import {}", file.display()))?;
@@ -116,7 +132,7 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             if json.json {
                 crate::output::json(&value);
             } else {
-                print_import(&value, &rejected);
+                print_import(&value, &rejected, &file);
             }
             if rejected.is_empty() {
                 Ok(ExitCode::SUCCESS)
@@ -131,7 +147,7 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
     }
 }
 
-fn print_import(value: &Value, rejected: &[Value]) {
+fn print_import(value: &Value, rejected: &[Value], file: &Path) {
     println!(
         "imported: {} new, {} already known, {} rejected",
         count(value, "new"),
@@ -153,6 +169,39 @@ fn print_import(value: &Value, rejected: &[Value]) {
         .flatten()
     {
         println!("joined commons {}", commons.as_str().unwrap_or(""));
+    }
+    for commons in value
+        .get("commons_added")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "now replicating commons {} (your profile is not published there)",
+            commons.as_str().unwrap_or("")
+        );
+    }
+    let skipped: Vec<&Value> = value
+        .get("skipped")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    for commons in &skipped {
+        println!(
+            "skipped {} of commons \"{}\" ({}): this node does not hold it",
+            plural(count(commons, "documents"), "document"),
+            text(commons, "name"),
+            text(commons, "id")
+        );
+    }
+    if let Some(first) = skipped.first() {
+        println!(
+            "to import a skipped commons and join it (publishing your profile there): \
+             hedgerow bundle import {} --commons {}; --all-commons imports every commons without joining",
+            file.display(),
+            text(first, "id")
+        );
     }
 }
 

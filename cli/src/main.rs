@@ -183,6 +183,10 @@ fn print_human(print: Print, value: &Value) {
                 "author key: {}",
                 value.get("author").and_then(Value::as_str).unwrap_or("")
             );
+            println!(
+                "peer id:    {} (network only; not derived from the author key)",
+                value.get("peer_id").and_then(Value::as_str).unwrap_or("")
+            );
         }
         Print::Status => output::status(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {

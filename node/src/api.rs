@@ -137,6 +137,12 @@ pub enum Request {
     BundleImport {
         /// Absolute path of the bundle file.
         path: String,
+        /// Commons ids or prefixes to join and import besides those held (`--commons`).
+        #[serde(default)]
+        commons: Vec<String>,
+        /// Import every commons of the file, joining none (`--all-commons`).
+        #[serde(default)]
+        all_commons: bool,
     },
     /// Running node only: listen addresses, peers, counters.
     Status,
@@ -166,6 +172,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             Ok(json!({
                 "author": replicas.author().to_string(),
                 "short": replicas.author().short(),
+                "peer_id": replicas.peer_id(),
                 "name": profile.name,
                 "location": profile.location,
                 "bio": profile.bio,
@@ -319,7 +326,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                     .map_err(|e: hedgerow_protocol::bytes::ParseIdError| {
                         NodeError::Invalid(e.to_string())
                     })?;
-            if replicas.holds(&id)? {
+            if let Some(genesis) = replicas.store().commons(&id)? {
+                // Held without our profile (imported with --all-commons): joining publishes it.
+                replicas.join_commons(&genesis)?;
                 return Ok(json!({ "commons": id.to_string(), "already_held": true }));
             }
             replicas.store().want_commons(&id)?;
@@ -338,8 +347,16 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
         Request::BundleSummary { path } => {
             crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))
         }
-        Request::BundleImport { path } => {
-            crate::bundle::import_from_file(replicas, std::path::Path::new(&path))
+        Request::BundleImport {
+            path,
+            commons,
+            all_commons,
+        } => {
+            let choice = crate::bundle::ImportChoice {
+                join: commons,
+                all: all_commons,
+            };
+            crate::bundle::import_from_file(replicas, std::path::Path::new(&path), &choice)
         }
         Request::Verify { rebuild } => {
             let report = replicas.verify(rebuild)?;

@@ -8,11 +8,11 @@
 //! Files are written atomically (temp file, fsync, rename), so a stick pulled
 //! out mid-write holds the old file or the new one, never half of one.
 
-use crate::replicas::{NodeError, Replicas};
+use crate::replicas::{NodeError, Replicas, MIN_ID_PREFIX};
 use hedgerow_protocol::automerge::{ActorId, ChangeHash};
 use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
-    CommonsState, DocSection, DocState, Record, Summary,
+    CommonsState, DecodedBundle, DocSection, DocState, Record, Summary,
 };
 use hedgerow_protocol::sync::{heads_digest, DocPayload};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica, Signed};
@@ -59,8 +59,33 @@ pub struct ImportReport {
     pub rejected: Vec<RejectedRecord>,
     /// Signed changes stored.
     pub changes: usize,
-    /// Commons this node started replicating because the bundle carried them.
+    /// Commons joined because the user named them (`--commons`): replicated, profile written.
     pub commons_joined: Vec<String>,
+    /// Commons replicated from now on because of `--all-commons`, without publishing a profile.
+    pub commons_added: Vec<String>,
+    /// Commons in the bundle this node does not hold and was not told to import.
+    pub skipped: Vec<SkippedCommons>,
+}
+
+/// A commons of a bundle left out of an import, so a stick carrying other people's commons
+/// neither joins them nor publishes the importer's profile there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedCommons {
+    /// The commons id.
+    pub id: String,
+    /// Its name, from its genesis record.
+    pub name: String,
+    /// Documents of it the bundle carries (none of them stored).
+    pub documents: usize,
+}
+
+/// Which commons of a bundle to import besides those already held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportChoice {
+    /// Commons ids or prefixes to join (`--commons`): imported, and the profile written there.
+    pub join: Vec<String>,
+    /// Import every commons of the bundle (`--all-commons`), publishing no profile in new ones.
+    pub all: bool,
 }
 
 impl fmt::Display for ImportReport {
@@ -71,7 +96,16 @@ impl fmt::Display for ImportReport {
             self.new,
             self.known,
             self.rejected.len()
-        )
+        )?;
+        if !self.skipped.is_empty() {
+            let documents: usize = self.skipped.iter().map(|c| c.documents).sum();
+            write!(
+                f,
+                ", {documents} skipped in {} commons not held",
+                self.skipped.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -114,11 +148,39 @@ pub enum BundleError {
     /// A path that names a directory rather than a file.
     #[error("{0} is a directory, not a file name")]
     NotAFile(PathBuf),
+    /// `--commons` names a commons that is neither in the bundle nor held.
+    #[error("commons `{0}` is not in this bundle; `hedgerow bundle import FILE` alone lists the commons it skips")]
+    NotInBundle(String),
+    /// `--commons` names a prefix shared by several commons of the bundle.
+    #[error("`{0}` matches several commons of this bundle; give more of the id")]
+    AmbiguousCommons(String),
 }
 
 impl From<BundleError> for NodeError {
     fn from(error: BundleError) -> Self {
         NodeError::Invalid(error.to_string())
+    }
+}
+
+/// The commons an import leaves out and their documents seen so far.
+#[derive(Default)]
+struct Skips {
+    /// Each skipped commons' index in [`ImportReport::skipped`].
+    commons: BTreeMap<CommonsId, usize>,
+    /// Documents counted, so a genesis and its changes count once.
+    docs: BTreeSet<DocId>,
+}
+
+impl Skips {
+    /// Whether `doc` of `commons` is left out; counts it in `report` the first time.
+    fn take(&mut self, report: &mut ImportReport, commons: &CommonsId, doc: DocId) -> bool {
+        let Some(&index) = self.commons.get(commons) else {
+            return false;
+        };
+        if self.docs.insert(doc) {
+            report.skipped[index].documents += 1;
+        }
+        true
     }
 }
 
@@ -245,23 +307,51 @@ impl Replicas {
         Ok(summary)
     }
 
-    /// Verifies and stores every record of a bundle file; fails (after keeping what verified)
+    /// Verifies and stores the records of a bundle file that belong to commons this node holds
+    /// or `choice` names; the rest is reported as skipped. Fails (after keeping what verified)
     /// when the file is damaged. Durable when it returns.
-    pub fn bundle_import(&mut self, bytes: &[u8]) -> Result<ImportReport, NodeError> {
+    pub fn bundle_import(
+        &mut self,
+        bytes: &[u8],
+        choice: &ImportChoice,
+    ) -> Result<ImportReport, NodeError> {
         let decoded = decode_bundle(bytes);
+        let join = self.resolve_in_bundle(&decoded, &choice.join)?;
         let mut report = ImportReport::default();
         let mut geneses: BTreeMap<DocId, Signed<DocGenesis>> = BTreeMap::new();
+        let mut skips = Skips::default();
+        // The commons whose section the records are in (the documents after a commons record).
+        let mut section: Option<CommonsId> = None;
         let outcome = (|| {
             for record in &decoded.records {
                 match record {
-                    Record::Commons(genesis) => self.import_commons(genesis, &mut report)?,
+                    Record::Commons(genesis) => {
+                        section = Some(genesis.body.id());
+                        if let Some(index) =
+                            self.import_commons(genesis, &join, choice.all, &mut report)?
+                        {
+                            skips.commons.insert(genesis.body.id(), index);
+                        }
+                    }
                     Record::DocGenesis(genesis) => {
-                        geneses.insert(genesis.body.id(), genesis.clone());
+                        if !skips.take(&mut report, &genesis.body.commons, genesis.body.id()) {
+                            geneses.insert(genesis.body.id(), genesis.clone());
+                        }
                     }
                     Record::Changes(payload) => {
                         let genesis = geneses
                             .remove(&payload.doc)
                             .or_else(|| payload.genesis.clone());
+                        let commons = match &genesis {
+                            Some(g) => Some(g.body.commons),
+                            None => match self.store().doc_genesis(&payload.doc)? {
+                                Some(held) => Some(held.body.commons),
+                                None => section,
+                            },
+                        };
+                        if commons.is_some_and(|c| skips.take(&mut report, &c, payload.doc)) {
+                            continue;
+                        }
                         self.import_doc(&payload.doc, genesis, Some(payload), &mut report)?;
                     }
                 }
@@ -284,17 +374,75 @@ impl Replicas {
         }
     }
 
+    /// The commons `given` (ids or prefixes) name among the bundle's and the held ones; in a
+    /// damaged bundle a name found nowhere may lie past the damage, which is reported instead.
+    fn resolve_in_bundle(
+        &self,
+        decoded: &DecodedBundle,
+        given: &[String],
+    ) -> Result<BTreeSet<CommonsId>, NodeError> {
+        let mut known: BTreeSet<CommonsId> = decoded
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Commons(g) => Some(g.body.id()),
+                _ => None,
+            })
+            .collect();
+        known.extend(self.commons_list()?.iter().map(|g| g.body.id()));
+        let mut chosen = BTreeSet::new();
+        for text in given {
+            let text = text.trim();
+            if text.len() < MIN_ID_PREFIX {
+                return Err(NodeError::PrefixTooShort(text.to_string()));
+            }
+            let mut matches = known.iter().filter(|id| id.to_string().starts_with(text));
+            match (matches.next(), matches.next()) {
+                (Some(id), None) => chosen.insert(*id),
+                (None, _) if decoded.damage.is_some() => false,
+                (None, _) => return Err(BundleError::NotInBundle(text.to_string()).into()),
+                (Some(_), Some(_)) => {
+                    return Err(BundleError::AmbiguousCommons(text.to_string()).into())
+                }
+            };
+        }
+        Ok(chosen)
+    }
+
+    /// Takes in a commons record as the user chose; returns its index in `report.skipped`
+    /// when it is left out.
     fn import_commons(
         &mut self,
         genesis: &Signed<CommonsGenesis>,
+        join: &BTreeSet<CommonsId>,
+        all: bool,
         report: &mut ImportReport,
-    ) -> Result<(), NodeError> {
+    ) -> Result<Option<usize>, NodeError> {
         let id = genesis.body.id();
+        let chosen = join.contains(&id);
         if self.holds(&id)? {
-            return Ok(());
+            if chosen {
+                // Named explicitly: a commons held without our profile is joined now.
+                self.join_commons(genesis)?;
+            }
+            return Ok(None);
         }
-        match self.join_commons(genesis) {
-            Ok(id) => report.commons_joined.push(id.to_string()),
+        if !chosen && !all {
+            report.skipped.push(SkippedCommons {
+                id: id.to_string(),
+                name: genesis.body.name.clone(),
+                documents: 0,
+            });
+            return Ok(Some(report.skipped.len() - 1));
+        }
+        let taken = if chosen {
+            self.join_commons(genesis)
+        } else {
+            self.hold_commons(genesis)
+        };
+        match taken {
+            Ok(id) if chosen => report.commons_joined.push(id.to_string()),
+            Ok(id) => report.commons_added.push(id.to_string()),
             Err(e) if is_local_failure(&e) => return Err(e),
             Err(e) => report.rejected.push(RejectedRecord {
                 id: id.to_string(),
@@ -302,7 +450,7 @@ impl Replicas {
                 error: e.to_string(),
             }),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Imports one document's genesis and/or changes; a refusal is recorded, not returned.
@@ -446,14 +594,15 @@ pub fn summary_to_file(
     }))
 }
 
-/// `bundle import`: verifies and stores the bundle at `path`.
+/// `bundle import`: verifies and stores the bundle at `path`, the commons held and those `choice` names.
 pub fn import_from_file(
     replicas: &mut Replicas,
     path: &Path,
+    choice: &ImportChoice,
 ) -> Result<serde_json::Value, NodeError> {
     absolute(path)?;
     let bytes = read_file(path)?;
-    let report = replicas.bundle_import(&bytes)?;
+    let report = replicas.bundle_import(&bytes, choice)?;
     let mut value = serde_json::to_value(&report).unwrap_or_default();
     value["path"] = path.display().to_string().into();
     Ok(value)
@@ -556,7 +705,9 @@ mod tests {
             }),
         ])
         .unwrap();
-        let report = replicas.bundle_import(&bytes).expect("an intact file");
+        let report = replicas
+            .bundle_import(&bytes, &ImportChoice::default())
+            .expect("an intact file");
         assert_eq!(report.rejected.len(), 1, "{report:?}");
         assert_eq!(report.rejected[0].id, doc.to_string());
         assert!(

@@ -4,6 +4,9 @@
 //! - `hedgerow-home`: marker with the home format version; its absence means "not a Hedgerow home".
 //! - `device.key`: the 32 secret bytes of the device's ed25519 key, mode 0600, never printed.
 //! - `install.json`: this home's install tag (see [`InstallTag`]) and what it is bound to.
+//! - `network.key`: the 32 secret bytes of the node's libp2p (network) ed25519 key, mode 0600,
+//!   random and unrelated to the device key, so a PeerId seen with an IP address names no author.
+//!   Created on first need (homes made before it existed get one on their next start).
 //! - `profile.json`: the display name, location and bio this device signs into each commons' profile.
 //! - `config.json`: bootstrap peers and listen addresses for `serve` (optional).
 //! - `store/`: the sled store.
@@ -22,6 +25,7 @@ const KEY_FILE: &str = "device.key";
 const INSTALL_FILE: &str = "install.json";
 /// Where Linux keeps the machine's stable id (systemd); absent elsewhere, which only weakens the binding.
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
+const NETWORK_KEY_FILE: &str = "network.key";
 const PROFILE_FILE: &str = "profile.json";
 const CONFIG_FILE: &str = "config.json";
 
@@ -48,6 +52,9 @@ pub enum HomeError {
     /// The key file is damaged.
     #[error("device key {0} is damaged (expected 32 bytes); restore it from a backup")]
     BadKey(PathBuf),
+    /// The network key file is damaged.
+    #[error("network key {0} is damaged (expected 32 bytes); delete it and the node makes a new one (its peer id changes)")]
+    BadNetworkKey(PathBuf),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -127,11 +134,7 @@ impl Home {
         }
         fs::create_dir_all(root).map_err(io_err(root))?;
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| HomeError::Io {
-            path: root.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let secret = random_secret(root)?;
         let key_path = root.join(KEY_FILE);
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -146,6 +149,7 @@ impl Home {
             root: root.to_path_buf(),
             key: DeviceKey::from_secret(secret).with_install(install),
         };
+        home.network_key()?;
         home.save_profile(profile)?;
         // The marker goes last: a home interrupted mid-init is not mistaken for a complete one.
         write_synced(&root.join(MARKER), MARKER_CONTENT.as_bytes())?;
@@ -182,6 +186,47 @@ impl Home {
     /// The device key.
     pub fn key(&self) -> &DeviceKey {
         &self.key
+    }
+
+    /// The node's network (libp2p) key, created on first need; see [`NetworkKey`].
+    pub fn network_key(&self) -> Result<NetworkKey, HomeError> {
+        let path = self.root.join(NETWORK_KEY_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => return NetworkKey::from_file_bytes(bytes, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        let secret = random_secret(&self.root)?;
+        // Written beside, then hard-linked into place: the link fails if another process made
+        // the key meanwhile, and then both use that one; a reader never sees half a key.
+        let tmp = self
+            .root
+            .join(format!("{NETWORK_KEY_FILE}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(&secret)?;
+            file.sync_all()?;
+            fs::hard_link(&tmp, &path)
+        })();
+        let _ = fs::remove_file(&tmp);
+        match written {
+            Ok(()) => {
+                if let Ok(dir) = fs::File::open(&self.root) {
+                    let _ = dir.sync_all();
+                }
+                Ok(NetworkKey(secret))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                NetworkKey::from_file_bytes(bytes, &path)
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     /// The sled store directory.
@@ -276,6 +321,48 @@ fn install_tag(root: &Path, key_path: &Path) -> Result<InstallTag, HomeError> {
     Ok(InstallTag(tag))
 }
 
+/// The secret of a node's libp2p identity: it names the node on the network (its PeerId) and
+/// signs nothing of the commons, so peers cannot tie an address to an author key.
+#[derive(Clone)]
+pub struct NetworkKey([u8; 32]);
+
+impl NetworkKey {
+    fn from_file_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, HomeError> {
+        let secret: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| HomeError::BadNetworkKey(path.to_path_buf()))?;
+        Ok(Self(secret))
+    }
+
+    /// The 32 secret bytes of the ed25519 key.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The PeerId this key gives the node on the network.
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        crate::net::keypair_from_ed25519_secret(self.0)
+            .public()
+            .to_peer_id()
+    }
+}
+
+impl std::fmt::Debug for NetworkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkKey(..)")
+    }
+}
+
+/// 32 bytes from the operating system's generator, for a new secret key.
+fn random_secret(root: &Path) -> Result<[u8; 32], HomeError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| HomeError::Io {
+        path: root.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(secret)
+}
+
 /// Where a home's control socket lives (usable before the home is opened).
 pub fn control_socket_path(root: &Path) -> PathBuf {
     root.join("control.sock")
@@ -297,4 +384,52 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
     file.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home(dir: &Path) -> Home {
+        let profile = LocalProfile {
+            name: "Alice".into(),
+            ..LocalProfile::default()
+        };
+        Home::init(dir, &profile).expect("home")
+    }
+
+    #[test]
+    fn the_network_key_is_private_stable_and_not_the_device_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = home(dir.path());
+        let path = dir.path().join(NETWORK_KEY_FILE);
+        let mode = fs::metadata(&path)
+            .expect("made by init")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first = home.network_key().expect("key").secret_bytes();
+        assert_ne!(first, home.key().secret_bytes());
+        let reopened = Home::open(dir.path()).expect("open");
+        assert_eq!(reopened.network_key().expect("key").secret_bytes(), first);
+    }
+
+    #[test]
+    fn a_home_without_a_network_key_gets_one_and_a_damaged_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        home(dir.path());
+        let path = dir.path().join(NETWORK_KEY_FILE);
+        // As a home made by a release before network keys.
+        fs::remove_file(&path).expect("remove");
+        let opened = Home::open(dir.path()).expect("open");
+        let made = opened.network_key().expect("made on first need");
+        assert_eq!(fs::read(&path).expect("written"), made.secret_bytes());
+        assert_eq!(
+            fs::metadata(&path).expect("file").permissions().mode() & 0o777,
+            0o600
+        );
+        fs::write(&path, b"short").expect("damage");
+        let error = opened.network_key().expect_err("damaged");
+        assert!(matches!(error, HomeError::BadNetworkKey(_)), "{error}");
+    }
 }

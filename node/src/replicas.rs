@@ -147,6 +147,7 @@ pub struct Replicas {
     store: Store,
     pub(crate) key: DeviceKey,
     profile: LocalProfile,
+    peer_id: String,
     pub(crate) cache: HashMap<DocId, DocReplica>,
     outbox: Vec<LiveChange>,
     /// Cached documents whose stored snapshot lags, with the changes it lacks.
@@ -178,6 +179,7 @@ impl Replicas {
             key: DeviceKey::from_secret(home.key().secret_bytes())
                 .with_install(home.key().install()),
             profile: home.profile()?,
+            peer_id: home.network_key()?.peer_id().to_string(),
             cache: HashMap::new(),
             outbox: Vec::new(),
             unsaved: HashMap::new(),
@@ -192,6 +194,11 @@ impl Replicas {
     /// This device's author key.
     pub fn author(&self) -> AuthorKey {
         self.key.author()
+    }
+
+    /// The node's PeerId on the network (from its network key, unrelated to [`Self::author`]).
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
     }
 
     /// This device's local profile.
@@ -231,17 +238,34 @@ impl Replicas {
         Ok(id)
     }
 
-    /// Starts replicating a commons whose genesis arrived from a peer or a bundle.
+    /// Joins a commons the user chose (`commons join`, `bundle import --commons`): replicates it
+    /// and writes this device's profile into it. Only an explicit choice may call this, since
+    /// the profile (name, location, bio) goes to everyone in the commons.
     pub fn join_commons(
+        &mut self,
+        genesis: &Signed<CommonsGenesis>,
+    ) -> Result<CommonsId, NodeError> {
+        let id = self.hold_commons(genesis)?;
+        self.ensure_profile(id)?;
+        Ok(id)
+    }
+
+    /// Replicates a commons without publishing anything in it (`bundle import --all-commons`).
+    pub fn hold_commons(
         &mut self,
         genesis: &Signed<CommonsGenesis>,
     ) -> Result<CommonsId, NodeError> {
         let id = genesis.verify().map_err(Rejection::from)?;
         if self.store.commons(&id)?.is_none() {
             self.store.put_commons(genesis)?;
-            self.ensure_profile(id)?;
         }
         Ok(id)
+    }
+
+    /// Whether this device's profile is in `commons`.
+    pub fn has_profile_in(&self, commons: CommonsId) -> Result<bool, NodeError> {
+        let id = DocGenesis::profile(commons, self.author()).id();
+        Ok(self.store.doc_genesis(&id)?.is_some())
     }
 
     /// Whether this node replicates `commons`.

@@ -80,7 +80,7 @@ impl DeviceKey {
         self.install
     }
 
-    /// The secret bytes, for writing the key file and deriving the libp2p identity.
+    /// The secret bytes, for writing the key file.
     pub fn secret_bytes(&self) -> [u8; 32] {
         self.signing.to_bytes()
     }

@@ -151,7 +151,7 @@ fn a_bundle_carries_every_document_to_a_node_with_no_link() {
     );
 
     let b = TestHome::init("Bob");
-    let imported = b.json(&["bundle", "import", arg(&file)]);
+    let imported = b.json(&["bundle", "import", arg(&file), "--commons", &farm.commons]);
     assert_eq!(count(&imported, "new"), 5, "{imported}");
     assert_eq!(count(&imported, "known"), 0);
     assert_eq!(imported["rejected"], Value::Array(vec![]));
@@ -183,7 +183,7 @@ fn bundles_go_through_a_running_node() {
     farm.a.ok(&["bundle", "export", arg(&file)]);
     // While `serve` holds B's store, the CLI can only reach it through the control socket.
     let b = ServeNode::start(TestHome::init("Bob"), &[]);
-    let imported = b.json(&["bundle", "import", arg(&file)]);
+    let imported = b.json(&["bundle", "import", arg(&file), "--commons", &farm.commons]);
     assert_eq!(count(&imported, "new"), 5, "{imported}");
     assert_converged(&farm, &b);
     let summary = stick(&b, "bob.hsummary");
@@ -215,7 +215,7 @@ fn export_is_deterministic() {
     let b = TestHome::init("Bob");
     let file = stick(&farm.a, "farm.hbundle");
     farm.a.ok(&["bundle", "export", arg(&file)]);
-    b.ok(&["bundle", "import", arg(&file)]);
+    b.ok(&["bundle", "import", arg(&file), "--commons", &farm.commons]);
     let from_b = stick(&b, "from-b");
     b.ok(&["bundle", "export", arg(&from_b)]);
     let from_b = decode_bundle(&std::fs::read(from_b).unwrap())
@@ -259,7 +259,13 @@ fn a_summary_brings_back_only_what_the_other_node_lacks() {
     let full_file = stick(&farm.a, "full.hbundle");
     farm.a.ok(&["bundle", "export", arg(&full_file)]);
     let b = TestHome::init("Bob");
-    b.ok(&["bundle", "import", arg(&full_file)]);
+    b.ok(&[
+        "bundle",
+        "import",
+        arg(&full_file),
+        "--commons",
+        &farm.commons,
+    ]);
 
     // B sends a summary back on the stick; meanwhile Alice keeps working.
     let summary = stick(&b, "bob.hsummary");
@@ -344,7 +350,7 @@ fn a_bundle_is_smaller_than_the_envelopes_it_carries() {
         "the compressed bundle ({bundle}) should be well under separate envelopes ({envelopes})"
     );
     let b = TestHome::init("Bob");
-    b.ok(&["bundle", "import", arg(&file)]);
+    b.ok(&["bundle", "import", arg(&file), "--all-commons"]);
     assert_eq!(
         a.json(&["design", "show", &design]),
         b.json(&["design", "show", &design])
@@ -362,7 +368,13 @@ fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
 
     for cut in [0, 9, 40, bytes.len() / 3, bytes.len() / 2, bytes.len() - 33] {
         std::fs::write(&damaged, &bytes[..cut]).unwrap();
-        let error = b.fail(&["bundle", "import", arg(&damaged)]);
+        let error = b.fail(&[
+            "bundle",
+            "import",
+            arg(&damaged),
+            "--commons",
+            &farm.commons,
+        ]);
         assert!(!error.contains('\n'), "one line: {error}");
         assert!(error.contains("truncated"), "cut at {cut}: {error}");
         assert_clean(&b);
@@ -384,7 +396,13 @@ fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
     let mut flipped = bytes.clone();
     flipped[bytes.len() / 2] ^= 0x20;
     std::fs::write(&damaged, &flipped).unwrap();
-    let error = c.fail(&["bundle", "import", arg(&damaged)]);
+    let error = c.fail(&[
+        "bundle",
+        "import",
+        arg(&damaged),
+        "--commons",
+        &farm.commons,
+    ]);
     assert!(!error.contains('\n'), "one line: {error}");
     assert!(
         error.contains("damaged") || error.contains("checksum"),
@@ -392,7 +410,7 @@ fn damaged_bundles_fail_with_one_line_and_keep_the_store_clean() {
     );
     assert_clean(&c);
     // The intact file still imports afterwards.
-    c.ok(&["bundle", "import", arg(&file)]);
+    c.ok(&["bundle", "import", arg(&file), "--commons", &farm.commons]);
     assert_converged(&farm, &c);
     assert_clean(&c);
 
@@ -463,7 +481,7 @@ fn a_bundle_with_forged_signatures_is_refused_document_by_document() {
     std::fs::write(&forged, encode_records(&records).unwrap()).unwrap();
 
     let b = TestHome::init("Bob");
-    let out = b.run(&["bundle", "import", arg(&forged)]);
+    let out = b.run(&["bundle", "import", arg(&forged), "--commons", &farm.commons]);
     assert!(!out.status.success(), "a refused record fails the import");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -520,4 +538,105 @@ fn a_bundle_with_forged_signatures_is_refused_document_by_document() {
     // The genuine bundle later fills the gap.
     b.ok(&["bundle", "import", arg(&file)]);
     assert_converged(&farm, &b);
+}
+
+/// Profiles in `commons` on `home`, from `commons show --json`.
+fn profiles(home: &TestHome, commons: &str) -> u64 {
+    home.json(&["commons", "show", commons])["documents"]["profile"]
+        .as_u64()
+        .expect("profile count")
+}
+
+/// ```text
+///   A: "Farm Hack tools" --stick--> B: holds only "Bob's shed"
+/// ```
+/// A stick carrying a commons B does not hold imports nothing of it and publishes no profile
+/// of Bob there; it is named as skipped, and `--commons ID` joins it.
+#[test]
+fn a_bundle_joins_no_commons_the_user_did_not_choose() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    let b = TestHome::init("Bob");
+    let own = id(&b.json(&["commons", "create", "Bob's shed"]));
+
+    let out = b.ok(&["bundle", "import", arg(&file)]);
+    assert_eq!(
+        out.lines().next(),
+        Some("imported: 0 new, 0 already known, 0 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "skipped 5 documents of commons \"Farm Hack tools\" ({})",
+            farm.commons
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("--commons {}", farm.commons)),
+        "{out}"
+    );
+    let report = b.json(&["bundle", "import", arg(&file)]);
+    assert_eq!(count(&report, "new"), 0, "{report}");
+    assert_eq!(report["commons_joined"], Value::Array(vec![]));
+    assert_eq!(report["skipped"][0]["id"], farm.commons.as_str());
+    assert_eq!(report["skipped"][0]["name"], "Farm Hack tools");
+    assert_eq!(count(&report["skipped"][0], "documents"), 5);
+    let held: Vec<Value> = b.json(&["commons", "list"]).as_array().unwrap().clone();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["id"], own.as_str());
+    b.fail(&["design", "show", &farm.design]);
+    // Nothing of Bob goes back to Alice's commons, not even his profile.
+    let back = stick(&b, "back.hbundle");
+    let export = b.json(&["bundle", "export", arg(&back)]);
+    assert_eq!(count(&export, "commons"), 1, "{export}");
+    assert_eq!(
+        count(&export, "documents"),
+        1,
+        "only Bob's profile in his own shed"
+    );
+    assert_clean(&b);
+
+    // Named by a prefix: imported and joined, with Bob's profile there.
+    let joined = b.json(&[
+        "bundle",
+        "import",
+        arg(&file),
+        "--commons",
+        &farm.commons[..10],
+    ]);
+    assert_eq!(count(&joined, "new"), 5, "{joined}");
+    assert_eq!(joined["commons_joined"][0], farm.commons.as_str());
+    assert_eq!(joined["skipped"], Value::Array(vec![]));
+    assert_converged(&farm, &b);
+    assert_eq!(profiles(&b, &farm.commons), 2, "Alice's and Bob's");
+    assert_clean(&b);
+
+    // A commons neither in the file nor held is refused before anything is read.
+    let error = b.fail(&["bundle", "import", arg(&file), "--commons", "zzzzzzzz"]);
+    assert!(error.contains("not in this bundle"), "{error}");
+}
+
+/// `--all-commons` replicates every commons of a stick without publishing a profile; an
+/// explicit `commons join` then publishes it.
+#[test]
+fn all_commons_imports_everything_and_joins_nothing() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    let hub = TestHome::init("Hub");
+    let report = hub.json(&["bundle", "import", arg(&file), "--all-commons"]);
+    assert_eq!(count(&report, "new"), 5, "{report}");
+    assert_eq!(report["commons_added"][0], farm.commons.as_str());
+    assert_eq!(report["commons_joined"], Value::Array(vec![]));
+    assert_converged(&farm, &hub);
+    assert_eq!(profiles(&hub, &farm.commons), 1, "only Alice's");
+    hub.json(&["commons", "join", &farm.commons]);
+    assert_eq!(
+        profiles(&hub, &farm.commons),
+        2,
+        "the hub joined explicitly"
+    );
+    assert_clean(&hub);
 }

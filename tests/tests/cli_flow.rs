@@ -111,7 +111,10 @@ fn identity_and_commons() {
     let out = home.ok(&["init", "--name", NAME, "--location", "Drôme, France"]);
     assert!(out.contains(NAME), "{out}");
     let me = home.json(&["whoami"]);
-    assert_keys(&me, &["author", "short", "name", "location", "bio"]);
+    assert_keys(
+        &me,
+        &["author", "short", "peer_id", "name", "location", "bio"],
+    );
     assert_eq!(me["name"], NAME);
     assert_eq!(me["location"], "Drôme, France");
     let author = me["author"].as_str().expect("author key").to_string();
@@ -119,6 +122,11 @@ fn identity_and_commons() {
     assert!(author.starts_with(me["short"].as_str().expect("short")));
     let human = home.ok(&["whoami"]);
     assert!(human.contains(NAME) && human.contains(&author), "{human}");
+    let peer_id = me["peer_id"].as_str().expect("peer id");
+    assert!(
+        peer_id.starts_with("12D3KooW") && human.contains(peer_id),
+        "{human}"
+    );
 
     assert!(home
         .json(&["commons", "list"])

@@ -788,7 +788,7 @@ fn a_usb_round_trip_equals_a_network_sync() {
     let dir = tempfile::tempdir().expect("USB stick");
     let stick = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     let hub_home = TestHome::init("Hub");
-    generate(&hub_home, 8, 3);
+    let commons = generate(&hub_home, 8, 3);
     let farm = TestHome::init("Farm");
 
     // First trip: the farm has nothing yet; the bundle carries the whole commons.
@@ -802,7 +802,10 @@ fn a_usb_round_trip_equals_a_network_sync() {
             &stick("first.summary"),
         ],
     );
-    bundle(&farm, &["import", &stick("first.bundle")]);
+    bundle(
+        &farm,
+        &["import", &stick("first.bundle"), "--commons", &commons],
+    );
     assert_eq!(designs_of(&farm), designs_of(&hub_home), "first trip");
 
     // Both sides work apart.
@@ -936,7 +939,7 @@ fn a_node_killed_mid_sync_verifies_clean_and_resumes() {
 #[test]
 fn a_bundle_import_killed_halfway_verifies_clean_and_completes() {
     let hub = TestHome::init("Hub");
-    generate(&hub, 60, 5);
+    let commons = generate(&hub, 60, 5);
     let dir = tempfile::tempdir().expect("USB stick");
     let file = dir.path().join("all.bundle");
     let file = file.to_str().expect("utf-8 path");
@@ -945,13 +948,13 @@ fn a_bundle_import_killed_halfway_verifies_clean_and_completes() {
     // How long a whole import takes here, to aim the kill at its middle.
     let scratch = TestHome::init("Scratch");
     let started = Instant::now();
-    bundle(&scratch, &["import", file]);
+    bundle(&scratch, &["import", file, "--commons", &commons]);
     let whole = started.elapsed();
 
     let farm = TestHome::init("Farm");
     let mut child = farm
         .command()
-        .args(["bundle", "import", file])
+        .args(["bundle", "import", file, "--commons", &commons])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -973,7 +976,7 @@ fn a_bundle_import_killed_halfway_verifies_clean_and_completes() {
         problems(&farm).is_empty(),
         "verify after kill -9 of an import"
     );
-    bundle(&farm, &["import", file]);
+    bundle(&farm, &["import", file, "--commons", &commons]);
     assert!(problems(&farm).is_empty(), "verify after the second import");
     assert_eq!(state(&farm).expect("farm"), state(&hub).expect("hub"));
 }

@@ -7,6 +7,8 @@
 
 #[path = "network/misbehave.rs"]
 mod misbehave;
+#[path = "network/privacy.rs"]
+mod privacy;
 
 use hedgerow_tests::net::{converge, wait_until, Netns, ServeNode, ServeOptions};
 use hedgerow_tests::{id, TestHome};

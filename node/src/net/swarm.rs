@@ -150,7 +150,8 @@ pub fn build_swarm(
     Ok(swarm)
 }
 
-/// The libp2p keypair for a device's ed25519 secret key, so the PeerId matches its signing key.
+/// The libp2p keypair for a 32-byte ed25519 secret: a node passes its network key
+/// ([`crate::home::NetworkKey`]), never its device (author) key, so its PeerId names no author.
 pub fn keypair_from_ed25519_secret(mut secret: [u8; 32]) -> Keypair {
     // `ed25519_from_bytes` zeroes the buffer it is given; only the length can fail.
     Keypair::ed25519_from_bytes(&mut secret).expect("any 32 bytes are a valid ed25519 secret key")

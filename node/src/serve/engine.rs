@@ -206,7 +206,10 @@ impl Engine {
     pub fn on_control(&mut self, request: Request) -> ControlReply {
         let reply = match request {
             Request::Status => ControlReply::Ok(self.status()),
-            Request::Join { commons } => match commons.parse::<CommonsId>() {
+            // A commons already held is joined at once by the API (it writes our profile).
+            Request::Join { commons } if !self.holds_text(&commons) => match commons
+                .parse::<CommonsId>()
+            {
                 Ok(id) => {
                     if let Err(e) = self
                         .replicas
@@ -235,6 +238,12 @@ impl Engine {
         self.subscribe_all();
         self.publish_outbox();
         reply
+    }
+
+    fn holds_text(&self, commons: &str) -> bool {
+        commons
+            .parse::<CommonsId>()
+            .is_ok_and(|id| self.replicas.holds(&id).unwrap_or(false))
     }
 
     /// Publishes every locally made change on its commons' topic.

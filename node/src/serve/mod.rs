@@ -92,7 +92,9 @@ fn start_engine(
         mdns: config.mdns,
         ..NetConfig::default()
     };
-    let keypair = keypair_from_ed25519_secret(home.key().secret_bytes());
+    // The network key, not the author key: a peer that sees our address learns no author.
+    let network_key = home.network_key().map_err(NodeError::from)?;
+    let keypair = keypair_from_ed25519_secret(network_key.secret_bytes());
     let swarm = build_swarm(keypair, &net, bytes.clone())?;
     let mut engine = Engine::new(swarm, replicas, bytes);
     engine.peers = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);

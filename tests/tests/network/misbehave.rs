@@ -345,14 +345,14 @@ fn new_design(commons: CommonsId, key: &DeviceKey, nonce: u8) -> Signed<DocGenes
     .sign(key)
 }
 
-/// A change on top of `first` that breaks the design schema (a stage no design has).
+/// A change on top of `first` that breaks the design schema (a field no design has).
 fn schema_breaking_change(actor: ActorId, first: &[u8]) -> Vec<u8> {
     use hedgerow_protocol::automerge::transaction::Transactable;
     let mut doc = Automerge::new().with_actor(actor);
     let first = hedgerow_protocol::compact::decode_change(first).expect("the first change");
     doc.apply_changes([first]).expect("apply the first change");
     let mut tx = doc.transaction();
-    tx.put(hedgerow_protocol::automerge::ROOT, "stage", "made of gold")
+    tx.put(hedgerow_protocol::automerge::ROOT, "made_of_gold", "yes")
         .expect("put");
     tx.commit();
     doc.get_last_local_change()
@@ -549,6 +549,12 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
         doc.body.id(),
         first_change(actor, "Rogue B"),
     );
+    let twin_hash = |e: &ChangeEnvelope| e.verify().expect("valid").change.hash();
+    let rogue_title = if twin_hash(&first) < twin_hash(&twin) {
+        "Rogue A"
+    } else {
+        "Rogue B"
+    };
     rogue.publish(live(&doc, first));
     rogue
         .await_status(&honest, "the rogue's valid change", |s| {
@@ -559,6 +565,13 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
     rogue
         .await_status(&honest, "the twin settled and kept as evidence", |s| {
             s["excluded_changes"].as_u64() == Some(1)
+        })
+        .await;
+    // Garbage once more, so that the rogue's offences still reach the ban below.
+    rogue.publish(b"\x01 still not gossip".to_vec());
+    rogue
+        .await_status(&honest, "a second malformed gossip", |s| {
+            s["counters"]["rejected"]["malformed-gossip"].as_u64() >= Some(2)
         })
         .await;
 
@@ -695,7 +708,7 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
             titles.sort();
             titles
         };
-        assert_eq!(titles(&honest), ["Rogue A", "Roller crimper"]);
+        assert_eq!(titles(&honest), [rogue_title, "Roller crimper"]);
         honest.ok(&["verify"]);
 
         // An honest peer still syncs with it.
@@ -714,7 +727,7 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
             "{}",
             String::from_utf8_lossy(&out.stdout)
         );
-        assert_eq!(titles(&peer), ["Rogue A", "Roller crimper"]);
+        assert_eq!(titles(&peer), [rogue_title, "Roller crimper"]);
         assert_eq!(
             peer.json(&["design", "show", &design])["name"],
             "Roller crimper"
