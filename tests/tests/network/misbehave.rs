@@ -358,6 +358,31 @@ fn first_change(actor: ActorId, title: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// A design's valid first change, then a second change on it that adds a field the design
+/// schema does not have, both written as automerge actor `actor`.
+fn change_then_schema_violation(actor: ActorId, title: &str) -> (Vec<u8>, Vec<u8>) {
+    use hedgerow_protocol::automerge::transaction::Transactable;
+    let mut doc = Automerge::new().with_actor(actor);
+    let mut tx = doc.transaction();
+    init_document(&mut tx, &NewDocument::new(DocKind::Design, title)).expect("design skeleton");
+    tx.commit();
+    let first = doc
+        .get_last_local_change()
+        .expect("a change")
+        .raw_bytes()
+        .to_vec();
+    let mut tx = doc.transaction();
+    tx.put(hedgerow_protocol::automerge::ROOT, "not_a_design_field", 1)
+        .expect("put");
+    tx.commit();
+    let bad = doc
+        .get_last_local_change()
+        .expect("a change")
+        .raw_bytes()
+        .to_vec();
+    (first, bad)
+}
+
 fn live(genesis: &Signed<DocGenesis>, envelope: ChangeEnvelope) -> Vec<u8> {
     Gossip::Change(Box::new(LiveChange {
         genesis: Some(genesis.clone()),
@@ -704,8 +729,8 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
 }
 
 /// An honest relay forwards content by a third author that the honest node refuses for what it
-/// says (equivocating twins of changes it already holds), over gossip and in the answers to many
-/// sync rounds:
+/// says (changes that break the design schema, validly signed by their author), over gossip and
+/// in the answers to many sync rounds:
 ///
 /// ```text
 ///   third author's changes --> relay (libp2p in this test) ==> honest node (sync every 1 s)
@@ -744,30 +769,18 @@ async fn a_relay_of_refused_third_party_content_is_not_banned() {
         other => panic!("expected an inventory, got {other:?}"),
     }
 
-    // The third author's designs reach the honest node through the relay; then a twin of each
-    // first change, also validly signed by that author, which the honest node refuses.
+    // The third author's designs reach the honest node through the relay; then a second change
+    // of each, also validly signed by that author, that the design schema forbids.
     let third = DeviceKey::from_secret([0x33; 32]);
     const TWINS: u64 = 12;
     let mut twins = Vec::new();
     for n in 0..TWINS as u8 {
         let doc = new_design(commons, &third, n + 1);
         let actor = actor_for(&third.author(), &doc.body.id());
-        let first = ChangeEnvelope::sign(
-            &third,
-            commons,
-            doc.body.id(),
-            first_change(actor.clone(), &format!("Seeder {n}")),
-        );
-        relay.publish(live(&doc, first));
-        twins.push((
-            doc.clone(),
-            ChangeEnvelope::sign(
-                &third,
-                commons,
-                doc.body.id(),
-                first_change(actor, &format!("Twin {n}")),
-            ),
-        ));
+        let (first, bad) = change_then_schema_violation(actor, &format!("Seeder {n}"));
+        let sign = |change| ChangeEnvelope::sign(&third, commons, doc.body.id(), change);
+        relay.publish(live(&doc, sign(first)));
+        twins.push((doc.clone(), sign(bad)));
     }
     relay
         .await_status(&honest, "the third author's designs", |s| {
@@ -778,12 +791,12 @@ async fn a_relay_of_refused_third_party_content_is_not_banned() {
         relay.publish(live(doc, twin.clone()));
     }
     relay
-        .await_status(&honest, "every gossiped twin refused", |s| {
-            s["counters"]["rejected"]["equivocation"].as_u64() >= Some(TWINS)
+        .await_status(&honest, "every gossiped violation refused", |s| {
+            s["counters"]["rejected"]["schema-violation"].as_u64() >= Some(TWINS)
         })
         .await;
 
-    // Every sync round the honest node pulls from the relay, which serves a twin again.
+    // Every sync round the honest node pulls from the relay, which serves a violation again.
     let (doc, twin) = twins[0].clone();
     let change = hedgerow_protocol::compact::decode_change(&twin.change).expect("a change");
     relay.relayed = Some(DocPayload {
@@ -794,8 +807,8 @@ async fn a_relay_of_refused_third_party_content_is_not_banned() {
     });
     relay.answer = Answer::Relay;
     let status = relay
-        .await_status(&honest, "twins refused in sync rounds", |s| {
-            s["counters"]["rejected"]["equivocation"].as_u64() >= Some(TWINS + 4)
+        .await_status(&honest, "violations refused in sync rounds", |s| {
+            s["counters"]["rejected"]["schema-violation"].as_u64() >= Some(TWINS + 4)
         })
         .await;
     assert_eq!(status["banned_peers"], 0, "{status}");
