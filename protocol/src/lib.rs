@@ -10,6 +10,7 @@ pub mod automerge_screen;
 pub mod bundle_file;
 pub mod bytes;
 pub mod compact;
+pub mod coverage;
 pub mod encoding;
 pub mod envelope;
 pub mod genesis;

@@ -6,6 +6,7 @@
 //! property tests exchange envelopes between many replicas in random orders.
 
 use crate::compact::{decode_change, CompactChanges};
+use crate::coverage::{self, MAX_PAYLOAD_CHANGES, MAX_PAYLOAD_PROOFS};
 use crate::envelope::{
     actor_for, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
 };
@@ -15,7 +16,7 @@ use crate::schema::{self, DocKind, SchemaError};
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Most changes a replica holds back while it waits for their dependencies.
 pub const MAX_PENDING_CHANGES: usize = 4096;
@@ -136,6 +137,24 @@ pub enum Rejection {
     Automerge {
         /// automerge's reason.
         reason: String,
+    },
+    /// One document payload carries more changes than [`MAX_PAYLOAD_CHANGES`].
+    #[error("a payload may carry at most {MAX_PAYLOAD_CHANGES} changes of a document, this one carries {count}; send it in parts")]
+    TooManyChanges {
+        /// How many it carries.
+        count: usize,
+    },
+    /// One document payload carries more signatures than [`MAX_PAYLOAD_PROOFS`].
+    #[error("a payload may carry at most {MAX_PAYLOAD_PROOFS} signatures of a document, this one carries {count}")]
+    TooManyProofs {
+        /// How many it carries.
+        count: usize,
+    },
+    /// A change does not name its author's previous change in this document as a dependency.
+    #[error("change {hash} does not depend on its author's previous change, so no signature can cover it")]
+    BrokenChain {
+        /// The change, hex.
+        hash: String,
     },
 }
 
@@ -410,9 +429,19 @@ impl DocReplica {
         compact: &CompactChanges,
         proofs: Vec<(ChangeHash, ChangeProof)>,
     ) -> Result<Vec<Accepted>, Rejection> {
+        if proofs.len() > MAX_PAYLOAD_PROOFS {
+            return Err(Rejection::TooManyProofs {
+                count: proofs.len(),
+            });
+        }
         let changes = compact.decode().map_err(|e| Rejection::BadChanges {
             reason: e.to_string(),
         })?;
+        if changes.len() > MAX_PAYLOAD_CHANGES {
+            return Err(Rejection::TooManyChanges {
+                count: changes.len(),
+            });
+        }
         let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
         accepted.extend(self.drain_pending());
         Ok(accepted)
@@ -601,49 +630,37 @@ impl DocReplica {
     }
 
     /// Works out the author of every change in `fresh` from the proofs: a proof over change
-    /// `h` by actor `a` covers every change by `a` reachable from `h` through dependencies.
+    /// `h` by actor `a` covers every change by `a` that `h` hash-links to, which (once
+    /// [`coverage::check_chains`] has held) is every change of `a` with a sequence number
+    /// up to `h`'s. Linear in changes, dependencies and proofs; see [`crate::coverage`].
     fn cover(
         &self,
         fresh: &[Change],
         by_hash: &HashMap<ChangeHash, &Change>,
         proofs: &HashMap<ChangeHash, ChangeProof>,
     ) -> Result<HashMap<ChangeHash, AuthorKey>, Rejection> {
-        let mut signed: Vec<(&Change, &ChangeProof)> = proofs
-            .iter()
-            .filter_map(|(hash, proof)| by_hash.get(hash).map(|c| (*c, proof)))
-            .collect();
-        // Latest first, so one walk per author usually covers everything below it.
-        signed.sort_by_key(|(change, _)| std::cmp::Reverse(change.seq()));
-        let mut authors: HashMap<ChangeHash, AuthorKey> = HashMap::new();
-        for (change, proof) in signed {
-            if authors.contains_key(&change.hash()) {
-                continue;
+        coverage::check_chains(fresh, &self.by_actor_seq).map_err(|broken| {
+            Rejection::BrokenChain {
+                hash: broken.0.to_string(),
             }
+        })?;
+        let mut proven = coverage::Proven::new();
+        for (hash, proof) in proofs {
+            let Some(change) = by_hash.get(hash) else {
+                continue;
+            };
             self.check_lineage(&proof.doc)?;
             crate::envelope::verify_change_bytes(&self.commons(), proof, change.raw_bytes())?;
             check_actor(change, &proof.author, &proof.doc)?;
-            let actor = change.actor_id();
-            let mut stack = vec![change.hash()];
-            let mut visited = HashSet::new();
-            while let Some(hash) = stack.pop() {
-                if !visited.insert(hash) {
-                    continue;
-                }
-                let Some(current) = by_hash.get(&hash) else {
-                    continue;
-                };
-                if current.actor_id() == actor {
-                    authors.entry(hash).or_insert(proof.author);
-                }
-                stack.extend(current.deps().iter().copied());
-            }
+            coverage::prove(&mut proven, change, proof.author);
         }
+        let mut authors = HashMap::with_capacity(fresh.len());
         for change in fresh {
-            if !authors.contains_key(&change.hash()) {
-                return Err(Rejection::Uncovered {
+            let author =
+                coverage::covering(&proven, change).ok_or_else(|| Rejection::Uncovered {
                     hash: change.hash().to_string(),
-                });
-            }
+                })?;
+            authors.insert(change.hash(), author);
         }
         Ok(authors)
     }

@@ -91,6 +91,10 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
             Rejection::BadChanges { .. } => "bad-changes",
             Rejection::TooManyPending => "too-many-pending",
             Rejection::Automerge { .. } => "automerge-refused",
+            Rejection::TooManyChanges { .. } | Rejection::TooManyProofs { .. } => {
+                "payload-too-large"
+            }
+            Rejection::BrokenChain { .. } => "broken-chain",
         }
         .to_string(),
         crate::replicas::NodeError::Invalid(_) => "invalid".into(),
