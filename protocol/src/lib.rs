@@ -14,6 +14,7 @@ pub mod coverage;
 pub mod encoding;
 pub mod envelope;
 pub mod genesis;
+mod history_rules;
 pub mod identity;
 pub mod licence;
 pub mod replica;

@@ -16,7 +16,7 @@ use crate::schema::{self, DocKind, SchemaError};
 use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most changes a replica holds back while it waits for their dependencies.
 pub const MAX_PENDING_CHANGES: usize = 4096;
@@ -149,6 +149,26 @@ pub enum Rejection {
     TooManyProofs {
         /// How many it carries.
         count: usize,
+    },
+    /// A change rewrites, removes or shadows a release: a release is written once.
+    #[error("change {hash} rewrites release `{version}`; a release is written once and never changes, so publish a new version instead")]
+    ReleaseRewritten {
+        /// The change, hex.
+        hash: String,
+        /// The release's version.
+        version: String,
+    },
+    /// A fork holds a change of an ancestor document outside the history its genesis declares.
+    #[error("change {hash} was signed for an ancestor document but is not in the history this fork declares (its parent heads); a fork cannot take in its parent's later changes")]
+    ForkGraft {
+        /// The change, hex.
+        hash: String,
+    },
+    /// A fork lacks one of the parent heads its genesis declares, or it is not an ancestor's change.
+    #[error("this fork declares parent head {head}, which its inherited history does not hold; the fork's history must start from the parent's history it names")]
+    ForkHeadMissing {
+        /// The declared head, hex.
+        head: String,
     },
     /// A change does not name its author's previous change in this document as a dependency.
     #[error("change {hash} does not depend on its author's previous change, so no signature can cover it")]
@@ -489,6 +509,11 @@ impl DocReplica {
                 reason: "the new change vanished from the document".into(),
             }));
         };
+        let authors = HashMap::from([(hash, author)]);
+        if let Err(rejection) = self.check_history(std::slice::from_ref(&change), &authors) {
+            self.restore(&before);
+            return Err(EditFailure::Invalid(rejection));
+        }
         let bytes = change.raw_bytes().to_vec();
         let envelope = ChangeEnvelope::sign(key, self.commons(), self.id, bytes.clone());
         let record = ChangeRecord {
@@ -609,6 +634,10 @@ impl DocReplica {
                 error,
             });
         }
+        if let Err(rejection) = self.check_history(&fresh, &authors) {
+            self.restore(&before);
+            return Err(rejection);
+        }
         let mut accepted = Vec::with_capacity(fresh.len());
         for change in fresh {
             let hash = change.hash();
@@ -663,6 +692,74 @@ impl DocReplica {
             authors.insert(change.hash(), author);
         }
         Ok(authors)
+    }
+
+    /// The history rules of [`crate::history_rules`] and of forks, on `fresh` changes
+    /// already applied to the document (the caller rolls back on error).
+    ///
+    /// A fork's changes signed for an ancestor document must all be the declared parent
+    /// heads or their ancestors (no graft of the parent's later changes), and once the
+    /// fork holds anything, every declared head must be there and be such a change.
+    fn check_history(
+        &self,
+        fresh: &[Change],
+        authors: &HashMap<ChangeHash, AuthorKey>,
+    ) -> Result<(), Rejection> {
+        let fork_heads: Option<Vec<ChangeHash>> = self
+            .genesis
+            .body
+            .fork
+            .as_ref()
+            .map(|fork| fork.heads.iter().map(|h| ChangeHash(*h)).collect());
+        if self.kind() == DocKind::Design {
+            crate::history_rules::check_releases(&self.doc, fresh, fork_heads.as_deref()).map_err(
+                |broken| match broken {
+                    crate::history_rules::RuleBreak::Release { change, version } => {
+                        Rejection::ReleaseRewritten {
+                            hash: change.to_string(),
+                            version,
+                        }
+                    }
+                },
+            )?;
+        }
+        let Some(heads) = fork_heads else {
+            return Ok(());
+        };
+        let inherited = |hash: &ChangeHash, actor: &ActorId| {
+            authors
+                .get(hash)
+                .or_else(|| self.records.get(hash).map(|r| &r.author))
+                .is_some_and(|author| actor_for(author, &self.id) != *actor)
+        };
+        for head in &heads {
+            let meta = self.doc.get_change_meta_by_hash(head);
+            if !meta.is_some_and(|m| inherited(head, &m.actor)) {
+                return Err(Rejection::ForkHeadMissing {
+                    head: head.to_string(),
+                });
+            }
+        }
+        let grafted: HashSet<ChangeHash> = fresh
+            .iter()
+            .filter(|c| inherited(&c.hash(), c.actor_id()))
+            .map(Change::hash)
+            .collect();
+        if grafted.is_empty() {
+            return Ok(());
+        }
+        // Changes that are not the heads' ancestors, in one pass over the document.
+        match self
+            .doc
+            .get_changes_meta(&heads)
+            .into_iter()
+            .find(|meta| grafted.contains(&meta.hash))
+        {
+            Some(meta) => Err(Rejection::ForkGraft {
+                hash: meta.hash.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Applies held-back changes whose dependencies are now present, until none are left to apply.

@@ -95,6 +95,8 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
                 "payload-too-large"
             }
             Rejection::BrokenChain { .. } => "broken-chain",
+            Rejection::ReleaseRewritten { .. } => "release-rewritten",
+            Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => "bad-fork-history",
         }
         .to_string(),
         crate::replicas::NodeError::Invalid(_) => "invalid".into(),
