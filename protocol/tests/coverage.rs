@@ -66,7 +66,7 @@ fn written(creator: &DeviceKey, writers: &[&DeviceKey]) -> DocReplica {
         .expect("skeleton");
     for (i, writer) in writers.iter().enumerate() {
         replica
-            .edit(*writer, NOW, |tx| {
+            .edit(writer, NOW, |tx| {
                 tx.put(ROOT, "name", format!("crimper {i}"))
             })
             .expect("edit");
