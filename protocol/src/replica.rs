@@ -6,8 +6,10 @@
 //! property tests exchange envelopes between many replicas in random orders.
 
 use crate::compact::{decode_change, CompactChanges};
+use crate::coverage::{self, MAX_PAYLOAD_CHANGES, MAX_PAYLOAD_PROOFS};
 use crate::envelope::{
-    actor_for_install, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError, MAX_CHANGE_BYTES,
+    actor_for_install, actor_is_bound, check_actor, ChangeEnvelope, ChangeProof, EnvelopeError,
+    MAX_CHANGE_BYTES,
 };
 use crate::genesis::{CommonsId, DocGenesis, DocId, GenesisError, Signed};
 use crate::identity::{AuthorKey, DeviceKey};
@@ -170,6 +172,38 @@ pub enum Rejection {
     Automerge {
         /// automerge's reason.
         reason: String,
+    },
+    /// One document payload carries more changes than [`MAX_PAYLOAD_CHANGES`].
+    #[error("a payload may carry at most {MAX_PAYLOAD_CHANGES} changes of a document, this one carries {count}; send it in parts")]
+    TooManyChanges {
+        /// How many it carries.
+        count: usize,
+    },
+    /// One document payload carries more signatures than [`MAX_PAYLOAD_PROOFS`].
+    #[error("a payload may carry at most {MAX_PAYLOAD_PROOFS} signatures of a document, this one carries {count}")]
+    TooManyProofs {
+        /// How many it carries.
+        count: usize,
+    },
+    /// A change rewrites, removes or shadows a release: a release is written once.
+    #[error("change {hash} rewrites release `{version}`; a release is written once and never changes, so publish a new version instead")]
+    ReleaseRewritten {
+        /// The change, hex.
+        hash: String,
+        /// The release's version.
+        version: String,
+    },
+    /// A fork holds a change of an ancestor document outside the history its genesis declares.
+    #[error("change {hash} was signed for an ancestor document but is not in the history this fork declares (its parent heads); a fork cannot take in its parent's later changes")]
+    ForkGraft {
+        /// The change, hex.
+        hash: String,
+    },
+    /// A fork lacks one of the parent heads its genesis declares, or it is not an ancestor's change.
+    #[error("this fork declares parent head {head}, which its inherited history does not hold; the fork's history must start from the parent's history it names")]
+    ForkHeadMissing {
+        /// The declared head, hex.
+        head: String,
     },
 }
 
@@ -475,9 +509,19 @@ impl DocReplica {
         compact: &CompactChanges,
         proofs: Vec<(ChangeHash, ChangeProof)>,
     ) -> Result<Vec<Accepted>, Rejection> {
+        if proofs.len() > MAX_PAYLOAD_PROOFS {
+            return Err(Rejection::TooManyProofs {
+                count: proofs.len(),
+            });
+        }
         let changes = compact.decode().map_err(|e| Rejection::BadChanges {
             reason: e.to_string(),
         })?;
+        if changes.len() > MAX_PAYLOAD_CHANGES {
+            return Err(Rejection::TooManyChanges {
+                count: changes.len(),
+            });
+        }
         let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
         accepted.extend(self.drain_pending());
         Ok(accepted)
@@ -526,6 +570,11 @@ impl DocReplica {
                 reason: "the new change vanished from the document".into(),
             }));
         };
+        let authors = HashMap::from([(hash, author)]);
+        if let Err(rejection) = self.check_history(std::slice::from_ref(&change), &authors) {
+            self.restore(&before);
+            return Err(EditFailure::Invalid(rejection));
+        }
         let bytes = change.raw_bytes().to_vec();
         let envelope = ChangeEnvelope::sign(key, self.commons(), self.id, bytes.clone());
         let record = ChangeRecord {
@@ -656,6 +705,10 @@ impl DocReplica {
                 error,
             });
         }
+        if let Err(rejection) = self.check_history(&fresh, &authors) {
+            self.restore(&before);
+            return Err(rejection);
+        }
         let mut accepted = Vec::with_capacity(fresh.len());
         for change in fresh {
             let hash = change.hash();
@@ -677,51 +730,100 @@ impl DocReplica {
     }
 
     /// Works out the author of every change in `fresh` from the proofs: a proof over change
-    /// `h` by actor `a` covers every change by `a` reachable from `h` through dependencies.
+    /// `h` by actor `a` covers every change by `a` that `h` hash-links to, which (once
+    /// [`coverage::check_chains`] has held) is every change of `a` with a sequence number
+    /// up to `h`'s. Linear in changes, dependencies and proofs; see [`crate::coverage`].
     fn cover(
         &self,
         fresh: &[Change],
         by_hash: &HashMap<ChangeHash, &Change>,
         proofs: &HashMap<ChangeHash, ChangeProof>,
     ) -> Result<HashMap<ChangeHash, AuthorKey>, Rejection> {
-        let mut signed: Vec<(&Change, &ChangeProof)> = proofs
-            .iter()
-            .filter_map(|(hash, proof)| by_hash.get(hash).map(|c| (*c, proof)))
-            .collect();
-        // Latest first, so one walk per author usually covers everything below it.
-        signed.sort_by_key(|(change, _)| std::cmp::Reverse(change.seq()));
-        let mut authors: HashMap<ChangeHash, AuthorKey> = HashMap::new();
-        for (change, proof) in signed {
-            if authors.contains_key(&change.hash()) {
+        let mut signed = Vec::with_capacity(proofs.len());
+        for (hash, proof) in proofs {
+            let Some(change) = by_hash.get(hash) else {
                 continue;
-            }
+            };
             self.check_lineage(&proof.doc)?;
             crate::envelope::verify_change_bytes(&self.commons(), proof, change.raw_bytes())?;
             check_actor(change, &proof.author, &proof.doc)?;
-            let actor = change.actor_id();
-            let mut stack = vec![change.hash()];
-            let mut visited = HashSet::new();
-            while let Some(hash) = stack.pop() {
-                if !visited.insert(hash) {
-                    continue;
-                }
-                let Some(current) = by_hash.get(&hash) else {
-                    continue;
-                };
-                if current.actor_id() == actor {
-                    authors.entry(hash).or_insert(proof.author);
-                }
-                stack.extend(current.deps().iter().copied());
-            }
+            signed.push((*hash, proof.author));
         }
-        for change in fresh {
-            if !authors.contains_key(&change.hash()) {
-                return Err(Rejection::Uncovered {
-                    hash: change.hash().to_string(),
+        let (authors, _) = coverage::reach(by_hash, &signed);
+        if let Some(change) = fresh.iter().find(|c| !authors.contains_key(&c.hash())) {
+            return Err(Rejection::Uncovered {
+                hash: change.hash().to_string(),
+            });
+        }
+        Ok(authors)
+    }
+
+    /// The history rules of [`crate::history_rules`] and of forks, on `fresh` changes
+    /// already applied to the document (the caller rolls back on error).
+    ///
+    /// A fork's changes signed for an ancestor document must all be the declared parent
+    /// heads or their ancestors (no graft of the parent's later changes), and once the
+    /// fork holds anything, every declared head must be there and be such a change.
+    fn check_history(
+        &self,
+        fresh: &[Change],
+        authors: &HashMap<ChangeHash, AuthorKey>,
+    ) -> Result<(), Rejection> {
+        let fork_heads: Option<Vec<ChangeHash>> = self
+            .genesis
+            .body
+            .fork
+            .as_ref()
+            .map(|fork| fork.heads.iter().map(|h| ChangeHash(*h)).collect());
+        if self.kind() == DocKind::Design {
+            crate::history_rules::check_releases(&self.doc, fresh, fork_heads.as_deref()).map_err(
+                |broken| match broken {
+                    crate::history_rules::RuleBreak::Release { change, version } => {
+                        Rejection::ReleaseRewritten {
+                            hash: change.to_string(),
+                            version,
+                        }
+                    }
+                },
+            )?;
+        }
+        let Some(heads) = fork_heads else {
+            return Ok(());
+        };
+        let inherited = |hash: &ChangeHash, actor: &ActorId| {
+            authors
+                .get(hash)
+                .or_else(|| self.records.get(hash).map(|r| &r.author))
+                .is_some_and(|author| !actor_is_bound(actor, author, &self.id))
+        };
+        for head in &heads {
+            let meta = self.doc.get_change_meta_by_hash(head);
+            if !meta.is_some_and(|m| inherited(head, &m.actor)) {
+                return Err(Rejection::ForkHeadMissing {
+                    head: head.to_string(),
                 });
             }
         }
-        Ok(authors)
+        let grafted: HashSet<ChangeHash> = fresh
+            .iter()
+            .filter(|c| inherited(&c.hash(), c.actor_id()))
+            .map(Change::hash)
+            .collect();
+        if grafted.is_empty() {
+            return Ok(());
+        }
+        // Changes that are not the heads' ancestors, in one pass over the document.
+        match self
+            .doc
+            .get_changes_meta(&heads)
+            .into_iter()
+            .find(|meta| grafted.contains(&meta.hash))
+        {
+            Some(meta) => Err(Rejection::ForkGraft {
+                hash: meta.hash.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Applies held-back changes whose dependencies are now present, until none are left to apply.

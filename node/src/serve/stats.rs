@@ -154,6 +154,11 @@ pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
             Rejection::BadChanges { .. } => "bad-changes",
             Rejection::TooManyPending => "too-many-pending",
             Rejection::Automerge { .. } => "automerge-refused",
+            Rejection::TooManyChanges { .. } | Rejection::TooManyProofs { .. } => {
+                "payload-too-large"
+            }
+            Rejection::ReleaseRewritten { .. } => "release-rewritten",
+            Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => "bad-fork-history",
         }
         .to_string(),
         crate::replicas::NodeError::Invalid(_) => "invalid".into(),
