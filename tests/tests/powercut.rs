@@ -13,7 +13,7 @@
 //!
 //! Needs root and /dev/fuse (Debian's `fuse3` for `fusermount3` when not root);
 //! prints SKIP elsewhere, and fails instead when `HEDGEROW_REQUIRE_NETNS=1` (CI).
-//! `HEDGEROW_POWERCUT_CUTS` sets the number of cuts (default 24) and
+//! `HEDGEROW_POWERCUT_CUTS` sets the number of cuts (default 8) and
 //! `HEDGEROW_POWERCUT_SEED` the random seed (printed on every run).
 
 use hedgerow_tests::net::{wait_for, ServeNode, REQUIRE_NETNS_ENV};
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Cuts in one run unless `HEDGEROW_POWERCUT_CUTS` says otherwise.
-const DEFAULT_CUTS: usize = 24;
+const DEFAULT_CUTS: usize = 8;
 
 /// A small deterministic generator (splitmix64), so a failing seed can be replayed.
 struct Rng(u64);
