@@ -47,6 +47,8 @@ pub enum Command {
     /// Carry signed changes on a USB stick: export a bundle, write a summary, import a bundle.
     #[command(subcommand)]
     Bundle(crate::bundle::BundleCommand),
+    /// Move a damaged store aside and rebuild it from the journal and what can still be read.
+    Repair(JsonFlag),
     /// Re-check every signature, hash and cached document; non-zero exit on any problem.
     Verify {
         /// Rewrite cached documents and indexes from the signed changes.

@@ -31,7 +31,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // sled logs its own ERROR line (file offsets, a backtrace) before returning an
+                // error that the store names in words; the user gets only the latter.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -110,6 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync { peer, linger, json } => {
             return network::sync(&home, &peer, linger, json.json)
         }
+        Command::Repair(j) => return repair(&home, j.json),
         Command::Status(j) => (Request::Status, Print::Status, j.json),
         Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
         Command::Verify { rebuild, json } => {
@@ -133,6 +136,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .is_none_or(|p| p.is_empty());
         if !clean {
             return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hedgerow repair`: only with no node running, since it replaces the store under it.
+fn repair(home: &Path, json: bool) -> Result<ExitCode> {
+    let socket = control_socket_path(home);
+    if socket.exists() && control::call(&socket, &Request::Status, Duration::from_secs(10)).is_ok()
+    {
+        return Err(anyhow!(
+            "`hedgerow serve` is running on this home; stop it, then run `hedgerow repair`"
+        ));
+    }
+    let opened = Home::open(home)?;
+    let report = hedgerow_node::repair::repair(&opened)?;
+    if json {
+        output::json(&serde_json::to_value(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &report.moved_to {
+        Some(aside) => println!("moved the damaged store to {}", aside.display()),
+        None => println!("there was no store; built a new one"),
+    }
+    println!(
+        "rebuilt {} commons, {} documents, {} signed changes ({} records from the journal{})",
+        report.commons,
+        report.documents,
+        report.changes,
+        report.journal_records,
+        if report.salvaged_store {
+            ", the rest read from the damaged store"
+        } else {
+            "; the damaged store could not be read"
+        }
+    );
+    if report.from_peers.is_empty() {
+        println!(
+            "everything you wrote is back; changes by others come back from peers at the next sync"
+        );
+    } else {
+        println!(
+            "{} documents could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
+            report.from_peers.len()
+        );
+        for id in &report.from_peers {
+            println!("  {id}");
         }
     }
     Ok(ExitCode::SUCCESS)

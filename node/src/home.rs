@@ -132,7 +132,7 @@ impl Home {
         if root.join(MARKER).exists() {
             return Err(HomeError::AlreadyInitialised(root.to_path_buf()));
         }
-        fs::create_dir_all(root).map_err(io_err(root))?;
+        crate::durable::create_dir_all(root).map_err(io_err(root))?;
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
         let secret = random_secret(root)?;
         let key_path = root.join(KEY_FILE);
@@ -376,13 +376,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, HomeError
     })
 }
 
-/// Writes a file atomically: temp file, fsync, rename, so a power cut leaves the old or the new one.
+/// Writes a file atomically: temp file, fsync, rename, fsync of the directory, so a power
+/// cut leaves the old or the new one (and the key file written before it is in the directory too).
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
     let tmp = path.with_extension("tmp");
     let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))?;
+    crate::durable::rename(&tmp, path).map_err(io_err(path))?;
     Ok(())
 }
 

@@ -2,17 +2,23 @@
 //!
 //! - [`home`]: the node's directory, device key and profile.
 //! - [`store`]: the sled store and its trees.
+//! - [`durable`]: the fsyncs sled leaves out.
+//! - [`journal`]: signed changes kept beside the store, for `hedgerow repair`.
 //! - [`replicas`]: documents over the store; every mutation goes through it.
 //! - [`provenance`]: history, blame, forks, lineage, releases.
 //! - [`verify`]: re-checking everything stored.
+//! - [`repair`]: rebuilding a damaged store from the journal.
 //! - [`net`]: libp2p transport and behaviour.
 
 pub mod api;
 pub mod bundle;
 pub mod control;
+pub mod durable;
 pub mod home;
+pub mod journal;
 pub mod net;
 pub mod provenance;
+pub mod repair;
 pub mod replicas;
 pub mod serve;
 pub mod store;

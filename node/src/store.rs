@@ -51,8 +51,22 @@ pub enum StoreError {
         /// sled's error.
         source: sled::Error,
     },
+    /// The journal beside the store could not be read or written.
+    #[error("journal {path} could not be written: {source}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// sled found a record whose checksum does not match (a damaged disk or SD card).
+    #[error("the store at {path} is damaged on disk (part of it no longer reads back as written); run `hedgerow repair` to rebuild it from your journal (the damaged copy is kept beside it), then sync to get the rest back from peers")]
+    Unreadable {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// Fewer changes than the last successful flush recorded: sled lost data on disk.
-    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read; restore it from a peer (`hedgerow sync`) or a bundle, or move it away and start fresh")]
+    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read; run `hedgerow repair` to rebuild it from your journal and what is left (the damaged copy is kept beside it), then sync to get the rest back from peers")]
     Damaged {
         /// The store directory.
         path: PathBuf,
@@ -152,6 +166,10 @@ pub struct Store {
     /// The store held signed changes but no manifest when opened: the damage check could not
     /// run (reported by `hedgerow verify`).
     manifest_missing: bool,
+    /// Signed changes and geneses, kept outside sled for `hedgerow repair` (see [`crate::journal`]).
+    journal: Mutex<crate::journal::Journal>,
+    /// sled's blob files already fsynced by [`Store::flush`].
+    synced_blobs: Mutex<crate::durable::SyncedBlobs>,
     /// Our own lock on the store directory, held while the store is open (see [`lock_dir`]).
     _lock: std::fs::File,
 }
@@ -173,7 +191,7 @@ fn lock_dir(path: &Path) -> Result<std::fs::File, StoreError> {
         path: path.to_path_buf(),
         source: sled::Error::Io(source),
     };
-    std::fs::create_dir_all(path).map_err(io)?;
+    crate::durable::create_dir_all(path).map_err(io)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -259,16 +277,23 @@ fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
 impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path, true)
+    }
+
+    /// Opens a damaged store to read what is left, without checking its manifest
+    /// (for `hedgerow repair`, which moves the store aside afterwards).
+    pub fn open_for_salvage(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path, false)
+    }
+
+    fn open_inner(path: &Path, check_manifest: bool) -> Result<Self, StoreError> {
         let sled_err = |source: sled::Error| match &source {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked {
                     path: path.to_path_buf(),
                 }
             }
-            _ => StoreError::Sled {
-                path: path.to_path_buf(),
-                source,
-            },
+            _ => sled_error(path, source),
         };
         let lock = lock_dir(path)?;
         remove_partial_snapshots(path)?;
@@ -307,6 +332,12 @@ impl Store {
             tree("meta")?,
         );
         let wanted = tree("wanted")?;
+        let journal = crate::journal::Journal::open(&crate::journal::journal_path(path)).map_err(
+            |source| StoreError::Journal {
+                path: crate::journal::journal_path(path),
+                source,
+            },
+        )?;
         let excluded = tree("excluded")?;
         // Excluded changes count: settling an equivocation moves changes out of `records`,
         // and the manifest must never read that as data lost on disk.
@@ -315,6 +346,8 @@ impl Store {
         // absent would switch off the damage check below.
         let manifest_path = path.join(MANIFEST);
         let (manifest, manifest_missing): (Manifest, bool) = match std::fs::read(&manifest_path) {
+            // `hedgerow repair` opens whatever is there, whatever the manifest says.
+            _ if !check_manifest => (Manifest::default(), false),
             Ok(bytes) => (
                 serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
                     path: manifest_path.clone(),
@@ -330,7 +363,7 @@ impl Store {
                 })
             }
         };
-        if found < manifest.changes {
+        if check_manifest && found < manifest.changes {
             return Err(StoreError::Damaged {
                 path: path.to_path_buf(),
                 expected: manifest.changes,
@@ -353,6 +386,8 @@ impl Store {
             peers,
             wanted,
             inventories: Mutex::new(HashMap::new()),
+            synced_blobs: Mutex::new(crate::durable::SyncedBlobs::default()),
+            journal: Mutex::new(journal),
             path: path.to_path_buf(),
             db,
         };
@@ -365,22 +400,55 @@ impl Store {
             Some(_) => {}
             None => {
                 meta.insert("format", &[STORE_FORMAT]).map_err(sled_err)?;
+                store.flush()?;
             }
         }
+        // A process killed before its flush may have left sled files that were never
+        // fsynced (blobs above all) while sled's own flusher made the log that refers to
+        // them durable; sync them now, before anything builds on them.
+        store.sync_files()?;
         Ok(store)
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
-        StoreError::Sled {
-            path: self.path.clone(),
+        sled_error(&self.path, source)
+    }
+
+    /// Makes everything written so far durable (fsync). Call before reporting success.
+    ///
+    /// sled's own flush is not enough on Linux (see [`crate::durable`]): its files and
+    /// directories are fsynced here before the manifest records the new change count, so
+    /// the manifest is never ahead of what a power cut leaves of sled.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.err(e))?;
+        self.sync_files()?;
+        self.lock_journal()
+            .sync()
+            .map_err(|e| self.journal_err(e))?;
+        self.write_manifest()
+    }
+
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, crate::journal::Journal> {
+        self.journal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn journal_err(&self, source: std::io::Error) -> StoreError {
+        StoreError::Journal {
+            path: crate::journal::journal_path(&self.path),
             source,
         }
     }
 
-    /// Makes everything written so far durable (fsync). Call before reporting success.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(|e| self.err(e))?;
-        self.write_manifest()
+    /// Fsyncs sled's files and directories (see [`crate::durable::sync_sled_dir`]).
+    fn sync_files(&self) -> Result<(), StoreError> {
+        let mut blobs = self
+            .synced_blobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crate::durable::sync_sled_dir(&self.path, &mut blobs)
+            .map_err(|e| self.err(sled::Error::Io(e)))
     }
 
     /// Records the change count outside sled, atomically (temp file, fsync, rename).
@@ -407,7 +475,7 @@ impl Store {
         )
         .map_err(io)?;
         file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, self.path.join(MANIFEST)).map_err(io)?;
+        crate::durable::rename(&tmp, &self.path.join(MANIFEST)).map_err(io)?;
         self.manifest_changes
             .store(changes, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -426,6 +494,16 @@ impl Store {
 
     /// Saves a commons genesis (idempotent).
     pub fn put_commons(&self, genesis: &Signed<CommonsGenesis>) -> Result<(), StoreError> {
+        let key = genesis.body.id();
+        if !self
+            .commons
+            .contains_key(key.as_bytes())
+            .map_err(|e| self.err(e))?
+        {
+            self.lock_journal()
+                .append(&[crate::journal::Entry::Commons(genesis.clone())])
+                .map_err(|e| self.journal_err(e))?;
+        }
         self.commons
             .insert(genesis.body.id().as_bytes(), encode(genesis))
             .map_err(|e| self.err(e))?;
@@ -618,6 +696,26 @@ impl Store {
             );
         match result {
             Ok(moved) => {
+                // Changes that carry their own signature (every change this device signs does)
+                // go to the journal too, with the genesis they need.
+                let signed: Vec<crate::journal::Entry> = write
+                    .accepted
+                    .iter()
+                    .filter(|a| a.record.proof.is_some())
+                    .map(|a| crate::journal::Entry::Change {
+                        doc: id,
+                        hash: a.hash.0,
+                        bytes: a.bytes.clone(),
+                        record: a.record.clone(),
+                    })
+                    .collect();
+                if !signed.is_empty() {
+                    let mut journal = self.lock_journal();
+                    journal
+                        .append(&[crate::journal::Entry::Doc(write.genesis.clone())])
+                        .and_then(|()| journal.append(&signed))
+                        .map_err(|e| self.journal_err(e))?;
+                }
                 self.note_summary(&id, &write.summary);
                 // Records moved to `excluded` still count (see `open`); only new ones add.
                 let added = (write.accepted.len() + write.excluded.len()) as u64 - moved;
@@ -661,6 +759,68 @@ impl Store {
         self.snapshots
             .insert(id.as_bytes(), snapshot)
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Writes a commons genesis without journaling it (`hedgerow repair` restores from the journal).
+    pub fn restore_commons(&self, genesis: &Signed<CommonsGenesis>) -> Result<(), StoreError> {
+        self.commons
+            .insert(genesis.body.id().as_bytes(), encode(genesis))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Writes a document's genesis and signed changes without caches or journal; `hedgerow
+    /// repair` then rebuilds the caches with `verify --rebuild`.
+    pub fn restore_doc(
+        &self,
+        genesis: &Signed<DocGenesis>,
+        changes: &[([u8; 32], Vec<u8>, ChangeRecord)],
+    ) -> Result<(), StoreError> {
+        let id = genesis.body.id();
+        self.docs
+            .insert(id.as_bytes(), encode(genesis))
+            .map_err(|e| self.err(e))?;
+        self.commons_docs
+            .insert(key2(genesis.body.commons.as_bytes(), id.as_bytes()), &[])
+            .map_err(|e| self.err(e))?;
+        for (hash, bytes, record) in changes {
+            let key = key2(id.as_bytes(), hash);
+            self.changes
+                .insert(key.as_slice(), bytes.as_slice())
+                .map_err(|e| self.err(e))?;
+            self.records
+                .insert(key.as_slice(), encode(record))
+                .map_err(|e| self.err(e))?;
+        }
+        self.change_count.store(
+            self.records.len() as u64 + self.excluded.len() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    /// Removes a document entirely (`hedgerow repair` drops what it could not rebuild whole).
+    pub fn remove_doc(&self, id: &DocId, commons: &CommonsId) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        self.docs.remove(id.as_bytes()).map_err(err)?;
+        self.commons_docs
+            .remove(key2(commons.as_bytes(), id.as_bytes()))
+            .map_err(err)?;
+        for tree in [&self.changes, &self.records] {
+            for key in tree.scan_prefix(id.as_bytes()).keys() {
+                tree.remove(key.map_err(err)?).map_err(err)?;
+            }
+        }
+        self.snapshots.remove(id.as_bytes()).map_err(err)?;
+        self.summaries.remove(id.as_bytes()).map_err(err)?;
+        if let Some(inventory) = self.cached_inventories().get_mut(commons) {
+            inventory.remove(id);
+        }
+        self.change_count.store(
+            self.records.len() as u64 + self.excluded.len() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         Ok(())
     }
 
@@ -766,6 +926,19 @@ impl Store {
             })?);
         }
         Ok(out)
+    }
+}
+
+/// Names sled's corruption in words (its own text carries a file offset and a backtrace).
+fn sled_error(path: &Path, source: sled::Error) -> StoreError {
+    match source {
+        sled::Error::Corruption { .. } => StoreError::Unreadable {
+            path: path.to_path_buf(),
+        },
+        source => StoreError::Sled {
+            path: path.to_path_buf(),
+            source,
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod field;
 pub mod net;
+pub mod powercut_fs;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
