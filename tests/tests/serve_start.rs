@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Starts of `serve` in the test.
-const STARTS: usize = 6;
+const STARTS: usize = 5;
 
 /// Commands each poller runs per start at most (it stops earlier once serve is up).
 const MAX_COMMANDS: usize = 80;
