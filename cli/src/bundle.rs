@@ -4,6 +4,7 @@
 //! runs); the CLI only makes the paths absolute and prints the result.
 
 use crate::args::JsonFlag;
+use crate::output::line;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use hedgerow_node::api::Request;
@@ -157,9 +158,9 @@ fn print_import(value: &Value, rejected: &[Value], file: &Path) {
     for item in rejected {
         println!(
             "  rejected {} {}: {}",
-            text(item, "kind"),
-            text(item, "id"),
-            text(item, "error")
+            line(text(item, "kind")),
+            line(text(item, "id")),
+            line(text(item, "error"))
         );
     }
     for commons in value
@@ -168,7 +169,7 @@ fn print_import(value: &Value, rejected: &[Value], file: &Path) {
         .into_iter()
         .flatten()
     {
-        println!("joined commons {}", commons.as_str().unwrap_or(""));
+        println!("joined commons {}", line(commons.as_str().unwrap_or("")));
     }
     for commons in value
         .get("commons_added")

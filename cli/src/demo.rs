@@ -33,7 +33,12 @@ fn set(field: &str, value: &str) -> Edit {
 pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
     let dir: PathBuf = match keep {
         Some(dir) => dir.to_path_buf(),
-        None => std::env::temp_dir().join(format!("hedgerow-demo-{}", std::process::id())),
+        // A fresh folder with an unpredictable name: a fixed one in /tmp could be planted.
+        None => tempfile::Builder::new()
+            .prefix("hedgerow-demo-")
+            .tempdir()
+            .context("creating a temporary folder for the demo")?
+            .keep(),
     };
     let profile = LocalProfile {
         name: "Demo Farmer".into(),

@@ -14,13 +14,15 @@ use args::{Cli, Command, CommonsCommand, DesignCommand, EventCommand, NoteComman
 use clap::Parser;
 use hedgerow_node::api::{execute, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply};
-use hedgerow_node::home::{control_socket_path, Home, LocalProfile};
-use hedgerow_node::Replicas;
+use hedgerow_node::home::{control_socket_path, serve_announced, Home, LocalProfile};
+use hedgerow_node::serve::ServeError;
+use hedgerow_node::store::StoreError;
+use hedgerow_node::{NodeError, Replicas};
 use hedgerow_protocol::schema::{DocKind, Edit};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     // Behave like other Unix tools when the reader of our output goes away (`hedgerow ... | head`).
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", one_line(&error));
+            eprintln!("error: {}", output::line(&one_line(&error)));
             ExitCode::FAILURE
         }
     }
@@ -190,24 +192,81 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
 
 /// Runs a request on the running node if there is one, else on the store directly.
 pub fn send(home: &Path, request: Request) -> Result<Value> {
+    route(home, &request, Duration::from_secs(600), Ok, || {
+        let opened = Home::open(home)?;
+        let mut replicas = Replicas::open(&opened)?;
+        Ok(execute(&mut replicas, request.clone())?)
+    })
+}
+
+/// Longest a command waits for a starting `serve` to answer, or for another command's store.
+///
+/// A starting `serve` itself waits up to [`hedgerow_node::serve::STORE_WAIT`] for the store, then opens
+/// its control socket within a second or two.
+const ROUTE_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a waiting command looks again.
+const ROUTE_POLL: Duration = Duration::from_millis(25);
+
+/// Sends `request` to the home's running `serve` and hands its answer to `on_node`; when
+/// none runs, calls `direct`, which opens the store itself.
+///
+/// A `serve` that is starting (it holds `serve.lock` but has no control socket yet) is
+/// waited for, so a command issued meanwhile is answered once it is up, and `serve`
+/// never finds the store taken by a command that started after it. A store held by
+/// another short command is waited for too.
+pub fn route<T>(
+    home: &Path,
+    request: &Request,
+    timeout: Duration,
+    on_node: impl Fn(Value) -> Result<T>,
+    mut direct: impl FnMut() -> Result<T>,
+) -> Result<T> {
     let socket = control_socket_path(home);
-    if socket.exists() {
-        match control::call(&socket, &request, Duration::from_secs(600)) {
-            Ok(ControlReply::Ok(value)) => return Ok(value),
-            Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
-            Err(ControlError::NotRunning) => {}
-            Err(e) => return Err(e.into()),
+    let deadline = Instant::now() + ROUTE_WAIT;
+    loop {
+        if socket.exists() {
+            match control::call(&socket, request, timeout) {
+                Ok(ControlReply::Ok(value)) => return on_node(value),
+                Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
+                Err(ControlError::NotRunning) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        if serve_announced(home) {
+            if Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "`hedgerow serve` for {} has been starting for {} s without answering; check its log, or stop it and retry",
+                    home.display(),
+                    ROUTE_WAIT.as_secs()
+                ));
+            }
+        } else {
+            match direct() {
+                Err(e) if store_locked(&e) && Instant::now() < deadline => {}
+                done => return done,
+            }
+        }
+        std::thread::sleep(ROUTE_POLL);
     }
-    let opened = Home::open(home)?;
-    let mut replicas = Replicas::open(&opened)?;
-    Ok(execute(&mut replicas, request)?)
+}
+
+/// Whether `error` says another process holds the store.
+fn store_locked(error: &anyhow::Error) -> bool {
+    let locked = |e: &NodeError| matches!(e, NodeError::Store(StoreError::Locked { .. }));
+    error.chain().any(|cause| {
+        cause.downcast_ref::<NodeError>().is_some_and(locked)
+            || matches!(cause.downcast_ref::<ServeError>(), Some(ServeError::Node(e)) if locked(e))
+    })
 }
 
 fn print_human(print: Print, value: &Value) {
     match print {
         Print::Json => output::json(value),
-        Print::Id => println!("{}", value.get("id").and_then(Value::as_str).unwrap_or("")),
+        Print::Id => println!(
+            "{}",
+            output::line(value.get("id").and_then(Value::as_str).unwrap_or(""))
+        ),
         Print::Document => output::document(value),
         Print::DocList => output::doc_list(value),
         Print::History => output::history(value),
@@ -227,11 +286,11 @@ fn print_human(print: Print, value: &Value) {
         Print::Whoami => {
             println!(
                 "{}",
-                value.get("name").and_then(Value::as_str).unwrap_or("")
+                output::line(value.get("name").and_then(Value::as_str).unwrap_or(""))
             );
             println!(
                 "author key: {}",
-                value.get("author").and_then(Value::as_str).unwrap_or("")
+                output::line(value.get("author").and_then(Value::as_str).unwrap_or(""))
             );
             println!(
                 "peer id:    {} (network only; not derived from the author key)",
@@ -240,7 +299,7 @@ fn print_human(print: Print, value: &Value) {
         }
         Print::Status => output::status(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
-            Some(change) => println!("saved change {change}"),
+            Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
         },
     }

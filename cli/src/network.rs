@@ -3,8 +3,7 @@
 use crate::args::ServeArgs;
 use anyhow::{anyhow, Context, Result};
 use hedgerow_node::api::Request;
-use hedgerow_node::control::{self, ControlError, ControlReply};
-use hedgerow_node::home::{control_socket_path, Home};
+use hedgerow_node::home::Home;
 use hedgerow_node::serve::{self, ServeConfig, SyncReport};
 use std::path::Path;
 use std::process::ExitCode;
@@ -74,35 +73,23 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
 /// One catch-up with one peer: through the running node if there is one, else directly.
 pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
     let addr = parse_addr("peer", peer)?;
-    let socket = control_socket_path(home);
-    let via_node = if socket.exists() {
-        match control::call(
-            &socket,
-            &Request::Sync {
-                peer: peer.to_string(),
-            },
-            serve::SYNC_DEADLINE + Duration::from_secs(30),
-        ) {
-            Ok(ControlReply::Ok(value)) => Some(
-                serde_json::from_value::<SyncReport>(value)
-                    .context("reading the node's sync report")?,
-            ),
-            Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
-            Err(ControlError::NotRunning) => None,
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
+    let request = Request::Sync {
+        peer: peer.to_string(),
     };
-    let report = match via_node {
-        Some(report) => report,
-        None => {
+    let report = crate::route(
+        home,
+        &request,
+        serve::SYNC_DEADLINE + Duration::from_secs(30),
+        |value| {
+            serde_json::from_value::<SyncReport>(value).context("reading the node's sync report")
+        },
+        || {
             let opened = Home::open(home)?;
             let rt = runtime()?;
             let bar = progress_bar();
             let report = rt.block_on(serve::sync_once(
                 &opened,
-                addr,
+                addr.clone(),
                 Duration::from_secs(linger),
                 |p| {
                     if let Some(bar) = &bar {
@@ -121,9 +108,9 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            report?
-        }
-    };
+            Ok(report?)
+        },
+    )?;
     if json {
         println!(
             "{}",
@@ -132,10 +119,10 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
     } else {
         println!(
             "synced with {}: received {} changes in {} documents, sent {} documents; {} bytes in, {} bytes out, {} round trips",
-            report.peer, report.changes_received, report.docs_received, report.docs_sent, report.bytes_received, report.bytes_sent, report.round_trips
+            crate::output::line(&report.peer), report.changes_received, report.docs_received, report.docs_sent, report.bytes_received, report.bytes_sent, report.round_trips
         );
         for error in &report.errors {
-            println!("problem: {error}");
+            println!("problem: {}", crate::output::line(error));
         }
     }
     Ok(if report.complete && report.errors.is_empty() {

@@ -1,6 +1,46 @@
 //! Human-readable printing of command results (the `--json` forms print the value as is).
+//!
+//! Most text printed here came from peers (titles, names, prose, addresses), so every
+//! piece of it goes through [`line`] or [`prose`]: a title holding terminal escape
+//! sequences must not clear or rewrite the reader's screen.
 
 use serde_json::Value;
+use std::fmt::Write as _;
+
+/// Whether `c` must not reach a terminal raw: C0 and C1 controls, DEL, line and paragraph
+/// separators, and the bidirectional formatting marks that reorder what is displayed.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+fn escape(text: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe(c) && !keep(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Peer-supplied text for one line of output: every control character (newlines too)
+/// and bidi override shown escaped, as `\u{1b}`.
+pub fn line(text: &str) -> String {
+    escape(text, |_| false)
+}
+
+/// Peer-supplied prose printed over several lines on purpose: like [`line`], but newlines
+/// and tabs stay.
+pub fn prose(text: &str) -> String {
+    escape(text, |c| c == '\n' || c == '\t')
+}
 
 /// Prints `value` as pretty JSON.
 pub fn json(value: &Value) {
@@ -10,8 +50,19 @@ pub fn json(value: &Value) {
     );
 }
 
-fn s<'a>(value: &'a Value, key: &str) -> &'a str {
+/// The string at `key`, escaped for one line.
+fn s(value: &Value, key: &str) -> String {
+    line(raw(value, key))
+}
+
+/// The string at `key` as received, for lengths and comparisons only.
+fn raw<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The string at `key` cut to its first `n` characters, escaped.
+fn short(value: &Value, key: &str, n: usize) -> String {
+    line(&raw(value, key).chars().take(n).collect::<String>())
 }
 
 /// Formats unix seconds as `YYYY-MM-DD HH:MM UTC`.
@@ -45,7 +96,7 @@ pub fn document(value: &Value) {
     for key in first {
         if let Some(v) = map.get(key) {
             if !is_empty(v) {
-                println!("{key}: {}", scalar(v));
+                println!("{key}: {}", line(&scalar(v)));
             }
         }
     }
@@ -54,11 +105,12 @@ pub fn document(value: &Value) {
         if first.contains(&key.as_str()) || skip.contains(&key.as_str()) || is_empty(v) {
             continue;
         }
+        let key = line(key);
         match v {
             Value::Array(items) => {
                 println!("{key}:");
                 for (i, item) in items.iter().enumerate() {
-                    let text = scalar(item);
+                    let text = prose(&scalar(item));
                     if key == "steps" || key == "bom" || key == "parts" {
                         println!("  {}. {}", i + 1, indent(&text));
                     } else {
@@ -70,12 +122,12 @@ pub fn document(value: &Value) {
                 println!("{key}:");
                 for (k, iv) in inner {
                     if !is_empty(iv) {
-                        println!("  {k}: {}", indent(&scalar(iv)));
+                        println!("  {}: {}", line(k), indent(&prose(&scalar(iv))));
                     }
                 }
             }
             _ => {
-                let text = scalar(v);
+                let text = prose(&scalar(v));
                 if text.contains('\n') {
                     println!("{key}:\n  {}", indent(&text));
                 } else {
@@ -86,8 +138,8 @@ pub fn document(value: &Value) {
     }
     println!(
         "signed changes: {}  creator: {}",
-        map.get("changes").map(scalar).unwrap_or_default(),
-        map.get("creator").map(scalar).unwrap_or_default()
+        line(&map.get("changes").map(scalar).unwrap_or_default()),
+        line(&map.get("creator").map(scalar).unwrap_or_default())
     );
 }
 
@@ -139,7 +191,6 @@ pub fn doc_list(value: &Value) {
 /// Prints a history table.
 pub fn history(value: &Value) {
     for row in value.as_array().cloned().unwrap_or_default() {
-        let author = s(&row, "author");
         let name = row
             .get("author_name")
             .and_then(Value::as_str)
@@ -156,12 +207,12 @@ pub fn history(value: &Value) {
             .unwrap_or_default();
         println!(
             "{}  {}  {} ({})  {}  [{}]",
-            &s(&row, "hash")[..12.min(s(&row, "hash").len())],
+            short(&row, "hash", 12),
             time(row.get("time").and_then(Value::as_i64).unwrap_or(0)),
-            name,
-            &author[..8.min(author.len())],
+            line(name),
+            short(&row, "author", 8),
             s(&row, "signature"),
-            fields
+            line(&fields)
         );
     }
 }
@@ -173,15 +224,18 @@ pub fn blame(value: &Value) {
             .get("author_name")
             .and_then(Value::as_str)
             .unwrap_or("?");
-        let author = row
+        let author: String = row
             .get("author")
             .and_then(Value::as_str)
-            .unwrap_or("unknown");
+            .unwrap_or("unknown")
+            .chars()
+            .take(6)
+            .collect();
         println!(
             "{} {:<14} | {}",
-            &s(&row, "change")[..10.min(s(&row, "change").len())],
-            format!("{name} ({})", &author[..6.min(author.len())]),
-            indent(s(&row, "text"))
+            short(&row, "change", 10),
+            line(&format!("{name} ({author})")),
+            indent(&prose(raw(&row, "text")))
         );
     }
 }
@@ -197,9 +251,9 @@ pub fn commons(value: &Value) {
         docs.get("event").and_then(Value::as_u64).unwrap_or(0),
         docs.get("note").and_then(Value::as_u64).unwrap_or(0)
     );
-    let description = s(value, "description");
+    let description = raw(value, "description");
     if !description.is_empty() {
-        println!("  {description}");
+        println!("  {}", indent(&prose(description)));
     }
 }
 
@@ -219,9 +273,11 @@ pub fn lineage(value: &Value) {
             println!(
                 "  {}  {}",
                 s(&a, "id"),
-                a.get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(not held here)")
+                line(
+                    a.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(not held here)")
+                )
             );
         }
     }
@@ -238,8 +294,8 @@ pub fn lineage(value: &Value) {
             println!(
                 "  {}  {}  (forked from {})",
                 s(&d, "id"),
-                d.get("name").and_then(Value::as_str).unwrap_or(""),
-                &s(&d, "parent")[..8.min(s(&d, "parent").len())]
+                s(&d, "name"),
+                short(&d, "parent", 8)
             );
         }
     }
@@ -263,7 +319,7 @@ pub fn verify(value: &Value) {
         println!("store is clean");
     }
     for p in problems {
-        println!("PROBLEM: {}", p.as_str().unwrap_or(""));
+        println!("PROBLEM: {}", line(p.as_str().unwrap_or("")));
     }
     for e in value
         .get("equivocations")
@@ -298,7 +354,7 @@ pub fn status(value: &Value) {
         .cloned()
         .unwrap_or_default()
     {
-        println!("listening on {}", addr.as_str().unwrap_or(""));
+        println!("listening on {}", line(addr.as_str().unwrap_or("")));
     }
     let connected = value
         .get("connected")
@@ -311,9 +367,11 @@ pub fn status(value: &Value) {
             "  {} at {}  last sync: {}",
             s(&peer, "peer"),
             s(&peer, "addr"),
-            peer.get("last_sync")
-                .and_then(Value::as_str)
-                .unwrap_or("not yet")
+            line(
+                peer.get("last_sync")
+                    .and_then(Value::as_str)
+                    .unwrap_or("not yet")
+            )
         );
     }
     for commons in value
@@ -346,7 +404,7 @@ pub fn status(value: &Value) {
     );
     if let Some(rejected) = counters.get("rejected").and_then(Value::as_object) {
         for (reason, count) in rejected {
-            println!("  rejected {reason}: {count}");
+            println!("  rejected {}: {count}", line(reason));
         }
     }
 }

@@ -19,7 +19,6 @@ use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What an export wrote.
@@ -630,32 +629,12 @@ fn read_file(path: &Path) -> Result<Vec<u8>, NodeError> {
     std::fs::read(path).map_err(io_error(path))
 }
 
-/// Writes `bytes` to `path` through a temp file beside it, fsynced, then renamed over it.
+/// Writes `bytes` to `path` atomically (see [`crate::home::write_file_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| BundleError::NotAFile(path.to_path_buf()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".hedgerow-tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_error(path)(source));
+    if path.file_name().is_none() {
+        return Err(BundleError::NotAFile(path.to_path_buf()).into());
     }
-    // Make the rename itself durable; some filesystems (FAT sticks) refuse a directory fsync.
-    if let Some(dir) = path.parent() {
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    crate::home::write_file_atomic(path, bytes, 0o666).map_err(io_error(path))
 }
 
 #[cfg(test)]

@@ -11,12 +11,15 @@
 //! - `config.json`: bootstrap peers and listen addresses for `serve` (optional).
 //! - `store/`: the sled store.
 //! - `control.sock`: the local control channel while `hedgerow serve` runs (mode 0600).
+//! - `serve.lock`: flocked by `hedgerow serve` from before it opens the store until it
+//!   exits, so other commands know to wait for its control socket instead of the store.
 
 use hedgerow_protocol::{DeviceKey, InstallTag};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const MARKER: &str = "hedgerow-home";
@@ -28,6 +31,7 @@ const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-i
 const NETWORK_KEY_FILE: &str = "network.key";
 const PROFILE_FILE: &str = "profile.json";
 const CONFIG_FILE: &str = "config.json";
+const SERVE_LOCK: &str = "serve.lock";
 
 /// Longest display name, in bytes.
 pub const MAX_NAME_BYTES: usize = 100;
@@ -46,6 +50,12 @@ pub enum HomeError {
         "{0} is already a Hedgerow home; each device has one key, so init refuses to replace it"
     )]
     AlreadyInitialised(PathBuf),
+    /// `init` on a directory that holds other files.
+    #[error("{0} is not empty and not a Hedgerow home; init leaves it alone: pass --home a new or empty directory")]
+    NotEmpty(PathBuf),
+    /// `serve` while another `serve` runs for the same home.
+    #[error("a `hedgerow serve` is already running for {0}; other hedgerow commands talk to it, so there is no need for a second one")]
+    AlreadyServing(PathBuf),
     /// A bad display name.
     #[error("display name must be 1 to {MAX_NAME_BYTES} bytes of text without control characters")]
     BadName,
@@ -131,6 +141,16 @@ impl Home {
         check_name(&profile.name)?;
         if root.join(MARKER).exists() {
             return Err(HomeError::AlreadyInitialised(root.to_path_buf()));
+        }
+        // Someone else's folder keeps its mode and files: only a new or empty one becomes a home.
+        match fs::read_dir(root) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(HomeError::NotEmpty(root.to_path_buf()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(root)(e)),
         }
         crate::durable::create_dir_all(root).map_err(io_err(root))?;
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
@@ -237,6 +257,26 @@ impl Home {
     /// The control socket path.
     pub fn control_socket(&self) -> PathBuf {
         control_socket_path(&self.root)
+    }
+
+    /// Announces a starting `serve`: held from before it opens the store until it exits.
+    ///
+    /// Other commands that find it held wait for the control socket instead of
+    /// opening the store (see [`serve_announced`]); a second `serve` is refused.
+    pub fn announce_serve(&self) -> Result<ServeAnnouncement, HomeError> {
+        let path = self.root.join(SERVE_LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if flock(&file, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err(&path))? {
+            Ok(ServeAnnouncement { _file: file })
+        } else {
+            Err(HomeError::AlreadyServing(self.root.clone()))
+        }
     }
 
     /// The profile this device signs.
@@ -363,6 +403,36 @@ fn random_secret(root: &Path) -> Result<[u8; 32], HomeError> {
     Ok(secret)
 }
 
+/// Held by a starting or running `serve` (see [`Home::announce_serve`]); released on drop or exit.
+pub struct ServeAnnouncement {
+    _file: fs::File,
+}
+
+/// Whether a `serve` for the home at `root` is starting or running (it holds `serve.lock`).
+///
+/// Usable before the home is opened; never creates a file.
+pub fn serve_announced(root: &Path) -> bool {
+    let Ok(file) = fs::File::open(root.join(SERVE_LOCK)) else {
+        return false;
+    };
+    // A shared lock we get is released at once when `file` closes: this only looks.
+    matches!(flock(&file, libc::LOCK_SH | libc::LOCK_NB), Ok(false))
+}
+
+/// `flock(2)`: `Ok(false)` when another open file holds a conflicting lock.
+fn flock(file: &fs::File, operation: libc::c_int) -> std::io::Result<bool> {
+    // SAFETY: flock on a file descriptor `file` owns and keeps open; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
 /// Where a home's control socket lives (usable before the home is opened).
 pub fn control_socket_path(root: &Path) -> PathBuf {
     root.join("control.sock")
@@ -376,14 +446,40 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, HomeError
     })
 }
 
-/// Writes a file atomically: temp file, fsync, rename, fsync of the directory, so a power
-/// cut leaves the old or the new one (and the key file written before it is in the directory too).
+/// Writes a home file atomically (mode 0600), so a power cut leaves the old or the new one.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    crate::durable::rename(&tmp, path).map_err(io_err(path))?;
+    write_file_atomic(path, bytes, 0o600).map_err(io_err(path))
+}
+
+/// Writes `path` through a new temp file beside it, fsynced, renamed over it, then the folder fsynced.
+///
+/// The temp file has an unpredictable name and is created exclusively (never through a
+/// symlink or over an existing file), so nobody who can write to the folder can redirect
+/// the write. `mode` is filtered by the umask, as for any new file; a leftover temp file
+/// is removed on failure. Some filesystems (FAT sticks) refuse a directory fsync; that is
+/// ignored, the file itself is fsynced.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    let mut file = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".hedgerow-tmp")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
     Ok(())
 }
 

@@ -193,6 +193,11 @@ impl ServeNode {
         out
     }
 
+    /// The process id of the running `hedgerow serve` (0 when stopped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The libp2p peer id.
     pub fn peer_id(&self) -> &str {
         &self.peer_id

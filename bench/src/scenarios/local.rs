@@ -44,6 +44,13 @@ struct Prepared {
     genesis: Signed<DocGenesis>,
     stored: Vec<(Vec<u8>, Option<ChangeProof>)>,
     envelopes: Vec<ChangeEnvelope>,
+    /// The heads the store holds for the document, sorted: what both replays must reach.
+    heads: Vec<ChangeHash>,
+}
+
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads
 }
 
 /// The child side of apply-and-verify: prints its figures as one JSON line.
@@ -70,6 +77,7 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
             .into_iter()
             .map(|(hash, bytes, record)| (hash, (bytes, record.and_then(|r| r.proof))))
             .collect();
+        let heads = sorted(replicas.replica(&id)?.heads());
         // Causal order, as a sender would gossip them.
         let order: Vec<ChangeHash> = replicas
             .replica(&id)?
@@ -96,21 +104,25 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
             genesis,
             stored: in_order,
             envelopes,
+            heads,
         });
     }
     drop(replicas);
     let changes: usize = docs.iter().map(|d| d.stored.len()).sum();
     let wall = Instant::now();
     let cpu = thread_cpu();
+    let mut rebuilt = Vec::with_capacity(docs.len());
     for doc in &docs {
-        DocReplica::rebuild(doc.genesis.clone(), doc.stored.clone())
+        let replica = DocReplica::rebuild(doc.genesis.clone(), doc.stored.clone())
             .map_err(|e| anyhow!("rebuild: {e}"))?;
+        rebuilt.push(replica.heads());
     }
     let bundle_cpu = thread_cpu() - cpu;
     let bundle_wall = wall.elapsed().as_secs_f64();
     let wall = Instant::now();
     let cpu = thread_cpu();
     let mut replayed = 0;
+    let mut ingested = Vec::with_capacity(docs.len());
     for doc in &docs {
         let mut replica = DocReplica::new(doc.genesis.clone()).map_err(|e| anyhow!("{e}"))?;
         for envelope in &doc.envelopes {
@@ -119,14 +131,37 @@ pub fn apply_child(home: &Path, cap: usize) -> Result<Value> {
                 .map_err(|e| anyhow!("ingest: {e}"))?;
             replayed += 1;
         }
+        ingested.push(replica.heads());
     }
     let envelope_cpu = thread_cpu() - cpu;
     let envelope_wall = wall.elapsed().as_secs_f64();
+    // Outside the timed parts: each replay must end at the heads the store holds.
+    let bundle_heads_match = docs
+        .iter()
+        .zip(rebuilt)
+        .filter(|(doc, heads)| sorted(heads.clone()) == doc.heads)
+        .count();
+    // Only documents whose every change carries its own signature can be replayed one
+    // envelope at a time; the others are compared on the bundle path alone.
+    let envelope_docs = docs
+        .iter()
+        .filter(|d| d.envelopes.len() == d.stored.len())
+        .count();
+    let envelope_heads_match = docs
+        .iter()
+        .zip(ingested)
+        .filter(|(doc, heads)| {
+            doc.envelopes.len() == doc.stored.len() && sorted(heads.clone()) == doc.heads
+        })
+        .count();
     let parts = parts(&docs)?;
     let (cpu_s, peak) = self_usage();
     Ok(json!({
         "changes": changes,
         "docs": docs.len(),
+        "bundle_heads_match": bundle_heads_match,
+        "envelope_docs": envelope_docs,
+        "envelope_heads_match": envelope_heads_match,
         "bundle_cpu_s": bundle_cpu,
         "bundle_wall_s": bundle_wall,
         "bundle_changes_per_s": changes as f64 / bundle_cpu.max(1e-9),
@@ -250,6 +285,12 @@ pub fn apply_verify(bench: &Bench) -> Result<Row> {
     let bundle = f("bundle_changes_per_s");
     let envelope = f("envelope_changes_per_s");
     let ops_per_change = v["parts"]["ops_per_change"].as_f64().unwrap_or(0.0);
+    let count = |k: &str| v[k].as_u64();
+    // Converged when both replays reached the stored heads of every document they replayed.
+    row.converged = count("docs").is_some_and(|d| d > 0)
+        && count("bundle_heads_match") == count("docs")
+        && count("envelope_docs").is_some_and(|d| d > 0)
+        && count("envelope_heads_match") == count("envelope_docs");
     if let Value::Object(map) = v {
         row.extra = map;
     }

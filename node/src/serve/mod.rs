@@ -18,6 +18,7 @@ pub use stats::{Counters, SyncReport};
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};
 use crate::replicas::{NodeError, Replicas};
+use crate::store::StoreError;
 use engine::SyncWaiter;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -75,17 +76,49 @@ pub enum ServeError {
         /// The error.
         source: std::io::Error,
     },
+    /// Another hedgerow command kept the store for longer than `serve` waits.
+    #[error("the store at {path} stayed in use by another hedgerow command for {} s, so serve did not start; let that command finish (or stop it) and start serve again", STORE_WAIT.as_secs())]
+    StoreBusy {
+        /// The store directory.
+        path: std::path::PathBuf,
+    },
     /// A bad address in the configuration.
     #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
     BadAddress(String),
 }
 
+/// Longest `serve` waits for other hedgerow commands to release the store.
+///
+/// They are short (one request each) and, seeing `serve` announced, new ones wait for
+/// its control socket instead of taking the store; a long `hedgerow sync` is the one
+/// that may hold it this long.
+pub const STORE_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting `serve` retries the store.
+const STORE_POLL: Duration = Duration::from_millis(20);
+
+/// Opens the store, waiting up to [`STORE_WAIT`] for another process to release it.
+async fn open_waiting(home: &Home) -> Result<Replicas, ServeError> {
+    let deadline = Instant::now() + STORE_WAIT;
+    loop {
+        match Replicas::open(home) {
+            Err(NodeError::Store(StoreError::Locked { path })) => {
+                if Instant::now() >= deadline {
+                    return Err(ServeError::StoreBusy { path });
+                }
+                tokio::time::sleep(STORE_POLL).await;
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 fn start_engine(
+    replicas: Replicas,
     home: &Home,
     config: &ServeConfig,
     listen: Vec<Multiaddr>,
 ) -> Result<Engine, ServeError> {
-    let replicas = Replicas::open(home)?;
     let bytes = ByteCounters::new();
     let net = NetConfig {
         listen,
@@ -127,11 +160,17 @@ fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
 }
 
 /// Runs the node until `shutdown` resolves: swarm, sync, gossip and the control socket.
+///
+/// It announces itself in the home first (a second `serve` is refused), then waits
+/// (up to [`STORE_WAIT`]) for commands that hold the store; commands started from then
+/// on wait for its control socket.
 pub async fn run(
     home: &Home,
     mut config: ServeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    // Dropped last, after the store closes: until then other commands wait for us.
+    let _announced = home.announce_serve().map_err(NodeError::from)?;
     let file_config = home.config().map_err(NodeError::from)?;
     for text in &file_config.peers {
         config.peers.push(
@@ -140,7 +179,8 @@ pub async fn run(
         );
     }
     let mut remembered = Vec::new();
-    let mut engine = start_engine(home, &config, config.listen.clone())?;
+    let replicas = open_waiting(home).await?;
+    let mut engine = start_engine(replicas, home, &config, config.listen.clone())?;
     for (_, known) in engine.replicas.store().peers().map_err(NodeError::from)? {
         for addr in known
             .addrs
@@ -254,7 +294,7 @@ pub async fn sync_once(
         sync_interval: Duration::from_secs(3600),
         ..ServeConfig::default()
     };
-    let mut engine = start_engine(home, &config, Vec::new())?;
+    let mut engine = start_engine(Replicas::open(home)?, home, &config, Vec::new())?;
     let (reply_tx, mut reply_rx) = oneshot::channel();
     start_sync_waiter(&mut engine, peer, reply_tx);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
