@@ -66,13 +66,13 @@ fn hash(domain: &str, bytes: &[u8]) -> Vector {
 }
 
 /// A decoder check: `decode` of committed bytes must equal `expected`.
-fn same<T: PartialEq + std::fmt::Debug + 'static, E: std::fmt::Display>(
+fn same<T: PartialEq + 'static, E: std::fmt::Display>(
     expected: T,
     decode: impl Fn(&[u8]) -> Result<T, E> + 'static,
 ) -> impl Fn(&[u8]) -> Result<(), String> + 'static {
     move |bytes| match decode(bytes) {
         Ok(value) if value == expected => Ok(()),
-        Ok(value) => Err(format!("decodes to {value:?}, expected {expected:?}")),
+        Ok(_) => Err("decodes to another value than the fixed input".into()),
         Err(e) => Err(format!("does not decode: {e}")),
     }
 }
@@ -255,7 +255,7 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                 let back: Signed<CommonsGenesis> =
                     decode(bytes, "commons genesis").map_err(|e| e.to_string())?;
                 if back != expected {
-                    return Err(format!("decodes to {back:?}"));
+                    return Err("decodes to another record than the fixed input".into());
                 }
                 back.verify()
                     .map(|_| ())
@@ -285,7 +285,7 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                     let back: Signed<DocGenesis> =
                         decode(bytes, "document genesis").map_err(|e| e.to_string())?;
                     if back != expected {
-                        return Err(format!("decodes to {back:?}"));
+                        return Err("decodes to another record than the fixed input".into());
                     }
                     back.verify()
                         .map(|_| ())
