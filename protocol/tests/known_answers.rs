@@ -549,7 +549,11 @@ fn formats_match_their_known_answers() {
         }
         let text = serde_json::to_string_pretty(&Value::Object(out)).expect("JSON") + "\n";
         std::fs::write(vectors_path(), text).expect("write the vectors file");
-        eprintln!("wrote {} vectors to {}", computed.len(), vectors_path().display());
+        eprintln!(
+            "wrote {} vectors to {}",
+            computed.len(),
+            vectors_path().display()
+        );
         return;
     }
 
