@@ -39,12 +39,15 @@ const DOMAIN_STATE: &str = "hedgerow 2026-11 sync state digest v1";
 const REGENERATE: &str =
     "HEDGEROW_WRITE_VECTORS=1 cargo test -p hedgerow-protocol --test known_answers";
 
+/// Decodes committed bytes and says whether they give back the fixed input.
+type Decoder = Box<dyn Fn(&[u8]) -> Result<(), String>>;
+
 /// One computed vector: its bytes and the version they are written under.
 struct Vector {
     version: String,
     bytes: Vec<u8>,
-    /// Decodes committed bytes and says whether they give back the fixed input.
-    decodes: Option<Box<dyn Fn(&[u8]) -> Result<(), String>>>,
+    /// How to read committed bytes back, for formats that decode.
+    decodes: Option<Decoder>,
 }
 
 /// A record encoded with the crate's versioned encoding: its version is its first byte.
@@ -201,13 +204,13 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
     );
     v.insert(
         "actor id v1 (16 bytes)",
-        hash(DOMAIN_ACTOR, &actor_for_v1(&author, &DOC).to_bytes()),
+        hash(DOMAIN_ACTOR, actor_for_v1(&author, &DOC).to_bytes()),
     );
     v.insert(
         "actor id v2 (24 bytes, install tag 0707..)",
         hash(
             DOMAIN_ACTOR_V2,
-            &actor_for_install(&author, &DOC, &INSTALL).to_bytes(),
+            actor_for_install(&author, &DOC, &INSTALL).to_bytes(),
         ),
     );
 
