@@ -13,7 +13,7 @@
 
 use super::link::LinkEstimate;
 use super::peers::{PeerBook, Penalty};
-use super::stats::{offence_of, rejection_kind, Counters, SyncReport};
+use super::stats::{is_content_refusal, rejection_kind, Counters, SyncReport};
 use crate::api::{self, Request};
 use crate::control::ControlReply;
 use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
@@ -25,7 +25,7 @@ use hedgerow_protocol::sync::{
     commons_digest, id_prefix, respond, validate_request, Gossip, HeadsDigest, IdPrefix,
     PullSession, PullStep, SyncRequest, SyncResponse, SyncSource, MAX_LIVE_CHANGE_BYTES,
 };
-use hedgerow_protocol::{AuthorKey, CommonsId};
+use hedgerow_protocol::CommonsId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{
     gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, PeerId,
@@ -750,9 +750,7 @@ impl Engine {
                                 .or_default()
                                 .errors
                                 .push(format!("document {}: {e}", item.doc));
-                            let authors: Vec<AuthorKey> =
-                                item.proofs.iter().map(|(_, p)| p.author).collect();
-                            self.refused(peer, &e, &authors);
+                            self.refused(peer, &e);
                         }
                     }
                 }
@@ -853,12 +851,14 @@ impl Engine {
     }
 
     /// Counts a refused item from `peer`, and holds it against the peer only when it is the
-    /// peer's own offence ([`offence_of`]): validly signed content by other authors that this
-    /// node refuses is counted, never penalised, so an honest relay is not banned for it.
+    /// peer's own offence: validly signed content that this node refuses for what it says
+    /// ([`is_content_refusal`]) is counted, never penalised. The peer may be an honest relay,
+    /// and since a node's peer id is its own network key (not its author key) nobody can tell
+    /// whether the peer wrote it; floods of such content meet the live rate limits instead.
     /// Returns whether it was an offence.
-    fn refused(&mut self, peer: PeerId, error: &NodeError, authors: &[AuthorKey]) -> bool {
+    fn refused(&mut self, peer: PeerId, error: &NodeError) -> bool {
         let kind = rejection_kind(error);
-        if offence_of(error, &peer, authors) {
+        if !is_content_refusal(error) {
             self.misbehaved(peer, &kind);
             true
         } else {
@@ -994,13 +994,13 @@ impl Engine {
                             ),
                         ) => {
                             // Its history comes by pull instead.
-                            self.refused(source, &e, &[live.envelope.author]);
+                            self.refused(source, &e);
                             self.start_pull(source, commons);
                             gossipsub::MessageAcceptance::Ignore
                         }
                         Err(e) => {
                             tracing::info!("refused live change from {source}: {e}");
-                            if self.refused(source, &e, &[live.envelope.author]) {
+                            if self.refused(source, &e) {
                                 gossipsub::MessageAcceptance::Reject
                             } else {
                                 gossipsub::MessageAcceptance::Ignore

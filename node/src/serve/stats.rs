@@ -88,7 +88,7 @@ pub struct SyncReport {
 /// profile edited by someone else, history this node lacks) rather than about how the peer
 /// sent it. An honest relay forwards such content by other authors without being able to
 /// tell it is refused here (it may hold the other twin, or an older schema), so it is counted
-/// but is no offence of the relay; see [`offence_of`].
+/// but is no offence of the relay.
 pub fn is_content_refusal(error: &crate::replicas::NodeError) -> bool {
     use hedgerow_protocol::replica::Rejection;
     matches!(
@@ -101,37 +101,6 @@ pub fn is_content_refusal(error: &crate::replicas::NodeError) -> bool {
                 | Rejection::Automerge { .. }
         ) | crate::replicas::NodeError::EmptyDocument { .. }
     )
-}
-
-/// Whether a refusal of something `peer` sent is the peer's own offence: anything it sent
-/// wrongly (bad frames, signatures, encodings, documents not asked for), and content refused
-/// for what it says only when the peer wrote all of it (`authors`, the content's verified
-/// authors; the peer's libp2p key is its author key, so the two can be compared).
-pub fn offence_of(
-    error: &crate::replicas::NodeError,
-    peer: &libp2p::PeerId,
-    authors: &[hedgerow_protocol::AuthorKey],
-) -> bool {
-    if !is_content_refusal(error) {
-        return true;
-    }
-    let named = match error {
-        crate::replicas::NodeError::Rejected(
-            hedgerow_protocol::replica::Rejection::NotProfileOwner { author, .. },
-        ) => Some(*author),
-        _ => None,
-    };
-    let is_peer = |author: &hedgerow_protocol::AuthorKey| peer_of(author).as_ref() == Some(peer);
-    match named {
-        Some(author) => is_peer(&author),
-        None => !authors.is_empty() && authors.iter().all(is_peer),
-    }
-}
-
-/// The libp2p peer id a node whose device key is `author` runs under.
-pub fn peer_of(author: &hedgerow_protocol::AuthorKey) -> Option<libp2p::PeerId> {
-    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(author.as_bytes()).ok()?;
-    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
 }
 
 /// Short stable name of a rejection, for counters.
