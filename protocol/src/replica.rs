@@ -796,13 +796,30 @@ impl DocReplica {
                 .or_else(|| self.records.get(hash).map(|r| &r.author))
                 .is_some_and(|author| !actor_is_bound(actor, author, &self.id))
         };
+        // Inherited changes may arrive one by one (envelopes in causal order), so the declared
+        // heads are required only once the fork writes its own changes: its first own change
+        // depends on them, so they are there by then unless the fork's history is not the
+        // parent's it names.
+        let own_change = fresh.iter().any(|c| {
+            authors
+                .get(&c.hash())
+                .is_some_and(|a| actor_is_bound(c.actor_id(), a, &self.id))
+        });
+        let mut all_heads_held = true;
         for head in &heads {
             let meta = self.doc.get_change_meta_by_hash(head);
             if !meta.is_some_and(|m| inherited(head, &m.actor)) {
-                return Err(Rejection::ForkHeadMissing {
-                    head: head.to_string(),
-                });
+                if own_change {
+                    return Err(Rejection::ForkHeadMissing {
+                        head: head.to_string(),
+                    });
+                }
+                all_heads_held = false;
             }
+        }
+        if !all_heads_held {
+            // Which inherited changes lie beyond the heads can only be told once they are all here.
+            return Ok(());
         }
         let grafted: HashSet<ChangeHash> = fresh
             .iter()
