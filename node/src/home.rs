@@ -231,7 +231,14 @@ impl Home {
                 .open(&tmp)?;
             file.write_all(&secret)?;
             file.sync_all()?;
-            fs::hard_link(&tmp, &path)
+            match fs::hard_link(&tmp, &path) {
+                // A filesystem without hard links (FAT, some FUSE ones): rename instead; two
+                // processes creating the key at the very same moment is then the only risk.
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => {
+                    fs::rename(&tmp, &path)
+                }
+                other => other,
+            }
         })();
         let _ = fs::remove_file(&tmp);
         match written {

@@ -401,6 +401,12 @@ impl Store {
             None => {
                 meta.insert("format", &[STORE_FORMAT]).map_err(sled_err)?;
                 store.flush()?;
+                // A new store has its manifest from the start, so a store with changes and
+                // no manifest is one whose manifest was lost, not one killed before its
+                // first save.
+                if !manifest_path.exists() {
+                    store.save_manifest(found)?;
+                }
             }
         }
         // A process killed before its flush may have left sled files that were never
@@ -462,6 +468,11 @@ impl Store {
             // Unchanged (a read-only command): no write, fsync and rename on every `show`.
             return Ok(());
         }
+        self.save_manifest(changes)
+    }
+
+    /// Writes the manifest file with `changes`, atomically (temp file, fsync, rename).
+    fn save_manifest(&self, changes: u64) -> Result<(), StoreError> {
         let manifest = Manifest {
             format: STORE_FORMAT,
             changes,

@@ -181,7 +181,8 @@ fn touches(change: &Change, objects: &HashSet<(u64, ActorId)>) -> bool {
 /// shadows a release that existed where it was made.
 ///
 /// `inherited` are the heads a fork was made at: releases visible there are the
-/// parent's, which a fork's first change clears, so they may be removed (never changed).
+/// parent's, which a fork's first change clears, so they may be removed (never changed);
+/// in a fork, a change that empties the releases (an ancestor fork's first change) may too.
 pub(crate) fn check_releases(
     doc: &Automerge,
     fresh: &[Change],
@@ -189,6 +190,9 @@ pub(crate) fn check_releases(
 ) -> Result<(), RuleBreak> {
     let mut objects = HashSet::new();
     At { doc, heads: None }.release_objects(&mut objects);
+    // A fork of a fork inherits its parent's first change, which emptied the grandparent's
+    // releases: in a fork, a change that leaves no release at all is such a clearing.
+    let in_fork = inherited.is_some();
     let inherited = inherited
         .filter(|heads| {
             heads
@@ -222,7 +226,8 @@ pub(crate) fn check_releases(
         };
         for (key, content) in &before {
             let kept = after.get(key) == Some(content);
-            let cleared = inherited.contains_key(key) && !after.contains_key(key);
+            let cleared = !after.contains_key(key)
+                && (inherited.contains_key(key) || (in_fork && after.is_empty()));
             if !kept && !cleared {
                 return Err(broken(&key.0));
             }

@@ -10,7 +10,6 @@
 use hedgerow_node::home::Home;
 use hedgerow_node::store::Store;
 use hedgerow_node::Replicas;
-use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::schema::{MAX_STEP_BYTES, MAX_TAG_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES};
 use hedgerow_protocol::{CommonsId, DocGenesis, DocId};
 use hedgerow_tests::TestHome;
@@ -258,10 +257,25 @@ fn ambiguous_prefix() {
         for genesis in [first.clone(), second.clone()] {
             let signed = genesis.sign(home.key());
             let id: DocId = signed.body.id();
-            // A document whose genesis arrived before any of its changes.
+            // A document exists from its first change: write each one's skeleton.
+            let mut replica = hedgerow_protocol::DocReplica::new(signed.clone()).expect("genesis");
+            let (_, made) = replica
+                .edit(home.key(), 1_700_000_000, |tx| {
+                    hedgerow_protocol::schema::init_document(
+                        tx,
+                        &hedgerow_protocol::schema::NewDocument::new(
+                            hedgerow_protocol::schema::DocKind::Design,
+                            "Crimper",
+                        ),
+                    )
+                })
+                .expect("skeleton");
+            let hash = made.expect("a change").1.hash;
+            let (changes, proofs) = replica.compact_for(&[hash]).expect("compact");
+            let proofs = proofs.into_iter().map(|(h, p)| (h.0, p)).collect();
             replicas
-                .ingest_compact(Some(&signed), &id, &CompactChanges::none(), Vec::new())
-                .expect("genesis accepted");
+                .ingest_compact(Some(&signed), &id, &changes, proofs)
+                .expect("document accepted");
         }
         replicas.commit().expect("flushed");
     }
@@ -281,7 +295,7 @@ fn ambiguous_prefix() {
     let common = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
     let shown = farm.home.json(&["design", "show", &a[..common + 1]]);
     assert_eq!(shown["id"], a.as_str());
-    assert_eq!(shown["changes"], 0);
+    assert_eq!(shown["changes"], 1);
     assert_eq!(farm.home.json(&["verify"])["problems"], json!([]));
 }
 

@@ -90,7 +90,7 @@ fn crafted_release_rewrites_and_fork_grafts_are_refused_on_import() {
     ]);
 
     let bob = TestHome::init("Bob");
-    bob.ok(&["bundle", "import", arg(&full)]);
+    bob.ok(&["bundle", "import", arg(&full), "--all-commons"]);
     let release = bob.json(&["design", "show", &design, "--version", "1.0"]);
 
     let records = decode_bundle(&std::fs::read(&full).unwrap())

@@ -44,7 +44,7 @@ fn assert_not_followed(victim: &Path, out: &Path, importer: &TestHome) {
     );
     let meta = std::fs::symlink_metadata(out).expect("bundle written");
     assert!(meta.file_type().is_file(), "the bundle is not a plain file");
-    let report = importer.json(&["bundle", "import", arg(out)]);
+    let report = importer.json(&["bundle", "import", arg(out), "--all-commons"]);
     assert!(report["new"].as_u64().unwrap_or(0) > 0, "{report}");
 }
 
@@ -136,7 +136,7 @@ fn text_from_peers_cannot_drive_the_terminal() {
     mallory.ok(&["bundle", "export", arg(&bundle)]);
 
     let alice = TestHome::init("Alice");
-    alice.ok(&["bundle", "import", arg(&bundle)]);
+    alice.ok(&["bundle", "import", arg(&bundle), "--all-commons"]);
 
     let list = alice.ok(&["design", "list"]);
     assert_escaped("design list", &list);
