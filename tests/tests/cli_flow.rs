@@ -65,7 +65,14 @@ fn assert_clean(home: &TestHome) {
     let report = home.json(&["verify"]);
     assert_keys(
         &report,
-        &["commons", "documents", "changes", "rebuilt", "problems", "equivocations"],
+        &[
+            "commons",
+            "documents",
+            "changes",
+            "rebuilt",
+            "problems",
+            "equivocations",
+        ],
     );
     assert_eq!(report["problems"], Value::Array(vec![]), "{report}");
     assert_eq!(report["rebuilt"], 0);
