@@ -58,7 +58,8 @@ pub struct ImportReport {
     pub rejected: Vec<RejectedRecord>,
     /// Signed changes stored.
     pub changes: usize,
-    /// Commons joined because the user named them (`--commons`): replicated, profile written.
+    /// Commons joined because the user named them (`--commons`, or `commons join` before they
+    /// arrived): replicated, profile written.
     pub commons_joined: Vec<String>,
     /// Commons replicated from now on because of `--all-commons`, without publishing a profile.
     pub commons_added: Vec<String>,
@@ -418,7 +419,9 @@ impl Replicas {
         report: &mut ImportReport,
     ) -> Result<Option<usize>, NodeError> {
         let id = genesis.body.id();
-        let chosen = join.contains(&id);
+        // A commons the user asked to join (`commons join` before any peer had it) is as
+        // chosen as one named on the command line: a USB stick is how it often arrives.
+        let chosen = join.contains(&id) || self.store().is_wanted(&id)?;
         if self.holds(&id)? {
             if chosen {
                 // Named explicitly: a commons held without our profile is joined now.
@@ -440,7 +443,10 @@ impl Replicas {
             self.hold_commons(genesis)
         };
         match taken {
-            Ok(id) if chosen => report.commons_joined.push(id.to_string()),
+            Ok(id) if chosen => {
+                self.store().unwant_commons(&id)?;
+                report.commons_joined.push(id.to_string());
+            }
             Ok(id) => report.commons_added.push(id.to_string()),
             Err(e) if is_local_failure(&e) => return Err(e),
             Err(e) => report.rejected.push(RejectedRecord {

@@ -891,6 +891,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the user asked to join `commons` and it has not arrived yet.
+    pub fn is_wanted(&self, commons: &CommonsId) -> Result<bool, StoreError> {
+        self.wanted
+            .contains_key(commons.as_bytes())
+            .map_err(|e| self.err(e))
+    }
+
     /// Commons asked for and not yet received.
     pub fn wanted_commons(&self) -> Result<Vec<CommonsId>, StoreError> {
         let mut out = Vec::new();

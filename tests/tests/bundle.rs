@@ -640,3 +640,27 @@ fn all_commons_imports_everything_and_joins_nothing() {
     );
     assert_clean(&hub);
 }
+
+/// `commons join ID` before any peer had it, then the commons arrives on a stick: the import
+/// takes it in without `--commons`, as joined, and the node stops asking peers for it.
+#[test]
+fn a_commons_joined_before_it_arrived_is_imported_from_a_stick() {
+    let farm = Farm::new();
+    let file = stick(&farm.a, "farm.hbundle");
+    farm.a.ok(&["bundle", "export", arg(&file)]);
+    let b = TestHome::init("Bob");
+    let asked = b.json(&["commons", "join", &farm.commons]);
+    assert_eq!(asked["already_held"], false, "{asked}");
+    assert_eq!(b.json(&["commons", "list"]), Value::Array(vec![]));
+
+    let report = b.json(&["bundle", "import", arg(&file)]);
+    assert_eq!(count(&report, "new"), 5, "{report}");
+    assert_eq!(report["skipped"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["commons_joined"][0], farm.commons.as_str());
+    assert_converged(&farm, &b);
+    assert_eq!(profiles(&b, &farm.commons), 2, "Alice's and Bob's");
+    // No longer wanted: a second join finds it held.
+    let again = b.json(&["commons", "join", &farm.commons]);
+    assert_eq!(again["already_held"], true, "{again}");
+    assert_clean(&b);
+}

@@ -128,9 +128,12 @@ fn burst(
                     .map(String::from)
                     .to_vec()
             }
-            Op::Import(file, _) => {
-                vec!["bundle".into(), "import".into(), file.display().to_string()]
-            }
+            Op::Import(file, _) => vec![
+                "bundle".into(),
+                "import".into(),
+                file.display().to_string(),
+                "--json".into(),
+            ],
             Op::Sync(_) => unreachable!("sync ops carry their peer in `burst_sync`"),
         };
         let child = {
@@ -166,7 +169,15 @@ fn burst(
                     acked.push(Acked::Edited(id.to_string(), change.to_string()));
                 }
             }
-            (Op::Import(_, docs), _) => acked.push(Acked::Documents(docs.clone())),
+            (Op::Import(_, docs), Some(report)) => {
+                // The peer's commons was joined before its first bundle: never skipped.
+                assert_eq!(
+                    report["skipped"],
+                    serde_json::json!([]),
+                    "import skipped a joined commons: {report}"
+                );
+                acked.push(Acked::Documents(docs.clone()));
+            }
             _ => {}
         }
     }

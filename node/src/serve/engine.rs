@@ -235,6 +235,10 @@ impl Engine {
                 Err(e) => ControlReply::Error(e.to_string()),
             },
         };
+        // A wanted commons may have arrived another way (a bundle import): stop asking for it.
+        let replicas = &self.replicas;
+        self.wanted
+            .retain(|commons| !replicas.holds(commons).unwrap_or(false));
         self.subscribe_all();
         self.publish_outbox();
         reply
