@@ -1,6 +1,6 @@
 //! The server end of the control channel: a Unix socket in the home, mode 0600.
 //!
-//! Each connection carries one JSON request line; the engine runs it and the
+//! Each connection carries one JSON request line; the node runs it and the
 //! reply goes back as one JSON line. `sync` requests wait for the pulls to finish.
 
 use super::stats::SyncReport;
@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-/// What the control server asks of the engine.
+/// What the control server asks of the running node.
 pub enum Command {
     /// Run a request and reply.
     Request(Request, oneshot::Sender<ControlReply>),

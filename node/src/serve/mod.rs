@@ -1,25 +1,31 @@
 //! `hedgerow serve` and `hedgerow sync`: the running node.
 //!
 //! [`run`] is a library function: it opens the home's store, starts the
-//! swarm and the control socket, and runs the [`Engine`] until `shutdown`
-//! resolves. The binary only parses arguments; tests call it too.
-//! [`sync_once`] runs the same engine for one catch-up with one peer.
+//! swarm and the control socket, and runs the [`Service`] (through its actor) until
+//! `shutdown` resolves. The binary only parses arguments; tests call it too.
+//! [`sync_once`] runs the same service for one catch-up with one peer.
 
+mod actor;
 mod control_server;
-mod engine;
 mod link;
+mod local;
 pub mod peers;
+mod service;
 mod stats;
 
-pub use engine::Engine;
 pub use libp2p::Multiaddr;
+pub use local::LocalState;
+pub use service::{
+    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
+    SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+};
 pub use stats::{Counters, SyncReport};
 
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};
 use crate::replicas::{NodeError, Replicas};
 use crate::store::StoreError;
-use engine::SyncWaiter;
+use actor::{Actor, ReplyTo};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -113,12 +119,13 @@ async fn open_waiting(home: &Home) -> Result<Replicas, ServeError> {
     }
 }
 
-fn start_engine(
+fn start_actor(
     replicas: Replicas,
     home: &Home,
     config: &ServeConfig,
     listen: Vec<Multiaddr>,
-) -> Result<Engine, ServeError> {
+    remembered: Vec<Multiaddr>,
+) -> Result<Actor, ServeError> {
     let bytes = ByteCounters::new();
     let net = NetConfig {
         listen,
@@ -128,26 +135,29 @@ fn start_engine(
     // The network key, not the author key: a peer that sees our address learns no author.
     let network_key = home.network_key().map_err(NodeError::from)?;
     let keypair = keypair_from_ed25519_secret(network_key.secret_bytes());
-    let swarm = build_swarm(keypair, &net, bytes.clone())?;
-    let mut engine = Engine::new(swarm, replicas, bytes);
-    engine.peers = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
+    let mut swarm = build_swarm(keypair, &net, bytes.clone())?;
+    let mut book = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
     let now = Instant::now();
     for addr in &config.peers {
-        engine.peers.add_target(addr.clone(), now);
+        book.add_target(addr.clone(), now);
         if let Some((peer, plain)) = split_peer(addr) {
-            engine.swarm.behaviour_mut().kad.add_address(&peer, plain);
+            swarm.behaviour_mut().kad.add_address(&peer, plain);
         }
     }
-    for commons in engine
-        .replicas
-        .store()
-        .wanted_commons()
-        .map_err(NodeError::from)?
-    {
-        engine.wanted.insert(commons);
+    for addr in remembered {
+        book.add_target(addr, now);
     }
-    engine.subscribe_all();
-    Ok(engine)
+    let service = Service::new(
+        ServiceConfig {
+            local_peer: *swarm.local_peer_id(),
+            sync_interval: config.sync_interval,
+        },
+        replicas,
+        bytes.clone(),
+        book,
+        now,
+    )?;
+    Ok(Actor::new(swarm, service, bytes))
 }
 
 /// `/ip4/.../tcp/N/p2p/ID` -> (ID, `/ip4/.../tcp/N`).
@@ -156,7 +166,7 @@ fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
         libp2p::multiaddr::Protocol::P2p(id) => Some(id),
         _ => None,
     })?;
-    Some((peer, engine::strip_p2p(addr)))
+    Some((peer, service::strip_p2p(addr)))
 }
 
 /// Runs the node until `shutdown` resolves: swarm, sync, gossip and the control socket.
@@ -178,10 +188,9 @@ pub async fn run(
                 .map_err(|_| ServeError::BadAddress(text.clone()))?,
         );
     }
-    let mut remembered = Vec::new();
     let replicas = open_waiting(home).await?;
-    let mut engine = start_engine(replicas, home, &config, config.listen.clone())?;
-    for (_, known) in engine.replicas.store().peers().map_err(NodeError::from)? {
+    let mut remembered = Vec::new();
+    for (_, known) in replicas.store().peers().map_err(NodeError::from)? {
         for addr in known
             .addrs
             .iter()
@@ -190,10 +199,7 @@ pub async fn run(
             remembered.push(addr);
         }
     }
-    let now = Instant::now();
-    for addr in remembered {
-        engine.peers.add_target(addr, now);
-    }
+    let mut actor = start_actor(replicas, home, &config, config.listen.clone(), remembered)?;
     let (control_tx, mut control_rx) = mpsc::channel(64);
     let socket = home.control_socket();
     let control =
@@ -201,59 +207,29 @@ pub async fn run(
             path: socket.clone(),
             source,
         })?;
-    let mut resync = tokio::time::interval(config.sync_interval);
-    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut redial = tokio::time::interval(Duration::from_secs(1));
-    let mut snapshots = tokio::time::interval(SNAPSHOT_INTERVAL);
-    snapshots.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
+        let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
-            event = engine.next_event() => engine.on_swarm_event(event),
+            event = actor.next_event() => actor.on_swarm_event(event),
             Some(command) = control_rx.recv() => match command {
                 control_server::Command::Request(request, reply) => {
-                    let answer = engine.on_control(request);
-                    let _ = reply.send(answer);
+                    actor.command(Command::Control(request), ReplyTo::Control(reply));
                 }
                 control_server::Command::Sync(addr, reply) => {
-                    start_sync_waiter(&mut engine, addr, reply);
+                    actor.command(Command::Sync(addr), ReplyTo::Sync(reply));
                 }
             },
-            _ = resync.tick() => engine.resync_all(),
-            _ = redial.tick() => {
-                engine.redial();
-                engine.complete_waiters();
-            }
-            _ = snapshots.tick() => engine.save_snapshots(),
+            _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = &mut shutdown => break,
         }
     }
     control.abort();
     // Gone already if the node never got to listen; nothing to clean up then.
     let _ = std::fs::remove_file(&socket);
-    engine.replicas.save_snapshots()?;
-    engine.replicas.commit()?;
+    actor.service.local_mut().save_snapshots()?;
+    actor.service.local_mut().commit()?;
     Ok(())
-}
-
-fn start_sync_waiter(engine: &mut Engine, addr: Multiaddr, reply: oneshot::Sender<SyncReport>) {
-    let peer = split_peer(&addr).map(|(p, _)| p);
-    let connected_peer = peer.filter(|p| engine.swarm.is_connected(p));
-    if let Some(peer) = peer {
-        engine.fresh_report(peer);
-    }
-    engine.waiters.push(SyncWaiter {
-        peer,
-        addr: addr.clone(),
-        reply,
-        started: connected_peer.is_some(),
-        deadline: Instant::now() + SYNC_DEADLINE,
-        bytes_at_start: (engine.bytes.sent(), engine.bytes.received()),
-    });
-    match connected_peer {
-        Some(peer) => engine.pull_everything(peer),
-        None => engine.dial(addr),
-    }
 }
 
 /// How far a one-shot sync has got, for a progress display.
@@ -270,12 +246,6 @@ pub struct SyncProgress {
     /// Whether the peer is connected.
     pub connected: bool,
 }
-
-/// How often a running node saves the snapshot caches that lag their documents' records.
-pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Longest a one-shot sync waits for its pulls before it reports what it has.
-pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Runs one catch-up sync with one peer and returns what moved; for cron jobs on rarely connected farms.
 ///
@@ -294,48 +264,49 @@ pub async fn sync_once(
         sync_interval: Duration::from_secs(3600),
         ..ServeConfig::default()
     };
-    let mut engine = start_engine(Replicas::open(home)?, home, &config, Vec::new())?;
+    let mut actor = start_actor(Replicas::open(home)?, home, &config, Vec::new(), Vec::new())?;
     let (reply_tx, mut reply_rx) = oneshot::channel();
-    start_sync_waiter(&mut engine, peer, reply_tx);
+    actor.command(Command::Sync(peer), ReplyTo::Sync(reply_tx));
+    // Only for the progress display and the linger: the service wakes itself.
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut report = None;
     let mut quiet_since = Instant::now();
-    let mut answered = engine.counters.requests_answered;
+    let mut answered = actor.service.counters().requests_answered;
     loop {
+        let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
-            event = engine.next_event() => engine.on_swarm_event(event),
+            event = actor.next_event() => actor.on_swarm_event(event),
+            _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = tick.tick() => {
-                // Redials the peer after a dropped link, so a cut sync resumes.
-                engine.redial();
-                engine.complete_waiters();
                 if report.is_none() {
                     if let Ok(r) = reply_rx.try_recv() {
                         report = Some(r);
                         quiet_since = Instant::now();
                     }
                 }
+                let counters = actor.service.counters();
                 progress(&SyncProgress {
-                    docs_received: engine.counters.docs_received,
-                    changes_received: engine.counters.changes_received,
-                    bytes_received: engine.bytes.received(),
-                    bytes_sent: engine.bytes.sent(),
-                    connected: engine.connected_count() > 0,
+                    docs_received: counters.docs_received,
+                    changes_received: counters.changes_received,
+                    bytes_received: actor.bytes.received(),
+                    bytes_sent: actor.bytes.sent(),
+                    connected: actor.service.connected_count() > 0,
                 });
-                if engine.counters.requests_answered != answered {
-                    answered = engine.counters.requests_answered;
+                if counters.requests_answered != answered {
+                    answered = counters.requests_answered;
                     quiet_since = Instant::now();
                 }
-                if report.is_some() && (quiet_since.elapsed() >= linger || engine.connected_count() == 0) {
+                if report.is_some() && (quiet_since.elapsed() >= linger || actor.service.connected_count() == 0) {
                     break;
                 }
             }
         }
     }
-    engine.replicas.save_snapshots()?;
-    engine.replicas.commit()?;
+    actor.service.local_mut().save_snapshots()?;
+    actor.service.local_mut().commit()?;
     let mut report = report.unwrap_or_default();
-    report.docs_sent = engine.counters.docs_sent;
-    report.bytes_sent = engine.bytes.sent();
-    report.bytes_received = engine.bytes.received();
+    report.docs_sent = actor.service.counters().docs_sent;
+    report.bytes_sent = actor.bytes.sent();
+    report.bytes_received = actor.bytes.received();
     Ok(report)
 }

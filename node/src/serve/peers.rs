@@ -202,6 +202,15 @@ impl PeerBook {
         out
     }
 
+    /// When the next address not yet connected (by `connected`) falls due for a dial.
+    pub fn next_due(&self, connected: impl Fn(&Multiaddr) -> bool) -> Option<Instant> {
+        self.dial_targets
+            .iter()
+            .filter(|(addr, state)| !state.dialing && !connected(addr))
+            .map(|(_, state)| state.next_attempt)
+            .min()
+    }
+
     /// A dial to `addr` failed: try again later, twice as late as last time.
     pub fn dial_failed(&mut self, addr: &Multiaddr, now: Instant) {
         if let Some(state) = self.dial_targets.get_mut(addr) {

@@ -1,0 +1,360 @@
+//! The thin I/O side of the running node: it owns the libp2p swarm, turns its events into
+//! [`Input`]s for the [`Service`], carries the service's [`Output`]s back to the swarm, and
+//! sleeps until the service's next [`Output::WakeAt`]. It decides nothing.
+
+use super::service::{
+    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, Token,
+};
+use super::stats::SyncReport;
+use crate::control::ControlReply;
+use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
+use crate::replicas::Replicas;
+use futures::StreamExt;
+use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
+use libp2p::{
+    gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, Swarm,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
+
+/// Where a [`Reply`] goes.
+pub(crate) enum ReplyTo {
+    /// A control request's caller.
+    Control(oneshot::Sender<ControlReply>),
+    /// A `hedgerow sync` caller.
+    Sync(oneshot::Sender<SyncReport>),
+}
+
+/// The swarm, the service, and the tables that translate between their names for things.
+pub(crate) struct Actor {
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) service: Service<Replicas>,
+    pub(crate) bytes: ByteCounters,
+    requests: HashMap<request_response::OutboundRequestId, RequestId>,
+    channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    /// Dials in progress, so their outcome reaches the redial backoff.
+    dialing: HashMap<ConnectionId, Multiaddr>,
+    replies: HashMap<Token, ReplyTo>,
+    next_id: u64,
+    /// When the service asked to be woken.
+    pub(crate) wake: Instant,
+}
+
+impl Actor {
+    /// Wraps a built swarm and a service, and runs the service's start.
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        service: Service<Replicas>,
+        bytes: ByteCounters,
+    ) -> Self {
+        let now = Instant::now();
+        let mut actor = Self {
+            swarm,
+            service,
+            bytes,
+            requests: HashMap::new(),
+            channels: HashMap::new(),
+            dialing: HashMap::new(),
+            replies: HashMap::new(),
+            next_id: 0,
+            // The first timer runs at once: it dials the bootstrap peers.
+            wake: now,
+        };
+        let outputs = actor.service.start(now);
+        actor.apply(outputs);
+        actor
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Hands one input to the service and carries out what it decides.
+    pub(crate) fn input(&mut self, input: Input) {
+        let outputs = self.service.handle(input, Instant::now());
+        self.apply(outputs);
+    }
+
+    /// Hands a command to the service; its reply goes to `reply`.
+    pub(crate) fn command(&mut self, command: Command, reply: ReplyTo) {
+        let token = self.next_id();
+        self.replies.insert(token, reply);
+        self.input(Input::Command(token, command));
+    }
+
+    /// Runs the timer if it is due.
+    pub(crate) fn timer(&mut self) {
+        self.input(Input::Timer);
+    }
+
+    /// Polls the swarm for its next event.
+    pub(crate) async fn next_event(&mut self) -> SwarmEvent<BehaviourEvent> {
+        self.swarm.select_next_some().await
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) {
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            if let Some(input) = self.carry_out(output) {
+                queue.extend(self.service.handle(input, Instant::now()));
+            }
+        }
+    }
+
+    /// Does one output; some report back at once (a dial that cannot start).
+    fn carry_out(&mut self, output: Output) -> Option<Input> {
+        match output {
+            Output::Send { peer, id, bytes } => {
+                let request = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                self.requests.insert(request, id);
+            }
+            Output::Respond { id, bytes } => {
+                if let Some(channel) = self.channels.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, bytes);
+                }
+            }
+            Output::Publish {
+                commons,
+                bytes,
+                live,
+            } => {
+                let len = bytes.len();
+                let topic = commons_topic(&commons.to_string());
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                    Ok(_) => {
+                        self.bytes.record_gossip_published(len);
+                        self.service.published(live);
+                    }
+                    // The same state was announced moments ago.
+                    Err(gossipsub::PublishError::Duplicate) => {}
+                    // No subscriber yet: peers get it by catch-up sync when they connect.
+                    Err(e) => tracing::debug!("not published on {commons}: {e}"),
+                }
+            }
+            Output::Validate {
+                id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, acceptance);
+            }
+            Output::Subscribe(commons) => {
+                let topic = commons_topic(&commons.to_string());
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+                    tracing::warn!("cannot subscribe to {commons}: {e}");
+                }
+            }
+            Output::Dial(addr) => {
+                let opts: DialOpts = addr.clone().into();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dialing.insert(id, addr);
+                    }
+                    Err(e) => {
+                        tracing::debug!("cannot dial {addr}: {e}");
+                        return Some(Input::DialFailed(addr));
+                    }
+                }
+            }
+            Output::DialDiscovered(peer, addr) => {
+                self.swarm.add_peer_address(peer, addr.clone());
+                let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
+            }
+            Output::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Output::CloseConnection(connection) => {
+                let _ = self.swarm.close_connection(connection);
+            }
+            Output::WakeAt(at) => self.wake = at,
+            Output::Reply(token, reply) => match (self.replies.remove(&token), reply) {
+                (Some(ReplyTo::Control(to)), Reply::Control(reply)) => {
+                    let _ = to.send(reply);
+                }
+                (Some(ReplyTo::Sync(to)), Reply::Sync(report)) => {
+                    let _ = to.send(report);
+                }
+                _ => tracing::warn!("a reply nobody waits for"),
+            },
+        }
+        None
+    }
+
+    /// Translates one swarm event.
+    pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let input = match event {
+            SwarmEvent::NewListenAddr { address, .. } => Input::Listening(address),
+            SwarmEvent::ExpiredListenAddr { address, .. } => Input::ListenClosed(address),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
+            } => Input::Connected {
+                peer: peer_id,
+                connection: connection_id,
+                addr: endpoint.get_remote_address().clone(),
+                dialer: endpoint.is_dialer(),
+                dialed: self.dialing.remove(&connection_id),
+            },
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                connection_id,
+                ..
+            } => Input::Closed {
+                peer: peer_id,
+                connection: connection_id,
+                remaining: num_established,
+            },
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                tracing::debug!("dial failed: {error}");
+                match self.dialing.remove(&connection_id) {
+                    Some(addr) => Input::DialFailed(addr),
+                    None => return,
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => match self.on_sync_event(event) {
+                Some(input) => input,
+                None => return,
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => Input::Gossip {
+                source: propagation_source,
+                id: message_id,
+                topic: message.topic,
+                data: message.data,
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) => Input::Subscribed {
+                peer: peer_id,
+                topic,
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                Input::Discovered(found)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                return;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result,
+            })) => {
+                if let Err(e) = &result {
+                    tracing::debug!("ping to {peer} failed: {e}");
+                }
+                Input::Ping {
+                    peer,
+                    connection,
+                    ok: result.is_ok(),
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            _ => return,
+        };
+        self.input(input);
+    }
+
+    fn on_sync_event(&mut self, event: SyncEvent) -> Option<Input> {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let id = InboundId(self.next_id());
+                    self.channels.insert(id, channel);
+                    Some(Input::Request {
+                        peer,
+                        id,
+                        bytes: request,
+                    })
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => Some(Input::Response {
+                    id: self.requests.remove(&request_id)?,
+                    bytes: response,
+                }),
+            },
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                connection_id,
+                ..
+            } => {
+                let id = self.requests.remove(&request_id)?;
+                let why = error.to_string();
+                let failure = match &error {
+                    request_response::OutboundFailure::UnsupportedProtocols => {
+                        Failure::Unsupported(why)
+                    }
+                    request_response::OutboundFailure::Timeout => {
+                        Failure::Stalled { offence: None, why }
+                    }
+                    request_response::OutboundFailure::Io(e) => Failure::Stalled {
+                        offence: frame_error_kind(e),
+                        why,
+                    },
+                    request_response::OutboundFailure::ConnectionClosed
+                    | request_response::OutboundFailure::DialFailure => Failure::Lost(why),
+                };
+                Some(Input::Failure {
+                    id,
+                    connection: Some(connection_id),
+                    failure,
+                })
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                // A request frame that failed to read never gets here (libp2p reports no
+                // event for it); the codec counts those itself.
+                tracing::debug!("inbound sync failure from {peer}: {error}");
+                None
+            }
+            request_response::Event::ResponseSent { .. } => None,
+        }
+    }
+}
+
+/// The rejection reason of a sync frame the peer got wrong (too long, or cut short);
+/// `None` for other I/O failures and for frames this node refused to write.
+fn frame_error_kind(error: &std::io::Error) -> Option<&'static str> {
+    if error.kind() == std::io::ErrorKind::InvalidInput {
+        return None;
+    }
+    match error.get_ref()?.downcast_ref::<FrameError>()? {
+        FrameError::TooLarge { .. } => Some("oversized-frame"),
+        FrameError::Truncated { .. } => Some("truncated-frame"),
+        // A dead link, not a lie.
+        FrameError::Stalled { .. } => None,
+    }
+}

@@ -1,0 +1,145 @@
+//! What the service needs of this node's own state: a small trait, so that the service's
+//! decisions read as protocol and the replicas (over sled) stay the one implementation.
+
+use crate::api::{self, Request};
+use crate::replicas::{LiveOutcome, NodeError, Replicas};
+use crate::store::KnownPeer;
+use hedgerow_protocol::sync::{
+    DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
+};
+use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The local state a [`super::Service`] reads and writes; every error is a [`NodeError`].
+pub trait LocalState: SyncSource<Error = NodeError> {
+    /// Commons held, with their names.
+    fn commons(&self) -> Vec<(CommonsId, String)>;
+    /// Whether `commons` is held (a read failure counts as not held).
+    fn holds(&self, commons: &CommonsId) -> bool;
+    /// Local clocks of a commons' documents, with the clock only where `wants_clock` says.
+    fn local_docs(
+        &mut self,
+        commons: &CommonsId,
+        wants_clock: &dyn Fn(&IdPrefix, &HeadsDigest) -> bool,
+    ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError>;
+    /// Joins a commons whose genesis a peer sent, writing this node's profile into it.
+    fn join(&mut self, genesis: &Signed<CommonsGenesis>) -> Result<(), NodeError>;
+    /// Records durably whether `commons` is wanted (asked for and not yet received).
+    fn set_wanted(&mut self, commons: &CommonsId, wanted: bool) -> Result<(), NodeError>;
+    /// Commons recorded as wanted.
+    fn wanted(&self) -> Result<Vec<CommonsId>, NodeError>;
+    /// Makes every write so far durable.
+    fn commit(&self) -> Result<(), NodeError>;
+    /// Stores what a pull received of one document; the number of changes stored.
+    fn ingest_payload(
+        &mut self,
+        commons: &CommonsId,
+        item: &DocPayload,
+    ) -> Result<usize, NodeError>;
+    /// Whether the genesis of `doc` is held.
+    fn knows_doc(&self, doc: &DocId) -> bool;
+    /// Applies (or holds) a live change received by gossip.
+    fn ingest_live(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError>;
+    /// Takes the changes made locally since the last call, for publishing.
+    fn take_outbox(&mut self) -> Vec<LiveChange>;
+    /// Saves lagging snapshot caches.
+    fn save_snapshots(&mut self) -> Result<(), NodeError>;
+    /// Remembers an address a peer was reached at, for the next start.
+    fn remember_peer(&self, peer: &str, known: &KnownPeer) -> Result<(), NodeError>;
+    /// Runs a store request from the control channel.
+    fn execute(&mut self, request: Request) -> Result<Value, NodeError>;
+    /// The author key, as `status` shows it.
+    fn author_text(&self) -> String;
+    /// Changes kept as evidence of equivocations.
+    fn excluded_count(&self) -> usize;
+    /// The store's size on disk in bytes.
+    fn size_on_disk(&self) -> u64;
+}
+
+impl LocalState for Replicas {
+    fn commons(&self) -> Vec<(CommonsId, String)> {
+        self.commons_list()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| (g.body.id(), g.body.name.clone()))
+            .collect()
+    }
+
+    fn holds(&self, commons: &CommonsId) -> bool {
+        Replicas::holds(self, commons).unwrap_or(false)
+    }
+
+    fn local_docs(
+        &mut self,
+        commons: &CommonsId,
+        wants_clock: &dyn Fn(&IdPrefix, &HeadsDigest) -> bool,
+    ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError> {
+        Replicas::local_docs(self, commons, wants_clock)
+    }
+
+    fn join(&mut self, genesis: &Signed<CommonsGenesis>) -> Result<(), NodeError> {
+        self.join_commons(genesis).map(|_| ())
+    }
+
+    fn set_wanted(&mut self, commons: &CommonsId, wanted: bool) -> Result<(), NodeError> {
+        if wanted {
+            self.store().want_commons(commons)?;
+        } else {
+            self.store().unwant_commons(commons)?;
+        }
+        Replicas::commit(self)
+    }
+
+    fn wanted(&self) -> Result<Vec<CommonsId>, NodeError> {
+        Ok(self.store().wanted_commons()?.into_iter().collect())
+    }
+
+    fn commit(&self) -> Result<(), NodeError> {
+        Replicas::commit(self)
+    }
+
+    fn ingest_payload(
+        &mut self,
+        commons: &CommonsId,
+        item: &DocPayload,
+    ) -> Result<usize, NodeError> {
+        Replicas::ingest_payload(self, commons, item)
+    }
+
+    fn knows_doc(&self, doc: &DocId) -> bool {
+        self.store().doc_genesis(doc).ok().flatten().is_some()
+    }
+
+    fn ingest_live(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError> {
+        Replicas::ingest_live(self, live)
+    }
+
+    fn take_outbox(&mut self) -> Vec<LiveChange> {
+        Replicas::take_outbox(self)
+    }
+
+    fn save_snapshots(&mut self) -> Result<(), NodeError> {
+        Replicas::save_snapshots(self).map(|_| ())
+    }
+
+    fn remember_peer(&self, peer: &str, known: &KnownPeer) -> Result<(), NodeError> {
+        Ok(self.store().put_peer(peer, known)?)
+    }
+
+    fn execute(&mut self, request: Request) -> Result<Value, NodeError> {
+        api::execute(self, request)
+    }
+
+    fn author_text(&self) -> String {
+        self.author().to_string()
+    }
+
+    fn excluded_count(&self) -> usize {
+        self.store().excluded_count()
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.store().size_on_disk()
+    }
+}
