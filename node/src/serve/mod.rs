@@ -11,6 +11,8 @@ mod link;
 mod local;
 pub mod peers;
 mod service;
+#[cfg(test)]
+mod sim;
 mod stats;
 
 pub use libp2p::Multiaddr;

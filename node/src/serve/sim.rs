@@ -1,0 +1,914 @@
+//! A deterministic simulator of many nodes: real [`Service`]s over real replicas (sled stores
+//! in temp dirs), wired together in memory with a virtual clock and a seeded network that
+//! delays, drops, cuts and reorders. No socket, no sleep: a scenario of minutes of node time
+//! runs in a fraction of a second of wall time.
+//!
+//! The network stands in for libp2p: a dial connects two nodes (or fails while they are cut
+//! apart), a request reaches its peer after a random delay (so messages overtake each other),
+//! a dropped request fails as a timeout after [`REQUEST_TIMEOUT`], and gossip floods to the
+//! subscribed neighbours of every node that accepts it (as gossipsub forwards).
+
+use super::peers::PeerBook;
+use super::service::{
+    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
+};
+use super::stats::SyncReport;
+use crate::api::Request;
+use crate::control::ControlReply;
+use crate::home::{Home, LocalProfile};
+use crate::net::{commons_topic, ByteCounters};
+use crate::replicas::Replicas;
+use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
+use hedgerow_protocol::sync::{HeadsDigest, SyncSource};
+use hedgerow_protocol::{CommonsId, DocId};
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::swarm::ConnectionId;
+use libp2p::{identity::Keypair, Multiaddr, PeerId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How long a dropped request takes to fail (libp2p's request timeout does this).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A small seeded generator (SplitMix64): the same seed gives the same run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// What the network carries to a node at a given time.
+#[derive(Debug)]
+enum Delivery {
+    Input(usize, Input),
+    /// A request reaches `to`, sent by `from` with its id there.
+    Request {
+        from: usize,
+        to: usize,
+        id: RequestId,
+        bytes: Vec<u8>,
+    },
+    /// A response reaches `to` (the requester), if the link it came on is still up.
+    Response {
+        from: usize,
+        to: usize,
+        id: RequestId,
+        bytes: Vec<u8>,
+    },
+    /// A dial from `from` reaches `to`.
+    Connect {
+        from: usize,
+        to: usize,
+        dialed: Multiaddr,
+    },
+    /// The link between two nodes closes.
+    Close(usize, usize),
+}
+
+/// One simulated node.
+struct Node {
+    service: Service<Replicas>,
+    peer: PeerId,
+    addr: Multiaddr,
+    wake: Instant,
+    subscribed: HashSet<CommonsId>,
+    seen: HashSet<MessageId>,
+    _dir: tempfile::TempDir,
+}
+
+/// An open link between two nodes (one connection, whoever dialed).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    connection: ConnectionId,
+}
+
+/// Many nodes, a virtual clock and a seeded network.
+struct Sim {
+    nodes: Vec<Node>,
+    start: Instant,
+    now: Instant,
+    rng: Rng,
+    queue: BTreeMap<(Instant, u64), Delivery>,
+    seq: u64,
+    links: HashMap<(usize, usize), Link>,
+    /// Pairs that cannot reach each other (a partition).
+    cut: HashSet<(usize, usize)>,
+    /// Requests delivered and not yet answered: (responder, its id) -> (requester, their id).
+    inbound: HashMap<(usize, InboundId), (usize, RequestId)>,
+    next_inbound: u64,
+    next_connection: usize,
+    /// Gossip by id: topic and bytes, and who published it.
+    gossip: HashMap<MessageId, (CommonsId, Vec<u8>)>,
+    /// Percent of requests and responses dropped.
+    drop_percent: u64,
+    /// Largest one-way delay.
+    max_delay: Duration,
+    replies: HashMap<(usize, u64), Reply>,
+    next_token: u64,
+    /// Dials each node made, for the backoff scenario.
+    dials: Vec<u32>,
+    /// Timer inputs each node got.
+    timers: Vec<u32>,
+}
+
+fn pair(a: usize, b: usize) -> (usize, usize) {
+    (a.min(b), a.max(b))
+}
+
+impl Sim {
+    /// `n` nodes with empty stores, none connected.
+    fn new(n: usize, seed: u64) -> Self {
+        let start = Instant::now();
+        let mut sim = Sim {
+            nodes: Vec::new(),
+            start,
+            now: start,
+            rng: Rng(seed),
+            queue: BTreeMap::new(),
+            seq: 0,
+            links: HashMap::new(),
+            cut: HashSet::new(),
+            inbound: HashMap::new(),
+            next_inbound: 0,
+            next_connection: 0,
+            gossip: HashMap::new(),
+            drop_percent: 0,
+            max_delay: Duration::from_millis(80),
+            replies: HashMap::new(),
+            next_token: 0,
+            dials: vec![0; n],
+            timers: vec![0; n],
+        };
+        for i in 0..n {
+            // In memory where there is a tmpfs: the stores' flushes cost nothing there.
+            let shm = std::path::Path::new("/dev/shm");
+            let dir = if shm.is_dir() {
+                tempfile::tempdir_in(shm)
+            } else {
+                tempfile::tempdir()
+            }
+            .expect("temp dir");
+            let profile = LocalProfile {
+                name: format!("node {i}"),
+                ..LocalProfile::default()
+            };
+            let home = Home::init(&dir.path().join("home"), &profile).expect("home");
+            let replicas = Replicas::open(&home).expect("store");
+            let mut seed_key = [0u8; 32];
+            seed_key[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            let peer = Keypair::ed25519_from_bytes(seed_key)
+                .expect("key")
+                .public()
+                .to_peer_id();
+            let addr: Multiaddr = format!("/ip4/10.0.{}.{}/tcp/4717", i / 200, i % 200 + 1)
+                .parse()
+                .expect("addr");
+            let service = Service::new(
+                ServiceConfig {
+                    local_peer: peer,
+                    sync_interval: Duration::from_secs(60),
+                },
+                replicas,
+                ByteCounters::new(),
+                PeerBook::default(),
+                start,
+            )
+            .expect("service");
+            sim.nodes.push(Node {
+                service,
+                peer,
+                addr,
+                wake: start,
+                subscribed: HashSet::new(),
+                seen: HashSet::new(),
+                _dir: dir,
+            });
+        }
+        sim
+    }
+
+    /// Starts every service (call once the stores are set up).
+    fn start(&mut self) {
+        for i in 0..self.nodes.len() {
+            let outputs = self.nodes[i].service.start(self.now);
+            self.apply(i, outputs);
+        }
+    }
+
+    fn local(&mut self, i: usize) -> &mut Replicas {
+        self.nodes[i].service.local_mut()
+    }
+
+    fn index_of(&self, peer: &PeerId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.peer == *peer)
+    }
+
+    fn schedule(&mut self, after: Duration, delivery: Delivery) {
+        self.seq += 1;
+        self.queue.insert((self.now + after, self.seq), delivery);
+    }
+
+    fn delay(&mut self) -> Duration {
+        let max = self.max_delay.as_millis() as u64;
+        Duration::from_millis(1 + self.rng.below(max))
+    }
+
+    /// Feeds one input to node `i` now and carries out its outputs.
+    fn input(&mut self, i: usize, input: Input) {
+        if matches!(input, Input::Timer) {
+            self.timers[i] += 1;
+        }
+        let outputs = self.nodes[i].service.handle(input, self.now);
+        self.apply(i, outputs);
+    }
+
+    fn apply(&mut self, i: usize, outputs: Vec<Output>) {
+        for output in outputs {
+            self.carry_out(i, output);
+        }
+    }
+
+    fn carry_out(&mut self, i: usize, output: Output) {
+        match output {
+            Output::Send { peer, id, bytes } => {
+                let Some(j) = self.index_of(&peer) else {
+                    return;
+                };
+                let delay = self.delay();
+                if !self.links.contains_key(&pair(i, j)) {
+                    let failure = Failure::Lost("connection closed".into());
+                    self.fail(i, id, failure, delay);
+                } else if self.rng.chance(self.drop_percent) {
+                    let failure = Failure::Stalled {
+                        offence: None,
+                        why: "request timed out".into(),
+                    };
+                    self.fail(i, id, failure, REQUEST_TIMEOUT);
+                } else {
+                    self.schedule(
+                        delay,
+                        Delivery::Request {
+                            from: i,
+                            to: j,
+                            id,
+                            bytes,
+                        },
+                    );
+                }
+            }
+            Output::Respond { id, bytes } => {
+                let Some((to, their_id)) = self.inbound.remove(&(i, id)) else {
+                    return;
+                };
+                if self.rng.chance(self.drop_percent) {
+                    let failure = Failure::Stalled {
+                        offence: None,
+                        why: "response timed out".into(),
+                    };
+                    self.fail(to, their_id, failure, REQUEST_TIMEOUT);
+                } else {
+                    let delay = self.delay();
+                    self.schedule(
+                        delay,
+                        Delivery::Response {
+                            from: i,
+                            to,
+                            id: their_id,
+                            bytes,
+                        },
+                    );
+                }
+            }
+            Output::Publish {
+                commons,
+                bytes,
+                live,
+            } => {
+                let id = MessageId::new(blake3::hash(&bytes).as_bytes());
+                if !self.nodes[i].seen.insert(id.clone()) {
+                    return;
+                }
+                self.nodes[i].service.published(live);
+                self.gossip.insert(id.clone(), (commons, bytes));
+                self.forward(i, None, &id);
+            }
+            Output::Validate {
+                id,
+                source,
+                acceptance,
+            } => {
+                if acceptance == MessageAcceptance::Accept {
+                    let from = self.index_of(&source);
+                    self.forward(i, from, &id);
+                }
+            }
+            Output::Subscribe(commons) => {
+                self.nodes[i].subscribed.insert(commons);
+                let topic = commons_topic(&commons.to_string()).hash();
+                let peer = self.nodes[i].peer;
+                for j in self.neighbours(i) {
+                    let delay = self.delay();
+                    let input = Input::Subscribed {
+                        peer,
+                        topic: topic.clone(),
+                    };
+                    self.schedule(delay, Delivery::Input(j, input));
+                }
+            }
+            Output::Dial(addr) => {
+                self.dials[i] += 1;
+                let target = super::service::strip_p2p(&addr);
+                let j = self.nodes.iter().position(|n| n.addr == target);
+                let delay = self.delay();
+                let delivery = match j {
+                    Some(j) if j != i => Delivery::Connect {
+                        from: i,
+                        to: j,
+                        dialed: addr,
+                    },
+                    _ => Delivery::Input(i, Input::DialFailed(addr)),
+                };
+                self.schedule(delay, delivery);
+            }
+            Output::DialDiscovered(..) => {}
+            Output::Disconnect(peer) => {
+                if let Some(j) = self.index_of(&peer) {
+                    self.schedule(Duration::ZERO, Delivery::Close(i, j));
+                }
+            }
+            Output::CloseConnection(connection) => {
+                let found = self
+                    .links
+                    .iter()
+                    .find(|(_, l)| l.connection == connection)
+                    .map(|(k, _)| *k);
+                if let Some((a, b)) = found {
+                    self.schedule(Duration::ZERO, Delivery::Close(a, b));
+                }
+            }
+            Output::WakeAt(at) => self.nodes[i].wake = at,
+            Output::Reply(token, reply) => {
+                self.replies.insert((i, token), reply);
+            }
+        }
+    }
+
+    fn fail(&mut self, i: usize, id: RequestId, failure: Failure, after: Duration) {
+        let input = Input::Failure {
+            id,
+            connection: None,
+            failure,
+        };
+        self.schedule(after, Delivery::Input(i, input));
+    }
+
+    fn neighbours(&self, i: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .links
+            .keys()
+            .filter_map(|&(a, b)| match (a == i, b == i) {
+                (true, _) => Some(b),
+                (_, true) => Some(a),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Sends gossip `id` from node `i` to every subscribed neighbour but `from`.
+    fn forward(&mut self, i: usize, from: Option<usize>, id: &MessageId) {
+        let Some((commons, data)) = self.gossip.get(id).cloned() else {
+            return;
+        };
+        for j in self.neighbours(i) {
+            if Some(j) == from || !self.nodes[j].subscribed.contains(&commons) {
+                continue;
+            }
+            if !self.nodes[j].seen.insert(id.clone()) {
+                continue;
+            }
+            let input = Input::Gossip {
+                source: self.nodes[i].peer,
+                id: id.clone(),
+                topic: commons_topic(&commons.to_string()).hash(),
+                data: data.clone(),
+            };
+            let delay = self.delay();
+            self.schedule(delay, Delivery::Input(j, input));
+        }
+    }
+
+    /// Connects `i` (the dialer) and `j` now.
+    fn connect(&mut self, i: usize, j: usize, dialed: Option<Multiaddr>) {
+        self.next_connection += 1;
+        let connection = ConnectionId::new_unchecked(self.next_connection);
+        self.links.insert(pair(i, j), Link { connection });
+        let (pi, pj) = (self.nodes[i].peer, self.nodes[j].peer);
+        let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
+        self.input(
+            i,
+            Input::Connected {
+                peer: pj,
+                connection,
+                addr: aj,
+                dialer: true,
+                dialed,
+            },
+        );
+        self.input(
+            j,
+            Input::Connected {
+                peer: pi,
+                connection,
+                addr: ai,
+                dialer: false,
+                dialed: None,
+            },
+        );
+        // Gossipsub tells each side what the other is subscribed to.
+        for (a, b) in [(i, j), (j, i)] {
+            let peer = self.nodes[b].peer;
+            let topics: Vec<CommonsId> = self.nodes[b].subscribed.iter().copied().collect();
+            for commons in topics {
+                let topic = commons_topic(&commons.to_string()).hash();
+                self.input(a, Input::Subscribed { peer, topic });
+            }
+        }
+    }
+
+    /// Closes the link between `a` and `b`, if up; requests on it fail with it.
+    fn disconnect(&mut self, a: usize, b: usize) {
+        let Some(link) = self.links.remove(&pair(a, b)) else {
+            return;
+        };
+        for (x, y) in [(a, b), (b, a)] {
+            let peer = self.nodes[y].peer;
+            self.input(
+                x,
+                Input::Closed {
+                    peer,
+                    connection: link.connection,
+                    remaining: 0,
+                },
+            );
+        }
+    }
+
+    /// Cuts `a` from `b`: their link closes and dials between them fail until [`Sim::heal`].
+    fn cut(&mut self, a: usize, b: usize) {
+        self.cut.insert(pair(a, b));
+        self.disconnect(a, b);
+    }
+
+    fn heal_all(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Makes `i` keep dialing `j` (a bootstrap peer).
+    fn target(&mut self, i: usize, j: usize) {
+        let addr = self.nodes[j].addr.clone();
+        let now = self.now;
+        self.nodes[i].service.peers.add_target(addr, now);
+        let wake = self.nodes[i].wake.min(now);
+        self.nodes[i].wake = wake;
+    }
+
+    /// Runs the next event (a delivery or a node's timer); false when nothing is left.
+    fn step(&mut self) -> bool {
+        let next_delivery = self.queue.keys().next().copied();
+        let next_wake = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.wake, i))
+            .min();
+        match (next_delivery, next_wake) {
+            (Some((at, seq)), wake) if wake.is_none_or(|(w, _)| at <= w) => {
+                self.now = self.now.max(at);
+                let Some(delivery) = self.queue.remove(&(at, seq)) else {
+                    return false;
+                };
+                self.deliver(delivery);
+                true
+            }
+            (_, Some((at, i))) => {
+                self.now = self.now.max(at);
+                self.input(i, Input::Timer);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Input(i, input) => self.input(i, input),
+            Delivery::Request {
+                from,
+                to,
+                id,
+                bytes,
+            } => {
+                if !self.links.contains_key(&pair(from, to)) {
+                    self.fail(
+                        from,
+                        id,
+                        Failure::Lost("connection closed".into()),
+                        Duration::ZERO,
+                    );
+                    return;
+                }
+                self.next_inbound += 1;
+                let inbound = InboundId(self.next_inbound);
+                self.inbound.insert((to, inbound), (from, id));
+                let peer = self.nodes[from].peer;
+                self.input(
+                    to,
+                    Input::Request {
+                        peer,
+                        id: inbound,
+                        bytes,
+                    },
+                );
+            }
+            Delivery::Response {
+                from,
+                to,
+                id,
+                bytes,
+            } => {
+                if self.links.contains_key(&pair(from, to)) {
+                    self.input(to, Input::Response { id, bytes });
+                } else {
+                    self.fail(
+                        to,
+                        id,
+                        Failure::Lost("connection closed".into()),
+                        Duration::ZERO,
+                    );
+                }
+            }
+            Delivery::Connect { from, to, dialed } => {
+                let key = pair(from, to);
+                if self.cut.contains(&key) || self.links.contains_key(&key) {
+                    self.input(from, Input::DialFailed(dialed));
+                } else {
+                    self.connect(from, to, Some(dialed));
+                }
+            }
+            Delivery::Close(a, b) => self.disconnect(a, b),
+        }
+    }
+
+    /// Runs for `span` of virtual time.
+    fn run_for(&mut self, span: Duration) {
+        let until = self.now + span;
+        while self.step_before(until) {}
+        self.now = self.now.max(until);
+    }
+
+    /// Runs until `done` holds (checked after each event), for at most `span`; whether it held.
+    fn run_until(&mut self, span: Duration, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
+        let until = self.now + span;
+        loop {
+            if done(self) {
+                return true;
+            }
+            if !self.step_before(until) {
+                return done(self);
+            }
+        }
+    }
+
+    fn step_before(&mut self, until: Instant) -> bool {
+        let next = self
+            .queue
+            .keys()
+            .next()
+            .map(|k| k.0)
+            .into_iter()
+            .chain(self.nodes.iter().map(|n| n.wake))
+            .min();
+        match next {
+            Some(at) if at <= until => self.step(),
+            _ => false,
+        }
+    }
+
+    /// Runs a command on node `i` and returns its reply.
+    fn command(&mut self, i: usize, command: Command) -> u64 {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.input(i, Input::Command(token, command));
+        token
+    }
+
+    fn status(&mut self, i: usize) -> serde_json::Value {
+        let token = self.command(i, Command::Control(Request::Status));
+        match self.replies.remove(&(i, token)) {
+            Some(Reply::Control(ControlReply::Ok(value))) => value,
+            other => panic!("status failed: {other:?}"),
+        }
+    }
+
+    fn inventory(&mut self, i: usize, commons: &CommonsId) -> BTreeSet<(DocId, HeadsDigest)> {
+        self.local(i)
+            .inventory(commons)
+            .expect("inventory")
+            .into_iter()
+            .collect()
+    }
+
+    fn converged(&mut self, commons: &CommonsId, nodes: &[usize]) -> bool {
+        let first = self.inventory(nodes[0], commons);
+        nodes[1..]
+            .iter()
+            .all(|&i| self.inventory(i, commons) == first)
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+}
+
+/// Node `owner` creates a commons that every other listed node joins (by its genesis, as a
+/// bundle would bring it); the profiles this writes are left to sync, not gossip.
+fn commons_for(sim: &mut Sim, owner: usize, members: &[usize]) -> CommonsId {
+    let commons = sim
+        .local(owner)
+        .create_commons("Farm Hack", "")
+        .expect("commons");
+    let genesis = sim
+        .local(owner)
+        .store()
+        .commons(&commons)
+        .expect("read")
+        .expect("held");
+    for &i in members {
+        if i != owner {
+            sim.local(i).join_commons(&genesis).expect("join");
+        }
+    }
+    for i in 0..sim.nodes.len() {
+        sim.local(i).take_outbox();
+    }
+    commons
+}
+
+/// Node `i` writes `count` designs of about `size` bytes each.
+fn designs(sim: &mut Sim, i: usize, commons: CommonsId, count: usize, size: usize) {
+    for n in 0..count {
+        let design = NewDocument::new(DocKind::Design, &format!("Design {n} of node {i}"));
+        let text: String = (0..size)
+            .map(|k| (b'a' + ((k * 7 + n) % 26) as u8) as char)
+            .collect();
+        let edit = Edit::Set {
+            field: "summary".into(),
+            value: text.into(),
+        };
+        sim.local(i)
+            .create_doc(commons, &design, &[edit])
+            .expect("design");
+    }
+    sim.local(i).take_outbox();
+    sim.local(i).commit().expect("commit");
+}
+
+/// A pull cut off mid-transfer resumes on the next connection from its queue: nothing is
+/// fetched twice and no new inventory is needed.
+///
+/// ```text
+/// 0 ==(cut while pulling)== 1   ->   0 ---- 1 (redialled)
+/// ```
+#[test]
+fn an_interrupted_pull_resumes_where_it_stopped() {
+    let mut sim = Sim::new(2, 1);
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 40, 3000);
+    sim.start();
+    sim.target(1, 0);
+    assert!(sim.run_until(Duration::from_secs(30), |s| {
+        s.nodes[1].service.counters().docs_received > 0
+    }));
+    sim.cut(0, 1);
+    let status = sim.status(1);
+    assert_eq!(status["queued_wants"].as_u64().map(|q| q > 0), Some(true));
+    sim.run_for(Duration::from_secs(20));
+    sim.heal_all();
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "converged after the cut"
+    );
+    let counters = sim.nodes[1].service.counters().clone();
+    assert!(counters.pulls_interrupted >= 1, "{counters:?}");
+    // 40 designs and node 0's profile, each received once.
+    assert_eq!(counters.docs_received, 41, "{counters:?}");
+}
+
+/// Our pull from a peer that is fetching from us waits until the peer is quiet, and then
+/// runs (a `Hello` from the peer would start it at once).
+#[test]
+fn a_pull_from_a_peer_catching_up_is_postponed_then_runs() {
+    let mut sim = Sim::new(2, 2);
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 40, 3000);
+    sim.start();
+    sim.target(1, 0);
+    assert!(sim.run_until(Duration::from_secs(30), |s| {
+        s.nodes[1].service.counters().docs_received > 0
+    }));
+    // Node 1 writes something of its own while it catches up.
+    designs(&mut sim, 1, commons, 1, 100);
+    sim.cut(0, 1);
+    sim.heal_all();
+    // Node 1 redials; node 0 sees a peer that fetched from it a moment ago.
+    let postponed = sim.run_until(Duration::from_secs(60), |s| {
+        let status = s.status(0);
+        status["connected"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|p| p["postponed"] == true))
+    });
+    assert!(postponed, "node 0 held its pull back");
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "the held-back pull ran"
+    );
+}
+
+/// A peer sending garbage is banned: disconnected, and refused when it comes back.
+#[test]
+fn a_peer_sending_garbage_is_banned_and_refused() {
+    let mut sim = Sim::new(2, 3);
+    commons_for(&mut sim, 0, &[0, 1]);
+    sim.start();
+    sim.connect(1, 0, None);
+    let mut disconnected = false;
+    for n in 0..100 {
+        let peer = sim.nodes[1].peer;
+        let outputs = sim.nodes[0].service.handle(
+            Input::Request {
+                peer,
+                id: InboundId(1_000 + n),
+                bytes: vec![0xff; 7],
+            },
+            sim.now,
+        );
+        let banned = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Disconnect(p) if *p == peer));
+        sim.apply(0, outputs);
+        if banned {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(disconnected, "the flooding peer was disconnected");
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.nodes[0].service.connected_count(), 0);
+    let counters = sim.nodes[0].service.counters().clone();
+    assert_eq!(counters.peers_banned, 1);
+    assert!(counters.rejected["malformed-request"] >= 1);
+    // It comes back: refused at once.
+    sim.connect(1, 0, None);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.nodes[0].service.connected_count(), 0);
+    let status = sim.status(0);
+    assert_eq!(status["banned_peers"], 1);
+}
+
+/// An unreachable bootstrap peer is redialled with doubling backoff, driven by the service's
+/// wake-ups (no polling: a handful of timers in a minute).
+#[test]
+fn an_unreachable_peer_is_redialled_with_backoff() {
+    let mut sim = Sim::new(2, 4);
+    sim.start();
+    sim.cut(0, 1);
+    sim.target(0, 1);
+    sim.run_for(Duration::from_secs(61));
+    // At 0, 2, 6, 14 and 30 s; the next at 62 s.
+    assert_eq!(sim.dials[0], 5, "dials");
+    // One timer per dial, per snapshot save (every 10 s) and the resync: no polling.
+    assert!(sim.timers[0] <= 15, "timers: {}", sim.timers[0]);
+    sim.heal_all();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.dials[0], 6);
+    assert_eq!(sim.nodes[0].service.connected_count(), 1);
+}
+
+/// News travels along a chain: each node pulls from its neighbour, then announces what it
+/// got to the next, which never talks to the origin.
+///
+/// ```text
+/// 0 --- 1 --- 2 --- 3 --- 4
+/// ```
+#[test]
+fn changes_travel_along_a_chain_by_store_and_forward() {
+    let mut sim = Sim::new(5, 5);
+    let all = [0, 1, 2, 3, 4];
+    let commons = commons_for(&mut sim, 0, &all);
+    sim.start();
+    for i in 1..5 {
+        sim.target(i, i - 1);
+    }
+    // An announcement that arrives while a pull from its sender runs is not acted on; the
+    // next resync (60 s) catches what it said, so this may take a few resyncs.
+    let spread = sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &all));
+    let sizes: Vec<usize> = all
+        .iter()
+        .map(|&i| sim.inventory(i, &commons).len())
+        .collect();
+    assert!(spread, "profiles spread: {sizes:?} by {:?}", sim.elapsed());
+    let before = sim.inventory(4, &commons);
+    // Written while nobody listens (no gossip); node 1 gets it on its next connection and
+    // announces it to node 2, which pulls and announces it to node 3, and so on.
+    designs(&mut sim, 0, commons, 3, 500);
+    sim.cut(0, 1);
+    sim.heal_all();
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &all)),
+        "the chain converged"
+    );
+    assert_eq!(sim.inventory(4, &commons).len(), before.len() + 3);
+}
+
+/// Fifty nodes on a random graph, partitioned at random for a while, converge once healed.
+#[test]
+fn fifty_nodes_converge_after_random_partitions() {
+    let n = 50;
+    let mut sim = Sim::new(n, 6);
+    sim.drop_percent = 2;
+    sim.max_delay = Duration::from_millis(300);
+    let all: Vec<usize> = (0..n).collect();
+    let commons = commons_for(&mut sim, 0, &all);
+    for i in (0..n).step_by(5) {
+        designs(&mut sim, i, commons, 1, 200);
+    }
+    sim.start();
+    for i in 1..n {
+        // A spanning tree plus random extra links.
+        let parent = sim.rng.below(i as u64) as usize;
+        sim.target(i, parent);
+        let other = sim.rng.below(n as u64) as usize;
+        if other != i {
+            sim.target(i, other);
+        }
+    }
+    for _ in 0..6 {
+        for _ in 0..20 {
+            let a = sim.rng.below(n as u64) as usize;
+            let b = sim.rng.below(n as u64) as usize;
+            if a != b {
+                sim.cut(a, b);
+            }
+        }
+        sim.run_for(Duration::from_secs(20));
+        sim.heal_all();
+        sim.run_for(Duration::from_secs(10));
+    }
+    assert!(
+        sim.run_until(Duration::from_secs(900), |s| s.converged(&commons, &all)),
+        "converged by {:?}",
+        sim.elapsed()
+    );
+    // Fifty profiles and ten designs.
+    assert_eq!(sim.inventory(n - 1, &commons).len(), 60);
+}
+
+/// A `hedgerow sync` waiter gets its report once every pull with its peer has ended.
+#[test]
+fn a_sync_waiter_is_answered_when_its_pulls_end() {
+    let mut sim = Sim::new(2, 7);
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 5, 300);
+    sim.start();
+    let addr = sim.nodes[0]
+        .addr
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
+    let token = sim.command(1, Command::Sync(addr));
+    assert!(sim.run_until(Duration::from_secs(60), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    let report: SyncReport = report;
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.docs_received, 6, "{report:?}");
+    assert!(sim.converged(&commons, &[0, 1]));
+}
