@@ -5,7 +5,7 @@
 use super::service::{
     Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, Token,
 };
-use super::stats::SyncReport;
+use super::stats::{Refusal, SyncReport};
 use crate::control::ControlReply;
 use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::Replicas;
@@ -347,13 +347,13 @@ impl Actor {
 
 /// The rejection reason of a sync frame the peer got wrong (too long, or cut short);
 /// `None` for other I/O failures and for frames this node refused to write.
-fn frame_error_kind(error: &std::io::Error) -> Option<&'static str> {
+fn frame_error_kind(error: &std::io::Error) -> Option<Refusal> {
     if error.kind() == std::io::ErrorKind::InvalidInput {
         return None;
     }
     match error.get_ref()?.downcast_ref::<FrameError>()? {
-        FrameError::TooLarge { .. } => Some("oversized-frame"),
-        FrameError::Truncated { .. } => Some("truncated-frame"),
+        FrameError::TooLarge { .. } => Some(Refusal::OversizedFrame),
+        FrameError::Truncated { .. } => Some(Refusal::TruncatedFrame),
         // A dead link, not a lie.
         FrameError::Stalled { .. } => None,
     }

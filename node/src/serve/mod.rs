@@ -21,7 +21,7 @@ pub use service::{
     Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
     SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
-pub use stats::{Counters, SyncReport};
+pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};

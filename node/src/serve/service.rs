@@ -18,7 +18,7 @@
 use super::link::LinkEstimate;
 use super::local::LocalState;
 use super::peers::{PeerBook, Penalty};
-use super::stats::{is_content_refusal, rejection_kind, Counters, SyncReport};
+use super::stats::{Counters, ItemRefusal, Refusal, SyncReport};
 use crate::api::Request;
 use crate::control::ControlReply;
 use crate::net::{commons_topic, ByteCounters};
@@ -93,8 +93,8 @@ pub enum Failure {
     /// The exchange stalled or broke mid-frame: the connection is closed and the pull resumes
     /// on a fresh one. `offence` names a frame the peer got wrong.
     Stalled {
-        /// The rejection kind of a bad frame from the peer, if that was the cause.
-        offence: Option<&'static str>,
+        /// The bad frame from the peer, if that was the cause.
+        offence: Option<Refusal>,
         /// What happened, for the log and `status`.
         why: String,
     },
@@ -1038,7 +1038,7 @@ impl<L: LocalState> Service<L> {
         let response = match SyncResponse::from_bytes(bytes) {
             Ok(r) => r,
             Err(e) => {
-                self.misbehaved(peer, "malformed-response");
+                self.misbehaved(peer, Refusal::MalformedResponse);
                 self.finish_pull(peer, commons, &format!("malformed response: {e}"));
                 return;
             }
@@ -1065,7 +1065,7 @@ impl<L: LocalState> Service<L> {
                         return;
                     }
                     if let Err(e) = self.local.join(&genesis) {
-                        self.misbehaved(peer, &rejection_kind(&e));
+                        self.misbehaved(peer, Refusal::Item(ItemRefusal::of(&e)));
                         self.finish_pull(peer, commons, &e.to_string());
                         return;
                     }
@@ -1113,7 +1113,7 @@ impl<L: LocalState> Service<L> {
                 for item in &items {
                     if !asked.contains(&id_prefix(&item.doc)) {
                         // A pull stores only what it asked for.
-                        self.misbehaved(peer, "unrequested-document");
+                        self.misbehaved(peer, Refusal::UnrequestedDocument);
                         continue;
                     }
                     match self.local.ingest_payload(&commons, item) {
@@ -1201,15 +1201,14 @@ impl<L: LocalState> Service<L> {
     fn on_request(&mut self, peer: PeerId, id: InboundId, bytes: &[u8]) {
         let now = self.now;
         let response = if !self.peers.allow_request(peer, now) {
-            self.counters.reject("rate-limited");
-            self.misbehaved(peer, "rate-limited");
+            self.misbehaved(peer, Refusal::RateLimited);
             SyncResponse::Refused {
                 reason: "too many requests; slow down".into(),
             }
         } else {
             match SyncRequest::from_bytes(bytes).map(|r| (validate_request(&r), r)) {
                 Ok((Err(invalid), _)) => {
-                    self.misbehaved(peer, invalid.kind());
+                    self.misbehaved(peer, Refusal::InvalidRequest(invalid.clone()));
                     SyncResponse::Refused {
                         reason: invalid.to_string(),
                     }
@@ -1231,7 +1230,7 @@ impl<L: LocalState> Service<L> {
                     response
                 }
                 Err(e) => {
-                    self.misbehaved(peer, "malformed-request");
+                    self.misbehaved(peer, Refusal::MalformedRequest);
                     SyncResponse::Refused {
                         reason: format!("malformed request: {e}"),
                     }
@@ -1261,17 +1260,17 @@ impl<L: LocalState> Service<L> {
 
     /// Counts a refused item from `peer`, and holds it against the peer only when it is the
     /// peer's own offence: validly signed content that this node refuses for what it says
-    /// ([`is_content_refusal`]) is counted, never penalised. The peer may be an honest relay,
+    /// ([`ItemRefusal::is_content`]) is counted, never penalised. The peer may be an honest relay,
     /// and since a node's peer id is its own network key (not its author key) nobody can tell
     /// whether the peer wrote it; floods of such content meet the live rate limits instead.
     /// Returns whether it was an offence.
     fn refused(&mut self, peer: PeerId, error: &NodeError) -> bool {
-        let kind = rejection_kind(error);
-        if !is_content_refusal(error) {
-            self.misbehaved(peer, &kind);
+        let kind = ItemRefusal::of(error);
+        if !kind.is_content() {
+            self.misbehaved(peer, Refusal::Item(kind));
             true
         } else {
-            self.counters.reject(&kind);
+            self.counters.reject(&Refusal::Item(kind));
             self.counters.relayed_refusals += 1;
             false
         }
@@ -1284,10 +1283,8 @@ impl<L: LocalState> Service<L> {
     }
 
     /// Counts an invalid item from `peer`; disconnects and cools it off past the limit.
-    fn misbehaved(&mut self, peer: PeerId, reason: &str) {
-        if reason != "rate-limited" {
-            self.counters.reject(reason);
-        }
+    fn misbehaved(&mut self, peer: PeerId, reason: Refusal) {
+        self.counters.reject(&reason);
         let ip = self
             .peer
             .get(&peer)
@@ -1296,13 +1293,17 @@ impl<L: LocalState> Service<L> {
         match self.peers.penalise(peer, ip, self.now) {
             Penalty::Counted => {}
             Penalty::PeerBanned => {
-                tracing::warn!("disconnecting {peer}: too much invalid data ({reason})");
+                tracing::warn!(
+                    "disconnecting {peer}: too much invalid data ({})",
+                    reason.kind()
+                );
                 self.counters.peers_banned += 1;
                 self.out.push(Output::Disconnect(peer));
             }
             Penalty::AddressBanned => {
                 tracing::warn!(
-                    "disconnecting every peer at {ip:?}: too much invalid data from it ({reason})"
+                    "disconnecting every peer at {ip:?}: too much invalid data from it ({})",
+                    reason.kind()
                 );
                 self.counters.peers_banned += 1;
                 self.counters.addresses_banned += 1;
@@ -1325,7 +1326,7 @@ impl<L: LocalState> Service<L> {
         self.bytes.record_gossip_received(data.len());
         match Gossip::from_bytes(data) {
             Err(_) => {
-                self.misbehaved(source, "malformed-gossip");
+                self.misbehaved(source, Refusal::MalformedGossip);
                 MessageAcceptance::Reject
             }
             Ok(Gossip::Announce { commons, digest }) => {
@@ -1340,7 +1341,7 @@ impl<L: LocalState> Service<L> {
                 let commons = live.envelope.commons;
                 let pending = self.peer.get(&source).map_or(0, |p| p.pending);
                 if *topic != commons_topic(&commons.to_string()).hash() {
-                    self.misbehaved(source, "wrong-topic");
+                    self.misbehaved(source, Refusal::WrongTopic);
                     MessageAcceptance::Reject
                 } else if !self
                     .peers
@@ -1348,11 +1349,11 @@ impl<L: LocalState> Service<L> {
                 {
                     // Over its author's or its relay's rate: dropped unverified, unforwarded;
                     // a pull brings it later if it is real. No offence (relays forward floods).
-                    self.counters.reject("live-rate-limited");
+                    self.counters.reject(&Refusal::LiveRateLimited);
                     self.start_pull(source, commons);
                     MessageAcceptance::Ignore
                 } else if pending >= MAX_PENDING_PER_PEER {
-                    self.counters.reject("pending-per-peer");
+                    self.counters.reject(&Refusal::PendingPerPeer);
                     self.start_pull(source, commons);
                     MessageAcceptance::Ignore
                 } else {
@@ -1450,7 +1451,7 @@ impl<L: LocalState> Service<L> {
         }
         if let Some(ip) = ip {
             if !self.peers.connection_opened(ip) {
-                self.counters.reject("too-many-connections");
+                self.counters.reject(&Refusal::TooManyConnections);
                 self.out.push(Output::CloseConnection(connection));
                 return;
             }

@@ -1,5 +1,9 @@
 //! Counters a running node reports in `hedgerow status`.
 
+use crate::replicas::NodeError;
+use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::sync::RequestError;
+use hedgerow_protocol::EnvelopeError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -44,8 +48,8 @@ pub struct Counters {
 
 impl Counters {
     /// Counts one refused item.
-    pub fn reject(&mut self, reason: &str) {
-        *self.rejected.entry(reason.to_string()).or_insert(0) += 1;
+    pub fn reject(&mut self, refusal: &Refusal) {
+        *self.rejected.entry(refusal.kind().to_string()).or_insert(0) += 1;
     }
 
     /// Total refused items.
@@ -84,56 +88,212 @@ pub struct SyncReport {
     pub complete: bool,
 }
 
-/// Whether a refusal is about what validly signed content says (equivocation, schema, a
-/// profile edited by someone else, history this node lacks) rather than about how the peer
-/// sent it. An honest relay forwards such content by other authors without being able to
-/// tell it is refused here (it may hold the other twin, or an older schema), so it is counted
-/// but is no offence of the relay.
-pub fn is_content_refusal(error: &crate::replicas::NodeError) -> bool {
-    use hedgerow_protocol::replica::Rejection;
-    matches!(
-        error,
-        crate::replicas::NodeError::Rejected(
-            Rejection::Schema { .. }
-                | Rejection::NotProfileOwner { .. }
-                | Rejection::MissingDependencies { .. }
-                | Rejection::TooManyPending
-                | Rejection::Automerge { .. }
-        ) | crate::replicas::NodeError::EmptyDocument { .. }
-    )
+/// Why this node refused something a peer sent; [`Refusal::kind`] names it in the `rejected`
+/// counters of `status` (the names are stable: scripts and tests read them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A peer over its sync request rate.
+    RateLimited,
+    /// A live change over its author's or its relay's rate (no offence: relays forward floods).
+    LiveRateLimited,
+    /// A peer with too many live changes waiting for history (no offence).
+    PendingPerPeer,
+    /// A connection over its address's limit (no offence).
+    TooManyConnections,
+    /// A sync request that does not decode.
+    MalformedRequest,
+    /// A sync response that does not decode.
+    MalformedResponse,
+    /// A gossip message that does not decode.
+    MalformedGossip,
+    /// A live change on another commons' topic.
+    WrongTopic,
+    /// A document in a response that the pull did not ask for.
+    UnrequestedDocument,
+    /// A response frame past its limit.
+    OversizedFrame,
+    /// A response frame cut short.
+    TruncatedFrame,
+    /// A request that decodes but breaks a limit an honest puller keeps.
+    InvalidRequest(RequestError),
+    /// An item the replicas refused to store.
+    Item(ItemRefusal),
 }
 
-/// Short stable name of a rejection, for counters.
-pub fn rejection_kind(error: &crate::replicas::NodeError) -> String {
-    use hedgerow_protocol::replica::Rejection;
-    use hedgerow_protocol::EnvelopeError;
-    match error {
-        crate::replicas::NodeError::Rejected(rejection) => match rejection {
-            Rejection::Envelope(EnvelopeError::Signature(_)) => "bad-signature",
-            Rejection::Envelope(EnvelopeError::ActorMismatch { .. }) => "actor-mismatch",
-            Rejection::Envelope(EnvelopeError::BadChange { .. }) => "unparsable-change",
-            Rejection::Envelope(EnvelopeError::TooLarge { .. }) => "too-large",
-            Rejection::Envelope(EnvelopeError::Decode(_)) => "malformed",
-            Rejection::Genesis(_) => "bad-genesis",
-            Rejection::WrongCommons { .. } | Rejection::WrongDocument { .. } => "wrong-document",
-            Rejection::Schema { .. } => "schema-violation",
-            Rejection::NotProfileOwner { .. } => "not-profile-owner",
-            Rejection::MissingDependencies { .. } => "missing-dependencies",
-            Rejection::Uncovered { .. } => "unsigned-change",
-            Rejection::BadChanges { .. } => "bad-changes",
-            Rejection::TooManyPending => "too-many-pending",
-            Rejection::Automerge { .. } => "automerge-refused",
-            Rejection::TooManyChanges { .. } | Rejection::TooManyProofs { .. } => {
-                "payload-too-large"
-            }
-            Rejection::ReleaseRewritten { .. } => "release-rewritten",
-            Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => "bad-fork-history",
+impl Refusal {
+    /// Short stable name, for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::RateLimited => "rate-limited",
+            Refusal::LiveRateLimited => "live-rate-limited",
+            Refusal::PendingPerPeer => "pending-per-peer",
+            Refusal::TooManyConnections => "too-many-connections",
+            Refusal::MalformedRequest => "malformed-request",
+            Refusal::MalformedResponse => "malformed-response",
+            Refusal::MalformedGossip => "malformed-gossip",
+            Refusal::WrongTopic => "wrong-topic",
+            Refusal::UnrequestedDocument => "unrequested-document",
+            Refusal::OversizedFrame => "oversized-frame",
+            Refusal::TruncatedFrame => "truncated-frame",
+            Refusal::InvalidRequest(invalid) => invalid.kind(),
+            Refusal::Item(item) => item.kind(),
         }
-        .to_string(),
-        crate::replicas::NodeError::Invalid(_) => "invalid".into(),
-        crate::replicas::NodeError::EmptyDocument { .. } => "empty-document".into(),
-        crate::replicas::NodeError::UnknownDoc { .. } => "unknown-document".into(),
-        crate::replicas::NodeError::UnknownCommons(_) => "unknown-commons".into(),
-        _ => "other".into(),
+    }
+}
+
+/// Why the replicas refused an item, as a kind without the item's details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRefusal {
+    /// An envelope whose signature does not verify.
+    BadSignature,
+    /// A change whose actor is not its signer's.
+    ActorMismatch,
+    /// A change that does not parse.
+    UnparsableChange,
+    /// An envelope past its size limit.
+    TooLarge,
+    /// An envelope that does not decode.
+    Malformed,
+    /// A genesis record that does not verify.
+    BadGenesis,
+    /// An item for another commons or document.
+    WrongDocument,
+    /// A change that breaks its document's schema.
+    SchemaViolation,
+    /// A profile edited by someone other than its owner.
+    NotProfileOwner,
+    /// A change whose history is not held.
+    MissingDependencies,
+    /// A change no signature covers.
+    UnsignedChange,
+    /// Changes that do not apply.
+    BadChanges,
+    /// Too many changes held for missing history.
+    TooManyPending,
+    /// A change automerge refused.
+    AutomergeRefused,
+    /// A payload with too many changes or proofs.
+    PayloadTooLarge,
+    /// A change that rewrites a release.
+    ReleaseRewritten,
+    /// A fork whose history does not graft.
+    BadForkHistory,
+    /// An item refused as invalid otherwise.
+    Invalid,
+    /// A document without changes.
+    EmptyDocument,
+    /// A change to a document not held.
+    UnknownDocument,
+    /// An item of a commons not held.
+    UnknownCommons,
+    /// Any other failure.
+    Other,
+}
+
+impl ItemRefusal {
+    /// The kind of a replica error.
+    pub fn of(error: &NodeError) -> Self {
+        match error {
+            NodeError::Rejected(rejection) => match rejection {
+                Rejection::Envelope(EnvelopeError::Signature(_)) => Self::BadSignature,
+                Rejection::Envelope(EnvelopeError::ActorMismatch { .. }) => Self::ActorMismatch,
+                Rejection::Envelope(EnvelopeError::BadChange { .. }) => Self::UnparsableChange,
+                Rejection::Envelope(EnvelopeError::TooLarge { .. }) => Self::TooLarge,
+                Rejection::Envelope(EnvelopeError::Decode(_)) => Self::Malformed,
+                Rejection::Genesis(_) => Self::BadGenesis,
+                Rejection::WrongCommons { .. } | Rejection::WrongDocument { .. } => {
+                    Self::WrongDocument
+                }
+                Rejection::Schema { .. } => Self::SchemaViolation,
+                Rejection::NotProfileOwner { .. } => Self::NotProfileOwner,
+                Rejection::MissingDependencies { .. } => Self::MissingDependencies,
+                Rejection::Uncovered { .. } => Self::UnsignedChange,
+                Rejection::BadChanges { .. } => Self::BadChanges,
+                Rejection::TooManyPending => Self::TooManyPending,
+                Rejection::Automerge { .. } => Self::AutomergeRefused,
+                Rejection::TooManyChanges { .. } | Rejection::TooManyProofs { .. } => {
+                    Self::PayloadTooLarge
+                }
+                Rejection::ReleaseRewritten { .. } => Self::ReleaseRewritten,
+                Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => {
+                    Self::BadForkHistory
+                }
+            },
+            NodeError::Invalid(_) => Self::Invalid,
+            NodeError::EmptyDocument { .. } => Self::EmptyDocument,
+            NodeError::UnknownDoc { .. } => Self::UnknownDocument,
+            NodeError::UnknownCommons(_) => Self::UnknownCommons,
+            _ => Self::Other,
+        }
+    }
+
+    /// Short stable name, for counters.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::BadSignature => "bad-signature",
+            Self::ActorMismatch => "actor-mismatch",
+            Self::UnparsableChange => "unparsable-change",
+            Self::TooLarge => "too-large",
+            Self::Malformed => "malformed",
+            Self::BadGenesis => "bad-genesis",
+            Self::WrongDocument => "wrong-document",
+            Self::SchemaViolation => "schema-violation",
+            Self::NotProfileOwner => "not-profile-owner",
+            Self::MissingDependencies => "missing-dependencies",
+            Self::UnsignedChange => "unsigned-change",
+            Self::BadChanges => "bad-changes",
+            Self::TooManyPending => "too-many-pending",
+            Self::AutomergeRefused => "automerge-refused",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::ReleaseRewritten => "release-rewritten",
+            Self::BadForkHistory => "bad-fork-history",
+            Self::Invalid => "invalid",
+            Self::EmptyDocument => "empty-document",
+            Self::UnknownDocument => "unknown-document",
+            Self::UnknownCommons => "unknown-commons",
+            Self::Other => "other",
+        }
+    }
+
+    /// Whether it is about what validly signed content says (equivocation, schema, a profile
+    /// edited by someone else, history this node lacks) rather than about how the peer sent
+    /// it. An honest relay forwards such content by other authors without being able to tell
+    /// it is refused here (it may hold the other twin, or an older schema), so it is counted
+    /// but is no offence of the relay.
+    pub fn is_content(self) -> bool {
+        matches!(
+            self,
+            Self::SchemaViolation
+                | Self::NotProfileOwner
+                | Self::MissingDependencies
+                | Self::TooManyPending
+                | Self::AutomergeRefused
+                | Self::EmptyDocument
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counter names scripts and the network tests read do not change with the types.
+    #[test]
+    fn refusal_kinds_keep_their_counter_names() {
+        assert_eq!(Refusal::RateLimited.kind(), "rate-limited");
+        assert_eq!(Refusal::MalformedRequest.kind(), "malformed-request");
+        assert_eq!(Refusal::UnrequestedDocument.kind(), "unrequested-document");
+        assert_eq!(
+            Refusal::InvalidRequest(RequestError::TooManyWants { count: 9 }).kind(),
+            "too-many-wants"
+        );
+        assert_eq!(
+            Refusal::Item(ItemRefusal::of(&NodeError::Invalid("x".into()))).kind(),
+            "invalid"
+        );
+        let rejected = NodeError::Rejected(Rejection::TooManyPending);
+        assert_eq!(ItemRefusal::of(&rejected), ItemRefusal::TooManyPending);
+        assert!(ItemRefusal::of(&rejected).is_content());
+        assert!(!ItemRefusal::BadSignature.is_content());
     }
 }
