@@ -16,8 +16,7 @@ use hedgerow_protocol::schema::{
 };
 use hedgerow_protocol::sync::{heads_digest, LiveChange};
 use hedgerow_protocol::{
-    AuthorKey, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica,
-    Signed,
+    AuthorKey, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, Signed,
 };
 use std::collections::HashMap;
 
@@ -766,18 +765,6 @@ impl Replicas {
             self.persist_lazily(&target, &accepted)?;
         }
         Ok(outcome)
-    }
-
-    /// Takes a signed envelope for a document whose genesis may come separately.
-    pub fn ingest_envelope(
-        &mut self,
-        genesis: Option<&Signed<DocGenesis>>,
-        envelope: &ChangeEnvelope,
-    ) -> Result<LiveOutcome, NodeError> {
-        self.ingest_live(&LiveChange {
-            genesis: genesis.cloned(),
-            envelope: envelope.clone(),
-        })
     }
 
     /// Takes one document's changes in compact form with their proofs; all or nothing.

@@ -1,0 +1,193 @@
+//! `hedgerow` commands sent to the running node: control requests, `status`, and the
+//! `hedgerow sync` waiters.
+
+use super::*;
+
+impl<L: LocalState> Service<L> {
+    pub(super) fn on_command(&mut self, token: Token, command: Command) {
+        match command {
+            Command::Control(request) => {
+                let reply = self.on_control(request);
+                self.out.push(Output::Reply(token, Reply::Control(reply)));
+            }
+            Command::Sync(addr) => self.start_waiter(token, addr),
+        }
+    }
+
+    /// Runs a control request; what it changed is published when the step ends.
+    pub(super) fn on_control(&mut self, request: Request) -> ControlReply {
+        let reply = match request {
+            Request::Status => ControlReply::Ok(self.status()),
+            // A commons already held is joined at once by the API (it writes our profile).
+            Request::Join { commons }
+                if !commons
+                    .parse::<CommonsId>()
+                    .is_ok_and(|id| self.local.holds(&id)) =>
+            {
+                match commons.parse::<CommonsId>() {
+                    Ok(id) => {
+                        if let Err(e) = self.local.set_wanted(&id, true) {
+                            self.store_failed(&e);
+                            return ControlReply::Error(e.to_string());
+                        }
+                        self.wanted.insert(id);
+                        let peers = self.connected_peers();
+                        for peer in &peers {
+                            self.start_pull(*peer, id);
+                        }
+                        ControlReply::Ok(
+                            json!({"commons": id.to_string(), "asked_peers": peers.len()}),
+                        )
+                    }
+                    Err(e) => ControlReply::Error(e.to_string()),
+                }
+            }
+            other => match self.local.execute(other) {
+                Ok(value) => ControlReply::Ok(value),
+                Err(e) => ControlReply::Error(e.to_string()),
+            },
+        };
+        // A wanted commons may have arrived another way (a bundle import): stop asking for it.
+        let local = &self.local;
+        self.wanted.retain(|commons| !local.holds(commons));
+        self.subscribe_all();
+        self.publish_outbox();
+        reply
+    }
+
+    /// Starts a `hedgerow sync` with the peer at `addr`: pulls everything from it, dialing
+    /// it first if needed, and replies when every pull ended (or at [`SYNC_DEADLINE`]).
+    pub(super) fn start_waiter(&mut self, token: Token, addr: Multiaddr) {
+        let peer = addr.iter().find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        });
+        let connected_peer = peer.filter(|p| self.is_connected(p));
+        if let Some(peer) = peer {
+            // A fresh report: it tells only of this sync.
+            if let Some(p) = self.peer.get_mut(&peer) {
+                p.report = None;
+            }
+        }
+        self.waiters.push(Waiter {
+            token,
+            peer,
+            addr: addr.clone(),
+            started: connected_peer.is_some(),
+            deadline: self.now + SYNC_DEADLINE,
+            bytes_at_start: (self.bytes.sent(), self.bytes.received()),
+        });
+        match connected_peer {
+            Some(peer) => self.pull_everything(peer),
+            None => self.out.push(Output::Dial(addr)),
+        }
+    }
+
+    /// Answers `hedgerow sync` callers whose peer has no pull left, or whose time is up.
+    pub(super) fn complete_waiters(&mut self) {
+        let mut remaining = Vec::new();
+        for waiter in std::mem::take(&mut self.waiters) {
+            let done = match waiter.peer {
+                Some(peer) => {
+                    waiter.started
+                        && !self
+                            .pulls
+                            .iter()
+                            .any(|((p, _), pull)| *p == peer && pull.unfinished())
+                }
+                None => false,
+            };
+            if !done && self.now < waiter.deadline {
+                remaining.push(waiter);
+                continue;
+            }
+            let mut report = waiter
+                .peer
+                .and_then(|p| self.peer.get_mut(&p))
+                .and_then(|p| p.report.take())
+                .unwrap_or_default();
+            report.peer = waiter
+                .peer
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| waiter.addr.to_string());
+            report.complete = done;
+            if !done {
+                report
+                    .errors
+                    .push("timed out before every pull finished".into());
+            }
+            report.bytes_sent = self.bytes.sent().saturating_sub(waiter.bytes_at_start.0);
+            report.bytes_received = self
+                .bytes
+                .received()
+                .saturating_sub(waiter.bytes_at_start.1);
+            self.out
+                .push(Output::Reply(waiter.token, Reply::Sync(report)));
+        }
+        self.waiters = remaining;
+    }
+
+    /// `hedgerow status` as JSON.
+    pub(super) fn status(&mut self) -> Value {
+        let now = self.now;
+        let connected: Vec<Value> = self
+            .peer
+            .iter()
+            .filter_map(|(peer, state)| {
+                let addr = state.addr.as_ref()?;
+                let last = state.last_sync.as_ref();
+                let pulls = |f: fn(&Pull) -> bool| {
+                    self.pulls.iter().any(|((p, _), pull)| p == peer && f(pull))
+                };
+                Some(json!({
+                    "peer": peer.to_string(),
+                    "addr": addr.to_string(),
+                    "syncing": pulls(|p| matches!(p, Pull::Running(_))),
+                    "interrupted": pulls(|p| p.kept().is_some()),
+                    "postponed": pulls(|p| matches!(p, Pull::Postponed(_))),
+                    "sync_budget": state.link.budget(),
+                    "last_sync_at": last.map(|l| l.0),
+                    "last_sync": last.map(|l| l.1.clone()),
+                }))
+            })
+            .collect();
+        let commons: Vec<Value> = self
+            .local
+            .commons()
+            .into_iter()
+            .map(|(id, name)| json!({"id": id.to_string(), "name": name}))
+            .collect();
+        let (transport_in, transport_out) = self.bytes.transport_bytes();
+        let mut counters = self.counters.clone();
+        for (reason, count) in self.bytes.refused_request_frames() {
+            if count > 0 {
+                *counters.rejected.entry(reason.to_string()).or_insert(0) += count;
+            }
+        }
+        let kept = self.pulls.values().filter(|p| p.kept().is_some()).count();
+        json!({
+            "peer_id": self.config.local_peer.to_string(),
+            "author": self.local.author_text(),
+            "listen": self.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "connected": connected,
+            "commons": commons,
+            "wanted": self.wanted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "rejected_total": counters.rejected_total(),
+            "excluded_changes": self.local.excluded_count(),
+            "counters": counters,
+            "banned_peers": self.peers.banned_count(now),
+            "banned_addresses": self.peers.banned_addresses(now),
+            "queued_wants": self.queued_wants(),
+            "tracked_peer_entries": self.peers.tracked() + self.peer.len() + kept,
+            "bytes": {
+                "sync_sent": self.bytes.sent(),
+                "sync_received": self.bytes.received(),
+                "gossip_published": self.bytes.gossip_published(),
+                "gossip_received": self.bytes.gossip_received(),
+                "transport_in": transport_in,
+                "transport_out": transport_out,
+            },
+            "store_bytes": self.local.size_on_disk(),
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! Connections coming and going, pings, and what is kept of a peer after it leaves.
+
+use super::*;
+
+impl<L: LocalState> Service<L> {
+    pub(super) fn on_connected(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        addr: Multiaddr,
+        dialer: bool,
+        dialed: Option<Multiaddr>,
+    ) {
+        let now = self.now;
+        if let Some(target) = dialed {
+            self.peers.dial_succeeded(&target, now);
+        }
+        let ip = ip_of(&addr);
+        if self.peers.is_banned(&peer, ip, now) {
+            self.out.push(Output::Disconnect(peer));
+            return;
+        }
+        if let Some(ip) = ip {
+            if !self.peers.connection_opened(ip) {
+                self.counters.reject(&Refusal::TooManyConnections);
+                self.out.push(Output::CloseConnection(connection));
+                return;
+            }
+            self.counted.insert(connection, ip);
+        }
+        if dialer {
+            let known = KnownPeer {
+                addrs: vec![addr.to_string()],
+                last_seen: crate::replicas::now_unix(),
+            };
+            if let Err(e) = self.local.remember_peer(&peer.to_string(), &known) {
+                self.store_failed(&e);
+            }
+        }
+        let state = self.peer.entry(peer).or_default();
+        let first = state.addr.is_none();
+        state.addr = Some(addr.clone());
+        self.heard_from(peer);
+        for waiter in &mut self.waiters {
+            if waiter.peer.is_none() && strip_p2p(&waiter.addr) == strip_p2p(&addr) {
+                waiter.peer = Some(peer);
+            }
+        }
+        if first {
+            self.pulls
+                .retain(|(p, _), pull| *p != peer || !matches!(pull, Pull::Again(_)));
+            for pull in self.pulls.iter_mut().filter(|((p, _), _)| *p == peer) {
+                if let (_, Pull::Interrupted { retry, .. }) = pull {
+                    *retry = None;
+                }
+            }
+            self.pull_everything(peer);
+            for waiter in &mut self.waiters {
+                if waiter.peer == Some(peer) {
+                    waiter.started = true;
+                }
+            }
+            self.complete_waiters();
+        }
+    }
+
+    pub(super) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId, remaining: u32) {
+        let now = self.now;
+        if let Some(ip) = self.counted.remove(&connection) {
+            self.peers.connection_closed(ip);
+        }
+        if remaining > 0 {
+            return;
+        }
+        if let Some(addr) = self.peer.get_mut(&peer).and_then(|p| p.addr.take()) {
+            self.peers.disconnected(&addr, now);
+            self.peers
+                .disconnected(&addr.with(Protocol::P2p(peer)), now);
+        }
+        let stale: Vec<CommonsId> = self
+            .pulls
+            .iter()
+            .filter(|((p, _), pull)| *p == peer && matches!(pull, Pull::Running(_)))
+            .map(|((_, c), _)| *c)
+            .collect();
+        if !stale.is_empty() {
+            self.peer.entry(peer).or_default().link.on_failure();
+        }
+        for commons in stale {
+            self.interrupt_pull(peer, commons, "connection closed");
+        }
+        // Retries are for connections that stayed up.
+        self.pulls
+            .retain(|(p, _), pull| *p != peer || !matches!(pull, Pull::Again(_)));
+        for ((p, _), pull) in self.pulls.iter_mut() {
+            if *p == peer {
+                if let Pull::Interrupted { retry, .. } = pull {
+                    *retry = None;
+                }
+            }
+        }
+        // Someone waits for this sync (`hedgerow sync`): dial the peer again until the pulls
+        // complete or the wait times out.
+        let waited: Vec<Multiaddr> = self
+            .waiters
+            .iter()
+            .filter(|w| w.peer == Some(peer))
+            .map(|w| w.addr.clone())
+            .collect();
+        for addr in waited {
+            self.peers.add_target(addr.clone(), now);
+            self.peers.disconnected(&addr, now);
+        }
+        self.peer_gone(peer);
+    }
+
+    /// Forgets what is kept about `peer` only while it is connected, so per-peer state does not
+    /// grow with every peer id that ever connected (ids cost nothing). What outlives the
+    /// connection on purpose (an interrupted pull, the link estimate, a recent fetch) is
+    /// bounded by count and age instead.
+    pub(super) fn peer_gone(&mut self, peer: PeerId) {
+        let now = self.now;
+        self.peers.forget(&peer);
+        let waited = self.waiters.iter().any(|w| w.peer == Some(peer));
+        if let Some(state) = self.peer.get_mut(&peer) {
+            state.heard = None;
+            state.last_sync = None;
+            state.pending = 0;
+            if !waited {
+                state.report = None;
+            }
+        }
+        // A held-back pull is dropped; the session it may keep stays for resuming.
+        let held: Vec<CommonsId> = self
+            .pulls
+            .iter()
+            .filter(|((p, _), pull)| *p == peer && matches!(pull, Pull::Postponed(_)))
+            .map(|((_, c), _)| *c)
+            .collect();
+        for commons in held {
+            if let Some(Pull::Postponed(Some((session, since)))) =
+                self.pulls.remove(&(peer, commons))
+            {
+                self.pulls.insert(
+                    (peer, commons),
+                    Pull::Interrupted {
+                        session,
+                        since,
+                        retry: None,
+                    },
+                );
+            }
+        }
+        if self.peer.len() > MAX_REMEMBERED_PEERS {
+            self.peer.retain(|_, p| {
+                p.addr.is_some()
+                    || p.report.is_some()
+                    || p.fetched_at
+                        .is_some_and(|at| now.saturating_duration_since(at) < CATCHING_UP)
+            });
+        }
+        let kept = self.pulls.values().filter(|p| p.kept().is_some()).count();
+        if kept > MAX_INTERRUPTED {
+            let mut by_age: Vec<((PeerId, CommonsId), Instant)> = self
+                .pulls
+                .iter()
+                .filter_map(|(k, pull)| match pull {
+                    Pull::Interrupted { since, .. } | Pull::Postponed(Some((_, since))) => {
+                        Some((*k, *since))
+                    }
+                    _ => None,
+                })
+                .collect();
+            by_age.sort_by_key(|(_, at)| *at);
+            for (key, _) in by_age.iter().take(kept - MAX_INTERRUPTED) {
+                self.pulls.remove(key);
+            }
+        }
+    }
+
+    /// Records a sign of life from `peer`.
+    pub(super) fn heard_from(&mut self, peer: PeerId) {
+        let bytes = self.bytes.received();
+        self.peer.entry(peer).or_default().heard = Some((self.now, bytes));
+    }
+
+    pub(super) fn on_ping(&mut self, peer: PeerId, connection: ConnectionId, ok: bool) {
+        if ok {
+            self.heard_from(peer);
+            return;
+        }
+        let now = self.now;
+        let (at, bytes) = self
+            .peer
+            .get(&peer)
+            .and_then(|p| p.heard)
+            .unwrap_or((now, 0));
+        // Sync bytes still arriving while a response is in flight count as life.
+        let receiving =
+            self.bytes.received() != bytes && self.in_flight.values().any(|f| f.peer == peer);
+        if receiving {
+            self.heard_from(peer);
+        } else if now.saturating_duration_since(at) >= SILENT_LIMIT {
+            tracing::info!("closing silent connection to {peer}: ping failed");
+            self.out.push(Output::CloseConnection(connection));
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! What goes into the service and what comes out: the whole of its contact with the world.
+
+use crate::api::Request;
+use crate::control::ControlReply;
+use crate::serve::stats::{Refusal, SyncReport};
+use hedgerow_protocol::CommonsId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
+use std::time::Instant;
+
+/// Our own number for a sync request we sent (the actor maps libp2p's to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Our own number for a sync request a peer sent us, to answer it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InboundId(pub u64);
+
+/// Who waits for a [`Output::Reply`]: the actor's number for the caller.
+pub type Token = u64;
+
+/// How a sync request we sent failed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The peer does not speak the sync protocol: the pull ends.
+    Unsupported(String),
+    /// The exchange stalled or broke mid-frame: the connection is closed and the pull resumes
+    /// on a fresh one. `offence` names a frame the peer got wrong.
+    Stalled {
+        /// The bad frame from the peer, if that was the cause.
+        offence: Option<Refusal>,
+        /// What happened, for the log and `status`.
+        why: String,
+    },
+    /// The connection went away (or never came): the pull resumes on the next one.
+    Lost(String),
+}
+
+/// A command from the control channel.
+#[derive(Debug)]
+pub enum Command {
+    /// Runs a store or node request and replies with its result.
+    Control(Request),
+    /// Pulls everything from the peer at this address and replies when done.
+    Sync(Multiaddr),
+}
+
+/// An answer to a [`Command`].
+#[derive(Debug)]
+pub enum Reply {
+    /// The result of [`Command::Control`].
+    Control(ControlReply),
+    /// The result of [`Command::Sync`].
+    Sync(SyncReport),
+}
+
+/// Something that happened, for the service to decide on.
+#[derive(Debug)]
+pub enum Input {
+    /// The node listens on an address.
+    Listening(Multiaddr),
+    /// The node stopped listening on an address.
+    ListenClosed(Multiaddr),
+    /// A connection came up.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// The connection.
+        connection: ConnectionId,
+        /// The peer's address on this connection.
+        addr: Multiaddr,
+        /// Whether we dialed it.
+        dialer: bool,
+        /// The dial target ([`Output::Dial`]) it answers, if any.
+        dialed: Option<Multiaddr>,
+    },
+    /// A connection closed.
+    Closed {
+        /// The peer.
+        peer: PeerId,
+        /// The connection.
+        connection: ConnectionId,
+        /// Connections to the peer still open.
+        remaining: u32,
+    },
+    /// A dial ([`Output::Dial`]) failed.
+    DialFailed(Multiaddr),
+    /// A peer sent a sync request; answer with [`Output::Respond`].
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Our number for it.
+        id: InboundId,
+        /// The request frame.
+        bytes: Vec<u8>,
+    },
+    /// The response to a request we sent.
+    Response {
+        /// The request it answers.
+        id: RequestId,
+        /// The response frame.
+        bytes: Vec<u8>,
+    },
+    /// A request we sent failed.
+    Failure {
+        /// The request.
+        id: RequestId,
+        /// The connection it used, if known.
+        connection: Option<ConnectionId>,
+        /// How.
+        failure: Failure,
+    },
+    /// A gossip message arrived; judge it with [`Output::Validate`].
+    Gossip {
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// Its id, to judge it by.
+        id: MessageId,
+        /// The topic it came on.
+        topic: TopicHash,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// A peer joined a gossip topic.
+    Subscribed {
+        /// The peer.
+        peer: PeerId,
+        /// The topic.
+        topic: TopicHash,
+    },
+    /// Peers found on the local link.
+    Discovered(Vec<(PeerId, Multiaddr)>),
+    /// A ping came back (`true`) or failed.
+    Ping {
+        /// The peer.
+        peer: PeerId,
+        /// The connection pinged.
+        connection: ConnectionId,
+        /// Whether the pong came.
+        ok: bool,
+    },
+    /// A time asked for by [`Output::WakeAt`] has come.
+    Timer,
+    /// A command from the control channel, answered by [`Output::Reply`] with the same token.
+    Command(Token, Command),
+}
+
+/// Something the service asks the actor to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Sends a sync request.
+    Send {
+        /// The peer.
+        peer: PeerId,
+        /// Our number for it, which its [`Input::Response`] or [`Input::Failure`] carries.
+        id: RequestId,
+        /// The request frame.
+        bytes: Vec<u8>,
+    },
+    /// Answers a sync request.
+    Respond {
+        /// The request.
+        id: InboundId,
+        /// The response frame.
+        bytes: Vec<u8>,
+    },
+    /// Publishes on a commons' topic; a `live` change counts in `live_published` once out.
+    Publish {
+        /// The commons.
+        commons: CommonsId,
+        /// The gossip message.
+        bytes: Vec<u8>,
+        /// Whether it is a locally made change (else an announcement).
+        live: bool,
+    },
+    /// Judges a gossip message (forward, drop, or count against its source).
+    Validate {
+        /// The message.
+        id: MessageId,
+        /// Its source.
+        source: PeerId,
+        /// The judgement.
+        acceptance: MessageAcceptance,
+    },
+    /// Subscribes to a commons' topic.
+    Subscribe(CommonsId),
+    /// Dials an address; its outcome comes back as [`Input::Connected`] or [`Input::DialFailed`].
+    Dial(Multiaddr),
+    /// Dials a peer found on the local link (not tracked by the backoff).
+    DialDiscovered(PeerId, Multiaddr),
+    /// Closes every connection to a peer.
+    Disconnect(PeerId),
+    /// Closes one connection.
+    CloseConnection(ConnectionId),
+    /// Asks for an [`Input::Timer`] at this time (replacing any earlier request).
+    WakeAt(Instant),
+    /// Answers a command.
+    Reply(Token, Reply),
+}

@@ -1,0 +1,435 @@
+//! The running node's decisions, with no I/O: a state machine that turns [`Input`]s (a
+//! connection, a sync request or response, a gossip message, a timer, a command) into
+//! [`Output`]s (send, respond, publish, dial, disconnect, wake at, reply).
+//!
+//! It keeps one [`Peer`] per peer and one [`Pull`] per (peer, commons), takes the time as
+//! an argument and reads and writes the node's own state through [`LocalState`], so every
+//! rule below is tested without a socket (see `sim.rs`). The actor (`actor.rs`) carries the
+//! outputs to the libp2p swarm and feeds its events back in.
+//!
+//! On bad links: each peer's response budget follows its link ([`LinkEstimate`]); a pull cut
+//! off by a dropped connection or a stalled request is kept and resumes from its queue on the
+//! next connection (bootstrap peers, and the peer of a waiting `hedgerow sync`, are redialled
+//! with backoff) or after [`RETRY_DELAY`] on a connection that stayed up; our pull from a peer
+//! that is catching up from us waits until it is done ([`FETCH_QUIET`]); and a connection
+//! whose peer stays silent past [`SILENT_LIMIT`] is closed so it can be redialled, while a
+//! slow transfer that keeps making progress never is.
+
+use super::link::LinkEstimate;
+use super::local::LocalState;
+use super::peers::{PeerBook, Penalty};
+use super::stats::{Counters, ItemRefusal, Refusal, SyncReport};
+use crate::api::Request;
+use crate::control::ControlReply;
+use crate::net::{commons_topic, ByteCounters};
+use crate::replicas::{LiveOutcome, NodeError};
+use crate::store::KnownPeer;
+use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::sync::{
+    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, HeadsDigest,
+    IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+};
+use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
+pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, Token};
+use libp2p::gossipsub::{MessageAcceptance, TopicHash};
+use libp2p::swarm::ConnectionId;
+use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+mod answering;
+mod commands;
+mod connections;
+mod gossip;
+mod io;
+mod pulls;
+mod timers;
+
+/// Wait before re-running a pull whose request failed while the connection stayed up.
+pub const RETRY_DELAY: Duration = Duration::from_secs(3);
+
+/// A peer that fetched from us this recently is catching up: our own pull from it waits.
+///
+/// While a farm catches up from a hub over a slow link, the hub's pull of the farm would
+/// fetch the farm's inventory (16 bytes a document) on every reconnection and every resync
+/// only to find nothing new; it runs once the farm has been quiet for this long, or as soon
+/// as the farm sends a `Hello` (a pull starting or confirming its end), instead.
+pub const FETCH_QUIET: Duration = Duration::from_secs(3);
+
+/// How long a peer counts as "catching up from us" after its last fetch, across a reconnection.
+pub const CATCHING_UP: Duration = Duration::from_secs(60);
+
+/// How long an interrupted pull is kept for resuming before it is forgotten.
+pub const INTERRUPTED_TTL: Duration = Duration::from_secs(3600);
+
+/// How long a peer may be silent (no pong, no sync message, no sync bytes) before a failed
+/// ping closes its connection, so that a dead link is redialled instead of waited on.
+pub const SILENT_LIMIT: Duration = Duration::from_secs(90);
+
+/// Most peers whose link estimate and last fetch are remembered after they disconnect.
+pub const MAX_REMEMBERED_PEERS: usize = 1024;
+
+/// Most interrupted pulls kept for resuming; the oldest go first.
+pub const MAX_INTERRUPTED: usize = 64;
+
+/// Most live changes still waiting for their history that one peer may have sent since its
+/// last completed pull; past it the peer's live changes wait for that pull instead.
+pub const MAX_PENDING_PER_PEER: u32 = 128;
+
+/// How often the saved snapshot caches that lag their documents' records are brought up to date.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Longest a one-shot sync waits for its pulls before it reports what it has.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
+
+/// What is known of one peer: while it is connected, and (bounded) after.
+#[derive(Debug, Default)]
+struct Peer {
+    /// The address it is connected at; `None` while disconnected.
+    addr: Option<Multiaddr>,
+    /// Its response budget, kept across reconnections.
+    link: LinkEstimate,
+    /// When it last fetched documents from us.
+    fetched_at: Option<Instant>,
+    /// Last sign of life, and the sync byte total seen then.
+    heard: Option<(Instant, u64)>,
+    /// When and how our last pull from it ended.
+    last_sync: Option<(i64, String)>,
+    /// What our pulls with it did, for `hedgerow sync`.
+    report: Option<SyncReport>,
+    /// Live changes it sent that wait for missing history, since its last pull.
+    pending: u32,
+}
+
+/// The life of one pull of one commons from one peer.
+#[derive(Debug)]
+enum Pull {
+    /// A request is in flight.
+    Running(PullSession),
+    /// Cut off by a failure; resumes from its queue on the next connection, or at `retry`
+    /// while the connection stays up.
+    Interrupted {
+        session: PullSession,
+        since: Instant,
+        retry: Option<Instant>,
+    },
+    /// Held back while the peer fetches from us (see [`FETCH_QUIET`]); it may hold an
+    /// interrupted session to resume.
+    Postponed(Option<(PullSession, Instant)>),
+    /// Finished with more listed than one pull queues: runs again at this time.
+    Again(Instant),
+}
+
+impl Pull {
+    /// Whether a `hedgerow sync` waits for it.
+    fn unfinished(&self) -> bool {
+        !matches!(self, Pull::Again(_))
+    }
+
+    /// The session kept for resuming, if any.
+    fn kept(&self) -> Option<&PullSession> {
+        match self {
+            Pull::Interrupted { session, .. } | Pull::Postponed(Some((session, _))) => {
+                Some(session)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A request we sent, until its response or failure.
+#[derive(Debug)]
+struct InFlight {
+    peer: PeerId,
+    commons: CommonsId,
+    /// When it was sent, to measure the link.
+    sent_at: Instant,
+    /// The byte budget a `Fetch` asked for.
+    budget: Option<u32>,
+    /// The documents a `Fetch` named: a response may carry only these.
+    asked: HashSet<IdPrefix>,
+}
+
+/// Someone waiting for all pulls with a peer to finish (`hedgerow sync`).
+#[derive(Debug)]
+struct Waiter {
+    token: Token,
+    peer: Option<PeerId>,
+    addr: Multiaddr,
+    started: bool,
+    deadline: Instant,
+    /// Sync bytes (sent, received) when the wait began, so the report counts this sync only.
+    bytes_at_start: (u64, u64),
+}
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// This node's peer id.
+    pub local_peer: PeerId,
+    /// How often to re-run catch-up sync with connected peers.
+    pub sync_interval: Duration,
+}
+
+/// The node's protocol state: everything but the sockets.
+pub struct Service<L> {
+    config: ServiceConfig,
+    local: L,
+    bytes: ByteCounters,
+    /// Dial targets, bans, rate limits, per-address connection counts.
+    pub(crate) peers: PeerBook,
+    counters: Counters,
+    peer: HashMap<PeerId, Peer>,
+    pulls: HashMap<(PeerId, CommonsId), Pull>,
+    in_flight: HashMap<RequestId, InFlight>,
+    next_request: u64,
+    waiters: Vec<Waiter>,
+    subscribed: HashSet<CommonsId>,
+    /// Commons asked for with `commons join` and not yet received.
+    wanted: HashSet<CommonsId>,
+    /// The remote IP address of each connection counted against its address's limit.
+    counted: HashMap<ConnectionId, std::net::IpAddr>,
+    /// Commons that received changes by sync, with the peers they came from: announced when
+    /// their pulls finish if another peer is connected, so neighbours that did not take part
+    /// pull them too (store and forward along a chain).
+    news: HashMap<CommonsId, HashSet<PeerId>>,
+    listen: Vec<Multiaddr>,
+    next_resync: Instant,
+    next_snapshot: Instant,
+    now: Instant,
+    out: Vec<Output>,
+}
+
+impl<L: LocalState> Service<L> {
+    /// A service over `local`, starting at `now`; it wants what `local` records as wanted.
+    pub fn new(
+        config: ServiceConfig,
+        local: L,
+        bytes: ByteCounters,
+        peers: PeerBook,
+        now: Instant,
+    ) -> Result<Self, NodeError> {
+        let wanted = local.wanted()?.into_iter().collect();
+        Ok(Self {
+            next_resync: now + config.sync_interval,
+            next_snapshot: now + SNAPSHOT_INTERVAL,
+            config,
+            local,
+            bytes,
+            peers,
+            counters: Counters::default(),
+            peer: HashMap::new(),
+            pulls: HashMap::new(),
+            in_flight: HashMap::new(),
+            next_request: 0,
+            waiters: Vec::new(),
+            subscribed: HashSet::new(),
+            wanted,
+            counted: HashMap::new(),
+            news: HashMap::new(),
+            listen: Vec::new(),
+            now,
+            out: Vec::new(),
+        })
+    }
+
+    /// The node's own state.
+    pub fn local(&self) -> &L {
+        &self.local
+    }
+
+    /// The node's own state, to save on shutdown.
+    pub fn local_mut(&mut self) -> &mut L {
+        &mut self.local
+    }
+
+    /// Totals since start.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Connected peer count.
+    pub fn connected_count(&self) -> usize {
+        self.peer.values().filter(|p| p.addr.is_some()).count()
+    }
+
+    /// Whether `peer` is connected.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.peer.get(peer).is_some_and(|p| p.addr.is_some())
+    }
+
+    /// Counts a gossip message the actor got out (see [`Output::Publish`]).
+    pub fn published(&mut self, live: bool) {
+        if live {
+            self.counters.live_published += 1;
+        }
+    }
+
+    /// Subscribes to every held or wanted commons; call once
+    /// before the first input.
+    pub fn start(&mut self, now: Instant) -> Vec<Output> {
+        self.now = now;
+        self.subscribe_all();
+        self.finish()
+    }
+
+    /// Decides on one input at `now`; the outputs end with the next [`Output::WakeAt`].
+    ///
+    /// Changes made locally go out with the step that made them (a command, a join).
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        self.now = now;
+        match input {
+            Input::Listening(addr) => {
+                tracing::info!("listening on {addr}");
+                self.listen.push(addr);
+            }
+            Input::ListenClosed(addr) => self.listen.retain(|a| *a != addr),
+            Input::Connected {
+                peer,
+                connection,
+                addr,
+                dialer,
+                dialed,
+            } => self.on_connected(peer, connection, addr, dialer, dialed),
+            Input::Closed {
+                peer,
+                connection,
+                remaining,
+            } => self.on_closed(peer, connection, remaining),
+            Input::DialFailed(addr) => self.peers.dial_failed(&addr, now),
+            Input::Request { peer, id, bytes } => self.on_request(peer, id, &bytes),
+            Input::Response { id, bytes } => {
+                if let Some(flight) = self.in_flight.remove(&id) {
+                    self.on_response(flight, &bytes);
+                }
+            }
+            Input::Failure {
+                id,
+                connection,
+                failure,
+            } => self.on_failure(id, connection, failure),
+            Input::Gossip {
+                source,
+                id,
+                topic,
+                data,
+            } => {
+                let acceptance = self.on_gossip(source, &topic, &data);
+                self.out.push(Output::Validate {
+                    id,
+                    source,
+                    acceptance,
+                });
+            }
+            Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
+            Input::Discovered(found) => {
+                for (peer, addr) in found {
+                    if !self.is_connected(&peer) && !self.peers.is_banned(&peer, ip_of(&addr), now)
+                    {
+                        self.out.push(Output::DialDiscovered(peer, addr));
+                    }
+                }
+            }
+            Input::Ping {
+                peer,
+                connection,
+                ok,
+            } => self.on_ping(peer, connection, ok),
+            Input::Timer => self.on_timer(),
+            Input::Command(token, command) => self.on_command(token, command),
+        }
+        self.finish()
+    }
+
+    /// Ends a step: what changed locally goes out, and the next wake-up is asked for.
+    fn finish(&mut self) -> Vec<Output> {
+        let wake = self.next_wake();
+        self.out.push(Output::WakeAt(wake));
+        std::mem::take(&mut self.out)
+    }
+
+    /// The earliest time something is due.
+    fn next_wake(&self) -> Instant {
+        let mut at = self.next_resync.min(self.next_snapshot);
+        let connected: Vec<Multiaddr> = self
+            .peer
+            .values()
+            .filter_map(|p| p.addr.as_ref().map(strip_p2p))
+            .collect();
+        if let Some(due) = self
+            .peers
+            .next_due(|addr| connected.contains(&strip_p2p(addr)))
+        {
+            at = at.min(due);
+        }
+        for ((peer, _), pull) in &self.pulls {
+            let due = match pull {
+                Pull::Interrupted {
+                    retry: Some(retry), ..
+                } => Some(*retry),
+                Pull::Interrupted { since, .. } => Some(*since + INTERRUPTED_TTL),
+                Pull::Again(again) => Some(*again),
+                Pull::Postponed(_) => Some(
+                    self.peer
+                        .get(peer)
+                        .and_then(|p| p.fetched_at)
+                        .map_or(self.now, |f| f + FETCH_QUIET),
+                ),
+                Pull::Running(_) => None,
+            };
+            if let Some(due) = due {
+                at = at.min(due);
+            }
+        }
+        for waiter in &self.waiters {
+            at = at.min(waiter.deadline);
+        }
+        // Never in the past: whatever was due has just been done.
+        at.max(self.now + Duration::from_millis(1))
+    }
+
+    /// Subscribes to the gossip topic of every commons held or wanted; a wanted commons' topic
+    /// tells which peers have it (see [`Self::on_peer_subscribed`]).
+    fn subscribe_all(&mut self) {
+        let held: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
+        let wanted: Vec<CommonsId> = self.wanted.iter().copied().collect();
+        for commons in held.into_iter().chain(wanted) {
+            if self.subscribed.insert(commons) {
+                self.out.push(Output::Subscribe(commons));
+            }
+        }
+    }
+
+    fn connected_peers(&self) -> Vec<PeerId> {
+        self.peer
+            .iter()
+            .filter(|(_, p)| p.addr.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn report(&mut self, peer: PeerId) -> &mut SyncReport {
+        self.peer
+            .entry(peer)
+            .or_default()
+            .report
+            .get_or_insert_with(SyncReport::default)
+    }
+}
+
+/// The IP address a multiaddress reaches, if it names one.
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
+
+/// The address without its `/p2p/...` suffix, for comparing dial targets with endpoints.
+pub fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
+}

@@ -1,0 +1,447 @@
+//! Our pulls: starting, resuming, holding back and ending them, and following each
+//! response of the sync protocol.
+
+use super::*;
+
+impl<L: LocalState> Service<L> {
+    /// Starts pulling `commons` from `peer`, unless a pull is already running; an
+    /// interrupted pull resumes from where it stopped.
+    pub(super) fn start_pull(&mut self, peer: PeerId, commons: CommonsId) {
+        let key = (peer, commons);
+        if matches!(self.pulls.get(&key), Some(Pull::Running(_))) {
+            return;
+        }
+        let budget = self.peer.entry(peer).or_default().link.budget();
+        // A resumed pull needs the clocks of the documents still queued; a new one needs none.
+        let resumed = match self.pulls.remove(&key) {
+            Some(Pull::Interrupted { session, since, .. })
+            | Some(Pull::Postponed(Some((session, since)))) => Some((session, since)),
+            _ => None,
+        };
+        let queued: HashSet<IdPrefix> = resumed
+            .as_ref()
+            .map(|(session, _)| session.queued_prefixes().into_iter().collect())
+            .unwrap_or_default();
+        let local = match self.local.local_docs(&commons, &|p, _| queued.contains(p)) {
+            Ok(local) => local,
+            Err(e) => {
+                tracing::warn!("cannot read local state of {commons}: {e}");
+                if let Some((session, since)) = resumed {
+                    self.pulls.insert(
+                        key,
+                        Pull::Interrupted {
+                            session,
+                            since,
+                            retry: None,
+                        },
+                    );
+                }
+                return;
+            }
+        };
+        self.report(peer);
+        let step = match resumed {
+            Some((mut session, _)) => {
+                session.set_budget(budget);
+                tracing::debug!(
+                    "resuming pull of {commons} from {peer}: {} documents to ask for",
+                    queued.len()
+                );
+                let step = session.resume(&local);
+                self.pulls.insert(key, Pull::Running(session));
+                step
+            }
+            None => {
+                let session = PullSession::new(commons, budget);
+                let hello = session.hello(&local);
+                self.pulls.insert(key, Pull::Running(session));
+                PullStep::Send(hello)
+            }
+        };
+        self.follow(peer, commons, step);
+    }
+
+    /// Starts a pull, or holds it back while the peer is busy fetching from us.
+    pub(super) fn pull_unless_catching_up(&mut self, peer: PeerId, commons: CommonsId) {
+        let now = self.now;
+        let catching_up = self
+            .peer
+            .get(&peer)
+            .and_then(|p| p.fetched_at)
+            .is_some_and(|at| now.saturating_duration_since(at) < CATCHING_UP);
+        let key = (peer, commons);
+        if catching_up && !matches!(self.pulls.get(&key), Some(Pull::Running(_))) {
+            let resume = match self.pulls.remove(&key) {
+                Some(Pull::Interrupted { session, since, .. })
+                | Some(Pull::Postponed(Some((session, since)))) => Some((session, since)),
+                _ => None,
+            };
+            self.pulls.insert(key, Pull::Postponed(resume));
+        } else {
+            self.start_pull(peer, commons);
+        }
+    }
+
+    /// Pulls every held and wanted commons from `peer`.
+    pub(super) fn pull_everything(&mut self, peer: PeerId) {
+        let mut all: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
+        all.extend(self.wanted.iter().copied());
+        all.sort();
+        all.dedup();
+        for commons in all {
+            self.pull_unless_catching_up(peer, commons);
+        }
+    }
+
+    pub(super) fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
+        let (budget, asked) = match &request {
+            SyncRequest::Fetch { budget, wants, .. } => {
+                (Some(*budget), wants.iter().map(|w| w.prefix).collect())
+            }
+            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => (None, HashSet::new()),
+        };
+        let bytes = request.to_bytes();
+        tracing::debug!(
+            "sync request to {peer}: {} B, budget {budget:?}",
+            bytes.len()
+        );
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.in_flight.insert(
+            id,
+            InFlight {
+                peer,
+                commons,
+                sent_at: self.now,
+                budget,
+                asked,
+            },
+        );
+        self.out.push(Output::Send { peer, id, bytes });
+    }
+
+    pub(super) fn follow(&mut self, peer: PeerId, commons: CommonsId, step: PullStep) {
+        match step {
+            PullStep::Send(request) => self.send(peer, commons, request),
+            PullStep::Done => self.finish_pull(peer, commons, "synced"),
+        }
+    }
+
+    pub(super) fn session(&mut self, peer: PeerId, commons: CommonsId) -> Option<&mut PullSession> {
+        match self.pulls.get_mut(&(peer, commons)) {
+            Some(Pull::Running(session)) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Ends a pull for good: it completed, or the peer refused it.
+    pub(super) fn finish_pull(&mut self, peer: PeerId, commons: CommonsId, outcome: &str) {
+        let key = (peer, commons);
+        let session = match self.pulls.remove(&key) {
+            Some(Pull::Running(session)) => Some(session),
+            _ => None,
+        };
+        let connected = self.is_connected(&peer);
+        let state = self.peer.entry(peer).or_default();
+        // The pull brought what the peer's held live changes were waiting for.
+        state.pending = 0;
+        let mut more = false;
+        if let Some(session) = session {
+            let report = state.report.get_or_insert_with(SyncReport::default);
+            report.round_trips += session.stats.round_trips;
+            report.commons += 1;
+            self.counters.pull_round_trips += session.stats.round_trips;
+            // Only when this pull got something: a responder listing documents it never
+            // sends must not keep the node pulling.
+            more = session.truncated() && outcome == "synced" && session.stats.docs_received > 0;
+        }
+        state.last_sync = Some((crate::replicas::now_unix(), outcome.to_string()));
+        if more && connected {
+            // The inventory listed more than one pull queues: pull again for the rest.
+            self.pulls.insert(key, Pull::Again(self.now));
+        }
+        let running = self
+            .pulls
+            .iter()
+            .any(|((_, c), pull)| *c == commons && matches!(pull, Pull::Running(_)));
+        if !running {
+            if let Some(sources) = self.news.remove(&commons) {
+                if self.connected_peers().iter().any(|p| !sources.contains(p)) {
+                    self.announce(commons);
+                }
+            }
+        }
+        self.complete_waiters();
+    }
+
+    /// Ends a pull that a dropped link or a failed request cut off. What it stored stays
+    /// stored; the pull runs again on the next connection, or after [`RETRY_DELAY`] when the
+    /// connection is still up, and asks only for what is still missing.
+    pub(super) fn interrupt_pull(&mut self, peer: PeerId, commons: CommonsId, why: &str) {
+        let key = (peer, commons);
+        if let Some(Pull::Running(mut session)) = self.pulls.remove(&key) {
+            let report = self.report(peer);
+            report.round_trips += session.stats.round_trips;
+            report.interruptions += 1;
+            self.counters.pulls_interrupted += 1;
+            session.interrupt();
+            session.stats = Default::default();
+            let retry = self.is_connected(&peer).then_some(self.now + RETRY_DELAY);
+            self.pulls.insert(
+                key,
+                Pull::Interrupted {
+                    session,
+                    since: self.now,
+                    retry,
+                },
+            );
+        }
+        tracing::info!("pull of {commons} from {peer} interrupted: {why}");
+        self.peer.entry(peer).or_default().last_sync =
+            Some((crate::replicas::now_unix(), format!("interrupted: {why}")));
+        self.complete_waiters();
+    }
+
+    pub(super) fn on_failure(
+        &mut self,
+        id: RequestId,
+        connection: Option<ConnectionId>,
+        failure: Failure,
+    ) {
+        let Some(InFlight { peer, commons, .. }) = self.in_flight.remove(&id) else {
+            return;
+        };
+        if self.session(peer, commons).is_none() {
+            // Already counted when its connection closed.
+            return;
+        }
+        match failure {
+            Failure::Unsupported(why) => {
+                self.report(peer)
+                    .errors
+                    .push(format!("request failed: {why}"));
+                self.finish_pull(peer, commons, &format!("failed: {why}"));
+            }
+            Failure::Stalled { offence, why } => {
+                if let Some(kind) = offence {
+                    self.misbehaved(peer, kind);
+                }
+                // A stalled exchange means a dead link more often than a slow peer:
+                // drop this connection so the peer is redialled on a fresh one.
+                self.peer.entry(peer).or_default().link.on_failure();
+                if let Some(connection) = connection {
+                    self.out.push(Output::CloseConnection(connection));
+                }
+                self.interrupt_pull(peer, commons, &why);
+            }
+            Failure::Lost(why) => {
+                self.peer.entry(peer).or_default().link.on_failure();
+                self.interrupt_pull(peer, commons, &why);
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, flight: InFlight, bytes: &[u8]) {
+        let InFlight {
+            peer,
+            commons,
+            sent_at,
+            budget,
+            asked,
+        } = flight;
+        self.heard_from(peer);
+        let elapsed = self.now.saturating_duration_since(sent_at);
+        let link = &mut self.peer.entry(peer).or_default().link;
+        link.on_response(bytes.len(), elapsed, budget);
+        let budget = link.budget();
+        tracing::debug!(
+            "sync response from {peer}: {} B in {elapsed:?}; next budget {budget}",
+            bytes.len(),
+        );
+        if let Some(session) = self.session(peer, commons) {
+            session.set_budget(budget);
+        }
+        let response = match SyncResponse::from_bytes(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.misbehaved(peer, Refusal::MalformedResponse);
+                self.finish_pull(peer, commons, &format!("malformed response: {e}"));
+                return;
+            }
+        };
+        match response {
+            SyncResponse::InSync => {
+                self.report(peer).in_sync += 1;
+                if let Some(s) = self.session(peer, commons) {
+                    s.stats.round_trips += 1;
+                }
+                self.finish_pull(peer, commons, "in sync");
+            }
+            SyncResponse::NotJoined => {
+                self.finish_pull(peer, commons, "peer does not replicate this commons")
+            }
+            SyncResponse::Refused { reason } => {
+                self.report(peer).errors.push(reason.clone());
+                self.finish_pull(peer, commons, &format!("refused: {reason}"));
+            }
+            SyncResponse::Inventory { genesis, docs } => {
+                self.on_inventory(peer, commons, &genesis, &docs);
+            }
+            SyncResponse::Summary { buckets, digests } => {
+                let local = match self.local.local_docs(&commons, &|_, _| false) {
+                    Ok(local) => local,
+                    Err(e) => {
+                        self.finish_pull(peer, commons, &e.to_string());
+                        return;
+                    }
+                };
+                let step = match self.session(peer, commons) {
+                    Some(session) => session.on_summary(buckets, &digests, &local),
+                    None => PullStep::Done,
+                };
+                self.follow(peer, commons, step);
+            }
+            SyncResponse::Docs { items, deferred } => {
+                self.on_docs(peer, commons, &items, &deferred, &asked);
+            }
+        }
+    }
+
+    /// A listing of the commons: joins it if wanted, then asks for what differs.
+    pub(super) fn on_inventory(
+        &mut self,
+        peer: PeerId,
+        commons: CommonsId,
+        genesis: &Signed<CommonsGenesis>,
+        docs: &[(IdPrefix, HeadsDigest)],
+    ) {
+        if !self.local.holds(&commons) {
+            if !self.wanted.contains(&commons) || genesis.body.id() != commons {
+                self.finish_pull(peer, commons, "not joined");
+                return;
+            }
+            if let Err(e) = self.local.join(genesis) {
+                self.misbehaved(peer, Refusal::Item(ItemRefusal::of(&e)));
+                self.finish_pull(peer, commons, &e.to_string());
+                return;
+            }
+            self.wanted.remove(&commons);
+            if let Err(e) = self.local.set_wanted(&commons, false) {
+                self.store_failed(&e);
+            }
+            self.subscribe_all();
+            // Our profile in the commons, made by the join.
+            self.publish_outbox();
+        }
+        // Clocks only for the documents whose digest differs from the peer's.
+        let theirs: HashMap<IdPrefix, HeadsDigest> = docs.iter().copied().collect();
+        let differs = |p: &IdPrefix, d: &HeadsDigest| theirs.get(p).is_some_and(|t| t != d);
+        let local = match self.local.local_docs(&commons, &differs) {
+            Ok(local) => local,
+            Err(e) => {
+                self.finish_pull(peer, commons, &e.to_string());
+                return;
+            }
+        };
+        let step = match self.session(peer, commons) {
+            Some(session) => session.on_inventory(docs, &local),
+            None => PullStep::Done,
+        };
+        self.note_queued_wants();
+        self.follow(peer, commons, step);
+    }
+
+    /// Documents asked for: stores them (durably, before asking for more) and goes on.
+    pub(super) fn on_docs(
+        &mut self,
+        peer: PeerId,
+        commons: CommonsId,
+        items: &[DocPayload],
+        deferred: &[IdPrefix],
+        asked: &HashSet<IdPrefix>,
+    ) {
+        let mut stored = 0;
+        for item in items {
+            if !asked.contains(&id_prefix(&item.doc)) {
+                // A pull stores only what it asked for.
+                self.misbehaved(peer, Refusal::UnrequestedDocument);
+                continue;
+            }
+            match self.local.ingest_payload(&commons, item) {
+                Ok(n) => stored += n,
+                Err(e @ NodeError::Store(_)) => {
+                    self.store_failed(&e);
+                    self.finish_pull(peer, commons, &format!("store failed: {e}"));
+                    return;
+                }
+                Err(NodeError::Rejected(Rejection::MissingDependencies { .. }))
+                    if self.local.knows_doc(&item.doc)
+                        && self
+                            .session(peer, commons)
+                            .is_some_and(|s| s.refetch_whole(id_prefix(&item.doc))) =>
+                {
+                    // Our clock matched changes we do not hold: the peer holds the
+                    // other twin of an equivocation. The whole document settles it.
+                    tracing::info!("asking {peer} for all of document {}", item.doc);
+                }
+                Err(e) => {
+                    tracing::info!("refused document {} from {peer}: {e}", item.doc);
+                    self.report(peer)
+                        .errors
+                        .push(format!("document {}: {e}", item.doc));
+                    self.refused(peer, &e);
+                }
+            }
+        }
+        // Durable before asking for more: a cut-off sync keeps what it got.
+        if let Err(e) = self.local.commit() {
+            self.store_failed(&e);
+            self.finish_pull(peer, commons, &format!("store failed: {e}"));
+            return;
+        }
+        if stored > 0 {
+            self.news.entry(commons).or_default().insert(peer);
+        }
+        self.counters.changes_received += stored as u64;
+        self.counters.docs_received += items.len() as u64;
+        let report = self.report(peer);
+        report.changes_received += stored as u64;
+        report.docs_received += items.len() as u64;
+        let deferred_set: HashSet<&IdPrefix> = deferred.iter().collect();
+        let local = match self
+            .local
+            .local_docs(&commons, &|p, _| deferred_set.contains(p))
+        {
+            Ok(local) => local,
+            Err(e) => {
+                self.finish_pull(peer, commons, &e.to_string());
+                return;
+            }
+        };
+        let step = match self.session(peer, commons) {
+            Some(session) => {
+                session.record_payload_sizes(items.iter().map(|i| i.wire_size()));
+                session.on_docs(deferred, &local, items.len())
+            }
+            None => PullStep::Done,
+        };
+        self.follow(peer, commons, step);
+    }
+
+    /// Wants held by every running and interrupted pull.
+    pub(super) fn queued_wants(&self) -> usize {
+        self.pulls
+            .values()
+            .map(|pull| match pull {
+                Pull::Running(session) => session.queued(),
+                other => other.kept().map_or(0, PullSession::queued),
+            })
+            .sum()
+    }
+
+    /// Keeps the peak of [`Self::queued_wants`] for `status`.
+    pub(super) fn note_queued_wants(&mut self) {
+        let queued = self.queued_wants() as u64;
+        self.counters.peak_queued_wants = self.counters.peak_queued_wants.max(queued);
+    }
+}
