@@ -1,7 +1,9 @@
 //! The composed libp2p behaviour of a Hedgerow node and how each part is configured.
 //!
 //! Discovery: mDNS (optional) and Kademlia. Kademlia only learns peers the node is told about
-//! (`kad.add_address`), never periodically bootstraps, and serves the DHT to others.
+//! (`kad.add_address`), never periodically bootstraps, and serves the DHT to others. Nothing
+//! queries it yet; it stays because finding peers that hold a commons (the reach work) needs
+//! it, and because its protocol negotiation is part of every connection's measured bytes.
 //! Dissemination: gossipsub, signed by the libp2p key and held back until the application has
 //! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol.
 

@@ -1,7 +1,7 @@
 //! The wire codec of the `/hedgerow/sync/1` request-response protocol, and byte counters.
 //!
 //! A request or response is one frame: a 4-byte big-endian length, then that many opaque bytes.
-//! The codec does not look inside the bytes; the sync engine owns their meaning. Each frame has a
+//! The codec does not look inside the bytes; the service owns their meaning. Each frame has a
 //! hard size limit that is checked before any payload is read, and the payload is read in
 //! bounded chunks, so a peer that announces a huge frame and sends nothing costs us nothing.
 //!
@@ -137,7 +137,7 @@ impl ByteCounters {
     ///
     /// Counted here because libp2p's request-response behaviour reports no event (and so no
     /// peer) when reading a request fails. Refused response frames reach the behaviour as an
-    /// outbound failure, where the sync engine counts them against the peer.
+    /// outbound failure, where the service counts them against the peer.
     pub fn refused_request_frames(&self) -> [(&'static str, u64); 2] {
         [
             (
@@ -611,7 +611,7 @@ mod tests {
                 .read_request(&SYNC_PROTOCOL, &mut Cursor::new(short))
                 .await
                 .expect_err("truncated");
-            // A refused response is the engine's to count, with its peer.
+            // A refused response is the service's to count, with its peer.
             codec
                 .read_response(&SYNC_PROTOCOL, &mut Cursor::new(u32::MAX.to_be_bytes()))
                 .await

@@ -8,8 +8,8 @@
 //! - [`swarm`]: [`NetConfig`], [`build_swarm`] (TCP + noise + yamux, QUIC) and the libp2p identity
 //!   derived from the device key.
 //!
-//! This module only builds the swarm; the task that owns it and turns its events into sync engine
-//! inputs lives elsewhere.
+//! This module only builds the swarm; the actor that owns it and turns its events into the
+//! service's inputs lives in `serve/`.
 
 pub mod behaviour;
 pub mod codec;

@@ -24,7 +24,7 @@ pub enum Command {
 /// Binds the socket (replacing a stale one left by a killed node) and serves it in a task.
 pub fn start(
     path: &Path,
-    engine: mpsc::Sender<Command>,
+    node: mpsc::Sender<Command>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         // Only reached when this process holds the store lock, so no other node uses the socket.
@@ -37,7 +37,7 @@ pub fn start(
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let engine = engine.clone();
+            let node = node.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut reader = BufReader::new(read.take(MAX_CONTROL_LINE as u64));
@@ -45,7 +45,7 @@ pub fn start(
                 if reader.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let reply = handle(&line, &engine).await;
+                let reply = handle(&line, &node).await;
                 let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
                 bytes.push(b'\n');
                 let _ = write.write_all(&bytes).await;
@@ -54,7 +54,7 @@ pub fn start(
     }))
 }
 
-async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
+async fn handle(line: &str, node: &mpsc::Sender<Command>) -> ControlReply {
     let request: Request = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => return ControlReply::Error(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
@@ -69,7 +69,7 @@ async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
             }
         };
         let (tx, rx) = oneshot::channel();
-        if engine.send(Command::Sync(addr, tx)).await.is_err() {
+        if node.send(Command::Sync(addr, tx)).await.is_err() {
             return ControlReply::Error("the node is shutting down".into());
         }
         return match rx.await {
@@ -78,7 +78,7 @@ async fn handle(line: &str, engine: &mpsc::Sender<Command>) -> ControlReply {
         };
     }
     let (tx, rx) = oneshot::channel();
-    if engine.send(Command::Request(request, tx)).await.is_err() {
+    if node.send(Command::Request(request, tx)).await.is_err() {
         return ControlReply::Error("the node is shutting down".into());
     }
     rx.await
