@@ -673,13 +673,13 @@ fn commons_for(sim: &mut Sim, owner: usize, members: &[usize]) -> CommonsId {
 /// Node `i` writes `count` designs of about `size` bytes each.
 fn designs(sim: &mut Sim, i: usize, commons: CommonsId, count: usize, size: usize) {
     for n in 0..count {
-        let design = NewDocument::new(DocKind::Design, &format!("Design {n} of node {i}"));
+        let design = NewDocument::new(DocKind::Design, format!("Design {n} of node {i}"));
         let text: String = (0..size)
             .map(|k| (b'a' + ((k * 7 + n) % 26) as u8) as char)
             .collect();
         let edit = Edit::Set {
             field: "summary".into(),
-            value: text.into(),
+            value: text,
         };
         sim.local(i)
             .create_doc(commons, &design, &[edit])
