@@ -33,7 +33,8 @@ pub(crate) struct Actor {
     pub(crate) swarm: Swarm<Behaviour>,
     pub(crate) service: Service<Replicas>,
     pub(crate) bytes: ByteCounters,
-    requests: HashMap<request_response::OutboundRequestId, RequestId>,
+    /// Requests in flight, with when each was handed to the swarm.
+    requests: HashMap<request_response::OutboundRequestId, (RequestId, Instant)>,
     channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
@@ -110,7 +111,7 @@ impl Actor {
         match output {
             Output::Send { peer, id, bytes } => {
                 let request = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
-                self.requests.insert(request, id);
+                self.requests.insert(request, (id, Instant::now()));
             }
             Output::Respond { id, bytes } => {
                 if let Some(channel) = self.channels.remove(&id) {
@@ -301,10 +302,14 @@ impl Actor {
                 request_response::Message::Response {
                     request_id,
                     response,
-                } => Some(Input::Response {
-                    id: self.requests.remove(&request_id)?,
-                    bytes: response,
-                }),
+                } => {
+                    let (id, sent_at) = self.requests.remove(&request_id)?;
+                    Some(Input::Response {
+                        id,
+                        bytes: response,
+                        elapsed: sent_at.elapsed(),
+                    })
+                }
             },
             request_response::Event::OutboundFailure {
                 request_id,
@@ -312,7 +317,7 @@ impl Actor {
                 connection_id,
                 ..
             } => {
-                let id = self.requests.remove(&request_id)?;
+                let (id, _) = self.requests.remove(&request_id)?;
                 let why = error.to_string();
                 let failure = match &error {
                     request_response::OutboundFailure::UnsupportedProtocols => {

@@ -61,6 +61,7 @@ enum Delivery {
         to: usize,
         id: RequestId,
         bytes: Vec<u8>,
+        sent_at: Instant,
     },
     /// A response reaches `to` (the requester), if the link it came on is still up.
     Response {
@@ -68,6 +69,7 @@ enum Delivery {
         to: usize,
         id: RequestId,
         bytes: Vec<u8>,
+        sent_at: Instant,
     },
     /// A dial from `from` reaches `to`.
     Connect {
@@ -107,8 +109,9 @@ struct Sim {
     links: HashMap<(usize, usize), Link>,
     /// Pairs that cannot reach each other (a partition).
     cut: HashSet<(usize, usize)>,
-    /// Requests delivered and not yet answered: (responder, its id) -> (requester, their id).
-    inbound: HashMap<(usize, InboundId), (usize, RequestId)>,
+    /// Requests delivered and not yet answered: (responder, its id) -> (requester, their id,
+    /// when they sent it).
+    inbound: HashMap<(usize, InboundId), (usize, RequestId, Instant)>,
     next_inbound: u64,
     next_connection: usize,
     /// Gossip by id: topic and bytes, and who published it.
@@ -266,12 +269,13 @@ impl Sim {
                             to: j,
                             id,
                             bytes,
+                            sent_at: self.now,
                         },
                     );
                 }
             }
             Output::Respond { id, bytes } => {
-                let Some((to, their_id)) = self.inbound.remove(&(i, id)) else {
+                let Some((to, their_id, sent_at)) = self.inbound.remove(&(i, id)) else {
                     return;
                 };
                 if self.rng.chance(self.drop_percent) {
@@ -289,6 +293,7 @@ impl Sim {
                             to,
                             id: their_id,
                             bytes,
+                            sent_at,
                         },
                     );
                 }
@@ -523,6 +528,7 @@ impl Sim {
                 to,
                 id,
                 bytes,
+                sent_at,
             } => {
                 if !self.links.contains_key(&pair(from, to)) {
                     self.fail(
@@ -535,7 +541,7 @@ impl Sim {
                 }
                 self.next_inbound += 1;
                 let inbound = InboundId(self.next_inbound);
-                self.inbound.insert((to, inbound), (from, id));
+                self.inbound.insert((to, inbound), (from, id, sent_at));
                 let peer = self.nodes[from].peer;
                 self.input(
                     to,
@@ -551,9 +557,11 @@ impl Sim {
                 to,
                 id,
                 bytes,
+                sent_at,
             } => {
                 if self.links.contains_key(&pair(from, to)) {
-                    self.input(to, Input::Response { id, bytes });
+                    let elapsed = self.now - sent_at;
+                    self.input(to, Input::Response { id, bytes, elapsed });
                 } else {
                     self.fail(
                         to,

@@ -7,7 +7,7 @@ use hedgerow_protocol::CommonsId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Our own number for a sync request we sent (the actor maps libp2p's to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +101,9 @@ pub enum Input {
         id: RequestId,
         /// The response frame.
         bytes: Vec<u8>,
+        /// From handing the request to the transport to the response's arrival: the link's
+        /// speed, without the time this node spent storing what came before.
+        elapsed: Duration,
     },
     /// A request we sent failed.
     Failure {

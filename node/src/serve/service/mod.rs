@@ -143,8 +143,6 @@ impl Pull {
 struct InFlight {
     peer: PeerId,
     commons: CommonsId,
-    /// When it was sent, to measure the link.
-    sent_at: Instant,
     /// The byte budget a `Fetch` asked for.
     budget: Option<u32>,
     /// The documents a `Fetch` named: a response may carry only these.
@@ -299,9 +297,9 @@ impl<L: LocalState> Service<L> {
             } => self.on_closed(peer, connection, remaining),
             Input::DialFailed(addr) => self.peers.dial_failed(&addr, now),
             Input::Request { peer, id, bytes } => self.on_request(peer, id, &bytes),
-            Input::Response { id, bytes } => {
+            Input::Response { id, bytes, elapsed } => {
                 if let Some(flight) = self.in_flight.remove(&id) {
-                    self.on_response(flight, &bytes);
+                    self.on_response(flight, &bytes, elapsed);
                 }
             }
             Input::Failure {

@@ -112,7 +112,6 @@ impl<L: LocalState> Service<L> {
             InFlight {
                 peer,
                 commons,
-                sent_at: self.now,
                 budget,
                 asked,
             },
@@ -241,16 +240,14 @@ impl<L: LocalState> Service<L> {
         }
     }
 
-    pub(super) fn on_response(&mut self, flight: InFlight, bytes: &[u8]) {
+    pub(super) fn on_response(&mut self, flight: InFlight, bytes: &[u8], elapsed: Duration) {
         let InFlight {
             peer,
             commons,
-            sent_at,
             budget,
             asked,
         } = flight;
         self.heard_from(peer);
-        let elapsed = self.now.saturating_duration_since(sent_at);
         let link = &mut self.peer.entry(peer).or_default().link;
         link.on_response(bytes.len(), elapsed, budget);
         let budget = link.budget();
