@@ -4,6 +4,7 @@
 pub mod field;
 pub mod net;
 pub mod powercut_fs;
+pub mod skip;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -359,7 +359,7 @@ fn summary_of(state: &Value) -> String {
 }
 
 /// Environment variable that turns a namespace SKIP into a failure (CI sets it).
-pub const REQUIRE_NETNS_ENV: &str = "HEDGEROW_REQUIRE_NETNS";
+pub const REQUIRE_NETNS_ENV: &str = crate::skip::REQUIRE_ENV;
 
 static NETNS_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -372,16 +372,13 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates the pair; `None` (after printing a SKIP line) when namespaces cannot
-    /// be created here, or a panic when [`REQUIRE_NETNS_ENV`] is `1`.
+    /// Creates the pair; `None` (after reporting the skip, see [`crate::skip`]) when
+    /// namespaces cannot be created here, or a panic when [`REQUIRE_NETNS_ENV`] is `1`.
     pub fn pair_or_skip(test: &str) -> Option<Self> {
         match Self::pair() {
             Ok(netns) => Some(netns),
             Err(why) => {
-                if std::env::var(REQUIRE_NETNS_ENV).as_deref() == Ok("1") {
-                    panic!("{test}: cannot create network namespaces ({why}) and {REQUIRE_NETNS_ENV}=1");
-                }
-                eprintln!("SKIP {test}: cannot create network namespaces: {why}");
+                crate::skip::skip(test, &format!("cannot create network namespaces: {why}"));
                 None
             }
         }
