@@ -2,10 +2,10 @@
 //! in lines `cargo test` prints, not in captured output nobody sees.
 //!
 //! libtest captures a passing test's `eprintln!`, so a bare SKIP line vanishes and the
-//! README's test command would silently run fewer tests. [`skip`] instead writes straight
-//! to the process's standard error (a duplicate of fd 2, which no capture touches), once
-//! when the test skips and once more, for every skipped test, after libtest's own
-//! `test result:` line (an `atexit` handler):
+//! README's test command would silently run fewer tests. [`skip`] instead records the test,
+//! and at process exit (an `atexit` handler, after libtest's own `test result:` line, on
+//! success and on failure alike) one line per skipped test goes straight to the process's
+//! standard error (a duplicate of fd 2, which no capture touches), which `cargo test` shows:
 //!
 //! ```text
 //! test result: ok. 7 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.52s
@@ -27,8 +27,8 @@ pub const REQUIRE_ENV: &str = "HEDGEROW_REQUIRE_NETNS";
 static SKIPPED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 static SUMMARY_AT_EXIT: Once = Once::new();
 
-/// Records that the calling test cannot run here because of `why` and prints it where
-/// `cargo test` shows it; panics instead when [`REQUIRE_ENV`] is `1`.
+/// Records that the calling test cannot run here because of `why`, for the summary printed
+/// where `cargo test` shows it; panics instead when [`REQUIRE_ENV`] is `1`.
 ///
 /// `label` names the test when the calling thread does not (libtest names each test's
 /// thread after the test, so normally the real name, usable as a filter, is printed).
@@ -37,7 +37,6 @@ pub fn skip(label: &str, why: &str) {
     if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
         panic!("{test}: {why}, and {REQUIRE_ENV}=1 requires it to run");
     }
-    write_stderr(&format!("SKIPPED: {test} ({why})\n"));
     if let Ok(mut skipped) = SKIPPED.lock() {
         skipped.push((test, why.to_string()));
     }
@@ -47,14 +46,6 @@ pub fn skip(label: &str, why: &str) {
             libc::atexit(summary);
         }
     });
-}
-
-/// The names of the tests this process skipped so far.
-pub fn skipped() -> Vec<String> {
-    SKIPPED
-        .lock()
-        .map(|s| s.iter().map(|(t, _)| t.clone()).collect())
-        .unwrap_or_default()
 }
 
 /// `binary::test`, from the thread libtest runs the test on, or `binary::label`.
