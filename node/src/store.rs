@@ -992,12 +992,10 @@ fn refuse_newer_manifest(path: &Path) -> Result<(), StoreError> {
         return Ok(());
     };
     match serde_json::from_slice::<Format>(&bytes) {
-        Ok(Format { format }) if format > STORE_FORMAT => {
-            Err(StoreError::NewerFormat {
-                path: path.to_path_buf(),
-                found: format,
-            })
-        }
+        Ok(Format { format }) if format > STORE_FORMAT => Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found: format,
+        }),
         // A manifest that does not parse is reported by the full read in `open`.
         _ => Ok(()),
     }

@@ -129,33 +129,32 @@ impl Replicas {
             // up. It must never hold a change the records lack.
             // A summary that does not decode is a damaged cache like any other.
             let summary = self.store().summary(&id).ok().flatten();
-            let (cached_ok, snapshot_current) =
-                match (summary, self.store().snapshot(&id)?) {
-                    (Some(summary), Some(snapshot)) => {
-                        let snapshot_changes =
-                            hedgerow_protocol::automerge::Automerge::load(&snapshot).map(|d| {
-                                d.get_changes_meta(&[])
-                                    .iter()
-                                    .map(|m| m.hash.0)
-                                    .collect::<std::collections::HashSet<_>>()
-                            });
-                        let held: std::collections::HashSet<[u8; 32]> =
-                            stored.iter().map(|(hash, _, _)| *hash).collect();
-                        // The whole summary, not only its heads: `list` shows its title.
-                        let mut cached = summary;
-                        cached.heads.sort_unstable();
-                        let mut expected = fresh.clone();
-                        expected.heads.sort_unstable();
-                        match snapshot_changes {
-                            Ok(changes) => (
-                                cached == expected && changes.is_subset(&held),
-                                changes.len() == held.len(),
-                            ),
-                            Err(_) => (false, false),
-                        }
+            let (cached_ok, snapshot_current) = match (summary, self.store().snapshot(&id)?) {
+                (Some(summary), Some(snapshot)) => {
+                    let snapshot_changes = hedgerow_protocol::automerge::Automerge::load(&snapshot)
+                        .map(|d| {
+                            d.get_changes_meta(&[])
+                                .iter()
+                                .map(|m| m.hash.0)
+                                .collect::<std::collections::HashSet<_>>()
+                        });
+                    let held: std::collections::HashSet<[u8; 32]> =
+                        stored.iter().map(|(hash, _, _)| *hash).collect();
+                    // The whole summary, not only its heads: `list` shows its title.
+                    let mut cached = summary;
+                    cached.heads.sort_unstable();
+                    let mut expected = fresh.clone();
+                    expected.heads.sort_unstable();
+                    match snapshot_changes {
+                        Ok(changes) => (
+                            cached == expected && changes.is_subset(&held),
+                            changes.len() == held.len(),
+                        ),
+                        Err(_) => (false, false),
                     }
-                    _ => (false, false),
-                };
+                }
+                _ => (false, false),
+            };
             let cached_ok = cached_ok && (snapshot_current || !rebuild);
             if !cached_ok {
                 if rebuild {

@@ -58,7 +58,11 @@ fn at_most_256_documents_are_cached_whatever_touches_them() {
     assert!(alice.cached_replicas() > 0, "created designs are cached");
 
     let mut ben = Replicas::open(&home(dir.path(), "ben")).expect("store");
-    let genesis = alice.store().commons(&commons).expect("read").expect("held");
+    let genesis = alice
+        .store()
+        .commons(&commons)
+        .expect("read")
+        .expect("held");
     ben.join_commons(&genesis).expect("join");
     for (i, live) in alice.take_outbox().iter().enumerate() {
         ben.ingest_live(live).expect("ingest");
@@ -101,7 +105,10 @@ fn a_summary_is_a_few_hundred_bytes_per_document() {
     for id in &ids {
         for edit in 0..11 {
             alice
-                .edit_doc(id, &[set("summary", &format!("Edit {edit} of a long story"))])
+                .edit_doc(
+                    id,
+                    &[set("summary", &format!("Edit {edit} of a long story"))],
+                )
                 .expect("edit");
         }
         assert_eq!(alice.replica(id).expect("held").change_count(), 12);
@@ -130,7 +137,10 @@ fn a_responder_sends_the_smallest_documents_first() {
     let commons = alice.create_commons("Farm Hack", "").expect("commons");
     let mut sized = Vec::new();
     // Mixed so that neither id order nor creation order is size order.
-    for (n, len) in [3000usize, 40, 12_000, 700, 20_000, 1500].into_iter().enumerate() {
+    for (n, len) in [3000usize, 40, 12_000, 700, 20_000, 1500]
+        .into_iter()
+        .enumerate()
+    {
         let design = NewDocument::new(DocKind::Design, &format!("Design {n}"));
         // Pseudo-random letters, so automerge's compression cannot undo the size order.
         let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;

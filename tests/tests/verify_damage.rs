@@ -86,7 +86,10 @@ fn flip(db: &sled::Db, tree: &str, prefix: &[u8], at: impl Fn(usize) -> usize) {
 /// after checking the human output names the same ones.
 fn verify_problems(home: &TestHome) -> Vec<String> {
     let human = home.run(&["verify"]);
-    assert!(!human.status.success(), "verify exited 0 on a damaged store");
+    assert!(
+        !human.status.success(),
+        "verify exited 0 on a damaged store"
+    );
     let human = String::from_utf8_lossy(&human.stdout).to_string();
     let json = home.run(&["verify", "--json"]);
     assert!(!json.status.success(), "verify --json exited 0");
@@ -176,7 +179,9 @@ fn caches_that_disagree_with_the_signed_changes_are_named_and_rebuilt() {
             .get(doc_key(&designs[2]))
             .expect("read")
             .expect("a snapshot");
-        snapshots.insert(doc_key(&designs[1]), &other).expect("write");
+        snapshots
+            .insert(doc_key(&designs[1]), &other)
+            .expect("write");
         snapshots
             .insert(doc_key(&designs[2]), &other[..other.len() / 2])
             .expect("write");
@@ -260,7 +265,10 @@ fn a_missing_manifest_is_named_until_verify_rebuild_recreates_it() {
 
     let problems = verify_problems(&home);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].contains("hedgerow-manifest.json"), "{problems:?}");
+    assert!(
+        problems[0].contains("hedgerow-manifest.json"),
+        "{problems:?}"
+    );
     // Reading does not quietly recreate it (which would hide the loss from the next verify).
     home.ok(&["design", "list"]);
     assert!(!path.exists(), "a read recreated the manifest");
