@@ -28,7 +28,7 @@ fn designs(replicas: &mut Replicas, n: usize) -> (CommonsId, Vec<DocId>) {
     let commons = replicas.create_commons("Farm Hack", "").expect("commons");
     let ids = (0..n)
         .map(|i| {
-            let design = NewDocument::new(DocKind::Design, &format!("Crimper {i}"));
+            let design = NewDocument::new(DocKind::Design, format!("Crimper {i}"));
             let id = replicas.create_doc(commons, &design, &[]).expect("design");
             assert!(
                 replicas.cached_replicas() <= MAX_CACHED_REPLICAS,
@@ -141,7 +141,7 @@ fn a_responder_sends_the_smallest_documents_first() {
         .into_iter()
         .enumerate()
     {
-        let design = NewDocument::new(DocKind::Design, &format!("Design {n}"));
+        let design = NewDocument::new(DocKind::Design, format!("Design {n}"));
         // Pseudo-random letters, so automerge's compression cannot undo the size order.
         let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
         let how: String = (0..len)
