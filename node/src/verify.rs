@@ -128,7 +128,11 @@ impl Replicas {
             // close), so after a kill it may lag the records: that is fine, loading catches it
             // up. It must never hold a change the records lack.
             // A summary that does not decode is a damaged cache like any other.
-            let summary = self.store().summary(&id).ok().flatten();
+            let summary = match self.store().summary(&id) {
+                Ok(summary) => summary,
+                Err(StoreError::Corrupt { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
             let (cached_ok, snapshot_current) = match (summary, self.store().snapshot(&id)?) {
                 (Some(summary), Some(snapshot)) => {
                     let snapshot_changes = hedgerow_protocol::automerge::Automerge::load(&snapshot)

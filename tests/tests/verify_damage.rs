@@ -163,7 +163,7 @@ fn flipped_bytes_in_changes_and_their_records_are_named_and_repaired() {
 
 #[test]
 fn caches_that_disagree_with_the_signed_changes_are_named_and_rebuilt() {
-    let (home, designs) = farm(3);
+    let (home, designs) = farm(4);
     let before: Vec<Value> = designs.iter().map(|id| show(&home, id)).collect();
     damage(&home, |db| {
         // A summary whose heads are right but whose title is not (what `list` shows).
@@ -191,6 +191,11 @@ fn caches_that_disagree_with_the_signed_changes_are_named_and_rebuilt() {
         listed.to_string().contains("Forged title"),
         "the damaged summary is what `list` shows: {listed}"
     );
+    // A summary that no longer decodes (its version byte): `list` points to `verify`.
+    damage(&home, |db| {
+        flip(db, "summaries", &doc_key(&designs[3]), |_| 0)
+    });
+    assert!(home.fail(&["design", "list"]).contains("hedgerow verify"));
 
     let problems = verify_problems(&home);
     for id in &designs {
@@ -201,7 +206,7 @@ fn caches_that_disagree_with_the_signed_changes_are_named_and_rebuilt() {
     assert_eq!(problems.len(), designs.len(), "{problems:#?}");
 
     let rebuilt = home.json(&["verify", "--rebuild"]);
-    assert_eq!(rebuilt["rebuilt"], 3, "{rebuilt}");
+    assert_eq!(rebuilt["rebuilt"], 4, "{rebuilt}");
     assert_eq!(rebuilt["problems"], Value::Array(vec![]), "{rebuilt}");
     assert_clean(&home);
     assert!(!home
