@@ -18,7 +18,7 @@ use hedgerow_node::net::{
 };
 use hedgerow_node::serve::{self, ServeConfig};
 use hedgerow_node::{Home, LocalProfile, Replicas};
-use hedgerow_protocol::sync::Gossip;
+use hedgerow_protocol::sync::{Gossip, SyncResponse};
 use hedgerow_protocol::CommonsId;
 use libp2p::{
     gossipsub, identity::Keypair, multiaddr::Protocol, request_response, swarm::SwarmEvent,
@@ -313,6 +313,21 @@ fn serve_home() -> (tempfile::TempDir, Home, CommonsId) {
     (dir, home, commons)
 }
 
+/// Answers a node's sync request with "in sync", as an honest peer holding the same would;
+/// an unanswered request is the peer's offence, and the node would drop the connection.
+fn answer_in_sync(swarm: &mut Node, event: Event) {
+    if let SwarmEvent::Behaviour(BehaviourEvent::Sync(SyncEvent::Message {
+        message: request_response::Message::Request { channel, .. },
+        ..
+    })) = event
+    {
+        let _ = swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, SyncResponse::InSync.to_bytes());
+    }
+}
+
 /// The node's own gossip validation, as it runs in `serve`, decides what is forwarded:
 ///
 /// ```text
@@ -370,8 +385,9 @@ async fn serve_validates_gossip_before_forwarding_it() {
                     if let SwarmEvent::ConnectionEstablished { peer_id, .. } = event {
                         b_id = Some(peer_id);
                     }
+                    answer_in_sync(&mut a, event);
                 }
-                _ = c.select_next_some() => {}
+                event = c.select_next_some() => answer_in_sync(&mut c, event),
             }
             let Some(b) = b_id else { continue };
             let in_mesh = c
@@ -396,7 +412,7 @@ async fn serve_validates_gossip_before_forwarding_it() {
         }
         loop {
             tokio::select! {
-                _ = a.select_next_some() => {}
+                event = a.select_next_some() => answer_in_sync(&mut a, event),
                 event = c.select_next_some() => {
                     // B's own announcements come from B; only A's messages are relayed ones.
                     if let SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
@@ -406,6 +422,8 @@ async fn serve_validates_gossip_before_forwarding_it() {
                         if message.source == Some(a_id) {
                             return message;
                         }
+                    } else {
+                        answer_in_sync(&mut c, event);
                     }
                 }
             }
