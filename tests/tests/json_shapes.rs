@@ -295,7 +295,7 @@ fn backticked(text: &str) -> Vec<&str> {
 }
 
 /// The text of the README between `from` and `to`.
-fn between<'a>(from: &str, to: &str) -> &'a str {
+fn between(from: &str, to: &str) -> &'static str {
     let start = README
         .find(from)
         .unwrap_or_else(|| panic!("README has no `{from}`"))
@@ -371,6 +371,7 @@ fn table() -> Vec<Row> {
         let mut version_keys = Vec::new();
         let shape = if shape_cell.starts_with("every field of the kind") {
             // The prose row of `show`: a kind's fields (listed under "Using it") plus these.
+            // "plus `id, ...` (and `release` with `--version`)": the keys, then the versioned one.
             let plus = backticked(shape_cell.split_once(" plus ").expect("`plus` keys").1);
             version_keys.push(plus[1].to_string());
             let extras: Vec<(String, Shape)> = plus[0]
