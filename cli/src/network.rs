@@ -181,10 +181,13 @@ mod tests {
 
     #[test]
     fn listen_replaces_the_default_addresses() {
-        let config = serve_config(&parsed(&["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"]))
-            .expect("config");
+        let config =
+            serve_config(&parsed(&["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])).expect("config");
         assert_eq!(listen(&config), ["/ip4/127.0.0.1/udp/0/quic-v1"]);
         let error = serve_config(&parsed(&["--listen", "port 4717"])).unwrap_err();
-        assert!(error.to_string().contains("--listen `port 4717`"), "{error}");
+        assert!(
+            error.to_string().contains("--listen `port 4717`"),
+            "{error}"
+        );
     }
 }

@@ -30,9 +30,17 @@ pub fn hedgerow_bin() -> PathBuf {
             // `cargo test` and this build would rebuild libp2p and up from each other.
             for (name, _) in std::env::vars_os() {
                 let name = name.to_string_lossy();
-                if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR", "CARGO_RUSTC_CURRENT_DIR"]
-                    .iter()
-                    .any(|set_for_tests| name.starts_with(set_for_tests))
+                if [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_BIN_",
+                    "CARGO_CRATE_",
+                    "CARGO_PRIMARY_",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .iter()
+                .any(|set_for_tests| name.starts_with(set_for_tests))
                 {
                     build.env_remove(name.as_ref());
                 }

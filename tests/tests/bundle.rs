@@ -13,7 +13,9 @@ use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
 use hedgerow_protocol::compact::{decode_change, CompactChanges};
 use hedgerow_protocol::envelope::signing_digest;
 use hedgerow_protocol::replica::{DocReplica, MAX_PENDING_PER_AUTHOR};
-use hedgerow_protocol::schema::{apply_edit, init_document, DocKind, Edit, EditContext, NewDocument};
+use hedgerow_protocol::schema::{
+    apply_edit, init_document, DocKind, Edit, EditContext, NewDocument,
+};
 use hedgerow_protocol::sync::DocPayload;
 use hedgerow_protocol::{ChangeEnvelope, CommonsId, DeviceKey, DocGenesis, DocId, Signed};
 use hedgerow_tests::net::ServeNode;
@@ -682,7 +684,11 @@ fn mallory_change<E: std::error::Error + 'static>(
 }
 
 /// A new design of Mallory's in `commons`: its genesis and a copy to write it on.
-fn mallory_design(commons: CommonsId, key: &DeviceKey, nonce: u8) -> (Signed<DocGenesis>, DocReplica) {
+fn mallory_design(
+    commons: CommonsId,
+    key: &DeviceKey,
+    nonce: u8,
+) -> (Signed<DocGenesis>, DocReplica) {
     let genesis = DocGenesis {
         commons,
         kind: DocKind::Design,
@@ -713,11 +719,17 @@ fn mallory_summary(writer: &mut DocReplica, key: &DeviceKey, summary: &str) -> C
         field: "summary".into(),
         value: summary.into(),
     };
-    mallory_change(writer, key, |tx| apply_edit(tx, DocKind::Design, &edit, &ctx))
+    mallory_change(writer, key, |tx| {
+        apply_edit(tx, DocKind::Design, &edit, &ctx)
+    })
 }
 
 /// A bundle record carrying `envelopes` as document `doc`'s changes, each with its signature.
-fn payload_of(doc: DocId, genesis: Option<&Signed<DocGenesis>>, envelopes: &[&ChangeEnvelope]) -> Record {
+fn payload_of(
+    doc: DocId,
+    genesis: Option<&Signed<DocGenesis>>,
+    envelopes: &[&ChangeEnvelope],
+) -> Record {
     let changes: Vec<_> = envelopes
         .iter()
         .map(|e| decode_change(&e.change).expect("a change"))
@@ -740,7 +752,10 @@ fn import_records(home: &TestHome, name: &str, records: &[Record]) -> (bool, Val
     std::fs::write(&path, encode_records(records).expect("encode")).expect("write bundle");
     let out = home.run(&["bundle", "import", arg(&path), "--json"]);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("no import report ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "no import report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     (out.status.success(), report)
 }
@@ -766,7 +781,13 @@ fn a_bundle_of_misplaced_changes_is_refused_by_kind() {
         .clone();
     let commons: CommonsId = commons_text.parse().unwrap();
     let bob = TestHome::init("Bob");
-    bob.ok(&["bundle", "import", arg(&genuine), "--commons", &commons_text]);
+    bob.ok(&[
+        "bundle",
+        "import",
+        arg(&genuine),
+        "--commons",
+        &commons_text,
+    ]);
 
     let mallory = DeviceKey::from_secret([0x4d; 32]);
     // A design whose second change puts a field no design has.
@@ -806,7 +827,11 @@ fn a_bundle_of_misplaced_changes_is_refused_by_kind() {
                 Some(&breach_genesis),
                 &[&breach_first, &breaking],
             ),
-            payload_of(stray_genesis.body.id(), Some(&stray_genesis), &[&other_first]),
+            payload_of(
+                stray_genesis.body.id(),
+                Some(&stray_genesis),
+                &[&other_first],
+            ),
             payload_of(gap_genesis.body.id(), Some(&gap_genesis), &[&gap_first]),
         ],
     );
@@ -823,7 +848,10 @@ fn a_bundle_of_misplaced_changes_is_refused_by_kind() {
         record["error"].as_str().expect("error").to_string()
     };
     let error = reason(&breach_genesis);
-    assert!(error.starts_with("change violates the design schema"), "{error}");
+    assert!(
+        error.starts_with("change violates the design schema"),
+        "{error}"
+    );
     let error = reason(&stray_genesis);
     assert_eq!(
         error,
@@ -843,11 +871,14 @@ fn a_bundle_of_misplaced_changes_is_refused_by_kind() {
         &[commons_record.clone(), payload_of(gap_id, None, &refs)],
     );
     assert!(!ok, "{report}");
-    assert_eq!(report["rejected"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(
+        report["rejected"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
     // Only the first of them names the missing change; the rest build on it.
     assert_eq!(
-        report["rejected"][0]["error"],
-        "1 changes depend on changes that were not sent",
+        report["rejected"][0]["error"], "1 changes depend on changes that were not sent",
         "{report}"
     );
     assert_eq!(report["rejected"][0]["kind"], "design", "{report}");

@@ -115,7 +115,10 @@ fn hedgerow_home_is_the_home_unless_home_is_given() {
         &["--home", home_arg, "commons", "create", "Flag commons"],
     );
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(other.json(&["commons", "list"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        other.json(&["commons", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
     assert_eq!(
         env_home.json(&["commons", "list"]).as_array().map(Vec::len),
         Some(0)
@@ -132,7 +135,12 @@ struct QuicNode {
 impl QuicNode {
     fn start(home: TestHome, peers: &[&QuicNode]) -> Self {
         let mut cmd = home.command();
-        cmd.args(["serve", "--no-mdns", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"]);
+        cmd.args([
+            "serve",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+        ]);
         for peer in peers {
             cmd.args(["--peer", &peer.addr]);
         }
@@ -163,7 +171,11 @@ impl QuicNode {
             listen[0].starts_with("/ip4/127.0.0.1/udp/") && listen[0].ends_with("/quic-v1"),
             "{status}"
         );
-        node.addr = format!("{}/p2p/{}", listen[0], status["peer_id"].as_str().expect("peer id"));
+        node.addr = format!(
+            "{}/p2p/{}",
+            listen[0],
+            status["peer_id"].as_str().expect("peer id")
+        );
         node
     }
 
@@ -231,7 +243,10 @@ fn serve_syncs_over_quic_alone() {
     assert!(out.status.success(), "{report}");
     assert_eq!(report["complete"], true, "{report}");
     assert!(report["docs_received"].as_u64() >= Some(1), "{report}");
-    assert_eq!(c.json(&["design", "show", &design])["name"], "Roller crimper");
+    assert_eq!(
+        c.json(&["design", "show", &design])["name"],
+        "Roller crimper"
+    );
 
     for (node, other) in [(&a, &b), (&b, &a)] {
         let status = node.status();
@@ -243,9 +258,19 @@ fn serve_syncs_over_quic_alone() {
             .find(|c| c["peer"] == peer)
             .unwrap_or_else(|| panic!("not connected to {peer}: {status}"));
         let addr = link["addr"].as_str().expect("addr");
-        assert!(addr.contains("/udp/") && addr.contains("/quic-v1"), "{status}");
-        assert!(listen_addrs(&status).iter().all(|l| !l.contains("/tcp/")), "{status}");
-        assert_eq!(tcp_sockets_of(node.pid()), 0, "a QUIC-only node opened TCP sockets");
+        assert!(
+            addr.contains("/udp/") && addr.contains("/quic-v1"),
+            "{status}"
+        );
+        assert!(
+            listen_addrs(&status).iter().all(|l| !l.contains("/tcp/")),
+            "{status}"
+        );
+        assert_eq!(
+            tcp_sockets_of(node.pid()),
+            0,
+            "a QUIC-only node opened TCP sockets"
+        );
     }
     b.home.ok(&["verify"]);
     c.ok(&["verify"]);

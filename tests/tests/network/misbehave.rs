@@ -1031,8 +1031,7 @@ async fn wrong_document_and_pending_cap_from_a_peer_are_refused_by_kind() {
         })
         .await;
     assert_eq!(
-        status["counters"]["live_pending"],
-        MAX_PENDING_PER_AUTHOR as u64,
+        status["counters"]["live_pending"], MAX_PENDING_PER_AUTHOR as u64,
         "{status}"
     );
     // Held, not applied: the design still has its first change only.
@@ -1054,13 +1053,18 @@ async fn wrong_document_and_pending_cap_from_a_peer_are_refused_by_kind() {
 
     // Only the wrong-document payloads were the rogue's offences: counted, not yet a ban.
     let status = tokio::task::block_in_place(|| honest.status());
-    assert_eq!(status["counters"]["rejected"]["wrong-document"], 2, "{status}");
     assert_eq!(
-        status["counters"]["rejected"]["too-many-pending"],
-        over as u64,
+        status["counters"]["rejected"]["wrong-document"], 2,
+        "{status}"
+    );
+    assert_eq!(
+        status["counters"]["rejected"]["too-many-pending"], over as u64,
         "{status}"
     );
     assert_eq!(status["banned_peers"], 0, "{status}");
-    assert!(rogue.connected, "the honest node dropped the rogue: {status}");
+    assert!(
+        rogue.connected,
+        "the honest node dropped the rogue: {status}"
+    );
     tokio::task::block_in_place(|| honest.ok(&["verify"]));
 }
