@@ -25,26 +25,6 @@ pub fn hedgerow_bin() -> PathBuf {
                 .expect("target/<profile> directory");
             let mut build = Command::new(env!("CARGO"));
             build.args(["build", "--quiet", "-p", "hedgerow-cli"]);
-            // Cargo describes this test crate to the test process (CARGO_PKG_NAME, ...);
-            // passed on, they make build scripts that watch them (ring's) rerun, and
-            // `cargo test` and this build would rebuild libp2p and up from each other.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                if [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_BIN_",
-                    "CARGO_CRATE_",
-                    "CARGO_PRIMARY_",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .iter()
-                .any(|set_for_tests| name.starts_with(set_for_tests))
-                {
-                    build.env_remove(name.as_ref());
-                }
-            }
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 build.arg("--release");
             }
