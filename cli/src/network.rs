@@ -42,9 +42,8 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Runs the node until Ctrl-C or SIGTERM.
-pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
-    let opened = Home::open(home)?;
+/// The node's settings from `serve`'s options; what they leave out is [`ServeConfig::default`].
+fn serve_config(args: &ServeArgs) -> Result<ServeConfig> {
     let mut config = ServeConfig {
         mdns: !args.no_mdns,
         sync_interval: Duration::from_secs(args.sync_interval.max(1)),
@@ -55,6 +54,13 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
     }
+    Ok(config)
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let opened = Home::open(home)?;
+    let config = serve_config(&args)?;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = async {
@@ -130,4 +136,58 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    /// `serve`'s options as the command line gives them.
+    fn parsed(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["hedgerow", "serve"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    fn listen(config: &ServeConfig) -> Vec<String> {
+        config.listen.iter().map(ToString::to_string).collect()
+    }
+
+    /// README: `hedgerow serve` listens with TCP and QUIC on port 4717 (on every interface, so
+    /// it is checked here as parsed, never bound by a test), with mDNS on.
+    #[test]
+    fn serve_listens_on_port_4717_by_default() {
+        let config = serve_config(&parsed(&[])).expect("config");
+        assert_eq!(
+            listen(&config),
+            ["/ip4/0.0.0.0/tcp/4717", "/ip4/0.0.0.0/udp/4717/quic-v1"]
+        );
+        assert!(config.mdns);
+        assert_eq!(config.sync_interval, Duration::from_secs(60));
+        assert_eq!(config.max_connections_per_ip, 64);
+        assert!(config.peers.is_empty());
+
+        let config = serve_config(&parsed(&["--no-mdns"])).expect("config");
+        assert!(!config.mdns);
+        assert_eq!(
+            listen(&config),
+            ["/ip4/0.0.0.0/tcp/4717", "/ip4/0.0.0.0/udp/4717/quic-v1"]
+        );
+    }
+
+    #[test]
+    fn listen_replaces_the_default_addresses() {
+        let config =
+            serve_config(&parsed(&["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"])).expect("config");
+        assert_eq!(listen(&config), ["/ip4/127.0.0.1/udp/0/quic-v1"]);
+        let error = serve_config(&parsed(&["--listen", "port 4717"])).unwrap_err();
+        assert!(
+            error.to_string().contains("--listen `port 4717`"),
+            "{error}"
+        );
+    }
 }
