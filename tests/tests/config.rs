@@ -275,3 +275,44 @@ fn serve_syncs_over_quic_alone() {
     b.home.ok(&["verify"]);
     c.ok(&["verify"]);
 }
+
+/// `config.json`'s `listen` is where `serve` listens when `--listen` is not given.
+#[test]
+fn serve_listens_where_config_json_says() {
+    let (a, _, _) = founder("Ada");
+    // A free loopback port, released for serve to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let wanted = format!("/ip4/127.0.0.1/tcp/{port}");
+    let config = serde_json::json!({ "listen": [wanted] });
+    std::fs::write(a.path().join("config.json"), config.to_string()).expect("config.json");
+    let mut serve = Command::new(hedgerow_bin())
+        .arg("--home")
+        .arg(a.path())
+        .env_remove("HEDGEROW_HOME")
+        .args(["serve", "--no-mdns"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let listening = wait_for(WAIT, || {
+        let status: Value = serde_json::from_slice(&a.run(&["status", "--json"]).stdout).ok()?;
+        let addrs: Vec<String> = status["listen"]
+            .as_array()?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        (!addrs.is_empty()).then_some(addrs)
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let addrs = listening.expect("serve with config.json listen never came up");
+    assert_eq!(
+        addrs,
+        [wanted],
+        "serve listened elsewhere than config.json says"
+    );
+}
