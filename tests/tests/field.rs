@@ -12,6 +12,7 @@
 
 use hedgerow_node::api::{self, Request};
 use hedgerow_node::{Home, Replicas};
+use hedgerow_protocol::encoding::encode;
 use hedgerow_protocol::schema::{BomLine, DocKind, Edit};
 use hedgerow_tests::field::{Flapper, Link, Proxy};
 use hedgerow_tests::net::{state, wait_until, Netns, ServeNode, ServeOptions};
@@ -38,10 +39,15 @@ const MAX_FLAP_OVERHEAD: f64 = 1.25;
 const MAX_DROP_OVERHEAD: f64 = 1.5;
 
 /// Most IP bytes an uninterrupted initial sync may cost per byte of the commons' compact
-/// size, on top of [`LINK_FIXED_BYTES`]: TCP/IP headers (52 bytes per segment of at most
-/// 1,448, about 3.6%), the ACKs flowing back (about 2%), noise and yamux framing (under 1%),
-/// the inventory (16 bytes per document) and per-response framing; measured PLACEHOLDER.
-const MAX_LINK_OVER_COMPACT: f64 = 1.15;
+/// size ([`compact_size`]), on top of [`LINK_FIXED_BYTES`]. Measured at 60 designs: 223-227 KB
+/// on the link for 166 KB (1.34-1.36 in all; the README's 500-design run fits about 1.23 per
+/// byte plus 23 KB). Where it goes: Ethernet, IP and TCP headers (66 bytes a segment, about
+/// 5%) and the ACKs flowing back (2-3%); what TCP resends of the bursts tbf's queue drops
+/// while it probes the cap (the link carried 19% more than the proxy relayed); the bundle
+/// framing, inventory (16 bytes per document) and response framing the sync adds to the bare
+/// `save()`s (about 7%). 1.4 leaves about 10% for how the drops fall; sending each document
+/// twice, or in a form much less compact than its `save()`, exceeds it.
+const MAX_LINK_OVER_COMPACT: f64 = 1.4;
 
 /// Bytes an uninterrupted sync may cost whatever the commons' size: the libp2p connection
 /// (TCP, noise, yamux, identify: about 9 KB), the gossip subscription, the farm's profile
@@ -328,16 +334,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The compact size of everything `home` (stopped) holds: the bytes of a full bundle, which
-/// carries each document as a sync response does (its automerge `save()` with its authors'
-/// signatures and its genesis record).
+/// The compact size of everything `home` (stopped) holds, computed apart from the sync and
+/// bundle code: for each document its automerge `save()`, 64 bytes of signature per actor
+/// that wrote in it, and its genesis record. A sync to a node that lacks everything has to
+/// carry at least about this much.
 fn compact_size(home: &TestHome) -> u64 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("all.bundle");
-    let report = bundle(home, &["export", path.to_str().expect("utf-8 path")]);
-    let bytes = std::fs::metadata(&path).expect("bundle written").len();
-    assert_eq!(report["bytes"], bytes, "export report: {report}");
-    bytes
+    let opened = Home::open(home.path()).expect("open home");
+    let mut replicas = Replicas::open(&opened).expect("open store");
+    let ids = replicas.store().all_doc_ids().expect("document ids");
+    ids.iter()
+        .map(|id| {
+            let replica = replicas.replica(id).expect("load document");
+            let signatures = 64 * replica.clock().len();
+            (replica.doc().save().len() + signatures + encode(replica.genesis()).len()) as u64
+        })
+        .sum()
 }
 
 // ---- nodes ----
@@ -931,6 +942,15 @@ fn a_usb_round_trip_equals_a_network_sync() {
         size("second.bundle"),
         size("full.bundle")
     );
+    assert!(
+        size("second.bundle") <= MAX_DELTA_BUNDLE,
+        "the bundle for the summary carries more than the farm lacks: {} B",
+        size("second.bundle")
+    );
+    assert!(
+        size("second.bundle") < size("full.bundle") / 2,
+        "the bundle for the summary carries more than the farm lacks"
+    );
     // The farm lacks two documents' worth: the new design (its genesis and one change) and
     // one change of the first design; the hub holds eight more it has all of.
     assert_eq!(
@@ -950,15 +970,6 @@ fn a_usb_round_trip_equals_a_network_sync() {
     for list in ["rejected", "skipped", "commons_joined", "commons_added"] {
         assert_eq!(imported[list], serde_json::json!([]), "{list}: {imported}");
     }
-    assert!(
-        size("second.bundle") <= MAX_DELTA_BUNDLE,
-        "the bundle for the summary carries more than the farm lacks: {} B",
-        size("second.bundle")
-    );
-    assert!(
-        size("second.bundle") < size("full.bundle") / 2,
-        "the bundle for the summary carries more than the farm lacks"
-    );
     let at_farm = designs_of(&farm);
     let bed_former = at_farm
         .as_array()
@@ -1100,9 +1111,10 @@ fn documents_held(home: &TestHome) -> u64 {
     counts.values().map(|n| n.as_u64().expect("a count")).sum()
 }
 
-/// Designs in the bundle of the killed import: enough that the import takes seconds, so a
-/// kill aimed by watching the store lands inside it.
-const IMPORT_DESIGNS: usize = 60;
+/// Designs in the bundle of the killed import: enough that the import spans several of
+/// sled's half-second flushes even on a fast machine (about 5 s in a debug build on a loaded
+/// 2-core box), so a kill aimed by watching the store lands inside it.
+const IMPORT_DESIGNS: usize = 200;
 
 /// A bundle import killed with `kill -9` halfway leaves a store that verifies clean and holds
 /// some of the documents, and importing the bundle again brings exactly the rest.
@@ -1169,7 +1181,9 @@ fn a_bundle_import_killed_halfway_verifies_clean_and_completes() {
         Vec::<Value>::new(),
         "verify after kill -9 of an import"
     );
-    let kept = designs_of(&farm).as_array().map(Vec::len).unwrap_or(0);
+    let kept = try_designs_of(&farm)
+        .and_then(|list| list.as_array().map(Vec::len))
+        .unwrap_or(0);
     assert!(
         kept > 0 && kept < IMPORT_DESIGNS,
         "the kill did not land mid-import: {kept} of {IMPORT_DESIGNS} designs kept"
@@ -1189,5 +1203,24 @@ fn a_bundle_import_killed_halfway_verifies_clean_and_completes() {
         Vec::<Value>::new(),
         "verify after the second import"
     );
-    assert_eq!(state(&farm).expect("farm"), state(&hub).expect("hub"));
+    // The farm holds every document of the hub at the same heads: an export for its summary
+    // is empty (cheaper than `design show` on both sides for each of the designs).
+    let summary = dir.path().join("farm.summary");
+    let summary = summary.to_str().expect("utf-8 path");
+    bundle(&farm, &["summary", summary]);
+    let rest = dir.path().join("rest.bundle");
+    let lacking = bundle(
+        &hub,
+        &[
+            "export",
+            rest.to_str().expect("utf-8 path"),
+            "--for",
+            summary,
+        ],
+    );
+    assert_eq!(
+        (&lacking["documents"], &lacking["up_to_date"]),
+        (&0.into(), &in_bundle.into()),
+        "the farm lacks part of the hub's commons after the second import: {lacking}"
+    );
 }
