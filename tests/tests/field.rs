@@ -39,15 +39,15 @@ const MAX_FLAP_OVERHEAD: f64 = 1.25;
 const MAX_DROP_OVERHEAD: f64 = 1.5;
 
 /// Most IP bytes an uninterrupted initial sync may cost per byte of the commons' compact
-/// size ([`compact_size`]), on top of [`LINK_FIXED_BYTES`]. Measured at 60 designs: 223-227 KB
-/// on the link for 166 KB (1.34-1.36 in all; the README's 500-design run fits about 1.23 per
+/// size ([`compact_size`]), on top of [`LINK_FIXED_BYTES`]. Measured at 60 designs: 223-231 KB
+/// on the link for 166 KB (1.34-1.39 in all; the README's 500-design run fits about 1.23 per
 /// byte plus 23 KB). Where it goes: Ethernet, IP and TCP headers (66 bytes a segment, about
 /// 5%) and the ACKs flowing back (2-3%); what TCP resends of the bursts tbf's queue drops
 /// while it probes the cap (the link carried 19% more than the proxy relayed); the bundle
 /// framing, inventory (16 bytes per document) and response framing the sync adds to the bare
-/// `save()`s (about 7%). 1.4 leaves about 10% for how the drops fall; sending each document
-/// twice, or in a form much less compact than its `save()`, exceeds it.
-const MAX_LINK_OVER_COMPACT: f64 = 1.4;
+/// `save()`s (about 7%). 1.45 leaves about 15% for how the drops fall; sending each document
+/// twice, or in a form much less compact than its `save()`, exceeds it (both measured 2.7).
+const MAX_LINK_OVER_COMPACT: f64 = 1.45;
 
 /// Bytes an uninterrupted sync may cost whatever the commons' size: the libp2p connection
 /// (TCP, noise, yamux, identify: about 9 KB), the gossip subscription, the farm's profile
