@@ -3,7 +3,7 @@
 use crate::args::ServeArgs;
 use anyhow::{anyhow, Context, Result};
 use hedgerow_node::api::Request;
-use hedgerow_node::home::Home;
+use hedgerow_node::home::{Home, HomeConfig};
 use hedgerow_node::serve::{self, ServeConfig, SyncReport};
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,9 +42,10 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Runs the node until Ctrl-C or SIGTERM.
-pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
-    let opened = Home::open(home)?;
+/// The node's settings from `serve`'s options and the home's `config.json`; what both leave
+/// out is [`ServeConfig::default`]. `--listen` wins over the file's `listen`; the file's
+/// `peers` are added by the node itself (`serve::run`).
+fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
     let mut config = ServeConfig {
         mdns: !args.no_mdns,
         sync_interval: Duration::from_secs(args.sync_interval.max(1)),
@@ -54,7 +55,30 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     };
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
+    } else if !file.listen.is_empty() {
+        config.listen = file
+            .listen
+            .iter()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    anyhow!(
+                        "config.json's listen `{text}` is not a multiaddress such as \
+                         /ip4/127.0.0.1/tcp/4717; correct or remove it"
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
     }
+    Ok(config)
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let opened = Home::open(home)?;
+    let file = opened
+        .config()
+        .with_context(|| format!("cannot read {}", home.join("config.json").display()))?;
+    let config = serve_config(&args, &file)?;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = async {
@@ -130,4 +154,88 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    /// `serve`'s options as the command line gives them.
+    fn parsed(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["hedgerow", "serve"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    fn listen(config: &ServeConfig) -> Vec<String> {
+        config.listen.iter().map(ToString::to_string).collect()
+    }
+
+    /// README: `hedgerow serve` listens with TCP and QUIC on port 4717 (on every interface, so
+    /// it is checked here as parsed, never bound by a test), with mDNS on.
+    #[test]
+    fn serve_listens_on_port_4717_by_default() {
+        let config = serve_config(&parsed(&[]), &HomeConfig::default()).expect("config");
+        assert_eq!(
+            listen(&config),
+            ["/ip4/0.0.0.0/tcp/4717", "/ip4/0.0.0.0/udp/4717/quic-v1"]
+        );
+        assert!(config.mdns);
+        assert_eq!(config.sync_interval, Duration::from_secs(60));
+        assert_eq!(config.max_connections_per_ip, 64);
+        assert!(config.peers.is_empty());
+
+        let config = serve_config(&parsed(&["--no-mdns"]), &HomeConfig::default()).expect("config");
+        assert!(!config.mdns);
+        assert_eq!(
+            listen(&config),
+            ["/ip4/0.0.0.0/tcp/4717", "/ip4/0.0.0.0/udp/4717/quic-v1"]
+        );
+    }
+
+    #[test]
+    fn listen_replaces_the_default_addresses() {
+        let config = serve_config(
+            &parsed(&["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"]),
+            &HomeConfig::default(),
+        )
+        .expect("config");
+        assert_eq!(listen(&config), ["/ip4/127.0.0.1/udp/0/quic-v1"]);
+        let error =
+            serve_config(&parsed(&["--listen", "port 4717"]), &HomeConfig::default()).unwrap_err();
+        assert!(
+            error.to_string().contains("--listen `port 4717`"),
+            "{error}"
+        );
+    }
+
+    /// README: `config.json`'s `listen` replaces the defaults; `--listen` wins over it; a bad
+    /// address in the file is named.
+    #[test]
+    fn config_json_listen_is_used_unless_listen_is_given() {
+        let file = HomeConfig {
+            peers: Vec::new(),
+            listen: vec!["/ip4/127.0.0.1/tcp/4800".into()],
+        };
+        let config = serve_config(&parsed(&[]), &file).expect("config");
+        assert_eq!(listen(&config), ["/ip4/127.0.0.1/tcp/4800"]);
+        let config =
+            serve_config(&parsed(&["--listen", "/ip4/127.0.0.1/tcp/0"]), &file).expect("config");
+        assert_eq!(listen(&config), ["/ip4/127.0.0.1/tcp/0"]);
+        let bad = HomeConfig {
+            peers: Vec::new(),
+            listen: vec!["everywhere".into()],
+        };
+        let error = serve_config(&parsed(&[]), &bad).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("config.json's listen `everywhere`"),
+            "{error}"
+        );
+    }
 }

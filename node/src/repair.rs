@@ -75,7 +75,10 @@ pub fn repair(home: &Home) -> Result<RepairReport, NodeError> {
                 salvage(&store, &mut found);
                 report.salvaged_store = true;
             }
-            Err(e @ StoreError::Locked { .. }) => return Err(e.into()),
+            // A store in use, or one a newer release wrote, is not this repair's to move.
+            Err(e @ (StoreError::Locked { .. } | StoreError::NewerFormat { .. })) => {
+                return Err(e.into())
+            }
             Err(_) => {}
         }
         let stamp = std::time::SystemTime::now()

@@ -377,7 +377,7 @@ impl Replicas {
             }
             Ok::<(), EditError>(())
         })?;
-        self.cache.insert(id, replica);
+        self.cache_insert(id, replica);
         if let Some((envelope, accepted)) = made {
             self.persist(&id, &[accepted])?;
             self.outbox.push(LiveChange {
@@ -442,21 +442,34 @@ impl Replicas {
         }
         if !self.cache.contains_key(id) {
             let replica = self.load(id)?;
-            if self.cache.len() >= MAX_CACHED_REPLICAS {
-                // Every change cached is persisted, so dropping it costs only a reload; this
-                // keeps a hub that serves thousands of designs within a small machine's memory.
-                // Lagging snapshots are saved first, so the reload is quick.
-                if let Err(e) = self.save_snapshots() {
-                    tracing::warn!("snapshots not saved before eviction (rebuilt on load): {e}");
-                }
-                self.cache.clear();
-            }
-            self.cache.insert(*id, replica);
+            self.cache_insert(*id, replica);
         }
         self.cache.get_mut(id).ok_or_else(|| NodeError::UnknownDoc {
             what: "document",
             id: id.to_string(),
         })
+    }
+
+    /// Caches a replica, first dropping the others when [`MAX_CACHED_REPLICAS`] are held.
+    ///
+    /// Every replica enters the cache here (loaded, created, received or forked), so none
+    /// of those paths can grow it past the bound.
+    fn cache_insert(&mut self, id: DocId, replica: DocReplica) {
+        if self.cache.len() >= MAX_CACHED_REPLICAS && !self.cache.contains_key(&id) {
+            // Every change cached is persisted, so dropping it costs only a reload; this
+            // keeps a hub that serves thousands of designs within a small machine's memory.
+            // Lagging snapshots are saved first, so the reload is quick.
+            if let Err(e) = self.save_snapshots() {
+                tracing::warn!("snapshots not saved before eviction (rebuilt on load): {e}");
+            }
+            self.cache.clear();
+        }
+        self.cache.insert(id, replica);
+    }
+
+    /// How many document replicas are held in memory now (at most [`MAX_CACHED_REPLICAS`]).
+    pub fn cached_replicas(&self) -> usize {
+        self.cache.len()
     }
 
     /// Loads a replica: from its snapshot when present (brought up to date with the change
@@ -736,7 +749,7 @@ impl Replicas {
                         IngestOutcome::Pending => return Ok(LiveOutcome::Pending),
                         IngestOutcome::Excluded => return Ok(LiveOutcome::Excluded),
                     };
-                    self.cache.insert(genesis_id, replica);
+                    self.cache_insert(genesis_id, replica);
                     self.persist(&genesis_id, &accepted)?;
                     return Ok(LiveOutcome::Applied(accepted.len()));
                 }
@@ -805,7 +818,7 @@ impl Replicas {
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
             }
-            self.cache.insert(*doc, replica);
+            self.cache_insert(*doc, replica);
             self.persist(doc, &accepted)?;
             return Ok(accepted.len());
         }
@@ -852,7 +865,7 @@ impl Replicas {
         accepted: &[Accepted],
     ) -> Result<DocId, NodeError> {
         let id = replica.id();
-        self.cache.insert(id, replica);
+        self.cache_insert(id, replica);
         self.persist(&id, accepted)?;
         Ok(id)
     }

@@ -94,8 +94,10 @@ pub enum StoreError {
         reason: String,
     },
     /// The store was written by a newer Hedgerow.
-    #[error("store format {found} is newer than this build understands ({STORE_FORMAT}); upgrade hedgerow")]
+    #[error("the store at {path} was written by a newer hedgerow (store format {found}; this build reads format {STORE_FORMAT}); upgrade hedgerow to open it (the store was not changed)")]
     NewerFormat {
+        /// The store directory.
+        path: PathBuf,
         /// The format found.
         found: u8,
     },
@@ -164,8 +166,8 @@ pub struct Store {
     /// summaries from sled each time made an in-sync reconnect grow with the commons.
     inventories: Mutex<HashMap<CommonsId, BTreeMap<DocId, HeadsDigest>>>,
     /// The store held signed changes but no manifest when opened: the damage check could not
-    /// run (reported by `hedgerow verify`).
-    manifest_missing: bool,
+    /// run (reported by `hedgerow verify` until a manifest is written again).
+    manifest_missing: std::sync::atomic::AtomicBool,
     /// Signed changes and geneses, kept outside sled for `hedgerow repair` (see [`crate::journal`]).
     journal: Mutex<crate::journal::Journal>,
     /// sled's blob files already fsynced by [`Store::flush`].
@@ -296,6 +298,9 @@ impl Store {
             _ => sled_error(path, source),
         };
         let lock = lock_dir(path)?;
+        // A newer release is refused before sled opens: sled's recovery and its snapshot on
+        // close would rewrite files of a store this build does not understand.
+        refuse_newer_manifest(path)?;
         remove_partial_snapshots(path)?;
         let mut waited = std::time::Duration::ZERO;
         let db = loop {
@@ -318,18 +323,30 @@ impl Store {
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
+        let meta = tree("meta")?;
+        // Before any other tree is created in a store of a layout this build does not know.
+        if let Some(found) = meta
+            .get("format")
+            .map_err(sled_err)?
+            .and_then(|v| v.first().copied())
+            .filter(|found| *found > STORE_FORMAT)
+        {
+            return Err(StoreError::NewerFormat {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
         let (commons, docs, commons_docs, changes) = (
             tree("commons")?,
             tree("docs")?,
             tree("commons_docs")?,
             tree("changes")?,
         );
-        let (records, snapshots, summaries, peers, meta) = (
+        let (records, snapshots, summaries, peers) = (
             tree("records")?,
             tree("snapshots")?,
             tree("summaries")?,
             tree("peers")?,
-            tree("meta")?,
         );
         let wanted = tree("wanted")?;
         let journal = crate::journal::Journal::open(&crate::journal::journal_path(path)).map_err(
@@ -372,9 +389,15 @@ impl Store {
         }
         let store = Self {
             _lock: lock,
-            manifest_missing,
+            manifest_missing: std::sync::atomic::AtomicBool::new(manifest_missing),
             change_count: std::sync::atomic::AtomicU64::new(found),
-            manifest_changes: std::sync::atomic::AtomicU64::new(manifest.changes),
+            // A missing manifest is recreated by the next write (or `verify --rebuild`), not
+            // by a read-only command: reads would otherwise hide the loss from `verify`.
+            manifest_changes: std::sync::atomic::AtomicU64::new(if manifest_missing {
+                found
+            } else {
+                manifest.changes
+            }),
             commons,
             docs,
             commons_docs,
@@ -392,11 +415,6 @@ impl Store {
             db,
         };
         match meta.get("format").map_err(sled_err)? {
-            Some(v) if v.first().copied().unwrap_or(0) > STORE_FORMAT => {
-                return Err(StoreError::NewerFormat {
-                    found: v.first().copied().unwrap_or(0),
-                })
-            }
             Some(_) => {}
             None => {
                 meta.insert("format", &[STORE_FORMAT]).map_err(sled_err)?;
@@ -489,13 +507,26 @@ impl Store {
         crate::durable::rename(&tmp, &self.path.join(MANIFEST)).map_err(io)?;
         self.manifest_changes
             .store(changes, std::sync::atomic::Ordering::SeqCst);
+        self.manifest_missing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
-    /// Whether the store held signed changes but no manifest when it was opened, so whether
-    /// sled lost data could not be checked.
+    /// Whether the store held signed changes but no manifest when it was opened and none has
+    /// been written since, so whether sled lost data could not be checked.
     pub fn manifest_missing(&self) -> bool {
         self.manifest_missing
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes a lost manifest again with the changes held now (`hedgerow verify --rebuild`);
+    /// returns whether one was missing.
+    pub fn recreate_manifest(&self) -> Result<bool, StoreError> {
+        if !self.manifest_missing() {
+            return Ok(false);
+        }
+        self.save_manifest(self.change_count.load(std::sync::atomic::Ordering::SeqCst))?;
+        Ok(true)
     }
 
     /// Bytes the store occupies on disk.
@@ -944,6 +975,29 @@ impl Store {
             })?);
         }
         Ok(out)
+    }
+}
+
+/// Refuses a store whose manifest says a newer release wrote it, touching nothing.
+///
+/// Every release since the manifest exists writes its format into it; the `meta/format`
+/// check after sled opens still catches a store without one.
+fn refuse_newer_manifest(path: &Path) -> Result<(), StoreError> {
+    /// Only the format: a newer manifest may hold fields this build does not know.
+    #[derive(Deserialize)]
+    struct Format {
+        format: u8,
+    }
+    let Ok(bytes) = std::fs::read(path.join(MANIFEST)) else {
+        return Ok(());
+    };
+    match serde_json::from_slice::<Format>(&bytes) {
+        Ok(Format { format }) if format > STORE_FORMAT => Err(StoreError::NewerFormat {
+            path: path.to_path_buf(),
+            found: format,
+        }),
+        // A manifest that does not parse is reported by the full read in `open`.
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `hedgerow verify`: re-check every signature, hash and cached document.
 
 use crate::replicas::{summarize, NodeError, Replicas};
+use crate::store::StoreError;
 use hedgerow_protocol::replica::ExclusionReason;
 use hedgerow_protocol::DocId;
 use serde::Serialize;
@@ -52,9 +53,11 @@ impl Replicas {
     /// With `rebuild`, rewrites caches that differ or are missing.
     pub fn verify(&mut self, rebuild: bool) -> Result<VerifyReport, NodeError> {
         let mut report = VerifyReport::default();
-        if self.store().manifest_missing() {
+        if rebuild && self.store().recreate_manifest()? {
+            report.rebuilt += 1;
+        } else if self.store().manifest_missing() {
             report.problems.push(format!(
-                "store: it holds signed changes but its manifest ({}) is missing, so lost writes cannot be detected; compare it with a peer (`hedgerow sync`); the next write recreates the manifest",
+                "store: it holds signed changes but its manifest ({}) is missing, so lost writes cannot be detected; compare it with a peer (`hedgerow sync`); `hedgerow verify --rebuild` (or the next write) recreates the manifest",
                 "hedgerow-manifest.json"
             ));
         }
@@ -85,7 +88,17 @@ impl Replicas {
                     genesis.body.commons
                 ));
             }
-            let stored = self.store().changes(&id)?;
+            // A value that no longer decodes is damage to report by name, not a reason to stop.
+            let stored = match self.store().changes(&id) {
+                Ok(stored) => stored,
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    report.problems.push(format!(
+                        "document {id}: {e}; run `hedgerow repair` (with `serve` stopped)"
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let missing_records = stored.iter().filter(|(_, _, r)| r.is_none()).count();
             if missing_records > 0 {
                 report.problems.push(format!(
@@ -95,9 +108,9 @@ impl Replicas {
             let replica = match self.rebuild(&id, genesis) {
                 Ok(replica) => replica,
                 Err(e) => {
-                    report
-                        .problems
-                        .push(format!("document {id}: stored changes do not verify: {e}"));
+                    report.problems.push(format!(
+                        "document {id}: stored changes do not verify: {e}; run `hedgerow repair` (with `serve` stopped) to restore them from the journal and peers"
+                    ));
                     continue;
                 }
             };
@@ -105,8 +118,8 @@ impl Replicas {
             check_evidence(&mut report, &id, &replica);
             if replica.change_count() != stored.len() {
                 report.problems.push(format!(
-                    "document {id}: {} of {} stored changes could not be applied",
-                    stored.len() - replica.change_count(),
+                    "document {id}: {} of {} stored changes could not be applied; run `hedgerow repair` (with `serve` stopped)",
+                    stored.len().saturating_sub(replica.change_count()),
                     stored.len()
                 ));
             }
@@ -114,32 +127,38 @@ impl Replicas {
             // The snapshot is saved lazily (every few received changes, on eviction, on
             // close), so after a kill it may lag the records: that is fine, loading catches it
             // up. It must never hold a change the records lack.
-            let (cached_ok, snapshot_current) =
-                match (self.store().summary(&id)?, self.store().snapshot(&id)?) {
-                    (Some(summary), Some(snapshot)) => {
-                        let snapshot_changes =
-                            hedgerow_protocol::automerge::Automerge::load(&snapshot).map(|d| {
-                                d.get_changes_meta(&[])
-                                    .iter()
-                                    .map(|m| m.hash.0)
-                                    .collect::<std::collections::HashSet<_>>()
-                            });
-                        let held: std::collections::HashSet<[u8; 32]> =
-                            stored.iter().map(|(hash, _, _)| *hash).collect();
-                        let mut cached = summary.heads.clone();
-                        cached.sort_unstable();
-                        let mut expected = fresh.heads.clone();
-                        expected.sort_unstable();
-                        match snapshot_changes {
-                            Ok(changes) => (
-                                cached == expected && changes.is_subset(&held),
-                                changes.len() == held.len(),
-                            ),
-                            Err(_) => (false, false),
-                        }
+            // A summary that does not decode is a damaged cache like any other.
+            let summary = match self.store().summary(&id) {
+                Ok(summary) => summary,
+                Err(StoreError::Corrupt { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let (cached_ok, snapshot_current) = match (summary, self.store().snapshot(&id)?) {
+                (Some(summary), Some(snapshot)) => {
+                    let snapshot_changes = hedgerow_protocol::automerge::Automerge::load(&snapshot)
+                        .map(|d| {
+                            d.get_changes_meta(&[])
+                                .iter()
+                                .map(|m| m.hash.0)
+                                .collect::<std::collections::HashSet<_>>()
+                        });
+                    let held: std::collections::HashSet<[u8; 32]> =
+                        stored.iter().map(|(hash, _, _)| *hash).collect();
+                    // The whole summary, not only its heads: `list` shows its title.
+                    let mut cached = summary;
+                    cached.heads.sort_unstable();
+                    let mut expected = fresh.clone();
+                    expected.heads.sort_unstable();
+                    match snapshot_changes {
+                        Ok(changes) => (
+                            cached == expected && changes.is_subset(&held),
+                            changes.len() == held.len(),
+                        ),
+                        Err(_) => (false, false),
                     }
-                    _ => (false, false),
-                };
+                }
+                _ => (false, false),
+            };
             let cached_ok = cached_ok && (snapshot_current || !rebuild);
             if !cached_ok {
                 if rebuild {

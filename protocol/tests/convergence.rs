@@ -26,6 +26,7 @@ use hedgerow_protocol::{
     IngestOutcome, Rejection, Signed,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use std::collections::{BTreeMap, HashSet};
 
 /// One random edit, resolved against the editing replica's state when it is made.
@@ -422,8 +423,26 @@ fn resigned(
     }
 }
 
+/// Cases per property when `PROPTEST_CASES` is not set: fast enough for every CI run.
+const DEFAULT_CASES: u32 = 32;
+
+/// Proptest's configuration: `PROPTEST_CASES` wins (a long run sets thousands), failures
+/// persist in `protocol/proptest-regressions/` and are replayed first on every run.
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/convergence.txt",
+        ))),
+        ..ProptestConfig::default()
+    };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = DEFAULT_CASES;
+    }
+    config
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// Every replica, and a fresh one, converges whatever the delivery order.
     #[test]

@@ -14,9 +14,9 @@
 //! reads its byte counters (every IP byte that crossed, retransmissions and
 //! headers included), [`Proxy`] relays TCP inside a namespace and can reset
 //! every connection it carries, [`Flapper`] runs a fixed number of cut/restore
-//! cycles on a background thread and stops by itself. The kernel here has no
-//! netem, so delay and loss are not emulated; tbf's queue adds the latency a
-//! slow link has.
+//! cycles on a background thread, stops by itself and reports a cut or restore
+//! that failed. The kernel here has no netem, so delay and loss are not
+//! emulated; tbf's queue adds the latency a slow link has.
 
 use crate::net::Netns;
 use std::fs::File;
@@ -79,13 +79,19 @@ impl Link {
         Ok(())
     }
 
-    /// Takes both ends down (`false`) or up (`true`); packets in flight are lost.
-    pub fn set_up(&self, up: bool) {
-        for (ns, dev) in &self.ends {
-            let state = if up { "up" } else { "down" };
-            if let Err(e) = run("ip", &["-n", ns, "link", "set", dev, state]) {
-                eprintln!("link: {e}");
-            }
+    /// Takes both ends down (`false`) or up (`true`); packets in flight are lost. Tries both
+    /// ends whatever happens to the first; the error names each end that failed.
+    pub fn set_up(&self, up: bool) -> Result<(), String> {
+        let state = if up { "up" } else { "down" };
+        let failures: Vec<String> = self
+            .ends
+            .iter()
+            .filter_map(|(ns, dev)| run("ip", &["-n", ns, "link", "set", dev, state]).err())
+            .collect();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
         }
     }
 
@@ -377,10 +383,13 @@ fn pump(mut from: TcpStream, mut to: TcpStream, relayed: &AtomicU64) {
 pub type OnCut = Box<dyn Fn(usize) + Send>;
 
 /// Cuts a [`Link`] for `down` every `period`, a fixed number of times, on a background
-/// thread; stops early when dropped, and always leaves the link up.
+/// thread; stops early when dropped, and always tries to leave the link up. A cut or a
+/// restore that fails ends the flapping, and [`stop`](Self::stop) reports it: a run whose
+/// link was not really cut must not pass for one that rode through the cuts.
 pub struct Flapper {
     stop: Arc<AtomicBool>,
     cuts: Arc<AtomicU64>,
+    error: Arc<Mutex<Option<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -396,19 +405,33 @@ impl Flapper {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let cuts = Arc::new(AtomicU64::new(0));
+        let error: Arc<Mutex<Option<String>>> = Arc::default();
         let thread = {
-            let (stop, cuts) = (stop.clone(), cuts.clone());
+            let (stop, cuts, error) = (stop.clone(), cuts.clone(), error.clone());
             std::thread::spawn(move || {
+                let fail = |what: &str, e: String| {
+                    let mut error = error.lock().unwrap_or_else(|e| e.into_inner());
+                    error.get_or_insert(format!("{what}: {e}"));
+                };
                 let up = period.saturating_sub(down);
                 for cycle in 0..cycles {
                     if !sleep_unless(&stop, up) {
                         break;
                     }
-                    link.set_up(false);
+                    if let Err(e) = link.set_up(false) {
+                        fail(&format!("cut {cycle}"), e);
+                        if let Err(e) = link.set_up(true) {
+                            fail(&format!("restore after failed cut {cycle}"), e);
+                        }
+                        break;
+                    }
                     on_cut(cycle);
                     cuts.fetch_add(1, Ordering::Relaxed);
                     let go_on = sleep_unless(&stop, down);
-                    link.set_up(true);
+                    if let Err(e) = link.set_up(true) {
+                        fail(&format!("restore after cut {cycle}"), e);
+                        break;
+                    }
                     if !go_on {
                         break;
                     }
@@ -418,6 +441,7 @@ impl Flapper {
         Self {
             stop,
             cuts,
+            error,
             thread: Some(thread),
         }
     }
@@ -427,10 +451,20 @@ impl Flapper {
         self.cuts.load(Ordering::Relaxed)
     }
 
-    /// Stops (the link is left up) and returns how many cuts were made.
-    pub fn stop(mut self) -> u64 {
+    /// The first cut or restore that failed so far.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stops (the link is left up) and returns how many cuts were made, or the first cut or
+    /// restore that failed.
+    pub fn stop(mut self) -> Result<u64, String> {
         self.halt();
-        self.cuts()
+        let error = self.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match error {
+            Some(e) => Err(e),
+            None => Ok(self.cuts()),
+        }
     }
 
     fn halt(&mut self) {

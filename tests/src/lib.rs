@@ -4,6 +4,7 @@
 pub mod field;
 pub mod net;
 pub mod powercut_fs;
+pub mod skip;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,28 @@ pub fn hedgerow_bin() -> PathBuf {
                 .expect("target/<profile> directory");
             let mut build = Command::new(env!("CARGO"));
             build.args(["build", "--quiet", "-p", "hedgerow-cli"]);
+            // `cargo test` gives the test process its package's variables; build scripts
+            // (ring's, cc's) rerun when these change, so passing them on would rebuild
+            // half the tree here and again at the next `cargo test`.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                let per_package = name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_BIN_")
+                    || name.starts_with("CARGO_CFG_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_MANIFEST_LINKS",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_ref());
+                if per_package {
+                    build.env_remove(name.as_ref());
+                }
+            }
             if profile_dir.file_name().is_some_and(|n| n == "release") {
                 build.arg("--release");
             }

@@ -293,7 +293,8 @@ impl Drop for ServeNode {
     }
 }
 
-/// What a node holds, as its CLI prints it: designs (list and each one shown), events and notes.
+/// What a node holds, as its CLI prints it: designs, events and notes, each listed and shown
+/// in full (every field, change count and heads), so nodes agree only when their content does.
 pub fn state(home: &TestHome) -> Result<Value, String> {
     let run = |args: &[&str]| -> Result<Value, String> {
         let mut all = args.to_vec();
@@ -307,17 +308,25 @@ pub fn state(home: &TestHome) -> Result<Value, String> {
         }
         serde_json::from_slice(&out.stdout).map_err(|e| format!("{args:?}: {e}"))
     };
-    let designs = run(&["design", "list"])?;
-    let mut shown = serde_json::Map::new();
-    for design in designs.as_array().into_iter().flatten() {
-        let id = design["id"].as_str().unwrap_or_default();
-        shown.insert(id.to_string(), run(&["design", "show", id])?);
-    }
+    let listed_and_shown = |kind: &str| -> Result<(Value, Value), String> {
+        let list = run(&[kind, "list"])?;
+        let mut shown = serde_json::Map::new();
+        for row in list.as_array().into_iter().flatten() {
+            let id = row["id"].as_str().unwrap_or_default();
+            shown.insert(id.to_string(), run(&[kind, "show", id])?);
+        }
+        Ok((list, Value::Object(shown)))
+    };
+    let (designs, shown) = listed_and_shown("design")?;
+    let (events, events_shown) = listed_and_shown("event")?;
+    let (notes, notes_shown) = listed_and_shown("note")?;
     Ok(serde_json::json!({
         "designs": designs,
         "shown": shown,
-        "events": run(&["event", "list"])?,
-        "notes": run(&["note", "list"])?,
+        "events": events,
+        "events_shown": events_shown,
+        "notes": notes,
+        "notes_shown": notes_shown,
     }))
 }
 
@@ -353,13 +362,21 @@ fn summary_of(state: &Value) -> String {
             doc["name"], doc["changes"], doc["heads"]
         ));
     }
-    out.push(format!("events: {}", state["events"]));
-    out.push(format!("notes: {}", state["notes"]));
+    for kind in ["events_shown", "notes_shown"] {
+        for (id, doc) in state[kind].as_object().into_iter().flatten() {
+            out.push(format!(
+                "{} {id} changes={} heads={}",
+                kind.trim_end_matches("s_shown"),
+                doc["changes"],
+                doc["heads"]
+            ));
+        }
+    }
     out.join("\n")
 }
 
 /// Environment variable that turns a namespace SKIP into a failure (CI sets it).
-pub const REQUIRE_NETNS_ENV: &str = "HEDGEROW_REQUIRE_NETNS";
+pub const REQUIRE_NETNS_ENV: &str = crate::skip::REQUIRE_ENV;
 
 static NETNS_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -372,16 +389,13 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates the pair; `None` (after printing a SKIP line) when namespaces cannot
-    /// be created here, or a panic when [`REQUIRE_NETNS_ENV`] is `1`.
+    /// Creates the pair; `None` (after reporting the skip, see [`crate::skip`]) when
+    /// namespaces cannot be created here, or a panic when [`REQUIRE_NETNS_ENV`] is `1`.
     pub fn pair_or_skip(test: &str) -> Option<Self> {
         match Self::pair() {
             Ok(netns) => Some(netns),
             Err(why) => {
-                if std::env::var(REQUIRE_NETNS_ENV).as_deref() == Ok("1") {
-                    panic!("{test}: cannot create network namespaces ({why}) and {REQUIRE_NETNS_ENV}=1");
-                }
-                eprintln!("SKIP {test}: cannot create network namespaces: {why}");
+                crate::skip::skip(test, &format!("cannot create network namespaces: {why}"));
                 None
             }
         }

@@ -8,10 +8,16 @@
 
 use hedgerow_node::home::Home;
 use hedgerow_node::Replicas;
-use hedgerow_protocol::automerge::ChangeHash;
+use hedgerow_protocol::automerge::{Automerge, ChangeHash};
 use hedgerow_protocol::bundle_file::{decode_bundle, encode_records, Record};
+use hedgerow_protocol::compact::{decode_change, CompactChanges};
 use hedgerow_protocol::envelope::signing_digest;
-use hedgerow_protocol::{DeviceKey, DocId};
+use hedgerow_protocol::replica::{DocReplica, MAX_PENDING_PER_AUTHOR};
+use hedgerow_protocol::schema::{
+    apply_edit, init_document, DocKind, Edit, EditContext, NewDocument,
+};
+use hedgerow_protocol::sync::DocPayload;
+use hedgerow_protocol::{ChangeEnvelope, CommonsId, DeviceKey, DocGenesis, DocId, Signed};
 use hedgerow_tests::net::ServeNode;
 use hedgerow_tests::{id, TestHome};
 use serde_json::Value;
@@ -663,4 +669,234 @@ fn a_commons_joined_before_it_arrived_is_imported_from_a_stick() {
     let again = b.json(&["commons", "join", &farm.commons]);
     assert_eq!(again["already_held"], true, "{again}");
     assert_clean(&b);
+}
+
+/// One signed change made on `writer`, a copy of a document Mallory writes in the test.
+fn mallory_change<E: std::error::Error + 'static>(
+    writer: &mut DocReplica,
+    key: &DeviceKey,
+    edit: impl FnOnce(&mut hedgerow_protocol::automerge::transaction::Transaction<'_>) -> Result<(), E>,
+) -> ChangeEnvelope {
+    let (_, made) = writer
+        .edit(key, 1_800_000_000, edit)
+        .unwrap_or_else(|_| panic!("Mallory's own edit is refused"));
+    made.expect("the edit made a change").0
+}
+
+/// A new design of Mallory's in `commons`: its genesis and a copy to write it on.
+fn mallory_design(
+    commons: CommonsId,
+    key: &DeviceKey,
+    nonce: u8,
+) -> (Signed<DocGenesis>, DocReplica) {
+    let genesis = DocGenesis {
+        commons,
+        kind: DocKind::Design,
+        creator: key.author(),
+        created_at: 1_800_000_000,
+        nonce: [nonce; 16],
+        fork: None,
+    }
+    .sign(key);
+    let writer = DocReplica::new(genesis.clone()).expect("genesis verifies");
+    (genesis, writer)
+}
+
+/// The first change of a design titled `title`.
+fn mallory_first(writer: &mut DocReplica, key: &DeviceKey, title: &str) -> ChangeEnvelope {
+    mallory_change(writer, key, |tx| {
+        init_document(tx, &NewDocument::new(DocKind::Design, title))
+    })
+}
+
+/// A change setting the design's summary.
+fn mallory_summary(writer: &mut DocReplica, key: &DeviceKey, summary: &str) -> ChangeEnvelope {
+    let ctx = EditContext {
+        author: key.author().to_string(),
+        now_unix: 1_800_000_000,
+    };
+    let edit = Edit::Set {
+        field: "summary".into(),
+        value: summary.into(),
+    };
+    mallory_change(writer, key, |tx| {
+        apply_edit(tx, DocKind::Design, &edit, &ctx)
+    })
+}
+
+/// A bundle record carrying `envelopes` as document `doc`'s changes, each with its signature.
+fn payload_of(
+    doc: DocId,
+    genesis: Option<&Signed<DocGenesis>>,
+    envelopes: &[&ChangeEnvelope],
+) -> Record {
+    let changes: Vec<_> = envelopes
+        .iter()
+        .map(|e| decode_change(&e.change).expect("a change"))
+        .collect();
+    Record::Changes(DocPayload {
+        doc,
+        genesis: genesis.cloned(),
+        changes: CompactChanges::of_changes(changes.iter()),
+        proofs: changes
+            .iter()
+            .zip(envelopes)
+            .map(|(c, e)| (c.hash().0, e.proof()))
+            .collect(),
+    })
+}
+
+/// Imports `records` as a bundle into `home`: (exit status, `--json` report).
+fn import_records(home: &TestHome, name: &str, records: &[Record]) -> (bool, Value) {
+    let path = stick(home, name);
+    std::fs::write(&path, encode_records(records).expect("encode")).expect("write bundle");
+    let out = home.run(&["bundle", "import", arg(&path), "--json"]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no import report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+/// Validly signed changes on a stick that do not fit where they claim to go: a change that
+/// breaks the design schema, a change signed for another document, and changes whose history
+/// is missing. Each document is refused with its reason and nothing of it is kept; a bundle
+/// holds nothing back for later (unlike live changes, which wait up to the pending cap), so
+/// the missing history arriving afterwards brings exactly itself.
+#[test]
+fn a_bundle_of_misplaced_changes_is_refused_by_kind() {
+    let alice = TestHome::init("Alice");
+    let commons_text = id(&alice.json(&["commons", "create", "Farm Hack tools"]));
+    let genuine = stick(&alice, "genuine.hbundle");
+    alice.ok(&["bundle", "export", arg(&genuine)]);
+    let records = decode_bundle(&std::fs::read(&genuine).unwrap())
+        .into_result()
+        .unwrap();
+    let commons_record = records
+        .iter()
+        .find(|r| matches!(r, Record::Commons(_)))
+        .expect("a commons record")
+        .clone();
+    let commons: CommonsId = commons_text.parse().unwrap();
+    let bob = TestHome::init("Bob");
+    bob.ok(&[
+        "bundle",
+        "import",
+        arg(&genuine),
+        "--commons",
+        &commons_text,
+    ]);
+
+    let mallory = DeviceKey::from_secret([0x4d; 32]);
+    // A design whose second change puts a field no design has.
+    let (breach_genesis, mut breach) = mallory_design(commons, &mallory, 1);
+    let breach_first = mallory_first(&mut breach, &mallory, "Gold crimper");
+    let breaking = {
+        use hedgerow_protocol::automerge::transaction::Transactable;
+        let first = decode_change(&breach_first.change).unwrap();
+        let mut doc = Automerge::new().with_actor(first.actor_id().clone());
+        doc.apply_changes([first]).unwrap();
+        let mut tx = doc.transaction();
+        tx.put(hedgerow_protocol::automerge::ROOT, "made_of_gold", "yes")
+            .unwrap();
+        tx.commit();
+        let bytes = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        ChangeEnvelope::sign(&mallory, commons, breach_genesis.body.id(), bytes)
+    };
+    // A design carrying, as its own, the first change of another design.
+    let (stray_genesis, _) = mallory_design(commons, &mallory, 2);
+    let (other_genesis, mut other) = mallory_design(commons, &mallory, 3);
+    let other_first = mallory_first(&mut other, &mallory, "Other crimper");
+    // A design that arrives whole, then more changes with one in their middle missing.
+    let (gap_genesis, mut gap) = mallory_design(commons, &mallory, 4);
+    let gap_first = mallory_first(&mut gap, &mallory, "Gappy crimper");
+    let withheld = mallory_summary(&mut gap, &mallory, "v2");
+    let after: Vec<ChangeEnvelope> = (3..3 + MAX_PENDING_PER_AUTHOR + 2)
+        .map(|n| mallory_summary(&mut gap, &mallory, &format!("v{n}")))
+        .collect();
+
+    let (ok, report) = import_records(
+        &bob,
+        "hostile.hbundle",
+        &[
+            commons_record.clone(),
+            payload_of(
+                breach_genesis.body.id(),
+                Some(&breach_genesis),
+                &[&breach_first, &breaking],
+            ),
+            payload_of(
+                stray_genesis.body.id(),
+                Some(&stray_genesis),
+                &[&other_first],
+            ),
+            payload_of(gap_genesis.body.id(), Some(&gap_genesis), &[&gap_first]),
+        ],
+    );
+    assert!(!ok, "a refused record fails the import: {report}");
+    assert_eq!(count(&report, "new"), 1, "{report}");
+    let rejected = report["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 2, "{report}");
+    let reason = |doc: &Signed<DocGenesis>| -> String {
+        let record = rejected
+            .iter()
+            .find(|r| r["id"] == doc.body.id().to_string().as_str())
+            .unwrap_or_else(|| panic!("{} not rejected: {report}", doc.body.id()));
+        assert_eq!(record["kind"], "design", "{record}");
+        record["error"].as_str().expect("error").to_string()
+    };
+    let error = reason(&breach_genesis);
+    assert!(
+        error.starts_with("change violates the design schema"),
+        "{error}"
+    );
+    let error = reason(&stray_genesis);
+    assert_eq!(
+        error,
+        format!(
+            "change was signed for document {}, which is not {} or one of its ancestors",
+            other_genesis.body.id(),
+            stray_genesis.body.id()
+        )
+    );
+
+    // Changes whose history the bundle lacks: refused whole, none kept waiting.
+    let gap_id = gap_genesis.body.id();
+    let refs: Vec<&ChangeEnvelope> = after.iter().collect();
+    let (ok, report) = import_records(
+        &bob,
+        "gap.hbundle",
+        &[commons_record.clone(), payload_of(gap_id, None, &refs)],
+    );
+    assert!(!ok, "{report}");
+    assert_eq!(
+        report["rejected"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    // Only the first of them names the missing change; the rest build on it.
+    assert_eq!(
+        report["rejected"][0]["error"], "1 changes depend on changes that were not sent",
+        "{report}"
+    );
+    assert_eq!(report["rejected"][0]["kind"], "design", "{report}");
+    let gap_text = gap_id.to_string();
+    assert_eq!(bob.json(&["design", "show", &gap_text])["changes"], 1);
+    let (ok, report) = import_records(
+        &bob,
+        "withheld.hbundle",
+        &[commons_record, payload_of(gap_id, None, &[&withheld])],
+    );
+    assert!(ok, "{report}");
+    assert_eq!(count(&report, "changes"), 1, "{report}");
+    assert_eq!(bob.json(&["design", "show", &gap_text])["changes"], 2);
+
+    // Nothing of the refused designs was stored.
+    for refused in [&breach_genesis, &stray_genesis] {
+        let error = bob.fail(&["design", "show", &refused.body.id().to_string()]);
+        assert!(error.contains("no design matches"), "{error}");
+    }
+    assert_clean(&bob);
 }

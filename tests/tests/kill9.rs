@@ -10,6 +10,9 @@
 //!
 //!   serve <- edit (through the control socket) -> "saved change" -> kill -9 serve
 //!   CLI alone (stale socket) sees the edit; serve restarted sees it; verify clean
+//!
+//!   serve <- 8 edits at once; the first answered -> kill -9 serve: the rest are cut
+//!   mid-request; every confirmed edit present after restart; verify clean
 //! ```
 
 use hedgerow_tests::net::ServeNode;
@@ -18,7 +21,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Edits in the burst.
 const EDITS: usize = 200;
@@ -187,56 +190,98 @@ fn serve_killed_right_after_a_saved_edit_keeps_it() {
     assert_verifies(&node);
 }
 
+/// Rounds of `serve_killed_mid_edit_loses_nothing_it_confirmed`.
+const MID_EDIT_ROUNDS: usize = 6;
+
+/// Edits sent to `serve` at once in each round.
+const MID_EDIT_CLIENTS: usize = 8;
+
+/// Reads a finished (or killed) client's exit status, stdout and stderr.
+fn finish(mut client: Child) -> (std::process::ExitStatus, String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    client
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    client
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    (client.wait().expect("wait"), stdout, stderr)
+}
+
+/// Several edits go to `serve` at once; as soon as one is confirmed the node is killed, so
+/// the others are queued in it or half-answered: each round kills it with requests in flight.
 #[test]
 fn serve_killed_mid_edit_loses_nothing_it_confirmed() {
     let (home, design) = home_with_a_design();
     let mut node = ServeNode::start(home, &[]);
     let mut saved = BTreeSet::new();
-    let mut unconfirmed = BTreeSet::new();
-    for round in 0..24u64 {
-        let step = format!("serve-step-{round}");
-        let mut client = node
-            .command()
-            .args(["design", "edit", &design, "--step", &step])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn edit");
-        // Kill the node, not the client, 0-23 ms into the edit.
-        std::thread::sleep(Duration::from_millis((round * 7) % 24));
+    let mut cut = BTreeSet::new();
+    let mut refused = BTreeSet::new();
+    for round in 0..MID_EDIT_ROUNDS {
+        let mut clients: Vec<(String, Option<Child>)> = (0..MID_EDIT_CLIENTS)
+            .map(|i| {
+                let step = format!("serve-step-{round}-{i}");
+                let client = node
+                    .command()
+                    .args(["design", "edit", &design, "--step", &step])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn edit");
+                (step, Some(client))
+            })
+            .collect();
+        // Kill the node, not the clients, the moment the first edit is answered: polled
+        // every millisecond, since the node answers queued edits within milliseconds.
+        let mut done = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut answered = false;
+        while !answered && Instant::now() < deadline {
+            for (step, slot) in &mut clients {
+                let exited = slot
+                    .as_mut()
+                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if exited {
+                    let client = slot.take().expect("client");
+                    done.push((step.clone(), finish(client)));
+                }
+            }
+            answered = done.iter().any(|(_, (status, _, _))| status.success());
+            if !answered {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         node.kill();
-        let out = {
-            let mut stdout = String::new();
-            let mut stderr = String::new();
-            client
-                .stdout
-                .take()
-                .expect("stdout")
-                .read_to_string(&mut stdout)
-                .expect("read");
-            client
-                .stderr
-                .take()
-                .expect("stderr")
-                .read_to_string(&mut stderr)
-                .expect("read");
-            (client.wait().expect("wait"), stdout, stderr)
-        };
-        match out {
-            (status, stdout, _) if status.success() => {
+        assert!(answered, "no edit of round {round} was answered: {done:?}");
+        for (step, slot) in clients {
+            if let Some(client) = slot {
+                done.push((step, finish(client)));
+            }
+        }
+        for (step, (status, stdout, stderr)) in done {
+            if status.success() {
                 assert!(stdout.starts_with("saved change "), "{stdout}");
                 saved.insert(step);
+                continue;
             }
-            (_, _, stderr) => {
-                assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-                // Cut off mid-request, or it found the dying node still holding the store.
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+            if stderr.contains("stopped before answering") {
+                cut.insert(step);
+            } else {
+                // It found the dying node still holding the store.
                 assert!(
-                    stderr.contains("stopped before answering")
-                        || stderr.contains("in use by another hedgerow process"),
+                    stderr.contains("in use by another hedgerow process"),
                     "{stderr}"
                 );
-                unconfirmed.insert(step);
+                refused.insert(step);
             }
         }
         node.restart();
@@ -247,9 +292,13 @@ fn serve_killed_mid_edit_loses_nothing_it_confirmed() {
     let lost: Vec<&String> = saved.difference(&present).collect();
     assert!(lost.is_empty(), "confirmed edits lost: {lost:?}");
     eprintln!(
-        "serve kill -9 mid-edit: {} confirmed (all present), {} unconfirmed ({} of them landed)",
+        "serve kill -9 mid-edit: {} confirmed (all present), {} cut mid-request ({} of them landed), {} refused",
         saved.len(),
-        unconfirmed.len(),
-        unconfirmed.intersection(&present).count()
+        cut.len(),
+        cut.intersection(&present).count(),
+        refused.len()
     );
+    // Otherwise the kill never met a request and this test proved nothing.
+    assert!(!saved.is_empty(), "no edit was confirmed");
+    assert!(!cut.is_empty(), "no edit was cut mid-request");
 }

@@ -16,7 +16,7 @@
 //! `HEDGEROW_POWERCUT_CUTS` sets the number of cuts (default 8) and
 //! `HEDGEROW_POWERCUT_SEED` the random seed (printed on every run).
 
-use hedgerow_tests::net::{wait_for, ServeNode, REQUIRE_NETNS_ENV};
+use hedgerow_tests::net::{wait_for, ServeNode};
 use hedgerow_tests::powercut_fs::PowercutFs;
 use hedgerow_tests::{hedgerow_bin, TestHome};
 use serde_json::Value;
@@ -241,7 +241,7 @@ impl Peer {
     }
 }
 
-/// Whether this machine can mount FUSE: `None` after a SKIP line, a panic when required.
+/// Whether this machine can mount FUSE: `None` after reporting the skip, a panic when required.
 fn mount_or_skip(test: &str, at: &Path) -> Option<PowercutFs> {
     let why = if !Path::new("/dev/fuse").exists() {
         "no /dev/fuse".to_string()
@@ -251,10 +251,7 @@ fn mount_or_skip(test: &str, at: &Path) -> Option<PowercutFs> {
             Err(e) => format!("cannot mount FUSE ({e}); run as root with fuse3 installed"),
         }
     };
-    if std::env::var(REQUIRE_NETNS_ENV).as_deref() == Ok("1") {
-        panic!("{test}: {why}, and {REQUIRE_NETNS_ENV}=1");
-    }
-    eprintln!("SKIP {test}: {why}");
+    hedgerow_tests::skip::skip(test, &why);
     None
 }
 

@@ -60,6 +60,7 @@ fn a_flipped_byte_is_named_and_repair_brings_own_designs_back() {
         vec!["design", "list"],
         vec!["design", "show", designs[1].as_str()],
         vec!["verify"],
+        vec!["verify", "--json"],
     ] {
         let error = home.fail(&args);
         assert_eq!(error.lines().count(), 1, "{args:?}: {error}");

@@ -76,11 +76,7 @@ impl Behaviour {
                 .with_agent_version(format!("hedgerow/{}", env!("CARGO_PKG_VERSION"))),
         );
 
-        let ping = ping::Behaviour::new(
-            ping::Config::new()
-                .with_interval(config.ping_interval)
-                .with_timeout(config.ping_timeout),
-        );
+        let ping = ping::Behaviour::new(ping_config(config));
 
         let mdns = if config.mdns {
             let mdns = mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
@@ -90,11 +86,7 @@ impl Behaviour {
             None
         };
 
-        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-        kad_config
-            .set_periodic_bootstrap_interval(None)
-            .set_kbucket_inserts(kad::BucketInserts::Manual);
-        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config);
+        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config());
         kad.set_mode(Some(kad::Mode::Server));
 
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -115,7 +107,7 @@ impl Behaviour {
         let sync = request_response::Behaviour::with_codec(
             codec,
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(config.request_timeout),
+            sync_config(config),
         );
 
         Ok(Self {
@@ -128,6 +120,28 @@ impl Behaviour {
             sync,
         })
     }
+}
+
+/// Ping settings: the interval and timeout of [`NetConfig`].
+pub(crate) fn ping_config(config: &NetConfig) -> ping::Config {
+    ping::Config::new()
+        .with_interval(config.ping_interval)
+        .with_timeout(config.ping_timeout)
+}
+
+/// Kademlia settings: our own DHT, no periodic bootstrap, and only peers the node was given
+/// enter the routing table, so an idle node sends nothing on its own.
+pub(crate) fn kad_config() -> kad::Config {
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config
+        .set_periodic_bootstrap_interval(None)
+        .set_kbucket_inserts(kad::BucketInserts::Manual);
+    kad_config
+}
+
+/// Sync request-response settings: [`NetConfig::request_timeout`] per exchange.
+pub(crate) fn sync_config(config: &NetConfig) -> request_response::Config {
+    request_response::Config::default().with_request_timeout(config.request_timeout)
 }
 
 /// Gossipsub message id: the BLAKE3 hash of the payload, so equal payloads are one message.

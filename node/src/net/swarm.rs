@@ -51,7 +51,8 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(15),
             ping_timeout: Duration::from_secs(20),
-            // A whole budget-sized response at 9.6 kbit/s, with room for drops and retransmits.
+            // A whole budget-sized response (512 KiB, 437 s) at 9.6 kbit/s, with room for
+            // retransmits; a dead link fails after `stall_timeout` instead.
             request_timeout: Duration::from_secs(600),
             stall_timeout: Duration::from_secs(45),
             connection_timeout: Duration::from_secs(30),
@@ -179,14 +180,52 @@ mod tests {
         assert_eq!(libp2p_public.to_bytes(), dalek.to_bytes());
     }
 
+    /// The values README's "On a slow or flapping link" states, as libp2p is given them, and
+    /// what "quiet" means: listening nowhere, no multicast, no periodic Kademlia bootstrap, and
+    /// no peer entering the routing table unless the node was told about it.
     #[test]
     fn default_config_is_quiet() {
         let config = NetConfig::default();
         assert!(config.listen.is_empty());
         assert!(!config.mdns);
-        assert!(config.ping_timeout > config.ping_interval);
-        assert!(config.idle_timeout > config.ping_timeout);
+        assert_eq!(config.ping_interval, Duration::from_secs(15));
+        assert_eq!(config.ping_timeout, Duration::from_secs(20));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.connection_timeout, Duration::from_secs(30));
+        assert_eq!(config.stall_timeout, Duration::from_secs(45));
+        assert_eq!(config.request_timeout, Duration::from_secs(600));
+        assert_eq!(config.max_request_bytes, 1 << 20);
+        assert_eq!(config.max_response_bytes, 8 << 20);
+
+        // libp2p keeps these private; their Debug output is the only way to read them back.
+        let ping = format!("{:?}", super::super::behaviour::ping_config(&config));
+        assert!(
+            ping.contains("timeout: 20s") && ping.contains("interval: 15s"),
+            "{ping}"
+        );
+        let sync = format!("{:?}", super::super::behaviour::sync_config(&config));
+        assert!(sync.contains("request_timeout: 600s"), "{sync}");
+        let kad = format!("{:?}", super::super::behaviour::kad_config());
+        assert!(kad.contains("periodic_bootstrap_interval: None"), "{kad}");
+        assert!(kad.contains("kbucket_inserts: Manual"), "{kad}");
+    }
+
+    /// Why the request timeout is ten minutes: the largest response a node asks for (a full
+    /// budget) must arrive whole over a 9.6 kbit/s link (GSM data, a congested satellite
+    /// share), since a response cut by the timeout is all lost and would be cut again; a dead
+    /// link is caught by the stall timeout long before.
+    #[test]
+    fn a_full_response_fits_the_request_timeout_on_a_9600_bit_link() {
+        let config = NetConfig::default();
+        let full_response_secs =
+            f64::from(hedgerow_protocol::sync::DEFAULT_RESPONSE_BUDGET) * 8.0 / 9_600.0;
+        assert!(
+            config.request_timeout.as_secs_f64() >= full_response_secs * 1.25,
+            "{} s for a response of {} s",
+            config.request_timeout.as_secs(),
+            full_response_secs
+        );
+        assert!(config.stall_timeout * 10 <= config.request_timeout);
         assert!(config.stall_timeout > config.ping_timeout);
-        assert!(config.request_timeout > config.stall_timeout * 4);
     }
 }

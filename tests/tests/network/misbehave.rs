@@ -898,3 +898,173 @@ async fn a_huge_fake_inventory_queues_a_bounded_number_of_wants() {
         "{peak} wants queued: {status}"
     );
 }
+
+/// Makes one signed change on `writer` (the rogue's own copy of a document it authors).
+fn write<E: std::error::Error + 'static>(
+    writer: &mut hedgerow_protocol::replica::DocReplica,
+    key: &DeviceKey,
+    edit: impl FnOnce(&mut hedgerow_protocol::automerge::transaction::Transaction<'_>) -> Result<(), E>,
+) -> ChangeEnvelope {
+    let (_, made) = writer
+        .edit(key, 1_800_000_000, edit)
+        .unwrap_or_else(|_| panic!("the rogue's own edit is refused"));
+    made.expect("the edit made a change").0
+}
+
+/// Sets a design's summary on `writer`.
+fn set_summary(
+    writer: &mut hedgerow_protocol::replica::DocReplica,
+    key: &DeviceKey,
+    summary: &str,
+) -> ChangeEnvelope {
+    let ctx = hedgerow_protocol::schema::EditContext {
+        author: key.author().to_string(),
+        now_unix: 1_800_000_000,
+    };
+    let edit = hedgerow_protocol::schema::Edit::Set {
+        field: "summary".into(),
+        value: summary.into(),
+    };
+    write(writer, key, |tx| {
+        hedgerow_protocol::schema::apply_edit(tx, DocKind::Design, &edit, &ctx)
+    })
+}
+
+/// Validly signed changes a peer sends that do not fit where they arrive: a change signed for
+/// another document, over gossip and in a sync response, and more changes waiting for history
+/// than the pending cap holds. Each is refused and counted by its kind; the held ones are
+/// applied once their history comes, the refused ones never.
+///
+/// ```text
+///   rogue (libp2p in this test): gossip + sync answers ==> honest node
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_document_and_pending_cap_from_a_peer_are_refused_by_kind() {
+    use hedgerow_protocol::replica::{DocReplica, MAX_PENDING_PER_AUTHOR};
+    let honest = tokio::task::block_in_place(|| {
+        let home = TestHome::init("Honest");
+        home.json(&["commons", "create", "Open Tools"]);
+        ServeNode::start(home, &[])
+    });
+    let commons: CommonsId = honest.status()["commons"][0]["id"]
+        .as_str()
+        .expect("commons id")
+        .parse()
+        .expect("commons id");
+    let mut rogue = Rogue::connect(&honest, commons, [0x81; 32]).await;
+    let inventory = rogue
+        .request(
+            SyncRequest::Hello {
+                commons,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        )
+        .await
+        .expect("inventory");
+    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
+        SyncResponse::Inventory { genesis, .. } => rogue.genesis = Some(genesis),
+        other => panic!("expected an inventory, got {other:?}"),
+    }
+    // The rogue's author key (the same secret as its network key, as in `Rogue::connect`).
+    let key = DeviceKey::from_secret([0x81; 32]);
+
+    // The rogue's own design, which the honest node takes in.
+    let doc = rogue.new_doc();
+    let design = doc.body.id().to_string();
+    let mut writer = DocReplica::new(doc.clone()).expect("genesis");
+    let first = write(&mut writer, &key, |tx| {
+        init_document(tx, &NewDocument::new(DocKind::Design, "Rogue design"))
+    });
+    rogue.publish(live(&doc, first));
+    rogue
+        .await_status(&honest, "the rogue's design", |s| {
+            s["counters"]["live_received"].as_u64() == Some(1)
+        })
+        .await;
+
+    // 1. Gossip: a change signed for another document, sent as one of this design.
+    let other = rogue.new_doc();
+    let mut other_writer = DocReplica::new(other.clone()).expect("genesis");
+    let stray = write(&mut other_writer, &key, |tx| {
+        init_document(tx, &NewDocument::new(DocKind::Design, "Another design"))
+    });
+    rogue.publish(live(&doc, stray.clone()));
+    rogue.await_rejected(&honest, "wrong-document").await;
+
+    // 2. Sync: the same change served as this design's when the honest node pulls.
+    let change = hedgerow_protocol::compact::decode_change(&stray.change).expect("a change");
+    rogue.relayed = Some(DocPayload {
+        doc: doc.body.id(),
+        genesis: None,
+        changes: CompactChanges::of_changes([&change]),
+        proofs: vec![(change.hash().0, stray.proof())],
+    });
+    rogue.answer = Answer::Relay;
+    rogue.publish(
+        Gossip::Announce {
+            commons,
+            digest: [4; 32],
+        }
+        .to_bytes(),
+    );
+    rogue
+        .await_status(&honest, "a wrong-document sync payload", |s| {
+            s["counters"]["rejected"]["wrong-document"].as_u64() == Some(2)
+        })
+        .await;
+    rogue.answer = Answer::InSync;
+
+    // 3. Gossip: the design's second change withheld, then more changes built on it than the
+    // honest node holds for one author of one document.
+    let withheld = set_summary(&mut writer, &key, "v2");
+    let over = 2;
+    let held: Vec<ChangeEnvelope> = (0..MAX_PENDING_PER_AUTHOR + over)
+        .map(|n| set_summary(&mut writer, &key, &format!("v{}", n + 3)))
+        .collect();
+    for envelope in &held {
+        rogue.publish(live(&doc, envelope.clone()));
+    }
+    let status = rogue
+        .await_status(&honest, "the pending cap reached", |s| {
+            s["counters"]["rejected"]["too-many-pending"].as_u64() == Some(over as u64)
+        })
+        .await;
+    assert_eq!(
+        status["counters"]["live_pending"], MAX_PENDING_PER_AUTHOR as u64,
+        "{status}"
+    );
+    // Held, not applied: the design still has its first change only.
+    let changes = |node: &ServeNode| -> Value {
+        tokio::task::block_in_place(|| node.json(&["design", "show", &design])["changes"].clone())
+    };
+    assert_eq!(changes(&honest), 1);
+
+    // The withheld change arrives: every held change applies with it, the refused ones never.
+    rogue.publish(live(&doc, withheld));
+    let expected = 2 + MAX_PENDING_PER_AUTHOR as u64;
+    for _ in 0..60 {
+        if changes(&honest) == expected {
+            break;
+        }
+        rogue.pump(Duration::from_millis(150)).await;
+    }
+    assert_eq!(changes(&honest), expected);
+
+    // Only the wrong-document payloads were the rogue's offences: counted, not yet a ban.
+    let status = tokio::task::block_in_place(|| honest.status());
+    assert_eq!(
+        status["counters"]["rejected"]["wrong-document"], 2,
+        "{status}"
+    );
+    assert_eq!(
+        status["counters"]["rejected"]["too-many-pending"], over as u64,
+        "{status}"
+    );
+    assert_eq!(status["banned_peers"], 0, "{status}");
+    assert!(
+        rogue.connected,
+        "the honest node dropped the rogue: {status}"
+    );
+    tokio::task::block_in_place(|| honest.ok(&["verify"]));
+}

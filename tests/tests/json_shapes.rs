@@ -1,0 +1,1026 @@
+//! Every `--json` output of the real binary checked key by key against the README's
+//! "JSON shapes" table, which the test parses out of README.md itself: every documented
+//! key present with its JSON type, no undocumented key, every documented command produced,
+//! and lists in the order the table promises.
+//!
+//! ```text
+//!   A offline: every command  ──then──  A serve <── B serve (--peer A): the same through serve
+//!   B, D offline: join, bundle summary / export --for / import (joined, skipped, --all-commons)
+//!   D offline: sync --peer A, repair
+//! ```
+
+use hedgerow_tests::net::{wait_for, ServeNode};
+use hedgerow_tests::{id, TestHome};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The README, as the build saw it.
+const README: &str = include_str!("../../README.md");
+
+/// The JSON type of every bare key the table names (`string`, `integer`, `bool`, `array`,
+/// alternatives joined by `|`); `COMMAND: key` overrides `key` for one command. A key the
+/// table gains must get a type here, so the README cannot name a key the test does not check.
+const LEAF_TYPES: &[(&str, &str)] = &[
+    ("addr", "string"),
+    ("author", "string"),
+    ("author_name", "string|null"),
+    ("bio", "string"),
+    ("built_on", "integer"),
+    ("changes", "integer"),
+    ("commons", "integer"),
+    ("commons join: commons", "string"),
+    ("complete", "bool"),
+    ("created_at", "integer"),
+    ("creator", "string"),
+    ("description", "string"),
+    ("design", "integer"),
+    ("doc_kind", "string"),
+    ("document", "string"),
+    ("documents", "integer"),
+    ("error", "string"),
+    ("errors", "array"),
+    ("event", "integer"),
+    ("excluded", "string"),
+    ("fields", "array"),
+    ("hash", "string"),
+    ("heads", "array"),
+    ("id", "string"),
+    ("kept", "string"),
+    ("kind", "string"),
+    ("last_sync", "string|null"),
+    ("last_sync_at", "integer|null"),
+    ("location", "string"),
+    ("made_in", "string"),
+    ("n", "integer"),
+    ("name", "string"),
+    ("note", "integer"),
+    ("parent", "string"),
+    ("path", "string"),
+    ("peer", "string"),
+    ("peer_id", "string"),
+    ("profile", "integer"),
+    ("seq", "integer"),
+    ("short", "string"),
+    ("sync_budget", "integer|null"),
+    ("text", "string"),
+    ("title", "string"),
+    ("version", "string"),
+    ("already_held", "bool"),
+    ("interrupted", "bool"),
+    ("postponed", "bool"),
+    ("syncing", "bool"),
+    ("salvaged_store", "bool"),
+    ("moved_to", "string|null"),
+    ("change", "string"),
+    ("design edit: change", "string|null"),
+    ("event edit: change", "string|null"),
+    ("note edit: change", "string|null"),
+    ("design blame: author", "string|null"),
+    // Counts and times.
+    ("addresses_banned", "integer"),
+    ("banned_addresses", "integer"),
+    ("banned_peers", "integer"),
+    ("bytes", "integer"),
+    ("bytes_received", "integer"),
+    ("bytes_sent", "integer"),
+    ("changes_received", "integer"),
+    ("docs_received", "integer"),
+    ("docs_sent", "integer"),
+    ("excluded_changes", "integer"),
+    ("excluded_received", "integer"),
+    ("gossip_published", "integer"),
+    ("gossip_received", "integer"),
+    ("in_sync", "integer"),
+    ("interruptions", "integer"),
+    ("journal_ignored_bytes", "integer"),
+    ("journal_records", "integer"),
+    ("known", "integer"),
+    ("live_pending", "integer"),
+    ("live_published", "integer"),
+    ("live_received", "integer"),
+    ("new", "integer"),
+    ("peak_queued_wants", "integer"),
+    ("peers_banned", "integer"),
+    ("pull_round_trips", "integer"),
+    ("pulls_interrupted", "integer"),
+    ("queued_wants", "integer"),
+    ("rebuilt", "integer"),
+    ("rejected_total", "integer"),
+    ("relayed_refusals", "integer"),
+    ("requests_answered", "integer"),
+    ("round_trips", "integer"),
+    ("store_bytes", "integer"),
+    ("store_failures", "integer"),
+    ("sync_received", "integer"),
+    ("sync_sent", "integer"),
+    ("time", "integer"),
+    ("tracked_peer_entries", "integer"),
+    ("transport_in", "integer"),
+    ("transport_out", "integer"),
+    ("up_to_date", "integer"),
+    ("updated_at", "integer"),
+];
+
+/// Lists of the table this test cannot fill without damaging or forging a store (other
+/// tests do that); their elements are typed but not seen here.
+const NOT_PRODUCED: &[&str] = &[
+    "verify: equivocations[]",
+    "repair: from_peers[]",
+    "bundle import: rejected[]",
+    "status: wanted[]",
+];
+
+/// What the table says one output looks like.
+#[derive(Debug, Clone)]
+enum Shape {
+    /// An object with exactly these keys (and others when `open`, written `...`).
+    Object {
+        keys: Vec<(String, Shape)>,
+        open: bool,
+    },
+    /// An object with free keys (written `{KEY: shape}`), each value of `shape`.
+    Map(Box<Shape>),
+    /// A list of `shape`.
+    List(Box<Shape>),
+    /// A bare key or word: its type is in [`LEAF_TYPES`].
+    Leaf(String),
+    /// One of these strings (`signed|covered|INVALID`).
+    OneOf(Vec<String>),
+    /// Anything (`..`, or a document field whose type the README leaves open).
+    Any,
+    /// `null` or an object with free keys (`location.*`).
+    MaybeMap,
+}
+
+/// The order a list promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    None,
+    NewestFirst,
+    OldestFirst,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+struct Row {
+    commands: Vec<String>,
+    shape: Shape,
+    order: Order,
+    /// Keys present only with `--version` (`design show`).
+    version_keys: Vec<String>,
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if "{}[],:".contains(c) || c.is_whitespace() {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            if !c.is_whitespace() {
+                out.push(c.to_string());
+            }
+        } else {
+            word.push(c);
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// A recursive-descent reader of the table's notation.
+struct Parser {
+    tokens: Vec<String>,
+    at: usize,
+}
+
+impl Parser {
+    fn next(&mut self) -> Result<String, String> {
+        let token = self
+            .tokens
+            .get(self.at)
+            .cloned()
+            .ok_or("shape ends early")?;
+        self.at += 1;
+        Ok(token)
+    }
+
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    fn expect(&mut self, token: &str) -> Result<(), String> {
+        let got = self.next()?;
+        (got == token)
+            .then_some(())
+            .ok_or(format!("expected `{token}`, found `{got}`"))
+    }
+
+    fn value(&mut self) -> Result<Shape, String> {
+        let token = self.next()?;
+        match token.as_str() {
+            "{" => self.object(),
+            "[" => {
+                let element = self.value()?;
+                self.expect("]")?;
+                Ok(Shape::List(Box::new(element)))
+            }
+            ".." => Ok(Shape::Any),
+            word if word.contains('|') => {
+                Ok(Shape::OneOf(word.split('|').map(str::to_string).collect()))
+            }
+            word if word.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                Ok(Shape::Leaf(word.to_string()))
+            }
+            other => Err(format!("unexpected `{other}`")),
+        }
+    }
+
+    fn object(&mut self) -> Result<Shape, String> {
+        let mut keys = Vec::new();
+        let mut open = false;
+        if self.peek() == Some("}") {
+            self.at += 1;
+            return Ok(Shape::Object { keys, open });
+        }
+        loop {
+            let key = self.next()?;
+            if key == "..." {
+                open = true;
+            } else {
+                let value = if self.peek() == Some(":") {
+                    self.at += 1;
+                    self.value()?
+                } else {
+                    Shape::Leaf(key.clone())
+                };
+                if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                    if !keys.is_empty() || self.peek() != Some("}") {
+                        return Err(format!("`{key}` (any key) must be an object's only key"));
+                    }
+                    self.at += 1;
+                    return Ok(Shape::Map(Box::new(value)));
+                }
+                keys.push((key, value));
+            }
+            match self.next()?.as_str() {
+                "," => continue,
+                "}" => return Ok(Shape::Object { keys, open }),
+                other => return Err(format!("expected `,` or `}}`, found `{other}`")),
+            }
+        }
+    }
+}
+
+/// Parses one shape written in the table's notation.
+fn parse_shape(text: &str) -> Result<Shape, String> {
+    let mut parser = Parser {
+        tokens: tokens(&text.replace("\\|", "|")),
+        at: 0,
+    };
+    let shape = parser.value()?;
+    match parser.peek() {
+        None => Ok(shape),
+        Some(rest) => Err(format!("trailing `{rest}`")),
+    }
+}
+
+/// The backticked parts of `text`, in order.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// The text of the README between `from` and `to`.
+fn between(from: &str, to: &str) -> &'static str {
+    let start = README
+        .find(from)
+        .unwrap_or_else(|| panic!("README has no `{from}`"))
+        + from.len();
+    let end = start
+        + README[start..]
+            .find(to)
+            .unwrap_or_else(|| panic!("README has no `{to}` after `{from}`"));
+    &README[start..end]
+}
+
+/// The fields the README lists for a kind ("Design fields: `name, ..., licence.{a,b}`").
+fn kind_fields(from: &str, to: &str) -> Vec<(String, Shape)> {
+    let list = backticked(between(from, to)).join(",");
+    let mut fields = Vec::new();
+    let mut depth = 0;
+    let mut item = String::new();
+    for c in list.chars().chain([',']) {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+        if c == ',' && depth == 0 {
+            let text: String = item.split_whitespace().collect();
+            item.clear();
+            if text.is_empty() {
+                continue;
+            }
+            let (name, shape) = match text.split_once('.') {
+                None => (text.clone(), Shape::Any),
+                Some((name, "*")) => (name.to_string(), Shape::MaybeMap),
+                Some((name, sub)) => {
+                    let keys = sub
+                        .trim_start_matches('{')
+                        .trim_end_matches('}')
+                        .split(',')
+                        .map(|k| (k.to_string(), Shape::Any))
+                        .collect();
+                    (name.to_string(), Shape::Object { keys, open: false })
+                }
+            };
+            fields.push((name, shape));
+        } else {
+            item.push(c);
+        }
+    }
+    fields
+}
+
+/// The "JSON shapes" table of the README.
+fn table() -> Vec<Row> {
+    let section = between("### JSON shapes", "\n#");
+    let mut rows = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let (command_cell, shape_cell) = line[2..]
+            .split_once(" | ")
+            .unwrap_or_else(|| panic!("README row without two cells: {line}"));
+        let mut commands = Vec::new();
+        for command in backticked(command_cell) {
+            let (kinds, verb) = command.split_once(' ').unwrap_or((command, ""));
+            for kind in kinds.split('/') {
+                commands.push(format!("{kind} {verb}").trim().to_string());
+            }
+        }
+        let order = if shape_cell.contains("newest first") {
+            Order::NewestFirst
+        } else if shape_cell.contains("oldest first") {
+            Order::OldestFirst
+        } else {
+            Order::None
+        };
+        let mut version_keys = Vec::new();
+        let shape = if shape_cell.starts_with("every field of the kind") {
+            // The prose row of `show`: a kind's fields (listed under "Using it") plus these.
+            // "plus `id, ...` (and `release` with `--version`)": the keys, then the versioned one.
+            let plus = backticked(shape_cell.split_once(" plus ").expect("`plus` keys").1);
+            version_keys.push(plus[1].to_string());
+            let extras: Vec<(String, Shape)> = plus[0]
+                .split(", ")
+                .map(|k| (k.to_string(), Shape::Leaf(k.to_string())))
+                .collect();
+            Shape::Object {
+                keys: extras,
+                open: true,
+            }
+        } else {
+            let text = backticked(shape_cell)[0];
+            parse_shape(text).unwrap_or_else(|e| panic!("README shape of {commands:?}: {e}"))
+        };
+        rows.push(Row {
+            commands,
+            shape,
+            order,
+            version_keys,
+        });
+    }
+    assert!(rows.len() >= 10, "README's JSON table not found: {rows:?}");
+    rows
+}
+
+/// The closed shape of `KIND show`: the kind's README fields plus the row's extra keys.
+fn show_shape(kind: &str, extras: &Shape, version_keys: &[String], with_version: bool) -> Shape {
+    let mut keys = match kind {
+        "design" => kind_fields("Design fields:", "A fork starts"),
+        "event" => kind_fields("Events:", "Notes:"),
+        "note" => kind_fields("Notes:", "\n\n"),
+        other => panic!("no README field list for `{other}`"),
+    };
+    let Shape::Object { keys: extra, .. } = extras else {
+        panic!("show row parsed as {extras:?}")
+    };
+    keys.extend(extra.iter().cloned());
+    if with_version {
+        keys.extend(version_keys.iter().map(|k| (k.clone(), Shape::Any)));
+    }
+    Shape::Object { keys, open: false }
+}
+
+/// The type [`LEAF_TYPES`] gives `key` in `command`.
+fn leaf_type(command: &str, key: &str) -> &'static str {
+    let scoped = format!("{command}: {key}");
+    LEAF_TYPES
+        .iter()
+        .find(|(k, _)| *k == scoped)
+        .or_else(|| LEAF_TYPES.iter().find(|(k, _)| *k == key))
+        .map(|(_, t)| *t)
+        .unwrap_or_else(|| panic!("README names `{key}` ({command}); give it a type in LEAF_TYPES"))
+}
+
+fn has_type(value: &Value, ty: &str) -> bool {
+    ty.split('|').any(|t| match t {
+        "string" => value.is_string(),
+        "integer" => value.is_u64() || value.is_i64(),
+        "bool" => value.is_boolean(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        "null" => value.is_null(),
+        other => panic!("unknown type `{other}` in LEAF_TYPES"),
+    })
+}
+
+/// Checks `value` against `shape`; problems go to `errors`, list element paths seen to `seen`.
+struct Checker<'a> {
+    command: &'a str,
+    errors: Vec<String>,
+    seen: &'a mut BTreeSet<String>,
+}
+
+impl Checker<'_> {
+    fn check(&mut self, shape: &Shape, value: &Value, path: &str) {
+        match shape {
+            Shape::Any => {}
+            Shape::Leaf(key) => {
+                let ty = leaf_type(self.command, key);
+                if !has_type(value, ty) {
+                    self.errors
+                        .push(format!("{path}: {value} is not {ty} (README `{key}`)"));
+                }
+            }
+            Shape::OneOf(words) => {
+                if !words.iter().any(|w| value.as_str() == Some(w)) {
+                    self.errors
+                        .push(format!("{path}: {value} is not one of {words:?}"));
+                }
+            }
+            Shape::MaybeMap => {
+                if !(value.is_null() || value.is_object()) {
+                    self.errors
+                        .push(format!("{path}: {value} is neither null nor an object"));
+                }
+            }
+            Shape::List(element) => match value.as_array() {
+                Some(items) => {
+                    if !items.is_empty() {
+                        self.seen.insert(format!("{}: {path}[]", self.command));
+                    }
+                    for (i, item) in items.iter().enumerate() {
+                        self.check(element, item, &format!("{path}[{i}]"));
+                    }
+                }
+                None => self.errors.push(format!("{path}: {value} is not a list")),
+            },
+            Shape::Map(element) => match value.as_object() {
+                Some(map) => {
+                    for (k, v) in map {
+                        self.check(element, v, &format!("{path}.{k}"));
+                    }
+                }
+                None => self
+                    .errors
+                    .push(format!("{path}: {value} is not an object")),
+            },
+            Shape::Object { keys, open } => {
+                let Some(map) = value.as_object() else {
+                    self.errors
+                        .push(format!("{path}: {value} is not an object"));
+                    return;
+                };
+                for (key, shape) in keys {
+                    let sub = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match map.get(key) {
+                        Some(v) => self.check(shape, v, &sub),
+                        None => self.errors.push(format!("{sub}: documented, missing")),
+                    }
+                }
+                if !open {
+                    let documented: BTreeSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+                    for key in map.keys().filter(|k| !documented.contains(k.as_str())) {
+                        self.errors.push(format!(
+                            "{path}{}{key}: not in the README's table",
+                            if path.is_empty() { "" } else { "." }
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every element path of a list in `shape` (for the "each list was seen filled" check).
+fn list_paths(shape: &Shape, command: &str, path: &str, out: &mut BTreeSet<String>) {
+    match shape {
+        Shape::List(element) => {
+            if !matches!(**element, Shape::Any) {
+                out.insert(format!("{command}: {path}[]"));
+            }
+            list_paths(element, command, &format!("{path}[]"), out);
+        }
+        Shape::Object { keys, .. } => {
+            for (key, shape) in keys {
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                list_paths(shape, command, &sub, out);
+            }
+        }
+        Shape::Map(element) => list_paths(element, command, &format!("{path}.*"), out),
+        _ => {}
+    }
+}
+
+/// The outputs a test produced: (command as the table names it, how it was run, output).
+#[derive(Default)]
+struct Outputs(Vec<(String, String, Value)>);
+
+impl Outputs {
+    /// Runs `hedgerow ARGS --json` in `home`, filing it under `command`.
+    fn run(&mut self, home: &TestHome, command: &str, how: &str, args: &[&str]) -> Value {
+        let value = home.json(args);
+        self.0.push((
+            command.to_string(),
+            format!("{how}: {args:?}"),
+            value.clone(),
+        ));
+        value
+    }
+}
+
+/// Checks every output against the README's table; panics with every disagreement.
+fn check_against_readme(outputs: &Outputs) {
+    let rows = table();
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut produced = BTreeSet::new();
+    for (command, how, value) in &outputs.0 {
+        produced.insert(command.as_str());
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.commands.iter().any(|c| c == command))
+        else {
+            errors.push(format!(
+                "`{command}` ({how}) has no row in the README's table"
+            ));
+            continue;
+        };
+        let shape = match command.split_once(' ') {
+            Some((kind @ ("design" | "event" | "note"), "show")) => show_shape(
+                kind,
+                &row.shape,
+                &row.version_keys,
+                how.contains("--version"),
+            ),
+            _ => row.shape.clone(),
+        };
+        let mut checker = Checker {
+            command,
+            errors: Vec::new(),
+            seen: &mut seen,
+        };
+        checker.check(&shape, value, "");
+        errors.extend(checker.errors.into_iter().map(|e| format!("{how}: {e}")));
+        if row.order != Order::None {
+            let key = if row.order == Order::NewestFirst {
+                "updated_at"
+            } else {
+                "time"
+            };
+            let times: Vec<u64> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item[key].as_u64())
+                .collect();
+            let ordered = times.windows(2).all(|w| match row.order {
+                Order::NewestFirst => w[0] >= w[1],
+                _ => w[0] <= w[1],
+            });
+            if !ordered {
+                errors.push(format!("{how}: not {:?} by {key}: {times:?}", row.order));
+            }
+        }
+    }
+    let mut documented = BTreeSet::new();
+    for row in &rows {
+        for command in &row.commands {
+            if !produced.contains(command.as_str()) {
+                errors.push(format!(
+                    "README documents `{command}` but this test never ran it"
+                ));
+            }
+            let shape = match command.split_once(' ') {
+                Some((kind @ ("design" | "event" | "note"), "show")) => {
+                    show_shape(kind, &row.shape, &row.version_keys, false)
+                }
+                _ => row.shape.clone(),
+            };
+            list_paths(&shape, command, "", &mut documented);
+        }
+    }
+    for path in &documented {
+        if !seen.contains(path) && !NOT_PRODUCED.contains(&path.as_str()) {
+            errors.push(format!(
+                "`{path}`: no output filled this list, so its elements went unchecked"
+            ));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "--json outputs disagree with the README's table:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// A home's file path as a string.
+fn file(home: &TestHome, name: &str) -> String {
+    home.path().join(name).to_string_lossy().into_owned()
+}
+
+/// Every command of the table, offline and through `serve`, checked against the README.
+#[test]
+fn every_json_output_has_the_shape_the_readme_documents() {
+    let mut out = Outputs::default();
+    let a = TestHome::init("Ada");
+    out.run(&a, "whoami", "offline", &["whoami"]);
+    let commons = id(&out.run(
+        &a,
+        "commons create",
+        "offline",
+        &["commons", "create", "Farm Hack tools"],
+    ));
+    let design = id(&out.run(
+        &a,
+        "design new",
+        "offline",
+        &[
+            "design",
+            "new",
+            "Roller crimper",
+            "--set",
+            "summary=Crimps a cover crop flat",
+            "--tag",
+            "no-till",
+            "--bom-line",
+            "steel tube 406 mm;1;pcs;scrap yard",
+            "--step",
+            "Cut the tube to 1.6 m",
+        ],
+    ));
+    let edited = out.run(
+        &a,
+        "design edit",
+        "offline",
+        &["design", "edit", &design, "--set", "stage=prototype"],
+    );
+    assert!(edited["change"].is_string(), "{edited}");
+    let unchanged = out.run(
+        &a,
+        "design edit",
+        "offline, no change",
+        &["design", "edit", &design, "--set", "stage=prototype"],
+    );
+    assert!(
+        unchanged["change"].is_null(),
+        "nothing changed: {unchanged}"
+    );
+    out.run(
+        &a,
+        "design release",
+        "offline",
+        &["design", "release", &design, "--version", "1.0"],
+    );
+    out.run(
+        &a,
+        "design show",
+        "offline --version",
+        &["design", "show", &design, "--version", "1.0"],
+    );
+    let fork = id(&out.run(
+        &a,
+        "design fork",
+        "offline",
+        &[
+            "design",
+            "fork",
+            &design,
+            "--name",
+            "Crimper for walking tractors",
+        ],
+    ));
+    let lineage = out.run(
+        &a,
+        "design lineage",
+        "offline, fork",
+        &["design", "lineage", &fork],
+    );
+    assert_eq!(lineage["ancestors"][0]["id"], design.as_str(), "{lineage}");
+    let lineage = out.run(
+        &a,
+        "design lineage",
+        "offline, parent",
+        &["design", "lineage", &design],
+    );
+    assert_eq!(lineage["derivatives"][0]["id"], fork.as_str(), "{lineage}");
+    out.run(
+        &a,
+        "design history",
+        "offline",
+        &["design", "history", &design],
+    );
+    out.run(
+        &a,
+        "design blame",
+        "offline",
+        &["design", "blame", &design, "summary"],
+    );
+    let event = id(&out.run(
+        &a,
+        "event new",
+        "offline",
+        &[
+            "event",
+            "new",
+            "Build day",
+            "--set",
+            "start=2026-03-14",
+            "--set",
+            "location.name=Ferme des Chênes",
+        ],
+    ));
+    out.run(
+        &a,
+        "event edit",
+        "offline",
+        &["event", "edit", &event, "--set", "summary=Two drums"],
+    );
+    let note = id(&out.run(
+        &a,
+        "note add",
+        "offline",
+        &[
+            "note",
+            "add",
+            "--on",
+            &event,
+            "--kind",
+            "build-log",
+            "--text",
+            "Built two drums",
+        ],
+    ));
+    out.run(
+        &a,
+        "note edit",
+        "offline",
+        &["note", "edit", &note, "--text", "Built three drums"],
+    );
+    for (kind, doc) in [("design", &design), ("event", &event), ("note", &note)] {
+        out.run(&a, &format!("{kind} show"), "offline", &[kind, "show", doc]);
+        out.run(&a, &format!("{kind} list"), "offline", &[kind, "list"]);
+    }
+    out.run(
+        &a,
+        "note list",
+        "offline --on",
+        &["note", "list", "--on", &event],
+    );
+    out.run(&a, "commons list", "offline", &["commons", "list"]);
+    out.run(
+        &a,
+        "commons show",
+        "offline",
+        &["commons", "show", &commons],
+    );
+    out.run(&a, "verify", "offline", &["verify"]);
+    let full = file(&a, "full.bundle");
+    out.run(&a, "bundle export", "offline", &["bundle", "export", &full]);
+
+    // B joins before the commons arrives, then imports what its summary says it lacks.
+    let b = TestHome::init("Ben");
+    let joined = out.run(
+        &b,
+        "commons join",
+        "offline, not held",
+        &["commons", "join", &commons],
+    );
+    assert_eq!(joined["already_held"], false, "{joined}");
+    let summary = file(&b, "ben.summary");
+    out.run(
+        &b,
+        "bundle summary",
+        "offline",
+        &["bundle", "summary", &summary],
+    );
+    let back = file(&a, "back.bundle");
+    out.run(
+        &a,
+        "bundle export",
+        "offline --for",
+        &["bundle", "export", &back, "--for", &summary],
+    );
+    let imported = out.run(
+        &b,
+        "bundle import",
+        "offline, joined",
+        &["bundle", "import", &back],
+    );
+    assert_eq!(
+        imported["commons_joined"][0],
+        commons.as_str(),
+        "{imported}"
+    );
+
+    // D holds nothing: the commons is skipped, then taken without joining.
+    let d = TestHome::init("Dee");
+    let skipped = out.run(
+        &d,
+        "bundle import",
+        "offline, skipped",
+        &["bundle", "import", &full],
+    );
+    assert_eq!(skipped["skipped"][0]["id"], commons.as_str(), "{skipped}");
+    let added = out.run(
+        &d,
+        "bundle import",
+        "offline --all-commons",
+        &["bundle", "import", &full, "--all-commons"],
+    );
+    assert_eq!(added["commons_added"][0], commons.as_str(), "{added}");
+    let held = out.run(
+        &d,
+        "commons join",
+        "offline, held",
+        &["commons", "join", &commons],
+    );
+    assert_eq!(held["already_held"], true, "{held}");
+
+    // The same commands answered by a running node.
+    let a = ServeNode::start(a, &[]);
+    let b = ServeNode::start(b, &[&a]);
+    assert!(
+        b.wait_connected_to(a.peer_id(), Duration::from_secs(20)),
+        "B never connected to A"
+    );
+    out.run(&a, "whoami", "serve", &["whoami"]);
+    out.run(
+        &a,
+        "design edit",
+        "serve",
+        &["design", "edit", &design, "--set", "stage=production-ready"],
+    );
+    for (kind, doc) in [("design", &design), ("event", &event), ("note", &note)] {
+        out.run(&a, &format!("{kind} show"), "serve", &[kind, "show", doc]);
+        out.run(&a, &format!("{kind} list"), "serve", &[kind, "list"]);
+    }
+    out.run(
+        &a,
+        "design show",
+        "serve --version",
+        &["design", "show", &design, "--version", "1.0"],
+    );
+    out.run(
+        &a,
+        "design history",
+        "serve",
+        &["design", "history", &design],
+    );
+    out.run(
+        &a,
+        "design blame",
+        "serve",
+        &["design", "blame", &design, "summary"],
+    );
+    out.run(&a, "design lineage", "serve", &["design", "lineage", &fork]);
+    out.run(&a, "commons list", "serve", &["commons", "list"]);
+    out.run(&a, "commons show", "serve", &["commons", "show", &commons]);
+    out.run(&a, "verify", "serve", &["verify"]);
+    out.run(
+        &a,
+        "bundle summary",
+        "serve",
+        &["bundle", "summary", &file(&a, "a.summary")],
+    );
+    out.run(
+        &a,
+        "bundle export",
+        "serve",
+        &["bundle", "export", &file(&a, "again.bundle")],
+    );
+    out.run(&a, "bundle import", "serve", &["bundle", "import", &full]);
+    out.run(&b, "sync", "serve", &["sync", "--peer", &a.multiaddr()]);
+    // B's node has synced with A: its status row for A carries the sync's outcome.
+    let synced = wait_for(Duration::from_secs(20), || {
+        let status = b.status();
+        let row = status["connected"]
+            .as_array()?
+            .iter()
+            .find(|p| p["peer"] == a.peer_id())?
+            .clone();
+        row["last_sync"].is_string().then_some(())
+    });
+    assert!(synced.is_some(), "B's status never showed its sync with A");
+    out.run(&a, "status", "serve", &["status"]);
+    out.run(&b, "status", "serve, after a sync", &["status"]);
+    out.run(
+        &d,
+        "sync",
+        "offline",
+        &["sync", "--peer", &a.multiaddr(), "--linger", "1"],
+    );
+    out.run(&d, "repair", "offline", &["repair"]);
+
+    check_against_readme(&out);
+}
+
+/// Waits until the wall clock's second changes, so the next write carries a later time.
+fn next_second() {
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs()
+    };
+    let start = now();
+    while now() == start {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The ids of `KIND list --json`, in the order printed.
+fn listed(home: &TestHome, kind: &str) -> Vec<String> {
+    home.json(&[kind, "list"])
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(id)
+        .collect()
+}
+
+/// "Newest first" and "oldest first" with items whose times differ: created in one order,
+/// then the older one edited last, so neither creation order nor id order passes by chance.
+#[test]
+fn lists_are_newest_first_and_history_oldest_first() {
+    let home = TestHome::init("Ada");
+    home.ok(&["commons", "create", "Farm Hack tools"]);
+    let new = |args: &[&str]| id(&home.json(args));
+    let design_1 = new(&["design", "new", "First design"]);
+    let event_1 = new(&["event", "new", "First event"]);
+    let note_1 = new(&["note", "add", "--on", &event_1, "--text", "first note"]);
+    next_second();
+    let design_2 = new(&["design", "new", "Second design"]);
+    let event_2 = new(&["event", "new", "Second event"]);
+    let note_2 = new(&["note", "add", "--on", &event_1, "--text", "second note"]);
+    let order = |ids: [&String; 2]| ids.map(String::clone).to_vec();
+    assert_eq!(listed(&home, "design"), order([&design_2, &design_1]));
+    assert_eq!(listed(&home, "event"), order([&event_2, &event_1]));
+    assert_eq!(listed(&home, "note"), order([&note_2, &note_1]));
+
+    next_second();
+    home.ok(&["design", "edit", &design_1, "--set", "stage=prototype"]);
+    home.ok(&["event", "edit", &event_1, "--set", "summary=Rescheduled"]);
+    home.ok(&["note", "edit", &note_1, "--text", "first note, rewritten"]);
+    assert_eq!(listed(&home, "design"), order([&design_1, &design_2]));
+    assert_eq!(listed(&home, "event"), order([&event_1, &event_2]));
+    assert_eq!(listed(&home, "note"), order([&note_1, &note_2]));
+
+    let history = home.json(&["design", "history", &design_1]);
+    let times: Vec<u64> = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|c| c["time"].as_u64().expect("time"))
+        .collect();
+    assert_eq!(times.len(), 2, "{history}");
+    assert!(
+        times[0] < times[1],
+        "history is not oldest first: {times:?}"
+    );
+    let listed_at = |kind: &str| -> BTreeMap<String, u64> {
+        home.json(&[kind, "list"])
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| (id(d), d["updated_at"].as_u64().expect("updated_at")))
+            .collect()
+    };
+    assert_eq!(
+        listed_at("design")[&design_1],
+        times[1],
+        "a design's updated_at is its latest change's time"
+    );
+}
