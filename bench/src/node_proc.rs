@@ -6,7 +6,7 @@
 //! `/proc/<pid>`, and keeps the benchmark's own bookkeeping out of the figures.
 
 use anyhow::{anyhow, bail, Context, Result};
-use hedgerow_node::api::Request;
+use hedgerow_node::api::NodeRequest;
 use hedgerow_node::control::{self, ControlReply};
 use hedgerow_node::home::{control_socket_path, Home};
 use hedgerow_node::serve::{self, ServeConfig};
@@ -148,7 +148,7 @@ impl NodeProc {
     }
 
     /// Sends one request over the control socket; the JSON result.
-    pub fn call(&self, request: &Request) -> Result<Value> {
+    pub fn call(&self, request: &impl serde::Serialize) -> Result<Value> {
         match control::call(&self.socket, request, CALL_TIMEOUT)
             .map_err(|e| anyhow!("{}: {e}", self.name))?
         {
@@ -164,7 +164,7 @@ impl NodeProc {
 
     /// `status`.
     pub fn status(&self) -> Result<Value> {
-        self.call(&Request::Status)
+        self.call(&NodeRequest::Status)
     }
 
     /// Counters, CPU and memory now.
@@ -204,7 +204,7 @@ impl NodeProc {
 
     /// Asks the node to sync with `peer` (dialing it if needed); returns the sync report.
     pub fn sync_with(&self, peer: &NodeProc) -> Result<Value> {
-        self.call(&Request::Sync {
+        self.call(&NodeRequest::Sync {
             peer: peer.addr.clone(),
         })
     }

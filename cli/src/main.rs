@@ -12,7 +12,7 @@ mod output;
 use anyhow::{anyhow, Context, Result};
 use args::{Cli, Command, CommonsCommand, DesignCommand, EventCommand, NoteCommand};
 use clap::Parser;
-use hedgerow_node::api::{execute, Request};
+use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply};
 use hedgerow_node::home::{control_socket_path, serve_announced, Home, LocalProfile};
 use hedgerow_node::serve::ServeError;
@@ -115,7 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return network::sync(&home, &peer, linger, json.json)
         }
         Command::Repair(j) => return repair(&home, j.json),
-        Command::Status(j) => (Request::Status, Print::Status, j.json),
+        Command::Status(j) => return print_reply(status(&home)?, Print::Status, j.json),
         Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
         Command::Verify { rebuild, json } => {
             (Request::Verify { rebuild }, Print::Verify, json.json)
@@ -125,7 +125,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
     };
-    let value = send(&home, request)?;
+    print_reply(send(&home, request)?, print, json)
+}
+
+/// Prints a command's reply; `verify` with problems exits with failure.
+fn print_reply(value: Value, print: Print, json: bool) -> Result<ExitCode> {
     if json {
         output::json(&value);
     } else {
@@ -146,7 +150,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// `hedgerow repair`: only with no node running, since it replaces the store under it.
 fn repair(home: &Path, json: bool) -> Result<ExitCode> {
     let socket = control_socket_path(home);
-    if socket.exists() && control::call(&socket, &Request::Status, Duration::from_secs(10)).is_ok()
+    if socket.exists()
+        && control::call(&socket, &NodeRequest::Status, Duration::from_secs(10)).is_ok()
     {
         return Err(anyhow!(
             "`hedgerow serve` is running on this home; stop it, then run `hedgerow repair`"
@@ -199,6 +204,22 @@ pub fn send(home: &Path, request: Request) -> Result<Value> {
     })
 }
 
+/// `hedgerow status`: only a running node can answer it.
+fn status(home: &Path) -> Result<Value> {
+    route(
+        home,
+        &NodeRequest::Status,
+        Duration::from_secs(600),
+        Ok,
+        || {
+            Home::open(home)?;
+            Err(anyhow!(
+                "no node is running for this home; start one with `hedgerow serve`"
+            ))
+        },
+    )
+}
+
 /// Longest a command waits for a starting `serve` to answer, or for another command's store.
 ///
 /// A starting `serve` itself waits up to [`hedgerow_node::serve::STORE_WAIT`] for the store, then opens
@@ -217,7 +238,7 @@ const ROUTE_POLL: Duration = Duration::from_millis(25);
 /// another short command is waited for too.
 pub fn route<T>(
     home: &Path,
-    request: &Request,
+    request: &impl serde::Serialize,
     timeout: Duration,
     on_node: impl Fn(Value) -> Result<T>,
     mut direct: impl FnMut() -> Result<T>,

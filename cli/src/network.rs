@@ -2,7 +2,7 @@
 
 use crate::args::ServeArgs;
 use anyhow::{anyhow, Context, Result};
-use hedgerow_node::api::Request;
+use hedgerow_node::api::NodeRequest;
 use hedgerow_node::home::{Home, HomeConfig};
 use hedgerow_node::serve::{self, ServeConfig, SyncReport};
 use std::path::Path;
@@ -97,7 +97,7 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
 /// One catch-up with one peer: through the running node if there is one, else directly.
 pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
     let addr = parse_addr("peer", peer)?;
-    let request = Request::Sync {
+    let request = NodeRequest::Sync {
         peer: peer.to_string(),
     };
     let report = crate::route(

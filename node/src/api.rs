@@ -144,18 +144,36 @@ pub enum Request {
         #[serde(default)]
         all_commons: bool,
     },
-    /// Running node only: listen addresses, peers, counters.
-    Status,
     /// Replicate a commons known by id; it arrives from the next peer that has it.
     Join {
         /// The full commons id.
         commons: String,
     },
-    /// Running node only: one catch-up sync with a peer.
+}
+
+/// A request only a running node can answer (its peers, its pulls); on the control socket it
+/// shares the `op` field with [`Request`], and the node answers a [`Request::Join`] as a
+/// [`NodeRequest::Join`] (it also asks its peers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum NodeRequest {
+    /// Listen addresses, peers, counters.
+    Status,
+    /// One catch-up sync with a peer.
     Sync {
         /// The peer's multiaddress.
         peer: String,
     },
+    /// Join a commons and ask every connected peer for it.
+    Join {
+        /// The full commons id.
+        commons: String,
+    },
+}
+
+impl NodeRequest {
+    /// The `op` names of the node requests.
+    pub const OPS: [&'static str; 3] = ["status", "sync", "join"];
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.
@@ -313,12 +331,6 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             let change = replicas.release(&id, &version)?;
             Ok(json!({ "id": id.to_string(), "version": version, "change": change.to_string() }))
         }
-        Request::Status => Err(NodeError::Invalid(
-            "no node is running for this home; start one with `hedgerow serve`".into(),
-        )),
-        Request::Sync { .. } => Err(NodeError::Invalid(
-            "sync runs through the network layer; use `hedgerow sync --peer ADDR`".into(),
-        )),
         Request::Join { commons } => {
             let id: hedgerow_protocol::CommonsId =
                 commons

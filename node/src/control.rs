@@ -4,11 +4,34 @@
 //! is sent to it over a Unix socket in the home (mode 0600: only the owner of
 //! the home can reach it). One JSON request per line, one JSON reply per line.
 
+use crate::api::{NodeRequest, Request};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+
+/// One request line on the control channel: for the running node, or for its store.
+#[derive(Debug, Clone)]
+pub enum ControlRequest {
+    /// A request only the running node answers.
+    Node(NodeRequest),
+    /// A store request, run by the node.
+    Store(Request),
+}
+
+impl ControlRequest {
+    /// Reads a request line; its `op` says which kind it is.
+    pub fn parse(line: &str) -> Result<Self, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(line)?;
+        let op = value.get("op").and_then(serde_json::Value::as_str);
+        if op.is_some_and(|op| NodeRequest::OPS.contains(&op)) {
+            Ok(Self::Node(serde_json::from_value(value)?))
+        } else {
+            Ok(Self::Store(serde_json::from_value(value)?))
+        }
+    }
+}
 
 /// Largest request line the server reads, in bytes.
 pub const MAX_CONTROL_LINE: usize = 16 * 1024 * 1024;

@@ -2,11 +2,9 @@
 //! [`Input`]s for the [`Service`], carries the service's [`Output`]s back to the swarm, and
 //! sleeps until the service's next [`Output::WakeAt`]. It decides nothing.
 
-use super::service::{
-    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, Token,
-};
-use super::stats::{Refusal, SyncReport};
-use crate::control::ControlReply;
+use super::handle::Call;
+use super::service::{Failure, InboundId, Input, Output, Reply, RequestId, Service, Token};
+use super::stats::Refusal;
 use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::Replicas;
 use futures::StreamExt;
@@ -20,14 +18,6 @@ use tokio::sync::oneshot;
 
 type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
 
-/// Where a [`Reply`] goes.
-pub(crate) enum ReplyTo {
-    /// A control request's caller.
-    Control(oneshot::Sender<ControlReply>),
-    /// A `hedgerow sync` caller.
-    Sync(oneshot::Sender<SyncReport>),
-}
-
 /// The swarm, the service, and the tables that translate between their names for things.
 pub(crate) struct Actor {
     pub(crate) swarm: Swarm<Behaviour>,
@@ -38,7 +28,8 @@ pub(crate) struct Actor {
     channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
-    replies: HashMap<Token, ReplyTo>,
+    /// Callers waiting for a [`Reply`].
+    replies: HashMap<Token, oneshot::Sender<Reply>>,
     next_id: u64,
     /// When the service asked to be woken.
     pub(crate) wake: Instant,
@@ -80,11 +71,11 @@ impl Actor {
         self.apply(outputs);
     }
 
-    /// Hands a command to the service; its reply goes to `reply`.
-    pub(crate) fn command(&mut self, command: Command, reply: ReplyTo) {
+    /// Hands a handle's command to the service; its reply goes back to the caller.
+    pub(crate) fn call(&mut self, call: Call) {
         let token = self.next_id();
-        self.replies.insert(token, reply);
-        self.input(Input::Command(token, command));
+        self.replies.insert(token, call.reply);
+        self.input(Input::Command(token, call.command));
     }
 
     /// Runs the timer if it is due.
@@ -180,14 +171,12 @@ impl Actor {
                 let _ = self.swarm.close_connection(connection);
             }
             Output::WakeAt(at) => self.wake = at,
-            Output::Reply(token, reply) => match (self.replies.remove(&token), reply) {
-                (Some(ReplyTo::Control(to)), Reply::Control(reply)) => {
+            Output::Reply(token, reply) => match self.replies.remove(&token) {
+                // A caller that gave up has dropped its end: nothing to do.
+                Some(to) => {
                     let _ = to.send(reply);
                 }
-                (Some(ReplyTo::Sync(to)), Reply::Sync(report)) => {
-                    let _ = to.send(report);
-                }
-                _ => tracing::warn!("a reply nobody waits for"),
+                None => tracing::warn!("a reply nobody waits for"),
             },
         }
         None

@@ -1,31 +1,21 @@
 //! The server end of the control channel: a Unix socket in the home, mode 0600.
 //!
-//! Each connection carries one JSON request line; the node runs it and the
-//! reply goes back as one JSON line. `sync` requests wait for the pulls to finish.
+//! A thin JSON adapter over a [`NodeHandle`]: each connection carries one JSON request line;
+//! the reply goes back as one JSON line. `sync` requests wait for the pulls to finish.
 
-use super::stats::SyncReport;
-use crate::api::Request;
-use crate::control::{ControlReply, MAX_CONTROL_LINE};
+use super::handle::{HandleError, NodeHandle};
+use crate::api::NodeRequest;
+use crate::control::{ControlReply, ControlRequest, MAX_CONTROL_LINE};
+use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
+use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
-
-/// What the control server asks of the running node.
-pub enum Command {
-    /// Run a request and reply.
-    Request(Request, oneshot::Sender<ControlReply>),
-    /// Sync with a peer and reply when done.
-    Sync(Multiaddr, oneshot::Sender<SyncReport>),
-}
 
 /// Binds the socket (replacing a stale one left by a killed node) and serves it in a task.
-pub fn start(
-    path: &Path,
-    node: mpsc::Sender<Command>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn start(path: &Path, node: NodeHandle) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         // Only reached when this process holds the store lock, so no other node uses the socket.
         std::fs::remove_file(path)?;
@@ -54,33 +44,32 @@ pub fn start(
     }))
 }
 
-async fn handle(line: &str, node: &mpsc::Sender<Command>) -> ControlReply {
-    let request: Request = match serde_json::from_str(line) {
+/// A typed reply as the control channel's JSON.
+fn to_reply<T: Serialize>(result: Result<T, HandleError>) -> ControlReply {
+    match result.map(|value| serde_json::to_value(value)) {
+        Ok(Ok(value)) => ControlReply::Ok(value),
+        Ok(Err(e)) => ControlReply::Error(format!("the node could not write its reply: {e}")),
+        Err(e) => ControlReply::Error(e.to_string()),
+    }
+}
+
+async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
+    let request = match ControlRequest::parse(line) {
         Ok(r) => r,
         Err(e) => return ControlReply::Error(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
     };
-    if let Request::Sync { peer } = &request {
-        let addr: Multiaddr = match peer.parse() {
-            Ok(a) => a,
-            Err(_) => {
-                return ControlReply::Error(format!(
-                    "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
-                ))
-            }
-        };
-        let (tx, rx) = oneshot::channel();
-        if node.send(Command::Sync(addr, tx)).await.is_err() {
-            return ControlReply::Error("the node is shutting down".into());
-        }
-        return match rx.await {
-            Ok(report) => ControlReply::Ok(serde_json::to_value(report).unwrap_or_default()),
-            Err(_) => ControlReply::Error("the node stopped before the sync finished".into()),
-        };
+    match request {
+        ControlRequest::Store(request) => to_reply(node.store(request).await),
+        ControlRequest::Node(NodeRequest::Status) => to_reply(node.status().await),
+        ControlRequest::Node(NodeRequest::Sync { peer }) => match peer.parse::<Multiaddr>() {
+            Ok(addr) => to_reply(node.sync(addr).await),
+            Err(_) => ControlReply::Error(format!(
+                "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
+            )),
+        },
+        ControlRequest::Node(NodeRequest::Join { commons }) => match commons.parse::<CommonsId>() {
+            Ok(id) => to_reply(node.join(id).await),
+            Err(e) => ControlReply::Error(e.to_string()),
+        },
     }
-    let (tx, rx) = oneshot::channel();
-    if node.send(Command::Request(request, tx)).await.is_err() {
-        return ControlReply::Error("the node is shutting down".into());
-    }
-    rx.await
-        .unwrap_or_else(|_| ControlReply::Error("the node stopped before answering".into()))
 }

@@ -7,6 +7,7 @@
 
 mod actor;
 mod control_server;
+mod handle;
 mod link;
 mod local;
 pub mod peers;
@@ -14,7 +15,9 @@ mod service;
 #[cfg(test)]
 mod sim;
 mod stats;
+mod status;
 
+pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
@@ -22,15 +25,15 @@ pub use service::{
     SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
+pub use status::{ConnectedPeer, HeldCommons, NodeStatus, StatusBytes};
 
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};
 use crate::replicas::{NodeError, Replicas};
 use crate::store::StoreError;
-use actor::{Actor, ReplyTo};
+use actor::Actor;
 use std::future::Future;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
 
 /// Settings of a running node.
 #[derive(Debug, Clone)]
@@ -178,7 +181,19 @@ fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {
 /// on wait for its control socket.
 pub async fn run(
     home: &Home,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let (_handle, inbox) = NodeHandle::new();
+    run_with(home, config, inbox, shutdown).await
+}
+
+/// [`run`], serving the handles of `inbox` besides the control socket: an in-process caller
+/// makes a [`NodeHandle::new`] pair, keeps the handle and passes the inbox here.
+pub async fn run_with(
+    home: &Home,
     mut config: ServeConfig,
+    mut inbox: Inbox,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     // Dropped last, after the store closes: until then other commands wait for us.
@@ -202,26 +217,19 @@ pub async fn run(
         }
     }
     let mut actor = start_actor(replicas, home, &config, config.listen.clone(), remembered)?;
-    let (control_tx, mut control_rx) = mpsc::channel(64);
     let socket = home.control_socket();
-    let control =
-        control_server::start(&socket, control_tx).map_err(|source| ServeError::Control {
+    let control = control_server::start(&socket, inbox.handle.clone()).map_err(|source| {
+        ServeError::Control {
             path: socket.clone(),
             source,
-        })?;
+        }
+    })?;
     tokio::pin!(shutdown);
     loop {
         let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
             event = actor.next_event() => actor.on_swarm_event(event),
-            Some(command) = control_rx.recv() => match command {
-                control_server::Command::Request(request, reply) => {
-                    actor.command(Command::Control(request), ReplyTo::Control(reply));
-                }
-                control_server::Command::Sync(addr, reply) => {
-                    actor.command(Command::Sync(addr), ReplyTo::Sync(reply));
-                }
-            },
+            Some(call) = inbox.calls.recv() => actor.call(call),
             _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = &mut shutdown => break,
         }
@@ -267,8 +275,9 @@ pub async fn sync_once(
         ..ServeConfig::default()
     };
     let mut actor = start_actor(Replicas::open(home)?, home, &config, Vec::new(), Vec::new())?;
-    let (reply_tx, mut reply_rx) = oneshot::channel();
-    actor.command(Command::Sync(peer), ReplyTo::Sync(reply_tx));
+    let (handle, mut inbox) = NodeHandle::new();
+    let sync = handle.sync(peer);
+    tokio::pin!(sync);
     // Only for the progress display and the linger: the service wakes itself.
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut report = None;
@@ -278,14 +287,14 @@ pub async fn sync_once(
         let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
             event = actor.next_event() => actor.on_swarm_event(event),
+            Some(call) = inbox.calls.recv() => actor.call(call),
+            done = &mut sync, if report.is_none() => {
+                // The actor runs in this task, so its end of the handle never goes away.
+                report = Some(done.unwrap_or_default());
+                quiet_since = Instant::now();
+            }
             _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = tick.tick() => {
-                if report.is_none() {
-                    if let Ok(r) = reply_rx.try_recv() {
-                        report = Some(r);
-                        quiet_since = Instant::now();
-                    }
-                }
                 let counters = actor.service.counters();
                 progress(&SyncProgress {
                     docs_received: counters.docs_received,

@@ -14,10 +14,10 @@ use super::service::{
 };
 use super::stats::SyncReport;
 use crate::api::Request;
-use crate::control::ControlReply;
 use crate::home::{Home, LocalProfile};
 use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::Replicas;
+use crate::serve::status::NodeStatus;
 use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
 use hedgerow_protocol::sync::{HeadsDigest, SyncSource};
 use hedgerow_protocol::{CommonsId, DocId};
@@ -626,10 +626,10 @@ impl Sim {
         token
     }
 
-    fn status(&mut self, i: usize) -> serde_json::Value {
-        let token = self.command(i, Command::Control(Request::Status));
+    fn status(&mut self, i: usize) -> NodeStatus {
+        let token = self.command(i, Command::Status);
         match self.replies.remove(&(i, token)) {
-            Some(Reply::Control(ControlReply::Ok(value))) => value,
+            Some(Reply::Status(status)) => *status,
             other => panic!("status failed: {other:?}"),
         }
     }
@@ -715,7 +715,7 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
     }));
     sim.cut(0, 1);
     let status = sim.status(1);
-    assert_eq!(status["queued_wants"].as_u64().map(|q| q > 0), Some(true));
+    assert!(status.queued_wants > 0, "{status:?}");
     sim.run_for(Duration::from_secs(20));
     sim.heal_all();
     assert!(
@@ -746,10 +746,7 @@ fn a_pull_from_a_peer_catching_up_is_postponed_then_runs() {
     sim.heal_all();
     // Node 1 redials; node 0 sees a peer that fetched from it a moment ago.
     let postponed = sim.run_until(Duration::from_secs(60), |s| {
-        let status = s.status(0);
-        status["connected"]
-            .as_array()
-            .is_some_and(|peers| peers.iter().any(|p| p["postponed"] == true))
+        s.status(0).connected.iter().any(|p| p.postponed)
     });
     assert!(postponed, "node 0 held its pull back");
     assert!(
@@ -796,7 +793,7 @@ fn a_peer_sending_garbage_is_banned_and_refused() {
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.nodes[0].service.connected_count(), 0);
     let status = sim.status(0);
-    assert_eq!(status["banned_peers"], 1);
+    assert_eq!(status.banned_peers, 1);
 }
 
 /// An unreachable bootstrap peer is redialled with doubling backoff, driven by the service's

@@ -1,52 +1,43 @@
-//! `hedgerow` commands sent to the running node: control requests, `status`, and the
-//! `hedgerow sync` waiters.
+//! Commands from a node handle: store requests, `join`, `status`, and the `hedgerow sync`
+//! waiters.
 
 use super::*;
+use crate::serve::status::{ConnectedPeer, HeldCommons, NodeStatus, StatusBytes};
 
 impl<L: LocalState> Service<L> {
     pub(super) fn on_command(&mut self, token: Token, command: Command) {
-        match command {
-            Command::Control(request) => {
-                let reply = self.on_control(request);
-                self.out.push(Output::Reply(token, Reply::Control(reply)));
-            }
-            Command::Sync(addr) => self.start_waiter(token, addr),
-        }
+        let reply = match command {
+            Command::Status => Reply::Status(Box::new(self.status())),
+            Command::Sync(addr) => return self.start_waiter(token, addr),
+            Command::Join(commons) => Reply::Store(self.on_join(commons)),
+            Command::Store(request) => Reply::Store(self.on_store(request)),
+        };
+        self.out.push(Output::Reply(token, reply));
     }
 
-    /// Runs a control request; what it changed is published when the step ends.
-    pub(super) fn on_control(&mut self, request: Request) -> ControlReply {
-        let reply = match request {
-            Request::Status => ControlReply::Ok(self.status()),
-            // A commons already held is joined at once by the API (it writes our profile).
-            Request::Join { commons }
-                if !commons
-                    .parse::<CommonsId>()
-                    .is_ok_and(|id| self.local.holds(&id)) =>
-            {
-                match commons.parse::<CommonsId>() {
-                    Ok(id) => {
-                        if let Err(e) = self.local.set_wanted(&id, true) {
-                            self.store_failed(&e);
-                            return ControlReply::Error(e.to_string());
-                        }
-                        self.wanted.insert(id);
-                        let peers = self.connected_peers();
-                        for peer in &peers {
-                            self.start_pull(*peer, id);
-                        }
-                        ControlReply::Ok(
-                            json!({"commons": id.to_string(), "asked_peers": peers.len()}),
-                        )
-                    }
-                    Err(e) => ControlReply::Error(e.to_string()),
-                }
-            }
-            other => match self.local.execute(other) {
-                Ok(value) => ControlReply::Ok(value),
-                Err(e) => ControlReply::Error(e.to_string()),
-            },
-        };
+    /// Joins a commons; one not held yet is wanted and asked of every connected peer.
+    fn on_join(&mut self, commons: CommonsId) -> Result<Value, String> {
+        if self.local.holds(&commons) {
+            // The API joins a held commons at once (it writes our profile).
+            return self.on_store(Request::Join {
+                commons: commons.to_string(),
+            });
+        }
+        if let Err(e) = self.local.set_wanted(&commons, true) {
+            self.store_failed(&e);
+            return Err(e.to_string());
+        }
+        self.wanted.insert(commons);
+        let peers = self.connected_peers();
+        for peer in &peers {
+            self.start_pull(*peer, commons);
+        }
+        Ok(json!({"commons": commons.to_string(), "asked_peers": peers.len()}))
+    }
+
+    /// Runs a store request; what it changed is published when the step ends.
+    pub(super) fn on_store(&mut self, request: Request) -> Result<Value, String> {
+        let reply = self.local.execute(request).map_err(|e| e.to_string());
         // A wanted commons may have arrived another way (a bundle import): stop asking for it.
         let local = &self.local;
         self.wanted.retain(|commons| !local.holds(commons));
@@ -127,10 +118,10 @@ impl<L: LocalState> Service<L> {
         self.waiters = remaining;
     }
 
-    /// `hedgerow status` as JSON.
-    pub(super) fn status(&mut self) -> Value {
+    /// What `hedgerow status` shows.
+    pub(super) fn status(&mut self) -> NodeStatus {
         let now = self.now;
-        let connected: Vec<Value> = self
+        let connected = self
             .peer
             .iter()
             .filter_map(|(peer, state)| {
@@ -139,23 +130,26 @@ impl<L: LocalState> Service<L> {
                 let pulls = |f: fn(&Pull) -> bool| {
                     self.pulls.iter().any(|((p, _), pull)| p == peer && f(pull))
                 };
-                Some(json!({
-                    "peer": peer.to_string(),
-                    "addr": addr.to_string(),
-                    "syncing": pulls(|p| matches!(p, Pull::Running(_))),
-                    "interrupted": pulls(|p| p.kept().is_some()),
-                    "postponed": pulls(|p| matches!(p, Pull::Postponed(_))),
-                    "sync_budget": state.link.budget(),
-                    "last_sync_at": last.map(|l| l.0),
-                    "last_sync": last.map(|l| l.1.clone()),
-                }))
+                Some(ConnectedPeer {
+                    peer: peer.to_string(),
+                    addr: addr.to_string(),
+                    syncing: pulls(|p| matches!(p, Pull::Running(_))),
+                    interrupted: pulls(|p| p.kept().is_some()),
+                    postponed: pulls(|p| matches!(p, Pull::Postponed(_))),
+                    sync_budget: state.link.budget(),
+                    last_sync_at: last.map(|l| l.0),
+                    last_sync: last.map(|l| l.1.clone()),
+                })
             })
             .collect();
-        let commons: Vec<Value> = self
+        let commons = self
             .local
             .commons()
             .into_iter()
-            .map(|(id, name)| json!({"id": id.to_string(), "name": name}))
+            .map(|(id, name)| HeldCommons {
+                id: id.to_string(),
+                name,
+            })
             .collect();
         let (transport_in, transport_out) = self.bytes.transport_bytes();
         let mut counters = self.counters.clone();
@@ -165,29 +159,29 @@ impl<L: LocalState> Service<L> {
             }
         }
         let kept = self.pulls.values().filter(|p| p.kept().is_some()).count();
-        json!({
-            "peer_id": self.config.local_peer.to_string(),
-            "author": self.local.author_text(),
-            "listen": self.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "connected": connected,
-            "commons": commons,
-            "wanted": self.wanted.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "rejected_total": counters.rejected_total(),
-            "excluded_changes": self.local.excluded_count(),
-            "counters": counters,
-            "banned_peers": self.peers.banned_count(now),
-            "banned_addresses": self.peers.banned_addresses(now),
-            "queued_wants": self.queued_wants(),
-            "tracked_peer_entries": self.peers.tracked() + self.peer.len() + kept,
-            "bytes": {
-                "sync_sent": self.bytes.sent(),
-                "sync_received": self.bytes.received(),
-                "gossip_published": self.bytes.gossip_published(),
-                "gossip_received": self.bytes.gossip_received(),
-                "transport_in": transport_in,
-                "transport_out": transport_out,
+        NodeStatus {
+            peer_id: self.config.local_peer.to_string(),
+            author: self.local.author_text(),
+            listen: self.listen.iter().map(|a| a.to_string()).collect(),
+            connected,
+            commons,
+            wanted: self.wanted.iter().map(|c| c.to_string()).collect(),
+            rejected_total: counters.rejected_total(),
+            excluded_changes: self.local.excluded_count(),
+            counters,
+            banned_peers: self.peers.banned_count(now),
+            banned_addresses: self.peers.banned_addresses(now),
+            queued_wants: self.queued_wants(),
+            tracked_peer_entries: self.peers.tracked() + self.peer.len() + kept,
+            bytes: StatusBytes {
+                sync_sent: self.bytes.sent(),
+                sync_received: self.bytes.received(),
+                gossip_published: self.bytes.gossip_published(),
+                gossip_received: self.bytes.gossip_received(),
+                transport_in,
+                transport_out,
             },
-            "store_bytes": self.local.size_on_disk(),
-        })
+            store_bytes: self.local.size_on_disk(),
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! What goes into the service and what comes out: the whole of its contact with the world.
 
 use crate::api::Request;
-use crate::control::ControlReply;
 use crate::serve::stats::{Refusal, SyncReport};
+use crate::serve::status::NodeStatus;
 use hedgerow_protocol::CommonsId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
@@ -37,22 +37,29 @@ pub enum Failure {
     Lost(String),
 }
 
-/// A command from the control channel.
+/// A command from a [`NodeHandle`](crate::serve::NodeHandle): the control socket, `hedgerow sync`, or a test.
 #[derive(Debug)]
 pub enum Command {
-    /// Runs a store or node request and replies with its result.
-    Control(Request),
+    /// Reports the node's state.
+    Status,
     /// Pulls everything from the peer at this address and replies when done.
     Sync(Multiaddr),
+    /// Joins a commons: a held one at once; else it is wanted and asked of connected peers.
+    Join(CommonsId),
+    /// Runs a store request; what it changed is published.
+    Store(Request),
 }
 
 /// An answer to a [`Command`].
 #[derive(Debug)]
 pub enum Reply {
-    /// The result of [`Command::Control`].
-    Control(ControlReply),
-    /// The result of [`Command::Sync`].
+    /// The answer to [`Command::Status`].
+    Status(Box<NodeStatus>),
+    /// The answer to [`Command::Sync`].
     Sync(SyncReport),
+    /// The answer to [`Command::Join`] or [`Command::Store`]: the request's JSON result, or
+    /// the one-line reason it failed.
+    Store(Result<serde_json::Value, String>),
 }
 
 /// Something that happened, for the service to decide on.

@@ -20,7 +20,6 @@ use super::local::LocalState;
 use super::peers::{PeerBook, Penalty};
 use super::stats::{Counters, ItemRefusal, Refusal, SyncReport};
 use crate::api::Request;
-use crate::control::ControlReply;
 use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;

@@ -1,0 +1,111 @@
+//! A cloneable handle to a running node: typed commands, each answered on its own oneshot.
+//!
+//! The control socket, `hedgerow sync` and in-process tests all talk to the node through it;
+//! JSON appears only where a caller serialises a reply.
+
+use super::service::{Command, Reply};
+use super::stats::SyncReport;
+use super::status::NodeStatus;
+use crate::api::Request;
+use hedgerow_protocol::CommonsId;
+use libp2p::Multiaddr;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many commands may wait for the node at once before callers wait to send.
+const QUEUE: usize = 64;
+
+/// One command on its way to the node, with where its reply goes.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) command: Command,
+    pub(crate) reply: oneshot::Sender<Reply>,
+}
+
+/// A cloneable way to command a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    calls: mpsc::Sender<Call>,
+}
+
+/// The node's end of its handles: pass it to [`run_with`](super::run_with).
+#[derive(Debug)]
+pub struct Inbox {
+    pub(crate) calls: mpsc::Receiver<Call>,
+    /// For the control socket, which serves through a handle of its own.
+    pub(crate) handle: NodeHandle,
+}
+
+/// Why a command got no answer, or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The node has stopped (or never ran).
+    #[error("the node is shutting down")]
+    Stopped,
+    /// The node stopped with the command in flight; it may or may not have taken effect.
+    #[error("the node stopped before answering")]
+    NoAnswer,
+    /// The node ran the command and refused it; the one-line reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The node answered with a reply of another command (a bug).
+    #[error("the node answered a different command")]
+    Mismatch,
+}
+
+impl NodeHandle {
+    /// A handle and the inbox the node serves it from; commands wait there until it runs.
+    pub fn new() -> (NodeHandle, Inbox) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let handle = NodeHandle { calls: tx };
+        let inbox = Inbox {
+            calls: rx,
+            handle: handle.clone(),
+        };
+        (handle, inbox)
+    }
+
+    async fn call(&self, command: Command) -> Result<Reply, HandleError> {
+        let (reply, answer) = oneshot::channel();
+        self.calls
+            .send(Call { command, reply })
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        answer.await.map_err(|_| HandleError::NoAnswer)
+    }
+
+    /// The node's state: addresses, peers, pulls, counters.
+    pub async fn status(&self) -> Result<NodeStatus, HandleError> {
+        match self.call(Command::Status).await? {
+            Reply::Status(status) => Ok(*status),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+
+    /// Pulls everything from the peer at `peer` (dialing it if needed) and reports when every
+    /// pull ended, or at [`SYNC_DEADLINE`](super::SYNC_DEADLINE).
+    pub async fn sync(&self, peer: Multiaddr) -> Result<SyncReport, HandleError> {
+        match self.call(Command::Sync(peer)).await? {
+            Reply::Sync(report) => Ok(report),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+
+    /// Joins a commons: a held one at once, else it is wanted and asked of connected peers.
+    pub async fn join(&self, commons: CommonsId) -> Result<Value, HandleError> {
+        store_reply(self.call(Command::Join(commons)).await?)
+    }
+
+    /// Runs a store request (create, edit, release, import...) in the node, which publishes
+    /// what it changed.
+    pub async fn store(&self, request: Request) -> Result<Value, HandleError> {
+        store_reply(self.call(Command::Store(request)).await?)
+    }
+}
+
+fn store_reply(reply: Reply) -> Result<Value, HandleError> {
+    match reply {
+        Reply::Store(result) => result.map_err(HandleError::Refused),
+        _ => Err(HandleError::Mismatch),
+    }
+}

@@ -1,0 +1,87 @@
+//! `hedgerow status` as typed data; the control socket and the CLI serialise it (the keys are
+//! the README's table, checked by `tests/tests/json_shapes.rs`).
+
+use super::stats::Counters;
+use serde::{Deserialize, Serialize};
+
+/// What a running node reports about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node's network peer id.
+    pub peer_id: String,
+    /// This node's author key.
+    pub author: String,
+    /// Addresses it listens on.
+    pub listen: Vec<String>,
+    /// Peers connected now.
+    pub connected: Vec<ConnectedPeer>,
+    /// Commons held.
+    pub commons: Vec<HeldCommons>,
+    /// Commons joined by id and not arrived yet.
+    pub wanted: Vec<String>,
+    /// Refused items and frames, all reasons together.
+    pub rejected_total: u64,
+    /// Stored changes left out of documents.
+    pub excluded_changes: usize,
+    /// Counters since start.
+    pub counters: Counters,
+    /// Peers banned now.
+    pub banned_peers: usize,
+    /// Remote addresses banned now.
+    pub banned_addresses: usize,
+    /// Pulls waiting for a free slot.
+    pub queued_wants: usize,
+    /// Entries kept per peer (bounded).
+    pub tracked_peer_entries: usize,
+    /// Bytes moved since start.
+    pub bytes: StatusBytes,
+    /// Size of the store on disk.
+    pub store_bytes: u64,
+}
+
+/// One connected peer in [`NodeStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectedPeer {
+    /// Its peer id.
+    pub peer: String,
+    /// Its address on the connection.
+    pub addr: String,
+    /// Whether a pull from it runs now.
+    pub syncing: bool,
+    /// Whether a pull from it was interrupted and keeps its progress.
+    pub interrupted: bool,
+    /// Whether a pull from it waits for a free slot.
+    pub postponed: bool,
+    /// The current per-round-trip byte budget for it.
+    pub sync_budget: u32,
+    /// When the last pull from it ended (unix seconds).
+    pub last_sync_at: Option<i64>,
+    /// How the last pull from it ended.
+    pub last_sync: Option<String>,
+}
+
+/// One held commons in [`NodeStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldCommons {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Byte counts in [`NodeStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusBytes {
+    /// Sync frames sent.
+    pub sync_sent: u64,
+    /// Sync frames received.
+    pub sync_received: u64,
+    /// Gossip published.
+    pub gossip_published: u64,
+    /// Gossip received.
+    pub gossip_received: u64,
+    /// All transport bytes in.
+    pub transport_in: u64,
+    /// All transport bytes out.
+    pub transport_out: u64,
+}
