@@ -13,7 +13,6 @@ use super::service::{
     Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
 };
 use super::stats::SyncReport;
-use crate::api::Request;
 use crate::home::{Home, LocalProfile};
 use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::Replicas;
