@@ -105,3 +105,40 @@ fn gone(error: std::io::Error) -> ControlError {
         _ => ControlError::Io(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request as the line the CLI sends.
+    fn line<T: Serialize>(request: &T) -> String {
+        serde_json::to_string(request).expect("serialises")
+    }
+
+    /// The CLI's lines keep their wire form: `op` alone says whether the node or its store
+    /// answers, and the store's `join` is answered by the node's (which also asks peers).
+    #[test]
+    fn request_lines_split_into_node_and_store_requests() {
+        let status = ControlRequest::parse(&line(&NodeRequest::Status)).expect("status");
+        assert!(matches!(status, ControlRequest::Node(NodeRequest::Status)));
+        let sync = ControlRequest::parse(&line(&NodeRequest::Sync {
+            peer: "/ip4/127.0.0.1/tcp/1".into(),
+        }))
+        .expect("sync");
+        assert!(matches!(
+            sync,
+            ControlRequest::Node(NodeRequest::Sync { .. })
+        ));
+        let join = ControlRequest::parse(&line(&Request::Join {
+            commons: "c".into(),
+        }))
+        .expect("join");
+        assert!(
+            matches!(&join, ControlRequest::Node(NodeRequest::Join { commons }) if commons == "c")
+        );
+        let list = ControlRequest::parse(&line(&Request::CommonsList)).expect("list");
+        assert!(matches!(list, ControlRequest::Store(Request::CommonsList)));
+        assert!(ControlRequest::parse(r#"{"op":"no_such_op"}"#).is_err());
+        assert!(ControlRequest::parse("not json").is_err());
+    }
+}

@@ -135,7 +135,8 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
 
         // B joins by id: not held, no peer yet, so it is wanted.
         let joined = b.handle.join(commons).await.expect("join");
-        assert_eq!(joined["asked_peers"], 0, "{joined}");
+        assert_eq!(joined.asked_peers, Some(0), "{joined:?}");
+        assert_eq!(joined.already_held, None, "{joined:?}");
         let status_b = b.handle.status().await.expect("status");
         assert_eq!(status_b.wanted, [commons.to_string()]);
 
@@ -159,6 +160,9 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
         assert_eq!(shown["name"], "Broadfork", "{shown}");
         let status_b = b.handle.status().await.expect("status");
         assert!(status_b.wanted.is_empty(), "{status_b:?}");
+        // Joining it again: held now, joined at once.
+        let again = b.handle.join(commons).await.expect("join again");
+        assert_eq!(again.already_held, Some(true), "{again:?}");
         assert!(
             status_b
                 .connected

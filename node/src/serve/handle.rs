@@ -5,7 +5,7 @@
 
 use super::service::{Command, Reply};
 use super::stats::SyncReport;
-use super::status::NodeStatus;
+use super::status::{JoinReply, NodeStatus};
 use crate::api::Request;
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
@@ -92,8 +92,11 @@ impl NodeHandle {
     }
 
     /// Joins a commons: a held one at once, else it is wanted and asked of connected peers.
-    pub async fn join(&self, commons: CommonsId) -> Result<Value, HandleError> {
-        store_reply(self.call(Command::Join(commons)).await?)
+    pub async fn join(&self, commons: CommonsId) -> Result<JoinReply, HandleError> {
+        match self.call(Command::Join(commons)).await? {
+            Reply::Join(result) => result.map_err(HandleError::Refused),
+            _ => Err(HandleError::Mismatch),
+        }
     }
 
     /// Runs a store request (create, edit, release, import...) in the node, which publishes

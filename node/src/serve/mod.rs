@@ -25,7 +25,7 @@ pub use service::{
     SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
-pub use status::{ConnectedPeer, HeldCommons, NodeStatus, StatusBytes};
+pub use status::{ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes};
 
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};

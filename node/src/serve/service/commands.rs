@@ -2,25 +2,30 @@
 //! waiters.
 
 use super::*;
-use crate::serve::status::{ConnectedPeer, HeldCommons, NodeStatus, StatusBytes};
+use crate::serve::status::{ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes};
 
 impl<L: LocalState> Service<L> {
     pub(super) fn on_command(&mut self, token: Token, command: Command) {
         let reply = match command {
             Command::Status => Reply::Status(Box::new(self.status())),
             Command::Sync(addr) => return self.start_waiter(token, addr),
-            Command::Join(commons) => Reply::Store(self.on_join(commons)),
+            Command::Join(commons) => Reply::Join(self.on_join(commons)),
             Command::Store(request) => Reply::Store(self.on_store(request)),
         };
         self.out.push(Output::Reply(token, reply));
     }
 
     /// Joins a commons; one not held yet is wanted and asked of every connected peer.
-    fn on_join(&mut self, commons: CommonsId) -> Result<Value, String> {
+    fn on_join(&mut self, commons: CommonsId) -> Result<JoinReply, String> {
         if self.local.holds(&commons) {
             // The API joins a held commons at once (it writes our profile).
-            return self.on_store(Request::Join {
+            self.on_store(Request::Join {
                 commons: commons.to_string(),
+            })?;
+            return Ok(JoinReply {
+                commons: commons.to_string(),
+                asked_peers: None,
+                already_held: Some(true),
             });
         }
         if let Err(e) = self.local.set_wanted(&commons, true) {
@@ -32,7 +37,11 @@ impl<L: LocalState> Service<L> {
         for peer in &peers {
             self.start_pull(*peer, commons);
         }
-        Ok(json!({"commons": commons.to_string(), "asked_peers": peers.len()}))
+        Ok(JoinReply {
+            commons: commons.to_string(),
+            asked_peers: Some(peers.len()),
+            already_held: None,
+        })
     }
 
     /// Runs a store request; what it changed is published when the step ends.

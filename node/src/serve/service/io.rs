@@ -2,7 +2,7 @@
 
 use crate::api::Request;
 use crate::serve::stats::{Refusal, SyncReport};
-use crate::serve::status::NodeStatus;
+use crate::serve::status::{JoinReply, NodeStatus};
 use hedgerow_protocol::CommonsId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
@@ -57,8 +57,10 @@ pub enum Reply {
     Status(Box<NodeStatus>),
     /// The answer to [`Command::Sync`].
     Sync(SyncReport),
-    /// The answer to [`Command::Join`] or [`Command::Store`]: the request's JSON result, or
-    /// the one-line reason it failed.
+    /// The answer to [`Command::Join`], or the one-line reason it failed.
+    Join(Result<JoinReply, String>),
+    /// The answer to [`Command::Store`]: the request's JSON result, or the one-line reason
+    /// it failed.
     Store(Result<serde_json::Value, String>),
 }
 

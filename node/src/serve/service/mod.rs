@@ -33,7 +33,7 @@ pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, Token
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
