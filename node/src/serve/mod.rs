@@ -3,7 +3,11 @@
 //! [`run`] is a library function: it opens the home's store, starts the
 //! swarm and the control socket, and runs the [`Service`] (through its actor) until
 //! `shutdown` resolves. The binary only parses arguments; tests call it too.
-//! [`sync_once`] runs the same service for one catch-up with one peer.
+//! Everything asked of a running node goes through a [`NodeHandle`] (typed commands, typed
+//! replies): the control socket is a JSON adapter over one, and an in-process caller passes
+//! its [`Inbox`] to [`run_with`] and keeps the handle.
+//! [`sync_once`] runs the same service for one catch-up with one peer, asking it through a
+//! handle too.
 
 mod actor;
 mod control_server;
