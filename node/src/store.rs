@@ -214,6 +214,23 @@ fn lock_dir(path: &Path) -> Result<std::fs::File, StoreError> {
     Ok(file)
 }
 
+/// Name of the file sled locks (with `flock`) while a `sled::Db` on the directory is open.
+const SLED_LOCK_FILE: &str = "db";
+
+/// Whether sled's own lock on the store is held, by another process or by the background
+/// threads of a store this process has just closed: a fresh `flock` on sled's file would block.
+fn sled_lock_held(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::File::open(path.join(SLED_LOCK_FILE)) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; closing it (the drop below) releases the probe.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// Removes the half-written snapshot files a killed process leaves behind.
 ///
 /// sled writes its snapshot (on every clean close, among others) to
@@ -289,14 +306,7 @@ impl Store {
     }
 
     fn open_inner(path: &Path, check_manifest: bool) -> Result<Self, StoreError> {
-        let sled_err = |source: sled::Error| match &source {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    path: path.to_path_buf(),
-                }
-            }
-            _ => sled_error(path, source),
-        };
+        let sled_err = |source: sled::Error| sled_error(path, source);
         let lock = lock_dir(path)?;
         // A newer release is refused before sled opens: sled's recovery and its snapshot on
         // close would rewrite files of a store this build does not understand.
@@ -312,10 +322,14 @@ impl Store {
                 // We hold the directory lock, so no other process has the store: sled's own
                 // lock is still held by the background threads of a store this process has
                 // just closed (sled releases it a moment after the drop). Wait for them.
-                Err(sled::Error::Io(io))
-                    if io.to_string().contains("could not acquire lock")
-                        && waited < SLED_LOCK_WAIT =>
-                {
+                // sled reports its lock only as an I/O error with a message, so the lock
+                // itself is asked, by errno.
+                Err(sled::Error::Io(_)) if sled_lock_held(path) => {
+                    if waited >= SLED_LOCK_WAIT {
+                        return Err(StoreError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     waited += std::time::Duration::from_millis(10);
                 }
