@@ -38,7 +38,7 @@ pub const STORE_FORMAT: u8 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process holds the store.
-    #[error("the store at {path} is in use by another hedgerow process; stop it (or talk to it through `hedgerow` while `serve` runs) and retry")]
+    #[error("the store at {path} is in use by another hedgerow process")]
     Locked {
         /// The store directory.
         path: PathBuf,
@@ -60,13 +60,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// sled found a record whose checksum does not match (a damaged disk or SD card).
-    #[error("the store at {path} is damaged on disk (part of it no longer reads back as written); run `hedgerow repair` to rebuild it from your journal (the damaged copy is kept beside it), then sync to get the rest back from peers")]
+    #[error("the store at {path} is damaged on disk (part of it no longer reads back as written)")]
     Unreadable {
         /// The store directory.
         path: PathBuf,
     },
     /// Fewer changes than the last successful flush recorded: sled lost data on disk.
-    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read; run `hedgerow repair` to rebuild it from your journal and what is left (the damaged copy is kept beside it), then sync to get the rest back from peers")]
+    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read")]
     Damaged {
         /// The store directory.
         path: PathBuf,
@@ -76,7 +76,7 @@ pub enum StoreError {
         found: u64,
     },
     /// A value did not decode: the store is damaged.
-    #[error("store is damaged: {tree} entry {key} does not decode ({source}); run `hedgerow verify` and restore from a peer or a bundle")]
+    #[error("store is damaged: {tree} entry {key} does not decode ({source})")]
     Corrupt {
         /// The tree.
         tree: &'static str,
@@ -86,7 +86,7 @@ pub enum StoreError {
         source: DecodeError,
     },
     /// The manifest beside sled cannot be read or parsed.
-    #[error("store manifest {path} cannot be read ({reason}); the store's damage check needs it: move the file away and run `hedgerow verify` to see what the store holds")]
+    #[error("store manifest {path} cannot be read ({reason}); the store's damage check needs it")]
     BadManifest {
         /// The manifest file.
         path: PathBuf,
