@@ -6,6 +6,7 @@ mod args;
 mod bundle;
 mod demo;
 mod edits;
+mod hint;
 mod network;
 mod output;
 
@@ -43,7 +44,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", output::line(&one_line(&error)));
+            let mut line = one_line(&error);
+            if let Some(hint) = hint::hint(&error) {
+                line.push_str("; ");
+                line.push_str(hint);
+            }
+            eprintln!("error: {}", output::line(&line));
             ExitCode::FAILURE
         }
     }

@@ -40,10 +40,10 @@ pub const MAX_NAME_BYTES: usize = 100;
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
     /// No home at the path.
-    #[error("no Hedgerow home at {0}; create one with `hedgerow init --name YOUR-NAME` (or pass --home)")]
+    #[error("no Hedgerow home at {0}")]
     Missing(PathBuf),
     /// A directory that is not a Hedgerow home.
-    #[error("{0} is not a Hedgerow home (it has no `hedgerow-home` file); pass the right --home or run `hedgerow init` in an empty directory")]
+    #[error("{0} is not a Hedgerow home (it has no `hedgerow-home` file)")]
     NotAHome(PathBuf),
     /// `init` on an existing home.
     #[error(
@@ -51,7 +51,7 @@ pub enum HomeError {
     )]
     AlreadyInitialised(PathBuf),
     /// `init` on a directory that holds other files.
-    #[error("{0} is not empty and not a Hedgerow home; init leaves it alone: pass --home a new or empty directory")]
+    #[error("{0} is not empty and not a Hedgerow home; init leaves it alone")]
     NotEmpty(PathBuf),
     /// `serve` while another `serve` runs for the same home.
     #[error("a `hedgerow serve` is already running for {0}; other hedgerow commands talk to it, so there is no need for a second one")]

@@ -38,7 +38,7 @@ pub const STORE_FORMAT: u8 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process holds the store.
-    #[error("the store at {path} is in use by another hedgerow process; stop it (or talk to it through `hedgerow` while `serve` runs) and retry")]
+    #[error("the store at {path} is in use by another hedgerow process")]
     Locked {
         /// The store directory.
         path: PathBuf,
@@ -60,13 +60,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// sled found a record whose checksum does not match (a damaged disk or SD card).
-    #[error("the store at {path} is damaged on disk (part of it no longer reads back as written); run `hedgerow repair` to rebuild it from your journal (the damaged copy is kept beside it), then sync to get the rest back from peers")]
+    #[error("the store at {path} is damaged on disk (part of it no longer reads back as written)")]
     Unreadable {
         /// The store directory.
         path: PathBuf,
     },
     /// Fewer changes than the last successful flush recorded: sled lost data on disk.
-    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read; run `hedgerow repair` to rebuild it from your journal and what is left (the damaged copy is kept beside it), then sync to get the rest back from peers")]
+    #[error("store at {path} is damaged: it held {expected} signed changes at its last save but only {found} can be read")]
     Damaged {
         /// The store directory.
         path: PathBuf,
@@ -76,7 +76,7 @@ pub enum StoreError {
         found: u64,
     },
     /// A value did not decode: the store is damaged.
-    #[error("store is damaged: {tree} entry {key} does not decode ({source}); run `hedgerow verify` and restore from a peer or a bundle")]
+    #[error("store is damaged: {tree} entry {key} does not decode ({source})")]
     Corrupt {
         /// The tree.
         tree: &'static str,
@@ -86,7 +86,7 @@ pub enum StoreError {
         source: DecodeError,
     },
     /// The manifest beside sled cannot be read or parsed.
-    #[error("store manifest {path} cannot be read ({reason}); the store's damage check needs it: move the file away and run `hedgerow verify` to see what the store holds")]
+    #[error("store manifest {path} cannot be read ({reason}); the store's damage check needs it")]
     BadManifest {
         /// The manifest file.
         path: PathBuf,
@@ -214,6 +214,23 @@ fn lock_dir(path: &Path) -> Result<std::fs::File, StoreError> {
     Ok(file)
 }
 
+/// Name of the file sled locks (with `flock`) while a `sled::Db` on the directory is open.
+const SLED_LOCK_FILE: &str = "db";
+
+/// Whether sled's own lock on the store is held, by another process or by the background
+/// threads of a store this process has just closed: a fresh `flock` on sled's file would block.
+fn sled_lock_held(path: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::File::open(path.join(SLED_LOCK_FILE)) else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; closing it (the drop below) releases the probe.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// Removes the half-written snapshot files a killed process leaves behind.
 ///
 /// sled writes its snapshot (on every clean close, among others) to
@@ -289,14 +306,7 @@ impl Store {
     }
 
     fn open_inner(path: &Path, check_manifest: bool) -> Result<Self, StoreError> {
-        let sled_err = |source: sled::Error| match &source {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    path: path.to_path_buf(),
-                }
-            }
-            _ => sled_error(path, source),
-        };
+        let sled_err = |source: sled::Error| sled_error(path, source);
         let lock = lock_dir(path)?;
         // A newer release is refused before sled opens: sled's recovery and its snapshot on
         // close would rewrite files of a store this build does not understand.
@@ -312,10 +322,14 @@ impl Store {
                 // We hold the directory lock, so no other process has the store: sled's own
                 // lock is still held by the background threads of a store this process has
                 // just closed (sled releases it a moment after the drop). Wait for them.
-                Err(sled::Error::Io(io))
-                    if io.to_string().contains("could not acquire lock")
-                        && waited < SLED_LOCK_WAIT =>
-                {
+                // sled reports its lock only as an I/O error with a message, so the lock
+                // itself is asked, by errno.
+                Err(sled::Error::Io(_)) if sled_lock_held(path) => {
+                    if waited >= SLED_LOCK_WAIT {
+                        return Err(StoreError::Locked {
+                            path: path.to_path_buf(),
+                        });
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     waited += std::time::Duration::from_millis(10);
                 }

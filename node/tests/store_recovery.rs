@@ -64,3 +64,24 @@ fn a_second_opener_is_refused_while_the_first_holds_the_store() {
     drop(first);
     Store::open(&path).expect("opens once the first is closed");
 }
+
+#[test]
+fn a_store_whose_sled_lock_is_held_elsewhere_is_refused_as_locked() {
+    use std::os::unix::io::AsRawFd;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store");
+    drop(Store::open(&path).expect("create the store"));
+    // A process holding sled's own lock but not hedgerow.lock (a sled tool, or an older
+    // release): only sled's lock tells that the store is in use.
+    let sled_file = std::fs::File::open(path.join("db")).expect("sled's db file");
+    // SAFETY: flock on a descriptor this test owns and keeps open until the end.
+    let held = unsafe { libc::flock(sled_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(held, 0, "the test takes sled's lock");
+    match Store::open(&path) {
+        Err(StoreError::Locked { path: locked }) => assert_eq!(locked, path),
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("opened a store whose sled lock is held"),
+    }
+    drop(sled_file);
+    Store::open(&path).expect("opens once the lock is released");
+}

@@ -8,6 +8,9 @@
 //!   fork (declares heads = release 1.0) ── clear ─────┴─ graft of `later`: refused
 //! ```
 
+// Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use hedgerow_protocol::automerge::{
     transaction::Transactable, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT,
 };

@@ -6,6 +6,9 @@
 //!   B --summary--> stick --> A --export --for--> stick --> B   (only the new changes travel)
 //! ```
 
+// Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use hedgerow_node::home::Home;
 use hedgerow_node::Replicas;
 use hedgerow_protocol::automerge::{Automerge, ChangeHash};

@@ -37,23 +37,33 @@ pub const MAX_ESTABLISHED_CONNECTIONS: u32 = 64;
 /// Most established connections to one peer.
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 
-/// Every libp2p protocol a Hedgerow node speaks; events arrive as [`BehaviourEvent`].
-#[derive(NetworkBehaviour)]
-pub struct Behaviour {
-    /// Refuses connections beyond [`MAX_ESTABLISHED_CONNECTIONS`] / [`MAX_CONNECTIONS_PER_PEER`].
-    pub limits: connection_limits::Behaviour,
-    /// Exchanges public keys, listen addresses and supported protocols with each peer.
-    pub identify: identify::Behaviour,
-    /// Measures round-trip times; failures are reported, connections are not closed by it.
-    pub ping: ping::Behaviour,
-    /// Local-link discovery, present only when [`NetConfig::mdns`] is set.
-    pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// DHT routing over peers the node was given, in server mode.
-    pub kad: kad::Behaviour<MemoryStore>,
-    /// Topic-based announcement of new contributions, one topic per commons.
-    pub gossipsub: gossipsub::Behaviour,
-    /// The sync protocol: opaque request and response frames.
-    pub sync: request_response::Behaviour<SyncCodec>,
+pub use derived::{Behaviour, BehaviourEvent};
+
+/// Holds the derived behaviour so that only the generated [`BehaviourEvent`] skips the docs lint:
+/// its variants are one per field below, documented there.
+mod derived {
+    #![allow(missing_docs)]
+
+    use super::*;
+
+    /// Every libp2p protocol a Hedgerow node speaks; events arrive as [`BehaviourEvent`].
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Refuses connections beyond [`MAX_ESTABLISHED_CONNECTIONS`] / [`MAX_CONNECTIONS_PER_PEER`].
+        pub limits: connection_limits::Behaviour,
+        /// Exchanges public keys, listen addresses and supported protocols with each peer.
+        pub identify: identify::Behaviour,
+        /// Measures round-trip times; failures are reported, connections are not closed by it.
+        pub ping: ping::Behaviour,
+        /// Local-link discovery, present only when [`NetConfig::mdns`] is set.
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// DHT routing over peers the node was given, in server mode.
+        pub kad: kad::Behaviour<MemoryStore>,
+        /// Topic-based announcement of new contributions, one topic per commons.
+        pub gossipsub: gossipsub::Behaviour,
+        /// The sync protocol: opaque request and response frames.
+        pub sync: request_response::Behaviour<SyncCodec>,
+    }
 }
 
 impl Behaviour {
