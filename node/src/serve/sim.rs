@@ -349,7 +349,6 @@ impl Sim {
                 };
                 self.schedule(delay, delivery);
             }
-            Output::DialDiscovered(..) => {}
             Output::Disconnect(peer) => {
                 if let Some(j) = self.index_of(&peer) {
                     self.schedule(Duration::ZERO, Delivery::Close(i, j));
@@ -816,6 +815,30 @@ fn an_unreachable_peer_is_redialled_with_backoff() {
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.dials[0], 6);
     assert_eq!(sim.nodes[0].service.connected_count(), 1);
+}
+
+/// A peer found on the local link that cannot be reached is redialled by its backoff, not on
+/// every mDNS announcement (one a second here), and is connected once it can be.
+#[test]
+fn a_discovered_peer_is_redialled_with_backoff_not_on_every_announcement() {
+    let mut sim = Sim::new(2, 9);
+    sim.start();
+    sim.cut(0, 1);
+    let found = vec![(sim.nodes[1].peer, sim.nodes[1].addr.clone())];
+    for _ in 0..61 {
+        sim.input(0, Input::Discovered(found.clone()));
+        sim.run_for(Duration::from_secs(1));
+    }
+    // At 0, 2, 6, 14 and 30 s, as any other target; the next at 62 s.
+    assert_eq!(sim.dials[0], 5, "dials");
+    sim.heal_all();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.dials[0], 6);
+    assert_eq!(sim.nodes[0].service.connected_count(), 1);
+    // Announced again while connected: no dial.
+    sim.input(0, Input::Discovered(found));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.dials[0], 6);
 }
 
 /// News travels along a chain: each node pulls from its neighbour, then announces what it

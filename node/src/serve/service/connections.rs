@@ -64,6 +64,37 @@ impl<L: LocalState> Service<L> {
         }
     }
 
+    /// Peers found on the local link become dial targets like any other, so one that cannot
+    /// be reached is redialled by its backoff, not on every mDNS announcement.
+    pub(super) fn on_discovered(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        let now = self.now;
+        for (peer, addr) in found {
+            if self.is_connected(&peer) || self.peers.is_banned(&peer, ip_of(&addr), now) {
+                continue;
+            }
+            let target = strip_p2p(&addr).with(Protocol::P2p(peer));
+            if !self.peers.add_discovered(target, now) {
+                tracing::debug!("not dialing {peer} found on the local link: too many found");
+            }
+        }
+        self.dial_due();
+    }
+
+    /// Dials every target whose backoff has run out and that is not connected.
+    pub(super) fn dial_due(&mut self) {
+        let connected: Vec<Multiaddr> = self
+            .peer
+            .values()
+            .filter_map(|p| p.addr.as_ref().map(strip_p2p))
+            .collect();
+        for addr in self
+            .peers
+            .due(self.now, |addr| connected.contains(&strip_p2p(addr)))
+        {
+            self.out.push(Output::Dial(addr));
+        }
+    }
+
     pub(super) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId, remaining: u32) {
         let now = self.now;
         if let Some(ip) = self.counted.remove(&connection) {

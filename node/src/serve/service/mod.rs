@@ -321,14 +321,7 @@ impl<L: LocalState> Service<L> {
                 });
             }
             Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
-            Input::Discovered(found) => {
-                for (peer, addr) in found {
-                    if !self.is_connected(&peer) && !self.peers.is_banned(&peer, ip_of(&addr), now)
-                    {
-                        self.out.push(Output::DialDiscovered(peer, addr));
-                    }
-                }
-            }
+            Input::Discovered(found) => self.on_discovered(found),
             Input::Ping {
                 peer,
                 connection,
