@@ -26,8 +26,8 @@ use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, HeadsDigest,
-    IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, IdPrefix,
+    PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
 pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, Token};
