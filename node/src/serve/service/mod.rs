@@ -343,15 +343,8 @@ impl<L: LocalState> Service<L> {
     /// The earliest time something is due.
     fn next_wake(&self) -> Instant {
         let mut at = self.next_resync.min(self.next_snapshot);
-        let connected: Vec<Multiaddr> = self
-            .peer
-            .values()
-            .filter_map(|p| p.addr.as_ref().map(strip_p2p))
-            .collect();
-        if let Some(due) = self
-            .peers
-            .next_due(|addr| connected.contains(&strip_p2p(addr)))
-        {
+        let connected = self.connected_now();
+        if let Some(due) = self.peers.next_due(|addr| connected.covers(addr)) {
             at = at.min(due);
         }
         for ((peer, _), pull) in &self.pulls {
