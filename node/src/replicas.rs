@@ -781,6 +781,10 @@ impl Replicas {
     }
 
     /// Takes one document's changes in compact form with their proofs; all or nothing.
+    ///
+    /// The one path for a document arriving as its genesis record plus a compact payload,
+    /// from a peer (`ingest_payload`) or a bundle (`bundle_import`): the same checks, the
+    /// same refusals, and nothing of a new document stored unless a change of it verifies.
     pub fn ingest_compact(
         &mut self,
         genesis: Option<&Signed<DocGenesis>>,
