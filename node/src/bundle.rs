@@ -9,13 +9,14 @@
 //! out mid-write holds the old file or the new one, never half of one.
 
 use crate::replicas::{NodeError, Replicas, MIN_ID_PREFIX};
-use hedgerow_protocol::automerge::{ActorId, ChangeHash};
+use hedgerow_protocol::automerge::ActorId;
 use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
     CommonsState, DecodedBundle, DocSection, DocState, Record, Summary,
 };
+use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::sync::{heads_digest, DocPayload};
-use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, DocReplica, Signed};
+use hedgerow_protocol::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -504,45 +505,21 @@ impl Replicas {
                 Some(p) => self.ingest_compact(None, doc, &p.changes, p.proofs.clone()),
             },
             false => match genesis {
-                Some(genesis) => self.import_new_doc(doc, genesis, payload),
+                // The one path for a new document (`Replicas::ingest_compact`): verified in
+                // memory, stored in one transaction only if a change verifies.
+                Some(genesis) => match payload {
+                    Some(p) => {
+                        self.ingest_compact(Some(&genesis), doc, &p.changes, p.proofs.clone())
+                    }
+                    None => {
+                        self.ingest_compact(Some(&genesis), doc, &CompactChanges::none(), Vec::new())
+                    }
+                },
                 None => Err(NodeError::Invalid(format!(
                     "the bundle carries changes of document {doc} but not its genesis record, and this node does not hold it"
                 ))),
             },
         }
-    }
-
-    /// A document this node lacks: verify genesis and changes in memory, then store both in
-    /// one transaction, so nothing of a refused document is kept.
-    fn import_new_doc(
-        &mut self,
-        doc: &DocId,
-        genesis: Signed<DocGenesis>,
-        payload: Option<&DocPayload>,
-    ) -> Result<usize, NodeError> {
-        let mut replica = DocReplica::new(genesis)?;
-        if replica.id() != *doc {
-            return Err(NodeError::Invalid(format!(
-                "genesis record is for {}, not {doc}",
-                replica.id()
-            )));
-        }
-        if !self.holds(&replica.commons())? {
-            return Err(NodeError::UnknownCommons(replica.commons().to_string()));
-        }
-        let accepted = match payload {
-            Some(p) => {
-                let proofs = p
-                    .proofs
-                    .iter()
-                    .map(|(h, proof)| (ChangeHash(*h), proof.clone()))
-                    .collect();
-                replica.ingest_compact(&p.changes, proofs)?
-            }
-            None => Vec::new(),
-        };
-        self.adopt(replica, &accepted)?;
-        Ok(accepted.len())
     }
 }
 
@@ -648,7 +625,6 @@ mod tests {
     use super::*;
     use crate::home::{Home, LocalProfile};
     use hedgerow_protocol::bundle_file::encode_records;
-    use hedgerow_protocol::compact::CompactChanges;
     use hedgerow_protocol::schema::{DocKind, NewDocument};
 
     /// A document (`save()` bytes with one byte changed and the checksum fixed, found by
@@ -701,5 +677,43 @@ mod tests {
         );
         assert!(replicas.verify(false).unwrap().is_clean());
         assert_eq!(replicas.replica(&doc).unwrap().change_count(), 1);
+    }
+
+    /// A bundle takes a new document through the same path as a sync: a genesis record with
+    /// no change is refused as an empty document and nothing of it is stored (this path
+    /// once stored it), just as `ingest_payload` refuses it from a peer.
+    #[test]
+    fn a_genesis_alone_is_refused_as_by_a_sync() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(&dir.path().join("alice"));
+        let mut ben = node(&dir.path().join("ben"));
+        let commons = alice.create_commons("Farm Hack", "").unwrap();
+        let new = NewDocument::new(DocKind::Design, "Roller crimper");
+        let doc = alice.create_doc(commons, &new, &[]).unwrap();
+        let commons_genesis = alice.store().commons(&commons).unwrap().unwrap();
+        let genesis = alice.store().doc_genesis(&doc).unwrap().unwrap();
+        ben.hold_commons(&commons_genesis).unwrap();
+        let bytes = encode_records(&[
+            Record::Commons(commons_genesis),
+            Record::DocGenesis(genesis.clone()),
+        ])
+        .unwrap();
+        let report = ben
+            .bundle_import(&bytes, &ImportChoice::default())
+            .expect("an intact file");
+        assert_eq!((report.new, report.rejected.len()), (0, 1), "{report:?}");
+        let payload = DocPayload {
+            doc,
+            genesis: Some(genesis),
+            changes: CompactChanges::none(),
+            proofs: Vec::new(),
+        };
+        let by_sync = ben.ingest_payload(&commons, &payload).unwrap_err();
+        assert!(
+            matches!(by_sync, NodeError::EmptyDocument { .. }),
+            "{by_sync}"
+        );
+        assert_eq!(report.rejected[0].error, by_sync.to_string());
+        assert!(ben.store().doc_genesis(&doc).unwrap().is_none());
     }
 }

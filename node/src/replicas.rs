@@ -749,8 +749,7 @@ impl Replicas {
                         IngestOutcome::Pending => return Ok(LiveOutcome::Pending),
                         IngestOutcome::Excluded => return Ok(LiveOutcome::Excluded),
                     };
-                    self.cache_insert(genesis_id, replica);
-                    self.persist(&genesis_id, &accepted)?;
+                    self.adopt(replica, &accepted)?;
                     return Ok(LiveOutcome::Applied(accepted.len()));
                 }
                 genesis_id
@@ -781,6 +780,10 @@ impl Replicas {
     }
 
     /// Takes one document's changes in compact form with their proofs; all or nothing.
+    ///
+    /// The one path for a document arriving as its genesis record plus a compact payload,
+    /// from a peer (`ingest_payload`) or a bundle (`bundle_import`): the same checks, the
+    /// same refusals, and nothing of a new document stored unless a change of it verifies.
     pub fn ingest_compact(
         &mut self,
         genesis: Option<&Signed<DocGenesis>>,
@@ -818,8 +821,7 @@ impl Replicas {
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
             }
-            self.cache_insert(*doc, replica);
-            self.persist(doc, &accepted)?;
+            self.adopt(replica, &accepted)?;
             return Ok(accepted.len());
         }
         if changes.is_empty() {
@@ -858,7 +860,8 @@ impl Replicas {
         &self.key
     }
 
-    /// Inserts a replica built elsewhere (a fork) and persists it with its accepted changes.
+    /// Inserts a replica built elsewhere (a fork, a new document that arrived) and persists it
+    /// with its accepted changes.
     pub(crate) fn adopt(
         &mut self,
         replica: DocReplica,

@@ -158,6 +158,44 @@ pub enum SyncResponse {
     },
 }
 
+/// Which local documents' per-author clocks the step after a response needs (reading a clock
+/// costs a replica load; most documents need none).
+#[derive(Debug, Clone)]
+pub enum ClockWants {
+    /// None.
+    None,
+    /// Those whose digest differs from the one listed for their prefix.
+    Differing(HashMap<IdPrefix, HeadsDigest>),
+    /// Those deferred by the responder.
+    Deferred(std::collections::HashSet<IdPrefix>),
+}
+
+impl ClockWants {
+    /// Whether the local document with this prefix and digest needs its clock.
+    pub fn wants(&self, prefix: &IdPrefix, digest: &HeadsDigest) -> bool {
+        match self {
+            ClockWants::None => false,
+            ClockWants::Differing(theirs) => theirs.get(prefix).is_some_and(|t| t != digest),
+            ClockWants::Deferred(deferred) => deferred.contains(prefix),
+        }
+    }
+}
+
+impl SyncResponse {
+    /// The clocks [`PullSession::on_response`] needs in its `local` for this response.
+    pub fn clock_wants(&self) -> ClockWants {
+        match self {
+            SyncResponse::Inventory { docs, .. } => {
+                ClockWants::Differing(docs.iter().copied().collect())
+            }
+            SyncResponse::Docs { deferred, .. } => {
+                ClockWants::Deferred(deferred.iter().copied().collect())
+            }
+            _ => ClockWants::None,
+        }
+    }
+}
+
 /// What a puller lacks of one document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocPayload {
@@ -721,6 +759,30 @@ impl PullSession {
             .make_contiguous()
             .sort_by_key(|want| !want.have_genesis);
         self.next(local)
+    }
+
+    /// Goes on after `response`: the one dispatch of a pull's responses, for the node and for
+    /// any other puller. The caller first stores what came (a `Docs` response's items, a
+    /// listed commons it wants), then reads `local` with the clocks
+    /// [`SyncResponse::clock_wants`] names. `InSync`, `NotJoined` and `Refused` end the pull.
+    pub fn on_response(
+        &mut self,
+        response: &SyncResponse,
+        local: &BTreeMap<DocId, LocalDoc>,
+    ) -> PullStep {
+        match response {
+            SyncResponse::InSync => {
+                self.stats.round_trips += 1;
+                PullStep::Done
+            }
+            SyncResponse::Inventory { docs, .. } => self.on_inventory(docs, local),
+            SyncResponse::Summary { buckets, digests } => self.on_summary(*buckets, digests, local),
+            SyncResponse::Docs { items, deferred } => {
+                self.record_payload_sizes(items.iter().map(DocPayload::wire_size));
+                self.on_docs(deferred, local, items.len())
+            }
+            SyncResponse::NotJoined | SyncResponse::Refused { .. } => PullStep::Done,
+        }
     }
 
     /// Handles a batch of documents (after the caller stored them): re-queue what was deferred.

@@ -184,20 +184,18 @@ fn pull(
         }
         delivered += 1;
         bytes += response_bytes.len();
-        let step = match SyncResponse::from_bytes(&response_bytes).expect("response decodes") {
-            SyncResponse::InSync => {
-                session.stats.round_trips += 1;
-                PullStep::Done
-            }
-            SyncResponse::Inventory { docs, .. } => session.on_inventory(&docs, &puller.local()),
-            SyncResponse::Docs { items, deferred } => {
-                for item in &items {
+        let response = SyncResponse::from_bytes(&response_bytes).expect("response decodes");
+        match &response {
+            SyncResponse::InSync | SyncResponse::Inventory { .. } => {}
+            SyncResponse::Docs { items, .. } => {
+                for item in items {
                     puller.apply(item);
                 }
-                session.on_docs(&deferred, &puller.local(), items.len())
             }
             other => panic!("unexpected response {other:?}"),
-        };
+        }
+        // The node's own dispatch (`PullSession::on_response`), from all of local's clocks.
+        let step = session.on_response(&response, &puller.local());
         match step {
             PullStep::Send(next) => request = next,
             PullStep::Done => return (bytes, session.stats.round_trips, true),
@@ -335,4 +333,37 @@ fn a_responder_without_the_commons_says_so() {
         digest: [0; 32],
     };
     assert_eq!(respond(&mut hub, &request), SyncResponse::NotJoined);
+}
+
+/// The clocks a pull reads after a response: none after a summary, those of documents whose
+/// digest differs after an inventory, those deferred after documents.
+#[test]
+fn a_response_names_the_clocks_its_next_step_needs() {
+    let (same, differs, unlisted) = ([1u8; 8], [2u8; 8], [3u8; 8]);
+    let (mine, other) = ([9u8; 8], [0u8; 8]);
+    let key = DeviceKey::from_secret([5; 32]);
+    let hub = populated(&key, 0);
+    let inventory = SyncResponse::Inventory {
+        genesis: hub.genesis.clone(),
+        docs: vec![(same, mine), (differs, other)],
+    };
+    let wants = inventory.clock_wants();
+    assert!(!wants.wants(&same, &mine));
+    assert!(wants.wants(&differs, &mine));
+    assert!(!wants.wants(&unlisted, &mine));
+    let docs = SyncResponse::Docs {
+        items: Vec::new(),
+        deferred: vec![differs],
+    };
+    assert!(docs.clock_wants().wants(&differs, &mine));
+    assert!(!docs.clock_wants().wants(&same, &mine));
+    assert!(!SyncResponse::InSync.clock_wants().wants(&same, &mine));
+    let mut session = PullSession::new(hub.genesis.body.id(), 64 * 1024);
+    let refused = SyncResponse::Refused {
+        reason: "busy".into(),
+    };
+    assert!(matches!(
+        session.on_response(&refused, &BTreeMap::new()),
+        PullStep::Done
+    ));
 }

@@ -9,9 +9,7 @@ use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameEr
 use crate::replicas::Replicas;
 use futures::StreamExt;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
-use libp2p::{
-    gossipsub, identify, mdns, multiaddr::Protocol, ping, request_response, Multiaddr, Swarm,
-};
+use libp2p::{gossipsub, identify, mdns, ping, request_response, Multiaddr, Swarm};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -159,10 +157,6 @@ impl Actor {
                         return Some(Input::DialFailed(addr));
                     }
                 }
-            }
-            Output::DialDiscovered(peer, addr) => {
-                self.swarm.add_peer_address(peer, addr.clone());
-                let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
             }
             Output::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);

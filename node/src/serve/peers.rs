@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 pub const INITIAL_BACKOFF: Duration = Duration::from_secs(2);
 /// Longest redial delay.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most addresses found on the local link (mDNS) kept as dial targets: a crowded or hostile
+/// link cannot grow the book without bound.
+pub const MAX_DISCOVERED: usize = 256;
 /// Invalid items a peer may send before it is disconnected and cooled off.
 pub const PENALTY_LIMIT: u32 = 10;
 /// How long a misbehaving peer is refused.
@@ -137,6 +140,8 @@ pub enum Penalty {
 #[derive(Debug)]
 pub struct PeerBook {
     dial_targets: HashMap<Multiaddr, Backoff>,
+    /// Dial targets added by [`PeerBook::add_discovered`].
+    discovered: usize,
     penalties: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     ip_penalties: HashMap<IpAddr, u32>,
@@ -168,6 +173,7 @@ impl PeerBook {
     pub fn new(max_connections_per_ip: usize, ip_penalty_limit: u32) -> Self {
         Self {
             dial_targets: HashMap::new(),
+            discovered: 0,
             penalties: HashMap::new(),
             banned: HashMap::new(),
             ip_penalties: HashMap::new(),
@@ -188,6 +194,21 @@ impl PeerBook {
             delay: INITIAL_BACKOFF,
             dialing: false,
         });
+    }
+
+    /// Adds an address found on the local link (mDNS) to keep connected to, under the same
+    /// backoff as every other dial: finding it again does not make it due sooner. False when
+    /// it was not added ([`MAX_DISCOVERED`] reached).
+    pub fn add_discovered(&mut self, addr: Multiaddr, now: Instant) -> bool {
+        if self.dial_targets.contains_key(&addr) {
+            return true;
+        }
+        if self.discovered >= MAX_DISCOVERED {
+            return false;
+        }
+        self.discovered += 1;
+        self.add_target(addr, now);
+        true
     }
 
     /// Addresses due for a dial now; marks them as dialing.
@@ -394,6 +415,28 @@ mod tests {
             book.due(t0 + INITIAL_BACKOFF * 4, |_| true).is_empty(),
             "connected: no dial"
         );
+    }
+
+    #[test]
+    fn a_discovered_address_keeps_its_backoff_and_their_number_is_bounded() {
+        let mut book = PeerBook::default();
+        let now = Instant::now();
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/4717".parse().unwrap();
+        assert!(book.add_discovered(addr.clone(), now));
+        assert_eq!(book.due(now, |_| false), vec![addr.clone()]);
+        book.dial_failed(&addr, now);
+        // Found again before its backoff ran out: not due.
+        assert!(book.add_discovered(addr.clone(), now));
+        assert!(book.due(now + Duration::from_secs(1), |_| false).is_empty());
+        assert_eq!(book.due(now + INITIAL_BACKOFF, |_| false), vec![addr]);
+        for i in 1..MAX_DISCOVERED {
+            let other: Multiaddr = format!("/ip4/10.1.{}.{}/tcp/4717", i / 200, i % 200)
+                .parse()
+                .unwrap();
+            assert!(book.add_discovered(other, now));
+        }
+        let one_more: Multiaddr = "/ip4/10.2.0.1/tcp/4717".parse().unwrap();
+        assert!(!book.add_discovered(one_more, now));
     }
 
     #[test]

@@ -348,7 +348,6 @@ impl Sim {
                 };
                 self.schedule(delay, delivery);
             }
-            Output::DialDiscovered(..) => {}
             Output::Disconnect(peer) => {
                 if let Some(j) = self.index_of(&peer) {
                     self.schedule(Duration::ZERO, Delivery::Close(i, j));
@@ -423,7 +422,17 @@ impl Sim {
         let connection = ConnectionId::new_unchecked(self.next_connection);
         self.links.insert(pair(i, j), Link { connection });
         let (pi, pj) = (self.nodes[i].peer, self.nodes[j].peer);
-        let (ai, aj) = (self.nodes[i].addr.clone(), self.nodes[j].addr.clone());
+        let aj = self.nodes[j].addr.clone();
+        // The listener sees the dialer from an ephemeral port, not its listen address.
+        let ai: Multiaddr = super::service::strip_p2p(&self.nodes[i].addr)
+            .iter()
+            .map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(_) => libp2p::multiaddr::Protocol::Tcp(
+                    40_000 + (self.next_connection % 20_000) as u16,
+                ),
+                other => other,
+            })
+            .collect();
         self.input(
             i,
             Input::Connected {
@@ -812,6 +821,48 @@ fn an_unreachable_peer_is_redialled_with_backoff() {
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.dials[0], 6);
     assert_eq!(sim.nodes[0].service.connected_count(), 1);
+}
+
+/// A peer found on the local link that cannot be reached is redialled by its backoff, not on
+/// every mDNS announcement (one a second here), and is connected once it can be.
+#[test]
+fn a_discovered_peer_is_redialled_with_backoff_not_on_every_announcement() {
+    let mut sim = Sim::new(2, 9);
+    sim.start();
+    sim.cut(0, 1);
+    let found = vec![(sim.nodes[1].peer, sim.nodes[1].addr.clone())];
+    for _ in 0..61 {
+        sim.input(0, Input::Discovered(found.clone()));
+        sim.run_for(Duration::from_secs(1));
+    }
+    // At 0, 2, 6, 14 and 30 s, as any other target; the next at 62 s.
+    assert_eq!(sim.dials[0], 5, "dials");
+    sim.heal_all();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.dials[0], 6);
+    assert_eq!(sim.nodes[0].service.connected_count(), 1);
+    // Announced again while connected: no dial.
+    sim.input(0, Input::Discovered(found));
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.dials[0], 6);
+}
+
+/// Two nodes that find each other on the local link each keep the other as a target; once
+/// connected (by whichever dial won, so one side sees the other from an ephemeral port)
+/// neither dials again while the connection stays up.
+#[test]
+fn peers_that_found_each_other_do_not_redial_while_connected() {
+    let mut sim = Sim::new(2, 11);
+    sim.start();
+    let (p0, a0) = (sim.nodes[0].peer, sim.nodes[0].addr.clone());
+    let (p1, a1) = (sim.nodes[1].peer, sim.nodes[1].addr.clone());
+    sim.input(0, Input::Discovered(vec![(p1, a1)]));
+    sim.input(1, Input::Discovered(vec![(p0, a0)]));
+    sim.run_for(Duration::from_secs(120));
+    assert_eq!(sim.nodes[0].service.connected_count(), 1);
+    assert_eq!(sim.nodes[1].service.connected_count(), 1);
+    // One dial each at the start (one of them finds the link up); none after.
+    assert_eq!(sim.dials, vec![1, 1], "dials");
 }
 
 /// News travels along a chain: each node pulls from its neighbour, then announces what it

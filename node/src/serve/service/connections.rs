@@ -64,6 +64,42 @@ impl<L: LocalState> Service<L> {
         }
     }
 
+    /// Peers found on the local link become dial targets like any other, so one that cannot
+    /// be reached is redialled by its backoff, not on every mDNS announcement.
+    pub(super) fn on_discovered(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        let now = self.now;
+        for (peer, addr) in found {
+            if self.is_connected(&peer) || self.peers.is_banned(&peer, ip_of(&addr), now) {
+                continue;
+            }
+            let target = strip_p2p(&addr).with(Protocol::P2p(peer));
+            if !self.peers.add_discovered(target, now) {
+                tracing::debug!("not dialing {peer} found on the local link: too many found");
+            }
+        }
+        self.dial_due();
+    }
+
+    /// Dials every target whose backoff has run out and that is not connected.
+    pub(super) fn dial_due(&mut self) {
+        let connected = self.connected_now();
+        for addr in self.peers.due(self.now, |addr| connected.covers(addr)) {
+            self.out.push(Output::Dial(addr));
+        }
+    }
+
+    /// What is connected now, to tell which dial targets need no dial.
+    pub(super) fn connected_now(&self) -> Connected {
+        let mut connected = Connected::default();
+        for (peer, state) in &self.peer {
+            if let Some(addr) = &state.addr {
+                connected.addrs.insert(strip_p2p(addr));
+                connected.peers.insert(*peer);
+            }
+        }
+        connected
+    }
+
     pub(super) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId, remaining: u32) {
         let now = self.now;
         if let Some(ip) = self.counted.remove(&connection) {
@@ -204,5 +240,25 @@ impl<L: LocalState> Service<L> {
             tracing::info!("closing silent connection to {peer}: ping failed");
             self.out.push(Output::CloseConnection(connection));
         }
+    }
+}
+
+/// The peers and addresses connected at one moment.
+#[derive(Debug, Default)]
+pub(super) struct Connected {
+    addrs: HashSet<Multiaddr>,
+    peers: HashSet<PeerId>,
+}
+
+impl Connected {
+    /// Whether a dial target is connected: by its address, or by the peer it names (a peer
+    /// that dialed us is connected from another address than the one we would dial; mDNS
+    /// makes such mutual targets the rule).
+    pub(super) fn covers(&self, target: &Multiaddr) -> bool {
+        self.addrs.contains(&strip_p2p(target))
+            || target.iter().any(|p| match p {
+                Protocol::P2p(peer) => self.peers.contains(&peer),
+                _ => false,
+            })
     }
 }

@@ -199,8 +199,6 @@ pub enum Output {
     Subscribe(CommonsId),
     /// Dials an address; its outcome comes back as [`Input::Connected`] or [`Input::DialFailed`].
     Dial(Multiaddr),
-    /// Dials a peer found on the local link (not tracked by the backoff).
-    DialDiscovered(PeerId, Multiaddr),
     /// Closes every connection to a peer.
     Disconnect(PeerId),
     /// Closes one connection.

@@ -25,8 +25,8 @@ use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, HeadsDigest,
-    IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, IdPrefix,
+    PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
 pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, Token};
@@ -320,14 +320,7 @@ impl<L: LocalState> Service<L> {
                 });
             }
             Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
-            Input::Discovered(found) => {
-                for (peer, addr) in found {
-                    if !self.is_connected(&peer) && !self.peers.is_banned(&peer, ip_of(&addr), now)
-                    {
-                        self.out.push(Output::DialDiscovered(peer, addr));
-                    }
-                }
-            }
+            Input::Discovered(found) => self.on_discovered(found),
             Input::Ping {
                 peer,
                 connection,
@@ -349,15 +342,8 @@ impl<L: LocalState> Service<L> {
     /// The earliest time something is due.
     fn next_wake(&self) -> Instant {
         let mut at = self.next_resync.min(self.next_snapshot);
-        let connected: Vec<Multiaddr> = self
-            .peer
-            .values()
-            .filter_map(|p| p.addr.as_ref().map(strip_p2p))
-            .collect();
-        if let Some(due) = self
-            .peers
-            .next_due(|addr| connected.contains(&strip_p2p(addr)))
-        {
+        let connected = self.connected_now();
+        if let Some(due) = self.peers.next_due(|addr| connected.covers(addr)) {
             at = at.min(due);
         }
         for ((peer, _), pull) in &self.pulls {

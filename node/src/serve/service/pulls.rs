@@ -2,6 +2,7 @@
 //! response of the sync protocol.
 
 use super::*;
+use std::collections::BTreeMap;
 
 impl<L: LocalState> Service<L> {
     /// Starts pulling `commons` from `peer`, unless a pull is already running; an
@@ -266,61 +267,71 @@ impl<L: LocalState> Service<L> {
                 return;
             }
         };
-        match response {
-            SyncResponse::InSync => {
-                self.report(peer).in_sync += 1;
-                if let Some(s) = self.session(peer, commons) {
-                    s.stats.round_trips += 1;
-                }
-                self.finish_pull(peer, commons, "in sync");
-            }
+        // What a response brings is taken first; the session's dispatch then goes on.
+        match &response {
+            SyncResponse::InSync => self.report(peer).in_sync += 1,
             SyncResponse::NotJoined => {
-                self.finish_pull(peer, commons, "peer does not replicate this commons")
+                self.finish_pull(peer, commons, "peer does not replicate this commons");
+                return;
             }
             SyncResponse::Refused { reason } => {
                 self.report(peer).errors.push(reason.clone());
                 self.finish_pull(peer, commons, &format!("refused: {reason}"));
+                return;
             }
-            SyncResponse::Inventory { genesis, docs } => {
-                self.on_inventory(peer, commons, &genesis, &docs);
+            SyncResponse::Inventory { genesis, .. } => {
+                if !self.take_listing(peer, commons, genesis) {
+                    return;
+                }
             }
-            SyncResponse::Summary { buckets, digests } => {
-                let local = match self.local.local_docs(&commons, &|_, _| false) {
-                    Ok(local) => local,
-                    Err(e) => {
-                        self.finish_pull(peer, commons, &e.to_string());
-                        return;
-                    }
-                };
-                let step = match self.session(peer, commons) {
-                    Some(session) => session.on_summary(buckets, &digests, &local),
-                    None => PullStep::Done,
-                };
-                self.follow(peer, commons, step);
-            }
-            SyncResponse::Docs { items, deferred } => {
-                self.on_docs(peer, commons, &items, &deferred, &asked);
+            SyncResponse::Summary { .. } => {}
+            SyncResponse::Docs { items, .. } => {
+                if !self.store_docs(peer, commons, items, &asked) {
+                    return;
+                }
             }
         }
+        if matches!(response, SyncResponse::InSync) {
+            if let Some(session) = self.session(peer, commons) {
+                session.on_response(&response, &BTreeMap::new());
+            }
+            self.finish_pull(peer, commons, "in sync");
+            return;
+        }
+        let wants = response.clock_wants();
+        let local = match self.local.local_docs(&commons, &|p, d| wants.wants(p, d)) {
+            Ok(local) => local,
+            Err(e) => {
+                self.finish_pull(peer, commons, &e.to_string());
+                return;
+            }
+        };
+        let step = match self.session(peer, commons) {
+            Some(session) => session.on_response(&response, &local),
+            None => PullStep::Done,
+        };
+        if matches!(response, SyncResponse::Inventory { .. }) {
+            self.note_queued_wants();
+        }
+        self.follow(peer, commons, step);
     }
 
-    /// A listing of the commons: joins it if wanted, then asks for what differs.
-    pub(super) fn on_inventory(
+    /// A listing of the commons: joins it if wanted; false when the pull ended.
+    fn take_listing(
         &mut self,
         peer: PeerId,
         commons: CommonsId,
         genesis: &Signed<CommonsGenesis>,
-        docs: &[(IdPrefix, HeadsDigest)],
-    ) {
+    ) -> bool {
         if !self.local.holds(&commons) {
             if !self.wanted.contains(&commons) || genesis.body.id() != commons {
                 self.finish_pull(peer, commons, "not joined");
-                return;
+                return false;
             }
             if let Err(e) = self.local.join(genesis) {
                 self.misbehaved(peer, Refusal::Item(ItemRefusal::of(&e)));
                 self.finish_pull(peer, commons, &e.to_string());
-                return;
+                return false;
             }
             self.wanted.remove(&commons);
             if let Err(e) = self.local.set_wanted(&commons, false) {
@@ -330,33 +341,18 @@ impl<L: LocalState> Service<L> {
             // Our profile in the commons, made by the join.
             self.publish_outbox();
         }
-        // Clocks only for the documents whose digest differs from the peer's.
-        let theirs: HashMap<IdPrefix, HeadsDigest> = docs.iter().copied().collect();
-        let differs = |p: &IdPrefix, d: &HeadsDigest| theirs.get(p).is_some_and(|t| t != d);
-        let local = match self.local.local_docs(&commons, &differs) {
-            Ok(local) => local,
-            Err(e) => {
-                self.finish_pull(peer, commons, &e.to_string());
-                return;
-            }
-        };
-        let step = match self.session(peer, commons) {
-            Some(session) => session.on_inventory(docs, &local),
-            None => PullStep::Done,
-        };
-        self.note_queued_wants();
-        self.follow(peer, commons, step);
+        true
     }
 
-    /// Documents asked for: stores them (durably, before asking for more) and goes on.
-    pub(super) fn on_docs(
+    /// Documents asked for: stores them, durably before asking for more; false when the pull
+    /// ended.
+    fn store_docs(
         &mut self,
         peer: PeerId,
         commons: CommonsId,
         items: &[DocPayload],
-        deferred: &[IdPrefix],
         asked: &HashSet<IdPrefix>,
-    ) {
+    ) -> bool {
         let mut stored = 0;
         for item in items {
             if !asked.contains(&id_prefix(&item.doc)) {
@@ -369,7 +365,7 @@ impl<L: LocalState> Service<L> {
                 Err(e @ NodeError::Store(_)) => {
                     self.store_failed(&e);
                     self.finish_pull(peer, commons, &format!("store failed: {e}"));
-                    return;
+                    return false;
                 }
                 Err(NodeError::Rejected(Rejection::MissingDependencies { .. }))
                     if self.local.knows_doc(&item.doc)
@@ -394,7 +390,7 @@ impl<L: LocalState> Service<L> {
         if let Err(e) = self.local.commit() {
             self.store_failed(&e);
             self.finish_pull(peer, commons, &format!("store failed: {e}"));
-            return;
+            return false;
         }
         if stored > 0 {
             self.news.entry(commons).or_default().insert(peer);
@@ -404,25 +400,7 @@ impl<L: LocalState> Service<L> {
         let report = self.report(peer);
         report.changes_received += stored as u64;
         report.docs_received += items.len() as u64;
-        let deferred_set: HashSet<&IdPrefix> = deferred.iter().collect();
-        let local = match self
-            .local
-            .local_docs(&commons, &|p, _| deferred_set.contains(p))
-        {
-            Ok(local) => local,
-            Err(e) => {
-                self.finish_pull(peer, commons, &e.to_string());
-                return;
-            }
-        };
-        let step = match self.session(peer, commons) {
-            Some(session) => {
-                session.record_payload_sizes(items.iter().map(|i| i.wire_size()));
-                session.on_docs(deferred, &local, items.len())
-            }
-            None => PullStep::Done,
-        };
-        self.follow(peer, commons, step);
+        true
     }
 
     /// Wants held by every running and interrupted pull.

@@ -22,17 +22,7 @@ impl<L: LocalState> Service<L> {
             }
         }
         self.retry_due();
-        let connected: Vec<Multiaddr> = self
-            .peer
-            .values()
-            .filter_map(|p| p.addr.as_ref().map(strip_p2p))
-            .collect();
-        for addr in self
-            .peers
-            .due(now, |addr| connected.contains(&strip_p2p(addr)))
-        {
-            self.out.push(Output::Dial(addr));
-        }
+        self.dial_due();
         self.complete_waiters();
     }
 
