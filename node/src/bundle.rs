@@ -248,6 +248,10 @@ impl Replicas {
             }
         }
         let replica = self.replica(doc)?;
+        if replica.change_count() == 0 {
+            // A genesis with no change is refused on import (as by a sync): nothing to carry.
+            return Ok(None);
+        }
         let clock: BTreeMap<ActorId, u64> = theirs
             .map(|t| {
                 t.clock
