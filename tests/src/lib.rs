@@ -4,6 +4,7 @@
 pub mod field;
 pub mod net;
 pub mod powercut_fs;
+pub mod rng;
 pub mod skip;
 
 use serde_json::Value;

@@ -16,6 +16,7 @@ use hedgerow_protocol::encoding::encode;
 use hedgerow_protocol::schema::{BomLine, DocKind, Edit};
 use hedgerow_tests::field::{Flapper, Link, Proxy};
 use hedgerow_tests::net::{state, wait_until, Netns, ServeNode, ServeOptions};
+use hedgerow_tests::rng::Rng;
 use hedgerow_tests::{hedgerow_bin, id, TestHome};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -63,23 +64,6 @@ fn designs() -> usize {
 }
 
 // ---- data ----
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const WORDS: &[&str] = &[
     "weld",

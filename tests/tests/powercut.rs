@@ -18,6 +18,7 @@
 
 use hedgerow_tests::net::{wait_for, ServeNode};
 use hedgerow_tests::powercut_fs::PowercutFs;
+use hedgerow_tests::rng::Rng;
 use hedgerow_tests::{hedgerow_bin, TestHome};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,23 +30,6 @@ use std::time::Duration;
 
 /// Cuts in one run unless `HEDGEROW_POWERCUT_CUTS` says otherwise.
 const DEFAULT_CUTS: usize = 8;
-
-/// A small deterministic generator (splitmix64), so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn hedgerow(home: &Path) -> Command {
     let mut cmd = Command::new(hedgerow_bin());
@@ -332,7 +316,7 @@ fn acknowledged_writes_survive_power_cuts() {
                 0..=2 => Op::New(format!("Design {cut}.{i}"), own_commons.clone()),
                 3 if !through_serve => peer.next_sync(),
                 3 | 4 => peer.next_import(),
-                _ => Op::Edit(rng.below(1000) as usize, format!("step {cut}.{i}")),
+                _ => Op::Edit(rng.below(1000), format!("step {cut}.{i}")),
             });
         }
         let mut serve = through_serve.then(|| start_serve(&home));
@@ -369,7 +353,7 @@ fn acknowledged_writes_survive_power_cuts() {
             })
         };
         // Cut at a random moment of the burst (or after it ended).
-        let delay = Duration::from_millis(rng.below(2500));
+        let delay = Duration::from_millis(rng.below(2500) as u64);
         let _ = wait_for(delay, || done.load(Ordering::SeqCst).then_some(()));
         {
             let mut state = running.lock().expect("running lock");

@@ -99,6 +99,24 @@ struct Rogue {
 }
 
 impl Rogue {
+    /// Asks `commons`' inventory like any puller and keeps its genesis record.
+    async fn fetch_genesis(&mut self, commons: CommonsId) {
+        let inventory = self
+            .request(
+                SyncRequest::Hello {
+                    commons,
+                    digest: [0; 32],
+                }
+                .to_bytes(),
+            )
+            .await
+            .expect("inventory");
+        match SyncResponse::from_bytes(&inventory).expect("a sync response") {
+            SyncResponse::Inventory { genesis, .. } => self.genesis = Some(genesis),
+            other => panic!("expected an inventory, got {other:?}"),
+        }
+    }
+
     async fn connect(node: &ServeNode, commons: CommonsId, secret: [u8; 32]) -> Self {
         let keypair = keypair_from_ed25519_secret(secret);
         // Its own limits let it write frames an honest node refuses.
@@ -488,20 +506,7 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
     let mut rogue = Rogue::connect(&honest, commons_id, secret).await;
 
     // The commons genesis, by asking like any puller.
-    let inventory = rogue
-        .request(
-            SyncRequest::Hello {
-                commons: commons_id,
-                digest: [0; 32],
-            }
-            .to_bytes(),
-        )
-        .await
-        .expect("inventory");
-    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
-        SyncResponse::Inventory { genesis, .. } => rogue.genesis = Some(genesis),
-        other => panic!("expected an inventory, got {other:?}"),
-    }
+    rogue.fetch_genesis(commons_id).await;
 
     // 1. Garbage gossip.
     rogue.publish(b"\x01\x02 definitely not a gossip message".to_vec());
@@ -762,20 +767,7 @@ async fn a_relay_of_refused_third_party_content_is_not_banned() {
         .parse()
         .expect("commons id");
     let mut relay = Rogue::connect(&honest, commons, [0x61; 32]).await;
-    let inventory = relay
-        .request(
-            SyncRequest::Hello {
-                commons,
-                digest: [0; 32],
-            }
-            .to_bytes(),
-        )
-        .await
-        .expect("inventory");
-    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
-        SyncResponse::Inventory { genesis, .. } => relay.genesis = Some(genesis),
-        other => panic!("expected an inventory, got {other:?}"),
-    }
+    relay.fetch_genesis(commons).await;
 
     // The third author's designs reach the honest node through the relay; then a change on
     // each, also validly signed by that author, which breaks the schema and is refused.
@@ -852,31 +844,9 @@ async fn a_relay_of_refused_third_party_content_is_not_banned() {
 /// ```
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_fake_inventory_queues_a_bounded_number_of_wants() {
-    let honest = tokio::task::block_in_place(|| {
-        let home = TestHome::init("Honest");
-        home.json(&["commons", "create", "Open Tools"]);
-        ServeNode::start(home, &[])
-    });
-    let commons: CommonsId = honest.status()["commons"][0]["id"]
-        .as_str()
-        .expect("commons id")
-        .parse()
-        .expect("commons id");
+    let (honest, commons) = honest_node_with_a_commons();
     let mut liar = Rogue::connect(&honest, commons, [0x71; 32]).await;
-    let inventory = liar
-        .request(
-            SyncRequest::Hello {
-                commons,
-                digest: [0; 32],
-            }
-            .to_bytes(),
-        )
-        .await
-        .expect("inventory");
-    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
-        SyncResponse::Inventory { genesis, .. } => liar.genesis = Some(genesis),
-        other => panic!("expected an inventory, got {other:?}"),
-    }
+    liar.fetch_genesis(commons).await;
     liar.answer = Answer::HugeInventory(300_000);
     liar.publish(
         Gossip::Announce {
@@ -941,31 +911,9 @@ fn set_summary(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_document_and_pending_cap_from_a_peer_are_refused_by_kind() {
     use hedgerow_protocol::replica::{DocReplica, MAX_PENDING_PER_AUTHOR};
-    let honest = tokio::task::block_in_place(|| {
-        let home = TestHome::init("Honest");
-        home.json(&["commons", "create", "Open Tools"]);
-        ServeNode::start(home, &[])
-    });
-    let commons: CommonsId = honest.status()["commons"][0]["id"]
-        .as_str()
-        .expect("commons id")
-        .parse()
-        .expect("commons id");
+    let (honest, commons) = honest_node_with_a_commons();
     let mut rogue = Rogue::connect(&honest, commons, [0x81; 32]).await;
-    let inventory = rogue
-        .request(
-            SyncRequest::Hello {
-                commons,
-                digest: [0; 32],
-            }
-            .to_bytes(),
-        )
-        .await
-        .expect("inventory");
-    match SyncResponse::from_bytes(&inventory).expect("a sync response") {
-        SyncResponse::Inventory { genesis, .. } => rogue.genesis = Some(genesis),
-        other => panic!("expected an inventory, got {other:?}"),
-    }
+    rogue.fetch_genesis(commons).await;
     // The rogue's author key (the same secret as its network key, as in `Rogue::connect`).
     let key = DeviceKey::from_secret([0x81; 32]);
 
@@ -1067,4 +1015,19 @@ async fn wrong_document_and_pending_cap_from_a_peer_are_refused_by_kind() {
         "the honest node dropped the rogue: {status}"
     );
     tokio::task::block_in_place(|| honest.ok(&["verify"]));
+}
+
+/// A running honest node holding one commons, "Open Tools", and that commons' id.
+fn honest_node_with_a_commons() -> (ServeNode, CommonsId) {
+    let honest = tokio::task::block_in_place(|| {
+        let home = TestHome::init("Honest");
+        home.json(&["commons", "create", "Open Tools"]);
+        ServeNode::start(home, &[])
+    });
+    let commons: CommonsId = honest.status()["commons"][0]["id"]
+        .as_str()
+        .expect("commons id")
+        .parse()
+        .expect("commons id");
+    (honest, commons)
 }
