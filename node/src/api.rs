@@ -190,6 +190,8 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             Ok(json!({
                 "author": replicas.author().to_string(),
                 "short": replicas.author().short(),
+                "person": replicas.person().to_string(),
+                "device_name": replicas.device_name(),
                 "peer_id": replicas.peer_id(),
                 "name": profile.name,
                 "location": profile.location,

@@ -3,6 +3,12 @@
 //! Layout:
 //! - `hedgerow-home`: marker with the home format version; its absence means "not a Hedgerow home".
 //! - `device.key`: the 32 secret bytes of the device's ed25519 key, mode 0600, never printed.
+//! - `person.key`: the 32 secret bytes of the person key (mode 0600), only on a device restored
+//!   from a key backup; when absent the device key is the person key (every home of the
+//!   previous release, and every new `init` home: a person's first device).
+//! - `device.cert`: this device's certificate (the person key signing the device key and its
+//!   name), on a restored or linked device.
+//! - `device.link`: on a device made by `init --link`, until its certificate arrives.
 //! - `install.json`: this home's install tag (see [`InstallTag`]) and what it is bound to.
 //! - `network.key`: the 32 secret bytes of the node's libp2p (network) ed25519 key, mode 0600,
 //!   random and unrelated to the device key, so a PeerId seen with an IP address names no author.
@@ -25,6 +31,9 @@ use std::path::{Path, PathBuf};
 const MARKER: &str = "hedgerow-home";
 const MARKER_CONTENT: &str = "hedgerow home v1\n";
 const KEY_FILE: &str = "device.key";
+const PERSON_KEY_FILE: &str = "person.key";
+const CERT_FILE: &str = "device.cert";
+const LINK_FILE: &str = "device.link";
 const INSTALL_FILE: &str = "install.json";
 /// Where Linux keeps the machine's stable id (systemd); absent elsewhere, which only weakens the binding.
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
@@ -62,6 +71,9 @@ pub enum HomeError {
     /// The key file is damaged.
     #[error("device key {0} is damaged (expected 32 bytes); restore it from a backup")]
     BadKey(PathBuf),
+    /// The person key file is damaged.
+    #[error("person key {0} is damaged (expected 32 bytes); restore it with `hedgerow init --restore BACKUP` in a new home")]
+    BadPersonKey(PathBuf),
     /// The network key file is damaged.
     #[error("network key {0} is damaged (expected 32 bytes); delete it and the node makes a new one (its peer id changes)")]
     BadNetworkKey(PathBuf),
@@ -107,6 +119,26 @@ pub struct HomeConfig {
     pub listen: Vec<String>,
 }
 
+/// Where a new home's keys come from.
+pub enum InitKeys {
+    /// A fresh random device key, which is also the person key (a person's first device).
+    Fresh,
+    /// A person key restored from a backup, a new device key and its certificate (encoded).
+    Restored {
+        /// The person key's secret.
+        person: [u8; 32],
+        /// The new device key's secret (never an old device's).
+        device: [u8; 32],
+        /// The certificate the person key signed for it.
+        certificate: Vec<u8>,
+    },
+    /// A device key derived from a link code; its certificate comes with the next sync or bundle.
+    Linked {
+        /// The derived device key's secret.
+        device: [u8; 32],
+    },
+}
+
 /// An opened home.
 pub struct Home {
     root: PathBuf,
@@ -136,8 +168,17 @@ impl Home {
             .unwrap_or_else(|| PathBuf::from(".hedgerow"))
     }
 
-    /// Creates a new home with a fresh device key.
+    /// Creates a new home with a fresh device key (which is also its person key).
     pub fn init(root: &Path, profile: &LocalProfile) -> Result<Self, HomeError> {
+        Self::init_with(root, profile, InitKeys::Fresh)
+    }
+
+    /// Creates a new home with the given keys; nothing is left behind if it fails before the end.
+    pub fn init_with(
+        root: &Path,
+        profile: &LocalProfile,
+        keys: InitKeys,
+    ) -> Result<Self, HomeError> {
         check_name(&profile.name)?;
         if root.join(MARKER).exists() {
             return Err(HomeError::AlreadyInitialised(root.to_path_buf()));
@@ -154,16 +195,24 @@ impl Home {
         }
         crate::durable::create_dir_all(root).map_err(io_err(root))?;
         let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o700));
-        let secret = random_secret(root)?;
+        let secret = match &keys {
+            InitKeys::Fresh => random_secret(root)?,
+            InitKeys::Restored { device, .. } | InitKeys::Linked { device } => *device,
+        };
         let key_path = root.join(KEY_FILE);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&key_path)
-            .map_err(io_err(&key_path))?;
-        file.write_all(&secret).map_err(io_err(&key_path))?;
-        file.sync_all().map_err(io_err(&key_path))?;
+        write_new_secret(&key_path, &secret)?;
+        match &keys {
+            InitKeys::Fresh => {}
+            InitKeys::Restored {
+                person,
+                certificate,
+                ..
+            } => {
+                write_new_secret(&root.join(PERSON_KEY_FILE), person)?;
+                write_synced(&root.join(CERT_FILE), certificate)?;
+            }
+            InitKeys::Linked { .. } => write_synced(&root.join(LINK_FILE), b"certificate expected\n")?,
+        }
         let install = install_tag(root, &key_path)?;
         let home = Self {
             root: root.to_path_buf(),
@@ -206,6 +255,48 @@ impl Home {
     /// The device key.
     pub fn key(&self) -> &DeviceKey {
         &self.key
+    }
+
+    /// The person key's secret when this home holds one (`person.key`, a restored device); `None`
+    /// means the device key is the person key, or (on a linked device) that this device cannot
+    /// certify others.
+    pub fn person_secret(&self) -> Result<Option<[u8; 32]>, HomeError> {
+        let path = self.root.join(PERSON_KEY_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                bytes
+                    .try_into()
+                    .map_err(|_| HomeError::BadPersonKey(path.clone()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// This device's certificate as stored (encoded), when it has one.
+    pub fn certificate_bytes(&self) -> Result<Option<Vec<u8>>, HomeError> {
+        let path = self.root.join(CERT_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Keeps this device's certificate (a linked device, once it arrived); ends the link wait.
+    pub fn save_certificate(&self, encoded: &[u8]) -> Result<(), HomeError> {
+        write_synced(&self.root.join(CERT_FILE), encoded)?;
+        match fs::remove_file(self.root.join(LINK_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io_err(&self.root.join(LINK_FILE))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this device was linked (`init --link`) and its certificate has not arrived yet.
+    pub fn link_pending(&self) -> bool {
+        self.root.join(LINK_FILE).exists()
     }
 
     /// The node's network (libp2p) key, created on first need; see [`NetworkKey`].
@@ -398,6 +489,23 @@ impl std::fmt::Debug for NetworkKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("NetworkKey(..)")
     }
+}
+
+/// Writes a new secret key file (mode 0600), refusing to replace one.
+fn write_new_secret(path: &Path, secret: &[u8; 32]) -> Result<(), HomeError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.write_all(secret).map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
+/// 32 fresh random bytes for a new secret key (a restored device's new device key).
+pub fn new_secret() -> Result<[u8; 32], HomeError> {
+    random_secret(Path::new("."))
 }
 
 /// 32 bytes from the operating system's generator, for a new secret key.

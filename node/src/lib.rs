@@ -1,6 +1,8 @@
 //! A Hedgerow node: the replica store on sled, the sync engine and libp2p networking.
 //!
 //! - [`home`]: the node's directory, device key and profile.
+//! - [`devices`]: the person this device writes for, and the person's devices.
+//! - [`key_backup`]: passphrase-sealed person key backups and device link codes.
 //! - [`store`]: the sled store and its trees.
 //! - [`durable`]: the fsyncs sled leaves out.
 //! - [`journal`]: signed changes kept beside the store, for `hedgerow repair`.
@@ -13,9 +15,11 @@
 pub mod api;
 pub mod bundle;
 pub mod control;
+pub mod devices;
 pub mod durable;
 pub mod home;
 pub mod journal;
+pub mod key_backup;
 pub mod net;
 pub mod provenance;
 pub mod repair;

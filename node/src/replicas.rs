@@ -145,6 +145,12 @@ pub enum LiveOutcome {
 pub struct Replicas {
     store: Store,
     pub(crate) key: DeviceKey,
+    /// The person key when this home holds one apart from the device key (`person.key`).
+    pub(crate) person_key: Option<DeviceKey>,
+    /// This device's certificate as stored in the home (restored or linked devices).
+    pub(crate) certificate: Option<Vec<u8>>,
+    /// The home directory, to keep a linked device's certificate once it arrives.
+    pub(crate) home_root: std::path::PathBuf,
     profile: LocalProfile,
     peer_id: String,
     pub(crate) cache: HashMap<DocId, DocReplica>,
@@ -177,6 +183,9 @@ impl Replicas {
             store,
             key: DeviceKey::from_secret(home.key().secret_bytes())
                 .with_install(home.key().install()),
+            person_key: home.person_secret()?.map(DeviceKey::from_secret),
+            certificate: home.certificate_bytes()?,
+            home_root: home.root().to_path_buf(),
             profile: home.profile()?,
             peer_id: home.network_key()?.peer_id().to_string(),
             cache: HashMap::new(),

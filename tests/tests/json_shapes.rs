@@ -59,6 +59,8 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("path", "string"),
     ("peer", "string"),
     ("peer_id", "string"),
+    ("person", "string"),
+    ("device_name", "string|null"),
     ("profile", "integer"),
     ("seq", "integer"),
     ("short", "string"),
