@@ -18,18 +18,37 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create this device's key and home.
+    /// Create this device's key and home: a new person, or (--restore, --link) another device of yours.
     Init {
-        /// Your display name, signed into your profile in each commons.
+        /// Your display name, signed into your profile in each commons (needed for a new person).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
         /// Where you are (optional).
         #[arg(long, default_value = "")]
         location: String,
         /// A few words about you (optional).
         #[arg(long, default_value = "")]
         bio: String,
+        /// Restore your person key from a `hedgerow key backup` file, as a new device of yours
+        /// (passphrase from HEDGEROW_PASSPHRASE or the terminal).
+        #[arg(long, value_name = "FILE", conflicts_with = "link")]
+        restore: Option<PathBuf>,
+        /// Become a device of the person whose other device printed this code (`hedgerow device add`).
+        #[arg(long, value_name = "CODE")]
+        link: Option<String>,
+        /// This device's name in its certificate (with --restore).
+        #[arg(long, value_name = "NAME", requires = "restore")]
+        device_name: Option<String>,
+        /// With --link: a commons of yours to replicate (its id); repeat for several.
+        #[arg(long = "commons", value_name = "ID", requires = "link")]
+        commons: Vec<String>,
     },
+    /// Back up your person key, sealed under a passphrase.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Your devices: add (link code), list, revoke.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Show this device's identity: author key and profile, and the node's network peer id.
     Whoami(JsonFlag),
     /// Create, list and show commons.
@@ -77,6 +96,38 @@ pub enum Command {
         /// Keep the demo home here instead of a temporary directory.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+/// Person key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write the person key to a new FILE, sealed under a passphrase (from HEDGEROW_PASSPHRASE
+    /// or asked on the terminal); `hedgerow init --restore FILE` brings it back on a new device.
+    Backup {
+        /// The backup file to write (never replaced if it exists).
+        file: PathBuf,
+    },
+}
+
+/// Device commands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Certify a new device of yours and print the one-time code `hedgerow init --link` takes on it.
+    Add {
+        /// The new device's name, e.g. "barn laptop" (at most 64 bytes).
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Your devices, as the charters of your commons certify them.
+    List(JsonFlag),
+    /// Revoke a lost device of yours: its changes beyond what this node has seen are refused everywhere.
+    Revoke {
+        /// The device's name (or its key).
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 

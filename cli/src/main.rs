@@ -7,11 +7,15 @@ mod bundle;
 mod demo;
 mod edits;
 mod hint;
+mod keys;
 mod network;
 mod output;
 
 use anyhow::{anyhow, Context, Result};
-use args::{Cli, Command, CommonsCommand, DesignCommand, EventCommand, NoteCommand};
+use args::{
+    Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, KeyCommand,
+    NoteCommand,
+};
 use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply};
@@ -90,6 +94,9 @@ enum Print {
     Whoami,
     Edited,
     Status,
+    DeviceAdded,
+    Devices,
+    DeviceRevoked,
 }
 
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
@@ -103,17 +110,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             name,
             location,
             bio,
+            restore,
+            link,
+            device_name,
+            commons,
         } => {
-            let profile = LocalProfile {
+            let args = keys::InitArgs {
                 name,
                 location,
                 bio,
+                restore,
+                link,
+                device_name,
+                commons,
             };
-            let opened = Home::init(&home, &profile)?;
-            println!("created home {} for {}", home.display(), profile.name);
-            println!("author key: {}", opened.key().author());
-            return Ok(ExitCode::SUCCESS);
+            return keys::init(&home, args);
         }
+        Command::Key(KeyCommand::Backup { file }) => return keys::backup(&home, &file),
+        Command::Device(c) => device_request(c),
         Command::Demo { keep } => return demo::run(keep.as_deref()),
         Command::Bundle(c) => return bundle::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
@@ -325,10 +339,23 @@ fn print_human(print: Print, value: &Value) {
             );
         }
         Print::Status => output::status(value),
+        Print::DeviceAdded => output::device_added(value),
+        Print::Devices => output::devices(value),
+        Print::DeviceRevoked => output::device_revoked(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
         },
+    }
+}
+
+fn device_request(command: DeviceCommand) -> (Request, Print, bool) {
+    match command {
+        DeviceCommand::Add { name, json } => (Request::DeviceAdd { name }, Print::DeviceAdded, json.json),
+        DeviceCommand::List(j) => (Request::DeviceList, Print::Devices, j.json),
+        DeviceCommand::Revoke { name, json } => {
+            (Request::DeviceRevoke { name }, Print::DeviceRevoked, json.json)
+        }
     }
 }
 

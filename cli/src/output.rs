@@ -206,15 +206,78 @@ pub fn history(value: &Value) {
             })
             .unwrap_or_default();
         println!(
-            "{}  {}  {} ({})  {}  [{}]",
+            "{}  {}  {} ({}{})  {}  [{}]",
             short(&row, "hash", 12),
             time(row.get("time").and_then(Value::as_i64).unwrap_or(0)),
             line(name),
-            short(&row, "author", 8),
+            short(&row, "person", 8),
+            device_suffix(&row),
             s(&row, "signature"),
             line(&fields)
         );
     }
+}
+
+/// `, on DEVICE` when the row names the device a person wrote from.
+fn device_suffix(row: &Value) -> String {
+    match row.get("device_name").and_then(Value::as_str) {
+        Some(device) => format!(", on {device}"),
+        None => String::new(),
+    }
+}
+
+/// Prints the link code of a new device and how to use it.
+pub fn device_added(value: &Value) {
+    let code = s(value, "code");
+    println!("device `{}` certified in every commons you hold", s(value, "name"));
+    println!();
+    println!("    {code}");
+    println!();
+    let commons: Vec<String> = value
+        .get("commons")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|c| format!(" --commons {}", line(c)))
+        .collect();
+    println!("on the new device run (the code works once; keep it secret until then):");
+    println!("    hedgerow init --link {code}{}", commons.concat());
+    println!("then `hedgerow sync --peer ADDR` or `hedgerow bundle import FILE` brings its certificate and your commons");
+}
+
+/// Prints a person's devices.
+pub fn devices(value: &Value) {
+    for row in value.as_array().cloned().unwrap_or_default() {
+        let flag = |key: &str, text: &'static str| {
+            if row.get(key).and_then(Value::as_bool).unwrap_or(false) {
+                text
+            } else {
+                ""
+            }
+        };
+        println!(
+            "{:<20} {}  {}{}{}",
+            s(&row, "name"),
+            short(&row, "device", 12),
+            time(row.get("issued_at").and_then(Value::as_i64).unwrap_or(0)),
+            flag("this_device", "  (this device)"),
+            flag("revoked", "  REVOKED"),
+        );
+    }
+}
+
+/// Prints what a revocation did.
+pub fn device_revoked(value: &Value) {
+    println!(
+        "revoked device `{}` ({}) in {} commons; its changes beyond those this node holds are refused everywhere",
+        s(value, "name"),
+        short(value, "device", 12),
+        value
+            .get("commons")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    );
 }
 
 /// Prints blame lines.
@@ -225,7 +288,7 @@ pub fn blame(value: &Value) {
             .and_then(Value::as_str)
             .unwrap_or("?");
         let author: String = row
-            .get("author")
+            .get("person")
             .and_then(Value::as_str)
             .unwrap_or("unknown")
             .chars()
@@ -234,7 +297,7 @@ pub fn blame(value: &Value) {
         println!(
             "{} {:<14} | {}",
             short(&row, "change", 10),
-            line(&format!("{name} ({author})")),
+            line(&format!("{name} ({author}{})", device_suffix(&row))),
             indent(&prose(raw(&row, "text")))
         );
     }

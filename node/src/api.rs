@@ -149,6 +149,18 @@ pub enum Request {
         /// The full commons id.
         commons: String,
     },
+    /// Certify a new device of this person and make its link code.
+    DeviceAdd {
+        /// The new device's name.
+        name: String,
+    },
+    /// This person's devices.
+    DeviceList,
+    /// Revoke one of this person's other devices.
+    DeviceRevoke {
+        /// Its name (or key).
+        name: String,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -186,6 +198,7 @@ pub fn execute(replicas: &mut Replicas, request: Request) -> Result<Value, NodeE
 fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, NodeError> {
     match request {
         Request::Whoami => {
+            replicas.find_own_certificate()?;
             let profile = replicas.local_profile().clone();
             Ok(json!({
                 "author": replicas.author().to_string(),
@@ -371,6 +384,15 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                 all: all_commons,
             };
             crate::bundle::import_from_file(replicas, std::path::Path::new(&path), &choice)
+        }
+        Request::DeviceAdd { name } => {
+            Ok(serde_json::to_value(replicas.device_add(&name)?).unwrap_or(Value::Null))
+        }
+        Request::DeviceList => {
+            Ok(serde_json::to_value(replicas.device_list()?).unwrap_or(Value::Null))
+        }
+        Request::DeviceRevoke { name } => {
+            Ok(serde_json::to_value(replicas.device_revoke(&name)?).unwrap_or(Value::Null))
         }
         Request::Verify { rebuild } => {
             let report = replicas.verify(rebuild)?;

@@ -17,8 +17,12 @@ pub struct HistoryEntry {
     pub hash: String,
     /// Author key.
     pub author: AuthorKey,
-    /// Author's display name from their profile, if known.
+    /// The person's display name from their profile (else the device's), if known.
     pub author_name: Option<String>,
+    /// The person the signing device belongs to (the author key itself when uncertified).
+    pub person: AuthorKey,
+    /// The signing device's name in its certificate, when it has one.
+    pub device_name: Option<String>,
     /// Time the author claimed, unix seconds.
     pub time: i64,
     /// Top-level fields the change touched.
@@ -38,8 +42,12 @@ pub struct BlameEntry {
     pub change: String,
     /// Author key.
     pub author: Option<AuthorKey>,
-    /// Author's display name.
+    /// The person's display name (else the device's).
     pub author_name: Option<String>,
+    /// The person the signing device belongs to.
+    pub person: Option<AuthorKey>,
+    /// The signing device's name in its certificate, when it has one.
+    pub device_name: Option<String>,
 }
 
 /// A design's place in its family tree.
@@ -95,11 +103,15 @@ impl Replicas {
             .iter()
             .map(|(hash, ..)| schema::fields_touched(doc, hash))
             .collect();
+        let attribution = self.attribution(commons);
         let mut out = Vec::with_capacity(rows.len());
         for ((hash, author, signature, made_in, time), fields) in rows.into_iter().zip(fields) {
+            let person = attribution.person(author);
             out.push(HistoryEntry {
                 hash: hash.to_string(),
-                author_name: self.author_name(commons, &author),
+                author_name: self.person_name(commons, &author, &person),
+                person,
+                device_name: attribution.device_name(author),
                 author,
                 time,
                 fields,
@@ -122,15 +134,35 @@ impl Replicas {
                 (span.text, span.change, author)
             })
             .collect();
+        let attribution = self.attribution(commons);
         Ok(attributed
             .into_iter()
-            .map(|(text, change, author)| BlameEntry {
-                text,
-                change: change.to_string(),
-                author_name: author.and_then(|a| self.author_name(commons, &a)),
-                author,
+            .map(|(text, change, author)| {
+                let person = author.map(|a| attribution.person(a));
+                BlameEntry {
+                    text,
+                    change: change.to_string(),
+                    author_name: author
+                        .zip(person)
+                        .and_then(|(a, p)| self.person_name(commons, &a, &p)),
+                    person,
+                    device_name: author.and_then(|a| attribution.device_name(a)),
+                    author,
+                }
             })
             .collect())
+    }
+
+    /// The name to show for a change by `device` of `person`: the person's profile name in the
+    /// commons, else the device's own (a device that published a profile of its own).
+    fn person_name(
+        &mut self,
+        commons: hedgerow_protocol::CommonsId,
+        device: &AuthorKey,
+        person: &AuthorKey,
+    ) -> Option<String> {
+        self.author_name(commons, person)
+            .or_else(|| self.author_name(commons, device))
     }
 
     /// Forks a design: a new design whose history starts from the parent's current heads.

@@ -43,6 +43,9 @@ pub enum NodeError {
     /// The home failed.
     #[error(transparent)]
     Home(#[from] HomeError),
+    /// A device command failed (persons and devices).
+    #[error(transparent)]
+    Device(#[from] crate::devices::DeviceError),
     /// No commons matches.
     #[error("no commons matches `{0}`; `hedgerow commons list` shows the ones this node holds")]
     UnknownCommons(String),
@@ -242,6 +245,7 @@ impl Replicas {
         .sign(&self.key);
         let id = genesis.verify().map_err(Rejection::from)?;
         self.store.put_commons(&genesis)?;
+        self.publish_own_certificate(id)?;
         self.ensure_profile(id)?;
         Ok(id)
     }
@@ -254,6 +258,9 @@ impl Replicas {
         genesis: &Signed<CommonsGenesis>,
     ) -> Result<CommonsId, NodeError> {
         let id = self.hold_commons(genesis)?;
+        // The certificate first: in a stewarded commons it is what makes this device's profile
+        // its person's.
+        self.publish_own_certificate(id)?;
         self.ensure_profile(id)?;
         Ok(id)
     }

@@ -79,6 +79,12 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("event edit: change", "string|null"),
     ("note edit: change", "string|null"),
     ("design blame: author", "string|null"),
+    ("design blame: person", "string|null"),
+    ("code", "string"),
+    ("device", "string"),
+    ("issued_at", "integer"),
+    ("revoked", "bool"),
+    ("this_device", "bool"),
     // Counts and times.
     ("addresses_banned", "integer"),
     ("banned_addresses", "integer"),
