@@ -142,8 +142,12 @@ pub fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
         hedgerow_node::home::check_name(&profile.name)?;
         let sealed = std::fs::read(file)
             .with_context(|| format!("cannot read the key backup {}", file.display()))?;
-        let person = key_backup::open(&sealed, &passphrase(false)?)
-            .with_context(|| format!("cannot restore from {}; nothing was written", file.display()))?;
+        let person = key_backup::open(&sealed, &passphrase(false)?).with_context(|| {
+            format!(
+                "cannot restore from {}; nothing was written",
+                file.display()
+            )
+        })?;
         let device = new_secret()?;
         let certificate = hedgerow_node::devices::certify(
             &hedgerow_protocol::DeviceKey::from_secret(person),
@@ -182,7 +186,7 @@ pub fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
         let device = key_backup::link_device_secret(code)?;
         let opened = Home::init_with(home, &profile, InitKeys::Linked { device })?;
         if !wanted.is_empty() {
-            let mut replicas = hedgerow_node::Replicas::open(&opened)?;
+            let replicas = hedgerow_node::Replicas::open(&opened)?;
             for commons in wanted {
                 replicas.store().want_commons(&commons)?;
             }

@@ -19,7 +19,7 @@ use args::{
 use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply};
-use hedgerow_node::home::{control_socket_path, serve_announced, Home, LocalProfile};
+use hedgerow_node::home::{control_socket_path, serve_announced, Home};
 use hedgerow_node::serve::ServeError;
 use hedgerow_node::store::StoreError;
 use hedgerow_node::{NodeError, Replicas};
@@ -351,11 +351,15 @@ fn print_human(print: Print, value: &Value) {
 
 fn device_request(command: DeviceCommand) -> (Request, Print, bool) {
     match command {
-        DeviceCommand::Add { name, json } => (Request::DeviceAdd { name }, Print::DeviceAdded, json.json),
-        DeviceCommand::List(j) => (Request::DeviceList, Print::Devices, j.json),
-        DeviceCommand::Revoke { name, json } => {
-            (Request::DeviceRevoke { name }, Print::DeviceRevoked, json.json)
+        DeviceCommand::Add { name, json } => {
+            (Request::DeviceAdd { name }, Print::DeviceAdded, json.json)
         }
+        DeviceCommand::List(j) => (Request::DeviceList, Print::Devices, j.json),
+        DeviceCommand::Revoke { name, json } => (
+            Request::DeviceRevoke { name },
+            Print::DeviceRevoked,
+            json.json,
+        ),
     }
 }
 

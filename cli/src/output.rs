@@ -229,7 +229,10 @@ fn device_suffix(row: &Value) -> String {
 /// Prints the link code of a new device and how to use it.
 pub fn device_added(value: &Value) {
     let code = s(value, "code");
-    println!("device `{}` certified in every commons you hold", s(value, "name"));
+    println!(
+        "device `{}` certified in every commons you hold",
+        s(value, "name")
+    );
     println!();
     println!("    {code}");
     println!();

@@ -211,7 +211,9 @@ impl Home {
                 write_new_secret(&root.join(PERSON_KEY_FILE), person)?;
                 write_synced(&root.join(CERT_FILE), certificate)?;
             }
-            InitKeys::Linked { .. } => write_synced(&root.join(LINK_FILE), b"certificate expected\n")?,
+            InitKeys::Linked { .. } => {
+                write_synced(&root.join(LINK_FILE), b"certificate expected\n")?
+            }
         }
         let install = install_tag(root, &key_path)?;
         let home = Self {

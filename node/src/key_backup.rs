@@ -220,8 +220,8 @@ pub fn normalise_link_code(code: &str) -> Result<String, KeyBackupError> {
         .filter(|c| !matches!(c, '-' | ' '))
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    let valid = canonical.len() == LINK_CODE_CHARS
-        && canonical.bytes().all(|b| BASE32.contains(&b));
+    let valid =
+        canonical.len() == LINK_CODE_CHARS && canonical.bytes().all(|b| BASE32.contains(&b));
     if !valid {
         return Err(KeyBackupError::BadLinkCode);
     }
