@@ -1,0 +1,179 @@
+//! Persons and devices through the real binary: person key backup and restore, an old
+//! single-key home, linking a device, and revoking a lost one.
+//!
+//! ```text
+//!   Ada's first device (person key)  --key backup-->  file  --init --restore-->  new device
+//!   Ada's first device  --device add-->  code  --init --link-->  barn laptop  <--bundle--
+//!   Ada's phone (lost)  --revoked from the laptop-->  Bob's node refuses its later changes
+//! ```
+
+use hedgerow_tests::{id, TestHome};
+use serde_json::Value;
+use std::process::Output;
+
+const PASSPHRASE: &str = "a long passphrase for tests";
+
+/// Runs `hedgerow ARGS` in `home` with `passphrase` in `HEDGEROW_PASSPHRASE`.
+fn with_passphrase(home: &TestHome, passphrase: &str, args: &[&str]) -> Output {
+    home.command()
+        .env("HEDGEROW_PASSPHRASE", passphrase)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hedgerow")
+}
+
+fn succeeded(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A file path beside `home`'s files, as a string.
+fn file_in(dir: &tempfile::TempDir, name: &str) -> String {
+    dir.path().join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_backup_restored_on_a_second_home_is_the_same_person_on_a_new_device_key() {
+    let ada = TestHome::init("Ada");
+    let first = ada.json(&["whoami"]);
+    let files = tempfile::tempdir().expect("temp dir");
+    let backup = file_in(&files, "ada.key");
+    succeeded(
+        &with_passphrase(&ada, PASSPHRASE, &["key", "backup", &backup]),
+        "key backup",
+    );
+    let bytes = std::fs::read(&backup).expect("backup written");
+    assert!(bytes.starts_with(b"HEDGEROW-KEY\x01"), "{bytes:?}");
+    // The secret is not in the file in the clear.
+    let secret = std::fs::read(ada.path().join("device.key")).expect("device key");
+    assert!(!bytes.windows(32).any(|w| w == secret.as_slice()));
+    // A second backup to the same file is refused and leaves the first alone.
+    let again = with_passphrase(&ada, PASSPHRASE, &["key", "backup", &backup]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read(&backup).expect("still there"), bytes);
+
+    let restored = TestHome::new();
+    succeeded(
+        &with_passphrase(
+            &restored,
+            PASSPHRASE,
+            &["init", "--restore", &backup, "--device-name", "new phone"],
+        ),
+        "init --restore",
+    );
+    let second = restored.json(&["whoami"]);
+    assert_eq!(second["person"], first["person"], "{second}");
+    assert_eq!(second["person"], first["author"], "{first}");
+    assert_ne!(
+        second["author"], first["author"],
+        "a new device key: {second}"
+    );
+    assert_eq!(second["device_name"], "new phone", "{second}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(restored.path().join("person.key"))
+            .expect("person.key")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // The restored device holds the person key, so it can back it up in turn.
+    let backup_again = file_in(&files, "again.key");
+    succeeded(
+        &with_passphrase(&restored, PASSPHRASE, &["key", "backup", &backup_again]),
+        "key backup from the restored device",
+    );
+    let third = TestHome::new();
+    succeeded(
+        &with_passphrase(&third, PASSPHRASE, &["init", "--restore", &backup_again]),
+        "init --restore of the second backup",
+    );
+    assert_eq!(third.json(&["whoami"])["person"], first["person"]);
+}
+
+#[test]
+fn a_wrong_passphrase_or_a_damaged_backup_is_refused_and_nothing_is_written() {
+    let ada = TestHome::init("Ada");
+    let files = tempfile::tempdir().expect("temp dir");
+    let backup = file_in(&files, "ada.key");
+    succeeded(
+        &with_passphrase(&ada, PASSPHRASE, &["key", "backup", &backup]),
+        "key backup",
+    );
+    let home = TestHome::new();
+    let out = with_passphrase(&home, "not the passphrase", &["init", "--restore", &backup]);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(error.contains("wrong passphrase"), "{error}");
+    assert!(home.snapshot_files().is_empty(), "nothing written");
+
+    let mut damaged = std::fs::read(&backup).expect("backup");
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x40;
+    let damaged_path = file_in(&files, "damaged.key");
+    std::fs::write(&damaged_path, &damaged).expect("write");
+    let out = with_passphrase(&home, PASSPHRASE, &["init", "--restore", &damaged_path]);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("altered"), "{error}");
+    assert!(home.snapshot_files().is_empty(), "nothing written");
+
+    let cut = file_in(&files, "cut.key");
+    std::fs::write(&cut, &damaged[..40]).expect("write");
+    let out = with_passphrase(&home, PASSPHRASE, &["init", "--restore", &cut]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && error.contains("damaged"),
+        "{error}"
+    );
+    assert!(home.snapshot_files().is_empty(), "nothing written");
+
+    // A short passphrase is refused before anything is written.
+    let out = with_passphrase(&ada, "short", &["key", "backup", &file_in(&files, "s.key")]);
+    assert!(!out.status.success());
+    assert!(!files.path().join("s.key").exists());
+}
+
+#[test]
+fn an_old_single_key_home_is_its_own_person_and_keeps_working() {
+    // What the previous release made: device.key, no person.key, no certificate.
+    let ada = TestHome::init("Ada");
+    for file in ["person.key", "device.cert", "device.link"] {
+        assert!(!ada.path().join(file).exists(), "{file}");
+    }
+    let me = ada.json(&["whoami"]);
+    assert_eq!(me["person"], me["author"], "{me}");
+    assert!(me["device_name"].is_null(), "{me}");
+    ada.ok(&["commons", "create", "Farm Hack tools"]);
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=Crimps"]));
+    ada.ok(&["design", "edit", &design, "--set", "stage=prototype"]);
+    let history = ada.json(&["design", "history", &design]);
+    for row in history.as_array().expect("rows") {
+        assert_eq!(row["person"], me["author"], "{row}");
+        assert_eq!(row["author_name"], "Ada", "{row}");
+        assert!(row["device_name"].is_null(), "{row}");
+    }
+    let blame = ada.json(&["design", "blame", &design, "summary"]);
+    assert_eq!(blame[0]["person"], me["author"], "{blame}");
+    // Its key is the person key: it can back it up and certify devices.
+    let files = tempfile::tempdir().expect("temp dir");
+    let backup = file_in(&files, "ada.key");
+    succeeded(
+        &with_passphrase(&ada, PASSPHRASE, &["key", "backup", &backup]),
+        "key backup",
+    );
+    let list = ada.json(&["device", "list"]);
+    let rows: &Vec<Value> = list.as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["device"], me["author"]);
+    assert_eq!(rows[0]["this_device"], true);
+}
