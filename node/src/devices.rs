@@ -18,6 +18,9 @@ use hedgerow_protocol::{AuthorKey, CommonsId, DeviceKey, Signed};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// How `device list` names the person key itself, which is a device with no certificate.
+pub const PERSON_KEY_NAME: &str = "person key";
+
 /// Why a device command could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -279,18 +282,17 @@ impl Replicas {
         let person = self.person();
         let me = self.author();
         let mut rows: BTreeMap<AuthorKey, DeviceRow> = BTreeMap::new();
-        if self.person_key.is_none() && self.certificate.is_none() && !self.link_pending() {
-            rows.insert(
-                me,
-                DeviceRow {
-                    device: me,
-                    name: "person key".into(),
-                    issued_at: 0,
-                    revoked: false,
-                    this_device: true,
-                },
-            );
-        }
+        // The person key signs as a device too: a person's first device, or an old home.
+        rows.insert(
+            person,
+            DeviceRow {
+                device: person,
+                name: PERSON_KEY_NAME.into(),
+                issued_at: 0,
+                revoked: false,
+                this_device: person == me,
+            },
+        );
         for genesis in self.commons_list()? {
             let state = self.charter_state(genesis.body.id())?;
             for entry in state.log() {

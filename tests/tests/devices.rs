@@ -177,3 +177,215 @@ fn an_old_single_key_home_is_its_own_person_and_keeps_working() {
     assert_eq!(rows[0]["device"], me["author"]);
     assert_eq!(rows[0]["this_device"], true);
 }
+
+/// Exports everything `from` holds and imports it into `to` (extra import args after the file).
+fn carry(
+    from: &TestHome,
+    to: &TestHome,
+    dir: &tempfile::TempDir,
+    name: &str,
+    extra: &[&str],
+) -> Value {
+    let path = file_in(dir, name);
+    from.ok(&["bundle", "export", &path]);
+    let mut args = vec!["bundle", "import", path.as_str()];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let out = to.run(&args);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bundle import printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The design's `summary` as `to` shows it.
+fn summary(home: &TestHome, design: &str) -> String {
+    home.json(&["design", "show", design])["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Links a new device to `person` with `device add NAME` and a bundle; returns it and its key.
+fn link(
+    person: &TestHome,
+    commons: &str,
+    name: &str,
+    dir: &tempfile::TempDir,
+) -> (TestHome, String) {
+    let added = person.json(&["device", "add", name]);
+    let code = added["code"].as_str().expect("a code").to_string();
+    assert_eq!(code.len(), 23, "{added}");
+    assert_eq!(code.split('-').map(str::len).collect::<Vec<_>>(), [5; 4]);
+    assert_eq!(added["name"], name);
+    assert_eq!(added["commons"][0], commons, "{added}");
+    let device = TestHome::new();
+    device.ok(&["init", "--link", &code, "--commons", commons]);
+    assert!(device.path().join("device.link").exists());
+    let imported = carry(
+        person,
+        &device,
+        dir,
+        &format!("to-{}.bundle", name.replace(' ', "-")),
+        &[],
+    );
+    assert_eq!(imported["commons_joined"][0], commons, "{imported}");
+    let key = added["device"].as_str().expect("device key").to_string();
+    assert_eq!(device.json(&["whoami"])["author"], key.as_str());
+    (device, key)
+}
+
+#[test]
+fn a_device_linked_through_a_bundle_writes_as_its_person() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let person = ada.json(&["whoami"])["person"].clone();
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=Crimps"]));
+    // A code that is not one is refused before anything is written.
+    let bad = TestHome::new();
+    let error = bad.fail(&["init", "--link", "ABCDE-FGHIJ"]);
+    assert!(error.contains("link code"), "{error}");
+    assert!(bad.snapshot_files().is_empty());
+
+    let (laptop, key) = link(&ada, &commons, "barn laptop", &dir);
+    let me = laptop.json(&["whoami"]);
+    assert_eq!(me["person"], person, "{me}");
+    assert_eq!(me["device_name"], "barn laptop", "{me}");
+    assert!(laptop.path().join("device.cert").exists());
+    assert!(!laptop.path().join("device.link").exists());
+    laptop.ok(&[
+        "design",
+        "edit",
+        &design,
+        "--set",
+        "summary=Crimps rye flat",
+    ]);
+    let check = |home: &TestHome| {
+        let history = home.json(&["design", "history", &design]);
+        let last = history
+            .as_array()
+            .and_then(|h| h.last())
+            .expect("rows")
+            .clone();
+        assert_eq!(last["author"], key.as_str(), "{history}");
+        assert_eq!(last["person"], person, "{history}");
+        assert_eq!(last["device_name"], "barn laptop", "{history}");
+        assert_eq!(last["author_name"], "Ada", "{history}");
+        let first = &history[0];
+        assert_eq!(first["person"], person, "{history}");
+        assert!(first["device_name"].is_null(), "{history}");
+        let blame = home.json(&["design", "blame", &design, "summary"]);
+        assert!(
+            blame
+                .as_array()
+                .expect("spans")
+                .iter()
+                .any(|s| s["person"] == person
+                    && s["device_name"] == "barn laptop"
+                    && s["author"] == key.as_str()),
+            "{blame}"
+        );
+    };
+    check(&laptop);
+    carry(&laptop, &ada, &dir, "back.bundle", &[]);
+    assert_eq!(summary(&ada, &design), "Crimps rye flat");
+    check(&ada);
+    let devices = ada.json(&["device", "list"]);
+    let names: Vec<&str> = devices
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"barn laptop") && names.contains(&"person key"),
+        "{devices}"
+    );
+    // A linked device holds no person key: it cannot certify others nor back the key up.
+    let error = laptop.fail(&["device", "add", "tablet"]);
+    assert!(error.contains("person key"), "{error}");
+    let out = with_passphrase(
+        &laptop,
+        PASSPHRASE,
+        &["key", "backup", &file_in(&dir, "l.key")],
+    );
+    assert!(!out.status.success());
+    // Names are unique among a person's devices.
+    let error = ada.fail(&["device", "add", "barn laptop"]);
+    assert!(error.contains("already have"), "{error}");
+}
+
+#[test]
+fn a_lost_device_revoked_from_another_device_has_its_later_changes_refused_by_a_third_node() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=Crimps"]));
+    let (phone, phone_key) = link(&ada, &commons, "phone", &dir);
+    let (laptop, _) = link(&ada, &commons, "laptop", &dir);
+    phone.ok(&[
+        "design",
+        "edit",
+        &design,
+        "--set",
+        "summary=Before the loss",
+    ]);
+    carry(&phone, &laptop, &dir, "phone-to-laptop.bundle", &[]);
+    assert_eq!(summary(&laptop, &design), "Before the loss");
+
+    // The phone is lost. It cannot revoke itself; the laptop (a linked device) revokes it.
+    let error = phone.fail(&["device", "revoke", "phone"]);
+    assert!(error.contains("this device"), "{error}");
+    let revoked = laptop.json(&["device", "revoke", "phone"]);
+    assert_eq!(revoked["device"], phone_key.as_str(), "{revoked}");
+    assert_eq!(revoked["commons"][0], commons.as_str(), "{revoked}");
+    let listed = laptop.json(&["device", "list"]);
+    let row = listed
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|d| d["name"] == "phone")
+        .expect("phone listed")
+        .clone();
+    assert_eq!(row["revoked"], true, "{listed}");
+    // Whoever has the phone writes on, unaware.
+    phone.ok(&["design", "edit", &design, "--set", "summary=Vandalised"]);
+
+    // Bob, a third node, gets the laptop's view (with the revocation), then the phone's.
+    let bob = TestHome::init("Bob");
+    carry(
+        &laptop,
+        &bob,
+        &dir,
+        "laptop-to-bob.bundle",
+        &["--commons", &commons],
+    );
+    assert_eq!(summary(&bob, &design), "Before the loss");
+    let from_phone = carry(&phone, &bob, &dir, "phone-to-bob.bundle", &[]);
+    assert!(
+        !from_phone["rejected"]
+            .as_array()
+            .expect("rejected")
+            .is_empty(),
+        "the phone's later change must be refused: {from_phone}"
+    );
+    assert_eq!(summary(&bob, &design), "Before the loss");
+    let history = bob.json(&["design", "history", &design]);
+    assert_eq!(
+        history
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["author"] == phone_key.as_str())
+            .count(),
+        1,
+        "only the phone's change from before the revocation: {history}"
+    );
+    assert!(
+        bob.run(&["verify"]).status.success(),
+        "the store verifies clean"
+    );
+}

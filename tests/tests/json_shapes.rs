@@ -951,6 +951,20 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["sync", "--peer", &a.multiaddr(), "--linger", "1"],
     );
     out.run(&d, "repair", "offline", &["repair"]);
+    let linked = out.run(
+        &d,
+        "device add",
+        "offline",
+        &["device", "add", "barn laptop"],
+    );
+    assert_eq!(linked["commons"][0], commons.as_str(), "{linked}");
+    out.run(&d, "device list", "offline", &["device", "list"]);
+    out.run(
+        &d,
+        "device revoke",
+        "offline",
+        &["device", "revoke", "barn laptop"],
+    );
 
     check_against_readme(&out);
 }
