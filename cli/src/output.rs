@@ -244,6 +244,14 @@ pub fn device_added(value: &Value) {
         .filter_map(Value::as_str)
         .map(|c| format!(" --commons {}", line(c)))
         .collect();
+    if let Ok(qr) = qrcode::QrCode::new(raw(value, "code").as_bytes()) {
+        println!(
+            "{}",
+            qr.render::<qrcode::render::unicode::Dense1x2>()
+                .quiet_zone(true)
+                .build()
+        );
+    }
     println!("on the new device run (the code works once; keep it secret until then):");
     println!("    hedgerow init --link {code}{}", commons.concat());
     println!("then `hedgerow sync --peer ADDR` or `hedgerow bundle import FILE` brings its certificate and your commons");

@@ -201,7 +201,7 @@ impl Replicas {
         }
         let me = self.author();
         for genesis in self.commons_list()? {
-            let state = self.charter_state(genesis.body.id())?;
+            let state = self.device_charter(genesis.body.id())?;
             for entry in state.log() {
                 let CharterAction::Device { certificate } = &entry.op.action else {
                     continue;
@@ -223,11 +223,11 @@ impl Replicas {
         let Some(certificate) = self.own_certificate() else {
             return Ok(());
         };
-        let state = self.charter_state(commons)?;
+        let state = self.device_charter(commons)?;
         if state.person_of(self.author()) == certificate.body.person {
             return Ok(());
         }
-        self.write_charter(commons, CharterAction::Device { certificate })?;
+        self.write_device_op(commons, CharterAction::Device { certificate })?;
         Ok(())
     }
 
@@ -260,7 +260,7 @@ impl Replicas {
         let mut commons = Vec::new();
         for genesis in held {
             let id = genesis.body.id();
-            self.write_charter(
+            self.write_device_op(
                 id,
                 CharterAction::Device {
                     certificate: certificate.clone(),
@@ -294,7 +294,7 @@ impl Replicas {
             },
         );
         for genesis in self.commons_list()? {
-            let state = self.charter_state(genesis.body.id())?;
+            let state = self.device_charter(genesis.body.id())?;
             for entry in state.log() {
                 let CharterAction::Device { certificate } = &entry.op.action else {
                     continue;
@@ -334,8 +334,8 @@ impl Replicas {
         let mut commons = Vec::new();
         for genesis in self.commons_list()? {
             let id = genesis.body.id();
-            let frontier = self.frontier_of(id, target.device)?;
-            self.write_charter(
+            let frontier = self.device_frontier(id, target.device)?;
+            self.write_device_op(
                 id,
                 CharterAction::RevokeDevice {
                     device: target.device,
@@ -352,7 +352,11 @@ impl Replicas {
     }
 
     /// Every (actor, highest seq) of `device`'s changes this node holds in `commons`.
-    fn frontier_of(&self, commons: CommonsId, device: AuthorKey) -> Result<Frontier, NodeError> {
+    fn device_frontier(
+        &self,
+        commons: CommonsId,
+        device: AuthorKey,
+    ) -> Result<Frontier, NodeError> {
         let mut highest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for doc in self.store().doc_ids(&commons)? {
             for (_, raw, record) in self.store().changes(&doc)? {
@@ -373,13 +377,13 @@ impl Replicas {
 
     /// How `commons` maps devices to persons and device names (its charter, evaluated once).
     pub fn attribution(&mut self, commons: CommonsId) -> Attribution {
-        Attribution(self.charter_state(commons).ok())
+        Attribution(self.device_charter(commons).ok())
     }
 
     // ---- the charter plumbing of the stewarded-commons work, as this module uses it ----
 
     /// The evaluated charter of `commons`.
-    fn charter_state(&mut self, commons: CommonsId) -> Result<CharterState, NodeError> {
+    fn device_charter(&mut self, commons: CommonsId) -> Result<CharterState, NodeError> {
         let genesis = self
             .store()
             .commons(&commons)?
@@ -388,7 +392,7 @@ impl Replicas {
     }
 
     /// Writes one charter operation into `commons`' charter, signed by this device.
-    fn write_charter(
+    fn write_device_op(
         &mut self,
         commons: CommonsId,
         action: CharterAction,

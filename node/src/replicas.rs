@@ -245,8 +245,8 @@ impl Replicas {
         .sign(&self.key);
         let id = genesis.verify().map_err(Rejection::from)?;
         self.store.put_commons(&genesis)?;
-        self.publish_own_certificate(id)?;
         self.ensure_profile(id)?;
+        self.publish_own_certificate(id)?;
         Ok(id)
     }
 
