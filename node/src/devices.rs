@@ -208,7 +208,7 @@ impl Replicas {
                 };
                 if entry.outcome == Outcome::Applied && certificate.body.device == me {
                     let bytes = encode(certificate);
-                    crate::home::Home::open(&self.home_root)?.save_certificate(&bytes)?;
+                    crate::home::save_certificate(&self.home_root, &bytes)?;
                     self.certificate = Some(bytes);
                     return Ok(());
                 }
@@ -320,9 +320,12 @@ impl Replicas {
     /// change of that device this node holds, in the charter of every commons held.
     pub fn device_revoke(&mut self, name: &str) -> Result<DeviceRevoked, NodeError> {
         let devices = self.device_list()?;
+        let named = |d: &&DeviceRow| d.name == name.trim() || d.device.to_string() == name.trim();
+        // A name reused after a revocation means the device still in use.
         let target = devices
             .iter()
-            .find(|d| d.name == name.trim() || d.device.to_string() == name.trim())
+            .filter(named)
+            .min_by_key(|d| d.revoked)
             .cloned()
             .ok_or_else(|| DeviceError::UnknownDevice(name.to_string()))?;
         if target.this_device {
@@ -331,8 +334,12 @@ impl Replicas {
         if target.device == self.person() {
             return Err(DeviceError::PersonKey(target.name).into());
         }
+        let held = self.commons_list()?;
+        if held.is_empty() {
+            return Err(DeviceError::NoCommons.into());
+        }
         let mut commons = Vec::new();
-        for genesis in self.commons_list()? {
+        for genesis in held {
             let id = genesis.body.id();
             let frontier = self.device_frontier(id, target.device)?;
             self.write_device_op(

@@ -285,17 +285,6 @@ impl Home {
         }
     }
 
-    /// Keeps this device's certificate (a linked device, once it arrived); ends the link wait.
-    pub fn save_certificate(&self, encoded: &[u8]) -> Result<(), HomeError> {
-        write_synced(&self.root.join(CERT_FILE), encoded)?;
-        match fs::remove_file(self.root.join(LINK_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io_err(&self.root.join(LINK_FILE))(e))
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Whether this device was linked (`init --link`) and its certificate has not arrived yet.
     pub fn link_pending(&self) -> bool {
         self.root.join(LINK_FILE).exists()
@@ -398,6 +387,17 @@ impl Home {
             return Ok(HomeConfig::default());
         }
         read_json(&path)
+    }
+}
+
+/// Keeps a device's certificate in the home at `root` (a linked device, once it arrived) and
+/// ends its wait for it.
+pub fn save_certificate(root: &Path, encoded: &[u8]) -> Result<(), HomeError> {
+    write_synced(&root.join(CERT_FILE), encoded)?;
+    let link = root.join(LINK_FILE);
+    match fs::remove_file(&link) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&link)(e)),
+        _ => Ok(()),
     }
 }
 
