@@ -216,7 +216,9 @@ impl Replicas {
                 .unwrap_or_default();
             let mut docs = Vec::new();
             let mut ids = self.store().doc_ids(&id)?;
-            ids.sort();
+            // The charter first: an importer admits the commons' documents under it.
+            let charter = DocGenesis::charter(id, genesis.body.creator).id();
+            ids.sort_by_key(|doc| (*doc != charter, *doc));
             for doc in ids {
                 match self.export_doc(&doc, theirs.get(&doc).copied())? {
                     Some((section, changes)) => {
@@ -487,11 +489,20 @@ impl Replicas {
                 report.changes += changes;
             }
             Err(e) if is_local_failure(&e) => return Err(e),
-            Err(e) => report.rejected.push(RejectedRecord {
+            Err(e) => {
+                if let NodeError::NotAdmitted(admission) = &e {
+                    // What the charter admitted of the record is stored.
+                    if admission.stored > 0 {
+                        report.new += 1;
+                        report.changes += admission.stored;
+                    }
+                }
+                report.rejected.push(RejectedRecord {
                 id: doc.to_string(),
                 kind: kind.to_string(),
                 error: e.to_string(),
-            }),
+            });
+            }
         }
         Ok(())
     }
