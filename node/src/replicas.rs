@@ -109,6 +109,9 @@ pub enum NodeError {
         /// The version asked for.
         version: String,
     },
+    /// A community command refused (roles, invitations, moderation).
+    #[error(transparent)]
+    Community(#[from] crate::communities::CommunityError),
     /// Invalid argument not covered above.
     #[error("{0}")]
     Invalid(String),
@@ -220,7 +223,7 @@ impl Replicas {
     /// Opens the store of a home.
     pub fn open(home: &Home) -> Result<Self, NodeError> {
         let store = Store::open(&home.store_path())?;
-        Ok(Self {
+        let mut replicas = Self {
             store,
             key: DeviceKey::from_secret(home.key().secret_bytes())
                 .with_install(home.key().install()),
@@ -232,7 +235,12 @@ impl Replicas {
             charters: HashMap::new(),
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
-        })
+        };
+        // Each commons' charter, evaluated once: listing and serving read it.
+        for genesis in replicas.store.all_commons()? {
+            replicas.charter_state(&genesis.body.id())?;
+        }
+        Ok(replicas)
     }
 
     /// The underlying store.
@@ -366,6 +374,10 @@ impl Replicas {
         if self.store.doc_genesis(&id)?.is_some() {
             return Ok(());
         }
+        if self.check_local_write(&genesis, 1).is_err() {
+            // Not a member of this stewarded commons (yet): no profile to publish there.
+            return Ok(());
+        }
         let new = NewDocument {
             kind: DocKind::Profile,
             title: self.profile.name.clone(),
@@ -416,6 +428,7 @@ impl Replicas {
         new: &NewDocument,
         edits: &[Edit],
     ) -> Result<DocId, NodeError> {
+        self.check_local_write(&genesis.body, 1)?;
         let mut replica = DocReplica::new(genesis.clone())?;
         let id = replica.id();
         let ctx = self.edit_context();
@@ -445,7 +458,15 @@ impl Replicas {
         edits: &[Edit],
     ) -> Result<Option<ChangeHash>, NodeError> {
         let ctx = self.edit_context();
-        self.replica_mut(id)?;
+        let (genesis, next_seq) = {
+            let replica = self.replica_mut(id)?;
+            (replica.genesis().body.clone(), 0)
+        };
+        let next_seq = match self.cache.get(id) {
+            Some(replica) => self.next_seq(replica),
+            None => next_seq,
+        };
+        self.check_local_write(&genesis, next_seq)?;
         let replica = self
             .cache
             .get_mut(id)
@@ -749,10 +770,16 @@ impl Replicas {
         kind: DocKind,
     ) -> Result<Vec<(DocId, DocSummary)>, NodeError> {
         let mut out = Vec::new();
+        let hidden = self
+            .charters
+            .get(commons)
+            .and_then(|p| p.as_ref().map(|p| p.state.hidden().clone()))
+            .unwrap_or_default();
         for id in self.store.doc_ids(commons)? {
             if let Some(summary) = self.store.summary(&id)? {
-                // A genesis without changes (stored by older releases) is no document.
-                if summary.kind == kind && summary.changes > 0 {
+                // A genesis without changes (stored by older releases) is no document; a
+                // document hidden by a steward is not listed.
+                if summary.kind == kind && summary.changes > 0 && !hidden.contains_key(&id) {
                     out.push((id, summary));
                 }
             }
@@ -1058,6 +1085,20 @@ impl Replicas {
         self.cache_insert(id, replica);
         self.persist(&id, accepted)?;
         Ok(id)
+    }
+
+    /// Caches a replica made here (a new charter) before its first change is persisted.
+    pub(crate) fn cache_replica(&mut self, id: DocId, replica: DocReplica) {
+        self.cache_insert(id, replica);
+    }
+
+    /// Persists changes made here to a cached charter.
+    pub(crate) fn persist_charter(
+        &mut self,
+        id: &DocId,
+        accepted: &[Accepted],
+    ) -> Result<(), NodeError> {
+        self.persist(id, accepted)
     }
 
     /// Queues a locally made change for publishing.
