@@ -383,3 +383,6 @@ pub enum CharterError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
+
+#[cfg(test)]
+mod tests;
