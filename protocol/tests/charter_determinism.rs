@@ -464,12 +464,9 @@ fn replicate(
         }
         held.push(record);
         // Take in every held record whose deps are now stored, until nothing moves.
-        loop {
-            let Some(i) = held.iter().position(|r| {
-                !verdicts.contains_key(&r.hash) && r.deps.iter().all(|d| stored.contains(d))
-            }) else {
-                break;
-            };
+        while let Some(i) = held.iter().position(|r| {
+            !verdicts.contains_key(&r.hash) && r.deps.iter().all(|d| stored.contains(d))
+        }) {
             let record = held.swap_remove(i);
             let verdict = gate(record, &store, history.scope);
             if verdict.is_ok() {
