@@ -170,6 +170,10 @@ pub struct CharterState {
     /// Every device that wrote an operation replayed so far.
     pub(crate) authors: BTreeSet<AuthorKey>,
     pub(crate) log: Vec<LogEntry>,
+    /// Whether the log is kept (the gate replays without one, so its states stay small).
+    pub(crate) logging: bool,
+    /// Operations replayed or ignored so far.
+    pub(crate) ops: usize,
 }
 
 impl CharterState {
@@ -191,6 +195,8 @@ impl CharterState {
             redeemed: BTreeMap::new(),
             authors: BTreeSet::new(),
             log: Vec::new(),
+            logging: true,
+            ops: 0,
         }
     }
 
@@ -199,13 +205,19 @@ impl CharterState {
     /// `scope` is the commons (its genesis, or a [`CharterScope`]). The result depends only on
     /// the set of records, not on their order or duplicates.
     pub fn evaluate(scope: impl Into<CharterScope>, records: &[OpRecord]) -> CharterState {
+        Self::evaluate_with(scope.into(), records, true)
+    }
+
+    /// [`evaluate`](Self::evaluate), keeping the log or not.
+    pub(crate) fn evaluate_with(
+        scope: CharterScope,
+        records: &[OpRecord],
+        logging: bool,
+    ) -> CharterState {
         let mut state = CharterState::empty(scope);
+        state.logging = logging;
         let (order, stuck) = linearize(records);
-        for (index, record) in order.into_iter().enumerate() {
-            if index >= MAX_CHARTER_OPS {
-                state.record(record, Outcome::Ignored(IgnoreReason::CharterFull));
-                continue;
-            }
+        for record in order {
             state.replay(record);
         }
         for record in stuck {
@@ -214,9 +226,13 @@ impl CharterState {
         state
     }
 
-    /// Replays one record on top of the state.
-    fn replay(&mut self, record: &OpRecord) {
+    /// Replays one record on top of the state (the next one in linear order).
+    pub(crate) fn replay(&mut self, record: &OpRecord) {
         let person = self.person_of(record.author);
+        if self.ops >= MAX_CHARTER_OPS {
+            self.record_as(record, person, Outcome::Ignored(IgnoreReason::CharterFull));
+            return;
+        }
         let outcome = match self.check(record, Mode::Replay) {
             Ok(()) => {
                 self.apply(record);
@@ -233,6 +249,10 @@ impl CharterState {
 
     fn record_as(&mut self, record: &OpRecord, person: AuthorKey, outcome: Outcome) {
         self.authors.insert(record.author);
+        self.ops += 1;
+        if !self.logging {
+            return;
+        }
         self.log.push(LogEntry {
             hash: record.hash,
             author: record.author,

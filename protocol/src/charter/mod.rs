@@ -86,7 +86,7 @@ mod invitation;
 pub use admit::{ChangeFacts, Refusal};
 pub use certificate::{CertificateError, DeviceCertificate, MAX_DEVICE_NAME_BYTES};
 pub use evaluate::{CharterState, IgnoreReason, LogEntry, Outcome, MAX_CHARTER_OPS};
-pub use gate::gate;
+pub use gate::{gate, Gatekeeper};
 pub use invitation::{Invitation, InvitationCode, InvitationError, INVITATION_CODE_PREFIX};
 
 use crate::encoding::{decode, encode, DecodeError};

@@ -962,35 +962,13 @@ fn gate_judges_on_causal_past_only() {
 #[test]
 fn charter_over_the_limit_is_refused() {
     let mut c = Charter::new();
-    let stranger = key(2).author();
+    let founder = c.creator.author();
     let mut last = c.found();
     let mut records = c.records.clone();
-    for i in 0..MAX_CHARTER_OPS as u64 {
-        let hash = domain_hash("big", &i.to_le_bytes());
-        records.push(OpRecord {
-            hash,
-            deps: vec![last],
-            author: stranger,
-            op: CharterOp {
-                commons: COMMONS,
-                at: 0,
-                action: CharterAction::Unhide {
-                    doc: DocId([0; 32]),
-                },
-            },
-        });
-        last = hash;
-    }
-    let state = CharterState::evaluate(c.scope(), &records);
-    assert_eq!(state.log().len(), MAX_CHARTER_OPS + 1);
-    assert_eq!(
-        state.log().last().map(|e| e.outcome),
-        Some(Outcome::Ignored(IgnoreReason::CharterFull))
-    );
-    let next = OpRecord {
-        hash: [0xFF; 32],
-        deps: vec![last],
-        author: c.creator.author(),
+    let unhide = |hash: [u8; 32], dep: [u8; 32]| OpRecord {
+        hash,
+        deps: vec![dep],
+        author: founder,
         op: CharterOp {
             commons: COMMONS,
             at: 0,
@@ -999,5 +977,70 @@ fn charter_over_the_limit_is_refused() {
             },
         },
     };
-    assert_eq!(gate(&next, &records, c.scope()), Err(Refusal::CharterFull));
+    // A gatekeeper fed the chain in order judges each link in one replay step.
+    let mut keeper = Gatekeeper::new(c.scope());
+    assert_eq!(keeper.gate(&records[0], &[]), Ok(()));
+    for i in 0..MAX_CHARTER_OPS as u64 {
+        let record = unhide(domain_hash("big", &i.to_le_bytes()), last);
+        let verdict = keeper.gate(&record, &records);
+        if i + 1 < MAX_CHARTER_OPS as u64 {
+            assert_eq!(verdict, Ok(()), "link {i}");
+        } else {
+            assert_eq!(verdict, Err(Refusal::CharterFull), "link {i}");
+        }
+        last = record.hash;
+        records.push(record);
+    }
+    let state = CharterState::evaluate(c.scope(), &records);
+    assert_eq!(state.log().len(), MAX_CHARTER_OPS + 1);
+    assert_eq!(
+        state.log()[MAX_CHARTER_OPS - 1].outcome,
+        Outcome::Applied,
+        "the last op within the limit"
+    );
+    assert_eq!(
+        state.log()[MAX_CHARTER_OPS].outcome,
+        Outcome::Ignored(IgnoreReason::CharterFull)
+    );
+    let last_record = records.pop().expect("chain");
+    assert_eq!(
+        gate(&last_record, &records, c.scope()),
+        Err(Refusal::CharterFull)
+    );
+    let within = records.pop().expect("chain");
+    assert_eq!(gate(&within, &records, c.scope()), Ok(()));
+}
+
+#[test]
+fn gatekeeper_agrees_with_gate() {
+    let mut c = Charter::new();
+    let founder = c.creator.author();
+    let member = key(2);
+    let found = c.found();
+    let added = c.then(founder, add(&member, Role::Member));
+    // Branches: a member's guest add and an unauthorised member add, then a merge.
+    let a = c.op(member.author(), &[added], add(&key(3), Role::Guest));
+    let b = c.op(member.author(), &[added], add(&key(4), Role::Member));
+    let d = c.op(founder, &[a], add(&key(5), Role::Steward));
+    c.op(key(5).author(), &[d, found], add(&key(6), Role::Member));
+    c.op(key(4).author(), &[b], add(&key(7), Role::Guest));
+    let mut keeper = Gatekeeper::new(c.scope());
+    let mut verdicts = Vec::new();
+    for record in &c.records {
+        let expected = gate(record, &c.records, c.scope());
+        assert_eq!(keeper.gate(record, &c.records), expected);
+        verdicts.push(expected.map_err(|r| r.kind()));
+    }
+    assert_eq!(
+        verdicts,
+        vec![
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Err("charter-unauthorised"),
+            Ok(()),
+            Ok(()),
+            Err("charter-unauthorised"),
+        ]
+    );
 }
