@@ -223,6 +223,13 @@ impl Replicas {
         let Some(policy) = self.charter_state(&commons)? else {
             return Ok(());
         };
+        if let Some(invitation) = self.redeem_to_renew(&policy) {
+            // Our redemption, written before this node held the commons' `Found`, was
+            // replayed before it; redeemed again on top of the charter as it is now, it holds.
+            return self
+                .write_charter_op(&commons, CharterAction::Redeem { invitation })
+                .map(|_| ());
+        }
         for id in self.store().doc_ids(&commons)? {
             let Some(genesis) = self.store().doc_genesis(&id)? else {
                 continue;
@@ -233,6 +240,35 @@ impl Replicas {
             self.readmit(&id, genesis, &policy)?;
         }
         Ok(())
+    }
+
+    /// An invitation this device redeemed offline whose redemption the replay ordered before
+    /// the commons' `Found` (so it was ignored as `not-stewarded`), when this device's person
+    /// still holds no role: it is to be redeemed again. Writing it again ends this: the new
+    /// redemption depends on the `Found` now held.
+    fn redeem_to_renew(&self, policy: &Policy) -> Option<Signed<Invitation>> {
+        let state = &policy.state;
+        if !state.is_stewarded() {
+            return None;
+        }
+        let me = self.author();
+        if state.role_of(state.person_of(me)).is_some() {
+            return None;
+        }
+        // Only our latest redemption counts, so a renewed one that is ignored for another
+        // reason (used up) is not renewed again.
+        let latest = state
+            .log()
+            .iter()
+            .rev()
+            .find(|e| e.author == me && matches!(e.op.action, CharterAction::Redeem { .. }))?;
+        match (&latest.op.action, latest.outcome) {
+            (
+                CharterAction::Redeem { invitation },
+                Outcome::Ignored(hedgerow_protocol::charter::IgnoreReason::NotStewarded),
+            ) => Some(invitation.clone()),
+            _ => None,
+        }
     }
 
     /// Re-admits one document's stored changes under `policy`; rebuilds it without the
