@@ -218,7 +218,10 @@ impl Replicas {
     }
 
     /// Writes this device's certificate into `commons`' charter unless it is there already
-    /// (a restored or linked device joining or creating a commons).
+    /// (a restored or linked device joining a commons, or certifying another device).
+    ///
+    /// Best effort: a stewarded commons where the person holds no role refuses it at its gate,
+    /// and the join goes on (the device's writes there are refused by the charter anyway).
     pub(crate) fn publish_own_certificate(&mut self, commons: CommonsId) -> Result<(), NodeError> {
         let Some(certificate) = self.own_certificate() else {
             return Ok(());
@@ -227,8 +230,15 @@ impl Replicas {
         if state.person_of(self.author()) == certificate.body.person {
             return Ok(());
         }
-        self.write_device_op(commons, CharterAction::Device { certificate })?;
-        Ok(())
+        match self.write_device_op(commons, CharterAction::Device { certificate }) {
+            Err(NodeError::Community(refused)) => {
+                tracing::info!(
+                    "commons {commons}: this device's certificate not written: {refused}"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `device add NAME`: a link code, the device key it stands for, and its certificate written
@@ -260,6 +270,8 @@ impl Replicas {
         let mut commons = Vec::new();
         for genesis in held {
             let id = genesis.body.id();
+            // A restored certifier's own certificate goes with the one it makes.
+            self.publish_own_certificate(id)?;
             self.write_device_op(
                 id,
                 CharterAction::Device {
@@ -389,13 +401,16 @@ impl Replicas {
 
     // ---- the charter plumbing of the stewarded-commons work, as this module uses it ----
 
-    /// The evaluated charter of `commons`.
+    /// The evaluated charter of `commons` (empty for a commons with no charter yet).
     fn device_charter(&mut self, commons: CommonsId) -> Result<CharterState, NodeError> {
+        if let Some(policy) = self.charter_state(&commons)? {
+            return Ok(policy.state.clone());
+        }
         let genesis = self
             .store()
             .commons(&commons)?
             .ok_or_else(|| NodeError::UnknownCommons(commons.to_string()))?;
-        Ok(CharterState::evaluate(&genesis, &[]))
+        Ok(CharterState::empty(&genesis))
     }
 
     /// Writes one charter operation into `commons`' charter, signed by this device.
@@ -404,9 +419,6 @@ impl Replicas {
         commons: CommonsId,
         action: CharterAction,
     ) -> Result<(), NodeError> {
-        let _ = (commons, action);
-        Err(NodeError::Invalid(
-            "charter documents are not in this build yet".into(),
-        ))
+        self.write_charter_op(&commons, action).map(|_| ())
     }
 }

@@ -21,10 +21,23 @@ impl SyncSource for Replicas {
     }
 
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, NodeError> {
-        Ok(self.store().inventory(commons)?)
+        let mut inventory = self.store().inventory(commons)?;
+        // Documents hidden by a steward are not served (nor listed to peers).
+        if let Some(Some(policy)) = self.charters.get(commons) {
+            let hidden = policy.state.hidden();
+            if !hidden.is_empty() {
+                inventory.retain(|(id, _)| !hidden.contains_key(id));
+            }
+        }
+        Ok(inventory)
     }
 
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, NodeError> {
+        if let Some(genesis) = self.store().doc_genesis(doc)? {
+            if self.is_hidden(&genesis.body.commons, doc) {
+                return Ok(None);
+            }
+        }
         let replica = self.replica(doc)?;
         let clock: BTreeMap<ActorId, u64> = want
             .clock

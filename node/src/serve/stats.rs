@@ -1,7 +1,7 @@
 //! Counters a running node reports in `hedgerow status`.
 
 use crate::replicas::NodeError;
-use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::replica::{Rejection, HELD};
 use hedgerow_protocol::sync::RequestError;
 use hedgerow_protocol::EnvelopeError;
 use serde::{Deserialize, Serialize};
@@ -178,6 +178,9 @@ pub enum ItemRefusal {
     ReleaseRewritten,
     /// A fork whose history does not graft.
     BadForkHistory,
+    /// A change the commons' charter refuses (not a member, a guest editing a design, a
+    /// blocked author, a charter change without authority...), by the charter's kind.
+    NotAdmitted(&'static str),
     /// An item refused as invalid otherwise.
     Invalid,
     /// A document without changes.
@@ -218,7 +221,18 @@ impl ItemRefusal {
                 Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => {
                     Self::BadForkHistory
                 }
+                Rejection::NotAdmitted { refused, .. } => {
+                    Self::NotAdmitted(admission_kind(&refused.kind))
+                }
             },
+            NodeError::NotAdmitted(report) => Self::NotAdmitted(admission_kind(
+                report
+                    .refused
+                    .iter()
+                    .map(|r| r.refused.kind.as_str())
+                    .find(|k| *k != HELD)
+                    .unwrap_or(HELD),
+            )),
             NodeError::Invalid(_) => Self::Invalid,
             NodeError::EmptyDocument { .. } => Self::EmptyDocument,
             NodeError::UnknownDoc { .. } => Self::UnknownDocument,
@@ -247,6 +261,7 @@ impl ItemRefusal {
             Self::PayloadTooLarge => "payload-too-large",
             Self::ReleaseRewritten => "release-rewritten",
             Self::BadForkHistory => "bad-fork-history",
+            Self::NotAdmitted(kind) => kind,
             Self::Invalid => "invalid",
             Self::EmptyDocument => "empty-document",
             Self::UnknownDocument => "unknown-document",
@@ -264,6 +279,7 @@ impl ItemRefusal {
         matches!(
             self,
             Self::SchemaViolation
+                | Self::NotAdmitted(_)
                 | Self::NotProfileOwner
                 | Self::MissingDependencies
                 | Self::TooManyPending
@@ -271,6 +287,28 @@ impl ItemRefusal {
                 | Self::EmptyDocument
         )
     }
+}
+
+/// The stable counter name of a charter refusal kind (an unknown one, from a newer peer's
+/// words, counts as `charter-refused`).
+pub fn admission_kind(kind: &str) -> &'static str {
+    const KINDS: [&str; 11] = [
+        "not-a-member",
+        "guest-cannot-edit",
+        "device-revoked",
+        "author-blocked",
+        "beyond-frontier",
+        "charter-malformed",
+        "charter-unauthorised",
+        "invitation-forged",
+        "invitation-expired",
+        "invitation-used-up",
+        HELD,
+    ];
+    KINDS
+        .into_iter()
+        .find(|k| *k == kind)
+        .unwrap_or("charter-refused")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use super::{CharterAction, CharterOp, CharterScope, Frontier, OpRecord, Role};
 use crate::genesis::DocId;
 use crate::identity::AuthorKey;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 /// Most operations a charter may hold; the replay ignores any beyond (`charter-full`) and the
 /// gate refuses new ones, so evaluation work stays bounded.
@@ -49,6 +49,11 @@ pub enum IgnoreReason {
     NotTheDevicesPerson,
     /// The device is already certified to another person.
     DeviceTaken,
+    /// A person's device (not the device itself) certified a key that already acts on its own in
+    /// this charter: it holds a role, wrote an operation, has devices, or is the creator.
+    DeviceNotFresh,
+    /// The certifying person is itself a certified device of someone else.
+    PersonIsADevice,
     /// The device was already revoked.
     AlreadyRevoked,
     /// The author device was revoked earlier.
@@ -83,6 +88,8 @@ impl IgnoreReason {
             IgnoreReason::CertificateForged => "certificate-forged",
             IgnoreReason::NotTheDevicesPerson => "not-the-devices-person",
             IgnoreReason::DeviceTaken => "device-taken",
+            IgnoreReason::DeviceNotFresh => "device-not-fresh",
+            IgnoreReason::PersonIsADevice => "person-is-a-device",
             IgnoreReason::AlreadyRevoked => "already-revoked",
             IgnoreReason::DeviceRevoked => "device-revoked",
             IgnoreReason::AuthorBlocked => "author-blocked",
@@ -153,12 +160,20 @@ pub struct CharterState {
     pub(crate) stewards: usize,
     pub(crate) reductions: BTreeMap<AuthorKey, Vec<Reduction>>,
     pub(crate) devices: BTreeMap<AuthorKey, Certified>,
+    /// The devices certified to each person (the reverse of `devices`).
+    pub(crate) devices_by_person: BTreeMap<AuthorKey, BTreeSet<AuthorKey>>,
     pub(crate) revoked: BTreeMap<AuthorKey, Frontier>,
     pub(crate) hidden: BTreeMap<DocId, String>,
     pub(crate) blocked: BTreeMap<AuthorKey, Frontier>,
     pub(crate) retracted: BTreeMap<DocId, AuthorKey>,
     pub(crate) redeemed: BTreeMap<[u8; 32], u32>,
+    /// Every device that wrote an operation replayed so far.
+    pub(crate) authors: BTreeSet<AuthorKey>,
     pub(crate) log: Vec<LogEntry>,
+    /// Whether the log is kept (the gate replays without one, so its states stay small).
+    pub(crate) logging: bool,
+    /// Operations replayed or ignored so far.
+    pub(crate) ops: usize,
 }
 
 impl CharterState {
@@ -172,12 +187,16 @@ impl CharterState {
             stewards: 0,
             reductions: BTreeMap::new(),
             devices: BTreeMap::new(),
+            devices_by_person: BTreeMap::new(),
             revoked: BTreeMap::new(),
             hidden: BTreeMap::new(),
             blocked: BTreeMap::new(),
             retracted: BTreeMap::new(),
             redeemed: BTreeMap::new(),
+            authors: BTreeSet::new(),
             log: Vec::new(),
+            logging: true,
+            ops: 0,
         }
     }
 
@@ -186,13 +205,19 @@ impl CharterState {
     /// `scope` is the commons (its genesis, or a [`CharterScope`]). The result depends only on
     /// the set of records, not on their order or duplicates.
     pub fn evaluate(scope: impl Into<CharterScope>, records: &[OpRecord]) -> CharterState {
+        Self::evaluate_with(scope.into(), records, true)
+    }
+
+    /// [`evaluate`](Self::evaluate), keeping the log or not.
+    pub(crate) fn evaluate_with(
+        scope: CharterScope,
+        records: &[OpRecord],
+        logging: bool,
+    ) -> CharterState {
         let mut state = CharterState::empty(scope);
+        state.logging = logging;
         let (order, stuck) = linearize(records);
-        for (index, record) in order.into_iter().enumerate() {
-            if index >= MAX_CHARTER_OPS {
-                state.record(record, Outcome::Ignored(IgnoreReason::CharterFull));
-                continue;
-            }
+        for record in order {
             state.replay(record);
         }
         for record in stuck {
@@ -201,9 +226,13 @@ impl CharterState {
         state
     }
 
-    /// Replays one record on top of the state.
-    fn replay(&mut self, record: &OpRecord) {
+    /// Replays one record on top of the state (the next one in linear order).
+    pub(crate) fn replay(&mut self, record: &OpRecord) {
         let person = self.person_of(record.author);
+        if self.ops >= MAX_CHARTER_OPS {
+            self.record_as(record, person, Outcome::Ignored(IgnoreReason::CharterFull));
+            return;
+        }
         let outcome = match self.check(record, Mode::Replay) {
             Ok(()) => {
                 self.apply(record);
@@ -219,6 +248,11 @@ impl CharterState {
     }
 
     fn record_as(&mut self, record: &OpRecord, person: AuthorKey, outcome: Outcome) {
+        self.authors.insert(record.author);
+        self.ops += 1;
+        if !self.logging {
+            return;
+        }
         self.log.push(LogEntry {
             hash: record.hash,
             author: record.author,
@@ -328,6 +362,19 @@ impl CharterState {
                 if record.author != cert.device && person != cert.person {
                     return Err(IgnoreReason::NotTheDevicesPerson);
                 }
+                if self.person_of(cert.person) != cert.person {
+                    return Err(IgnoreReason::PersonIsADevice);
+                }
+                // Without the device's own signature on the change, a person could claim anyone's
+                // key as their device (and then revoke it); so they may only certify a key that has
+                // not acted on its own here yet, as a freshly linked device has not.
+                let renewal = self
+                    .devices
+                    .get(&cert.device)
+                    .is_some_and(|c| c.person == cert.person);
+                if record.author != cert.device && !renewal && !self.is_fresh(cert.device) {
+                    return Err(IgnoreReason::DeviceNotFresh);
+                }
                 if replay {
                     if let Some(existing) = self.devices.get(&cert.device) {
                         if existing.person != cert.person {
@@ -356,6 +403,16 @@ impl CharterState {
             }
         }
         Ok(())
+    }
+
+    /// Whether `key` has not acted on its own in this charter: it could be a new device.
+    fn is_fresh(&self, key: AuthorKey) -> bool {
+        key != self.scope.creator
+            && !self.roles.contains_key(&key)
+            && !self.reductions.contains_key(&key)
+            && !self.blocked.contains_key(&key)
+            && !self.authors.contains(&key)
+            && !self.devices_by_person.contains_key(&key)
     }
 
     fn need_stewarded(&self) -> Result<(), IgnoreReason> {
@@ -431,6 +488,10 @@ impl CharterState {
             }
             CharterAction::Device { certificate } => {
                 let cert = &certificate.body;
+                self.devices_by_person
+                    .entry(cert.person)
+                    .or_default()
+                    .insert(cert.device);
                 self.devices.insert(
                     cert.device,
                     Certified {
@@ -505,11 +566,10 @@ impl CharterState {
 
     /// The devices certified to `person`, ordered by key (revoked ones included).
     pub fn devices_of(&self, person: AuthorKey) -> Vec<AuthorKey> {
-        self.devices
-            .iter()
-            .filter(|(_, c)| c.person == person)
-            .map(|(d, _)| *d)
-            .collect()
+        self.devices_by_person
+            .get(&person)
+            .map(|devices| devices.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The name a device's certificate gives it.

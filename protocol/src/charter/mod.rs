@@ -30,7 +30,10 @@
 //!    - `Hide`, `Unhide`, `Block`, `Unblock`: a Steward. A Steward cannot be blocked (remove them
 //!      first), so blocks can never lock every Steward out.
 //!    - `Device`: the certificate verifies, the author is the certified device or a device of
-//!      the certifying person, and the device is not certified to another person already.
+//!      the certifying person, and the device is not certified to another person already. When
+//!      the author is not the device itself, the device must not have acted here on its own yet
+//!      (no role, no operation written, not the creator, no devices of its own): otherwise anyone
+//!      could claim another person's key as their device and then revoke it.
 //!    - `RevokeDevice`: the device's own person (from any of their unrevoked devices).
 //!    - `Retract`: recorded as a claim by the author's person; the node checks that this person
 //!      created the document.
@@ -63,7 +66,12 @@
 //!    passes iff its author is the creator; `Redeem` passes iff the invitation verifies, names
 //!    this commons, has not expired at the claimed time and its issuer is the creator or holds
 //!    invite authority in the causal past, so a founder's invitation can be redeemed by someone
-//!    who holds nothing of the commons yet.
+//!    who holds nothing of the commons yet; `Device` and `RevokeDevice` in a stewarded commons
+//!    need the person to hold a role in the causal past; `Retract` needs a role when stewarded.
+//!    What the gate guarantees: its verdict on a change is a function of that change and its
+//!    causal past only, so it is the same on every node whatever else the node holds or when it
+//!    asks; a stored charter therefore converges like any automerge document. What it does not
+//!    guarantee: that a stored operation takes effect (only the replay of the whole set decides).
 //!
 //! Evaluation costs O(n log n + n·f) for n operations with frontiers of f entries; a charter over
 //! [`MAX_CHARTER_OPS`] operations is refused: the gate refuses further operations
@@ -78,7 +86,7 @@ mod invitation;
 pub use admit::{ChangeFacts, Refusal};
 pub use certificate::{CertificateError, DeviceCertificate, MAX_DEVICE_NAME_BYTES};
 pub use evaluate::{CharterState, IgnoreReason, LogEntry, Outcome, MAX_CHARTER_OPS};
-pub use gate::gate;
+pub use gate::{gate, Gatekeeper};
 pub use invitation::{Invitation, InvitationCode, InvitationError, INVITATION_CODE_PREFIX};
 
 use crate::encoding::{decode, encode, DecodeError};
@@ -356,6 +364,12 @@ impl From<&CommonsGenesis> for CharterScope {
     }
 }
 
+impl From<(CommonsId, AuthorKey)> for CharterScope {
+    fn from((commons, creator): (CommonsId, AuthorKey)) -> Self {
+        CharterScope { commons, creator }
+    }
+}
+
 impl From<&Signed<CommonsGenesis>> for CharterScope {
     fn from(genesis: &Signed<CommonsGenesis>) -> Self {
         CharterScope::of(&genesis.body)
@@ -383,3 +397,6 @@ pub enum CharterError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
 }
+
+#[cfg(test)]
+mod tests;

@@ -68,6 +68,16 @@ impl<L: LocalState> Service<L> {
     /// whether the peer wrote it; floods of such content meet the live rate limits instead.
     /// Returns whether it was an offence.
     pub(super) fn refused(&mut self, peer: PeerId, error: &NodeError) -> bool {
+        if let NodeError::NotAdmitted(report) = error {
+            // Each change the charter refused counts under its kind; none is the relay's fault.
+            for refused in &report.refused {
+                let kind = super::super::stats::admission_kind(&refused.refused.kind);
+                self.counters
+                    .reject(&Refusal::Item(ItemRefusal::NotAdmitted(kind)));
+                self.counters.relayed_refusals += 1;
+            }
+            return false;
+        }
         let kind = ItemRefusal::of(error);
         if !kind.is_content() {
             self.misbehaved(peer, Refusal::Item(kind));

@@ -177,6 +177,7 @@ impl<L: LocalState> Service<L> {
             wanted: self.wanted.iter().map(|c| c.to_string()).collect(),
             rejected_total: counters.rejected_total(),
             excluded_changes: self.local.excluded_count(),
+            held_changes: self.local.held_changes(),
             counters,
             banned_peers: self.peers.banned_count(now),
             banned_addresses: self.peers.banned_addresses(now),
