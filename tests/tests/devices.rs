@@ -389,3 +389,83 @@ fn a_lost_device_revoked_from_another_device_has_its_later_changes_refused_by_a_
         "the store verifies clean"
     );
 }
+
+#[test]
+fn a_restored_device_certifies_itself_in_the_commons_it_joins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let person = ada.json(&["whoami"])["person"].clone();
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=Crimps"]));
+    let backup = file_in(&dir, "ada.key");
+    succeeded(
+        &with_passphrase(&ada, PASSPHRASE, &["key", "backup", &backup]),
+        "key backup",
+    );
+    let phone = TestHome::new();
+    succeeded(
+        &with_passphrase(
+            &phone,
+            PASSPHRASE,
+            &["init", "--restore", &backup, "--device-name", "new phone"],
+        ),
+        "init --restore",
+    );
+    let joined = carry(
+        &ada,
+        &phone,
+        &dir,
+        "to-phone.bundle",
+        &["--commons", &commons],
+    );
+    assert_eq!(joined["commons_joined"][0], commons.as_str(), "{joined}");
+    phone.ok(&["design", "edit", &design, "--set", "summary=Crimps rye"]);
+    carry(&phone, &ada, &dir, "back.bundle", &[]);
+    let history = ada.json(&["design", "history", &design]);
+    let last = history
+        .as_array()
+        .and_then(|h| h.last())
+        .expect("rows")
+        .clone();
+    assert_eq!(
+        last["author"],
+        phone.json(&["whoami"])["author"],
+        "{history}"
+    );
+    assert_ne!(last["author"], person, "{history}");
+    assert_eq!(last["person"], person, "{history}");
+    assert_eq!(last["device_name"], "new phone", "{history}");
+    assert_eq!(last["author_name"], "Ada", "{history}");
+    // The restored device holds the person key: it certifies a further device itself.
+    let added = phone.json(&["device", "add", "tablet"]);
+    assert_eq!(added["commons"][0], commons.as_str(), "{added}");
+}
+
+#[test]
+fn a_linked_device_gets_its_certificate_and_commons_by_sync_from_a_running_node() {
+    use hedgerow_tests::net::ServeNode;
+    let ada = TestHome::init("Ada");
+    let person = ada.json(&["whoami"])["person"].clone();
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper"]));
+    let ada = ServeNode::start(ada, &[]);
+    // Through the running node: the certificate goes out with the node's next sync.
+    let added = ada.home.json(&["device", "add", "barn laptop"]);
+    let code = added["code"].as_str().expect("code").to_string();
+    let laptop = TestHome::new();
+    laptop.ok(&["init", "--link", &code, "--commons", &commons]);
+    let synced = laptop.json(&["sync", "--peer", &ada.multiaddr(), "--linger", "1"]);
+    assert_eq!(synced["complete"], true, "{synced}");
+    let me = laptop.json(&["whoami"]);
+    assert_eq!(me["person"], person, "{me}");
+    assert_eq!(me["device_name"], "barn laptop", "{me}");
+    laptop.ok(&["design", "edit", &design, "--set", "summary=From the barn"]);
+    let history = laptop.json(&["design", "history", &design]);
+    let last = history
+        .as_array()
+        .and_then(|h| h.last())
+        .expect("rows")
+        .clone();
+    assert_eq!(last["person"], person, "{history}");
+    assert_eq!(last["device_name"], "barn laptop", "{history}");
+}
