@@ -252,7 +252,7 @@ pub fn device_added(value: &Value) {
                 .build()
         );
     }
-    println!("on the new device run (the code works once; keep it secret until then):");
+    println!("on the new device run (the code is that device's key: use it there only, and keep it secret):");
     println!("    hedgerow init --link {code}{}", commons.concat());
     println!("then `hedgerow sync --peer ADDR` or `hedgerow bundle import FILE` brings its certificate and your commons");
 }

@@ -83,6 +83,9 @@ pub struct DeviceRow {
     pub this_device: bool,
 }
 
+/// A device row with the certificate that makes it the person's (none for the person key).
+type Certified = (DeviceRow, Option<Signed<DeviceCertificate>>);
+
 /// What `device revoke` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceRevoked {
@@ -290,21 +293,28 @@ impl Replicas {
 
     /// `device list`: this person's devices across the charters of every commons held.
     pub fn device_list(&mut self) -> Result<Vec<DeviceRow>, NodeError> {
+        Ok(self
+            .person_devices()?
+            .into_values()
+            .map(|(row, _)| row)
+            .collect())
+    }
+
+    /// This person's devices with their certificates (none for the person key itself).
+    fn person_devices(&mut self) -> Result<BTreeMap<AuthorKey, Certified>, NodeError> {
         self.find_own_certificate()?;
         let person = self.person();
         let me = self.author();
-        let mut rows: BTreeMap<AuthorKey, DeviceRow> = BTreeMap::new();
+        let mut rows: BTreeMap<AuthorKey, Certified> = BTreeMap::new();
         // The person key signs as a device too: a person's first device, or an old home.
-        rows.insert(
-            person,
-            DeviceRow {
-                device: person,
-                name: PERSON_KEY_NAME.into(),
-                issued_at: 0,
-                revoked: false,
-                this_device: person == me,
-            },
-        );
+        let row = DeviceRow {
+            device: person,
+            name: PERSON_KEY_NAME.into(),
+            issued_at: 0,
+            revoked: false,
+            this_device: person == me,
+        };
+        rows.insert(person, (row, None));
         for genesis in self.commons_list()? {
             let state = self.device_charter(genesis.body.id())?;
             for entry in state.log() {
@@ -315,44 +325,58 @@ impl Replicas {
                 if entry.outcome != Outcome::Applied || body.person != person {
                     continue;
                 }
-                let row = rows.entry(body.device).or_insert_with(|| DeviceRow {
-                    device: body.device,
-                    name: body.name.clone(),
-                    issued_at: body.issued_at,
-                    revoked: false,
-                    this_device: body.device == me,
+                let (row, _) = rows.entry(body.device).or_insert_with(|| {
+                    let row = DeviceRow {
+                        device: body.device,
+                        name: body.name.clone(),
+                        issued_at: body.issued_at,
+                        revoked: false,
+                        this_device: body.device == me,
+                    };
+                    (row, Some(certificate.clone()))
                 });
                 row.revoked |= state.is_revoked(body.device);
             }
         }
-        Ok(rows.into_values().collect())
+        Ok(rows)
     }
 
     /// `device revoke NAME`: from another device of the person, a `RevokeDevice` naming every
     /// change of that device this node holds, in the charter of every commons held.
+    ///
+    /// A commons whose charter does not certify the device yet gets its certificate first, so a
+    /// thief cannot carry the certificate there later and write as the person.
     pub fn device_revoke(&mut self, name: &str) -> Result<DeviceRevoked, NodeError> {
-        let devices = self.device_list()?;
-        let named = |d: &&DeviceRow| d.name == name.trim() || d.device.to_string() == name.trim();
+        let devices = self.person_devices()?;
+        let given = name.trim();
         // A name reused after a revocation means the device still in use.
-        let target = devices
-            .iter()
-            .filter(named)
-            .min_by_key(|d| d.revoked)
-            .cloned()
+        let (target, certificate) = devices
+            .into_values()
+            .filter(|(d, _)| d.name == given || d.device.to_string() == given)
+            .min_by_key(|(d, _)| d.revoked)
             .ok_or_else(|| DeviceError::UnknownDevice(name.to_string()))?;
         if target.this_device {
             return Err(DeviceError::ThisDevice(target.name).into());
         }
-        if target.device == self.person() {
+        let Some(certificate) = certificate else {
             return Err(DeviceError::PersonKey(target.name).into());
-        }
+        };
         let held = self.commons_list()?;
         if held.is_empty() {
             return Err(DeviceError::NoCommons.into());
         }
+        let person = self.person();
         let mut commons = Vec::new();
         for genesis in held {
             let id = genesis.body.id();
+            if self.device_charter(id)?.person_of(target.device) != person {
+                self.write_device_op(
+                    id,
+                    CharterAction::Device {
+                        certificate: certificate.clone(),
+                    },
+                )?;
+            }
             let frontier = self.device_frontier(id, target.device)?;
             self.write_device_op(
                 id,

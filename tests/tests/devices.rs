@@ -469,3 +469,43 @@ fn a_linked_device_gets_its_certificate_and_commons_by_sync_from_a_running_node(
     assert_eq!(last["person"], person, "{history}");
     assert_eq!(last["device_name"], "barn laptop", "{history}");
 }
+
+#[test]
+fn a_revocation_reaches_a_commons_whose_charter_did_not_certify_the_device_yet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let first = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let (phone, phone_key) = link(&ada, &first, "phone", &dir);
+    // A second commons, made after the phone was linked: its charter knows no phone.
+    let second = id(&ada.json(&["commons", "create", "Seed savers"]));
+    let design = id(&ada.json(&["design", "new", "Seed cleaner", "--commons", &second]));
+    carry(&ada, &phone, &dir, "second.bundle", &["--commons", &second]);
+    // Revoked from Ada's first device before Ada's node saw the phone in the second commons.
+    let revoked = ada.json(&["device", "revoke", "phone"]);
+    let mut named: Vec<&str> = revoked["commons"]
+        .as_array()
+        .expect("commons")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    named.sort_unstable();
+    let mut both = vec![first.as_str(), second.as_str()];
+    both.sort_unstable();
+    assert_eq!(named, both, "{revoked}");
+    // The phone, unaware, writes into the second commons as Ada's device.
+    phone.ok(&["design", "edit", &design, "--set", "summary=Vandalised"]);
+    let back = carry(&phone, &ada, &dir, "back.bundle", &[]);
+    assert!(
+        !back["rejected"].as_array().expect("rejected").is_empty(),
+        "{back}"
+    );
+    let history = ada.json(&["design", "history", &design]);
+    assert!(
+        history
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["author"] != phone_key.as_str()),
+        "{history}"
+    );
+}
