@@ -331,7 +331,6 @@ impl Replicas {
             "document {id}: {} change(s) refused under the new charter leave it",
             refused.len()
         );
-        *self.refusals.entry("readmitted-out".into()).or_insert(0) += refused.len() as u64;
         self.forget(id);
         if keep.is_empty() {
             // Nothing of it was admissible: the document goes.
@@ -658,7 +657,24 @@ impl Replicas {
                 .into());
             }
         }
-        if !held {
+        if held {
+            if let Some(policy) = self.charter_state(&commons)? {
+                // Used up by the redemptions this node holds: refused before anything is written.
+                let id = invitation.id();
+                let taken = policy
+                    .state
+                    .log()
+                    .iter()
+                    .filter(|e| {
+                        e.outcome == Outcome::Applied
+                            && matches!(&e.op.action, CharterAction::Redeem { invitation: i } if i.body.id() == id)
+                    })
+                    .count();
+                if taken >= invitation.uses as usize {
+                    return Err(CommunityError::InvitationUsedUp.into());
+                }
+            }
+        } else {
             self.hold_commons(&code.genesis)?;
         }
         let redeem = CharterAction::Redeem {

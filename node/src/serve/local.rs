@@ -57,6 +57,8 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     fn excluded_count(&self) -> usize;
     /// Changes held since start because they build on refused ones.
     fn held_changes(&self) -> u64;
+    /// Changes the commons' charters refused since start, by kind.
+    fn admission_refusals(&self) -> BTreeMap<String, u64>;
     /// The store's size on disk in bytes.
     fn size_on_disk(&self) -> u64;
 }
@@ -158,6 +160,10 @@ impl LocalState for Replicas {
 
     fn held_changes(&self) -> u64 {
         Replicas::held_changes(self)
+    }
+
+    fn admission_refusals(&self) -> BTreeMap<String, u64> {
+        self.refusals.clone()
     }
 
     fn size_on_disk(&self) -> u64 {

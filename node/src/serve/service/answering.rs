@@ -69,13 +69,9 @@ impl<L: LocalState> Service<L> {
     /// Returns whether it was an offence.
     pub(super) fn refused(&mut self, peer: PeerId, error: &NodeError) -> bool {
         if let NodeError::NotAdmitted(report) = error {
-            // Each change the charter refused counts under its kind; none is the relay's fault.
-            for refused in &report.refused {
-                let kind = super::super::stats::admission_kind(&refused.refused.kind);
-                self.counters
-                    .reject(&Refusal::Item(ItemRefusal::NotAdmitted(kind)));
-                self.counters.relayed_refusals += 1;
-            }
+            // Each change the charter refused is counted by kind where the replicas refuse it
+            // (on every path, see `status`); none is the relay's fault.
+            self.counters.relayed_refusals += report.refused.len() as u64;
             return false;
         }
         let kind = ItemRefusal::of(error);

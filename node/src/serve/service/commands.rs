@@ -162,6 +162,13 @@ impl<L: LocalState> Service<L> {
             .collect();
         let (transport_in, transport_out) = self.bytes.transport_bytes();
         let mut counters = self.counters.clone();
+        // Changes the commons' charters refused, on every path (gossip, sync, bundle, local).
+        for (kind, count) in self.local.admission_refusals() {
+            *counters
+                .rejected
+                .entry(super::super::stats::admission_kind(&kind).to_string())
+                .or_insert(0) += count;
+        }
         for (reason, count) in self.bytes.refused_request_frames() {
             if count > 0 {
                 *counters.rejected.entry(reason.to_string()).or_insert(0) += count;
