@@ -509,3 +509,33 @@ fn a_revocation_reaches_a_commons_whose_charter_did_not_certify_the_device_yet()
         "{history}"
     );
 }
+
+#[test]
+fn a_linked_device_writes_with_its_persons_role_in_a_stewarded_commons() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let person = ada.json(&["whoami"])["person"].clone();
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools", "--stewarded"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper"]));
+    let (laptop, _) = link(&ada, &commons, "barn laptop", &dir);
+    laptop.ok(&["design", "edit", &design, "--set", "summary=From the barn"]);
+    let back = carry(&laptop, &ada, &dir, "back.bundle", &[]);
+    assert!(
+        back["rejected"].as_array().expect("rejected").is_empty(),
+        "the founder's device writes as the founder: {back}"
+    );
+    assert_eq!(summary(&ada, &design), "From the barn");
+    let history = ada.json(&["design", "history", &design]);
+    let last = history
+        .as_array()
+        .and_then(|h| h.last())
+        .expect("rows")
+        .clone();
+    assert_eq!(last["person"], person, "{history}");
+    // A stranger's node, which was given nothing, refuses nothing it never saw; a stranger who
+    // only copies the laptop's changes into its own writes gets no role from them.
+    let eve = TestHome::init("Eve");
+    carry(&ada, &eve, &dir, "to-eve.bundle", &["--commons", &commons]);
+    let error = eve.fail(&["design", "edit", &design, "--set", "summary=Eve was here"]);
+    assert!(error.contains("not") || error.contains("member"), "{error}");
+}
