@@ -230,8 +230,12 @@ fn device_suffix(row: &Value) -> String {
 pub fn device_added(value: &Value) {
     let code = s(value, "code");
     println!(
-        "device `{}` certified in every commons you hold",
-        s(value, "name")
+        "device `{}` certified in {} commons",
+        s(value, "name"),
+        value
+            .get("commons")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
     );
     println!();
     println!("    {code}");

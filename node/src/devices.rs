@@ -271,17 +271,32 @@ impl Replicas {
         let certifier = self.certifier().ok_or(DeviceError::NotCertifier)?;
         let certificate = sign_certificate(certifier, &device, name);
         let mut commons = Vec::new();
+        let mut first_refusal = None;
         for genesis in held {
             let id = genesis.body.id();
             // A restored certifier's own certificate goes with the one it makes.
             self.publish_own_certificate(id)?;
-            self.write_device_op(
+            let written = self.write_device_op(
                 id,
                 CharterAction::Device {
                     certificate: certificate.clone(),
                 },
-            )?;
-            commons.push(id);
+            );
+            // A stewarded commons where this person holds no role refuses it at its gate; the
+            // others still certify the device.
+            match written {
+                Ok(()) => commons.push(id),
+                Err(NodeError::Community(refused)) => {
+                    tracing::warn!(
+                        "commons {id}: the new device is not certified there: {refused}"
+                    );
+                    first_refusal.get_or_insert(refused);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let (true, Some(refused)) = (commons.is_empty(), first_refusal) {
+            return Err(refused.into());
         }
         Ok(DeviceAdded {
             code,
