@@ -173,7 +173,8 @@ impl Home {
         Self::init_with(root, profile, InitKeys::Fresh)
     }
 
-    /// Creates a new home with the given keys; nothing is left behind if it fails before the end.
+    /// Creates a new home with the given keys (the marker last, so an interrupted init is never
+    /// taken for a home).
     pub fn init_with(
         root: &Path,
         profile: &LocalProfile,
@@ -626,6 +627,35 @@ mod tests {
         assert_ne!(first, home.key().secret_bytes());
         let reopened = Home::open(dir.path()).expect("open");
         assert_eq!(reopened.network_key().expect("key").secret_bytes(), first);
+    }
+
+    #[test]
+    fn only_a_restored_home_holds_a_person_key_and_a_damaged_one_is_named() {
+        let fresh = tempfile::tempdir().expect("temp dir");
+        let home = home(fresh.path());
+        assert_eq!(home.person_secret().expect("read"), None);
+        assert!(!fresh.path().join(PERSON_KEY_FILE).exists());
+        let restored = tempfile::tempdir().expect("temp dir");
+        let profile = LocalProfile {
+            name: "Alice".into(),
+            ..LocalProfile::default()
+        };
+        let keys = InitKeys::Restored {
+            person: [3; 32],
+            device: [4; 32],
+            certificate: b"cert".to_vec(),
+        };
+        let home = Home::init_with(restored.path(), &profile, keys).expect("restored");
+        assert_eq!(home.person_secret().expect("read"), Some([3; 32]));
+        assert_eq!(home.key().secret_bytes(), [4; 32]);
+        let path = restored.path().join(PERSON_KEY_FILE);
+        assert_eq!(
+            fs::metadata(&path).expect("file").permissions().mode() & 0o777,
+            0o600
+        );
+        fs::write(&path, b"short").expect("damage");
+        let error = home.person_secret().expect_err("damaged");
+        assert!(matches!(error, HomeError::BadPersonKey(_)), "{error}");
     }
 
     #[test]
