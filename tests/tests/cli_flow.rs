@@ -120,7 +120,16 @@ fn identity_and_commons() {
     let me = home.json(&["whoami"]);
     assert_keys(
         &me,
-        &["author", "short", "peer_id", "name", "location", "bio"],
+        &[
+            "author",
+            "short",
+            "person",
+            "device_name",
+            "peer_id",
+            "name",
+            "location",
+            "bio",
+        ],
     );
     assert_eq!(me["name"], NAME);
     assert_eq!(me["location"], "Drôme, France");
@@ -355,6 +364,8 @@ fn design_life_history_blame_and_release() {
                 "hash",
                 "author",
                 "author_name",
+                "person",
+                "device_name",
                 "time",
                 "fields",
                 "signature",
@@ -392,7 +403,17 @@ fn design_life_history_blame_and_release() {
     let blame = home.json(&["design", "blame", &design, "summary"]);
     let spans = blame.as_array().expect("spans");
     for span in spans {
-        assert_keys(span, &["text", "change", "author", "author_name"]);
+        assert_keys(
+            span,
+            &[
+                "text",
+                "change",
+                "author",
+                "author_name",
+                "person",
+                "device_name",
+            ],
+        );
         assert_eq!(span["author"], author.as_str());
         assert_eq!(span["author_name"], NAME);
     }
