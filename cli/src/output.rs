@@ -275,7 +275,10 @@ pub fn devices(value: &Value) {
             "{:<20} {}  {}{}{}",
             s(&row, "name"),
             short(&row, "device", 12),
-            time(row.get("issued_at").and_then(Value::as_i64).unwrap_or(0)),
+            match row.get("issued_at").and_then(Value::as_i64).unwrap_or(0) {
+                0 => "(no certificate)".to_string(),
+                at => time(at),
+            },
             flag("this_device", "  (this device)"),
             flag("revoked", "  REVOKED"),
         );
