@@ -339,6 +339,19 @@ fn print_human(print: Print, value: &Value) {
                 "author key: {}",
                 output::line(value.get("author").and_then(Value::as_str).unwrap_or(""))
             );
+            let person = value.get("person").and_then(Value::as_str).unwrap_or("");
+            if person != value.get("author").and_then(Value::as_str).unwrap_or("") {
+                println!(
+                    "person:     {} (this device: {})",
+                    output::line(person),
+                    output::line(
+                        value
+                            .get("device_name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("certificate not received yet")
+                    )
+                );
+            }
             println!(
                 "peer id:    {} (network only; not derived from the author key)",
                 value.get("peer_id").and_then(Value::as_str).unwrap_or("")
