@@ -271,6 +271,44 @@ impl Replicas {
         }
     }
 
+    /// How many stored changes of `id` its commons' charter refuses now (0 for a charter or
+    /// an open commons).
+    pub(crate) fn inadmissible(
+        &mut self,
+        id: &DocId,
+        genesis: &Signed<DocGenesis>,
+    ) -> Result<usize, NodeError> {
+        if genesis.body.kind == DocKind::Charter {
+            return Ok(0);
+        }
+        let Some(policy) = self.charter_state(&genesis.body.commons)? else {
+            return Ok(0);
+        };
+        let mut refused = 0;
+        for (_, bytes, record) in self.store().changes(id)? {
+            let (Some(record), Ok(change)) =
+                (record, hedgerow_protocol::compact::decode_change(&bytes))
+            else {
+                continue;
+            };
+            if policy.admit(&admit_input(id, &genesis.body, record.author, &change)).is_err() {
+                refused += 1;
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Re-admits one document under its commons' charter as it stands (`verify --rebuild`).
+    pub(crate) fn readmit_doc(&mut self, id: &DocId) -> Result<(), NodeError> {
+        let Some(genesis) = self.store().doc_genesis(id)? else {
+            return Ok(());
+        };
+        let Some(policy) = self.charter_state(&genesis.body.commons)? else {
+            return Ok(());
+        };
+        self.readmit(id, genesis, &policy)
+    }
+
     /// Re-admits one document's stored changes under `policy`; rebuilds it without the
     /// refused ones (and what builds on them) when there are any.
     fn readmit(
@@ -287,21 +325,7 @@ impl Replicas {
                 continue;
             };
             if let Some(record) = record {
-                let input = AdmitInput {
-                    doc: *id,
-                    kind: genesis.body.kind,
-                    doc_creator: genesis.body.creator,
-                    device: record.author,
-                    actor: change.actor_id().to_bytes().to_vec(),
-                    seq: change.seq(),
-                    creates_doc: change.seq() == 1
-                        && record.author == genesis.body.creator
-                        && hedgerow_protocol::envelope::actor_is_bound(
-                            change.actor_id(),
-                            &record.author,
-                            id,
-                        ),
-                };
+                let input = admit_input(id, &genesis.body, record.author, &change);
                 if policy.admit(&input).is_err() {
                     refused.insert(*hash);
                 }
@@ -844,6 +868,26 @@ impl Replicas {
     }
 }
 
+/// What admission is told about a stored change of `id` by `author`.
+fn admit_input(
+    id: &DocId,
+    genesis: &DocGenesis,
+    author: AuthorKey,
+    change: &hedgerow_protocol::automerge::Change,
+) -> AdmitInput {
+    AdmitInput {
+        doc: *id,
+        kind: genesis.kind,
+        doc_creator: genesis.creator,
+        device: author,
+        actor: change.actor_id().to_bytes().to_vec(),
+        seq: change.seq(),
+        creates_doc: change.seq() == 1
+            && author == genesis.creator
+            && hedgerow_protocol::envelope::actor_is_bound(change.actor_id(), &author, id),
+    }
+}
+
 /// What an operation names, for the log.
 fn detail(action: &CharterAction) -> String {
     match action {
@@ -928,5 +972,103 @@ pub(crate) fn execute(
         other => Err(NodeError::Invalid(format!(
             "not a community request: {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::ImportChoice;
+    use crate::home::{Home, LocalProfile};
+    use hedgerow_protocol::schema::{Edit, NewDocument};
+    use hedgerow_protocol::sync::SyncSource;
+
+    fn node(dir: &std::path::Path, name: &str) -> Replicas {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        Replicas::open(&Home::init(&dir.join(name), &profile).expect("home")).expect("store")
+    }
+
+    /// Everything `from` holds, imported into `to` (refusals are reported, not errors here).
+    fn carry(from: &mut Replicas, to: &mut Replicas) {
+        let (bytes, _) = from.bundle_export(&[], None).expect("export");
+        let choice = ImportChoice {
+            join: Vec::new(),
+            all: true,
+        };
+        to.bundle_import(&bytes, &choice).expect("import");
+    }
+
+    fn whole(doc: &DocId) -> hedgerow_protocol::sync::Want {
+        hedgerow_protocol::sync::Want {
+            prefix: hedgerow_protocol::sync::id_prefix(doc),
+            have_genesis: false,
+            clock: Vec::new(),
+        }
+    }
+
+    fn summary(text: &str) -> Edit {
+        Edit::Set {
+            field: "summary".into(),
+            value: text.into(),
+        }
+    }
+
+    /// One compact payload carrying a member's change and a non-member's: the member's is
+    /// applied, the non-member's refused by kind (and what builds on it held), nothing of
+    /// them stored, and the document is the member's alone.
+    #[test]
+    fn a_mixed_payload_applies_what_the_charter_admits() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice.create_stewarded("Farm Hack", "", false).expect("create");
+        let (code, _) = alice.invite(&commons, Role::Member, 1, 3600).expect("invite");
+        let mut ben = node(dir.path(), "ben");
+        ben.accept(&code).expect("accept");
+        carry(&mut ben, &mut alice);
+        carry(&mut alice, &mut ben);
+        carry(&mut ben, &mut alice);
+        let design = alice
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Crimper"), &[])
+            .expect("design");
+        carry(&mut alice, &mut ben);
+        // Vic holds the commons and the design but not the charter: to him it looks open.
+        let mut vic = node(dir.path(), "vic");
+        let genesis = alice.store().commons(&commons).expect("read").expect("held");
+        vic.hold_commons(&genesis).expect("hold");
+        let payload = alice
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        vic.ingest_payload(&commons, &payload).expect("vic takes the design");
+        vic.edit_doc(&design, &[summary("vandalised")]).expect("vic edits");
+        let benign = ben.edit_doc(&design, &[summary("from Ben")]).expect("ben edits");
+        let from_ben = ben
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        vic.ingest_payload(&commons, &from_ben).expect("vic takes Ben's edit");
+        vic.edit_doc(&design, &[summary("on top of Ben")]).expect("vic again");
+        // Vic's node sends Alice all of it in one payload.
+        let payload = vic
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        let refused = alice.ingest_payload(&commons, &payload);
+        let Err(NodeError::NotAdmitted(report)) = refused else {
+            panic!("expected refusals, got {refused:?}");
+        };
+        assert_eq!(report.stored, 1, "Ben's change is stored: {report}");
+        let kinds: Vec<&str> = report.refused.iter().map(|r| r.refused.kind.as_str()).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(kinds.iter().all(|k| *k == "not-a-member"), "{kinds:?}");
+        let heads = alice.replica(&design).expect("held").heads();
+        assert_eq!(heads, vec![benign.expect("a change")]);
+        assert_eq!(alice.store().changes(&design).expect("read").len(), 2);
+        let rendered = alice.show(&design, None).expect("show");
+        assert_eq!(rendered["summary"], "from Ben");
+        assert!(alice.verify(false).expect("verify").is_clean());
     }
 }
