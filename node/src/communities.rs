@@ -11,7 +11,7 @@ use hedgerow_protocol::charter::{
     ChangeFacts, CharterAction, CharterOp, CharterState, Frontier, Invitation, InvitationCode,
     Outcome, Refusal, Role,
 };
-use hedgerow_protocol::replica::{AdmitInput, Admission, Refused, Rejection};
+use hedgerow_protocol::replica::{Admission, AdmitInput, Refused, Rejection};
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{actor_for_install, AuthorKey, CommonsId, DocGenesis, DocId, DocReplica};
@@ -291,7 +291,10 @@ impl Replicas {
             else {
                 continue;
             };
-            if policy.admit(&admit_input(id, &genesis.body, record.author, &change)).is_err() {
+            if policy
+                .admit(&admit_input(id, &genesis.body, record.author, &change))
+                .is_err()
+            {
                 refused += 1;
             }
         }
@@ -531,7 +534,11 @@ impl Replicas {
 
     /// Resolves a person (author key or unique prefix) among those the commons knows:
     /// members, certified devices and every author with a profile there.
-    pub fn resolve_person(&mut self, commons: &CommonsId, given: &str) -> Result<AuthorKey, NodeError> {
+    pub fn resolve_person(
+        &mut self,
+        commons: &CommonsId,
+        given: &str,
+    ) -> Result<AuthorKey, NodeError> {
         let text = given.trim();
         if let Ok(key) = text.parse::<AuthorKey>() {
             return Ok(key);
@@ -567,7 +574,11 @@ impl Replicas {
 
     /// Every (actor, highest seq) of `person`'s devices' changes in `commons`, as this node
     /// holds them: the frontier a reduction names.
-    pub fn frontier_of(&mut self, commons: &CommonsId, person: AuthorKey) -> Result<Frontier, NodeError> {
+    pub fn frontier_of(
+        &mut self,
+        commons: &CommonsId,
+        person: AuthorKey,
+    ) -> Result<Frontier, NodeError> {
         let devices: BTreeSet<AuthorKey> = match self.charter_state(commons)? {
             Some(p) => {
                 let mut d: BTreeSet<AuthorKey> = p.state.devices_of(person).into_iter().collect();
@@ -586,7 +597,9 @@ impl Replicas {
                 let Ok(change) = hedgerow_protocol::compact::decode_change(&bytes) else {
                     continue;
                 };
-                let entry = highest.entry(change.actor_id().to_bytes().to_vec()).or_insert(0);
+                let entry = highest
+                    .entry(change.actor_id().to_bytes().to_vec())
+                    .or_insert(0);
                 *entry = (*entry).max(change.seq());
             }
         }
@@ -759,7 +772,10 @@ impl Replicas {
         let action = match current {
             None => CharterAction::Add { person, role },
             Some(held) => {
-                if held == Role::Steward && role < Role::Steward && policy.state.steward_count() <= 1 {
+                if held == Role::Steward
+                    && role < Role::Steward
+                    && policy.state.steward_count() <= 1
+                {
                     return Err(CommunityError::LastSteward(person).into());
                 }
                 CharterAction::SetRole {
@@ -909,10 +925,9 @@ fn detail(action: &CharterAction) -> String {
         ),
         CharterAction::Hide { doc, reason } => format!("{doc}: {reason}"),
         CharterAction::Unhide { doc } | CharterAction::Retract { doc } => doc.to_string(),
-        CharterAction::Device { certificate } => format!(
-            "{} ({})",
-            certificate.body.device, certificate.body.name
-        ),
+        CharterAction::Device { certificate } => {
+            format!("{} ({})", certificate.body.device, certificate.body.name)
+        }
         CharterAction::RevokeDevice { device, .. } => device.to_string(),
     }
 }
@@ -933,7 +948,9 @@ pub(crate) fn execute(
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let (code, expires_at) = replicas.invite(&commons, role, uses, expires_in)?;
-            Ok(json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }))
+            Ok(
+                json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }),
+            )
         }
         Request::CommonsAccept { code } => {
             let (commons, role) = replicas.accept(&code)?;
@@ -1023,8 +1040,12 @@ mod tests {
     fn a_mixed_payload_applies_what_the_charter_admits() {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut alice = node(dir.path(), "alice");
-        let commons = alice.create_stewarded("Farm Hack", "", false).expect("create");
-        let (code, _) = alice.invite(&commons, Role::Member, 1, 3600).expect("invite");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        let (code, _) = alice
+            .invite(&commons, Role::Member, 1, 3600)
+            .expect("invite");
         let mut ben = node(dir.path(), "ben");
         ben.accept(&code).expect("accept");
         carry(&mut ben, &mut alice);
@@ -1036,21 +1057,31 @@ mod tests {
         carry(&mut alice, &mut ben);
         // Vic holds the commons and the design but not the charter: to him it looks open.
         let mut vic = node(dir.path(), "vic");
-        let genesis = alice.store().commons(&commons).expect("read").expect("held");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
         vic.hold_commons(&genesis).expect("hold");
         let payload = alice
             .payload(&design, &whole(&design))
             .expect("payload")
             .expect("some");
-        vic.ingest_payload(&commons, &payload).expect("vic takes the design");
-        vic.edit_doc(&design, &[summary("vandalised")]).expect("vic edits");
-        let benign = ben.edit_doc(&design, &[summary("from Ben")]).expect("ben edits");
+        vic.ingest_payload(&commons, &payload)
+            .expect("vic takes the design");
+        vic.edit_doc(&design, &[summary("vandalised")])
+            .expect("vic edits");
+        let benign = ben
+            .edit_doc(&design, &[summary("from Ben")])
+            .expect("ben edits");
         let from_ben = ben
             .payload(&design, &whole(&design))
             .expect("payload")
             .expect("some");
-        vic.ingest_payload(&commons, &from_ben).expect("vic takes Ben's edit");
-        vic.edit_doc(&design, &[summary("on top of Ben")]).expect("vic again");
+        vic.ingest_payload(&commons, &from_ben)
+            .expect("vic takes Ben's edit");
+        vic.edit_doc(&design, &[summary("on top of Ben")])
+            .expect("vic again");
         // Vic's node sends Alice all of it in one payload.
         let payload = vic
             .payload(&design, &whole(&design))
@@ -1061,7 +1092,11 @@ mod tests {
             panic!("expected refusals, got {refused:?}");
         };
         assert_eq!(report.stored, 1, "Ben's change is stored: {report}");
-        let kinds: Vec<&str> = report.refused.iter().map(|r| r.refused.kind.as_str()).collect();
+        let kinds: Vec<&str> = report
+            .refused
+            .iter()
+            .map(|r| r.refused.kind.as_str())
+            .collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
         assert!(kinds.iter().all(|k| *k == "not-a-member"), "{kinds:?}");
         let heads = alice.replica(&design).expect("held").heads();
