@@ -206,7 +206,8 @@ pub fn send(home: &Path, request: Request) -> Result<Value> {
     route(home, &request, Duration::from_secs(600), Ok, || {
         let opened = Home::open(home)?;
         let mut replicas = Replicas::open(&opened)?;
-        Ok(execute(&mut replicas, request.clone())?)
+        // JSON only at the edge: a running node sends the same serialization.
+        Ok(execute(&mut replicas, request.clone())?.to_json()?)
     })
 }
 
