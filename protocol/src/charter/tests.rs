@@ -813,21 +813,23 @@ fn hide_unhide_and_retract_are_recorded() {
             doc: DocId([1; 32]),
         },
     );
-    c.then(
-        founder,
-        CharterAction::Retract {
-            doc: DocId([5; 32]),
-        },
-    );
-    let stranger = c.then(
-        key(9).author(),
-        CharterAction::Retract {
-            doc: DocId([6; 32]),
-        },
-    );
+    let retract = |n: u8| CharterAction::Retract {
+        doc: DocId([n; 32]),
+    };
+    c.then(founder, add(&key(9), Role::Member));
+    // A member's false claim first, then the creator's own retraction: the creator's counts.
+    c.then(key(9).author(), retract(5));
+    assert!(!c.state().is_retracted(DocId([5; 32]), founder));
+    c.then(founder, retract(5));
+    let stranger = c.then(key(8).author(), retract(6));
     let state = c.state();
     assert!(state.hidden().is_empty());
-    assert_eq!(state.retracted().get(&DocId([5; 32])), Some(&founder));
+    assert!(state.is_retracted(DocId([5; 32]), founder));
+    assert!(!state.is_retracted(DocId([5; 32]), key(7).author()));
+    assert_eq!(
+        state.retracted().get(&DocId([5; 32])).map(|c| c.len()),
+        Some(2)
+    );
     assert_eq!(c.outcome(stranger), ignored(IgnoreReason::NotAMember));
 }
 
@@ -1042,5 +1044,38 @@ fn gatekeeper_agrees_with_gate() {
             Ok(()),
             Err("charter-unauthorised"),
         ]
+    );
+}
+
+#[test]
+fn a_block_naming_a_device_key_holds_too() {
+    let mut c = Charter::new();
+    let founder = c.creator.author();
+    let (person, phone) = (key(2), key(3));
+    c.found();
+    c.then(founder, add(&person, Role::Member));
+    let certificate = DeviceCertificate {
+        person: person.author(),
+        device: phone.author(),
+        name: "phone".into(),
+        issued_at: 1,
+    }
+    .sign(&person);
+    c.then(phone.author(), CharterAction::Device { certificate });
+    c.then(
+        founder,
+        CharterAction::Block {
+            person: phone.author(),
+            frontier: Frontier::default(),
+        },
+    );
+    let state = c.state();
+    assert_eq!(
+        state.admit(&facts(&phone, b"p", 1, DocKind::Design)),
+        Err(Refusal::AuthorBlocked)
+    );
+    assert_eq!(
+        state.admit(&facts(&person, b"q", 1, DocKind::Design)),
+        Ok(())
     );
 }
