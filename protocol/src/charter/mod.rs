@@ -108,6 +108,7 @@ use std::str::FromStr;
 
 /// A person's standing in a stewarded commons, ordered: Guest < Member < Steward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May write notes (and edit their own).
     Guest,

@@ -1079,3 +1079,68 @@ fn a_block_naming_a_device_key_holds_too() {
         Ok(())
     );
 }
+
+/// The fixed inputs of the format vectors below.
+fn pinned() -> (CharterOp, InvitationCode, Signed<DeviceCertificate>) {
+    let founder = key(1);
+    let genesis = CommonsGenesis {
+        name: "Farm Hack tools".into(),
+        description: "Open farm tools".into(),
+        creator: founder.author(),
+        created_at: 1_700_000_000,
+        nonce: [3; 16],
+    }
+    .sign(&founder);
+    let invitation = Invitation {
+        commons: genesis.body.id(),
+        issuer: founder.author(),
+        role: Role::Member,
+        uses: 3,
+        expires_at: 1_700_604_800,
+        nonce: [4; 16],
+    }
+    .sign(&founder);
+    let op = CharterOp {
+        commons: COMMONS,
+        at: 1_700_000_100,
+        action: CharterAction::SetRole {
+            person: key(2).author(),
+            role: Role::Guest,
+            frontier: frontier(&[(b"actor-1", 7)]),
+        },
+    };
+    let certificate = DeviceCertificate {
+        person: founder.author(),
+        device: key(2).author(),
+        name: "barn laptop".into(),
+        issued_at: 1_700_000_200,
+    }
+    .sign(&founder);
+    (
+        op,
+        InvitationCode {
+            invitation,
+            genesis,
+        },
+        certificate,
+    )
+}
+
+#[test]
+fn formats_are_pinned() {
+    // What this release writes must stay readable: a change here is a format change (bump the
+    // version byte or the domain string, keep reading the old one, and say so in the README).
+    let (op, code, certificate) = pinned();
+    let digest = |bytes: &[u8]| hex::encode(domain_hash("test vector", bytes));
+    assert_eq!(op.to_message(), "ASAJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCcjFn9UMAiCBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlAABB2FjdG9yLTEH");
+    assert_eq!(CharterOp::from_message("ASAJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCcjFn9UMAiCBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlAABB2FjdG9yLTEH"), Ok(op));
+    assert_eq!(
+        digest(code.to_code().as_bytes()),
+        "2dbf810614a789db9b8cc221bc00dcdbe5528776b3b16d60e41112a1171e1444"
+    );
+    assert_eq!(
+        digest(&crate::encoding::encode(&certificate)),
+        "809533aec88bb00675d8fddaae5741ff01b3c7b2556c60209936339e96a48d49"
+    );
+    assert_eq!(certificate.verify(), Ok(()));
+}
