@@ -622,6 +622,19 @@ impl CharterState {
         })
     }
 
+    /// The documents their creators withdrew, given each claimed document's genesis creator
+    /// (`None` for a document this node does not hold: its claim waits).
+    pub fn retracted_docs(
+        &self,
+        mut creator_of: impl FnMut(DocId) -> Option<AuthorKey>,
+    ) -> BTreeSet<DocId> {
+        self.retracted
+            .keys()
+            .copied()
+            .filter(|doc| creator_of(*doc).is_some_and(|creator| self.is_retracted(*doc, creator)))
+            .collect()
+    }
+
     /// Every operation in replay order with its outcome (operations that never became ready last).
     pub fn log(&self) -> &[LogEntry] {
         &self.log

@@ -830,6 +830,11 @@ fn hide_unhide_and_retract_are_recorded() {
         state.retracted().get(&DocId([5; 32])).map(|c| c.len()),
         Some(2)
     );
+    let creators = |doc: DocId| (doc == DocId([5; 32])).then_some(founder);
+    assert_eq!(
+        state.retracted_docs(creators),
+        [DocId([5; 32])].into_iter().collect()
+    );
     assert_eq!(c.outcome(stranger), ignored(IgnoreReason::NotAMember));
 }
 
