@@ -136,6 +136,57 @@ pub fn parse_duration(text: &str) -> Result<i64, CommunityError> {
     n.checked_mul(scale).filter(|s| *s > 0).ok_or_else(bad)
 }
 
+/// An invitation code just made (`commons invite`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Invited {
+    /// The `hri1...` code.
+    pub code: String,
+    /// The role it grants.
+    pub role: Role,
+    /// How many people may redeem it.
+    pub uses: u32,
+    /// When it expires, unix seconds.
+    pub expires_at: i64,
+}
+
+/// An invitation redeemed (`commons accept`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationAccepted {
+    /// The commons joined.
+    pub commons: CommonsId,
+    /// The role the invitation grants.
+    pub role: Role,
+}
+
+/// One member of a stewarded commons (`commons members`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// The person key.
+    pub person: AuthorKey,
+    /// Their display name from their profile in the commons (empty when none arrived yet).
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Their devices (the person key itself when no device is certified).
+    pub devices: Vec<AuthorKey>,
+}
+
+/// A charter operation just written (`commons role|remove`, `moderate hide|unhide|block|unblock`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CharterChanged {
+    /// The document it names (hide, unhide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<DocId>,
+    /// The person it names (role, remove, block, unblock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<AuthorKey>,
+    /// The role given (role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The charter change's hash, hex.
+    pub change: String,
+}
+
 /// One line of `moderate log`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
@@ -735,27 +786,22 @@ impl Replicas {
     }
 
     /// `commons members`: each member with their role and devices.
-    pub fn members(&mut self, commons: &CommonsId) -> Result<serde_json::Value, NodeError> {
+    pub fn members(&mut self, commons: &CommonsId) -> Result<Vec<Member>, NodeError> {
         let policy = self.stewarded(commons)?;
         let mut out = Vec::new();
         for (person, role) in policy.state.members() {
-            let mut devices: Vec<String> = policy
-                .state
-                .devices_of(person)
-                .iter()
-                .map(|d| d.to_string())
-                .collect();
+            let mut devices = policy.state.devices_of(person);
             if devices.is_empty() {
-                devices.push(person.to_string());
+                devices.push(person);
             }
-            out.push(serde_json::json!({
-                "person": person.to_string(),
-                "name": self.author_name(*commons, &person).unwrap_or_default(),
-                "role": role.as_str(),
-                "devices": devices,
-            }));
+            out.push(Member {
+                person,
+                name: self.author_name(*commons, &person).unwrap_or_default(),
+                role,
+                devices,
+            });
         }
-        Ok(serde_json::Value::Array(out))
+        Ok(out)
     }
 
     /// `commons role PERSON ROLE`: adds a person or changes their role (a lowering names the
@@ -765,7 +811,7 @@ impl Replicas {
         commons: &CommonsId,
         person: &str,
         role: Role,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let policy = self.require_role(commons, Role::Member)?;
         let person = self.resolve_person(commons, person)?;
         let current = policy.state.role_of(person);
@@ -786,11 +832,12 @@ impl Replicas {
             }
         };
         let change = self.write_charter_op(commons, action)?;
-        Ok(serde_json::json!({
-            "person": person.to_string(),
-            "role": role.as_str(),
-            "change": change.to_string(),
-        }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: Some(role),
+            change: change.to_string(),
+        })
     }
 
     /// `commons remove PERSON`.
@@ -798,7 +845,7 @@ impl Replicas {
         &mut self,
         commons: &CommonsId,
         person: &str,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let policy = self.require_role(commons, Role::Steward)?;
         let person = self.resolve_person(commons, person)?;
         match policy.state.role_of(person) {
@@ -810,7 +857,12 @@ impl Replicas {
         }
         let frontier = self.frontier_of(commons, person)?;
         let change = self.write_charter_op(commons, CharterAction::Remove { person, frontier })?;
-        Ok(serde_json::json!({ "person": person.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate hide|unhide ID`.
@@ -818,7 +870,7 @@ impl Replicas {
         &mut self,
         doc: &str,
         hide: Option<String>,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let id = self.resolve_doc(doc, None)?;
         let commons = self
             .store()
@@ -834,7 +886,12 @@ impl Replicas {
             None => CharterAction::Unhide { doc: id },
         };
         let change = self.write_charter_op(&commons, action)?;
-        Ok(serde_json::json!({ "id": id.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: Some(id),
+            person: None,
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate block|unblock PERSON`.
@@ -843,7 +900,7 @@ impl Replicas {
         commons: &CommonsId,
         person: &str,
         block: bool,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         self.require_role(commons, Role::Steward)?;
         let person = self.resolve_person(commons, person)?;
         let action = if block {
@@ -855,13 +912,18 @@ impl Replicas {
             CharterAction::Unblock { person }
         };
         let change = self.write_charter_op(commons, action)?;
-        Ok(serde_json::json!({ "person": person.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate log`: every charter operation in replay order, with what became of it.
-    pub fn moderation_log(&mut self, commons: &CommonsId) -> Result<serde_json::Value, NodeError> {
+    pub fn moderation_log(&mut self, commons: &CommonsId) -> Result<Vec<LogLine>, NodeError> {
         let Some(policy) = self.charter_state(commons)? else {
-            return Ok(serde_json::Value::Array(Vec::new()));
+            return Ok(Vec::new());
         };
         let lines: Vec<LogLine> = policy
             .state
@@ -880,7 +942,7 @@ impl Replicas {
                 detail: detail(&e.op.action),
             })
             .collect();
-        Ok(serde_json::to_value(lines).unwrap_or(serde_json::Value::Null))
+        Ok(lines)
     }
 }
 
@@ -936,9 +998,9 @@ fn detail(action: &CharterAction) -> String {
 pub(crate) fn execute(
     replicas: &mut Replicas,
     request: crate::api::Request,
-) -> Result<serde_json::Value, NodeError> {
+) -> Result<crate::reply::Reply, NodeError> {
     use crate::api::Request;
-    use serde_json::json;
+    use crate::reply::Reply;
     match request {
         Request::CommonsInvite {
             commons,
@@ -948,17 +1010,23 @@ pub(crate) fn execute(
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let (code, expires_at) = replicas.invite(&commons, role, uses, expires_in)?;
-            Ok(
-                json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }),
-            )
+            Ok(Reply::Invited(Invited {
+                code,
+                role,
+                uses,
+                expires_at,
+            }))
         }
         Request::CommonsAccept { code } => {
             let (commons, role) = replicas.accept(&code)?;
-            Ok(json!({ "commons": commons.to_string(), "role": role.as_str() }))
+            Ok(Reply::InvitationAccepted(InvitationAccepted {
+                commons,
+                role,
+            }))
         }
         Request::CommonsMembers { commons } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.members(&commons)
+            Ok(Reply::Members(replicas.members(&commons)?))
         }
         Request::CommonsRole {
             commons,
@@ -966,25 +1034,37 @@ pub(crate) fn execute(
             role,
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.set_role(&commons, &person, role)
+            Ok(Reply::CharterChanged(
+                replicas.set_role(&commons, &person, role)?,
+            ))
         }
         Request::CommonsRemove { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.remove_member(&commons, &person)
+            Ok(Reply::CharterChanged(
+                replicas.remove_member(&commons, &person)?,
+            ))
         }
-        Request::ModerateHide { id, reason } => replicas.moderate_doc(&id, Some(reason)),
-        Request::ModerateUnhide { id } => replicas.moderate_doc(&id, None),
+        Request::ModerateHide { id, reason } => Ok(Reply::CharterChanged(
+            replicas.moderate_doc(&id, Some(reason))?,
+        )),
+        Request::ModerateUnhide { id } => {
+            Ok(Reply::CharterChanged(replicas.moderate_doc(&id, None)?))
+        }
         Request::ModerateBlock { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderate_person(&commons, &person, true)
+            Ok(Reply::CharterChanged(
+                replicas.moderate_person(&commons, &person, true)?,
+            ))
         }
         Request::ModerateUnblock { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderate_person(&commons, &person, false)
+            Ok(Reply::CharterChanged(
+                replicas.moderate_person(&commons, &person, false)?,
+            ))
         }
         Request::ModerateLog { commons } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderation_log(&commons)
+            Ok(Reply::ModerationLog(replicas.moderation_log(&commons)?))
         }
         other => Err(NodeError::Invalid(format!(
             "not a community request: {other:?}"
