@@ -23,6 +23,9 @@ use std::sync::Arc;
 /// Why a community command was refused; nothing was stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommunityError {
+    /// This node holds a charter without its `Found` yet (an invitation accepted offline).
+    #[error("this node has not received the charter of commons {0} yet; sync with a member (`hedgerow sync --peer ...`) or import a bundle from one")]
+    CharterNotReceived(CommonsId),
     /// The commons has no `Found`: roles and moderation need a stewarded commons.
     #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a commons created with `hedgerow commons create NAME --stewarded`")]
     NotStewarded(CommonsId),
@@ -561,6 +564,15 @@ impl Replicas {
     fn stewarded(&mut self, commons: &CommonsId) -> Result<Arc<Policy>, NodeError> {
         match self.charter_state(commons)? {
             Some(policy) if policy.state.is_stewarded() => Ok(policy),
+            Some(policy)
+                if policy
+                    .state
+                    .log()
+                    .iter()
+                    .any(|e| matches!(e.op.action, CharterAction::Redeem { .. })) =>
+            {
+                Err(CommunityError::CharterNotReceived(*commons).into())
+            }
             _ => Err(CommunityError::NotStewarded(*commons).into()),
         }
     }
@@ -1183,7 +1195,7 @@ mod tests {
         assert_eq!(heads, vec![benign.expect("a change")]);
         assert_eq!(alice.store().changes(&design).expect("read").len(), 2);
         let rendered = alice.show(&design, None).expect("show");
-        assert_eq!(rendered["summary"], "from Ben");
+        assert_eq!(rendered.fields["summary"], "from Ben");
         assert!(alice.verify(false).expect("verify").is_clean());
     }
 }
