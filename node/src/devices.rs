@@ -226,6 +226,7 @@ impl Replicas {
     /// Best effort: a stewarded commons where the person holds no role refuses it at its gate,
     /// and the join goes on (the device's writes there are refused by the charter anyway).
     pub(crate) fn publish_own_certificate(&mut self, commons: CommonsId) -> Result<(), NodeError> {
+        self.find_own_certificate()?;
         let Some(certificate) = self.own_certificate() else {
             return Ok(());
         };

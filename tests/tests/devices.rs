@@ -316,6 +316,28 @@ fn a_device_linked_through_a_bundle_writes_as_its_person() {
     // Names are unique among a person's devices.
     let error = ada.fail(&["device", "add", "barn laptop"]);
     assert!(error.contains("already have"), "{error}");
+
+    // A commons Ada made after the link: the laptop certifies itself when it joins.
+    let second = id(&ada.json(&["commons", "create", "Seed savers"]));
+    let cleaner = id(&ada.json(&["design", "new", "Seed cleaner", "--commons", &second]));
+    carry(
+        &ada,
+        &laptop,
+        &dir,
+        "second.bundle",
+        &["--commons", &second],
+    );
+    laptop.ok(&["design", "edit", &cleaner, "--set", "summary=Sieves"]);
+    carry(&laptop, &ada, &dir, "second-back.bundle", &[]);
+    let history = ada.json(&["design", "history", &cleaner]);
+    let last = history
+        .as_array()
+        .and_then(|h| h.last())
+        .expect("rows")
+        .clone();
+    assert_eq!(last["author"], key.as_str(), "{history}");
+    assert_eq!(last["person"], person, "{history}");
+    assert_eq!(last["device_name"], "barn laptop", "{history}");
 }
 
 #[test]
