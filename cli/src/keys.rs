@@ -132,6 +132,10 @@ pub fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
         location: args.location.clone(),
         bio: args.bio.clone(),
     };
+    if (args.restore.is_some() || args.link.is_some()) && Home::open(home).is_ok() {
+        // Before asking for a passphrase or deriving a key: a home keeps its keys.
+        return Err(hedgerow_node::HomeError::AlreadyInitialised(home.to_path_buf()).into());
+    }
     if let Some(file) = &args.restore {
         let device_name = args
             .device_name
