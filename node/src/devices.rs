@@ -462,3 +462,49 @@ impl Replicas {
         self.write_charter_op(&commons, action).map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_certificate_reads_back_and_a_tampered_one_is_refused() {
+        let person = DeviceKey::from_secret([1; 32]);
+        let device = DeviceKey::from_secret([2; 32]).author();
+        let bytes = certify(&person, &device, " barn laptop ").expect("certify");
+        let certificate = decode_certificate(&bytes).expect("reads back");
+        assert_eq!(certificate.body.person, person.author());
+        assert_eq!(certificate.body.device, device);
+        assert_eq!(certificate.body.name, "barn laptop");
+        let mut tampered = bytes.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(matches!(
+            decode_certificate(&tampered),
+            Err(DeviceError::BadCertificate(_))
+        ));
+        assert!(matches!(
+            decode_certificate(&bytes[..10]),
+            Err(DeviceError::BadCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn device_names_are_short_printable_text() {
+        assert!(check_device_name("phone").is_ok());
+        assert!(check_device_name(&"x".repeat(MAX_DEVICE_NAME_BYTES)).is_ok());
+        for bad in ["", "  ", "a\nb", "\u{1b}[2J"] {
+            assert!(
+                matches!(check_device_name(bad), Err(DeviceError::BadName)),
+                "{bad:?}"
+            );
+        }
+        let long = "x".repeat(MAX_DEVICE_NAME_BYTES + 1);
+        assert!(matches!(
+            check_device_name(&long),
+            Err(DeviceError::BadName)
+        ));
+        let person = DeviceKey::from_secret([1; 32]);
+        assert!(certify(&person, &person.author(), &long).is_err());
+    }
+}
