@@ -420,13 +420,58 @@ impl Replicas {
         }
         self.store()
             .drop_changes(id, &refused.iter().copied().collect::<Vec<_>>())?;
-        match self.rebuild(id, genesis) {
-            Ok(replica) => {
-                let summary = crate::replicas::summarize(&replica);
-                self.store()
-                    .write_caches(id, &replica.doc().save(), &summary)?;
+        // A change whose only signature came with a dropped one (a compact payload signs each
+        // author's latest change) is no longer proven: it goes too, with what builds on it,
+        // and comes back signed from a node that holds it without the dropped ones.
+        for _ in 0..=keep.len() {
+            match self.rebuild(id, genesis.clone()) {
+                Ok(replica) => {
+                    let summary = crate::replicas::summarize(&replica);
+                    self.store()
+                        .write_caches(id, &replica.doc().save(), &summary)?;
+                    return Ok(());
+                }
+                Err(NodeError::Rejected(Rejection::Uncovered { hash })) => {
+                    let Ok(bytes) = hex::decode(&hash) else { break };
+                    let Ok(uncovered) = <[u8; 32]>::try_from(bytes.as_slice()) else { break };
+                    let mut gone = BTreeSet::from([uncovered]);
+                    let stored: Vec<_> = self
+                        .store()
+                        .changes(id)?
+                        .into_iter()
+                        .filter_map(|(h, bytes, _)| {
+                            hedgerow_protocol::compact::decode_change(&bytes)
+                                .ok()
+                                .map(|c| (h, c))
+                        })
+                        .collect();
+                    loop {
+                        let before = gone.len();
+                        for (h, change) in &stored {
+                            if change.deps().iter().any(|d| gone.contains(&d.0)) {
+                                gone.insert(*h);
+                            }
+                        }
+                        if gone.len() == before {
+                            break;
+                        }
+                    }
+                    *self
+                        .refusals
+                        .entry(hedgerow_protocol::replica::HELD.into())
+                        .or_insert(0) += gone.len() as u64;
+                    self.store()
+                        .drop_changes(id, &gone.into_iter().collect::<Vec<_>>())?;
+                    if self.store().changes(id)?.is_empty() {
+                        self.store().remove_doc(id, &genesis.body.commons)?;
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("document {id} does not rebuild after re-admission: {e}");
+                    break;
+                }
             }
-            Err(e) => tracing::warn!("document {id} does not rebuild after re-admission: {e}"),
         }
         Ok(())
     }
