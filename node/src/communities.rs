@@ -277,6 +277,10 @@ impl Replicas {
         let Some(policy) = self.charter_state(&commons)? else {
             return Ok(());
         };
+        if policy.state.is_stewarded() {
+            // The commons' charter has arrived (an accepted invitation waited for it).
+            self.store().unwant_commons(&commons)?;
+        }
         if let Some(invitation) = self.redeem_to_renew(&policy) {
             // Our redemption, written before this node held the commons' `Found`, was
             // replayed before it; redeemed again on top of the charter as it is now, it holds.
@@ -433,7 +437,9 @@ impl Replicas {
                 }
                 Err(NodeError::Rejected(Rejection::Uncovered { hash })) => {
                     let Ok(bytes) = hex::decode(&hash) else { break };
-                    let Ok(uncovered) = <[u8; 32]>::try_from(bytes.as_slice()) else { break };
+                    let Ok(uncovered) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+                        break;
+                    };
                     let mut gone = BTreeSet::from([uncovered]);
                     let stored: Vec<_> = self
                         .store()
@@ -721,8 +727,10 @@ impl Replicas {
         description: &str,
         private: bool,
     ) -> Result<CommonsId, NodeError> {
-        let id = self.create_commons(name, description)?;
+        // `Found` before anything else is written in it, then the founder's profile.
+        let id = self.new_commons(name, description)?;
         self.write_charter_op(&id, CharterAction::Found { private })?;
+        self.ensure_profile(id)?;
         Ok(id)
     }
 
@@ -836,8 +844,13 @@ impl Replicas {
                 return Err(CommunityError::InvitationUsedUp.into());
             }
         }
-        // Wanted until a peer or a bundle brings the rest of the commons.
-        self.store().want_commons(&commons)?;
+        // Wanted until a peer or a bundle brings the rest of the commons (its charter).
+        let arrived = self
+            .charter_state(&commons)?
+            .is_some_and(|p| p.state.is_stewarded());
+        if !arrived {
+            self.store().want_commons(&commons)?;
+        }
         self.join_commons(&code.genesis)?;
         Ok((commons, role))
     }

@@ -279,6 +279,17 @@ impl Replicas {
         name: &str,
         description: &str,
     ) -> Result<CommonsId, NodeError> {
+        let id = self.new_commons(name, description)?;
+        self.ensure_profile(id)?;
+        Ok(id)
+    }
+
+    /// Signs and stores a new commons' genesis, with nothing in it yet.
+    pub(crate) fn new_commons(
+        &mut self,
+        name: &str,
+        description: &str,
+    ) -> Result<CommonsId, NodeError> {
         let genesis = CommonsGenesis {
             name: name.trim().to_string(),
             description: description.to_string(),
@@ -289,7 +300,6 @@ impl Replicas {
         .sign(&self.key);
         let id = genesis.verify().map_err(Rejection::from)?;
         self.store.put_commons(&genesis)?;
-        self.ensure_profile(id)?;
         Ok(id)
     }
 
@@ -366,7 +376,7 @@ impl Replicas {
     }
 
     /// Writes this device's profile into `commons` if it is not there yet.
-    fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
+    pub(crate) fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
         let genesis = DocGenesis::profile(commons, self.author());
         let id = genesis.id();
         if self.store.doc_genesis(&id)?.is_some() {
