@@ -273,7 +273,7 @@ impl Replicas {
     /// document of the commons is re-admitted under it: changes now refused leave their
     /// documents (rebuilt without them and what builds on them) and are dropped.
     pub(crate) fn charter_changed(&mut self, commons: CommonsId) -> Result<(), NodeError> {
-        self.charters.remove(&commons);
+        let before = self.charters.remove(&commons).flatten();
         let Some(policy) = self.charter_state(&commons)? else {
             return Ok(());
         };
@@ -287,6 +287,10 @@ impl Replicas {
             return self
                 .write_charter_op(&commons, CharterAction::Redeem { invitation })
                 .map(|_| ());
+        }
+        if before.is_some_and(|b| !narrows(&b.state, &policy.state)) {
+            // Only grants (an added member, a redemption, an unblock): what was admitted stays.
+            return Ok(());
         }
         for id in self.store().doc_ids(&commons)? {
             let Some(genesis) = self.store().doc_genesis(&id)? else {
@@ -1014,6 +1018,28 @@ impl Replicas {
             .collect();
         Ok(lines)
     }
+}
+
+/// Whether `after` may refuse a change `before` admitted: it became stewarded, someone lost
+/// a role (or holds a lower one), or a block or revocation was added or changed.
+fn narrows(before: &CharterState, after: &CharterState) -> bool {
+    if after.is_stewarded() && !before.is_stewarded() {
+        return true;
+    }
+    let roles: BTreeMap<AuthorKey, Role> = after.members().into_iter().collect();
+    let lost = before
+        .members()
+        .into_iter()
+        .any(|(person, role)| roles.get(&person).is_none_or(|now| *now < role));
+    let blocked_more = after
+        .blocked()
+        .iter()
+        .any(|p| !before.is_blocked(*p) || before.log().len() != after.log().len());
+    let revoked_more = after
+        .revoked()
+        .iter()
+        .any(|d| before.revocation(*d) != after.revocation(*d));
+    lost || blocked_more || revoked_more
 }
 
 /// What admission is told about a stored change of `id` by `author`.
