@@ -212,6 +212,18 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     assert!(err.contains("may not invite"), "{err}");
     let err = alice.fail(&["commons", "accept", "hri1notacode"]);
     assert!(err.lines().count() == 1, "{err}");
+    // A code with one character changed: forged or unreadable, refused in one line.
+    let code = alice.ok(&["commons", "invite"]);
+    let code = code.trim();
+    let mid = code.len() / 2;
+    let swapped = if &code[mid..=mid] == "2" { "3" } else { "2" };
+    let forged = format!("{}{swapped}{}", &code[..mid], &code[mid + 1..]);
+    let err = TestHome::init("Fay").fail(&["commons", "accept", &forged]);
+    assert!(err.lines().count() == 1 && err.contains("code"), "{err}");
+    let err = alice.fail(&["commons", "invite", "--expires", "7x"]);
+    assert!(err.contains("not a duration"), "{err}");
+    let err = alice.fail(&["commons", "invite", "--role", "boss"]);
+    assert!(err.contains("not a role"), "{err}");
     assert_eq!(
         alice.json(&["moderate", "log"]).as_array().map(Vec::len),
         before
