@@ -561,3 +561,61 @@ fn a_linked_device_writes_with_its_persons_role_in_a_stewarded_commons() {
     let error = eve.fail(&["design", "edit", &design, "--set", "summary=Eve was here"]);
     assert!(error.contains("not") || error.contains("member"), "{error}");
 }
+
+#[test]
+fn a_third_node_syncing_from_a_revoked_device_takes_none_of_its_later_changes() {
+    use hedgerow_tests::net::ServeNode;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ada = TestHome::init("Ada");
+    let commons = id(&ada.json(&["commons", "create", "Farm Hack tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=Crimps"]));
+    let (phone, phone_key) = link(&ada, &commons, "phone", &dir);
+    phone.ok(&[
+        "design",
+        "edit",
+        &design,
+        "--set",
+        "summary=Before the loss",
+    ]);
+    carry(&phone, &ada, &dir, "phone-to-ada.bundle", &[]);
+    ada.json(&["device", "revoke", "phone"]);
+    let bob = TestHome::init("Bob");
+    carry(
+        &ada,
+        &bob,
+        &dir,
+        "ada-to-bob.bundle",
+        &["--commons", &commons],
+    );
+    phone.ok(&["design", "edit", &design, "--set", "summary=Vandalised"]);
+    // The phone's finder runs it as a node; Bob pulls from it.
+    let phone = ServeNode::start(phone, &[]);
+    let out = bob.run(&[
+        "sync",
+        "--peer",
+        &phone.multiaddr(),
+        "--linger",
+        "1",
+        "--json",
+    ]);
+    let synced: Value = serde_json::from_slice(&out.stdout).expect("sync --json");
+    assert!(
+        !out.status.success(),
+        "a refused change fails the sync: {synced}"
+    );
+    assert_eq!(synced["complete"], true, "{synced}");
+    assert!(
+        synced["errors"].to_string().contains("device-revoked"),
+        "{synced}"
+    );
+    assert_eq!(summary(&bob, &design), "Before the loss");
+    let history = bob.json(&["design", "history", &design]);
+    let from_phone = history
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["author"] == phone_key.as_str())
+        .count();
+    assert_eq!(from_phone, 1, "{history}");
+    assert!(bob.run(&["verify"]).status.success());
+}
