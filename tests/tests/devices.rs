@@ -619,3 +619,73 @@ fn a_third_node_syncing_from_a_revoked_device_takes_none_of_its_later_changes() 
     assert_eq!(from_phone, 1, "{history}");
     assert!(bob.run(&["verify"]).status.success());
 }
+
+/// Reads `child`'s output until it holds `wanted`; returns everything read so far.
+fn read_until(out: &mut impl std::io::Read, seen: &mut Vec<u8>, wanted: &str) {
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(seen).contains(wanted) {
+        let n = out.read(&mut buf).expect("read the terminal");
+        assert!(
+            n > 0,
+            "the terminal closed before `{wanted}`: {}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn a_passphrase_asked_on_the_terminal_is_not_echoed() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let ada = TestHome::init("Ada");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backup = file_in(&dir, "ada.key");
+    let command = format!(
+        "'{}' --home '{}' key backup '{}'",
+        hedgerow_tests::hedgerow_bin().display(),
+        ada.path().display(),
+        backup
+    );
+    // `script` gives the command a terminal of its own (util-linux, on every Debian).
+    let Ok(mut child) = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("HEDGEROW_PASSPHRASE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        hedgerow_tests::skip::skip(
+            "terminal passphrase",
+            "no `script` command to make a terminal",
+        );
+        return;
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    read_until(&mut stdout, &mut seen, "passphrase: ");
+    stdin.write_all(b"typed on the terminal\n").expect("type");
+    read_until(&mut stdout, &mut seen, "again: ");
+    stdin.write_all(b"typed on the terminal\n").expect("type");
+    read_until(&mut stdout, &mut seen, "wrote the person key");
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).expect("read");
+    seen.extend_from_slice(&rest);
+    assert!(child.wait().expect("wait").success());
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(
+        !screen.contains("typed on"),
+        "the passphrase was echoed: {screen}"
+    );
+    let restored = TestHome::new();
+    succeeded(
+        &with_passphrase(
+            &restored,
+            "typed on the terminal",
+            &["init", "--restore", &backup],
+        ),
+        "restore with the passphrase typed on the terminal",
+    );
+}
