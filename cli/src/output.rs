@@ -407,7 +407,10 @@ pub fn status(value: &Value) {
             println!("  rejected {}: {count}", line(reason));
         }
     }
-    let held = value.get("held_changes").and_then(Value::as_u64).unwrap_or(0);
+    let held = value
+        .get("held_changes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     if held > 0 {
         println!("held (building on refused changes): {held}");
     }
