@@ -240,6 +240,10 @@ impl Replicas {
             let mut ids = self.store().doc_ids(&id)?;
             ids.sort();
             for doc in ids {
+                if self.is_hidden(&id, &doc) {
+                    // Hidden by a steward: not served, by sync or by bundle.
+                    continue;
+                }
                 match self.export_doc(&doc, theirs.get(&doc).copied())? {
                     Some((section, changes)) => {
                         report.documents += 1;
