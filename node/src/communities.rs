@@ -1344,4 +1344,52 @@ mod tests {
         assert_eq!(alice.refusals.get("not-a-member"), Some(&1));
         assert_eq!(alice.held_changes(), 0);
     }
+
+    /// A member's change that builds on a removed member's change beyond the removal's
+    /// frontier is held (reported, not stored), and both nodes end with the same document.
+    #[test]
+    fn a_change_building_on_a_refused_one_is_held() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        let mut ben = node(dir.path(), "ben");
+        let mut mal = node(dir.path(), "mal");
+        for member in [&mut ben, &mut mal] {
+            let (code, _) = alice
+                .invite(&commons, Role::Member, 1, 3600)
+                .expect("invite");
+            member.accept(&code).expect("accept");
+        }
+        for _ in 0..2 {
+            carry(&mut ben, &mut alice);
+            carry(&mut mal, &mut alice);
+            carry(&mut alice, &mut ben);
+            carry(&mut alice, &mut mal);
+        }
+        let design = alice
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Crimper"), &[])
+            .expect("design");
+        carry(&mut alice, &mut ben);
+        carry(&mut alice, &mut mal);
+        mal.edit_doc(&design, &[summary("Mal's")])
+            .expect("mal edits");
+        carry(&mut mal, &mut ben);
+        // Alice removes Mal before she saw that edit; Ben, unaware, builds on it.
+        let mal_key = mal.author().to_string();
+        alice.remove_member(&commons, &mal_key).expect("remove");
+        ben.edit_doc(&design, &[summary("Ben's on Mal's")])
+            .expect("ben edits");
+        let before = alice.replica(&design).expect("held").heads();
+        carry(&mut ben, &mut alice);
+        assert_eq!(alice.held_changes(), 1);
+        assert_eq!(alice.refusals.get("beyond-frontier"), Some(&1));
+        assert_eq!(alice.replica(&design).expect("held").heads(), before);
+        // Ben's node learns of the removal and ends with Alice's document.
+        carry(&mut alice, &mut ben);
+        assert_eq!(ben.replica(&design).expect("held").heads(), before);
+        assert!(ben.verify(false).expect("verify").is_clean());
+        assert!(alice.verify(false).expect("verify").is_clean());
+    }
 }
