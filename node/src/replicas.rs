@@ -894,16 +894,7 @@ impl Drop for Replicas {
 
 /// The cached summary of a replica.
 pub fn summarize(replica: &DocReplica) -> DocSummary {
-    let rendered = schema::render(replica.doc(), replica.kind(), None);
-    let title_field = match replica.kind() {
-        DocKind::Design | DocKind::Profile => "name",
-        DocKind::Event => "title",
-        DocKind::Note => "body",
-    };
-    let title: String = rendered
-        .get(title_field)
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
+    let title: String = schema::facts::title(replica.doc(), replica.kind())
         .chars()
         .take(80)
         .collect();
