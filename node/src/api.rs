@@ -250,11 +250,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                     }
                     (genesis.body.commons, Some(target.to_string()))
                 }
-                (None, DocKind::Note) => {
-                    return Err(NodeError::Invalid(
-                        "a note belongs to a design or an event: give --on ID".into(),
-                    ))
-                }
+                (None, DocKind::Note) => return Err(NodeError::NoteWithoutTarget),
                 _ => (replicas.resolve_commons(commons.as_deref())?, None),
             };
             let new = NewDocument {

@@ -15,6 +15,7 @@ pub mod api;
 pub mod bundle;
 pub mod control;
 pub mod durable;
+pub mod error_kind;
 pub mod home;
 pub mod journal;
 pub mod net;

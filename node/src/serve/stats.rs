@@ -219,7 +219,7 @@ impl ItemRefusal {
                     Self::BadForkHistory
                 }
             },
-            NodeError::Invalid(_) => Self::Invalid,
+            NodeError::Invalid(_) | NodeError::Bundle(_) => Self::Invalid,
             NodeError::EmptyDocument { .. } => Self::EmptyDocument,
             NodeError::UnknownDoc { .. } => Self::UnknownDocument,
             NodeError::UnknownCommons(_) => Self::UnknownCommons,
