@@ -24,10 +24,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommunityError {
     /// This node holds a charter without its `Found` yet (an invitation accepted offline).
-    #[error("this node has not received the charter of commons {0} yet; sync with a member (`hedgerow sync --peer ...`) or import a bundle from one")]
+    #[error("this node has not received the charter of commons {0} yet")]
     CharterNotReceived(CommonsId),
     /// The commons has no `Found`: roles and moderation need a stewarded commons.
-    #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a commons created with `hedgerow commons create NAME --stewarded`")]
+    #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a stewarded commons")]
     NotStewarded(CommonsId),
     /// This device's person lacks the authority for the operation.
     #[error("you cannot do this in commons {commons}: {refusal}")]
@@ -46,7 +46,7 @@ pub enum CommunityError {
         held: String,
     },
     /// No person matches.
-    #[error("no person in commons {commons} matches `{given}`; `hedgerow commons members` lists them (or give their whole author key)")]
+    #[error("no person in commons {commons} matches `{given}`")]
     UnknownPerson {
         /// The commons.
         commons: CommonsId,
@@ -57,7 +57,7 @@ pub enum CommunityError {
     #[error("`{0}` matches several persons; give more characters of the key")]
     AmbiguousPerson(String),
     /// Removing or demoting the last steward.
-    #[error("{0} is the last steward of this commons; make someone else a steward first (`hedgerow commons role PERSON steward`)")]
+    #[error("{0} is the last steward of this commons")]
     LastSteward(AuthorKey),
     /// The person holds no role.
     #[error("{0} is not a member of this commons")]
@@ -75,7 +75,7 @@ pub enum CommunityError {
     #[error("{0}")]
     BadCode(String),
     /// An invitation by someone other than the founder, whose authority this node cannot check yet.
-    #[error("this invitation was issued by {issuer}, whose role this node cannot check without the commons' charter; sync with a member first (`hedgerow sync --peer ...`) or ask a founder's invitation")]
+    #[error("this invitation was issued by {issuer}, whose role this node cannot check without the commons' charter")]
     NeedCharter {
         /// The issuer.
         issuer: AuthorKey,
