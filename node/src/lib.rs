@@ -19,6 +19,7 @@ pub mod communities;
 pub mod control;
 pub mod devices;
 pub mod durable;
+pub mod error_kind;
 pub mod home;
 pub mod journal;
 pub mod key_backup;
