@@ -70,6 +70,13 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
         ErrorKind::LastSteward => {
             "make someone else a steward first (`hedgerow commons role PERSON steward`)"
         }
+        ErrorKind::NotCertifier => {
+            "run `hedgerow device add` on your first device, or on one restored with `hedgerow init --restore FILE`"
+        }
+        ErrorKind::NoSuchDevice => "`hedgerow device list` shows your devices",
+        ErrorKind::PersonKeyDamaged => {
+            "restore it with `hedgerow init --restore BACKUP` in a new home"
+        }
     };
     Some(text.to_string())
 }

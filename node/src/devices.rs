@@ -30,13 +30,13 @@ pub enum DeviceError {
     )]
     BadName,
     /// Certifying needs the person key, which a linked device does not hold.
-    #[error("this device does not hold the person key, so it cannot certify devices; run `hedgerow device add` on your first device or on one restored with `hedgerow init --restore`")]
+    #[error("this device does not hold the person key, so it cannot certify devices")]
     NotCertifier,
     /// `device add` with a name one of the person's devices already has.
     #[error("you already have a device named `{0}`; choose another name")]
     NameTaken(String),
     /// No device of the person has that name.
-    #[error("none of your devices is named `{0}` (see `hedgerow device list`)")]
+    #[error("none of your devices is named `{0}`")]
     UnknownDevice(String),
     /// Revoking the device the command runs on.
     #[error("`{0}` is this device; revoke it from another of your devices (a device cannot disown itself)")]
@@ -45,7 +45,7 @@ pub enum DeviceError {
     #[error("`{0}` is your person key, not a certified device; it cannot be revoked")]
     PersonKey(String),
     /// The person holds no commons to write the certificate into.
-    #[error("this node holds no commons yet: create or join one first, so the certificate has a charter to travel in")]
+    #[error("this node holds no commons yet, so a certificate has no charter to travel in")]
     NoCommons,
     /// The stored certificate does not decode or verify.
     #[error("this device's certificate (device.cert) is damaged: {0}")]

@@ -73,6 +73,12 @@ pub enum ErrorKind {
     NoSuchPerson,
     /// Removing or demoting the commons' last steward.
     LastSteward,
+    /// Certifying a device on a device that does not hold the person key.
+    NotCertifier,
+    /// No device of the person has that name.
+    NoSuchDevice,
+    /// The home's person key file is damaged.
+    PersonKeyDamaged,
 }
 
 impl ErrorKind {
@@ -102,6 +108,9 @@ impl ErrorKind {
             Self::CharterNotReceived => "charter-not-received",
             Self::NoSuchPerson => "no-such-person",
             Self::LastSteward => "last-steward",
+            Self::NotCertifier => "not-certifier",
+            Self::NoSuchDevice => "no-such-device",
+            Self::PersonKeyDamaged => "person-key-damaged",
         }
     }
 
@@ -175,6 +184,18 @@ impl ErrorKind {
             }),
             NodeError::NoteWithoutTarget => Some(Self::NoteWithoutTarget),
             NodeError::Community(e) => Self::of_community(e),
+            NodeError::Device(e) => Self::of_device(e),
+            _ => None,
+        }
+    }
+
+    /// The kind of a device command's refusal, when the CLI has an instruction for it.
+    fn of_device(error: &crate::devices::DeviceError) -> Option<ErrorKind> {
+        use crate::devices::DeviceError as E;
+        match error {
+            E::NotCertifier => Some(Self::NotCertifier),
+            E::UnknownDevice(_) => Some(Self::NoSuchDevice),
+            E::NoCommons => Some(Self::NoCommons),
             _ => None,
         }
     }
@@ -196,6 +217,7 @@ impl ErrorKind {
             HomeError::NotAHome(_) => Some(Self::NotAHome),
             HomeError::NotEmpty(_) => Some(Self::HomeNotEmpty),
             HomeError::AlreadyServing(_) => Some(Self::AlreadyServing),
+            HomeError::BadPersonKey(_) => Some(Self::PersonKeyDamaged),
             _ => None,
         }
     }
@@ -271,6 +293,12 @@ mod tests {
             Box::new(NodeError::NoteWithoutTarget),
             Box::new(BundleError::NotInBundle("abcd".into())),
             Box::new(HomeError::AlreadyServing("/h".into())),
+            Box::new(HomeError::BadPersonKey("/h/person.key".into())),
+            Box::new(NodeError::Device(crate::devices::DeviceError::NotCertifier)),
+            Box::new(NodeError::Device(
+                crate::devices::DeviceError::UnknownDevice("phone".into()),
+            )),
+            Box::new(NodeError::Device(crate::devices::DeviceError::NoCommons)),
             Box::new(ServeError::StoreBusy { path: "/s".into() }),
             Box::new(ControlError::Interrupted),
             Box::new(LicenceError::RelicenseRefused {

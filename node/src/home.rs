@@ -72,7 +72,7 @@ pub enum HomeError {
     #[error("device key {0} is damaged (expected 32 bytes); restore it from a backup")]
     BadKey(PathBuf),
     /// The person key file is damaged.
-    #[error("person key {0} is damaged (expected 32 bytes); restore it with `hedgerow init --restore BACKUP` in a new home")]
+    #[error("person key {0} is damaged (expected 32 bytes)")]
     BadPersonKey(PathBuf),
     /// The network key file is damaged.
     #[error("network key {0} is damaged (expected 32 bytes); delete it and the node makes a new one (its peer id changes)")]

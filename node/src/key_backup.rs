@@ -86,7 +86,9 @@ pub enum KeyBackupError {
     #[error("the passphrase must be at least {MIN_PASSPHRASE} bytes")]
     ShortPassphrase,
     /// A link code that is not 20 base32 characters.
-    #[error("a link code is 20 letters and digits 2-7 in 4 groups of 5 (as `hedgerow device add` printed it)")]
+    #[error(
+        "a link code is 20 letters and digits 2-7 in 4 groups of 5, as the other device printed it"
+    )]
     BadLinkCode,
     /// The operating system gave no randomness.
     #[error("no randomness from the operating system: {0}")]
