@@ -78,6 +78,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+    /// This node's own block list and hidden documents (`block`, `unblock`, `hide`, `unhide`,
+    /// `blocks`, `purge`).
+    #[command(flatten)]
+    Local(crate::local_blocks::LocalCommand),
 }
 
 /// Options of `hedgerow serve`.

@@ -7,6 +7,7 @@ mod bundle;
 mod demo;
 mod edits;
 mod hint;
+mod local_blocks;
 mod network;
 mod output;
 
@@ -116,6 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo { keep } => return demo::run(keep.as_deref()),
         Command::Bundle(c) => return bundle::run(&home, c),
+        Command::Local(c) => return local_blocks::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
         Command::Sync { peer, linger, json } => {
             return network::sync(&home, &peer, linger, json.json)

@@ -5,6 +5,7 @@
 //! Replies are JSON values; their shapes are the stable `--json` output
 //! documented in the README.
 
+use crate::local_blocks;
 use crate::provenance::ForkOptions;
 use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
@@ -149,6 +150,39 @@ pub enum Request {
         /// The full commons id.
         commons: String,
     },
+    /// Refuse an author's new changes on this node (`hedgerow block`).
+    Block {
+        /// Author key or unique prefix of one known here.
+        person: String,
+        /// The user's note.
+        #[serde(default)]
+        note: String,
+    },
+    /// Take an author's new changes again (`hedgerow unblock`).
+    Unblock {
+        /// Author key or unique prefix.
+        person: String,
+    },
+    /// Stop listing, showing and serving a document on this node (`hedgerow hide`).
+    Hide {
+        /// Document id or prefix.
+        id: String,
+        /// The user's reason.
+        #[serde(default)]
+        reason: String,
+    },
+    /// List, show and serve a hidden document again (`hedgerow unhide`).
+    Unhide {
+        /// Document id or prefix.
+        id: String,
+    },
+    /// This node's blocked authors and hidden documents (`hedgerow blocks`).
+    Blocks,
+    /// Remove a hidden document from the store for good (`hedgerow purge`).
+    Purge {
+        /// Document id or prefix.
+        id: String,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -264,6 +298,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
         }
         Request::DocShow { id, kind, version } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.refuse_withheld(&id)?;
             replicas.show(&id, version.as_deref())
         }
         Request::DocList {
@@ -374,6 +409,12 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             let report = replicas.verify(rebuild)?;
             Ok(serde_json::to_value(report).unwrap_or(Value::Null))
         }
+        Request::Block { person, note } => local_blocks::block(replicas, &person, &note),
+        Request::Unblock { person } => local_blocks::unblock(replicas, &person),
+        Request::Hide { id, reason } => local_blocks::hide(replicas, &id, &reason),
+        Request::Unhide { id } => local_blocks::unhide(replicas, &id),
+        Request::Blocks => local_blocks::blocks(replicas),
+        Request::Purge { id } => local_blocks::purge(replicas, &id),
     }
 }
 

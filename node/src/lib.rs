@@ -8,6 +8,7 @@
 //! - [`provenance`]: history, blame, forks, lineage, releases.
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
+//! - [`local_blocks`]: this node's own block list, hidden and purged documents.
 //! - [`net`]: libp2p transport and behaviour.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod control;
 pub mod durable;
 pub mod home;
 pub mod journal;
+pub mod local_blocks;
 pub mod net;
 pub mod provenance;
 pub mod repair;

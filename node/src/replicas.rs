@@ -117,6 +117,9 @@ pub enum NodeError {
         /// The document.
         doc: DocId,
     },
+    /// This node's own block list, hidden or purged documents refused it.
+    #[error(transparent)]
+    Local(#[from] crate::local_blocks::LocalListError),
 }
 
 impl From<EditFailure<EditError>> for NodeError {
@@ -151,6 +154,8 @@ pub struct Replicas {
     outbox: Vec<LiveChange>,
     /// Cached documents whose stored snapshot lags, with the changes it lacks.
     unsaved: HashMap<DocId, usize>,
+    /// This node's block list, hidden and purged documents (see [`crate::local_blocks`]).
+    pub(crate) lists: crate::local_blocks::LocalLists,
 }
 
 /// Current unix time in seconds.
@@ -173,7 +178,7 @@ impl Replicas {
     /// Opens the store of a home.
     pub fn open(home: &Home) -> Result<Self, NodeError> {
         let store = Store::open(&home.store_path())?;
-        Ok(Self {
+        let mut replicas = Self {
             store,
             key: DeviceKey::from_secret(home.key().secret_bytes())
                 .with_install(home.key().install()),
@@ -182,7 +187,10 @@ impl Replicas {
             cache: HashMap::new(),
             outbox: Vec::new(),
             unsaved: HashMap::new(),
-        })
+            lists: Default::default(),
+        };
+        replicas.load_local_lists()?;
+        Ok(replicas)
     }
 
     /// The underlying store.
@@ -699,7 +707,11 @@ impl Replicas {
         kind: DocKind,
     ) -> Result<Vec<(DocId, DocSummary)>, NodeError> {
         let mut out = Vec::new();
+        let withheld = self.withheld_in(commons);
         for id in self.store.doc_ids(commons)? {
+            if withheld.contains(&id) {
+                continue;
+            }
             if let Some(summary) = self.store.summary(&id)? {
                 // A genesis without changes (stored by older releases) is no document.
                 if summary.kind == kind && summary.changes > 0 {
@@ -727,6 +739,7 @@ impl Replicas {
         if !self.holds(&commons)? {
             return Err(NodeError::UnknownCommons(commons.to_string()));
         }
+        self.refuse_purged(&id)?;
         let target = match &live.genesis {
             Some(genesis) => {
                 let genesis_id = genesis.verify().map_err(Rejection::from)?;
@@ -737,7 +750,9 @@ impl Replicas {
                     }
                     .into());
                 }
+                self.refuse_purged(&genesis_id)?;
                 if let Some(mut replica) = self.fresh_replica(genesis)? {
+                    self.apply_blocks(&mut replica);
                     // Nothing of a new document is stored unless its first change verifies.
                     // A document exists only from its first applied change: a first change
                     // still waiting for history leaves nothing behind.
@@ -762,7 +777,9 @@ impl Replicas {
                 id: target.to_string(),
             });
         }
+        let blocked = std::sync::Arc::clone(&self.lists.blocked);
         let replica = self.replica_mut(&target)?;
+        replica.refuse_authors(blocked);
         let (accepted, outcome) = match replica.ingest_envelope(&live.envelope)? {
             IngestOutcome::Duplicate => return Ok(LiveOutcome::Duplicate),
             IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
@@ -791,6 +808,7 @@ impl Replicas {
         changes: &CompactChanges,
         proofs: Vec<([u8; 32], hedgerow_protocol::ChangeProof)>,
     ) -> Result<usize, NodeError> {
+        self.refuse_purged(doc)?;
         if let Some(genesis) = genesis {
             let genesis_id = genesis.verify().map_err(Rejection::from)?;
             if genesis_id != *doc {
@@ -813,6 +831,7 @@ impl Replicas {
         {
             // Nothing of a new document is stored unless its changes verify, and a document
             // exists only from its first change: a genesis alone is refused.
+            self.apply_blocks(&mut replica);
             let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
@@ -821,17 +840,23 @@ impl Replicas {
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
             }
+            let refused = replica.take_refused();
             self.adopt(replica, &accepted)?;
+            self.note_partly_refused(*doc, refused);
             return Ok(accepted.len());
         }
         if changes.is_empty() {
             return Ok(0);
         }
+        let blocked = std::sync::Arc::clone(&self.lists.blocked);
         let replica = self.replica_mut(doc)?;
+        replica.refuse_authors(blocked);
         let accepted = replica.ingest_compact(changes, proofs)?;
+        let refused = replica.take_refused();
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
             self.persist_lazily(doc, &accepted)?;
         }
+        self.note_partly_refused(*doc, refused);
         Ok(accepted.len())
     }
 

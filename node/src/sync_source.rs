@@ -20,11 +20,20 @@ impl SyncSource for Replicas {
         Ok(self.store().commons(commons)?)
     }
 
+    /// What peers are offered: every document held but those hidden or retracted here.
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, NodeError> {
-        Ok(self.store().inventory(commons)?)
+        let mut inventory = self.store().inventory(commons)?;
+        let withheld = self.withheld_in(commons);
+        if !withheld.is_empty() {
+            inventory.retain(|(id, _)| !withheld.contains(id));
+        }
+        Ok(inventory)
     }
 
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, NodeError> {
+        if self.withheld(doc)?.is_some() {
+            return Ok(None);
+        }
         let replica = self.replica(doc)?;
         let clock: BTreeMap<ActorId, u64> = want
             .clock
@@ -59,7 +68,8 @@ impl Replicas {
         wants_clock: impl Fn(&IdPrefix, &HeadsDigest) -> bool,
     ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError> {
         let mut out = BTreeMap::new();
-        for (id, digest) in self.inventory(commons)? {
+        // Everything held, hidden documents too: a pull must not ask peers for them again.
+        for (id, digest) in self.store().inventory(commons)? {
             let clock = if wants_clock(&id_prefix(&id), &digest) {
                 self.replica(&id)?
                     .clock()

@@ -1,5 +1,6 @@
 //! Counters a running node reports in `hedgerow status`.
 
+use crate::local_blocks::LocalListError;
 use crate::replicas::NodeError;
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::RequestError;
@@ -186,6 +187,10 @@ pub enum ItemRefusal {
     UnknownDocument,
     /// An item of a commons not held.
     UnknownCommons,
+    /// A change by an author this node blocks, or built on one (no offence of the relay).
+    AuthorBlockedLocally,
+    /// Something of a document this node purged.
+    Purged,
     /// Any other failure.
     Other,
 }
@@ -218,7 +223,9 @@ impl ItemRefusal {
                 Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => {
                     Self::BadForkHistory
                 }
+                Rejection::AuthorRefused { .. } => Self::AuthorBlockedLocally,
             },
+            NodeError::Local(LocalListError::Purged(_)) => Self::Purged,
             NodeError::Invalid(_) => Self::Invalid,
             NodeError::EmptyDocument { .. } => Self::EmptyDocument,
             NodeError::UnknownDoc { .. } => Self::UnknownDocument,
@@ -251,6 +258,8 @@ impl ItemRefusal {
             Self::EmptyDocument => "empty-document",
             Self::UnknownDocument => "unknown-document",
             Self::UnknownCommons => "unknown-commons",
+            Self::AuthorBlockedLocally => "author-blocked-locally",
+            Self::Purged => "purged",
             Self::Other => "other",
         }
     }
@@ -269,6 +278,9 @@ impl ItemRefusal {
                 | Self::TooManyPending
                 | Self::AutomergeRefused
                 | Self::EmptyDocument
+                // This node's own choices: any relay may forward what it blocked or purged.
+                | Self::AuthorBlockedLocally
+                | Self::Purged
         )
     }
 }
