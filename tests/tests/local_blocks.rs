@@ -179,7 +179,8 @@ fn a_blocked_authors_new_changes_are_refused_by_sync_and_bundle() {
 }
 
 /// A hub that blocks an author refuses their live changes and does not pass them on, and
-/// holds nothing against the peer that sent them:
+/// holds nothing against the peer that sent them; a document it hides it keeps taking in
+/// but passes on neither live nor by sync:
 ///
 /// ```text
 ///   A (Ada) ==live==> B (blocks Ada) ==live==> C
@@ -189,6 +190,7 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
     let ada = TestHome::init("Ada");
     let commons = id(&ada.json(&["commons", "create", "Open Tools"]));
     let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=v1"]));
+    let hidden = id(&ada.json(&["design", "new", "Broadfork", "--set", "summary=v1"]));
     let ada_key = author(&ada);
     let join = |name: &str| {
         let home = TestHome::init(name);
@@ -199,9 +201,26 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
     let a = ServeNode::start(ada, &[&b]);
     let c = ServeNode::start(join("Cleo"), &[&b]);
     assert!(
-        wait_until(WAIT, || summary(&c, &design).as_deref() == Some("v1")),
-        "C got the design through B"
+        wait_until(WAIT, || summary(&c, &design).as_deref() == Some("v1")
+            && summary(&c, &hidden).as_deref() == Some("v1")),
+        "C got the designs through B"
     );
+
+    // Hidden on B: Ada's edit is stored there but goes no further.
+    b.ok(&["hide", &hidden, "--reason", "off-topic"]);
+    a.ok(&[
+        "design",
+        "edit",
+        &hidden,
+        "--set",
+        "summary=v2 of a hidden one",
+    ]);
+    let history = |home: &TestHome| {
+        home.json(&["design", "history", &hidden])
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert!(wait_until(WAIT, || history(&b) == 2), "B stored the edit");
 
     // Through B's running node (its control socket).
     b.ok(&["block", &ada_key]);
@@ -222,6 +241,9 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
     assert_eq!(pulled["errors"], serde_json::json!([]), "{pulled}");
     assert_eq!(summary(&b, &design).as_deref(), Some("v1"));
     assert_eq!(summary(&c, &design).as_deref(), Some("v1"), "B relayed it");
+    assert_eq!(history(&c), 1, "B passed on an edit of a document it hides");
+    b.ok(&["unhide", &hidden]);
+    assert_eq!(summary(&b, &hidden).as_deref(), Some("v2 of a hidden one"));
     let status = b.status();
     assert_eq!(status["counters"]["peers_banned"], 0, "{status}");
     assert!(
