@@ -4,7 +4,7 @@
 //! Waits are bounded polls; assertions are about what each store holds and what `status`
 //! counts, never durations.
 
-use hedgerow_tests::net::{wait_until, ServeNode};
+use hedgerow_tests::net::{wait_until, Netns, ServeNode, ServeOptions};
 use hedgerow_tests::{id, TestHome};
 use serde_json::Value;
 use std::time::Duration;
@@ -180,13 +180,20 @@ fn a_blocked_authors_new_changes_are_refused_by_sync_and_bundle() {
 
 /// A hub that blocks an author refuses their live changes and does not pass them on, and
 /// holds nothing against the peer that sent them; a document it hides it keeps taking in
-/// but passes on neither live nor by sync:
+/// but passes on neither live nor by sync.
 ///
 /// ```text
-///   A (Ada) ==live==> B (blocks Ada) ==live==> C
+///   [netns a: A (Ada) on a's own 127.0.0.1] ==veth==> [netns b: B 10.47.17.2 <== C on b's 127.0.0.1]
 /// ```
+///
+/// A and C each advertise a loopback address that means nothing in the other's namespace,
+/// so (whatever peers they learn of through B) they cannot reach each other: all that goes
+/// between them goes through B.
 #[test]
 fn a_node_does_not_relay_a_blocked_authors_changes() {
+    let Some(netns) = Netns::pair_or_skip("a_node_does_not_relay_a_blocked_authors_changes") else {
+        return;
+    };
     let ada = TestHome::init("Ada");
     let commons = id(&ada.json(&["commons", "create", "Open Tools"]));
     let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=v1"]));
@@ -197,9 +204,14 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
         home.json(&["commons", "join", &commons]);
         home
     };
-    let b = ServeNode::start(join("Ben"), &[]);
-    let a = ServeNode::start(ada, &[&b]);
-    let c = ServeNode::start(join("Cleo"), &[&b]);
+    let in_ns = |i: usize, listen_ip: String, peers: &[&ServeNode]| ServeOptions {
+        listen_ip,
+        netns: Some(netns.name(i).to_string()),
+        ..ServeOptions::peers(peers)
+    };
+    let b = ServeNode::start_with(join("Ben"), in_ns(1, netns.addr(1), &[]));
+    let a = ServeNode::start_with(ada, in_ns(0, "127.0.0.1".into(), &[&b]));
+    let c = ServeNode::start_with(join("Cleo"), in_ns(1, "127.0.0.1".into(), &[&b]));
     assert!(
         wait_until(WAIT, || summary(&c, &design).as_deref() == Some("v1")
             && summary(&c, &hidden).as_deref() == Some("v1")),
@@ -222,7 +234,7 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
     };
     assert!(wait_until(WAIT, || history(&b) == 2), "B stored the edit");
 
-    // Through B's running node (its control socket).
+    // Blocked through B's running node (its control socket).
     b.ok(&["block", &ada_key]);
     a.ok(&["design", "edit", &design, "--set", "summary=v2 by Ada"]);
     assert!(
@@ -239,6 +251,10 @@ fn a_node_does_not_relay_a_blocked_authors_changes() {
     );
     let pulled = c.json(&["sync", "--peer", &b.multiaddr()]);
     assert_eq!(pulled["errors"], serde_json::json!([]), "{pulled}");
+    assert!(
+        !c.connected().contains(&a.peer_id().to_string()),
+        "C reached A directly; the test proves nothing"
+    );
     assert_eq!(summary(&b, &design).as_deref(), Some("v1"));
     assert_eq!(summary(&c, &design).as_deref(), Some("v1"), "B relayed it");
     assert_eq!(history(&c), 1, "B passed on an edit of a document it hides");
