@@ -98,7 +98,7 @@ fn describe(request: &Request) -> Option<fn(&Value) -> String> {
                 text(v, "id")
             )
         },
-        Request::Unhide { .. } => |v| format!("{} is shown again", text(v, "id")),
+        Request::Unhide { .. } => |v| format!("{} is no longer hidden", text(v, "id")),
         Request::Purge { .. } => |v| {
             format!(
                 "purged {}: removed {} signed changes; it is never taken in again",
