@@ -16,10 +16,11 @@
 //! into [`LocalLists`], which every ingest consults.
 
 use crate::replicas::{now_unix, NodeError, Replicas, MIN_ID_PREFIX};
+use crate::reply::Reply;
 use crate::store::local_lists::{LocalBlock, LocalHide, PurgedDoc};
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId, DocReplica};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -222,8 +223,82 @@ impl Replicas {
     }
 }
 
+/// The answers of this node's list commands; serialises as the wrapped struct alone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum LocalReply {
+    /// `block`.
+    Blocked(BlockedAuthor),
+    /// `unblock`.
+    Unblocked(UnblockedAuthor),
+    /// `hide`.
+    Hidden(HiddenDoc),
+    /// `unhide`.
+    Unhidden(UnhiddenDoc),
+    /// `blocks`.
+    Lists(Lists),
+    /// `purge`.
+    Purged(PurgedReply),
+}
+
+/// One blocked author (`block`, and each entry of `blocks`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockedAuthor {
+    /// The author key.
+    pub author: AuthorKey,
+    /// When it was blocked, unix seconds.
+    pub at: i64,
+    /// The user's note.
+    pub note: String,
+}
+
+/// `unblock`: the author taken off the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnblockedAuthor {
+    /// The author key.
+    pub author: AuthorKey,
+}
+
+/// One hidden document (`hide`, and each entry of `blocks`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HiddenDoc {
+    /// The document.
+    pub id: DocId,
+    /// When it was hidden, unix seconds.
+    pub at: i64,
+    /// The user's reason.
+    pub reason: String,
+}
+
+/// `unhide`: the document taken off the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnhiddenDoc {
+    /// The document.
+    pub id: DocId,
+}
+
+/// `blocks`: both lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lists {
+    /// Blocked authors, in key order.
+    pub blocked: Vec<BlockedAuthor>,
+    /// Hidden documents, in id order.
+    pub hidden: Vec<HiddenDoc>,
+}
+
+/// `purge`: what went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgedReply {
+    /// The document.
+    pub id: DocId,
+    /// Signed changes removed from the store (kept-out evidence included).
+    pub changes: u64,
+    /// Journal records removed (changes by other authors).
+    pub journal_records: usize,
+}
+
 /// `hedgerow block PERSON [--note TEXT]`.
-pub fn block(replicas: &mut Replicas, person: &str, note: &str) -> Result<Value, NodeError> {
+pub fn block(replicas: &mut Replicas, person: &str, note: &str) -> Result<Reply, NodeError> {
     let author = replicas.resolve_author(person)?;
     if author == replicas.author() {
         return Err(LocalListError::SelfBlock(author).into());
@@ -234,21 +309,27 @@ pub fn block(replicas: &mut Replicas, person: &str, note: &str) -> Result<Value,
     };
     replicas.store().put_local_block(&author, &entry)?;
     replicas.load_local_lists()?;
-    Ok(json!({ "author": author.to_string(), "at": entry.at, "note": entry.note }))
+    Ok(Reply::Local(LocalReply::Blocked(BlockedAuthor {
+        author,
+        at: entry.at,
+        note: entry.note,
+    })))
 }
 
 /// `hedgerow unblock PERSON`.
-pub fn unblock(replicas: &mut Replicas, person: &str) -> Result<Value, NodeError> {
+pub fn unblock(replicas: &mut Replicas, person: &str) -> Result<Reply, NodeError> {
     let author = replicas.resolve_author(person)?;
     if !replicas.store().remove_local_block(&author)? {
         return Err(LocalListError::NotBlocked(author).into());
     }
     replicas.load_local_lists()?;
-    Ok(json!({ "author": author.to_string() }))
+    Ok(Reply::Local(LocalReply::Unblocked(UnblockedAuthor {
+        author,
+    })))
 }
 
 /// `hedgerow hide ID [--reason TEXT]`.
-pub fn hide(replicas: &mut Replicas, id: &str, reason: &str) -> Result<Value, NodeError> {
+pub fn hide(replicas: &mut Replicas, id: &str, reason: &str) -> Result<Reply, NodeError> {
     let doc = replicas.resolve_any_doc(id)?;
     let entry = LocalHide {
         at: now_unix(),
@@ -256,38 +337,50 @@ pub fn hide(replicas: &mut Replicas, id: &str, reason: &str) -> Result<Value, No
     };
     replicas.store().put_local_hide(&doc, &entry)?;
     replicas.load_local_lists()?;
-    Ok(json!({ "id": doc.to_string(), "at": entry.at, "reason": entry.reason }))
+    Ok(Reply::Local(LocalReply::Hidden(HiddenDoc {
+        id: doc,
+        at: entry.at,
+        reason: entry.reason,
+    })))
 }
 
 /// `hedgerow unhide ID`.
-pub fn unhide(replicas: &mut Replicas, id: &str) -> Result<Value, NodeError> {
+pub fn unhide(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
     let doc = replicas.resolve_any_doc(id)?;
     if !replicas.store().remove_local_hide(&doc)? {
         return Err(LocalListError::NotHidden(doc).into());
     }
     replicas.load_local_lists()?;
-    Ok(json!({ "id": doc.to_string() }))
+    Ok(Reply::Local(LocalReply::Unhidden(UnhiddenDoc { id: doc })))
 }
 
 /// `hedgerow blocks`: `{blocked: [{author, at, note}], hidden: [{id, at, reason}]}`.
-pub fn blocks(replicas: &Replicas) -> Result<Value, NodeError> {
-    let blocked: Vec<Value> = replicas
+pub fn blocks(replicas: &Replicas) -> Result<Reply, NodeError> {
+    let blocked = replicas
         .store()
         .local_blocks()?
         .into_iter()
-        .map(|(author, b)| json!({ "author": author.to_string(), "at": b.at, "note": b.note }))
+        .map(|(author, b)| BlockedAuthor {
+            author,
+            at: b.at,
+            note: b.note,
+        })
         .collect();
-    let hidden: Vec<Value> = replicas
+    let hidden = replicas
         .store()
         .local_hidden()?
         .into_iter()
-        .map(|(id, h)| json!({ "id": id.to_string(), "at": h.at, "reason": h.reason }))
+        .map(|(id, h)| HiddenDoc {
+            id,
+            at: h.at,
+            reason: h.reason,
+        })
         .collect();
-    Ok(json!({ "blocked": blocked, "hidden": hidden }))
+    Ok(Reply::Local(LocalReply::Lists(Lists { blocked, hidden })))
 }
 
 /// `hedgerow purge ID`: removes a hidden document from the store for good.
-pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Value, NodeError> {
+pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
     let doc = replicas.resolve_doc(id, None)?;
     if !replicas.lists.hidden.contains_key(&doc) {
         return Err(LocalListError::PurgeNotHidden(doc).into());
@@ -308,9 +401,9 @@ pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Value, NodeError> {
         .store()
         .purge_doc(&genesis, &replicas.author(), &purged)?;
     replicas.load_local_lists()?;
-    Ok(json!({
-        "id": doc.to_string(),
-        "changes": report.changes,
-        "journal_records": report.journal_records,
-    }))
+    Ok(Reply::Local(LocalReply::Purged(PurgedReply {
+        id: doc,
+        changes: report.changes,
+        journal_records: report.journal_records,
+    })))
 }
