@@ -311,11 +311,14 @@ impl DocReplica {
     }
 
     /// The changes of `fresh` refused for their author, with every change of `fresh` that
-    /// builds on one of them; the first refused author.
+    /// builds on one of them and every one left without a covering signature once they are
+    /// gone (its author's proof came on a refused change; it comes back covered from a node
+    /// that holds it without them); the first refused author.
     fn refused_in(
         &self,
         fresh: &[Change],
         authors: &HashMap<ChangeHash, AuthorKey>,
+        proofs: &HashMap<ChangeHash, ChangeProof>,
     ) -> (HashSet<ChangeHash>, Option<AuthorKey>) {
         let mut out = HashSet::new();
         if self.refused_authors.is_empty() {
@@ -331,14 +334,34 @@ impl DocReplica {
                 out.insert(change.hash());
             }
         }
-        // Sets arrive in causal order, so this settles in one or two passes.
         while !out.is_empty() {
+            // Sets arrive in causal order, so this settles in one or two passes.
             let before = out.len();
-            for change in fresh {
-                if !out.contains(&change.hash()) && change.deps().iter().any(|d| out.contains(d)) {
-                    out.insert(change.hash());
+            loop {
+                let grown = out.len();
+                for change in fresh {
+                    if !out.contains(&change.hash())
+                        && change.deps().iter().any(|d| out.contains(d))
+                    {
+                        out.insert(change.hash());
+                    }
+                }
+                if out.len() == grown {
+                    break;
                 }
             }
+            let stay: HashMap<ChangeHash, &Change> = fresh
+                .iter()
+                .filter(|c| !out.contains(&c.hash()))
+                .map(|c| (c.hash(), c))
+                .collect();
+            let signed: Vec<(ChangeHash, AuthorKey)> = proofs
+                .iter()
+                .filter(|(h, _)| stay.contains_key(h))
+                .map(|(h, p)| (*h, p.author))
+                .collect();
+            let (covered, _) = coverage::reach(&stay, &signed);
+            out.extend(stay.keys().filter(|h| !covered.contains_key(h)));
             if out.len() == before {
                 break;
             }
@@ -739,7 +762,7 @@ impl DocReplica {
             return Err(Rejection::MissingDependencies { count: missing });
         }
         let authors = self.cover(&fresh, &by_hash, &proofs)?;
-        let (refused, refused_author) = self.refused_in(&fresh, &authors);
+        let (refused, refused_author) = self.refused_in(&fresh, &authors, &proofs);
         if let Some(author) = refused_author {
             if refused.len() == fresh.len() {
                 return Err(Rejection::AuthorRefused {

@@ -66,8 +66,8 @@ fn hash(envelope: &ChangeEnvelope) -> ChangeHash {
     envelope.verify().expect("verifies").change.hash()
 }
 
-/// Ada's skeleton is held; then Ada edits, Ben edits concurrently, and Cleo builds on Ada's
-/// edit. A replica refusing Ada takes Ben's edit alone out of the whole document, by compact
+/// Ada's skeleton is held; then Ada edits, Ben edits concurrently, and Cleo edits before and
+/// after Ada's edit. A replica refusing Ada takes Ben's edit alone out of the whole document, by compact
 /// form and by envelope.
 #[test]
 fn a_refused_authors_changes_and_what_builds_on_them_stay_out() {
@@ -86,6 +86,9 @@ fn a_refused_authors_changes_and_what_builds_on_them_stay_out() {
     let mut other = DocReplica::new(genesis.clone()).expect("genesis");
     other.ingest_envelope(&skeleton).expect("skeleton");
     let by_ben = set(&mut other, &ben, "problem", "Ben's");
+    // Cleo's first edit builds on the skeleton alone, her second on Ada's edit too: her only
+    // signature in the set is then on the second.
+    let cleo_first = set(&mut writer, &cleo, "intended_use", "Cleo's");
     let by_ada = set(&mut writer, &ada, "summary", "Ada's");
     let by_cleo = set(&mut writer, &cleo, "stage", "prototype");
     writer.ingest_envelope(&by_ben).expect("Ben's edit");
@@ -105,10 +108,11 @@ fn a_refused_authors_changes_and_what_builds_on_them_stay_out() {
         reader.take_refused(),
         Some(Rejection::AuthorRefused {
             author: ada.author(),
-            changes: 2
+            changes: 3
         }),
-        "Ada's edit and Cleo's, built on it"
+        "Ada's edit, Cleo's built on it, and Cleo's first, whose signature came on that one"
     );
+    assert!(reader.record(&hash(&cleo_first)).is_none());
     assert_eq!(reader.take_refused(), None);
     assert_eq!(field(&reader, "problem"), "Ben's");
     assert_eq!(field(&reader, "summary"), "");
