@@ -840,7 +840,7 @@ impl Replicas {
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
             }
-            let refused = replica.take_refused();
+            let refused = replica.take_refused_authors();
             self.adopt(replica, &accepted)?;
             self.note_partly_refused(*doc, refused);
             return Ok(accepted.len());
@@ -852,7 +852,7 @@ impl Replicas {
         let replica = self.replica_mut(doc)?;
         replica.refuse_authors(blocked);
         let accepted = replica.ingest_compact(changes, proofs)?;
-        let refused = replica.take_refused();
+        let refused = replica.take_refused_authors();
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
             self.persist_lazily(doc, &accepted)?;
         }

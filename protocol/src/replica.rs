@@ -260,7 +260,7 @@ pub struct DocReplica {
     refused_authors: Arc<HashSet<AuthorKey>>,
     /// Changes refused for their author by calls that still accepted others, since the
     /// owner last took them: the first author met and how many changes.
-    newly_refused: Option<(AuthorKey, usize)>,
+    newly_refused_authors: Option<(AuthorKey, usize)>,
     poisoned: bool,
 }
 
@@ -280,7 +280,7 @@ impl DocReplica {
             excluded: HashMap::new(),
             newly_excluded: Vec::new(),
             refused_authors: Arc::default(),
-            newly_refused: None,
+            newly_refused_authors: None,
             poisoned: false,
         })
     }
@@ -288,7 +288,7 @@ impl DocReplica {
     /// Refuses, in every later ingest, new changes signed by one of `authors` and every new
     /// change built on one of them (it could not apply without them). Changes already held
     /// stay; local edits, rebuilds and forks are not affected. A set of changes of which some
-    /// are refused keeps the rest (counted by [`Self::take_refused`]); an envelope, or a set
+    /// are refused keeps the rest (counted by [`Self::take_refused_authors`]); an envelope, or a set
     /// refused whole, fails with [`Rejection::AuthorRefused`].
     pub fn refuse_authors(&mut self, authors: Arc<HashSet<AuthorKey>>) {
         self.refused_authors = authors;
@@ -296,16 +296,16 @@ impl DocReplica {
 
     /// The changes refused for their author by ingests that accepted others, since the last
     /// call, as one [`Rejection::AuthorRefused`] (naming the first author met).
-    pub fn take_refused(&mut self) -> Option<Rejection> {
-        self.newly_refused
+    pub fn take_refused_authors(&mut self) -> Option<Rejection> {
+        self.newly_refused_authors
             .take()
             .map(|(author, changes)| Rejection::AuthorRefused { author, changes })
     }
 
     /// Counts changes refused for their author in an ingest that accepted others.
-    fn note_refused(&mut self, author: Option<AuthorKey>, changes: usize) {
+    fn note_refused_authors(&mut self, author: Option<AuthorKey>, changes: usize) {
         if let Some(author) = author.filter(|_| changes > 0) {
-            let entry = self.newly_refused.get_or_insert((author, 0));
+            let entry = self.newly_refused_authors.get_or_insert((author, 0));
             entry.1 += changes;
         }
     }
@@ -810,7 +810,7 @@ impl DocReplica {
             .filter(|c| !out.contains_key(&c.hash()))
             .collect();
         if fresh.is_empty() {
-            self.note_refused(refused_author, refused.len());
+            self.note_refused_authors(refused_author, refused.len());
             return Ok(Vec::new());
         }
         let before = self.doc.get_heads();
@@ -853,7 +853,7 @@ impl DocReplica {
             });
         }
         // Counted once the rest is in: a set refused for another reason is refused whole.
-        self.note_refused(refused_author, refused.len());
+        self.note_refused_authors(refused_author, refused.len());
         Ok(accepted)
     }
 

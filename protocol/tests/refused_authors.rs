@@ -105,7 +105,7 @@ fn a_refused_authors_changes_and_what_builds_on_them_stay_out() {
     let hashes: Vec<ChangeHash> = accepted.iter().map(|a| a.hash).collect();
     assert_eq!(hashes, vec![hash(&by_ben)], "only Ben's edit came in");
     assert_eq!(
-        reader.take_refused(),
+        reader.take_refused_authors(),
         Some(Rejection::AuthorRefused {
             author: ada.author(),
             changes: 3
@@ -113,7 +113,7 @@ fn a_refused_authors_changes_and_what_builds_on_them_stay_out() {
         "Ada's edit, Cleo's built on it, and Cleo's first, whose signature came on that one"
     );
     assert!(reader.record(&hash(&cleo_first)).is_none());
-    assert_eq!(reader.take_refused(), None);
+    assert_eq!(reader.take_refused_authors(), None);
     assert_eq!(field(&reader, "problem"), "Ben's");
     assert_eq!(field(&reader, "summary"), "");
     assert!(reader.record(&hash(&by_cleo)).is_none());
