@@ -307,6 +307,13 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Withdraw a design you created: every node hides it (written into the commons' charter).
+    Retract {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// Event commands.
@@ -343,6 +350,13 @@ pub enum EventCommand {
     List {
         #[command(flatten)]
         commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Withdraw an event you created: every node hides it (written into the commons' charter).
+    Retract {
+        /// Event id or prefix.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -398,6 +412,13 @@ pub enum NoteCommand {
         on: Option<String>,
         #[command(flatten)]
         commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Withdraw a note you wrote: every node hides it (written into the commons' charter).
+    Retract {
+        /// Note id or prefix.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },

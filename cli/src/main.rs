@@ -434,6 +434,9 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         DesignCommand::Release { id, version, json } => {
             (Request::Release { id, version }, Print::Json, json.json)
         }
+        DesignCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 
@@ -467,6 +470,9 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             Print::DocList,
             json.json,
         ),
+        EventCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 
@@ -551,6 +557,9 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
             Print::DocList,
             json.json,
         ),
+        NoteCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 

@@ -189,6 +189,13 @@ pub enum Request {
         /// Document id or prefix.
         id: String,
     },
+    /// Withdraw a document this device created (`design/event/note retract`).
+    Retract {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -447,6 +454,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         Request::Unhide { id } => local_blocks::unhide(replicas, &id),
         Request::Blocks => local_blocks::blocks(replicas),
         Request::Purge { id } => local_blocks::purge(replicas, &id),
+        Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
     }
 }
 

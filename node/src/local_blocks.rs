@@ -19,6 +19,7 @@ use crate::replicas::{now_unix, NodeError, Replicas, MIN_ID_PREFIX};
 use crate::reply::Reply;
 use crate::store::local_lists::{LocalBlock, LocalHide, PurgedDoc};
 use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId, DocReplica};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -66,6 +67,17 @@ pub enum LocalListError {
     /// Something of a purged document arrived.
     #[error("document {0} was purged on this node and is never taken in again")]
     Purged(DocId),
+    /// `retract` of a document another key created.
+    #[error("{doc} was created by {creator}, not by this device; only its creator may retract it (`hedgerow hide` hides it on this node)")]
+    NotCreator {
+        /// The document.
+        doc: DocId,
+        /// Who created it.
+        creator: AuthorKey,
+    },
+    /// Retraction is a charter operation, which this build cannot write.
+    #[error("retracting {0} needs the commons' charter, which this build cannot write yet; `hedgerow hide {0}` hides it on this node")]
+    RetractUnsupported(DocId),
 }
 
 /// This node's lists in memory, as every ingest reads them.
@@ -406,4 +418,24 @@ pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
         changes: report.changes,
         journal_records: report.journal_records,
     })))
+}
+
+/// `hedgerow design/event/note retract ID`: withdraws a document this device created.
+pub fn retract(replicas: &mut Replicas, id: &str, kind: DocKind) -> Result<Reply, NodeError> {
+    let doc = replicas.resolve_doc(id, Some(kind))?;
+    let genesis = replicas
+        .store()
+        .doc_genesis(&doc)?
+        .ok_or_else(|| NodeError::UnknownDoc {
+            what: kind.as_str(),
+            id: doc.to_string(),
+        })?;
+    if genesis.body.creator != replicas.author() {
+        return Err(LocalListError::NotCreator {
+            doc,
+            creator: genesis.body.creator,
+        }
+        .into());
+    }
+    Err(LocalListError::RetractUnsupported(doc).into())
 }
