@@ -92,6 +92,10 @@ pub const DOMAIN_RECORD_ID: &str = "hedgerow 2026-11 record id v1";
 pub const DOMAIN_ACTOR: &str = "hedgerow 2026-11 actor id v1";
 /// Domain of the author-and-document part of actor ids that also name an install ([`crate::envelope::actor_for_install`]).
 pub const DOMAIN_ACTOR_V2: &str = "hedgerow 2026-11 actor id v2";
+/// Domain of commons invitation signatures ([`crate::charter::Invitation`]).
+pub const DOMAIN_INVITATION: &str = "hedgerow 2026-11 invitation v1";
+/// Domain of device certificate signatures ([`crate::charter::DeviceCertificate`]).
+pub const DOMAIN_DEVICE_CERTIFICATE: &str = "hedgerow 2026-11 device certificate v1";
 
 #[cfg(test)]
 mod tests {

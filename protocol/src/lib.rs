@@ -9,6 +9,7 @@
 pub mod automerge_screen;
 pub mod bundle_file;
 pub mod bytes;
+pub mod charter;
 pub mod compact;
 pub mod coverage;
 pub mod encoding;
