@@ -32,9 +32,12 @@ pub enum Command {
     },
     /// Show this device's identity: author key and profile, and the node's network peer id.
     Whoami(JsonFlag),
-    /// Create, list and show commons.
+    /// Create, list and show commons; invite people and give them roles.
     #[command(subcommand)]
     Commons(CommonsCommand),
+    /// Moderate a stewarded commons: hide documents, block people, read the log.
+    #[command(subcommand)]
+    Moderate(ModerateCommand),
     /// Work on tool designs.
     #[command(subcommand)]
     Design(DesignCommand),
@@ -131,6 +134,62 @@ pub enum CommonsCommand {
         /// What it is for.
         #[arg(long, default_value = "")]
         description: String,
+        /// Only members write (you are its first steward); open to anyone otherwise.
+        #[arg(long)]
+        stewarded: bool,
+        /// With --stewarded: served to members only.
+        #[arg(long, requires = "stewarded")]
+        private: bool,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Print an invitation code to a stewarded commons.
+    Invite {
+        #[command(flatten)]
+        commons: CommonsFlag,
+        /// The role it grants: guest (notes only), member or steward.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// How many people may redeem it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// How long it stays valid: 7d, 24h, 30m...
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Join a stewarded commons with an invitation code (works offline).
+    Accept {
+        /// The `hri1...` code.
+        code: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List the members of a stewarded commons with their roles and devices.
+    Members {
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Give a person a role (guest, member, steward), adding them if needed.
+    Role {
+        /// Their author key or a unique prefix.
+        person: String,
+        /// guest, member or steward.
+        role: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a person from a stewarded commons (what you hold of theirs stays).
+    Remove {
+        /// Their author key or a unique prefix.
+        person: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -148,6 +207,53 @@ pub enum CommonsCommand {
     Join {
         /// The full commons id.
         id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Moderation commands (stewards of a stewarded commons).
+#[derive(Debug, Subcommand)]
+pub enum ModerateCommand {
+    /// Hide a document from every node of its commons.
+    Hide {
+        /// Document id or prefix.
+        id: String,
+        /// Why, shown to whoever tries to read it.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Show a hidden document again.
+    Unhide {
+        /// Document id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Refuse a person's new changes in the commons.
+    Block {
+        /// Their author key or a unique prefix.
+        person: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Lift a block.
+    Unblock {
+        /// Their author key or a unique prefix.
+        person: String,
+        #[command(flatten)]
+        commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Every charter operation (roles, invitations, moderation) and what became of it.
+    Log {
+        #[command(flatten)]
+        commons: CommonsFlag,
         #[command(flatten)]
         json: JsonFlag,
     },

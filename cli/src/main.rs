@@ -12,7 +12,9 @@ mod network;
 mod output;
 
 use anyhow::{anyhow, Context, Result};
-use args::{Cli, Command, CommonsCommand, DesignCommand, EventCommand, NoteCommand};
+use args::{
+    Cli, Command, CommonsCommand, DesignCommand, EventCommand, ModerateCommand, NoteCommand,
+};
 use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply};
@@ -91,6 +93,11 @@ enum Print {
     Whoami,
     Edited,
     Status,
+    Invite,
+    Accepted,
+    Members,
+    Charter,
+    ModLog,
 }
 
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
@@ -128,7 +135,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { rebuild, json } => {
             (Request::Verify { rebuild }, Print::Verify, json.json)
         }
-        Command::Commons(c) => commons_request(c),
+        Command::Commons(c) => commons_request(c)?,
+        Command::Moderate(c) => moderate_request(c),
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
@@ -342,6 +350,21 @@ fn print_human(print: Print, value: &Value) {
             );
         }
         Print::Status => output::status(value),
+        Print::Invite => println!(
+            "{}",
+            output::line(value.get("code").and_then(Value::as_str).unwrap_or(""))
+        ),
+        Print::Accepted => println!(
+            "joined commons {} as {}; it arrives from the next peer or bundle that has it",
+            output::line(value.get("commons").and_then(Value::as_str).unwrap_or("")),
+            output::line(value.get("role").and_then(Value::as_str).unwrap_or(""))
+        ),
+        Print::Members => output::members(value),
+        Print::Charter => println!(
+            "saved charter change {}",
+            output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
+        ),
+        Print::ModLog => output::moderation_log(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -349,15 +372,128 @@ fn print_human(print: Print, value: &Value) {
     }
 }
 
-fn commons_request(command: CommonsCommand) -> (Request, Print, bool) {
+fn moderate_request(command: ModerateCommand) -> (Request, Print, bool) {
     match command {
+        ModerateCommand::Hide { id, reason, json } => (
+            Request::ModerateHide { id, reason },
+            Print::Charter,
+            json.json,
+        ),
+        ModerateCommand::Unhide { id, json } => {
+            (Request::ModerateUnhide { id }, Print::Charter, json.json)
+        }
+        ModerateCommand::Block {
+            person,
+            commons,
+            json,
+        } => (
+            Request::ModerateBlock {
+                commons: commons.commons,
+                person,
+            },
+            Print::Charter,
+            json.json,
+        ),
+        ModerateCommand::Unblock {
+            person,
+            commons,
+            json,
+        } => (
+            Request::ModerateUnblock {
+                commons: commons.commons,
+                person,
+            },
+            Print::Charter,
+            json.json,
+        ),
+        ModerateCommand::Log { commons, json } => (
+            Request::ModerateLog {
+                commons: commons.commons,
+            },
+            Print::ModLog,
+            json.json,
+        ),
+    }
+}
+
+fn commons_request(command: CommonsCommand) -> Result<(Request, Print, bool)> {
+    use hedgerow_protocol::charter::Role;
+    Ok(match command {
+        CommonsCommand::Create {
+            name,
+            description,
+            stewarded: true,
+            private,
+            json,
+        } => (
+            Request::CommonsCreateStewarded {
+                name,
+                description,
+                private,
+            },
+            Print::Id,
+            json.json,
+        ),
         CommonsCommand::Create {
             name,
             description,
             json,
+            ..
         } => (
             Request::CommonsCreate { name, description },
             Print::Id,
+            json.json,
+        ),
+        CommonsCommand::Invite {
+            commons,
+            role,
+            uses,
+            expires,
+            json,
+        } => (
+            Request::CommonsInvite {
+                commons: commons.commons,
+                role: role.parse::<Role>()?,
+                uses,
+                expires_in: hedgerow_node::communities::parse_duration(&expires)?,
+            },
+            Print::Invite,
+            json.json,
+        ),
+        CommonsCommand::Accept { code, json } => {
+            (Request::CommonsAccept { code }, Print::Accepted, json.json)
+        }
+        CommonsCommand::Members { commons, json } => (
+            Request::CommonsMembers {
+                commons: commons.commons,
+            },
+            Print::Members,
+            json.json,
+        ),
+        CommonsCommand::Role {
+            person,
+            role,
+            commons,
+            json,
+        } => (
+            Request::CommonsRole {
+                commons: commons.commons,
+                person,
+                role: role.parse::<Role>()?,
+            },
+            Print::Charter,
+            json.json,
+        ),
+        CommonsCommand::Remove {
+            person,
+            commons,
+            json,
+        } => (
+            Request::CommonsRemove {
+                commons: commons.commons,
+                person,
+            },
+            Print::Charter,
             json.json,
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
@@ -369,7 +505,7 @@ fn commons_request(command: CommonsCommand) -> (Request, Print, bool) {
             Print::Commons,
             json.json,
         ),
-    }
+    })
 }
 
 fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {

@@ -408,3 +408,39 @@ pub fn status(value: &Value) {
         }
     }
 }
+
+/// Prints a stewarded commons' members.
+pub fn members(value: &Value) {
+    for member in value.as_array().cloned().unwrap_or_default() {
+        let devices = member
+            .get("devices")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        println!(
+            "{:<8} {}  {}  ({} device{})",
+            s(&member, "role"),
+            s(&member, "person"),
+            s(&member, "name"),
+            devices,
+            if devices == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// Prints the moderation log, one operation a line.
+pub fn moderation_log(value: &Value) {
+    let lines = value.as_array().cloned().unwrap_or_default();
+    if lines.is_empty() {
+        println!("no charter operations: this commons is open");
+    }
+    for entry in lines {
+        println!(
+            "{}  {:<13} by {}  {}  [{}]",
+            &s(&entry, "hash").chars().take(12).collect::<String>(),
+            s(&entry, "action"),
+            &s(&entry, "person").chars().take(12).collect::<String>(),
+            s(&entry, "detail"),
+            s(&entry, "outcome"),
+        );
+    }
+}

@@ -156,6 +156,85 @@ pub enum Request {
         /// The full commons id.
         commons: String,
     },
+    /// Create a stewarded commons: its founder is its first steward.
+    CommonsCreateStewarded {
+        /// Its name.
+        name: String,
+        /// What it is for.
+        #[serde(default)]
+        description: String,
+        /// Served only to members.
+        #[serde(default)]
+        private: bool,
+    },
+    /// Make an invitation code.
+    CommonsInvite {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// The role it grants.
+        role: hedgerow_protocol::charter::Role,
+        /// How many people may redeem it.
+        uses: u32,
+        /// Seconds it stays valid.
+        expires_in: i64,
+    },
+    /// Redeem an invitation code.
+    CommonsAccept {
+        /// The `hri1...` code.
+        code: String,
+    },
+    /// List a stewarded commons' members.
+    CommonsMembers {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+    },
+    /// Give a person a role (adding them if needed).
+    CommonsRole {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Author key or unique prefix.
+        person: String,
+        /// The role.
+        role: hedgerow_protocol::charter::Role,
+    },
+    /// Remove a person from a stewarded commons.
+    CommonsRemove {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Author key or unique prefix.
+        person: String,
+    },
+    /// Hide a document from every node of its commons (a steward).
+    ModerateHide {
+        /// Id or prefix.
+        id: String,
+        /// Why, shown to readers.
+        reason: String,
+    },
+    /// Show a hidden document again.
+    ModerateUnhide {
+        /// Id or prefix.
+        id: String,
+    },
+    /// Block a person's new changes in a commons (a steward).
+    ModerateBlock {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Author key or unique prefix.
+        person: String,
+    },
+    /// Lift a block.
+    ModerateUnblock {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Author key or unique prefix.
+        person: String,
+    },
+    /// Every charter operation of a commons and what became of it.
+    ModerateLog {
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+    },
     /// Refuse an author's new changes on this node (`hedgerow block`).
     Block {
         /// Author key or unique prefix of one known here.
@@ -448,6 +527,27 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             Ok(Reply::BundleImported(BundleImported { path, report }))
         }
         Request::Verify { rebuild } => Ok(Reply::Verify(replicas.verify(rebuild)?)),
+        Request::CommonsCreateStewarded {
+            name,
+            description,
+            private,
+        } => {
+            let id = replicas.create_stewarded(&name, &description, private)?;
+            Ok(Reply::CommonsCreated(CommonsCreated {
+                id,
+                name: name.trim().to_string(),
+            }))
+        }
+        request @ (Request::CommonsInvite { .. }
+        | Request::CommonsAccept { .. }
+        | Request::CommonsMembers { .. }
+        | Request::CommonsRole { .. }
+        | Request::CommonsRemove { .. }
+        | Request::ModerateHide { .. }
+        | Request::ModerateUnhide { .. }
+        | Request::ModerateBlock { .. }
+        | Request::ModerateUnblock { .. }
+        | Request::ModerateLog { .. }) => crate::communities::execute(replicas, request),
         Request::Block { person, note } => local_blocks::block(replicas, &person, &note),
         Request::Unblock { person } => local_blocks::unblock(replicas, &person),
         Request::Hide { id, reason } => local_blocks::hide(replicas, &id, &reason),

@@ -197,6 +197,28 @@ fn refusal_text(error: &NodeError) -> String {
     }
 }
 
+/// The records in file order, except that each commons' charter records come right after its
+/// commons record: the commons' other documents are admitted under its charter.
+fn charter_first(records: &[Record]) -> Vec<&Record> {
+    let mut out: Vec<&Record> = Vec::with_capacity(records.len());
+    let mut rest: Vec<&Record> = Vec::new();
+    let mut charter: Option<DocId> = None;
+    for record in records {
+        match record {
+            Record::Commons(genesis) => {
+                out.append(&mut rest);
+                out.push(record);
+                charter = Some(DocGenesis::charter(genesis.body.id(), genesis.body.creator).id());
+            }
+            Record::DocGenesis(genesis) if Some(genesis.body.id()) == charter => out.push(record),
+            Record::Changes(payload) if Some(payload.doc) == charter => out.push(record),
+            _ => rest.push(record),
+        }
+    }
+    out.append(&mut rest);
+    out
+}
+
 /// Whether a failure is the node's own (disk, store) rather than the record's.
 fn is_local_failure(error: &NodeError) -> bool {
     matches!(error, NodeError::Store(_) | NodeError::Home(_))
@@ -343,7 +365,7 @@ impl Replicas {
         // The commons whose section the records are in (the documents after a commons record).
         let mut section: Option<CommonsId> = None;
         let outcome = (|| {
-            for record in &decoded.records {
+            for record in charter_first(&decoded.records) {
                 match record {
                     Record::Commons(genesis) => {
                         section = Some(genesis.body.id());
@@ -511,11 +533,20 @@ impl Replicas {
                 report.changes += changes;
             }
             Err(e) if is_local_failure(&e) => return Err(e),
-            Err(e) => report.rejected.push(RejectedRecord {
-                id: doc.to_string(),
-                kind: kind.to_string(),
-                error: refusal_text(&e),
-            }),
+            Err(e) => {
+                if let NodeError::NotAdmitted(admission) = &e {
+                    // What the charter admitted of the record is stored.
+                    if admission.stored > 0 {
+                        report.new += 1;
+                        report.changes += admission.stored;
+                    }
+                }
+                report.rejected.push(RejectedRecord {
+                    id: doc.to_string(),
+                    kind: kind.to_string(),
+                    error: refusal_text(&e),
+                });
+            }
         }
         Ok(())
     }

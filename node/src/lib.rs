@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod communities;
 pub mod control;
 pub mod durable;
 pub mod home;

@@ -177,6 +177,13 @@ impl Replicas {
             }),
         }
         .sign(&self.key);
+        self.check_local_write(&genesis.body, 1)?;
+        let Some(parent) = self.cache.get(parent_id) else {
+            return Err(NodeError::UnknownDoc {
+                what: "design",
+                id: parent_id.to_string(),
+            });
+        };
         let mut child = DocReplica::new(genesis.clone())?;
         let mut accepted = child.adopt_parent_history(parent, &heads)?;
         let parent_name = rendered
@@ -278,6 +285,7 @@ impl Replicas {
 
     /// Shows a document: every field rendered, at a release when `version` is given.
     pub fn show(&mut self, id: &DocId, version: Option<&str>) -> Result<ShownDocument, NodeError> {
+        self.check_not_hidden(id)?;
         let replica = self.replica(id)?;
         let kind = replica.kind();
         let current = schema::render(replica.doc(), kind, None);

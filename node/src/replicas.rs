@@ -10,7 +10,7 @@ use crate::store::{DocSummary, DocWrite, Store, StoreError};
 use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::licence::LicenceError;
-use hedgerow_protocol::replica::{Accepted, EditFailure, IngestOutcome, Rejection};
+use hedgerow_protocol::replica::{Accepted, EditFailure, IngestOutcome, RefusedChange, Rejection};
 use hedgerow_protocol::schema::{
     self, DocKind, Edit, EditContext, EditError, NewDocument, SchemaError,
 };
@@ -107,9 +107,16 @@ pub enum NodeError {
         /// The version asked for.
         version: String,
     },
+    /// A community command refused (roles, invitations, moderation).
+    #[error(transparent)]
+    Community(#[from] crate::communities::CommunityError),
     /// Invalid argument not covered above.
     #[error("{0}")]
     Invalid(String),
+    /// Changes the commons' charter refuses: nothing of them was stored (what else came with
+    /// them was, see `stored`), and the peer that forwarded them is not at fault.
+    #[error("{0}")]
+    NotAdmitted(Box<AdmissionReport>),
     /// A document genesis arrived without any change: a document exists only from its first
     /// valid change, so nothing of it was stored.
     #[error("document {doc} arrived without any change; nothing of it was stored")]
@@ -128,6 +135,40 @@ impl From<EditFailure<EditError>> for NodeError {
             EditFailure::Refused(e) => NodeError::Edit(e),
             EditFailure::Invalid(r) => NodeError::Rejected(r),
         }
+    }
+}
+
+/// Changes of one document the commons' charter refused, and what was stored beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmissionReport {
+    /// The document.
+    pub doc: DocId,
+    /// Changes of the same delivery that were admitted and stored.
+    pub stored: usize,
+    /// The changes kept out, each with its kind (`held` when it only builds on a refused one).
+    pub refused: Vec<RefusedChange>,
+}
+
+impl std::fmt::Display for AdmissionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self
+            .refused
+            .iter()
+            .find(|r| r.refused.kind != hedgerow_protocol::replica::HELD)
+            .or(self.refused.first());
+        write!(
+            f,
+            "{} change(s) of document {} refused by the commons' charter",
+            self.refused.len(),
+            self.doc
+        )?;
+        if let Some(first) = first {
+            write!(f, " ({}: {})", first.refused.kind, first.refused.reason)?;
+        }
+        if self.stored > 0 {
+            write!(f, "; {} other change(s) stored", self.stored)?;
+        }
+        Ok(())
     }
 }
 
@@ -156,6 +197,13 @@ pub struct Replicas {
     unsaved: HashMap<DocId, usize>,
     /// This node's block list, hidden and purged documents (see [`crate::local_blocks`]).
     pub(crate) lists: crate::local_blocks::LocalLists,
+    /// Each commons' evaluated charter, as admission policy (`None`: open, admits all);
+    /// dropped when the commons' charter takes a change.
+    pub(crate) charters: HashMap<CommonsId, Option<std::sync::Arc<crate::communities::Policy>>>,
+    /// Changes refused or held by admission since start, by kind (for `status`).
+    pub(crate) refusals: std::collections::BTreeMap<String, u64>,
+    /// Refused changes of the ingest under way.
+    last_refused: Vec<RefusedChange>,
 }
 
 /// Current unix time in seconds.
@@ -188,7 +236,14 @@ impl Replicas {
             outbox: Vec::new(),
             unsaved: HashMap::new(),
             lists: Default::default(),
+            charters: HashMap::new(),
+            refusals: std::collections::BTreeMap::new(),
+            last_refused: Vec::new(),
         };
+        // Each commons' charter, evaluated once: listing and serving read it.
+        for genesis in replicas.store.all_commons()? {
+            replicas.charter_state(&genesis.body.id())?;
+        }
         replicas.load_local_lists()?;
         Ok(replicas)
     }
@@ -231,6 +286,17 @@ impl Replicas {
         name: &str,
         description: &str,
     ) -> Result<CommonsId, NodeError> {
+        let id = self.new_commons(name, description)?;
+        self.ensure_profile(id)?;
+        Ok(id)
+    }
+
+    /// Signs and stores a new commons' genesis, with nothing in it yet.
+    pub(crate) fn new_commons(
+        &mut self,
+        name: &str,
+        description: &str,
+    ) -> Result<CommonsId, NodeError> {
         let genesis = CommonsGenesis {
             name: name.trim().to_string(),
             description: description.to_string(),
@@ -241,7 +307,6 @@ impl Replicas {
         .sign(&self.key);
         let id = genesis.verify().map_err(Rejection::from)?;
         self.store.put_commons(&genesis)?;
-        self.ensure_profile(id)?;
         Ok(id)
     }
 
@@ -318,10 +383,14 @@ impl Replicas {
     }
 
     /// Writes this device's profile into `commons` if it is not there yet.
-    fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
+    pub(crate) fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
         let genesis = DocGenesis::profile(commons, self.author());
         let id = genesis.id();
         if self.store.doc_genesis(&id)?.is_some() {
+            return Ok(());
+        }
+        if self.check_local_write(&genesis, 1).is_err() {
+            // Not a member of this stewarded commons (yet): no profile to publish there.
             return Ok(());
         }
         let new = NewDocument {
@@ -374,6 +443,7 @@ impl Replicas {
         new: &NewDocument,
         edits: &[Edit],
     ) -> Result<DocId, NodeError> {
+        self.check_local_write(&genesis.body, 1)?;
         let mut replica = DocReplica::new(genesis.clone())?;
         let id = replica.id();
         let ctx = self.edit_context();
@@ -403,7 +473,15 @@ impl Replicas {
         edits: &[Edit],
     ) -> Result<Option<ChangeHash>, NodeError> {
         let ctx = self.edit_context();
-        self.replica_mut(id)?;
+        let (genesis, next_seq) = {
+            let replica = self.replica_mut(id)?;
+            (replica.genesis().body.clone(), 0)
+        };
+        let next_seq = match self.cache.get(id) {
+            Some(replica) => self.next_seq(replica),
+            None => next_seq,
+        };
+        self.check_local_write(&genesis, next_seq)?;
         let replica = self
             .cache
             .get_mut(id)
@@ -708,13 +786,19 @@ impl Replicas {
     ) -> Result<Vec<(DocId, DocSummary)>, NodeError> {
         let mut out = Vec::new();
         let withheld = self.withheld_in(commons);
+        let hidden = self
+            .charters
+            .get(commons)
+            .and_then(|p| p.as_ref().map(|p| p.state.hidden().clone()))
+            .unwrap_or_default();
         for id in self.store.doc_ids(commons)? {
             if withheld.contains(&id) {
                 continue;
             }
             if let Some(summary) = self.store.summary(&id)? {
-                // A genesis without changes (stored by older releases) is no document.
-                if summary.kind == kind && summary.changes > 0 {
+                // A genesis without changes (stored by older releases) is no document; a
+                // document hidden by a steward is not listed.
+                if summary.kind == kind && summary.changes > 0 && !hidden.contains_key(&id) {
                     out.push((id, summary));
                 }
             }
@@ -732,8 +816,31 @@ impl Replicas {
 
     // ---- incoming ----
 
-    /// Takes a live change from a peer or a bundle: verify, apply or hold, persist.
+    /// Takes a live change from a peer or a bundle: verify, admit, apply or hold, persist.
+    ///
+    /// A change the commons' charter refuses is not stored and comes back as
+    /// [`NodeError::NotAdmitted`] (no fault of the peer that forwarded it).
     pub fn ingest_live(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError> {
+        self.last_refused.clear();
+        let result = self.ingest_live_inner(live);
+        let refused = std::mem::take(&mut self.last_refused);
+        let doc = live.envelope.doc;
+        if let Ok(LiveOutcome::Applied(n)) = &result {
+            self.after_ingest(live.envelope.commons, &doc, *n);
+        }
+        self.count_refused(&refused);
+        match result {
+            Ok(LiveOutcome::Applied(n)) if n > 0 => Ok(LiveOutcome::Applied(n)),
+            _ if !refused.is_empty() => Err(NodeError::NotAdmitted(Box::new(AdmissionReport {
+                doc,
+                stored: 0,
+                refused,
+            }))),
+            other => other,
+        }
+    }
+
+    fn ingest_live_inner(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError> {
         let id = live.envelope.doc;
         let commons = live.envelope.commons;
         if !self.holds(&commons)? {
@@ -756,7 +863,9 @@ impl Replicas {
                     // Nothing of a new document is stored unless its first change verifies.
                     // A document exists only from its first applied change: a first change
                     // still waiting for history leaves nothing behind.
-                    let accepted = match replica.ingest_envelope(&live.envelope)? {
+                    let outcome = replica.ingest_envelope(&live.envelope);
+                    self.last_refused.extend(replica.take_refused());
+                    let accepted = match outcome? {
                         IngestOutcome::Applied(accepted) if !accepted.is_empty() => accepted,
                         IngestOutcome::Applied(_) | IngestOutcome::Duplicate => {
                             return Ok(LiveOutcome::Duplicate)
@@ -778,9 +887,13 @@ impl Replicas {
             });
         }
         let blocked = std::sync::Arc::clone(&self.lists.blocked);
-        let replica = self.replica_mut(&target)?;
+        let replica = self.admitting(&target)?;
         replica.refuse_authors(blocked);
-        let (accepted, outcome) = match replica.ingest_envelope(&live.envelope)? {
+        let ingested = replica.ingest_envelope(&live.envelope);
+        let refused = replica.take_refused();
+        self.last_refused.extend(refused);
+        let replica = self.replica_mut(&target)?;
+        let (accepted, outcome) = match ingested? {
             IngestOutcome::Duplicate => return Ok(LiveOutcome::Duplicate),
             IngestOutcome::Pending => (Vec::new(), LiveOutcome::Pending),
             IngestOutcome::Excluded => (Vec::new(), LiveOutcome::Excluded),
@@ -801,7 +914,50 @@ impl Replicas {
     /// The one path for a document arriving as its genesis record plus a compact payload,
     /// from a peer (`ingest_payload`) or a bundle (`bundle_import`): the same checks, the
     /// same refusals, and nothing of a new document stored unless a change of it verifies.
+    ///
+    /// Changes the commons' charter refuses are left out before anything is applied; the
+    /// rest is stored, and the refusals come back as [`NodeError::NotAdmitted`] (with the
+    /// count stored beside them).
     pub fn ingest_compact(
+        &mut self,
+        genesis: Option<&Signed<DocGenesis>>,
+        doc: &DocId,
+        changes: &CompactChanges,
+        proofs: Vec<([u8; 32], hedgerow_protocol::ChangeProof)>,
+    ) -> Result<usize, NodeError> {
+        self.last_refused.clear();
+        let result = self.ingest_compact_inner(genesis, doc, changes, proofs);
+        let refused = std::mem::take(&mut self.last_refused);
+        let commons = match genesis {
+            Some(g) => Some(g.body.commons),
+            None => self.store.doc_genesis(doc)?.map(|g| g.body.commons),
+        };
+        if let (Ok(n), Some(commons)) = (&result, commons) {
+            self.after_ingest(commons, doc, *n);
+        }
+        self.count_refused(&refused);
+        match result {
+            Ok(stored) if !refused.is_empty() => {
+                Err(NodeError::NotAdmitted(Box::new(AdmissionReport {
+                    doc: *doc,
+                    stored,
+                    refused,
+                })))
+            }
+            Err(NodeError::EmptyDocument { .. }) | Err(NodeError::Rejected(_))
+                if !refused.is_empty() =>
+            {
+                Err(NodeError::NotAdmitted(Box::new(AdmissionReport {
+                    doc: *doc,
+                    stored: 0,
+                    refused,
+                })))
+            }
+            other => other,
+        }
+    }
+
+    fn ingest_compact_inner(
         &mut self,
         genesis: Option<&Signed<DocGenesis>>,
         doc: &DocId,
@@ -835,7 +991,9 @@ impl Replicas {
             let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
-                replica.ingest_compact(changes, proofs)?
+                let ingested = replica.ingest_compact(changes, proofs);
+                self.last_refused.extend(replica.take_refused());
+                ingested?
             };
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
@@ -849,10 +1007,14 @@ impl Replicas {
             return Ok(0);
         }
         let blocked = std::sync::Arc::clone(&self.lists.blocked);
-        let replica = self.replica_mut(doc)?;
+        let replica = self.admitting(doc)?;
         replica.refuse_authors(blocked);
-        let accepted = replica.ingest_compact(changes, proofs)?;
+        let ingested = replica.ingest_compact(changes, proofs);
+        let admission_refused = replica.take_refused();
         let refused = replica.take_refused_authors();
+        self.last_refused.extend(admission_refused);
+        let replica = self.replica_mut(doc)?;
+        let accepted = ingested?;
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
             self.persist_lazily(doc, &accepted)?;
         }
@@ -863,12 +1025,66 @@ impl Replicas {
     /// An empty replica for a verified genesis of a document not held yet; `None` when held.
     ///
     /// The caller caches and persists it only once what came with the genesis is accepted.
-    fn fresh_replica(&self, genesis: &Signed<DocGenesis>) -> Result<Option<DocReplica>, NodeError> {
+    fn fresh_replica(
+        &mut self,
+        genesis: &Signed<DocGenesis>,
+    ) -> Result<Option<DocReplica>, NodeError> {
         let id = genesis.body.id();
         if self.cache.contains_key(&id) || self.store.doc_genesis(&id)?.is_some() {
             return Ok(None);
         }
-        Ok(Some(DocReplica::new(genesis.clone())?))
+        let mut replica = DocReplica::new(genesis.clone())?;
+        if genesis.body.kind == DocKind::Charter {
+            self.check_charter_genesis(genesis)?;
+        } else {
+            replica.set_admission(self.admission(&genesis.body.commons)?);
+        }
+        Ok(Some(replica))
+    }
+
+    /// A document's replica with its commons' admission policy set, for taking in changes.
+    fn admitting(&mut self, id: &DocId) -> Result<&mut DocReplica, NodeError> {
+        let genesis = self
+            .store
+            .doc_genesis(id)?
+            .ok_or_else(|| NodeError::UnknownDoc {
+                what: "document",
+                id: id.to_string(),
+            })?;
+        let policy = match genesis.body.kind {
+            DocKind::Charter => None,
+            _ => self.admission(&genesis.body.commons)?,
+        };
+        let replica = self.replica_mut(id)?;
+        replica.set_admission(policy);
+        Ok(replica)
+    }
+
+    /// Counts refused and held changes for `status`.
+    fn count_refused(&mut self, refused: &[RefusedChange]) {
+        for r in refused {
+            *self.refusals.entry(r.refused.kind.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// After `n` changes of `doc` were stored: a charter that took changes is evaluated again
+    /// and its commons' documents re-admitted.
+    fn after_ingest(&mut self, commons: CommonsId, doc: &DocId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let is_charter = self.cache.get(doc).map(DocReplica::kind).or_else(|| {
+            self.store
+                .doc_genesis(doc)
+                .ok()
+                .flatten()
+                .map(|g| g.body.kind)
+        }) == Some(DocKind::Charter);
+        if is_charter {
+            if let Err(e) = self.charter_changed(commons) {
+                tracing::warn!("cannot re-admit the documents of commons {commons}: {e}");
+            }
+        }
     }
 
     /// Drops cached replicas (after a rebuild, or to bound memory).
@@ -898,6 +1114,20 @@ impl Replicas {
         Ok(id)
     }
 
+    /// Caches a replica made here (a new charter) before its first change is persisted.
+    pub(crate) fn cache_replica(&mut self, id: DocId, replica: DocReplica) {
+        self.cache_insert(id, replica);
+    }
+
+    /// Persists changes made here to a cached charter.
+    pub(crate) fn persist_charter(
+        &mut self,
+        id: &DocId,
+        accepted: &[Accepted],
+    ) -> Result<(), NodeError> {
+        self.persist(id, accepted)
+    }
+
     /// Queues a locally made change for publishing.
     pub(crate) fn queue_outgoing(&mut self, live: LiveChange) {
         self.outbox.push(live);
@@ -924,7 +1154,25 @@ pub fn summarize(replica: &DocReplica) -> DocSummary {
         DocKind::Design | DocKind::Profile => "name",
         DocKind::Event => "title",
         DocKind::Note => "body",
+        DocKind::Charter => "",
     };
+    if replica.kind() == DocKind::Charter {
+        // A charter has no fields to take a title from.
+        return DocSummary {
+            commons: replica.commons(),
+            kind: DocKind::Charter,
+            title: "charter".into(),
+            heads: replica.heads().iter().map(|h| h.0).collect(),
+            changes: replica.change_count() as u64,
+            updated_at: replica
+                .doc()
+                .get_changes_meta(&[])
+                .iter()
+                .map(|m| m.timestamp)
+                .max()
+                .unwrap_or(0),
+        };
+    }
     let title: String = rendered
         .get(title_field)
         .and_then(|v| v.as_str())

@@ -60,6 +60,16 @@ pub enum Reply {
     BundleImported(BundleImported),
     /// `commons join` on the store (a running node answers with its own `JoinReply`).
     Joined(Joined),
+    /// `commons invite`.
+    Invited(crate::communities::Invited),
+    /// `commons accept`.
+    InvitationAccepted(crate::communities::InvitationAccepted),
+    /// `commons members`.
+    Members(Vec<crate::communities::Member>),
+    /// `commons role`, `commons remove`, `moderate hide|unhide|block|unblock`.
+    CharterChanged(crate::communities::CharterChanged),
+    /// `moderate log`, in replay order.
+    ModerationLog(Vec<crate::communities::LogLine>),
     /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
     Local(crate::local_blocks::LocalReply),
 }

@@ -899,6 +899,33 @@ impl Store {
         Ok(())
     }
 
+    /// Drops changes of a document that its commons' charter refuses now (re-admission after
+    /// a charter change): their changes and records go, with the snapshot cache, which the
+    /// next load rebuilds from what stays.
+    pub fn drop_changes(&self, id: &DocId, hashes: &[[u8; 32]]) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        for hash in hashes {
+            let key = key2(id.as_bytes(), hash);
+            self.changes.remove(key.as_slice()).map_err(err)?;
+            self.records.remove(key.as_slice()).map_err(err)?;
+        }
+        self.snapshots.remove(id.as_bytes()).map_err(err)?;
+        self.change_count.store(
+            self.records.len() as u64 + self.excluded.len() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    /// Forgets a commons held without any document (an invitation that could not be redeemed).
+    pub fn remove_commons(&self, id: &CommonsId) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        self.commons.remove(id.as_bytes()).map_err(err)?;
+        self.wanted.remove(id.as_bytes()).map_err(err)?;
+        self.cached_inventories().remove(id);
+        Ok(())
+    }
+
     /// Replaces a document's caches (snapshot and summary), e.g. after a rebuild.
     pub fn write_caches(
         &self,

@@ -23,6 +23,14 @@ impl SyncSource for Replicas {
     /// What peers are offered: every document held but those hidden or retracted here.
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, NodeError> {
         let mut inventory = self.store().inventory(commons)?;
+        // Documents hidden by a steward are not served (nor listed to peers).
+        if let Some(Some(policy)) = self.charters.get(commons) {
+            let hidden = policy.state.hidden();
+            if !hidden.is_empty() {
+                inventory.retain(|(id, _)| !hidden.contains_key(id));
+            }
+        }
+        // Nor those hidden or retracted on this node.
         let withheld = self.withheld_in(commons);
         if !withheld.is_empty() {
             inventory.retain(|(id, _)| !withheld.contains(id));
@@ -31,6 +39,11 @@ impl SyncSource for Replicas {
     }
 
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, NodeError> {
+        if let Some(genesis) = self.store().doc_genesis(doc)? {
+            if self.is_hidden(&genesis.body.commons, doc) {
+                return Ok(None);
+            }
+        }
         if self.withheld(doc)?.is_some() {
             return Ok(None);
         }

@@ -117,6 +117,11 @@ pub enum GenesisError {
         "a profile document must have zero nonce and time, so each author has one per commons"
     )]
     BadProfile,
+    /// A charter document must be the deterministic one of its commons.
+    #[error(
+        "a charter document must have zero nonce and time and no fork, so each commons has one"
+    )]
+    BadCharter,
 }
 
 impl CommonsGenesis {
@@ -174,6 +179,28 @@ impl DocGenesis {
         }
     }
 
+    /// The one charter document of `commons` (whose creator is `creator`); its id is the same
+    /// on every node, so any node can make it when the commons has none yet.
+    pub fn charter(commons: CommonsId, creator: AuthorKey) -> Self {
+        Self {
+            commons,
+            kind: DocKind::Charter,
+            creator,
+            created_at: 0,
+            nonce: [0; 16],
+            fork: None,
+        }
+    }
+
+    /// The charter genesis as a record: unsigned (its signature bytes are zero and never
+    /// checked), since old open commons get their charter lazily from whoever writes first.
+    pub fn unsigned_charter(commons: CommonsId, creator: AuthorKey) -> Signed<Self> {
+        Signed {
+            body: Self::charter(commons, creator),
+            signature: Signature([0; 64]),
+        }
+    }
+
     /// Signs the body with the creator's key.
     pub fn sign(self, key: &DeviceKey) -> Signed<Self> {
         let signature = key.sign(&domain_hash(DOMAIN_DOC_GENESIS, &encode(&self)));
@@ -217,6 +244,14 @@ impl Signed<DocGenesis> {
         }
         if body.kind == DocKind::Profile && (body.nonce != [0; 16] || body.created_at != 0) {
             return Err(GenesisError::BadProfile);
+        }
+        if body.kind == DocKind::Charter {
+            // Deterministic and unsigned: whoever holds the commons can make it. Whether
+            // `creator` is the commons' creator is the node's check (it holds the commons).
+            if body.nonce != [0; 16] || body.created_at != 0 || body.fork.is_some() {
+                return Err(GenesisError::BadCharter);
+            }
+            return Ok(id);
         }
         body.creator.verify(
             &domain_hash(DOMAIN_DOC_GENESIS, &encode(body)),
@@ -295,5 +330,27 @@ mod tests {
         }
         .sign(&key);
         assert!(matches!(event_fork.verify(), Err(GenesisError::BadFork(_))));
+    }
+
+    #[test]
+    fn a_charter_genesis_is_deterministic_and_unsigned() {
+        let key = DeviceKey::from_secret([1; 32]);
+        let commons_id = commons(&key).body.id();
+        let charter = DocGenesis::unsigned_charter(commons_id, key.author());
+        assert_eq!(charter.verify(), Ok(charter.body.id()));
+        let signed = DocGenesis::charter(commons_id, key.author()).sign(&key);
+        assert_eq!(
+            signed.verify(),
+            Ok(charter.body.id()),
+            "signature bytes do not matter"
+        );
+        let dated = Signed {
+            body: DocGenesis {
+                created_at: 5,
+                ..charter.body.clone()
+            },
+            signature: charter.signature,
+        };
+        assert_eq!(dated.verify(), Err(GenesisError::BadCharter));
     }
 }

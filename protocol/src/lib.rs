@@ -10,6 +10,7 @@ pub mod automerge_screen;
 pub mod bundle_file;
 pub mod bytes;
 pub mod charter;
+mod charter_gate;
 pub mod compact;
 pub mod coverage;
 pub mod encoding;

@@ -84,6 +84,56 @@ impl Excluded {
     }
 }
 
+/// Why a validly signed change may not enter a document under its commons' charter: a
+/// typed kind (the `rejected` counter name, e.g. `not-a-member`) and a one-line reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Stable kind, as `status` counts it.
+    pub kind: String,
+    /// What is wrong, for people.
+    pub reason: String,
+}
+
+/// What an admission policy is told about one change of a content document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdmitInput {
+    /// The document.
+    pub doc: DocId,
+    /// Its kind.
+    pub kind: DocKind,
+    /// Who created the document (a device key).
+    pub doc_creator: AuthorKey,
+    /// The device that signed the change.
+    pub device: AuthorKey,
+    /// The change's automerge actor.
+    pub actor: Vec<u8>,
+    /// Its sequence number for that actor.
+    pub seq: u64,
+    /// Whether it is the document's first own change (creating it).
+    pub creates_doc: bool,
+}
+
+/// Decides whether a validly signed change of a content document may enter it (a stewarded
+/// commons' membership, roles and blocks). The node sets one per commons; a replica without
+/// one admits everything (an open commons).
+pub trait Admission: Send + Sync + std::fmt::Debug {
+    /// `Err` keeps the change (and whatever builds on it) out of the document.
+    fn admit(&self, change: &AdmitInput) -> Result<(), Refused>;
+}
+
+/// A change kept out by admission, for the owner to count and report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedChange {
+    /// The change hash.
+    pub hash: ChangeHash,
+    /// Why: refused itself, or `held` when it only builds on a refused change.
+    pub refused: Refused,
+}
+
+/// The kind of a change held because it builds on a refused change (or lost its signature
+/// with one).
+pub const HELD: &str = "held";
+
 /// Detached proofs keyed by the change they sign, as sent beside a bundle.
 pub type Proofs = Vec<(ChangeHash, ChangeProof)>;
 
@@ -200,6 +250,14 @@ pub enum Rejection {
         /// The change, hex.
         hash: String,
     },
+    /// A change refused by the commons' charter (membership, role, block, charter authority).
+    #[error("change {hash} is refused ({}): {}", refused.kind, refused.reason)]
+    NotAdmitted {
+        /// The change, hex.
+        hash: String,
+        /// Why.
+        refused: Refused,
+    },
     /// A fork lacks one of the parent heads its genesis declares, or it is not an ancestor's change.
     #[error("this fork declares parent head {head}, which its inherited history does not hold; the fork's history must start from the parent's history it names")]
     ForkHeadMissing {
@@ -262,6 +320,13 @@ pub struct DocReplica {
     /// owner last took them: the first author met and how many changes.
     newly_refused_authors: Option<(AuthorKey, usize)>,
     poisoned: bool,
+    /// The commons' admission policy for content changes; `None` admits all (open commons).
+    admission: Option<std::sync::Arc<dyn Admission>>,
+    /// Changes refused or held since the owner last took them.
+    newly_refused: Vec<RefusedChange>,
+    /// Every change refused here while this replica was in memory, so a change building on
+    /// one is known as held rather than as missing history.
+    refused: HashSet<ChangeHash>,
 }
 
 impl DocReplica {
@@ -282,6 +347,9 @@ impl DocReplica {
             refused_authors: Arc::default(),
             newly_refused_authors: None,
             poisoned: false,
+            admission: None,
+            newly_refused: Vec::new(),
+            refused: HashSet::new(),
         })
     }
 
@@ -418,6 +486,17 @@ impl DocReplica {
     /// The document kind.
     pub fn kind(&self) -> DocKind {
         self.genesis.body.kind
+    }
+
+    /// Sets the admission policy content changes must pass (`None`: admit all). Charter
+    /// documents ignore it: their changes pass the charter gate instead.
+    pub fn set_admission(&mut self, admission: Option<std::sync::Arc<dyn Admission>>) {
+        self.admission = admission;
+    }
+
+    /// Changes refused or held since the last call, for the owner to count and report.
+    pub fn take_refused(&mut self) -> Vec<RefusedChange> {
+        std::mem::take(&mut self.newly_refused)
     }
 
     /// The signed genesis record.
@@ -579,6 +658,33 @@ impl DocReplica {
             self.sweep_pending();
             return Ok(IngestOutcome::Excluded);
         }
+        if let Some(on) = verified
+            .change
+            .deps()
+            .iter()
+            .find(|d| self.refused.contains(d))
+        {
+            let refused = Refused {
+                kind: HELD.into(),
+                reason: format!("it builds on change {on}, which this commons refused"),
+            };
+            self.refuse(hash, refused.clone());
+            return Err(Rejection::NotAdmitted {
+                hash: hash.to_string(),
+                refused,
+            });
+        }
+        if self.kind() != DocKind::Charter {
+            // Content admission depends only on the author and the document, so it is decided
+            // now, before the change is held or applied (charter changes wait for their past).
+            if let Err(refused) = self.admit_one(&verified.change, verified.author) {
+                self.refuse(hash, refused.clone());
+                return Err(Rejection::NotAdmitted {
+                    hash: hash.to_string(),
+                    refused,
+                });
+            }
+        }
         self.evict_rivals(&verified.change);
         let missing_deps = verified
             .change
@@ -607,6 +713,15 @@ impl DocReplica {
         let mut proofs = HashMap::new();
         proofs.insert(hash, verified.proof);
         let mut accepted = self.ingest_set(vec![verified.change], proofs)?;
+        if !self.records.contains_key(&hash) {
+            // Refused by the charter gate (or held): said as such, like a refused content change.
+            if let Some(refused) = self.newly_refused.iter().find(|r| r.hash == hash) {
+                return Err(Rejection::NotAdmitted {
+                    hash: hash.to_string(),
+                    refused: refused.refused.clone(),
+                });
+            }
+        }
         accepted.extend(self.drain_pending());
         Ok(IngestOutcome::Applied(accepted))
     }
@@ -705,6 +820,65 @@ impl DocReplica {
         ))
     }
 
+    /// Writes one charter operation (its automerge message, see [`crate::charter`]) as an
+    /// empty change on the current heads, signed by `key`, after the charter gate: an
+    /// operation its author has no authority for in the charter as it stands is refused and
+    /// nothing is written.
+    pub fn charter_change(
+        &mut self,
+        key: &DeviceKey,
+        now_unix: i64,
+        message: String,
+    ) -> Result<LocalChange, Rejection> {
+        if self.kind() != DocKind::Charter {
+            return Err(Rejection::WrongDocument {
+                expected: self.id,
+                got: self.id,
+            });
+        }
+        let author = key.author();
+        let before = self.doc.get_heads();
+        self.doc
+            .set_actor(actor_for_install(&author, &self.id, &key.install()));
+        let hash = self.doc.empty_commit(
+            CommitOptions::default()
+                .with_message(message)
+                .with_time(now_unix),
+        );
+        let Some(change) = self.doc.get_change_by_hash(&hash) else {
+            self.restore(&before);
+            return Err(Rejection::Automerge {
+                reason: "the new change vanished from the document".into(),
+            });
+        };
+        let authors = HashMap::from([(hash, author)]);
+        let refused = crate::charter_gate::gate_set(self, std::slice::from_ref(&change), &authors);
+        if let Some(refused) = refused.get(&hash) {
+            self.restore(&before);
+            return Err(Rejection::NotAdmitted {
+                hash: hash.to_string(),
+                refused: refused.clone(),
+            });
+        }
+        let bytes = change.raw_bytes().to_vec();
+        let envelope = ChangeEnvelope::sign(key, self.commons(), self.id, bytes.clone());
+        let record = ChangeRecord {
+            author,
+            proof: Some(envelope.proof()),
+        };
+        self.records.insert(hash, record.clone());
+        self.by_actor_seq
+            .insert((change.actor_id().clone(), change.seq()), hash);
+        Ok((
+            envelope,
+            Accepted {
+                hash,
+                bytes,
+                record,
+            },
+        ))
+    }
+
     /// Adopts the parent's history up to `heads` as the start of a fork.
     pub fn adopt_parent_history(
         &mut self,
@@ -779,6 +953,10 @@ impl DocReplica {
                 .filter(|c| !refused.contains(&c.hash()))
                 .collect()
         };
+        let fresh = self.admit_set(fresh, &authors, &proofs);
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
         for change in &fresh {
             if change.raw_bytes().len() > MAX_CHANGE_BYTES {
                 return Err(EnvelopeError::TooLarge {
@@ -1005,6 +1183,119 @@ impl DocReplica {
                 }
             }
         }
+    }
+
+    /// Records a refused (or held) change for the owner.
+    fn refuse(&mut self, hash: ChangeHash, refused: Refused) {
+        self.refused.insert(hash);
+        self.newly_refused.push(RefusedChange { hash, refused });
+    }
+
+    /// Asks the admission policy about one content change by `author`.
+    fn admit_one(&self, change: &Change, author: AuthorKey) -> Result<(), Refused> {
+        let Some(admission) = &self.admission else {
+            return Ok(());
+        };
+        let creator = self.genesis.body.creator;
+        let input = AdmitInput {
+            doc: self.id,
+            kind: self.kind(),
+            doc_creator: creator,
+            device: author,
+            actor: change.actor_id().to_bytes().to_vec(),
+            seq: change.seq(),
+            creates_doc: change.seq() == 1
+                && author == creator
+                && actor_is_bound(change.actor_id(), &author, &self.id),
+        };
+        admission.admit(&input)
+    }
+
+    /// Keeps out of a verified set what the commons refuses: content changes its admission
+    /// policy refuses, charter changes that fail the charter gate, and every change that
+    /// builds on one (held) or is no longer covered by a signature once they are gone (held:
+    /// it comes back covered from a node that holds it without them). What stays is applied.
+    fn admit_set(
+        &mut self,
+        fresh: Vec<Change>,
+        authors: &HashMap<ChangeHash, AuthorKey>,
+        proofs: &HashMap<ChangeHash, ChangeProof>,
+    ) -> Vec<Change> {
+        let mut out: HashMap<ChangeHash, Refused> = HashMap::new();
+        if self.kind() == DocKind::Charter {
+            out = crate::charter_gate::gate_set(self, &fresh, authors);
+        } else if self.admission.is_some() {
+            for change in &fresh {
+                if let Err(refused) = self.admit_one(change, authors[&change.hash()]) {
+                    out.insert(change.hash(), refused);
+                }
+            }
+        }
+        for change in &fresh {
+            if let Some(on) = change.deps().iter().find(|d| self.refused.contains(d)) {
+                out.entry(change.hash()).or_insert_with(|| Refused {
+                    kind: HELD.into(),
+                    reason: format!("it builds on change {on}, which this commons refused"),
+                });
+            }
+        }
+        if out.is_empty() {
+            return fresh;
+        }
+        // Whatever builds on a refused change is held (the set need not be in causal order).
+        loop {
+            let mut grew = false;
+            for change in &fresh {
+                if out.contains_key(&change.hash()) {
+                    continue;
+                }
+                if let Some(on) = change.deps().iter().find(|d| out.contains_key(d)) {
+                    let reason = format!("it builds on change {on}, which this commons refused");
+                    out.insert(
+                        change.hash(),
+                        Refused {
+                            kind: HELD.into(),
+                            reason,
+                        },
+                    );
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        // What stays must still be covered by a signature among what stays.
+        let stay: HashMap<ChangeHash, &Change> = fresh
+            .iter()
+            .filter(|c| !out.contains_key(&c.hash()))
+            .map(|c| (c.hash(), c))
+            .collect();
+        let signed: Vec<(ChangeHash, AuthorKey)> = proofs
+            .iter()
+            .filter(|(h, _)| stay.contains_key(h))
+            .map(|(h, p)| (*h, p.author))
+            .collect();
+        let (covered, _) = coverage::reach(&stay, &signed);
+        for hash in stay.keys() {
+            if !covered.contains_key(hash) {
+                out.insert(
+                    *hash,
+                    Refused {
+                        kind: HELD.into(),
+                        reason: "its signature came with a change this commons refused".into(),
+                    },
+                );
+            }
+        }
+        let mut kept = Vec::with_capacity(fresh.len());
+        for change in fresh {
+            match out.remove(&change.hash()) {
+                Some(refused) => self.refuse(change.hash(), refused),
+                None => kept.push(change),
+            }
+        }
+        kept
     }
 
     fn check_lineage(&self, doc: &DocId) -> Result<(), Rejection> {

@@ -39,6 +39,8 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     ) -> Result<usize, NodeError>;
     /// Whether the genesis of `doc` is held.
     fn knows_doc(&self, doc: &DocId) -> bool;
+    /// Whether a payload is of a charter document (stored before the documents it admits).
+    fn is_charter(&self, item: &DocPayload) -> bool;
     /// Applies (or holds) a live change received by gossip.
     fn ingest_live(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError>;
     /// Takes the changes made locally since the last call, for publishing.
@@ -53,6 +55,10 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     fn author_text(&self) -> String;
     /// Changes kept as evidence of equivocations.
     fn excluded_count(&self) -> usize;
+    /// Changes held since start because they build on refused ones.
+    fn held_changes(&self) -> u64;
+    /// Changes the commons' charters refused since start, by kind.
+    fn admission_refusals(&self) -> BTreeMap<String, u64>;
     /// The store's size on disk in bytes.
     fn size_on_disk(&self) -> u64;
     /// Ingests since the last call that stored some changes of a document and refused others
@@ -116,6 +122,19 @@ impl LocalState for Replicas {
         self.store().doc_genesis(doc).ok().flatten().is_some()
     }
 
+    fn is_charter(&self, item: &DocPayload) -> bool {
+        let kind = match &item.genesis {
+            Some(genesis) => Some(genesis.body.kind),
+            None => self
+                .store()
+                .doc_genesis(&item.doc)
+                .ok()
+                .flatten()
+                .map(|g| g.body.kind),
+        };
+        kind == Some(hedgerow_protocol::schema::DocKind::Charter)
+    }
+
     fn ingest_live(&mut self, live: &LiveChange) -> Result<LiveOutcome, NodeError> {
         Replicas::ingest_live(self, live)
     }
@@ -142,6 +161,14 @@ impl LocalState for Replicas {
 
     fn excluded_count(&self) -> usize {
         self.store().excluded_count()
+    }
+
+    fn held_changes(&self) -> u64 {
+        Replicas::held_changes(self)
+    }
+
+    fn admission_refusals(&self) -> BTreeMap<String, u64> {
+        self.refusals.clone()
     }
 
     fn size_on_disk(&self) -> u64 {

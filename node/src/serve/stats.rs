@@ -2,7 +2,7 @@
 
 use crate::local_blocks::LocalListError;
 use crate::replicas::NodeError;
-use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::replica::{Rejection, HELD};
 use hedgerow_protocol::sync::RequestError;
 use hedgerow_protocol::EnvelopeError;
 use serde::{Deserialize, Serialize};
@@ -179,6 +179,9 @@ pub enum ItemRefusal {
     ReleaseRewritten,
     /// A fork whose history does not graft.
     BadForkHistory,
+    /// A change the commons' charter refuses (not a member, a guest editing a design, a
+    /// blocked author, a charter change without authority...), by the charter's kind.
+    NotAdmitted(&'static str),
     /// An item refused as invalid otherwise.
     Invalid,
     /// A document without changes.
@@ -224,8 +227,19 @@ impl ItemRefusal {
                     Self::BadForkHistory
                 }
                 Rejection::AuthorRefused { .. } => Self::AuthorBlockedLocally,
+                Rejection::NotAdmitted { refused, .. } => {
+                    Self::NotAdmitted(admission_kind(&refused.kind))
+                }
             },
             NodeError::Local(LocalListError::Purged(_)) => Self::Purged,
+            NodeError::NotAdmitted(report) => Self::NotAdmitted(admission_kind(
+                report
+                    .refused
+                    .iter()
+                    .map(|r| r.refused.kind.as_str())
+                    .find(|k| *k != HELD)
+                    .unwrap_or(HELD),
+            )),
             NodeError::Invalid(_) => Self::Invalid,
             NodeError::EmptyDocument { .. } => Self::EmptyDocument,
             NodeError::UnknownDoc { .. } => Self::UnknownDocument,
@@ -254,6 +268,7 @@ impl ItemRefusal {
             Self::PayloadTooLarge => "payload-too-large",
             Self::ReleaseRewritten => "release-rewritten",
             Self::BadForkHistory => "bad-fork-history",
+            Self::NotAdmitted(kind) => kind,
             Self::Invalid => "invalid",
             Self::EmptyDocument => "empty-document",
             Self::UnknownDocument => "unknown-document",
@@ -273,6 +288,7 @@ impl ItemRefusal {
         matches!(
             self,
             Self::SchemaViolation
+                | Self::NotAdmitted(_)
                 | Self::NotProfileOwner
                 | Self::MissingDependencies
                 | Self::TooManyPending
@@ -283,6 +299,28 @@ impl ItemRefusal {
                 | Self::Purged
         )
     }
+}
+
+/// The stable counter name of a charter refusal kind (an unknown one, from a newer peer's
+/// words, counts as `charter-refused`).
+pub fn admission_kind(kind: &str) -> &'static str {
+    const KINDS: [&str; 11] = [
+        "not-a-member",
+        "guest-cannot-edit",
+        "device-revoked",
+        "author-blocked",
+        "beyond-frontier",
+        "charter-malformed",
+        "charter-unauthorised",
+        "invitation-forged",
+        "invitation-expired",
+        "invitation-used-up",
+        HELD,
+    ];
+    KINDS
+        .into_iter()
+        .find(|k| *k == kind)
+        .unwrap_or("charter-refused")
 }
 
 #[cfg(test)]

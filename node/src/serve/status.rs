@@ -23,6 +23,9 @@ pub struct NodeStatus {
     pub rejected_total: u64,
     /// Stored changes left out of documents.
     pub excluded_changes: usize,
+    /// Changes held since start because they build on changes the commons' charter refused.
+    #[serde(default)]
+    pub held_changes: u64,
     /// Counters since start.
     pub counters: Counters,
     /// Peers banned now.

@@ -180,6 +180,9 @@ pub enum SchemaError {
         /// The missing field.
         field: &'static str,
     },
+    /// A charter has no fields to write or edit: its changes are charter operations.
+    #[error("a charter has no fields; it changes through `hedgerow commons` and `hedgerow moderate` commands")]
+    CharterHasNoFields,
     /// A document was initialised twice.
     #[error("this document already has fields; a skeleton is written only into an empty document")]
     AlreadyInitialised,

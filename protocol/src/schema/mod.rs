@@ -81,10 +81,13 @@ pub enum DocKind {
     Note,
     /// An author's profile.
     Profile,
+    /// A commons' charter: who may write, roles, moderation. It has no fields; each change
+    /// carries one operation in its automerge message (see [`crate::charter`]).
+    Charter,
 }
 
 impl DocKind {
-    /// Every kind, in order.
+    /// Every kind people write fields in, in order (the charter, which has none, is apart).
     pub const ALL: [DocKind; 4] = [
         DocKind::Design,
         DocKind::Event,
@@ -99,6 +102,7 @@ impl DocKind {
             DocKind::Event => "event",
             DocKind::Note => "note",
             DocKind::Profile => "profile",
+            DocKind::Charter => "charter",
         }
     }
 
@@ -109,6 +113,7 @@ impl DocKind {
             DocKind::Event => "an event",
             DocKind::Note => "a note",
             DocKind::Profile => "a profile",
+            DocKind::Charter => "a charter",
         }
     }
 
@@ -119,7 +124,13 @@ impl DocKind {
             DocKind::Event => event::FIELDS,
             DocKind::Note => note::FIELDS,
             DocKind::Profile => profile::FIELDS,
+            DocKind::Charter => &[],
         }
+    }
+
+    /// Whether documents of this kind are content people list and show (not a charter).
+    pub fn is_content(&self) -> bool {
+        *self != DocKind::Charter
     }
 }
 
@@ -205,6 +216,8 @@ pub fn init_document<T: Transactable>(tx: &mut T, new: &NewDocument) -> Result<(
             &new.title,
         )?,
         DocKind::Profile => profile::init(tx, &new.title)?,
+        // A charter holds no fields: its changes are operations in automerge messages.
+        DocKind::Charter => return Err(SchemaError::CharterHasNoFields),
     }
     for field in new.kind.fields() {
         let Some(obj_type) = field.ty.obj_type() else {
@@ -276,6 +289,7 @@ pub fn apply_edit<T: Transactable>(
         DocKind::Event => event::apply(tx, edit),
         DocKind::Note => note::apply(tx, edit),
         DocKind::Profile => profile::apply(tx, edit),
+        DocKind::Charter => Err(SchemaError::CharterHasNoFields.into()),
     }
 }
 
@@ -331,5 +345,6 @@ pub fn field_names(kind: DocKind) -> &'static [&'static str] {
         DocKind::Event => event::NAMES,
         DocKind::Note => note::NAMES,
         DocKind::Profile => profile::NAMES,
+        DocKind::Charter => &[],
     }
 }

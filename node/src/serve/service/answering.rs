@@ -68,6 +68,12 @@ impl<L: LocalState> Service<L> {
     /// whether the peer wrote it; floods of such content meet the live rate limits instead.
     /// Returns whether it was an offence.
     pub(super) fn refused(&mut self, peer: PeerId, error: &NodeError) -> bool {
+        if let NodeError::NotAdmitted(report) = error {
+            // Each change the charter refused is counted by kind where the replicas refuse it
+            // (on every path, see `status`); none is the relay's fault.
+            self.counters.relayed_refusals += report.refused.len() as u64;
+            return false;
+        }
         let kind = ItemRefusal::of(error);
         if !kind.is_content() {
             self.misbehaved(peer, Refusal::Item(kind));

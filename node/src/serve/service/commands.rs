@@ -162,6 +162,13 @@ impl<L: LocalState> Service<L> {
             .collect();
         let (transport_in, transport_out) = self.bytes.transport_bytes();
         let mut counters = self.counters.clone();
+        // Changes the commons' charters refused, on every path (gossip, sync, bundle, local).
+        for (kind, count) in self.local.admission_refusals() {
+            *counters
+                .rejected
+                .entry(super::super::stats::admission_kind(&kind).to_string())
+                .or_insert(0) += count;
+        }
         for (reason, count) in self.bytes.refused_request_frames() {
             if count > 0 {
                 *counters.rejected.entry(reason.to_string()).or_insert(0) += count;
@@ -177,6 +184,7 @@ impl<L: LocalState> Service<L> {
             wanted: self.wanted.iter().map(|c| c.to_string()).collect(),
             rejected_total: counters.rejected_total(),
             excluded_changes: self.local.excluded_count(),
+            held_changes: self.local.held_changes(),
             counters,
             banned_peers: self.peers.banned_count(now),
             banned_addresses: self.peers.banned_addresses(now),

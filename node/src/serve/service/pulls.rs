@@ -354,7 +354,10 @@ impl<L: LocalState> Service<L> {
         asked: &HashSet<IdPrefix>,
     ) -> bool {
         let mut stored = 0;
-        for item in items {
+        // A commons' charter first: the documents of the same response are admitted under it.
+        let mut items: Vec<&DocPayload> = items.iter().collect();
+        items.sort_by_key(|item| !self.local.is_charter(item));
+        for item in items.iter().copied() {
             if !asked.contains(&id_prefix(&item.doc)) {
                 // A pull stores only what it asked for.
                 self.misbehaved(peer, Refusal::UnrequestedDocument);
@@ -387,6 +390,9 @@ impl<L: LocalState> Service<L> {
                     tracing::info!("asking {peer} for all of document {}", item.doc);
                 }
                 Err(e) => {
+                    if let NodeError::NotAdmitted(report) = &e {
+                        stored += report.stored;
+                    }
                     tracing::info!("refused document {} from {peer}: {e}", item.doc);
                     self.report(peer)
                         .errors
