@@ -18,6 +18,7 @@
 use crate::replicas::{now_unix, NodeError, Replicas, MIN_ID_PREFIX};
 use crate::reply::Reply;
 use crate::store::local_lists::{LocalBlock, LocalHide, PurgedDoc};
+use hedgerow_protocol::charter::CharterAction;
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId, DocReplica};
@@ -75,9 +76,6 @@ pub enum LocalListError {
         /// Who created it.
         creator: AuthorKey,
     },
-    /// Retraction is a charter operation, which this build cannot write.
-    #[error("retracting {0} needs the commons' charter, which this build cannot write yet; `hedgerow hide {0}` hides it on this node")]
-    RetractUnsupported(DocId),
 }
 
 /// This node's lists in memory, as every ingest reads them.
@@ -120,12 +118,22 @@ impl Replicas {
         Ok(())
     }
 
-    /// Documents of `commons` whose authors retracted them.
-    ///
-    /// Retraction is a `Retract` operation of the commons' charter; this build has no charter
-    /// yet, so none is retracted. Everything that leaves out hidden documents asks this too.
-    pub fn retracted(&self, _commons: &CommonsId) -> BTreeSet<DocId> {
-        BTreeSet::new()
+    /// Documents of `commons` whose creators retracted them: a `Retract` operation of the
+    /// commons' charter by the creator's person (as the charter was last evaluated). Everything
+    /// that leaves out hidden documents asks this too.
+    pub fn retracted(&self, commons: &CommonsId) -> BTreeSet<DocId> {
+        match self.charters.get(commons) {
+            Some(Some(policy)) if !policy.state.retracted().is_empty() => {
+                policy.state.retracted_docs(|doc| {
+                    self.store()
+                        .doc_genesis(&doc)
+                        .ok()
+                        .flatten()
+                        .map(|g| g.body.creator)
+                })
+            }
+            _ => BTreeSet::new(),
+        }
     }
 
     /// Documents of `commons` left out of lists and of everything served (hidden or retracted).
@@ -251,6 +259,17 @@ pub enum LocalReply {
     Lists(Lists),
     /// `purge`.
     Purged(PurgedReply),
+    /// `design/event/note retract`.
+    Retracted(RetractedDoc),
+}
+
+/// `retract`: the document withdrawn and the charter change that says so.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetractedDoc {
+    /// The document.
+    pub id: DocId,
+    /// The charter change's hash, hex.
+    pub change: String,
 }
 
 /// One blocked author (`block`, and each entry of `blocks`).
@@ -420,7 +439,9 @@ pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
     })))
 }
 
-/// `hedgerow design/event/note retract ID`: withdraws a document this device created.
+/// `hedgerow design/event/note retract ID`: withdraws a document this device's person created,
+/// as a `Retract` operation in its commons' charter; every node of the commons then leaves it
+/// out of lists, `show` and everything it serves, as it does a hidden document.
 pub fn retract(replicas: &mut Replicas, id: &str, kind: DocKind) -> Result<Reply, NodeError> {
     let doc = replicas.resolve_doc(id, Some(kind))?;
     let genesis = replicas
@@ -430,12 +451,21 @@ pub fn retract(replicas: &mut Replicas, id: &str, kind: DocKind) -> Result<Reply
             what: kind.as_str(),
             id: doc.to_string(),
         })?;
-    if genesis.body.creator != replicas.author() {
-        return Err(LocalListError::NotCreator {
-            doc,
-            creator: genesis.body.creator,
-        }
-        .into());
+    let commons = genesis.body.commons;
+    let creator = genesis.body.creator;
+    let me = replicas.author();
+    // Another device of the creator's person may retract too (its charter says whose it is).
+    let mine = creator == me
+        || matches!(
+            replicas.charter_state(&commons)?,
+            Some(policy) if policy.state.person_of(creator) == policy.state.person_of(me)
+        );
+    if !mine {
+        return Err(LocalListError::NotCreator { doc, creator }.into());
     }
-    Err(LocalListError::RetractUnsupported(doc).into())
+    let change = replicas.write_charter_op(&commons, CharterAction::Retract { doc })?;
+    Ok(Reply::Local(LocalReply::Retracted(RetractedDoc {
+        id: doc,
+        change: change.to_string(),
+    })))
 }

@@ -924,6 +924,18 @@ fn every_json_output_has_the_shape_the_readme_documents() {
     out.run(&e, "unhide", "offline", &["unhide", &mine]);
     e.json(&["hide", &mine]);
     out.run(&e, "purge", "offline", &["purge", &mine]);
+    // Withdrawn by their creator.
+    let eve_event = id(&e.json(&["event", "new", "Build day"]));
+    let eve_note = id(&e.json(&["note", "add", "--on", &eve_event, "--text", "Two drums"]));
+    let eve_design = id(&e.json(&["design", "new", "Rake"]));
+    for (kind, doc) in [
+        ("design", &eve_design),
+        ("note", &eve_note),
+        ("event", &eve_event),
+    ] {
+        let command = format!("{kind} retract");
+        out.run(&e, &command, "offline", &[kind, "retract", doc]);
+    }
 
     // The same commands answered by a running node.
     let a = ServeNode::start(a, &[]);

@@ -339,3 +339,51 @@ fn hide_unhide_and_purge() {
     // Nor can `hedgerow repair` bring it back: the journal no longer holds Ada's change.
     assert!(!journal_holds(&ben, &design), "the journal still holds it");
 }
+
+/// A retraction travels in the commons' charter: every node that gets it stops listing,
+/// showing and serving the document; only its creator may retract it.
+#[test]
+fn a_retracted_document_is_withdrawn_on_every_node() {
+    let ada = TestHome::init("Ada");
+    let commons = id(&ada.json(&["commons", "create", "Open Tools"]));
+    let design = id(&ada.json(&["design", "new", "Roller crimper", "--set", "summary=v1"]));
+    let other = id(&ada.json(&["design", "new", "Broadfork"]));
+    let dir = tempfile::tempdir().expect("dir");
+    let path = |name: &str| dir.path().join(name);
+    let text = |name: &str| path(name).to_str().expect("path").to_string();
+    ada.ok(&["bundle", "export", &text("before.bundle")]);
+    let ben = TestHome::init("Ben");
+    ben.json(&["commons", "join", &commons]);
+    import(&ben, &path("before.bundle"));
+    assert_eq!(summary(&ben, &design).as_deref(), Some("v1"));
+
+    assert!(ben
+        .fail(&["design", "retract", &design])
+        .contains("only its creator"));
+    let retracted = ada.json(&["design", "retract", &design]);
+    assert_eq!(retracted["id"], design.as_str());
+    assert!(ada.fail(&["design", "show", &design]).contains("retracted"));
+    assert!(!listed(&ada).contains(&design));
+    ada.ok(&["bundle", "export", &text("after.bundle")]);
+    let report = import(&ben, &path("after.bundle"));
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    assert!(ben
+        .fail(&["design", "show", &design])
+        .contains("retracted by its author"));
+    assert!(!listed(&ben).contains(&design));
+    assert!(listed(&ben).contains(&other));
+    // Ben serves it no more either.
+    ben.ok(&["bundle", "export", &text("ben.bundle")]);
+    let cleo = TestHome::init("Cleo");
+    cleo.json(&["commons", "join", &commons]);
+    import(&cleo, &path("ben.bundle"));
+    assert!(summary(&cleo, &other).is_some());
+    assert!(
+        cleo.fail(&["design", "show", &design])
+            .contains("no design"),
+        "a retracted design was served"
+    );
+    for home in [&ada, &ben, &cleo] {
+        assert_clean(home);
+    }
+}
