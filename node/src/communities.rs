@@ -1282,4 +1282,66 @@ mod tests {
         assert_eq!(rendered.fields["summary"], "from Ben");
         assert!(alice.verify(false).expect("verify").is_clean());
     }
+
+    /// A charter genesis must name the commons' creator: one naming anyone else (who would
+    /// then found the commons as its "creator") is refused and nothing of it stored.
+    #[test]
+    fn a_charter_naming_another_creator_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice.create_commons("Farm Hack", "").expect("create");
+        let vic = node(dir.path(), "vic");
+        let forged = DocGenesis::unsigned_charter(commons, vic.author());
+        let mut replica = DocReplica::new(forged.clone()).expect("replica");
+        let op = CharterOp {
+            commons,
+            at: 5,
+            action: CharterAction::Found { private: false },
+        };
+        let (_, accepted) = replica
+            .charter_change(vic.key(), 5, op.to_message())
+            .expect("vic founds his own charter");
+        let (changes, proofs) = replica.compact_for(&[accepted.hash]).expect("compact");
+        let proofs = proofs.into_iter().map(|(h, p)| (h.0, p)).collect();
+        let refused = alice.ingest_compact(Some(&forged), &forged.body.id(), &changes, proofs);
+        assert!(matches!(refused, Err(NodeError::Invalid(_))), "{refused:?}");
+        assert!(alice
+            .store()
+            .doc_genesis(&forged.body.id())
+            .expect("read")
+            .is_none());
+        assert!(alice.charter_state(&commons).expect("state").is_none());
+    }
+
+    /// A live change (gossip) by a non-member is refused by kind and not stored; a member's
+    /// is applied.
+    #[test]
+    fn live_changes_are_admitted_by_the_charter() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        alice.take_outbox();
+        let mut vic = node(dir.path(), "vic");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
+        vic.hold_commons(&genesis).expect("hold");
+        let spam = vic
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Spam"), &[])
+            .expect("open to vic");
+        for live in vic.take_outbox() {
+            let refused = alice.ingest_live(&live);
+            let Err(NodeError::NotAdmitted(report)) = refused else {
+                panic!("expected a refusal, got {refused:?}");
+            };
+            assert_eq!(report.refused[0].refused.kind, "not-a-member");
+        }
+        assert!(alice.store().doc_genesis(&spam).expect("read").is_none());
+        assert_eq!(alice.refusals.get("not-a-member"), Some(&1));
+        assert_eq!(alice.held_changes(), 0);
+    }
 }

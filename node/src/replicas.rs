@@ -240,9 +240,13 @@ impl Replicas {
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
         };
-        // Each commons' charter, evaluated once: listing and serving read it.
-        for genesis in replicas.store.all_commons()? {
-            replicas.charter_state(&genesis.body.id())?;
+        // Each commons' charter, evaluated once: listing and serving read it. A store damaged
+        // on disk still opens (for `verify` and `repair` to say what is wrong).
+        for genesis in replicas.store.all_commons().unwrap_or_default() {
+            let commons = genesis.body.id();
+            if let Err(e) = replicas.charter_state(&commons) {
+                tracing::warn!("the charter of commons {commons} cannot be read: {e}");
+            }
         }
         replicas.load_local_lists()?;
         Ok(replicas)
