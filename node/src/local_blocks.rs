@@ -183,7 +183,7 @@ impl Replicas {
 
     /// Makes `replica` refuse the blocked authors' new changes in the ingest that follows.
     pub(crate) fn apply_blocks(&self, replica: &mut DocReplica) {
-        replica.refuse_authors(Arc::clone(&self.lists.blocked));
+        refuse_blocked(replica, Arc::clone(&self.lists.blocked));
     }
 
     /// Notes an ingest of `doc` that stored some changes and refused others for their author.
@@ -240,6 +240,18 @@ impl Replicas {
             }
             other => other,
         }
+    }
+}
+
+/// Makes `replica` refuse `blocked`'s new changes, unless it is a charter: a charter carries
+/// the commons' governance (roles, moderation, devices, retractions), which every node must
+/// evaluate alike, so a local block holds back an author's content, never their charter
+/// operations (the charter gate judges those).
+pub(crate) fn refuse_blocked(replica: &mut DocReplica, blocked: Arc<HashSet<AuthorKey>>) {
+    if replica.kind() == DocKind::Charter {
+        replica.refuse_authors(Arc::default());
+    } else {
+        replica.refuse_authors(blocked);
     }
 }
 

@@ -892,7 +892,7 @@ impl Replicas {
         }
         let blocked = std::sync::Arc::clone(&self.lists.blocked);
         let replica = self.admitting(&target)?;
-        replica.refuse_authors(blocked);
+        crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_envelope(&live.envelope);
         let refused = replica.take_refused();
         self.last_refused.extend(refused);
@@ -1012,7 +1012,7 @@ impl Replicas {
         }
         let blocked = std::sync::Arc::clone(&self.lists.blocked);
         let replica = self.admitting(doc)?;
-        replica.refuse_authors(blocked);
+        crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_compact(changes, proofs);
         let admission_refused = replica.take_refused();
         let refused = replica.take_refused_authors();

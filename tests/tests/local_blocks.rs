@@ -340,8 +340,8 @@ fn hide_unhide_and_purge() {
     assert!(!journal_holds(&ben, &design), "the journal still holds it");
 }
 
-/// A retraction travels in the commons' charter: every node that gets it stops listing,
-/// showing and serving the document; only its creator may retract it.
+/// A retraction travels in the commons' charter: every node that gets it (one that blocks the
+/// author too) stops listing, showing and serving the document; only its creator may retract it.
 #[test]
 fn a_retracted_document_is_withdrawn_on_every_node() {
     let ada = TestHome::init("Ada");
@@ -365,6 +365,8 @@ fn a_retracted_document_is_withdrawn_on_every_node() {
     assert!(ada.fail(&["design", "show", &design]).contains("retracted"));
     assert!(!listed(&ada).contains(&design));
     ada.ok(&["bundle", "export", &text("after.bundle")]);
+    // A local block holds back an author's content, not their charter operations.
+    ben.ok(&["block", &author(&ada)]);
     let report = import(&ben, &path("after.bundle"));
     assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
     assert!(ben
