@@ -1,5 +1,6 @@
 //! This node's own moderation, whatever any commons says: authors it blocks, documents it
-//! hides, documents it purges, and the hook for documents their authors retracted.
+//! hides, documents it purges; and an author's retraction of their own document (a `Retract`
+//! operation in the commons' charter, honoured like a hide by every node).
 //!
 //! - A blocked author's *new* changes (not already stored) are refused on every ingest path
 //!   (live gossip, sync pull, bundle import) as `author-blocked-locally`, with every new change
@@ -11,6 +12,8 @@
 //!   (`verify` checks them as any other).
 //! - A purged document is removed from the store (and from the journal, except this device's
 //!   own changes) and remembered, so it is never taken in again (`purged`).
+//! - A block holds back content documents only; charter operations are judged by the charter
+//!   gate, alike on every node.
 //!
 //! The lists live in their own sled trees ([`crate::store::local_lists`]) and are read once
 //! into [`LocalLists`], which every ingest consults.
