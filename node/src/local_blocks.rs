@@ -186,7 +186,27 @@ impl Replicas {
 
     /// Makes `replica` refuse the blocked authors' new changes in the ingest that follows.
     pub(crate) fn apply_blocks(&self, replica: &mut DocReplica) {
-        refuse_blocked(replica, Arc::clone(&self.lists.blocked));
+        refuse_blocked(replica, self.blocked_in(&replica.commons()));
+    }
+
+    /// The keys whose new changes are refused in `commons`: the blocked keys, and every device
+    /// the commons' charter certifies to a blocked person (as it was last evaluated).
+    pub(crate) fn blocked_in(&self, commons: &CommonsId) -> Arc<HashSet<AuthorKey>> {
+        let blocked = &self.lists.blocked;
+        let Some(Some(policy)) = self.charters.get(commons) else {
+            return Arc::clone(blocked);
+        };
+        let devices: Vec<AuthorKey> = blocked
+            .iter()
+            .flat_map(|person| policy.state.devices_of(*person))
+            .filter(|device| !blocked.contains(device))
+            .collect();
+        if devices.is_empty() {
+            return Arc::clone(blocked);
+        }
+        let mut all = HashSet::clone(blocked);
+        all.extend(devices);
+        Arc::new(all)
     }
 
     /// Notes an ingest of `doc` that stored some changes and refused others for their author.
@@ -483,4 +503,67 @@ pub fn retract(replicas: &mut Replicas, id: &str, kind: DocKind) -> Result<Reply
         id: doc,
         change: change.to_string(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::{Home, LocalProfile};
+    use hedgerow_protocol::charter::DeviceCertificate;
+    use hedgerow_protocol::schema::NewDocument;
+
+    fn replicas(dir: &std::path::Path, name: &str) -> Replicas {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        let home = Home::init(&dir.join(name), &profile).expect("home");
+        Replicas::open(&home).expect("store")
+    }
+
+    /// Blocking a person blocks every device the commons' charter certifies to them.
+    #[test]
+    fn blocking_a_person_blocks_the_devices_their_charter_certifies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ada = replicas(dir.path(), "ada");
+        let commons = ada.create_commons("Farm Hack", "").expect("commons");
+        let genesis = ada.store().commons(&commons).expect("read").expect("held");
+        let mut phone = replicas(dir.path(), "phone");
+        phone.join_commons(&genesis).expect("join");
+        let mut ben = replicas(dir.path(), "ben");
+        ben.join_commons(&genesis).expect("join");
+        let certificate = DeviceCertificate {
+            person: ada.author(),
+            device: phone.author(),
+            name: "phone".into(),
+            issued_at: 1_800_000_000,
+        }
+        .sign(ada.key());
+        ada.write_charter_op(&commons, CharterAction::Device { certificate })
+            .expect("certified");
+        for live in ada.take_outbox() {
+            ben.ingest_live(&live).expect("ada's profile and charter");
+        }
+        let design = NewDocument::new(DocKind::Design, "From the phone");
+        let before = phone.create_doc(commons, &design, &[]).expect("doc");
+        let after = phone.create_doc(commons, &design, &[]).expect("doc");
+        let outbox = phone.take_outbox();
+        let from_phone = |id: DocId| {
+            outbox
+                .iter()
+                .find(|live| live.envelope.doc == id)
+                .expect("published")
+                .clone()
+        };
+        ben.ingest_live(&from_phone(before))
+            .expect("not blocked yet");
+        block(&mut ben, &ada.author().to_string(), "").expect("block");
+        let refused = ben.ingest_live(&from_phone(after));
+        assert!(
+            matches!(refused, Err(NodeError::Rejected(Rejection::AuthorRefused { author, .. })) if author == phone.author()),
+            "{refused:?}"
+        );
+        assert!(ben.store().doc_genesis(&after).expect("read").is_none());
+        assert!(ben.store().doc_genesis(&before).expect("read").is_some());
+    }
 }

@@ -890,7 +890,7 @@ impl Replicas {
                 id: target.to_string(),
             });
         }
-        let blocked = std::sync::Arc::clone(&self.lists.blocked);
+        let blocked = self.blocked_in(&commons);
         let replica = self.admitting(&target)?;
         crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_envelope(&live.envelope);
@@ -1010,8 +1010,9 @@ impl Replicas {
         if changes.is_empty() {
             return Ok(0);
         }
-        let blocked = std::sync::Arc::clone(&self.lists.blocked);
-        let replica = self.admitting(doc)?;
+        let commons = self.admitting(doc)?.commons();
+        let blocked = self.blocked_in(&commons);
+        let replica = self.replica_mut(doc)?;
         crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_compact(changes, proofs);
         let admission_refused = replica.take_refused();
