@@ -150,7 +150,7 @@ pub enum BundleError {
     #[error("{0} is a directory, not a file name")]
     NotAFile(PathBuf),
     /// `--commons` names a commons that is neither in the bundle nor held.
-    #[error("commons `{0}` is not in this bundle; `hedgerow bundle import FILE` alone lists the commons it skips")]
+    #[error("commons `{0}` is not in this bundle")]
     NotInBundle(String),
     /// `--commons` names a prefix shared by several commons of the bundle.
     #[error("`{0}` matches several commons of this bundle; give more of the id")]
@@ -159,7 +159,7 @@ pub enum BundleError {
 
 impl From<BundleError> for NodeError {
     fn from(error: BundleError) -> Self {
-        NodeError::Invalid(error.to_string())
+        NodeError::Bundle(Box::new(error))
     }
 }
 
@@ -255,6 +255,10 @@ impl Replicas {
             let withheld = self.withheld_in(&id);
             ids.retain(|doc| !withheld.contains(doc));
             for doc in ids {
+                if self.is_hidden(&id, &doc) {
+                    // Hidden by a steward: not served, by sync or by bundle.
+                    continue;
+                }
                 match self.export_doc(&doc, theirs.get(&doc).copied())? {
                     Some((section, changes)) => {
                         report.documents += 1;
