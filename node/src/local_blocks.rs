@@ -36,10 +36,10 @@ pub enum LocalListError {
     #[error("{0} is this device's own key; a node cannot block itself (your own changes are always yours)")]
     SelfBlock(AuthorKey),
     /// No known author matches a prefix.
-    #[error("no author known to this node matches `{0}`; give the whole author key (`hedgerow whoami` prints one)")]
+    #[error("no author known to this node matches `{0}`")]
     UnknownAuthor(String),
     /// Several known authors match a prefix.
-    #[error("`{prefix}` matches {count} authors; give more characters of the key")]
+    #[error("`{prefix}` matches {count} authors")]
     AmbiguousAuthor {
         /// The prefix given.
         prefix: String,
@@ -47,18 +47,16 @@ pub enum LocalListError {
         count: usize,
     },
     /// `unblock` of an author not blocked.
-    #[error("{0} is not blocked on this node; `hedgerow blocks` lists the ones that are")]
+    #[error("{0} is not blocked on this node")]
     NotBlocked(AuthorKey),
     /// `unhide` of a document not hidden.
-    #[error("{0} is not hidden on this node; `hedgerow blocks` lists the hidden documents")]
+    #[error("{0} is not hidden on this node")]
     NotHidden(DocId),
     /// `purge` of a document not hidden first.
-    #[error(
-        "{0} is not hidden; purge removes only hidden documents: run `hedgerow hide {0}` first"
-    )]
+    #[error("{0} is not hidden; purge removes only hidden documents")]
     PurgeNotHidden(DocId),
     /// A document hidden on this node was asked for.
-    #[error("{id} is hidden on this node ({reason}); `hedgerow unhide {id}` shows it again")]
+    #[error("{id} is hidden on this node ({reason})")]
     Hidden {
         /// The document.
         id: DocId,
@@ -72,13 +70,30 @@ pub enum LocalListError {
     #[error("document {0} was purged on this node and is never taken in again")]
     Purged(DocId),
     /// `retract` of a document another key created.
-    #[error("{doc} was created by {creator}, not by this device; only its creator may retract it (`hedgerow hide` hides it on this node)")]
+    #[error("{doc} was created by {creator}, not by this device; only its creator may retract it")]
     NotCreator {
         /// The document.
         doc: DocId,
         /// Who created it.
         creator: AuthorKey,
     },
+}
+
+impl LocalListError {
+    /// The kind the CLI adds an instruction for, if any.
+    pub fn kind(&self) -> Option<crate::error_kind::ErrorKind> {
+        use crate::error_kind::ErrorKind;
+        Some(match self {
+            Self::UnknownAuthor(_) | Self::AmbiguousAuthor { .. } => ErrorKind::NoSuchAuthor,
+            Self::NotBlocked(_) | Self::NotHidden(_) => ErrorKind::NotOnLocalList,
+            Self::PurgeNotHidden(id) => ErrorKind::PurgeNotHidden { id: id.to_string() },
+            Self::Hidden { id, .. } => ErrorKind::HiddenLocally { id: id.to_string() },
+            Self::NotCreator { doc, .. } => ErrorKind::NotCreator {
+                id: doc.to_string(),
+            },
+            Self::SelfBlock(_) | Self::Retracted(_) | Self::Purged(_) => return None,
+        })
+    }
 }
 
 /// This node's lists in memory, as every ingest reads them.
