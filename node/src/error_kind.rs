@@ -73,6 +73,25 @@ pub enum ErrorKind {
     NoSuchPerson,
     /// Removing or demoting the commons' last steward.
     LastSteward,
+    /// `block`/`unblock` name no author this node knows (or several).
+    NoSuchAuthor,
+    /// `unblock`/`unhide` of an author or document not on this node's lists.
+    NotOnLocalList,
+    /// `purge` of a document not hidden first.
+    PurgeNotHidden {
+        /// The document's id.
+        id: String,
+    },
+    /// `show` of a document hidden on this node.
+    HiddenLocally {
+        /// The document's id.
+        id: String,
+    },
+    /// `retract` of a document another key created.
+    NotCreator {
+        /// The document's id.
+        id: String,
+    },
 }
 
 impl ErrorKind {
@@ -102,6 +121,11 @@ impl ErrorKind {
             Self::CharterNotReceived => "charter-not-received",
             Self::NoSuchPerson => "no-such-person",
             Self::LastSteward => "last-steward",
+            Self::NoSuchAuthor => "no-such-author",
+            Self::NotOnLocalList => "not-on-local-list",
+            Self::PurgeNotHidden { .. } => "purge-not-hidden",
+            Self::HiddenLocally { .. } => "hidden-locally",
+            Self::NotCreator { .. } => "not-creator",
         }
     }
 
@@ -175,6 +199,7 @@ impl ErrorKind {
             }),
             NodeError::NoteWithoutTarget => Some(Self::NoteWithoutTarget),
             NodeError::Community(e) => Self::of_community(e),
+            NodeError::Local(e) => e.kind(),
             _ => None,
         }
     }

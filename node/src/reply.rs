@@ -70,6 +70,8 @@ pub enum Reply {
     CharterChanged(crate::communities::CharterChanged),
     /// `moderate log`, in replay order.
     ModerationLog(Vec<crate::communities::LogLine>),
+    /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
+    Local(crate::local_blocks::LocalReply),
 }
 
 impl Reply {
