@@ -100,6 +100,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
+    /// This node's own block list and hidden documents (`block`, `unblock`, `hide`, `unhide`,
+    /// `blocks`, `purge`).
+    #[command(flatten)]
+    Local(crate::local_blocks::LocalCommand),
 }
 
 /// Person key commands.
@@ -460,6 +464,13 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Withdraw a design you created: every node hides it (written into the commons' charter).
+    Retract {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// Event commands.
@@ -496,6 +507,13 @@ pub enum EventCommand {
     List {
         #[command(flatten)]
         commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Withdraw an event you created: every node hides it (written into the commons' charter).
+    Retract {
+        /// Event id or prefix.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -551,6 +569,13 @@ pub enum NoteCommand {
         on: Option<String>,
         #[command(flatten)]
         commons: CommonsFlag,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Withdraw a note you wrote: every node hides it (written into the commons' charter).
+    Retract {
+        /// Note id or prefix.
+        id: String,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -77,6 +77,19 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
         ErrorKind::PersonKeyDamaged => {
             "restore it with `hedgerow init --restore BACKUP` in a new home"
         }
+        ErrorKind::NoSuchAuthor => {
+            "give the whole author key (`hedgerow whoami` prints one) or a longer prefix"
+        }
+        ErrorKind::NotOnLocalList => "`hedgerow blocks` lists what this node blocks and hides",
+        ErrorKind::PurgeNotHidden { id } => {
+            return Some(format!("run `hedgerow hide {id}` first"))
+        }
+        ErrorKind::HiddenLocally { id } => {
+            return Some(format!("`hedgerow unhide {id}` shows it again"))
+        }
+        ErrorKind::NotCreator { id } => {
+            return Some(format!("`hedgerow hide {id}` hides it on this node"))
+        }
     };
     Some(text.to_string())
 }

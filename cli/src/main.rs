@@ -8,6 +8,7 @@ mod demo;
 mod edits;
 mod hint;
 mod keys;
+mod local_blocks;
 mod network;
 mod output;
 
@@ -134,6 +135,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Device(c) => device_request(c),
         Command::Demo { keep } => return demo::run(keep.as_deref()),
         Command::Bundle(c) => return bundle::run(&home, c),
+        Command::Local(c) => return local_blocks::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
         Command::Sync { peer, linger, json } => {
             return network::sync(&home, &peer, linger, json.json)
@@ -612,6 +614,9 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         DesignCommand::Release { id, version, json } => {
             (Request::Release { id, version }, Print::Json, json.json)
         }
+        DesignCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 
@@ -645,6 +650,9 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             Print::DocList,
             json.json,
         ),
+        EventCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 
@@ -729,6 +737,9 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
             Print::DocList,
             json.json,
         ),
+        NoteCommand::Retract { id, json } => {
+            (Request::Retract { id, kind }, Print::Json, json.json)
+        }
     })
 }
 

@@ -7,6 +7,7 @@
 //! variant gets a reply struct there (its module doc says how) and an arm in
 //! `execute_inner` returning it.
 
+use crate::local_blocks;
 use crate::provenance::ForkOptions;
 use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
@@ -246,6 +247,46 @@ pub enum Request {
         /// Commons id or prefix; the only one when absent.
         commons: Option<String>,
     },
+    /// Refuse an author's new changes on this node (`hedgerow block`).
+    Block {
+        /// Author key or unique prefix of one known here.
+        person: String,
+        /// The user's note.
+        #[serde(default)]
+        note: String,
+    },
+    /// Take an author's new changes again (`hedgerow unblock`).
+    Unblock {
+        /// Author key or unique prefix.
+        person: String,
+    },
+    /// Stop listing, showing and serving a document on this node (`hedgerow hide`).
+    Hide {
+        /// Document id or prefix.
+        id: String,
+        /// The user's reason.
+        #[serde(default)]
+        reason: String,
+    },
+    /// List, show and serve a hidden document again (`hedgerow unhide`).
+    Unhide {
+        /// Document id or prefix.
+        id: String,
+    },
+    /// This node's blocked authors and hidden documents (`hedgerow blocks`).
+    Blocks,
+    /// Remove a hidden document from the store for good (`hedgerow purge`).
+    Purge {
+        /// Document id or prefix.
+        id: String,
+    },
+    /// Withdraw a document this device created (`design/event/note retract`).
+    Retract {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -366,6 +407,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         }
         Request::DocShow { id, kind, version } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.refuse_withheld(&id)?;
             Ok(Reply::Document(replicas.show(&id, version.as_deref())?))
         }
         Request::DocList {
@@ -519,6 +561,13 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         | Request::ModerateBlock { .. }
         | Request::ModerateUnblock { .. }
         | Request::ModerateLog { .. }) => crate::communities::execute(replicas, request),
+        Request::Block { person, note } => local_blocks::block(replicas, &person, &note),
+        Request::Unblock { person } => local_blocks::unblock(replicas, &person),
+        Request::Hide { id, reason } => local_blocks::hide(replicas, &id, &reason),
+        Request::Unhide { id } => local_blocks::unhide(replicas, &id),
+        Request::Blocks => local_blocks::blocks(replicas),
+        Request::Purge { id } => local_blocks::purge(replicas, &id),
+        Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
     }
 }
 

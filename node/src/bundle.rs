@@ -185,6 +185,18 @@ impl Skips {
     }
 }
 
+/// A refused record's error as the import report shows it; this node's own refusals (its
+/// block list, purged documents) start with their refusal kind, as `status` counts them.
+fn refusal_text(error: &NodeError) -> String {
+    let kind = crate::serve::ItemRefusal::of(error);
+    match kind {
+        crate::serve::ItemRefusal::AuthorBlockedLocally | crate::serve::ItemRefusal::Purged => {
+            format!("{}: {error}", kind.kind())
+        }
+        _ => error.to_string(),
+    }
+}
+
 /// The records in file order, except that each commons' charter records come right after its
 /// commons record: the commons' other documents are admitted under its charter.
 fn charter_first(records: &[Record]) -> Vec<&Record> {
@@ -239,6 +251,9 @@ impl Replicas {
             let mut docs = Vec::new();
             let mut ids = self.store().doc_ids(&id)?;
             ids.sort();
+            // Hidden and retracted documents are not served, by bundle either.
+            let withheld = self.withheld_in(&id);
+            ids.retain(|doc| !withheld.contains(doc));
             for doc in ids {
                 if self.is_hidden(&id, &doc) {
                     // Hidden by a steward: not served, by sync or by bundle.
@@ -506,7 +521,16 @@ impl Replicas {
         let was_held = held.is_some();
         // A crafted file can carry bytes that make automerge panic or loop; decoding screens
         // and guards them (`hedgerow_protocol::compact`), so such a record is refused alone.
-        match self.import_doc_checked(doc, was_held, genesis, payload) {
+        let imported = self.import_doc_checked(doc, was_held, genesis, payload);
+        for (refused, rejection) in self.take_partly_refused() {
+            // The rest of the document was stored; the blocked author's part was not.
+            report.rejected.push(RejectedRecord {
+                id: refused.to_string(),
+                kind: kind.to_string(),
+                error: refusal_text(&NodeError::Rejected(rejection)),
+            });
+        }
+        match imported {
             Ok(0) if was_held => report.known += 1,
             Ok(changes) => {
                 report.new += 1;
@@ -524,7 +548,7 @@ impl Replicas {
                 report.rejected.push(RejectedRecord {
                     id: doc.to_string(),
                     kind: kind.to_string(),
-                    error: e.to_string(),
+                    error: refusal_text(&e),
                 });
             }
         }

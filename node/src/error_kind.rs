@@ -79,6 +79,25 @@ pub enum ErrorKind {
     NoSuchDevice,
     /// The home's person key file is damaged.
     PersonKeyDamaged,
+    /// `block`/`unblock` name no author this node knows (or several).
+    NoSuchAuthor,
+    /// `unblock`/`unhide` of an author or document not on this node's lists.
+    NotOnLocalList,
+    /// `purge` of a document not hidden first.
+    PurgeNotHidden {
+        /// The document's id.
+        id: String,
+    },
+    /// `show` of a document hidden on this node.
+    HiddenLocally {
+        /// The document's id.
+        id: String,
+    },
+    /// `retract` of a document another key created.
+    NotCreator {
+        /// The document's id.
+        id: String,
+    },
 }
 
 impl ErrorKind {
@@ -111,6 +130,11 @@ impl ErrorKind {
             Self::NotCertifier => "not-certifier",
             Self::NoSuchDevice => "no-such-device",
             Self::PersonKeyDamaged => "person-key-damaged",
+            Self::NoSuchAuthor => "no-such-author",
+            Self::NotOnLocalList => "not-on-local-list",
+            Self::PurgeNotHidden { .. } => "purge-not-hidden",
+            Self::HiddenLocally { .. } => "hidden-locally",
+            Self::NotCreator { .. } => "not-creator",
         }
     }
 
@@ -184,6 +208,7 @@ impl ErrorKind {
             }),
             NodeError::NoteWithoutTarget => Some(Self::NoteWithoutTarget),
             NodeError::Community(e) => Self::of_community(e),
+            NodeError::Local(e) => e.kind(),
             NodeError::Device(e) => Self::of_device(e),
             _ => None,
         }

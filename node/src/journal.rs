@@ -119,6 +119,22 @@ impl Journal {
     }
 }
 
+/// Replaces the journal at `path` with `entries` alone, atomically (temp file, fsync,
+/// rename): what `hedgerow purge` leaves of it. An open [`Journal`] on the old file must be
+/// opened again.
+pub fn rewrite(path: &Path, entries: &[Entry]) -> io::Result<()> {
+    let tmp = path.with_extension("journal.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    let mut bytes = Vec::from(JOURNAL_MAGIC);
+    bytes.push(JOURNAL_FORMAT);
+    for entry in entries {
+        bytes.extend_from_slice(&frame(entry));
+    }
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    crate::durable::rename(&tmp, path)
+}
+
 /// What reading a journal gave: every intact record, and whether damage cut it short.
 #[derive(Debug, Default)]
 pub struct ReadJournal {

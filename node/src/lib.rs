@@ -11,6 +11,7 @@
 //! - [`api`] and [`reply`]: the command API, its requests and typed replies.
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
+//! - [`local_blocks`]: this node's own block list, hidden and purged documents.
 //! - [`net`]: libp2p transport and behaviour.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod error_kind;
 pub mod home;
 pub mod journal;
 pub mod key_backup;
+pub mod local_blocks;
 pub mod net;
 pub mod provenance;
 pub mod repair;

@@ -132,6 +132,9 @@ pub enum NodeError {
         /// The document.
         doc: DocId,
     },
+    /// This node's own block list, hidden or purged documents refused it.
+    #[error(transparent)]
+    Local(#[from] crate::local_blocks::LocalListError),
 }
 
 impl From<EditFailure<EditError>> for NodeError {
@@ -206,6 +209,8 @@ pub struct Replicas {
     outbox: Vec<LiveChange>,
     /// Cached documents whose stored snapshot lags, with the changes it lacks.
     unsaved: HashMap<DocId, usize>,
+    /// This node's block list, hidden and purged documents (see [`crate::local_blocks`]).
+    pub(crate) lists: crate::local_blocks::LocalLists,
     /// Each commons' evaluated charter, as admission policy (`None`: open, admits all);
     /// dropped when the commons' charter takes a change.
     pub(crate) charters: HashMap<CommonsId, Option<std::sync::Arc<crate::communities::Policy>>>,
@@ -247,6 +252,7 @@ impl Replicas {
             cache: HashMap::new(),
             outbox: Vec::new(),
             unsaved: HashMap::new(),
+            lists: Default::default(),
             charters: HashMap::new(),
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
@@ -259,6 +265,7 @@ impl Replicas {
                 tracing::warn!("the charter of commons {commons} cannot be read: {e}");
             }
         }
+        replicas.load_local_lists()?;
         Ok(replicas)
     }
 
@@ -802,12 +809,16 @@ impl Replicas {
         kind: DocKind,
     ) -> Result<Vec<(DocId, DocSummary)>, NodeError> {
         let mut out = Vec::new();
+        let withheld = self.withheld_in(commons);
         let hidden = self
             .charters
             .get(commons)
             .and_then(|p| p.as_ref().map(|p| p.state.hidden().clone()))
             .unwrap_or_default();
         for id in self.store.doc_ids(commons)? {
+            if withheld.contains(&id) {
+                continue;
+            }
             if let Some(summary) = self.store.summary(&id)? {
                 // A genesis without changes (stored by older releases) is no document; a
                 // document hidden by a steward is not listed.
@@ -859,6 +870,7 @@ impl Replicas {
         if !self.holds(&commons)? {
             return Err(NodeError::UnknownCommons(commons.to_string()));
         }
+        self.refuse_purged(&id)?;
         let target = match &live.genesis {
             Some(genesis) => {
                 let genesis_id = genesis.verify().map_err(Rejection::from)?;
@@ -869,7 +881,9 @@ impl Replicas {
                     }
                     .into());
                 }
+                self.refuse_purged(&genesis_id)?;
                 if let Some(mut replica) = self.fresh_replica(genesis)? {
+                    self.apply_blocks(&mut replica);
                     // Nothing of a new document is stored unless its first change verifies.
                     // A document exists only from its first applied change: a first change
                     // still waiting for history leaves nothing behind.
@@ -896,7 +910,9 @@ impl Replicas {
                 id: target.to_string(),
             });
         }
+        let blocked = self.blocked_in(&commons);
         let replica = self.admitting(&target)?;
+        crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_envelope(&live.envelope);
         let refused = replica.take_refused();
         self.last_refused.extend(refused);
@@ -972,6 +988,7 @@ impl Replicas {
         changes: &CompactChanges,
         proofs: Vec<([u8; 32], hedgerow_protocol::ChangeProof)>,
     ) -> Result<usize, NodeError> {
+        self.refuse_purged(doc)?;
         if let Some(genesis) = genesis {
             let genesis_id = genesis.verify().map_err(Rejection::from)?;
             if genesis_id != *doc {
@@ -994,6 +1011,7 @@ impl Replicas {
         {
             // Nothing of a new document is stored unless its changes verify, and a document
             // exists only from its first change: a genesis alone is refused.
+            self.apply_blocks(&mut replica);
             let accepted = if changes.is_empty() {
                 Vec::new()
             } else {
@@ -1004,21 +1022,28 @@ impl Replicas {
             if accepted.is_empty() {
                 return Err(NodeError::EmptyDocument { doc: *doc });
             }
+            let refused = replica.take_refused_authors();
             self.adopt(replica, &accepted)?;
+            self.note_partly_refused(*doc, refused);
             return Ok(accepted.len());
         }
         if changes.is_empty() {
             return Ok(0);
         }
-        let replica = self.admitting(doc)?;
+        let commons = self.admitting(doc)?.commons();
+        let blocked = self.blocked_in(&commons);
+        let replica = self.replica_mut(doc)?;
+        crate::local_blocks::refuse_blocked(replica, blocked);
         let ingested = replica.ingest_compact(changes, proofs);
-        let refused = replica.take_refused();
-        self.last_refused.extend(refused);
+        let admission_refused = replica.take_refused();
+        let refused = replica.take_refused_authors();
+        self.last_refused.extend(admission_refused);
         let replica = self.replica_mut(doc)?;
         let accepted = ingested?;
         if !accepted.is_empty() || replica.has_unsaved_exclusions() {
             self.persist_lazily(doc, &accepted)?;
         }
+        self.note_partly_refused(*doc, refused);
         Ok(accepted.len())
     }
 

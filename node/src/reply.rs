@@ -76,6 +76,8 @@ pub enum Reply {
     Devices(Vec<crate::devices::DeviceRow>),
     /// `device revoke`.
     DeviceRevoked(crate::devices::DeviceRevoked),
+    /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
+    Local(crate::local_blocks::LocalReply),
 }
 
 impl Reply {

@@ -17,6 +17,11 @@
 //! - `summaries`: doc id -> `DocSummary` (cache: kind, title, heads, counts).
 //! - `peers`: peer id -> `KnownPeer` (addresses learnt by the network layer).
 //! - `wanted`: commons id -> empty (commons asked for with `commons join`, not yet received).
+//! - `local_blocks`, `local_hidden`, `purged`: this node's own block list, hidden documents
+//!   and purged documents, never synced (see [`local_lists`]; added in the third release, a
+//!   store without them has none).
+
+pub mod local_lists;
 
 use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::encoding::{decode, encode, DecodeError};
@@ -157,6 +162,12 @@ pub struct Store {
     summaries: sled::Tree,
     peers: sled::Tree,
     wanted: sled::Tree,
+    /// Authors this node refuses new changes from (see [`local_lists`]).
+    local_blocks: sled::Tree,
+    /// Documents this node does not list, show or serve.
+    local_hidden: sled::Tree,
+    /// Documents removed by `hedgerow purge`, never taken in again.
+    purged: sled::Tree,
     /// Changes held, counted on open and kept current; checked against the manifest.
     change_count: std::sync::atomic::AtomicU64,
     /// The change count the manifest on disk holds, so a read-only command does not rewrite it.
@@ -363,6 +374,11 @@ impl Store {
             tree("peers")?,
         );
         let wanted = tree("wanted")?;
+        let (local_blocks, local_hidden, purged) = (
+            tree("local_blocks")?,
+            tree("local_hidden")?,
+            tree("purged")?,
+        );
         let journal = crate::journal::Journal::open(&crate::journal::journal_path(path)).map_err(
             |source| StoreError::Journal {
                 path: crate::journal::journal_path(path),
@@ -422,6 +438,9 @@ impl Store {
             summaries,
             peers,
             wanted,
+            local_blocks,
+            local_hidden,
+            purged,
             inventories: Mutex::new(HashMap::new()),
             synced_blobs: Mutex::new(crate::durable::SyncedBlobs::default()),
             journal: Mutex::new(journal),

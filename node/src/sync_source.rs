@@ -20,6 +20,7 @@ impl SyncSource for Replicas {
         Ok(self.store().commons(commons)?)
     }
 
+    /// What peers are offered: every document held but those hidden or retracted here.
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, NodeError> {
         let mut inventory = self.store().inventory(commons)?;
         // Documents hidden by a steward are not served (nor listed to peers).
@@ -29,6 +30,11 @@ impl SyncSource for Replicas {
                 inventory.retain(|(id, _)| !hidden.contains_key(id));
             }
         }
+        // Nor those hidden or retracted on this node.
+        let withheld = self.withheld_in(commons);
+        if !withheld.is_empty() {
+            inventory.retain(|(id, _)| !withheld.contains(id));
+        }
         Ok(inventory)
     }
 
@@ -37,6 +43,9 @@ impl SyncSource for Replicas {
             if self.is_hidden(&genesis.body.commons, doc) {
                 return Ok(None);
             }
+        }
+        if self.withheld(doc)?.is_some() {
+            return Ok(None);
         }
         let replica = self.replica(doc)?;
         let clock: BTreeMap<ActorId, u64> = want
@@ -72,7 +81,8 @@ impl Replicas {
         wants_clock: impl Fn(&IdPrefix, &HeadsDigest) -> bool,
     ) -> Result<BTreeMap<DocId, LocalDoc>, NodeError> {
         let mut out = BTreeMap::new();
-        for (id, digest) in self.inventory(commons)? {
+        // Everything held, hidden documents too: a pull must not ask peers for them again.
+        for (id, digest) in self.store().inventory(commons)? {
             let clock = if wants_clock(&id_prefix(&id), &digest) {
                 self.replica(&id)?
                     .clock()

@@ -18,6 +18,7 @@ use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Most changes a replica holds back while it waits for their dependencies.
 pub const MAX_PENDING_CHANGES: usize = 1024;
@@ -263,6 +264,14 @@ pub enum Rejection {
         /// The declared head, hex.
         head: String,
     },
+    /// Validly signed changes by an author the owner refuses (see [`DocReplica::refuse_authors`]).
+    #[error("{changes} new changes by {author} (or built on theirs) refused: this node has blocked that author")]
+    AuthorRefused {
+        /// The refused author (the first one met, when several are).
+        author: AuthorKey,
+        /// How many changes were refused, the ones built on them included.
+        changes: usize,
+    },
 }
 
 /// Why a local edit failed.
@@ -304,6 +313,12 @@ pub struct DocReplica {
     excluded: HashMap<ChangeHash, Excluded>,
     /// Exclusions made since the owner last took them, for the owner to persist.
     newly_excluded: Vec<Excluded>,
+    /// Authors whose new changes are refused (a node's local block list); see
+    /// [`Self::refuse_authors`].
+    refused_authors: Arc<HashSet<AuthorKey>>,
+    /// Changes refused for their author by calls that still accepted others, since the
+    /// owner last took them: the first author met and how many changes.
+    newly_refused_authors: Option<(AuthorKey, usize)>,
     poisoned: bool,
     /// The commons' admission policy for content changes; `None` admits all (open commons).
     admission: Option<std::sync::Arc<dyn Admission>>,
@@ -329,11 +344,97 @@ impl DocReplica {
             pending: BTreeMap::new(),
             excluded: HashMap::new(),
             newly_excluded: Vec::new(),
+            refused_authors: Arc::default(),
+            newly_refused_authors: None,
             poisoned: false,
             admission: None,
             newly_refused: Vec::new(),
             refused: HashSet::new(),
         })
+    }
+
+    /// Refuses, in every later ingest, new changes signed by one of `authors` and every new
+    /// change built on one of them (it could not apply without them). Changes already held
+    /// stay; local edits, rebuilds and forks are not affected. A set of changes of which some
+    /// are refused keeps the rest (counted by [`Self::take_refused_authors`]); an envelope, or a set
+    /// refused whole, fails with [`Rejection::AuthorRefused`].
+    pub fn refuse_authors(&mut self, authors: Arc<HashSet<AuthorKey>>) {
+        self.refused_authors = authors;
+    }
+
+    /// The changes refused for their author by ingests that accepted others, since the last
+    /// call, as one [`Rejection::AuthorRefused`] (naming the first author met).
+    pub fn take_refused_authors(&mut self) -> Option<Rejection> {
+        self.newly_refused_authors
+            .take()
+            .map(|(author, changes)| Rejection::AuthorRefused { author, changes })
+    }
+
+    /// Counts changes refused for their author in an ingest that accepted others.
+    fn note_refused_authors(&mut self, author: Option<AuthorKey>, changes: usize) {
+        if let Some(author) = author.filter(|_| changes > 0) {
+            let entry = self.newly_refused_authors.get_or_insert((author, 0));
+            entry.1 += changes;
+        }
+    }
+
+    /// The changes of `fresh` refused for their author, with every change of `fresh` that
+    /// builds on one of them and every one left without a covering signature once they are
+    /// gone (its author's proof came on a refused change; it comes back covered from a node
+    /// that holds it without them); the first refused author.
+    fn refused_in(
+        &self,
+        fresh: &[Change],
+        authors: &HashMap<ChangeHash, AuthorKey>,
+        proofs: &HashMap<ChangeHash, ChangeProof>,
+    ) -> (HashSet<ChangeHash>, Option<AuthorKey>) {
+        let mut out = HashSet::new();
+        if self.refused_authors.is_empty() {
+            return (out, None);
+        }
+        let mut first = None;
+        for change in fresh {
+            if let Some(author) = authors
+                .get(&change.hash())
+                .filter(|a| self.refused_authors.contains(a))
+            {
+                first.get_or_insert(*author);
+                out.insert(change.hash());
+            }
+        }
+        while !out.is_empty() {
+            // Sets arrive in causal order, so this settles in one or two passes.
+            let before = out.len();
+            loop {
+                let grown = out.len();
+                for change in fresh {
+                    if !out.contains(&change.hash())
+                        && change.deps().iter().any(|d| out.contains(d))
+                    {
+                        out.insert(change.hash());
+                    }
+                }
+                if out.len() == grown {
+                    break;
+                }
+            }
+            let stay: HashMap<ChangeHash, &Change> = fresh
+                .iter()
+                .filter(|c| !out.contains(&c.hash()))
+                .map(|c| (c.hash(), c))
+                .collect();
+            let signed: Vec<(ChangeHash, AuthorKey)> = proofs
+                .iter()
+                .filter(|(h, _)| stay.contains_key(h))
+                .map(|(h, p)| (*h, p.author))
+                .collect();
+            let (covered, _) = coverage::reach(&stay, &signed);
+            out.extend(stay.keys().filter(|h| !covered.contains_key(h)));
+            if out.len() == before {
+                break;
+            }
+        }
+        (out, first)
     }
 
     /// Restores a replica from a trusted snapshot (the node's own cache) and the change records.
@@ -540,6 +641,13 @@ impl DocReplica {
             || self.excluded.contains_key(&hash)
         {
             return Ok(IngestOutcome::Duplicate);
+        }
+        // Verified first: an envelope that only claims a refused author is the sender's fault.
+        if self.refused_authors.contains(&verified.author) {
+            return Err(Rejection::AuthorRefused {
+                author: verified.author,
+                changes: 1,
+            });
         }
         if let Some(reason) = self.exclusion_for(&verified.change, hash) {
             let record = ChangeRecord {
@@ -828,6 +936,23 @@ impl DocReplica {
             return Err(Rejection::MissingDependencies { count: missing });
         }
         let authors = self.cover(&fresh, &by_hash, &proofs)?;
+        let (refused, refused_author) = self.refused_in(&fresh, &authors, &proofs);
+        if let Some(author) = refused_author {
+            if refused.len() == fresh.len() {
+                return Err(Rejection::AuthorRefused {
+                    author,
+                    changes: refused.len(),
+                });
+            }
+        }
+        let fresh: Vec<Change> = if refused.is_empty() {
+            fresh
+        } else {
+            fresh
+                .into_iter()
+                .filter(|c| !refused.contains(&c.hash()))
+                .collect()
+        };
         let fresh = self.admit_set(fresh, &authors, &proofs);
         if fresh.is_empty() {
             return Ok(Vec::new());
@@ -863,6 +988,7 @@ impl DocReplica {
             .filter(|c| !out.contains_key(&c.hash()))
             .collect();
         if fresh.is_empty() {
+            self.note_refused_authors(refused_author, refused.len());
             return Ok(Vec::new());
         }
         let before = self.doc.get_heads();
@@ -904,6 +1030,8 @@ impl DocReplica {
                 record,
             });
         }
+        // Counted once the rest is in: a set refused for another reason is refused whole.
+        self.note_refused_authors(refused_author, refused.len());
         Ok(accepted)
     }
 

@@ -140,6 +140,11 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("transport_out", "integer"),
     ("up_to_date", "integer"),
     ("updated_at", "integer"),
+    // This node's own lists.
+    ("at", "integer"),
+    ("reason", "string"),
+    ("block: note", "string"),
+    ("blocks: note", "string"),
 ];
 
 /// Lists of the table this test cannot fill without damaging or forging a store (other
@@ -911,6 +916,34 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["commons", "join", &commons],
     );
     assert_eq!(held["already_held"], true, "{held}");
+
+    // This node's own lists, in a home of its own (a purge must not touch the others).
+    let e = TestHome::init("Eve");
+    e.json(&["commons", "create", "Eve's tools"]);
+    let mine = id(&e.json(&["design", "new", "Hoe"]));
+    let ada = a.json(&["whoami"])["author"]
+        .as_str()
+        .expect("author")
+        .to_string();
+    out.run(&e, "block", "offline", &["block", &ada, "--note", "test"]);
+    out.run(&e, "hide", "offline", &["hide", &mine, "--reason", "test"]);
+    out.run(&e, "blocks", "offline", &["blocks"]);
+    out.run(&e, "unblock", "offline", &["unblock", &ada]);
+    out.run(&e, "unhide", "offline", &["unhide", &mine]);
+    e.json(&["hide", &mine]);
+    out.run(&e, "purge", "offline", &["purge", &mine]);
+    // Withdrawn by their creator.
+    let eve_event = id(&e.json(&["event", "new", "Build day"]));
+    let eve_note = id(&e.json(&["note", "add", "--on", &eve_event, "--text", "Two drums"]));
+    let eve_design = id(&e.json(&["design", "new", "Rake"]));
+    for (kind, doc) in [
+        ("design", &eve_design),
+        ("note", &eve_note),
+        ("event", &eve_event),
+    ] {
+        let command = format!("{kind} retract");
+        out.run(&e, &command, "offline", &[kind, "retract", doc]);
+    }
 
     // The same commands answered by a running node.
     let a = ServeNode::start(a, &[]);

@@ -4,6 +4,7 @@
 use crate::api::{self, Request};
 use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
+use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
     DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
@@ -60,6 +61,11 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     fn admission_refusals(&self) -> BTreeMap<String, u64>;
     /// The store's size on disk in bytes.
     fn size_on_disk(&self) -> u64;
+    /// Ingests since the last call that stored some changes of a document and refused others
+    /// for their author (this node's block list).
+    fn take_partly_refused(&mut self) -> Vec<(DocId, Rejection)>;
+    /// Whether `doc` is hidden or retracted here: stored, but neither served nor relayed.
+    fn withheld(&self, doc: &DocId) -> bool;
 }
 
 impl LocalState for Replicas {
@@ -167,5 +173,14 @@ impl LocalState for Replicas {
 
     fn size_on_disk(&self) -> u64 {
         self.store().size_on_disk()
+    }
+
+    fn take_partly_refused(&mut self) -> Vec<(DocId, Rejection)> {
+        Replicas::take_partly_refused(self)
+    }
+
+    fn withheld(&self, doc: &DocId) -> bool {
+        // A read failure withholds: serving is what must not happen by mistake.
+        !matches!(Replicas::withheld(self, doc), Ok(None))
     }
 }

@@ -994,3 +994,71 @@ fn a_sync_waiter_is_answered_when_its_pulls_end() {
     assert_eq!(report.docs_received, 6, "{report:?}");
     assert!(sim.converged(&commons, &[0, 1]));
 }
+
+/// A node that blocks an author neither stores nor passes on that author's new changes, live
+/// or by sync, holds nothing against the peer that sent them, and still passes on the rest.
+///
+/// ```text
+/// 0 (the blocked author) --- 1 (blocks 0's author) --- 2
+/// ```
+#[test]
+fn a_blocked_authors_changes_do_not_cross_a_node_that_blocks_them() {
+    use crate::api::Request;
+    let mut sim = Sim::new(3, 12);
+    let all = [0, 1, 2];
+    let commons = commons_for(&mut sim, 0, &all);
+    sim.start();
+    sim.target(1, 0);
+    sim.target(2, 1);
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &all)),
+        "profiles spread"
+    );
+    let blocked = sim.local(0).author().to_string();
+    let store = |sim: &mut Sim, i: usize, request: Request| {
+        let token = sim.command(i, Command::Store(request));
+        match sim.replies.remove(&(i, token)) {
+            Some(Reply::Store(Ok(reply))) => reply,
+            other => panic!("request failed: {other:?}"),
+        }
+    };
+    store(
+        &mut sim,
+        1,
+        Request::Block {
+            person: blocked,
+            note: String::new(),
+        },
+    );
+    let new = |title: &str| Request::DocNew {
+        commons: None,
+        kind: DocKind::Design,
+        title: title.into(),
+        target: None,
+        note_kind: None,
+        edits: Vec::new(),
+    };
+    // Published live by 0, and offered by its pulls.
+    store(&mut sim, 0, new("By the blocked author"));
+    store(&mut sim, 1, new("By the node in the middle"));
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.inventory(2, &commons).len()
+            == 4),
+        "the middle node's design reached 2"
+    );
+    // Several resyncs (every 60 s): 0's design would have crossed by now.
+    sim.run_for(Duration::from_secs(300));
+    assert_eq!(sim.inventory(1, &commons).len(), 4);
+    assert_eq!(
+        sim.inventory(2, &commons).len(),
+        4,
+        "0's design crossed node 1"
+    );
+    assert_eq!(sim.inventory(0, &commons).len(), 5);
+    let counters = sim.nodes[1].service.counters().clone();
+    assert!(
+        counters.rejected.get("author-blocked-locally") >= Some(&1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.peers_banned, 0, "{counters:?}");
+}

@@ -1,5 +1,6 @@
 //! Counters a running node reports in `hedgerow status`.
 
+use crate::local_blocks::LocalListError;
 use crate::replicas::NodeError;
 use hedgerow_protocol::replica::{Rejection, HELD};
 use hedgerow_protocol::sync::RequestError;
@@ -189,6 +190,10 @@ pub enum ItemRefusal {
     UnknownDocument,
     /// An item of a commons not held.
     UnknownCommons,
+    /// A change by an author this node blocks, or built on one (no offence of the relay).
+    AuthorBlockedLocally,
+    /// Something of a document this node purged.
+    Purged,
     /// Any other failure.
     Other,
 }
@@ -221,10 +226,12 @@ impl ItemRefusal {
                 Rejection::ForkGraft { .. } | Rejection::ForkHeadMissing { .. } => {
                     Self::BadForkHistory
                 }
+                Rejection::AuthorRefused { .. } => Self::AuthorBlockedLocally,
                 Rejection::NotAdmitted { refused, .. } => {
                     Self::NotAdmitted(admission_kind(&refused.kind))
                 }
             },
+            NodeError::Local(LocalListError::Purged(_)) => Self::Purged,
             NodeError::NotAdmitted(report) => Self::NotAdmitted(admission_kind(
                 report
                     .refused
@@ -266,6 +273,8 @@ impl ItemRefusal {
             Self::EmptyDocument => "empty-document",
             Self::UnknownDocument => "unknown-document",
             Self::UnknownCommons => "unknown-commons",
+            Self::AuthorBlockedLocally => "author-blocked-locally",
+            Self::Purged => "purged",
             Self::Other => "other",
         }
     }
@@ -285,6 +294,9 @@ impl ItemRefusal {
                 | Self::TooManyPending
                 | Self::AutomergeRefused
                 | Self::EmptyDocument
+                // This node's own choices: any relay may forward what it blocked or purged.
+                | Self::AuthorBlockedLocally
+                | Self::Purged
         )
     }
 }

@@ -218,8 +218,21 @@ impl CharterState {
         let mut state = CharterState::empty(scope);
         state.logging = logging;
         let (order, stuck) = linearize(records);
-        for record in order {
-            state.replay(record);
+        // A commons is stewarded from its first `Found` on, whatever sorts before it: a
+        // redemption made offline has no dependency on `Found` and may sort first, and must
+        // still find the founder a Steward.
+        let founding = order.iter().position(|record| state.founds(record));
+        if let Some(at) = founding {
+            if let CharterAction::Found { private } = order[at].op.action {
+                state.found(private);
+            }
+        }
+        for (at, record) in order.into_iter().enumerate() {
+            if Some(at) == founding {
+                state.record(record, Outcome::Applied);
+            } else {
+                state.replay(record);
+            }
         }
         for record in stuck {
             state.record(record, Outcome::Ignored(IgnoreReason::MissingDependency));
@@ -441,15 +454,25 @@ impl CharterState {
         }
     }
 
+    /// Whether `record` is a `Found` that takes effect in an empty state (by the creator, for this commons).
+    fn founds(&self, record: &OpRecord) -> bool {
+        matches!(record.op.action, CharterAction::Found { .. })
+            && record.op.commons == self.scope.commons
+            && self.person_of(record.author) == self.scope.creator
+    }
+
+    /// Makes the commons stewarded with the creator as its first Steward.
+    fn found(&mut self, private: bool) {
+        self.stewarded = true;
+        self.private = private;
+        self.set_role(self.scope.creator, Some(Role::Steward));
+    }
+
     /// Applies an operation that passed [`check`](Self::check) in replay mode.
     fn apply(&mut self, record: &OpRecord) {
         let person = self.person_of(record.author);
         match &record.op.action {
-            CharterAction::Found { private } => {
-                self.stewarded = true;
-                self.private = *private;
-                self.set_role(self.scope.creator, Some(Role::Steward));
-            }
+            CharterAction::Found { private } => self.found(*private),
             CharterAction::Add { person, role } => {
                 let new = self.role_of(*person).max(Some(*role));
                 self.set_role(*person, new);

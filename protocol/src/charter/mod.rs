@@ -16,7 +16,9 @@
 //!    ready, the one with the lowest change hash goes first (a min-heap). Duplicates are one
 //!    operation. An operation whose dependencies are not all in the set is never ready and is
 //!    ignored (`missing-dependency`), as automerge would hold it.
-//! 2. **Replay** in that order, from an empty state. An operation takes effect only if its author's
+//! 2. **Replay** in that order, from an empty state, except that the first `Found` by the
+//!    creator in that order takes effect before everything else (a redemption made offline does
+//!    not depend on `Found` and may sort before it; it must still find the founder a Steward). An operation takes effect only if its author's
 //!    person (the person its device is certified to, else the device key itself) holds the
 //!    authority for it in the state reached so far; otherwise it is ignored and the log records a
 //!    typed [`IgnoreReason`]:

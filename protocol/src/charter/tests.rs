@@ -1149,3 +1149,39 @@ fn formats_are_pinned() {
     );
     assert_eq!(certificate.verify(), Ok(()));
 }
+
+#[test]
+fn an_offline_redemption_sorting_before_found_still_takes_effect() {
+    let mut c = Charter::new();
+    let founder = c.creator.author();
+    let inv = invitation(&c.creator, Role::Member, 1, 1_000);
+    // The redeemer held nothing of the charter: no dependency on `Found`, and a hash that sorts
+    // before it, so the plain replay would meet the redemption in an open commons.
+    let redeem = c.op_with_hash(
+        [0; 32],
+        key(20).author(),
+        &[],
+        CharterAction::Redeem { invitation: inv },
+    );
+    let found = c.op_with_hash(
+        [0x10; 32],
+        founder,
+        &[],
+        CharterAction::Found { private: false },
+    );
+    let state = c.state();
+    assert!(state.is_stewarded());
+    assert_eq!(c.outcome(found), Outcome::Applied);
+    assert_eq!(c.outcome(redeem), Outcome::Applied);
+    assert_eq!(state.role_of(key(20).author()), Some(Role::Member));
+    assert_eq!(state.role_of(founder), Some(Role::Steward));
+    // A second Found sorting after the first is refused.
+    let again = c.op_with_hash(
+        [0xf0; 32],
+        founder,
+        &[],
+        CharterAction::Found { private: true },
+    );
+    assert_eq!(c.outcome(again), ignored(IgnoreReason::AlreadyFounded));
+    assert!(!c.state().is_private());
+}

@@ -117,7 +117,16 @@ impl<L: LocalState> Service<L> {
                 Ok(()) => {
                     self.counters.live_received += 1;
                     self.counters.changes_received += n as u64;
-                    MessageAcceptance::Accept
+                    let doc = live
+                        .genesis
+                        .as_ref()
+                        .map_or(live.envelope.doc, |g| g.body.id());
+                    if self.local.withheld(&doc) {
+                        // Hidden or retracted here: kept, but not passed on.
+                        MessageAcceptance::Ignore
+                    } else {
+                        MessageAcceptance::Accept
+                    }
                 }
                 // Not durable: neither acknowledged nor forwarded.
                 Err(e) => {

@@ -369,7 +369,16 @@ impl<L: LocalState> Service<L> {
                 self.misbehaved(peer, Refusal::UnrequestedDocument);
                 continue;
             }
-            match self.local.ingest_payload(&commons, item) {
+            let ingested = self.local.ingest_payload(&commons, item);
+            for (doc, rejection) in self.local.take_partly_refused() {
+                // The rest of the document was stored; the blocked author's part is counted.
+                let error = NodeError::Rejected(rejection);
+                self.report(peer)
+                    .errors
+                    .push(format!("document {doc}: {error}"));
+                self.refused(peer, &error);
+            }
+            match ingested {
                 Ok(n) => stored += n,
                 Err(e @ NodeError::Store(_)) => {
                     self.store_failed(&e);
