@@ -333,7 +333,10 @@ fn print_human(print: Print, value: &Value) {
             );
         }
         Print::Status => output::status(value),
-        Print::Invite => println!("{}", output::line(value.get("code").and_then(Value::as_str).unwrap_or(""))),
+        Print::Invite => println!(
+            "{}",
+            output::line(value.get("code").and_then(Value::as_str).unwrap_or(""))
+        ),
         Print::Accepted => println!(
             "joined commons {} as {}; it arrives from the next peer or bundle that has it",
             output::line(value.get("commons").and_then(Value::as_str).unwrap_or("")),
@@ -354,9 +357,11 @@ fn print_human(print: Print, value: &Value) {
 
 fn moderate_request(command: ModerateCommand) -> (Request, Print, bool) {
     match command {
-        ModerateCommand::Hide { id, reason, json } => {
-            (Request::ModerateHide { id, reason }, Print::Charter, json.json)
-        }
+        ModerateCommand::Hide { id, reason, json } => (
+            Request::ModerateHide { id, reason },
+            Print::Charter,
+            json.json,
+        ),
         ModerateCommand::Unhide { id, json } => {
             (Request::ModerateUnhide { id }, Print::Charter, json.json)
         }

@@ -518,10 +518,10 @@ impl Replicas {
                     }
                 }
                 report.rejected.push(RejectedRecord {
-                id: doc.to_string(),
-                kind: kind.to_string(),
-                error: e.to_string(),
-            });
+                    id: doc.to_string(),
+                    kind: kind.to_string(),
+                    error: e.to_string(),
+                });
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ use hedgerow_protocol::charter::{
     ChangeFacts, CharterAction, CharterOp, CharterState, Frontier, Invitation, InvitationCode,
     Outcome, Refusal, Role,
 };
-use hedgerow_protocol::replica::{AdmitInput, Admission, Refused, Rejection};
+use hedgerow_protocol::replica::{Admission, AdmitInput, Refused, Rejection};
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{actor_for_install, AuthorKey, CommonsId, DocGenesis, DocId, DocReplica};
@@ -507,7 +507,11 @@ impl Replicas {
 
     /// Resolves a person (author key or unique prefix) among those the commons knows:
     /// members, certified devices and every author with a profile there.
-    pub fn resolve_person(&mut self, commons: &CommonsId, given: &str) -> Result<AuthorKey, NodeError> {
+    pub fn resolve_person(
+        &mut self,
+        commons: &CommonsId,
+        given: &str,
+    ) -> Result<AuthorKey, NodeError> {
         let text = given.trim();
         if let Ok(key) = text.parse::<AuthorKey>() {
             return Ok(key);
@@ -543,7 +547,11 @@ impl Replicas {
 
     /// Every (actor, highest seq) of `person`'s devices' changes in `commons`, as this node
     /// holds them: the frontier a reduction names.
-    pub fn frontier_of(&mut self, commons: &CommonsId, person: AuthorKey) -> Result<Frontier, NodeError> {
+    pub fn frontier_of(
+        &mut self,
+        commons: &CommonsId,
+        person: AuthorKey,
+    ) -> Result<Frontier, NodeError> {
         let devices: BTreeSet<AuthorKey> = match self.charter_state(commons)? {
             Some(p) => {
                 let mut d: BTreeSet<AuthorKey> = p.state.devices_of(person).into_iter().collect();
@@ -562,7 +570,9 @@ impl Replicas {
                 let Ok(change) = hedgerow_protocol::compact::decode_change(&bytes) else {
                     continue;
                 };
-                let entry = highest.entry(change.actor_id().to_bytes().to_vec()).or_insert(0);
+                let entry = highest
+                    .entry(change.actor_id().to_bytes().to_vec())
+                    .or_insert(0);
                 *entry = (*entry).max(change.seq());
             }
         }
@@ -735,7 +745,10 @@ impl Replicas {
         let action = match current {
             None => CharterAction::Add { person, role },
             Some(held) => {
-                if held == Role::Steward && role < Role::Steward && policy.state.steward_count() <= 1 {
+                if held == Role::Steward
+                    && role < Role::Steward
+                    && policy.state.steward_count() <= 1
+                {
                     return Err(CommunityError::LastSteward(person).into());
                 }
                 CharterAction::SetRole {
@@ -865,10 +878,9 @@ fn detail(action: &CharterAction) -> String {
         ),
         CharterAction::Hide { doc, reason } => format!("{doc}: {reason}"),
         CharterAction::Unhide { doc } | CharterAction::Retract { doc } => doc.to_string(),
-        CharterAction::Device { certificate } => format!(
-            "{} ({})",
-            certificate.body.device, certificate.body.name
-        ),
+        CharterAction::Device { certificate } => {
+            format!("{} ({})", certificate.body.device, certificate.body.name)
+        }
         CharterAction::RevokeDevice { device, .. } => device.to_string(),
     }
 }
@@ -889,7 +901,9 @@ pub(crate) fn execute(
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let (code, expires_at) = replicas.invite(&commons, role, uses, expires_in)?;
-            Ok(json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }))
+            Ok(
+                json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }),
+            )
         }
         Request::CommonsAccept { code } => {
             let (commons, role) = replicas.accept(&code)?;

@@ -10,9 +10,7 @@ use crate::store::{DocSummary, DocWrite, Store, StoreError};
 use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::licence::LicenceError;
-use hedgerow_protocol::replica::{
-    Accepted, EditFailure, IngestOutcome, RefusedChange, Rejection,
-};
+use hedgerow_protocol::replica::{Accepted, EditFailure, IngestOutcome, RefusedChange, Rejection};
 use hedgerow_protocol::schema::{
     self, DocKind, Edit, EditContext, EditError, NewDocument, SchemaError,
 };
@@ -1041,18 +1039,13 @@ impl Replicas {
         if n == 0 {
             return;
         }
-        let is_charter = self
-            .cache
-            .get(doc)
-            .map(DocReplica::kind)
-            .or_else(|| {
-                self.store
-                    .doc_genesis(doc)
-                    .ok()
-                    .flatten()
-                    .map(|g| g.body.kind)
-            })
-            == Some(DocKind::Charter);
+        let is_charter = self.cache.get(doc).map(DocReplica::kind).or_else(|| {
+            self.store
+                .doc_genesis(doc)
+                .ok()
+                .flatten()
+                .map(|g| g.body.kind)
+        }) == Some(DocKind::Charter);
         if is_charter {
             if let Err(e) = self.charter_changed(commons) {
                 tracing::warn!("cannot re-admit the documents of commons {commons}: {e}");

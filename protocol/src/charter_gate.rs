@@ -45,10 +45,11 @@ impl DocReplica {
 /// One charter change as an operation record, or why it is malformed.
 fn op_record(change: &Change, author: AuthorKey) -> Result<OpRecord, Refused> {
     well_formed(change)?;
-    let op = CharterOp::from_message(change.message().unwrap_or_default()).map_err(|e| Refused {
-        kind: CHARTER_MALFORMED.into(),
-        reason: format!("its message is not a charter operation: {e}"),
-    })?;
+    let op =
+        CharterOp::from_message(change.message().unwrap_or_default()).map_err(|e| Refused {
+            kind: CHARTER_MALFORMED.into(),
+            reason: format!("its message is not a charter operation: {e}"),
+        })?;
     Ok(OpRecord {
         hash: change.hash().0,
         deps: change.deps().iter().map(|d| d.0).collect(),

@@ -118,7 +118,9 @@ pub enum GenesisError {
     )]
     BadProfile,
     /// A charter document must be the deterministic one of its commons.
-    #[error("a charter document must have zero nonce and time and no fork, so each commons has one")]
+    #[error(
+        "a charter document must have zero nonce and time and no fork, so each commons has one"
+    )]
     BadCharter,
 }
 
@@ -337,7 +339,11 @@ mod tests {
         let charter = DocGenesis::unsigned_charter(commons_id, key.author());
         assert_eq!(charter.verify(), Ok(charter.body.id()));
         let signed = DocGenesis::charter(commons_id, key.author()).sign(&key);
-        assert_eq!(signed.verify(), Ok(charter.body.id()), "signature bytes do not matter");
+        assert_eq!(
+            signed.verify(),
+            Ok(charter.body.id()),
+            "signature bytes do not matter"
+        );
         let dated = Signed {
             body: DocGenesis {
                 created_at: 5,

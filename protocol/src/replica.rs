@@ -735,8 +735,7 @@ impl DocReplica {
             });
         };
         let authors = HashMap::from([(hash, author)]);
-        let refused =
-            crate::charter_gate::gate_set(self, std::slice::from_ref(&change), &authors);
+        let refused = crate::charter_gate::gate_set(self, std::slice::from_ref(&change), &authors);
         if let Some(refused) = refused.get(&hash) {
             self.restore(&before);
             return Err(Rejection::NotAdmitted {

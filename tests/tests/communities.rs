@@ -127,7 +127,13 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     let eve = TestHome::init("Eve");
     let bundle = alice.path().join("for-eve.bundle");
     alice.ok(&["bundle", "export", bundle.to_str().expect("path")]);
-    eve.ok(&["bundle", "import", bundle.to_str().expect("path"), "--commons", &commons]);
+    eve.ok(&[
+        "bundle",
+        "import",
+        bundle.to_str().expect("path"),
+        "--commons",
+        &commons,
+    ]);
     let log_before = eve.json(&["moderate", "log"]);
     let used = eve.fail(&[
         "commons",
@@ -135,7 +141,11 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
         member_code["code"].as_str().expect("code"),
     ]);
     assert!(used.contains("used up"), "{used}");
-    assert_eq!(eve.json(&["moderate", "log"]), log_before, "nothing written");
+    assert_eq!(
+        eve.json(&["moderate", "log"]),
+        log_before,
+        "nothing written"
+    );
     let expected = {
         let mut r = vec![
             (author(&alice), "steward".to_string()),
@@ -175,10 +185,8 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     let report = carry(&vic, &ben);
     let rejected = report["rejected"].as_array().expect("rejected");
     assert!(
-        rejected
-            .iter()
-            .any(|r| r["id"] == vandal.as_str()
-                && r["error"].as_str().unwrap_or("").contains("not-a-member")),
+        rejected.iter().any(|r| r["id"] == vandal.as_str()
+            && r["error"].as_str().unwrap_or("").contains("not-a-member")),
         "{report}"
     );
     assert!(!listed(&ben, "design").contains(&vandal));
@@ -190,7 +198,9 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     // And the vandal's own node, once it holds the charter, drops it too.
     carry(&ben, &vic);
     assert!(!listed(&vic, "design").contains(&vandal));
-    assert!(vic.fail(&["design", "new", "More spam"]).contains("not a member"));
+    assert!(vic
+        .fail(&["design", "new", "More spam"])
+        .contains("not a member"));
 
     // Bad input: each a one-line error, nothing stored.
     let before = alice.json(&["moderate", "log"]).as_array().map(Vec::len);
@@ -211,7 +221,10 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     alice.ok(&["moderate", "hide", &design, "--reason", "duplicate"]);
     assert!(!listed(&alice, "design").contains(&design));
     let err = alice.fail(&["design", "show", &design]);
-    assert!(err.contains("hidden by a steward") && err.contains("duplicate"), "{err}");
+    assert!(
+        err.contains("hidden by a steward") && err.contains("duplicate"),
+        "{err}"
+    );
     settle(&alice, &[&ben]);
     assert!(!listed(&ben, "design").contains(&design));
     alice.ok(&["moderate", "unhide", &design]);
@@ -223,7 +236,10 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert!(actions.contains(&"hide") && actions.contains(&"unhide"), "{log}");
+    assert!(
+        actions.contains(&"hide") && actions.contains(&"unhide"),
+        "{log}"
+    );
     assert!(alice.json(&["verify"])["problems"]
         .as_array()
         .expect("problems")
@@ -249,8 +265,10 @@ fn a_vandal_writing_through_a_running_node_reaches_no_member() {
     let vic = ServeNode::start(vic_home, &[&hub]);
     assert!(hub.wait_connected_to(vic.peer_id(), Duration::from_secs(20)));
     // The vandal's node learns the charter from the hub and stops offering its design.
-    assert!(wait_until(Duration::from_secs(20), || !listed(&vic, "design")
-        .contains(&spam)));
+    assert!(wait_until(Duration::from_secs(20), || !listed(
+        &vic, "design"
+    )
+    .contains(&spam)));
     // Also handed to the hub's running node directly: refused, counted, not stored.
     let out = hub.run(&[
         "bundle",
@@ -269,8 +287,10 @@ fn a_vandal_writing_through_a_running_node_reaches_no_member() {
     );
     // A member's edit still travels: the hub relays what the charter admits.
     let design = id(&alice.json(&["design", "new", "Roller crimper"]));
-    assert!(wait_until(Duration::from_secs(20), || listed(&hub, "design")
-        .contains(&design)));
+    assert!(wait_until(Duration::from_secs(20), || listed(
+        &hub, "design"
+    )
+    .contains(&design)));
     assert!(!listed(&hub, "design").contains(&spam));
     assert!(!listed(&alice, "design").contains(&spam));
     let status = hub.status();
@@ -278,7 +298,9 @@ fn a_vandal_writing_through_a_running_node_reaches_no_member() {
     assert_eq!(status["counters"]["peers_banned"], 0, "{status}");
     assert!(hub.connected().contains(&vic.peer_id().to_string()));
     // The vandal's node cannot write there any more.
-    assert!(vic.fail(&["design", "new", "More spam"]).contains("not a member"));
+    assert!(vic
+        .fail(&["design", "new", "More spam"])
+        .contains("not a member"));
 }
 
 #[test]
@@ -293,8 +315,10 @@ fn a_member_removed_while_writing_ends_the_same_on_both_nodes() {
     let alice = ServeNode::start(alice_home, &[]);
     let ben = ServeNode::start(ben_home, &[&alice]);
     let design = id(&alice.json(&["design", "new", "Roller crimper"]));
-    assert!(wait_until(Duration::from_secs(20), || listed(&ben, "design")
-        .contains(&design)));
+    assert!(wait_until(Duration::from_secs(20), || listed(
+        &ben, "design"
+    )
+    .contains(&design)));
     // Ben keeps writing while Alice removes him; his writes stop when his node learns it.
     let writer = std::thread::spawn({
         let home = ben.path().to_path_buf();
@@ -323,7 +347,11 @@ fn a_member_removed_while_writing_ends_the_same_on_both_nodes() {
     let saved = writer.join().expect("writer");
     assert!(saved >= 1, "Ben wrote before the removal reached him");
     let state = converge(&[&alice, &ben], Duration::from_secs(40));
-    assert_eq!(state["designs"].as_array().map(Vec::len), Some(1), "{state}");
+    assert_eq!(
+        state["designs"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
     assert!(roles(&alice).iter().all(|(p, _)| *p != ben_key));
     assert_eq!(roles(&alice), roles(&ben));
     let err = ben.fail(&["design", "edit", &design, "--set", "summary=after"]);
