@@ -18,6 +18,7 @@ pub mod durable;
 pub mod home;
 pub mod journal;
 pub mod net;
+pub mod private;
 pub mod provenance;
 pub mod repair;
 pub mod replicas;

@@ -2,8 +2,10 @@
 //! decisions read as protocol and the replicas (over sled) stay the one implementation.
 
 use crate::api::{self, Request};
+use crate::private::Privacy;
 use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
+use hedgerow_protocol::private::{MembershipProof, ProofError};
 use hedgerow_protocol::sync::{
     DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
@@ -61,6 +63,18 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     fn admission_refusals(&self) -> BTreeMap<String, u64>;
     /// The store's size on disk in bytes.
     fn size_on_disk(&self) -> u64;
+    /// How this node treats a commons' privacy (see [`Privacy`]).
+    fn privacy(&mut self, commons: &CommonsId) -> Privacy;
+    /// This device's membership proof for `commons` on the connection `prover` -> `verifier`.
+    fn membership_proof(
+        &mut self,
+        commons: &CommonsId,
+        prover: &[u8],
+        verifier: &[u8],
+    ) -> MembershipProof;
+    /// Whether a verified proof's device is a member of its commons now (always, for a
+    /// commons that is not private).
+    fn judge_proof(&mut self, proof: &MembershipProof) -> Result<(), ProofError>;
 }
 
 impl LocalState for Replicas {
@@ -168,5 +182,22 @@ impl LocalState for Replicas {
 
     fn size_on_disk(&self) -> u64 {
         self.store().size_on_disk()
+    }
+
+    fn privacy(&mut self, commons: &CommonsId) -> Privacy {
+        Replicas::privacy(self, commons)
+    }
+
+    fn membership_proof(
+        &mut self,
+        commons: &CommonsId,
+        prover: &[u8],
+        verifier: &[u8],
+    ) -> MembershipProof {
+        Replicas::membership_proof(self, commons, prover, verifier)
+    }
+
+    fn judge_proof(&mut self, proof: &MembershipProof) -> Result<(), ProofError> {
+        Replicas::judge_proof(self, proof)
     }
 }
