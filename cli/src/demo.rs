@@ -6,20 +6,26 @@
 
 use crate::output;
 use anyhow::{Context, Result};
-use hedgerow_node::api::{execute, Request};
+use hedgerow_node::api::{execute, Reply, Request};
 use hedgerow_node::home::{Home, LocalProfile};
 use hedgerow_node::Replicas;
 use hedgerow_protocol::schema::{BomLine, DocKind, Edit};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn id_of(value: &Value) -> String {
-    value
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+/// The id a create, new or fork reply names.
+fn id_of(reply: &Reply) -> String {
+    match reply {
+        Reply::CommonsCreated(c) => c.id.to_string(),
+        Reply::Created(c) => c.id.to_string(),
+        Reply::Forked(f) => f.id.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A reply as the JSON the printers read.
+fn json(reply: Reply) -> Result<serde_json::Value> {
+    Ok(reply.to_json()?)
 }
 
 fn set(field: &str, value: &str) -> Edit {
@@ -168,45 +174,45 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
     println!("== event {event_id} created with 2 notes");
 
     println!("\n== the design as released (1.0):");
-    output::document(&execute(
+    output::document(&json(execute(
         &mut node,
         Request::DocShow {
             id: design_id.clone(),
             kind: DocKind::Design,
             version: Some("1.0".into()),
         },
-    )?);
+    )?)?);
     println!("\n== signed history of the fork (inherited changes first):");
-    output::history(&execute(
+    output::history(&json(execute(
         &mut node,
         Request::History {
             id: id_of(&fork),
             kind: DocKind::Design,
         },
-    )?);
+    )?)?);
     println!("\n== who wrote the build steps:");
-    output::blame(&execute(
+    output::blame(&json(execute(
         &mut node,
         Request::Blame {
             id: design_id.clone(),
             kind: DocKind::Design,
             field: "steps".into(),
         },
-    )?);
+    )?)?);
     println!("\n== lineage:");
-    output::lineage(&execute(&mut node, Request::Lineage { id: id_of(&fork) })?);
+    output::lineage(&json(execute(
+        &mut node,
+        Request::Lineage { id: id_of(&fork) },
+    )?)?);
     println!("\n== verify:");
     let report = execute(&mut node, Request::Verify { rebuild: false })?;
-    output::verify(&report);
+    output::verify(&json(report.clone())?);
     println!(
         "\nthe demo home is {}; look around with `hedgerow --home {} design list`",
         dir.display(),
         dir.display()
     );
-    let clean = report
-        .get("problems")
-        .and_then(Value::as_array)
-        .is_none_or(|p| p.is_empty());
+    let clean = matches!(&report, Reply::Verify(report) if report.is_clean());
     Ok(if clean {
         ExitCode::SUCCESS
     } else {

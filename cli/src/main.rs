@@ -214,7 +214,8 @@ pub fn send(home: &Path, request: Request) -> Result<Value> {
     route(home, &request, Duration::from_secs(600), Ok, || {
         let opened = Home::open(home)?;
         let mut replicas = Replicas::open(&opened)?;
-        Ok(execute(&mut replicas, request.clone())?)
+        // JSON only at the edge: a running node sends the same serialization.
+        Ok(execute(&mut replicas, request.clone())?.to_json()?)
     })
 }
 
@@ -234,11 +235,24 @@ fn status(home: &Path) -> Result<Value> {
     )
 }
 
-/// Longest a command waits for a starting `serve` to answer, or for another command's store.
+/// Longest a command waits by default for a starting `serve` to answer, or for another command's store.
 ///
 /// A starting `serve` itself waits up to [`hedgerow_node::serve::STORE_WAIT`] for the store, then opens
 /// its control socket within a second or two.
 const ROUTE_WAIT: Duration = Duration::from_secs(60);
+
+/// Environment variable that replaces [`ROUTE_WAIT`], in whole seconds (scripts that must not block use 0).
+const ROUTE_WAIT_ENV: &str = "HEDGEROW_WAIT";
+
+/// How long this command waits for a busy store or a starting `serve`.
+fn route_wait() -> Result<Duration> {
+    match std::env::var(ROUTE_WAIT_ENV) {
+        Err(_) => Ok(ROUTE_WAIT),
+        Ok(text) => text.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            anyhow!("{ROUTE_WAIT_ENV} is `{text}`, not a whole number of seconds; set it to e.g. 60, or unset it")
+        }),
+    }
+}
 
 /// How often a waiting command looks again.
 const ROUTE_POLL: Duration = Duration::from_millis(25);
@@ -258,7 +272,8 @@ pub fn route<T>(
     mut direct: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let socket = control_socket_path(home);
-    let deadline = Instant::now() + ROUTE_WAIT;
+    let wait = route_wait()?;
+    let deadline = Instant::now() + wait;
     loop {
         if socket.exists() {
             match control::call(&socket, request, timeout) {
@@ -273,7 +288,7 @@ pub fn route<T>(
                 return Err(anyhow!(
                     "`hedgerow serve` for {} has been starting for {} s without answering; check its log, or stop it and retry",
                     home.display(),
-                    ROUTE_WAIT.as_secs()
+                    wait.as_secs()
                 ));
             }
         } else {

@@ -2,14 +2,20 @@
 //! way whether the CLI opened the store itself or sent the request to a
 //! running `serve` over the control channel.
 //!
-//! Replies are JSON values; their shapes are the stable `--json` output
-//! documented in the README.
+//! Replies are typed ([`Reply`], one struct per command in [`crate::reply`]); their JSON
+//! serialization is the stable `--json` output documented in the README. A new request
+//! variant gets a reply struct there (its module doc says how) and an arm in
+//! `execute_inner` returning it.
 
 use crate::provenance::ForkOptions;
 use crate::replicas::{NodeError, Replicas};
+pub use crate::reply::Reply;
+use crate::reply::{
+    Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, Released, Whoami,
+};
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// One command for the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,35 +262,38 @@ impl NodeRequest {
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.
-pub fn execute(replicas: &mut Replicas, request: Request) -> Result<Value, NodeError> {
-    let value = execute_inner(replicas, request)?;
+pub fn execute(replicas: &mut Replicas, request: Request) -> Result<Reply, NodeError> {
+    let reply = execute_inner(replicas, request)?;
     replicas.commit()?;
-    Ok(value)
+    Ok(reply)
 }
 
-fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, NodeError> {
+fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, NodeError> {
     match request {
         Request::Whoami => {
             let profile = replicas.local_profile().clone();
-            Ok(json!({
-                "author": replicas.author().to_string(),
-                "short": replicas.author().short(),
-                "peer_id": replicas.peer_id(),
-                "name": profile.name,
-                "location": profile.location,
-                "bio": profile.bio,
+            Ok(Reply::Whoami(Whoami {
+                author: replicas.author(),
+                short: replicas.author().short(),
+                peer_id: replicas.peer_id().to_string(),
+                name: profile.name,
+                location: profile.location,
+                bio: profile.bio,
             }))
         }
         Request::CommonsCreate { name, description } => {
             let id = replicas.create_commons(&name, &description)?;
-            Ok(json!({ "id": id.to_string(), "name": name.trim() }))
+            Ok(Reply::CommonsCreated(CommonsCreated {
+                id,
+                name: name.trim().to_string(),
+            }))
         }
         Request::CommonsList => {
             let mut out = Vec::new();
             for genesis in replicas.commons_list()? {
-                out.push(commons_json(replicas, &genesis)?);
+                out.push(commons_info(replicas, &genesis)?);
             }
-            Ok(Value::Array(out))
+            Ok(Reply::CommonsList(out))
         }
         Request::CommonsShow { commons } => {
             let id = replicas.resolve_commons(commons.as_deref())?;
@@ -292,7 +301,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                 .store()
                 .commons(&id)?
                 .ok_or_else(|| NodeError::UnknownCommons(id.to_string()))?;
-            commons_json(replicas, &genesis)
+            Ok(Reply::Commons(commons_info(replicas, &genesis)?))
         }
         Request::DocNew {
             commons,
@@ -334,16 +343,19 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                 note_kind,
             };
             let id = replicas.create_doc(commons, &new, &edits)?;
-            Ok(json!({ "id": id.to_string() }))
+            Ok(Reply::Created(Created { id }))
         }
         Request::DocEdit { id, kind, edits } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
             let change = replicas.edit_doc(&id, &edits)?;
-            Ok(json!({ "id": id.to_string(), "change": change.map(|h| h.to_string()) }))
+            Ok(Reply::Edited(Edited {
+                id,
+                change: change.map(|h| h.to_string()),
+            }))
         }
         Request::DocShow { id, kind, version } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
-            replicas.show(&id, version.as_deref())
+            Ok(Reply::Document(replicas.show(&id, version.as_deref())?))
         }
         Request::DocList {
             commons,
@@ -364,22 +376,22 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                         continue;
                     }
                 }
-                out.push(json!({
-                    "id": id.to_string(),
-                    "title": summary.title,
-                    "changes": summary.changes,
-                    "updated_at": summary.updated_at,
-                }));
+                out.push(DocListItem {
+                    id,
+                    title: summary.title,
+                    changes: summary.changes,
+                    updated_at: summary.updated_at,
+                });
             }
-            Ok(Value::Array(out))
+            Ok(Reply::DocList(out))
         }
         Request::History { id, kind } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
-            Ok(serde_json::to_value(replicas.history(&id)?).unwrap_or(Value::Null))
+            Ok(Reply::History(replicas.history(&id)?))
         }
         Request::Blame { id, kind, field } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
-            Ok(serde_json::to_value(replicas.blame(&id, &field)?).unwrap_or(Value::Null))
+            Ok(Reply::Blame(replicas.blame(&id, &field)?))
         }
         Request::Fork {
             id,
@@ -394,21 +406,33 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                 allow_relicense,
             };
             let child = replicas.fork(&parent, &options)?;
-            Ok(json!({ "id": child.to_string(), "parent": parent.to_string() }))
+            Ok(Reply::Forked(Forked { id: child, parent }))
         }
         Request::Lineage { id } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
             let lineage = replicas.lineage(&id)?;
-            Ok(json!({
-                "id": id.to_string(),
-                "ancestors": lineage.ancestors.iter().map(|(a, name)| json!({"id": a.to_string(), "name": name})).collect::<Vec<_>>(),
-                "derivatives": lineage.derivatives.iter().map(|(d, name, parent)| json!({"id": d.to_string(), "name": name, "parent": parent.to_string()})).collect::<Vec<_>>(),
+            Ok(Reply::Lineage(LineageReply {
+                id,
+                ancestors: lineage
+                    .ancestors
+                    .into_iter()
+                    .map(|(id, name)| Ancestor { id, name })
+                    .collect(),
+                derivatives: lineage
+                    .derivatives
+                    .into_iter()
+                    .map(|(id, name, parent)| Derivative { id, name, parent })
+                    .collect(),
             }))
         }
         Request::Release { id, version } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
             let change = replicas.release(&id, &version)?;
-            Ok(json!({ "id": id.to_string(), "version": version, "change": change.to_string() }))
+            Ok(Reply::Released(Released {
+                id,
+                version,
+                change: change.to_string(),
+            }))
         }
         Request::Join { commons } => {
             let id: hedgerow_protocol::CommonsId =
@@ -420,24 +444,33 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
             if let Some(genesis) = replicas.store().commons(&id)? {
                 // Held without our profile (imported with --all-commons): joining publishes it.
                 replicas.join_commons(&genesis)?;
-                return Ok(json!({ "commons": id.to_string(), "already_held": true }));
+                return Ok(Reply::Joined(Joined {
+                    commons: id,
+                    already_held: true,
+                }));
             }
             replicas.store().want_commons(&id)?;
-            Ok(json!({ "commons": id.to_string(), "already_held": false }))
+            Ok(Reply::Joined(Joined {
+                commons: id,
+                already_held: false,
+            }))
         }
         Request::BundleExport {
             path,
             commons,
             for_summary,
-        } => crate::bundle::export_to_file(
-            replicas,
-            std::path::Path::new(&path),
-            &commons,
-            for_summary.as_deref().map(std::path::Path::new),
-        ),
-        Request::BundleSummary { path } => {
-            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))
+        } => {
+            let report = crate::bundle::export_to_file(
+                replicas,
+                std::path::Path::new(&path),
+                &commons,
+                for_summary.as_deref().map(std::path::Path::new),
+            )?;
+            Ok(Reply::BundleExported(BundleExported { path, report }))
         }
+        Request::BundleSummary { path } => Ok(Reply::BundleSummary(
+            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))?,
+        )),
         Request::BundleImport {
             path,
             commons,
@@ -447,15 +480,21 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
                 join: commons,
                 all: all_commons,
             };
-            crate::bundle::import_from_file(replicas, std::path::Path::new(&path), &choice)
+            let report =
+                crate::bundle::import_from_file(replicas, std::path::Path::new(&path), &choice)?;
+            Ok(Reply::BundleImported(BundleImported { path, report }))
         }
+        Request::Verify { rebuild } => Ok(Reply::Verify(replicas.verify(rebuild)?)),
         Request::CommonsCreateStewarded {
             name,
             description,
             private,
         } => {
             let id = replicas.create_stewarded(&name, &description, private)?;
-            Ok(json!({ "id": id.to_string(), "name": name.trim() }))
+            Ok(Reply::CommonsCreated(CommonsCreated {
+                id,
+                name: name.trim().to_string(),
+            }))
         }
         request @ (Request::CommonsInvite { .. }
         | Request::CommonsAccept { .. }
@@ -467,36 +506,25 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Value, Nod
         | Request::ModerateBlock { .. }
         | Request::ModerateUnblock { .. }
         | Request::ModerateLog { .. }) => crate::communities::execute(replicas, request),
-        Request::Verify { rebuild } => {
-            let report = replicas.verify(rebuild)?;
-            Ok(serde_json::to_value(report).unwrap_or(Value::Null))
-        }
     }
 }
 
-fn commons_json(
+fn commons_info(
     replicas: &Replicas,
     genesis: &hedgerow_protocol::Signed<hedgerow_protocol::CommonsGenesis>,
-) -> Result<Value, NodeError> {
+) -> Result<CommonsInfo, NodeError> {
     let id = genesis.body.id();
-    let mut counts = serde_json::Map::new();
-    for kind in [
-        DocKind::Design,
-        DocKind::Event,
-        DocKind::Note,
-        DocKind::Profile,
-    ] {
-        counts.insert(
-            kind.as_str().to_string(),
-            Value::from(replicas.list(&id, kind)?.len()),
-        );
-    }
-    Ok(json!({
-        "id": id.to_string(),
-        "name": genesis.body.name,
-        "description": genesis.body.description,
-        "creator": genesis.body.creator.to_string(),
-        "created_at": genesis.body.created_at,
-        "documents": counts,
-    }))
+    Ok(CommonsInfo {
+        id,
+        name: genesis.body.name.clone(),
+        description: genesis.body.description.clone(),
+        creator: genesis.body.creator,
+        created_at: genesis.body.created_at,
+        documents: DocCounts {
+            design: replicas.list(&id, DocKind::Design)?.len(),
+            event: replicas.list(&id, DocKind::Event)?.len(),
+            note: replicas.list(&id, DocKind::Note)?.len(),
+            profile: replicas.list(&id, DocKind::Profile)?.len(),
+        },
+    })
 }

@@ -640,7 +640,7 @@ pub fn export_to_file(
     path: &Path,
     commons: &[String],
     for_summary: Option<&Path>,
-) -> Result<serde_json::Value, NodeError> {
+) -> Result<ExportReport, NodeError> {
     absolute(path)?;
     let summary = match for_summary {
         Some(summary_path) => {
@@ -661,26 +661,24 @@ pub fn export_to_file(
         .collect::<Result<Vec<_>, _>>()?;
     let (bytes, report) = replicas.bundle_export(&ids, summary.as_ref())?;
     write_atomic(path, &bytes)?;
-    let mut value = serde_json::to_value(&report).unwrap_or_default();
-    value["path"] = path.display().to_string().into();
-    Ok(value)
+    Ok(report)
 }
 
 /// `bundle summary`: writes what this node holds to `path`.
 pub fn summary_to_file(
     replicas: &mut Replicas,
     path: &Path,
-) -> Result<serde_json::Value, NodeError> {
+) -> Result<crate::reply::BundleSummaryWritten, NodeError> {
     absolute(path)?;
     let summary = replicas.summary_state()?;
     let bytes = encode_summary(&summary);
     write_atomic(path, &bytes)?;
-    Ok(serde_json::json!({
-        "path": path.display().to_string(),
-        "commons": summary.commons.len(),
-        "documents": summary.doc_count(),
-        "bytes": bytes.len(),
-    }))
+    Ok(crate::reply::BundleSummaryWritten {
+        path: path.display().to_string(),
+        commons: summary.commons.len(),
+        documents: summary.doc_count(),
+        bytes: bytes.len(),
+    })
 }
 
 /// `bundle import`: verifies and stores the bundle at `path`, the commons held and those `choice` names.
@@ -688,13 +686,10 @@ pub fn import_from_file(
     replicas: &mut Replicas,
     path: &Path,
     choice: &ImportChoice,
-) -> Result<serde_json::Value, NodeError> {
+) -> Result<ImportReport, NodeError> {
     absolute(path)?;
     let bytes = read_file(path)?;
-    let report = replicas.bundle_import(&bytes, choice)?;
-    let mut value = serde_json::to_value(&report).unwrap_or_default();
-    value["path"] = path.display().to_string().into();
-    Ok(value)
+    replicas.bundle_import(&bytes, choice)
 }
 
 fn absolute(path: &Path) -> Result<(), NodeError> {

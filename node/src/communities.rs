@@ -136,6 +136,57 @@ pub fn parse_duration(text: &str) -> Result<i64, CommunityError> {
     n.checked_mul(scale).filter(|s| *s > 0).ok_or_else(bad)
 }
 
+/// An invitation code just made (`commons invite`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Invited {
+    /// The `hri1...` code.
+    pub code: String,
+    /// The role it grants.
+    pub role: Role,
+    /// How many people may redeem it.
+    pub uses: u32,
+    /// When it expires, unix seconds.
+    pub expires_at: i64,
+}
+
+/// An invitation redeemed (`commons accept`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationAccepted {
+    /// The commons joined.
+    pub commons: CommonsId,
+    /// The role the invitation grants.
+    pub role: Role,
+}
+
+/// One member of a stewarded commons (`commons members`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    /// The person key.
+    pub person: AuthorKey,
+    /// Their display name from their profile in the commons (empty when none arrived yet).
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Their devices (the person key itself when no device is certified).
+    pub devices: Vec<AuthorKey>,
+}
+
+/// A charter operation just written (`commons role|remove`, `moderate hide|unhide|block|unblock`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CharterChanged {
+    /// The document it names (hide, unhide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<DocId>,
+    /// The person it names (role, remove, block, unblock).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<AuthorKey>,
+    /// The role given (role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The charter change's hash, hex.
+    pub change: String,
+}
+
 /// One line of `moderate log`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
@@ -271,6 +322,47 @@ impl Replicas {
         }
     }
 
+    /// How many stored changes of `id` its commons' charter refuses now (0 for a charter or
+    /// an open commons).
+    pub(crate) fn inadmissible(
+        &mut self,
+        id: &DocId,
+        genesis: &Signed<DocGenesis>,
+    ) -> Result<usize, NodeError> {
+        if genesis.body.kind == DocKind::Charter {
+            return Ok(0);
+        }
+        let Some(policy) = self.charter_state(&genesis.body.commons)? else {
+            return Ok(0);
+        };
+        let mut refused = 0;
+        for (_, bytes, record) in self.store().changes(id)? {
+            let (Some(record), Ok(change)) =
+                (record, hedgerow_protocol::compact::decode_change(&bytes))
+            else {
+                continue;
+            };
+            if policy
+                .admit(&admit_input(id, &genesis.body, record.author, &change))
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Re-admits one document under its commons' charter as it stands (`verify --rebuild`).
+    pub(crate) fn readmit_doc(&mut self, id: &DocId) -> Result<(), NodeError> {
+        let Some(genesis) = self.store().doc_genesis(id)? else {
+            return Ok(());
+        };
+        let Some(policy) = self.charter_state(&genesis.body.commons)? else {
+            return Ok(());
+        };
+        self.readmit(id, genesis, &policy)
+    }
+
     /// Re-admits one document's stored changes under `policy`; rebuilds it without the
     /// refused ones (and what builds on them) when there are any.
     fn readmit(
@@ -287,21 +379,7 @@ impl Replicas {
                 continue;
             };
             if let Some(record) = record {
-                let input = AdmitInput {
-                    doc: *id,
-                    kind: genesis.body.kind,
-                    doc_creator: genesis.body.creator,
-                    device: record.author,
-                    actor: change.actor_id().to_bytes().to_vec(),
-                    seq: change.seq(),
-                    creates_doc: change.seq() == 1
-                        && record.author == genesis.body.creator
-                        && hedgerow_protocol::envelope::actor_is_bound(
-                            change.actor_id(),
-                            &record.author,
-                            id,
-                        ),
-                };
+                let input = admit_input(id, &genesis.body, record.author, &change);
                 if policy.admit(&input).is_err() {
                     refused.insert(*hash);
                 }
@@ -708,27 +786,22 @@ impl Replicas {
     }
 
     /// `commons members`: each member with their role and devices.
-    pub fn members(&mut self, commons: &CommonsId) -> Result<serde_json::Value, NodeError> {
+    pub fn members(&mut self, commons: &CommonsId) -> Result<Vec<Member>, NodeError> {
         let policy = self.stewarded(commons)?;
         let mut out = Vec::new();
         for (person, role) in policy.state.members() {
-            let mut devices: Vec<String> = policy
-                .state
-                .devices_of(person)
-                .iter()
-                .map(|d| d.to_string())
-                .collect();
+            let mut devices = policy.state.devices_of(person);
             if devices.is_empty() {
-                devices.push(person.to_string());
+                devices.push(person);
             }
-            out.push(serde_json::json!({
-                "person": person.to_string(),
-                "name": self.author_name(*commons, &person).unwrap_or_default(),
-                "role": role.as_str(),
-                "devices": devices,
-            }));
+            out.push(Member {
+                person,
+                name: self.author_name(*commons, &person).unwrap_or_default(),
+                role,
+                devices,
+            });
         }
-        Ok(serde_json::Value::Array(out))
+        Ok(out)
     }
 
     /// `commons role PERSON ROLE`: adds a person or changes their role (a lowering names the
@@ -738,7 +811,7 @@ impl Replicas {
         commons: &CommonsId,
         person: &str,
         role: Role,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let policy = self.require_role(commons, Role::Member)?;
         let person = self.resolve_person(commons, person)?;
         let current = policy.state.role_of(person);
@@ -759,11 +832,12 @@ impl Replicas {
             }
         };
         let change = self.write_charter_op(commons, action)?;
-        Ok(serde_json::json!({
-            "person": person.to_string(),
-            "role": role.as_str(),
-            "change": change.to_string(),
-        }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: Some(role),
+            change: change.to_string(),
+        })
     }
 
     /// `commons remove PERSON`.
@@ -771,7 +845,7 @@ impl Replicas {
         &mut self,
         commons: &CommonsId,
         person: &str,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let policy = self.require_role(commons, Role::Steward)?;
         let person = self.resolve_person(commons, person)?;
         match policy.state.role_of(person) {
@@ -783,7 +857,12 @@ impl Replicas {
         }
         let frontier = self.frontier_of(commons, person)?;
         let change = self.write_charter_op(commons, CharterAction::Remove { person, frontier })?;
-        Ok(serde_json::json!({ "person": person.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate hide|unhide ID`.
@@ -791,7 +870,7 @@ impl Replicas {
         &mut self,
         doc: &str,
         hide: Option<String>,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         let id = self.resolve_doc(doc, None)?;
         let commons = self
             .store()
@@ -807,7 +886,12 @@ impl Replicas {
             None => CharterAction::Unhide { doc: id },
         };
         let change = self.write_charter_op(&commons, action)?;
-        Ok(serde_json::json!({ "id": id.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: Some(id),
+            person: None,
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate block|unblock PERSON`.
@@ -816,7 +900,7 @@ impl Replicas {
         commons: &CommonsId,
         person: &str,
         block: bool,
-    ) -> Result<serde_json::Value, NodeError> {
+    ) -> Result<CharterChanged, NodeError> {
         self.require_role(commons, Role::Steward)?;
         let person = self.resolve_person(commons, person)?;
         let action = if block {
@@ -828,13 +912,18 @@ impl Replicas {
             CharterAction::Unblock { person }
         };
         let change = self.write_charter_op(commons, action)?;
-        Ok(serde_json::json!({ "person": person.to_string(), "change": change.to_string() }))
+        Ok(CharterChanged {
+            id: None,
+            person: Some(person),
+            role: None,
+            change: change.to_string(),
+        })
     }
 
     /// `moderate log`: every charter operation in replay order, with what became of it.
-    pub fn moderation_log(&mut self, commons: &CommonsId) -> Result<serde_json::Value, NodeError> {
+    pub fn moderation_log(&mut self, commons: &CommonsId) -> Result<Vec<LogLine>, NodeError> {
         let Some(policy) = self.charter_state(commons)? else {
-            return Ok(serde_json::Value::Array(Vec::new()));
+            return Ok(Vec::new());
         };
         let lines: Vec<LogLine> = policy
             .state
@@ -853,7 +942,27 @@ impl Replicas {
                 detail: detail(&e.op.action),
             })
             .collect();
-        Ok(serde_json::to_value(lines).unwrap_or(serde_json::Value::Null))
+        Ok(lines)
+    }
+}
+
+/// What admission is told about a stored change of `id` by `author`.
+fn admit_input(
+    id: &DocId,
+    genesis: &DocGenesis,
+    author: AuthorKey,
+    change: &hedgerow_protocol::automerge::Change,
+) -> AdmitInput {
+    AdmitInput {
+        doc: *id,
+        kind: genesis.kind,
+        doc_creator: genesis.creator,
+        device: author,
+        actor: change.actor_id().to_bytes().to_vec(),
+        seq: change.seq(),
+        creates_doc: change.seq() == 1
+            && author == genesis.creator
+            && hedgerow_protocol::envelope::actor_is_bound(change.actor_id(), &author, id),
     }
 }
 
@@ -889,9 +998,9 @@ fn detail(action: &CharterAction) -> String {
 pub(crate) fn execute(
     replicas: &mut Replicas,
     request: crate::api::Request,
-) -> Result<serde_json::Value, NodeError> {
+) -> Result<crate::reply::Reply, NodeError> {
     use crate::api::Request;
-    use serde_json::json;
+    use crate::reply::Reply;
     match request {
         Request::CommonsInvite {
             commons,
@@ -901,17 +1010,23 @@ pub(crate) fn execute(
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let (code, expires_at) = replicas.invite(&commons, role, uses, expires_in)?;
-            Ok(
-                json!({ "code": code, "role": role.as_str(), "uses": uses, "expires_at": expires_at }),
-            )
+            Ok(Reply::Invited(Invited {
+                code,
+                role,
+                uses,
+                expires_at,
+            }))
         }
         Request::CommonsAccept { code } => {
             let (commons, role) = replicas.accept(&code)?;
-            Ok(json!({ "commons": commons.to_string(), "role": role.as_str() }))
+            Ok(Reply::InvitationAccepted(InvitationAccepted {
+                commons,
+                role,
+            }))
         }
         Request::CommonsMembers { commons } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.members(&commons)
+            Ok(Reply::Members(replicas.members(&commons)?))
         }
         Request::CommonsRole {
             commons,
@@ -919,28 +1034,156 @@ pub(crate) fn execute(
             role,
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.set_role(&commons, &person, role)
+            Ok(Reply::CharterChanged(
+                replicas.set_role(&commons, &person, role)?,
+            ))
         }
         Request::CommonsRemove { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.remove_member(&commons, &person)
+            Ok(Reply::CharterChanged(
+                replicas.remove_member(&commons, &person)?,
+            ))
         }
-        Request::ModerateHide { id, reason } => replicas.moderate_doc(&id, Some(reason)),
-        Request::ModerateUnhide { id } => replicas.moderate_doc(&id, None),
+        Request::ModerateHide { id, reason } => Ok(Reply::CharterChanged(
+            replicas.moderate_doc(&id, Some(reason))?,
+        )),
+        Request::ModerateUnhide { id } => {
+            Ok(Reply::CharterChanged(replicas.moderate_doc(&id, None)?))
+        }
         Request::ModerateBlock { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderate_person(&commons, &person, true)
+            Ok(Reply::CharterChanged(
+                replicas.moderate_person(&commons, &person, true)?,
+            ))
         }
         Request::ModerateUnblock { commons, person } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderate_person(&commons, &person, false)
+            Ok(Reply::CharterChanged(
+                replicas.moderate_person(&commons, &person, false)?,
+            ))
         }
         Request::ModerateLog { commons } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
-            replicas.moderation_log(&commons)
+            Ok(Reply::ModerationLog(replicas.moderation_log(&commons)?))
         }
         other => Err(NodeError::Invalid(format!(
             "not a community request: {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::ImportChoice;
+    use crate::home::{Home, LocalProfile};
+    use hedgerow_protocol::schema::{Edit, NewDocument};
+    use hedgerow_protocol::sync::SyncSource;
+
+    fn node(dir: &std::path::Path, name: &str) -> Replicas {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        Replicas::open(&Home::init(&dir.join(name), &profile).expect("home")).expect("store")
+    }
+
+    /// Everything `from` holds, imported into `to` (refusals are reported, not errors here).
+    fn carry(from: &mut Replicas, to: &mut Replicas) {
+        let (bytes, _) = from.bundle_export(&[], None).expect("export");
+        let choice = ImportChoice {
+            join: Vec::new(),
+            all: true,
+        };
+        to.bundle_import(&bytes, &choice).expect("import");
+    }
+
+    fn whole(doc: &DocId) -> hedgerow_protocol::sync::Want {
+        hedgerow_protocol::sync::Want {
+            prefix: hedgerow_protocol::sync::id_prefix(doc),
+            have_genesis: false,
+            clock: Vec::new(),
+        }
+    }
+
+    fn summary(text: &str) -> Edit {
+        Edit::Set {
+            field: "summary".into(),
+            value: text.into(),
+        }
+    }
+
+    /// One compact payload carrying a member's change and a non-member's: the member's is
+    /// applied, the non-member's refused by kind (and what builds on it held), nothing of
+    /// them stored, and the document is the member's alone.
+    #[test]
+    fn a_mixed_payload_applies_what_the_charter_admits() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        let (code, _) = alice
+            .invite(&commons, Role::Member, 1, 3600)
+            .expect("invite");
+        let mut ben = node(dir.path(), "ben");
+        ben.accept(&code).expect("accept");
+        carry(&mut ben, &mut alice);
+        carry(&mut alice, &mut ben);
+        carry(&mut ben, &mut alice);
+        let design = alice
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Crimper"), &[])
+            .expect("design");
+        carry(&mut alice, &mut ben);
+        // Vic holds the commons and the design but not the charter: to him it looks open.
+        let mut vic = node(dir.path(), "vic");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
+        vic.hold_commons(&genesis).expect("hold");
+        let payload = alice
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        vic.ingest_payload(&commons, &payload)
+            .expect("vic takes the design");
+        vic.edit_doc(&design, &[summary("vandalised")])
+            .expect("vic edits");
+        let benign = ben
+            .edit_doc(&design, &[summary("from Ben")])
+            .expect("ben edits");
+        let from_ben = ben
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        vic.ingest_payload(&commons, &from_ben)
+            .expect("vic takes Ben's edit");
+        vic.edit_doc(&design, &[summary("on top of Ben")])
+            .expect("vic again");
+        // Vic's node sends Alice all of it in one payload.
+        let payload = vic
+            .payload(&design, &whole(&design))
+            .expect("payload")
+            .expect("some");
+        let refused = alice.ingest_payload(&commons, &payload);
+        let Err(NodeError::NotAdmitted(report)) = refused else {
+            panic!("expected refusals, got {refused:?}");
+        };
+        assert_eq!(report.stored, 1, "Ben's change is stored: {report}");
+        let kinds: Vec<&str> = report
+            .refused
+            .iter()
+            .map(|r| r.refused.kind.as_str())
+            .collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(kinds.iter().all(|k| *k == "not-a-member"), "{kinds:?}");
+        let heads = alice.replica(&design).expect("held").heads();
+        assert_eq!(heads, vec![benign.expect("a change")]);
+        assert_eq!(alice.store().changes(&design).expect("read").len(), 2);
+        let rendered = alice.show(&design, None).expect("show");
+        assert_eq!(rendered["summary"], "from Ben");
+        assert!(alice.verify(false).expect("verify").is_clean());
     }
 }

@@ -6,6 +6,7 @@
 //! - [`journal`]: signed changes kept beside the store, for `hedgerow repair`.
 //! - [`replicas`]: documents over the store; every mutation goes through it.
 //! - [`provenance`]: history, blame, forks, lineage, releases.
+//! - [`api`] and [`reply`]: the command API, its requests and typed replies.
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
 //! - [`net`]: libp2p transport and behaviour.
@@ -22,6 +23,7 @@ pub mod private;
 pub mod provenance;
 pub mod repair;
 pub mod replicas;
+pub mod reply;
 pub mod serve;
 pub mod store;
 pub mod sync_source;

@@ -1,6 +1,7 @@
 //! Provenance and derivation: history, blame, forks, lineage and releases.
 
 use crate::replicas::{NodeError, Replicas};
+use crate::reply::ShownDocument;
 use hedgerow_protocol::automerge::{ChangeHash, ReadDoc};
 use hedgerow_protocol::envelope::verify_change_bytes;
 use hedgerow_protocol::genesis::ForkOrigin;
@@ -282,61 +283,40 @@ impl Replicas {
             .ok_or_else(|| NodeError::Invalid(format!("release `{version}` changed nothing")))
     }
 
-    /// Renders a document as JSON, at a release when `version` is given.
-    pub fn show(
-        &mut self,
-        id: &DocId,
-        version: Option<&str>,
-    ) -> Result<serde_json::Value, NodeError> {
+    /// Shows a document: every field rendered, at a release when `version` is given.
+    pub fn show(&mut self, id: &DocId, version: Option<&str>) -> Result<ShownDocument, NodeError> {
         self.check_not_hidden(id)?;
         let replica = self.replica(id)?;
         let kind = replica.kind();
         let current = schema::render(replica.doc(), kind, None);
-        let mut value = match version {
-            None => current,
+        let (rendered, release) = match version {
+            None => (current, None),
             Some(version) => {
                 let heads =
                     release_heads(&current, version).ok_or_else(|| NodeError::UnknownRelease {
                         doc: *id,
                         version: version.to_string(),
                     })?;
-                let mut at = schema::render(replica.doc(), kind, Some(&heads));
-                if let Some(obj) = at.as_object_mut() {
-                    obj.insert(
-                        "release".into(),
-                        serde_json::Value::String(version.to_string()),
-                    );
-                }
-                at
+                (
+                    schema::render(replica.doc(), kind, Some(&heads)),
+                    Some(version.to_string()),
+                )
             }
         };
-        if let Some(obj) = value.as_object_mut() {
-            obj.insert("id".into(), serde_json::Value::String(id.to_string()));
+        let fields = match rendered {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        Ok(ShownDocument {
+            fields,
+            id: *id,
             // Not `kind`: events and notes have a `kind` field of their own (build, brainstorm...).
-            obj.insert(
-                "doc_kind".into(),
-                serde_json::Value::String(kind.as_str().into()),
-            );
-            obj.insert(
-                "creator".into(),
-                serde_json::Value::String(replica.genesis().body.creator.to_string()),
-            );
-            obj.insert(
-                "changes".into(),
-                serde_json::Value::from(replica.change_count()),
-            );
-            obj.insert(
-                "heads".into(),
-                serde_json::Value::from(
-                    replica
-                        .heads()
-                        .iter()
-                        .map(|h| h.to_string())
-                        .collect::<Vec<_>>(),
-                ),
-            );
-        }
-        Ok(value)
+            doc_kind: kind.as_str().into(),
+            creator: replica.genesis().body.creator,
+            changes: replica.change_count(),
+            heads: replica.heads().iter().map(|h| h.to_string()).collect(),
+            release,
+        })
     }
 }
 

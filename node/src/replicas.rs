@@ -809,7 +809,7 @@ impl Replicas {
         }
         self.count_refused(&refused);
         match result {
-            Ok(LiveOutcome::Applied(n)) => Ok(LiveOutcome::Applied(n)),
+            Ok(LiveOutcome::Applied(n)) if n > 0 => Ok(LiveOutcome::Applied(n)),
             _ if !refused.is_empty() => Err(NodeError::NotAdmitted(Box::new(AdmissionReport {
                 doc,
                 stored: 0,

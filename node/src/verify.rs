@@ -21,6 +21,9 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Equivocations settled in the store (not damage: evidence of what an author did).
     pub equivocations: Vec<Equivocation>,
+    /// Changes this node held back since it started because they build on changes a
+    /// commons' charter refused (not stored; they come back if the charter admits them).
+    pub held_changes: u64,
 }
 
 /// One author's two signed changes with one sequence number, as `verify` shows it.
@@ -116,6 +119,18 @@ impl Replicas {
             };
             report.changes += replica.change_count();
             check_evidence(&mut report, &id, &replica);
+            // Every stored change of a stewarded commons must still pass its charter.
+            let refused = self.inadmissible(&id, &genesis_of(&replica))?;
+            if refused > 0 {
+                if rebuild {
+                    self.readmit_doc(&id)?;
+                    report.rebuilt += 1;
+                    continue;
+                }
+                report.problems.push(format!(
+                    "document {id}: {refused} stored changes are refused by its commons' charter; run `hedgerow verify --rebuild` to take them out"
+                ));
+            }
             if replica.change_count() != stored.len() {
                 report.problems.push(format!(
                     "document {id}: {} of {} stored changes could not be applied; run `hedgerow repair` (with `serve` stopped)",
@@ -176,8 +191,15 @@ impl Replicas {
             self.commit()?;
         }
         self.clear_cache();
+        report.held_changes = self.held_changes();
         Ok(report)
     }
+}
+
+fn genesis_of(
+    replica: &hedgerow_protocol::DocReplica,
+) -> hedgerow_protocol::Signed<hedgerow_protocol::DocGenesis> {
+    replica.genesis().clone()
 }
 
 /// Re-checks the evidence of a document's equivocations and lists them in the report.

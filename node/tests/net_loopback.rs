@@ -305,11 +305,10 @@ fn serve_home() -> (tempfile::TempDir, Home, CommonsId) {
     )
     .expect("create commons");
     drop(replicas);
-    let commons = created["id"]
-        .as_str()
-        .expect("commons id")
-        .parse()
-        .expect("commons id parses");
+    let hedgerow_node::api::Reply::CommonsCreated(created) = created else {
+        panic!("commons create answered {created:?}");
+    };
+    let commons = created.id;
     (dir, home, commons)
 }
 

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hedgerow_node::api::Request;
+use hedgerow_node::api::{Reply, Request};
 use hedgerow_node::serve::{self, HandleError, NodeHandle, NodeStatus, ServeConfig};
 use hedgerow_node::{Home, LocalProfile};
 use hedgerow_protocol::schema::DocKind;
@@ -92,11 +92,10 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
             })
             .await
             .expect("create commons");
-        let commons: CommonsId = created["id"]
-            .as_str()
-            .expect("commons id")
-            .parse()
-            .expect("commons id parses");
+        let Reply::CommonsCreated(created) = created else {
+            panic!("commons create answered {created:?}");
+        };
+        let commons: CommonsId = created.id;
         let design = a
             .handle
             .store(Request::DocNew {
@@ -109,7 +108,10 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
             })
             .await
             .expect("new design");
-        let design = design["id"].as_str().expect("design id").to_string();
+        let Reply::Created(design) = design else {
+            panic!("design new answered {design:?}");
+        };
+        let design = design.id.to_string();
         // A refused store request is a typed error carrying the node's reason.
         let refused = a
             .handle
@@ -157,7 +159,10 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
             })
             .await
             .expect("B shows A's design");
-        assert_eq!(shown["name"], "Broadfork", "{shown}");
+        let Reply::Document(shown) = shown else {
+            panic!("design show answered {shown:?}");
+        };
+        assert_eq!(shown.fields["name"], "Broadfork", "{shown:?}");
         let status_b = b.handle.status().await.expect("status");
         assert!(status_b.wanted.is_empty(), "{status_b:?}");
         // Joining it again: held now, joined at once.

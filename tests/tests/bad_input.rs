@@ -660,9 +660,25 @@ fn store_held_by_another_process() {
             vec!["verify"],
             vec!["commons", "create", "Second"],
         ] {
-            let out = farm.home.run(&args);
+            // A short wait (the default is 60 s) keeps the test quick; the refusal is the same.
+            let out = farm
+                .home
+                .command()
+                .env("HEDGEROW_WAIT", "1")
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run hedgerow");
             assert_one_line_error(&out, &args, &["in use by another hedgerow process"]);
         }
+        let out = farm
+            .home
+            .command()
+            .env("HEDGEROW_WAIT", "soon")
+            .args(["design", "list"])
+            .output()
+            .expect("run hedgerow");
+        assert_one_line_error(&out, &["design", "list"], &["HEDGEROW_WAIT", "`soon`"]);
     }
     assert!(
         farm.home.snapshot_files() == files,

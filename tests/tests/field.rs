@@ -243,7 +243,10 @@ fn generate(home: &TestHome, count: usize, seed: u64) -> String {
         },
     )
     .expect("create commons");
-    let commons = commons["id"].as_str().expect("commons id").to_string();
+    let commons = commons.to_json().expect("reply as JSON")["id"]
+        .as_str()
+        .expect("commons id")
+        .to_string();
     let mut rng = Rng(seed);
     for i in 0..count {
         let mut edits = vec![

@@ -30,6 +30,17 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("changes", "integer"),
     ("commons", "integer"),
     ("commons join: commons", "string"),
+    ("commons accept: commons", "string"),
+    ("code", "string"),
+    ("role", "string"),
+    ("uses", "integer"),
+    ("expires_at", "integer"),
+    ("person", "string"),
+    ("devices", "array"),
+    ("action", "string"),
+    ("at", "integer"),
+    ("outcome", "string"),
+    ("detail", "string"),
     ("complete", "bool"),
     ("created_at", "integer"),
     ("creator", "string"),
@@ -88,6 +99,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("docs_received", "integer"),
     ("docs_sent", "integer"),
     ("excluded_changes", "integer"),
+    ("held_changes", "integer"),
     ("excluded_received", "integer"),
     ("gossip_published", "integer"),
     ("gossip_received", "integer"),
@@ -657,6 +669,29 @@ fn every_json_output_has_the_shape_the_readme_documents() {
     let mut out = Outputs::default();
     let a = TestHome::init("Ada");
     out.run(&a, "whoami", "offline", &["whoami"]);
+    // A stewarded commons in homes of its own, so Ada's commands need no --commons.
+    let s = TestHome::init("Stella");
+    out.run(
+        &s,
+        "commons create",
+        "offline, stewarded",
+        &["commons", "create", "Stewards", "--stewarded"],
+    );
+    let invite = out.run(
+        &s,
+        "commons invite",
+        "offline",
+        &["commons", "invite", "--role", "guest"],
+    );
+    let g = TestHome::init("Gil");
+    out.run(
+        &g,
+        "commons accept",
+        "offline",
+        &["commons", "accept", invite["code"].as_str().unwrap_or("")],
+    );
+    out.run(&s, "commons members", "offline", &["commons", "members"]);
+    out.run(&s, "moderate log", "offline", &["moderate", "log"]);
     let commons = id(&out.run(
         &a,
         "commons create",

@@ -245,7 +245,10 @@ pub fn cold_start_child(home: &Path) -> Result<Value> {
         "wall_s": wall,
         "cpu_s": cpu_s,
         "peak_rss_bytes": peak,
-        "designs_listed": list.as_array().map_or(0, Vec::len),
+        "designs_listed": match list {
+            api::Reply::DocList(list) => list.len(),
+            _ => 0,
+        },
     }))
 }
 

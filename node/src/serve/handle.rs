@@ -6,10 +6,9 @@
 use super::service::{Command, Reply};
 use super::stats::SyncReport;
 use super::status::{JoinReply, NodeStatus};
-use crate::api::Request;
+use crate::api::{Reply as StoreReply, Request};
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 /// How many commands may wait for the node at once before callers wait to send.
@@ -101,12 +100,12 @@ impl NodeHandle {
 
     /// Runs a store request (create, edit, release, import...) in the node, which publishes
     /// what it changed.
-    pub async fn store(&self, request: Request) -> Result<Value, HandleError> {
+    pub async fn store(&self, request: Request) -> Result<StoreReply, HandleError> {
         store_reply(self.call(Command::Store(request)).await?)
     }
 }
 
-fn store_reply(reply: Reply) -> Result<Value, HandleError> {
+fn store_reply(reply: Reply) -> Result<StoreReply, HandleError> {
     match reply {
         Reply::Store(result) => result.map_err(HandleError::Refused),
         _ => Err(HandleError::Mismatch),

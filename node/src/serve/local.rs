@@ -10,7 +10,6 @@ use hedgerow_protocol::sync::{
     DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The local state a [`super::Service`] reads and writes; every error is a [`NodeError`].
@@ -52,7 +51,7 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     /// Remembers an address a peer was reached at, for the next start.
     fn remember_peer(&self, peer: &str, known: &KnownPeer) -> Result<(), NodeError>;
     /// Runs a store request from the control channel.
-    fn execute(&mut self, request: Request) -> Result<Value, NodeError>;
+    fn execute(&mut self, request: Request) -> Result<api::Reply, NodeError>;
     /// The author key, as `status` shows it.
     fn author_text(&self) -> String;
     /// Changes kept as evidence of equivocations.
@@ -160,7 +159,7 @@ impl LocalState for Replicas {
         Ok(self.store().put_peer(peer, known)?)
     }
 
-    fn execute(&mut self, request: Request) -> Result<Value, NodeError> {
+    fn execute(&mut self, request: Request) -> Result<api::Reply, NodeError> {
         api::execute(self, request)
     }
 

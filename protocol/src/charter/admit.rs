@@ -126,9 +126,12 @@ impl CharterState {
             }
         }
         let person = self.person_of(facts.device);
-        if let Some(frontier) = self.blocked.get(&person) {
-            if !frontier.covers(actor, seq) {
-                return Err(Refusal::AuthorBlocked);
+        // A block names a person key, but a steward may have named one of their device keys.
+        for key in [person, facts.device] {
+            if let Some(frontier) = self.blocked.get(&key) {
+                if !frontier.covers(actor, seq) {
+                    return Err(Refusal::AuthorBlocked);
+                }
             }
         }
         if !self.stewarded {

@@ -165,7 +165,8 @@ pub struct CharterState {
     pub(crate) revoked: BTreeMap<AuthorKey, Frontier>,
     pub(crate) hidden: BTreeMap<DocId, String>,
     pub(crate) blocked: BTreeMap<AuthorKey, Frontier>,
-    pub(crate) retracted: BTreeMap<DocId, AuthorKey>,
+    /// Per document, every person who claimed to retract it (the node keeps the creator's claim).
+    pub(crate) retracted: BTreeMap<DocId, BTreeSet<AuthorKey>>,
     pub(crate) redeemed: BTreeMap<[u8; 32], u32>,
     /// Every device that wrote an operation replayed so far.
     pub(crate) authors: BTreeSet<AuthorKey>,
@@ -504,7 +505,7 @@ impl CharterState {
                 self.revoked.insert(*device, frontier.normalized());
             }
             CharterAction::Retract { doc } => {
-                self.retracted.entry(*doc).or_insert(person);
+                self.retracted.entry(*doc).or_default().insert(person);
             }
         }
     }
@@ -607,10 +608,31 @@ impl CharterState {
         self.blocked.keys().copied().collect()
     }
 
-    /// Documents withdrawn, with the person who claimed to withdraw them (the node checks that
-    /// this person created the document).
-    pub fn retracted(&self) -> &BTreeMap<DocId, AuthorKey> {
+    /// Retraction claims: per document, the persons who claimed to withdraw it. Only the
+    /// creator's claim counts; [`is_retracted`](Self::is_retracted) checks it.
+    pub fn retracted(&self) -> &BTreeMap<DocId, BTreeSet<AuthorKey>> {
         &self.retracted
+    }
+
+    /// Whether the creator of `doc` (its genesis `creator` key) withdrew it: a retraction claim
+    /// by that key's person (or by the key itself) took effect.
+    pub fn is_retracted(&self, doc: DocId, doc_creator: AuthorKey) -> bool {
+        self.retracted.get(&doc).is_some_and(|claims| {
+            claims.contains(&self.person_of(doc_creator)) || claims.contains(&doc_creator)
+        })
+    }
+
+    /// The documents their creators withdrew, given each claimed document's genesis creator
+    /// (`None` for a document this node does not hold: its claim waits).
+    pub fn retracted_docs(
+        &self,
+        mut creator_of: impl FnMut(DocId) -> Option<AuthorKey>,
+    ) -> BTreeSet<DocId> {
+        self.retracted
+            .keys()
+            .copied()
+            .filter(|doc| creator_of(*doc).is_some_and(|creator| self.is_retracted(*doc, creator)))
+            .collect()
     }
 
     /// Every operation in replay order with its outcome (operations that never became ready last).

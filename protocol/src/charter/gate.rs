@@ -81,7 +81,9 @@ impl Gatekeeper {
         }
     }
 
-    /// The same verdict as [`gate`]`(record, known, scope)`.
+    /// The same verdict as [`gate`]`(record, known, scope)`. A change whose single parent this
+    /// gatekeeper passed is judged without looking at `known` (the parent's causal past is fixed
+    /// by its hash), so `known` may be empty then.
     pub fn gate(&mut self, record: &OpRecord, known: &[OpRecord]) -> Result<(), Refusal> {
         let cached = match record.deps.as_slice() {
             [parent] => self.after.remove(parent).map(|(_, state)| state),

@@ -35,16 +35,18 @@
 //!      (no role, no operation written, not the creator, no devices of its own): otherwise anyone
 //!      could claim another person's key as their device and then revoke it.
 //!    - `RevokeDevice`: the device's own person (from any of their unrevoked devices).
-//!    - `Retract`: recorded as a claim by the author's person; the node checks that this person
-//!      created the document.
+//!    - `Retract`: recorded as a claim by the author's person (every claim is kept);
+//!      [`CharterState::is_retracted`] counts only the document creator's.
 //!    - **No operation leaves a stewarded commons without a Steward**: removing or demoting the
 //!      last Steward is ignored (`last-steward`). When two Stewards remove each other
 //!      concurrently, the operation with the lower hash is replayed first and removes the other,
 //!      whose own operation is then ignored: exactly one of them remains.
 //!
 //!    Operations by a revoked device or a blocked person that come after the revocation or block
-//!    in the linear order are ignored. In an open commons only `Found`, `Device`, `RevokeDevice`
-//!    and `Retract` can take effect.
+//!    in the linear order are ignored (a blocked person may still revoke their devices). Charter
+//!    operations are judged by the linear order, not by frontiers: an operation concurrent with
+//!    a removal or revocation takes effect if it sorts first (a Steward can undo it). In an open
+//!    commons only `Found`, `Device`, `RevokeDevice` and `Retract` can take effect.
 //! 3. **Reductions carry frontiers.** `Remove`, `SetRole` to a lower role, `Block` and
 //!    `RevokeDevice` name the [`Frontier`] of the affected key's changes the writer had seen. A
 //!    content change by that key is then accepted only if its (actor, seq) is at or below the
@@ -56,7 +58,8 @@
 //! 4. **Content admission** ([`CharterState::admit`]): a change to a design, event or note needs
 //!    Member or Steward; a Guest may create notes and edit the notes they created; anyone with a
 //!    role may edit their own profile. In every commons, open ones too, a revoked device's changes
-//!    beyond its frontier are refused, and so are a blocked person's.
+//!    beyond its frontier are refused, and so are a blocked person's (a block naming one of their
+//!    device keys holds for that device).
 //! 5. **The gate** ([`gate`]) decides whether a charter change enters the store at all. It looks
 //!    only at the change and its causal past (the operations reachable through its `deps`), so
 //!    its verdict is the same on every node and at every time: every node stores the same charter
@@ -73,9 +76,14 @@
 //!    asks; a stored charter therefore converges like any automerge document. What it does not
 //!    guarantee: that a stored operation takes effect (only the replay of the whole set decides).
 //!
-//! Evaluation costs O(n log n + n·f) for n operations with frontiers of f entries; a charter over
-//! [`MAX_CHARTER_OPS`] operations is refused: the gate refuses further operations
-//! ([`Refusal::CharterFull`]) and the replay ignores any beyond the limit (`charter-full`).
+//! # Costs and limits
+//!
+//! Evaluation costs O(n log n + n·f) for n operations with frontiers of f entries; admission of
+//! one change costs O(r log f) for a person with r reductions. [`gate`] evaluates the causal past
+//! once per call; a node gating many changes uses a [`Gatekeeper`], which gives the same verdicts
+//! in one replay step per change along chains. A charter over [`MAX_CHARTER_OPS`] operations is
+//! refused: the gate refuses further operations ([`Refusal::CharterFull`]) and the replay ignores
+//! any beyond the limit (`charter-full`).
 
 mod admit;
 mod certificate;
@@ -100,6 +108,7 @@ use std::str::FromStr;
 
 /// A person's standing in a stewarded commons, ordered: Guest < Member < Steward.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May write notes (and edit their own).
     Guest,

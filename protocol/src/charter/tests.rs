@@ -813,21 +813,28 @@ fn hide_unhide_and_retract_are_recorded() {
             doc: DocId([1; 32]),
         },
     );
-    c.then(
-        founder,
-        CharterAction::Retract {
-            doc: DocId([5; 32]),
-        },
-    );
-    let stranger = c.then(
-        key(9).author(),
-        CharterAction::Retract {
-            doc: DocId([6; 32]),
-        },
-    );
+    let retract = |n: u8| CharterAction::Retract {
+        doc: DocId([n; 32]),
+    };
+    c.then(founder, add(&key(9), Role::Member));
+    // A member's false claim first, then the creator's own retraction: the creator's counts.
+    c.then(key(9).author(), retract(5));
+    assert!(!c.state().is_retracted(DocId([5; 32]), founder));
+    c.then(founder, retract(5));
+    let stranger = c.then(key(8).author(), retract(6));
     let state = c.state();
     assert!(state.hidden().is_empty());
-    assert_eq!(state.retracted().get(&DocId([5; 32])), Some(&founder));
+    assert!(state.is_retracted(DocId([5; 32]), founder));
+    assert!(!state.is_retracted(DocId([5; 32]), key(7).author()));
+    assert_eq!(
+        state.retracted().get(&DocId([5; 32])).map(|c| c.len()),
+        Some(2)
+    );
+    let creators = |doc: DocId| (doc == DocId([5; 32])).then_some(founder);
+    assert_eq!(
+        state.retracted_docs(creators),
+        [DocId([5; 32])].into_iter().collect()
+    );
     assert_eq!(c.outcome(stranger), ignored(IgnoreReason::NotAMember));
 }
 
@@ -1043,4 +1050,102 @@ fn gatekeeper_agrees_with_gate() {
             Err("charter-unauthorised"),
         ]
     );
+}
+
+#[test]
+fn a_block_naming_a_device_key_holds_too() {
+    let mut c = Charter::new();
+    let founder = c.creator.author();
+    let (person, phone) = (key(2), key(3));
+    c.found();
+    c.then(founder, add(&person, Role::Member));
+    let certificate = DeviceCertificate {
+        person: person.author(),
+        device: phone.author(),
+        name: "phone".into(),
+        issued_at: 1,
+    }
+    .sign(&person);
+    c.then(phone.author(), CharterAction::Device { certificate });
+    c.then(
+        founder,
+        CharterAction::Block {
+            person: phone.author(),
+            frontier: Frontier::default(),
+        },
+    );
+    let state = c.state();
+    assert_eq!(
+        state.admit(&facts(&phone, b"p", 1, DocKind::Design)),
+        Err(Refusal::AuthorBlocked)
+    );
+    assert_eq!(
+        state.admit(&facts(&person, b"q", 1, DocKind::Design)),
+        Ok(())
+    );
+}
+
+/// The fixed inputs of the format vectors below.
+fn pinned() -> (CharterOp, InvitationCode, Signed<DeviceCertificate>) {
+    let founder = key(1);
+    let genesis = CommonsGenesis {
+        name: "Farm Hack tools".into(),
+        description: "Open farm tools".into(),
+        creator: founder.author(),
+        created_at: 1_700_000_000,
+        nonce: [3; 16],
+    }
+    .sign(&founder);
+    let invitation = Invitation {
+        commons: genesis.body.id(),
+        issuer: founder.author(),
+        role: Role::Member,
+        uses: 3,
+        expires_at: 1_700_604_800,
+        nonce: [4; 16],
+    }
+    .sign(&founder);
+    let op = CharterOp {
+        commons: COMMONS,
+        at: 1_700_000_100,
+        action: CharterAction::SetRole {
+            person: key(2).author(),
+            role: Role::Guest,
+            frontier: frontier(&[(b"actor-1", 7)]),
+        },
+    };
+    let certificate = DeviceCertificate {
+        person: founder.author(),
+        device: key(2).author(),
+        name: "barn laptop".into(),
+        issued_at: 1_700_000_200,
+    }
+    .sign(&founder);
+    (
+        op,
+        InvitationCode {
+            invitation,
+            genesis,
+        },
+        certificate,
+    )
+}
+
+#[test]
+fn formats_are_pinned() {
+    // What this release writes must stay readable: a change here is a format change (bump the
+    // version byte or the domain string, keep reading the old one, and say so in the README).
+    let (op, code, certificate) = pinned();
+    let digest = |bytes: &[u8]| hex::encode(domain_hash("test vector", bytes));
+    assert_eq!(op.to_message(), "ASAJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCcjFn9UMAiCBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlAABB2FjdG9yLTEH");
+    assert_eq!(CharterOp::from_message("ASAJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCcjFn9UMAiCBOXcOqH0XX1ajVGbDTH7My42KkbTuN6Jd9g9bj8mzlAABB2FjdG9yLTEH"), Ok(op));
+    assert_eq!(
+        digest(code.to_code().as_bytes()),
+        "2dbf810614a789db9b8cc221bc00dcdbe5528776b3b16d60e41112a1171e1444"
+    );
+    assert_eq!(
+        digest(&crate::encoding::encode(&certificate)),
+        "809533aec88bb00675d8fddaae5741ff01b3c7b2556c60209936339e96a48d49"
+    );
+    assert_eq!(certificate.verify(), Ok(()));
 }

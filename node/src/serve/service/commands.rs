@@ -45,7 +45,7 @@ impl<L: LocalState> Service<L> {
     }
 
     /// Runs a store request; what it changed is published when the step ends.
-    pub(super) fn on_store(&mut self, request: Request) -> Result<Value, String> {
+    pub(super) fn on_store(&mut self, request: Request) -> Result<StoreReply, String> {
         let reply = self.local.execute(request).map_err(|e| e.to_string());
         // A wanted commons may have arrived another way (a bundle import): stop asking for it.
         let local = &self.local;

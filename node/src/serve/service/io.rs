@@ -61,7 +61,7 @@ pub enum Reply {
     Join(Result<JoinReply, String>),
     /// The answer to [`Command::Store`]: the request's JSON result, or the one-line reason
     /// it failed.
-    Store(Result<serde_json::Value, String>),
+    Store(Result<crate::api::Reply, String>),
 }
 
 /// Something that happened, for the service to decide on.

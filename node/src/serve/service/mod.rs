@@ -19,7 +19,7 @@ use super::link::LinkEstimate;
 use super::local::LocalState;
 use super::peers::{PeerBook, Penalty};
 use super::stats::{Counters, ItemRefusal, Refusal, SyncReport};
-use crate::api::Request;
+use crate::api::{Reply as StoreReply, Request};
 use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;
@@ -33,7 +33,6 @@ pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, Token
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
-use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
