@@ -1183,7 +1183,7 @@ mod tests {
         assert_eq!(heads, vec![benign.expect("a change")]);
         assert_eq!(alice.store().changes(&design).expect("read").len(), 2);
         let rendered = alice.show(&design, None).expect("show");
-        assert_eq!(rendered["summary"], "from Ben");
+        assert_eq!(rendered.fields["summary"], "from Ben");
         assert!(alice.verify(false).expect("verify").is_clean());
     }
 }
