@@ -7,7 +7,7 @@
 use crate::replicas::Replicas;
 use hedgerow_protocol::charter::{CharterAction, DeviceCertificate, Outcome};
 use hedgerow_protocol::private::{MembershipProof, ProofError};
-use hedgerow_protocol::{CommonsId, Signed};
+use hedgerow_protocol::{AuthorKey, CommonsId, Signed};
 
 /// How a node treats a commons' privacy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,20 @@ impl Replicas {
         let state = &policy.state;
         match self.privacy(&proof.commons) {
             Privacy::Public => Ok(()),
-            Privacy::Private => proof.member(state).map(|_| ()),
+            Privacy::Private => match proof.member(state) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let person = proof
+                        .certificate
+                        .as_ref()
+                        .map_or(state.person_of(proof.device), |c| c.body.person);
+                    if redeemed_too_early(state, person) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }
+            },
             Privacy::Presumed => {
                 let person = proof
                     .certificate
@@ -120,4 +133,23 @@ impl Replicas {
             }
         }
     }
+}
+
+/// Whether `person` redeemed an invitation the charter still honours, but the replay put the
+/// redemption before the commons' `Found` (both written with no common past, ordered by hash),
+/// so it was ignored as `not-stewarded`. Such a node redeems again once it holds the `Found`
+/// (see `Replicas::charter_changed`); it has to be served to get it, or neither side moves.
+fn redeemed_too_early(state: &hedgerow_protocol::charter::CharterState, person: AuthorKey) -> bool {
+    use hedgerow_protocol::charter::IgnoreReason;
+    state.log().iter().any(|e| {
+        e.person == person
+            && e.outcome == Outcome::Ignored(IgnoreReason::NotStewarded)
+            && matches!(&e.op.action, CharterAction::Redeem { invitation }
+                if invitation.verify().is_ok()
+                    && invitation.body.commons == state.scope().commons
+                    && e.op.at <= invitation.body.expires_at
+                    && state
+                        .role_of(state.person_of(invitation.body.issuer))
+                        .is_some_and(|held| held.may_grant(invitation.body.role)))
+    })
 }
