@@ -113,7 +113,7 @@ pub enum SyncRequest {
     /// "My node runs a member device of this commons": a [`MembershipProof`] bound to this
     /// connection, sent before asking for a private commons (added in the second release; the
     /// variants above keep their bytes).
-    Prove(MembershipProof),
+    Prove(Box<MembershipProof>),
 }
 
 /// One document a puller wants, and what it has of it.

@@ -409,7 +409,10 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                 budget: 512 * 1024,
             },
         ),
-        ("sync request Prove", SyncRequest::Prove(membership_proof())),
+        (
+            "sync request Prove",
+            SyncRequest::Prove(Box::new(membership_proof())),
+        ),
         (
             "sync request Entries",
             SyncRequest::Entries {

@@ -61,7 +61,9 @@ fn a_private_commons_is_not_served_to_a_non_member_on_the_same_lan() {
     );
 
     let got = wait_until(Duration::from_secs(30), || {
-        ben.json(&["design", "list"]).as_array().is_some_and(|l| !l.is_empty())
+        ben.json(&["design", "list"])
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
     });
     let tail = |log: String| log.lines().rev().take(60).collect::<Vec<_>>().join("\n");
     assert!(
@@ -134,7 +136,11 @@ fn a_private_commons_bundle_is_sealed_and_opens_for_members() {
     let nina = TestHome::init("Nina");
     nina.json(&["commons", "join", &commons]);
     let report = nina.json(&["bundle", "import", sealed_path]);
-    assert_eq!(report["encrypted"][0]["commons"], commons.as_str(), "{report}");
+    assert_eq!(
+        report["encrypted"][0]["commons"],
+        commons.as_str(),
+        "{report}"
+    );
     assert!(report["encrypted"][0]["records"].as_u64().expect("records") >= 3);
     assert_eq!(report["new"], 0, "{report}");
     assert_eq!(nina.json(&["commons", "list"]), serde_json::json!([]));

@@ -300,7 +300,7 @@ impl Rogue {
             .to_bytes(),
             (
                 Answer::ForgedDocs | Answer::Relay | Answer::HugeInventory(_),
-                SyncRequest::Entries { .. },
+                SyncRequest::Entries { .. } | SyncRequest::Prove(_),
             ) => SyncResponse::Refused {
                 reason: "no summary was sent".into(),
             }

@@ -47,7 +47,7 @@ impl<L: LocalState> Service<L> {
         self.out.push(Output::Send {
             peer,
             id,
-            bytes: SyncRequest::Prove(proof).to_bytes(),
+            bytes: SyncRequest::Prove(Box::new(proof)).to_bytes(),
         });
     }
 
@@ -103,7 +103,7 @@ impl<L: LocalState> Service<L> {
 
     /// Judges a peer's membership proof: verified against both peer ids of this connection,
     /// then against the charter. Kept while the peer stays connected when it holds.
-    pub(super) fn on_prove(&mut self, peer: PeerId, proof: MembershipProof) -> SyncResponse {
+    pub(super) fn on_prove(&mut self, peer: PeerId, proof: Box<MembershipProof>) -> SyncResponse {
         let commons = proof.commons;
         if !self.local.holds(&commons) {
             return SyncResponse::NotJoined;
@@ -117,7 +117,7 @@ impl<L: LocalState> Service<L> {
         }
         match self.local.judge_proof(&proof) {
             Ok(()) => {
-                self.proven.entry(peer).or_default().insert(commons, proof);
+                self.proven.entry(peer).or_default().insert(commons, *proof);
                 SyncResponse::Proven
             }
             Err(_) => {
