@@ -1062,3 +1062,87 @@ fn a_private_commons_is_served_only_to_proven_members() {
     );
     assert!(sim.links.contains_key(&pair(0, 1)), "and not disconnected");
 }
+
+/// A proof made for another connection is refused (and is the sender's offence), and news on a
+/// private commons' hashed topic from a peer that proved nothing is dropped and counted.
+#[test]
+fn a_replayed_proof_and_unproven_private_gossip_are_refused() {
+    use hedgerow_protocol::sync::{Gossip, SyncRequest, SyncResponse};
+    let mut sim = Sim::new(3, 22);
+    let commons = sim
+        .local(0)
+        .create_stewarded("Seed library", "", true)
+        .expect("commons");
+    sim.start();
+    sim.connect(1, 0, None);
+    sim.run_for(Duration::from_secs(1));
+    let (founder, stranger, other) = (sim.nodes[0].peer, sim.nodes[1].peer, sim.nodes[2].peer);
+
+    // The founder's own device proof, made for the connection 2 -> 0, replayed by node 1.
+    let replayed = sim
+        .local(0)
+        .membership_proof(&commons, &other.to_bytes(), &founder.to_bytes());
+    let outputs = sim.nodes[0].service.handle(
+        Input::Request {
+            peer: stranger,
+            id: InboundId(7_000),
+            bytes: SyncRequest::Prove(Box::new(replayed)).to_bytes(),
+        },
+        sim.now,
+    );
+    let answer = outputs.iter().find_map(|o| match o {
+        Output::Respond { bytes, .. } => SyncResponse::from_bytes(bytes).ok(),
+        _ => None,
+    });
+    assert!(
+        matches!(answer, Some(SyncResponse::Refused { .. })),
+        "{answer:?}"
+    );
+    // Not proven: the private commons is not listed to it.
+    let outputs = sim.nodes[0].service.handle(
+        Input::Request {
+            peer: stranger,
+            id: InboundId(7_001),
+            bytes: SyncRequest::Hello {
+                commons,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        },
+        sim.now,
+    );
+    let answer = outputs.iter().find_map(|o| match o {
+        Output::Respond { bytes, .. } => SyncResponse::from_bytes(bytes).ok(),
+        _ => None,
+    });
+    assert_eq!(answer, Some(SyncResponse::NotAMember));
+
+    let outputs = sim.nodes[0].service.handle(
+        Input::Gossip {
+            source: stranger,
+            id: MessageId::new(b"news"),
+            topic: crate::net::private_topic(&commons).hash(),
+            data: Gossip::PrivateNews { digest: [9; 32] }.to_bytes(),
+        },
+        sim.now,
+    );
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Validate {
+            acceptance: MessageAcceptance::Ignore,
+            ..
+        }
+    )));
+    let rejected = sim.status(0).counters.rejected;
+    assert_eq!(rejected.get("bad-proof"), Some(&1), "{rejected:?}");
+    assert_eq!(
+        rejected.get("private-not-a-member"),
+        Some(&1),
+        "{rejected:?}"
+    );
+    assert_eq!(
+        rejected.get("private-gossip-unproven"),
+        Some(&1),
+        "{rejected:?}"
+    );
+}
