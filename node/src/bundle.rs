@@ -75,7 +75,7 @@ pub struct ImportReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EncryptedCommons {
     /// The commons id (the only thing a sealed record shows).
-    pub commons: String,
+    pub id: String,
     /// Its sealed records in the bundle.
     pub records: usize,
 }
@@ -449,10 +449,10 @@ impl Replicas {
             };
             let Some(key) = key else {
                 let id = commons.to_string();
-                match report.encrypted.iter_mut().find(|e| e.commons == id) {
+                match report.encrypted.iter_mut().find(|e| e.id == id) {
                     Some(entry) => entry.records += 1,
                     None => report.encrypted.push(EncryptedCommons {
-                        commons: id,
+                        id,
                         records: 1,
                     }),
                 }

@@ -137,7 +137,7 @@ fn a_private_commons_bundle_is_sealed_and_opens_for_members() {
     nina.json(&["commons", "join", &commons]);
     let report = nina.json(&["bundle", "import", sealed_path]);
     assert_eq!(
-        report["encrypted"][0]["commons"],
+        report["encrypted"][0]["id"],
         commons.as_str(),
         "{report}"
     );
