@@ -451,10 +451,7 @@ impl Replicas {
                 let id = commons.to_string();
                 match report.encrypted.iter_mut().find(|e| e.id == id) {
                     Some(entry) => entry.records += 1,
-                    None => report.encrypted.push(EncryptedCommons {
-                        id,
-                        records: 1,
-                    }),
+                    None => report.encrypted.push(EncryptedCommons { id, records: 1 }),
                 }
                 continue;
             };

@@ -883,7 +883,13 @@ fn every_json_output_has_the_shape_the_readme_documents() {
 
     // A private commons' bundle, on a node without its genesis: its records stay sealed.
     let p = TestHome::init("Pia");
-    p.json(&["commons", "create", "Seed circle", "--stewarded", "--private"]);
+    p.json(&[
+        "commons",
+        "create",
+        "Seed circle",
+        "--stewarded",
+        "--private",
+    ]);
     p.json(&["design", "new", "Seed cleaner"]);
     let sealed = file(&p, "sealed.bundle");
     p.ok(&["bundle", "export", &sealed]);
@@ -894,7 +900,10 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         "offline, sealed",
         &["bundle", "import", &sealed],
     );
-    assert!(encrypted["encrypted"][0]["records"].as_u64().is_some(), "{encrypted}");
+    assert!(
+        encrypted["encrypted"][0]["records"].as_u64().is_some(),
+        "{encrypted}"
+    );
 
     // D holds nothing: the commons is skipped, then taken without joining.
     let d = TestHome::init("Dee");

@@ -136,11 +136,7 @@ fn a_private_commons_bundle_is_sealed_and_opens_for_members() {
     let nina = TestHome::init("Nina");
     nina.json(&["commons", "join", &commons]);
     let report = nina.json(&["bundle", "import", sealed_path]);
-    assert_eq!(
-        report["encrypted"][0]["id"],
-        commons.as_str(),
-        "{report}"
-    );
+    assert_eq!(report["encrypted"][0]["id"], commons.as_str(), "{report}");
     assert!(report["encrypted"][0]["records"].as_u64().expect("records") >= 3);
     assert_eq!(report["new"], 0, "{report}");
     assert_eq!(nina.json(&["commons", "list"]), serde_json::json!([]));
