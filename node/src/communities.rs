@@ -23,6 +23,9 @@ use std::sync::Arc;
 /// Why a community command was refused; nothing was stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommunityError {
+    /// This node holds a charter without its `Found` yet (an invitation accepted offline).
+    #[error("this node has not received the charter of commons {0} yet; sync with a member (`hedgerow sync --peer ...`) or import a bundle from one")]
+    CharterNotReceived(CommonsId),
     /// The commons has no `Found`: roles and moderation need a stewarded commons.
     #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a commons created with `hedgerow commons create NAME --stewarded`")]
     NotStewarded(CommonsId),
@@ -270,16 +273,24 @@ impl Replicas {
     /// document of the commons is re-admitted under it: changes now refused leave their
     /// documents (rebuilt without them and what builds on them) and are dropped.
     pub(crate) fn charter_changed(&mut self, commons: CommonsId) -> Result<(), NodeError> {
-        self.charters.remove(&commons);
+        let before = self.charters.remove(&commons).flatten();
         let Some(policy) = self.charter_state(&commons)? else {
             return Ok(());
         };
+        if policy.state.is_stewarded() {
+            // The commons' charter has arrived (an accepted invitation waited for it).
+            self.store().unwant_commons(&commons)?;
+        }
         if let Some(invitation) = self.redeem_to_renew(&policy) {
             // Our redemption, written before this node held the commons' `Found`, was
             // replayed before it; redeemed again on top of the charter as it is now, it holds.
             return self
                 .write_charter_op(&commons, CharterAction::Redeem { invitation })
                 .map(|_| ());
+        }
+        if before.is_some_and(|b| !narrows(&b.state, &policy.state)) {
+            // Only grants (an added member, a redemption, an unblock): what was admitted stays.
+            return Ok(());
         }
         for id in self.store().doc_ids(&commons)? {
             let Some(genesis) = self.store().doc_genesis(&id)? else {
@@ -417,13 +428,60 @@ impl Replicas {
         }
         self.store()
             .drop_changes(id, &refused.iter().copied().collect::<Vec<_>>())?;
-        match self.rebuild(id, genesis) {
-            Ok(replica) => {
-                let summary = crate::replicas::summarize(&replica);
-                self.store()
-                    .write_caches(id, &replica.doc().save(), &summary)?;
+        // A change whose only signature came with a dropped one (a compact payload signs each
+        // author's latest change) is no longer proven: it goes too, with what builds on it,
+        // and comes back signed from a node that holds it without the dropped ones.
+        for _ in 0..=keep.len() {
+            match self.rebuild(id, genesis.clone()) {
+                Ok(replica) => {
+                    let summary = crate::replicas::summarize(&replica);
+                    self.store()
+                        .write_caches(id, &replica.doc().save(), &summary)?;
+                    return Ok(());
+                }
+                Err(NodeError::Rejected(Rejection::Uncovered { hash })) => {
+                    let Ok(bytes) = hex::decode(&hash) else { break };
+                    let Ok(uncovered) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+                        break;
+                    };
+                    let mut gone = BTreeSet::from([uncovered]);
+                    let stored: Vec<_> = self
+                        .store()
+                        .changes(id)?
+                        .into_iter()
+                        .filter_map(|(h, bytes, _)| {
+                            hedgerow_protocol::compact::decode_change(&bytes)
+                                .ok()
+                                .map(|c| (h, c))
+                        })
+                        .collect();
+                    loop {
+                        let before = gone.len();
+                        for (h, change) in &stored {
+                            if change.deps().iter().any(|d| gone.contains(&d.0)) {
+                                gone.insert(*h);
+                            }
+                        }
+                        if gone.len() == before {
+                            break;
+                        }
+                    }
+                    *self
+                        .refusals
+                        .entry(hedgerow_protocol::replica::HELD.into())
+                        .or_insert(0) += gone.len() as u64;
+                    self.store()
+                        .drop_changes(id, &gone.into_iter().collect::<Vec<_>>())?;
+                    if self.store().changes(id)?.is_empty() {
+                        self.store().remove_doc(id, &genesis.body.commons)?;
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("document {id} does not rebuild after re-admission: {e}");
+                    break;
+                }
             }
-            Err(e) => tracing::warn!("document {id} does not rebuild after re-admission: {e}"),
         }
         Ok(())
     }
@@ -561,6 +619,15 @@ impl Replicas {
     fn stewarded(&mut self, commons: &CommonsId) -> Result<Arc<Policy>, NodeError> {
         match self.charter_state(commons)? {
             Some(policy) if policy.state.is_stewarded() => Ok(policy),
+            Some(policy)
+                if policy
+                    .state
+                    .log()
+                    .iter()
+                    .any(|e| matches!(e.op.action, CharterAction::Redeem { .. })) =>
+            {
+                Err(CommunityError::CharterNotReceived(*commons).into())
+            }
             _ => Err(CommunityError::NotStewarded(*commons).into()),
         }
     }
@@ -664,8 +731,10 @@ impl Replicas {
         description: &str,
         private: bool,
     ) -> Result<CommonsId, NodeError> {
-        let id = self.create_commons(name, description)?;
+        // `Found` before anything else is written in it, then the founder's profile.
+        let id = self.new_commons(name, description)?;
         self.write_charter_op(&id, CharterAction::Found { private })?;
+        self.ensure_profile(id)?;
         Ok(id)
     }
 
@@ -779,8 +848,13 @@ impl Replicas {
                 return Err(CommunityError::InvitationUsedUp.into());
             }
         }
-        // Wanted until a peer or a bundle brings the rest of the commons.
-        self.store().want_commons(&commons)?;
+        // Wanted until a peer or a bundle brings the rest of the commons (its charter).
+        let arrived = self
+            .charter_state(&commons)?
+            .is_some_and(|p| p.state.is_stewarded());
+        if !arrived {
+            self.store().want_commons(&commons)?;
+        }
         self.join_commons(&code.genesis)?;
         Ok((commons, role))
     }
@@ -944,6 +1018,28 @@ impl Replicas {
             .collect();
         Ok(lines)
     }
+}
+
+/// Whether `after` may refuse a change `before` admitted: it became stewarded, someone lost
+/// a role (or holds a lower one), or a block or revocation was added or changed.
+fn narrows(before: &CharterState, after: &CharterState) -> bool {
+    if after.is_stewarded() && !before.is_stewarded() {
+        return true;
+    }
+    let roles: BTreeMap<AuthorKey, Role> = after.members().into_iter().collect();
+    let lost = before
+        .members()
+        .into_iter()
+        .any(|(person, role)| roles.get(&person).is_none_or(|now| *now < role));
+    let blocked_more = after
+        .blocked()
+        .iter()
+        .any(|p| !before.is_blocked(*p) || before.log().len() != after.log().len());
+    let revoked_more = after
+        .revoked()
+        .iter()
+        .any(|d| before.revocation(*d) != after.revocation(*d));
+    lost || blocked_more || revoked_more
 }
 
 /// What admission is told about a stored change of `id` by `author`.
@@ -1185,5 +1281,35 @@ mod tests {
         let rendered = alice.show(&design, None).expect("show");
         assert_eq!(rendered.fields["summary"], "from Ben");
         assert!(alice.verify(false).expect("verify").is_clean());
+    }
+
+    /// A charter genesis must name the commons' creator: one naming anyone else (who would
+    /// then found the commons as its "creator") is refused and nothing of it stored.
+    #[test]
+    fn a_charter_naming_another_creator_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice.create_commons("Farm Hack", "").expect("create");
+        let vic = node(dir.path(), "vic");
+        let forged = DocGenesis::unsigned_charter(commons, vic.author());
+        let mut replica = DocReplica::new(forged.clone()).expect("replica");
+        let op = CharterOp {
+            commons,
+            at: 5,
+            action: CharterAction::Found { private: false },
+        };
+        let (_, accepted) = replica
+            .charter_change(vic.key(), 5, op.to_message())
+            .expect("vic founds his own charter");
+        let (changes, proofs) = replica.compact_for(&[accepted.hash]).expect("compact");
+        let proofs = proofs.into_iter().map(|(h, p)| (h.0, p)).collect();
+        let refused = alice.ingest_compact(Some(&forged), &forged.body.id(), &changes, proofs);
+        assert!(matches!(refused, Err(NodeError::Invalid(_))), "{refused:?}");
+        assert!(alice
+            .store()
+            .doc_genesis(&forged.body.id())
+            .expect("read")
+            .is_none());
+        assert!(alice.charter_state(&commons).expect("state").is_none());
     }
 }

@@ -234,9 +234,13 @@ impl Replicas {
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
         };
-        // Each commons' charter, evaluated once: listing and serving read it.
-        for genesis in replicas.store.all_commons()? {
-            replicas.charter_state(&genesis.body.id())?;
+        // Each commons' charter, evaluated once: listing and serving read it. A store damaged
+        // on disk still opens (for `verify` and `repair` to say what is wrong).
+        for genesis in replicas.store.all_commons().unwrap_or_default() {
+            let commons = genesis.body.id();
+            if let Err(e) = replicas.charter_state(&commons) {
+                tracing::warn!("the charter of commons {commons} cannot be read: {e}");
+            }
         }
         Ok(replicas)
     }
@@ -279,6 +283,17 @@ impl Replicas {
         name: &str,
         description: &str,
     ) -> Result<CommonsId, NodeError> {
+        let id = self.new_commons(name, description)?;
+        self.ensure_profile(id)?;
+        Ok(id)
+    }
+
+    /// Signs and stores a new commons' genesis, with nothing in it yet.
+    pub(crate) fn new_commons(
+        &mut self,
+        name: &str,
+        description: &str,
+    ) -> Result<CommonsId, NodeError> {
         let genesis = CommonsGenesis {
             name: name.trim().to_string(),
             description: description.to_string(),
@@ -289,7 +304,6 @@ impl Replicas {
         .sign(&self.key);
         let id = genesis.verify().map_err(Rejection::from)?;
         self.store.put_commons(&genesis)?;
-        self.ensure_profile(id)?;
         Ok(id)
     }
 
@@ -366,7 +380,7 @@ impl Replicas {
     }
 
     /// Writes this device's profile into `commons` if it is not there yet.
-    fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
+    pub(crate) fn ensure_profile(&mut self, commons: CommonsId) -> Result<(), NodeError> {
         let genesis = DocGenesis::profile(commons, self.author());
         let id = genesis.id();
         if self.store.doc_genesis(&id)?.is_some() {

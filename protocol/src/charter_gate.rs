@@ -126,3 +126,85 @@ fn well_formed(change: &Change) -> Result<(), Refused> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::charter::{CharterAction, CharterOp};
+    use crate::genesis::{CommonsGenesis, DocGenesis};
+    use crate::identity::DeviceKey;
+    use crate::replica::{DocReplica, Rejection};
+    use crate::{actor_for_install, ChangeEnvelope};
+    use automerge::transaction::Transactable;
+
+    fn charter(founder: &DeviceKey) -> DocReplica {
+        let commons = CommonsGenesis {
+            name: "Farm Hack".into(),
+            description: String::new(),
+            creator: founder.author(),
+            created_at: 1,
+            nonce: [1; 16],
+        }
+        .id();
+        DocReplica::new(DocGenesis::unsigned_charter(commons, founder.author())).expect("charter")
+    }
+
+    fn refused_kind(result: Result<impl std::fmt::Debug, Rejection>) -> String {
+        match result {
+            Err(Rejection::NotAdmitted { refused, .. }) => refused.kind,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A charter change must carry one decodable operation and no automerge operation, and
+    /// its author must have the authority for it; the founder's `Found` passes.
+    #[test]
+    fn charter_changes_are_gated() {
+        let founder = DeviceKey::from_secret([1; 32]);
+        let stranger = DeviceKey::from_secret([2; 32]);
+        let mut replica = charter(&founder);
+        let op = CharterOp {
+            commons: replica.commons(),
+            at: 5,
+            action: CharterAction::Found { private: false },
+        };
+        assert_eq!(
+            refused_kind(replica.charter_change(&founder, 5, "not base64 !".into())),
+            "charter-malformed"
+        );
+        assert_eq!(
+            refused_kind(replica.charter_change(&stranger, 5, op.to_message())),
+            "charter-unauthorised"
+        );
+        assert_eq!(
+            replica.change_count(),
+            0,
+            "nothing of the refused ones stays"
+        );
+        replica
+            .charter_change(&founder, 5, op.to_message())
+            .expect("the founder founds");
+        // A change with an automerge operation, even with a good message, is malformed.
+        let mut doc = replica.doc().fork();
+        doc.set_actor(actor_for_install(
+            &founder.author(),
+            &replica.id(),
+            &founder.install(),
+        ));
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "x", 1).expect("put");
+        tx.commit_with(
+            automerge::transaction::CommitOptions::default().with_message(op.to_message()),
+        );
+        let change = doc
+            .get_last_local_change()
+            .expect("change")
+            .raw_bytes()
+            .to_vec();
+        let envelope = ChangeEnvelope::sign(&founder, replica.commons(), replica.id(), change);
+        assert_eq!(
+            refused_kind(replica.ingest_envelope(&envelope)),
+            "charter-malformed"
+        );
+        assert_eq!(replica.change_count(), 1);
+    }
+}

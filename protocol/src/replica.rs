@@ -605,6 +605,15 @@ impl DocReplica {
         let mut proofs = HashMap::new();
         proofs.insert(hash, verified.proof);
         let mut accepted = self.ingest_set(vec![verified.change], proofs)?;
+        if !self.records.contains_key(&hash) {
+            // Refused by the charter gate (or held): said as such, like a refused content change.
+            if let Some(refused) = self.newly_refused.iter().find(|r| r.hash == hash) {
+                return Err(Rejection::NotAdmitted {
+                    hash: hash.to_string(),
+                    refused: refused.refused.clone(),
+                });
+            }
+        }
         accepted.extend(self.drain_pending());
         Ok(IngestOutcome::Applied(accepted))
     }

@@ -606,6 +606,9 @@ pub struct PullSession {
     truncated: bool,
     /// Documents already asked for whole in this session (see [`Self::refetch_whole`]).
     refetched: std::collections::HashSet<IdPrefix>,
+    /// A document asked for before all others when it differs (the commons' charter, under
+    /// which the puller admits the rest).
+    first: Option<IdPrefix>,
     /// Counters so far.
     pub stats: PullStats,
 }
@@ -637,8 +640,15 @@ impl PullSession {
             confirm: false,
             truncated: false,
             refetched: std::collections::HashSet::new(),
+            first: None,
             stats: PullStats::default(),
         }
+    }
+
+    /// Asks for `doc` before every other document when the inventory says it differs.
+    pub fn with_first(mut self, doc: &DocId) -> Self {
+        self.first = Some(id_prefix(doc));
+        self
     }
 
     /// The link dropped or the request failed: the wants of the lost fetch go back to the
@@ -776,9 +786,10 @@ impl PullSession {
             }
         }
         // Changes to documents held here (usually small edits) before whole new documents.
+        let first = self.first;
         self.queue
             .make_contiguous()
-            .sort_by_key(|want| !want.have_genesis);
+            .sort_by_key(|want| (Some(want.prefix) != first, !want.have_genesis));
         self.next(local)
     }
 

@@ -72,6 +72,7 @@ fn assert_clean(home: &TestHome) {
             "rebuilt",
             "problems",
             "equivocations",
+            "held_changes",
         ],
     );
     assert_eq!(report["problems"], Value::Array(vec![]), "{report}");

@@ -212,6 +212,18 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     assert!(err.contains("may not invite"), "{err}");
     let err = alice.fail(&["commons", "accept", "hri1notacode"]);
     assert!(err.lines().count() == 1, "{err}");
+    // A code with one character changed: forged or unreadable, refused in one line.
+    let code = alice.ok(&["commons", "invite"]);
+    let code = code.trim();
+    let mid = code.len() / 2;
+    let swapped = if &code[mid..=mid] == "2" { "3" } else { "2" };
+    let forged = format!("{}{swapped}{}", &code[..mid], &code[mid + 1..]);
+    let err = TestHome::init("Fay").fail(&["commons", "accept", &forged]);
+    assert!(err.lines().count() == 1 && err.contains("code"), "{err}");
+    let err = alice.fail(&["commons", "invite", "--expires", "7x"]);
+    assert!(err.contains("not a duration"), "{err}");
+    let err = alice.fail(&["commons", "invite", "--role", "boss"]);
+    assert!(err.contains("not a role"), "{err}");
     assert_eq!(
         alice.json(&["moderate", "log"]).as_array().map(Vec::len),
         before
@@ -229,6 +241,24 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
     assert!(!listed(&ben, "design").contains(&design));
     alice.ok(&["moderate", "unhide", &design]);
     assert!(listed(&alice, "design").contains(&design));
+    // Roles by key prefix: Ben made a steward, then a member again (two stewards by then).
+    let ben_key = author(&ben);
+    let changed = alice.json(&["commons", "role", &ben_key[..8], "steward"]);
+    assert_eq!(changed["person"], ben_key.as_str(), "{changed}");
+    assert!(roles(&alice).contains(&(ben_key.clone(), "steward".into())));
+    alice.ok(&["commons", "role", &ben_key[..8], "member"]);
+    assert!(roles(&alice).contains(&(ben_key.clone(), "member".into())));
+    // A blocked guest's new notes are refused; unblocked, they are taken again.
+    let gus_key = author(&gus);
+    alice.ok(&["moderate", "block", &gus_key]);
+    settle(&alice, &[&gus]);
+    let err = gus.fail(&["note", "add", "--on", &design, "--text", "Again"]);
+    assert!(err.contains("blocked"), "{err}");
+    alice.ok(&["moderate", "unblock", &gus_key]);
+    settle(&alice, &[&gus]);
+    let again = id(&gus.json(&["note", "add", "--on", &design, "--text", "Again"]));
+    settle(&alice, &[&gus]);
+    assert!(listed(&alice, "note").contains(&again));
     let log = alice.json(&["moderate", "log"]);
     let actions: Vec<&str> = log
         .as_array()
@@ -236,10 +266,11 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert!(
-        actions.contains(&"hide") && actions.contains(&"unhide"),
-        "{log}"
-    );
+    for action in [
+        "found", "redeem", "hide", "unhide", "set-role", "block", "unblock",
+    ] {
+        assert!(actions.contains(&action), "{action} missing: {log}");
+    }
     assert!(alice.json(&["verify"])["problems"]
         .as_array()
         .expect("problems")

@@ -53,7 +53,13 @@ impl<L: LocalState> Service<L> {
                 step
             }
             None => {
-                let session = PullSession::new(commons, budget);
+                let mut session = PullSession::new(commons, budget);
+                if let Ok(Some(genesis)) = self.local.commons_genesis(&commons) {
+                    // The commons' charter first: the rest is admitted under it.
+                    let charter =
+                        hedgerow_protocol::DocGenesis::charter(commons, genesis.body.creator);
+                    session = session.with_first(&charter.id());
+                }
                 let hello = session.hello(&local);
                 self.pulls.insert(key, Pull::Running(session));
                 PullStep::Send(hello)
