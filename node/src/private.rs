@@ -139,17 +139,31 @@ impl Replicas {
 /// redemption before the commons' `Found` (both written with no common past, ordered by hash),
 /// so it was ignored as `not-stewarded`. Such a node redeems again once it holds the `Found`
 /// (see `Replicas::charter_changed`); it has to be served to get it, or neither side moves.
+///
+/// Only while the person never got in: once a redemption of theirs took effect, or a steward
+/// removed, demoted or blocked them, a role is what counts.
 fn redeemed_too_early(state: &hedgerow_protocol::charter::CharterState, person: AuthorKey) -> bool {
     use hedgerow_protocol::charter::IgnoreReason;
-    state.log().iter().any(|e| {
-        e.person == person
-            && e.outcome == Outcome::Ignored(IgnoreReason::NotStewarded)
-            && matches!(&e.op.action, CharterAction::Redeem { invitation }
+    let settled = state.log().iter().any(|e| {
+        e.outcome == Outcome::Applied
+            && match &e.op.action {
+                CharterAction::Redeem { .. } => e.person == person,
+                CharterAction::Remove { person: p, .. }
+                | CharterAction::SetRole { person: p, .. }
+                | CharterAction::Block { person: p, .. } => *p == person,
+                _ => false,
+            }
+    });
+    !settled
+        && state.log().iter().any(|e| {
+            e.person == person
+                && e.outcome == Outcome::Ignored(IgnoreReason::NotStewarded)
+                && matches!(&e.op.action, CharterAction::Redeem { invitation }
                 if invitation.verify().is_ok()
                     && invitation.body.commons == state.scope().commons
                     && e.op.at <= invitation.body.expires_at
                     && state
                         .role_of(state.person_of(invitation.body.issuer))
                         .is_some_and(|held| held.may_grant(invitation.body.role)))
-    })
+        })
 }
