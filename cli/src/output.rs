@@ -407,6 +407,13 @@ pub fn status(value: &Value) {
             println!("  rejected {}: {count}", line(reason));
         }
     }
+    let held = value
+        .get("held_changes")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if held > 0 {
+        println!("held (building on refused changes): {held}");
+    }
 }
 
 /// Prints a stewarded commons' members.

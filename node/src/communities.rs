@@ -1312,4 +1312,36 @@ mod tests {
             .is_none());
         assert!(alice.charter_state(&commons).expect("state").is_none());
     }
+
+    /// A live change (gossip) by a non-member is refused by kind and not stored; a member's
+    /// is applied.
+    #[test]
+    fn live_changes_are_admitted_by_the_charter() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        alice.take_outbox();
+        let mut vic = node(dir.path(), "vic");
+        let genesis = alice
+            .store()
+            .commons(&commons)
+            .expect("read")
+            .expect("held");
+        vic.hold_commons(&genesis).expect("hold");
+        let spam = vic
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Spam"), &[])
+            .expect("open to vic");
+        for live in vic.take_outbox() {
+            let refused = alice.ingest_live(&live);
+            let Err(NodeError::NotAdmitted(report)) = refused else {
+                panic!("expected a refusal, got {refused:?}");
+            };
+            assert_eq!(report.refused[0].refused.kind, "not-a-member");
+        }
+        assert!(alice.store().doc_genesis(&spam).expect("read").is_none());
+        assert_eq!(alice.refusals.get("not-a-member"), Some(&1));
+        assert_eq!(alice.held_changes(), 0);
+    }
 }

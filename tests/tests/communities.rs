@@ -344,49 +344,76 @@ fn a_member_removed_while_writing_ends_the_same_on_both_nodes() {
     settle(&alice_home, &[&ben_home]);
     let ben_key = author(&ben_home);
     let alice = ServeNode::start(alice_home, &[]);
-    let ben = ServeNode::start(ben_home, &[&alice]);
+    let mut ben = ServeNode::start(ben_home, &[&alice]);
     let design = id(&alice.json(&["design", "new", "Roller crimper"]));
-    assert!(wait_until(Duration::from_secs(20), || listed(
-        &ben, "design"
-    )
-    .contains(&design)));
-    // Ben keeps writing while Alice removes him; his writes stop when his node learns it.
+    ben.ok(&[
+        "design",
+        "edit",
+        &design,
+        "--set",
+        "summary=Ben's, seen by Alice",
+    ]);
+    let summary = |home: &TestHome| home.json(&["design", "show", &design])["summary"].clone();
+    assert!(wait_until(Duration::from_secs(20), || summary(&alice)
+        == "Ben's, seen by Alice"));
+    // Ben writes offline while Alice removes him: Alice's removal names only what she saw.
+    ben.stop();
+    for n in 0..3 {
+        ben.ok(&[
+            "design",
+            "edit",
+            &design,
+            "--set",
+            &format!("summary=offline {n}"),
+        ]);
+    }
+    alice.ok(&["commons", "remove", &ben_key]);
+    // Back online, Ben keeps writing until his node learns of the removal.
+    ben.restart();
     let writer = std::thread::spawn({
         let home = ben.path().to_path_buf();
         let design = design.clone();
         move || {
-            let mut saved = 0;
-            for n in 0..40 {
+            // Bounded: his node learns of the removal within one sync of reconnecting.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            for n in 0.. {
+                if std::time::Instant::now() > deadline {
+                    break;
+                }
                 let out = std::process::Command::new(hedgerow_tests::hedgerow_bin())
                     .arg("--home")
                     .arg(&home)
                     .args(["design", "edit", &design, "--set"])
-                    .arg(format!("summary=edit {n}"))
+                    .arg(format!("summary=online {n}"))
                     .output()
                     .expect("run");
-                if out.status.success() {
-                    saved += 1;
-                } else {
-                    break;
+                if !out.status.success() {
+                    return String::from_utf8_lossy(&out.stderr).to_string();
                 }
             }
-            saved
+            String::new()
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
-    alice.ok(&["commons", "remove", &ben_key]);
-    let saved = writer.join().expect("writer");
-    assert!(saved >= 1, "Ben wrote before the removal reached him");
+    let refused = writer.join().expect("writer");
+    assert!(refused.contains("beyond-frontier"), "{refused}");
+    // Both end with what Alice accepted: Ben's writes beyond her frontier are gone on both.
     let state = converge(&[&alice, &ben], Duration::from_secs(40));
     assert_eq!(
         state["designs"].as_array().map(Vec::len),
         Some(1),
         "{state}"
     );
+    assert_eq!(summary(&alice), "Ben's, seen by Alice");
+    assert_eq!(summary(&ben), "Ben's, seen by Alice");
     assert!(roles(&alice).iter().all(|(p, _)| *p != ben_key));
     assert_eq!(roles(&alice), roles(&ben));
-    let err = ben.fail(&["design", "edit", &design, "--set", "summary=after"]);
-    assert!(err.contains("beyond-frontier"), "{err}");
+    for home in [&alice.home, &ben.home] {
+        let report = home.json(&["verify"]);
+        assert!(
+            report["problems"].as_array().expect("problems").is_empty(),
+            "{report}"
+        );
+    }
 }
 
 #[test]
