@@ -17,8 +17,8 @@ pub enum Privacy {
     /// Its charter holds `Found { private: true }`: served only to proven members.
     Private,
     /// Joined by an invitation whose commons' `Found` has not arrived yet: it may be private,
-    /// so its id stays off gossip and pulls prove membership first; served to anyone until the
-    /// charter says (it holds little more than this node's own redemption).
+    /// so its id stays off gossip, pulls prove membership first, and it is served only to the
+    /// commons' creator and the invitation's issuer (who carry the redemption onwards).
     Presumed,
 }
 
