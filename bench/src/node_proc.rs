@@ -153,7 +153,7 @@ impl NodeProc {
             .map_err(|e| anyhow!("{}: {e}", self.name))?
         {
             ControlReply::Ok(value) => Ok(value),
-            ControlReply::Error(message) => Err(anyhow!("{}: {message}", self.name)),
+            ControlReply::Error { message, .. } => Err(anyhow!("{}: {message}", self.name)),
         }
     }
 

@@ -206,7 +206,9 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
     )?)?);
     println!("\n== verify:");
     let report = execute(&mut node, Request::Verify { rebuild: false })?;
-    output::verify(&json(report.clone())?);
+    if let Reply::Verify(report) = &report {
+        output::verify(&output::verify_report(report)?);
+    }
     println!(
         "\nthe demo home is {}; look around with `hedgerow --home {} design list`",
         dir.display(),

@@ -1,65 +1,121 @@
 //! What the user can do about a library error, in this tool's own commands.
 //!
 //! The node and protocol libraries say what went wrong; only the CLI knows its command names
-//! and flags, so the instruction is added here, by the error's type, at the end of the line.
+//! and flags, so the instruction is added here, by the error's kind, at the end of the line.
+//! The kind comes from the error's type when the CLI opened the store itself, and from the
+//! control reply when a running `serve` answered, so both give the same instruction.
 
-use hedgerow_node::home::HomeError;
-use hedgerow_node::serve::ServeError;
-use hedgerow_node::store::StoreError;
-use hedgerow_node::NodeError;
+use hedgerow_node::error_kind::ErrorKind;
+use hedgerow_node::verify::ProblemKind;
 
-/// The instruction for the first error in `error`'s chain that has one.
-pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
-    error.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<StoreError>() {
-            store(e)
-        } else if let Some(e) = cause.downcast_ref::<HomeError>() {
-            home(e)
-        } else if let Some(e) = cause.downcast_ref::<NodeError>() {
-            node(e)
-        } else if let Some(ServeError::Node(e)) = cause.downcast_ref::<ServeError>() {
-            node(e)
-        } else {
-            None
-        }
-    })
+/// The instruction for the first error in `error`'s chain that has a kind.
+pub fn hint(error: &anyhow::Error) -> Option<String> {
+    let root: &(dyn std::error::Error + 'static) = error.as_ref();
+    ErrorKind::of(root).and_then(|kind| instruction(&kind))
 }
 
-/// `NodeError` passes store and home errors through transparently, so they are not in the chain.
-fn node(error: &NodeError) -> Option<&'static str> {
-    match error {
-        NodeError::Store(e) => store(e),
-        NodeError::Home(e) => home(e),
-        _ => None,
+/// What to do about a failure of `kind`.
+pub fn instruction(kind: &ErrorKind) -> Option<String> {
+    let text = match kind {
+        ErrorKind::NoSuchCommons => "`hedgerow commons list` shows the ones this node holds",
+        ErrorKind::NoSuchDocument { what } => {
+            return Some(match what.as_str() {
+                "design" | "event" | "note" => {
+                    format!("`hedgerow {what} list` shows the ones this node holds")
+                }
+                _ => "`hedgerow design list` and `hedgerow event list` show the ones this node holds"
+                    .to_string(),
+            })
+        }
+        ErrorKind::ChooseCommons => "choose one with --commons ID",
+        ErrorKind::NoCommons => "create one with `hedgerow commons create NAME` or join one",
+        ErrorKind::NoSuchRelease { design } => {
+            return Some(format!(
+                "`hedgerow design show {design}` lists its releases"
+            ))
+        }
+        ErrorKind::NoteWithoutTarget => "give --on ID",
+        ErrorKind::NotInBundle => {
+            "`hedgerow bundle import FILE` alone lists the commons it skips"
+        }
+        ErrorKind::RelicenseRefused => {
+            "pass --allow-relicense only if the licensors have agreed to the change"
+        }
+        ErrorKind::StoreLocked => {
+            "stop it (or talk to it through `hedgerow` while `serve` runs) and retry"
+        }
+        ErrorKind::StoreUnreadable => "run `hedgerow repair` to rebuild it from your journal (the damaged copy is kept beside it), then sync to get the rest back from peers",
+        ErrorKind::StoreDamaged => "run `hedgerow repair` to rebuild it from your journal and what is left (the damaged copy is kept beside it), then sync to get the rest back from peers",
+        ErrorKind::StoreCorrupt => "run `hedgerow verify` and restore from a peer or a bundle",
+        ErrorKind::BadManifest => {
+            "move the file away and run `hedgerow verify` to see what the store holds"
+        }
+        ErrorKind::NoHome => "create one with `hedgerow init --name YOUR-NAME` (or pass --home)",
+        ErrorKind::NotAHome => "pass the right --home or run `hedgerow init` in an empty directory",
+        ErrorKind::HomeNotEmpty => "pass --home a new or empty directory",
+        ErrorKind::AlreadyServing => {
+            "other hedgerow commands talk to it, so there is no need for a second one"
+        }
+        ErrorKind::StoreBusy => "let that command finish (or stop it) and start serve again",
+        ErrorKind::Interrupted => "check (e.g. with `show`) before retrying",
+        ErrorKind::NotStewarded => {
+            "roles and moderation need a commons made with `hedgerow commons create NAME --stewarded`"
+        }
+        ErrorKind::CharterNotReceived => {
+            "sync with a member (`hedgerow sync --peer ADDR`) or import a bundle from one, then retry"
+        }
+        ErrorKind::NoSuchPerson => {
+            "`hedgerow commons members` lists them; give an author key or a longer prefix"
+        }
+        ErrorKind::LastSteward => {
+            "make someone else a steward first (`hedgerow commons role PERSON steward`)"
+        }
+    };
+    Some(text.to_string())
+}
+
+/// What to do about a problem `hedgerow verify` found.
+pub fn problem(kind: ProblemKind) -> Option<&'static str> {
+    match kind {
+        ProblemKind::ManifestMissing => Some("compare it with a peer (`hedgerow sync`); `hedgerow verify --rebuild` (or the next write) recreates the manifest"),
+        ProblemKind::UndecodableChanges | ProblemKind::ChangesNotApplied => {
+            Some("run `hedgerow repair` (with `serve` stopped)")
+        }
+        ProblemKind::ChangesDoNotVerify => Some("run `hedgerow repair` (with `serve` stopped) to restore them from the journal and peers"),
+        ProblemKind::StaleCache => Some("run `hedgerow verify --rebuild`"),
+        ProblemKind::RefusedByCharter => {
+            Some("run `hedgerow verify --rebuild` to take them out of their documents")
+        }
+        ProblemKind::BadCommons
+        | ProblemKind::GenesisMismatch
+        | ProblemKind::OrphanDocument
+        | ProblemKind::MissingRecords
+        | ProblemKind::BadEvidence => None,
     }
 }
 
-fn store(error: &StoreError) -> Option<&'static str> {
-    match error {
-        StoreError::Locked { .. } => {
-            Some("stop it (or talk to it through `hedgerow` while `serve` runs) and retry")
-        }
-        StoreError::Unreadable { .. } => Some("run `hedgerow repair` to rebuild it from your journal (the damaged copy is kept beside it), then sync to get the rest back from peers"),
-        StoreError::Damaged { .. } => Some("run `hedgerow repair` to rebuild it from your journal and what is left (the damaged copy is kept beside it), then sync to get the rest back from peers"),
-        StoreError::Corrupt { .. } => {
-            Some("run `hedgerow verify` and restore from a peer or a bundle")
-        }
-        StoreError::BadManifest { .. } => {
-            Some("move the file away and run `hedgerow verify` to see what the store holds")
-        }
-        _ => None,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hedgerow_node::control::NodeRefusal;
+    use hedgerow_node::NodeError;
 
-fn home(error: &HomeError) -> Option<&'static str> {
-    match error {
-        HomeError::Missing(_) => {
-            Some("create one with `hedgerow init --name YOUR-NAME` (or pass --home)")
-        }
-        HomeError::NotAHome(_) => {
-            Some("pass the right --home or run `hedgerow init` in an empty directory")
-        }
-        HomeError::NotEmpty(_) => Some("pass --home a new or empty directory"),
-        _ => None,
+    /// The same instruction whether the error is the node's own type (store opened here) or
+    /// a refusal a running node sent with its kind.
+    #[test]
+    fn a_refusal_from_serve_gets_the_same_instruction_as_a_local_error() {
+        let local = anyhow::Error::new(NodeError::NoCommons).context("listing designs");
+        let kind = ErrorKind::of(local.as_ref()).expect("a kind");
+        let remote = anyhow::Error::new(NodeRefusal {
+            message: NodeError::NoCommons.to_string(),
+            kind: Some(kind),
+        });
+        assert_eq!(hint(&local), hint(&remote));
+        assert!(hint(&remote).is_some_and(|h| h.contains("hedgerow commons create")));
+        let plain = anyhow::Error::new(NodeRefusal {
+            message: "something".into(),
+            kind: None,
+        });
+        assert_eq!(hint(&plain), None);
     }
 }

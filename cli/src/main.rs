@@ -16,11 +16,10 @@ use args::{
 };
 use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
-use hedgerow_node::control::{self, ControlError, ControlReply};
+use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
+use hedgerow_node::error_kind::ErrorKind;
 use hedgerow_node::home::{control_socket_path, serve_announced, Home, LocalProfile};
-use hedgerow_node::serve::ServeError;
-use hedgerow_node::store::StoreError;
-use hedgerow_node::{NodeError, Replicas};
+use hedgerow_node::Replicas;
 use hedgerow_protocol::schema::{DocKind, Edit};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -49,7 +48,7 @@ fn main() -> ExitCode {
             let mut line = one_line(&error);
             if let Some(hint) = hint::hint(&error) {
                 line.push_str("; ");
-                line.push_str(hint);
+                line.push_str(&hint);
             }
             eprintln!("error: {}", output::line(&line));
             ExitCode::FAILURE
@@ -144,6 +143,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Prints a command's reply; `verify` with problems exits with failure.
 fn print_reply(value: Value, print: Print, json: bool) -> Result<ExitCode> {
+    // Problems come typed; the printed lines end with what to do, which only the CLI knows.
+    let value = match print {
+        Print::Verify => output::verify_report(&serde_json::from_value(value)?)?,
+        _ => value,
+    };
     if json {
         output::json(&value);
     } else {
@@ -278,7 +282,9 @@ pub fn route<T>(
         if socket.exists() {
             match control::call(&socket, request, timeout) {
                 Ok(ControlReply::Ok(value)) => return on_node(value),
-                Ok(ControlReply::Error(message)) => return Err(anyhow!(message)),
+                Ok(ControlReply::Error { message, kind }) => {
+                    return Err(NodeRefusal { message, kind }.into())
+                }
                 Err(ControlError::NotRunning) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -303,11 +309,7 @@ pub fn route<T>(
 
 /// Whether `error` says another process holds the store.
 fn store_locked(error: &anyhow::Error) -> bool {
-    let locked = |e: &NodeError| matches!(e, NodeError::Store(StoreError::Locked { .. }));
-    error.chain().any(|cause| {
-        cause.downcast_ref::<NodeError>().is_some_and(locked)
-            || matches!(cause.downcast_ref::<ServeError>(), Some(ServeError::Node(e)) if locked(e))
-    })
+    ErrorKind::of(error.as_ref()) == Some(ErrorKind::StoreLocked)
 }
 
 fn print_human(print: Print, value: &Value) {

@@ -4,6 +4,7 @@
 //! piece of it goes through [`line`] or [`prose`]: a title holding terminal escape
 //! sequences must not clear or rewrite the reader's screen.
 
+use hedgerow_node::verify::VerifyReport;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -301,7 +302,24 @@ pub fn lineage(value: &Value) {
     }
 }
 
-/// Prints a verify report.
+/// A verify report as printed (and as `--json` shows it): each problem one line, ending
+/// with what to do about it when there is something to do.
+pub fn verify_report(report: &VerifyReport) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(report)?;
+    value["problems"] = report
+        .problems
+        .iter()
+        .map(|p| {
+            Value::String(match crate::hint::problem(p.kind) {
+                Some(hint) => format!("{}; {hint}", p.text),
+                None => p.text.clone(),
+            })
+        })
+        .collect();
+    Ok(value)
+}
+
+/// Prints a verify report, as [`verify_report`] makes it.
 pub fn verify(value: &Value) {
     println!(
         "checked {} commons, {} documents, {} signed changes; rebuilt {} caches",

@@ -329,11 +329,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                     }
                     (genesis.body.commons, Some(target.to_string()))
                 }
-                (None, DocKind::Note) => {
-                    return Err(NodeError::Invalid(
-                        "a note belongs to a design or an event: give --on ID".into(),
-                    ))
-                }
+                (None, DocKind::Note) => return Err(NodeError::NoteWithoutTarget),
                 _ => (replicas.resolve_commons(commons.as_deref())?, None),
             };
             let new = NewDocument {
@@ -364,15 +360,14 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let target = match target {
-                Some(t) => Some(replicas.resolve_doc(&t, None)?.to_string()),
+                Some(t) => Some(replicas.resolve_doc(&t, None)?),
                 None => None,
             };
             let mut out = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
                 if let Some(target) = &target {
                     let replica = replicas.replica(&id)?;
-                    let rendered = schema::render(replica.doc(), kind, None);
-                    if rendered.get("target").and_then(|v| v.as_str()) != Some(target.as_str()) {
+                    if schema::facts::note_target(replica.doc()) != Some(*target) {
                         continue;
                     }
                 }

@@ -162,7 +162,7 @@ pub enum BundleError {
     #[error("{0} is a directory, not a file name")]
     NotAFile(PathBuf),
     /// `--commons` names a commons that is neither in the bundle nor held.
-    #[error("commons `{0}` is not in this bundle; `hedgerow bundle import FILE` alone lists the commons it skips")]
+    #[error("commons `{0}` is not in this bundle")]
     NotInBundle(String),
     /// `--commons` names a prefix shared by several commons of the bundle.
     #[error("`{0}` matches several commons of this bundle; give more of the id")]
@@ -171,7 +171,7 @@ pub enum BundleError {
 
 impl From<BundleError> for NodeError {
     fn from(error: BundleError) -> Self {
-        NodeError::Invalid(error.to_string())
+        NodeError::Bundle(Box::new(error))
     }
 }
 
@@ -257,6 +257,10 @@ impl Replicas {
             let mut ids = self.store().doc_ids(&id)?;
             ids.sort();
             for doc in ids {
+                if self.is_hidden(&id, &doc) {
+                    // Hidden by a steward: not served, by sync or by bundle.
+                    continue;
+                }
                 match self.export_doc(&doc, theirs.get(&doc).copied())? {
                     Some((section, changes)) => {
                         report.documents += 1;

@@ -24,10 +24,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommunityError {
     /// This node holds a charter without its `Found` yet (an invitation accepted offline).
-    #[error("this node has not received the charter of commons {0} yet; sync with a member (`hedgerow sync --peer ...`) or import a bundle from one")]
+    #[error("this node has not received the charter of commons {0} yet")]
     CharterNotReceived(CommonsId),
     /// The commons has no `Found`: roles and moderation need a stewarded commons.
-    #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a commons created with `hedgerow commons create NAME --stewarded`")]
+    #[error("commons {0} is open (anyone may write); roles, invitations and moderation need a stewarded commons")]
     NotStewarded(CommonsId),
     /// This device's person lacks the authority for the operation.
     #[error("you cannot do this in commons {commons}: {refusal}")]
@@ -46,7 +46,7 @@ pub enum CommunityError {
         held: String,
     },
     /// No person matches.
-    #[error("no person in commons {commons} matches `{given}`; `hedgerow commons members` lists them (or give their whole author key)")]
+    #[error("no person in commons {commons} matches `{given}`")]
     UnknownPerson {
         /// The commons.
         commons: CommonsId,
@@ -57,7 +57,7 @@ pub enum CommunityError {
     #[error("`{0}` matches several persons; give more characters of the key")]
     AmbiguousPerson(String),
     /// Removing or demoting the last steward.
-    #[error("{0} is the last steward of this commons; make someone else a steward first (`hedgerow commons role PERSON steward`)")]
+    #[error("{0} is the last steward of this commons")]
     LastSteward(AuthorKey),
     /// The person holds no role.
     #[error("{0} is not a member of this commons")]
@@ -75,7 +75,7 @@ pub enum CommunityError {
     #[error("{0}")]
     BadCode(String),
     /// An invitation by someone other than the founder, whose authority this node cannot check yet.
-    #[error("this invitation was issued by {issuer}, whose role this node cannot check without the commons' charter; sync with a member first (`hedgerow sync --peer ...`) or ask a founder's invitation")]
+    #[error("this invitation was issued by {issuer}, whose role this node cannot check without the commons' charter")]
     NeedCharter {
         /// The issuer.
         issuer: AuthorKey,
@@ -1343,5 +1343,53 @@ mod tests {
         assert!(alice.store().doc_genesis(&spam).expect("read").is_none());
         assert_eq!(alice.refusals.get("not-a-member"), Some(&1));
         assert_eq!(alice.held_changes(), 0);
+    }
+
+    /// A member's change that builds on a removed member's change beyond the removal's
+    /// frontier is held (reported, not stored), and both nodes end with the same document.
+    #[test]
+    fn a_change_building_on_a_refused_one_is_held() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = node(dir.path(), "alice");
+        let commons = alice
+            .create_stewarded("Farm Hack", "", false)
+            .expect("create");
+        let mut ben = node(dir.path(), "ben");
+        let mut mal = node(dir.path(), "mal");
+        for member in [&mut ben, &mut mal] {
+            let (code, _) = alice
+                .invite(&commons, Role::Member, 1, 3600)
+                .expect("invite");
+            member.accept(&code).expect("accept");
+        }
+        for _ in 0..2 {
+            carry(&mut ben, &mut alice);
+            carry(&mut mal, &mut alice);
+            carry(&mut alice, &mut ben);
+            carry(&mut alice, &mut mal);
+        }
+        let design = alice
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Crimper"), &[])
+            .expect("design");
+        carry(&mut alice, &mut ben);
+        carry(&mut alice, &mut mal);
+        mal.edit_doc(&design, &[summary("Mal's")])
+            .expect("mal edits");
+        carry(&mut mal, &mut ben);
+        // Alice removes Mal before she saw that edit; Ben, unaware, builds on it.
+        let mal_key = mal.author().to_string();
+        alice.remove_member(&commons, &mal_key).expect("remove");
+        ben.edit_doc(&design, &[summary("Ben's on Mal's")])
+            .expect("ben edits");
+        let before = alice.replica(&design).expect("held").heads();
+        carry(&mut ben, &mut alice);
+        assert_eq!(alice.held_changes(), 1);
+        assert_eq!(alice.refusals.get("beyond-frontier"), Some(&1));
+        assert_eq!(alice.replica(&design).expect("held").heads(), before);
+        // Ben's node learns of the removal and ends with Alice's document.
+        carry(&mut alice, &mut ben);
+        assert_eq!(ben.replica(&design).expect("held").heads(), before);
+        assert!(ben.verify(false).expect("verify").is_clean());
+        assert!(alice.verify(false).expect("verify").is_clean());
     }
 }

@@ -5,6 +5,7 @@
 //! the home can reach it). One JSON request per line, one JSON reply per line.
 
 use crate::api::{NodeRequest, Request};
+use crate::error_kind::ErrorKind;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -36,14 +37,91 @@ impl ControlRequest {
 /// Largest request line the server reads, in bytes.
 pub const MAX_CONTROL_LINE: usize = 16 * 1024 * 1024;
 
-/// A reply on the control channel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A reply on the control channel: `{"ok": RESULT}`, or `{"error": MESSAGE}` with the
+/// failure's [`ErrorKind`] fields beside it when it has one
+/// (`{"error": "...", "kind": "no-such-document", "what": "design"}`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum ControlReply {
     /// The command succeeded with this JSON result.
     Ok(serde_json::Value),
-    /// The command failed; the one-line message to print.
-    Error(String),
+    /// The command failed.
+    Error {
+        /// The one-line message: what went wrong.
+        message: String,
+        /// What kind of failure, so the CLI can add what to do.
+        kind: Option<ErrorKind>,
+    },
+}
+
+impl ControlReply {
+    /// A failure with no kind the CLI has an instruction for.
+    pub fn message(message: impl Into<String>) -> Self {
+        ControlReply::Error {
+            message: message.into(),
+            kind: None,
+        }
+    }
+
+    /// The reply for a failed command: its message and kind.
+    pub fn refused(error: &(dyn std::error::Error + 'static)) -> Self {
+        ControlReply::Error {
+            message: error.to_string(),
+            kind: ErrorKind::of(error),
+        }
+    }
+}
+
+impl Serialize for ControlReply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        match self {
+            ControlReply::Ok(value) => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("ok", value)?;
+                map.end()
+            }
+            ControlReply::Error { message, kind } => {
+                let mut fields = match kind {
+                    Some(kind) => match serde_json::to_value(kind).map_err(S::Error::custom)? {
+                        serde_json::Value::Object(fields) => fields,
+                        _ => serde_json::Map::new(),
+                    },
+                    None => serde_json::Map::new(),
+                };
+                fields.insert("error".into(), message.clone().into());
+                fields.serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ControlReply {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        if let Some(ok) = value.get("ok") {
+            return Ok(ControlReply::Ok(ok.clone()));
+        }
+        let Some(message) = value.get("error").and_then(serde_json::Value::as_str) else {
+            return Err(D::Error::custom("a reply holds `ok` or `error`"));
+        };
+        Ok(ControlReply::Error {
+            message: message.to_string(),
+            // A kind this build does not know is a plain message.
+            kind: serde_json::from_value(value.clone()).ok(),
+        })
+    }
+}
+
+/// A command the running node refused, as the CLI receives it: the node's message, and the
+/// kind of failure when it has one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct NodeRefusal {
+    /// What went wrong, in one line.
+    pub message: String,
+    /// What kind of failure.
+    pub kind: Option<ErrorKind>,
 }
 
 /// Why the control channel could not be used.
@@ -53,7 +131,7 @@ pub enum ControlError {
     #[error("no running node")]
     NotRunning,
     /// The node went away (killed, crashed, stopped) while the request was in flight.
-    #[error("the running node stopped before answering, so the command may or may not have taken effect; check (e.g. with `show`) before retrying")]
+    #[error("the running node stopped before answering, so the command may or may not have taken effect")]
     Interrupted,
     /// I/O on the socket failed.
     #[error("control channel to the running node failed: {0}")]
@@ -140,5 +218,42 @@ mod tests {
         assert!(matches!(list, ControlRequest::Store(Request::CommonsList)));
         assert!(ControlRequest::parse(r#"{"op":"no_such_op"}"#).is_err());
         assert!(ControlRequest::parse("not json").is_err());
+    }
+
+    /// A reply keeps its wire form (`ok`, or `error` alone), and an error's kind travels
+    /// beside its message.
+    #[test]
+    fn replies_carry_the_kind_of_a_failure() {
+        let ok = ControlReply::Ok(serde_json::json!({"id": "x"}));
+        assert_eq!(
+            serde_json::to_string(&ok).expect("json"),
+            r#"{"ok":{"id":"x"}}"#
+        );
+        let plain = ControlReply::message("no such thing");
+        assert_eq!(
+            serde_json::to_string(&plain).expect("json"),
+            r#"{"error":"no such thing"}"#
+        );
+        let error = crate::NodeError::UnknownDoc {
+            what: "design",
+            id: "abcd".into(),
+        };
+        let kinded = ControlReply::refused(&error);
+        let line = serde_json::to_string(&kinded).expect("json");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).expect("json"),
+            serde_json::json!({"error": "no design matches `abcd`", "kind": "no-such-document", "what": "design"})
+        );
+        for reply in [ok, plain, kinded] {
+            let line = serde_json::to_string(&reply).expect("json");
+            assert_eq!(
+                serde_json::from_str::<ControlReply>(&line).expect("reads"),
+                reply
+            );
+        }
+        // A kind from a newer node is kept as a plain message.
+        let newer: ControlReply =
+            serde_json::from_str(r#"{"error":"m","kind":"from-the-future"}"#).expect("reads");
+        assert_eq!(newer, ControlReply::message("m"));
     }
 }

@@ -54,7 +54,7 @@ pub enum HomeError {
     #[error("{0} is not empty and not a Hedgerow home; init leaves it alone")]
     NotEmpty(PathBuf),
     /// `serve` while another `serve` runs for the same home.
-    #[error("a `hedgerow serve` is already running for {0}; other hedgerow commands talk to it, so there is no need for a second one")]
+    #[error("a node (`serve`) is already running for {0}")]
     AlreadyServing(PathBuf),
     /// A bad display name.
     #[error("display name must be 1 to {MAX_NAME_BYTES} bytes of text without control characters")]

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod communities;
 pub mod control;
 pub mod durable;
+pub mod error_kind;
 pub mod home;
 pub mod journal;
 pub mod net;

@@ -6,7 +6,7 @@ use hedgerow_protocol::automerge::{ChangeHash, ReadDoc};
 use hedgerow_protocol::envelope::verify_change_bytes;
 use hedgerow_protocol::genesis::ForkOrigin;
 use hedgerow_protocol::licence;
-use hedgerow_protocol::schema::{self, DocKind, Edit};
+use hedgerow_protocol::schema::{self, facts, DocKind, Edit};
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{AuthorKey, DocGenesis, DocId, DocReplica};
 use serde::Serialize;
@@ -151,15 +151,11 @@ impl Replicas {
                 found: parent.kind(),
             });
         }
-        let rendered = schema::render(parent.doc(), DocKind::Design, None);
         for (field, new_expr) in &options.licence {
-            let old = rendered
-                .get("licence")
-                .and_then(|l| l.get(field.trim_start_matches("licence.")))
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            if !old.is_empty() && !options.allow_relicense {
-                licence::relicense_allowed(old, new_expr)?;
+            if let Some(old) = facts::licence(parent.doc(), field) {
+                if !options.allow_relicense {
+                    licence::relicense_allowed(&old, new_expr)?;
+                }
             }
         }
         let heads = parent.heads();
@@ -186,11 +182,10 @@ impl Replicas {
         };
         let mut child = DocReplica::new(genesis.clone())?;
         let mut accepted = child.adopt_parent_history(parent, &heads)?;
-        let parent_name = rendered
-            .get("name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("design")
-            .to_string();
+        let parent_name = match facts::title(parent.doc(), DocKind::Design) {
+            name if name.is_empty() => "design".to_string(),
+            name => name,
+        };
         let mut edits = vec![
             Edit::Set {
                 field: "derivative_of".into(),
@@ -288,15 +283,15 @@ impl Replicas {
         self.check_not_hidden(id)?;
         let replica = self.replica(id)?;
         let kind = replica.kind();
-        let current = schema::render(replica.doc(), kind, None);
         let (rendered, release) = match version {
-            None => (current, None),
+            None => (schema::render(replica.doc(), kind, None), None),
             Some(version) => {
-                let heads =
-                    release_heads(&current, version).ok_or_else(|| NodeError::UnknownRelease {
+                let heads = facts::release_heads(replica.doc(), version).ok_or_else(|| {
+                    NodeError::UnknownRelease {
                         doc: *id,
                         version: version.to_string(),
-                    })?;
+                    }
+                })?;
                 (
                     schema::render(replica.doc(), kind, Some(&heads)),
                     Some(version.to_string()),
@@ -318,17 +313,4 @@ impl Replicas {
             release,
         })
     }
-}
-
-/// The heads of a named release from a rendered design.
-fn release_heads(rendered: &serde_json::Value, version: &str) -> Option<Vec<ChangeHash>> {
-    let heads = rendered
-        .get("releases")?
-        .get(version)?
-        .get("heads")?
-        .as_array()?;
-    heads
-        .iter()
-        .map(|h| h.as_str().and_then(|s| s.parse::<ChangeHash>().ok()))
-        .collect()
 }

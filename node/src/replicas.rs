@@ -5,6 +5,7 @@
 //! changes with the document's refreshed caches in one sled transaction, and
 //! [`Replicas::commit`] makes them durable before a command reports success.
 
+use crate::bundle::BundleError;
 use crate::home::{Home, HomeError, LocalProfile};
 use crate::store::{DocSummary, DocWrite, Store, StoreError};
 use hedgerow_protocol::automerge::ChangeHash;
@@ -44,10 +45,10 @@ pub enum NodeError {
     #[error(transparent)]
     Home(#[from] HomeError),
     /// No commons matches.
-    #[error("no commons matches `{0}`; `hedgerow commons list` shows the ones this node holds")]
+    #[error("no commons matches `{0}`")]
     UnknownCommons(String),
     /// No document matches.
-    #[error("no {what} matches `{id}`; `hedgerow {what} list` shows the ones this node holds")]
+    #[error("no {what} matches `{id}`")]
     UnknownDoc {
         /// design, event, note...
         what: &'static str,
@@ -70,10 +71,10 @@ pub enum NodeError {
     )]
     PrefixTooShort(String),
     /// Several commons held and none chosen.
-    #[error("this node holds {0} commons; choose one with --commons ID")]
+    #[error("this node holds {0} commons and none was chosen")]
     ChooseCommons(usize),
     /// No commons held.
-    #[error("this node holds no commons yet; create one with `hedgerow commons create NAME` or join one")]
+    #[error("this node holds no commons yet")]
     NoCommons,
     /// A document of another kind.
     #[error("{id} is {}, not {}", found.with_article(), expected.with_article())]
@@ -98,15 +99,19 @@ pub enum NodeError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
     /// The release does not exist.
-    #[error(
-        "design {doc} has no release `{version}`; `hedgerow design show {doc}` lists its releases"
-    )]
+    #[error("design {doc} has no release `{version}`")]
     UnknownRelease {
         /// The design.
         doc: DocId,
         /// The version asked for.
         version: String,
     },
+    /// A note was to be made without the design or event it belongs to.
+    #[error("a note belongs to a design or an event, and none was given")]
+    NoteWithoutTarget,
+    /// A bundle or summary file could not be used (boxed: it carries an import report).
+    #[error(transparent)]
+    Bundle(Box<BundleError>),
     /// A community command refused (roles, invitations, moderation).
     #[error(transparent)]
     Community(#[from] crate::communities::CommunityError),
@@ -1129,34 +1134,7 @@ impl Drop for Replicas {
 
 /// The cached summary of a replica.
 pub fn summarize(replica: &DocReplica) -> DocSummary {
-    let rendered = schema::render(replica.doc(), replica.kind(), None);
-    let title_field = match replica.kind() {
-        DocKind::Design | DocKind::Profile => "name",
-        DocKind::Event => "title",
-        DocKind::Note => "body",
-        DocKind::Charter => "",
-    };
-    if replica.kind() == DocKind::Charter {
-        // A charter has no fields to take a title from.
-        return DocSummary {
-            commons: replica.commons(),
-            kind: DocKind::Charter,
-            title: "charter".into(),
-            heads: replica.heads().iter().map(|h| h.0).collect(),
-            changes: replica.change_count() as u64,
-            updated_at: replica
-                .doc()
-                .get_changes_meta(&[])
-                .iter()
-                .map(|m| m.timestamp)
-                .max()
-                .unwrap_or(0),
-        };
-    }
-    let title: String = rendered
-        .get(title_field)
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
+    let title: String = schema::facts::title(replica.doc(), replica.kind())
         .chars()
         .take(80)
         .collect();

@@ -4,10 +4,10 @@ use crate::replicas::{summarize, NodeError, Replicas};
 use crate::store::StoreError;
 use hedgerow_protocol::replica::ExclusionReason;
 use hedgerow_protocol::DocId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a verification found.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// Commons checked.
     pub commons: usize,
@@ -17,8 +17,8 @@ pub struct VerifyReport {
     pub changes: usize,
     /// Caches rewritten (with `--rebuild`).
     pub rebuilt: usize,
-    /// Problems, one line each, naming what is damaged.
-    pub problems: Vec<String>,
+    /// Problems, one each, naming what is damaged.
+    pub problems: Vec<Problem>,
     /// Equivocations settled in the store (not damage: evidence of what an author did).
     pub equivocations: Vec<Equivocation>,
     /// Changes this node held back since it started because they build on changes a
@@ -26,8 +26,59 @@ pub struct VerifyReport {
     pub held_changes: u64,
 }
 
+/// One thing `verify` found wrong: what kind of damage, and a line naming it.
+///
+/// The line says what is wrong, not what to do: the CLI adds that by [`ProblemKind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// What kind of damage.
+    pub kind: ProblemKind,
+    /// What is damaged, in one line.
+    pub text: String,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, text: String) -> Self {
+        Problem { kind, text }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The kinds of damage `verify` names; serialised by their stable kebab-case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// The store holds signed changes but no manifest, so lost writes go unnoticed.
+    ManifestMissing,
+    /// A commons genesis record whose signature does not verify.
+    BadCommons,
+    /// A document genesis record stored under another id than its hash.
+    GenesisMismatch,
+    /// A document of a commons that is not held.
+    OrphanDocument,
+    /// A stored change or record that does not decode.
+    UndecodableChanges,
+    /// Changes without their provenance record.
+    MissingRecords,
+    /// Stored changes whose signatures or history do not verify.
+    ChangesDoNotVerify,
+    /// Stored changes that could not be applied.
+    ChangesNotApplied,
+    /// A cached snapshot or summary that differs from the signed changes.
+    StaleCache,
+    /// Equivocation evidence whose signature does not verify.
+    BadEvidence,
+    /// Stored changes their commons' charter refuses (they should have left the document).
+    RefusedByCharter,
+}
+
 /// One author's two signed changes with one sequence number, as `verify` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Equivocation {
     /// The document.
     pub document: String,
@@ -59,17 +110,21 @@ impl Replicas {
         if rebuild && self.store().recreate_manifest()? {
             report.rebuilt += 1;
         } else if self.store().manifest_missing() {
-            report.problems.push(format!(
-                "store: it holds signed changes but its manifest ({}) is missing, so lost writes cannot be detected; compare it with a peer (`hedgerow sync`); `hedgerow verify --rebuild` (or the next write) recreates the manifest",
-                "hedgerow-manifest.json"
+            report.problems.push(Problem::new(
+                ProblemKind::ManifestMissing,
+                format!(
+                    "store: it holds signed changes but its manifest ({}) is missing, so lost writes cannot be detected",
+                    "hedgerow-manifest.json"
+                ),
             ));
         }
         for genesis in self.store().all_commons()? {
             report.commons += 1;
             if let Err(e) = genesis.verify() {
-                report
-                    .problems
-                    .push(format!("commons {}: {e}", genesis.body.id()));
+                report.problems.push(Problem::new(
+                    ProblemKind::BadCommons,
+                    format!("commons {}: {e}", genesis.body.id()),
+                ));
             }
         }
         self.clear_cache();
@@ -79,24 +134,31 @@ impl Replicas {
                 continue;
             };
             if genesis.body.id() != id {
-                report.problems.push(format!(
-                    "document {id}: its genesis record hashes to {}",
-                    genesis.body.id()
+                report.problems.push(Problem::new(
+                    ProblemKind::GenesisMismatch,
+                    format!(
+                        "document {id}: its genesis record hashes to {}",
+                        genesis.body.id()
+                    ),
                 ));
                 continue;
             }
             if self.store().commons(&genesis.body.commons)?.is_none() {
-                report.problems.push(format!(
-                    "document {id}: belongs to commons {} which is not held",
-                    genesis.body.commons
+                report.problems.push(Problem::new(
+                    ProblemKind::OrphanDocument,
+                    format!(
+                        "document {id}: belongs to commons {} which is not held",
+                        genesis.body.commons
+                    ),
                 ));
             }
             // A value that no longer decodes is damage to report by name, not a reason to stop.
             let stored = match self.store().changes(&id) {
                 Ok(stored) => stored,
                 Err(e @ StoreError::Corrupt { .. }) => {
-                    report.problems.push(format!(
-                        "document {id}: {e}; run `hedgerow repair` (with `serve` stopped)"
+                    report.problems.push(Problem::new(
+                        ProblemKind::UndecodableChanges,
+                        format!("document {id}: {e}"),
                     ));
                     continue;
                 }
@@ -104,15 +166,17 @@ impl Replicas {
             };
             let missing_records = stored.iter().filter(|(_, _, r)| r.is_none()).count();
             if missing_records > 0 {
-                report.problems.push(format!(
-                    "document {id}: {missing_records} changes have no provenance record"
+                report.problems.push(Problem::new(
+                    ProblemKind::MissingRecords,
+                    format!("document {id}: {missing_records} changes have no provenance record"),
                 ));
             }
             let replica = match self.rebuild(&id, genesis) {
                 Ok(replica) => replica,
                 Err(e) => {
-                    report.problems.push(format!(
-                        "document {id}: stored changes do not verify: {e}; run `hedgerow repair` (with `serve` stopped) to restore them from the journal and peers"
+                    report.problems.push(Problem::new(
+                        ProblemKind::ChangesDoNotVerify,
+                        format!("document {id}: stored changes do not verify: {e}"),
                     ));
                     continue;
                 }
@@ -127,15 +191,21 @@ impl Replicas {
                     report.rebuilt += 1;
                     continue;
                 }
-                report.problems.push(format!(
-                    "document {id}: {refused} stored changes are refused by its commons' charter; run `hedgerow verify --rebuild` to take them out"
+                report.problems.push(Problem::new(
+                    ProblemKind::RefusedByCharter,
+                    format!(
+                        "document {id}: {refused} stored changes are refused by its commons' charter"
+                    ),
                 ));
             }
             if replica.change_count() != stored.len() {
-                report.problems.push(format!(
-                    "document {id}: {} of {} stored changes could not be applied; run `hedgerow repair` (with `serve` stopped)",
-                    stored.len().saturating_sub(replica.change_count()),
-                    stored.len()
+                report.problems.push(Problem::new(
+                    ProblemKind::ChangesNotApplied,
+                    format!(
+                        "document {id}: {} of {} stored changes could not be applied",
+                        stored.len().saturating_sub(replica.change_count()),
+                        stored.len()
+                    ),
                 ));
             }
             let fresh = summarize(&replica);
@@ -181,9 +251,10 @@ impl Replicas {
                         .write_caches(&id, &replica.doc().save(), &fresh)?;
                     report.rebuilt += 1;
                 } else {
-                    report
-                        .problems
-                        .push(format!("document {id}: cached state differs from its signed changes; run `hedgerow verify --rebuild`"));
+                    report.problems.push(Problem::new(
+                        ProblemKind::StaleCache,
+                        format!("document {id}: cached state differs from its signed changes"),
+                    ));
                 }
             }
         }
@@ -212,9 +283,12 @@ fn check_evidence(report: &mut VerifyReport, id: &DocId, replica: &hedgerow_prot
                 proof,
                 &e.bytes,
             ) {
-                report.problems.push(format!(
-                    "document {id}: evidence change {} does not verify: {err}",
-                    e.hash
+                report.problems.push(Problem::new(
+                    ProblemKind::BadEvidence,
+                    format!(
+                        "document {id}: evidence change {} does not verify: {err}",
+                        e.hash
+                    ),
                 ));
             }
         }
@@ -264,7 +338,10 @@ mod tests {
             let mut replicas = Replicas::open(&home).expect("store opens");
             let report = replicas.verify(false).expect("verify");
             assert!(
-                report.problems.iter().any(|p| p.contains("manifest")),
+                report
+                    .problems
+                    .iter()
+                    .any(|p| p.kind == super::ProblemKind::ManifestMissing),
                 "{:?}",
                 report.problems
             );

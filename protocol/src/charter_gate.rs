@@ -4,7 +4,7 @@
 //! state replayed from the change's causal past alone. Since that past is fixed by the
 //! change itself, every node takes in the same charter changes whatever order they arrive in.
 
-use crate::charter::{gate, CharterOp, CharterScope, OpRecord, Refusal};
+use crate::charter::{CharterOp, CharterScope, Gatekeeper, OpRecord, Refusal};
 use crate::identity::AuthorKey;
 use crate::replica::{DocReplica, Refused};
 use automerge::{Change, ChangeHash};
@@ -84,6 +84,9 @@ pub(crate) fn gate_set(
     }
     known.extend(records.iter().cloned());
     let scope = replica.charter_scope();
+    // Parents before children, so the gatekeeper judges a chain in one replay step per change.
+    let records = causal_order(records);
+    let mut keeper = Gatekeeper::new(scope);
     for record in &records {
         if record.op.commons != scope.commons {
             out.insert(
@@ -98,10 +101,47 @@ pub(crate) fn gate_set(
             );
             continue;
         }
-        if let Err(refusal) = gate(record, &known, scope) {
+        if let Err(refusal) = keeper.gate(record, &known) {
             out.insert(ChangeHash(record.hash), refusal.into());
         }
     }
+    out
+}
+
+/// `records` with every record after those of its dependencies that are among them (Kahn's
+/// algorithm; the order among independent records is the given one).
+fn causal_order(records: Vec<OpRecord>) -> Vec<OpRecord> {
+    let index: HashMap<[u8; 32], usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.hash, i))
+        .collect();
+    let mut waiting: Vec<usize> = vec![0; records.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); records.len()];
+    for (i, record) in records.iter().enumerate() {
+        for dep in &record.deps {
+            if let Some(&parent) = index.get(dep) {
+                waiting[i] += 1;
+                children[parent].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..records.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut order = Vec::with_capacity(records.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &child in &children[i] {
+            waiting[child] -= 1;
+            if waiting[child] == 0 {
+                ready.push_back(child);
+            }
+        }
+    }
+    let mut slots: Vec<Option<OpRecord>> = records.into_iter().map(Some).collect();
+    // A cycle cannot occur between hashes; any record left out would be kept last anyway.
+    let mut out: Vec<OpRecord> = order.iter().filter_map(|i| slots[*i].take()).collect();
+    out.extend(slots.into_iter().flatten());
     out
 }
 

@@ -48,28 +48,29 @@ pub fn start(path: &Path, node: NodeHandle) -> std::io::Result<tokio::task::Join
 fn to_reply<T: Serialize>(result: Result<T, HandleError>) -> ControlReply {
     match result.map(|value| serde_json::to_value(value)) {
         Ok(Ok(value)) => ControlReply::Ok(value),
-        Ok(Err(e)) => ControlReply::Error(format!("the node could not write its reply: {e}")),
-        Err(e) => ControlReply::Error(e.to_string()),
+        Ok(Err(e)) => ControlReply::message(format!("the node could not write its reply: {e}")),
+        Err(HandleError::Refused(e)) => ControlReply::refused(&e),
+        Err(e) => ControlReply::message(e.to_string()),
     }
 }
 
 async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
     let request = match ControlRequest::parse(line) {
         Ok(r) => r,
-        Err(e) => return ControlReply::Error(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
+        Err(e) => return ControlReply::message(format!("the running node does not understand this request ({e}); are the CLI and the node the same version?")),
     };
     match request {
         ControlRequest::Store(request) => to_reply(node.store(request).await),
         ControlRequest::Node(NodeRequest::Status) => to_reply(node.status().await),
         ControlRequest::Node(NodeRequest::Sync { peer }) => match peer.parse::<Multiaddr>() {
             Ok(addr) => to_reply(node.sync(addr).await),
-            Err(_) => ControlReply::Error(format!(
+            Err(_) => ControlReply::message(format!(
                 "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
             )),
         },
         ControlRequest::Node(NodeRequest::Join { commons }) => match commons.parse::<CommonsId>() {
             Ok(id) => to_reply(node.join(id).await),
-            Err(e) => ControlReply::Error(e.to_string()),
+            Err(e) => ControlReply::message(e.to_string()),
         },
     }
 }

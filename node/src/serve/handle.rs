@@ -7,6 +7,7 @@ use super::service::{Command, Reply};
 use super::stats::SyncReport;
 use super::status::{JoinReply, NodeStatus};
 use crate::api::{Reply as StoreReply, Request};
+use crate::replicas::NodeError;
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
 use tokio::sync::{mpsc, oneshot};
@@ -44,9 +45,9 @@ pub enum HandleError {
     /// The node stopped with the command in flight; it may or may not have taken effect.
     #[error("the node stopped before answering")]
     NoAnswer,
-    /// The node ran the command and refused it; the one-line reason.
-    #[error("{0}")]
-    Refused(String),
+    /// The node ran the command and refused it, for this reason.
+    #[error(transparent)]
+    Refused(NodeError),
     /// The node answered with a reply of another command (a bug).
     #[error("the node answered a different command")]
     Mismatch,

@@ -92,7 +92,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// Another hedgerow command kept the store for longer than `serve` waits.
-    #[error("the store at {path} stayed in use by another hedgerow command for {} s, so serve did not start; let that command finish (or stop it) and start serve again", STORE_WAIT.as_secs())]
+    #[error("the store at {path} stayed in use by another hedgerow command for {} s, so serve did not start", STORE_WAIT.as_secs())]
     StoreBusy {
         /// The store directory.
         path: std::path::PathBuf,

@@ -9,7 +9,7 @@
 
 use hedgerow_protocol::AuthorKey;
 use libp2p::{Multiaddr, PeerId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -140,8 +140,8 @@ pub enum Penalty {
 #[derive(Debug)]
 pub struct PeerBook {
     dial_targets: HashMap<Multiaddr, Backoff>,
-    /// Dial targets added by [`PeerBook::add_discovered`].
-    discovered: usize,
+    /// Dial targets added by [`PeerBook::add_discovered`] alone, forgotten when they expire.
+    discovered: HashSet<Multiaddr>,
     penalties: HashMap<PeerId, u32>,
     banned: HashMap<PeerId, Instant>,
     ip_penalties: HashMap<IpAddr, u32>,
@@ -173,7 +173,7 @@ impl PeerBook {
     pub fn new(max_connections_per_ip: usize, ip_penalty_limit: u32) -> Self {
         Self {
             dial_targets: HashMap::new(),
-            discovered: 0,
+            discovered: HashSet::new(),
             penalties: HashMap::new(),
             banned: HashMap::new(),
             ip_penalties: HashMap::new(),
@@ -189,6 +189,8 @@ impl PeerBook {
 
     /// Adds an address to keep connected to (bootstrap, `--peer`, remembered peers).
     pub fn add_target(&mut self, addr: Multiaddr, now: Instant) {
+        // Configured now: kept even when the local link stops announcing it.
+        self.discovered.remove(&addr);
         self.dial_targets.entry(addr).or_insert(Backoff {
             next_attempt: now,
             delay: INITIAL_BACKOFF,
@@ -203,11 +205,22 @@ impl PeerBook {
         if self.dial_targets.contains_key(&addr) {
             return true;
         }
-        if self.discovered >= MAX_DISCOVERED {
+        if self.discovered.len() >= MAX_DISCOVERED {
             return false;
         }
-        self.discovered += 1;
-        self.add_target(addr, now);
+        self.add_target(addr.clone(), now);
+        self.discovered.insert(addr);
+        true
+    }
+
+    /// The local link no longer announces `addr` (its mDNS record expired: the peer left the
+    /// LAN or stopped): a target that only discovery added is forgotten, so it is not redialled
+    /// for ever; one configured or remembered stays. True when it was forgotten.
+    pub fn expire_discovered(&mut self, addr: &Multiaddr) -> bool {
+        if !self.discovered.remove(addr) {
+            return false;
+        }
+        self.dial_targets.remove(addr);
         true
     }
 
@@ -428,7 +441,10 @@ mod tests {
         // Found again before its backoff ran out: not due.
         assert!(book.add_discovered(addr.clone(), now));
         assert!(book.due(now + Duration::from_secs(1), |_| false).is_empty());
-        assert_eq!(book.due(now + INITIAL_BACKOFF, |_| false), vec![addr]);
+        assert_eq!(
+            book.due(now + INITIAL_BACKOFF, |_| false),
+            vec![addr.clone()]
+        );
         for i in 1..MAX_DISCOVERED {
             let other: Multiaddr = format!("/ip4/10.1.{}.{}/tcp/4717", i / 200, i % 200)
                 .parse()
@@ -436,7 +452,24 @@ mod tests {
             assert!(book.add_discovered(other, now));
         }
         let one_more: Multiaddr = "/ip4/10.2.0.1/tcp/4717".parse().unwrap();
-        assert!(!book.add_discovered(one_more, now));
+        assert!(!book.add_discovered(one_more.clone(), now));
+        // One that expires makes room, and is no longer dialled.
+        assert!(book.expire_discovered(&addr));
+        assert!(!book.expire_discovered(&addr));
+        assert!(book.add_discovered(one_more, now));
+        assert!(!book.due(now + MAX_BACKOFF, |_| false).contains(&addr));
+    }
+
+    /// A configured target is kept when the local link stops announcing it too.
+    #[test]
+    fn an_expired_announcement_leaves_a_configured_target() {
+        let mut book = PeerBook::default();
+        let now = Instant::now();
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/4717".parse().unwrap();
+        assert!(book.add_discovered(addr.clone(), now));
+        book.add_target(addr.clone(), now);
+        assert!(!book.expire_discovered(&addr));
+        assert_eq!(book.due(now, |_| false), vec![addr]);
     }
 
     #[test]

@@ -847,6 +847,33 @@ fn a_discovered_peer_is_redialled_with_backoff_not_on_every_announcement() {
     assert_eq!(sim.dials[0], 6);
 }
 
+/// A peer that left the local link (its mDNS record expired) is no longer redialled, backoff
+/// or not; announced again, it is dialled again.
+///
+/// ```text
+/// 0 -x- 1   (1 found by mDNS, unreachable, then expired; later found again and reachable)
+/// ```
+#[test]
+fn a_peer_that_left_the_local_link_is_not_redialled() {
+    let mut sim = Sim::new(2, 13);
+    sim.start();
+    sim.cut(0, 1);
+    let found = vec![(sim.nodes[1].peer, sim.nodes[1].addr.clone())];
+    sim.input(0, Input::Discovered(found.clone()));
+    sim.run_for(Duration::from_secs(3));
+    // At 0 and 2 s.
+    assert_eq!(sim.dials[0], 2, "dials");
+    sim.input(0, Input::Expired(found.clone()));
+    sim.run_for(Duration::from_secs(600));
+    assert_eq!(sim.dials[0], 2, "an expired peer was redialled");
+    // Back on the link, and reachable.
+    sim.heal_all();
+    sim.input(0, Input::Discovered(found));
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.dials[0], 3, "dials");
+    assert_eq!(sim.nodes[0].service.connected_count(), 1);
+}
+
 /// Two nodes that find each other on the local link each keep the other as a target; once
 /// connected (by whichever dial won, so one side sees the other from an ephemeral port)
 /// neither dials again while the connection stays up.

@@ -244,7 +244,7 @@ impl ItemRefusal {
                     .find(|k| *k != HELD)
                     .unwrap_or(HELD),
             )),
-            NodeError::Invalid(_) => Self::Invalid,
+            NodeError::Invalid(_) | NodeError::Bundle(_) => Self::Invalid,
             NodeError::EmptyDocument { .. } => Self::EmptyDocument,
             NodeError::UnknownDoc { .. } => Self::UnknownDocument,
             NodeError::UnknownCommons(_) => Self::UnknownCommons,

@@ -4,7 +4,8 @@
 //! and profiles. Each kind's fields are a table in its own module
 //! ([`design`], [`event`], [`note`], [`profile`]); this module is the one
 //! door the node and CLI use: write a skeleton, apply an edit, validate what a
-//! peer sent, render JSON, and say who changed what.
+//! peer sent, render JSON, read the facts the node decides on ([`facts`]), and say who
+//! changed what.
 //!
 //! Documents come from peers and may be hostile: nothing here panics on a
 //! malformed document, and validation bounds every field's size so one
@@ -14,6 +15,7 @@ pub mod design;
 mod edit;
 mod error;
 pub mod event;
+pub mod facts;
 mod history;
 pub mod note;
 pub mod profile;

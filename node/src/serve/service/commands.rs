@@ -16,7 +16,7 @@ impl<L: LocalState> Service<L> {
     }
 
     /// Joins a commons; one not held yet is wanted and asked of every connected peer.
-    fn on_join(&mut self, commons: CommonsId) -> Result<JoinReply, String> {
+    fn on_join(&mut self, commons: CommonsId) -> Result<JoinReply, NodeError> {
         if self.local.holds(&commons) {
             // The API joins a held commons at once (it writes our profile).
             self.on_store(Request::Join {
@@ -30,7 +30,7 @@ impl<L: LocalState> Service<L> {
         }
         if let Err(e) = self.local.set_wanted(&commons, true) {
             self.store_failed(&e);
-            return Err(e.to_string());
+            return Err(e);
         }
         self.wanted.insert(commons);
         let peers = self.connected_peers();
@@ -45,8 +45,8 @@ impl<L: LocalState> Service<L> {
     }
 
     /// Runs a store request; what it changed is published when the step ends.
-    pub(super) fn on_store(&mut self, request: Request) -> Result<StoreReply, String> {
-        let reply = self.local.execute(request).map_err(|e| e.to_string());
+    pub(super) fn on_store(&mut self, request: Request) -> Result<StoreReply, NodeError> {
+        let reply = self.local.execute(request);
         // A wanted commons may have arrived another way (a bundle import): stop asking for it.
         let local = &self.local;
         self.wanted.retain(|commons| !local.holds(commons));

@@ -80,6 +80,17 @@ impl<L: LocalState> Service<L> {
         self.dial_due();
     }
 
+    /// Peers that left the local link (or stopped) are forgotten as dial targets, unless
+    /// configured: a connection still up stays, but once it closes nobody redials it.
+    pub(super) fn on_expired(&mut self, gone: Vec<(PeerId, Multiaddr)>) {
+        for (peer, addr) in gone {
+            let target = strip_p2p(&addr).with(Protocol::P2p(peer));
+            if self.peers.expire_discovered(&target) {
+                tracing::debug!("{peer} at {addr} no longer announced on the local link");
+            }
+        }
+    }
+
     /// Dials every target whose backoff has run out and that is not connected.
     pub(super) fn dial_due(&mut self) {
         let connected = self.connected_now();

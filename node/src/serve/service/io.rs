@@ -1,6 +1,7 @@
 //! What goes into the service and what comes out: the whole of its contact with the world.
 
 use crate::api::Request;
+use crate::replicas::NodeError;
 use crate::serve::stats::{Refusal, SyncReport};
 use crate::serve::status::{JoinReply, NodeStatus};
 use hedgerow_protocol::CommonsId;
@@ -57,11 +58,11 @@ pub enum Reply {
     Status(Box<NodeStatus>),
     /// The answer to [`Command::Sync`].
     Sync(SyncReport),
-    /// The answer to [`Command::Join`], or the one-line reason it failed.
-    Join(Result<JoinReply, String>),
+    /// The answer to [`Command::Join`], or why it failed.
+    Join(Result<JoinReply, NodeError>),
     /// The answer to [`Command::Store`]: the request's JSON result, or the one-line reason
     /// it failed.
-    Store(Result<crate::api::Reply, String>),
+    Store(Result<crate::api::Reply, NodeError>),
 }
 
 /// Something that happened, for the service to decide on.
@@ -143,6 +144,8 @@ pub enum Input {
     },
     /// Peers found on the local link.
     Discovered(Vec<(PeerId, Multiaddr)>),
+    /// Peers the local link stopped announcing (their mDNS records expired).
+    Expired(Vec<(PeerId, Multiaddr)>),
     /// A ping came back (`true`) or failed.
     Ping {
         /// The peer.

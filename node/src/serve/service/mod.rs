@@ -339,6 +339,7 @@ impl<L: LocalState> Service<L> {
             }
             Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
             Input::Discovered(found) => self.on_discovered(found),
+            Input::Expired(gone) => self.on_expired(gone),
             Input::Ping {
                 peer,
                 connection,
