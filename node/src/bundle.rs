@@ -11,8 +11,8 @@
 use crate::replicas::{NodeError, Replicas, MIN_ID_PREFIX};
 use hedgerow_protocol::automerge::ActorId;
 use hedgerow_protocol::bundle_file::{
-    decode_bundle, decode_summary, encode_bundle, encode_summary, BundleFileError, CommonsSection,
-    CommonsState, DecodedBundle, DocSection, DocState, Record, Summary,
+    decode_bundle, decode_summary, encode_bundle_sealed, encode_summary, BundleFileError,
+    CommonsSection, CommonsState, DecodedBundle, DocSection, DocState, Record, Summary,
 };
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::sync::{heads_digest, DocPayload};
@@ -66,6 +66,18 @@ pub struct ImportReport {
     pub commons_added: Vec<String>,
     /// Commons in the bundle this node does not hold and was not told to import.
     pub skipped: Vec<SkippedCommons>,
+    /// Private commons' sealed records this node cannot open (it lacks the commons' genesis),
+    /// left out.
+    pub encrypted: Vec<EncryptedCommons>,
+}
+
+/// The sealed records of one private commons an import could not open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EncryptedCommons {
+    /// The commons id (the only thing a sealed record shows).
+    pub id: String,
+    /// Its sealed records in the bundle.
+    pub records: usize,
 }
 
 /// A commons of a bundle left out of an import, so a stick carrying other people's commons
@@ -239,11 +251,16 @@ impl Replicas {
         };
         let mut report = ExportReport::default();
         let mut sections = Vec::new();
+        let mut keys = BTreeMap::new();
         for id in chosen {
             let genesis = self
                 .store()
                 .commons(&id)?
                 .ok_or_else(|| NodeError::UnknownCommons(id.to_string()))?;
+            if self.privacy(&id) == crate::private::Privacy::Private {
+                // Sealed, its genesis too: a lost stick shows only the commons id.
+                keys.insert(id, hedgerow_protocol::private::bundle_key(&genesis.body));
+            }
             let theirs: HashMap<DocId, &DocState> = for_summary
                 .and_then(|s| s.commons(&id))
                 .map(|c| c.docs.iter().map(|d| (d.doc, d)).collect())
@@ -271,7 +288,7 @@ impl Replicas {
             report.commons += 1;
             sections.push(CommonsSection { genesis, docs });
         }
-        let bytes = encode_bundle(sections).map_err(BundleError::TooLarge)?;
+        let bytes = encode_bundle_sealed(sections, &keys).map_err(BundleError::TooLarge)?;
         report.bytes = bytes.len();
         Ok((bytes, report))
     }
@@ -361,9 +378,9 @@ impl Replicas {
         bytes: &[u8],
         choice: &ImportChoice,
     ) -> Result<ImportReport, NodeError> {
-        let decoded = decode_bundle(bytes);
-        let join = self.resolve_in_bundle(&decoded, &choice.join)?;
         let mut report = ImportReport::default();
+        let decoded = self.open_sealed(decode_bundle(bytes), &mut report)?;
+        let join = self.resolve_in_bundle(&decoded, &choice.join)?;
         let mut geneses: BTreeMap<DocId, Signed<DocGenesis>> = BTreeMap::new();
         let mut skips = Skips::default();
         // The commons whose section the records are in (the documents after a commons record).
@@ -400,6 +417,8 @@ impl Replicas {
                         }
                         self.import_doc(&payload.doc, genesis, Some(payload), &mut report)?;
                     }
+                    // Opened or left out by `open_sealed` before this loop.
+                    Record::Sealed { .. } => {}
                 }
             }
             // Documents that travelled without changes (rare: a genesis whose first change was held back).
@@ -418,6 +437,56 @@ impl Replicas {
             }
             Some(damage) => Err(BundleError::Damaged { damage, report }.into()),
         }
+    }
+
+    /// Opens the sealed records of private commons this node holds (their genesis gives the
+    /// key); the records of one it does not hold are left out and reported as `encrypted`,
+    /// and one that does not open with the key is rejected.
+    fn open_sealed(
+        &mut self,
+        decoded: DecodedBundle,
+        report: &mut ImportReport,
+    ) -> Result<DecodedBundle, NodeError> {
+        let mut records = Vec::with_capacity(decoded.records.len());
+        let mut keys: BTreeMap<CommonsId, Option<[u8; 32]>> = BTreeMap::new();
+        for record in decoded.records {
+            let Record::Sealed { commons, .. } = &record else {
+                records.push(record);
+                continue;
+            };
+            let commons = *commons;
+            let key = match keys.get(&commons) {
+                Some(key) => *key,
+                None => {
+                    let key = self
+                        .store()
+                        .commons(&commons)?
+                        .map(|g| hedgerow_protocol::private::bundle_key(&g.body));
+                    keys.insert(commons, key);
+                    key
+                }
+            };
+            let Some(key) = key else {
+                let id = commons.to_string();
+                match report.encrypted.iter_mut().find(|e| e.id == id) {
+                    Some(entry) => entry.records += 1,
+                    None => report.encrypted.push(EncryptedCommons { id, records: 1 }),
+                }
+                continue;
+            };
+            match record.open(&key) {
+                Ok(opened) => records.push(opened),
+                Err(e) => report.rejected.push(RejectedRecord {
+                    id: commons.to_string(),
+                    kind: "sealed".to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Ok(DecodedBundle {
+            records,
+            damage: decoded.damage,
+        })
     }
 
     /// The commons `given` (ids or prefixes) name among the bundle's and the held ones; in a

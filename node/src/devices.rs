@@ -178,7 +178,7 @@ impl Replicas {
     }
 
     /// This device's certificate as the home keeps it.
-    fn own_certificate(&self) -> Option<Signed<DeviceCertificate>> {
+    pub(crate) fn own_certificate(&self) -> Option<Signed<DeviceCertificate>> {
         let certificate = decode_certificate(self.certificate.as_deref()?).ok()?;
         (certificate.body.device == self.author()).then_some(certificate)
     }

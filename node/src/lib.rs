@@ -26,6 +26,7 @@ pub mod journal;
 pub mod key_backup;
 pub mod local_blocks;
 pub mod net;
+pub mod private;
 pub mod provenance;
 pub mod repair;
 pub mod replicas;

@@ -35,14 +35,18 @@ use crate::encoding::{decode, encode, DecodeError};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 use crate::sync::{Clock, DocPayload, HeadsDigest};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// First bytes of every bundle file.
 pub const BUNDLE_MAGIC: &[u8] = b"HEDGEROW-BUNDLE";
 /// First bytes of every summary file.
 pub const SUMMARY_MAGIC: &[u8] = b"HEDGEROW-SUMMARY";
-/// The file format version this build writes and reads.
+/// The file format of bundles without sealed records and of summaries (the first release's;
+/// still written when nothing is sealed, so the first release reads such bundles).
 pub const FILE_FORMAT_V1: u8 = 1;
+/// The file format of a bundle that holds [`Record::Sealed`] records (a private commons').
+pub const FILE_FORMAT_V2: u8 = 2;
 /// Largest record a bundle may hold; a larger length prefix means a damaged file.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of the trailing BLAKE3 checksum.
@@ -95,6 +99,64 @@ pub enum Record {
     DocGenesis(Signed<DocGenesis>),
     /// A document's changes the receiver lacks, with the signatures that cover them.
     Changes(DocPayload),
+    /// A record of a private commons, sealed under the commons' bundle key
+    /// ([`crate::private::bundle_key`]): only a holder of its genesis opens it (file format 2).
+    Sealed {
+        /// The commons it belongs to (bound to the ciphertext).
+        commons: CommonsId,
+        /// `nonce | XChaCha20-Poly1305(versioned postcard of the inner record)`.
+        sealed: Vec<u8>,
+    },
+}
+
+/// Domain of the deterministic nonce of a sealed record.
+const DOMAIN_SEAL_NONCE: &str = "hedgerow 2026-11 private commons bundle nonce v1";
+
+/// Why a sealed record did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The record is not sealed.
+    #[error("the record is not sealed")]
+    NotSealed,
+    /// The key does not open it (another commons' key, or altered bytes).
+    #[error(transparent)]
+    Seal(#[from] crate::private::SealError),
+    /// It opened but the inner record does not decode, or is itself sealed.
+    #[error("a sealed bundle record opened but does not hold a record: {0}")]
+    Inner(String),
+}
+
+impl Record {
+    /// Seals this record for `commons` under `key`. The nonce is derived from the key and the
+    /// record, so a bundle stays deterministic (equal records give equal bytes, which shows
+    /// only that two bundles carry the same record).
+    pub fn seal(&self, commons: CommonsId, key: &[u8; 32]) -> Record {
+        let plain = encode(self);
+        let mut hasher = blake3::Hasher::new_keyed(key);
+        hasher.update(DOMAIN_SEAL_NONCE.as_bytes());
+        hasher.update(&plain);
+        let mut nonce = [0u8; crate::private::NONCE_LEN];
+        nonce.copy_from_slice(&hasher.finalize().as_bytes()[..crate::private::NONCE_LEN]);
+        Record::Sealed {
+            commons,
+            sealed: crate::private::seal(key, nonce, commons.as_bytes(), &plain),
+        }
+    }
+
+    /// Opens a sealed record with its commons' bundle key.
+    ///
+    /// Errors: [`OpenError::NotSealed`], [`OpenError::Seal`], [`OpenError::Inner`].
+    pub fn open(&self, key: &[u8; 32]) -> Result<Record, OpenError> {
+        let Record::Sealed { commons, sealed } = self else {
+            return Err(OpenError::NotSealed);
+        };
+        let plain = crate::private::open(key, commons.as_bytes(), sealed)?;
+        match decode::<Record>(&plain, "sealed bundle record") {
+            Ok(Record::Sealed { .. }) => Err(OpenError::Inner("a sealed record inside".into())),
+            Ok(record) => Ok(record),
+            Err(e) => Err(OpenError::Inner(e.to_string())),
+        }
+    }
 }
 
 /// What a bundle carries of one document.
@@ -174,7 +236,7 @@ pub enum BundleFileError {
         found: FileKind,
     },
     /// Written by a newer Hedgerow.
-    #[error("{kind} file has format version {version}; this build reads only version {FILE_FORMAT_V1}; upgrade hedgerow")]
+    #[error("{kind} file has format version {version}; this build reads versions {FILE_FORMAT_V1} and {FILE_FORMAT_V2}; upgrade hedgerow")]
     UnsupportedVersion {
         /// The file kind.
         kind: FileKind,
@@ -265,15 +327,29 @@ impl DecodedBundle {
 ///
 /// Fails only with [`BundleFileError::RecordTooLarge`] when one document's changes exceed
 /// [`MAX_RECORD_BYTES`].
-pub fn encode_bundle(mut sections: Vec<CommonsSection>) -> Result<Vec<u8>, BundleFileError> {
+pub fn encode_bundle(sections: Vec<CommonsSection>) -> Result<Vec<u8>, BundleFileError> {
+    encode_bundle_sealed(sections, &BTreeMap::new())
+}
+
+/// Writes a bundle as [`encode_bundle`] does, sealing every record of each commons named in
+/// `keys` (its genesis included) under its key; such a file is format version 2.
+pub fn encode_bundle_sealed(
+    mut sections: Vec<CommonsSection>,
+    keys: &BTreeMap<CommonsId, [u8; 32]>,
+) -> Result<Vec<u8>, BundleFileError> {
     sections.sort_by_key(|s| s.genesis.body.id());
     let mut records = Vec::new();
     for mut section in sections {
         section.docs.sort_by_key(|d| d.doc);
-        records.push(Record::Commons(section.genesis));
+        let commons = section.genesis.body.id();
+        let mut plain = vec![Record::Commons(section.genesis)];
         for doc in section.docs {
-            records.extend(doc.genesis.map(Record::DocGenesis));
-            records.extend(doc.changes.map(Record::Changes));
+            plain.extend(doc.genesis.map(Record::DocGenesis));
+            plain.extend(doc.changes.map(Record::Changes));
+        }
+        match keys.get(&commons) {
+            Some(key) => records.extend(plain.iter().map(|r| r.seal(commons, key))),
+            None => records.extend(plain),
         }
     }
     encode_records(&records)
@@ -281,7 +357,14 @@ pub fn encode_bundle(mut sections: Vec<CommonsSection>) -> Result<Vec<u8>, Bundl
 
 /// Writes `records` as a bundle file in the order given (use [`encode_bundle`] for the canonical order).
 pub fn encode_records(records: &[Record]) -> Result<Vec<u8>, BundleFileError> {
+    let sealed = records.iter().any(|r| matches!(r, Record::Sealed { .. }));
     let mut out = header(FileKind::Bundle);
+    if sealed {
+        // Readers of the first release refuse it by its version instead of misreading it.
+        if let Some(version) = out.last_mut() {
+            *version = FILE_FORMAT_V2;
+        }
+    }
     for (index, record) in records.iter().enumerate() {
         push_record(&mut out, index, record)?;
     }
@@ -410,6 +493,7 @@ fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> 
             offset: 0,
         }),
         Some(&FILE_FORMAT_V1) => Ok(magic.len() + 1),
+        Some(&FILE_FORMAT_V2) if kind == FileKind::Bundle => Ok(magic.len() + 1),
         Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
     }
 }
@@ -578,6 +662,7 @@ mod tests {
                     last_doc = Some(g.body.id());
                 }
                 Record::Changes(p) => assert_eq!(Some(p.doc), last_doc),
+                Record::Sealed { .. } => panic!("nothing sealed without a key"),
             }
         }
         // The carried changes still verify and apply.
@@ -674,10 +759,11 @@ mod tests {
             Some(BundleFileError::NotHedgerowFile { .. })
         ));
         let mut future = encode_bundle(sections()).unwrap();
-        future[BUNDLE_MAGIC.len()] = 2;
+        // Version 2 (sealed records) is read since private commons; 3 is a future one.
+        future[BUNDLE_MAGIC.len()] = 3;
         assert!(matches!(
             decode_bundle(&future).damage,
-            Some(BundleFileError::UnsupportedVersion { version: 2, .. })
+            Some(BundleFileError::UnsupportedVersion { version: 3, .. })
         ));
         let summary = encode_summary(&Summary::default());
         assert!(matches!(

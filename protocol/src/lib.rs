@@ -19,6 +19,7 @@ pub mod genesis;
 mod history_rules;
 pub mod identity;
 pub mod licence;
+pub mod private;
 pub mod replica;
 pub mod schema;
 pub mod sync;

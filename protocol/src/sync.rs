@@ -40,6 +40,7 @@ use crate::compact::CompactChanges;
 use crate::encoding::{decode, domain_hash, encode, DecodeError};
 use crate::envelope::{ChangeEnvelope, ChangeProof};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
+pub use crate::private::MembershipProof;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -109,6 +110,10 @@ pub enum SyncRequest {
         /// The buckets to list, ascending.
         wanted: Vec<u32>,
     },
+    /// "My node runs a member device of this commons": a [`MembershipProof`] bound to this
+    /// connection, sent before asking for a private commons (added in the second release; the
+    /// variants above keep their bytes).
+    Prove(Box<MembershipProof>),
 }
 
 /// One document a puller wants, and what it has of it.
@@ -156,6 +161,11 @@ pub enum SyncResponse {
         /// Why.
         reason: String,
     },
+    /// The membership proof holds: this connection is served the private commons.
+    Proven,
+    /// The commons is private and this connection has not proved a member device of it
+    /// (typed refusal `not-a-member`; no offence).
+    NotAMember,
 }
 
 /// Which local documents' per-author clocks the step after a response needs (reading a clock
@@ -240,6 +250,13 @@ pub enum Gossip {
         commons: CommonsId,
         /// The sender's [`commons_digest`] with the news: a receiver already in that state
         /// skips the pull, and two announcements of one state are one gossip message.
+        digest: [u8; 32],
+    },
+    /// "I have something new in the private commons of this topic": carries no commons id and
+    /// no content (a private commons' changes travel only by sync, to proven members), so a
+    /// non-member that subscribes to the topic learns only that something changed.
+    PrivateNews {
+        /// The sender's [`commons_digest`] with the news (a receiver in that state skips the pull).
         digest: [u8; 32],
     },
 }
@@ -414,7 +431,7 @@ impl RequestError {
 /// puller repeats a prefix when two of the responder's documents share it.)
 pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
     match request {
-        SyncRequest::Hello { .. } => Ok(()),
+        SyncRequest::Hello { .. } | SyncRequest::Prove(_) => Ok(()),
         SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH => {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
@@ -459,6 +476,9 @@ fn respond_inner<S: SyncSource>(
         SyncRequest::Hello { commons, .. }
         | SyncRequest::Fetch { commons, .. }
         | SyncRequest::Entries { commons, .. } => commons,
+        SyncRequest::Prove(_) => {
+            return Err("a membership proof is judged by the node, not by its sync source".into())
+        }
     };
     let Some(genesis) = source.commons_genesis(commons).map_err(|e| e.to_string())? else {
         return Ok(SyncResponse::NotJoined);
@@ -495,6 +515,7 @@ fn respond_inner<S: SyncSource>(
             docs.sort_unstable();
             Ok(SyncResponse::Inventory { genesis, docs })
         }
+        SyncRequest::Prove(_) => Err("a membership proof is judged by the node".into()),
         SyncRequest::Fetch { wants, budget, .. } => {
             let budget = (*budget).clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET) as usize;
             let by_prefix: HashMap<IdPrefix, DocId> = inventory
@@ -792,7 +813,10 @@ impl PullSession {
                 self.record_payload_sizes(items.iter().map(DocPayload::wire_size));
                 self.on_docs(deferred, local, items.len())
             }
-            SyncResponse::NotJoined | SyncResponse::Refused { .. } => PullStep::Done,
+            SyncResponse::NotJoined
+            | SyncResponse::Refused { .. }
+            | SyncResponse::Proven
+            | SyncResponse::NotAMember => PullStep::Done,
         }
     }
 

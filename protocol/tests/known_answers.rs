@@ -13,14 +13,17 @@
 use hedgerow_protocol::automerge::transaction::{CommitOptions, Transactable};
 use hedgerow_protocol::automerge::{Automerge, ROOT};
 use hedgerow_protocol::bundle_file::{
-    decode_bundle, decode_summary, encode_bundle, encode_summary, CommonsSection, CommonsState,
-    DocSection, DocState, Record, Summary,
+    decode_bundle, decode_summary, encode_bundle, encode_bundle_sealed, encode_summary,
+    CommonsSection, CommonsState, DocSection, DocState, Record, Summary,
 };
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::encoding::{
     decode, encode, DOMAIN_ACTOR, DOMAIN_ACTOR_V2, DOMAIN_CHANGE, DOMAIN_RECORD_ID,
 };
 use hedgerow_protocol::envelope::{actor_for_v1, signing_digest};
+use hedgerow_protocol::private::{
+    bundle_key, private_topic_id, MembershipProof, DOMAIN_BUNDLE_KEY, DOMAIN_TOPIC,
+};
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::{
     commons_digest, heads_digest, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want,
@@ -150,6 +153,14 @@ fn payload() -> DocPayload {
         changes: CompactChanges::Changes(CHANGE.to_vec()),
         proofs: vec![([0x33; 32], envelope().proof())],
     }
+}
+
+/// Peer ids as libp2p writes them (an identity multihash of a protobuf ed25519 key), fixed.
+const PROVER: &[u8] = b"prover peer id bytes";
+const VERIFIER: &[u8] = b"verifier peer id bytes";
+
+fn membership_proof() -> MembershipProof {
+    MembershipProof::sign(COMMONS, &key(), None, PROVER, VERIFIER)
 }
 
 fn summary() -> Summary {
@@ -317,6 +328,49 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
             }))),
         },
     );
+    // A private commons' bundle: every record of its section sealed (file format 2).
+    let key_of = BTreeMap::from([(commons_genesis().id(), bundle_key(&commons_genesis()))]);
+    let sealed_bundle =
+        encode_bundle_sealed(bundle_sections(), &key_of).expect("a small bundle encodes");
+    let sealed_version = format!(
+        "{}{}",
+        hex::encode(&sealed_bundle[..16]),
+        hex::encode(&sealed_bundle[20..21])
+    );
+    let sealed_key = bundle_key(&commons_genesis());
+    v.insert(
+        "bundle file v2 sealed",
+        Vector {
+            version: sealed_version,
+            bytes: sealed_bundle,
+            decodes: Some(Box::new(move |b: &[u8]| {
+                let records = decode_bundle(b).into_result().map_err(|e| e.to_string())?;
+                let opened: Result<Vec<Record>, _> =
+                    records.iter().map(|r| r.open(&sealed_key)).collect();
+                match opened {
+                    Ok(opened) if opened == bundle_records() => Ok(()),
+                    Ok(_) => Err("opens to other records than the fixed input".into()),
+                    Err(e) => Err(format!("does not open: {e}")),
+                }
+            })),
+        },
+    );
+    v.insert(
+        "private commons bundle key",
+        hash(DOMAIN_BUNDLE_KEY, &bundle_key(&commons_genesis())),
+    );
+    v.insert(
+        "private commons topic id",
+        hash(DOMAIN_TOPIC, &private_topic_id(&COMMONS)),
+    );
+    let proof = membership_proof();
+    v.insert(
+        "private commons membership proof",
+        record(
+            encode(&proof),
+            same(proof, |b| decode::<MembershipProof>(b, "proof")),
+        ),
+    );
     let summary_file = encode_summary(&summary());
     v.insert(
         "bundle summary file",
@@ -354,6 +408,10 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                 ],
                 budget: 512 * 1024,
             },
+        ),
+        (
+            "sync request Prove",
+            SyncRequest::Prove(Box::new(membership_proof())),
         ),
         (
             "sync request Entries",
@@ -402,6 +460,8 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
             },
         ),
         ("sync response NotJoined", SyncResponse::NotJoined),
+        ("sync response Proven", SyncResponse::Proven),
+        ("sync response NotAMember", SyncResponse::NotAMember),
         (
             "sync response Refused",
             SyncResponse::Refused {
@@ -434,6 +494,10 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                 commons: COMMONS,
                 digest: [0x78; 32],
             },
+        ),
+        (
+            "gossip PrivateNews",
+            Gossip::PrivateNews { digest: [0x79; 32] },
         ),
     ] {
         v.insert(

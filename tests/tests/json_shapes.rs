@@ -126,6 +126,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("pulls_interrupted", "integer"),
     ("queued_wants", "integer"),
     ("rebuilt", "integer"),
+    ("records", "integer"),
     ("rejected_total", "integer"),
     ("relayed_refusals", "integer"),
     ("requests_answered", "integer"),
@@ -891,6 +892,30 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         imported["commons_joined"][0],
         commons.as_str(),
         "{imported}"
+    );
+
+    // A private commons' bundle, on a node without its genesis: its records stay sealed.
+    let p = TestHome::init("Pia");
+    p.json(&[
+        "commons",
+        "create",
+        "Seed circle",
+        "--stewarded",
+        "--private",
+    ]);
+    p.json(&["design", "new", "Seed cleaner"]);
+    let sealed = file(&p, "sealed.bundle");
+    p.ok(&["bundle", "export", &sealed]);
+    let e = TestHome::init("Eve");
+    let encrypted = out.run(
+        &e,
+        "bundle import",
+        "offline, sealed",
+        &["bundle", "import", &sealed],
+    );
+    assert!(
+        encrypted["encrypted"][0]["records"].as_u64().is_some(),
+        "{encrypted}"
     );
 
     // D holds nothing: the commons is skipped, then taken without joining.

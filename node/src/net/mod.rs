@@ -32,6 +32,21 @@ pub fn commons_topic(commons_id_hex: &str) -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(format!("{COMMONS_TOPIC_PREFIX}{commons_id_hex}"))
 }
 
+/// The gossipsub topic of a private commons: `hedgerow/p/` + hex of a hash of its id, so the
+/// topic names no commons (see [`hedgerow_protocol::private::private_topic_name`]).
+pub fn private_topic(commons: &hedgerow_protocol::CommonsId) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(hedgerow_protocol::private::private_topic_name(commons))
+}
+
+/// The topic a commons' gossip goes on: the hashed one when it is (or may be) private.
+pub fn topic_for(commons: &hedgerow_protocol::CommonsId, private: bool) -> gossipsub::IdentTopic {
+    if private {
+        private_topic(commons)
+    } else {
+        commons_topic(&commons.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +55,18 @@ mod tests {
     fn commons_topic_name() {
         let topic = commons_topic("ab12");
         assert_eq!(topic.to_string(), "hedgerow/commons/1/ab12");
+    }
+
+    #[test]
+    fn a_private_topic_names_no_commons() {
+        let commons = hedgerow_protocol::CommonsId([0x11; 32]);
+        let topic = topic_for(&commons, true).to_string();
+        assert!(topic.starts_with("hedgerow/p/"), "{topic}");
+        assert!(!topic.contains(&commons.to_string()));
+        assert!(!topic.contains(&hex::encode(commons.as_bytes())));
+        assert_eq!(
+            topic_for(&commons, false).to_string(),
+            format!("hedgerow/commons/1/{commons}")
+        );
     }
 }

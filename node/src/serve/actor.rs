@@ -5,7 +5,7 @@
 use super::handle::Call;
 use super::service::{Failure, InboundId, Input, Output, Reply, RequestId, Service, Token};
 use super::stats::Refusal;
-use crate::net::{commons_topic, Behaviour, BehaviourEvent, ByteCounters, FrameError};
+use crate::net::{Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::Replicas;
 use futures::StreamExt;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
@@ -113,11 +113,11 @@ impl Actor {
             }
             Output::Publish {
                 commons,
+                topic,
                 bytes,
                 live,
             } => {
                 let len = bytes.len();
-                let topic = commons_topic(&commons.to_string());
                 match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
                     Ok(_) => {
                         self.bytes.record_gossip_published(len);
@@ -139,11 +139,13 @@ impl Actor {
                     .gossipsub
                     .report_message_validation_result(&id, &source, acceptance);
             }
-            Output::Subscribe(commons) => {
-                let topic = commons_topic(&commons.to_string());
+            Output::Subscribe { commons, topic } => {
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
                     tracing::warn!("cannot subscribe to {commons}: {e}");
                 }
+            }
+            Output::Unsubscribe(topic) => {
+                self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
             }
             Output::Dial(addr) => {
                 let opts: DialOpts = addr.clone().into();

@@ -2,8 +2,10 @@
 //! decisions read as protocol and the replicas (over sled) stay the one implementation.
 
 use crate::api::{self, Request};
+use crate::private::Privacy;
 use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
+use hedgerow_protocol::private::{MembershipProof, ProofError};
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
     DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
@@ -66,6 +68,18 @@ pub trait LocalState: SyncSource<Error = NodeError> {
     fn take_partly_refused(&mut self) -> Vec<(DocId, Rejection)>;
     /// Whether `doc` is hidden or retracted here: stored, but neither served nor relayed.
     fn withheld(&self, doc: &DocId) -> bool;
+    /// How this node treats a commons' privacy (see [`Privacy`]).
+    fn privacy(&mut self, commons: &CommonsId) -> Privacy;
+    /// This device's membership proof for `commons` on the connection `prover` -> `verifier`.
+    fn membership_proof(
+        &mut self,
+        commons: &CommonsId,
+        prover: &[u8],
+        verifier: &[u8],
+    ) -> MembershipProof;
+    /// Whether a verified proof's device is a member of its commons now (always, for a
+    /// commons that is not private).
+    fn judge_proof(&mut self, proof: &MembershipProof) -> Result<(), ProofError>;
 }
 
 impl LocalState for Replicas {
@@ -182,5 +196,22 @@ impl LocalState for Replicas {
     fn withheld(&self, doc: &DocId) -> bool {
         // A read failure withholds: serving is what must not happen by mistake.
         !matches!(Replicas::withheld(self, doc), Ok(None))
+    }
+
+    fn privacy(&mut self, commons: &CommonsId) -> Privacy {
+        Replicas::privacy(self, commons)
+    }
+
+    fn membership_proof(
+        &mut self,
+        commons: &CommonsId,
+        prover: &[u8],
+        verifier: &[u8],
+    ) -> MembershipProof {
+        Replicas::membership_proof(self, commons, prover, verifier)
+    }
+
+    fn judge_proof(&mut self, proof: &MembershipProof) -> Result<(), ProofError> {
+        Replicas::judge_proof(self, proof)
     }
 }

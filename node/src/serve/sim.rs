@@ -14,13 +14,13 @@ use super::service::{
 };
 use super::stats::SyncReport;
 use crate::home::{Home, LocalProfile};
-use crate::net::{commons_topic, ByteCounters};
+use crate::net::ByteCounters;
 use crate::replicas::Replicas;
 use crate::serve::status::NodeStatus;
 use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
 use hedgerow_protocol::sync::{HeadsDigest, SyncSource};
 use hedgerow_protocol::{CommonsId, DocId};
-use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -86,7 +86,7 @@ struct Node {
     peer: PeerId,
     addr: Multiaddr,
     wake: Instant,
-    subscribed: HashSet<CommonsId>,
+    subscribed: HashSet<TopicHash>,
     seen: HashSet<MessageId>,
     _dir: tempfile::TempDir,
 }
@@ -114,7 +114,7 @@ struct Sim {
     next_inbound: u64,
     next_connection: usize,
     /// Gossip by id: topic and bytes, and who published it.
-    gossip: HashMap<MessageId, (CommonsId, Vec<u8>)>,
+    gossip: HashMap<MessageId, (TopicHash, Vec<u8>)>,
     /// Percent of requests and responses dropped.
     drop_percent: u64,
     /// Largest one-way delay.
@@ -298,16 +298,14 @@ impl Sim {
                 }
             }
             Output::Publish {
-                commons,
-                bytes,
-                live,
+                topic, bytes, live, ..
             } => {
                 let id = MessageId::new(blake3::hash(&bytes).as_bytes());
                 if !self.nodes[i].seen.insert(id.clone()) {
                     return;
                 }
                 self.nodes[i].service.published(live);
-                self.gossip.insert(id.clone(), (commons, bytes));
+                self.gossip.insert(id.clone(), (topic.hash(), bytes));
                 self.forward(i, None, &id);
             }
             Output::Validate {
@@ -320,9 +318,12 @@ impl Sim {
                     self.forward(i, from, &id);
                 }
             }
-            Output::Subscribe(commons) => {
-                self.nodes[i].subscribed.insert(commons);
-                let topic = commons_topic(&commons.to_string()).hash();
+            Output::Unsubscribe(topic) => {
+                self.nodes[i].subscribed.remove(&topic.hash());
+            }
+            Output::Subscribe { topic, .. } => {
+                let topic = topic.hash();
+                self.nodes[i].subscribed.insert(topic.clone());
                 let peer = self.nodes[i].peer;
                 for j in self.neighbours(i) {
                     let delay = self.delay();
@@ -395,11 +396,11 @@ impl Sim {
 
     /// Sends gossip `id` from node `i` to every subscribed neighbour but `from`.
     fn forward(&mut self, i: usize, from: Option<usize>, id: &MessageId) {
-        let Some((commons, data)) = self.gossip.get(id).cloned() else {
+        let Some((topic, data)) = self.gossip.get(id).cloned() else {
             return;
         };
         for j in self.neighbours(i) {
-            if Some(j) == from || !self.nodes[j].subscribed.contains(&commons) {
+            if Some(j) == from || !self.nodes[j].subscribed.contains(&topic) {
                 continue;
             }
             if !self.nodes[j].seen.insert(id.clone()) {
@@ -408,7 +409,7 @@ impl Sim {
             let input = Input::Gossip {
                 source: self.nodes[i].peer,
                 id: id.clone(),
-                topic: commons_topic(&commons.to_string()).hash(),
+                topic: topic.clone(),
                 data: data.clone(),
             };
             let delay = self.delay();
@@ -456,9 +457,8 @@ impl Sim {
         // Gossipsub tells each side what the other is subscribed to.
         for (a, b) in [(i, j), (j, i)] {
             let peer = self.nodes[b].peer;
-            let topics: Vec<CommonsId> = self.nodes[b].subscribed.iter().copied().collect();
-            for commons in topics {
-                let topic = commons_topic(&commons.to_string()).hash();
+            let topics: Vec<TopicHash> = self.nodes[b].subscribed.iter().cloned().collect();
+            for topic in topics {
                 self.input(a, Input::Subscribed { peer, topic });
             }
         }
@@ -1061,4 +1061,183 @@ fn a_blocked_authors_changes_do_not_cross_a_node_that_blocks_them() {
         "{counters:?}"
     );
     assert_eq!(counters.peers_banned, 0, "{counters:?}");
+}
+
+/// A private commons: the invited member gets everything, a non-member that asks for it by id
+/// gets nothing and is counted as `private-not-a-member`, and once removed the member's
+/// connection is served no more, though it stays up.
+///
+/// ```text
+/// 0 (founder) ---- 1 (invited)      0 ---- 2 (asks by id, no member)
+/// ```
+#[test]
+fn a_private_commons_is_served_only_to_proven_members() {
+    use hedgerow_protocol::charter::Role;
+    let mut sim = Sim::new(3, 21);
+    let commons = sim
+        .local(0)
+        .create_stewarded("Seed library", "", true)
+        .expect("commons");
+    designs(&mut sim, 0, commons, 3, 300);
+    let (code, _) = sim
+        .local(0)
+        .invite(&commons, Role::Member, 1, 86_400)
+        .expect("invite");
+    sim.local(1).accept(&code).expect("accept");
+    sim.local(1).take_outbox();
+    assert_eq!(
+        sim.local(1).privacy(&commons),
+        crate::private::Privacy::Presumed
+    );
+    sim.start();
+    sim.command(2, Command::Join(commons));
+    sim.connect(1, 0, None);
+    sim.connect(2, 0, None);
+    sim.connect(2, 1, None);
+    let members = [0, 1];
+    assert!(
+        sim.run_until(Duration::from_secs(120), |s| s
+            .converged(&commons, &members)),
+        "the invited member got the private commons by {:?}",
+        sim.elapsed()
+    );
+    assert_eq!(
+        sim.local(1).privacy(&commons),
+        crate::private::Privacy::Private
+    );
+    assert_eq!(
+        sim.local(1)
+            .list(&commons, DocKind::Design)
+            .expect("list")
+            .len(),
+        3
+    );
+    sim.run_for(Duration::from_secs(70));
+    assert!(
+        !sim.local(2).holds(&commons).expect("read"),
+        "the non-member holds nothing of it"
+    );
+    let refused = |sim: &mut Sim, i: usize| {
+        sim.status(i)
+            .counters
+            .rejected
+            .get("private-not-a-member")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(refused(&mut sim, 0) >= 1, "the founder counted the refusal");
+    assert!(refused(&mut sim, 1) >= 1, "so did the member");
+    assert_eq!(sim.status(0).banned_peers, 0, "no ban for asking");
+
+    // Removed, the member's connection is served no more: a new design stays with the founder.
+    let person = sim.local(1).author().to_string();
+    sim.local(0)
+        .remove_member(&commons, &person)
+        .expect("remove");
+    designs(&mut sim, 0, commons, 1, 300);
+    let before = refused(&mut sim, 0);
+    sim.run_for(Duration::from_secs(130));
+    assert_eq!(
+        sim.local(1)
+            .list(&commons, DocKind::Design)
+            .expect("list")
+            .len(),
+        3
+    );
+    assert_eq!(
+        sim.local(0)
+            .list(&commons, DocKind::Design)
+            .expect("list")
+            .len(),
+        4
+    );
+    assert!(
+        refused(&mut sim, 0) > before,
+        "the removed member was refused"
+    );
+    assert!(sim.links.contains_key(&pair(0, 1)), "and not disconnected");
+}
+
+/// A proof made for another connection is refused (and is the sender's offence), and news on a
+/// private commons' hashed topic from a peer that proved nothing is dropped and counted.
+#[test]
+fn a_replayed_proof_and_unproven_private_gossip_are_refused() {
+    use hedgerow_protocol::sync::{Gossip, SyncRequest, SyncResponse};
+    let mut sim = Sim::new(3, 22);
+    let commons = sim
+        .local(0)
+        .create_stewarded("Seed library", "", true)
+        .expect("commons");
+    sim.start();
+    sim.connect(1, 0, None);
+    sim.run_for(Duration::from_secs(1));
+    let (founder, stranger, other) = (sim.nodes[0].peer, sim.nodes[1].peer, sim.nodes[2].peer);
+
+    // The founder's own device proof, made for the connection 2 -> 0, replayed by node 1.
+    let replayed = sim
+        .local(0)
+        .membership_proof(&commons, &other.to_bytes(), &founder.to_bytes());
+    let outputs = sim.nodes[0].service.handle(
+        Input::Request {
+            peer: stranger,
+            id: InboundId(7_000),
+            bytes: SyncRequest::Prove(Box::new(replayed)).to_bytes(),
+        },
+        sim.now,
+    );
+    let answer = outputs.iter().find_map(|o| match o {
+        Output::Respond { bytes, .. } => SyncResponse::from_bytes(bytes).ok(),
+        _ => None,
+    });
+    assert!(
+        matches!(answer, Some(SyncResponse::Refused { .. })),
+        "{answer:?}"
+    );
+    // Not proven: the private commons is not listed to it.
+    let outputs = sim.nodes[0].service.handle(
+        Input::Request {
+            peer: stranger,
+            id: InboundId(7_001),
+            bytes: SyncRequest::Hello {
+                commons,
+                digest: [0; 32],
+            }
+            .to_bytes(),
+        },
+        sim.now,
+    );
+    let answer = outputs.iter().find_map(|o| match o {
+        Output::Respond { bytes, .. } => SyncResponse::from_bytes(bytes).ok(),
+        _ => None,
+    });
+    assert_eq!(answer, Some(SyncResponse::NotAMember));
+
+    let outputs = sim.nodes[0].service.handle(
+        Input::Gossip {
+            source: stranger,
+            id: MessageId::new(b"news"),
+            topic: crate::net::private_topic(&commons).hash(),
+            data: Gossip::PrivateNews { digest: [9; 32] }.to_bytes(),
+        },
+        sim.now,
+    );
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Validate {
+            acceptance: MessageAcceptance::Ignore,
+            ..
+        }
+    )));
+    let rejected = sim.status(0).counters.rejected;
+    assert_eq!(rejected.get("bad-proof"), Some(&1), "{rejected:?}");
+    assert_eq!(
+        rejected.get("private-not-a-member"),
+        Some(&1),
+        "{rejected:?}"
+    );
+    assert_eq!(
+        rejected.get("private-gossip-unproven"),
+        Some(&1),
+        "{rejected:?}"
+    );
 }

@@ -119,6 +119,14 @@ pub enum Refusal {
     InvalidRequest(RequestError),
     /// An item the replicas refused to store.
     Item(ItemRefusal),
+    /// A private commons asked for, or a membership proof given, by a peer that has not proved
+    /// a member device on its connection (answered `not-a-member`; no offence).
+    NotAMember,
+    /// A membership proof whose signature does not verify for this connection (an offence).
+    BadProof,
+    /// Gossip of a private commons from a peer that has not proved membership on its
+    /// connection: dropped (no offence).
+    UnprovenGossip,
 }
 
 impl Refusal {
@@ -138,6 +146,9 @@ impl Refusal {
             Refusal::TruncatedFrame => "truncated-frame",
             Refusal::InvalidRequest(invalid) => invalid.kind(),
             Refusal::Item(item) => item.kind(),
+            Refusal::NotAMember => "private-not-a-member",
+            Refusal::BadProof => "bad-proof",
+            Refusal::UnprovenGossip => "private-gossip-unproven",
         }
     }
 }

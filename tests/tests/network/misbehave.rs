@@ -300,7 +300,7 @@ impl Rogue {
             .to_bytes(),
             (
                 Answer::ForgedDocs | Answer::Relay | Answer::HugeInventory(_),
-                SyncRequest::Entries { .. },
+                SyncRequest::Entries { .. } | SyncRequest::Prove(_),
             ) => SyncResponse::Refused {
                 reason: "no summary was sent".into(),
             }
@@ -509,7 +509,8 @@ async fn a_misbehaving_peer_is_refused_counted_and_banned() {
     rogue.fetch_genesis(commons_id).await;
 
     // 1. Garbage gossip.
-    rogue.publish(b"\x01\x02 definitely not a gossip message".to_vec());
+    // (Variant 2 is `PrivateNews` since private commons, whose 32-byte digest this text would fill.)
+    rogue.publish(b"\x01\x09 definitely not a gossip message".to_vec());
     rogue.await_rejected(&honest, "malformed-gossip").await;
 
     // 2. A change claiming the honest node's author, signed by the rogue.

@@ -18,13 +18,19 @@ impl<L: LocalState> Service<L> {
                         reason: invalid.to_string(),
                     }
                 }
+                Ok((Ok(()), SyncRequest::Prove(proof))) => self.on_prove(peer, proof),
+                Ok((Ok(()), request)) if !self.serves(peer, request_commons(&request)) => {
+                    // A private commons, and no member device proved on this connection.
+                    self.counters.reject(&Refusal::NotAMember);
+                    SyncResponse::NotAMember
+                }
                 Ok((Ok(()), request)) => {
                     match request {
                         SyncRequest::Fetch { .. } => {
                             self.peer.entry(peer).or_default().fetched_at = Some(now);
                         }
                         SyncRequest::Hello { .. } => self.start_postponed(peer),
-                        SyncRequest::Entries { .. } => {}
+                        SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {}
                     }
                     let response = respond(&mut self.local, &request);
                     if let SyncResponse::Docs { items, .. } = &response {
@@ -127,5 +133,15 @@ impl<L: LocalState> Service<L> {
                 }
             }
         }
+    }
+}
+
+/// The commons a request is about.
+fn request_commons(request: &SyncRequest) -> &CommonsId {
+    match request {
+        SyncRequest::Hello { commons, .. }
+        | SyncRequest::Fetch { commons, .. }
+        | SyncRequest::Entries { commons, .. } => commons,
+        SyncRequest::Prove(proof) => &proof.commons,
     }
 }

@@ -168,6 +168,7 @@ impl<L: LocalState> Service<L> {
     pub(super) fn peer_gone(&mut self, peer: PeerId) {
         let now = self.now;
         self.peers.forget(&peer);
+        self.forget_proofs(peer);
         let waited = self.waiters.iter().any(|w| w.peer == Some(peer));
         if let Some(state) = self.peer.get_mut(&peer) {
             state.heard = None;

@@ -3,10 +3,21 @@
 use super::*;
 
 impl<L: LocalState> Service<L> {
-    /// Publishes every locally made change on its commons' topic.
+    /// Publishes every locally made change on its commons' topic; a private commons' changes
+    /// are not gossiped: its hashed topic only hears that there is news, and members pull it.
     pub(super) fn publish_outbox(&mut self) {
+        // A command may have written a charter that makes a commons' privacy known.
+        self.subscribe_all();
+        let mut private_news = Vec::new();
         for live in self.local.take_outbox() {
             let commons = live.envelope.commons;
+            let (topic, hides) = self.topic_of(&commons);
+            if hides {
+                if !private_news.contains(&commons) {
+                    private_news.push(commons);
+                }
+                continue;
+            }
             let (message, is_live) = if live.envelope.change.len() > MAX_LIVE_CHANGE_BYTES {
                 let digest = self.local_digest(&commons);
                 (Gossip::Announce { commons, digest }, false)
@@ -15,18 +26,30 @@ impl<L: LocalState> Service<L> {
             };
             self.out.push(Output::Publish {
                 commons,
+                topic,
                 bytes: message.to_bytes(),
                 live: is_live,
             });
         }
+        for commons in private_news {
+            self.announce(commons);
+        }
     }
 
-    /// Tells a commons' topic that this node has news, so neighbours pull from it.
+    /// Tells a commons' topic that this node has news, so neighbours pull from it; on a
+    /// private commons' hashed topic the news names no commons.
     pub(super) fn announce(&mut self, commons: CommonsId) {
         let digest = self.local_digest(&commons);
+        let (topic, hides) = self.topic_of(&commons);
+        let message = if hides {
+            Gossip::PrivateNews { digest }
+        } else {
+            Gossip::Announce { commons, digest }
+        };
         self.out.push(Output::Publish {
             commons,
-            bytes: Gossip::Announce { commons, digest }.to_bytes(),
+            topic,
+            bytes: message.to_bytes(),
             live: false,
         });
     }
@@ -44,16 +67,18 @@ impl<L: LocalState> Service<L> {
     }
 
     /// A peer joined a commons topic: if this node wants that commons, the peer may have it
-    /// now (it may only want it too, which costs one `NotJoined` round trip).
+    /// now (it may only want it too, which costs one `NotJoined` round trip). A peer on a
+    /// private commons' hashed topic is one to pull that commons from (after our proof).
     pub(super) fn on_peer_subscribed(&mut self, peer: PeerId, topic: &TopicHash) {
-        let Some(commons) = self
-            .subscribed
-            .iter()
-            .copied()
-            .find(|c| commons_topic(&c.to_string()).hash() == *topic)
-        else {
+        let Some((commons, hides)) = self.commons_of_topic(topic) else {
             return;
         };
+        if hides {
+            self.private_peers.entry(peer).or_default().insert(commons);
+            if self.local.holds(&commons) && self.is_connected(&peer) {
+                self.pull_unless_catching_up(peer, commons);
+            }
+        }
         if self.wanted.contains(&commons) {
             self.start_pull(peer, commons);
         }
@@ -71,7 +96,34 @@ impl<L: LocalState> Service<L> {
                 self.misbehaved(source, Refusal::MalformedGossip);
                 MessageAcceptance::Reject
             }
+            Ok(Gossip::PrivateNews { digest }) => match self.commons_of_topic(topic) {
+                Some((commons, true)) => {
+                    if !self.proven_on_connection(source, &commons) {
+                        self.counters.reject(&Refusal::UnprovenGossip);
+                        return MessageAcceptance::Ignore;
+                    }
+                    if self.local.holds(&commons) && self.local_digest(&commons) != digest {
+                        self.start_pull(source, commons);
+                    }
+                    MessageAcceptance::Accept
+                }
+                _ => {
+                    self.misbehaved(source, Refusal::WrongTopic);
+                    MessageAcceptance::Reject
+                }
+            },
+            Ok(_) if self.commons_of_topic(topic).is_some_and(|(_, hides)| hides) => {
+                // Content or a commons id on a hashed topic: never published there.
+                self.misbehaved(source, Refusal::WrongTopic);
+                MessageAcceptance::Reject
+            }
             Ok(Gossip::Announce { commons, digest }) => {
+                if self.local.privacy(&commons).hides()
+                    && !self.proven_on_connection(source, &commons)
+                {
+                    self.counters.reject(&Refusal::UnprovenGossip);
+                    return MessageAcceptance::Ignore;
+                }
                 let held = self.local.holds(&commons);
                 if (held && self.local_digest(&commons) != digest) || self.wanted.contains(&commons)
                 {
@@ -85,6 +137,12 @@ impl<L: LocalState> Service<L> {
                 if *topic != commons_topic(&commons.to_string()).hash() {
                     self.misbehaved(source, Refusal::WrongTopic);
                     MessageAcceptance::Reject
+                } else if self.local.privacy(&commons).hides()
+                    && !self.proven_on_connection(source, &commons)
+                {
+                    // A private commons' change in the open: taken only from a proven member.
+                    self.counters.reject(&Refusal::UnprovenGossip);
+                    MessageAcceptance::Ignore
                 } else if !self
                     .peers
                     .allow_live(source, live.envelope.author, self.now)

@@ -5,7 +5,7 @@ use crate::replicas::NodeError;
 use crate::serve::stats::{Refusal, SyncReport};
 use crate::serve::status::{JoinReply, NodeStatus};
 use hedgerow_protocol::CommonsId;
-use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
+use libp2p::gossipsub::{IdentTopic, MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use std::time::{Duration, Instant};
@@ -184,6 +184,8 @@ pub enum Output {
     Publish {
         /// The commons.
         commons: CommonsId,
+        /// Its topic (hashed for a private commons).
+        topic: IdentTopic,
         /// The gossip message.
         bytes: Vec<u8>,
         /// Whether it is a locally made change (else an announcement).
@@ -199,7 +201,14 @@ pub enum Output {
         acceptance: MessageAcceptance,
     },
     /// Subscribes to a commons' topic.
-    Subscribe(CommonsId),
+    Subscribe {
+        /// The commons.
+        commons: CommonsId,
+        /// Its topic (hashed for a private commons).
+        topic: IdentTopic,
+    },
+    /// Leaves a topic a commons no longer uses (it turned out public, or private).
+    Unsubscribe(IdentTopic),
     /// Dials an address; its outcome comes back as [`Input::Connected`] or [`Input::DialFailed`].
     Dial(Multiaddr),
     /// Closes every connection to a peer.

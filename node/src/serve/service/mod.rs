@@ -41,6 +41,7 @@ mod commands;
 mod connections;
 mod gossip;
 mod io;
+mod private;
 mod pulls;
 mod timers;
 
@@ -145,6 +146,8 @@ struct InFlight {
     budget: Option<u32>,
     /// The documents a `Fetch` named: a response may carry only these.
     asked: HashSet<IdPrefix>,
+    /// Whether it is our membership proof (its answer releases the held request).
+    proof: bool,
 }
 
 /// Someone waiting for all pulls with a peer to finish (`hedgerow sync`).
@@ -181,7 +184,18 @@ pub struct Service<L> {
     in_flight: HashMap<RequestId, InFlight>,
     next_request: u64,
     waiters: Vec<Waiter>,
-    subscribed: HashSet<CommonsId>,
+    /// Commons whose topic we joined, and whether it is the hashed (private) one.
+    subscribed: HashMap<CommonsId, bool>,
+    /// Membership proofs peers gave on their connections, by commons.
+    proven: HashMap<PeerId, HashMap<CommonsId, hedgerow_protocol::private::MembershipProof>>,
+    /// Connections on which our own proof for a commons was taken.
+    proven_to: HashSet<(PeerId, CommonsId)>,
+    /// Requests waiting for the answer to our proof.
+    held_requests: HashMap<(PeerId, CommonsId), SyncRequest>,
+    /// Pulls run again after a `not-a-member` refusal, per connection.
+    proof_retries: HashMap<(PeerId, CommonsId), u32>,
+    /// Private commons each connected peer joined the hashed topic of (its candidates to pull).
+    private_peers: HashMap<PeerId, HashSet<CommonsId>>,
     /// Commons asked for with `commons join` and not yet received.
     wanted: HashSet<CommonsId>,
     /// The remote IP address of each connection counted against its address's limit.
@@ -220,7 +234,12 @@ impl<L: LocalState> Service<L> {
             in_flight: HashMap::new(),
             next_request: 0,
             waiters: Vec::new(),
-            subscribed: HashSet::new(),
+            subscribed: HashMap::new(),
+            proven: HashMap::new(),
+            proven_to: HashSet::new(),
+            held_requests: HashMap::new(),
+            proof_retries: HashMap::new(),
+            private_peers: HashMap::new(),
             wanted,
             counted: HashMap::new(),
             news: HashMap::new(),
@@ -378,9 +397,16 @@ impl<L: LocalState> Service<L> {
         let held: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
         let wanted: Vec<CommonsId> = self.wanted.iter().copied().collect();
         for commons in held.into_iter().chain(wanted) {
-            if self.subscribed.insert(commons) {
-                self.out.push(Output::Subscribe(commons));
+            let (topic, hides) = self.topic_of(&commons);
+            match self.subscribed.insert(commons, hides) {
+                Some(before) if before == hides => continue,
+                // Its privacy became known: the old topic is left.
+                Some(before) => self
+                    .out
+                    .push(Output::Unsubscribe(crate::net::topic_for(&commons, before))),
+                None => {}
             }
+            self.out.push(Output::Subscribe { commons, topic });
         }
     }
 

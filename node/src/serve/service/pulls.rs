@@ -90,22 +90,39 @@ impl<L: LocalState> Service<L> {
     }
 
     /// Pulls every held and wanted commons from `peer`.
+    ///
+    /// A private commons is pulled only from peers that joined its hashed topic (asking any
+    /// other peer would tell it the commons id and this device's key).
     pub(super) fn pull_everything(&mut self, peer: PeerId) {
         let mut all: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
         all.extend(self.wanted.iter().copied());
         all.sort();
         all.dedup();
         for commons in all {
+            let on_topic = self
+                .private_peers
+                .get(&peer)
+                .is_some_and(|c| c.contains(&commons));
+            if self.local.privacy(&commons) == crate::private::Privacy::Private && !on_topic {
+                continue;
+            }
             self.pull_unless_catching_up(peer, commons);
         }
     }
 
     pub(super) fn send(&mut self, peer: PeerId, commons: CommonsId, request: SyncRequest) {
+        if self.must_prove(peer, commons) {
+            // A private commons is asked for only after our proof on this connection.
+            self.prove_then(peer, commons, request);
+            return;
+        }
         let (budget, asked) = match &request {
             SyncRequest::Fetch { budget, wants, .. } => {
                 (Some(*budget), wants.iter().map(|w| w.prefix).collect())
             }
-            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } => (None, HashSet::new()),
+            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {
+                (None, HashSet::new())
+            }
         };
         let bytes = request.to_bytes();
         tracing::debug!(
@@ -121,6 +138,7 @@ impl<L: LocalState> Service<L> {
                 commons,
                 budget,
                 asked,
+                proof: false,
             },
         );
         self.out.push(Output::Send { peer, id, bytes });
@@ -253,6 +271,7 @@ impl<L: LocalState> Service<L> {
             commons,
             budget,
             asked,
+            proof,
         } = flight;
         self.heard_from(peer);
         let link = &mut self.peer.entry(peer).or_default().link;
@@ -273,6 +292,10 @@ impl<L: LocalState> Service<L> {
                 return;
             }
         };
+        if proof {
+            self.on_proof_answer(peer, commons, &response);
+            return;
+        }
         // What a response brings is taken first; the session's dispatch then goes on.
         match &response {
             SyncResponse::InSync => self.report(peer).in_sync += 1,
@@ -283,6 +306,15 @@ impl<L: LocalState> Service<L> {
             SyncResponse::Refused { reason } => {
                 self.report(peer).errors.push(reason.clone());
                 self.finish_pull(peer, commons, &format!("refused: {reason}"));
+                return;
+            }
+            SyncResponse::NotAMember => {
+                self.refused_as_non_member(peer, commons);
+                return;
+            }
+            SyncResponse::Proven => {
+                self.misbehaved(peer, Refusal::MalformedResponse);
+                self.finish_pull(peer, commons, "a proof's answer to a sync request");
                 return;
             }
             SyncResponse::Inventory { genesis, .. } => {
@@ -415,6 +447,8 @@ impl<L: LocalState> Service<L> {
         }
         if stored > 0 {
             self.news.entry(commons).or_default().insert(peer);
+            // A charter that arrived may have made the commons' privacy known.
+            self.subscribe_all();
         }
         self.counters.changes_received += stored as u64;
         self.counters.docs_received += items.len() as u64;
