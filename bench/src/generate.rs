@@ -20,7 +20,8 @@ use hedgerow_node::Replicas;
 use hedgerow_protocol::replica::ChangeRecord;
 use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
 use hedgerow_protocol::{
-    AuthorKey, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin, Signed,
+    AuthorKey, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin,
+    Signed,
 };
 use serde::Serialize;
 use serde_json::Value;

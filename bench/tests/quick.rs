@@ -151,7 +151,7 @@ fn quick_mode_measures_every_scenario() {
         sync_bytes > 0 && sync_bytes < 1024,
         "in-sync reconnect took {sync_bytes} B of sync protocol: {reconnect}"
     );
-    stewarded_sync_costs_no_more_bytes(&row("initial sync, stewarded"));
+    stewarded_sync_costs_no_more_bytes(row("initial sync, stewarded"));
     assert!(
         row("apply-and-verify")["extra"]["bundle_changes_per_s"]
             .as_f64()
