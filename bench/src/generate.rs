@@ -20,7 +20,8 @@ use hedgerow_node::Replicas;
 use hedgerow_protocol::replica::ChangeRecord;
 use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
 use hedgerow_protocol::{
-    CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin, Signed,
+    AuthorKey, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin,
+    Signed,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -83,6 +84,10 @@ pub struct Generated {
     pub designs: Vec<DocId>,
     /// Every note id.
     pub notes: Vec<DocId>,
+    /// Every author's key, the commons' creator first.
+    pub authors: Vec<AuthorKey>,
+    /// The creator's device secret, so a stewarded twin's charter can be signed by them.
+    pub creator_secret: [u8; 32],
     /// Counts.
     pub stats: GenStats,
 }
@@ -191,6 +196,8 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
         genesis,
         designs,
         notes,
+        authors: gen.authors.iter().map(|a| a.key.author()).collect(),
+        creator_secret: gen.authors[0].key.secret_bytes(),
         stats: gen.stats,
     })
 }

@@ -30,6 +30,7 @@ use std::path::Path;
 /// Every scenario, by the name `--scenarios` takes.
 pub const SCENARIOS: &[&str] = &[
     "initial",
+    "stewarded",
     "reconnect",
     "edit",
     "divergence",
@@ -50,8 +51,9 @@ pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec
     eprintln!("[{}] {summary}", settings.designs);
     let mut rows = Vec::new();
     type Scenario = fn(&Bench) -> Result<Row>;
-    let all: [(&str, Scenario); 7] = [
+    let all: [(&str, Scenario); 8] = [
         ("initial", pull::initial),
+        ("stewarded", pull::stewarded_initial),
         ("reconnect", pull::reconnect),
         ("edit", live::one_edit),
         ("divergence", pull::divergence),

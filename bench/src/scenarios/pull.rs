@@ -15,6 +15,7 @@ use crate::rng::Rng;
 use crate::text;
 use anyhow::Result;
 use hedgerow_node::api::{self, Request};
+use hedgerow_protocol::charter::{CharterAction, Role};
 use hedgerow_protocol::schema::{self, DocKind, Edit};
 use serde_json::Value;
 use std::path::Path;
@@ -247,4 +248,169 @@ fn diverge(bench: &Bench, home: &Path, side: u64) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Most extra CPU the stewarded commons' initial sync may cost over the open one (issue 9).
+pub const STEWARDED_CPU_BOUND: f64 = 1.05;
+/// Most extra bytes the stewarded commons' initial sync may cost over the open one (issue 9).
+pub const STEWARDED_BYTES_BOUND: f64 = 1.01;
+
+/// What one initial sync cost, for the open/stewarded comparison.
+struct SyncCost {
+    delta: super::Delta,
+    wall_s: f64,
+    cpu_a: f64,
+    cpu_b: f64,
+    converged: bool,
+    docs_b: usize,
+    home_b: std::path::PathBuf,
+}
+
+impl SyncCost {
+    fn json(&self) -> Value {
+        serde_json::json!({
+            "bytes": self.delta.bytes,
+            "sync_bytes": self.delta.sync_bytes,
+            "round_trips": self.delta.round_trips,
+            "cpu_s": self.delta.cpu_s,
+            "cpu_s_serving": self.cpu_a,
+            "cpu_s_joining": self.cpu_b,
+            "wall_s": self.wall_s,
+            "peak_rss_bytes": self.delta.peak_rss,
+            "converged": self.converged,
+            "docs_received": self.docs_b,
+        })
+    }
+}
+
+/// A fresh node joins the commons `a_home` serves and pulls all of it; only the nodes' own
+/// counters are read (no reference computations), so the two sides are measured alike.
+fn initial_cost(bench: &Bench, a_home: &Path, name: &str) -> Result<SyncCost> {
+    let b_home = bench.fresh_home(name)?;
+    api::execute(
+        &mut open(&b_home)?,
+        Request::Join {
+            commons: bench.generated.commons.to_string(),
+        },
+    )?;
+    let a = NodeProc::start("a", a_home)?;
+    let b = NodeProc::start("b", &b_home)?;
+    let nodes = [&a, &b];
+    let before = sample_all(&nodes)?;
+    let started = Instant::now();
+    b.sync_with(&a)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    wait_quiet(&nodes, SETTLE)?;
+    let d = delta(&before, &nodes)?;
+    let (a_after, b_after) = (a.sample()?, b.sample()?);
+    a.stop()?;
+    b.stop()?;
+    let converged = covers(a_home, &b_home)?;
+    let docs_b = open(&b_home)?
+        .store()
+        .doc_ids(&bench.generated.commons)?
+        .len();
+    Ok(SyncCost {
+        delta: d,
+        wall_s,
+        cpu_a: a_after.cpu_s - before[0].cpu_s,
+        cpu_b: b_after.cpu_s - before[1].cpu_s,
+        converged,
+        docs_b,
+        home_b: b_home,
+    })
+}
+
+/// Builds the stewarded twin of the generated commons in `home`: its creator founds the
+/// charter and adds every other generating author as a member (through the node code
+/// `commons role` runs, each op signed by the creator's own key), then the seed's documents
+/// arrive through bundle import, admitted against that charter like any ingest.
+fn steward(bench: &Bench, home: &Path) -> Result<()> {
+    let g = &bench.generated;
+    // The home signs as the commons' creator: `Found` is only theirs to write.
+    std::fs::write(home.join("device.key"), g.creator_secret)?;
+    let mut replicas = open(home)?;
+    replicas.store().put_commons(&g.genesis)?;
+    replicas.write_charter_op(&g.commons, CharterAction::Found { private: false })?;
+    for person in &g.authors[1..] {
+        api::execute(
+            &mut replicas,
+            Request::CommonsRole {
+                commons: Some(g.commons.to_string()),
+                person: person.to_string(),
+                role: Role::Member,
+            },
+        )?;
+    }
+    let bundle = std::path::absolute(home.join("seed.hrb"))?;
+    api::execute(
+        &mut open(bench.seed_home())?,
+        Request::BundleExport {
+            path: bundle.display().to_string(),
+            commons: vec![g.commons.to_string()],
+            for_summary: None,
+        },
+    )?;
+    api::execute(
+        &mut replicas,
+        Request::BundleImport {
+            path: bundle.display().to_string(),
+            commons: Vec::new(),
+            all_commons: true,
+        },
+    )?;
+    replicas.commit()?;
+    std::fs::remove_file(&bundle)?;
+    Ok(())
+}
+
+/// 1b. The same initial sync, of the same designs, in a stewarded commons whose charter lists
+/// every author: what membership checks cost on every ingest, next to the open commons.
+pub fn stewarded_initial(bench: &Bench) -> Result<Row> {
+    let open_a = bench.seed_copy("stewarded-open-a")?;
+    let stewarded_a = bench.fresh_home("stewarded-a")?;
+    steward(bench, &stewarded_a)?;
+    // Both servers hold every design; a charter that hid or held any would show here.
+    anyhow::ensure!(
+        covers(&open_a, &stewarded_a)?,
+        "the stewarded twin does not hold every document of the open commons"
+    );
+    let open_cost = initial_cost(bench, &open_a, "stewarded-open-b")?;
+    let cost = initial_cost(bench, &stewarded_a, "stewarded-b")?;
+    let mut row = bench.row("initial sync, stewarded", &Default::default());
+    row.measured(&cost.delta, cost.wall_s);
+    row.store_bytes = dir_size(&cost.home_b.join("store"));
+    row.converged = open_cost.converged && cost.converged;
+    row.put("open", open_cost.json());
+    row.put("stewarded", cost.json());
+    row.put("members", bench.generated.authors.len());
+    let cpu_ratio = cost.delta.cpu_s / open_cost.delta.cpu_s.max(1e-9);
+    let bytes_ratio = cost.delta.bytes as f64 / open_cost.delta.bytes.max(1) as f64;
+    row.put("cpu_ratio_stewarded_open", cpu_ratio);
+    row.put("bytes_ratio_stewarded_open", bytes_ratio);
+    row.put(
+        "wall_ratio_stewarded_open",
+        cost.wall_s / open_cost.wall_s.max(1e-9),
+    );
+    row.target(
+        "CPU ≤ 1.05 × open commons",
+        cpu_ratio <= STEWARDED_CPU_BOUND,
+        format!(
+            "×{cpu_ratio:.3} (bound ×{STEWARDED_CPU_BOUND}): {:.2} s vs {:.2} s of both nodes",
+            cost.delta.cpu_s, open_cost.delta.cpu_s
+        ),
+    );
+    row.target(
+        "bytes ≤ 1.01 × open commons",
+        bytes_ratio <= STEWARDED_BYTES_BOUND,
+        format!(
+            "×{bytes_ratio:.4} (bound ×{STEWARDED_BYTES_BOUND}): {} vs {}",
+            human(cost.delta.bytes),
+            human(open_cost.delta.bytes)
+        ),
+    );
+    for home in [&open_a, &stewarded_a, &open_cost.home_b, &cost.home_b] {
+        bench.discard(home);
+    }
+    Ok(row)
 }
