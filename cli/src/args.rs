@@ -301,6 +301,14 @@ pub enum ModerateCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Remove a document hidden by a steward (or on this node, or retracted) from this node's
+    /// store for good; it is never taken in again. The same as `hedgerow purge ID`.
+    Purge {
+        /// Document id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Every charter operation (roles, invitations, moderation) and what became of it.
     Log {
         #[command(flatten)]

@@ -147,6 +147,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             (Request::Verify { rebuild }, Print::Verify, json.json)
         }
         Command::Commons(c) => commons_request(c)?,
+        Command::Moderate(ModerateCommand::Purge { id, json }) => {
+            return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
+        }
         Command::Moderate(c) => moderate_request(c),
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
@@ -450,6 +453,8 @@ fn moderate_request(command: ModerateCommand) -> (Request, Print, bool) {
             Print::Charter,
             json.json,
         ),
+        // `run` sends it through `local_blocks::run`, which words its reply.
+        ModerateCommand::Purge { id, json } => (Request::Purge { id }, Print::Json, json.json),
         ModerateCommand::Log { commons, json } => (
             Request::ModerateLog {
                 commons: commons.commons,

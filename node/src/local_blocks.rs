@@ -463,9 +463,6 @@ pub fn blocks(replicas: &Replicas) -> Result<Reply, NodeError> {
 /// `hedgerow purge ID`: removes a hidden document from the store for good.
 pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
     let doc = replicas.resolve_doc(id, None)?;
-    if !replicas.lists.hidden.contains_key(&doc) {
-        return Err(LocalListError::PurgeNotHidden(doc).into());
-    }
     let genesis = replicas
         .store()
         .doc_genesis(&doc)?
@@ -473,6 +470,13 @@ pub fn purge(replicas: &mut Replicas, id: &str) -> Result<Reply, NodeError> {
             what: "document",
             id: doc.to_string(),
         })?;
+    // Only what nobody here may read any more: hidden on this node, hidden by a steward of its
+    // commons, or retracted by its creator.
+    let withheld =
+        replicas.withheld(&doc)?.is_some() || replicas.is_hidden(&genesis.body.commons, &doc);
+    if !withheld {
+        return Err(LocalListError::PurgeNotHidden(doc).into());
+    }
     replicas.forget(&doc);
     let purged = PurgedDoc {
         at: now_unix(),

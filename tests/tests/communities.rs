@@ -282,6 +282,24 @@ fn a_stewarded_commons_with_a_member_a_guest_and_a_vandal_offline() {
         .as_array()
         .expect("problems")
         .is_empty());
+
+    // A member purges what a steward hid from their own store; what is not hidden stays.
+    let err = alice.fail(&["moderate", "purge", &again]);
+    assert!(err.contains("hide"), "{err}");
+    assert!(listed(&alice, "note").contains(&again));
+    alice.ok(&["moderate", "hide", &design, "--reason", "vandalism"]);
+    settle(&alice, &[&ben]);
+    let purged = ben.json(&["moderate", "purge", &design]);
+    assert!(purged["changes"].as_u64() > Some(0), "{purged}");
+    settle(&alice, &[&ben]);
+    alice.ok(&["moderate", "unhide", &design]);
+    settle(&alice, &[&ben]);
+    assert!(ben.fail(&["design", "show", &design]).contains("no design"));
+    assert!(!listed(&ben, "design").contains(&design));
+    assert!(ben.json(&["verify"])["problems"]
+        .as_array()
+        .expect("problems")
+        .is_empty());
 }
 
 #[test]
