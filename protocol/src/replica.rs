@@ -418,18 +418,8 @@ impl DocReplica {
                     break;
                 }
             }
-            let stay: HashMap<ChangeHash, &Change> = fresh
-                .iter()
-                .filter(|c| !out.contains(&c.hash()))
-                .map(|c| (c.hash(), c))
-                .collect();
-            let signed: Vec<(ChangeHash, AuthorKey)> = proofs
-                .iter()
-                .filter(|(h, _)| stay.contains_key(h))
-                .map(|(h, p)| (*h, p.author))
-                .collect();
-            let (covered, _) = coverage::reach(&stay, &signed);
-            out.extend(stay.keys().filter(|h| !covered.contains_key(h)));
+            let uncovered = uncovered_without(fresh, proofs, |h| out.contains(h));
+            out.extend(uncovered);
             if out.len() == before {
                 break;
             }
@@ -1266,27 +1256,14 @@ impl DocReplica {
             }
         }
         // What stays must still be covered by a signature among what stays.
-        let stay: HashMap<ChangeHash, &Change> = fresh
-            .iter()
-            .filter(|c| !out.contains_key(&c.hash()))
-            .map(|c| (c.hash(), c))
-            .collect();
-        let signed: Vec<(ChangeHash, AuthorKey)> = proofs
-            .iter()
-            .filter(|(h, _)| stay.contains_key(h))
-            .map(|(h, p)| (*h, p.author))
-            .collect();
-        let (covered, _) = coverage::reach(&stay, &signed);
-        for hash in stay.keys() {
-            if !covered.contains_key(hash) {
-                out.insert(
-                    *hash,
-                    Refused {
-                        kind: HELD.into(),
-                        reason: "its signature came with a change this commons refused".into(),
-                    },
-                );
-            }
+        for hash in uncovered_without(&fresh, proofs, |h| out.contains_key(h)) {
+            out.insert(
+                hash,
+                Refused {
+                    kind: HELD.into(),
+                    reason: "its signature came with a change this commons refused".into(),
+                },
+            );
         }
         let mut kept = Vec::with_capacity(fresh.len());
         for change in fresh {
@@ -1557,4 +1534,27 @@ fn parse_change(bytes: Vec<u8>) -> Result<Change, Rejection> {
         }
         .into()
     })
+}
+
+/// The changes of `fresh` that are not `left_out` but no signature among those that stay
+/// covers any more (their author's proof came on a change that was left out).
+fn uncovered_without(
+    fresh: &[Change],
+    proofs: &HashMap<ChangeHash, ChangeProof>,
+    left_out: impl Fn(&ChangeHash) -> bool,
+) -> Vec<ChangeHash> {
+    let stay: HashMap<ChangeHash, &Change> = fresh
+        .iter()
+        .filter(|c| !left_out(&c.hash()))
+        .map(|c| (c.hash(), c))
+        .collect();
+    let signed: Vec<(ChangeHash, AuthorKey)> = proofs
+        .iter()
+        .filter(|(h, _)| stay.contains_key(h))
+        .map(|(h, p)| (*h, p.author))
+        .collect();
+    let (covered, _) = coverage::reach(&stay, &signed);
+    stay.into_keys()
+        .filter(|h| !covered.contains_key(h))
+        .collect()
 }
