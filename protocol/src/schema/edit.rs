@@ -170,6 +170,14 @@ pub enum Edit {
         /// The automerge heads it pins, hex.
         heads: Vec<String>,
     },
+    /// Settles a conflict on one field (`stage`, `steps.2`, `bom.1.quantity`): writes one
+    /// value over every concurrent version (see [`super::conflicts`]).
+    Resolve {
+        /// The field's path, as the conflict names it.
+        field: String,
+        /// What to write.
+        value: super::conflicts::Settle,
+    },
 }
 
 impl Edit {
@@ -199,6 +207,7 @@ impl Edit {
             Edit::AddBuilt { .. } => "add_built",
             Edit::RemoveBuilt { .. } => "remove_built",
             Edit::Release { .. } => "release",
+            Edit::Resolve { .. } => "resolve",
         }
     }
 }
@@ -212,7 +221,8 @@ impl Edit {
             | Edit::ReplaceText { .. }
             | Edit::AppendText { .. }
             | Edit::AddItem { .. }
-            | Edit::RemoveItem { .. } => None,
+            | Edit::RemoveItem { .. }
+            | Edit::Resolve { .. } => None,
             Edit::AddOutcome { .. } | Edit::RemoveOutcome { .. } => Some(DocKind::Event),
             _ => Some(DocKind::Design),
         }

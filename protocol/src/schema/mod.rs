@@ -11,6 +11,7 @@
 //! malformed document, and validation bounds every field's size so one
 //! document cannot exhaust a Raspberry Pi's memory.
 
+pub mod conflicts;
 pub mod design;
 mod edit;
 mod error;
@@ -285,6 +286,19 @@ pub fn apply_edit<T: Transactable>(
             applies_to: owner,
             kind,
         });
+    }
+    if let Edit::Resolve { field, value } = edit {
+        if kind == DocKind::Charter {
+            return Err(SchemaError::CharterHasNoFields.into());
+        }
+        // What no edit may change, no resolution may either (honest nodes never conflict there).
+        let head = field.split('.').next().unwrap_or_default();
+        if (kind == DocKind::Note && head == "target") || head == "releases" {
+            return Err(EditError::Immutable {
+                field: field.clone(),
+            });
+        }
+        return conflicts::write_resolution(tx, kind, field, value);
     }
     match kind {
         DocKind::Design => design::apply(tx, edit, ctx),
