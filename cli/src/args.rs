@@ -479,6 +479,10 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all designs when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
 }
 
 /// Event commands.
@@ -525,6 +529,10 @@ pub enum EventCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all events when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
 }
 
 /// Note commands.
@@ -587,4 +595,36 @@ pub enum NoteCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all notes when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
+}
+
+/// Options of `design/event/note conflicts`.
+#[derive(Debug, Args, Clone)]
+pub struct ConflictsArgs {
+    /// Document id or prefix; every document of the kind in the commons when absent.
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub commons: CommonsFlag,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Options of `design/event/note resolve`.
+#[derive(Debug, Args, Clone)]
+pub struct ResolveArgs {
+    /// Document id or prefix.
+    pub id: String,
+    /// The field in conflict, as `conflicts` or `show` names it: `stage`, `steps.2`, `body`.
+    pub field: String,
+    /// Keep the version of the side whose change starts with these hex digits.
+    #[arg(long, value_name = "CHANGE", required_unless_present = "text", conflicts_with = "text")]
+    pub take: Option<String>,
+    /// Write this text (or value) instead of either side's.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }

@@ -102,6 +102,8 @@ enum Print {
     Members,
     Charter,
     ModLog,
+    Conflicts,
+    Resolved,
 }
 
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
@@ -398,6 +400,12 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
         Print::ModLog => output::moderation_log(value),
+        Print::Conflicts => output::conflict_list(value),
+        Print::Resolved => println!(
+            "settled `{}` with change {}",
+            output::line(value.get("field").and_then(Value::as_str).unwrap_or("")),
+            output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
+        ),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -622,6 +630,8 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         DesignCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Json, json.json)
         }
+        DesignCommand::Conflicts(args) => conflicts_request(kind, args),
+        DesignCommand::Resolve(args) => resolve_request(kind, args),
     })
 }
 
@@ -658,6 +668,8 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
         EventCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Json, json.json)
         }
+        EventCommand::Conflicts(args) => conflicts_request(kind, args),
+        EventCommand::Resolve(args) => resolve_request(kind, args),
     })
 }
 
@@ -745,6 +757,8 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
         NoteCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Json, json.json)
         }
+        NoteCommand::Conflicts(args) => conflicts_request(kind, args),
+        NoteCommand::Resolve(args) => resolve_request(kind, args),
     })
 }
 
@@ -781,4 +795,32 @@ fn nonempty(edits: Vec<Edit>) -> Result<Vec<Edit>> {
         ));
     }
     Ok(edits)
+}
+
+/// `design/event/note conflicts`: one document's open conflicts, or every one of the kind.
+fn conflicts_request(kind: DocKind, args: args::ConflictsArgs) -> (Request, Print, bool) {
+    (
+        Request::Conflicts {
+            id: args.id,
+            kind,
+            commons: args.commons.commons,
+        },
+        Print::Conflicts,
+        args.json.json,
+    )
+}
+
+/// `design/event/note resolve`: one signed change settling one field.
+fn resolve_request(kind: DocKind, args: args::ResolveArgs) -> (Request, Print, bool) {
+    (
+        Request::Resolve {
+            id: args.id,
+            kind,
+            field: args.field,
+            take: args.take,
+            text: args.text,
+        },
+        Print::Resolved,
+        args.json.json,
+    )
 }

@@ -97,11 +97,12 @@ pub fn document(value: &Value) {
     for key in first {
         if let Some(v) = map.get(key) {
             if !is_empty(v) {
-                println!("{key}: {}", line(&scalar(v)));
+                println!("{key}: {}{}", line(&scalar(v)), conflict_mark(value, key));
             }
         }
     }
-    let skip = ["heads", "changes", "creator"];
+    print!("{}", conflicts(value));
+    let skip = ["heads", "changes", "creator", "conflicts"];
     for (key, v) in map {
         if first.contains(&key.as_str()) || skip.contains(&key.as_str()) || is_empty(v) {
             continue;
@@ -112,15 +113,16 @@ pub fn document(value: &Value) {
                 println!("{key}:");
                 for (i, item) in items.iter().enumerate() {
                     let text = prose(&scalar(item));
+                    let mark = conflict_mark(value, &format!("{key}.{}", i + 1));
                     if key == "steps" || key == "bom" || key == "parts" {
-                        println!("  {}. {}", i + 1, indent(&text));
+                        println!("  {}. {}{mark}", i + 1, indent(&text));
                     } else {
-                        println!("  - {}", indent(&text));
+                        println!("  - {}{mark}", indent(&text));
                     }
                 }
             }
             Value::Object(inner) => {
-                println!("{key}:");
+                println!("{key}:{}", conflict_mark(value, &key));
                 for (k, iv) in inner {
                     if !is_empty(iv) {
                         println!("  {}: {}", line(k), indent(&prose(&scalar(iv))));
@@ -129,10 +131,11 @@ pub fn document(value: &Value) {
             }
             _ => {
                 let text = prose(&scalar(v));
+                let mark = conflict_mark(value, &key);
                 if text.contains('\n') {
-                    println!("{key}:\n  {}", indent(&text));
+                    println!("{key}:{mark}\n  {}", indent(&text));
                 } else {
-                    println!("{key}: {text}");
+                    println!("{key}: {text}{mark}");
                 }
             }
         }
@@ -548,5 +551,89 @@ pub fn moderation_log(value: &Value) {
             s(&entry, "detail"),
             s(&entry, "outcome"),
         );
+    }
+}
+
+/// The fields of a shown document (its `conflicts` list) that `path` is, or is inside of.
+fn conflict_fields<'a>(doc: &'a Value, path: &str) -> impl Iterator<Item = &'a str> + 'a {
+    let path = path.to_string();
+    doc.get("conflicts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("field").and_then(Value::as_str))
+        .filter(move |f| *f == path || f.starts_with(&format!("{path}.")))
+}
+
+/// `  [IN CONFLICT]` after a field of a shown document that is in conflict, else nothing.
+pub fn conflict_mark(doc: &Value, path: &str) -> &'static str {
+    if conflict_fields(doc, path).next().is_some() {
+        "  [IN CONFLICT, see above]"
+    } else {
+        ""
+    }
+}
+
+/// The open conflicts of a shown document (`show`) or of one entry of `conflicts`: each field
+/// with every author's version as written, and the command that settles it. Empty when none.
+///
+/// Self-contained on purpose: whatever the layout of `show` around it, this block reads alone.
+pub fn conflicts(doc: &Value) -> String {
+    let list = doc
+        .get("conflicts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if list.is_empty() {
+        return String::new();
+    }
+    let kind = match raw(doc, "doc_kind") {
+        "" => "design",
+        kind => kind,
+    };
+    let id = s(doc, "id");
+    let mut out = String::new();
+    for conflict in &list {
+        let field = s(conflict, "field");
+        let _ = writeln!(
+            out,
+            "IN CONFLICT: {field} was changed concurrently in overlapping ways; no version was chosen:"
+        );
+        let sides = conflict
+            .get("sides")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for side in &sides {
+            let who = match side.get("author_name").and_then(Value::as_str) {
+                Some(name) => line(name),
+                None => short(side, "author", 8),
+            };
+            let _ = writeln!(
+                out,
+                "  {who} (change {}):\n    {}",
+                short(side, "change", 12),
+                indent(&prose(raw(side, "value")))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  settle it: hedgerow {kind} resolve {id} {field} --take CHANGE (or --text TEXT)"
+        );
+    }
+    out
+}
+
+/// Prints `design/event/note conflicts`: each document with its open conflicts.
+pub fn conflict_list(value: &Value) {
+    let docs = value.as_array().cloned().unwrap_or_default();
+    if docs.is_empty() {
+        println!("no open conflicts");
+    }
+    for doc in docs {
+        println!("{}  {}", s(&doc, "id"), s(&doc, "title"));
+        for text in conflicts(&doc).lines() {
+            println!("  {text}");
+        }
     }
 }

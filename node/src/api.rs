@@ -7,6 +7,7 @@
 //! variant gets a reply struct there (its module doc says how) and an arm in
 //! `execute_inner` returning it.
 
+use crate::conflicts::{Choice, DocConflicts};
 use crate::local_blocks;
 use crate::provenance::ForkOptions;
 use crate::replicas::{NodeError, Replicas};
@@ -286,6 +287,29 @@ pub enum Request {
         id: String,
         /// The kind the caller expects.
         kind: DocKind,
+    },
+    /// Open conflicts of one document, or of every document of a kind in a commons.
+    Conflicts {
+        /// Id or prefix; every document of `kind` in the commons when absent.
+        id: Option<String>,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// Commons id or prefix (without `id`); the only one when absent.
+        #[serde(default)]
+        commons: Option<String>,
+    },
+    /// Settle a conflict on one field with a signed change.
+    Resolve {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// The field in conflict (`stage`, `steps.2`, `bom.1.quantity`).
+        field: String,
+        /// Take the version of the side whose change starts with this hex prefix.
+        take: Option<String>,
+        /// Or write this text (value) instead.
+        text: Option<String>,
     },
 }
 
@@ -568,6 +592,47 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         Request::Blocks => local_blocks::blocks(replicas),
         Request::Purge { id } => local_blocks::purge(replicas, &id),
         Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
+        Request::Conflicts { id, kind, commons } => match id {
+            Some(id) => {
+                let id = replicas.resolve_doc(&id, Some(kind))?;
+                replicas.refuse_withheld(&id)?;
+                let conflicts = replicas.conflicts(&id)?;
+                let mut out = Vec::new();
+                if !conflicts.is_empty() {
+                    out.push(DocConflicts {
+                        id,
+                        doc_kind: kind.as_str().to_string(),
+                        title: replicas.store().summary(&id)?.map(|s| s.title).unwrap_or_default(),
+                        conflicts,
+                    });
+                }
+                Ok(Reply::Conflicts(out))
+            }
+            None => {
+                let commons = replicas.resolve_commons(commons.as_deref())?;
+                Ok(Reply::Conflicts(replicas.conflicts_in(&commons, kind)?))
+            }
+        },
+        Request::Resolve {
+            id,
+            kind,
+            field,
+            take,
+            text,
+        } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.refuse_withheld(&id)?;
+            let choice = match (take, text) {
+                (Some(change), None) => Choice::Take(change),
+                (None, Some(text)) => Choice::Text(text),
+                _ => {
+                    return Err(NodeError::Invalid(
+                        "resolve takes either --take CHANGE or --text TEXT".to_string(),
+                    ))
+                }
+            };
+            Ok(Reply::Resolved(replicas.resolve(&id, &field, &choice)?))
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod bundle;
 pub mod communities;
+pub mod conflicts;
 pub mod control;
 pub mod devices;
 pub mod durable;

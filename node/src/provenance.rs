@@ -334,6 +334,12 @@ impl Replicas {
             serde_json::Value::Object(fields) => fields,
             _ => serde_json::Map::new(),
         };
+        // A release is frozen; what is in conflict is the document as it stands.
+        let conflicts = match &release {
+            None => self.conflicts(id)?,
+            Some(_) => Vec::new(),
+        };
+        let replica = self.replica(id)?;
         Ok(ShownDocument {
             fields,
             id: *id,
@@ -343,6 +349,7 @@ impl Replicas {
             changes: replica.change_count(),
             heads: replica.heads().iter().map(|h| h.to_string()).collect(),
             release,
+            conflicts,
         })
     }
 }

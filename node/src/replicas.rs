@@ -135,6 +135,9 @@ pub enum NodeError {
     /// This node's own block list, hidden or purged documents refused it.
     #[error(transparent)]
     Local(#[from] crate::local_blocks::LocalListError),
+    /// A conflict could not be resolved as asked.
+    #[error(transparent)]
+    Conflict(#[from] crate::conflicts::ConflictError),
 }
 
 impl From<EditFailure<EditError>> for NodeError {

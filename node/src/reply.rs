@@ -78,6 +78,10 @@ pub enum Reply {
     DeviceRevoked(crate::devices::DeviceRevoked),
     /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
     Local(crate::local_blocks::LocalReply),
+    /// `design/event/note conflicts`, newest first.
+    Conflicts(Vec<crate::conflicts::DocConflicts>),
+    /// `design/event/note resolve`.
+    Resolved(crate::conflicts::Resolved),
 }
 
 impl Reply {
@@ -182,6 +186,8 @@ pub struct ShownDocument {
     /// The release shown, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// Fields in conflict now: concurrent versions not yet settled (empty for a release).
+    pub conflicts: Vec<crate::conflicts::FieldConflict>,
 }
 
 /// One document of a list (`design/event/note list`).
@@ -344,6 +350,7 @@ mod tests {
             changes: 2,
             heads: vec!["ab".into()],
             release: None,
+            conflicts: Vec::new(),
         });
         let value = shown.to_json().expect("json");
         assert_eq!(value["name"], json!("Roller crimper"));
