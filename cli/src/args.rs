@@ -620,7 +620,12 @@ pub struct ResolveArgs {
     /// The field in conflict, as `conflicts` or `show` names it: `stage`, `steps.2`, `body`.
     pub field: String,
     /// Keep the version of the side whose change starts with these hex digits.
-    #[arg(long, value_name = "CHANGE", required_unless_present = "text", conflicts_with = "text")]
+    #[arg(
+        long,
+        value_name = "CHANGE",
+        required_unless_present = "text",
+        conflicts_with = "text"
+    )]
     pub take: Option<String>,
     /// Write this text (or value) instead of either side's.
     #[arg(long, value_name = "TEXT")]

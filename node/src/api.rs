@@ -602,7 +602,11 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                     out.push(DocConflicts {
                         id,
                         doc_kind: kind.as_str().to_string(),
-                        title: replicas.store().summary(&id)?.map(|s| s.title).unwrap_or_default(),
+                        title: replicas
+                            .store()
+                            .summary(&id)?
+                            .map(|s| s.title)
+                            .unwrap_or_default(),
                         conflicts,
                     });
                 }

@@ -197,7 +197,13 @@ impl Replicas {
                 let sides = c
                     .sides
                     .into_iter()
-                    .map(|s| (s.change, replica.record(&s.change).map(|r| r.author), s.value))
+                    .map(|s| {
+                        (
+                            s.change,
+                            replica.record(&s.change).map(|r| r.author),
+                            s.value,
+                        )
+                    })
                     .collect();
                 (c.field, sides)
             })
