@@ -141,6 +141,15 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("transport_out", "integer"),
     ("up_to_date", "integer"),
     ("updated_at", "integer"),
+    // Conflicts (`show`, `conflicts`): a side's author is null when its record is not held.
+    ("field", "string"),
+    ("value", "string"),
+    ("design show: author", "string|null"),
+    ("event show: author", "string|null"),
+    ("note show: author", "string|null"),
+    ("design conflicts: author", "string|null"),
+    ("event conflicts: author", "string|null"),
+    ("note conflicts: author", "string|null"),
     // This node's own lists.
     ("at", "integer"),
     ("reason", "string"),
@@ -400,13 +409,10 @@ fn table() -> Vec<Row> {
             // "plus `id, ...` (and `release` with `--version`)": the keys, then the versioned one.
             let plus = backticked(shape_cell.split_once(" plus ").expect("`plus` keys").1);
             version_keys.push(plus[1].to_string());
-            let extras: Vec<(String, Shape)> = plus[0]
-                .split(", ")
-                .map(|k| (k.to_string(), Shape::Leaf(k.to_string())))
-                .collect();
-            Shape::Object {
-                keys: extras,
-                open: true,
+            // The keys are written as an object's inside: `id, ..., conflicts: [{...}]`.
+            match parse_shape(&format!("{{{}}}", plus[0])) {
+                Ok(Shape::Object { keys, .. }) => Shape::Object { keys, open: true },
+                other => panic!("README show row's keys: {other:?}"),
             }
         } else {
             let text = backticked(shape_cell)[0];
@@ -497,7 +503,9 @@ impl Checker<'_> {
             Shape::List(element) => match value.as_array() {
                 Some(items) => {
                     if !items.is_empty() {
-                        self.seen.insert(format!("{}: {path}[]", self.command));
+                        // A list inside a list element: its path as documented, without indices.
+                        let generic = without_indices(path);
+                        self.seen.insert(format!("{}: {generic}[]", self.command));
                     }
                     for (i, item) in items.iter().enumerate() {
                         self.check(element, item, &format!("{path}[{i}]"));
@@ -544,6 +552,27 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// `a[0].b[12]` as `a[].b[]`.
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push(c);
+            }
+            ']' => {
+                in_index = false;
+                out.push(c);
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Every element path of a list in `shape` (for the "each list was seen filled" check).
@@ -893,6 +922,71 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         commons.as_str(),
         "{imported}"
     );
+
+    // A and B change the same fields apart; A takes in B's changes: conflicts shown, settled.
+    for (kind, doc, edit) in [
+        (
+            "design",
+            &design,
+            ["--set", "stage=concept", "--set", "stage=in-use"],
+        ),
+        (
+            "event",
+            &event,
+            [
+                "--set",
+                "summary=Three drums",
+                "--set",
+                "summary=Four drums",
+            ],
+        ),
+        (
+            "note",
+            &note,
+            ["--text", "Built five drums", "--text", "Built six drums"],
+        ),
+    ] {
+        a.ok(&[kind, "edit", doc, edit[0], edit[1]]);
+        b.ok(&[kind, "edit", doc, edit[2], edit[3]]);
+    }
+    let from_b = file(&b, "from-b.bundle");
+    b.ok(&["bundle", "export", &from_b]);
+    a.ok(&["bundle", "import", &from_b]);
+    for (kind, doc, field) in [
+        ("design", &design, "stage"),
+        ("event", &event, "summary"),
+        ("note", &note, "body"),
+    ] {
+        let shown = out.run(
+            &a,
+            &format!("{kind} show"),
+            "offline, in conflict",
+            &[kind, "show", doc],
+        );
+        assert_eq!(shown["conflicts"][0]["field"], field, "{shown}");
+        out.run(
+            &a,
+            &format!("{kind} conflicts"),
+            "offline",
+            &[kind, "conflicts"],
+        );
+        out.run(
+            &a,
+            &format!("{kind} conflicts"),
+            "offline, one document",
+            &[kind, "conflicts", doc],
+        );
+        let side = shown["conflicts"][0]["sides"][0]["change"]
+            .as_str()
+            .and_then(|c| c.get(..8))
+            .expect("a side's change");
+        out.run(
+            &a,
+            &format!("{kind} resolve"),
+            "offline",
+            &[kind, "resolve", doc, field, "--take", side],
+        );
+    }
 
     // A private commons' bundle, on a node without its genesis: its records stay sealed.
     let p = TestHome::init("Pia");
