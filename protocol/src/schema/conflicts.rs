@@ -275,12 +275,57 @@ impl Graph {
         }
     }
 
-    /// Whether each change depends on exactly the one before it.
+    /// Whether each change depends on the one before it, so all are in one line.
+    ///
+    /// automerge lists a change's own actor's previous change among its deps even when
+    /// another dep already descends from it, so deps are not compared whole.
     fn is_linear(&self) -> bool {
         self.deps.iter().enumerate().all(|(i, deps)| match i {
             0 => deps.is_empty(),
-            _ => deps.as_slice() == [i - 1],
+            _ => deps.contains(&(i - 1)),
         })
+    }
+
+    /// The changes concurrent with at least one other, in order.
+    ///
+    /// A change is ordered with every other when everything before it is in its past and
+    /// everything after it has it in its past: in causal order, when it is the only head of the
+    /// changes up to it, and every later change has a parent at or after it. One sweep each way.
+    fn concurrent_changes(&self) -> Vec<usize> {
+        let n = self.deps.len();
+        let causal = self
+            .deps
+            .iter()
+            .enumerate()
+            .all(|(i, d)| d.iter().all(|&p| p < i));
+        if !causal {
+            return (0..n).collect();
+        }
+        let mut is_head = vec![false; n];
+        let mut heads = 0usize;
+        let mut sole_head = vec![false; n];
+        for (i, deps) in self.deps.iter().enumerate() {
+            for &d in deps {
+                if is_head[d] {
+                    is_head[d] = false;
+                    heads -= 1;
+                }
+            }
+            is_head[i] = true;
+            heads += 1;
+            sole_head[i] = heads == 1;
+        }
+        // For each i, the lowest (latest parent + 1) among the changes after it (0 for a
+        // change without parents): every later change builds on i when that exceeds i.
+        let mut later_min = vec![usize::MAX; n];
+        let mut low = usize::MAX;
+        for i in (0..n).rev() {
+            later_min[i] = low;
+            low = low.min(self.deps[i].iter().max().map_or(0, |p| p + 1));
+        }
+        (0..n)
+            .filter(|&i| !(sole_head[i] && later_min[i] > i))
+            .collect()
     }
 
     /// The causal past of change `c` (without `c`), as a bit set over change indices.
@@ -350,46 +395,38 @@ fn text_conflicts(
             by_obj.insert((*counter, actor.clone()), i);
         }
     }
+    let mut pasts: HashMap<usize, Bits> = HashMap::new();
+    // Only changes concurrent with some other can conflict: first, which texts do two of
+    // those touch concurrently? Most documents' old concurrency touched no text at all.
+    let mut first: Vec<TextOps> = texts.iter().map(|_| TextOps::default()).collect();
+    for c in graph.concurrent_changes() {
+        if let Some(change) = doc.get_change_by_hash(&graph.hashes[c]) {
+            record_ops(&change, c, &by_obj, &mut first);
+        }
+    }
+    let mut hot = vec![false; texts.len()];
+    for (t, text) in first.iter().enumerate() {
+        let changes: Vec<usize> = text.touches.keys().copied().collect();
+        for c in &changes {
+            pasts.entry(*c).or_insert_with(|| graph.past(*c));
+        }
+        hot[t] = changes.iter().enumerate().any(|(i, a)| {
+            changes[i + 1..]
+                .iter()
+                .any(|b| !pasts[a].get(*b) && !pasts[b].get(*a))
+        });
+    }
+    if !hot.contains(&true) {
+        return Vec::new();
+    }
+    by_obj.retain(|_, t| hot[*t]);
     let mut ops: Vec<TextOps> = texts.iter().map(|_| TextOps::default()).collect();
     for change in doc.get_changes(&[]) {
-        let Some(&c) = graph.index.get(&change.hash()) else {
-            continue;
-        };
-        let actor = change.actor_id().clone();
-        let start = change.start_op().get();
-        for (k, op) in change.decode().operations.iter().enumerate() {
-            let ObjectId::Id(obj) = &op.obj else {
-                continue;
-            };
-            let Some(&t) = by_obj.get(&(obj.0, obj.1.clone())) else {
-                continue;
-            };
-            let elem = match &op.key {
-                Key::Seq(ElementId::Id(id)) => Some(id.clone()),
-                _ => None,
-            };
-            let text = &mut ops[t];
-            if op.insert {
-                let id = OpId(start + k as u64, actor.clone());
-                text.elements.push(Element {
-                    id: id.clone(),
-                    anchor: elem,
-                    change: c,
-                });
-                // Marks are formatting, not content: placed in the text, but no edit.
-                if !matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)) {
-                    text.touches.entry(c).or_default().inserted.push(id);
-                }
-            } else if let Some(elem) = elem {
-                // A delete, or a value written over an element: either way it is touched.
-                if matches!(op.action, OpType::Delete | OpType::Put(_)) {
-                    text.touches.entry(c).or_default().deleted.push(elem);
-                }
-            }
+        if let Some(&c) = graph.index.get(&change.hash()) {
+            record_ops(&change, c, &by_obj, &mut ops);
         }
     }
     let mut out = Vec::new();
-    let mut pasts: HashMap<usize, Bits> = HashMap::new();
     for ((order, path, obj), text) in texts.into_iter().zip(ops) {
         if text.touches.len() < 2 {
             continue;
@@ -446,6 +483,49 @@ fn text_conflicts(
         out.push((order, Conflict { field: path, sides }));
     }
     out
+}
+
+/// Files what `change` (index `c`) did to the texts of `by_obj` into `ops`.
+fn record_ops(
+    change: &automerge::Change,
+    c: usize,
+    by_obj: &HashMap<(u64, ActorId), usize>,
+    ops: &mut [TextOps],
+) {
+    let actor = change.actor_id().clone();
+    let start = change.start_op().get();
+    for (k, op) in change.decode().operations.iter().enumerate() {
+        let ObjectId::Id(obj) = &op.obj else {
+            continue;
+        };
+        let Some(text) = by_obj
+            .get(&(obj.0, obj.1.clone()))
+            .and_then(|t| ops.get_mut(*t))
+        else {
+            continue;
+        };
+        let elem = match &op.key {
+            Key::Seq(ElementId::Id(id)) => Some(id.clone()),
+            _ => None,
+        };
+        if op.insert {
+            let id = OpId(start + k as u64, actor.clone());
+            text.elements.push(Element {
+                id: id.clone(),
+                anchor: elem,
+                change: c,
+            });
+            // Marks are formatting, not content: placed in the text, but no edit.
+            if !matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)) {
+                text.touches.entry(c).or_default().inserted.push(id);
+            }
+        } else if let Some(elem) = elem {
+            // A delete, or a value written over an element: either way it is touched.
+            if matches!(op.action, OpType::Delete | OpType::Put(_)) {
+                text.touches.entry(c).or_default().deleted.push(elem);
+            }
+        }
+    }
 }
 
 /// The merged order of every element ever inserted (deleted ones too): automerge's RGA, where
@@ -738,6 +818,25 @@ mod tests {
             step: n,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn only_changes_off_the_main_line_are_concurrent() {
+        let graph = |deps: Vec<Vec<usize>>| Graph {
+            hashes: Vec::new(),
+            index: HashMap::new(),
+            deps,
+        };
+        // 0 <- 1 <- 3 <- 4 and 0 <- 2 <- 3: 1 and 2 are concurrent, the rest ordered.
+        let g = graph(vec![vec![], vec![0], vec![0], vec![1, 2], vec![3, 1]]);
+        assert_eq!(g.concurrent_changes(), vec![1, 2]);
+        assert!(!g.is_linear());
+        // A second root is concurrent with everything before it.
+        let g = graph(vec![vec![], vec![0], vec![]]);
+        assert_eq!(g.concurrent_changes(), vec![0, 1, 2]);
+        let g = graph(vec![vec![], vec![0], vec![1, 0]]);
+        assert!(g.concurrent_changes().is_empty());
+        assert!(g.is_linear());
     }
 
     #[test]
