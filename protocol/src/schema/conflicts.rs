@@ -610,7 +610,7 @@ fn touch(
 /// Whether two sites (`p <= q`) have no base character strictly between them.
 fn adjacent(p: usize, q: usize) -> bool {
     let d = q - p;
-    if p % 2 == 0 {
+    if p & 1 == 0 {
         d <= 1
     } else {
         d <= 2
@@ -640,6 +640,13 @@ pub fn write_resolution<T: Transactable>(
                 _ => return Err(missing(path, ty)),
             };
             let new = match value {
+                // Typed text is settled by a person: an empty one is a slip, as for `set`.
+                Settle::Typed(s) if s.trim().is_empty() => {
+                    return Err(ValueError::Empty {
+                        field: path.to_string(),
+                    }
+                    .into())
+                }
                 Settle::Typed(s) | Settle::Str(s) => s.clone(),
                 other => return Err(wrong_value(path, other)),
             };
