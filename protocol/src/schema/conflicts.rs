@@ -25,7 +25,9 @@
 //! who saw both sides is. Each side is given by its change and the field's value at that
 //! change (the text as its author saw it after writing, recovered from the history).
 //!
-//! A document whose changes form one line has no concurrency: [`find`] returns at once.
+//! A document whose changes form one line has no concurrency: [`find`] returns at once; and
+//! only texts that two concurrent changes touched are read in full. The work on one document
+//! is bounded (`MAX_PAIRS`, `MAX_TOUCH_TESTS`), so a hostile one cannot make `show` slow.
 
 use super::error::{EditError, SchemaError, ValueError};
 use super::spec::{check_str, find as find_field, names, parse_number, Field, FieldType};
@@ -105,6 +107,17 @@ pub fn find(doc: &Automerge, kind: DocKind) -> Vec<Conflict> {
 pub fn is_linear(doc: &Automerge) -> bool {
     Graph::new(doc).is_linear()
 }
+
+/// Most pairs of changes to one document's texts compared (each costs a few bit lookups).
+///
+/// Honest concurrency (people editing apart, then meeting) pairs a few changes; the bounds
+/// only keep a hostile document from making `show` slow: past them, no further conflicts
+/// are looked for in it.
+const MAX_PAIRS: usize = 200_000;
+
+/// Most concurrent pairs of one document whose text edits are placed and compared (each
+/// costs a pass over the text's elements).
+const MAX_TOUCH_TESTS: usize = 2_000;
 
 /// Deepest nesting walked (records in lists in maps); the schema has at most three levels.
 const MAX_DEPTH: usize = 4;
@@ -427,6 +440,7 @@ fn text_conflicts(
         }
     }
     let mut out = Vec::new();
+    let (mut pairs_left, mut touch_tests_left) = (MAX_PAIRS, MAX_TOUCH_TESTS);
     for ((order, path, obj), text) in texts.into_iter().zip(ops) {
         if text.touches.len() < 2 {
             continue;
@@ -437,8 +451,12 @@ fn text_conflicts(
         }
         let past = |c: &usize| &pasts[c];
         let mut pairs = Vec::new();
-        for (i, a) in changes.iter().enumerate() {
+        'pairs: for (i, a) in changes.iter().enumerate() {
             for b in &changes[i + 1..] {
+                if pairs_left == 0 {
+                    break 'pairs;
+                }
+                pairs_left -= 1;
                 if !past(a).get(*b) && !past(b).get(*a) {
                     pairs.push((*a, *b));
                 }
@@ -451,9 +469,10 @@ fn text_conflicts(
         let mut sides: BTreeSet<usize> = BTreeSet::new();
         for (a, b) in pairs {
             let closed = changes.iter().any(|r| past(r).get(a) && past(r).get(b));
-            if closed || sides.contains(&a) && sides.contains(&b) {
+            if closed || sides.contains(&a) && sides.contains(&b) || touch_tests_left == 0 {
                 continue;
             }
+            touch_tests_left -= 1;
             if touch(&text, &order_of, past(&a), past(&b), a, b) {
                 sides.insert(a);
                 sides.insert(b);
