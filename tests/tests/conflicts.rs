@@ -10,6 +10,7 @@
 // Test helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use hedgerow_tests::net::ServeNode;
 use hedgerow_tests::{id, TestHome};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -283,5 +284,34 @@ fn a_note_written_together_conflicts_like_a_step() {
         shown["body"],
         "Built three drums, and a fourth is half done"
     );
+    assert_eq!(shown["conflicts"], Value::Array(Vec::new()), "{shown}");
+}
+
+/// Settled on a running node (through its control socket), carried by one loopback sync.
+#[test]
+fn a_resolution_on_a_running_node_reaches_the_other_by_sync() {
+    let p = Pair::new();
+    p.farm
+        .ok(&["design", "edit", &p.design, "--set", "stage=concept"]);
+    p.hub
+        .ok(&["design", "edit", &p.design, "--set", "stage=in-use"]);
+    p.exchange();
+    let Pair {
+        farm, hub, design, ..
+    } = p;
+    let farm = ServeNode::start(farm, &[]);
+    let listed = farm.json(&["design", "conflicts", &design]);
+    assert_eq!(listed[0]["conflicts"][0]["field"], "stage", "{listed}");
+    let conflict = &listed[0]["conflicts"][0];
+    let change = side(conflict, "concept")["change"].as_str().unwrap()[..8].to_string();
+    farm.ok(&["design", "resolve", &design, "stage", "--take", &change]);
+    assert_eq!(
+        farm.json(&["design", "show", &design])["conflicts"],
+        Value::Array(Vec::new())
+    );
+    let synced = hub.json(&["sync", "--peer", &farm.multiaddr(), "--linger", "1"]);
+    assert!(synced["changes_received"].as_u64() >= Some(1), "{synced}");
+    let shown = hub.json(&["design", "show", &design]);
+    assert_eq!(shown["stage"], "concept", "{shown}");
     assert_eq!(shown["conflicts"], Value::Array(Vec::new()), "{shown}");
 }
