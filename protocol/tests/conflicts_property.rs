@@ -209,3 +209,120 @@ proptest! {
         }
     }
 }
+
+/// Where a character of a side's text came from, in base coordinates.
+#[derive(Clone, Copy, Debug)]
+enum Origin {
+    /// Base character `i`.
+    Base(usize),
+    /// Inserted by this side into base gap `g`.
+    Gap(usize),
+}
+
+/// A span edit as generated, before it is fitted to the text it applies to.
+type RawSpan = (usize, usize, String);
+
+/// Fits raw spans to a text of `len` characters: sorted, disjoint, not empty.
+fn fit(raw: &[RawSpan], len: usize) -> Vec<Span> {
+    let mut sorted = raw.to_vec();
+    sorted.sort_by_key(|(pos, ..)| *pos);
+    let mut out: Vec<Span> = Vec::new();
+    let mut from = 0;
+    for (pos, del, ins) in sorted {
+        let pos = pos.min(len).max(from);
+        if pos > len {
+            break;
+        }
+        let del = del.min(len - pos);
+        if del == 0 && ins.is_empty() {
+            continue;
+        }
+        from = pos + del + 1;
+        out.push(Span { pos, del, ins });
+    }
+    out
+}
+
+/// Applies rounds of span edits as successive changes of one side; gives the document, every
+/// site touched in base coordinates, and the step's text after each change.
+fn apply_rounds(
+    base: &Automerge,
+    base_len: usize,
+    actor: u8,
+    rounds: &[Vec<RawSpan>],
+) -> (Automerge, BTreeSet<usize>, Vec<String>) {
+    let mut doc = base.fork();
+    doc.set_actor(ActorId::from(vec![actor; 16]));
+    let text = step_obj(&doc);
+    let mut origins: Vec<Origin> = (0..base_len).map(Origin::Base).collect();
+    let mut sites = BTreeSet::new();
+    let mut texts = Vec::new();
+    for round in rounds {
+        let spans = fit(round, origins.len());
+        if spans.is_empty() {
+            continue;
+        }
+        let mut tx = doc.transaction();
+        for span in spans.iter().rev() {
+            for origin in &origins[span.pos..span.pos + span.del] {
+                sites.insert(match origin {
+                    Origin::Base(i) => 2 * i + 1,
+                    Origin::Gap(g) => 2 * g,
+                });
+            }
+            let gap = match span.pos.checked_sub(1).map(|i| origins[i]) {
+                None => 0,
+                Some(Origin::Base(i)) => i + 1,
+                Some(Origin::Gap(g)) => g,
+            };
+            if !span.ins.is_empty() {
+                sites.insert(2 * gap);
+            }
+            let inserted = vec![Origin::Gap(gap); span.ins.len()];
+            origins.splice(span.pos..span.pos + span.del, inserted);
+            tx.splice_text(&text, span.pos, span.del as isize, &span.ins)
+                .unwrap();
+        }
+        tx.commit();
+        texts.push(doc.text(&text).unwrap());
+    }
+    (doc, sites, texts)
+}
+
+fn rounds() -> impl Strategy<Value = Vec<Vec<RawSpan>>> {
+    prop::collection::vec(
+        prop::collection::vec((0usize..30, 0usize..4, "[XYZ]{0,3}"), 0..3),
+        1..3,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Each side edits in one or two changes (the second on its own first): sites of the
+    /// second are placed back on the base through the first.
+    #[test]
+    fn overlaps_across_several_changes_a_side(
+        base in "[a-h]{1,24}",
+        a in rounds(),
+        b in rounds(),
+    ) {
+        let root = base_doc(&base);
+        let (mut left, a_sites, a_texts) = apply_rounds(&root, base.len(), 2, &a);
+        let (mut right, b_sites, b_texts) = apply_rounds(&root, base.len(), 3, &b);
+        left.merge(&mut right).unwrap();
+        let found = conflicts::find(&left, DocKind::Design);
+        let expected = overlap(&a_sites, &b_sites);
+        prop_assert_eq!(
+            found.iter().any(|c| c.field == "steps.1"),
+            expected,
+            "base {:?}, A {:?} -> {:?}, B {:?} -> {:?}, merged {:?}",
+            base, a, a_texts, b, b_texts, left.text(step_obj(&left)).unwrap()
+        );
+        for conflict in &found {
+            for side in &conflict.sides {
+                prop_assert!(a_texts.contains(&side.value) || b_texts.contains(&side.value));
+            }
+        }
+    }
+}
