@@ -30,8 +30,12 @@ pub enum BundleCommand {
     },
     /// Write a small summary of what this node holds to FILE; another node exports `--for` it.
     Summary {
-        /// The summary file to write.
+        /// The summary file to write (an older summary there is replaced; anything else only
+        /// with --force).
         file: PathBuf,
+        /// Replace FILE even if it is not a summary (a bundle, any other file).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -89,9 +93,10 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BundleCommand::Summary { file, json } => {
+        BundleCommand::Summary { file, force, json } => {
             let request = Request::BundleSummary {
                 path: absolute(&file)?,
+                force,
             };
             let value = crate::send(home, request)
                 .with_context(|| format!("cannot write a summary to {}", file.display()))?;

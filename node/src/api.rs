@@ -139,6 +139,9 @@ pub enum Request {
     BundleSummary {
         /// Absolute path of the summary file to write.
         path: String,
+        /// Replace a file there that is not a summary.
+        #[serde(default)]
+        force: bool,
     },
     /// Verify and store the signed changes of a bundle file.
     BundleImport {
@@ -301,6 +304,12 @@ pub enum NodeRequest {
     Sync {
         /// The peer's multiaddress.
         peer: String,
+        /// Seconds the first connection may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_timeout: Option<u64>,
+        /// Seconds the whole sync may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<u64>,
     },
     /// Join a commons and ask every connected peer for it.
     Join {
@@ -520,8 +529,8 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             )?;
             Ok(Reply::BundleExported(BundleExported { path, report }))
         }
-        Request::BundleSummary { path } => Ok(Reply::BundleSummary(
-            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))?,
+        Request::BundleSummary { path, force } => Ok(Reply::BundleSummary(
+            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path), force)?,
         )),
         Request::BundleImport {
             path,

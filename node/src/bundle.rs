@@ -167,6 +167,14 @@ pub enum BundleError {
     /// `--commons` names a prefix shared by several commons of the bundle.
     #[error("`{0}` matches several commons of this bundle; give more of the id")]
     AmbiguousCommons(String),
+    /// A summary would replace a file that is not a summary (a bundle, or anything else).
+    #[error("{path} exists and is {what}, not a bundle summary; it was left as it is")]
+    WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+        /// What it is: "a bundle", "another file".
+        what: &'static str,
+    },
 }
 
 impl From<BundleError> for NodeError {
@@ -689,12 +697,18 @@ pub fn export_to_file(
     Ok(report)
 }
 
-/// `bundle summary`: writes what this node holds to `path`.
+/// `bundle summary`: writes what this node holds to `path`. An existing file there is replaced
+/// only if it is a summary (an older one of this node, typically) or empty, or with `force`:
+/// a bundle carried home on the same stick must not be lost to a mistyped name.
 pub fn summary_to_file(
     replicas: &mut Replicas,
     path: &Path,
+    force: bool,
 ) -> Result<crate::reply::BundleSummaryWritten, NodeError> {
     absolute(path)?;
+    if !force {
+        refuse_to_replace(path)?;
+    }
     let summary = replicas.summary_state()?;
     let bytes = encode_summary(&summary);
     write_atomic(path, &bytes)?;
@@ -715,6 +729,38 @@ pub fn import_from_file(
     absolute(path)?;
     let bytes = read_file(path)?;
     replicas.bundle_import(&bytes, choice)
+}
+
+/// Refuses a path holding a file that is neither empty nor a summary (a directory is left to
+/// the writer, which names it).
+fn refuse_to_replace(path: &Path) -> Result<(), NodeError> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    match std::fs::File::open(path) {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            let want = hedgerow_protocol::bundle_file::SUMMARY_MAGIC.len() as u64;
+            file.take(want)
+                .read_to_end(&mut head)
+                .map_err(|error| BundleError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+        }
+        _ => return Ok(()),
+    }
+    if head.is_empty() || head == hedgerow_protocol::bundle_file::SUMMARY_MAGIC {
+        return Ok(());
+    }
+    let what = if head.starts_with(hedgerow_protocol::bundle_file::BUNDLE_MAGIC) {
+        "a bundle"
+    } else {
+        "another file"
+    };
+    Err(BundleError::WouldOverwrite {
+        path: path.to_path_buf(),
+        what,
+    }
+    .into())
 }
 
 fn absolute(path: &Path) -> Result<(), NodeError> {

@@ -26,7 +26,7 @@ pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
     Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
-    SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+    SyncOrder, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes};
@@ -54,6 +54,9 @@ pub struct ServeConfig {
     pub max_connections_per_ip: usize,
     /// Offences (by any peer ids) from one remote IP address before it is banned.
     pub ip_penalty_limit: u32,
+    /// Print each address the node listens on, with `/p2p/` and its peer id (what others
+    /// give `--peer`), to standard error as it comes up: `hedgerow serve` does.
+    pub announce: bool,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +73,7 @@ impl Default for ServeConfig {
             sync_interval: Duration::from_secs(60),
             max_connections_per_ip: peers::DEFAULT_CONNECTIONS_PER_IP,
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
+            announce: false,
         }
     }
 }
@@ -100,6 +104,88 @@ pub enum ServeError {
     /// A bad address in the configuration.
     #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
     BadAddress(String),
+    /// A one-shot sync never reached its peer.
+    #[error("could not reach the peer at {addr}: {reason}")]
+    PeerUnreachable {
+        /// The address as given.
+        addr: String,
+        /// What happened, in words (refused, another peer there, no answer within N s).
+        reason: String,
+    },
+}
+
+/// A duration as people say it: `30 s`, `1.5 s`, `10 min`.
+pub fn seconds_text(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs >= 120.0 && duration.as_secs() % 60 == 0 {
+        format!("{} min", duration.as_secs() / 60)
+    } else if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{secs:.1} s")
+    }
+}
+
+/// Why a dial failed, in words a user can act on (no libp2p type names, no `os error` numbers).
+pub(crate) fn dial_error_text(error: &libp2p::swarm::DialError) -> String {
+    use libp2p::swarm::DialError;
+    match error {
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("the node there is {obtained}, not the peer named after /p2p/")
+        }
+        DialError::LocalPeerId { .. } => "that address is this node itself".into(),
+        DialError::Transport(errors) => errors
+            .iter()
+            .map(|(_, error)| match error {
+                libp2p::TransportError::MultiaddrNotSupported(addr) => {
+                    format!("{addr} is not an address this node can dial (TCP or QUIC)")
+                }
+                libp2p::TransportError::Other(e) => io_error_text(e),
+            })
+            .next()
+            .unwrap_or_else(|| "the connection failed".into()),
+        other => other.to_string(),
+    }
+}
+
+/// The innermost I/O failure of a transport error, in words.
+fn io_error_text(error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let mut kinds = vec![error.kind()];
+    let mut texts = vec![error.to_string()];
+    let mut inner = error.get_ref().map(|e| e as &(dyn std::error::Error + 'static));
+    while let Some(e) = inner {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            kinds.push(io.kind());
+        }
+        texts.push(e.to_string());
+        inner = e.source();
+    }
+    for kind in kinds.iter().rev() {
+        let words = match kind {
+            K::ConnectionRefused => "connection refused (nothing listens on that port)",
+            K::TimedOut => "no answer in time",
+            K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe => {
+                "the connection was closed during the handshake"
+            }
+            K::AddrNotAvailable => "that address is not available from here",
+            _ => continue,
+        };
+        return words.into();
+    }
+    let text = texts.last().cloned().unwrap_or_default();
+    let lower = texts.join(" ").to_lowercase();
+    if lower.contains("connection refused") {
+        return "connection refused (nothing listens on that port)".into();
+    }
+    if lower.contains("timeout") || lower.contains("timed out") {
+        return "no answer in time".into();
+    }
+    // `... (os error 113)`: the words before it are the whole message.
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 /// Longest `serve` waits for other hedgerow commands to release the store.
@@ -141,10 +227,30 @@ fn start_actor(
         mdns: config.mdns,
         ..NetConfig::default()
     };
-    // The network key, not the author key: a peer that sees our address learns no author.
+    let swarm = node_swarm(home, &net, &bytes)?;
+    actor_on(swarm, bytes, replicas, config, remembered)
+}
+
+/// The node's swarm, named by its network key, not the author key: a peer that sees our
+/// address learns no author.
+fn node_swarm(
+    home: &Home,
+    net: &NetConfig,
+    bytes: &ByteCounters,
+) -> Result<libp2p::Swarm<crate::net::Behaviour>, ServeError> {
     let network_key = home.network_key().map_err(NodeError::from)?;
     let keypair = keypair_from_ed25519_secret(network_key.secret_bytes());
-    let mut swarm = build_swarm(keypair, &net, bytes.clone())?;
+    Ok(build_swarm(keypair, net, bytes.clone())?)
+}
+
+/// The service on a built swarm.
+fn actor_on(
+    mut swarm: libp2p::Swarm<crate::net::Behaviour>,
+    bytes: ByteCounters,
+    replicas: Replicas,
+    config: &ServeConfig,
+    remembered: Vec<Multiaddr>,
+) -> Result<Actor, ServeError> {
     let mut book = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
     let now = Instant::now();
     for addr in &config.peers {
@@ -229,10 +335,19 @@ pub async fn run_with(
         }
     })?;
     tokio::pin!(shutdown);
+    let local_peer = *actor.swarm.local_peer_id();
     loop {
         let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
-            event = actor.next_event() => actor.on_swarm_event(event),
+            event = actor.next_event() => {
+                if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = &event {
+                    if config.announce {
+                        let full = address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer));
+                        eprintln!("listening on {full}");
+                    }
+                }
+                actor.on_swarm_event(event)
+            }
             Some(call) = inbox.calls.recv() => actor.call(call),
             _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = &mut shutdown => break,
@@ -263,14 +378,19 @@ pub struct SyncProgress {
 
 /// Runs one catch-up sync with one peer and returns what moved; for cron jobs on rarely connected farms.
 ///
-/// Our pulls run first; then the node keeps answering the peer's own pulls
-/// until it has been quiet for `linger`, so the exchange goes both ways.
+/// The peer is reached first, with the store closed: while the dial waits (up to
+/// `order.connect_timeout`) every other command on the home works, and a peer that does not
+/// answer ends the sync with [`ServeError::PeerUnreachable`]. Then our pulls run, and the node
+/// keeps answering the peer's own pulls until it has been quiet for `linger`, so the exchange
+/// goes both ways; all of it within `order.deadline` of the start.
 pub async fn sync_once(
     home: &Home,
-    peer: Multiaddr,
+    order: SyncOrder,
     linger: Duration,
     mut progress: impl FnMut(&SyncProgress),
 ) -> Result<SyncReport, ServeError> {
+    let started = Instant::now();
+    let end = started + order.deadline;
     let config = ServeConfig {
         listen: Vec::new(),
         peers: Vec::new(),
@@ -278,9 +398,31 @@ pub async fn sync_once(
         sync_interval: Duration::from_secs(3600),
         ..ServeConfig::default()
     };
-    let mut actor = start_actor(Replicas::open(home)?, home, &config, Vec::new(), Vec::new())?;
+    let bytes = ByteCounters::new();
+    let net = NetConfig {
+        connection_timeout: order.connect_timeout,
+        ..NetConfig::default()
+    };
+    let mut swarm = node_swarm(home, &net, &bytes)?;
+    let (peer, early) = connect_first(&mut swarm, &order).await?;
+    let replicas = open_until(home, end).await?;
+    let mut actor = actor_on(swarm, bytes, replicas, &config, Vec::new())?;
+    // What the swarm said while the store was closed (the connection, the peer's first
+    // requests) reaches the service now, in order.
+    for event in early {
+        actor.on_swarm_event(event);
+    }
     let (handle, mut inbox) = NodeHandle::new();
-    let sync = handle.sync(peer);
+    let mut addr = order.addr.clone();
+    if split_peer(&addr).is_none() {
+        // Named by the connection now, so the service pulls on it instead of dialing again.
+        addr.push(libp2p::multiaddr::Protocol::P2p(peer));
+    }
+    let sync = handle.sync_order(SyncOrder {
+        addr,
+        deadline: end.saturating_duration_since(Instant::now()),
+        ..order.clone()
+    });
     tokio::pin!(sync);
     // Only for the progress display and the linger: the service wakes itself.
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -311,7 +453,10 @@ pub async fn sync_once(
                     answered = counters.requests_answered;
                     quiet_since = Instant::now();
                 }
-                if report.is_some() && (quiet_since.elapsed() >= linger || actor.service.connected_count() == 0) {
+                let lingered = quiet_since.elapsed() >= linger
+                    || actor.service.connected_count() == 0
+                    || Instant::now() >= end;
+                if report.is_some() && lingered {
                     break;
                 }
             }
@@ -320,8 +465,87 @@ pub async fn sync_once(
     actor.service.local_mut().save_snapshots()?;
     actor.service.local_mut().commit()?;
     let mut report = report.unwrap_or_default();
+    if let Some(reason) = report.unreachable.take() {
+        return Err(ServeError::PeerUnreachable {
+            addr: order.addr.to_string(),
+            reason,
+        });
+    }
     report.docs_sent = actor.service.counters().docs_sent;
     report.bytes_sent = actor.bytes.sent();
     report.bytes_received = actor.bytes.received();
     Ok(report)
+}
+
+/// Dials `order.addr` and waits for the connection, at most `order.connect_timeout`: returns
+/// the peer and every swarm event seen meanwhile (the connection's among them), or why the
+/// peer was not reached.
+async fn connect_first(
+    swarm: &mut libp2p::Swarm<crate::net::Behaviour>,
+    order: &SyncOrder,
+) -> Result<(libp2p::PeerId, Vec<libp2p::swarm::SwarmEvent<crate::net::BehaviourEvent>>), ServeError>
+{
+    use futures::StreamExt;
+    use libp2p::swarm::{dial_opts::DialOpts, SwarmEvent};
+    let unreachable = |reason: String| ServeError::PeerUnreachable {
+        addr: order.addr.to_string(),
+        reason,
+    };
+    let opts: DialOpts = order.addr.clone().into();
+    let dialing = opts.connection_id();
+    swarm
+        .dial(opts)
+        .map_err(|e| unreachable(dial_error_text(&e)))?;
+    let give_up = tokio::time::Instant::now() + order.connect_timeout;
+    let mut early = Vec::new();
+    loop {
+        let event = tokio::select! {
+            event = swarm.select_next_some() => event,
+            _ = tokio::time::sleep_until(give_up) => {
+                return Err(unreachable(format!(
+                    "no answer within {}",
+                    seconds_text(order.connect_timeout)
+                )));
+            }
+        };
+        match &event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } if *connection_id == dialing => {
+                let peer = *peer_id;
+                early.push(event);
+                return Ok((peer, early));
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } if *connection_id == dialing => {
+                let reason = match error {
+                    libp2p::swarm::DialError::Transport(_)
+                        if dial_error_text(error) == "no answer in time" =>
+                    {
+                        format!("no answer within {}", seconds_text(order.connect_timeout))
+                    }
+                    _ => dial_error_text(error),
+                };
+                return Err(unreachable(reason));
+            }
+            _ => early.push(event),
+        }
+    }
+}
+
+/// Opens the store, waiting for a short command that holds it, until `end`.
+async fn open_until(home: &Home, end: Instant) -> Result<Replicas, ServeError> {
+    loop {
+        match Replicas::open(home) {
+            Err(NodeError::Store(StoreError::Locked { .. })) if Instant::now() < end => {
+                tokio::time::sleep(STORE_POLL).await;
+            }
+            opened => return Ok(opened?),
+        }
+    }
 }

@@ -11,6 +11,7 @@
 use super::peers::PeerBook;
 use super::service::{
     Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
+    SyncOrder,
 };
 use super::stats::SyncReport;
 use crate::home::{Home, LocalProfile};
@@ -345,7 +346,7 @@ impl Sim {
                         to: j,
                         dialed: addr,
                     },
-                    _ => Delivery::Input(i, Input::DialFailed(addr)),
+                    _ => Delivery::Input(i, Input::DialFailed(addr, "connection refused".into())),
                 };
                 self.schedule(delay, delivery);
             }
@@ -582,7 +583,7 @@ impl Sim {
             Delivery::Connect { from, to, dialed } => {
                 let key = pair(from, to);
                 if self.cut.contains(&key) || self.links.contains_key(&key) {
-                    self.input(from, Input::DialFailed(dialed));
+                    self.input(from, Input::DialFailed(dialed, "no route".into()));
                 } else {
                     self.connect(from, to, Some(dialed));
                 }
@@ -982,7 +983,7 @@ fn a_sync_waiter_is_answered_when_its_pulls_end() {
         .addr
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
-    let token = sim.command(1, Command::Sync(addr));
+    let token = sim.command(1, Command::Sync(SyncOrder::new(addr)));
     assert!(sim.run_until(Duration::from_secs(60), |s| s
         .replies
         .contains_key(&(1, token))));
