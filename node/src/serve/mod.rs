@@ -391,6 +391,11 @@ pub async fn sync_once(
 ) -> Result<SyncReport, ServeError> {
     let started = Instant::now();
     let end = started + order.deadline;
+    // The deadline bounds the connection too.
+    let order = SyncOrder {
+        connect_timeout: order.connect_timeout.min(order.deadline),
+        ..order
+    };
     let config = ServeConfig {
         listen: Vec::new(),
         peers: Vec::new(),
