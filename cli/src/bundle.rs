@@ -110,6 +110,20 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                     size(count(&value, "bytes")),
                     file.display()
                 );
+                let pending = value
+                    .get("pending")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    println!(
+                        "it also asks for {} commons joined and not received yet (pending):",
+                        pending.len()
+                    );
+                    for id in &pending {
+                        println!("  {}", line(id.as_str().unwrap_or("")));
+                    }
+                }
                 println!(
                     "the other node runs `hedgerow bundle export BUNDLE --for {}`",
                     file.display()

@@ -180,6 +180,7 @@ enum Print {
     Members,
     Charter,
     ModLog,
+    Joined,
 }
 
 /// `--home`, else `$HEDGEROW_HOME` when set and not empty (an empty one, as `HEDGEROW_HOME=`
@@ -438,7 +439,7 @@ fn print_human(print: Print, value: &Value) {
         Print::CommonsList => {
             let items = value.as_array().cloned().unwrap_or_default();
             if items.is_empty() {
-                println!("no commons yet: create one with `hedgerow commons create NAME`");
+                println!("no commons yet: create one with `hedgerow commons create NAME` or join one with `hedgerow commons join ID`");
             }
             for item in items {
                 output::commons(&item);
@@ -492,6 +493,7 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
         Print::ModLog => output::moderation_log(value),
+        Print::Joined => output::joined(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -641,7 +643,7 @@ fn commons_request(command: CommonsCommand) -> Result<(Request, Print, bool)> {
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
         CommonsCommand::Join { id, json } => {
-            (Request::Join { commons: id }, Print::Json, json.json)
+            (Request::Join { commons: id }, Print::Joined, json.json)
         }
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },

@@ -324,6 +324,13 @@ pub fn blame(value: &Value) {
 
 /// Prints a commons.
 pub fn commons(value: &Value) {
+    if value.get("pending").and_then(Value::as_bool) == Some(true) {
+        println!(
+            "{}  (pending join: not received yet; it arrives from the next peer or bundle that has it)",
+            s(value, "id")
+        );
+        return;
+    }
     let docs = value.get("documents").cloned().unwrap_or(Value::Null);
     println!(
         "{}  {}  ({} designs, {} events, {} notes)",
@@ -337,6 +344,25 @@ pub fn commons(value: &Value) {
     if !description.is_empty() {
         println!("  {}", indent(&prose(description)));
     }
+}
+
+/// Prints what `commons join` did.
+pub fn joined(value: &Value) {
+    let commons = s(value, "commons");
+    if value.get("already_held").and_then(Value::as_bool) == Some(true) {
+        println!("joined commons {commons}: your profile is published there");
+        return;
+    }
+    let asked = match value.get("asked_peers").and_then(Value::as_u64) {
+        Some(0) => " (no peer is connected now)".to_string(),
+        Some(1) => " (asked the 1 connected peer)".to_string(),
+        Some(n) => format!(" (asked the {n} connected peers)"),
+        None => String::new(),
+    };
+    println!(
+        "asked for commons {commons}: not here yet{asked}, so `hedgerow commons list` shows it as pending; \
+         it arrives from the next peer or bundle that has it (`hedgerow bundle summary FILE` names it for a USB exchange)"
+    );
 }
 
 /// Prints a lineage.

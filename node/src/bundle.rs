@@ -252,11 +252,16 @@ impl Replicas {
         commons: &[CommonsId],
         for_summary: Option<&Summary>,
     ) -> Result<(Vec<u8>, ExportReport), NodeError> {
-        let chosen: BTreeSet<CommonsId> = if commons.is_empty() {
+        let mut chosen: BTreeSet<CommonsId> = if commons.is_empty() {
             self.commons_list()?.iter().map(|g| g.body.id()).collect()
         } else {
             commons.iter().copied().collect()
         };
+        if let Some(summary) = for_summary {
+            // Only what the summary's node holds or asked for: it must not be handed commons
+            // it never chose (a format-1 summary does not say, and wants everything).
+            chosen.retain(|id| summary.wants(id));
+        }
         let mut report = ExportReport::default();
         let mut sections = Vec::new();
         let mut keys = BTreeMap::new();
@@ -356,7 +361,10 @@ impl Replicas {
     }
 
     fn summary_state(&mut self) -> Result<Summary, NodeError> {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            names_wants: true,
+            ..Summary::default()
+        };
         for genesis in self.commons_list()? {
             let commons = genesis.body.id();
             let mut docs = Vec::new();
@@ -374,6 +382,11 @@ impl Replicas {
                 });
             }
             summary.commons.push(CommonsState { commons, docs });
+        }
+        for wanted in self.store().wanted_commons()? {
+            if summary.commons(&wanted).is_none() {
+                summary.pending.push(wanted);
+            }
         }
         Ok(summary)
     }
@@ -715,6 +728,7 @@ pub fn summary_to_file(
     Ok(crate::reply::BundleSummaryWritten {
         path: path.display().to_string(),
         commons: summary.commons.len(),
+        pending: summary.pending.iter().map(ToString::to_string).collect(),
         documents: summary.doc_count(),
         bytes: bytes.len(),
     })

@@ -363,3 +363,66 @@ fn bundle_summary_does_not_replace_a_bundle_without_force() {
     ada.ok(&["bundle", "summary", bundle_text, "--force"]);
     assert_ne!(std::fs::read(&bundle).expect("file"), before);
 }
+
+/// A farm that joined one commons of a hub holding two: the join is listed as pending until
+/// it arrives, the farm's summary names it, and the hub's export for that summary carries it
+/// alone, so the farm is never handed a commons it did not ask for.
+///
+/// ```text
+///   hub: "Farm tools" (T), "Seed library" (S)      farm: commons join T (pending)
+///   farm ── summary ──▶ hub ── export --for ──▶ farm: T imported, S not on the stick
+/// ```
+#[test]
+fn a_pending_join_is_listed_and_only_wanted_commons_are_exported() {
+    let hub = TestHome::init("Hub");
+    let tools = id(&hub.json(&["commons", "create", "Farm tools"]));
+    let seeds = id(&hub.json(&["commons", "create", "Seed library"]));
+    hub.json(&["design", "new", "Roller crimper", "--commons", &tools]);
+    hub.json(&["design", "new", "Seed cleaner", "--commons", &seeds]);
+
+    let farm = TestHome::init("Farm");
+    let joined = farm.json(&["commons", "join", &tools]);
+    assert_eq!(joined["pending"], true, "{joined}");
+    assert_eq!(joined["already_held"], false, "{joined}");
+    assert!(joined["asked_peers"].is_null(), "{joined}");
+    let listed = farm.json(&["commons", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], tools.as_str(), "{listed}");
+    assert_eq!(listed[0]["pending"], true, "{listed}");
+    let human = farm.ok(&["commons", "list"]);
+    assert!(human.contains(&tools) && human.contains("pending"), "{human}");
+    let shown = farm.json(&["commons", "show", &tools]);
+    assert_eq!(shown["pending"], true, "{shown}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let summary = farm.json(&["bundle", "summary", &path("farm.summary")]);
+    assert_eq!(summary["pending"][0], tools.as_str(), "{summary}");
+    let exported = hub.json(&[
+        "bundle",
+        "export",
+        &path("back.bundle"),
+        "--for",
+        &path("farm.summary"),
+    ]);
+    assert_eq!(exported["commons"], 1, "{exported}");
+    let imported = farm.json(&["bundle", "import", &path("back.bundle")]);
+    assert_eq!(imported["commons_joined"][0], tools.as_str(), "{imported}");
+    assert_eq!(imported["skipped"], serde_json::json!([]), "{imported}");
+    let listed = farm.json(&["commons", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["pending"], false, "{listed}");
+    assert_eq!(listed[0]["documents"]["design"], 1, "{listed}");
+
+    // Through a running node the answer has the same shape.
+    let farm = ServeNode::start(farm, &[]);
+    let again = farm.json(&["commons", "join", &seeds]);
+    let keys = |v: &Value| {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&again), keys(&joined), "{again}");
+    assert_eq!(again["pending"], true, "{again}");
+    assert_eq!(again["asked_peers"], 0, "{again}");
+}

@@ -23,9 +23,10 @@ impl<L: LocalState> Service<L> {
                 commons: commons.to_string(),
             })?;
             return Ok(JoinReply {
-                commons: commons.to_string(),
+                commons,
+                already_held: true,
+                pending: false,
                 asked_peers: None,
-                already_held: Some(true),
             });
         }
         if let Err(e) = self.local.set_wanted(&commons, true) {
@@ -38,9 +39,10 @@ impl<L: LocalState> Service<L> {
             self.start_pull(*peer, commons);
         }
         Ok(JoinReply {
-            commons: commons.to_string(),
+            commons,
+            already_held: false,
+            pending: true,
             asked_peers: Some(peers.len()),
-            already_held: None,
         })
     }
 
