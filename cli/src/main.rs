@@ -118,7 +118,9 @@ fn parse_cli() -> Result<(Cli, bool), ExitCode> {
                 .any(|a| a == "--json");
             let informational = matches!(
                 error.kind(),
-                Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+                Clap::DisplayHelp
+                    | Clap::DisplayVersion
+                    | Clap::DisplayHelpOnMissingArgumentOrSubcommand
             );
             if asked_json && !informational {
                 let text = error.render().to_string();
@@ -188,7 +190,11 @@ enum Print {
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
     cli_home
         .clone()
-        .or_else(|| std::env::var_os("HEDGEROW_HOME").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("HEDGEROW_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(Home::default_path)
 }
 

@@ -292,8 +292,14 @@ fn serve_logs_plain_text_and_its_full_address() {
             && listening.ends_with(&format!("/p2p/{peer}")),
         "{listening}"
     );
-    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
-    assert!(!text.contains("WARN"), "a warning with nothing wrong: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
+    assert!(
+        !text.contains("WARN"),
+        "a warning with nothing wrong: {text}"
+    );
 }
 
 #[test]
@@ -345,7 +351,10 @@ fn bundle_summary_does_not_replace_a_bundle_without_force() {
     let before = std::fs::read(&bundle).expect("bundle");
 
     let line = ada.fail(&["bundle", "summary", bundle_text]);
-    assert!(line.contains("is a bundle") && line.contains("--force"), "{line}");
+    assert!(
+        line.contains("is a bundle") && line.contains("--force"),
+        "{line}"
+    );
     assert_eq!(std::fs::read(&bundle).expect("bundle"), before);
     let out = ada.run(&["bundle", "summary", bundle_text, "--json"]);
     json_failure(&out, "would-overwrite");
@@ -354,7 +363,10 @@ fn bundle_summary_does_not_replace_a_bundle_without_force() {
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "build day notes").expect("write");
     ada.fail(&["bundle", "summary", notes.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read_to_string(&notes).expect("notes"), "build day notes");
+    assert_eq!(
+        std::fs::read_to_string(&notes).expect("notes"),
+        "build day notes"
+    );
     let summary = dir.path().join("farm.summary");
     let summary_text = summary.to_str().expect("utf-8");
     ada.ok(&["bundle", "summary", summary_text]);
@@ -390,7 +402,10 @@ fn a_pending_join_is_listed_and_only_wanted_commons_are_exported() {
     assert_eq!(listed[0]["id"], tools.as_str(), "{listed}");
     assert_eq!(listed[0]["pending"], true, "{listed}");
     let human = farm.ok(&["commons", "list"]);
-    assert!(human.contains(&tools) && human.contains("pending"), "{human}");
+    assert!(
+        human.contains(&tools) && human.contains("pending"),
+        "{human}"
+    );
     let shown = farm.json(&["commons", "show", &tools]);
     assert_eq!(shown["pending"], true, "{shown}");
 

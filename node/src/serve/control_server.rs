@@ -5,7 +5,6 @@
 
 use super::handle::{HandleError, NodeHandle};
 use super::SyncOrder;
-use std::time::Duration;
 use crate::api::NodeRequest;
 use crate::control::{ControlReply, ControlRequest, MAX_CONTROL_LINE};
 use hedgerow_protocol::CommonsId;
@@ -13,6 +12,7 @@ use libp2p::Multiaddr;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 

@@ -114,15 +114,12 @@ pub enum ServeError {
     },
 }
 
-/// A duration as people say it: `30 s`, `1.5 s`, `10 min`.
+/// A duration as people say it: `30 s`, `1.5 s`.
 pub fn seconds_text(duration: Duration) -> String {
-    let secs = duration.as_secs_f64();
-    if secs >= 120.0 && duration.as_secs() % 60 == 0 {
-        format!("{} min", duration.as_secs() / 60)
-    } else if duration.subsec_millis() == 0 {
+    if duration.subsec_millis() == 0 {
         format!("{} s", duration.as_secs())
     } else {
-        format!("{secs:.1} s")
+        format!("{:.1} s", duration.as_secs_f64())
     }
 }
 
@@ -153,7 +150,9 @@ fn io_error_text(error: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     let mut kinds = vec![error.kind()];
     let mut texts = vec![error.to_string()];
-    let mut inner = error.get_ref().map(|e| e as &(dyn std::error::Error + 'static));
+    let mut inner = error
+        .get_ref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
     while let Some(e) = inner {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             kinds.push(io.kind());
@@ -488,8 +487,13 @@ pub async fn sync_once(
 async fn connect_first(
     swarm: &mut libp2p::Swarm<crate::net::Behaviour>,
     order: &SyncOrder,
-) -> Result<(libp2p::PeerId, Vec<libp2p::swarm::SwarmEvent<crate::net::BehaviourEvent>>), ServeError>
-{
+) -> Result<
+    (
+        libp2p::PeerId,
+        Vec<libp2p::swarm::SwarmEvent<crate::net::BehaviourEvent>>,
+    ),
+    ServeError,
+> {
     use futures::StreamExt;
     use libp2p::swarm::{dial_opts::DialOpts, SwarmEvent};
     let unreachable = |reason: String| ServeError::PeerUnreachable {

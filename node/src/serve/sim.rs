@@ -10,8 +10,7 @@
 
 use super::peers::PeerBook;
 use super::service::{
-    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
-    SyncOrder,
+    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig, SyncOrder,
 };
 use super::stats::SyncReport;
 use crate::home::{Home, LocalProfile};
