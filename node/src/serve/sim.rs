@@ -995,6 +995,30 @@ fn a_sync_waiter_is_answered_when_its_pulls_end() {
     assert!(sim.converged(&commons, &[0, 1]));
 }
 
+/// A `hedgerow sync` whose peer cannot be dialed is answered at once, with why, instead of
+/// waiting out its deadline redialing (its connect timeout is `tests/tests/never_hang.rs`'s,
+/// against a listener that never speaks).
+#[test]
+fn a_sync_waiter_for_an_unreachable_peer_is_answered_with_why() {
+    let mut sim = Sim::new(2, 9);
+    sim.start();
+    let nowhere: libp2p::Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("addr");
+    let token = sim.command(1, Command::Sync(SyncOrder::new(nowhere)));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    assert_eq!(report.unreachable.as_deref(), Some("connection refused"));
+    assert!(!report.complete);
+    assert!(
+        sim.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sim.elapsed()
+    );
+}
+
 /// A node that blocks an author neither stores nor passes on that author's new changes, live
 /// or by sync, holds nothing against the peer that sent them, and still passes on the rest.
 ///
