@@ -479,7 +479,12 @@ pub fn status(value: &Value) {
         .cloned()
         .unwrap_or_default()
     {
-        println!("listening on {}", line(addr.as_str().unwrap_or("")));
+        // The whole address another node dials (`--peer`), its peer id included.
+        println!(
+            "listening on {}/p2p/{}",
+            line(addr.as_str().unwrap_or("")),
+            s(value, "peer_id")
+        );
     }
     let connected = value
         .get("connected")
@@ -506,6 +511,17 @@ pub fn status(value: &Value) {
         .unwrap_or_default()
     {
         println!("commons {}  {}", s(&commons, "id"), s(&commons, "name"));
+    }
+    for wanted in value
+        .get("wanted")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        println!(
+            "commons {}  (pending join: asked of every peer that connects)",
+            line(wanted.as_str().unwrap_or(""))
+        );
     }
     let counters = value.get("counters").cloned().unwrap_or(Value::Null);
     println!(

@@ -440,4 +440,15 @@ fn a_pending_join_is_listed_and_only_wanted_commons_are_exported() {
     assert_eq!(keys(&again), keys(&joined), "{again}");
     assert_eq!(again["pending"], true, "{again}");
     assert_eq!(again["asked_peers"], 0, "{again}");
+    let status = farm.ok(&["status"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains(&seeds) && l.contains("pending")),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("/p2p/{}", farm.peer_id())),
+        "{status}"
+    );
 }
