@@ -343,6 +343,18 @@ mod tests {
             )),
             Box::new(NodeError::Device(crate::devices::DeviceError::NoCommons)),
             Box::new(ServeError::StoreBusy { path: "/s".into() }),
+            Box::new(ServeError::PeerUnreachable {
+                addr: "/ip4/127.0.0.1/tcp/1".into(),
+                reason: "connection refused".into(),
+            }),
+            Box::new(ServeError::Net(crate::net::NetError::PortInUse {
+                addr: "/ip4/127.0.0.1/tcp/4717".parse().expect("addr"),
+                port: 4717,
+            })),
+            Box::new(BundleError::WouldOverwrite {
+                path: "/s/back.bundle".into(),
+                what: "a bundle",
+            }),
             Box::new(ControlError::Interrupted),
             Box::new(LicenceError::RelicenseRefused {
                 parent: "CERN-OHL-S-2.0".into(),

@@ -217,6 +217,35 @@ pub fn keypair_from_ed25519_secret(mut secret: [u8; 32]) -> Keypair {
 mod tests {
     use super::*;
 
+    /// A port another socket holds is refused by name, TCP and UDP alike; a free one and port 0
+    /// pass.
+    #[test]
+    fn a_listen_port_held_by_another_socket_is_refused() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+        let error = check_port_free(&addr).unwrap_err();
+        assert!(matches!(error, NetError::PortInUse { port: p, .. } if p == port));
+        assert!(
+            error.to_string().contains(&format!("port {port}")),
+            "{error}"
+        );
+        drop(tcp);
+        assert!(check_port_free(&addr).is_ok());
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        let quic: Multiaddr = format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
+            .parse()
+            .expect("addr");
+        assert!(matches!(
+            check_port_free(&quic),
+            Err(NetError::PortInUse { .. })
+        ));
+        let any: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("addr");
+        assert!(check_port_free(&any).is_ok());
+    }
+
     #[test]
     fn keypair_is_deterministic_in_the_secret() {
         let a = keypair_from_ed25519_secret([7; 32]).public().to_peer_id();
