@@ -1019,6 +1019,50 @@ fn a_sync_waiter_for_an_unreachable_peer_is_answered_with_why() {
     );
 }
 
+/// A `hedgerow sync` that lost its peer mid-way and cannot dial it again ends then, saying
+/// so, instead of holding on (and holding the store) until its deadline.
+#[test]
+fn a_sync_waiter_whose_peer_is_lost_for_good_is_answered() {
+    let mut sim = Sim::new(2, 11);
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 20, 2000);
+    sim.start();
+    let addr = sim.nodes[0]
+        .addr
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
+    let token = sim.command(1, Command::Sync(SyncOrder::new(addr)));
+    assert!(sim.run_until(Duration::from_secs(30), |s| !s
+        .status(1)
+        .connected
+        .is_empty()));
+    assert!(
+        !sim.replies.contains_key(&(1, token)),
+        "the pulls ended at once"
+    );
+    sim.cut(0, 1);
+    assert!(sim.run_until(Duration::from_secs(120), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    assert!(!report.complete, "{report:?}");
+    assert!(report.unreachable.is_none(), "{report:?}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("lost the connection")),
+        "{report:?}"
+    );
+    assert!(
+        sim.elapsed() < Duration::from_secs(150),
+        "{:?}",
+        sim.elapsed()
+    );
+}
+
 /// A node that blocks an author neither stores nor passes on that author's new changes, live
 /// or by sync, holds nothing against the peer that sent them, and still passes on the rest.
 ///

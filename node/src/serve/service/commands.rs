@@ -95,9 +95,21 @@ impl<L: LocalState> Service<L> {
     /// not change by waiting).
     pub(super) fn on_dial_failed(&mut self, addr: Multiaddr, reason: String) {
         self.peers.dial_failed(&addr, self.now);
+        let connected: HashSet<PeerId> = self
+            .peer
+            .iter()
+            .filter(|(_, state)| state.addr.is_some())
+            .map(|(peer, _)| *peer)
+            .collect();
         let mut any = false;
         for waiter in &mut self.waiters {
-            if !waiter.started && strip_p2p(&waiter.addr) == strip_p2p(&addr) {
+            if strip_p2p(&waiter.addr) != strip_p2p(&addr) {
+                continue;
+            }
+            // One that had its peer and lost it ends too when the peer cannot be dialed
+            // again: what it got is kept, and the next sync fetches only the rest.
+            let lost = waiter.started && waiter.peer.is_none_or(|p| !connected.contains(&p));
+            if !waiter.started || lost {
                 waiter.dial_failed = Some(reason.clone());
                 any = true;
             }
@@ -124,6 +136,10 @@ impl<L: LocalState> Service<L> {
             } else {
                 None
             };
+            let lost = match (&unreachable, &waiter.dial_failed) {
+                (None, Some(reason)) if waiter.started => Some(reason.clone()),
+                _ => None,
+            };
             let done = match waiter.peer {
                 Some(peer) => {
                     waiter.started
@@ -134,7 +150,7 @@ impl<L: LocalState> Service<L> {
                 }
                 None => false,
             };
-            if unreachable.is_none() && !done && self.now < waiter.deadline {
+            if unreachable.is_none() && lost.is_none() && !done && self.now < waiter.deadline {
                 remaining.push(waiter);
                 continue;
             }
@@ -150,6 +166,10 @@ impl<L: LocalState> Service<L> {
             report.complete = done;
             if let Some(reason) = unreachable {
                 report.unreachable = Some(reason);
+            } else if let Some(reason) = lost.filter(|_| !done) {
+                report.errors.push(format!(
+                    "lost the connection and could not reconnect: {reason}"
+                ));
             } else if !done {
                 report
                     .errors
