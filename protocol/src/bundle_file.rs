@@ -238,10 +238,16 @@ impl Summary {
         self.commons.iter().map(|c| c.docs.len()).sum()
     }
 
-    /// Whether its node wants `commons`: holds it or asked for it. A format-1 summary does
-    /// not say what its node wants, so it is taken to want everything (as it was).
+    /// Whether its node wants `commons`: holds it or asked for it. A node that holds and
+    /// asked for nothing yet (a first trip) has chosen nothing, so it is offered everything
+    /// (its import takes only the commons named with `--commons`); so is the node of a
+    /// format-1 summary, which does not say what it wants (as that release did).
     pub fn wants(&self, commons: &CommonsId) -> bool {
-        !self.names_wants || self.commons(commons).is_some() || self.pending.contains(commons)
+        let chose_nothing = self.commons.is_empty() && self.pending.is_empty();
+        !self.names_wants
+            || chose_nothing
+            || self.commons(commons).is_some()
+            || self.pending.contains(commons)
     }
 }
 
@@ -855,6 +861,9 @@ mod tests {
         assert_eq!(again[SUMMARY_MAGIC.len()], FILE_FORMAT_V2);
         let back = decode_summary(&again).unwrap();
         assert!(back.names_wants && !back.wants(&CommonsId([2; 32])));
+        // A node that holds and asked for nothing has chosen nothing: offered everything.
+        let fresh = decode_summary(&encode_summary(&Summary::default())).unwrap();
+        assert!(fresh.names_wants && fresh.wants(&CommonsId([2; 32])));
         let mut future = again.clone();
         future[SUMMARY_MAGIC.len()] = 3;
         assert!(matches!(
