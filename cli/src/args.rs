@@ -7,8 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "hedgerow", version, about, long_about = None)]
 pub struct Cli {
-    /// The node's home directory (key, store, control socket).
-    #[arg(long, global = true, env = "HEDGEROW_HOME", value_name = "DIR")]
+    /// The node's home directory (key, store, control socket); default: $HEDGEROW_HOME when
+    /// set and not empty, else the platform's data directory.
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -89,6 +90,14 @@ pub enum Command {
         /// Seconds to keep answering the peer's own pulls after ours finished.
         #[arg(long, default_value_t = 2)]
         linger: u64,
+        /// Seconds the connection (dial and handshakes) may take before the sync fails; the
+        /// default allows for slow rural and satellite links.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        connect_timeout: u64,
+        /// Seconds the whole sync may take; then it stops and reports what it got (kept: the
+        /// next sync fetches only the rest).
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        deadline: u64,
         #[command(flatten)]
         json: JsonFlag,
     },

@@ -30,8 +30,12 @@ pub enum BundleCommand {
     },
     /// Write a small summary of what this node holds to FILE; another node exports `--for` it.
     Summary {
-        /// The summary file to write.
+        /// The summary file to write (an older summary there is replaced; anything else only
+        /// with --force).
         file: PathBuf,
+        /// Replace FILE even if it is not a summary (a bundle, any other file).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -89,9 +93,10 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BundleCommand::Summary { file, json } => {
+        BundleCommand::Summary { file, force, json } => {
             let request = Request::BundleSummary {
                 path: absolute(&file)?,
+                force,
             };
             let value = crate::send(home, request)
                 .with_context(|| format!("cannot write a summary to {}", file.display()))?;
@@ -105,6 +110,20 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                     size(count(&value, "bytes")),
                     file.display()
                 );
+                let pending = value
+                    .get("pending")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    println!(
+                        "it also asks for {} commons joined and not received yet (pending):",
+                        pending.len()
+                    );
+                    for id in &pending {
+                        println!("  {}", line(id.as_str().unwrap_or("")));
+                    }
+                }
                 println!(
                     "the other node runs `hedgerow bundle export BUNDLE --for {}`",
                     file.display()

@@ -90,6 +90,14 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
         ErrorKind::NotCreator { id } => {
             return Some(format!("`hedgerow hide {id}` hides it on this node"))
         }
+        ErrorKind::PeerUnreachable => {
+            "check the address (`hedgerow whoami` on that node prints its peer id) and that its `hedgerow serve` runs; a slow link may need a larger --connect-timeout"
+        }
+        ErrorKind::PortInUse => {
+            "stop what listens there (`hedgerow status` on a home shows where its serve listens) or choose another with --listen"
+        }
+        ErrorKind::WouldOverwrite => "choose another file name, or pass --force to replace it",
+        ErrorKind::Usage | ErrorKind::Other => return None,
     };
     Some(text.to_string())
 }

@@ -17,7 +17,6 @@ use args::{
     Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, KeyCommand,
     ModerateCommand, NoteCommand,
 };
-use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
 use hedgerow_node::error_kind::ErrorKind;
@@ -35,16 +34,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
-                // sled logs its own ERROR line (file offsets, a backtrace) before returning an
-                // error that the store names in words; the user gets only the latter.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let (cli, json) = match parse_cli() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    // `serve` sets its logging up itself, once it knows whether it has peers.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(&[]);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -53,8 +50,91 @@ fn main() -> ExitCode {
                 line.push_str("; ");
                 line.push_str(&hint);
             }
-            eprintln!("error: {}", output::line(&line));
+            let line = output::line(&line);
+            if json {
+                let kind = ErrorKind::of(error.as_ref()).unwrap_or(ErrorKind::Other);
+                output::json(&json_error(&line, &kind));
+            } else {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to standard error: warnings and worse unless `HEDGEROW_LOG` says otherwise (plus
+/// `extra` directives under the default), coloured only on a terminal, so a log file or
+/// journal gets plain text.
+pub fn init_logging(extra: &[&str]) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG").unwrap_or_else(|_| {
+        // sled logs its own ERROR line (file offsets, a backtrace) before returning an
+        // error that the store names in words; the user gets only the latter.
+        let mut directives = vec!["warn", "sled=off"];
+        directives.extend_from_slice(extra);
+        tracing_subscriber::EnvFilter::new(directives.join(","))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// An error as `--json` prints it: `{"error": LINE, "kind": KIND, ...}` (the kind's own
+/// fields beside it), the shape of the control channel's refusals.
+fn json_error(line: &str, kind: &ErrorKind) -> Value {
+    let mut value = serde_json::to_value(kind).unwrap_or_else(|_| serde_json::json!({}));
+    if let Value::Object(map) = &mut value {
+        map.insert("error".into(), Value::String(line.to_string()));
+        map.insert("kind".into(), Value::String(kind.as_str().to_string()));
+    }
+    value
+}
+
+/// The command line, and whether the command asked for `--json`. A command line clap refuses
+/// is reported as JSON (kind `usage`) when it has `--json`, else as clap reports it; help and
+/// version requests print as usual.
+fn parse_cli() -> Result<(Cli, bool), ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    match parsed {
+        Ok((cli, matches)) => {
+            // The `--json` of the innermost subcommand, wherever it is declared.
+            let mut leaf = &matches;
+            while let Some((_, sub)) = leaf.subcommand() {
+                leaf = sub;
+            }
+            let json = matches!(leaf.try_get_one::<bool>("json"), Ok(Some(true)));
+            Ok((cli, json))
+        }
+        Err(error) => {
+            use clap::error::ErrorKind as Clap;
+            let asked_json = std::env::args_os()
+                .skip(1)
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json");
+            let informational = matches!(
+                error.kind(),
+                Clap::DisplayHelp
+                    | Clap::DisplayVersion
+                    | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if asked_json && !informational {
+                let text = error.render().to_string();
+                let first = text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("the command line is not valid")
+                    .trim_start_matches("error: ");
+                let line = format!("{first}; see `hedgerow --help`");
+                output::json(&json_error(&output::line(&line), &ErrorKind::Usage));
+                return Err(ExitCode::from(2));
+            }
+            let _ = error.print();
+            Err(ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2)))
         }
     }
 }
@@ -104,10 +184,20 @@ enum Print {
     ModLog,
     Conflicts,
     Resolved,
+    Joined,
 }
 
+/// `--home`, else `$HEDGEROW_HOME` when set and not empty (an empty one, as `HEDGEROW_HOME=`
+/// in a crontab or unit file leaves, means unset), else the platform default.
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
-    cli_home.clone().unwrap_or_else(Home::default_path)
+    cli_home
+        .clone()
+        .or_else(|| {
+            std::env::var_os("HEDGEROW_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(Home::default_path)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -139,8 +229,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bundle(c) => return bundle::run(&home, c),
         Command::Local(c) => return local_blocks::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
-        Command::Sync { peer, linger, json } => {
-            return network::sync(&home, &peer, linger, json.json)
+        Command::Sync {
+            peer,
+            linger,
+            connect_timeout,
+            deadline,
+            json,
+        } => {
+            let limits = network::SyncLimits {
+                linger,
+                connect_timeout,
+                deadline,
+            };
+            return network::sync(&home, &peer, limits, json.json);
         }
         Command::Repair(j) => return repair(&home, j.json),
         Command::Status(j) => return print_reply(status(&home)?, Print::Status, j.json),
@@ -346,7 +447,7 @@ fn print_human(print: Print, value: &Value) {
         Print::CommonsList => {
             let items = value.as_array().cloned().unwrap_or_default();
             if items.is_empty() {
-                println!("no commons yet: create one with `hedgerow commons create NAME`");
+                println!("no commons yet: create one with `hedgerow commons create NAME` or join one with `hedgerow commons join ID`");
             }
             for item in items {
                 output::commons(&item);
@@ -406,6 +507,7 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("field").and_then(Value::as_str).unwrap_or("")),
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
+        Print::Joined => output::joined(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -555,7 +657,7 @@ fn commons_request(command: CommonsCommand) -> Result<(Request, Print, bool)> {
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
         CommonsCommand::Join { id, json } => {
-            (Request::Join { commons: id }, Print::Json, json.json)
+            (Request::Join { commons: id }, Print::Joined, json.json)
         }
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },

@@ -327,6 +327,13 @@ pub fn blame(value: &Value) {
 
 /// Prints a commons.
 pub fn commons(value: &Value) {
+    if value.get("pending").and_then(Value::as_bool) == Some(true) {
+        println!(
+            "{}  (pending join: not received yet; it arrives from the next peer or bundle that has it)",
+            s(value, "id")
+        );
+        return;
+    }
     let docs = value.get("documents").cloned().unwrap_or(Value::Null);
     println!(
         "{}  {}  ({} designs, {} events, {} notes)",
@@ -340,6 +347,25 @@ pub fn commons(value: &Value) {
     if !description.is_empty() {
         println!("  {}", indent(&prose(description)));
     }
+}
+
+/// Prints what `commons join` did.
+pub fn joined(value: &Value) {
+    let commons = s(value, "commons");
+    if value.get("already_held").and_then(Value::as_bool) == Some(true) {
+        println!("joined commons {commons}: your profile is published there");
+        return;
+    }
+    let asked = match value.get("asked_peers").and_then(Value::as_u64) {
+        Some(0) => " (no peer is connected now)".to_string(),
+        Some(1) => " (asked the 1 connected peer)".to_string(),
+        Some(n) => format!(" (asked the {n} connected peers)"),
+        None => String::new(),
+    };
+    println!(
+        "asked for commons {commons}: not here yet{asked}, so `hedgerow commons list` shows it as pending; \
+         it arrives from the next peer or bundle that has it (`hedgerow bundle summary FILE` names it for a USB exchange)"
+    );
 }
 
 /// Prints a lineage.
@@ -456,7 +482,12 @@ pub fn status(value: &Value) {
         .cloned()
         .unwrap_or_default()
     {
-        println!("listening on {}", line(addr.as_str().unwrap_or("")));
+        // The whole address another node dials (`--peer`), its peer id included.
+        println!(
+            "listening on {}/p2p/{}",
+            line(addr.as_str().unwrap_or("")),
+            s(value, "peer_id")
+        );
     }
     let connected = value
         .get("connected")
@@ -483,6 +514,17 @@ pub fn status(value: &Value) {
         .unwrap_or_default()
     {
         println!("commons {}  {}", s(&commons, "id"), s(&commons, "name"));
+    }
+    for wanted in value
+        .get("wanted")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        println!(
+            "commons {}  (pending join: asked of every peer that connects)",
+            line(wanted.as_str().unwrap_or(""))
+        );
     }
     let counters = value.get("counters").cloned().unwrap_or(Value::Null);
     println!(

@@ -140,6 +140,9 @@ pub enum Request {
     BundleSummary {
         /// Absolute path of the summary file to write.
         path: String,
+        /// Replace a file there that is not a summary.
+        #[serde(default)]
+        force: bool,
     },
     /// Verify and store the signed changes of a bundle file.
     BundleImport {
@@ -325,6 +328,12 @@ pub enum NodeRequest {
     Sync {
         /// The peer's multiaddress.
         peer: String,
+        /// Seconds the first connection may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_timeout: Option<u64>,
+        /// Seconds the whole sync may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<u64>,
     },
     /// Join a commons and ask every connected peer for it.
     Join {
@@ -373,9 +382,18 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             for genesis in replicas.commons_list()? {
                 out.push(commons_info(replicas, &genesis)?);
             }
+            // Asked for and not here yet: listed as such, after those held.
+            for wanted in replicas.store().wanted_commons()? {
+                if !out.iter().any(|held| held.id == wanted) {
+                    out.push(CommonsInfo::pending(wanted));
+                }
+            }
             Ok(Reply::CommonsList(out))
         }
         Request::CommonsShow { commons } => {
+            if let Some(pending) = pending_join(replicas, commons.as_deref())? {
+                return Ok(Reply::Commons(CommonsInfo::pending(pending)));
+            }
             let id = replicas.resolve_commons(commons.as_deref())?;
             let genesis = replicas
                 .store()
@@ -523,12 +541,16 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 return Ok(Reply::Joined(Joined {
                     commons: id,
                     already_held: true,
+                    pending: false,
+                    asked_peers: None,
                 }));
             }
             replicas.store().want_commons(&id)?;
             Ok(Reply::Joined(Joined {
                 commons: id,
                 already_held: false,
+                pending: true,
+                asked_peers: None,
             }))
         }
         Request::BundleExport {
@@ -544,8 +566,8 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             )?;
             Ok(Reply::BundleExported(BundleExported { path, report }))
         }
-        Request::BundleSummary { path } => Ok(Reply::BundleSummary(
-            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))?,
+        Request::BundleSummary { path, force } => Ok(Reply::BundleSummary(
+            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path), force)?,
         )),
         Request::BundleImport {
             path,
@@ -640,6 +662,34 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
     }
 }
 
+/// The pending join (`commons join`, not received yet) that `text` names by its id or a
+/// prefix of it, when no held commons matches it.
+fn pending_join(
+    replicas: &Replicas,
+    text: Option<&str>,
+) -> Result<Option<hedgerow_protocol::CommonsId>, NodeError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let held = replicas
+        .commons_list()?
+        .iter()
+        .any(|g| g.body.id().to_string().starts_with(text));
+    if held {
+        return Ok(None);
+    }
+    let matching: Vec<_> = replicas
+        .store()
+        .wanted_commons()?
+        .into_iter()
+        .filter(|id| id.to_string().starts_with(text))
+        .collect();
+    Ok(match matching.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}
+
 fn commons_info(
     replicas: &Replicas,
     genesis: &hedgerow_protocol::Signed<hedgerow_protocol::CommonsGenesis>,
@@ -649,8 +699,9 @@ fn commons_info(
         id,
         name: genesis.body.name.clone(),
         description: genesis.body.description.clone(),
-        creator: genesis.body.creator,
-        created_at: genesis.body.created_at,
+        creator: Some(genesis.body.creator),
+        created_at: Some(genesis.body.created_at),
+        pending: false,
         documents: DocCounts {
             design: replicas.list(&id, DocKind::Design)?.len(),
             event: replicas.list(&id, DocKind::Event)?.len(),

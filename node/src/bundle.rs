@@ -167,6 +167,14 @@ pub enum BundleError {
     /// `--commons` names a prefix shared by several commons of the bundle.
     #[error("`{0}` matches several commons of this bundle; give more of the id")]
     AmbiguousCommons(String),
+    /// A summary would replace a file that is not a summary (a bundle, or anything else).
+    #[error("{path} exists and is {what}, not a bundle summary; it was left as it is")]
+    WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+        /// What it is: "a bundle", "another file".
+        what: &'static str,
+    },
 }
 
 impl From<BundleError> for NodeError {
@@ -244,11 +252,16 @@ impl Replicas {
         commons: &[CommonsId],
         for_summary: Option<&Summary>,
     ) -> Result<(Vec<u8>, ExportReport), NodeError> {
-        let chosen: BTreeSet<CommonsId> = if commons.is_empty() {
+        let mut chosen: BTreeSet<CommonsId> = if commons.is_empty() {
             self.commons_list()?.iter().map(|g| g.body.id()).collect()
         } else {
             commons.iter().copied().collect()
         };
+        if let Some(summary) = for_summary {
+            // Only what the summary's node holds or asked for: it must not be handed commons
+            // it never chose (a format-1 summary does not say, and wants everything).
+            chosen.retain(|id| summary.wants(id));
+        }
         let mut report = ExportReport::default();
         let mut sections = Vec::new();
         let mut keys = BTreeMap::new();
@@ -348,7 +361,10 @@ impl Replicas {
     }
 
     fn summary_state(&mut self) -> Result<Summary, NodeError> {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            names_wants: true,
+            ..Summary::default()
+        };
         for genesis in self.commons_list()? {
             let commons = genesis.body.id();
             let mut docs = Vec::new();
@@ -366,6 +382,11 @@ impl Replicas {
                 });
             }
             summary.commons.push(CommonsState { commons, docs });
+        }
+        for wanted in self.store().wanted_commons()? {
+            if summary.commons(&wanted).is_none() {
+                summary.pending.push(wanted);
+            }
         }
         Ok(summary)
     }
@@ -689,18 +710,25 @@ pub fn export_to_file(
     Ok(report)
 }
 
-/// `bundle summary`: writes what this node holds to `path`.
+/// `bundle summary`: writes what this node holds to `path`. An existing file there is replaced
+/// only if it is a summary (an older one of this node, typically) or empty, or with `force`:
+/// a bundle carried home on the same stick must not be lost to a mistyped name.
 pub fn summary_to_file(
     replicas: &mut Replicas,
     path: &Path,
+    force: bool,
 ) -> Result<crate::reply::BundleSummaryWritten, NodeError> {
     absolute(path)?;
+    if !force {
+        refuse_to_replace(path)?;
+    }
     let summary = replicas.summary_state()?;
     let bytes = encode_summary(&summary);
     write_atomic(path, &bytes)?;
     Ok(crate::reply::BundleSummaryWritten {
         path: path.display().to_string(),
         commons: summary.commons.len(),
+        pending: summary.pending.iter().map(ToString::to_string).collect(),
         documents: summary.doc_count(),
         bytes: bytes.len(),
     })
@@ -715,6 +743,38 @@ pub fn import_from_file(
     absolute(path)?;
     let bytes = read_file(path)?;
     replicas.bundle_import(&bytes, choice)
+}
+
+/// Refuses a path holding a file that is neither empty nor a summary (a directory is left to
+/// the writer, which names it).
+fn refuse_to_replace(path: &Path) -> Result<(), NodeError> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    match std::fs::File::open(path) {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            let want = hedgerow_protocol::bundle_file::SUMMARY_MAGIC.len() as u64;
+            file.take(want)
+                .read_to_end(&mut head)
+                .map_err(|error| BundleError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+        }
+        _ => return Ok(()),
+    }
+    if head.is_empty() || head == hedgerow_protocol::bundle_file::SUMMARY_MAGIC {
+        return Ok(());
+    }
+    let what = if head.starts_with(hedgerow_protocol::bundle_file::BUNDLE_MAGIC) {
+        "a bundle"
+    } else {
+        "another file"
+    };
+    Err(BundleError::WouldOverwrite {
+        path: path.to_path_buf(),
+        what,
+    }
+    .into())
 }
 
 fn absolute(path: &Path) -> Result<(), NodeError> {

@@ -126,16 +126,34 @@ pub struct CommonsCreated {
 pub struct CommonsInfo {
     /// Its id.
     pub id: CommonsId,
-    /// Its name.
+    /// Its name (empty while it is a pending join).
     pub name: String,
     /// What it is for.
     pub description: String,
-    /// The author who created it.
-    pub creator: AuthorKey,
-    /// When, unix seconds (as the creator claimed).
-    pub created_at: i64,
+    /// The author who created it (unknown, `null`, while it is a pending join).
+    pub creator: Option<AuthorKey>,
+    /// When, unix seconds (as the creator claimed; `null` while it is a pending join).
+    pub created_at: Option<i64>,
+    /// Asked for with `commons join` and not received yet: it arrives from the next peer or
+    /// bundle that has it.
+    pub pending: bool,
     /// How many documents of each kind it holds here.
     pub documents: DocCounts,
+}
+
+impl CommonsInfo {
+    /// A commons asked for and not held yet: only its id is known.
+    pub fn pending(id: CommonsId) -> Self {
+        Self {
+            id,
+            name: String::new(),
+            description: String::new(),
+            creator: None,
+            created_at: None,
+            pending: true,
+            documents: DocCounts::default(),
+        }
+    }
 }
 
 /// Documents of a commons by kind.
@@ -271,6 +289,8 @@ pub struct BundleSummaryWritten {
     pub path: String,
     /// Commons summarised.
     pub commons: usize,
+    /// Commons asked for and not held yet, which the summary names too (pending joins).
+    pub pending: Vec<String>,
     /// Documents summarised.
     pub documents: usize,
     /// Size of the file.
@@ -287,13 +307,20 @@ pub struct BundleImported {
     pub report: ImportReport,
 }
 
-/// A commons joined by the store alone (`commons join` with no node running).
-#[derive(Debug, Clone, Serialize)]
+/// A commons joined (`commons join`): the same shape whether the store or a running node
+/// answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Joined {
     /// The commons.
     pub commons: CommonsId,
     /// Whether it was held already (then joining wrote the profile there).
     pub already_held: bool,
+    /// Not held yet: asked for, listed as pending by `commons list`, named by `bundle
+    /// summary`, and taken from the next peer or bundle that has it.
+    pub pending: bool,
+    /// How many connected peers a running node asked for it at once (`null` when no node
+    /// runs, or the commons was held).
+    pub asked_peers: Option<usize>,
 }
 
 #[cfg(test)]
@@ -318,12 +345,17 @@ mod tests {
         let joined = Reply::Joined(Joined {
             commons,
             already_held: false,
+            pending: true,
+            asked_peers: None,
         });
         assert_eq!(
             serde_json::to_string_pretty(&joined.to_json().expect("json")).expect("text"),
-            serde_json::to_string_pretty(
-                &json!({"commons": commons.to_string(), "already_held": false})
-            )
+            serde_json::to_string_pretty(&json!({
+                "commons": commons.to_string(),
+                "already_held": false,
+                "pending": true,
+                "asked_peers": null
+            }))
             .expect("text")
         );
         let exported = Reply::BundleExported(BundleExported {

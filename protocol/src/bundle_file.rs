@@ -28,8 +28,11 @@
 //! arrived as written. Checksums catch accidents only: trust comes from the
 //! signatures inside.
 //!
-//! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of a
-//! [`Summary`] | BLAKE3 of every byte before it`.
+//! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of the
+//! [`Summary`]'s body | BLAKE3 of every byte before it`. Format 1 (the first releases') holds
+//! `{commons}`, what its node holds; format 2 adds `pending`, the commons its node asked for
+//! and does not hold yet, so that together they name every commons the node wants. Both are
+//! read; format 2 is written.
 
 use crate::encoding::{decode, encode, DecodeError};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
@@ -179,11 +182,29 @@ pub struct CommonsSection {
     pub docs: Vec<DocSection>,
 }
 
-/// What one node holds, written to a summary file for another node's export.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What one node holds and wants, written to a summary file for another node's export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Every commons held, sorted by id.
     pub commons: Vec<CommonsState>,
+    /// Commons its node asked for (`commons join`) and does not hold yet, sorted by id.
+    pub pending: Vec<CommonsId>,
+    /// Whether it names every commons its node wants (held or pending): true for format 2,
+    /// false for a format-1 summary (the previous release's), which lists only what is held.
+    pub names_wants: bool,
+}
+
+/// The body of a format-1 summary file.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV1 {
+    commons: Vec<CommonsState>,
+}
+
+/// The body of a format-2 summary file.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV2 {
+    commons: Vec<CommonsState>,
+    pending: Vec<CommonsId>,
 }
 
 /// What a node holds of one commons.
@@ -215,6 +236,18 @@ impl Summary {
     /// Number of documents listed, over all commons.
     pub fn doc_count(&self) -> usize {
         self.commons.iter().map(|c| c.docs.len()).sum()
+    }
+
+    /// Whether its node wants `commons`: holds it or asked for it. A node that holds and
+    /// asked for nothing yet (a first trip) has chosen nothing, so it is offered everything
+    /// (its import takes only the commons named with `--commons`); so is the node of a
+    /// format-1 summary, which does not say what it wants (as that release did).
+    pub fn wants(&self, commons: &CommonsId) -> bool {
+        let chose_nothing = self.commons.is_empty() && self.pending.is_empty();
+        !self.names_wants
+            || chose_nothing
+            || self.commons(commons).is_some()
+            || self.pending.contains(commons)
     }
 }
 
@@ -492,8 +525,7 @@ fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> 
             part: "header",
             offset: 0,
         }),
-        Some(&FILE_FORMAT_V1) => Ok(magic.len() + 1),
-        Some(&FILE_FORMAT_V2) if kind == FileKind::Bundle => Ok(magic.len() + 1),
+        Some(&FILE_FORMAT_V1) | Some(&FILE_FORMAT_V2) => Ok(magic.len() + 1),
         Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
     }
 }
@@ -521,18 +553,27 @@ fn check_checksum(bytes: &[u8], end: usize, kind: FileKind) -> Result<(), Bundle
     Ok(())
 }
 
-/// Writes a summary, with commons, documents and clocks sorted so equal state gives equal bytes.
+/// Writes a summary (format 2), with commons, documents and clocks sorted so equal state gives
+/// equal bytes.
 pub fn encode_summary(summary: &Summary) -> Vec<u8> {
-    let mut summary = summary.clone();
-    summary.commons.sort_by_key(|c| c.commons);
-    for commons in &mut summary.commons {
+    let mut body = SummaryBodyV2 {
+        commons: summary.commons.clone(),
+        pending: summary.pending.clone(),
+    };
+    body.commons.sort_by_key(|c| c.commons);
+    for commons in &mut body.commons {
         commons.docs.sort_by_key(|d| d.doc);
         for doc in &mut commons.docs {
             doc.clock.sort();
         }
     }
+    body.pending.sort();
+    body.pending.dedup();
     let mut out = header(FileKind::Summary);
-    out.extend(encode(&summary));
+    if let Some(version) = out.last_mut() {
+        *version = FILE_FORMAT_V2;
+    }
+    out.extend(encode(&body));
     let checksum = blake3::hash(&out);
     out.extend_from_slice(checksum.as_bytes());
     out
@@ -552,7 +593,22 @@ pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
     }
     let end = bytes.len() - CHECKSUM_LEN;
     check_checksum(bytes, end, kind)?;
-    decode(&bytes[start..end], "bundle summary").map_err(BundleFileError::BadSummary)
+    let body = &bytes[start..end];
+    if bytes[start - 1] == FILE_FORMAT_V1 {
+        let v1: SummaryBodyV1 =
+            decode(body, "bundle summary").map_err(BundleFileError::BadSummary)?;
+        return Ok(Summary {
+            commons: v1.commons,
+            pending: Vec::new(),
+            names_wants: false,
+        });
+    }
+    let v2: SummaryBodyV2 = decode(body, "bundle summary").map_err(BundleFileError::BadSummary)?;
+    Ok(Summary {
+        commons: v2.commons,
+        pending: v2.pending,
+        names_wants: true,
+    })
 }
 
 #[cfg(test)]
@@ -781,6 +837,41 @@ mod tests {
         ));
     }
 
+    /// A summary written by the previous release (format 1: what is held, no pending joins)
+    /// still reads, and is taken to want every commons, as that release's export did.
+    #[test]
+    fn a_format_1_summary_still_reads_and_wants_everything() {
+        let mut bytes = SUMMARY_MAGIC.to_vec();
+        bytes.push(FILE_FORMAT_V1);
+        bytes.extend(encode(&SummaryBodyV1 {
+            commons: vec![CommonsState {
+                commons: CommonsId([1; 32]),
+                docs: vec![],
+            }],
+        }));
+        let checksum = blake3::hash(&bytes);
+        bytes.extend_from_slice(checksum.as_bytes());
+        let summary = decode_summary(&bytes).unwrap();
+        assert_eq!(summary.commons.len(), 1);
+        assert!(summary.pending.is_empty());
+        assert!(!summary.names_wants);
+        assert!(summary.wants(&CommonsId([2; 32])));
+        // Written again, it is format 2 and names what it wants.
+        let again = encode_summary(&summary);
+        assert_eq!(again[SUMMARY_MAGIC.len()], FILE_FORMAT_V2);
+        let back = decode_summary(&again).unwrap();
+        assert!(back.names_wants && !back.wants(&CommonsId([2; 32])));
+        // A node that holds and asked for nothing has chosen nothing: offered everything.
+        let fresh = decode_summary(&encode_summary(&Summary::default())).unwrap();
+        assert!(fresh.names_wants && fresh.wants(&CommonsId([2; 32])));
+        let mut future = again.clone();
+        future[SUMMARY_MAGIC.len()] = 3;
+        assert!(matches!(
+            decode_summary(&future),
+            Err(BundleFileError::UnsupportedVersion { version: 3, .. })
+        ));
+    }
+
     #[test]
     fn summary_round_trip_is_sorted_and_damage_is_detected() {
         let summary = Summary {
@@ -805,6 +896,8 @@ mod tests {
                     ],
                 },
             ],
+            pending: vec![CommonsId([8; 32]), CommonsId([4; 32])],
+            names_wants: true,
         };
         let bytes = encode_summary(&summary);
         assert!(bytes.starts_with(SUMMARY_MAGIC));
@@ -813,6 +906,9 @@ mod tests {
         assert_eq!(back.commons[0].docs[0].doc, DocId([3; 32]));
         assert_eq!(back.commons[0].docs[1].clock[0], (vec![2; 16], 9));
         assert_eq!(back.doc_count(), 2);
+        assert_eq!(back.pending, [CommonsId([4; 32]), CommonsId([8; 32])]);
+        assert!(back.wants(&CommonsId([8; 32])) && back.wants(&CommonsId([9; 32])));
+        assert!(!back.wants(&CommonsId([5; 32])));
         assert_eq!(encode_summary(&back), bytes, "deterministic");
         for cut in 0..bytes.len() {
             assert!(decode_summary(&bytes[..cut]).is_err(), "cut at {cut}");

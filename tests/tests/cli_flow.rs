@@ -170,6 +170,7 @@ fn identity_and_commons() {
             "description",
             "creator",
             "created_at",
+            "pending",
             "documents",
         ],
     );

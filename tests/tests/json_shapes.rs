@@ -80,6 +80,13 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("title", "string"),
     ("version", "string"),
     ("already_held", "bool"),
+    ("pending", "bool"),
+    ("asked_peers", "integer|null"),
+    // A pending join (`commons join` before the commons arrived) has no genesis yet.
+    ("commons list: creator", "string|null"),
+    ("commons list: created_at", "integer|null"),
+    ("commons show: creator", "string|null"),
+    ("commons show: created_at", "integer|null"),
     ("interrupted", "bool"),
     ("postponed", "bool"),
     ("syncing", "bool"),
@@ -897,6 +904,10 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["commons", "join", &commons],
     );
     assert_eq!(joined["already_held"], false, "{joined}");
+    assert_eq!(joined["pending"], true, "{joined}");
+    let listed = out.run(&b, "commons list", "offline, pending", &["commons", "list"]);
+    assert_eq!(listed[0]["pending"], true, "{listed}");
+    assert!(listed[0]["creator"].is_null(), "{listed}");
     let summary = file(&b, "ben.summary");
     out.run(
         &b,
