@@ -419,7 +419,11 @@ fn add_item<T: Transactable>(
     if let Some(list) = slot.existing(&*tx)? {
         let view = View::new(&*tx, None);
         let count = view.length(&list);
-        if unique && (0..count).any(|i| view.str(&list, i).as_deref() == Some(value.as_str())) {
+        let same = |held: &str| match check {
+            StrCheck::Tag => super::same_tag(held, &value),
+            _ => held == value,
+        };
+        if unique && (0..count).any(|i| view.str(&list, i).is_some_and(|held| same(&held))) {
             return Ok(());
         }
         if count >= max {
@@ -451,8 +455,12 @@ fn remove_item<T: Transactable>(
     let hits: Vec<usize> = match &list {
         Some(list) => {
             let view = View::new(&*tx, None);
+            let same = |held: &str| match check {
+                StrCheck::Tag => super::same_tag(held, &wanted),
+                _ => held == wanted,
+            };
             (0..view.length(list))
-                .filter(|i| view.str(list, *i).as_deref() == Some(wanted.as_str()))
+                .filter(|i| view.str(list, *i).is_some_and(|held| same(&held)))
                 .collect()
         }
         None => Vec::new(),
@@ -552,6 +560,7 @@ pub(crate) fn apply_generic<T: Transactable>(
     fields: &'static [Field],
     edit: &Edit,
 ) -> Result<(), EditError> {
+    super::rules::check_keeps_required(kind, edit)?;
     match edit {
         Edit::Set { field, value } => {
             let slot = resolve(&*tx, kind, fields, field)?;
