@@ -320,7 +320,7 @@ impl Replicas {
                 derivatives.push((*other, name, *parent));
             }
         }
-        derivatives.sort_by(|a, b| a.0.cmp(&b.0));
+        derivatives.sort_by_key(|a| a.0);
         Ok(Lineage {
             ancestors,
             derivatives,
