@@ -293,3 +293,37 @@ fn a_running_node_resolves_prefixes_and_names_alike() {
         vec![design]
     );
 }
+
+#[test]
+fn a_person_is_named_by_a_key_prefix_in_any_case_or_their_name() {
+    let alice = TestHome::init("Alice");
+    let ben = TestHome::init("Ben Baker");
+    alice.ok(&["commons", "create", "Chapter", "--stewarded"]);
+    let code = alice.ok(&["commons", "invite", "--role", "member"]);
+    ben.ok(&["commons", "accept", code.trim()]);
+    for _ in 0..2 {
+        for (from, to) in [(&ben, &alice), (&alice, &ben)] {
+            let path = from.path().join("carry.bundle");
+            let path = path.to_str().expect("utf-8 path");
+            from.ok(&["bundle", "export", path]);
+            to.ok(&["bundle", "import", path]);
+        }
+    }
+    let ben_key = ben.json(&["whoami"])["author"]
+        .as_str()
+        .expect("author")
+        .to_string();
+    let role = |home: &TestHome| {
+        home.json(&["commons", "members"])
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["person"] == ben_key.as_str())
+            .map(|m| m["role"].as_str().expect("role").to_string())
+    };
+    assert_eq!(role(&alice).as_deref(), Some("member"));
+    alice.ok(&["commons", "role", "ben baker", "steward"]);
+    assert_eq!(role(&alice).as_deref(), Some("steward"));
+    alice.ok(&["commons", "role", &swap_case(&ben_key[..6]), "member"]);
+    assert_eq!(role(&alice).as_deref(), Some("member"));
+}
