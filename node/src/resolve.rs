@@ -255,6 +255,10 @@ impl Replicas {
                 error: Box::new(error),
             };
             let typed = reference.value.trim().to_string();
+            if typed.is_empty() {
+                // The schema refuses an empty value in words of its own.
+                continue;
+            }
             let id = match self.resolve_doc(&typed, reference.expects) {
                 Ok(id) => id,
                 Err(_) if reference.removes => continue,

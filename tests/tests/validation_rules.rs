@@ -95,6 +95,8 @@ fn derivative_of_names_a_design_and_lineage_shows_it() {
             &format!("derivative_of={bad}"),
         ]);
     }
+    let error = home.fail(&["design", "edit", &child, "--set", "derivative_of="]);
+    assert!(error.contains("cannot be empty"), "{error}");
     assert_eq!(
         home.json(&["design", "show", &child])["derivative_of"],
         Value::Null

@@ -164,7 +164,11 @@ pub(crate) fn field_obj<T: Transactable>(
 pub(crate) fn set<T: Transactable>(tx: &mut T, slot: &Slot, raw: &str) -> Result<(), EditError> {
     let value = match slot.ty {
         FieldType::Str { max, check } => {
-            let value = check_str(&slot.path, *max, *check, raw)?;
+            // Empty is refused as such, before a rule (an id, a date) could call it malformed.
+            let value = match raw.trim() {
+                "" => String::new(),
+                _ => check_str(&slot.path, *max, *check, raw)?,
+            };
             if value.is_empty() {
                 return Err(ValueError::Empty {
                     field: slot.path.clone(),
@@ -409,7 +413,10 @@ fn add_item<T: Transactable>(
 ) -> Result<(), EditError> {
     let (slot, max, item, unique) = list_slot(&*tx, kind, fields, field)?;
     let (item_max, check) = string_items(field, item)?;
-    let value = check_str(field, item_max, check, raw)?;
+    let value = match raw.trim() {
+        "" => String::new(),
+        _ => check_str(field, item_max, check, raw)?,
+    };
     if value.is_empty() {
         return Err(ValueError::Empty {
             field: field.to_string(),
