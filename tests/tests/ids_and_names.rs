@@ -327,3 +327,20 @@ fn a_person_is_named_by_a_key_prefix_in_any_case_or_their_name() {
     alice.ok(&["commons", "role", &swap_case(&ben_key[..6]), "member"]);
     assert_eq!(role(&alice).as_deref(), Some("member"));
 }
+
+#[test]
+fn a_bundle_bringing_a_second_commons_of_one_name_warns() {
+    let (farm, ..) = farm();
+    let hub = TestHome::init("Bea");
+    hub.ok(&["commons", "create", "Farm Hack Tools"]);
+    let path = hub.path().join("hub.bundle");
+    let path = path.to_str().expect("utf-8 path");
+    hub.ok(&["bundle", "export", path]);
+    let out = farm.run(&["bundle", "import", path, "--all-commons"]);
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.starts_with("warning: 2 commons here are named"),
+        "{warning}"
+    );
+}
