@@ -179,8 +179,9 @@ pub struct JsonFlag {
 /// Selects a commons.
 #[derive(Debug, Args, Clone)]
 pub struct CommonsFlag {
-    /// Commons id (or a unique prefix); needed when the node holds several.
-    #[arg(long, value_name = "ID")]
+    /// Commons name, id or a prefix of 4+ characters; needed when the node holds several and
+    /// no id given names one.
+    #[arg(long, value_name = "NAME|ID")]
     pub commons: Option<String>,
 }
 
@@ -257,7 +258,7 @@ pub enum CommonsCommand {
     List(JsonFlag),
     /// Show one commons.
     Show {
-        /// Commons id or prefix.
+        /// Commons name, id or prefix.
         id: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
@@ -265,7 +266,7 @@ pub enum CommonsCommand {
     /// Join a commons by its id: replicate it (it arrives from the next peer that has it) and
     /// publish your profile (name, location, bio) there.
     Join {
-        /// The full commons id.
+        /// The full commons id (a name or a prefix names only a commons already held).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -408,7 +409,7 @@ pub enum DesignCommand {
     },
     /// Edit a design: all flags become one signed change.
     Edit {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         edits: EditArgs,
@@ -417,7 +418,7 @@ pub enum DesignCommand {
     },
     /// Show a design, or one of its releases.
     Show {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         /// Show the design as it was released under this version.
         #[arg(long)]
@@ -434,14 +435,14 @@ pub enum DesignCommand {
     },
     /// Every signed change of a design.
     History {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Who last wrote each part of a field.
     Blame {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         /// The field, e.g. `summary`, `steps`, `name`.
         field: String,
@@ -466,14 +467,14 @@ pub enum DesignCommand {
     },
     /// Ancestors and known derivatives of a design.
     Lineage {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Freeze the design's current state under a version name.
     Release {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         /// The version, e.g. `5.6`.
         #[arg(long)]
@@ -483,7 +484,7 @@ pub enum DesignCommand {
     },
     /// Withdraw a design you created: every node hides it (written into the commons' charter).
     Retract {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -510,7 +511,7 @@ pub enum EventCommand {
     },
     /// Edit an event.
     Edit {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         edits: EditArgs,
@@ -519,7 +520,7 @@ pub enum EventCommand {
     },
     /// Show an event.
     Show {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -533,7 +534,7 @@ pub enum EventCommand {
     },
     /// Withdraw an event you created: every node hides it (written into the commons' charter).
     Retract {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         json: JsonFlag,

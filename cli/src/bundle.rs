@@ -154,6 +154,15 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             } else {
                 print_import(&value, &rejected, &file);
             }
+            let added = ["commons_joined", "commons_added"].iter().any(|k| {
+                value
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            });
+            if added {
+                crate::names::warn_shared_names(home)?;
+            }
             if rejected.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {

@@ -27,7 +27,7 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
                     .to_string(),
             })
         }
-        ErrorKind::ChooseCommons => "choose one with --commons ID",
+        ErrorKind::ChooseCommons => "choose one with --commons NAME (or its id)",
         ErrorKind::NoCommons => "create one with `hedgerow commons create NAME` or join one",
         ErrorKind::NoSuchRelease { design } => {
             return Some(format!(

@@ -9,6 +9,7 @@ mod edits;
 mod hint;
 mod keys;
 mod local_blocks;
+mod names;
 mod network;
 mod output;
 
@@ -258,7 +259,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
     };
-    print_reply(send(&home, request)?, print, json)
+    let warn = names::may_share_names(&request);
+    let code = print_reply(send(&home, request)?, print, json)?;
+    if warn {
+        names::warn_shared_names(&home)?;
+    }
+    Ok(code)
 }
 
 /// Prints a command's reply; `verify` with problems exits with failure.

@@ -407,8 +407,11 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             title,
             target,
             note_kind,
-            edits,
+            mut edits,
         } => {
+            // Ids inside the edits are resolved first: a new design that derives from another
+            // may take its commons from it.
+            let named = replicas.resolve_references(None, kind, &mut edits)?;
             let (commons, note_target) = match (&target, kind) {
                 (Some(target), DocKind::Note) => {
                     // A note lives in the commons of the design or event it is about.
@@ -428,7 +431,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                     (genesis.body.commons, Some(target.to_string()))
                 }
                 (None, DocKind::Note) => return Err(NodeError::NoteWithoutTarget),
-                _ => (replicas.resolve_commons(commons.as_deref())?, None),
+                _ => (new_doc_commons(replicas, commons.as_deref(), named)?, None),
             };
             let new = NewDocument {
                 kind,
@@ -439,8 +442,13 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             let id = replicas.create_doc(commons, &new, &edits)?;
             Ok(Reply::Created(Created { id }))
         }
-        Request::DocEdit { id, kind, edits } => {
+        Request::DocEdit {
+            id,
+            kind,
+            mut edits,
+        } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.resolve_references(Some(id), kind, &mut edits)?;
             let change = replicas.edit_doc(&id, &edits)?;
             Ok(Reply::Edited(Edited {
                 id,
@@ -457,10 +465,14 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             kind,
             target,
         } => {
-            let commons = replicas.resolve_commons(commons.as_deref())?;
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
                 None => None,
+            };
+            // A target names its commons; `--commons` is needed only without one.
+            let commons = match target {
+                Some(target) if commons.is_none() => doc_commons(replicas, &target)?,
+                _ => replicas.resolve_commons(commons.as_deref())?,
             };
             let mut out = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
@@ -529,12 +541,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             }))
         }
         Request::Join { commons } => {
-            let id: hedgerow_protocol::CommonsId =
-                commons
-                    .parse()
-                    .map_err(|e: hedgerow_protocol::bytes::ParseIdError| {
-                        NodeError::Invalid(e.to_string())
-                    })?;
+            let (id, _) = replicas.resolve_join(&commons)?;
             if let Some(genesis) = replicas.store().commons(&id)? {
                 // Held without our profile (imported with --all-commons): joining publishes it.
                 replicas.join_commons(&genesis)?;
@@ -688,6 +695,34 @@ fn pending_join(
         [one] => Some(*one),
         _ => None,
     })
+}
+
+/// The commons a document lives in.
+fn doc_commons(
+    replicas: &Replicas,
+    id: &hedgerow_protocol::DocId,
+) -> Result<hedgerow_protocol::CommonsId, NodeError> {
+    replicas
+        .store()
+        .doc_genesis(id)?
+        .map(|g| g.body.commons)
+        .ok_or_else(|| NodeError::UnknownDoc {
+            what: "document",
+            id: id.to_string(),
+        })
+}
+
+/// The commons a new design or event goes to: the one chosen, else the only one held, else
+/// the one of a document its first edits name (`--set derivative_of=ID`).
+fn new_doc_commons(
+    replicas: &Replicas,
+    chosen: Option<&str>,
+    named: Option<hedgerow_protocol::CommonsId>,
+) -> Result<hedgerow_protocol::CommonsId, NodeError> {
+    match (replicas.resolve_commons(chosen), named) {
+        (Err(NodeError::ChooseCommons(_)), Some(named)) if chosen.is_none() => Ok(named),
+        (result, _) => result,
+    }
 }
 
 fn commons_info(

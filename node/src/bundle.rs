@@ -8,7 +8,7 @@
 //! Files are written atomically (temp file, fsync, rename), so a stick pulled
 //! out mid-write holds the old file or the new one, never half of one.
 
-use crate::replicas::{NodeError, Replicas, MIN_ID_PREFIX};
+use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::automerge::ActorId;
 use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle_sealed, encode_summary, BundleFileError,
@@ -510,35 +510,43 @@ impl Replicas {
         })
     }
 
-    /// The commons `given` (ids or prefixes) name among the bundle's and the held ones; in a
-    /// damaged bundle a name found nowhere may lie past the damage, which is reported instead.
+    /// The commons `given` (ids, prefixes or names, as [`crate::resolve`] reads them) name
+    /// among the bundle's and the held ones; in a damaged bundle a name found nowhere may lie
+    /// past the damage, which is reported instead.
     fn resolve_in_bundle(
         &self,
         decoded: &DecodedBundle,
         given: &[String],
     ) -> Result<BTreeSet<CommonsId>, NodeError> {
-        let mut known: BTreeSet<CommonsId> = decoded
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Commons(g) => Some(g.body.id()),
-                _ => None,
-            })
-            .collect();
-        known.extend(self.commons_list()?.iter().map(|g| g.body.id()));
+        use crate::resolve::{describe, pick, Candidate, Pick};
+        let mut known: Vec<Candidate<CommonsId>> = Vec::new();
+        let bundled = decoded.records.iter().filter_map(|r| match r {
+            Record::Commons(g) => Some(g.clone()),
+            _ => None,
+        });
+        for genesis in bundled.chain(self.commons_list()?) {
+            let id = genesis.body.id();
+            if !known.iter().any(|c| c.id == id) {
+                known.push(Candidate {
+                    id,
+                    name: Some(genesis.body.name.clone()),
+                });
+            }
+        }
         let mut chosen = BTreeSet::new();
         for text in given {
             let text = text.trim();
-            if text.len() < MIN_ID_PREFIX {
-                return Err(NodeError::PrefixTooShort(text.to_string()));
-            }
-            let mut matches = known.iter().filter(|id| id.to_string().starts_with(text));
-            match (matches.next(), matches.next()) {
-                (Some(id), None) => chosen.insert(*id),
-                (None, _) if decoded.damage.is_some() => false,
-                (None, _) => return Err(BundleError::NotInBundle(text.to_string()).into()),
-                (Some(_), Some(_)) => {
-                    return Err(BundleError::AmbiguousCommons(text.to_string()).into())
+            match pick(text, &known) {
+                Pick::One(id) => chosen.insert(id),
+                Pick::TooShort => return Err(NodeError::PrefixTooShort(text.to_string())),
+                Pick::Nothing if decoded.damage.is_some() => false,
+                Pick::Nothing => return Err(BundleError::NotInBundle(text.to_string()).into()),
+                Pick::Several(several) => {
+                    return Err(NodeError::Ambiguous {
+                        what: "commons",
+                        prefix: text.to_string(),
+                        candidates: describe(&several),
+                    })
                 }
             };
         }

@@ -53,9 +53,14 @@ pub enum CommunityError {
         /// What was given.
         given: String,
     },
-    /// A prefix matching several persons.
-    #[error("`{0}` matches several persons; give more characters of the key")]
-    AmbiguousPerson(String),
+    /// A prefix or name matching several persons.
+    #[error("`{given}` matches several persons: {}; give more characters of the key", candidates.join(", "))]
+    AmbiguousPerson {
+        /// What was given.
+        given: String,
+        /// Those it matches, each as `KEY (name)`.
+        candidates: Vec<String>,
+    },
     /// Removing or demoting the last steward.
     #[error("{0} is the last steward of this commons")]
     LastSteward(AuthorKey),
@@ -676,17 +681,22 @@ impl Replicas {
             commons: *commons,
             given: text.chars().take(60).collect(),
         };
-        if text.len() < crate::replicas::MIN_ID_PREFIX {
-            return Err(unknown().into());
+        // A person is also named by their profile's name in this commons.
+        let mut candidates = Vec::new();
+        for key in known {
+            let profile = DocGenesis::profile(*commons, key).id();
+            let name = self.store().summary(&profile)?.map(|s| s.title);
+            candidates.push(crate::resolve::Candidate { id: key, name });
         }
-        let matches: Vec<AuthorKey> = known
-            .into_iter()
-            .filter(|k| k.to_string().starts_with(text))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(unknown().into()),
-            _ => Err(CommunityError::AmbiguousPerson(text.chars().take(60).collect()).into()),
+        use crate::resolve::Pick;
+        match crate::resolve::pick(text, &candidates) {
+            Pick::One(key) => Ok(key),
+            Pick::Nothing | Pick::TooShort => Err(unknown().into()),
+            Pick::Several(several) => Err(CommunityError::AmbiguousPerson {
+                given: text.chars().take(60).collect(),
+                candidates: crate::resolve::describe(&several),
+            }
+            .into()),
         }
     }
 

@@ -215,6 +215,13 @@ impl ErrorKind {
             NodeError::Bundle(e) => Self::of_bundle(e),
             NodeError::Licence(e) => Self::of_licence(e),
             NodeError::UnknownCommons(_) => Some(Self::NoSuchCommons),
+            NodeError::NeedFullId {
+                what: "commons", ..
+            } => Some(Self::NoSuchCommons),
+            NodeError::NeedFullId { what, .. } => Some(Self::NoSuchDocument {
+                what: (*what).to_string(),
+            }),
+            NodeError::Reference { error, .. } => Self::of_node(error),
             NodeError::UnknownDoc { what, .. } => Some(Self::NoSuchDocument {
                 what: (*what).to_string(),
             }),
@@ -327,7 +334,7 @@ mod tests {
                 what: "design",
                 id: "abcd".into(),
             }),
-            Box::new(NodeError::ChooseCommons(2)),
+            Box::new(NodeError::ChooseCommons(vec!["a".into(), "b".into()])),
             Box::new(NodeError::NoCommons),
             Box::new(NodeError::UnknownRelease {
                 doc,

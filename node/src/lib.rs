@@ -8,6 +8,7 @@
 //! - [`journal`]: signed changes kept beside the store, for `hedgerow repair`.
 //! - [`replicas`]: documents over the store; every mutation goes through it.
 //! - [`provenance`]: history, blame, forks, lineage, releases.
+//! - [`resolve`]: ids, prefixes and names as people type them.
 //! - [`api`] and [`reply`]: the command API, its requests and typed replies.
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
@@ -32,6 +33,7 @@ pub mod provenance;
 pub mod repair;
 pub mod replicas;
 pub mod reply;
+pub mod resolve;
 pub mod serve;
 pub mod store;
 pub mod sync_source;

@@ -10,6 +10,7 @@ use hedgerow_protocol::schema::{self, facts, DocKind, Edit};
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{AuthorKey, DocGenesis, DocId, DocReplica};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 /// One line of a document's history.
 #[derive(Debug, Clone, Serialize)]
@@ -267,27 +268,59 @@ impl Replicas {
         Ok(id)
     }
 
-    /// A design's ancestors and known derivatives.
+    /// A design's ancestors and known derivatives: forks by their signed origin, and designs
+    /// that are no fork by the design their `derivative_of` names.
     pub fn lineage(&mut self, id: &DocId) -> Result<Lineage, NodeError> {
-        let replica = self.replica(id)?;
-        let commons = replica.commons();
-        let lineage = replica.genesis().body.lineage();
+        let commons = self.replica(id)?.commons();
         let mut ancestors = Vec::new();
-        for ancestor in &lineage[1..] {
-            ancestors.push((*ancestor, self.store().summary(ancestor)?.map(|s| s.title)));
+        for ancestor in self.ancestry(*id)? {
+            ancestors.push((ancestor, self.store().summary(&ancestor)?.map(|s| s.title)));
         }
-        let mut derivatives = Vec::new();
+        // Each design's nearest parent, then every design whose chain of parents reaches `id`.
+        let mut parents: HashMap<DocId, DocId> = HashMap::new();
+        // Forks whose signed origin names `id` beyond their parent (the designs between may
+        // not be held here).
+        let mut by_origin = HashSet::new();
         for other in self.store().doc_ids(&commons)? {
             let Some(genesis) = self.store().doc_genesis(&other)? else {
                 continue;
             };
-            if let Some(fork) = &genesis.body.fork {
-                if fork.parent == *id || fork.ancestors.contains(id) {
-                    let name = self.store().summary(&other)?.map(|s| s.title);
-                    derivatives.push((other, name, fork.parent));
+            if genesis.body.kind != DocKind::Design || other == *id {
+                continue;
+            }
+            let parent = match &genesis.body.fork {
+                Some(fork) => {
+                    if fork.ancestors.contains(id) {
+                        by_origin.insert(other);
+                    }
+                    Some(fork.parent)
                 }
+                None if self.store().summary(&other)?.is_some_and(|s| s.changes > 0) => {
+                    self.declared_parent(&other)?
+                }
+                None => None,
+            };
+            if let Some(parent) = parent {
+                parents.insert(other, parent);
             }
         }
+        let mut derivatives = Vec::new();
+        for (other, parent) in &parents {
+            let mut current = *parent;
+            let mut steps = 0;
+            while current != *id && steps <= parents.len() {
+                match parents.get(&current) {
+                    Some(next) => current = *next,
+                    None => break,
+                }
+                steps += 1;
+            }
+            if current == *id || by_origin.contains(other) {
+                let name = self.store().summary(other)?.map(|s| s.title);
+                derivatives.push((*other, name, *parent));
+            }
+        }
+        derivatives.sort_by_key(|a| a.0);
         Ok(Lineage {
             ancestors,
             derivatives,

@@ -5,7 +5,7 @@
 
 use super::handle::{HandleError, NodeHandle};
 use super::SyncOrder;
-use crate::api::NodeRequest;
+use crate::api::{NodeRequest, Request};
 use crate::control::{ControlReply, ControlRequest, MAX_CONTROL_LINE};
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
@@ -83,9 +83,12 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
                 "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
             )),
         },
-        ControlRequest::Node(NodeRequest::Join { commons }) => match commons.parse::<CommonsId>() {
-            Ok(id) => to_reply(node.join(id).await),
-            Err(e) => ControlReply::message(e.to_string()),
-        },
+        ControlRequest::Node(NodeRequest::Join { commons }) => {
+            match commons.trim().parse::<CommonsId>() {
+                Ok(id) => to_reply(node.join(id).await),
+                // A prefix or a name can only name a commons held here: the store resolves it.
+                Err(_) => to_reply(node.store(Request::Join { commons }).await),
+            }
+        }
     }
 }

@@ -72,10 +72,7 @@ pub const NAMES: &[&str] = &[
     "releases",
 ];
 
-const TAG: FieldType = FieldType::Str {
-    max: MAX_TAG_BYTES,
-    check: StrCheck::Free,
-};
+const TAG: FieldType = super::TAG_ITEM;
 const NAMED_THING: FieldType = FieldType::Str {
     max: MAX_TITLE_BYTES,
     check: StrCheck::Free,
@@ -220,6 +217,9 @@ pub(crate) fn apply<T: Transactable>(
         }
         Edit::AddStep { text, at } => add_step(tx, text, *at),
         Edit::EditStep { step, text } => {
+            if text.trim().is_empty() {
+                return Err(EditError::EmptyStep { step: Some(*step) });
+            }
             check_text_size(&format!("steps.{step}"), text.len(), MAX_STEP_BYTES)?;
             let steps = present(tx, "steps")?;
             let index = step_index(count(tx, &steps), *step)?;
@@ -415,6 +415,9 @@ fn step_obj<T: Transactable>(
 
 /// Inserts a new step as its own text object, so later edits to it merge per character.
 fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Result<(), EditError> {
+    if text.trim().is_empty() {
+        return Err(EditError::EmptyStep { step: None });
+    }
     check_text_size("steps", text.len(), MAX_STEP_BYTES)?;
     let count = count(tx, &present(tx, "steps")?);
     let index = match at {

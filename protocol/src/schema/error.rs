@@ -251,6 +251,12 @@ pub enum EditError {
         /// The field's path.
         field: String,
     },
+    /// A build step with no text (a new one, or one rewritten to nothing).
+    #[error("{} cannot be empty; write what to do, or remove the step", match step { Some(n) => format!("build step {n}"), None => "a build step".to_string() })]
+    EmptyStep {
+        /// The 1-based step rewritten, or `None` for a new step.
+        step: Option<usize>,
+    },
     /// A build step number that does not exist.
     #[error("build step {step} does not exist; the design has {count} steps")]
     NoSuchStep {

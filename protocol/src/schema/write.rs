@@ -164,7 +164,11 @@ pub(crate) fn field_obj<T: Transactable>(
 pub(crate) fn set<T: Transactable>(tx: &mut T, slot: &Slot, raw: &str) -> Result<(), EditError> {
     let value = match slot.ty {
         FieldType::Str { max, check } => {
-            let value = check_str(&slot.path, *max, *check, raw)?;
+            // Empty is refused as such, before a rule (an id, a date) could call it malformed.
+            let value = match raw.trim() {
+                "" => String::new(),
+                _ => check_str(&slot.path, *max, *check, raw)?,
+            };
             if value.is_empty() {
                 return Err(ValueError::Empty {
                     field: slot.path.clone(),
@@ -409,7 +413,10 @@ fn add_item<T: Transactable>(
 ) -> Result<(), EditError> {
     let (slot, max, item, unique) = list_slot(&*tx, kind, fields, field)?;
     let (item_max, check) = string_items(field, item)?;
-    let value = check_str(field, item_max, check, raw)?;
+    let value = match raw.trim() {
+        "" => String::new(),
+        _ => check_str(field, item_max, check, raw)?,
+    };
     if value.is_empty() {
         return Err(ValueError::Empty {
             field: field.to_string(),
@@ -419,7 +426,11 @@ fn add_item<T: Transactable>(
     if let Some(list) = slot.existing(&*tx)? {
         let view = View::new(&*tx, None);
         let count = view.length(&list);
-        if unique && (0..count).any(|i| view.str(&list, i).as_deref() == Some(value.as_str())) {
+        let same = |held: &str| match check {
+            StrCheck::Tag => super::same_tag(held, &value),
+            _ => held == value,
+        };
+        if unique && (0..count).any(|i| view.str(&list, i).is_some_and(|held| same(&held))) {
             return Ok(());
         }
         if count >= max {
@@ -451,8 +462,12 @@ fn remove_item<T: Transactable>(
     let hits: Vec<usize> = match &list {
         Some(list) => {
             let view = View::new(&*tx, None);
+            let same = |held: &str| match check {
+                StrCheck::Tag => super::same_tag(held, &wanted),
+                _ => held == wanted,
+            };
             (0..view.length(list))
-                .filter(|i| view.str(list, *i).as_deref() == Some(wanted.as_str()))
+                .filter(|i| view.str(list, *i).is_some_and(|held| same(&held)))
                 .collect()
         }
         None => Vec::new(),
@@ -552,6 +567,7 @@ pub(crate) fn apply_generic<T: Transactable>(
     fields: &'static [Field],
     edit: &Edit,
 ) -> Result<(), EditError> {
+    super::rules::check_keeps_required(kind, edit)?;
     match edit {
         Edit::Set { field, value } => {
             let slot = resolve(&*tx, kind, fields, field)?;
