@@ -84,7 +84,10 @@ enum Print {
     Json,
     Id,
     Document,
-    DocList,
+    /// An event with its notes under it.
+    EventDocument,
+    /// A list of documents of this kind (design, event, note).
+    DocList(&'static str),
     History,
     Blame,
     Commons,
@@ -102,6 +105,9 @@ enum Print {
     Members,
     Charter,
     ModLog,
+    Released,
+    Retracted,
+    Joined,
 }
 
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
@@ -151,11 +157,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
         }
         Command::Moderate(c) => moderate_request(c),
+        Command::Design(DesignCommand::Blame { id, field, json })
+            if !json.json && field.trim() == "steps" =>
+        {
+            return step_blame(&home, id);
+        }
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
     };
-    print_reply(send(&home, request)?, print, json)
+    let reply = send(&home, request)?;
+    // An event is shown with its notes: a second request, for people only (`--json` keeps
+    // the show shape; `note list --on ID --json` gives the notes).
+    if let (Print::EventDocument, false) = (print, json) {
+        let code = print_reply(reply.clone(), print, json)?;
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let notes = send(
+                &home,
+                Request::DocList {
+                    commons: None,
+                    kind: DocKind::Note,
+                    target: Some(id.to_string()),
+                },
+            )?;
+            output::attached_notes(&notes);
+        }
+        return Ok(code);
+    }
+    print_reply(reply, print, json)
+}
+
+/// `design blame ID steps` for people: each step with every author who wrote part of it.
+fn step_blame(home: &Path, id: String) -> Result<ExitCode> {
+    let kind = DocKind::Design;
+    let steps = send(
+        home,
+        Request::Blame {
+            id: id.clone(),
+            kind,
+            field: "steps".into(),
+        },
+    )?;
+    let mut out = Vec::new();
+    for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+        let text = step.get("text").and_then(Value::as_str).unwrap_or("");
+        let spans = send(
+            home,
+            Request::Blame {
+                id: id.clone(),
+                kind,
+                field: format!("steps.{}", i + 1),
+            },
+        )?;
+        out.push((text.to_string(), spans));
+    }
+    if out.is_empty() {
+        println!("this design has no build steps yet");
+    }
+    output::step_blame(&out);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a command's reply; `verify` with problems exits with failure.
@@ -336,8 +396,11 @@ fn print_human(print: Print, value: &Value) {
             "{}",
             output::line(value.get("id").and_then(Value::as_str).unwrap_or(""))
         ),
-        Print::Document => output::document(value),
-        Print::DocList => output::doc_list(value),
+        Print::Document | Print::EventDocument => output::document(value),
+        Print::DocList(kind) => output::doc_list(value, kind),
+        Print::Released => output::released(value),
+        Print::Retracted => output::retracted(value),
+        Print::Joined => output::joined(value),
         Print::History => output::history(value),
         Print::Blame => output::blame(value),
         Print::Commons => output::commons(value),
@@ -547,7 +610,7 @@ fn commons_request(command: CommonsCommand) -> Result<(Request, Print, bool)> {
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
         CommonsCommand::Join { id, json } => {
-            (Request::Join { commons: id }, Print::Json, json.json)
+            (Request::Join { commons: id }, Print::Joined, json.json)
         }
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },
@@ -580,7 +643,7 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: None,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         DesignCommand::History { id, json } => {
@@ -617,10 +680,10 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         }
         DesignCommand::Lineage { id, json } => (Request::Lineage { id }, Print::Lineage, json.json),
         DesignCommand::Release { id, version, json } => {
-            (Request::Release { id, version }, Print::Json, json.json)
+            (Request::Release { id, version }, Print::Released, json.json)
         }
         DesignCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
     })
 }
@@ -643,7 +706,7 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 version: None,
             },
-            Print::Document,
+            Print::EventDocument,
             json.json,
         ),
         EventCommand::List { commons, json } => (
@@ -652,11 +715,11 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: None,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         EventCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
     })
 }
@@ -739,11 +802,11 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: on,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         NoteCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
     })
 }

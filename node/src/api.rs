@@ -13,7 +13,7 @@ use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, Released, Whoami,
+    DocCounts, DocListItem, ListExtra, Edited, Forked, Joined, LineageReply, Released, Whoami,
 };
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
 use serde::{Deserialize, Serialize};
@@ -415,10 +415,14 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             kind,
             target,
         } => {
-            let commons = replicas.resolve_commons(commons.as_deref())?;
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
                 None => None,
+            };
+            // Notes on a document live in that document's commons: no need to name it.
+            let commons = match (&commons, &target) {
+                (None, Some(target)) => replicas.replica(target)?.commons(),
+                _ => replicas.resolve_commons(commons.as_deref())?,
             };
             let mut out = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
@@ -428,12 +432,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                         continue;
                     }
                 }
-                out.push(DocListItem {
-                    id,
-                    title: summary.title,
-                    changes: summary.changes,
-                    updated_at: summary.updated_at,
-                });
+                out.push(list_item(replicas, commons, id, kind, summary)?);
             }
             Ok(Reply::DocList(out))
         }
@@ -588,5 +587,51 @@ fn commons_info(
             note: replicas.list(&id, DocKind::Note)?.len(),
             profile: replicas.list(&id, DocKind::Profile)?.len(),
         },
+    })
+}
+
+/// One row of `design/event/note list`: the summary, who created the document, and what an
+/// event's or a note's reader looks for first (an event's own dates and place, a note's kind).
+fn list_item(
+    replicas: &mut Replicas,
+    commons: hedgerow_protocol::CommonsId,
+    id: hedgerow_protocol::DocId,
+    kind: DocKind,
+    summary: crate::store::DocSummary,
+) -> Result<DocListItem, NodeError> {
+    let creator = replicas.replica(&id)?.genesis().body.creator;
+    let person = replicas.attribution(commons).person(creator);
+    let creator_name = replicas
+        .author_name(commons, &person)
+        .or_else(|| replicas.author_name(commons, &creator));
+    let extra = match kind {
+        DocKind::Event | DocKind::Note => {
+            let rendered = schema::render(replicas.replica(&id)?.doc(), kind, None);
+            let text =
+                |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+            if kind == DocKind::Event {
+                ListExtra::Event {
+                    kind: text(&rendered["kind"]),
+                    start: text(&rendered["start"]),
+                    end: text(&rendered["end"]),
+                    location: text(&rendered["location"]["name"]),
+                }
+            } else {
+                ListExtra::Note {
+                    kind: text(&rendered["kind"]),
+                    target: text(&rendered["target"]),
+                }
+            }
+        }
+        _ => ListExtra::Design {},
+    };
+    Ok(DocListItem {
+        id,
+        title: summary.title,
+        changes: summary.changes,
+        updated_at: summary.updated_at,
+        creator,
+        creator_name,
+        extra,
     })
 }

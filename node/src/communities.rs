@@ -148,7 +148,8 @@ pub struct Invited {
     pub role: Role,
     /// How many people may redeem it.
     pub uses: u32,
-    /// When it expires, unix seconds.
+    /// When it expires, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub expires_at: i64,
 }
 
@@ -201,7 +202,8 @@ pub struct LogLine {
     pub author: String,
     /// Its person.
     pub person: String,
-    /// The time it claims.
+    /// The time it claims (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub at: i64,
     /// `applied`, or the reason it was ignored.
     pub outcome: String,

@@ -10,6 +10,7 @@ use hedgerow_protocol::schema::{self, facts, DocKind, Edit};
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{AuthorKey, DocGenesis, DocId, DocReplica};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// One line of a document's history.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +25,8 @@ pub struct HistoryEntry {
     pub person: AuthorKey,
     /// The signing device's name in its certificate, when it has one.
     pub device_name: Option<String>,
-    /// Time the author claimed, unix seconds.
+    /// Time the author claimed, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub time: i64,
     /// Top-level fields the change touched.
     pub fields: Vec<String>,
@@ -330,19 +332,101 @@ impl Replicas {
                 )
             }
         };
-        let fields = match rendered {
+        let mut fields = match rendered {
             serde_json::Value::Object(fields) => fields,
             _ => serde_json::Map::new(),
         };
+        let commons = replica.commons();
+        let creator = replica.genesis().body.creator;
+        let changes = replica.change_count();
+        let heads = replica.heads().iter().map(|h| h.to_string()).collect();
+        times_as_rfc3339(&mut fields);
+        let names = self.names_in(commons, &creator, &fields);
         Ok(ShownDocument {
             fields,
+            names,
             id: *id,
             // Not `kind`: events and notes have a `kind` field of their own (build, brainstorm...).
             doc_kind: kind.as_str().into(),
-            creator: replica.genesis().body.creator,
-            changes: replica.change_count(),
-            heads: replica.heads().iter().map(|h| h.to_string()).collect(),
+            creator,
+            changes,
+            heads,
             release,
         })
+    }
+
+    /// Display names of the creator, the authors of releases and builds, and the documents
+    /// the fields link to, by key or id, for the keys and ids this node can name.
+    fn names_in(
+        &mut self,
+        commons: hedgerow_protocol::CommonsId,
+        creator: &AuthorKey,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> BTreeMap<String, String> {
+        use serde_json::Value;
+        let mut authors = vec![creator.to_string()];
+        let mut docs = Vec::new();
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        for release in fields
+            .get("releases")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            authors.extend(release.get("by").and_then(text));
+        }
+        for list in ["built"] {
+            for entry in fields.get(list).and_then(Value::as_array).into_iter().flatten() {
+                authors.extend(entry.get("by").and_then(text));
+            }
+        }
+        for key in ["derivative_of", "variant_of", "target", "reply_to"] {
+            docs.extend(fields.get(key).and_then(text));
+        }
+        for key in ["designs", "mentions"] {
+            docs.extend(fields.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(text));
+        }
+        for entry in fields.get("related").and_then(Value::as_array).into_iter().flatten() {
+            docs.extend(entry.get("design").and_then(text));
+        }
+        let attribution = self.attribution(commons);
+        let mut names = BTreeMap::new();
+        for key in authors {
+            let Ok(author) = key.parse::<AuthorKey>() else {
+                continue;
+            };
+            let person = attribution.person(author);
+            if let Some(name) = self.person_name(commons, &author, &person) {
+                names.insert(key, name);
+            }
+        }
+        for key in docs {
+            let Ok(doc) = key.parse::<DocId>() else {
+                continue;
+            };
+            if let Ok(Some(summary)) = self.store().summary(&doc) {
+                if !summary.title.is_empty() {
+                    names.insert(key, summary.title);
+                }
+            }
+        }
+        names
+    }
+}
+
+/// Release and build times (`releases.*.at`, `built[].at`), stored as unix seconds, as the
+/// RFC 3339 strings every reply uses.
+fn times_as_rfc3339(fields: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    let fix = |entry: &mut Value| {
+        if let Some(at) = entry.get("at").and_then(Value::as_i64) {
+            entry["at"] = Value::String(crate::times::rfc3339(at));
+        }
+    };
+    if let Some(Value::Object(releases)) = fields.get_mut("releases") {
+        releases.values_mut().for_each(fix);
+    }
+    if let Some(Value::Array(built)) = fields.get_mut("built") {
+        built.iter_mut().for_each(fix);
     }
 }

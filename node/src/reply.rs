@@ -19,6 +19,7 @@ use crate::provenance::{BlameEntry, HistoryEntry};
 use crate::verify::VerifyReport;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The answer to one [`Request`](crate::api::Request); serialises as the wrapped struct alone.
 #[derive(Debug, Clone, Serialize)]
@@ -128,7 +129,8 @@ pub struct CommonsInfo {
     pub description: String,
     /// The author who created it.
     pub creator: AuthorKey,
-    /// When, unix seconds (as the creator claimed).
+    /// When, unix seconds (as the creator claimed; RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub created_at: i64,
     /// How many documents of each kind it holds here.
     pub documents: DocCounts,
@@ -169,6 +171,9 @@ pub struct ShownDocument {
     /// Every field of the kind, rendered (empty ones as `""`, `[]`, `{}` or `null`).
     #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Display names of the author keys and document ids the document names (its creator,
+    /// who made each release and build, linked designs, a note's target), where known.
+    pub names: BTreeMap<String, String>,
     /// The document.
     pub id: DocId,
     /// design, event, note or profile (not `kind`: events and notes have a `kind` field).
@@ -193,8 +198,42 @@ pub struct DocListItem {
     pub title: String,
     /// Signed changes held.
     pub changes: u64,
-    /// Latest change time its author claimed, unix seconds.
+    /// Latest change time its author claimed, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub updated_at: i64,
+    /// The author of its genesis.
+    pub creator: AuthorKey,
+    /// The creator's display name, when known.
+    pub creator_name: Option<String>,
+    /// What an event's or a note's reader looks for first (nothing more for a design).
+    #[serde(flatten)]
+    pub extra: ListExtra,
+}
+
+/// The kind-specific part of a [`DocListItem`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ListExtra {
+    /// A design: nothing more.
+    Design {},
+    /// An event: its own kind, dates as written, and place.
+    Event {
+        /// workshop, build-day...; null when unset.
+        kind: Option<String>,
+        /// Start date, as written.
+        start: Option<String>,
+        /// End date, as written.
+        end: Option<String>,
+        /// The name of its place.
+        location: Option<String>,
+    },
+    /// A note: its own kind and the document it is on.
+    Note {
+        /// brainstorm, build-log...
+        kind: Option<String>,
+        /// The design or event it is on.
+        target: Option<String>,
+    },
 }
 
 /// A fork just made (`design fork`).
@@ -338,6 +377,7 @@ mod tests {
         fields.insert("name".into(), json!("Roller crimper"));
         let shown = Reply::Document(ShownDocument {
             fields,
+            names: BTreeMap::new(),
             id: doc,
             doc_kind: "design".into(),
             creator: AuthorKey([1; 32]),
