@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            let mut line = one_line(&error);
-            if let Some(hint) = hint::hint(&error) {
+            let mut line = hint::plain_os_errors(&one_line(&error));
+            if let Some(hint) = hint::hint(&error).or_else(|| hint::for_os_error(&line)) {
                 line.push_str("; ");
                 line.push_str(&hint);
             }
