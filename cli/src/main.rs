@@ -263,11 +263,11 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         None => println!("there was no store; built a new one"),
     }
     println!(
-        "rebuilt {} commons, {} documents, {} signed changes ({} records from the journal{})",
+        "rebuilt {} commons, {}, {} ({} from the journal{})",
         report.commons,
-        report.documents,
-        report.changes,
-        report.journal_records,
+        output::plural(report.documents as u64, "document"),
+        output::plural(report.changes as u64, "signed change"),
+        output::plural(report.journal_records as u64, "record"),
         if report.salvaged_store {
             ", the rest read from the damaged store"
         } else {
@@ -280,8 +280,8 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "{} documents could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
-            report.from_peers.len()
+            "{} could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
+            output::plural(report.from_peers.len() as u64, "document")
         );
         for id in &report.from_peers {
             println!("  {id}");

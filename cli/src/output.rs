@@ -248,11 +248,10 @@ pub fn document(value: &Value) {
     if !title_key.is_empty() {
         println!("{}", s(value, title_key));
     }
-    let mut about = format!("{kind} {}", s(value, "id"));
+    println!("id: {} ({kind})", s(value, "id"));
     if let Some(release) = map.get("release").and_then(Value::as_str) {
-        about.push_str(&format!(", release {}", line(release)));
+        println!("release: {}", line(release));
     }
-    println!("{about}");
     let mut keys: Vec<&str> = order
         .iter()
         .copied()
@@ -897,11 +896,11 @@ pub fn verify_report(report: &VerifyReport) -> Result<Value, serde_json::Error> 
 /// Prints a verify report, as [`verify_report`] makes it.
 pub fn verify(value: &Value) {
     println!(
-        "checked {} commons, {} documents, {} signed changes; rebuilt {} caches",
-        value.get("commons").and_then(Value::as_u64).unwrap_or(0),
-        value.get("documents").and_then(Value::as_u64).unwrap_or(0),
-        value.get("changes").and_then(Value::as_u64).unwrap_or(0),
-        value.get("rebuilt").and_then(Value::as_u64).unwrap_or(0)
+        "checked {} commons, {}, {}; rebuilt {}",
+        count(value, "commons"),
+        plural(count(value, "documents"), "document"),
+        plural(count(value, "changes"), "signed change"),
+        plural(count(value, "rebuilt"), "cache")
     );
     let problems = value
         .get("problems")
@@ -929,7 +928,7 @@ pub fn verify(value: &Value) {
             &s(&e, "kept")[..12.min(s(&e, "kept").len())],
             &s(&e, "excluded")[..12.min(s(&e, "excluded").len())],
             if built_on > 0 {
-                format!(" and {built_on} changes built on it")
+                format!(" and {} built on it", plural(built_on, "change"))
             } else {
                 String::new()
             }
