@@ -1,7 +1,7 @@
 //! `hedgerow serve` and `hedgerow sync`: start the node's network side.
 
-use crate::output::plural;
 use crate::args::ServeArgs;
+use crate::output::plural;
 use anyhow::{anyhow, Context, Result};
 use hedgerow_node::api::NodeRequest;
 use hedgerow_node::home::{Home, HomeConfig};

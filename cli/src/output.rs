@@ -151,7 +151,10 @@ fn hanging(text: &str, pad: &str) -> String {
 pub fn table(header: &[&str], rows: &[Vec<String>], right: &[bool], pad: &str) -> String {
     let columns = header.len();
     let used: Vec<bool> = (0..columns)
-        .map(|c| rows.iter().any(|r| r.get(c).is_some_and(|cell| !cell.is_empty())))
+        .map(|c| {
+            rows.iter()
+                .any(|r| r.get(c).is_some_and(|cell| !cell.is_empty()))
+        })
         .collect();
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -571,7 +574,8 @@ pub fn attached_notes(value: &Value) {
 }
 
 /// What `signed` and `covered` mean, printed above a history.
-pub const HISTORY_HEADER: &str = "signature: `signed` = the change carries its author's own signature, which verifies; \
+pub const HISTORY_HEADER: &str =
+    "signature: `signed` = the change carries its author's own signature, which verifies; \
 `covered` = it has none of its own but a later signed change by the same author vouches for it \
 (changes written offline travel that way); `INVALID` = it does not verify. Times are UTC.";
 
@@ -589,11 +593,7 @@ pub fn history(value: &Value) {
                 .map(|f| f.iter().filter_map(Value::as_str).map(line).collect())
                 .unwrap_or_default();
             let fields = if fields.len() > 6 {
-                format!(
-                    "{} and {} more",
-                    fields[..5].join(", "),
-                    fields.len() - 5
-                )
+                format!("{} and {} more", fields[..5].join(", "), fields.len() - 5)
             } else {
                 fields.join(", ")
             };
@@ -663,7 +663,6 @@ pub fn device_added(value: &Value) {
     println!("then `hedgerow sync --peer ADDR` or `hedgerow bundle import FILE` brings its certificate and your commons");
 }
 
-
 /// Prints a person's devices.
 pub fn devices(value: &Value) {
     let rows: Vec<Vec<String>> = value
@@ -687,11 +686,14 @@ pub fn devices(value: &Value) {
                 s(row, "name"),
                 short(row, "device", 12),
                 issued,
-                [flag("this_device", "this device"), flag("revoked", "REVOKED")]
-                    .into_iter()
-                    .filter(|f| !f.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                [
+                    flag("this_device", "this device"),
+                    flag("revoked", "REVOKED"),
+                ]
+                .into_iter()
+                .filter(|f| !f.is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
             ]
         })
         .collect();
@@ -718,12 +720,24 @@ pub fn device_revoked(value: &Value) {
 fn blamed_text(text: &str) -> String {
     match serde_json::from_str::<Value>(text) {
         Ok(entry @ Value::Object(_)) => {
-            let parts: Vec<String> = ["name", "quantity", "unit", "material", "sourcing", "reference", "kind", "design", "role", "place", "note"]
-                .iter()
-                .filter_map(|k| entry.get(*k))
-                .filter(|v| !is_empty(v))
-                .map(|v| line(&scalar(v)))
-                .collect();
+            let parts: Vec<String> = [
+                "name",
+                "quantity",
+                "unit",
+                "material",
+                "sourcing",
+                "reference",
+                "kind",
+                "design",
+                "role",
+                "place",
+                "note",
+            ]
+            .iter()
+            .filter_map(|k| entry.get(*k))
+            .filter(|v| !is_empty(v))
+            .map(|v| line(&scalar(v)))
+            .collect();
             if parts.is_empty() {
                 line(text)
             } else {
@@ -747,7 +761,11 @@ pub fn blame(value: &Value) {
         who.push_str(&line(&device_suffix(row)));
         who
     };
-    let width = rows.iter().map(|r| who(r).chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|r| who(r).chars().count())
+        .max()
+        .unwrap_or(0);
     let pad = " ".repeat(10 + 2 + width + 3);
     for row in &rows {
         let name = who(row);

@@ -13,7 +13,7 @@ use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, ListExtra, Edited, Forked, Joined, LineageReply, Released, Whoami,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ListExtra, Released, Whoami,
 };
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
 use serde::{Deserialize, Serialize};

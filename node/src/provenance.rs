@@ -376,7 +376,12 @@ impl Replicas {
             authors.extend(release.get("by").and_then(text));
         }
         for list in ["built"] {
-            for entry in fields.get(list).and_then(Value::as_array).into_iter().flatten() {
+            for entry in fields
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 authors.extend(entry.get("by").and_then(text));
             }
         }
@@ -384,9 +389,21 @@ impl Replicas {
             docs.extend(fields.get(key).and_then(text));
         }
         for key in ["designs", "mentions"] {
-            docs.extend(fields.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(text));
+            docs.extend(
+                fields
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(text),
+            );
         }
-        for entry in fields.get("related").and_then(Value::as_array).into_iter().flatten() {
+        for entry in fields
+            .get("related")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             docs.extend(entry.get("design").and_then(text));
         }
         let attribution = self.attribution(commons);

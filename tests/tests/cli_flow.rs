@@ -403,7 +403,9 @@ fn design_life_history_blame_and_release() {
         .filter(|l| l.len() > 12 && l[..12].chars().all(|c| c.is_ascii_hexdigit()))
         .collect();
     assert_eq!(rows.len(), 4, "{human}");
-    assert!(rows.iter().all(|l| l.contains(NAME) && l.contains("signed")));
+    assert!(rows
+        .iter()
+        .all(|l| l.contains(NAME) && l.contains("signed")));
 
     // Blame: who wrote each part.
     let blame = home.json(&["design", "blame", &design, "summary"]);
@@ -508,7 +510,14 @@ fn design_life_history_blame_and_release() {
     assert_eq!(list.len(), 1);
     assert_keys(
         &list[0],
-        &["id", "title", "changes", "updated_at", "creator", "creator_name"],
+        &[
+            "id",
+            "title",
+            "changes",
+            "updated_at",
+            "creator",
+            "creator_name",
+        ],
     );
     assert_eq!(list[0]["id"], design.as_str());
     assert_eq!(list[0]["title"], "Roller crimper XL");

@@ -1153,7 +1153,12 @@ fn lists_are_newest_first_and_history_oldest_first() {
             .as_array()
             .expect("a list")
             .iter()
-            .map(|d| (id(d), d["updated_at"].as_str().expect("updated_at").to_string()))
+            .map(|d| {
+                (
+                    id(d),
+                    d["updated_at"].as_str().expect("updated_at").to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(

@@ -153,9 +153,7 @@ pub enum ValueError {
         value: String,
     },
     /// A map key (e.g. in `external_ids`) has forbidden characters or length.
-    #[error(
-        "`{key}` cannot be a key of `{field}`: use 1 to {max} {allowed}"
-    )]
+    #[error("`{key}` cannot be a key of `{field}`: use 1 to {max} {allowed}")]
     BadKey {
         /// The map's path.
         field: String,
