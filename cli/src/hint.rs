@@ -167,6 +167,19 @@ mod tests {
     use hedgerow_node::control::NodeRefusal;
     use hedgerow_node::NodeError;
 
+    /// A file error reads as words with what to do, whether the CLI or a running node wrote it.
+    #[test]
+    fn os_errors_lose_their_number_and_gain_an_instruction() {
+        let line = plain_os_errors("cannot read notes.md: No such file or directory (os error 2)");
+        assert_eq!(line, "cannot read notes.md: no such file or directory");
+        assert_eq!(
+            for_os_error(&line).as_deref(),
+            Some("check the file's name and path")
+        );
+        assert_eq!(plain_os_errors("odd (os error x)"), "odd (os error x)");
+        assert_eq!(for_os_error("something else"), None);
+    }
+
     /// The same instruction whether the error is the node's own type (store opened here) or
     /// a refusal a running node sent with its kind.
     #[test]

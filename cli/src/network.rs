@@ -120,8 +120,8 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
                     if let Some(bar) = &bar {
                         bar.set_message(format!(
                             "{}, {} received ({} KB in, {} KB out){}",
-                            plural(p.docs_received as u64, "document"),
-                            plural(p.changes_received as u64, "change"),
+                            plural(p.docs_received, "document"),
+                            plural(p.changes_received, "change"),
                             p.bytes_received / 1024,
                             p.bytes_sent / 1024,
                             if p.connected { "" } else { ", connecting..." }
