@@ -1028,20 +1028,31 @@ pub fn status(value: &Value) {
 
 /// Prints a stewarded commons' members.
 pub fn members(value: &Value) {
-    for member in value.as_array().cloned().unwrap_or_default() {
-        let devices = member
-            .get("devices")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        println!(
-            "{:<8} {}  {}  ({} device{})",
-            s(&member, "role"),
-            s(&member, "person"),
-            s(&member, "name"),
-            devices,
-            if devices == 1 { "" } else { "s" }
-        );
-    }
+    let rows: Vec<Vec<String>> = value
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|member| {
+            let devices = member
+                .get("devices")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![
+                s(member, "role"),
+                named(
+                    raw(member, "person"),
+                    member.get("name").and_then(Value::as_str),
+                ),
+                plural(devices as u64, "device"),
+                s(member, "person"),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(&["role", "person", "devices", "key"], &rows, &[], "")
+    );
 }
 
 /// Prints the moderation log, one operation a line.
@@ -1050,14 +1061,31 @@ pub fn moderation_log(value: &Value) {
     if lines.is_empty() {
         println!("no charter operations: this commons is open");
     }
-    for entry in lines {
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|entry| {
+            vec![
+                short(entry, "hash", 12),
+                entry.get("at").map(when).unwrap_or_default(),
+                s(entry, "action"),
+                named(
+                    raw(entry, "person"),
+                    entry.get("person_name").and_then(Value::as_str),
+                ),
+                s(entry, "outcome"),
+                s(entry, "detail"),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
         println!(
-            "{}  {:<13} by {}  {}  [{}]",
-            &s(&entry, "hash").chars().take(12).collect::<String>(),
-            s(&entry, "action"),
-            &s(&entry, "person").chars().take(12).collect::<String>(),
-            s(&entry, "detail"),
-            s(&entry, "outcome"),
+            "{}",
+            table(
+                &["change", "time", "action", "by", "outcome", "detail"],
+                &rows,
+                &[],
+                ""
+            )
         );
     }
 }

@@ -26,6 +26,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("author", "string"),
     ("author_name", "string|null"),
     ("creator_name", "string|null"),
+    ("person_name", "string|null"),
     ("names", "object"),
     ("start", "string|null"),
     ("end", "string|null"),
