@@ -425,6 +425,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 _ => replicas.resolve_commons(commons.as_deref())?,
             };
             let mut out = Vec::new();
+            let attribution = replicas.attribution(commons);
             for (id, summary) in replicas.list(&commons, kind)? {
                 if let Some(target) = &target {
                     let replica = replicas.replica(&id)?;
@@ -432,7 +433,14 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                         continue;
                     }
                 }
-                out.push(list_item(replicas, commons, id, kind, summary)?);
+                out.push(list_item(
+                    replicas,
+                    &attribution,
+                    commons,
+                    id,
+                    kind,
+                    summary,
+                )?);
             }
             Ok(Reply::DocList(out))
         }
@@ -594,13 +602,18 @@ fn commons_info(
 /// event's or a note's reader looks for first (an event's own dates and place, a note's kind).
 fn list_item(
     replicas: &mut Replicas,
+    attribution: &crate::devices::Attribution,
     commons: hedgerow_protocol::CommonsId,
     id: hedgerow_protocol::DocId,
     kind: DocKind,
     summary: crate::store::DocSummary,
 ) -> Result<DocListItem, NodeError> {
-    let creator = replicas.replica(&id)?.genesis().body.creator;
-    let person = replicas.attribution(commons).person(creator);
+    // The genesis alone: a design list should not load every design's history.
+    let creator = match replicas.store().doc_genesis(&id)? {
+        Some(genesis) => genesis.body.creator,
+        None => replicas.replica(&id)?.genesis().body.creator,
+    };
+    let person = attribution.person(creator);
     let creator_name = replicas
         .author_name(commons, &person)
         .or_else(|| replicas.author_name(commons, &creator));
