@@ -584,6 +584,10 @@ pub fn history(value: &Value) {
     let rows_in = value.as_array().cloned().unwrap_or_default();
     println!("{HISTORY_HEADER}");
     println!();
+    // A fork's history starts with its parent's changes: say which document each was made in.
+    let mut made_in: Vec<&str> = rows_in.iter().map(|r| raw(r, "made_in")).collect();
+    made_in.dedup();
+    let forked = made_in.len() > 1;
     let rows: Vec<Vec<String>> = rows_in
         .iter()
         .map(|row| {
@@ -605,6 +609,11 @@ pub fn history(value: &Value) {
                 row.get("time").map(when).unwrap_or_default(),
                 who,
                 s(row, "signature"),
+                if forked {
+                    short_key(raw(row, "made_in"))
+                } else {
+                    String::new()
+                },
                 fields,
             ]
         })
@@ -612,7 +621,7 @@ pub fn history(value: &Value) {
     println!(
         "{}",
         table(
-            &["change", "time", "author", "signature", "fields"],
+            &["change", "time", "author", "signature", "made in", "fields"],
             &rows,
             &[],
             ""
