@@ -166,9 +166,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
     };
-    let reply = send(&home, request)?;
-    // An event is shown with its notes: a second request, for people only (`--json` keeps
-    // the show shape; `note list --on ID --json` gives the notes).
+    let mut reply = send(&home, request)?;
+    // People read a document with names beside keys and ids: a second request, since which
+    // names a node knows is its own (`show --json` is the same on every node).
+    if let (Print::Document | Print::EventDocument, false) = (print, json) {
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let names = send(&home, Request::Names { id: id.to_string() })?;
+            reply["names"] = names;
+        }
+    }
+    // An event is shown with its notes: another request, for people only (`note list --on
+    // ID --json` gives them to scripts).
     if let (Print::EventDocument, false) = (print, json) {
         let code = print_reply(reply.clone(), print, json)?;
         if let Some(id) = reply.get("id").and_then(Value::as_str) {

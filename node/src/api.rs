@@ -108,6 +108,11 @@ pub enum Request {
         /// Accept relicensing a share-alike design to an incompatible licence.
         allow_relicense: bool,
     },
+    /// Display names of the keys and ids a document names (for people reading its `show`).
+    Names {
+        /// Id or prefix.
+        id: String,
+    },
     /// A design's ancestors and derivatives.
     Lineage {
         /// Id or prefix.
@@ -466,6 +471,10 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             };
             let child = replicas.fork(&parent, &options)?;
             Ok(Reply::Forked(Forked { id: child, parent }))
+        }
+        Request::Names { id } => {
+            let id = replicas.resolve_doc(&id, None)?;
+            Ok(Reply::Names(replicas.names(&id)?))
         }
         Request::Lineage { id } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;

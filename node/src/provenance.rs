@@ -336,15 +336,12 @@ impl Replicas {
             serde_json::Value::Object(fields) => fields,
             _ => serde_json::Map::new(),
         };
-        let commons = replica.commons();
         let creator = replica.genesis().body.creator;
         let changes = replica.change_count();
         let heads = replica.heads().iter().map(|h| h.to_string()).collect();
         times_as_rfc3339(&mut fields);
-        let names = self.names_in(commons, &creator, &fields);
         Ok(ShownDocument {
             fields,
-            names,
             id: *id,
             // Not `kind`: events and notes have a `kind` field of their own (build, brainstorm...).
             doc_kind: kind.as_str().into(),
@@ -355,8 +352,21 @@ impl Replicas {
         })
     }
 
-    /// Display names of the creator, the authors of releases and builds, and the documents
-    /// the fields link to, by key or id, for the keys and ids this node can name.
+    /// Display names of a document's creator, the authors of its releases and builds, and the
+    /// documents its fields link to, by key or id, for those this node can name.
+    pub fn names(&mut self, id: &DocId) -> Result<BTreeMap<String, String>, NodeError> {
+        self.check_not_hidden(id)?;
+        let replica = self.replica(id)?;
+        let commons = replica.commons();
+        let creator = replica.genesis().body.creator;
+        let fields = match schema::render(replica.doc(), replica.kind(), None) {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        Ok(self.names_in(commons, &creator, &fields))
+    }
+
+    /// The names of [`Replicas::names`], from a rendered document's fields.
     fn names_in(
         &mut self,
         commons: hedgerow_protocol::CommonsId,

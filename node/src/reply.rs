@@ -49,6 +49,10 @@ pub enum Reply {
     Forked(Forked),
     /// `design lineage`.
     Lineage(LineageReply),
+    /// The names a document's `show` is read with: author key or document id to display name.
+    /// Node-local knowledge (which profiles arrived), so kept out of `show` itself, whose
+    /// JSON is the same on every node that holds the same changes.
+    Names(BTreeMap<String, String>),
     /// `design release`.
     Released(Released),
     /// `verify`.
@@ -171,9 +175,6 @@ pub struct ShownDocument {
     /// Every field of the kind, rendered (empty ones as `""`, `[]`, `{}` or `null`).
     #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
-    /// Display names of the author keys and document ids the document names (its creator,
-    /// who made each release and build, linked designs, a note's target), where known.
-    pub names: BTreeMap<String, String>,
     /// The document.
     pub id: DocId,
     /// design, event, note or profile (not `kind`: events and notes have a `kind` field).
@@ -377,7 +378,6 @@ mod tests {
         fields.insert("name".into(), json!("Roller crimper"));
         let shown = Reply::Document(ShownDocument {
             fields,
-            names: BTreeMap::new(),
             id: doc,
             doc_kind: "design".into(),
             creator: AuthorKey([1; 32]),

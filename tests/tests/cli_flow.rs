@@ -36,7 +36,7 @@ fn assert_keys(value: &Value, expected: &[&str]) {
 /// The keys `show --json` prints for a kind: every schema field plus the metadata.
 fn show_keys(kind: DocKind, release: bool) -> Vec<&'static str> {
     let mut all: Vec<&str> = schema::field_names(kind).to_vec();
-    all.extend(["id", "doc_kind", "creator", "changes", "heads", "names"]);
+    all.extend(["id", "doc_kind", "creator", "changes", "heads"]);
     if release {
         all.push("release");
     }

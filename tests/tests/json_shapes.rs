@@ -27,7 +27,6 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("author_name", "string|null"),
     ("creator_name", "string|null"),
     ("person_name", "string|null"),
-    ("names", "object"),
     ("start", "string|null"),
     ("end", "string|null"),
     ("target", "string|null"),
