@@ -37,6 +37,19 @@ fn did_you_mean(path: &str, known: &[&str]) -> String {
     String::new()
 }
 
+/// ` did you mean `build-log`?` for a near miss of one of `allowed` (`build_log`,
+/// `prototyp`); empty otherwise.
+fn near_choice(value: &str, allowed: &[&str]) -> String {
+    let lower = value.trim().to_lowercase().replace(['_', ' '], "-");
+    allowed
+        .iter()
+        .map(|a| (strsim::damerau_levenshtein(&lower, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4) && *d < a.len())
+        .min()
+        .map(|(_, a)| format!(" did you mean `{a}`?"))
+        .unwrap_or_default()
+}
+
 /// What an edit does, in the words (and with the `hedgerow` flag) a person uses for it.
 fn edit_words(name: &str) -> &'static str {
     match name {
@@ -81,7 +94,11 @@ pub enum ValueError {
         field: String,
     },
     /// The value is not one of the field's choices.
-    #[error("`{value}` is not a valid {field}; choose one of: {}", list(allowed))]
+    #[error(
+        "`{value}` is not a valid {field};{} choose one of: {}",
+        near_choice(value, allowed),
+        list(allowed)
+    )]
     NotAChoice {
         /// The field's path.
         field: String,
