@@ -1,7 +1,70 @@
 //! Command-line arguments: the `hedgerow` command tree.
 
 use clap::{Args, Parser, Subcommand};
+use hedgerow_protocol::schema::{design, event, note};
 use std::path::PathBuf;
+
+/// The fields, lists and examples under `design new/edit --help`.
+fn design_help() -> String {
+    format!(
+        "Fields (--set FIELD=VALUE, --unset FIELD; text fields also --append, --text-file, --stdin):
+  name, summary, problem, how_it_works, intended_use (texts)
+  stage: {}
+  licence.hardware, licence.documentation, licence.software: SPDX, e.g. CERN-OHL-S-2.0
+  licensor, documentation_language, version, derivative_of (a design id), variant_of,
+  user_manual, safety (texts), build_facts.workshop_days, build_facts.participants,
+  build_facts.weight_kg, build_facts.special_tooling, build_facts.prerequisites, external_ids.SITE
+Lists (--add FIELD=ITEM, --remove FIELD=ITEM): tools, skills; tags with --tag/--untag
+Build steps, bill of materials, parts, contributors, related designs: their own flags above.
+
+Examples:
+  hedgerow design new \"Roller crimper\" --set summary=\"Crimps a cover crop flat\" \\
+      --set stage=prototype --set licence.hardware=CERN-OHL-S-2.0 --tag no-till \\
+      --bom-line \"steel tube 406 mm;1;pcs;scrap yard\" --step \"Cut the tube to 1.6 m\"
+  hedgerow design edit ID --edit-step \"1=Cut the tube to 1.5 m\" --stdin how_it_works < notes.md
+  hedgerow design edit ID --add tools=\"angle grinder\" --contributor \"Ada Farmer:welding\"",
+        design::STAGES.join(", ")
+    )
+}
+
+/// The fields, lists and examples under `event new/edit --help`.
+fn event_help() -> String {
+    format!(
+        "Fields (--set FIELD=VALUE, --unset FIELD; text fields also --append, --text-file, --stdin):
+  title; summary, description (texts)
+  kind: {}
+  start, end: a date, 2026-03-14, or a date and time, 2026-03-14T09:30
+  location.name, location.address, location.country, location.lat, location.lon
+  status: {}
+Lists (--add FIELD=ITEM, --remove FIELD=ITEM):
+  activities ({}), organisers, topics, designs (design ids built or worked on there)
+Outcomes (--outcome KIND[:DETAIL]): {}
+
+Examples:
+  hedgerow event new \"Build day\" --set start=2026-03-14 --set end=2026-03-15 \\
+      --set location.name=\"Ferme des Chênes\" --set kind=build --add designs=DESIGN-ID
+  hedgerow event edit ID --set status=done --outcome \"units-built:3 rollers\"
+  hedgerow note add --on ID --kind build-log --text \"Built two drums\"",
+        event::EVENT_KINDS.join(", "),
+        event::EVENT_STATUSES.join(", "),
+        event::ACTIVITIES.join(", "),
+        event::OUTCOME_KINDS.join(", ")
+    )
+}
+
+/// The kinds and examples under `note add/edit --help`.
+fn note_help() -> String {
+    format!(
+        "Kinds (--kind): {}
+
+Examples:
+  hedgerow note add --on EVENT-ID --kind build-log --text \"Built two drums\"
+  hedgerow note add --on DESIGN-ID --kind question --file question.md
+  hedgerow note edit NOTE-ID --append \" Drum two needs a new bearing.\"
+  hedgerow note list --on EVENT-ID",
+        note::NOTE_KINDS.join(", ")
+    )
+}
 
 /// Hedgerow: a peer-to-peer node for open farm-tool design commons.
 #[derive(Debug, Parser)]
@@ -331,7 +394,7 @@ pub enum ModerateCommand {
 /// Field edits shared by designs, events and notes.
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
-    /// Set a field: `name=...`, `stage=prototype`, `licence.hardware=CERN-OHL-S-2.0`, `build_facts.weight_kg=420`; on a text field, replaces its text.
+    /// Set a field: `summary=...`, `stage=prototype`, `licence.hardware=CERN-OHL-S-2.0`, `build_facts.weight_kg=420`; on a text field, replaces its text.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// Remove a field's value.
@@ -352,7 +415,7 @@ pub struct EditArgs {
     /// Remove a tag.
     #[arg(long = "untag", value_name = "TAG")]
     pub untag: Vec<String>,
-    /// Add an item to a list field: `tools=angle grinder`, `skills=welding`, `topics=soil`.
+    /// Add an item to a list field: `tools=angle grinder`, `skills=welding`.
     #[arg(long = "add", value_name = "FIELD=ITEM")]
     pub add: Vec<String>,
     /// Remove an item from a list field.
@@ -397,6 +460,7 @@ pub struct EditArgs {
 #[derive(Debug, Subcommand)]
 pub enum DesignCommand {
     /// Create a design; prints its id.
+    #[command(after_help = design_help(), mut_arg("outcome", |a| a.hide(true)))]
     New {
         /// The design's name.
         name: String,
@@ -408,6 +472,7 @@ pub enum DesignCommand {
         json: JsonFlag,
     },
     /// Edit a design: all flags become one signed change.
+    #[command(after_help = design_help(), mut_arg("outcome", |a| a.hide(true)))]
     Edit {
         /// Design id, prefix or exact name.
         id: String,
@@ -476,7 +541,7 @@ pub enum DesignCommand {
     Release {
         /// Design id, prefix or exact name.
         id: String,
-        /// The version, e.g. `5.6`.
+        /// The version: 1 to 64 bytes without spaces, e.g. `1.0`, `5.6`, `v2-beta`.
         #[arg(long)]
         version: String,
         #[command(flatten)]
@@ -499,6 +564,23 @@ pub enum DesignCommand {
 #[derive(Debug, Subcommand)]
 pub enum EventCommand {
     /// Create an event; prints its id.
+    #[command(
+        after_help = event_help(),
+        mut_arg("set", |a| a.help("Set a field: `start=2026-03-14`, `location.name=Ferme des Chênes`, `kind=build`; on a text field, replaces its text")),
+        mut_arg("text_file", |a| a.help("Replace a text field with the content of a file: `description=programme.md`")),
+        mut_arg("append", |a| a.help("Append to a text field: `description= Bring gloves.`")),
+        mut_arg("add", |a| a.help("Add an item to a list field: `designs=ID`, `topics=soil`, `organisers=Ada`, `activities=build`")),
+        mut_arg("step", |a| a.hide(true)),
+        mut_arg("edit_step", |a| a.hide(true)),
+        mut_arg("remove_step", |a| a.hide(true)),
+        mut_arg("move_step", |a| a.hide(true)),
+        mut_arg("bom_line", |a| a.hide(true)),
+        mut_arg("remove_bom_line", |a| a.hide(true)),
+        mut_arg("part", |a| a.hide(true)),
+        mut_arg("contributor", |a| a.hide(true)),
+        mut_arg("related", |a| a.hide(true)),
+        mut_arg("built", |a| a.hide(true)),
+    )]
     New {
         /// The event's title.
         title: String,
@@ -509,7 +591,24 @@ pub enum EventCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Edit an event.
+    /// Edit an event: all flags become one signed change.
+    #[command(
+        after_help = event_help(),
+        mut_arg("set", |a| a.help("Set a field: `start=2026-03-14`, `location.name=Ferme des Chênes`, `kind=build`; on a text field, replaces its text")),
+        mut_arg("text_file", |a| a.help("Replace a text field with the content of a file: `description=programme.md`")),
+        mut_arg("append", |a| a.help("Append to a text field: `description= Bring gloves.`")),
+        mut_arg("add", |a| a.help("Add an item to a list field: `designs=ID`, `topics=soil`, `organisers=Ada`, `activities=build`")),
+        mut_arg("step", |a| a.hide(true)),
+        mut_arg("edit_step", |a| a.hide(true)),
+        mut_arg("remove_step", |a| a.hide(true)),
+        mut_arg("move_step", |a| a.hide(true)),
+        mut_arg("bom_line", |a| a.hide(true)),
+        mut_arg("remove_bom_line", |a| a.hide(true)),
+        mut_arg("part", |a| a.hide(true)),
+        mut_arg("contributor", |a| a.hide(true)),
+        mut_arg("related", |a| a.hide(true)),
+        mut_arg("built", |a| a.hide(true)),
+    )]
     Edit {
         /// Event id, prefix or exact title.
         id: String,
@@ -549,6 +648,7 @@ pub enum EventCommand {
 #[derive(Debug, Subcommand)]
 pub enum NoteCommand {
     /// Add a note to a design or event; the text comes from --text, --file or standard input.
+    #[command(after_help = note_help())]
     Add {
         /// The design or event the note belongs to.
         #[arg(long, value_name = "ID")]
@@ -566,6 +666,7 @@ pub enum NoteCommand {
         json: JsonFlag,
     },
     /// Rewrite a note's text (from --text, --file or standard input), or append to it.
+    #[command(after_help = note_help())]
     Edit {
         /// Note id or prefix.
         id: String,

@@ -191,14 +191,28 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
         },
     )?)?);
     println!("\n== who wrote the build steps:");
-    output::blame(&json(execute(
+    let steps = json(execute(
         &mut node,
         Request::Blame {
             id: design_id.clone(),
             kind: DocKind::Design,
             field: "steps".into(),
         },
-    )?)?);
+    )?)?;
+    let mut per_step = Vec::new();
+    for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+        let spans = json(execute(
+            &mut node,
+            Request::Blame {
+                id: design_id.clone(),
+                kind: DocKind::Design,
+                field: format!("steps.{}", i + 1),
+            },
+        )?)?;
+        let text = step.get("text").and_then(|t| t.as_str()).unwrap_or("");
+        per_step.push((text.to_string(), spans));
+    }
+    output::step_blame(&per_step);
     println!("\n== lineage:");
     output::lineage(&json(execute(
         &mut node,

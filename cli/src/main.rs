@@ -46,8 +46,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            let mut line = one_line(&error);
-            if let Some(hint) = hint::hint(&error) {
+            let mut line = hint::plain_os_errors(&one_line(&error));
+            if let Some(hint) = hint::hint(&error).or_else(|| hint::for_os_error(&line)) {
                 line.push_str("; ");
                 line.push_str(&hint);
             }
@@ -165,7 +165,10 @@ enum Print {
     Json,
     Id,
     Document,
-    DocList,
+    /// An event with its notes under it.
+    EventDocument,
+    /// A list of documents of this kind (design, event, note).
+    DocList(&'static str),
     History,
     Blame,
     Commons,
@@ -185,6 +188,8 @@ enum Print {
     ModLog,
     Conflicts,
     Resolved,
+    Released,
+    Retracted,
     Joined,
 }
 
@@ -255,16 +260,81 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
         }
         Command::Moderate(c) => moderate_request(c),
+        Command::Design(DesignCommand::Blame { id, field, json })
+            if !json.json && field.trim() == "steps" =>
+        {
+            return step_blame(&home, id);
+        }
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
     };
     let warn = names::may_share_names(&request);
-    let code = print_reply(send(&home, request)?, print, json)?;
+    let mut reply = send(&home, request)?;
+    // People read a document with names beside keys and ids: a second request, since which
+    // names a node knows is its own (`show --json` is the same on every node).
+    if let (Print::Document | Print::EventDocument, false) = (print, json) {
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let names = send(&home, Request::Names { id: id.to_string() })?;
+            reply["names"] = names;
+        }
+    }
+    // An event is shown with its notes: another request, for people only (`note list --on
+    // ID --json` gives them to scripts).
+    if let (Print::EventDocument, false) = (print, json) {
+        let code = print_reply(reply.clone(), print, json)?;
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let notes = send(
+                &home,
+                Request::DocList {
+                    commons: None,
+                    kind: DocKind::Note,
+                    target: Some(id.to_string()),
+                },
+            )?;
+            output::attached_notes(&notes);
+        }
+        if warn {
+            names::warn_shared_names(&home)?;
+        }
+        return Ok(code);
+    }
+    let code = print_reply(reply, print, json)?;
     if warn {
         names::warn_shared_names(&home)?;
     }
     Ok(code)
+}
+
+/// `design blame ID steps` for people: each step with every author who wrote part of it.
+fn step_blame(home: &Path, id: String) -> Result<ExitCode> {
+    let kind = DocKind::Design;
+    let steps = send(
+        home,
+        Request::Blame {
+            id: id.clone(),
+            kind,
+            field: "steps".into(),
+        },
+    )?;
+    let mut out = Vec::new();
+    for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+        let text = step.get("text").and_then(Value::as_str).unwrap_or("");
+        let spans = send(
+            home,
+            Request::Blame {
+                id: id.clone(),
+                kind,
+                field: format!("steps.{}", i + 1),
+            },
+        )?;
+        out.push((text.to_string(), spans));
+    }
+    if out.is_empty() {
+        println!("this design has no build steps yet");
+    }
+    output::step_blame(&out);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a command's reply; `verify` with problems exits with failure.
@@ -312,11 +382,11 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         None => println!("there was no store; built a new one"),
     }
     println!(
-        "rebuilt {} commons, {} documents, {} signed changes ({} records from the journal{})",
+        "rebuilt {} commons, {}, {} ({} from the journal{})",
         report.commons,
-        report.documents,
-        report.changes,
-        report.journal_records,
+        output::plural(report.documents as u64, "document"),
+        output::plural(report.changes as u64, "signed change"),
+        output::plural(report.journal_records as u64, "record"),
         if report.salvaged_store {
             ", the rest read from the damaged store"
         } else {
@@ -329,8 +399,8 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "{} documents could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
-            report.from_peers.len()
+            "{} could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
+            output::plural(report.from_peers.len() as u64, "document")
         );
         for id in &report.from_peers {
             println!("  {id}");
@@ -445,8 +515,11 @@ fn print_human(print: Print, value: &Value) {
             "{}",
             output::line(value.get("id").and_then(Value::as_str).unwrap_or(""))
         ),
-        Print::Document => output::document(value),
-        Print::DocList => output::doc_list(value),
+        Print::Document | Print::EventDocument => output::document(value),
+        Print::DocList(kind) => output::doc_list(value, kind),
+        Print::Released => output::released(value),
+        Print::Retracted => output::retracted(value),
+        Print::Joined => output::joined(value),
         Print::History => output::history(value),
         Print::Blame => output::blame(value),
         Print::Commons => output::commons(value),
@@ -513,7 +586,6 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("field").and_then(Value::as_str).unwrap_or("")),
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
-        Print::Joined => output::joined(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -696,7 +768,7 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: None,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         DesignCommand::History { id, json } => {
@@ -733,10 +805,10 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         }
         DesignCommand::Lineage { id, json } => (Request::Lineage { id }, Print::Lineage, json.json),
         DesignCommand::Release { id, version, json } => {
-            (Request::Release { id, version }, Print::Json, json.json)
+            (Request::Release { id, version }, Print::Released, json.json)
         }
         DesignCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
         DesignCommand::Conflicts(args) => conflicts_request(kind, args),
         DesignCommand::Resolve(args) => resolve_request(kind, args),
@@ -761,7 +833,7 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 version: None,
             },
-            Print::Document,
+            Print::EventDocument,
             json.json,
         ),
         EventCommand::List { commons, json } => (
@@ -770,11 +842,11 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: None,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         EventCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
         EventCommand::Conflicts(args) => conflicts_request(kind, args),
         EventCommand::Resolve(args) => resolve_request(kind, args),
@@ -859,11 +931,11 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 target: on,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         NoteCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
         NoteCommand::Conflicts(args) => conflicts_request(kind, args),
         NoteCommand::Resolve(args) => resolve_request(kind, args),

@@ -1,6 +1,7 @@
 //! `hedgerow serve` and `hedgerow sync`: start the node's network side.
 
 use crate::args::ServeArgs;
+use crate::output::plural;
 use anyhow::{anyhow, Context, Result};
 use hedgerow_node::api::NodeRequest;
 use hedgerow_node::home::{Home, HomeConfig};
@@ -163,9 +164,9 @@ pub fn sync(home: &Path, peer: &str, limits: SyncLimits, json: bool) -> Result<E
                 |p| {
                     if let Some(bar) = &bar {
                         bar.set_message(format!(
-                            "{} documents, {} changes received ({} KB in, {} KB out){}",
-                            p.docs_received,
-                            p.changes_received,
+                            "{}, {} received ({} KB in, {} KB out){}",
+                            plural(p.docs_received, "document"),
+                            plural(p.changes_received, "change"),
                             p.bytes_received / 1024,
                             p.bytes_sent / 1024,
                             if p.connected { "" } else { ", connecting..." }
@@ -187,8 +188,14 @@ pub fn sync(home: &Path, peer: &str, limits: SyncLimits, json: bool) -> Result<E
         );
     } else {
         println!(
-            "synced with {}: received {} changes in {} documents, sent {} documents; {} bytes in, {} bytes out, {} round trips",
-            crate::output::line(&report.peer), report.changes_received, report.docs_received, report.docs_sent, report.bytes_received, report.bytes_sent, report.round_trips
+            "synced with {}: received {} in {}, sent {}; {} in, {} out, {}",
+            crate::output::line(&report.peer),
+            plural(report.changes_received as u64, "change"),
+            plural(report.docs_received as u64, "document"),
+            plural(report.docs_sent as u64, "document"),
+            plural(report.bytes_received as u64, "byte"),
+            plural(report.bytes_sent as u64, "byte"),
+            plural(report.round_trips as u64, "round trip")
         );
         for error in &report.errors {
             println!("problem: {}", crate::output::line(error));

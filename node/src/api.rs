@@ -14,7 +14,7 @@ use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, Released, Whoami,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ListExtra, Released, Whoami,
 };
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,11 @@ pub enum Request {
         licence: Vec<(String, String)>,
         /// Accept relicensing a share-alike design to an incompatible licence.
         allow_relicense: bool,
+    },
+    /// Display names of the keys and ids a document names (for people reading its `show`).
+    Names {
+        /// Id or prefix.
+        id: String,
     },
     /// A design's ancestors and derivatives.
     Lineage {
@@ -475,6 +480,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 _ => replicas.resolve_commons(commons.as_deref())?,
             };
             let mut out = Vec::new();
+            let attribution = replicas.attribution(commons);
             for (id, summary) in replicas.list(&commons, kind)? {
                 if let Some(target) = &target {
                     let replica = replicas.replica(&id)?;
@@ -482,12 +488,14 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                         continue;
                     }
                 }
-                out.push(DocListItem {
+                out.push(list_item(
+                    replicas,
+                    &attribution,
+                    commons,
                     id,
-                    title: summary.title,
-                    changes: summary.changes,
-                    updated_at: summary.updated_at,
-                });
+                    kind,
+                    summary,
+                )?);
             }
             Ok(Reply::DocList(out))
         }
@@ -513,6 +521,10 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             };
             let child = replicas.fork(&parent, &options)?;
             Ok(Reply::Forked(Forked { id: child, parent }))
+        }
+        Request::Names { id } => {
+            let id = replicas.resolve_doc(&id, None)?;
+            Ok(Reply::Names(replicas.names(&id)?))
         }
         Request::Lineage { id } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
@@ -743,5 +755,56 @@ fn commons_info(
             note: replicas.list(&id, DocKind::Note)?.len(),
             profile: replicas.list(&id, DocKind::Profile)?.len(),
         },
+    })
+}
+
+/// One row of `design/event/note list`: the summary, who created the document, and what an
+/// event's or a note's reader looks for first (an event's own dates and place, a note's kind).
+fn list_item(
+    replicas: &mut Replicas,
+    attribution: &crate::devices::Attribution,
+    commons: hedgerow_protocol::CommonsId,
+    id: hedgerow_protocol::DocId,
+    kind: DocKind,
+    summary: crate::store::DocSummary,
+) -> Result<DocListItem, NodeError> {
+    // The genesis alone: a design list should not load every design's history.
+    let creator = match replicas.store().doc_genesis(&id)? {
+        Some(genesis) => genesis.body.creator,
+        None => replicas.replica(&id)?.genesis().body.creator,
+    };
+    let person = attribution.person(creator);
+    let creator_name = replicas
+        .author_name(commons, &person)
+        .or_else(|| replicas.author_name(commons, &creator));
+    let extra = match kind {
+        DocKind::Event | DocKind::Note => {
+            let rendered = schema::render(replicas.replica(&id)?.doc(), kind, None);
+            let text =
+                |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+            if kind == DocKind::Event {
+                ListExtra::Event {
+                    kind: text(&rendered["kind"]),
+                    start: text(&rendered["start"]),
+                    end: text(&rendered["end"]),
+                    location: text(&rendered["location"]["name"]),
+                }
+            } else {
+                ListExtra::Note {
+                    kind: text(&rendered["kind"]),
+                    target: text(&rendered["target"]),
+                }
+            }
+        }
+        _ => ListExtra::Design {},
+    };
+    Ok(DocListItem {
+        id,
+        title: summary.title,
+        changes: summary.changes,
+        updated_at: summary.updated_at,
+        creator,
+        creator_name,
+        extra,
     })
 }

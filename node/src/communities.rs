@@ -153,7 +153,8 @@ pub struct Invited {
     pub role: Role,
     /// How many people may redeem it.
     pub uses: u32,
-    /// When it expires, unix seconds.
+    /// When it expires, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub expires_at: i64,
 }
 
@@ -206,7 +207,11 @@ pub struct LogLine {
     pub author: String,
     /// Its person.
     pub person: String,
-    /// The time it claims.
+    /// The person's display name in the commons, when known.
+    #[serde(default)]
+    pub person_name: Option<String>,
+    /// The time it claims (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub at: i64,
     /// `applied`, or the reason it was ignored.
     pub outcome: String,
@@ -1009,7 +1014,7 @@ impl Replicas {
         let Some(policy) = self.charter_state(commons)? else {
             return Ok(Vec::new());
         };
-        let lines: Vec<LogLine> = policy
+        let mut lines: Vec<LogLine> = policy
             .state
             .log()
             .iter()
@@ -1018,6 +1023,7 @@ impl Replicas {
                 action: e.op.action.name().to_string(),
                 author: e.author.to_string(),
                 person: e.person.to_string(),
+                person_name: None,
                 at: e.op.at,
                 outcome: match e.outcome {
                     Outcome::Applied => "applied".into(),
@@ -1026,6 +1032,11 @@ impl Replicas {
                 detail: detail(&e.op.action),
             })
             .collect();
+        for line in &mut lines {
+            if let Ok(person) = line.person.parse::<AuthorKey>() {
+                line.person_name = self.author_name(*commons, &person);
+            }
+        }
         Ok(lines)
     }
 }

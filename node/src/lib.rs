@@ -14,6 +14,7 @@
 //! - [`repair`]: rebuilding a damaged store from the journal.
 //! - [`local_blocks`]: this node's own block list, hidden and purged documents.
 //! - [`net`]: libp2p transport and behaviour.
+//! - [`times`]: RFC 3339 times in replies.
 
 pub mod api;
 pub mod bundle;
@@ -37,6 +38,7 @@ pub mod resolve;
 pub mod serve;
 pub mod store;
 pub mod sync_source;
+pub mod times;
 pub mod verify;
 
 pub use home::{Home, HomeError, LocalProfile};

@@ -19,6 +19,7 @@ use crate::provenance::{BlameEntry, HistoryEntry};
 use crate::verify::VerifyReport;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The answer to one [`Request`](crate::api::Request); serialises as the wrapped struct alone.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,10 @@ pub enum Reply {
     Forked(Forked),
     /// `design lineage`.
     Lineage(LineageReply),
+    /// The names a document's `show` is read with: author key or document id to display name.
+    /// Node-local knowledge (which profiles arrived), so kept out of `show` itself, whose
+    /// JSON is the same on every node that holds the same changes.
+    Names(BTreeMap<String, String>),
     /// `design release`.
     Released(Released),
     /// `verify`.
@@ -132,7 +137,9 @@ pub struct CommonsInfo {
     pub description: String,
     /// The author who created it (unknown, `null`, while it is a pending join).
     pub creator: Option<AuthorKey>,
-    /// When, unix seconds (as the creator claimed; `null` while it is a pending join).
+    /// When, unix seconds (as the creator claimed; RFC 3339 in JSON; `null` while it is a
+    /// pending join).
+    #[serde(with = "crate::times::unix_opt")]
     pub created_at: Option<i64>,
     /// Asked for with `commons join` and not received yet: it arrives from the next peer or
     /// bundle that has it.
@@ -217,8 +224,42 @@ pub struct DocListItem {
     pub title: String,
     /// Signed changes held.
     pub changes: u64,
-    /// Latest change time its author claimed, unix seconds.
+    /// Latest change time its author claimed, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub updated_at: i64,
+    /// The author of its genesis.
+    pub creator: AuthorKey,
+    /// The creator's display name, when known.
+    pub creator_name: Option<String>,
+    /// What an event's or a note's reader looks for first (nothing more for a design).
+    #[serde(flatten)]
+    pub extra: ListExtra,
+}
+
+/// The kind-specific part of a [`DocListItem`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ListExtra {
+    /// A design: nothing more.
+    Design {},
+    /// An event: its own kind, dates as written, and place.
+    Event {
+        /// workshop, build-day...; null when unset.
+        kind: Option<String>,
+        /// Start date, as written.
+        start: Option<String>,
+        /// End date, as written.
+        end: Option<String>,
+        /// The name of its place.
+        location: Option<String>,
+    },
+    /// A note: its own kind and the document it is on.
+    Note {
+        /// brainstorm, build-log...
+        kind: Option<String>,
+        /// The design or event it is on.
+        target: Option<String>,
+    },
 }
 
 /// A fork just made (`design fork`).

@@ -19,12 +19,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const README: &str = include_str!("../../README.md");
 
 /// The JSON type of every bare key the table names (`string`, `integer`, `bool`, `array`,
-/// alternatives joined by `|`); `COMMAND: key` overrides `key` for one command. A key the
+/// `time` (an RFC 3339 string in UTC, `2026-11-30T07:00:00Z`), alternatives joined by `|`); `COMMAND: key` overrides `key` for one command. A key the
 /// table gains must get a type here, so the README cannot name a key the test does not check.
 const LEAF_TYPES: &[(&str, &str)] = &[
     ("addr", "string"),
     ("author", "string"),
     ("author_name", "string|null"),
+    ("creator_name", "string|null"),
+    ("person_name", "string|null"),
+    ("start", "string|null"),
+    ("end", "string|null"),
+    ("target", "string|null"),
+    ("event list: kind", "string|null"),
+    ("note list: kind", "string|null"),
+    ("event list: location", "string|null"),
     ("bio", "string"),
     ("built_on", "integer"),
     ("changes", "integer"),
@@ -34,15 +42,15 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("code", "string"),
     ("role", "string"),
     ("uses", "integer"),
-    ("expires_at", "integer"),
+    ("expires_at", "time"),
     ("person", "string"),
     ("devices", "array"),
     ("action", "string"),
-    ("at", "integer"),
+    ("at", "time"),
     ("outcome", "string"),
     ("detail", "string"),
     ("complete", "bool"),
-    ("created_at", "integer"),
+    ("created_at", "time"),
     ("creator", "string"),
     ("description", "string"),
     ("design", "integer"),
@@ -60,7 +68,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("kept", "string"),
     ("kind", "string"),
     ("last_sync", "string|null"),
-    ("last_sync_at", "integer|null"),
+    ("last_sync_at", "time|null"),
     ("location", "string"),
     ("made_in", "string"),
     ("n", "integer"),
@@ -84,9 +92,9 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("asked_peers", "integer|null"),
     // A pending join (`commons join` before the commons arrived) has no genesis yet.
     ("commons list: creator", "string|null"),
-    ("commons list: created_at", "integer|null"),
+    ("commons list: created_at", "time|null"),
     ("commons show: creator", "string|null"),
-    ("commons show: created_at", "integer|null"),
+    ("commons show: created_at", "time|null"),
     ("interrupted", "bool"),
     ("postponed", "bool"),
     ("syncing", "bool"),
@@ -100,7 +108,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("design blame: person", "string|null"),
     ("code", "string"),
     ("device", "string"),
-    ("issued_at", "integer"),
+    ("issued_at", "time|null"),
     ("revoked", "bool"),
     ("this_device", "bool"),
     // Counts and times.
@@ -142,12 +150,12 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("store_failures", "integer"),
     ("sync_received", "integer"),
     ("sync_sent", "integer"),
-    ("time", "integer"),
+    ("time", "time"),
     ("tracked_peer_entries", "integer"),
     ("transport_in", "integer"),
     ("transport_out", "integer"),
     ("up_to_date", "integer"),
-    ("updated_at", "integer"),
+    ("updated_at", "time"),
     // Conflicts (`show`, `conflicts`): a side's author is null when its record is not held.
     ("field", "string"),
     ("value", "string"),
@@ -158,7 +166,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("event conflicts: author", "string|null"),
     ("note conflicts: author", "string|null"),
     // This node's own lists.
-    ("at", "integer"),
+    ("at", "time"),
     ("reason", "string"),
     ("block: note", "string"),
     ("blocks: note", "string"),
@@ -465,6 +473,19 @@ fn leaf_type(command: &str, key: &str) -> &'static str {
         .unwrap_or_else(|| panic!("README names `{key}` ({command}); give it a type in LEAF_TYPES"))
 }
 
+/// Whether `text` is a time as every reply writes it: `YYYY-MM-DDTHH:MM:SSZ`.
+fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 fn has_type(value: &Value, ty: &str) -> bool {
     ty.split('|').any(|t| match t {
         "string" => value.is_string(),
@@ -473,6 +494,7 @@ fn has_type(value: &Value, ty: &str) -> bool {
         "array" => value.is_array(),
         "object" => value.is_object(),
         "null" => value.is_null(),
+        "time" => value.as_str().is_some_and(is_rfc3339),
         other => panic!("unknown type `{other}` in LEAF_TYPES"),
     })
 }
@@ -662,11 +684,12 @@ fn check_against_readme(outputs: &Outputs) {
             } else {
                 "time"
             };
-            let times: Vec<u64> = value
+            // RFC 3339 in UTC to the second sorts as text in time order.
+            let times: Vec<&str> = value
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|item| item[key].as_u64())
+                .filter_map(|item| item[key].as_str())
                 .collect();
             let ordered = times.windows(2).all(|w| match row.order {
                 Order::NewestFirst => w[0] >= w[1],
@@ -1219,23 +1242,28 @@ fn lists_are_newest_first_and_history_oldest_first() {
     assert_eq!(listed(&home, "note"), order([&note_1, &note_2]));
 
     let history = home.json(&["design", "history", &design_1]);
-    let times: Vec<u64> = history
+    let times: Vec<String> = history
         .as_array()
         .expect("history")
         .iter()
-        .map(|c| c["time"].as_u64().expect("time"))
+        .map(|c| c["time"].as_str().expect("time").to_string())
         .collect();
     assert_eq!(times.len(), 2, "{history}");
     assert!(
         times[0] < times[1],
         "history is not oldest first: {times:?}"
     );
-    let listed_at = |kind: &str| -> BTreeMap<String, u64> {
+    let listed_at = |kind: &str| -> BTreeMap<String, String> {
         home.json(&[kind, "list"])
             .as_array()
             .expect("a list")
             .iter()
-            .map(|d| (id(d), d["updated_at"].as_u64().expect("updated_at")))
+            .map(|d| {
+                (
+                    id(d),
+                    d["updated_at"].as_str().expect("updated_at").to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(

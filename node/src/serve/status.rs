@@ -57,7 +57,8 @@ pub struct ConnectedPeer {
     pub postponed: bool,
     /// The current per-round-trip byte budget for it.
     pub sync_budget: u32,
-    /// When the last pull from it ended (unix seconds).
+    /// When the last pull from it ended (unix seconds; RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix_opt", default)]
     pub last_sync_at: Option<i64>,
     /// How the last pull from it ended.
     pub last_sync: Option<String>,

@@ -211,7 +211,7 @@ pub(crate) fn apply<T: Transactable>(
             Err(EditError::WrongEdit {
                 field: field.clone(),
                 shape: "a map of releases",
-                hint: "a release is written once with the release edit and never changes"
+                hint: "a release is made once, with `hedgerow design release ID --version V`, and never changes"
                     .to_string(),
             })
         }

@@ -352,6 +352,10 @@ pub(crate) fn check_key(path: &str, rule: KeyRule, key: &str) -> Result<(), Valu
             field: path.to_string(),
             key: key.to_string(),
             max: MAX_KEY_BYTES,
+            allowed: match rule {
+                KeyRule::Slug => "bytes of lowercase letters, digits, `-` or `_`",
+                KeyRule::Label => "bytes without spaces (e.g. `1.0`, `5.6`, `v2-beta`)",
+            },
         })
     }
 }
