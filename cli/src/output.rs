@@ -172,21 +172,94 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// Prints a list of documents.
+/// Prints a list of documents (replies under the note they answer, indented).
 pub fn doc_list(value: &Value) {
     let items = value.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         println!("(none)");
     }
-    for item in items {
+    for (depth, item) in threaded(items) {
+        let indent = "    ".repeat(depth);
         println!(
-            "{}  {}  ({} changes, {})",
+            "{indent}{}{}  {}  ({} changes, {})",
+            if depth > 0 { "↳ " } else { "" },
             s(&item, "id"),
             s(&item, "title"),
             item.get("changes").and_then(Value::as_u64).unwrap_or(0),
             time(item.get("updated_at").and_then(Value::as_i64).unwrap_or(0))
         );
+        if let Some(found) = matched(&item) {
+            println!("{indent}    found in {found}");
+        }
     }
+}
+
+/// Where a search found its text, as `name, steps 2`; `None` without a search.
+fn matched(item: &Value) -> Option<String> {
+    let fields: Vec<String> = item
+        .get("matched")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|f| line(&f.replace('.', " ")))
+        .collect();
+    (!fields.is_empty()).then(|| fields.join(", "))
+}
+
+/// Orders a list so each reply follows the note it answers (oldest reply first), with its
+/// depth; items whose parent is not in the list stay where they were, at depth 0.
+fn threaded(items: Vec<Value>) -> Vec<(usize, Value)> {
+    let id_of = |v: &Value| raw(v, "id").to_string();
+    let ids: std::collections::HashSet<String> = items.iter().map(id_of).collect();
+    let parent_of = |v: &Value| {
+        v.get("reply_to")
+            .and_then(Value::as_str)
+            .filter(|p| ids.contains(*p) && *p != raw(v, "id"))
+            .map(str::to_string)
+    };
+    let mut children: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let mut roots = Vec::new();
+    for item in items.iter().rev() {
+        match parent_of(item) {
+            Some(parent) => children.entry(parent).or_default().push(item.clone()),
+            None => roots.push(item.clone()),
+        }
+    }
+    roots.reverse();
+    let mut out = Vec::new();
+    let mut stack: Vec<(usize, Value)> = roots.into_iter().rev().map(|v| (0, v)).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((depth, item)) = stack.pop() {
+        let id = id_of(&item);
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        // Children were gathered oldest first; pushed newest first, the oldest pops first.
+        for child in children.remove(&id).unwrap_or_default().into_iter().rev() {
+            stack.push((depth + 1, child));
+        }
+        out.push((depth, item));
+    }
+    out
+}
+
+/// Prints what `profile edit` changed.
+pub fn profile_edited(value: &Value) {
+    let commons = value
+        .get("commons")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    println!(
+        "your profile is now: {}{}",
+        s(value, "name"),
+        match raw(value, "location") {
+            "" => String::new(),
+            place => format!(" ({})", line(place)),
+        }
+    );
+    println!(
+        "signed into your profile in {commons} commons; others see it after their next sync"
+    );
 }
 
 /// Prints a history table.

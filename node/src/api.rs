@@ -13,9 +13,11 @@ use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, Released, Whoami,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ProfileEdited, Released, Whoami,
 };
+use hedgerow_protocol::schema::search::Filter;
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
+use hedgerow_protocol::DocId;
 use serde::{Deserialize, Serialize};
 
 /// One command for the node.
@@ -51,6 +53,9 @@ pub enum Request {
         target: Option<String>,
         /// For a note: its kind.
         note_kind: Option<String>,
+        /// For a note: the note it answers (id or prefix); its target is the default `target`.
+        #[serde(default)]
+        reply_to: Option<String>,
         /// Further edits in the same first change.
         edits: Vec<Edit>,
     },
@@ -80,6 +85,15 @@ pub enum Request {
         kind: DocKind,
         /// For notes: only those on this design or event.
         target: Option<String>,
+        /// Tags every listed document carries (`--tag`, repeatable).
+        #[serde(default)]
+        tags: Vec<String>,
+        /// A design's stage (`--stage`).
+        #[serde(default)]
+        stage: Option<String>,
+        /// Text to find, case-insensitively, in the name, summary and build steps (`--search`).
+        #[serde(default)]
+        search: Option<String>,
     },
     /// A document's signed history.
     History {
@@ -280,6 +294,27 @@ pub enum Request {
         /// Document id or prefix.
         id: String,
     },
+    /// Change this person's display name, location or bio (`profile edit`), here and in the
+    /// profile document of every commons held.
+    ProfileEdit {
+        /// New display name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New location (empty clears it).
+        #[serde(default)]
+        location: Option<String>,
+        /// New bio (empty clears it).
+        #[serde(default)]
+        bio: Option<String>,
+    },
+    /// Everything a printable plan of a design shows (`design export`).
+    Plan {
+        /// Id or prefix.
+        id: String,
+        /// A release version to print instead of the current state.
+        #[serde(default)]
+        version: Option<String>,
+    },
     /// Withdraw a document this device created (`design/event/note retract`).
     Retract {
         /// Id or prefix.
@@ -365,8 +400,32 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             title,
             target,
             note_kind,
-            edits,
+            reply_to,
+            mut edits,
         } => {
+            let target = match (reply_to, kind) {
+                (Some(reply_to), DocKind::Note) => {
+                    let (parent, parent_target) = reply_parent(replicas, &reply_to)?;
+                    if let Some(given) = &target {
+                        if replicas.resolve_doc(given, None)? != parent_target {
+                            return Err(NodeError::Invalid(format!(
+                                "note {parent} is on {parent_target}, and a reply goes on the same design or event; leave out --on"
+                            )));
+                        }
+                    }
+                    edits.push(Edit::Set {
+                        field: "reply_to".into(),
+                        value: parent.to_string(),
+                    });
+                    Some(parent_target.to_string())
+                }
+                (Some(_), _) => {
+                    return Err(NodeError::Invalid(
+                        "only a note can be a reply to a note".into(),
+                    ))
+                }
+                (None, _) => target,
+            };
             let (commons, note_target) = match (&target, kind) {
                 (Some(target), DocKind::Note) => {
                     // A note lives in the commons of the design or event it is about.
@@ -414,25 +473,39 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             commons,
             kind,
             target,
+            tags,
+            stage,
+            search,
         } => {
             let commons = replicas.resolve_commons(commons.as_deref())?;
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
                 None => None,
             };
+            let filter = Filter::new(&tags, stage.as_deref(), search.as_deref())
+                .map_err(schema::EditError::from)?;
             let mut out = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
-                if let Some(target) = &target {
-                    let replica = replicas.replica(&id)?;
-                    if schema::facts::note_target(replica.doc()) != Some(*target) {
+                let needs_doc = target.is_some() || !filter.is_empty() || kind == DocKind::Note;
+                let (matched, reply_to) = if needs_doc {
+                    let doc = replicas.replica(&id)?.doc();
+                    if target.is_some() && schema::facts::note_target(doc) != target {
                         continue;
                     }
-                }
+                    let Some(matched) = filter.matches(doc, kind) else {
+                        continue;
+                    };
+                    (matched, schema::facts::note_reply_to(doc))
+                } else {
+                    (Vec::new(), None)
+                };
                 out.push(DocListItem {
                     id,
                     title: summary.title,
                     changes: summary.changes,
                     updated_at: summary.updated_at,
+                    matched,
+                    reply_to,
                 });
             }
             Ok(Reply::DocList(out))
@@ -568,7 +641,37 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         Request::Blocks => local_blocks::blocks(replicas),
         Request::Purge { id } => local_blocks::purge(replicas, &id),
         Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
+        Request::ProfileEdit {
+            name,
+            location,
+            bio,
+        } => {
+            let changed = replicas.edit_profile(name, location, bio)?;
+            let profile = replicas.local_profile().clone();
+            Ok(Reply::ProfileEdited(ProfileEdited {
+                name: profile.name,
+                location: profile.location,
+                bio: profile.bio,
+                commons: changed,
+            }))
+        }
+        Request::Plan { id, version } => {
+            let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            Ok(Reply::Plan(replicas.plan(&id, version.as_deref())?))
+        }
     }
+}
+
+/// The note a reply answers, and the design or event that note is on.
+fn reply_parent(replicas: &mut Replicas, given: &str) -> Result<(DocId, DocId), NodeError> {
+    let parent = replicas.resolve_doc(given, Some(DocKind::Note))?;
+    replicas.refuse_withheld(&parent)?;
+    let target = schema::facts::note_target(replicas.replica(&parent)?.doc()).ok_or_else(|| {
+        NodeError::Invalid(format!(
+            "note {parent} names no design or event, so it cannot be answered"
+        ))
+    })?;
+    Ok((parent, target))
 }
 
 fn commons_info(

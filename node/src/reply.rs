@@ -78,6 +78,10 @@ pub enum Reply {
     DeviceRevoked(crate::devices::DeviceRevoked),
     /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
     Local(crate::local_blocks::LocalReply),
+    /// `profile edit`.
+    ProfileEdited(ProfileEdited),
+    /// `design export`.
+    Plan(PlanReply),
 }
 
 impl Reply {
@@ -195,6 +199,39 @@ pub struct DocListItem {
     pub changes: u64,
     /// Latest change time its author claimed, unix seconds.
     pub updated_at: i64,
+    /// With `--search`: the fields the text was found in (`name`, `summary`, `steps.2`...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// A note that answers another: the note it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<DocId>,
+}
+
+/// A profile changed (`profile edit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileEdited {
+    /// The display name now.
+    pub name: String,
+    /// The location now.
+    pub location: String,
+    /// The bio now.
+    pub bio: String,
+    /// The commons whose profile document took a signed change.
+    pub commons: Vec<CommonsId>,
+}
+
+/// What a printable plan of a design shows (`design export`); the CLI lays it out.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReply {
+    /// The design as shown (at the release, when one was asked for).
+    pub design: ShownDocument,
+    /// The commons it belongs to.
+    pub commons: CommonsId,
+    /// That commons' name.
+    pub commons_name: String,
+    /// Display names of everyone who signed a change of it (a fork's parents' too), in the
+    /// order of their first change; an author without a known name as a short key.
+    pub authors: Vec<String>,
 }
 
 /// A fork just made (`design fork`).

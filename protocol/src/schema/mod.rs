@@ -21,6 +21,7 @@ pub mod note;
 pub mod profile;
 mod read;
 mod render;
+pub mod search;
 mod spec;
 mod validate;
 mod write;
