@@ -614,7 +614,11 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
             search,
             stage,
             json,
-        } => (list_docs(commons, kind, search, stage), Print::DocList, json.json),
+        } => (
+            list_docs(commons, kind, search, stage),
+            Print::DocList,
+            json.json,
+        ),
         DesignCommand::History(args) => history_request(kind, args),
         DesignCommand::Blame(args) => blame_request(kind, args),
         // `run` sends it through `export_plan`, which writes the plan.
@@ -682,7 +686,11 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             commons,
             search,
             json,
-        } => (list_docs(commons, kind, search, None), Print::DocList, json.json),
+        } => (
+            list_docs(commons, kind, search, None),
+            Print::DocList,
+            json.json,
+        ),
         EventCommand::History(args) => history_request(kind, args),
         EventCommand::Blame(args) => blame_request(kind, args),
         EventCommand::Retract { id, json } => {
@@ -839,9 +847,9 @@ fn profile_request(command: ProfileCommand) -> Result<(Request, Print, bool)> {
     let ProfileCommand::Edit { set, json } = command;
     let (mut name, mut location, mut bio) = (None, None, None);
     for pair in &set {
-        let (field, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set expects FIELD=VALUE (name, location or bio), got `{pair}`"))?;
+        let (field, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow!("--set expects FIELD=VALUE (name, location or bio), got `{pair}`")
+        })?;
         let slot = match field.trim() {
             "name" => &mut name,
             "location" => &mut location,

@@ -257,9 +257,7 @@ pub fn profile_edited(value: &Value) {
             place => format!(" ({})", line(place)),
         }
     );
-    println!(
-        "signed into your profile in {commons} commons; others see it after their next sync"
-    );
+    println!("signed into your profile in {commons} commons; others see it after their next sync");
 }
 
 /// Prints a history table.

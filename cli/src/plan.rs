@@ -244,7 +244,10 @@ pub fn markdown(plan: &Plan) -> String {
     }
     if !sheet.bom.is_empty() {
         let _ = writeln!(out, "## Bill of materials\n");
-        let _ = writeln!(out, "| # | Item | Quantity | Unit | Where to get it | Reference |");
+        let _ = writeln!(
+            out,
+            "| # | Item | Quantity | Unit | Where to get it | Reference |"
+        );
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         for (i, row) in sheet.bom.iter().enumerate() {
             let _ = writeln!(
@@ -481,7 +484,10 @@ mod tests {
             "release": "1.0",
         })));
         assert!(text.contains("| 1 | a\\|b | 1.5 | m |  |  |"), "{text}");
-        assert!(text.contains("1. Cut\n   then \\<i\\>weld\\</i\\>"), "{text}");
+        assert!(
+            text.contains("1. Cut\n   then \\<i\\>weld\\</i\\>"),
+            "{text}"
+        );
         assert!(text.contains("- Licence (hardware): CERN-OHL-S-2.0"));
         assert!(text.contains("*release 1.0*"));
     }

@@ -5,6 +5,7 @@
 //! edit checks every value first, writes the home's copy, then signs one change in each
 //! commons' profile document, so a failure halfway is finished by running it again.
 
+use crate::communities::CommunityError;
 use crate::home::{check_name, write_profile};
 use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::schema::{Edit, ValueError, MAX_BIO_BYTES, MAX_TITLE_BYTES};
@@ -66,8 +67,13 @@ impl Replicas {
             if self.store().doc_genesis(&id)?.is_none() {
                 continue;
             }
-            if self.edit_doc(&id, &edits)?.is_some() {
-                changed.push(commons);
+            match self.edit_doc(&id, &edits) {
+                Ok(Some(_)) => changed.push(commons),
+                Ok(None) => {}
+                // A stewarded commons that no longer takes this device's writes keeps the old
+                // profile, as it keeps everything else the device wrote there.
+                Err(NodeError::Community(CommunityError::NotAllowed { .. })) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(changed)
@@ -77,12 +83,14 @@ impl Replicas {
 /// Refuses a profile value over its limit before anything is written.
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), NodeError> {
     if value.len() > max {
-        return Err(hedgerow_protocol::schema::EditError::from(ValueError::TooLong {
-            field: field.to_string(),
-            bytes: value.len(),
-            max,
-        })
-        .into());
+        return Err(
+            hedgerow_protocol::schema::EditError::from(ValueError::TooLong {
+                field: field.to_string(),
+                bytes: value.len(),
+                max,
+            })
+            .into(),
+        );
     }
     Ok(())
 }

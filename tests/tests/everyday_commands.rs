@@ -99,7 +99,14 @@ fn design_list_finds_designs_by_tag_stage_and_text() {
     assert_eq!(tagged.len(), 2, "{tagged:?}");
     assert!(!tagged.contains(&seeder));
     let combined = ada.json(&[
-        "design", "list", "--tag", "no_till", "--stage", "Prototype", "--search", "blades",
+        "design",
+        "list",
+        "--tag",
+        "no_till",
+        "--stage",
+        "Prototype",
+        "--search",
+        "blades",
     ]);
     assert_eq!(ids(&combined), vec![crimper.clone()]);
     assert_eq!(
@@ -173,7 +180,10 @@ fn profile_edit_changes_the_name_everywhere() {
     assert_eq!(who["bio"], "Builds rollers", "{who}");
     // History names changes by the name in the profile document of the commons.
     let history = ada.json(&["design", "history", &design]);
-    assert_eq!(history[0]["author_name"], "Ada Lovelace-Farmer", "{history}");
+    assert_eq!(
+        history[0]["author_name"], "Ada Lovelace-Farmer",
+        "{history}"
+    );
 
     // Bad input changes nothing.
     let before = ada.snapshot_files();
@@ -182,7 +192,10 @@ fn profile_edit_changes_the_name_everywhere() {
     let error = ada.fail(&["profile", "edit", "--set", "nmae=Ada"]);
     assert!(error.contains("name, location and bio"), "{error}");
     assert_eq!(ada.json(&["whoami"])["name"], "Ada Lovelace-Farmer");
-    assert!(before == ada.snapshot_files(), "a refused edit wrote something");
+    assert!(
+        before == ada.snapshot_files(),
+        "a refused edit wrote something"
+    );
 }
 
 #[test]
@@ -244,7 +257,10 @@ fn a_bom_line_is_edited_in_place_and_concurrent_edits_of_it_merge() {
     ada.ok(&["bundle", "import", arg(&to_ada)]);
     let line = ada.json(&["design", "show", &design])["bom"][0].clone();
     assert_eq!(line["quantity"], 2, "Ada's quantity survives: {line}");
-    assert_eq!(line["sourcing"], "farm co-op", "Bea's sourcing survives: {line}");
+    assert_eq!(
+        line["sourcing"], "farm co-op",
+        "Bea's sourcing survives: {line}"
+    );
 
     ada.ok(&["design", "edit", &design, "--remove-bom-line", "1"]);
     let bom = ada.json(&["design", "show", &design])["bom"].clone();
@@ -280,7 +296,11 @@ fn replies_thread_under_the_note_they_answer() {
 
     let shown = ada.json(&["note", "show", &question]);
     assert_eq!(shown["reply_to"], first.as_str(), "{shown}");
-    assert_eq!(shown["target"], event.as_str(), "the reply is on the same event");
+    assert_eq!(
+        shown["target"],
+        event.as_str(),
+        "the reply is on the same event"
+    );
     let listed = ada.json(&["note", "list", "--on", &event]);
     let by_id = |wanted: &str| {
         listed
@@ -306,12 +326,22 @@ fn replies_thread_under_the_note_they_answer() {
     let depth = |id: &str| lines[at(id)].len() - lines[at(id)].trim_start().len();
     assert_eq!(at(&question), at(&first) + 1, "{human}");
     assert_eq!(at(&answer), at(&question) + 1, "{human}");
-    assert!(depth(&first) < depth(&question) && depth(&question) < depth(&answer), "{human}");
+    assert!(
+        depth(&first) < depth(&question) && depth(&question) < depth(&answer),
+        "{human}"
+    );
 
     let error = ada.fail(&["note", "add", "--reply-to", &design, "--text", "hi"]);
     assert!(error.contains("note"), "{error}");
     let error = ada.fail(&[
-        "note", "add", "--reply-to", &first, "--on", &design, "--text", "hi",
+        "note",
+        "add",
+        "--reply-to",
+        &first,
+        "--on",
+        &design,
+        "--text",
+        "hi",
     ]);
     assert!(error.contains("same design or event"), "{error}");
 }
@@ -320,7 +350,13 @@ fn replies_thread_under_the_note_they_answer() {
 fn events_and_notes_have_history_and_blame() {
     let (ada, _) = home_with_commons("Ada Farmer");
     let event = id(&ada.json(&["event", "new", "Build day"]));
-    ada.ok(&["event", "edit", &event, "--set", "summary=Two crimpers welded"]);
+    ada.ok(&[
+        "event",
+        "edit",
+        &event,
+        "--set",
+        "summary=Two crimpers welded",
+    ]);
     let history = ada.json(&["event", "history", &event]);
     assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
     assert_eq!(history[1]["fields"], serde_json::json!(["summary"]));
@@ -328,9 +364,7 @@ fn events_and_notes_have_history_and_blame() {
     let blame = ada.json(&["event", "blame", &event, "summary"]);
     assert_eq!(blame[0]["text"], "Two crimpers welded", "{blame}");
     assert_eq!(blame[0]["author_name"], "Ada Farmer");
-    assert!(ada
-        .ok(&["event", "history", &event])
-        .contains("Ada Farmer"));
+    assert!(ada.ok(&["event", "history", &event]).contains("Ada Farmer"));
 
     let note = id(&ada.json(&["note", "add", "--on", &event, "--text", "Built two drums"]));
     ada.ok(&["note", "edit", &note, "--append", " and a frame"]);
@@ -344,7 +378,11 @@ fn events_and_notes_have_history_and_blame() {
         .map(|s| s["text"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(text, "Built two drums and a frame", "{blame}");
-    assert_eq!(blame.as_array().map(Vec::len), Some(2), "two changes wrote it");
+    assert_eq!(
+        blame.as_array().map(Vec::len),
+        Some(2),
+        "two changes wrote it"
+    );
     assert!(ada.ok(&["note", "blame", &note]).contains("and a frame"));
     // The kind is checked: a note's id is not an event.
     ada.fail(&["event", "history", &note]);
@@ -386,7 +424,13 @@ fn plan_design() -> (TestHome, String, TempDirGuard) {
     let file = dir.path().join("b.bundle");
     ada.ok(&["bundle", "export", arg(&file)]);
     bea.ok(&["bundle", "import", arg(&file), "--commons", &commons]);
-    bea.ok(&["design", "edit", &design, "--step", "Fill the drum with water"]);
+    bea.ok(&[
+        "design",
+        "edit",
+        &design,
+        "--step",
+        "Fill the drum with water",
+    ]);
     let back = dir.path().join("back.bundle");
     bea.ok(&["bundle", "export", arg(&back)]);
     ada.ok(&["bundle", "import", arg(&back)]);
@@ -427,18 +471,32 @@ fn design_export_prints_a_plan_in_markdown_and_html() {
 
     let html = ada.ok(&["design", "export", &design, "--format", "html"]);
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-    assert!(!html.contains("<script>"), "a peer's text became markup: {html}");
+    assert!(
+        !html.contains("<script>"),
+        "a peer's text became markup: {html}"
+    );
     assert!(html.contains("Weld &lt;script&gt;alert(1)&lt;/script&gt; the blades"));
     assert!(html.contains("@media print"));
     assert!(html.contains("break-inside:avoid"));
     assert!(html.contains("<ol class=\"steps\">"));
     assert!(html.contains("<td>steel tube 406 mm</td>"));
     assert!(html.contains("Contributors: Farm Hack (original design), Ada Farmer, Bea Smith"));
-    assert!(!html.contains("<link") && !html.contains("src="), "not self-contained");
+    assert!(
+        !html.contains("<link") && !html.contains("src="),
+        "not self-contained"
+    );
 
     // --out: written whole, never over an existing file without --force.
     let out = dir.0.path().join("crimper.html");
-    let said = ada.ok(&["design", "export", &design, "--format", "html", "--out", arg(&out)]);
+    let said = ada.ok(&[
+        "design",
+        "export",
+        &design,
+        "--format",
+        "html",
+        "--out",
+        arg(&out),
+    ]);
     assert!(said.contains("crimper.html"), "{said}");
     assert_eq!(std::fs::read_to_string(&out).expect("plan"), html);
     std::fs::write(&out, "my notes").expect("overwrite");
@@ -460,17 +518,32 @@ fn delete_and_search_say_what_to_run_instead() {
     let (ada, _) = home_with_commons("Ada Farmer");
     let design = id(&ada.json(&["design", "new", "Roller crimper"]));
     for (args, wanted) in [
-        (vec!["design", "delete", design.as_str()], "hedgerow design retract ID"),
-        (vec!["design", "remove", design.as_str()], "hedgerow design retract ID"),
-        (vec!["design", "rm", design.as_str()], "hedgerow design retract ID"),
+        (
+            vec!["design", "delete", design.as_str()],
+            "hedgerow design retract ID",
+        ),
+        (
+            vec!["design", "remove", design.as_str()],
+            "hedgerow design retract ID",
+        ),
+        (
+            vec!["design", "rm", design.as_str()],
+            "hedgerow design retract ID",
+        ),
         (vec!["event", "delete", "X"], "hedgerow event retract ID"),
         (vec!["note", "rm", "X"], "hedgerow note retract ID"),
         (vec!["search", "crimper"], "design list --search TEXT"),
-        (vec!["design", "search", "crimper"], "design list --search TEXT"),
+        (
+            vec!["design", "search", "crimper"],
+            "design list --search TEXT",
+        ),
     ] {
         let error = ada.fail(&args);
         assert!(error.contains(wanted), "{args:?}: {error}");
-        assert!(!error.contains("'release'") && !error.contains("'serve'"), "{args:?}: {error}");
+        assert!(
+            !error.contains("'release'") && !error.contains("'serve'"),
+            "{args:?}: {error}"
+        );
         assert_eq!(error.lines().count(), 1, "{args:?}: {error}");
     }
     // Nothing was withdrawn by asking.

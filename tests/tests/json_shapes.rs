@@ -853,7 +853,12 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["note", "list", "--on", &event],
     );
     // History and blame answer alike for every kind.
-    out.run(&a, "event history", "offline", &["event", "history", &event]);
+    out.run(
+        &a,
+        "event history",
+        "offline",
+        &["event", "history", &event],
+    );
     out.run(&a, "note history", "offline", &["note", "history", &note]);
     out.run(
         &a,

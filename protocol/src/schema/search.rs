@@ -219,7 +219,10 @@ mod tests {
                 .expect("filter")
                 .matches(&doc, DocKind::Design)
         };
-        assert_eq!(search("drum"), Some(vec!["steps.1".into(), "steps.2".into()]));
+        assert_eq!(
+            search("drum"),
+            Some(vec!["steps.1".into(), "steps.2".into()])
+        );
         assert_eq!(search("CRIMP"), Some(vec!["name".into(), "summary".into()]));
         assert_eq!(search("harrow"), None);
         let tagged = Filter::new(&["no till".into()], Some("Prototype"), None).expect("filter");
