@@ -486,7 +486,8 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 .map_err(schema::EditError::from)?;
             let mut out = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
-                let needs_doc = target.is_some() || !filter.is_empty() || kind == DocKind::Note;
+                // Only a filtered list reads documents; a plain one stays on the summaries.
+                let needs_doc = target.is_some() || !filter.is_empty();
                 let (matched, reply_to) = if needs_doc {
                     let doc = replicas.replica(&id)?.doc();
                     if target.is_some() && schema::facts::note_target(doc) != target {

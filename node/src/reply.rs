@@ -202,7 +202,7 @@ pub struct DocListItem {
     /// With `--search`: the fields the text was found in (`name`, `summary`, `steps.2`...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<String>,
-    /// A note that answers another: the note it answers.
+    /// In a list of the notes on one design or event: the note this one answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<DocId>,
 }
