@@ -658,6 +658,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         }
         Request::Plan { id, version } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            replicas.refuse_withheld(&id)?;
             Ok(Reply::Plan(replicas.plan(&id, version.as_deref())?))
         }
     }
