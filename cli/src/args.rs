@@ -130,6 +130,9 @@ pub enum Command {
     /// Notes on designs and events.
     #[command(subcommand)]
     Note(NoteCommand),
+    /// Your profile in every commons: name, location, bio.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Carry signed changes on a USB stick: export a bundle, write a summary, import a bundle.
     #[command(subcommand)]
     Bundle(crate::bundle::BundleCommand),
@@ -436,6 +439,10 @@ pub struct EditArgs {
     /// Add a bill-of-materials line: `name;quantity;unit;sourcing;reference`.
     #[arg(long = "bom-line", value_name = "LINE")]
     pub bom_line: Vec<String>,
+    /// Rewrite bill-of-materials line N in place: `2=steel tube 406 mm;2;pcs;scrap yard`
+    /// (parts left out are cleared).
+    #[arg(long = "edit-bom-line", value_name = "N=LINE")]
+    pub edit_bom_line: Vec<String>,
     /// Remove bill-of-materials line N.
     #[arg(long = "remove-bom-line", value_name = "N")]
     pub remove_bom_line: Vec<usize>,
@@ -491,28 +498,40 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// List designs.
+    /// List designs, or those a search and filters keep (all must hold).
     List {
         #[command(flatten)]
         commons: CommonsFlag,
         #[command(flatten)]
+        search: SearchArgs,
+        /// Only designs at this stage: idea, concept, prototype, functional-prototype,
+        /// production-ready, in-use, commercial.
+        #[arg(long, value_name = "STAGE")]
+        stage: Option<String>,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// Every signed change of a design.
-    History {
-        /// Design id, prefix or exact name.
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    History(HistoryArgs),
     /// Who last wrote each part of a field.
-    Blame {
-        /// Design id, prefix or exact name.
+    Blame(BlameArgs),
+    /// A printable plan of a design (to standard output, or --out FILE): markdown, or html
+    /// laid out for paper.
+    Export {
+        /// Design id or prefix.
         id: String,
-        /// The field, e.g. `summary`, `steps`, `name`.
-        field: String,
-        #[command(flatten)]
-        json: JsonFlag,
+        /// markdown or html.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "html"])]
+        format: String,
+        /// Print the design as released under this version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Write the plan to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// With --out: replace the file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Make a derivative design whose history starts from this one.
     Fork {
@@ -624,13 +643,19 @@ pub enum EventCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// List events.
+    /// List events, or those a search and tags keep.
     List {
         #[command(flatten)]
         commons: CommonsFlag,
         #[command(flatten)]
+        search: SearchArgs,
+        #[command(flatten)]
         json: JsonFlag,
     },
+    /// Every signed change of an event.
+    History(HistoryArgs),
+    /// Who last wrote each part of an event's field.
+    Blame(BlameArgs),
     /// Withdraw an event you created: every node hides it (written into the commons' charter).
     Retract {
         /// Event id, prefix or exact title.
@@ -650,9 +675,12 @@ pub enum NoteCommand {
     /// Add a note to a design or event; the text comes from --text, --file or standard input.
     #[command(after_help = note_help())]
     Add {
-        /// The design or event the note belongs to.
-        #[arg(long, value_name = "ID")]
-        on: String,
+        /// The design or event the note belongs to (with --reply-to: that note's).
+        #[arg(long, value_name = "ID", required_unless_present = "reply_to")]
+        on: Option<String>,
+        /// Answer this note: the reply goes on the same design or event.
+        #[arg(long, value_name = "NOTE-ID")]
+        reply_to: Option<String>,
         /// brainstorm, build-log, need-statement, decision, question, chronicle or comment.
         #[arg(long, default_value = "comment")]
         kind: String,
@@ -710,6 +738,64 @@ pub enum NoteCommand {
     Conflicts(ConflictsArgs),
     /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
     Resolve(ResolveArgs),
+    /// Every signed change of a note.
+    History(HistoryArgs),
+    /// Who wrote each part of a note (its body unless a field is named).
+    Blame {
+        /// Note id or prefix.
+        id: String,
+        /// The field: `body` (the default), `tags`, `kind`...
+        #[arg(default_value = "body")]
+        field: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// `history` of a design, event or note.
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Id, prefix or exact name.
+    pub id: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `blame` of a design's or event's field.
+#[derive(Debug, Args, Clone)]
+pub struct BlameArgs {
+    /// Id, prefix or exact name.
+    pub id: String,
+    /// The field, e.g. `summary`, `steps`, `steps.2`, `name`, `title`.
+    pub field: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Search and tag filters of `design list` and `event list`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SearchArgs {
+    /// Only those carrying this tag (repeat for several; `No-Till`, `no till` and `no-till`
+    /// match alike).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Only those whose name or title, summary or build steps (an event's description)
+    /// contain this text, in any case; the output says where it was found.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+}
+
+/// Profile commands.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Change your display name, location or bio, here and in every commons you hold.
+    Edit {
+        /// `name=Ada Farmer`, `location=Wales`, `bio=Builds rollers` (empty clears location or bio).
+        #[arg(long = "set", value_name = "FIELD=VALUE", required = true)]
+        set: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// Options of `design/event/note conflicts`.

@@ -73,6 +73,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
             title: "Roller crimper".into(),
             target: None,
             note_kind: None,
+            reply_to: None,
             edits: vec![
                 set("summary", "A rolling drum with chevron blades that crimps a cover crop flat so it can be planted into without tillage."),
                 set("stage", "prototype"),
@@ -133,6 +134,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
             title: "Build day: roller crimpers".into(),
             target: None,
             note_kind: None,
+            reply_to: None,
             edits: vec![
                 set("kind", "build"),
                 set("start", "2026-03-14"),
@@ -164,6 +166,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
                 title: String::new(),
                 target: Some(event_id.clone()),
                 note_kind: Some(kind.into()),
+                reply_to: None,
                 edits: vec![Edit::ReplaceText {
                     field: "body".into(),
                     text: text.into(),

@@ -12,11 +12,13 @@ mod local_blocks;
 mod names;
 mod network;
 mod output;
+mod plan;
+mod unknown_command;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
-    Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, KeyCommand,
-    ModerateCommand, NoteCommand,
+    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
+    HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
 };
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
@@ -123,6 +125,16 @@ fn parse_cli() -> Result<(Cli, bool), ExitCode> {
                     | Clap::DisplayVersion
                     | Clap::DisplayHelpOnMissingArgumentOrSubcommand
             );
+            // A word people reach for that Hedgerow spells differently (`design delete`,
+            // `search`) gets the command that does it instead of clap's nearest spelling.
+            if let Some(text) = unknown_command_hint(&error) {
+                if asked_json {
+                    output::json(&json_error(&output::line(&text), &ErrorKind::Usage));
+                } else {
+                    eprintln!("error: {}", output::line(&text));
+                }
+                return Err(ExitCode::from(2));
+            }
             if asked_json && !informational {
                 let text = error.render().to_string();
                 let first = text
@@ -191,6 +203,22 @@ enum Print {
     Released,
     Retracted,
     Joined,
+    ProfileEdited,
+}
+
+/// What to say instead of clap's nearest spelling when the unknown subcommand is a word
+/// people reach for (`design delete`, `search`), if it is one.
+fn unknown_command_hint(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as ClapKind};
+    if error.kind() != ClapKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let parents = unknown_command::parents(&args, word);
+    unknown_command::instead(&parents, word)
 }
 
 /// `--home`, else `$HEDGEROW_HOME` when set and not empty (an empty one, as `HEDGEROW_HOME=`
@@ -260,11 +288,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
         }
         Command::Moderate(c) => moderate_request(c),
-        Command::Design(DesignCommand::Blame { id, field, json })
+        Command::Design(DesignCommand::Blame(BlameArgs { id, field, json }))
             if !json.json && field.trim() == "steps" =>
         {
             return step_blame(&home, id);
         }
+        Command::Design(DesignCommand::Export {
+            id,
+            format,
+            version,
+            out,
+            force,
+        }) => return export_plan(&home, id, &format, version, out.as_deref(), force),
+        Command::Profile(c) => profile_request(c)?,
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => note_request(c)?,
@@ -290,6 +326,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     commons: None,
                     kind: DocKind::Note,
                     target: Some(id.to_string()),
+                    tags: Vec::new(),
+                    stage: None,
+                    search: None,
                 },
             )?;
             output::attached_notes(&notes);
@@ -586,6 +625,7 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("field").and_then(Value::as_str).unwrap_or("")),
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
+        Print::ProfileEdited => output::profile_edited(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -762,20 +802,21 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
             Print::Document,
             json.json,
         ),
-        DesignCommand::List { commons, json } => (
-            Request::DocList {
-                commons: commons.commons,
-                kind,
-                target: None,
-            },
+        DesignCommand::List {
+            commons,
+            search,
+            stage,
+            json,
+        } => (
+            list_docs(commons, kind, search, stage),
             Print::DocList(kind.as_str()),
             json.json,
         ),
-        DesignCommand::History { id, json } => {
-            (Request::History { id, kind }, Print::History, json.json)
-        }
-        DesignCommand::Blame { id, field, json } => {
-            (Request::Blame { id, kind, field }, Print::Blame, json.json)
+        DesignCommand::History(args) => history_request(kind, args),
+        DesignCommand::Blame(args) => blame_request(kind, args),
+        // `run` sends it through `export_plan`, which writes the plan.
+        DesignCommand::Export { id, version, .. } => {
+            (Request::Plan { id, version }, Print::Json, false)
         }
         DesignCommand::Fork {
             id,
@@ -836,15 +877,17 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             Print::EventDocument,
             json.json,
         ),
-        EventCommand::List { commons, json } => (
-            Request::DocList {
-                commons: commons.commons,
-                kind,
-                target: None,
-            },
+        EventCommand::List {
+            commons,
+            search,
+            json,
+        } => (
+            list_docs(commons, kind, search, None),
             Print::DocList(kind.as_str()),
             json.json,
         ),
+        EventCommand::History(args) => history_request(kind, args),
+        EventCommand::Blame(args) => blame_request(kind, args),
         EventCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
@@ -867,6 +910,7 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
     Ok(match command {
         NoteCommand::Add {
             on,
+            reply_to,
             kind: note_kind,
             text,
             file,
@@ -878,8 +922,9 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                     commons: None,
                     kind,
                     title: String::new(),
-                    target: Some(on),
+                    target: on,
                     note_kind: Some(note_kind),
+                    reply_to,
                     edits: vec![Edit::ReplaceText {
                         field: "body".into(),
                         text: body,
@@ -930,6 +975,9 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                 commons: commons.commons,
                 kind,
                 target: on,
+                tags: Vec::new(),
+                stage: None,
+                search: None,
             },
             Print::DocList(kind.as_str()),
             json.json,
@@ -939,6 +987,10 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
         }
         NoteCommand::Conflicts(args) => conflicts_request(kind, args),
         NoteCommand::Resolve(args) => resolve_request(kind, args),
+        NoteCommand::History(args) => history_request(kind, args),
+        NoteCommand::Blame { id, field, json } => {
+            blame_request(kind, BlameArgs { id, field, json })
+        }
     })
 }
 
@@ -955,8 +1007,135 @@ fn new_doc(
         title,
         target: None,
         note_kind: None,
+        reply_to: None,
         edits: edits::edits_from_args(edits)?,
     })
+}
+
+/// `design/event list`, with its search and filters.
+fn list_docs(
+    commons: args::CommonsFlag,
+    kind: DocKind,
+    search: SearchArgs,
+    stage: Option<String>,
+) -> Request {
+    Request::DocList {
+        commons: commons.commons,
+        kind,
+        target: None,
+        tags: search.tag,
+        stage,
+        search: search.search,
+    }
+}
+
+/// `design/event/note history`: one request for every kind.
+fn history_request(kind: DocKind, args: HistoryArgs) -> (Request, Print, bool) {
+    let HistoryArgs { id, json } = args;
+    (Request::History { id, kind }, Print::History, json.json)
+}
+
+/// `design/event/note blame`: one request for every kind.
+fn blame_request(kind: DocKind, args: BlameArgs) -> (Request, Print, bool) {
+    let BlameArgs { id, field, json } = args;
+    (Request::Blame { id, kind, field }, Print::Blame, json.json)
+}
+
+/// `profile edit --set FIELD=VALUE...`: name, location, bio.
+fn profile_request(command: ProfileCommand) -> Result<(Request, Print, bool)> {
+    let ProfileCommand::Edit { set, json } = command;
+    let (mut name, mut location, mut bio) = (None, None, None);
+    for pair in &set {
+        let (field, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow!("--set expects FIELD=VALUE (name, location or bio), got `{pair}`")
+        })?;
+        let slot = match field.trim() {
+            "name" => &mut name,
+            "location" => &mut location,
+            "bio" => &mut bio,
+            other => {
+                return Err(anyhow!(
+                    "a profile has no field `{other}`; its fields are name, location and bio"
+                ))
+            }
+        };
+        *slot = Some(value.to_string());
+    }
+    Ok((
+        Request::ProfileEdit {
+            name,
+            location,
+            bio,
+        },
+        Print::ProfileEdited,
+        json.json,
+    ))
+}
+
+/// `design export`: the plan from the node, laid out here, printed or written to `out`
+/// (through a temp file renamed into place; an existing file only with `force`).
+fn export_plan(
+    home: &Path,
+    id: String,
+    format: &str,
+    version: Option<String>,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<ExitCode> {
+    let reply = send(home, Request::Plan { id, version })?;
+    let plan: plan::Plan =
+        serde_json::from_value(reply).context("the node's plan reply has an unexpected shape")?;
+    let text = match format {
+        "html" => plan::html(&plan),
+        _ => plan::markdown(&plan),
+    };
+    let Some(path) = out else {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if force {
+        hedgerow_node::home::write_file_atomic(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    } else {
+        write_new_file(path, text.as_bytes())?;
+    }
+    println!("wrote {}", output::line(&path.display().to_string()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file that must not exist yet: a synced temp file beside it, linked into place
+/// only if nothing is there (so a file that appears meanwhile is not replaced either).
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let refuse = || {
+        anyhow!(
+            "{} already exists; pass --force to replace it, or choose another --out",
+            path.display()
+        )
+    };
+    if path.exists() {
+        return Err(refuse());
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".hedgerow-plan.")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    match file.persist_noclobber(path) {
+        Ok(_) => {}
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Err(refuse()),
+        Err(e) => return Err(anyhow!("cannot write {}: {}", path.display(), e.error)),
+    }
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// One signed change to a design or event; refuses an edit with no edit flags.

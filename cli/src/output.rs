@@ -501,16 +501,18 @@ pub fn doc_list(value: &Value, kind: &str) {
         println!("no {kind}s here yet");
         return;
     }
+    // Replies follow the note they answer, indented under it.
+    let items = threaded(items);
     let by = |item: &Value| {
         let creator = raw(item, "creator");
         named(creator, item.get("creator_name").and_then(Value::as_str))
     };
-    let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
+    let (mut header, mut rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
         "event" => (
             vec!["id", "dates", "title", "place", "by"],
             items
                 .iter()
-                .map(|i| {
+                .map(|(_, i)| {
                     vec![
                         s(i, "id"),
                         event_dates(i),
@@ -525,13 +527,17 @@ pub fn doc_list(value: &Value, kind: &str) {
             vec!["id", "kind", "by", "written", "text"],
             items
                 .iter()
-                .map(|i| {
+                .map(|(depth, i)| {
+                    let reply = match depth {
+                        0 => String::new(),
+                        d => format!("{}↳ ", "  ".repeat(d - 1)),
+                    };
                     vec![
                         s(i, "id"),
                         s(i, "kind"),
                         by(i),
                         i.get("updated_at").map(when).unwrap_or_default(),
-                        first_line(raw(i, "title"), 60),
+                        format!("{reply}{}", first_line(raw(i, "title"), 60)),
                     ]
                 })
                 .collect(),
@@ -540,7 +546,7 @@ pub fn doc_list(value: &Value, kind: &str) {
             vec!["id", "name", "by", "last change", "changes"],
             items
                 .iter()
-                .map(|i| {
+                .map(|(_, i)| {
                     vec![
                         s(i, "id"),
                         s(i, "title"),
@@ -552,7 +558,80 @@ pub fn doc_list(value: &Value, kind: &str) {
                 .collect(),
         ),
     };
+    // With --search: where the text was found.
+    if items.iter().any(|(_, i)| matched(i).is_some()) {
+        header.push("found in");
+        for (row, (_, item)) in rows.iter_mut().zip(&items) {
+            row.push(matched(item).unwrap_or_default());
+        }
+    }
     println!("{}", table(&header, &rows, &[], ""));
+}
+
+/// Where a search found its text, as `name, steps 2`; `None` without a search.
+fn matched(item: &Value) -> Option<String> {
+    let fields: Vec<String> = item
+        .get("matched")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|f| line(&f.replace('.', " ")))
+        .collect();
+    (!fields.is_empty()).then(|| fields.join(", "))
+}
+
+/// Orders a list so each reply follows the note it answers (oldest reply first), with its
+/// depth; items whose parent is not in the list stay where they were, at depth 0.
+fn threaded(items: Vec<Value>) -> Vec<(usize, Value)> {
+    let id_of = |v: &Value| raw(v, "id").to_string();
+    let ids: std::collections::HashSet<String> = items.iter().map(id_of).collect();
+    let parent_of = |v: &Value| {
+        v.get("reply_to")
+            .and_then(Value::as_str)
+            .filter(|p| ids.contains(*p) && *p != raw(v, "id"))
+            .map(str::to_string)
+    };
+    let mut children: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let mut roots = Vec::new();
+    for item in items.iter().rev() {
+        match parent_of(item) {
+            Some(parent) => children.entry(parent).or_default().push(item.clone()),
+            None => roots.push(item.clone()),
+        }
+    }
+    roots.reverse();
+    let mut out = Vec::new();
+    let mut stack: Vec<(usize, Value)> = roots.into_iter().rev().map(|v| (0, v)).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((depth, item)) = stack.pop() {
+        let id = id_of(&item);
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        // Children were gathered oldest first; pushed newest first, the oldest pops first.
+        for child in children.remove(&id).unwrap_or_default().into_iter().rev() {
+            stack.push((depth + 1, child));
+        }
+        out.push((depth, item));
+    }
+    out
+}
+
+/// Prints what `profile edit` changed.
+pub fn profile_edited(value: &Value) {
+    let commons = value
+        .get("commons")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    println!(
+        "your profile is now: {}{}",
+        s(value, "name"),
+        match raw(value, "location") {
+            "" => String::new(),
+            place => format!(" ({})", line(place)),
+        }
+    );
+    println!("signed into your profile in {commons} commons; others see it after their next sync");
 }
 
 /// Prints an event's notes under its `show` (the rows of `note list --on EVENT`).

@@ -14,9 +14,12 @@ use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ListExtra, Released, Whoami,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ListExtra, ProfileEdited,
+    Released, Whoami,
 };
+use hedgerow_protocol::schema::search::Filter;
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
+use hedgerow_protocol::DocId;
 use serde::{Deserialize, Serialize};
 
 /// One command for the node.
@@ -52,6 +55,9 @@ pub enum Request {
         target: Option<String>,
         /// For a note: its kind.
         note_kind: Option<String>,
+        /// For a note: the note it answers (id or prefix); its target is the default `target`.
+        #[serde(default)]
+        reply_to: Option<String>,
         /// Further edits in the same first change.
         edits: Vec<Edit>,
     },
@@ -81,6 +87,15 @@ pub enum Request {
         kind: DocKind,
         /// For notes: only those on this design or event.
         target: Option<String>,
+        /// Tags every listed document carries (`--tag`, repeatable).
+        #[serde(default)]
+        tags: Vec<String>,
+        /// A design's stage (`--stage`).
+        #[serde(default)]
+        stage: Option<String>,
+        /// Text to find, case-insensitively, in the name, summary and build steps (`--search`).
+        #[serde(default)]
+        search: Option<String>,
     },
     /// A document's signed history.
     History {
@@ -289,6 +304,27 @@ pub enum Request {
         /// Document id or prefix.
         id: String,
     },
+    /// Change this person's display name, location or bio (`profile edit`), here and in the
+    /// profile document of every commons held.
+    ProfileEdit {
+        /// New display name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New location (empty clears it).
+        #[serde(default)]
+        location: Option<String>,
+        /// New bio (empty clears it).
+        #[serde(default)]
+        bio: Option<String>,
+    },
+    /// Everything a printable plan of a design shows (`design export`).
+    Plan {
+        /// Id or prefix.
+        id: String,
+        /// A release version to print instead of the current state.
+        #[serde(default)]
+        version: Option<String>,
+    },
     /// Withdraw a document this device created (`design/event/note retract`).
     Retract {
         /// Id or prefix.
@@ -412,8 +448,32 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             title,
             target,
             note_kind,
+            reply_to,
             mut edits,
         } => {
+            let target = match (reply_to, kind) {
+                (Some(reply_to), DocKind::Note) => {
+                    let (parent, parent_target) = reply_parent(replicas, &reply_to)?;
+                    if let Some(given) = &target {
+                        if replicas.resolve_doc(given, None)? != parent_target {
+                            return Err(NodeError::Invalid(format!(
+                                "note {parent} is on {parent_target}, and a reply goes on the same design or event; leave out --on"
+                            )));
+                        }
+                    }
+                    edits.push(Edit::Set {
+                        field: "reply_to".into(),
+                        value: parent.to_string(),
+                    });
+                    Some(parent_target.to_string())
+                }
+                (Some(_), _) => {
+                    return Err(NodeError::Invalid(
+                        "only a note can be a reply to a note".into(),
+                    ))
+                }
+                (None, _) => target,
+            };
             // Ids inside the edits are resolved first: a new design that derives from another
             // may take its commons from it.
             let named = replicas.resolve_references(None, kind, &mut edits)?;
@@ -469,6 +529,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             commons,
             kind,
             target,
+            tags,
+            stage,
+            search,
         } => {
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
@@ -479,23 +542,29 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 Some(target) if commons.is_none() => doc_commons(replicas, &target)?,
                 _ => replicas.resolve_commons(commons.as_deref())?,
             };
+            let filter = Filter::new(&tags, stage.as_deref(), search.as_deref())
+                .map_err(schema::EditError::from)?;
             let mut out = Vec::new();
             let attribution = replicas.attribution(commons);
             for (id, summary) in replicas.list(&commons, kind)? {
-                if let Some(target) = &target {
-                    let replica = replicas.replica(&id)?;
-                    if schema::facts::note_target(replica.doc()) != Some(*target) {
+                // Only a filtered list reads documents; a plain one stays on the summaries.
+                let needs_doc = target.is_some() || !filter.is_empty();
+                let (matched, reply_to) = if needs_doc {
+                    let doc = replicas.replica(&id)?.doc();
+                    if target.is_some() && schema::facts::note_target(doc) != target {
                         continue;
                     }
-                }
-                out.push(list_item(
-                    replicas,
-                    &attribution,
-                    commons,
-                    id,
-                    kind,
-                    summary,
-                )?);
+                    let Some(matched) = filter.matches(doc, kind) else {
+                        continue;
+                    };
+                    (matched, schema::facts::note_reply_to(doc))
+                } else {
+                    (Vec::new(), None)
+                };
+                let mut item = list_item(replicas, &attribution, commons, id, kind, summary)?;
+                item.matched = matched;
+                item.reply_to = reply_to;
+                out.push(item);
             }
             Ok(Reply::DocList(out))
         }
@@ -678,6 +747,25 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             };
             Ok(Reply::Resolved(replicas.resolve(&id, &field, &choice)?))
         }
+        Request::ProfileEdit {
+            name,
+            location,
+            bio,
+        } => {
+            let changed = replicas.edit_profile(name, location, bio)?;
+            let profile = replicas.local_profile().clone();
+            Ok(Reply::ProfileEdited(ProfileEdited {
+                name: profile.name,
+                location: profile.location,
+                bio: profile.bio,
+                commons: changed,
+            }))
+        }
+        Request::Plan { id, version } => {
+            let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            replicas.refuse_withheld(&id)?;
+            Ok(Reply::Plan(replicas.plan(&id, version.as_deref())?))
+        }
     }
 }
 
@@ -735,6 +823,18 @@ fn new_doc_commons(
         (Err(NodeError::ChooseCommons(_)), Some(named)) if chosen.is_none() => Ok(named),
         (result, _) => result,
     }
+}
+
+/// The note a reply answers, and the design or event that note is on.
+fn reply_parent(replicas: &mut Replicas, given: &str) -> Result<(DocId, DocId), NodeError> {
+    let parent = replicas.resolve_doc(given, Some(DocKind::Note))?;
+    replicas.refuse_withheld(&parent)?;
+    let target = schema::facts::note_target(replicas.replica(&parent)?.doc()).ok_or_else(|| {
+        NodeError::Invalid(format!(
+            "note {parent} names no design or event, so it cannot be answered"
+        ))
+    })?;
+    Ok((parent, target))
 }
 
 fn commons_info(
@@ -805,6 +905,8 @@ fn list_item(
         updated_at: summary.updated_at,
         creator,
         creator_name,
+        matched: Vec::new(),
+        reply_to: None,
         extra,
     })
 }

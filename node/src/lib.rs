@@ -9,6 +9,8 @@
 //! - [`replicas`]: documents over the store; every mutation goes through it.
 //! - [`provenance`]: history, blame, forks, lineage, releases.
 //! - [`resolve`]: ids, prefixes and names as people type them.
+//! - [`profile`]: changing this person's name, location and bio after `init`.
+//! - [`plan`]: what a printable plan of a design shows.
 //! - [`api`] and [`reply`]: the command API, its requests and typed replies.
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
@@ -29,7 +31,9 @@ pub mod journal;
 pub mod key_backup;
 pub mod local_blocks;
 pub mod net;
+pub mod plan;
 pub mod private;
+pub mod profile;
 pub mod provenance;
 pub mod repair;
 pub mod replicas;

@@ -251,7 +251,7 @@ pub struct Replicas {
     pub(crate) certificate: Option<Vec<u8>>,
     /// The home directory, to keep a linked device's certificate once it arrives.
     pub(crate) home_root: std::path::PathBuf,
-    profile: LocalProfile,
+    pub(crate) profile: LocalProfile,
     peer_id: String,
     pub(crate) cache: HashMap<DocId, DocReplica>,
     outbox: Vec<LiveChange>,

@@ -87,6 +87,10 @@ pub enum Reply {
     Conflicts(Vec<crate::conflicts::DocConflicts>),
     /// `design/event/note resolve`.
     Resolved(crate::conflicts::Resolved),
+    /// `profile edit`.
+    ProfileEdited(ProfileEdited),
+    /// `design export`.
+    Plan(PlanReply),
 }
 
 impl Reply {
@@ -234,6 +238,12 @@ pub struct DocListItem {
     /// What an event's or a note's reader looks for first (nothing more for a design).
     #[serde(flatten)]
     pub extra: ListExtra,
+    /// With `--search`: the fields the text was found in (`name`, `summary`, `steps.2`...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// In a list of the notes on one design or event: the note this one answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<DocId>,
 }
 
 /// The kind-specific part of a [`DocListItem`].
@@ -260,6 +270,33 @@ pub enum ListExtra {
         /// The design or event it is on.
         target: Option<String>,
     },
+}
+
+/// A profile changed (`profile edit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileEdited {
+    /// The display name now.
+    pub name: String,
+    /// The location now.
+    pub location: String,
+    /// The bio now.
+    pub bio: String,
+    /// The commons whose profile document took a signed change.
+    pub commons: Vec<CommonsId>,
+}
+
+/// What a printable plan of a design shows (`design export`); the CLI lays it out.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReply {
+    /// The design as shown (at the release, when one was asked for).
+    pub design: ShownDocument,
+    /// The commons it belongs to.
+    pub commons: CommonsId,
+    /// That commons' name.
+    pub commons_name: String,
+    /// Display names of everyone who signed a change of it (a fork's parents' too), in the
+    /// order of their first change; an author without a known name as a short key.
+    pub authors: Vec<String>,
 }
 
 /// A fork just made (`design fork`).

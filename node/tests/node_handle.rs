@@ -104,6 +104,7 @@ async fn a_node_run_in_process_answers_typed_calls_and_syncs_over_loopback() {
                 title: "Broadfork".into(),
                 target: None,
                 note_kind: None,
+                reply_to: None,
                 edits: Vec::new(),
             })
             .await

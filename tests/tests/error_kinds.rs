@@ -105,6 +105,9 @@ fn a_refusal_gets_the_same_instruction_offline_and_through_serve() {
             commons: None,
             kind: DocKind::Design,
             target: None,
+            tags: Vec::new(),
+            stage: None,
+            search: None,
         },
     );
     assert_eq!(reply["kind"], "choose-commons", "{reply}");

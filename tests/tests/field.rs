@@ -294,6 +294,7 @@ fn generate(home: &TestHome, count: usize, seed: u64) -> String {
                 title: format!("Tool {i}: {}", sentence(&mut rng, 3)),
                 target: None,
                 note_kind: None,
+                reply_to: None,
                 edits,
             },
         )

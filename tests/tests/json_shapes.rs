@@ -106,6 +106,10 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("note edit: change", "string|null"),
     ("design blame: author", "string|null"),
     ("design blame: person", "string|null"),
+    ("event blame: author", "string|null"),
+    ("event blame: person", "string|null"),
+    ("note blame: author", "string|null"),
+    ("note blame: person", "string|null"),
     ("code", "string"),
     ("device", "string"),
     ("issued_at", "time|null"),
@@ -906,6 +910,27 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         "note list",
         "offline --on",
         &["note", "list", "--on", &event],
+    );
+    // History and blame answer alike for every kind.
+    out.run(
+        &a,
+        "event history",
+        "offline",
+        &["event", "history", &event],
+    );
+    out.run(&a, "note history", "offline", &["note", "history", &note]);
+    out.run(
+        &a,
+        "event blame",
+        "offline",
+        &["event", "blame", &event, "title"],
+    );
+    out.run(&a, "note blame", "offline", &["note", "blame", &note]);
+    out.run(
+        &a,
+        "profile edit",
+        "offline",
+        &["profile", "edit", "--set", "location=Wales"],
     );
     out.run(&a, "commons list", "offline", &["commons", "list"]);
     out.run(

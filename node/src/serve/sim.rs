@@ -1104,6 +1104,7 @@ fn a_blocked_authors_changes_do_not_cross_a_node_that_blocks_them() {
         title: title.into(),
         target: None,
         note_kind: None,
+        reply_to: None,
         edits: Vec::new(),
     };
     // Published live by 0, and offered by its pulls.

@@ -8,7 +8,7 @@
 //! people rewriting different steps (or different sentences of one step)
 //! offline merge cleanly, and steps can be added concurrently.
 
-use super::edit::{check_name, check_optional, Edit, EditContext};
+use super::edit::{check_name, check_optional, BomLine, Edit, EditContext};
 use super::error::{EditError, SchemaError};
 use super::read::View;
 use super::spec::{
@@ -233,18 +233,10 @@ pub(crate) fn apply<T: Transactable>(
         }
         Edit::MoveStep { from, to } => move_step(tx, *from, *to),
         Edit::AddBomLine { line } => {
-            line.check()?;
-            let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
-            parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
-            for (key, max, value) in [
-                ("unit", MAX_TAG_BYTES, &line.unit),
-                ("sourcing", MAX_STR_BYTES, &line.sourcing),
-                ("reference", MAX_STR_BYTES, &line.reference),
-            ] {
-                parts.extend(opt_part("bom", key, max, StrCheck::Free, value)?);
-            }
+            let parts = bom_parts(line)?;
             append_entry(tx, kind, FIELDS, "bom", parts)
         }
+        Edit::EditBomLine { position, line } => edit_bom_line(tx, *position, line),
         Edit::AddPart { part } => {
             part.check()?;
             let mut parts = vec![("name", ScalarValue::Str(part.name.trim().into()))];
@@ -345,6 +337,58 @@ pub(crate) fn apply<T: Transactable>(
         Edit::Release { version, heads } => release(tx, version, heads, ctx),
         generic => apply_generic(tx, kind, FIELDS, generic),
     }
+}
+
+/// The parts of a bill-of-materials line as stored, checked; absent parts left out.
+fn bom_parts(line: &BomLine) -> Result<Vec<(&'static str, ScalarValue)>, EditError> {
+    line.check()?;
+    let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
+    parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
+    for (key, max, value) in [
+        ("unit", MAX_TAG_BYTES, &line.unit),
+        ("sourcing", MAX_STR_BYTES, &line.sourcing),
+        ("reference", MAX_STR_BYTES, &line.reference),
+    ] {
+        parts.extend(opt_part("bom", key, max, StrCheck::Free, value)?);
+    }
+    Ok(parts)
+}
+
+/// Rewrites BOM line `position` key by key: only the parts that differ are written, so a
+/// concurrent edit of another part of the same line (or of another line) survives the merge.
+fn edit_bom_line<T: Transactable>(
+    tx: &mut T,
+    position: usize,
+    line: &BomLine,
+) -> Result<(), EditError> {
+    let parts = bom_parts(line)?;
+    let list = present(tx, "bom")?;
+    let index = entry_index("bom", position, count(tx, &list))?;
+    let entry = list
+        .as_ref()
+        .and_then(|list| View::new(&*tx, None).obj(list, index, ObjType::Map))
+        .ok_or_else(|| SchemaError::WrongType {
+            path: format!("bom.{position}"),
+            expected: BOM_LINE.describe(),
+            found: "something else".to_string(),
+        })?;
+    let written = |e| EditError::automerge("written", e);
+    for key in ["name", "quantity", "unit", "sourcing", "reference"] {
+        let current = tx
+            .get(&entry, key)
+            .map_err(|e| EditError::automerge("read", e))?;
+        match parts.iter().find(|(k, _)| *k == key) {
+            Some((_, value)) => {
+                let same = matches!(&current, Some((automerge::Value::Scalar(old), _)) if old.as_ref() == value);
+                if !same {
+                    tx.put(&entry, key, value.clone()).map_err(written)?;
+                }
+            }
+            None if current.is_some() => tx.delete(&entry, key).map_err(written)?,
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether a path names the releases or a part of one.

@@ -94,6 +94,13 @@ pub enum Edit {
         /// The line.
         line: BomLine,
     },
+    /// Rewrites a bill-of-materials line in place: parts given are set, parts left out removed.
+    EditBomLine {
+        /// 1-based line number.
+        position: usize,
+        /// The line as it should read.
+        line: BomLine,
+    },
     /// Removes a bill-of-materials line.
     RemoveBomLine {
         /// 1-based line number.
@@ -195,6 +202,7 @@ impl Edit {
             Edit::RemoveStep { .. } => "remove_step",
             Edit::MoveStep { .. } => "move_step",
             Edit::AddBomLine { .. } => "add_bom_line",
+            Edit::EditBomLine { .. } => "edit_bom_line",
             Edit::RemoveBomLine { .. } => "remove_bom_line",
             Edit::AddPart { .. } => "add_part",
             Edit::RemovePart { .. } => "remove_part",

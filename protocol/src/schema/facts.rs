@@ -55,6 +55,13 @@ pub fn derivative_of<R: ReadDoc>(doc: &R) -> Option<DocId> {
         .and_then(|id| id.parse().ok())
 }
 
+/// The note a note answers, when its `reply_to` holds a document id.
+pub fn note_reply_to<R: ReadDoc>(doc: &R) -> Option<DocId> {
+    View::new(doc, None)
+        .str(&ROOT, "reply_to")
+        .and_then(|parent| parent.parse().ok())
+}
+
 /// A design's licence expression for one part (`hardware`, `documentation` or `software`, with
 /// or without the `licence.` prefix); `None` when not set.
 pub fn licence<R: ReadDoc>(doc: &R, part: &str) -> Option<String> {

@@ -23,6 +23,7 @@ pub mod profile;
 mod read;
 mod render;
 mod rules;
+pub mod search;
 mod spec;
 mod tags;
 mod validate;
