@@ -520,8 +520,8 @@ pub enum DesignCommand {
     Export {
         /// Design id or prefix.
         id: String,
-        /// markdown or html.
-        #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "html"])]
+        /// markdown or html (any case).
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "html"], ignore_case = true)]
         format: String,
         /// Print the design as released under this version.
         #[arg(long)]
@@ -532,6 +532,9 @@ pub enum DesignCommand {
         /// With --out: replace the file if it exists.
         #[arg(long, requires = "out")]
         force: bool,
+        /// Print JSON: the plan's contents, or with --out what was written.
+        #[command(flatten)]
+        json: JsonFlag,
     },
     /// Make a derivative design whose history starts from this one.
     Fork {

@@ -301,7 +301,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             version,
             out,
             force,
-        }) => return export_plan(&home, id, &format, version, out.as_deref(), force),
+            json,
+        }) => {
+            let format = format.to_ascii_lowercase();
+            let to = PlanTo {
+                out: out.as_deref(),
+                force,
+                json: json.json,
+            };
+            return export_plan(&home, id, &format, version, to);
+        }
         Command::Profile(c) => profile_request(c)?,
         Command::Design(c) => design_request(c)?,
         Command::Event(c) => event_request(c)?,
@@ -1090,18 +1099,23 @@ fn export_plan(
     id: String,
     format: &str,
     version: Option<String>,
-    out: Option<&Path>,
-    force: bool,
+    to: PlanTo<'_>,
 ) -> Result<ExitCode> {
+    let PlanTo { out, force, json } = to;
     let reply = send(home, Request::Plan { id, version })?;
-    let plan: plan::Plan =
-        serde_json::from_value(reply).context("the node's plan reply has an unexpected shape")?;
+    let plan: plan::Plan = serde_json::from_value(reply.clone())
+        .context("the node's plan reply has an unexpected shape")?;
     let text = match format {
         "html" => plan::html(&plan),
         _ => plan::markdown(&plan),
     };
     let Some(path) = out else {
-        print!("{text}");
+        if json {
+            // What the plan is laid out from: a program renders it its own way.
+            output::json(&reply);
+        } else {
+            print!("{text}");
+        }
         return Ok(ExitCode::SUCCESS);
     };
     if force {
@@ -1110,8 +1124,26 @@ fn export_plan(
     } else {
         write_new_file(path, text.as_bytes())?;
     }
-    println!("wrote {}", output::line(&path.display().to_string()));
+    if json {
+        output::json(&serde_json::json!({
+            "path": path.display().to_string(),
+            "format": if format == "html" { "html" } else { "markdown" },
+            "bytes": text.len(),
+        }));
+    } else {
+        println!("wrote {}", output::line(&path.display().to_string()));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `design export` puts the plan, and how it reports.
+struct PlanTo<'a> {
+    /// The file to write, or standard output.
+    out: Option<&'a Path>,
+    /// Replace an existing file.
+    force: bool,
+    /// Report as JSON.
+    json: bool,
 }
 
 /// Writes a file that must not exist yet: a synced temp file beside it, linked into place

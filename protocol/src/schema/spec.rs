@@ -243,7 +243,8 @@ pub(crate) fn check_str(
         StrCheck::Tag => Ok(value.to_string()),
         StrCheck::OneOf(choices) => choices
             .iter()
-            .find(|c| c.eq_ignore_ascii_case(value))
+            // Spelt as people type it (`In Use`, `production_ready`), like tags.
+            .find(|c| super::same_tag(c, value))
             .map(|c| (*c).to_string())
             .ok_or_else(|| ValueError::NotAChoice {
                 field: path.to_string(),
@@ -467,6 +468,13 @@ mod tests {
             check_str("stage", 64, StrCheck::OneOf(stages), " Prototype "),
             Ok("prototype".into())
         );
+        let two_words: &'static [&'static str] = &["production-ready", "in-use"];
+        for typed in ["Production_Ready", "production ready", "In-Use"] {
+            assert!(
+                check_str("stage", 64, StrCheck::OneOf(two_words), typed).is_ok(),
+                "{typed}"
+            );
+        }
         assert!(matches!(
             check_str("stage", 64, StrCheck::OneOf(stages), "banana"),
             Err(ValueError::NotAChoice { .. })
