@@ -177,14 +177,22 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
     println!("== event {event_id} created with 2 notes");
 
     println!("\n== the design as released (1.0):");
-    output::document(&json(execute(
+    let mut released = json(execute(
         &mut node,
         Request::DocShow {
             id: design_id.clone(),
             kind: DocKind::Design,
             version: Some("1.0".into()),
         },
-    )?)?);
+    )?)?;
+    // Names beside keys, as `design show` prints them.
+    released["names"] = json(execute(
+        &mut node,
+        Request::Names {
+            id: design_id.clone(),
+        },
+    )?)?;
+    output::document(&released);
     println!("\n== signed history of the fork (inherited changes first):");
     output::history(&json(execute(
         &mut node,
