@@ -644,8 +644,12 @@ pub fn attached_notes(value: &Value) {
     println!("notes ({}):", items.len());
     for item in items.iter().rev() {
         let creator = raw(item, "creator");
+        let reply = match item.get("reply_to").and_then(Value::as_str) {
+            Some(parent) => format!(", a reply to {}", short_key(parent)),
+            None => String::new(),
+        };
         println!(
-            "  {}  {}  by {}  ({})",
+            "  {}  {}  by {}  ({}{reply})",
             item.get("updated_at").map(when).unwrap_or_default(),
             s(item, "kind"),
             named(creator, item.get("creator_name").and_then(Value::as_str)),
