@@ -498,7 +498,8 @@ fn event_dates(item: &Value) -> String {
 pub fn doc_list(value: &Value, kind: &str) {
     let items = value.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no {kind}s here yet");
+        // Said the same whether nothing is held or nothing matched a filter.
+        println!("no {kind}s");
         return;
     }
     // Replies follow the note they answer, indented under it.
