@@ -55,7 +55,11 @@ fn the_walkthrough_typed_as_people_type_it() {
         &["design", "edit", &design[..5], "--stdin", "how_it_works"],
         b"A drum with chevron blades rolls the crop flat.\n",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A second commons: commands given an id or a name still find their commons.
     farm.json(&["commons", "create", "Seed library"]);
@@ -133,7 +137,10 @@ fn the_walkthrough_typed_as_people_type_it() {
     ]);
     let found = ids(&by_tag);
     assert!(found.contains(&design), "{by_tag}");
-    assert!(found.contains(&fork), "a fork keeps tags and stage: {by_tag}");
+    assert!(
+        found.contains(&fork),
+        "a fork keeps tags and stage: {by_tag}"
+    );
     let by_step = farm.json(&[
         "design",
         "list",
@@ -247,7 +254,10 @@ fn a_conflict_seen_and_settled_by_name_and_prefix() {
         .iter()
         .map(|c| c["field"].as_str().unwrap())
         .collect();
-    assert!(fields.contains(&"steps.1") && fields.contains(&"stage"), "{open}");
+    assert!(
+        fields.contains(&"steps.1") && fields.contains(&"stage"),
+        "{open}"
+    );
     let step = conflicts.iter().find(|c| c["field"] == "steps.1").unwrap();
     let hub_side = step["sides"]
         .as_array()
@@ -259,9 +269,21 @@ fn a_conflict_seen_and_settled_by_name_and_prefix() {
     let take = hub_side["change"].as_str().unwrap()[..8].to_uppercase();
 
     farm.json(&[
-        "design", "resolve", "roller crimper", "steps.1", "--take", &take,
+        "design",
+        "resolve",
+        "roller crimper",
+        "steps.1",
+        "--take",
+        &take,
     ]);
-    farm.json(&["design", "resolve", &design[..5], "stage", "--text", "In Use"]);
+    farm.json(&[
+        "design",
+        "resolve",
+        &design[..5],
+        "stage",
+        "--text",
+        "In Use",
+    ]);
     assert_eq!(
         farm.json(&["design", "conflicts", "roller crimper"]),
         serde_json::json!([])
