@@ -191,6 +191,13 @@ fn tags_differing_in_case_or_separators_are_one_tag() {
     home.ok(&["design", "edit", &design, "--untag", "no till"]);
     assert_eq!(tags(&home, &design), vec!["cover crops"]);
     home.fail(&["design", "edit", &design, "--tag", " - _ "]);
+    // Events take tags by the same rule.
+    let event = id(&home.json(&["event", "new", "Build day", "--tag", "No-Till"]));
+    home.ok(&["event", "edit", &event, "--tag", "no till"]);
+    assert_eq!(
+        home.json(&["event", "show", &event])["tags"],
+        serde_json::json!(["No-Till"])
+    );
 }
 
 #[test]

@@ -87,27 +87,9 @@ impl Filter {
     }
 }
 
-/// Whether two tags name the same thing: `no-till`, `No-Till`, `no till` and `no_till` do.
-///
-/// Tags keep the spelling their writer gave; only matching ignores case and separators.
-pub fn same_tag(a: &str, b: &str) -> bool {
-    tag_key(a) == tag_key(b)
-}
-
-/// A tag's matching form: lowercase, runs of spaces, `_` and `-` as one `-`.
-fn tag_key(tag: &str) -> String {
-    let mut key = String::with_capacity(tag.len());
-    for word in tag
-        .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
-        .filter(|w| !w.is_empty())
-    {
-        if !key.is_empty() {
-            key.push('-');
-        }
-        key.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    key
-}
+/// Whether two tags name the same thing (one rule for edits, display and filters: see
+/// [`super::normalise_tag`]).
+pub use super::tags::same_tag;
 
 /// The texts a search looks in, by field (each build step on its own, as `steps.N`).
 fn searched_texts<R: ReadDoc>(view: &View<'_, R>, kind: DocKind) -> Vec<(String, String)> {
