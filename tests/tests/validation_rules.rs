@@ -114,6 +114,8 @@ fn derivative_of_names_a_design_and_lineage_shows_it() {
     let lineage = home.json(&["design", "lineage", &parent]);
     assert_eq!(lineage["derivatives"][0]["id"], child.as_str(), "{lineage}");
     assert_eq!(lineage["derivatives"][0]["parent"], parent.as_str());
+    let human = home.ok(&["design", "lineage", &parent]);
+    assert!(human.contains("Crimper v2"), "{human}");
     // A grandchild by declaration is the parent's derivative too; a loop is refused.
     let grandchild = id(&home.json(&[
         "design",
