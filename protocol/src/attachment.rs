@@ -32,8 +32,31 @@ pub const MAX_RECORDED_SIZE: u64 = 1 << 53;
 pub const MAX_MEDIA_TYPE_BYTES: usize = 127;
 
 /// The BLAKE3 hash of a file's bytes: the name it is stored and fetched under.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Serialised as its hex text in JSON, as its 32 bytes in postcard (summaries).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobHash(pub [u8; 32]);
+
+impl Serialize for BlobHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlobHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(BlobHash)
+        }
+    }
+}
 
 impl BlobHash {
     /// The hash of `bytes` (for small inputs; the node hashes files while streaming them).
