@@ -479,3 +479,22 @@ fn a_damaged_blob_in_a_bundle_is_reported_and_the_rest_imports() {
     assert!(err.contains("not on this node yet"), "{err}");
     b.ok(&["verify"]);
 }
+
+/// While `serve` holds the store, attaching goes through its control socket, `design file`
+/// reads the blob store directly, and `status --json` counts the blobs held.
+#[test]
+fn files_work_through_a_running_node_and_status_counts_blobs() {
+    let (a, _, design) = farm("Ada");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = bytes(15, 70_000);
+    let node = hedgerow_tests::net::ServeNode::start(a, &[]);
+    let before = node.status();
+    assert_eq!(before["blobs"]["held"], 0);
+    node.ok(&["design", "attach", &design, &file(dir.path(), "plan.pdf", &plan)]);
+    assert_eq!(stdout_of(&node, &["design", "file", &design, "plan.pdf"]), plan);
+    let status = node.status();
+    assert_eq!(status["blobs"]["held"], 1);
+    assert_eq!(status["blobs"]["bytes"], 70_000);
+    assert_eq!(status["blobs"]["in_flight"], 0);
+    assert_eq!(node.json(&["verify"])["blobs"]["checked"], 1);
+}
