@@ -673,7 +673,7 @@ pub fn decode_blob_header(
 /// Marks an encoded bundle (records and checksum) as followed by a blob section (format 3).
 ///
 /// The checksum covers the format byte, so it is recomputed; the records are unchanged.
-pub fn mark_with_blobs(bundle: &mut Vec<u8>) {
+pub fn mark_with_blobs(bundle: &mut [u8]) {
     if bundle.len() < BUNDLE_MAGIC.len() + 1 + CHECKSUM_LEN {
         return;
     }

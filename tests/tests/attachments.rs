@@ -408,7 +408,7 @@ fn files_travel_by_usb_and_a_summary_leaves_out_what_is_held() {
     assert_eq!(exported["files"]["already_held"], 3);
     let back_len = std::fs::metadata(&back).unwrap().len();
     assert!(
-        back_len >= 80_000 + 96 && back_len < 80_000 + 96 + 8_000,
+        (80_000 + 96..80_000 + 96 + 8_000).contains(&back_len),
         "only the new file and one change: {back_len} bytes"
     );
     b.ok(&["bundle", "import", back_arg]);
@@ -490,8 +490,16 @@ fn files_work_through_a_running_node_and_status_counts_blobs() {
     let node = hedgerow_tests::net::ServeNode::start(a, &[]);
     let before = node.status();
     assert_eq!(before["blobs"]["held"], 0);
-    node.ok(&["design", "attach", &design, &file(dir.path(), "plan.pdf", &plan)]);
-    assert_eq!(stdout_of(&node, &["design", "file", &design, "plan.pdf"]), plan);
+    node.ok(&[
+        "design",
+        "attach",
+        &design,
+        &file(dir.path(), "plan.pdf", &plan),
+    ]);
+    assert_eq!(
+        stdout_of(&node, &["design", "file", &design, "plan.pdf"]),
+        plan
+    );
     let status = node.status();
     assert_eq!(status["blobs"]["held"], 1);
     assert_eq!(status["blobs"]["bytes"], 70_000);

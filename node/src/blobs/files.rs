@@ -543,7 +543,11 @@ impl Replicas {
             report.blobs.checked += 1;
             report.problems.push(crate::verify::Problem::new(
                 crate::verify::ProblemKind::DamagedBlob,
-                format!("blob {hash} ({}) {damage}", referrers.describe()),
+                format!(
+                    "blob {hash} ({}) at {} {damage}",
+                    referrers.describe(),
+                    store.path(hash).display()
+                ),
             ));
         }
         Ok(())
