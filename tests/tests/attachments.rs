@@ -506,3 +506,58 @@ fn files_work_through_a_running_node_and_status_counts_blobs() {
     assert_eq!(status["blobs"]["in_flight"], 0);
     assert_eq!(node.json(&["verify"])["blobs"]["checked"], 1);
 }
+
+/// A bundle whose files would take a commons past the importing node's quota: the files that
+/// fit are stored, the next one is refused by name (non-zero exit), the documents all arrive.
+#[test]
+fn a_bundle_import_keeps_to_the_commons_quota() {
+    let (a, commons, design) = farm("Ada");
+    let dir = tempfile::tempdir().unwrap();
+    let first = bytes(16, 60_000);
+    let second = bytes(17, 60_000);
+    a.ok(&[
+        "design",
+        "attach",
+        &design,
+        &file(dir.path(), "a.pdf", &first),
+    ]);
+    a.ok(&[
+        "design",
+        "attach",
+        &design,
+        &file(dir.path(), "b.pdf", &second),
+    ]);
+    let stick = dir.path().join("stick.bundle");
+    a.ok(&["bundle", "export", stick.to_str().unwrap(), "--with-files"]);
+    let b = TestHome::init("Bea");
+    std::fs::write(
+        b.path().join("config.json"),
+        r#"{"files": {"commons_quota_bytes": 100000}}"#,
+    )
+    .unwrap();
+    let out = b.run(&[
+        "bundle",
+        "import",
+        stick.to_str().unwrap(),
+        "--commons",
+        &commons,
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"]["stored"], 1);
+    let refused = report["files"]["damaged"].as_array().unwrap();
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0]["error"].as_str().unwrap().contains("quota"),
+        "{report}"
+    );
+    assert_eq!(
+        b.json(&["design", "files", &design])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(blob_files(&b).len(), 1);
+}
