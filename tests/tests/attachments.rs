@@ -561,3 +561,63 @@ fn a_bundle_import_keeps_to_the_commons_quota() {
     );
     assert_eq!(blob_files(&b).len(), 1);
 }
+
+/// A bundle cut short inside its second file (pulled out of the laptop too early): the
+/// documents and the first file are kept, the cut one is named, nothing partial is kept.
+#[test]
+fn a_bundle_cut_inside_a_file_keeps_what_came_before() {
+    let (a, commons, design) = farm("Ada");
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (bytes(18, 50_000), bytes(19, 50_000));
+    a.ok(&[
+        "design",
+        "attach",
+        &design,
+        &file(dir.path(), "one.pdf", &one),
+    ]);
+    a.ok(&[
+        "design",
+        "attach",
+        &design,
+        &file(dir.path(), "two.pdf", &two),
+    ]);
+    let stick = dir.path().join("stick.bundle");
+    a.ok(&["bundle", "export", stick.to_str().unwrap(), "--with-files"]);
+    let raw = std::fs::read(&stick).unwrap();
+    // Blobs are sorted by hash: cut in the middle of the one written second.
+    let (first, second) = if BlobHash::of(&one) < BlobHash::of(&two) {
+        (&one, &two)
+    } else {
+        (&two, &one)
+    };
+    let at = raw
+        .windows(64)
+        .position(|w| w == &second[..64])
+        .expect("the second file is in the bundle");
+    std::fs::write(&stick, &raw[..at + 20_000]).unwrap();
+    let b = TestHome::init("Bea");
+    let out = b.run(&[
+        "bundle",
+        "import",
+        stick.to_str().unwrap(),
+        "--commons",
+        &commons,
+        "--json",
+    ]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"]["stored"], 1);
+    assert_eq!(
+        report["files"]["damaged"][0]["hash"],
+        BlobHash::of(second).to_hex()
+    );
+    assert_eq!(blob_files(&b), vec![blob_path(&b, &BlobHash::of(first))]);
+    assert_eq!(
+        b.json(&["design", "files", &design])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    b.ok(&["verify"]);
+}

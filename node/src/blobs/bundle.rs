@@ -346,10 +346,15 @@ pub fn import_from_file(
             }),
         }
         if truncated {
-            files.damaged.push(DamagedBlob {
-                hash: hash.to_hex(),
-                error: "the bundle ends inside this file; copy it again".into(),
-            });
+            let error = "the bundle ends inside this file; copy it again".to_string();
+            match files.damaged.last_mut() {
+                // Refused already for its size: say why in words.
+                Some(last) if last.hash == hash.to_hex() => last.error = error,
+                _ => files.damaged.push(DamagedBlob {
+                    hash: hash.to_hex(),
+                    error,
+                }),
+            }
             break;
         }
     }
