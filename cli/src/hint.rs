@@ -161,6 +161,9 @@ pub fn problem(kind: ProblemKind) -> Option<&'static str> {
         ProblemKind::RefusedByCharter => {
             Some("run `hedgerow verify --rebuild` to take them out of their documents")
         }
+        ProblemKind::DamagedBlob => Some(
+            "delete that file and import a bundle exported `--with-files` by a node that has it",
+        ),
         ProblemKind::BadCommons
         | ProblemKind::GenesisMismatch
         | ProblemKind::OrphanDocument

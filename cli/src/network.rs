@@ -272,6 +272,7 @@ mod tests {
         let file = HomeConfig {
             peers: Vec::new(),
             listen: vec!["/ip4/127.0.0.1/tcp/4800".into()],
+            ..HomeConfig::default()
         };
         let config = serve_config(&parsed(&[]), &file).expect("config");
         assert_eq!(listen(&config), ["/ip4/127.0.0.1/tcp/4800"]);
@@ -281,6 +282,7 @@ mod tests {
         let bad = HomeConfig {
             peers: Vec::new(),
             listen: vec!["everywhere".into()],
+            ..HomeConfig::default()
         };
         let error = serve_config(&parsed(&[]), &bad).unwrap_err();
         assert!(

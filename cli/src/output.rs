@@ -992,7 +992,7 @@ pub fn lineage(value: &Value) {
         println!("derivatives known here:");
         for d in derivatives {
             println!(
-                "  {}  {}  (forked from {})",
+                "  {}  {}  (derives from {})",
                 s(&d, "id"),
                 s(&d, "name"),
                 short(&d, "parent", 8)

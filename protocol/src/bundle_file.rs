@@ -33,7 +33,21 @@
 //! `{commons}`, what its node holds; format 2 adds `pending`, the commons its node asked for
 //! and does not hold yet, so that together they name every commons the node wants. Both are
 //! read; format 2 is written.
+//! Format 3 (written when its node holds attachment blobs) adds `blobs`, the hashes of the
+//! blobs held, so an export `--with-files` leaves them out.
+//!
+//! A bundle written with files (format 3) is a format 1 or 2 bundle (its records and checksum,
+//! with the format byte 3) followed by a blob section, which is streamed, never held whole:
+//!
+//! ```text
+//! { hash: 32 bytes | size: u64 LE | check: first 8 bytes of BLAKE3(hash | size) | size bytes }*
+//! 32 zero bytes | 0u64 | check (end of blobs)
+//! ```
+//!
+//! Blobs are sorted by hash. Each blob proves itself (its bytes must hash to its name), so a
+//! damaged one is skipped and the next read; a damaged header ends the section.
 
+use crate::attachment::BlobHash;
 use crate::encoding::{decode, encode, DecodeError};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 use crate::sync::{Clock, DocPayload, HeadsDigest};
@@ -50,14 +64,21 @@ pub const SUMMARY_MAGIC: &[u8] = b"HEDGEROW-SUMMARY";
 pub const FILE_FORMAT_V1: u8 = 1;
 /// The file format of a bundle that holds [`Record::Sealed`] records (a private commons').
 pub const FILE_FORMAT_V2: u8 = 2;
+/// The file format of a bundle followed by a blob section (`bundle export --with-files`), and
+/// of a summary that lists the blobs its node holds.
+pub const FILE_FORMAT_V3: u8 = 3;
+/// The summary format that lists blobs held.
+pub const SUMMARY_FORMAT_V3: u8 = 3;
+/// Bytes of one blob header of a bundle's blob section.
+pub const BLOB_HEADER_LEN: usize = 32 + 8 + 8;
 /// Largest record a bundle may hold; a larger length prefix means a damaged file.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of the trailing BLAKE3 checksum.
 pub const CHECKSUM_LEN: usize = 32;
 /// Bytes of a record's length prefix.
-const LEN_PREFIX: usize = 4;
+pub const LEN_PREFIX: usize = 4;
 /// Bytes of a record's own check (a BLAKE3 prefix: enough against accidents, not meant against forgers).
-const RECORD_CHECK_LEN: usize = 8;
+pub const RECORD_CHECK_LEN: usize = 8;
 
 /// Which of the two sneakernet files is meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +228,14 @@ struct SummaryBodyV2 {
     pending: Vec<CommonsId>,
 }
 
+/// The body of a format-3 summary file: format 2's and the blobs its node holds, sorted.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV3 {
+    commons: Vec<CommonsState>,
+    pending: Vec<CommonsId>,
+    blobs: Vec<BlobHash>,
+}
+
 /// What a node holds of one commons.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommonsState {
@@ -269,7 +298,7 @@ pub enum BundleFileError {
         found: FileKind,
     },
     /// Written by a newer Hedgerow.
-    #[error("{kind} file has format version {version}; this build reads versions {FILE_FORMAT_V1} and {FILE_FORMAT_V2}; upgrade hedgerow")]
+    #[error("{kind} file has format version {version}; this build reads versions {FILE_FORMAT_V1} to {FILE_FORMAT_V3}; upgrade hedgerow")]
     UnsupportedVersion {
         /// The file kind.
         kind: FileKind,
@@ -525,7 +554,9 @@ fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> 
             part: "header",
             offset: 0,
         }),
-        Some(&FILE_FORMAT_V1) | Some(&FILE_FORMAT_V2) => Ok(magic.len() + 1),
+        Some(&FILE_FORMAT_V1) | Some(&FILE_FORMAT_V2) | Some(&FILE_FORMAT_V3) => {
+            Ok(magic.len() + 1)
+        }
         Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
     }
 }
@@ -581,6 +612,45 @@ pub fn encode_summary(summary: &Summary) -> Vec<u8> {
 
 /// Reads a summary file; any damage is an error (a summary is small: write a new one).
 pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
+    decode_summary_with_blobs(bytes).map(|(summary, _)| summary)
+}
+
+/// Writes a summary as [`encode_summary`] does, with the blobs its node holds (format 3;
+/// with no blobs, format 2).
+pub fn encode_summary_with_blobs(summary: &Summary, blobs: &[BlobHash]) -> Vec<u8> {
+    if blobs.is_empty() {
+        return encode_summary(summary);
+    }
+    let v2 = encode_summary(summary);
+    // The sorted format-2 body, between the header and the checksum.
+    let body: SummaryBodyV2 = match decode(
+        &v2[SUMMARY_MAGIC.len() + 1..v2.len() - CHECKSUM_LEN],
+        "bundle summary",
+    ) {
+        Ok(body) => body,
+        // Our own encoding always decodes; were it not to, the summary without blobs is still right.
+        Err(_) => return v2,
+    };
+    let mut blobs = blobs.to_vec();
+    blobs.sort();
+    blobs.dedup();
+    let body = SummaryBodyV3 {
+        commons: body.commons,
+        pending: body.pending,
+        blobs,
+    };
+    let mut out = SUMMARY_MAGIC.to_vec();
+    out.push(SUMMARY_FORMAT_V3);
+    out.extend(encode(&body));
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    out
+}
+
+/// Reads a summary file of any format, with the blobs it lists (none before format 3).
+pub fn decode_summary_with_blobs(
+    bytes: &[u8],
+) -> Result<(Summary, Vec<BlobHash>), BundleFileError> {
     let kind = FileKind::Summary;
     let start = check_header(bytes, kind)?;
     if bytes.len() < start + CHECKSUM_LEN {
@@ -594,21 +664,101 @@ pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
     let end = bytes.len() - CHECKSUM_LEN;
     check_checksum(bytes, end, kind)?;
     let body = &bytes[start..end];
-    if bytes[start - 1] == FILE_FORMAT_V1 {
-        let v1: SummaryBodyV1 =
-            decode(body, "bundle summary").map_err(BundleFileError::BadSummary)?;
-        return Ok(Summary {
-            commons: v1.commons,
-            pending: Vec::new(),
-            names_wants: false,
-        });
+    let bad = BundleFileError::BadSummary;
+    match bytes[start - 1] {
+        FILE_FORMAT_V1 => {
+            let v1: SummaryBodyV1 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v1.commons,
+                    pending: Vec::new(),
+                    names_wants: false,
+                },
+                Vec::new(),
+            ))
+        }
+        FILE_FORMAT_V2 => {
+            let v2: SummaryBodyV2 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v2.commons,
+                    pending: v2.pending,
+                    names_wants: true,
+                },
+                Vec::new(),
+            ))
+        }
+        _ => {
+            let v3: SummaryBodyV3 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v3.commons,
+                    pending: v3.pending,
+                    names_wants: true,
+                },
+                v3.blobs,
+            ))
+        }
     }
-    let v2: SummaryBodyV2 = decode(body, "bundle summary").map_err(BundleFileError::BadSummary)?;
-    Ok(Summary {
-        commons: v2.commons,
-        pending: v2.pending,
-        names_wants: true,
-    })
+}
+
+/// The header of one blob in a bundle's blob section (the end marker for `None`).
+pub fn encode_blob_header(blob: Option<(BlobHash, u64)>) -> [u8; BLOB_HEADER_LEN] {
+    let (hash, size) = blob.unwrap_or((BlobHash([0; 32]), 0));
+    let mut out = [0u8; BLOB_HEADER_LEN];
+    out[..32].copy_from_slice(&hash.0);
+    out[32..40].copy_from_slice(&size.to_le_bytes());
+    let check = blake3::hash(&out[..40]);
+    out[40..].copy_from_slice(&check.as_bytes()[..8]);
+    out
+}
+
+/// Why a blob header of a bundle's blob section cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobHeaderError {
+    /// Its check does not match: the section is damaged from here on.
+    #[error("the header of a file in the bundle is damaged; the files after it cannot be read")]
+    Damaged,
+}
+
+/// Reads a blob header: `Some((hash, size))`, or `None` at the end of the section.
+///
+/// Errors: [`BlobHeaderError::Damaged`].
+pub fn decode_blob_header(
+    header: &[u8; BLOB_HEADER_LEN],
+) -> Result<Option<(BlobHash, u64)>, BlobHeaderError> {
+    let check = blake3::hash(&header[..40]);
+    if header[40..] != check.as_bytes()[..8] {
+        return Err(BlobHeaderError::Damaged);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&header[..32]);
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&header[32..40]);
+    let size = u64::from_le_bytes(size);
+    if hash == [0; 32] && size == 0 {
+        return Ok(None);
+    }
+    Ok(Some((BlobHash(hash), size)))
+}
+
+/// Marks an encoded bundle (records and checksum) as followed by a blob section (format 3).
+///
+/// The checksum covers the format byte, so it is recomputed; the records are unchanged.
+pub fn mark_with_blobs(bundle: &mut [u8]) {
+    if bundle.len() < BUNDLE_MAGIC.len() + 1 + CHECKSUM_LEN {
+        return;
+    }
+    bundle[BUNDLE_MAGIC.len()] = FILE_FORMAT_V3;
+    let end = bundle.len() - CHECKSUM_LEN;
+    let checksum = blake3::hash(&bundle[..end]);
+    bundle[end..].copy_from_slice(checksum.as_bytes());
+}
+
+/// Whether a bundle's header says a blob section follows its records.
+pub fn has_blob_section(bundle_start: &[u8]) -> bool {
+    bundle_start.starts_with(BUNDLE_MAGIC)
+        && bundle_start.get(BUNDLE_MAGIC.len()) == Some(&FILE_FORMAT_V3)
 }
 
 #[cfg(test)]
@@ -815,11 +965,12 @@ mod tests {
             Some(BundleFileError::NotHedgerowFile { .. })
         ));
         let mut future = encode_bundle(sections()).unwrap();
-        // Version 2 (sealed records) is read since private commons; 3 is a future one.
-        future[BUNDLE_MAGIC.len()] = 3;
+        // Version 2 (sealed records) is read since private commons, 3 (files) since
+        // attachments; 4 is a future one.
+        future[BUNDLE_MAGIC.len()] = 4;
         assert!(matches!(
             decode_bundle(&future).damage,
-            Some(BundleFileError::UnsupportedVersion { version: 3, .. })
+            Some(BundleFileError::UnsupportedVersion { version: 4, .. })
         ));
         let summary = encode_summary(&Summary::default());
         assert!(matches!(
@@ -864,11 +1015,12 @@ mod tests {
         // A node that holds and asked for nothing has chosen nothing: offered everything.
         let fresh = decode_summary(&encode_summary(&Summary::default())).unwrap();
         assert!(fresh.names_wants && fresh.wants(&CommonsId([2; 32])));
+        // Format 3 lists blobs held (attachments); 4 is a future one.
         let mut future = again.clone();
-        future[SUMMARY_MAGIC.len()] = 3;
+        future[SUMMARY_MAGIC.len()] = 4;
         assert!(matches!(
             decode_summary(&future),
-            Err(BundleFileError::UnsupportedVersion { version: 3, .. })
+            Err(BundleFileError::UnsupportedVersion { version: 4, .. })
         ));
     }
 
@@ -926,5 +1078,43 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Format 2 summaries list blobs (a summary without blobs stays format 1), blob headers
+    /// catch their own damage, and a bundle marked as followed by blobs keeps its records.
+    #[test]
+    fn summaries_list_blobs_and_blob_headers_check_themselves() {
+        let summary = Summary {
+            pending: vec![CommonsId([4; 32])],
+            ..Summary::default()
+        };
+        let v3 = encode_summary_with_blobs(&summary, &[BlobHash([2; 32]), BlobHash([1; 32])]);
+        assert_eq!(v3[SUMMARY_MAGIC.len()], SUMMARY_FORMAT_V3);
+        let (back, listed) = decode_summary_with_blobs(&v3).unwrap();
+        assert_eq!(back.pending, summary.pending);
+        assert!(back.names_wants);
+        assert_eq!(listed, vec![BlobHash([1; 32]), BlobHash([2; 32])]);
+        assert_eq!(decode_summary(&v3).unwrap(), back);
+        let v2 = encode_summary_with_blobs(&summary, &[]);
+        assert_eq!(v2, encode_summary(&summary));
+        assert_eq!(v2[SUMMARY_MAGIC.len()], FILE_FORMAT_V2);
+        assert_eq!(decode_summary_with_blobs(&v2).unwrap().1, vec![]);
+
+        let header = encode_blob_header(Some((BlobHash([7; 32]), 1234)));
+        assert_eq!(
+            decode_blob_header(&header),
+            Ok(Some((BlobHash([7; 32]), 1234)))
+        );
+        assert_eq!(decode_blob_header(&encode_blob_header(None)), Ok(None));
+        let mut bad = header;
+        bad[33] ^= 1;
+        assert_eq!(decode_blob_header(&bad), Err(BlobHeaderError::Damaged));
+
+        let mut bundle = encode_bundle(sections()).unwrap();
+        let records = decode_bundle(&bundle).into_result().unwrap();
+        assert!(!has_blob_section(&bundle));
+        mark_with_blobs(&mut bundle);
+        assert!(has_blob_section(&bundle));
+        assert_eq!(decode_bundle(&bundle).into_result().unwrap(), records);
     }
 }

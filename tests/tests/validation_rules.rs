@@ -114,6 +114,8 @@ fn derivative_of_names_a_design_and_lineage_shows_it() {
     let lineage = home.json(&["design", "lineage", &parent]);
     assert_eq!(lineage["derivatives"][0]["id"], child.as_str(), "{lineage}");
     assert_eq!(lineage["derivatives"][0]["parent"], parent.as_str());
+    let human = home.ok(&["design", "lineage", &parent]);
+    assert!(human.contains("Crimper v2"), "{human}");
     // A grandchild by declaration is the parent's derivative too; a loop is refused.
     let grandchild = id(&home.json(&[
         "design",
@@ -191,6 +193,13 @@ fn tags_differing_in_case_or_separators_are_one_tag() {
     home.ok(&["design", "edit", &design, "--untag", "no till"]);
     assert_eq!(tags(&home, &design), vec!["cover crops"]);
     home.fail(&["design", "edit", &design, "--tag", " - _ "]);
+    // Events take tags by the same rule.
+    let event = id(&home.json(&["event", "new", "Build day", "--tag", "No-Till"]));
+    home.ok(&["event", "edit", &event, "--tag", "no till"]);
+    assert_eq!(
+        home.json(&["event", "show", &event])["tags"],
+        serde_json::json!(["No-Till"])
+    );
 }
 
 #[test]

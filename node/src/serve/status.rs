@@ -40,6 +40,9 @@ pub struct NodeStatus {
     pub bytes: StatusBytes,
     /// Size of the store on disk.
     pub store_bytes: u64,
+    /// Attachment blobs: held, and (once the blob transfer runs) wanted and in flight.
+    #[serde(default)]
+    pub blobs: crate::blobs::BlobStatus,
 }
 
 /// One connected peer in [`NodeStatus`].

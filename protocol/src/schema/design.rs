@@ -70,6 +70,7 @@ pub const NAMES: &[&str] = &[
     "external_ids",
     "built",
     "releases",
+    "files",
 ];
 
 const TAG: FieldType = super::TAG_ITEM;
@@ -190,6 +191,7 @@ pub(crate) static FIELDS: &[Field] = &[
         name: "releases",
         ty: RELEASES,
     },
+    crate::attachment::FILES_FIELD,
 ];
 
 /// Writes the design's scalars of the skeleton (its objects are made generically).
@@ -215,7 +217,17 @@ pub(crate) fn apply<T: Transactable>(
                     .to_string(),
             })
         }
-        Edit::AddStep { text, at } => add_step(tx, text, *at),
+        Edit::AddStep { text, at } => {
+            add_step(tx, text, *at)?;
+            // Files on the steps after the new one move down with them.
+            match at {
+                Some(at) => {
+                    let at = *at as u64;
+                    super::files::renumber_steps(tx, |s| Some(if s >= at { s + 1 } else { s }))
+                }
+                None => Ok(()),
+            }
+        }
         Edit::EditStep { step, text } => {
             if text.trim().is_empty() {
                 return Err(EditError::EmptyStep { step: Some(*step) });
@@ -229,9 +241,29 @@ pub(crate) fn apply<T: Transactable>(
         Edit::RemoveStep { step } => {
             let steps = present(tx, "steps")?;
             let index = step_index(count(tx, &steps), *step)?;
-            delete_at(tx, steps.as_ref(), index)
+            delete_at(tx, steps.as_ref(), index)?;
+            let gone = *step as u64;
+            super::files::renumber_steps(tx, |s| match s.cmp(&gone) {
+                std::cmp::Ordering::Less => Some(s),
+                std::cmp::Ordering::Equal => None,
+                std::cmp::Ordering::Greater => Some(s - 1),
+            })
         }
-        Edit::MoveStep { from, to } => move_step(tx, *from, *to),
+        Edit::MoveStep { from, to } => {
+            move_step(tx, *from, *to)?;
+            let (from, to) = (*from as u64, *to as u64);
+            super::files::renumber_steps(tx, |s| {
+                Some(if s == from {
+                    to
+                } else if from < to && s > from && s <= to {
+                    s - 1
+                } else if from > to && s >= to && s < from {
+                    s + 1
+                } else {
+                    s
+                })
+            })
+        }
         Edit::AddBomLine { line } => {
             let parts = bom_parts(line)?;
             append_entry(tx, kind, FIELDS, "bom", parts)

@@ -258,6 +258,7 @@ impl<L: LocalState> Service<L> {
                 transport_out,
             },
             store_bytes: self.local.size_on_disk(),
+            blobs: self.local.blob_status(),
         }
     }
 }
