@@ -305,8 +305,10 @@ impl Replicas {
                 parents.insert(other, parent);
             }
         }
+        // A retracted or hidden derivative is listed nowhere else, so not here either.
+        let withheld = self.withheld_in(&commons);
         let mut derivatives = Vec::new();
-        for (other, parent) in &parents {
+        for (other, parent) in parents.iter().filter(|(d, _)| !withheld.contains(*d)) {
             let mut current = *parent;
             let mut steps = 0;
             while current != *id && steps <= parents.len() {

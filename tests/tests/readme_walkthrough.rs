@@ -296,3 +296,28 @@ fn a_conflict_seen_and_settled_by_name_and_prefix() {
         assert_eq!(shown["conflicts"], serde_json::json!([]));
     }
 }
+
+#[test]
+fn a_retracted_fork_leaves_the_lineage_as_it_leaves_the_list() {
+    let farm = TestHome::init("Ada Farmer");
+    farm.json(&["commons", "create", "Farm Hack tools"]);
+    let design = id(&farm.json(&["design", "new", "Roller crimper"]));
+    let kept = id(&farm.json(&["design", "fork", "roller crimper", "--name", "Crimper two"]));
+    let gone = id(&farm.json(&[
+        "design",
+        "fork",
+        "Roller Crimper",
+        "--name",
+        "Crimper for walking tractors",
+    ]));
+    farm.json(&["design", "retract", "crimper for walking tractors"]);
+    assert!(!ids(&farm.json(&["design", "list"])).contains(&gone));
+    let lineage = farm.json(&["design", "lineage", &design[..5].to_uppercase()]);
+    let derivatives: Vec<&str> = lineage["derivatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(derivatives, vec![kept.as_str()], "{lineage}");
+}
