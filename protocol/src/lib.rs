@@ -7,6 +7,7 @@
 //! tests and the benchmarks can all drive it deterministically.
 
 pub mod automerge_screen;
+pub mod blob_transfer;
 pub mod bundle_file;
 pub mod bytes;
 pub mod charter;
