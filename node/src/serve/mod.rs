@@ -10,6 +10,7 @@
 //! handle too.
 
 mod actor;
+pub mod blobs;
 mod control_server;
 mod handle;
 mod link;
