@@ -178,6 +178,14 @@ impl BlobTransfers {
         }
     }
 
+    /// The peers connected now (those gone are no longer asked; order of the known is kept).
+    pub fn set_connected(&mut self, peers: &[PeerId]) {
+        self.connected.retain(|p| peers.contains(p));
+        for peer in peers {
+            self.connected(*peer);
+        }
+    }
+
     /// A peer's last connection closed: its requests fail (the actor reports each).
     pub fn disconnected(&mut self, peer: &PeerId) {
         self.connected.retain(|p| p != peer);
@@ -433,6 +441,11 @@ impl BlobTransfers {
             self.turn = self.turn.wrapping_add(1);
         }
         (out, finished)
+    }
+
+    /// The peer a request of ours went to.
+    pub fn peer_of(&self, id: &RequestId) -> Option<PeerId> {
+        self.in_flight.get(id).map(|a| a.peer)
     }
 
     /// Bytes of wanted blobs still to come, and bytes already in their partial files.

@@ -14,7 +14,10 @@ use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
 use std::collections::BTreeMap;
 
 /// The local state a [`super::Service`] reads and writes; every error is a [`NodeError`].
-pub trait LocalState: SyncSource<Error = NodeError> {
+pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
+    /// Blobs this node's policy wants and does not hold, with their sizes (a hub: every
+    /// attachment of the commons it holds; a farm: the files of pinned designs).
+    fn wanted_blobs(&self) -> Vec<([u8; 32], u64)>;
     /// Commons held, with their names.
     fn commons(&self) -> Vec<(CommonsId, String)>;
     /// Whether `commons` is held (a read failure counts as not held).
@@ -83,6 +86,10 @@ pub trait LocalState: SyncSource<Error = NodeError> {
 }
 
 impl LocalState for Replicas {
+    fn wanted_blobs(&self) -> Vec<([u8; 32], u64)> {
+        crate::serve::blob_policy::wanted_blobs(self)
+    }
+
     fn commons(&self) -> Vec<(CommonsId, String)> {
         self.commons_list()
             .unwrap_or_default()

@@ -11,6 +11,7 @@ impl<L: LocalState> Service<L> {
             Command::Sync(addr) => return self.start_waiter(token, addr),
             Command::Join(commons) => Reply::Join(self.on_join(commons)),
             Command::Store(request) => Reply::Store(self.on_store(request)),
+            Command::FetchBlobs { blobs, wait } => return self.on_fetch_blobs(token, blobs, wait),
         };
         self.out.push(Output::Reply(token, reply));
     }
@@ -199,6 +200,7 @@ impl<L: LocalState> Service<L> {
                 transport_out,
             },
             store_bytes: self.local.size_on_disk(),
+            blob_transfer: self.blob_status(),
         }
     }
 }
