@@ -96,9 +96,10 @@ impl<L: LocalState> Service<L> {
         }
     }
 
-    /// When the blob side needs the timer next.
+    /// When the blob side needs the timer next. The policy refresh asks for no wake-up of its
+    /// own (an idle node stays asleep): it runs with whatever input or timer comes next.
     pub(super) fn next_blob_wake(&self) -> Instant {
-        let mut at = self.next_blob_refresh;
+        let mut at = self.now + INTERRUPTED_TTL;
         if self.blobs.wanted() > 0 {
             at = at.min(self.now + BLOB_RETRY);
         }
