@@ -32,6 +32,11 @@ pub const PER_PEER_IN_FLIGHT: usize = 4;
 /// bytes held in memory while an earlier range is late.
 pub const WINDOW_GROUPS: u64 = 512;
 
+/// Verified bytes gathered in memory before they are appended to the partial file (each append
+/// is made durable, so fewer, larger ones keep a fast link fast); what a crash loses of them is
+/// fetched again.
+pub const FLUSH_BYTES: u64 = 4 << 20;
+
 /// Most blobs fetched at once; the rest wait their turn.
 pub const MAX_ACTIVE: usize = 4;
 
@@ -302,27 +307,37 @@ impl BlobTransfers {
             }
         }
         let finished = self
-            .write_ready(store, asked.hash)
+            .write_ready(store, asked.hash, false)
             .map(|done| (asked.hash, done))
             .into_iter()
             .collect();
         (offence, finished)
     }
 
-    /// One of our requests failed (timeout, link cut): its range is asked again.
-    pub fn on_failure(&mut self, id: RequestId) {
-        let Some(asked) = self.in_flight.remove(&id) else {
-            return;
-        };
-        if let Some(fetch) = self.active.get_mut(&asked.hash) {
-            release(fetch, &asked.peer);
-            fetch.download.failed(asked.groups);
-        }
+    /// One of our requests failed (timeout, link cut): its range is asked again, and what is
+    /// verified so far is written out (the node may be going down with its link).
+    pub fn on_failure(&mut self, store: &mut impl BlobAccess, id: RequestId) -> Option<Finished> {
+        let asked = self.in_flight.remove(&id)?;
+        let fetch = self.active.get_mut(&asked.hash)?;
+        release(fetch, &asked.peer);
+        fetch.download.failed(asked.groups);
+        self.write_ready(store, asked.hash, true)
     }
 
     /// Writes what a download verified in order, and commits it when whole.
-    fn write_ready(&mut self, store: &mut impl BlobAccess, hash: [u8; 32]) -> Option<Finished> {
+    /// Without `force`, waits until [`FLUSH_BYTES`] are ready or the blob is whole.
+    fn write_ready(
+        &mut self,
+        store: &mut impl BlobAccess,
+        hash: [u8; 32],
+        force: bool,
+    ) -> Option<Finished> {
         let fetch = self.active.get_mut(&hash)?;
+        let ready = fetch.download.ready_len();
+        let whole = fetch.download.written() + ready == fetch.download.size();
+        if ready < FLUSH_BYTES && !whole && !force {
+            return None;
+        }
         let before = fetch.download.written();
         let bytes = fetch.download.take_ready();
         self.counters.bytes_received += bytes.len() as u64;
@@ -393,7 +408,7 @@ impl BlobTransfers {
                 },
             );
             // An empty blob, or a partial file that was already whole.
-            if let Some(done) = self.write_ready(store, hash) {
+            if let Some(done) = self.write_ready(store, hash, false) {
                 finished.push((hash, done));
             }
         }
@@ -446,6 +461,11 @@ impl BlobTransfers {
     /// The peer a request of ours went to.
     pub fn peer_of(&self, id: &RequestId) -> Option<PeerId> {
         self.in_flight.get(id).map(|a| a.peer)
+    }
+
+    /// The blob a request of ours asked for.
+    pub fn hash_of(&self, id: &RequestId) -> Option<[u8; 32]> {
+        self.in_flight.get(id).map(|a| a.hash)
     }
 
     /// Bytes of wanted blobs still to come, and bytes already in their partial files.

@@ -118,6 +118,19 @@ impl Download {
         self.ready.values().map(|d| d.len() as u64).sum()
     }
 
+    /// Verified bytes that [`take_ready`](Self::take_ready) would hand out now.
+    pub fn ready_len(&self) -> u64 {
+        let mut at = self.written;
+        while at < self.size {
+            let index = at / GROUP_BYTES;
+            match self.ready.get(&index) {
+                Some(data) => at = index * GROUP_BYTES + data.len() as u64,
+                None => break,
+            }
+        }
+        at - self.written
+    }
+
     /// The next range to ask for, at most `max_groups` long; `None` when everything is asked
     /// for or the window is full.
     pub fn next_request(&mut self, max_groups: u64) -> Option<GroupRange> {

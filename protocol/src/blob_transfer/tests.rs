@@ -237,6 +237,7 @@ fn ranges_answered_out_of_order_by_several_peers_are_written_in_order() {
         out.extend(download.take_ready());
     }
     assert!(out.is_empty(), "nothing can be written before group 0");
+    assert_eq!(download.ready_len(), 0);
     assert_eq!(download.buffered(), size - GROUP_BYTES);
     out.extend(sender.finish(&mut download, 1));
     assert_eq!(out, sender.data);
@@ -361,6 +362,7 @@ fn a_bad_response_through_a_download_keeps_only_verified_groups_and_asks_again()
         )
         .unwrap_err();
     assert!(error.is_offence());
+    assert_eq!(download.ready_len(), 3 * GROUP_BYTES);
     let kept = download.take_ready();
     assert_eq!(kept.len() as u64, 3 * GROUP_BYTES);
     assert_eq!(kept[..], sender.data[..kept.len()]);

@@ -119,7 +119,8 @@ impl Net {
                 if let Some(left) = cut_after.as_mut() {
                     if *left == 0 {
                         // The link is down: this and every later request fail.
-                        self.farm.0.on_failure(id);
+                        let (farm, store) = &mut self.farm;
+                        farm.on_failure(store, id);
                         cut = true;
                         continue;
                     }

@@ -45,7 +45,10 @@ impl<L: LocalState> Service<L> {
     /// One of our blob requests failed; a frame the peer got wrong is an offence.
     pub(super) fn on_blob_failure(&mut self, id: RequestId, offence: Option<Refusal>) {
         let peer = self.blobs.peer_of(&id);
-        self.blobs.on_failure(id);
+        let hash = self.blobs.hash_of(&id);
+        if let (Some(hash), Some(done)) = (hash, self.blobs.on_failure(&mut self.local, id)) {
+            self.blobs_finished(vec![(hash, done)]);
+        }
         if let (Some(peer), Some(reason)) = (peer, offence) {
             self.misbehaved(peer, reason);
         }
