@@ -1,0 +1,213 @@
+//! Blob transfer between real `hedgerow serve` nodes on loopback (mDNS off): the
+//! `/hedgerow/blob/1` protocol end to end, asked through the running node's control socket.
+//!
+//! ```text
+//!   hub (holds the blob) <──── farm (wants it)      liar (holds it, damages every range)
+//! ```
+
+use hedgerow_tests::net::{wait_until, ServeNode, ServeOptions};
+use hedgerow_tests::TestHome;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Bytes in one chunk group of the protocol.
+const GROUP: u64 = 16 * 1024;
+
+/// Deterministic bytes that never repeat a group.
+fn blob(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Where the blob store keeps a blob.
+fn held_path(home: &Path, hash: &str) -> PathBuf {
+    home.join("blobs").join(hash)
+}
+
+/// Puts `data` in a home's blob store as the attach command would; returns its hash.
+fn put_blob(home: &TestHome, data: &[u8]) -> String {
+    let hash = blake3::hash(data).to_hex().to_string();
+    let path = held_path(home.path(), &hash);
+    std::fs::create_dir_all(path.parent().expect("blob dir")).expect("blob dir");
+    std::fs::write(&path, data).expect("write blob");
+    hash
+}
+
+/// One request on a running node's control socket.
+fn control(node: &ServeNode, request: Value) -> Value {
+    let mut stream = UnixStream::connect(node.path().join("control.sock")).expect("control socket");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut line = request.to_string();
+    line.push('\n');
+    stream.write_all(line.as_bytes()).expect("send");
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).expect("reply");
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply {reply:?}: {e}"))
+}
+
+fn fetch(node: &ServeNode, hash: &str, size: usize, wait: bool) -> Value {
+    let reply = control(
+        node,
+        json!({"op": "fetch_blobs", "blobs": [{"hash": hash, "size": size}], "wait": wait}),
+    );
+    reply
+        .get("ok")
+        .cloned()
+        .unwrap_or_else(|| panic!("fetch_blobs failed: {reply}"))
+}
+
+fn blob_status(node: &ServeNode) -> Value {
+    node.status()["blob_transfer"].clone()
+}
+
+fn new_home(name: &str) -> TestHome {
+    TestHome::init(name)
+}
+
+#[test]
+fn a_blob_of_a_few_mb_arrives_intact_with_little_beside_its_bytes() {
+    let hub = ServeNode::start(new_home("Hub"), &[]);
+    let data = blob(3 * 1024 * 1024 + 4321);
+    let hash = put_blob(&hub, &data);
+    let farm = ServeNode::start(new_home("Farm"), &[&hub]);
+    assert!(farm.wait_connected_to(hub.peer_id(), WAIT));
+
+    let reply = fetch(&farm, &hash, data.len(), true);
+    assert_eq!(reply["stored"], json!([hash]), "{reply}");
+    let got = std::fs::read(held_path(farm.path(), &hash)).expect("blob stored");
+    assert!(got == data, "the stored blob differs");
+
+    let status = blob_status(&farm);
+    let size = data.len() as u64;
+    assert_eq!(status["bytes_received"], json!(size));
+    assert_eq!(status["groups_requested"], json!(size.div_ceil(GROUP)));
+    assert_eq!(status["bad_responses"], json!(0));
+    assert_eq!(status["wanted"], json!(0));
+    // Proofs and framing: under 1% beside the data (64 bytes per 16 KiB group, plus requests).
+    let frames = status["frame_bytes_received"]
+        .as_u64()
+        .expect("frame bytes")
+        + status["frame_bytes_sent"].as_u64().expect("frame bytes");
+    assert!(frames >= size);
+    assert!(
+        frames * 100 <= size * 101,
+        "{frames} frame bytes for {size}"
+    );
+    // Asking again costs nothing: it is held.
+    assert_eq!(
+        fetch(&farm, &hash, data.len(), false)["stored"],
+        json!([hash])
+    );
+    // Nothing partial is left behind.
+    let partial = farm.path().join("blobs").join("partial").join(&hash);
+    assert!(!partial.exists(), "the partial file stays after the commit");
+}
+
+#[test]
+fn a_lying_peer_is_cut_off_and_a_restarted_farm_resumes_from_what_it_verified() {
+    // The liar damages the last byte of every range it sends: the groups before it in each
+    // range verify, the last one never does.
+    let data = blob(2 * 1024 * 1024 + 99);
+    let size = data.len() as u64;
+    let liar_home = new_home("Liar");
+    let hash = put_blob(&liar_home, &data);
+    let liar = ServeNode::start_with(
+        liar_home,
+        ServeOptions {
+            env: vec![("HEDGEROW_TEST_LIE_ABOUT_BLOBS".into(), "1".into())],
+            ..ServeOptions::default()
+        },
+    );
+    let mut farm = ServeNode::start(new_home("Farm"), &[&liar]);
+    assert!(farm.wait_connected_to(liar.peer_id(), WAIT));
+
+    let reply = fetch(&farm, &hash, data.len(), false);
+    assert_eq!(reply["pending"], json!([hash]), "{reply}");
+    // Counted for each bad range, then cut off at the penalty limit.
+    assert!(
+        wait_until(WAIT, || farm.status()["banned_peers"] == json!(1)),
+        "the liar was not cut off: {}",
+        farm.status()
+    );
+    assert!(farm.rejected("bad-blob-chunk") >= 10);
+    assert!(wait_until(WAIT, || blob_status(&farm)["in_flight"] == json!(0)));
+    assert!(
+        !held_path(farm.path(), &hash).exists(),
+        "nothing may be kept under the hash"
+    );
+    // What was kept is a verified prefix: the groups before the first damaged one.
+    let partial =
+        std::fs::read(farm.path().join("blobs").join("partial").join(&hash)).unwrap_or_default();
+    let verified = partial.len() as u64;
+    assert!(
+        verified > 0 && verified % GROUP == 0,
+        "{verified} bytes kept"
+    );
+    assert!(
+        partial[..] == data[..partial.len()],
+        "the kept prefix differs"
+    );
+
+    // The farm restarts, now next to an honest hub (the liar is gone; the farm would redial
+    // it, as it remembers its peers): it asks only for what it lacks.
+    drop(liar);
+    let hub_home = new_home("Hub");
+    put_blob(&hub_home, &data);
+    let hub = ServeNode::start(hub_home, &[]);
+    farm.restart_with_peers(&[&hub]);
+    assert!(farm.wait_connected_to(hub.peer_id(), WAIT));
+    let reply = fetch(&farm, &hash, data.len(), true);
+    assert_eq!(reply["stored"], json!([hash]), "{reply}");
+    let got = std::fs::read(held_path(farm.path(), &hash)).expect("blob stored");
+    assert!(got == data, "the stored blob differs");
+    let status = blob_status(&farm);
+    assert_eq!(status["bytes_received"], json!(size - verified));
+    assert_eq!(
+        status["groups_requested"],
+        json!(size.div_ceil(GROUP) - verified / GROUP),
+        "verified groups were asked again"
+    );
+    assert_eq!(status["bad_responses"], json!(0));
+}
+
+#[test]
+fn a_blob_nobody_holds_stays_wanted_and_a_bad_hash_is_refused() {
+    let hub = ServeNode::start(new_home("Hub"), &[]);
+    let farm = ServeNode::start(new_home("Farm"), &[&hub]);
+    assert!(farm.wait_connected_to(hub.peer_id(), WAIT));
+    let hash = blake3::hash(b"nobody has this").to_hex().to_string();
+    let reply = fetch(&farm, &hash, 15, false);
+    assert_eq!(reply["pending"], json!([hash]));
+    // The hub refuses (not held): no offence, the blob stays wanted.
+    assert!(wait_until(WAIT, || {
+        let status = blob_status(&farm);
+        status["groups_requested"].as_u64() >= Some(1) && status["in_flight"] == json!(0)
+    }));
+    assert_eq!(farm.rejected("bad-blob-chunk"), 0);
+    assert_eq!(blob_status(&farm)["wanted"], json!(1));
+    let reply = control(
+        &farm,
+        json!({"op": "fetch_blobs", "blobs": [{"hash": "abc", "size": 1}], "wait": false}),
+    );
+    assert!(
+        reply["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a blob hash")),
+        "{reply}"
+    );
+}
