@@ -76,6 +76,9 @@ pub enum Command {
         /// Rewrite cached documents and indexes from the signed changes.
         #[arg(long)]
         rebuild: bool,
+        /// Check attachment files by size only instead of re-hashing every byte.
+        #[arg(long)]
+        quick: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -104,6 +107,8 @@ pub enum Command {
     /// `blocks`, `purge`).
     #[command(flatten)]
     Local(crate::local_blocks::LocalCommand),
+    /// Remove attached files no document or release refers to any more, and unfinished downloads.
+    Gc(JsonFlag),
 }
 
 /// Person key commands.
@@ -479,6 +484,14 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Attach a file (drawing, photo, plan, CAD, BOM sheet, manual) to a design or one of its steps.
+    Attach(crate::files::AttachArgs),
+    /// List a design's files (or those of a release).
+    Files(crate::files::FilesArgs),
+    /// Write one of a design's files to standard output or --out PATH.
+    File(crate::files::FileArgs),
+    /// Remove a file from a design (its bytes stay until `hedgerow gc`).
+    Detach(crate::files::DetachArgs),
 }
 
 /// Event commands.
@@ -587,4 +600,12 @@ pub enum NoteCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Attach a file (a photo of the build, a sketch) to a note.
+    Attach(crate::files::AttachArgs),
+    /// List a note's files.
+    Files(crate::files::FilesArgs),
+    /// Write one of a note's files to standard output or --out PATH.
+    File(crate::files::FileArgs),
+    /// Remove a file from a note (its bytes stay until `hedgerow gc`).
+    Detach(crate::files::DetachArgs),
 }

@@ -25,6 +25,10 @@ pub enum BundleCommand {
         /// Only what the node that wrote this summary (`hedgerow bundle summary`) lacks.
         #[arg(long = "for", value_name = "SUMMARY")]
         for_summary: Option<PathBuf>,
+        /// Also write the files (drawings, photos...) the documents refer to; with --for, only
+        /// those the summary's node lacks.
+        #[arg(long = "with-files")]
+        with_files: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -60,12 +64,14 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             file,
             commons,
             for_summary,
+            with_files,
             json,
         } => {
             let request = Request::BundleExport {
                 path: absolute(&file)?,
                 commons,
                 for_summary: for_summary.as_deref().map(absolute).transpose()?,
+                with_files,
             };
             let value = crate::send(home, request)
                 .with_context(|| format!("cannot export to {}", file.display()))?;
@@ -79,6 +85,16 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                     count(&value, "commons"),
                     file.display()
                 );
+                if let Some(files) = value.get("files") {
+                    println!(
+                        "with {} ({}); left out {} the summary's node holds, {} this node lacks, {} of private commons",
+                        plural(count(files, "written"), "file"),
+                        size(count(files, "bytes")),
+                        count(files, "already_held"),
+                        count(files, "not_held"),
+                        count(files, "private_withheld")
+                    );
+                }
                 let up_to_date = count(&value, "up_to_date");
                 if up_to_date > 0 {
                     println!(
@@ -135,7 +151,20 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             } else {
                 print_import(&value, &rejected, &file);
             }
-            if rejected.is_empty() {
+            let damaged = value
+                .get("files")
+                .and_then(|f| f.get("damaged"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for blob in &damaged {
+                eprintln!(
+                    "error: file {} of the bundle was not kept: {}",
+                    text(blob, "hash"),
+                    line(text(blob, "error"))
+                );
+            }
+            if rejected.is_empty() && damaged.is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!(
@@ -155,6 +184,15 @@ fn print_import(value: &Value, rejected: &[Value], file: &Path) {
         count(value, "known"),
         rejected.len()
     );
+    if let Some(files) = value.get("files") {
+        println!(
+            "files: {} stored ({}), {} already held, {} not used by any document here (left out)",
+            count(files, "stored"),
+            size(count(files, "bytes")),
+            count(files, "known"),
+            count(files, "unreferenced")
+        );
+    }
     for item in rejected {
         println!(
             "  rejected {} {}: {}",

@@ -205,7 +205,13 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
         Request::Lineage { id: id_of(&fork) },
     )?)?);
     println!("\n== verify:");
-    let report = execute(&mut node, Request::Verify { rebuild: false })?;
+    let report = execute(
+        &mut node,
+        Request::Verify {
+            rebuild: false,
+            quick: false,
+        },
+    )?;
     if let Reply::Verify(report) = &report {
         output::verify(&output::verify_report(report)?);
     }

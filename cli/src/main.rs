@@ -6,6 +6,7 @@ mod args;
 mod bundle;
 mod demo;
 mod edits;
+mod files;
 mod hint;
 mod keys;
 mod local_blocks;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    files::install_progress();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -143,17 +145,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repair(j) => return repair(&home, j.json),
         Command::Status(j) => return print_reply(status(&home)?, Print::Status, j.json),
         Command::Whoami(j) => (Request::Whoami, Print::Whoami, j.json),
-        Command::Verify { rebuild, json } => {
-            (Request::Verify { rebuild }, Print::Verify, json.json)
-        }
+        Command::Verify {
+            rebuild,
+            quick,
+            json,
+        } => (Request::Verify { rebuild, quick }, Print::Verify, json.json),
+        Command::Gc(j) => return files::gc(&home, j.json),
         Command::Commons(c) => commons_request(c)?,
         Command::Moderate(ModerateCommand::Purge { id, json }) => {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
         }
         Command::Moderate(c) => moderate_request(c),
-        Command::Design(c) => design_request(c)?,
+        Command::Design(c) => match files::FileCommand::of_design(c) {
+            Ok(files) => return files::run(&home, DocKind::Design, files),
+            Err(c) => design_request(c)?,
+        },
         Command::Event(c) => event_request(c)?,
-        Command::Note(c) => note_request(c)?,
+        Command::Note(c) => match files::FileCommand::of_note(c) {
+            Ok(files) => return files::run(&home, DocKind::Note, files),
+            Err(c) => note_request(c)?,
+        },
     };
     print_reply(send(&home, request)?, print, json)
 }
@@ -622,6 +633,11 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         DesignCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Json, json.json)
         }
+        // `run` hands these to `files::run` before coming here.
+        DesignCommand::Attach(_)
+        | DesignCommand::Files(_)
+        | DesignCommand::File(_)
+        | DesignCommand::Detach(_) => return Err(anyhow!("file commands are run by files::run")),
     })
 }
 
@@ -745,6 +761,11 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
         NoteCommand::Retract { id, json } => {
             (Request::Retract { id, kind }, Print::Json, json.json)
         }
+        // `run` hands these to `files::run` before coming here.
+        NoteCommand::Attach(_)
+        | NoteCommand::Files(_)
+        | NoteCommand::File(_)
+        | NoteCommand::Detach(_) => return Err(anyhow!("file commands are run by files::run")),
     })
 }
 

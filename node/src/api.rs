@@ -124,6 +124,9 @@ pub enum Request {
     Verify {
         /// Rewrite caches that differ.
         rebuild: bool,
+        /// Check attachment blobs by size only, not by re-hashing them.
+        #[serde(default)]
+        quick: bool,
     },
     /// Write a bundle of signed changes to a file (USB sneakernet).
     BundleExport {
@@ -134,6 +137,9 @@ pub enum Request {
         commons: Vec<String>,
         /// Absolute path of the other node's summary: export only what it lacks.
         for_summary: Option<String>,
+        /// Also write the attachment blobs of the commons exported.
+        #[serde(default)]
+        with_files: bool,
     },
     /// Write a summary of what this node holds, for another node's `bundle export --for`.
     BundleSummary {
@@ -287,6 +293,52 @@ pub enum Request {
         /// The kind the caller expects.
         kind: DocKind,
     },
+    /// Attach a file to a design or note (`design attach`, `note attach`).
+    FileAttach {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// Absolute path of the file to attach.
+        path: String,
+        /// drawing, photo, plan, cad, bom, manual or other.
+        role: Option<String>,
+        /// The 1-based build step it belongs to (designs).
+        step: Option<usize>,
+        /// A line about it.
+        caption: Option<String>,
+    },
+    /// The files of a design or note, now or at a release (`design files`).
+    FileList {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// A release version (designs).
+        version: Option<String>,
+    },
+    /// One file of a design or note, by name or hash prefix (`design file`).
+    FileFind {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// Its name or a prefix of its hash.
+        file: String,
+        /// A release version (designs).
+        version: Option<String>,
+    },
+    /// Remove a file from a design or note (`design detach`).
+    FileDetach {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// Its name or a prefix of its hash.
+        file: String,
+    },
+    /// Remove blobs nothing refers to (`hedgerow gc`).
+    Gc,
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -547,6 +599,21 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             path,
             commons,
             for_summary,
+            with_files: true,
+        } => {
+            let report = crate::blobs::bundle::export_with_files(
+                replicas,
+                std::path::Path::new(&path),
+                &commons,
+                for_summary.as_deref().map(std::path::Path::new),
+            )?;
+            Ok(Reply::BundleExported(BundleExported { path, report }))
+        }
+        Request::BundleExport {
+            path,
+            commons,
+            for_summary,
+            with_files: false,
         } => {
             let report = crate::bundle::export_to_file(
                 replicas,
@@ -568,14 +635,21 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                 join: commons,
                 all: all_commons,
             };
-            let report =
-                crate::bundle::import_from_file(replicas, std::path::Path::new(&path), &choice)?;
+            let report = crate::blobs::bundle::import_from_file(
+                replicas,
+                std::path::Path::new(&path),
+                &choice,
+            )?;
             Ok(Reply::BundleImported(BundleImported { path, report }))
         }
         Request::DeviceAdd { name } => Ok(Reply::DeviceAdded(replicas.device_add(&name)?)),
         Request::DeviceList => Ok(Reply::Devices(replicas.device_list()?)),
         Request::DeviceRevoke { name } => Ok(Reply::DeviceRevoked(replicas.device_revoke(&name)?)),
-        Request::Verify { rebuild } => Ok(Reply::Verify(replicas.verify(rebuild)?)),
+        Request::Verify { rebuild, quick } => {
+            let mut report = replicas.verify(rebuild)?;
+            replicas.verify_blobs(quick, &mut report)?;
+            Ok(Reply::Verify(report))
+        }
         Request::CommonsCreateStewarded {
             name,
             description,
@@ -604,6 +678,11 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         Request::Blocks => local_blocks::blocks(replicas),
         Request::Purge { id } => local_blocks::purge(replicas, &id),
         Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
+        request @ (Request::FileAttach { .. }
+        | Request::FileList { .. }
+        | Request::FileFind { .. }
+        | Request::FileDetach { .. }
+        | Request::Gc) => crate::blobs::files::execute(replicas, request),
     }
 }
 

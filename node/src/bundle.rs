@@ -35,6 +35,9 @@ pub struct ExportReport {
     pub up_to_date: usize,
     /// Size of the bundle file.
     pub bytes: usize,
+    /// Attachment blobs written (only with `--with-files`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::blobs::bundle::FilesExported>,
 }
 
 /// One document (or commons) of a bundle that was refused, and why.
@@ -69,6 +72,9 @@ pub struct ImportReport {
     /// Private commons' sealed records this node cannot open (it lacks the commons' genesis),
     /// left out.
     pub encrypted: Vec<EncryptedCommons>,
+    /// Attachment blobs (only for a bundle written with files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::blobs::bundle::FilesImported>,
 }
 
 /// The sealed records of one private commons an import could not open.
@@ -696,7 +702,14 @@ pub fn summary_to_file(
 ) -> Result<crate::reply::BundleSummaryWritten, NodeError> {
     absolute(path)?;
     let summary = replicas.summary_state()?;
-    let bytes = encode_summary(&summary);
+    // The blobs held, so an export `--with-files` for this node leaves them out.
+    let blobs: Vec<_> = replicas
+        .blob_store()
+        .list()?
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .collect();
+    let bytes = hedgerow_protocol::bundle_file::encode_summary_with_blobs(&summary, &blobs);
     write_atomic(path, &bytes)?;
     Ok(crate::reply::BundleSummaryWritten {
         path: path.display().to_string(),
@@ -717,7 +730,7 @@ pub fn import_from_file(
     replicas.bundle_import(&bytes, choice)
 }
 
-fn absolute(path: &Path) -> Result<(), NodeError> {
+pub(crate) fn absolute(path: &Path) -> Result<(), NodeError> {
     if path.is_absolute() {
         Ok(())
     } else {
@@ -735,7 +748,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
     }
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, NodeError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, NodeError> {
     std::fs::read(path).map_err(io_error(path))
 }
 

@@ -117,6 +117,9 @@ pub struct HomeConfig {
     /// Listen addresses.
     #[serde(default)]
     pub listen: Vec<String>,
+    /// Attachment limits (per file, per commons).
+    #[serde(default)]
+    pub files: crate::blobs::files::FileLimits,
 }
 
 /// Where a new home's keys come from.
@@ -383,12 +386,17 @@ impl Home {
 
     /// `config.json`, or defaults when absent.
     pub fn config(&self) -> Result<HomeConfig, HomeError> {
-        let path = self.root.join(CONFIG_FILE);
-        if !path.exists() {
-            return Ok(HomeConfig::default());
-        }
-        read_json(&path)
+        read_config(&self.root)
     }
+}
+
+/// `config.json` of the home at `root`, or defaults when absent.
+pub fn read_config(root: &Path) -> Result<HomeConfig, HomeError> {
+    let path = root.join(CONFIG_FILE);
+    if !path.exists() {
+        return Ok(HomeConfig::default());
+    }
+    read_json(&path)
 }
 
 /// Keeps a device's certificate in the home at `root` (a linked device, once it arrived) and

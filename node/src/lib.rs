@@ -12,9 +12,11 @@
 //! - [`verify`]: re-checking everything stored.
 //! - [`repair`]: rebuilding a damaged store from the journal.
 //! - [`local_blocks`]: this node's own block list, hidden and purged documents.
+//! - [`blobs`]: attachment bytes named by hash, outside sled, and the files documents carry.
 //! - [`net`]: libp2p transport and behaviour.
 
 pub mod api;
+pub mod blobs;
 pub mod bundle;
 pub mod communities;
 pub mod control;

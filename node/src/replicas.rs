@@ -135,6 +135,12 @@ pub enum NodeError {
     /// This node's own block list, hidden or purged documents refused it.
     #[error(transparent)]
     Local(#[from] crate::local_blocks::LocalListError),
+    /// The blob store failed or refused bytes (boxed: it carries paths).
+    #[error(transparent)]
+    Blob(Box<crate::blobs::BlobError>),
+    /// A file command was refused (quota, ambiguous name).
+    #[error(transparent)]
+    File(Box<crate::blobs::files::FileError>),
 }
 
 impl From<EditFailure<EditError>> for NodeError {

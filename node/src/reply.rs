@@ -78,6 +78,16 @@ pub enum Reply {
     DeviceRevoked(crate::devices::DeviceRevoked),
     /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
     Local(crate::local_blocks::LocalReply),
+    /// `design attach`, `note attach`.
+    Attached(crate::blobs::files::Attached),
+    /// `design files`, in the document's order.
+    Files(Vec<crate::blobs::files::FileRow>),
+    /// `design file` (the CLI then copies the blob out of the store).
+    File(crate::blobs::files::FileRow),
+    /// `design detach`.
+    Detached(crate::blobs::files::Detached),
+    /// `hedgerow gc`.
+    Gc(crate::blobs::files::GcReport),
 }
 
 impl Reply {
@@ -328,6 +338,7 @@ mod tests {
                 changes: 3,
                 up_to_date: 4,
                 bytes: 5,
+                files: None,
             },
         });
         assert_eq!(

@@ -24,6 +24,20 @@ pub struct VerifyReport {
     /// Changes this node held back since it started because they build on changes a
     /// commons' charter refused (not stored; they come back if the charter admits them).
     pub held_changes: u64,
+    /// Attachment blobs checked.
+    #[serde(default)]
+    pub blobs: BlobsChecked,
+}
+
+/// What `verify` found of the attachment blobs documents refer to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BlobsChecked {
+    /// Blobs held and checked (re-hashed, or with `--quick` their sizes only).
+    pub checked: usize,
+    /// Bytes of the sound ones.
+    pub bytes: u64,
+    /// Blobs documents refer to that this node does not hold (not damage: fetched later).
+    pub missing: usize,
 }
 
 /// One thing `verify` found wrong: what kind of damage, and a line naming it.
@@ -38,7 +52,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(kind: ProblemKind, text: String) -> Self {
+    pub(crate) fn new(kind: ProblemKind, text: String) -> Self {
         Problem { kind, text }
     }
 }
@@ -75,6 +89,8 @@ pub enum ProblemKind {
     BadEvidence,
     /// Stored changes their commons' charter refuses (they should have left the document).
     RefusedByCharter,
+    /// An attachment blob whose bytes no longer match its name (or its recorded size).
+    DamagedBlob,
 }
 
 /// One author's two signed changes with one sequence number, as `verify` shows it.

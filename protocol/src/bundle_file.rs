@@ -29,8 +29,22 @@
 //! signatures inside.
 //!
 //! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of a
-//! [`Summary`] | BLAKE3 of every byte before it`.
+//! [`Summary`] | BLAKE3 of every byte before it`. Format 2 (written when the node holds
+//! attachment blobs) has `length: u32 LE | versioned postcard of a [`Summary`] | versioned
+//! postcard of the list of blob hashes held` as its body.
+//!
+//! A bundle written with files (format 3) is a format 1 or 2 bundle (its records and checksum,
+//! with the format byte 3) followed by a blob section, which is streamed, never held whole:
+//!
+//! ```text
+//! { hash: 32 bytes | size: u64 LE | check: first 8 bytes of BLAKE3(hash | size) | size bytes }*
+//! 32 zero bytes | 0u64 | check (end of blobs)
+//! ```
+//!
+//! Blobs are sorted by hash. Each blob proves itself (its bytes must hash to its name), so a
+//! damaged one is skipped and the next read; a damaged header ends the section.
 
+use crate::attachment::BlobHash;
 use crate::encoding::{decode, encode, DecodeError};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 use crate::sync::{Clock, DocPayload, HeadsDigest};
@@ -47,14 +61,21 @@ pub const SUMMARY_MAGIC: &[u8] = b"HEDGEROW-SUMMARY";
 pub const FILE_FORMAT_V1: u8 = 1;
 /// The file format of a bundle that holds [`Record::Sealed`] records (a private commons').
 pub const FILE_FORMAT_V2: u8 = 2;
+/// The file format of a bundle followed by a blob section (`bundle export --with-files`), and
+/// of a summary that lists the blobs its node holds.
+pub const FILE_FORMAT_V3: u8 = 3;
+/// The summary format that lists blobs held.
+pub const SUMMARY_FORMAT_V2: u8 = 2;
+/// Bytes of one blob header of a bundle's blob section.
+pub const BLOB_HEADER_LEN: usize = 32 + 8 + 8;
 /// Largest record a bundle may hold; a larger length prefix means a damaged file.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of the trailing BLAKE3 checksum.
 pub const CHECKSUM_LEN: usize = 32;
 /// Bytes of a record's length prefix.
-const LEN_PREFIX: usize = 4;
+pub const LEN_PREFIX: usize = 4;
 /// Bytes of a record's own check (a BLAKE3 prefix: enough against accidents, not meant against forgers).
-const RECORD_CHECK_LEN: usize = 8;
+pub const RECORD_CHECK_LEN: usize = 8;
 
 /// Which of the two sneakernet files is meant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +257,7 @@ pub enum BundleFileError {
         found: FileKind,
     },
     /// Written by a newer Hedgerow.
-    #[error("{kind} file has format version {version}; this build reads versions {FILE_FORMAT_V1} and {FILE_FORMAT_V2}; upgrade hedgerow")]
+    #[error("{kind} file has format version {version}; this build reads versions {FILE_FORMAT_V1} to {FILE_FORMAT_V3}; upgrade hedgerow")]
     UnsupportedVersion {
         /// The file kind.
         kind: FileKind,
@@ -493,7 +514,8 @@ fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> 
             offset: 0,
         }),
         Some(&FILE_FORMAT_V1) => Ok(magic.len() + 1),
-        Some(&FILE_FORMAT_V2) if kind == FileKind::Bundle => Ok(magic.len() + 1),
+        Some(&FILE_FORMAT_V2 | &FILE_FORMAT_V3) if kind == FileKind::Bundle => Ok(magic.len() + 1),
+        Some(&SUMMARY_FORMAT_V2) if kind == FileKind::Summary => Ok(magic.len() + 1),
         Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
     }
 }
@@ -540,6 +562,35 @@ pub fn encode_summary(summary: &Summary) -> Vec<u8> {
 
 /// Reads a summary file; any damage is an error (a summary is small: write a new one).
 pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
+    decode_summary_with_blobs(bytes).map(|(summary, _)| summary)
+}
+
+/// Writes a summary as [`encode_summary`] does, with the blobs its node holds (format 2, which
+/// the first release does not read; with no blobs, format 1).
+pub fn encode_summary_with_blobs(summary: &Summary, blobs: &[BlobHash]) -> Vec<u8> {
+    if blobs.is_empty() {
+        return encode_summary(summary);
+    }
+    let first = encode_summary(summary);
+    // The sorted summary body, between the header and the checksum.
+    let body = &first[SUMMARY_MAGIC.len() + 1..first.len() - CHECKSUM_LEN];
+    let mut blobs = blobs.to_vec();
+    blobs.sort();
+    blobs.dedup();
+    let mut out = SUMMARY_MAGIC.to_vec();
+    out.push(SUMMARY_FORMAT_V2);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out.extend(encode(&blobs));
+    let checksum = blake3::hash(&out);
+    out.extend_from_slice(checksum.as_bytes());
+    out
+}
+
+/// Reads a summary file of either format, with the blobs it lists (none in format 1).
+pub fn decode_summary_with_blobs(
+    bytes: &[u8],
+) -> Result<(Summary, Vec<BlobHash>), BundleFileError> {
     let kind = FileKind::Summary;
     let start = check_header(bytes, kind)?;
     if bytes.len() < start + CHECKSUM_LEN {
@@ -552,7 +603,90 @@ pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
     }
     let end = bytes.len() - CHECKSUM_LEN;
     check_checksum(bytes, end, kind)?;
-    decode(&bytes[start..end], "bundle summary").map_err(BundleFileError::BadSummary)
+    if bytes[start - 1] != SUMMARY_FORMAT_V2 {
+        let summary =
+            decode(&bytes[start..end], "bundle summary").map_err(BundleFileError::BadSummary)?;
+        return Ok((summary, Vec::new()));
+    }
+    let malformed = |reason: &str| {
+        BundleFileError::BadSummary(DecodeError::Malformed {
+            what: "bundle summary",
+            reason: reason.to_string(),
+        })
+    };
+    let len_bytes: [u8; 4] = bytes
+        .get(start..start + 4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| malformed("no summary length"))?;
+    let len = u32::from_le_bytes(len_bytes) as usize;
+    let body_end = (start + 4)
+        .checked_add(len)
+        .filter(|e| *e <= end)
+        .ok_or_else(|| malformed("summary length past the end"))?;
+    let summary = decode(&bytes[start + 4..body_end], "bundle summary")
+        .map_err(BundleFileError::BadSummary)?;
+    let blobs = decode(&bytes[body_end..end], "bundle summary blob list")
+        .map_err(BundleFileError::BadSummary)?;
+    Ok((summary, blobs))
+}
+
+/// The header of one blob in a bundle's blob section (the end marker for `None`).
+pub fn encode_blob_header(blob: Option<(BlobHash, u64)>) -> [u8; BLOB_HEADER_LEN] {
+    let (hash, size) = blob.unwrap_or((BlobHash([0; 32]), 0));
+    let mut out = [0u8; BLOB_HEADER_LEN];
+    out[..32].copy_from_slice(&hash.0);
+    out[32..40].copy_from_slice(&size.to_le_bytes());
+    let check = blake3::hash(&out[..40]);
+    out[40..].copy_from_slice(&check.as_bytes()[..8]);
+    out
+}
+
+/// Why a blob header of a bundle's blob section cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobHeaderError {
+    /// Its check does not match: the section is damaged from here on.
+    #[error("the header of a file in the bundle is damaged; the files after it cannot be read")]
+    Damaged,
+}
+
+/// Reads a blob header: `Some((hash, size))`, or `None` at the end of the section.
+///
+/// Errors: [`BlobHeaderError::Damaged`].
+pub fn decode_blob_header(
+    header: &[u8; BLOB_HEADER_LEN],
+) -> Result<Option<(BlobHash, u64)>, BlobHeaderError> {
+    let check = blake3::hash(&header[..40]);
+    if header[40..] != check.as_bytes()[..8] {
+        return Err(BlobHeaderError::Damaged);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&header[..32]);
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&header[32..40]);
+    let size = u64::from_le_bytes(size);
+    if hash == [0; 32] && size == 0 {
+        return Ok(None);
+    }
+    Ok(Some((BlobHash(hash), size)))
+}
+
+/// Marks an encoded bundle (records and checksum) as followed by a blob section (format 3).
+///
+/// The checksum covers the format byte, so it is recomputed; the records are unchanged.
+pub fn mark_with_blobs(bundle: &mut Vec<u8>) {
+    if bundle.len() < BUNDLE_MAGIC.len() + 1 + CHECKSUM_LEN {
+        return;
+    }
+    bundle[BUNDLE_MAGIC.len()] = FILE_FORMAT_V3;
+    let end = bundle.len() - CHECKSUM_LEN;
+    let checksum = blake3::hash(&bundle[..end]);
+    bundle[end..].copy_from_slice(checksum.as_bytes());
+}
+
+/// Whether a bundle's header says a blob section follows its records.
+pub fn has_blob_section(bundle_start: &[u8]) -> bool {
+    bundle_start.starts_with(BUNDLE_MAGIC)
+        && bundle_start.get(BUNDLE_MAGIC.len()) == Some(&FILE_FORMAT_V3)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! takes its inputs (time, randomness, bytes) as arguments, so the node, the
 //! tests and the benchmarks can all drive it deterministically.
 
+pub mod attachment;
 pub mod automerge_screen;
 pub mod blob_transfer;
 pub mod bundle_file;

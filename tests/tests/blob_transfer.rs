@@ -32,9 +32,9 @@ fn blob(len: usize) -> Vec<u8> {
     out
 }
 
-/// Where the blob store keeps a blob.
+/// Where the blob store keeps a blob (`blobs/ab/cdef...`).
 fn held_path(home: &Path, hash: &str) -> PathBuf {
-    home.join("blobs").join(hash)
+    home.join("blobs").join(&hash[..2]).join(&hash[2..])
 }
 
 /// Puts `data` in a home's blob store as the attach command would; returns its hash.

@@ -349,6 +349,7 @@ fn steward(bench: &Bench, home: &Path) -> Result<()> {
             path: bundle.display().to_string(),
             commons: vec![g.commons.to_string()],
             for_summary: None,
+            with_files: false,
         },
     )?;
     api::execute(

@@ -1,55 +1,46 @@
-//! [`BlobAccess`] over the home's blob store: serving ranges with a cached outboard, and
-//! appending verified bytes to partial files.
+//! [`BlobAccess`] over the home's blob store ([`crate::blobs::BlobStore`]): serving ranges with
+//! a cached outboard, and appending verified bytes to [`crate::blobs::PartialBlob`]s.
 //!
 //! Outboards (the BLAKE3 hash tree of a blob without its data, post order, 64 bytes per 16 KiB
-//! group; none for a blob of one group) are computed the first time a blob is served and kept
+//! group; empty for a blob of one group) are computed the first time a blob is served and kept
 //! in `HOME/blobs/outboard/HASH`, written to a temporary file and renamed, so a node never
-//! rehashes a whole file to serve a range of it. A missing or damaged outboard is computed
-//! again; the data is checked against it group by group as it is sent.
+//! rehashes a whole file to serve a range of it. A missing one, or one of the wrong size, is
+//! computed again; the data is checked against it group by group as it is sent, so a blob
+//! damaged on disk is refused rather than sent.
 
 use super::blobs::BlobAccess;
+use crate::blobs::BlobStore;
 use crate::replicas::Replicas;
+use hedgerow_protocol::attachment::BlobHash;
 use hedgerow_protocol::blob_transfer::{
     compute_outboard, encode_groups, outboard_size, post_order_outboard, GroupRange,
 };
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::io::BufReader;
+use std::path::PathBuf;
 
-/// The home's blob directory.
-fn blobs_dir(home: &Path) -> PathBuf {
-    home.join("blobs")
-}
-
-fn held_path(home: &Path, hash: &[u8; 32]) -> PathBuf {
-    blobs_dir(home).join(hex::encode(hash))
-}
-
-fn partial_path(home: &Path, hash: &[u8; 32]) -> PathBuf {
-    blobs_dir(home).join("partial").join(hex::encode(hash))
-}
-
-fn outboard_path(home: &Path, hash: &[u8; 32]) -> PathBuf {
-    blobs_dir(home).join("outboard").join(hex::encode(hash))
+/// Where the outboard of a blob is kept.
+pub fn outboard_path(store: &BlobStore, hash: &BlobHash) -> PathBuf {
+    store.root().join("outboard").join(hash.to_hex())
 }
 
 /// The outboard of a held blob, computed and kept if missing or of the wrong size.
-fn outboard(home: &Path, hash: &[u8; 32], size: u64) -> std::io::Result<File> {
-    let path = outboard_path(home, hash);
+fn outboard(store: &BlobStore, hash: &BlobHash, size: u64) -> std::io::Result<File> {
+    let path = outboard_path(store, hash);
     if let Ok(file) = File::open(&path) {
         if file.metadata()?.len() == outboard_size(size) {
             return Ok(file);
         }
     }
-    let dir = path.parent().unwrap_or(home);
-    fs::create_dir_all(dir)?;
-    let data = BufReader::new(File::open(held_path(home, hash))?);
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let dir = store.root().join("outboard");
+    fs::create_dir_all(&dir)?;
+    let data = BufReader::new(File::open(store.path(hash))?);
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)?;
     let root = compute_outboard(data, size, &mut temp)?;
-    if root.as_bytes() != hash {
+    if BlobHash::from(root) != *hash {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            "the blob on disk does not match its hash; run `hedgerow verify`",
+            format!("blob {hash} on disk does not match its hash; run `hedgerow verify`"),
         ));
     }
     temp.as_file().sync_all()?;
@@ -59,10 +50,7 @@ fn outboard(home: &Path, hash: &[u8; 32], size: u64) -> std::io::Result<File> {
 
 impl BlobAccess for Replicas {
     fn held_size(&self, hash: &[u8; 32]) -> Option<u64> {
-        fs::metadata(held_path(&self.home_root, hash))
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+        self.blob_store().size(&BlobHash(*hash)).ok().flatten()
     }
 
     fn encode(
@@ -71,67 +59,49 @@ impl BlobAccess for Replicas {
         size: u64,
         groups: GroupRange,
     ) -> Result<Vec<u8>, String> {
-        let home = &self.home_root;
-        let data = File::open(held_path(home, hash)).map_err(|e| e.to_string())?;
-        let tree = outboard(home, hash, size).map_err(|e| e.to_string())?;
-        let tree = post_order_outboard((*hash).into(), size, tree);
-        encode_groups(&data, tree, groups).map_err(|e| format!("{e:?}"))
+        let store = self.blob_store();
+        let hash = BlobHash(*hash);
+        let data = store.open(&hash).map_err(|e| e.to_string())?;
+        let tree = outboard(&store, &hash, size).map_err(|e| e.to_string())?;
+        let tree = post_order_outboard(hash.0.into(), size, tree);
+        encode_groups(&data, tree, groups).map_err(|e| format!("blob {hash}: {e:?}"))
     }
 
-    fn partial_len(&self, hash: &[u8; 32]) -> u64 {
-        fs::metadata(partial_path(&self.home_root, hash)).map_or(0, |m| m.len())
+    fn partial_len(&self, hash: &[u8; 32], size: u64) -> u64 {
+        self.blob_store()
+            .partial(BlobHash(*hash), size)
+            .map_or(0, |p| p.verified_len())
     }
 
-    fn append(&mut self, hash: &[u8; 32], offset: u64, bytes: &[u8]) -> Result<(), String> {
-        let path = partial_path(&self.home_root, hash);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let len = file.metadata().map_err(|e| e.to_string())?.len();
-        if len != offset {
-            // Someone else wrote to it: start it over rather than guess.
-            drop(file);
-            let _ = fs::remove_file(&path);
+    fn append(
+        &mut self,
+        hash: &[u8; 32],
+        size: u64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        let mut partial = self
+            .blob_store()
+            .partial(BlobHash(*hash), size)
+            .map_err(|e| e.to_string())?;
+        if partial.verified_len() != offset {
             return Err(format!(
-                "{} holds {len} bytes, {offset} expected; it was removed",
-                path.display()
+                "the partial blob {} holds {} verified bytes, {offset} expected",
+                BlobHash(*hash),
+                partial.verified_len()
             ));
         }
-        // No fsync per range: the whole file is re-hashed before it is committed (and synced
-        // then), so a tail lost in a crash costs a re-fetch, never a wrong blob.
-        file.write_all(bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))
+        partial.append(bytes).map_err(|e| e.to_string())
     }
 
     fn commit(&mut self, hash: &[u8; 32], size: u64) -> Result<(), String> {
-        let home = &self.home_root;
-        let partial = partial_path(home, hash);
-        let mut hasher = blake3::Hasher::new();
-        let len = hasher
-            .update_reader(File::open(&partial).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?
-            .count();
-        if len != size || hasher.finalize().as_bytes() != hash {
-            let _ = fs::remove_file(&partial);
-            return Err("the fetched blob does not match its hash; it was removed".into());
-        }
-        File::open(&partial)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| e.to_string())?;
-        let held = held_path(home, hash);
-        fs::rename(&partial, &held).map_err(|e| e.to_string())?;
-        if let Ok(dir) = File::open(blobs_dir(home)) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        self.blob_store()
+            .partial(BlobHash(*hash), size)
+            .and_then(|p| p.commit())
+            .map_err(|e| e.to_string())
     }
 
     fn discard_partial(&mut self, hash: &[u8; 32]) {
-        let _ = fs::remove_file(partial_path(&self.home_root, hash));
+        let _ = self.blob_store().remove_partial(&BlobHash(*hash));
     }
 }

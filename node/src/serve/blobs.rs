@@ -50,10 +50,16 @@ pub trait BlobAccess {
     /// The bao encoding of `groups` of a held blob (from its data and outboard).
     fn encode(&mut self, hash: &[u8; 32], size: u64, groups: GroupRange)
         -> Result<Vec<u8>, String>;
-    /// Verified bytes already in the blob's partial file (0 when there is none).
-    fn partial_len(&self, hash: &[u8; 32]) -> u64;
-    /// Appends verified bytes to the blob's partial file at `offset` (its current length).
-    fn append(&mut self, hash: &[u8; 32], offset: u64, bytes: &[u8]) -> Result<(), String>;
+    /// Verified bytes already in the partial file of the blob of `size` bytes (0 when none).
+    fn partial_len(&self, hash: &[u8; 32], size: u64) -> u64;
+    /// Appends verified bytes to the partial file at `offset` (its current verified length).
+    fn append(
+        &mut self,
+        hash: &[u8; 32],
+        size: u64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), String>;
     /// Moves a complete partial file under its hash, after checking it whole.
     fn commit(&mut self, hash: &[u8; 32], size: u64) -> Result<(), String>;
     /// Drops a partial file that cannot be resumed (it holds more than the blob).
@@ -164,6 +170,11 @@ impl BlobTransfers {
     /// Blobs wanted and not yet stored (fetching or queued).
     pub fn wanted(&self) -> usize {
         self.active.len() + self.queued.len()
+    }
+
+    /// Blobs being fetched now (the rest of the wanted wait their turn).
+    pub fn active(&self) -> usize {
+        self.active.len()
     }
 
     /// Requests in flight.
@@ -339,10 +350,11 @@ impl BlobTransfers {
             return None;
         }
         let before = fetch.download.written();
+        let size = fetch.download.size();
         let bytes = fetch.download.take_ready();
         self.counters.bytes_received += bytes.len() as u64;
         if !bytes.is_empty() {
-            if let Err(e) = store.append(&hash, before, &bytes) {
+            if let Err(e) = store.append(&hash, size, before, &bytes) {
                 self.active.remove(&hash);
                 return Some(Finished::Failed(e));
             }
@@ -350,7 +362,6 @@ impl BlobTransfers {
         if !fetch.download.is_complete() {
             return None;
         }
-        let size = fetch.download.size();
         self.active.remove(&hash);
         self.in_flight.retain(|_, a| a.hash != hash);
         match store.commit(&hash, size) {
@@ -381,7 +392,7 @@ impl BlobTransfers {
                 finished.push((hash, Finished::Stored));
                 continue;
             }
-            let held = store.partial_len(&hash);
+            let held = store.partial_len(&hash, size);
             let download = match Download::new(hash.into(), size, held, WINDOW_GROUPS) {
                 Ok(download) => download,
                 Err(DownloadError::HeldPastEnd { .. }) => {

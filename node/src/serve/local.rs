@@ -66,6 +66,8 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
     fn admission_refusals(&self) -> BTreeMap<String, u64>;
     /// The store's size on disk in bytes.
     fn size_on_disk(&self) -> u64;
+    /// The attachment blobs held (wanted and in flight stay 0 until a transfer fills them).
+    fn blob_status(&self) -> crate::blobs::BlobStatus;
     /// Ingests since the last call that stored some changes of a document and refused others
     /// for their author (this node's block list).
     fn take_partly_refused(&mut self) -> Vec<(DocId, Rejection)>;
@@ -194,6 +196,10 @@ impl LocalState for Replicas {
 
     fn size_on_disk(&self) -> u64 {
         self.store().size_on_disk()
+    }
+
+    fn blob_status(&self) -> crate::blobs::BlobStatus {
+        crate::blobs::BlobStatus::of(&self.blob_store())
     }
 
     fn take_partly_refused(&mut self) -> Vec<(DocId, Rejection)> {

@@ -40,6 +40,9 @@ pub struct NodeStatus {
     pub bytes: StatusBytes,
     /// Size of the store on disk.
     pub store_bytes: u64,
+    /// Attachment blobs: held, wanted, in flight.
+    #[serde(default)]
+    pub blobs: crate::blobs::BlobStatus,
     /// Blob transfers of the running node (`/hedgerow/blob/1`).
     #[serde(default)]
     pub blob_transfer: BlobTransferStatus,

@@ -70,6 +70,7 @@ pub const NAMES: &[&str] = &[
     "external_ids",
     "built",
     "releases",
+    "files",
 ];
 
 const TAG: FieldType = FieldType::Str {
@@ -193,6 +194,7 @@ pub(crate) static FIELDS: &[Field] = &[
         name: "releases",
         ty: RELEASES,
     },
+    crate::attachment::FILES_FIELD,
 ];
 
 /// Writes the design's scalars of the skeleton (its objects are made generically).

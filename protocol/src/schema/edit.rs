@@ -170,6 +170,19 @@ pub enum Edit {
         /// The automerge heads it pins, hex.
         heads: Vec<String>,
     },
+    /// Records a file whose bytes the node stored (designs and notes); the same name and hash
+    /// already there is a no-op.
+    AddFile {
+        /// The file's description.
+        file: crate::attachment::NewFile,
+    },
+    /// Removes every entry of a file (merges can duplicate one), by its name and hash.
+    RemoveFile {
+        /// The file's name.
+        name: String,
+        /// Its hash.
+        hash: crate::attachment::BlobHash,
+    },
 }
 
 impl Edit {
@@ -199,6 +212,8 @@ impl Edit {
             Edit::AddBuilt { .. } => "add_built",
             Edit::RemoveBuilt { .. } => "remove_built",
             Edit::Release { .. } => "release",
+            Edit::AddFile { .. } => "add_file",
+            Edit::RemoveFile { .. } => "remove_file",
         }
     }
 }
@@ -213,6 +228,8 @@ impl Edit {
             | Edit::AppendText { .. }
             | Edit::AddItem { .. }
             | Edit::RemoveItem { .. } => None,
+            // Designs and notes carry files: `apply_edit` checks the kind for these.
+            Edit::AddFile { .. } | Edit::RemoveFile { .. } => None,
             Edit::AddOutcome { .. } | Edit::RemoveOutcome { .. } => Some(DocKind::Event),
             _ => Some(DocKind::Design),
         }

@@ -212,6 +212,9 @@ impl SchemaError {
 /// Why a local edit was refused; nothing of it is written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EditError {
+    /// A file to attach or detach was refused.
+    #[error(transparent)]
+    File(#[from] crate::attachment::AttachmentError),
     /// The edit names a field the kind does not have.
     #[error("unknown field `{path}` for {}; known fields: {}", kind.with_article(), list(known))]
     UnknownField {

@@ -16,6 +16,7 @@ mod edit;
 mod error;
 pub mod event;
 pub mod facts;
+mod files;
 mod history;
 pub mod note;
 pub mod profile;
@@ -279,6 +280,9 @@ pub fn apply_edit<T: Transactable>(
     edit: &Edit,
     ctx: &EditContext,
 ) -> Result<(), EditError> {
+    if let Some(result) = files::apply(tx, kind, edit, ctx) {
+        return result;
+    }
     if let Some(owner) = edit.only_for().filter(|owner| *owner != kind) {
         return Err(EditError::NotForKind {
             edit: edit.name(),
@@ -338,6 +342,14 @@ pub fn fields_touched(doc: &Automerge, change_hash: &ChangeHash) -> Vec<String> 
 /// An absent field gives no spans.
 pub fn blame(doc: &Automerge, kind: DocKind, field: &str) -> Result<Vec<BlameSpan>, SchemaError> {
     history::blame(doc, kind, kind.fields(), field)
+}
+
+/// A reader of `doc` at `heads` (current state when `None`), for the pure readers outside this module.
+pub(crate) fn read_view<'a, R: ReadDoc>(
+    doc: &'a R,
+    heads: Option<&'a [ChangeHash]>,
+) -> read::View<'a, R> {
+    read::View::new(doc, heads)
 }
 
 /// Lists the field names of a kind, in display order.

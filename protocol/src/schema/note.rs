@@ -31,7 +31,7 @@ pub const DEFAULT_NOTE_KIND: &str = "comment";
 
 /// Field names of a note, in display order.
 pub const NAMES: &[&str] = &[
-    "target", "reply_to", "kind", "body", "mentions", "tags", "language",
+    "target", "reply_to", "kind", "body", "mentions", "tags", "language", "files",
 ];
 
 const TAG: FieldType = FieldType::Str {
@@ -52,6 +52,7 @@ pub(crate) static FIELDS: &[Field] = &[
     list_field("mentions", MAX_LIST_ITEMS, &MENTION, true),
     list_field("tags", MAX_TAGS, &TAG, true),
     str_field("language", MAX_TAG_BYTES),
+    crate::attachment::FILES_FIELD,
 ];
 
 /// Writes the note's scalars and first body text; the target is fixed here for life.

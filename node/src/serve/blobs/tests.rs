@@ -40,11 +40,17 @@ impl BlobAccess for Mem {
         encode_groups(&data[..], outboard, groups).map_err(|e| e.to_string())
     }
 
-    fn partial_len(&self, hash: &[u8; 32]) -> u64 {
+    fn partial_len(&self, hash: &[u8; 32], _size: u64) -> u64 {
         self.partial.get(hash).map_or(0, |p| p.len() as u64)
     }
 
-    fn append(&mut self, hash: &[u8; 32], offset: u64, bytes: &[u8]) -> Result<(), String> {
+    fn append(
+        &mut self,
+        hash: &[u8; 32],
+        _size: u64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), String> {
         let partial = self.partial.entry(*hash).or_default();
         assert_eq!(partial.len() as u64, offset, "appends follow each other");
         partial.extend_from_slice(bytes);
@@ -184,7 +190,7 @@ fn a_cut_then_a_restart_resume_from_the_partial_file_without_asking_verified_gro
     net.farm.0.want(&net.farm.1, hash, size);
     // Three responses arrive, then the link is cut.
     net.run(Instant::now(), Some(3));
-    let held = net.farm.1.partial_len(&hash);
+    let held = net.farm.1.partial_len(&hash, size);
     assert_eq!(held, 3 * GROUPS_PER_REQUEST * GROUP_BYTES);
     assert!(net.finished.is_empty());
 

@@ -158,6 +158,17 @@ impl<L: LocalState> Service<L> {
         self.complete_blob_waiters();
     }
 
+    /// The store's blob counts, with what the transfers want and have in flight.
+    pub(super) fn blobs_held_and_wanted(&self) -> crate::blobs::BlobStatus {
+        let mut status = self.local.blob_status();
+        let (missing, verified) = self.blobs.progress();
+        status.wanted = self.blobs.wanted();
+        status.wanted_bytes = missing;
+        status.in_flight = self.blobs.active();
+        status.in_flight_bytes = verified;
+        status
+    }
+
     /// The blob side of `status`.
     pub(super) fn blob_status(&self) -> crate::serve::BlobTransferStatus {
         let counters = self.blobs.counters();

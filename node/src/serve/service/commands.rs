@@ -200,6 +200,7 @@ impl<L: LocalState> Service<L> {
                 transport_out,
             },
             store_bytes: self.local.size_on_disk(),
+            blobs: self.blobs_held_and_wanted(),
             blob_transfer: self.blob_status(),
         }
     }
