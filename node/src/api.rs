@@ -339,6 +339,18 @@ pub enum Request {
     },
     /// Remove blobs nothing refers to (`hedgerow gc`).
     Gc,
+    /// Always fetch this design's files (`hedgerow pin`).
+    Pin {
+        /// Design id or prefix.
+        id: String,
+    },
+    /// Stop always fetching this design's files (`hedgerow unpin`).
+    Unpin {
+        /// Design id or prefix.
+        id: String,
+    },
+    /// The pinned designs (`hedgerow pins`).
+    Pins,
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -683,6 +695,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         | Request::FileFind { .. }
         | Request::FileDetach { .. }
         | Request::Gc) => crate::blobs::files::execute(replicas, request),
+        request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
+            crate::fetch_policy::execute(replicas, request)
+        }
     }
 }
 

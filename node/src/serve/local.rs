@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
     /// Blobs this node's policy wants and does not hold, with their sizes (a hub: every
     /// attachment of the commons it holds; a farm: the files of pinned designs).
-    fn wanted_blobs(&self) -> Vec<([u8; 32], u64)>;
+    fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)>;
     /// Commons held, with their names.
     fn commons(&self) -> Vec<(CommonsId, String)>;
     /// Whether `commons` is held (a read failure counts as not held).
@@ -88,8 +88,8 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
 }
 
 impl LocalState for Replicas {
-    fn wanted_blobs(&self) -> Vec<([u8; 32], u64)> {
-        crate::serve::blob_policy::wanted_blobs(self)
+    fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)> {
+        crate::fetch_policy::wanted_blobs(self)
     }
 
     fn commons(&self) -> Vec<(CommonsId, String)> {

@@ -11,7 +11,6 @@
 
 mod actor;
 mod blob_local;
-mod blob_policy;
 pub mod blobs;
 mod control_server;
 mod handle;

@@ -5,8 +5,9 @@
 use super::*;
 use crate::serve::blobs::{BlobOutput, Finished, Offence};
 
-/// How often the node's policy is asked which blobs it wants.
-pub const BLOB_REFRESH: Duration = Duration::from_secs(5);
+/// Least time between two askings of the node's policy after syncs brought news (a hub's
+/// policy reads every document of its commons).
+pub const BLOB_REFRESH: Duration = Duration::from_secs(2);
 
 /// How soon a blob with nobody to ask is tried again.
 pub const BLOB_RETRY: Duration = Duration::from_secs(1);
@@ -90,19 +91,34 @@ impl<L: LocalState> Service<L> {
     /// Asks the node's policy what it wants (hub: every attachment of its commons; farm:
     /// pinned designs' files), when due.
     pub(super) fn refresh_wanted_blobs(&mut self) {
-        if self.now < self.next_blob_refresh {
+        if self.next_blob_refresh.is_none_or(|at| self.now < at) {
             return;
         }
-        self.next_blob_refresh = self.now + BLOB_REFRESH;
+        self.next_blob_refresh = None;
+        self.last_blob_refresh = Some(self.now);
         for (hash, size) in self.local.wanted_blobs() {
             self.blobs.want(&self.local, hash, size);
         }
     }
 
-    /// When the blob side needs the timer next. The policy refresh asks for no wake-up of its
-    /// own (an idle node stays asleep): it runs with whatever input or timer comes next.
+    /// Documents arrived that may refer to files the policy wants: ask it again soon (at most
+    /// every [`BLOB_REFRESH`]).
+    pub(super) fn blob_policy_changed(&mut self) {
+        let earliest = self
+            .last_blob_refresh
+            .map_or(self.now, |last| last + BLOB_REFRESH);
+        self.next_blob_refresh.get_or_insert(earliest.max(self.now));
+    }
+
+    /// A local command (a pin, an attachment, an import) may have changed what is wanted: ask
+    /// the policy at the end of this step.
+    pub(super) fn blob_policy_changed_now(&mut self) {
+        self.next_blob_refresh = Some(self.now);
+    }
+
+    /// When the blob side needs the timer next (an idle node stays asleep).
     pub(super) fn next_blob_wake(&self) -> Instant {
-        let mut at = self.now + INTERRUPTED_TTL;
+        let mut at = self.next_blob_refresh.unwrap_or(self.now + INTERRUPTED_TTL);
         if self.blobs.wanted() > 0 {
             at = at.min(self.now + BLOB_RETRY);
         }

@@ -48,6 +48,8 @@ impl<L: LocalState> Service<L> {
     /// Runs a store request; what it changed is published when the step ends.
     pub(super) fn on_store(&mut self, request: Request) -> Result<StoreReply, NodeError> {
         let reply = self.local.execute(request);
+        // A pin, an attachment or an import may change which blobs are wanted.
+        self.blob_policy_changed_now();
         // A wanted commons may have arrived another way (a bundle import): stop asking for it.
         let local = &self.local;
         self.wanted.retain(|commons| !local.holds(commons));

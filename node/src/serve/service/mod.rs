@@ -211,8 +211,10 @@ pub struct Service<L> {
     blobs: crate::serve::blobs::BlobTransfers,
     /// Callers of `FetchBlobs` waiting for their blobs.
     blob_waiters: Vec<blob_io::BlobWaiter>,
-    /// When the node's policy is next asked which blobs it wants.
-    next_blob_refresh: Instant,
+    /// When the node's policy is next asked which blobs it wants (`None`: nothing changed).
+    next_blob_refresh: Option<Instant>,
+    /// When it was last asked.
+    last_blob_refresh: Option<Instant>,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -254,7 +256,8 @@ impl<L: LocalState> Service<L> {
             listen: Vec::new(),
             blobs: crate::serve::blobs::BlobTransfers::new(false),
             blob_waiters: Vec::new(),
-            next_blob_refresh: now,
+            next_blob_refresh: Some(now),
+            last_blob_refresh: None,
             now,
             out: Vec::new(),
         })
