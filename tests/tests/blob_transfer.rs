@@ -211,3 +211,139 @@ fn a_blob_nobody_holds_stays_wanted_and_a_bad_hash_is_refused() {
         "{reply}"
     );
 }
+
+/// A design with files: (design id, [(name, bytes)]).
+fn design_with_files(
+    home: &TestHome,
+    name: &str,
+    files: &[(&str, usize, &str)],
+) -> (String, Vec<(String, Vec<u8>)>) {
+    let design = hedgerow_tests::id(&home.json(&["design", "new", name]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut out = Vec::new();
+    for (i, (file, len, role)) in files.iter().enumerate() {
+        let mut data = blob(*len);
+        // Each file its own bytes.
+        data.iter_mut()
+            .take(8)
+            .for_each(|b| *b = b.wrapping_add(i as u8 + name.len() as u8));
+        let path = dir.path().join(file);
+        std::fs::write(&path, &data).expect("write file");
+        home.json(&[
+            "design",
+            "attach",
+            &design,
+            path.to_str().expect("utf-8 path"),
+            "--role",
+            role,
+        ]);
+        out.push((file.to_string(), data));
+    }
+    (design, out)
+}
+
+fn held(node: &ServeNode) -> u64 {
+    node.status()["blobs"]["held"].as_u64().unwrap_or(0)
+}
+
+/// ```text
+///   origin (Ada: two designs with files) <── hub (fetch.role = hub) <── farm (role farm)
+/// ```
+/// The hub fetches every file of the commons on its own; the origin goes away; the farm gets
+/// the designs from the hub but no file until it asks (`design file`, `fetch`) or pins.
+#[test]
+fn a_hub_keeps_every_file_and_a_farm_fetches_what_it_asks_for_or_pins() {
+    let origin_home = TestHome::init("Ada");
+    let commons = hedgerow_tests::id(&origin_home.json(&["commons", "create", "Open Tools"]));
+    let (crimper, crimper_files) = design_with_files(
+        &origin_home,
+        "Roller crimper",
+        &[
+            ("frame.pdf", 3 * 1024 * 1024 + 17, "drawing"),
+            ("field.jpg", 40_000, "photo"),
+        ],
+    );
+    let (seeder, seeder_files) = design_with_files(
+        &origin_home,
+        "Seeder",
+        &[("side.jpg", 70_000, "photo"), ("top.jpg", 20_000, "photo")],
+    );
+    let total: u64 = crimper_files
+        .iter()
+        .chain(&seeder_files)
+        .map(|(_, d)| d.len() as u64)
+        .sum();
+    let origin = ServeNode::start(origin_home, &[]);
+
+    let hub_home = TestHome::init("Hub");
+    hub_home.json(&["commons", "join", &commons]);
+    std::fs::write(
+        hub_home.path().join("config.json"),
+        json!({"fetch": {"role": "hub"}}).to_string(),
+    )
+    .expect("config.json");
+    let hub = ServeNode::start(hub_home, &[&origin]);
+    assert!(
+        wait_until(WAIT, || held(&hub) == 4),
+        "the hub did not fetch every file: {}",
+        hub.status()
+    );
+    drop(origin);
+
+    let farm_home = TestHome::init("Fay");
+    farm_home.json(&["commons", "join", &commons]);
+    let farm = ServeNode::start(farm_home, &[&hub]);
+    hedgerow_tests::net::converge(&[&hub, &farm], WAIT);
+    let files = farm.json(&["design", "files", &crimper]);
+    assert_eq!(files.as_array().map(Vec::len), Some(2));
+    assert!(files
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|f| f["held"] == json!(false)));
+    assert_eq!(held(&farm), 0, "a farm fetches nothing on its own");
+
+    // `design file` of a file not here: the running node fetches it, verified.
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let out = out_dir.path().join("frame.pdf");
+    farm.ok(&[
+        "design",
+        "file",
+        &crimper,
+        "frame.pdf",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert!(std::fs::read(&out).expect("written") == crimper_files[0].1);
+
+    // `fetch`: the rest of the design's files.
+    let fetched = farm.json(&["fetch", &crimper]);
+    assert_eq!(
+        fetched["fetched"].as_array().map(Vec::len),
+        Some(1),
+        "{fetched}"
+    );
+    assert_eq!(held(&farm), 2);
+
+    // A pinned design's files come on their own.
+    farm.json(&["pin", &seeder]);
+    assert!(wait_until(WAIT, || held(&farm) == 4), "{}", farm.status());
+    let pins = farm.json(&["pins"]);
+    assert_eq!(pins[0]["missing"], json!(0), "{pins}");
+    for (name, data) in &seeder_files {
+        let got = farm.run(&["design", "file", &seeder, name]);
+        assert!(got.status.success());
+        assert!(got.stdout == *data, "{name} differs");
+    }
+    // Every byte came once, with little beside it.
+    let status = blob_status(&farm);
+    assert_eq!(status["bytes_received"], json!(total));
+    let frames = status["frame_bytes_received"].as_u64().unwrap_or(0)
+        + status["frame_bytes_sent"].as_u64().unwrap_or(0);
+    assert!(
+        frames * 100 <= total * 101,
+        "{frames} frame bytes for {total}"
+    );
+    farm.json(&["unpin", &seeder]);
+    assert_eq!(farm.json(&["pins"]), json!([]));
+}
