@@ -220,6 +220,7 @@ mod tests {
         let file = HomeConfig {
             peers: Vec::new(),
             listen: vec!["/ip4/127.0.0.1/tcp/4800".into()],
+            ..HomeConfig::default()
         };
         let config = serve_config(&parsed(&[]), &file).expect("config");
         assert_eq!(listen(&config), ["/ip4/127.0.0.1/tcp/4800"]);
@@ -229,6 +230,7 @@ mod tests {
         let bad = HomeConfig {
             peers: Vec::new(),
             listen: vec!["everywhere".into()],
+            ..HomeConfig::default()
         };
         let error = serve_config(&parsed(&[]), &bad).unwrap_err();
         assert!(
