@@ -347,3 +347,87 @@ fn a_hub_keeps_every_file_and_a_farm_fetches_what_it_asks_for_or_pins() {
     farm.json(&["unpin", &seeder]);
     assert_eq!(farm.json(&["pins"]), json!([]));
 }
+
+/// The link of the field case, in kbit/s: fast enough for a few MB in CI, slow enough that the
+/// transfer rides through a cut.
+const FIELD_KBIT: u32 = 2_000;
+
+/// ```text
+///   [netns a: hub 10.47.17.1] ==veth, 2 Mbit/s, cut 2 s every 10 s== [netns b: farm]
+/// ```
+/// A design with a 3 MB drawing and 30 photos reaches a farm that pinned it, intact, with
+/// the blob frames at most 1.05 times the files' bytes (TCP rides through the cuts; nothing
+/// verified is asked again).
+#[test]
+fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_whole() {
+    let Some(net) = hedgerow_tests::net::Netns::pair_or_skip("blob transfer over the field rig")
+    else {
+        return;
+    };
+    let link = hedgerow_tests::field::Link::of(&net);
+    link.cap(FIELD_KBIT).expect("tc tbf");
+    let in_ns = |i: usize, peers: Vec<String>| ServeOptions {
+        peers,
+        listen_ip: net.addr(i),
+        netns: Some(net.name(i).to_string()),
+        ..ServeOptions::default()
+    };
+    let hub_home = TestHome::init("Hub");
+    let commons = hedgerow_tests::id(&hub_home.json(&["commons", "create", "Open Tools"]));
+    let mut files: Vec<(String, usize, &str)> =
+        vec![("drawing.pdf".into(), 3 * 1024 * 1024, "drawing")];
+    for i in 0..30 {
+        files.push((format!("photo-{i:02}.jpg"), 3_000 + 97 * i, "photo"));
+    }
+    let specs: Vec<(&str, usize, &str)> =
+        files.iter().map(|(n, l, r)| (n.as_str(), *l, *r)).collect();
+    let (design, data) = design_with_files(&hub_home, "Roller crimper", &specs);
+    let total: u64 = data.iter().map(|(_, d)| d.len() as u64).sum();
+    let hub = ServeNode::start_with(hub_home, in_ns(0, Vec::new()));
+
+    let farm_home = TestHome::init("Fay");
+    farm_home.json(&["commons", "join", &commons]);
+    let farm = ServeNode::start_with(farm_home, in_ns(1, vec![hub.multiaddr()]));
+    hedgerow_tests::net::converge(&[&hub, &farm], WAIT);
+    let before = link.bytes();
+    let flapper = hedgerow_tests::field::Flapper::start(
+        link.clone(),
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+        6,
+        Box::new(|_| {}),
+    );
+    farm.json(&["pin", &design]);
+    assert!(
+        wait_until(Duration::from_secs(120), || held(&farm) == 31),
+        "the files did not all arrive: {}",
+        farm.status()
+    );
+    let cuts = flapper.stop().expect("the link flapped");
+    let on_link = link.bytes() - before;
+    for (name, bytes) in &data {
+        let got = farm.run(&["design", "file", &design, name]);
+        assert!(
+            got.status.success() && got.stdout == *bytes,
+            "{name} differs"
+        );
+    }
+    let status = blob_status(&farm);
+    let frames = status["frame_bytes_received"].as_u64().unwrap_or(0)
+        + status["frame_bytes_sent"].as_u64().unwrap_or(0);
+    eprintln!(
+        "field: {total} B of files over {FIELD_KBIT} kbit/s with {cuts} cuts: {frames} B of blob frames ({:.4}x), {on_link} B on the link ({:.4}x)",
+        frames as f64 / total as f64,
+        on_link as f64 / total as f64
+    );
+    assert!(cuts >= 1, "the transfer ended before the first cut");
+    assert_eq!(
+        status["bytes_received"],
+        json!(total),
+        "a verified byte came twice"
+    );
+    assert!(
+        frames as f64 <= total as f64 * 1.05,
+        "{frames} B of blob frames for {total} B of files"
+    );
+}
