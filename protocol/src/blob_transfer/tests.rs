@@ -428,6 +428,33 @@ fn an_empty_blob_is_complete_at_once_and_a_held_past_end_partial_is_refused() {
 }
 
 #[test]
+fn responses_round_trip_and_bad_frames_are_refused() {
+    let data = BlobResponse::Data {
+        size: 70_000,
+        groups: GroupRange::new(2, 5),
+        encoded: vec![9; 1000],
+    };
+    assert_eq!(decode_response(&encode_response(&data)).unwrap(), data);
+    let refused = BlobResponse::Refused(BlobRefusal::OutOfRange { size: 9 });
+    let mut bytes = encode_response(&refused);
+    assert_eq!(decode_response(&bytes).unwrap(), refused);
+    bytes.push(0);
+    assert!(matches!(
+        decode_response(&bytes),
+        Err(DecodeError::TrailingBytes { extra: 1, .. })
+    ));
+    for bad in [
+        &[][..],
+        &[1][..],
+        &[1, 7][..],
+        &[2, 0][..],
+        &[1, 0, 0xff][..],
+    ] {
+        assert!(decode_response(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn an_unknown_version_of_a_message_is_refused() {
     let mut bytes = encode_request(&BlobRequest {
         hash: [1; 32],
