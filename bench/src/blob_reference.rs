@@ -95,7 +95,10 @@ async fn libp2p_copy(total: u64) -> Result<f64> {
     let mut connected = false;
     while received < total {
         while connected && in_flight < PIPELINE {
-            client.behaviour_mut().blob.send_request(&server_id, vec![0]);
+            client
+                .behaviour_mut()
+                .blob
+                .send_request(&server_id, vec![0]);
             in_flight += 1;
             started.get_or_insert_with(Instant::now);
         }

@@ -356,10 +356,10 @@ const FIELD_KBIT: u32 = 2_000;
 ///   [netns a: hub 10.47.17.1] ==veth, 2 Mbit/s, cut 2 s every 10 s== [netns b: farm]
 /// ```
 /// A design with a 3 MB drawing and 30 photos reaches a farm that pinned it, intact, with
-/// the blob frames at most 1.05 times the files' bytes (TCP rides through the cuts; nothing
-/// verified is asked again).
+/// the blob frames at most 1.05 times the files' bytes (TCP rides through the cuts); the farm
+/// killed halfway resumes from what it had verified on disk and asks for none of it again.
 #[test]
-fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_whole() {
+fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_and_a_restart_whole() {
     let Some(net) = hedgerow_tests::net::Netns::pair_or_skip("blob transfer over the field rig")
     else {
         return;
@@ -387,7 +387,7 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_whole() {
 
     let farm_home = TestHome::init("Fay");
     farm_home.json(&["commons", "join", &commons]);
-    let farm = ServeNode::start_with(farm_home, in_ns(1, vec![hub.multiaddr()]));
+    let mut farm = ServeNode::start_with(farm_home, in_ns(1, vec![hub.multiaddr()]));
     hedgerow_tests::net::converge(&[&hub, &farm], WAIT);
     let before = link.bytes();
     let flapper = hedgerow_tests::field::Flapper::start(
@@ -398,6 +398,43 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_whole() {
         Box::new(|_| {}),
     );
     farm.json(&["pin", &design]);
+    // The farm is killed (-9) once a MiB of the drawing is verified on disk, and restarted.
+    let drawing = blake3::hash(&data[0].1).to_hex().to_string();
+    let verified_on_disk = |home: &Path, hash: &str| -> u64 {
+        let sidecar = home
+            .join("blobs")
+            .join("partial")
+            .join(format!("{hash}.verified"));
+        std::fs::read_to_string(sidecar)
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || verified_on_disk(
+            farm.path(),
+            &drawing
+        ) >= 1 << 20),
+        "the drawing never reached a MiB: {}",
+        farm.status()
+    );
+    farm.kill();
+    // What the dead farm kept of each file: all of it when stored, else its verified prefix.
+    let kept_of = |bytes: &[u8]| -> u64 {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        if held_path(farm.path(), &hash).exists() {
+            bytes.len() as u64
+        } else {
+            verified_on_disk(farm.path(), &hash)
+        }
+    };
+    let kept_drawing = kept_of(&data[0].1);
+    let kept_photos: u64 = data[1..].iter().map(|(_, d)| kept_of(d)).sum();
+    let photos_left = data[1..]
+        .iter()
+        .filter(|(_, d)| kept_of(d) < d.len() as u64)
+        .count() as u64;
+    farm.restart();
     assert!(
         wait_until(Duration::from_secs(120), || held(&farm) == 31),
         "the files did not all arrive: {}",
@@ -416,18 +453,25 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_whole() {
     let frames = status["frame_bytes_received"].as_u64().unwrap_or(0)
         + status["frame_bytes_sent"].as_u64().unwrap_or(0);
     eprintln!(
-        "field: {total} B of files over {FIELD_KBIT} kbit/s with {cuts} cuts: {frames} B of blob frames ({:.4}x), {on_link} B on the link ({:.4}x)",
-        frames as f64 / total as f64,
+        "field: {total} B of files over {FIELD_KBIT} kbit/s with {cuts} cuts, {} B kept across the restart: {frames} B of blob frames after it ({:.4}x what was left), {on_link} B on the link in all ({:.4}x the files)",
+        kept_drawing + kept_photos,
+        frames as f64 / (total - kept_drawing - kept_photos) as f64,
         on_link as f64 / total as f64
     );
     assert!(cuts >= 1, "the transfer ended before the first cut");
+    // After the restart, only what was not verified on disk came (counters restart with it).
+    let drawing_size = data[0].1.len() as u64;
     assert_eq!(
         status["bytes_received"],
-        json!(total),
-        "a verified byte came twice"
+        json!(total - kept_drawing - kept_photos),
+        "a byte verified before the restart came again"
+    );
+    assert_eq!(
+        status["groups_requested"],
+        json!(drawing_size.div_ceil(GROUP) - kept_drawing / GROUP + photos_left)
     );
     assert!(
-        frames as f64 <= total as f64 * 1.05,
+        frames as f64 <= (total - kept_drawing - kept_photos) as f64 * 1.05,
         "{frames} B of blob frames for {total} B of files"
     );
 }

@@ -35,7 +35,7 @@ pub const WINDOW_GROUPS: u64 = 512;
 /// Verified bytes gathered in memory before they are appended to the partial file (each append
 /// is made durable, so fewer, larger ones keep a fast link fast); what a crash loses of them is
 /// fetched again.
-pub const FLUSH_BYTES: u64 = 4 << 20;
+pub const FLUSH_BYTES: u64 = 1 << 20;
 
 /// Most blobs fetched at once; the rest wait their turn.
 pub const MAX_ACTIVE: usize = 4;
