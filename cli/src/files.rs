@@ -93,24 +93,24 @@ pub enum FileCommand {
 
 impl FileCommand {
     /// The file command among design commands, or the command back.
-    pub fn of_design(command: DesignCommand) -> Result<FileCommand, DesignCommand> {
+    pub fn of_design(command: DesignCommand) -> Result<FileCommand, Box<DesignCommand>> {
         match command {
             DesignCommand::Attach(a) => Ok(FileCommand::Attach(a)),
             DesignCommand::Files(a) => Ok(FileCommand::Files(a)),
             DesignCommand::File(a) => Ok(FileCommand::File(a)),
             DesignCommand::Detach(a) => Ok(FileCommand::Detach(a)),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 
     /// The file command among note commands, or the command back.
-    pub fn of_note(command: NoteCommand) -> Result<FileCommand, NoteCommand> {
+    pub fn of_note(command: NoteCommand) -> Result<FileCommand, Box<NoteCommand>> {
         match command {
             NoteCommand::Attach(a) => Ok(FileCommand::Attach(a)),
             NoteCommand::Files(a) => Ok(FileCommand::Files(a)),
             NoteCommand::File(a) => Ok(FileCommand::File(a)),
             NoteCommand::Detach(a) => Ok(FileCommand::Detach(a)),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 }

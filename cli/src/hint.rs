@@ -106,7 +106,9 @@ pub fn problem(kind: ProblemKind) -> Option<&'static str> {
         ProblemKind::RefusedByCharter => {
             Some("run `hedgerow verify --rebuild` to take them out of their documents")
         }
-        ProblemKind::DamagedBlob => Some("remove it (`hedgerow gc` keeps it while documents use it: delete the file named in the message) and bring it back from a peer or a bundle `--with-files`"),
+        ProblemKind::DamagedBlob => Some(
+            "delete that file and import a bundle exported `--with-files` by a node that has it",
+        ),
         ProblemKind::BadCommons
         | ProblemKind::GenesisMismatch
         | ProblemKind::OrphanDocument

@@ -163,12 +163,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Moderate(c) => moderate_request(c),
         Command::Design(c) => match files::FileCommand::of_design(c) {
             Ok(files) => return files::run(&home, DocKind::Design, files),
-            Err(c) => design_request(c)?,
+            Err(c) => design_request(*c)?,
         },
         Command::Event(c) => event_request(c)?,
         Command::Note(c) => match files::FileCommand::of_note(c) {
             Ok(files) => return files::run(&home, DocKind::Note, files),
-            Err(c) => note_request(c)?,
+            Err(c) => note_request(*c)?,
         },
     };
     print_reply(send(&home, request)?, print, json)

@@ -596,4 +596,57 @@ mod tests {
         .expect("attach");
         assert_eq!(files(&doc, None).len(), 1);
     }
+
+    /// Files follow their build step when steps are added before it, moved or removed.
+    #[test]
+    fn files_follow_their_step() {
+        use crate::schema::{apply_edit, init_document, Edit, EditContext, NewDocument};
+        use automerge::AutoCommit;
+        let ctx = EditContext {
+            author: "tester".into(),
+            now_unix: 0,
+        };
+        let mut doc = AutoCommit::new();
+        init_document(&mut doc, &NewDocument::new(DocKind::Design, "Crimper")).expect("new");
+        let edit = |doc: &mut AutoCommit, edit: Edit| {
+            apply_edit(doc, DocKind::Design, &edit, &ctx).expect("edit");
+        };
+        for text in ["Cut", "Weld", "Paint"] {
+            edit(
+                &mut doc,
+                Edit::AddStep {
+                    text: text.into(),
+                    at: None,
+                },
+            );
+        }
+        edit(
+            &mut doc,
+            Edit::AddFile {
+                file: file("weld.jpg", b"w", Some(2)),
+            },
+        );
+        edit(
+            &mut doc,
+            Edit::AddFile {
+                file: file("paint.jpg", b"p", Some(3)),
+            },
+        );
+        let steps = |doc: &AutoCommit| -> Vec<Option<u64>> {
+            files(doc, None).iter().map(|f| f.step).collect()
+        };
+        edit(
+            &mut doc,
+            Edit::AddStep {
+                text: "Measure".into(),
+                at: Some(1),
+            },
+        );
+        assert_eq!(steps(&doc), [Some(3), Some(4)]);
+        edit(&mut doc, Edit::MoveStep { from: 4, to: 1 });
+        assert_eq!(steps(&doc), [Some(4), Some(1)]);
+        edit(&mut doc, Edit::RemoveStep { step: 4 });
+        assert_eq!(steps(&doc), [None, Some(1)]);
+        crate::schema::validate_document(&doc, DocKind::Design).expect("valid");
+    }
 }

@@ -673,7 +673,7 @@ pub fn decode_blob_header(
 /// Marks an encoded bundle (records and checksum) as followed by a blob section (format 3).
 ///
 /// The checksum covers the format byte, so it is recomputed; the records are unchanged.
-pub fn mark_with_blobs(bundle: &mut Vec<u8>) {
+pub fn mark_with_blobs(bundle: &mut [u8]) {
     if bundle.len() < BUNDLE_MAGIC.len() + 1 + CHECKSUM_LEN {
         return;
     }
@@ -893,11 +893,12 @@ mod tests {
             Some(BundleFileError::NotHedgerowFile { .. })
         ));
         let mut future = encode_bundle(sections()).unwrap();
-        // Version 2 (sealed records) is read since private commons; 3 is a future one.
-        future[BUNDLE_MAGIC.len()] = 3;
+        // Version 2 (sealed records) is read since private commons, 3 (files) since
+        // attachments; 4 is a future one.
+        future[BUNDLE_MAGIC.len()] = 4;
         assert!(matches!(
             decode_bundle(&future).damage,
-            Some(BundleFileError::UnsupportedVersion { version: 3, .. })
+            Some(BundleFileError::UnsupportedVersion { version: 4, .. })
         ));
         let summary = encode_summary(&Summary::default());
         assert!(matches!(
@@ -964,5 +965,38 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Format 2 summaries list blobs (a summary without blobs stays format 1), blob headers
+    /// catch their own damage, and a bundle marked as followed by blobs keeps its records.
+    #[test]
+    fn summaries_list_blobs_and_blob_headers_check_themselves() {
+        let summary = Summary::default();
+        let v2 = encode_summary_with_blobs(&summary, &[BlobHash([2; 32]), BlobHash([1; 32])]);
+        assert_eq!(v2[SUMMARY_MAGIC.len()], SUMMARY_FORMAT_V2);
+        let (back, listed) = decode_summary_with_blobs(&v2).unwrap();
+        assert_eq!(back, summary);
+        assert_eq!(listed, vec![BlobHash([1; 32]), BlobHash([2; 32])]);
+        assert_eq!(decode_summary(&v2).unwrap(), summary);
+        let v1 = encode_summary_with_blobs(&summary, &[]);
+        assert_eq!(v1, encode_summary(&summary));
+        assert_eq!(decode_summary_with_blobs(&v1).unwrap().1, vec![]);
+
+        let header = encode_blob_header(Some((BlobHash([7; 32]), 1234)));
+        assert_eq!(
+            decode_blob_header(&header),
+            Ok(Some((BlobHash([7; 32]), 1234)))
+        );
+        assert_eq!(decode_blob_header(&encode_blob_header(None)), Ok(None));
+        let mut bad = header;
+        bad[33] ^= 1;
+        assert_eq!(decode_blob_header(&bad), Err(BlobHeaderError::Damaged));
+
+        let mut bundle = encode_bundle(sections()).unwrap();
+        let records = decode_bundle(&bundle).into_result().unwrap();
+        assert!(!has_blob_section(&bundle));
+        mark_with_blobs(&mut bundle);
+        assert!(has_blob_section(&bundle));
+        assert_eq!(decode_bundle(&bundle).into_result().unwrap(), records);
     }
 }

@@ -73,6 +73,7 @@ fn assert_clean(home: &TestHome) {
             "problems",
             "equivocations",
             "held_changes",
+            "blobs",
         ],
     );
     assert_eq!(report["problems"], Value::Array(vec![]), "{report}");

@@ -159,6 +159,29 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("reason", "string"),
     ("block: note", "string"),
     ("blocks: note", "string"),
+    // Attachments (files and blobs).
+    ("checked", "integer"),
+    ("missing", "integer"),
+    ("held", "integer"),
+    ("wanted", "integer"),
+    ("wanted_bytes", "integer"),
+    ("in_flight", "integer"),
+    ("in_flight_bytes", "integer"),
+    ("partial", "integer"),
+    ("media_type", "string"),
+    ("size", "integer"),
+    ("caption", "string"),
+    ("step", "integer|null"),
+    ("attached_by", "string"),
+    ("attached_at", "integer"),
+    ("stored", "bool"),
+    ("partials_removed", "integer"),
+    ("bytes_freed", "integer"),
+    ("design files: held", "bool"),
+    ("note files: held", "bool"),
+    ("design attach: change", "string|null"),
+    ("note attach: change", "string|null"),
+    ("gc: kept", "integer"),
 ];
 
 /// Lists of the table this test cannot fill without damaging or forging a store (other
@@ -868,6 +891,55 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         "offline",
         &["commons", "show", &commons],
     );
+    // Files: attached to the design (a step) and the note, listed, detached, collected.
+    let plan = file(&a, "plan.pdf");
+    std::fs::write(&plan, b"%PDF-1.4 plan").expect("plan");
+    let sketch = file(&a, "sketch.png");
+    std::fs::write(&sketch, b"png sketch").expect("sketch");
+    out.run(
+        &a,
+        "design attach",
+        "offline",
+        &[
+            "design", "attach", &design, &plan, "--role", "plan", "--step", "1",
+        ],
+    );
+    out.run(
+        &a,
+        "note attach",
+        "offline",
+        &["note", "attach", &note, &sketch],
+    );
+    out.run(&a, "design files", "offline", &["design", "files", &design]);
+    out.run(&a, "note files", "offline", &["note", "files", &note]);
+    out.run(
+        &a,
+        "note detach",
+        "offline",
+        &["note", "detach", &note, "sketch.png"],
+    );
+    out.run(
+        &a,
+        "design attach",
+        "offline, a file already stored",
+        &[
+            "design", "attach", &design, &plan, "--role", "plan", "--step", "1",
+        ],
+    );
+    out.run(&a, "gc", "offline", &["gc"]);
+    out.run(
+        &a,
+        "design attach",
+        "offline",
+        &["design", "attach", &design, &sketch],
+    );
+    out.run(
+        &a,
+        "design detach",
+        "offline",
+        &["design", "detach", &design, "sketch.png"],
+    );
+    out.run(&a, "gc", "offline, a file to free", &["gc"]);
     out.run(&a, "verify", "offline", &["verify"]);
     let full = file(&a, "full.bundle");
     out.run(&a, "bundle export", "offline", &["bundle", "export", &full]);

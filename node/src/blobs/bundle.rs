@@ -17,8 +17,9 @@ use hedgerow_protocol::bundle_file::{
     mark_with_blobs, BLOB_HEADER_LEN, BUNDLE_MAGIC, CHECKSUM_LEN, LEN_PREFIX, MAX_RECORD_BYTES,
     RECORD_CHECK_LEN,
 };
+use hedgerow_protocol::CommonsId;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -251,9 +252,19 @@ pub fn import_from_file(
         return Ok(report);
     }
     let referenced = replicas.referenced_blobs(None)?;
-    let max = super::files::limits_at(&replicas.home_root)?.max_file_bytes;
+    let limits = super::files::limits_at(&replicas.home_root)?;
+    let max = limits.max_file_bytes;
     let mut files = FilesImported::default();
     let store = replicas.blob_store();
+    // Bytes of distinct files held per commons, against its quota.
+    let mut used: BTreeMap<CommonsId, u64> = BTreeMap::new();
+    for (hash, referrers) in &referenced {
+        if store.has(hash) {
+            for commons in &referrers.commons {
+                *used.entry(*commons).or_default() += referrers.size;
+            }
+        }
+    }
     let mut done = records.len() as u64;
     loop {
         let mut header = [0u8; BLOB_HEADER_LEN];
@@ -279,21 +290,40 @@ pub fn import_from_file(
         let mut body = (&mut reader).take(size);
         let outcome = if !referenced.contains_key(&hash) {
             files.unreferenced += 1;
-            Ok(None)
+            Outcome::Skipped
         } else if store.has(&hash) {
             files.known += 1;
-            Ok(None)
+            Outcome::Skipped
+        } else if let Some((commons, total)) = referenced[&hash]
+            .commons
+            .iter()
+            .map(|c| (*c, used.get(c).copied().unwrap_or(0) + size))
+            .find(|(_, total)| *total > limits.commons_quota_bytes)
+        {
+            Outcome::Refused(
+                super::files::FileError::OverQuota {
+                    name: referenced[&hash].describe(),
+                    size,
+                    commons,
+                    total,
+                    quota: limits.commons_quota_bytes,
+                }
+                .to_string(),
+            )
         } else {
             let mut at = |n: u64| progress(done + n, total);
-            store
-                .add_reader(
-                    &mut body,
-                    &format!("blob {hash}"),
-                    max,
-                    Some((hash, size)),
-                    &mut at,
-                )
-                .map(Some)
+            match store.add_reader(
+                &mut body,
+                &format!("blob {hash}"),
+                max,
+                Some((hash, size)),
+                &mut at,
+            ) {
+                Ok(added) => Outcome::Stored(added),
+                // The stick or this node's disk failed: not something to skip past.
+                Err(e @ BlobError::Io { .. }) => Outcome::Failed(e),
+                Err(e) => Outcome::Refused(e.to_string()),
+            }
         };
         // Whatever happened, the reader moves to the next blob's header.
         io::copy(&mut body, &mut io::sink()).map_err(io)?;
@@ -301,28 +331,47 @@ pub fn import_from_file(
         done += size;
         progress(done, total);
         match outcome {
-            Ok(Some(added)) => {
+            Outcome::Stored(added) => {
                 files.stored += 1;
                 files.bytes += added.size;
+                for commons in &referenced[&hash].commons {
+                    *used.entry(*commons).or_default() += added.size;
+                }
             }
-            Ok(None) => {}
-            // The stick or this node's disk failed: not something to skip past.
-            Err(e @ BlobError::Io { .. }) => return Err(e.into()),
-            Err(e) => files.damaged.push(DamagedBlob {
+            Outcome::Skipped => {}
+            Outcome::Failed(e) => return Err(e.into()),
+            Outcome::Refused(error) => files.damaged.push(DamagedBlob {
                 hash: hash.to_hex(),
-                error: e.to_string(),
+                error,
             }),
         }
         if truncated {
-            files.damaged.push(DamagedBlob {
-                hash: hash.to_hex(),
-                error: "the bundle ends inside this file; copy it again".into(),
-            });
+            let error = "the bundle ends inside this file; copy it again".to_string();
+            match files.damaged.last_mut() {
+                // Refused already for its size: say why in words.
+                Some(last) if last.hash == hash.to_hex() => last.error = error,
+                _ => files.damaged.push(DamagedBlob {
+                    hash: hash.to_hex(),
+                    error,
+                }),
+            }
             break;
         }
     }
     report.files = Some(files);
     Ok(report)
+}
+
+/// What became of one blob of a bundle.
+enum Outcome {
+    /// Verified and stored.
+    Stored(super::store::Added),
+    /// Held already, or used by no document here.
+    Skipped,
+    /// Refused (damaged, over a limit), with why; the next blob is read.
+    Refused(String),
+    /// The stick or the disk failed: the import stops.
+    Failed(BlobError),
 }
 
 /// Reads until `buf` is full or the input ends; how many bytes were read.

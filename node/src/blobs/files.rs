@@ -426,6 +426,17 @@ impl Replicas {
         &mut self,
         commons: Option<&[CommonsId]>,
     ) -> Result<BTreeMap<BlobHash, Referrers>, NodeError> {
+        self.collect_references(commons, false)
+    }
+
+    /// [`Self::referenced_blobs`]; with `skip_unreadable`, a document that cannot be read is
+    /// left out instead of failing (for `verify`, which names that damage itself; never for
+    /// `gc`, which would then free what that document uses).
+    fn collect_references(
+        &mut self,
+        commons: Option<&[CommonsId]>,
+        skip_unreadable: bool,
+    ) -> Result<BTreeMap<BlobHash, Referrers>, NodeError> {
         let chosen: Vec<CommonsId> = match commons {
             Some(chosen) => chosen.to_vec(),
             None => self
@@ -438,7 +449,11 @@ impl Replicas {
         let mut out: BTreeMap<BlobHash, Referrers> = BTreeMap::new();
         for commons in chosen {
             for doc in self.store().doc_ids(&commons)? {
-                let replica = self.replica(&doc)?;
+                let replica = match self.replica(&doc) {
+                    Ok(replica) => replica,
+                    Err(_) if skip_unreadable => continue,
+                    Err(e) => return Err(e),
+                };
                 if !attachment::carries_files(replica.kind()) {
                     continue;
                 }
@@ -492,7 +507,12 @@ impl Replicas {
         quick: bool,
         report: &mut crate::verify::VerifyReport,
     ) -> Result<(), NodeError> {
-        let referenced = self.referenced_blobs(None)?;
+        let referenced = match self.collect_references(None, true) {
+            Ok(referenced) => referenced,
+            // The store itself is unreadable: `verify` has named that already.
+            Err(_) if !report.problems.is_empty() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let store = self.blob_store();
         for (hash, referrers) in &referenced {
             let found = store.check(hash, quick, Some(referrers.size))?;
@@ -523,7 +543,11 @@ impl Replicas {
             report.blobs.checked += 1;
             report.problems.push(crate::verify::Problem::new(
                 crate::verify::ProblemKind::DamagedBlob,
-                format!("blob {hash} ({}) {damage}", referrers.describe()),
+                format!(
+                    "blob {hash} ({}) at {} {damage}",
+                    referrers.describe(),
+                    store.path(hash).display()
+                ),
             ));
         }
         Ok(())

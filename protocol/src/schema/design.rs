@@ -220,7 +220,17 @@ pub(crate) fn apply<T: Transactable>(
                     .to_string(),
             })
         }
-        Edit::AddStep { text, at } => add_step(tx, text, *at),
+        Edit::AddStep { text, at } => {
+            add_step(tx, text, *at)?;
+            // Files on the steps after the new one move down with them.
+            match at {
+                Some(at) => {
+                    let at = *at as u64;
+                    super::files::renumber_steps(tx, |s| Some(if s >= at { s + 1 } else { s }))
+                }
+                None => Ok(()),
+            }
+        }
         Edit::EditStep { step, text } => {
             check_text_size(&format!("steps.{step}"), text.len(), MAX_STEP_BYTES)?;
             let steps = present(tx, "steps")?;
@@ -231,9 +241,29 @@ pub(crate) fn apply<T: Transactable>(
         Edit::RemoveStep { step } => {
             let steps = present(tx, "steps")?;
             let index = step_index(count(tx, &steps), *step)?;
-            delete_at(tx, steps.as_ref(), index)
+            delete_at(tx, steps.as_ref(), index)?;
+            let gone = *step as u64;
+            super::files::renumber_steps(tx, |s| match s.cmp(&gone) {
+                std::cmp::Ordering::Less => Some(s),
+                std::cmp::Ordering::Equal => None,
+                std::cmp::Ordering::Greater => Some(s - 1),
+            })
         }
-        Edit::MoveStep { from, to } => move_step(tx, *from, *to),
+        Edit::MoveStep { from, to } => {
+            move_step(tx, *from, *to)?;
+            let (from, to) = (*from as u64, *to as u64);
+            super::files::renumber_steps(tx, |s| {
+                Some(if s == from {
+                    to
+                } else if from < to && s > from && s <= to {
+                    s - 1
+                } else if from > to && s >= to && s < from {
+                    s + 1
+                } else {
+                    s
+                })
+            })
+        }
         Edit::AddBomLine { line } => {
             line.check()?;
             let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];

@@ -139,3 +139,38 @@ fn remove<T: Transactable>(
     }
     Ok(())
 }
+
+/// Keeps files on the build step they illustrate when steps are added, removed or moved:
+/// `map` gives each old 1-based step number its new one (`None`: the step is gone, and the file
+/// stays on the design without a step).
+pub(crate) fn renumber_steps<T: Transactable>(
+    tx: &mut T,
+    map: impl Fn(u64) -> Option<u64>,
+) -> Result<(), EditError> {
+    let Ok(Some((automerge::Value::Object(ObjType::List), list))) = tx.get(ROOT, "files") else {
+        return Ok(());
+    };
+    let written = |e| EditError::automerge("written", e);
+    for index in 0..tx.length(&list) {
+        let Ok(Some((automerge::Value::Object(ObjType::Map), entry))) = tx.get(&list, index) else {
+            continue;
+        };
+        let step = match tx.get(&entry, "step") {
+            Ok(Some((automerge::Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Int(n) => u64::try_from(*n).ok(),
+                ScalarValue::Uint(n) => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(step) = step else { continue };
+        match map(step) {
+            Some(new) if new == step => {}
+            Some(new) => tx
+                .put(&entry, "step", ScalarValue::Int(new as i64))
+                .map_err(written)?,
+            None => tx.delete(&entry, "step").map_err(written)?,
+        }
+    }
+    Ok(())
+}

@@ -155,7 +155,7 @@ fn notes_and_profiles_round_trip() {
     assert_eq!(
         shown(&note, kind),
         json!({"target": doc_id(1), "reply_to": doc_id(2), "kind": "need-statement",
-               "body": "We need a clay-soil seeder.", "mentions": [doc_id(3)], "tags": ["clay"], "language": "en"})
+               "body": "We need a clay-soil seeder.", "mentions": [doc_id(3)], "tags": ["clay"], "language": "en", "files": []})
     );
     assert_eq!(
         edit(&mut note, kind, set("target", &doc_id(4))),
