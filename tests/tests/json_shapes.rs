@@ -141,13 +141,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("transport_out", "integer"),
     ("up_to_date", "integer"),
     ("updated_at", "integer"),
-    // Attachment blobs in `status` (scoped: `held` and `wanted` mean other things elsewhere).
-    ("status: held", "integer"),
-    ("status: wanted", "integer"),
-    ("wanted_bytes", "integer"),
-    ("in_flight", "integer"),
-    ("in_flight_bytes", "integer"),
-    ("partial", "integer"),
+    // Blob transfers in `status` (`blob_transfer`; `blobs` is with the attachments below).
     ("bytes_wanted", "integer"),
     ("groups_requested", "integer"),
     ("bad_responses", "integer"),
