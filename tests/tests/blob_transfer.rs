@@ -349,8 +349,19 @@ fn a_hub_keeps_every_file_and_a_farm_fetches_what_it_asks_for_or_pins() {
 }
 
 /// The link of the field case, in kbit/s: fast enough for a few MB in CI, slow enough that the
-/// transfer rides through a cut.
+/// transfer rides through a cut (`HEDGEROW_FIELD_BLOB_KBIT` replaces it).
 const FIELD_KBIT: u32 = 2_000;
+
+/// The drawing of the field case, in MiB (`HEDGEROW_FIELD_BLOB_MB` replaces it; the README's
+/// figures for a 20 MB file come from `HEDGEROW_FIELD_BLOB_MB=20 HEDGEROW_FIELD_BLOB_KBIT=8000`).
+const FIELD_MB: usize = 3;
+
+fn field_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// ```text
 ///   [netns a: hub 10.47.17.1] ==veth, 2 Mbit/s, cut 2 s every 10 s== [netns b: farm]
@@ -365,7 +376,8 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_and_a_restart_whole()
         return;
     };
     let link = hedgerow_tests::field::Link::of(&net);
-    link.cap(FIELD_KBIT).expect("tc tbf");
+    let kbit = field_setting("HEDGEROW_FIELD_BLOB_KBIT", FIELD_KBIT);
+    link.cap(kbit).expect("tc tbf");
     let in_ns = |i: usize, peers: Vec<String>| ServeOptions {
         peers,
         listen_ip: net.addr(i),
@@ -374,8 +386,11 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_and_a_restart_whole()
     };
     let hub_home = TestHome::init("Hub");
     let commons = hedgerow_tests::id(&hub_home.json(&["commons", "create", "Open Tools"]));
-    let mut files: Vec<(String, usize, &str)> =
-        vec![("drawing.pdf".into(), 3 * 1024 * 1024, "drawing")];
+    let mut files: Vec<(String, usize, &str)> = vec![(
+        "drawing.pdf".into(),
+        field_setting("HEDGEROW_FIELD_BLOB_MB", FIELD_MB) << 20,
+        "drawing",
+    )];
     for i in 0..30 {
         files.push((format!("photo-{i:02}.jpg"), 3_000 + 97 * i, "photo"));
     }
@@ -453,7 +468,7 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_and_a_restart_whole()
     let frames = status["frame_bytes_received"].as_u64().unwrap_or(0)
         + status["frame_bytes_sent"].as_u64().unwrap_or(0);
     eprintln!(
-        "field: {total} B of files over {FIELD_KBIT} kbit/s with {cuts} cuts, {} B kept across the restart: {frames} B of blob frames after it ({:.4}x what was left), {on_link} B on the link in all ({:.4}x the files)",
+        "field: {total} B of files over {kbit} kbit/s with {cuts} cuts, {} B kept across the restart: {frames} B of blob frames after it ({:.4}x what was left), {on_link} B on the link in all ({:.4}x the files)",
         kept_drawing + kept_photos,
         frames as f64 / (total - kept_drawing - kept_photos) as f64,
         on_link as f64 / total as f64
