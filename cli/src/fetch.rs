@@ -8,23 +8,35 @@
 use crate::output::line;
 use anyhow::{anyhow, bail, Result};
 use hedgerow_node::api::{BlobWant, FetchBlobsReply, NodeRequest, Request};
+use hedgerow_node::control::{self, ControlReply};
 use hedgerow_protocol::attachment::BlobHash;
 use hedgerow_protocol::schema::DocKind;
 use serde_json::{json, Value};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest the CLI waits for the node's answer to a fetch (the node answers by its own
 /// deadline, `BLOB_WAIT`, before this).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(660);
 
-/// Asks the running node to fetch `blobs` and waits for them.
+/// Asks the running node to fetch `blobs` and waits for them (with a bar on a terminal).
 pub fn through_node(home: &Path, blobs: Vec<BlobWant>) -> Result<FetchBlobsReply> {
+    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    let progress = Progress::start(home, total);
     let request = NodeRequest::FetchBlobs { blobs, wait: true };
+    let reply = ask(home, &request);
+    drop(progress);
+    reply
+}
+
+fn ask(home: &Path, request: &NodeRequest) -> Result<FetchBlobsReply> {
     crate::route(
         home,
-        &request,
+        request,
         FETCH_TIMEOUT,
         |value| {
             serde_json::from_value(value)
@@ -37,6 +49,64 @@ pub fn through_node(home: &Path, blobs: Vec<BlobWant>) -> Result<FetchBlobsReply
             ))
         },
     )
+}
+
+/// Fetches smaller than this show no bar.
+const BAR_BYTES: u64 = 4 << 20;
+
+/// A bar on standard error while a fetch runs, fed by the node's `status` (its verified bytes
+/// received since the fetch began); nothing when stderr is not a terminal or the fetch is small.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(home: &Path, total: u64) -> Option<Self> {
+        if total < BAR_BYTES || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let socket = hedgerow_node::home::control_socket_path(home);
+        let received = move || -> Option<u64> {
+            match control::call(&socket, &NodeRequest::Status, Duration::from_secs(5)) {
+                Ok(ControlReply::Ok(status)) => status["blob_transfer"]["bytes_received"].as_u64(),
+                _ => None,
+            }
+        };
+        let start = received()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let bar = indicatif::ProgressBar::new(total);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                ) {
+                    bar.set_style(style);
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(now) = received() {
+                        bar.set_position(now.saturating_sub(start).min(total));
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                bar.finish_and_clear();
+            })
+        };
+        Some(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// `design file` of a blob not held: fetches it through the running node, or says how to get it.

@@ -28,9 +28,9 @@ pub const GROUPS_PER_REQUEST: u64 = 16;
 /// response is verified and written.
 pub const PER_PEER_IN_FLIGHT: usize = 4;
 
-/// Most groups a download asks ahead of its first missing one (8 MiB): bounds the verified
-/// bytes held in memory while an earlier range is late.
-pub const WINDOW_GROUPS: u64 = 512;
+/// Most groups a download asks ahead of its first missing one (4 MiB): bounds the verified
+/// bytes held in memory while an earlier range is late (at most [`MAX_ACTIVE`] downloads).
+pub const WINDOW_GROUPS: u64 = 256;
 
 /// Verified bytes gathered in memory before they are appended to the partial file (each append
 /// is made durable, so fewer, larger ones keep a fast link fast); what a crash loses of them is
