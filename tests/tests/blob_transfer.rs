@@ -490,3 +490,61 @@ fn field_a_drawing_and_thirty_photos_cross_a_flapping_link_and_a_restart_whole()
         "{frames} B of blob frames for {total} B of files"
     );
 }
+
+/// ```text
+///   Ben (member) ──> Alice (private commons, a design with a file) <── Nina (not a member)
+/// ```
+/// A blob of a private commons goes to a member who proved it on the connection, and is
+/// answered as not held to a peer that only knows its hash.
+#[test]
+fn a_private_commons_file_goes_to_members_only() {
+    let alice_home = TestHome::init("Alice");
+    alice_home.json(&[
+        "commons",
+        "create",
+        "Seed circle",
+        "--stewarded",
+        "--private",
+    ]);
+    let (design, files) = design_with_files(
+        &alice_home,
+        "Seed cleaner",
+        &[("sieve.pdf", 100_000, "plan")],
+    );
+    let code = alice_home.json(&["commons", "invite", "--role", "member"])["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let alice = ServeNode::start(alice_home, &[]);
+    let hash = blake3::hash(&files[0].1).to_hex().to_string();
+
+    let nina = ServeNode::start(new_home("Nina"), &[&alice]);
+    assert!(nina.wait_connected_to(alice.peer_id(), WAIT));
+    assert_eq!(
+        fetch(&nina, &hash, files[0].1.len(), false)["pending"],
+        json!([hash])
+    );
+    assert!(wait_until(WAIT, || {
+        let status = blob_status(&nina);
+        status["groups_requested"].as_u64() >= Some(1) && status["in_flight"] == json!(0)
+    }));
+    assert!(alice.rejected("private-not-a-member") >= 1);
+    assert!(!held_path(nina.path(), &hash).exists());
+    assert_eq!(nina.rejected("bad-blob-chunk"), 0);
+    assert_eq!(
+        alice.status()["banned_peers"],
+        json!(0),
+        "a refusal is no offence"
+    );
+
+    let ben_home = new_home("Ben");
+    ben_home.json(&["commons", "accept", &code]);
+    let ben = ServeNode::start(ben_home, &[&alice]);
+    assert!(wait_until(WAIT, || ben
+        .run(&["design", "show", &design])
+        .status
+        .success()));
+    let fetched = ben.json(&["fetch", &design]);
+    assert_eq!(fetched["fetched"], json!([hash]), "{fetched}");
+    assert!(std::fs::read(held_path(ben.path(), &hash)).expect("stored") == files[0].1);
+}

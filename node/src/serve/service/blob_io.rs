@@ -26,11 +26,43 @@ pub(super) struct BlobWaiter {
 impl<L: LocalState> Service<L> {
     /// Answers a peer's blob request from the store.
     pub(super) fn on_blob_request(&mut self, peer: PeerId, id: InboundId, bytes: &[u8]) {
+        if !self.may_serve_blob(peer, bytes) {
+            // Said as for a blob not held: a non-member learns nothing of a hidden commons.
+            self.counters.reject(&Refusal::NotAMember);
+            let bytes = hedgerow_protocol::blob_transfer::encode_response(
+                &hedgerow_protocol::blob_transfer::BlobResponse::Refused(
+                    hedgerow_protocol::blob_transfer::BlobRefusal::NotHeld,
+                ),
+            );
+            self.out.push(Output::RespondBlob { id, bytes });
+            return;
+        }
         let (answer, offence) = self.blobs.on_request(&mut self.local, peer, id, bytes);
         self.blob_out(vec![answer]);
         if let Some(offence) = offence {
             self.blob_offence(offence);
         }
+    }
+
+    /// Whether `peer` may have the blob it asks for: always while this node holds no hidden
+    /// (private, or maybe private) commons; else only a blob some document refers to, of a
+    /// public commons or of a hidden one whose membership the peer proved on its connection.
+    fn may_serve_blob(&mut self, peer: PeerId, bytes: &[u8]) -> bool {
+        let Ok(request) = hedgerow_protocol::blob_transfer::decode_request(bytes) else {
+            // The engine answers (and counts) a malformed request.
+            return true;
+        };
+        let held: Vec<CommonsId> = self.local.commons().into_iter().map(|(c, _)| c).collect();
+        if !held.iter().any(|c| self.local.privacy(c).hides()) {
+            return true;
+        }
+        let index = match self.blob_commons.take() {
+            Some(index) => index,
+            None => self.local.blob_commons(),
+        };
+        let commons = index.get(&request.hash).cloned().unwrap_or_default();
+        self.blob_commons = Some(index);
+        commons.iter().any(|c| self.serves(peer, c))
     }
 
     /// Takes the response to one of our blob requests.
@@ -104,6 +136,7 @@ impl<L: LocalState> Service<L> {
     /// Documents arrived that may refer to files the policy wants: ask it again soon (at most
     /// every [`BLOB_REFRESH`]).
     pub(super) fn blob_policy_changed(&mut self) {
+        self.blob_commons = None;
         let earliest = self
             .last_blob_refresh
             .map_or(self.now, |last| last + BLOB_REFRESH);
@@ -113,6 +146,7 @@ impl<L: LocalState> Service<L> {
     /// A local command (a pin, an attachment, an import) may have changed what is wanted: ask
     /// the policy at the end of this step.
     pub(super) fn blob_policy_changed_now(&mut self) {
+        self.blob_commons = None;
         self.next_blob_refresh = Some(self.now);
     }
 

@@ -215,6 +215,9 @@ pub struct Service<L> {
     next_blob_refresh: Option<Instant>,
     /// When it was last asked.
     last_blob_refresh: Option<Instant>,
+    /// Which commons refer to each blob, for serving blobs of hidden commons only to their
+    /// proven members; `None` until needed, or after documents changed.
+    blob_commons: Option<HashMap<[u8; 32], Vec<CommonsId>>>,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -258,6 +261,7 @@ impl<L: LocalState> Service<L> {
             blob_waiters: Vec::new(),
             next_blob_refresh: Some(now),
             last_blob_refresh: None,
+            blob_commons: None,
             now,
             out: Vec::new(),
         })
