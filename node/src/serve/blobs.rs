@@ -18,7 +18,7 @@ use hedgerow_protocol::blob_transfer::{
     BlobResponse, Download, DownloadError, GroupRange, TransferError,
 };
 use libp2p::PeerId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Groups asked for per request (256 KiB of data).
@@ -130,6 +130,13 @@ struct Fetch {
     asked: HashMap<PeerId, usize>,
 }
 
+/// A wanted blob waiting for a free slot, with the peers it was parked away from.
+struct Queued {
+    hash: [u8; 32],
+    size: u64,
+    avoid: HashMap<PeerId, Instant>,
+}
+
 struct Asked {
     hash: [u8; 32],
     peer: PeerId,
@@ -142,7 +149,7 @@ pub struct BlobTransfers {
     /// Blobs being fetched.
     active: BTreeMap<[u8; 32], Fetch>,
     /// Blobs wanted but not started (at most [`MAX_ACTIVE`] run at once), with their sizes.
-    queued: BTreeMap<[u8; 32], u64>,
+    queued: VecDeque<Queued>,
     in_flight: HashMap<RequestId, Asked>,
     connected: Vec<PeerId>,
     /// Where the round-robin over peers starts next.
@@ -184,7 +191,7 @@ impl BlobTransfers {
 
     /// Whether `hash` is being fetched or waits to be.
     pub fn is_wanted(&self, hash: &[u8; 32]) -> bool {
-        self.active.contains_key(hash) || self.queued.contains_key(hash)
+        self.active.contains_key(hash) || self.queued.iter().any(|q| q.hash == *hash)
     }
 
     /// A peer connected: it is asked for what is wanted.
@@ -212,7 +219,11 @@ impl BlobTransfers {
         if store.held_size(&hash).is_some() || self.is_wanted(&hash) {
             return;
         }
-        self.queued.insert(hash, size);
+        self.queued.push_back(Queued {
+            hash,
+            size,
+            avoid: HashMap::new(),
+        });
     }
 
     /// Answers a peer's request from the store.
@@ -384,8 +395,12 @@ impl BlobTransfers {
         now: Instant,
     ) -> (Vec<BlobOutput>, Vec<([u8; 32], Finished)>) {
         let mut finished = Vec::new();
-        while self.active.len() < MAX_ACTIVE {
-            let Some((hash, size)) = self.queued.pop_first() else {
+        self.park_stuck(store, now, &mut finished);
+        // Each queued blob is looked at once per pump: parked ones go round, not in circles.
+        let mut turns = self.queued.len();
+        while self.active.len() < MAX_ACTIVE && turns > 0 {
+            turns -= 1;
+            let Some(Queued { hash, size, avoid }) = self.queued.pop_front() else {
                 break;
             };
             if store.held_size(&hash).is_some() {
@@ -414,7 +429,7 @@ impl BlobTransfers {
                 hash,
                 Fetch {
                     download,
-                    avoid: HashMap::new(),
+                    avoid,
                     asked: HashMap::new(),
                 },
             );
@@ -469,6 +484,45 @@ impl BlobTransfers {
         (out, finished)
     }
 
+    /// Moves downloads that no connected peer will serve now (each refused it, nothing in
+    /// flight) to the back of the queue, so blobs waiting behind them get their turn; what
+    /// they verified is written first, and they resume from it when their turn comes again.
+    fn park_stuck(
+        &mut self,
+        store: &mut impl BlobAccess,
+        now: Instant,
+        finished: &mut Vec<([u8; 32], Finished)>,
+    ) {
+        if self.queued.is_empty() || self.connected.is_empty() {
+            return;
+        }
+        let connected = &self.connected;
+        let stuck: Vec<[u8; 32]> = self
+            .active
+            .iter()
+            .filter(|(_, f)| {
+                f.asked.values().all(|n| *n == 0)
+                    && connected
+                        .iter()
+                        .all(|p| f.avoid.get(p).is_some_and(|until| *until > now))
+            })
+            .map(|(hash, _)| *hash)
+            .collect();
+        for hash in stuck {
+            if let Some(done) = self.write_ready(store, hash, true) {
+                finished.push((hash, done));
+                continue;
+            }
+            if let Some(fetch) = self.active.remove(&hash) {
+                self.queued.push_back(Queued {
+                    hash,
+                    size: fetch.download.size(),
+                    avoid: fetch.avoid,
+                });
+            }
+        }
+    }
+
     /// The peer a request of ours went to.
     pub fn peer_of(&self, id: &RequestId) -> Option<PeerId> {
         self.in_flight.get(id).map(|a| a.peer)
@@ -487,7 +541,7 @@ impl BlobTransfers {
             missing += fetch.download.size() - fetch.download.written();
             held += fetch.download.written();
         }
-        missing += self.queued.values().sum::<u64>();
+        missing += self.queued.iter().map(|q| q.size).sum::<u64>();
         (missing, held)
     }
 }

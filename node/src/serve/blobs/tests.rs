@@ -268,3 +268,26 @@ fn a_peer_that_does_not_hold_the_blob_is_not_asked_again_for_a_while() {
     assert_eq!(net.answered.values().sum::<u64>(), 2);
     assert_eq!(net.farm.0.wanted(), 1);
 }
+
+#[test]
+fn blobs_nobody_serves_make_way_for_one_that_a_peer_holds() {
+    let held = blob(2 * GROUP_BYTES as usize);
+    let hash = *blake3::hash(&held).as_bytes();
+    let mut net = Net::new(vec![(BlobTransfers::new(false), Mem::holding(&held))]);
+    let now = Instant::now();
+    // More unheld blobs than run at once, wanted first.
+    for i in 0..MAX_ACTIVE as u8 + 1 {
+        let missing = *blake3::hash(&[i]).as_bytes();
+        net.farm.0.want(&net.farm.1, missing, 1);
+    }
+    net.farm.0.want(&net.farm.1, hash, held.len() as u64);
+    net.run(now, None);
+    net.run(now + Duration::from_millis(1), None);
+    net.run(now + Duration::from_millis(2), None);
+    assert_eq!(net.finished, vec![(hash, Finished::Stored)]);
+    assert_eq!(
+        net.farm.0.wanted(),
+        MAX_ACTIVE + 1,
+        "the others stay wanted"
+    );
+}
