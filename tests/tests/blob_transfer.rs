@@ -116,6 +116,15 @@ fn a_blob_of_a_few_mb_arrives_intact_with_little_beside_its_bytes() {
     // Nothing partial is left behind.
     let partial = farm.path().join("blobs").join("partial").join(&hash);
     assert!(!partial.exists(), "the partial file stays after the commit");
+    // The hub kept the blob's outboard to serve it; `gc` takes both (no document refers to it).
+    let outboard = hub.path().join("blobs").join("outboard").join(&hash);
+    assert_eq!(
+        std::fs::metadata(&outboard).map(|m| m.len()).ok(),
+        Some(size.div_ceil(GROUP) * 64 - 64)
+    );
+    hub.json(&["gc"]);
+    assert!(!held_path(hub.path(), &hash).exists());
+    assert!(!outboard.exists(), "gc left the outboard of a removed blob");
 }
 
 #[test]

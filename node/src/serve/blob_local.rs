@@ -105,3 +105,24 @@ impl BlobAccess for Replicas {
         let _ = self.blob_store().remove_partial(&BlobHash(*hash));
     }
 }
+
+/// Removes the outboards of blobs no longer held (after `gc`); the bytes freed. One that cannot
+/// be removed stays: it is recomputed or ignored, never trusted for another blob.
+pub fn remove_stale_outboards(store: &BlobStore) -> u64 {
+    let Ok(entries) = fs::read_dir(store.root().join("outboard")) else {
+        return 0;
+    };
+    let mut freed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let held = name.parse::<BlobHash>().is_ok_and(|hash| store.has(&hash));
+        if held {
+            continue;
+        }
+        let size = entry.metadata().map_or(0, |m| m.len());
+        if fs::remove_file(entry.path()).is_ok() {
+            freed += size;
+        }
+    }
+    freed
+}

@@ -11,6 +11,7 @@
 
 mod actor;
 mod blob_local;
+pub use blob_local::remove_stale_outboards;
 pub mod blobs;
 mod control_server;
 mod handle;
