@@ -220,12 +220,16 @@ pub fn pins(home: &Path, request: Request, json: bool) -> Result<ExitCode> {
         let id = row["id"].as_str().unwrap_or_default();
         let files = row["files"].as_u64().unwrap_or(0);
         let missing = row["missing"].as_u64().unwrap_or(0);
+        let files = match files {
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
         match (listing, row["pinned"] == json!(true)) {
             (false, true) => println!(
-                "pinned {id}: its files are fetched whenever a peer has them ({files} files, {missing} not here yet)"
+                "pinned {id}: its files are fetched whenever a peer has them ({files}, {missing} not here yet)"
             ),
             (false, false) => println!("unpinned {id}"),
-            (true, _) => println!("{id}  {files} files, {missing} not here yet"),
+            (true, _) => println!("{id}  {files}, {missing} not here yet"),
         }
     }
     Ok(ExitCode::SUCCESS)
