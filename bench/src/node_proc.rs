@@ -206,6 +206,8 @@ impl NodeProc {
     pub fn sync_with(&self, peer: &NodeProc) -> Result<Value> {
         self.call(&NodeRequest::Sync {
             peer: peer.addr.clone(),
+            connect_timeout: None,
+            deadline: None,
         })
     }
 

@@ -1,14 +1,78 @@
 //! Command-line arguments: the `hedgerow` command tree.
 
 use clap::{Args, Parser, Subcommand};
+use hedgerow_protocol::schema::{design, event, note};
 use std::path::PathBuf;
+
+/// The fields, lists and examples under `design new/edit --help`.
+fn design_help() -> String {
+    format!(
+        "Fields (--set FIELD=VALUE, --unset FIELD; text fields also --append, --text-file, --stdin):
+  name, summary, problem, how_it_works, intended_use (texts)
+  stage: {}
+  licence.hardware, licence.documentation, licence.software: SPDX, e.g. CERN-OHL-S-2.0
+  licensor, documentation_language, version, derivative_of (a design id), variant_of,
+  user_manual, safety (texts), build_facts.workshop_days, build_facts.participants,
+  build_facts.weight_kg, build_facts.special_tooling, build_facts.prerequisites, external_ids.SITE
+Lists (--add FIELD=ITEM, --remove FIELD=ITEM): tools, skills; tags with --tag/--untag
+Build steps, bill of materials, parts, contributors, related designs: their own flags above.
+
+Examples:
+  hedgerow design new \"Roller crimper\" --set summary=\"Crimps a cover crop flat\" \\
+      --set stage=prototype --set licence.hardware=CERN-OHL-S-2.0 --tag no-till \\
+      --bom-line \"steel tube 406 mm;1;pcs;scrap yard\" --step \"Cut the tube to 1.6 m\"
+  hedgerow design edit ID --edit-step \"1=Cut the tube to 1.5 m\" --stdin how_it_works < notes.md
+  hedgerow design edit ID --add tools=\"angle grinder\" --contributor \"Ada Farmer:welding\"",
+        design::STAGES.join(", ")
+    )
+}
+
+/// The fields, lists and examples under `event new/edit --help`.
+fn event_help() -> String {
+    format!(
+        "Fields (--set FIELD=VALUE, --unset FIELD; text fields also --append, --text-file, --stdin):
+  title; summary, description (texts)
+  kind: {}
+  start, end: a date, 2026-03-14, or a date and time, 2026-03-14T09:30
+  location.name, location.address, location.country, location.lat, location.lon
+  status: {}
+Lists (--add FIELD=ITEM, --remove FIELD=ITEM):
+  activities ({}), organisers, topics, designs (design ids built or worked on there)
+Outcomes (--outcome KIND[:DETAIL]): {}
+
+Examples:
+  hedgerow event new \"Build day\" --set start=2026-03-14 --set end=2026-03-15 \\
+      --set location.name=\"Ferme des Chênes\" --set kind=build --add designs=DESIGN-ID
+  hedgerow event edit ID --set status=done --outcome \"units-built:3 rollers\"
+  hedgerow note add --on ID --kind build-log --text \"Built two drums\"",
+        event::EVENT_KINDS.join(", "),
+        event::EVENT_STATUSES.join(", "),
+        event::ACTIVITIES.join(", "),
+        event::OUTCOME_KINDS.join(", ")
+    )
+}
+
+/// The kinds and examples under `note add/edit --help`.
+fn note_help() -> String {
+    format!(
+        "Kinds (--kind): {}
+
+Examples:
+  hedgerow note add --on EVENT-ID --kind build-log --text \"Built two drums\"
+  hedgerow note add --on DESIGN-ID --kind question --file question.md
+  hedgerow note edit NOTE-ID --append \" Drum two needs a new bearing.\"
+  hedgerow note list --on EVENT-ID",
+        note::NOTE_KINDS.join(", ")
+    )
+}
 
 /// Hedgerow: a peer-to-peer node for open farm-tool design commons.
 #[derive(Debug, Parser)]
 #[command(name = "hedgerow", version, about, long_about = None)]
 pub struct Cli {
-    /// The node's home directory (key, store, control socket).
-    #[arg(long, global = true, env = "HEDGEROW_HOME", value_name = "DIR")]
+    /// The node's home directory (key, store, control socket); default: $HEDGEROW_HOME when
+    /// set and not empty, else the platform's data directory.
+    #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -66,6 +130,9 @@ pub enum Command {
     /// Notes on designs and events.
     #[command(subcommand)]
     Note(NoteCommand),
+    /// Your profile in every commons: name, location, bio.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Carry signed changes on a USB stick: export a bundle, write a summary, import a bundle.
     #[command(subcommand)]
     Bundle(crate::bundle::BundleCommand),
@@ -92,6 +159,14 @@ pub enum Command {
         /// Seconds to keep answering the peer's own pulls after ours finished.
         #[arg(long, default_value_t = 2)]
         linger: u64,
+        /// Seconds the connection (dial and handshakes) may take before the sync fails; the
+        /// default allows for slow rural and satellite links.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        connect_timeout: u64,
+        /// Seconds the whole sync may take; then it stops and reports what it got (kept: the
+        /// next sync fetches only the rest).
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        deadline: u64,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -198,8 +273,9 @@ pub struct JsonFlag {
 /// Selects a commons.
 #[derive(Debug, Args, Clone)]
 pub struct CommonsFlag {
-    /// Commons id (or a unique prefix); needed when the node holds several.
-    #[arg(long, value_name = "ID")]
+    /// Commons name, id or a prefix of 4+ characters; needed when the node holds several and
+    /// no id given names one.
+    #[arg(long, value_name = "NAME|ID")]
     pub commons: Option<String>,
 }
 
@@ -276,7 +352,7 @@ pub enum CommonsCommand {
     List(JsonFlag),
     /// Show one commons.
     Show {
-        /// Commons id or prefix.
+        /// Commons name, id or prefix.
         id: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
@@ -284,7 +360,7 @@ pub enum CommonsCommand {
     /// Join a commons by its id: replicate it (it arrives from the next peer that has it) and
     /// publish your profile (name, location, bio) there.
     Join {
-        /// The full commons id.
+        /// The full commons id (a name or a prefix names only a commons already held).
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -349,7 +425,7 @@ pub enum ModerateCommand {
 /// Field edits shared by designs, events and notes.
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
-    /// Set a field: `name=...`, `stage=prototype`, `licence.hardware=CERN-OHL-S-2.0`, `build_facts.weight_kg=420`; on a text field, replaces its text.
+    /// Set a field: `summary=...`, `stage=prototype`, `licence.hardware=CERN-OHL-S-2.0`, `build_facts.weight_kg=420`; on a text field, replaces its text.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// Remove a field's value.
@@ -370,7 +446,7 @@ pub struct EditArgs {
     /// Remove a tag.
     #[arg(long = "untag", value_name = "TAG")]
     pub untag: Vec<String>,
-    /// Add an item to a list field: `tools=angle grinder`, `skills=welding`, `topics=soil`.
+    /// Add an item to a list field: `tools=angle grinder`, `skills=welding`.
     #[arg(long = "add", value_name = "FIELD=ITEM")]
     pub add: Vec<String>,
     /// Remove an item from a list field.
@@ -391,6 +467,10 @@ pub struct EditArgs {
     /// Add a bill-of-materials line: `name;quantity;unit;sourcing;reference`.
     #[arg(long = "bom-line", value_name = "LINE")]
     pub bom_line: Vec<String>,
+    /// Rewrite bill-of-materials line N in place: `2=steel tube 406 mm;2;pcs;scrap yard`
+    /// (parts left out are cleared).
+    #[arg(long = "edit-bom-line", value_name = "N=LINE")]
+    pub edit_bom_line: Vec<String>,
     /// Remove bill-of-materials line N.
     #[arg(long = "remove-bom-line", value_name = "N")]
     pub remove_bom_line: Vec<usize>,
@@ -415,6 +495,7 @@ pub struct EditArgs {
 #[derive(Debug, Subcommand)]
 pub enum DesignCommand {
     /// Create a design; prints its id.
+    #[command(after_help = design_help(), mut_arg("outcome", |a| a.hide(true)))]
     New {
         /// The design's name.
         name: String,
@@ -426,8 +507,9 @@ pub enum DesignCommand {
         json: JsonFlag,
     },
     /// Edit a design: all flags become one signed change.
+    #[command(after_help = design_help(), mut_arg("outcome", |a| a.hide(true)))]
     Edit {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         edits: EditArgs,
@@ -436,7 +518,7 @@ pub enum DesignCommand {
     },
     /// Show a design, or one of its releases.
     Show {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         /// Show the design as it was released under this version.
         #[arg(long)]
@@ -444,28 +526,40 @@ pub enum DesignCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// List designs.
+    /// List designs, or those a search and filters keep (all must hold).
     List {
         #[command(flatten)]
         commons: CommonsFlag,
         #[command(flatten)]
+        search: SearchArgs,
+        /// Only designs at this stage: idea, concept, prototype, functional-prototype,
+        /// production-ready, in-use, commercial.
+        #[arg(long, value_name = "STAGE")]
+        stage: Option<String>,
+        #[command(flatten)]
         json: JsonFlag,
     },
     /// Every signed change of a design.
-    History {
-        /// Design id or prefix.
-        id: String,
-        #[command(flatten)]
-        json: JsonFlag,
-    },
+    History(HistoryArgs),
     /// Who last wrote each part of a field.
-    Blame {
+    Blame(BlameArgs),
+    /// A printable plan of a design (to standard output, or --out FILE): markdown, or html
+    /// laid out for paper.
+    Export {
         /// Design id or prefix.
         id: String,
-        /// The field, e.g. `summary`, `steps`, `name`.
-        field: String,
-        #[command(flatten)]
-        json: JsonFlag,
+        /// markdown or html.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "html"])]
+        format: String,
+        /// Print the design as released under this version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Write the plan to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// With --out: replace the file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Make a derivative design whose history starts from this one.
     Fork {
@@ -485,16 +579,16 @@ pub enum DesignCommand {
     },
     /// Ancestors and known derivatives of a design.
     Lineage {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
     /// Freeze the design's current state under a version name.
     Release {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
-        /// The version, e.g. `5.6`.
+        /// The version: 1 to 64 bytes without spaces, e.g. `1.0`, `5.6`, `v2-beta`.
         #[arg(long)]
         version: String,
         #[command(flatten)]
@@ -502,7 +596,7 @@ pub enum DesignCommand {
     },
     /// Withdraw a design you created: every node hides it (written into the commons' charter).
     Retract {
-        /// Design id or prefix.
+        /// Design id, prefix or exact name.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -515,12 +609,33 @@ pub enum DesignCommand {
     File(crate::files::FileArgs),
     /// Remove a file from a design (its bytes stay until `hedgerow gc`).
     Detach(crate::files::DetachArgs),
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all designs when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
 }
 
 /// Event commands.
 #[derive(Debug, Subcommand)]
 pub enum EventCommand {
     /// Create an event; prints its id.
+    #[command(
+        after_help = event_help(),
+        mut_arg("set", |a| a.help("Set a field: `start=2026-03-14`, `location.name=Ferme des Chênes`, `kind=build`; on a text field, replaces its text")),
+        mut_arg("text_file", |a| a.help("Replace a text field with the content of a file: `description=programme.md`")),
+        mut_arg("append", |a| a.help("Append to a text field: `description= Bring gloves.`")),
+        mut_arg("add", |a| a.help("Add an item to a list field: `designs=ID`, `topics=soil`, `organisers=Ada`, `activities=build`")),
+        mut_arg("step", |a| a.hide(true)),
+        mut_arg("edit_step", |a| a.hide(true)),
+        mut_arg("remove_step", |a| a.hide(true)),
+        mut_arg("move_step", |a| a.hide(true)),
+        mut_arg("bom_line", |a| a.hide(true)),
+        mut_arg("remove_bom_line", |a| a.hide(true)),
+        mut_arg("part", |a| a.hide(true)),
+        mut_arg("contributor", |a| a.hide(true)),
+        mut_arg("related", |a| a.hide(true)),
+        mut_arg("built", |a| a.hide(true)),
+    )]
     New {
         /// The event's title.
         title: String,
@@ -531,9 +646,26 @@ pub enum EventCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// Edit an event.
+    /// Edit an event: all flags become one signed change.
+    #[command(
+        after_help = event_help(),
+        mut_arg("set", |a| a.help("Set a field: `start=2026-03-14`, `location.name=Ferme des Chênes`, `kind=build`; on a text field, replaces its text")),
+        mut_arg("text_file", |a| a.help("Replace a text field with the content of a file: `description=programme.md`")),
+        mut_arg("append", |a| a.help("Append to a text field: `description= Bring gloves.`")),
+        mut_arg("add", |a| a.help("Add an item to a list field: `designs=ID`, `topics=soil`, `organisers=Ada`, `activities=build`")),
+        mut_arg("step", |a| a.hide(true)),
+        mut_arg("edit_step", |a| a.hide(true)),
+        mut_arg("remove_step", |a| a.hide(true)),
+        mut_arg("move_step", |a| a.hide(true)),
+        mut_arg("bom_line", |a| a.hide(true)),
+        mut_arg("remove_bom_line", |a| a.hide(true)),
+        mut_arg("part", |a| a.hide(true)),
+        mut_arg("contributor", |a| a.hide(true)),
+        mut_arg("related", |a| a.hide(true)),
+        mut_arg("built", |a| a.hide(true)),
+    )]
     Edit {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         edits: EditArgs,
@@ -542,35 +674,49 @@ pub enum EventCommand {
     },
     /// Show an event.
     Show {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
-    /// List events.
+    /// List events, or those a search and tags keep.
     List {
         #[command(flatten)]
         commons: CommonsFlag,
         #[command(flatten)]
+        search: SearchArgs,
+        #[command(flatten)]
         json: JsonFlag,
     },
+    /// Every signed change of an event.
+    History(HistoryArgs),
+    /// Who last wrote each part of an event's field.
+    Blame(BlameArgs),
     /// Withdraw an event you created: every node hides it (written into the commons' charter).
     Retract {
-        /// Event id or prefix.
+        /// Event id, prefix or exact title.
         id: String,
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all events when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
 }
 
 /// Note commands.
 #[derive(Debug, Subcommand)]
 pub enum NoteCommand {
     /// Add a note to a design or event; the text comes from --text, --file or standard input.
+    #[command(after_help = note_help())]
     Add {
-        /// The design or event the note belongs to.
-        #[arg(long, value_name = "ID")]
-        on: String,
+        /// The design or event the note belongs to (with --reply-to: that note's).
+        #[arg(long, value_name = "ID", required_unless_present = "reply_to")]
+        on: Option<String>,
+        /// Answer this note: the reply goes on the same design or event.
+        #[arg(long, value_name = "NOTE-ID")]
+        reply_to: Option<String>,
         /// brainstorm, build-log, need-statement, decision, question, chronicle or comment.
         #[arg(long, default_value = "comment")]
         kind: String,
@@ -584,6 +730,7 @@ pub enum NoteCommand {
         json: JsonFlag,
     },
     /// Rewrite a note's text (from --text, --file or standard input), or append to it.
+    #[command(after_help = note_help())]
     Edit {
         /// Note id or prefix.
         id: String,
@@ -631,4 +778,99 @@ pub enum NoteCommand {
     File(crate::files::FileArgs),
     /// Remove a file from a note (its bytes stay until `hedgerow gc`).
     Detach(crate::files::DetachArgs),
+    /// Open conflicts: fields that concurrent edits changed in overlapping ways (all notes when no ID).
+    Conflicts(ConflictsArgs),
+    /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
+    Resolve(ResolveArgs),
+    /// Every signed change of a note.
+    History(HistoryArgs),
+    /// Who wrote each part of a note (its body unless a field is named).
+    Blame {
+        /// Note id or prefix.
+        id: String,
+        /// The field: `body` (the default), `tags`, `kind`...
+        #[arg(default_value = "body")]
+        field: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// `history` of a design, event or note.
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Id, prefix or exact name.
+    pub id: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// `blame` of a design's or event's field.
+#[derive(Debug, Args, Clone)]
+pub struct BlameArgs {
+    /// Id, prefix or exact name.
+    pub id: String,
+    /// The field, e.g. `summary`, `steps`, `steps.2`, `name`, `title`.
+    pub field: String,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Search and tag filters of `design list` and `event list`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SearchArgs {
+    /// Only those carrying this tag (repeat for several; `No-Till`, `no till` and `no-till`
+    /// match alike).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Only those whose name or title, summary or build steps (an event's description)
+    /// contain this text, in any case; the output says where it was found.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+}
+
+/// Profile commands.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Change your display name, location or bio, here and in every commons you hold.
+    Edit {
+        /// `name=Ada Farmer`, `location=Wales`, `bio=Builds rollers` (empty clears location or bio).
+        #[arg(long = "set", value_name = "FIELD=VALUE", required = true)]
+        set: Vec<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// Options of `design/event/note conflicts`.
+#[derive(Debug, Args, Clone)]
+pub struct ConflictsArgs {
+    /// Document id or prefix; every document of the kind in the commons when absent.
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub commons: CommonsFlag,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+/// Options of `design/event/note resolve`.
+#[derive(Debug, Args, Clone)]
+pub struct ResolveArgs {
+    /// Document id or prefix.
+    pub id: String,
+    /// The field in conflict, as `conflicts` or `show` names it: `stage`, `steps.2`, `body`.
+    pub field: String,
+    /// Keep the version of the side whose change starts with these hex digits.
+    #[arg(
+        long,
+        value_name = "CHANGE",
+        required_unless_present = "text",
+        conflicts_with = "text"
+    )]
+    pub take: Option<String>,
+    /// Write this text (or value) instead of either side's.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
 }

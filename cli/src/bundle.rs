@@ -34,8 +34,12 @@ pub enum BundleCommand {
     },
     /// Write a small summary of what this node holds to FILE; another node exports `--for` it.
     Summary {
-        /// The summary file to write.
+        /// The summary file to write (an older summary there is replaced; anything else only
+        /// with --force).
         file: PathBuf,
+        /// Replace FILE even if it is not a summary (a bundle, any other file).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -105,9 +109,10 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        BundleCommand::Summary { file, json } => {
+        BundleCommand::Summary { file, force, json } => {
             let request = Request::BundleSummary {
                 path: absolute(&file)?,
+                force,
             };
             let value = crate::send(home, request)
                 .with_context(|| format!("cannot write a summary to {}", file.display()))?;
@@ -121,6 +126,20 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                     size(count(&value, "bytes")),
                     file.display()
                 );
+                let pending = value
+                    .get("pending")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    println!(
+                        "it also asks for {} commons joined and not received yet (pending):",
+                        pending.len()
+                    );
+                    for id in &pending {
+                        println!("  {}", line(id.as_str().unwrap_or("")));
+                    }
+                }
                 println!(
                     "the other node runs `hedgerow bundle export BUNDLE --for {}`",
                     file.display()
@@ -150,6 +169,15 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                 crate::output::json(&value);
             } else {
                 print_import(&value, &rejected, &file);
+            }
+            let added = ["commons_joined", "commons_added"].iter().any(|k| {
+                value
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            });
+            if added {
+                crate::names::warn_shared_names(home)?;
             }
             let damaged = value
                 .get("files")

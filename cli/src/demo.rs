@@ -73,6 +73,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
             title: "Roller crimper".into(),
             target: None,
             note_kind: None,
+            reply_to: None,
             edits: vec![
                 set("summary", "A rolling drum with chevron blades that crimps a cover crop flat so it can be planted into without tillage."),
                 set("stage", "prototype"),
@@ -133,6 +134,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
             title: "Build day: roller crimpers".into(),
             target: None,
             note_kind: None,
+            reply_to: None,
             edits: vec![
                 set("kind", "build"),
                 set("start", "2026-03-14"),
@@ -164,6 +166,7 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
                 title: String::new(),
                 target: Some(event_id.clone()),
                 note_kind: Some(kind.into()),
+                reply_to: None,
                 edits: vec![Edit::ReplaceText {
                     field: "body".into(),
                     text: text.into(),
@@ -191,14 +194,28 @@ pub fn run(keep: Option<&Path>) -> Result<ExitCode> {
         },
     )?)?);
     println!("\n== who wrote the build steps:");
-    output::blame(&json(execute(
+    let steps = json(execute(
         &mut node,
         Request::Blame {
             id: design_id.clone(),
             kind: DocKind::Design,
             field: "steps".into(),
         },
-    )?)?);
+    )?)?;
+    let mut per_step = Vec::new();
+    for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+        let spans = json(execute(
+            &mut node,
+            Request::Blame {
+                id: design_id.clone(),
+                kind: DocKind::Design,
+                field: format!("steps.{}", i + 1),
+            },
+        )?)?;
+        let text = step.get("text").and_then(|t| t.as_str()).unwrap_or("");
+        per_step.push((text.to_string(), spans));
+    }
+    output::step_blame(&per_step);
     println!("\n== lineage:");
     output::lineage(&json(execute(
         &mut node,

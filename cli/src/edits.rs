@@ -126,6 +126,17 @@ pub fn edits_from_args(args: &EditArgs) -> Result<Vec<Edit>> {
             line: BomLine::parse(line).map_err(|e| anyhow!("--bom-line `{line}`: {e}"))?,
         });
     }
+    for pair in &args.edit_bom_line {
+        let (position, line) = split_pair("edit-bom-line", pair)?;
+        let position = match position.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => bail!("--edit-bom-line: `{position}` is not a line number (1, 2, 3...)"),
+        };
+        edits.push(Edit::EditBomLine {
+            position,
+            line: BomLine::parse(line).map_err(|e| anyhow!("--edit-bom-line `{pair}`: {e}"))?,
+        });
+    }
     for position in &args.remove_bom_line {
         edits.push(Edit::RemoveBomLine {
             position: *position,

@@ -14,6 +14,53 @@ pub fn hint(error: &anyhow::Error) -> Option<String> {
     ErrorKind::of(root).and_then(|kind| instruction(&kind))
 }
 
+/// The operating system's words for a failed file operation, which name no file and end in
+/// `(os error N)`, as a sentence part: lower case, number dropped. The file itself is named
+/// by the context before it (`cannot read notes.md: no such file or directory`).
+pub fn plain_os_errors(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(" (os error ") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + " (os error ".len()..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        match tail[digits..].strip_prefix(')') {
+            Some(after) if digits > 0 => rest = after,
+            _ => {
+                out.push_str(" (os error ");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    for (os, plain) in [
+        ("No such file or directory", "no such file or directory"),
+        ("Permission denied", "permission denied"),
+        ("File exists", "a file of that name exists already"),
+        ("Is a directory", "it is a directory, not a file"),
+        ("Not a directory", "a part of the path is not a directory"),
+        ("No space left on device", "the disk is full"),
+        ("Read-only file system", "the disk is read-only"),
+    ] {
+        out = out.replace(os, plain);
+    }
+    out
+}
+
+/// What to do after a file error [`plain_os_errors`] worded, when nothing else said.
+pub fn for_os_error(line: &str) -> Option<String> {
+    let text = if line.ends_with("no such file or directory") {
+        "check the file's name and path"
+    } else if line.ends_with("permission denied") {
+        "check the file's permissions, or choose another place"
+    } else if line.ends_with("the disk is full") {
+        "free some space and retry"
+    } else {
+        return None;
+    };
+    Some(text.to_string())
+}
+
 /// What to do about a failure of `kind`.
 pub fn instruction(kind: &ErrorKind) -> Option<String> {
     let text = match kind {
@@ -27,7 +74,7 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
                     .to_string(),
             })
         }
-        ErrorKind::ChooseCommons => "choose one with --commons ID",
+        ErrorKind::ChooseCommons => "choose one with --commons NAME (or its id)",
         ErrorKind::NoCommons => "create one with `hedgerow commons create NAME` or join one",
         ErrorKind::NoSuchRelease { design } => {
             return Some(format!(
@@ -90,6 +137,14 @@ pub fn instruction(kind: &ErrorKind) -> Option<String> {
         ErrorKind::NotCreator { id } => {
             return Some(format!("`hedgerow hide {id}` hides it on this node"))
         }
+        ErrorKind::PeerUnreachable => {
+            "check the address (`hedgerow whoami` on that node prints its peer id) and that its `hedgerow serve` runs; a slow link may need a larger --connect-timeout"
+        }
+        ErrorKind::PortInUse => {
+            "stop what listens there (`hedgerow status` on a home shows where its serve listens) or choose another with --listen"
+        }
+        ErrorKind::WouldOverwrite => "choose another file name, or pass --force to replace it",
+        ErrorKind::Usage | ErrorKind::Other => return None,
     };
     Some(text.to_string())
 }
@@ -122,6 +177,19 @@ mod tests {
     use super::*;
     use hedgerow_node::control::NodeRefusal;
     use hedgerow_node::NodeError;
+
+    /// A file error reads as words with what to do, whether the CLI or a running node wrote it.
+    #[test]
+    fn os_errors_lose_their_number_and_gain_an_instruction() {
+        let line = plain_os_errors("cannot read notes.md: No such file or directory (os error 2)");
+        assert_eq!(line, "cannot read notes.md: no such file or directory");
+        assert_eq!(
+            for_os_error(&line).as_deref(),
+            Some("check the file's name and path")
+        );
+        assert_eq!(plain_os_errors("odd (os error x)"), "odd (os error x)");
+        assert_eq!(for_os_error("something else"), None);
+    }
 
     /// The same instruction whether the error is the node's own type (store opened here) or
     /// a refusal a running node sent with its kind.

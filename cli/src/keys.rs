@@ -184,7 +184,7 @@ pub fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
             .iter()
             .map(|c| {
                 c.parse::<hedgerow_protocol::CommonsId>()
-                    .map_err(|e| anyhow!("--commons {c}: {e}"))
+                    .map_err(|e| anyhow!("--commons {c}: {e}; a new device holds no commons yet, so give each one's full id (`hedgerow commons list` on your other device)"))
             })
             .collect::<Result<Vec<_>>>()?;
         let device = key_backup::link_device_secret(code)?;

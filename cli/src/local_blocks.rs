@@ -130,8 +130,9 @@ fn print_blocks(value: &Value) {
     for entry in &blocked {
         let note = text(entry, "note");
         println!(
-            "blocked {}{}",
+            "blocked {}  since {}{}",
             line(text(entry, "author")),
+            entry.get("at").map(crate::output::when).unwrap_or_default(),
             if note.is_empty() {
                 String::new()
             } else {
@@ -142,8 +143,9 @@ fn print_blocks(value: &Value) {
     for entry in &hidden {
         let reason = text(entry, "reason");
         println!(
-            "hidden  {}{}",
+            "hidden  {}  since {}{}",
             line(text(entry, "id")),
+            entry.get("at").map(crate::output::when).unwrap_or_default(),
             if reason.is_empty() {
                 String::new()
             } else {

@@ -11,15 +11,17 @@ mod files;
 mod hint;
 mod keys;
 mod local_blocks;
+mod names;
 mod network;
 mod output;
+mod plan;
+mod unknown_command;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
-    Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, KeyCommand,
-    ModerateCommand, NoteCommand,
+    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
+    HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
 };
-use clap::Parser;
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
 use hedgerow_node::error_kind::ErrorKind;
@@ -37,27 +39,118 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
-                // sled logs its own ERROR line (file offsets, a backtrace) before returning an
-                // error that the store names in words; the user gets only the latter.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let (cli, json) = match parse_cli() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    // `serve` sets its logging up itself, once it knows whether it has peers.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging(&[]);
+    }
     files::install_progress();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            let mut line = one_line(&error);
-            if let Some(hint) = hint::hint(&error) {
+            let mut line = hint::plain_os_errors(&one_line(&error));
+            if let Some(hint) = hint::hint(&error).or_else(|| hint::for_os_error(&line)) {
                 line.push_str("; ");
                 line.push_str(&hint);
             }
-            eprintln!("error: {}", output::line(&line));
+            let line = output::line(&line);
+            if json {
+                let kind = ErrorKind::of(error.as_ref()).unwrap_or(ErrorKind::Other);
+                output::json(&json_error(&line, &kind));
+            } else {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to standard error: warnings and worse unless `HEDGEROW_LOG` says otherwise (plus
+/// `extra` directives under the default), coloured only on a terminal, so a log file or
+/// journal gets plain text.
+pub fn init_logging(extra: &[&str]) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG").unwrap_or_else(|_| {
+        // sled logs its own ERROR line (file offsets, a backtrace) before returning an
+        // error that the store names in words; the user gets only the latter.
+        let mut directives = vec!["warn", "sled=off"];
+        directives.extend_from_slice(extra);
+        tracing_subscriber::EnvFilter::new(directives.join(","))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// An error as `--json` prints it: `{"error": LINE, "kind": KIND, ...}` (the kind's own
+/// fields beside it), the shape of the control channel's refusals.
+fn json_error(line: &str, kind: &ErrorKind) -> Value {
+    let mut value = serde_json::to_value(kind).unwrap_or_else(|_| serde_json::json!({}));
+    if let Value::Object(map) = &mut value {
+        map.insert("error".into(), Value::String(line.to_string()));
+        map.insert("kind".into(), Value::String(kind.as_str().to_string()));
+    }
+    value
+}
+
+/// The command line, and whether the command asked for `--json`. A command line clap refuses
+/// is reported as JSON (kind `usage`) when it has `--json`, else as clap reports it; help and
+/// version requests print as usual.
+fn parse_cli() -> Result<(Cli, bool), ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    match parsed {
+        Ok((cli, matches)) => {
+            // The `--json` of the innermost subcommand, wherever it is declared.
+            let mut leaf = &matches;
+            while let Some((_, sub)) = leaf.subcommand() {
+                leaf = sub;
+            }
+            let json = matches!(leaf.try_get_one::<bool>("json"), Ok(Some(true)));
+            Ok((cli, json))
+        }
+        Err(error) => {
+            use clap::error::ErrorKind as Clap;
+            let asked_json = std::env::args_os()
+                .skip(1)
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json");
+            let informational = matches!(
+                error.kind(),
+                Clap::DisplayHelp
+                    | Clap::DisplayVersion
+                    | Clap::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            // A word people reach for that Hedgerow spells differently (`design delete`,
+            // `search`) gets the command that does it instead of clap's nearest spelling.
+            if let Some(text) = unknown_command_hint(&error) {
+                if asked_json {
+                    output::json(&json_error(&output::line(&text), &ErrorKind::Usage));
+                } else {
+                    eprintln!("error: {}", output::line(&text));
+                }
+                return Err(ExitCode::from(2));
+            }
+            if asked_json && !informational {
+                let text = error.render().to_string();
+                let first = text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("the command line is not valid")
+                    .trim_start_matches("error: ");
+                let line = format!("{first}; see `hedgerow --help`");
+                output::json(&json_error(&output::line(&line), &ErrorKind::Usage));
+                return Err(ExitCode::from(2));
+            }
+            let _ = error.print();
+            Err(ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2)))
         }
     }
 }
@@ -87,7 +180,10 @@ enum Print {
     Json,
     Id,
     Document,
-    DocList,
+    /// An event with its notes under it.
+    EventDocument,
+    /// A list of documents of this kind (design, event, note).
+    DocList(&'static str),
     History,
     Blame,
     Commons,
@@ -105,10 +201,40 @@ enum Print {
     Members,
     Charter,
     ModLog,
+    Conflicts,
+    Resolved,
+    Released,
+    Retracted,
+    Joined,
+    ProfileEdited,
 }
 
+/// What to say instead of clap's nearest spelling when the unknown subcommand is a word
+/// people reach for (`design delete`, `search`), if it is one.
+fn unknown_command_hint(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind as ClapKind};
+    if error.kind() != ClapKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let parents = unknown_command::parents(&args, word);
+    unknown_command::instead(&parents, word)
+}
+
+/// `--home`, else `$HEDGEROW_HOME` when set and not empty (an empty one, as `HEDGEROW_HOME=`
+/// in a crontab or unit file leaves, means unset), else the platform default.
 fn home_path(cli_home: &Option<PathBuf>) -> PathBuf {
-    cli_home.clone().unwrap_or_else(Home::default_path)
+    cli_home
+        .clone()
+        .or_else(|| {
+            std::env::var_os("HEDGEROW_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(Home::default_path)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -140,8 +266,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bundle(c) => return bundle::run(&home, c),
         Command::Local(c) => return local_blocks::run(&home, c),
         Command::Serve(args) => return network::serve(&home, args),
-        Command::Sync { peer, linger, json } => {
-            return network::sync(&home, &peer, linger, json.json)
+        Command::Sync {
+            peer,
+            linger,
+            connect_timeout,
+            deadline,
+            json,
+        } => {
+            let limits = network::SyncLimits {
+                linger,
+                connect_timeout,
+                deadline,
+            };
+            return network::sync(&home, &peer, limits, json.json);
         }
         Command::Repair(j) => return repair(&home, j.json),
         Command::Status(j) => return print_reply(status(&home)?, Print::Status, j.json),
@@ -161,6 +298,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
         }
         Command::Moderate(c) => moderate_request(c),
+        Command::Design(DesignCommand::Blame(BlameArgs { id, field, json }))
+            if !json.json && field.trim() == "steps" =>
+        {
+            return step_blame(&home, id);
+        }
+        Command::Design(DesignCommand::Export {
+            id,
+            format,
+            version,
+            out,
+            force,
+        }) => return export_plan(&home, id, &format, version, out.as_deref(), force),
+        Command::Profile(c) => profile_request(c)?,
         Command::Design(c) => match files::FileCommand::of_design(c) {
             Ok(files) => return files::run(&home, DocKind::Design, files),
             Err(c) => design_request(*c)?,
@@ -171,7 +321,75 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Err(c) => note_request(*c)?,
         },
     };
-    print_reply(send(&home, request)?, print, json)
+    let warn = names::may_share_names(&request);
+    let mut reply = send(&home, request)?;
+    // People read a document with names beside keys and ids: a second request, since which
+    // names a node knows is its own (`show --json` is the same on every node).
+    if let (Print::Document | Print::EventDocument, false) = (print, json) {
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let names = send(&home, Request::Names { id: id.to_string() })?;
+            reply["names"] = names;
+        }
+    }
+    // An event is shown with its notes: another request, for people only (`note list --on
+    // ID --json` gives them to scripts).
+    if let (Print::EventDocument, false) = (print, json) {
+        let code = print_reply(reply.clone(), print, json)?;
+        if let Some(id) = reply.get("id").and_then(Value::as_str) {
+            let notes = send(
+                &home,
+                Request::DocList {
+                    commons: None,
+                    kind: DocKind::Note,
+                    target: Some(id.to_string()),
+                    tags: Vec::new(),
+                    stage: None,
+                    search: None,
+                },
+            )?;
+            output::attached_notes(&notes);
+        }
+        if warn {
+            names::warn_shared_names(&home)?;
+        }
+        return Ok(code);
+    }
+    let code = print_reply(reply, print, json)?;
+    if warn {
+        names::warn_shared_names(&home)?;
+    }
+    Ok(code)
+}
+
+/// `design blame ID steps` for people: each step with every author who wrote part of it.
+fn step_blame(home: &Path, id: String) -> Result<ExitCode> {
+    let kind = DocKind::Design;
+    let steps = send(
+        home,
+        Request::Blame {
+            id: id.clone(),
+            kind,
+            field: "steps".into(),
+        },
+    )?;
+    let mut out = Vec::new();
+    for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+        let text = step.get("text").and_then(Value::as_str).unwrap_or("");
+        let spans = send(
+            home,
+            Request::Blame {
+                id: id.clone(),
+                kind,
+                field: format!("steps.{}", i + 1),
+            },
+        )?;
+        out.push((text.to_string(), spans));
+    }
+    if out.is_empty() {
+        println!("this design has no build steps yet");
+    }
+    output::step_blame(&out);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a command's reply; `verify` with problems exits with failure.
@@ -219,11 +437,11 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         None => println!("there was no store; built a new one"),
     }
     println!(
-        "rebuilt {} commons, {} documents, {} signed changes ({} records from the journal{})",
+        "rebuilt {} commons, {}, {} ({} from the journal{})",
         report.commons,
-        report.documents,
-        report.changes,
-        report.journal_records,
+        output::plural(report.documents as u64, "document"),
+        output::plural(report.changes as u64, "signed change"),
+        output::plural(report.journal_records as u64, "record"),
         if report.salvaged_store {
             ", the rest read from the damaged store"
         } else {
@@ -236,8 +454,8 @@ fn repair(home: &Path, json: bool) -> Result<ExitCode> {
         );
     } else {
         println!(
-            "{} documents could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
-            report.from_peers.len()
+            "{} could not be rebuilt whole and will come back from peers at the next sync (`hedgerow sync` or `serve`):",
+            output::plural(report.from_peers.len() as u64, "document")
         );
         for id in &report.from_peers {
             println!("  {id}");
@@ -352,15 +570,18 @@ fn print_human(print: Print, value: &Value) {
             "{}",
             output::line(value.get("id").and_then(Value::as_str).unwrap_or(""))
         ),
-        Print::Document => output::document(value),
-        Print::DocList => output::doc_list(value),
+        Print::Document | Print::EventDocument => output::document(value),
+        Print::DocList(kind) => output::doc_list(value, kind),
+        Print::Released => output::released(value),
+        Print::Retracted => output::retracted(value),
+        Print::Joined => output::joined(value),
         Print::History => output::history(value),
         Print::Blame => output::blame(value),
         Print::Commons => output::commons(value),
         Print::CommonsList => {
             let items = value.as_array().cloned().unwrap_or_default();
             if items.is_empty() {
-                println!("no commons yet: create one with `hedgerow commons create NAME`");
+                println!("no commons yet: create one with `hedgerow commons create NAME` or join one with `hedgerow commons join ID`");
             }
             for item in items {
                 output::commons(&item);
@@ -414,6 +635,13 @@ fn print_human(print: Print, value: &Value) {
             output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
         ),
         Print::ModLog => output::moderation_log(value),
+        Print::Conflicts => output::conflict_list(value),
+        Print::Resolved => println!(
+            "settled `{}` with change {}",
+            output::line(value.get("field").and_then(Value::as_str).unwrap_or("")),
+            output::line(value.get("change").and_then(Value::as_str).unwrap_or(""))
+        ),
+        Print::ProfileEdited => output::profile_edited(value),
         Print::Edited => match value.get("change").and_then(Value::as_str) {
             Some(change) => println!("saved change {}", output::line(change)),
             None => println!("nothing changed"),
@@ -563,7 +791,7 @@ fn commons_request(command: CommonsCommand) -> Result<(Request, Print, bool)> {
         ),
         CommonsCommand::List(j) => (Request::CommonsList, Print::CommonsList, j.json),
         CommonsCommand::Join { id, json } => {
-            (Request::Join { commons: id }, Print::Json, json.json)
+            (Request::Join { commons: id }, Print::Joined, json.json)
         }
         CommonsCommand::Show { id, json } => (
             Request::CommonsShow { commons: id },
@@ -590,20 +818,21 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
             Print::Document,
             json.json,
         ),
-        DesignCommand::List { commons, json } => (
-            Request::DocList {
-                commons: commons.commons,
-                kind,
-                target: None,
-            },
-            Print::DocList,
+        DesignCommand::List {
+            commons,
+            search,
+            stage,
+            json,
+        } => (
+            list_docs(commons, kind, search, stage),
+            Print::DocList(kind.as_str()),
             json.json,
         ),
-        DesignCommand::History { id, json } => {
-            (Request::History { id, kind }, Print::History, json.json)
-        }
-        DesignCommand::Blame { id, field, json } => {
-            (Request::Blame { id, kind, field }, Print::Blame, json.json)
+        DesignCommand::History(args) => history_request(kind, args),
+        DesignCommand::Blame(args) => blame_request(kind, args),
+        // `run` sends it through `export_plan`, which writes the plan.
+        DesignCommand::Export { id, version, .. } => {
+            (Request::Plan { id, version }, Print::Json, false)
         }
         DesignCommand::Fork {
             id,
@@ -633,11 +862,13 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         }
         DesignCommand::Lineage { id, json } => (Request::Lineage { id }, Print::Lineage, json.json),
         DesignCommand::Release { id, version, json } => {
-            (Request::Release { id, version }, Print::Json, json.json)
+            (Request::Release { id, version }, Print::Released, json.json)
         }
         DesignCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
+        DesignCommand::Conflicts(args) => conflicts_request(kind, args),
+        DesignCommand::Resolve(args) => resolve_request(kind, args),
         // `run` hands these to `files::run` before coming here.
         DesignCommand::Attach(_)
         | DesignCommand::Files(_)
@@ -664,21 +895,25 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
                 kind,
                 version: None,
             },
-            Print::Document,
+            Print::EventDocument,
             json.json,
         ),
-        EventCommand::List { commons, json } => (
-            Request::DocList {
-                commons: commons.commons,
-                kind,
-                target: None,
-            },
-            Print::DocList,
+        EventCommand::List {
+            commons,
+            search,
+            json,
+        } => (
+            list_docs(commons, kind, search, None),
+            Print::DocList(kind.as_str()),
             json.json,
         ),
+        EventCommand::History(args) => history_request(kind, args),
+        EventCommand::Blame(args) => blame_request(kind, args),
         EventCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
         }
+        EventCommand::Conflicts(args) => conflicts_request(kind, args),
+        EventCommand::Resolve(args) => resolve_request(kind, args),
     })
 }
 
@@ -696,6 +931,7 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
     Ok(match command {
         NoteCommand::Add {
             on,
+            reply_to,
             kind: note_kind,
             text,
             file,
@@ -707,8 +943,9 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                     commons: None,
                     kind,
                     title: String::new(),
-                    target: Some(on),
+                    target: on,
                     note_kind: Some(note_kind),
+                    reply_to,
                     edits: vec![Edit::ReplaceText {
                         field: "body".into(),
                         text: body,
@@ -759,12 +996,21 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                 commons: commons.commons,
                 kind,
                 target: on,
+                tags: Vec::new(),
+                stage: None,
+                search: None,
             },
-            Print::DocList,
+            Print::DocList(kind.as_str()),
             json.json,
         ),
         NoteCommand::Retract { id, json } => {
-            (Request::Retract { id, kind }, Print::Json, json.json)
+            (Request::Retract { id, kind }, Print::Retracted, json.json)
+        }
+        NoteCommand::Conflicts(args) => conflicts_request(kind, args),
+        NoteCommand::Resolve(args) => resolve_request(kind, args),
+        NoteCommand::History(args) => history_request(kind, args),
+        NoteCommand::Blame { id, field, json } => {
+            blame_request(kind, BlameArgs { id, field, json })
         }
         // `run` hands these to `files::run` before coming here.
         NoteCommand::Attach(_)
@@ -787,8 +1033,135 @@ fn new_doc(
         title,
         target: None,
         note_kind: None,
+        reply_to: None,
         edits: edits::edits_from_args(edits)?,
     })
+}
+
+/// `design/event list`, with its search and filters.
+fn list_docs(
+    commons: args::CommonsFlag,
+    kind: DocKind,
+    search: SearchArgs,
+    stage: Option<String>,
+) -> Request {
+    Request::DocList {
+        commons: commons.commons,
+        kind,
+        target: None,
+        tags: search.tag,
+        stage,
+        search: search.search,
+    }
+}
+
+/// `design/event/note history`: one request for every kind.
+fn history_request(kind: DocKind, args: HistoryArgs) -> (Request, Print, bool) {
+    let HistoryArgs { id, json } = args;
+    (Request::History { id, kind }, Print::History, json.json)
+}
+
+/// `design/event/note blame`: one request for every kind.
+fn blame_request(kind: DocKind, args: BlameArgs) -> (Request, Print, bool) {
+    let BlameArgs { id, field, json } = args;
+    (Request::Blame { id, kind, field }, Print::Blame, json.json)
+}
+
+/// `profile edit --set FIELD=VALUE...`: name, location, bio.
+fn profile_request(command: ProfileCommand) -> Result<(Request, Print, bool)> {
+    let ProfileCommand::Edit { set, json } = command;
+    let (mut name, mut location, mut bio) = (None, None, None);
+    for pair in &set {
+        let (field, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow!("--set expects FIELD=VALUE (name, location or bio), got `{pair}`")
+        })?;
+        let slot = match field.trim() {
+            "name" => &mut name,
+            "location" => &mut location,
+            "bio" => &mut bio,
+            other => {
+                return Err(anyhow!(
+                    "a profile has no field `{other}`; its fields are name, location and bio"
+                ))
+            }
+        };
+        *slot = Some(value.to_string());
+    }
+    Ok((
+        Request::ProfileEdit {
+            name,
+            location,
+            bio,
+        },
+        Print::ProfileEdited,
+        json.json,
+    ))
+}
+
+/// `design export`: the plan from the node, laid out here, printed or written to `out`
+/// (through a temp file renamed into place; an existing file only with `force`).
+fn export_plan(
+    home: &Path,
+    id: String,
+    format: &str,
+    version: Option<String>,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<ExitCode> {
+    let reply = send(home, Request::Plan { id, version })?;
+    let plan: plan::Plan =
+        serde_json::from_value(reply).context("the node's plan reply has an unexpected shape")?;
+    let text = match format {
+        "html" => plan::html(&plan),
+        _ => plan::markdown(&plan),
+    };
+    let Some(path) = out else {
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if force {
+        hedgerow_node::home::write_file_atomic(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    } else {
+        write_new_file(path, text.as_bytes())?;
+    }
+    println!("wrote {}", output::line(&path.display().to_string()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file that must not exist yet: a synced temp file beside it, linked into place
+/// only if nothing is there (so a file that appears meanwhile is not replaced either).
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let refuse = || {
+        anyhow!(
+            "{} already exists; pass --force to replace it, or choose another --out",
+            path.display()
+        )
+    };
+    if path.exists() {
+        return Err(refuse());
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".hedgerow-plan.")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    match file.persist_noclobber(path) {
+        Ok(_) => {}
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Err(refuse()),
+        Err(e) => return Err(anyhow!("cannot write {}: {}", path.display(), e.error)),
+    }
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// One signed change to a design or event; refuses an edit with no edit flags.
@@ -807,4 +1180,32 @@ fn nonempty(edits: Vec<Edit>) -> Result<Vec<Edit>> {
         ));
     }
     Ok(edits)
+}
+
+/// `design/event/note conflicts`: one document's open conflicts, or every one of the kind.
+fn conflicts_request(kind: DocKind, args: args::ConflictsArgs) -> (Request, Print, bool) {
+    (
+        Request::Conflicts {
+            id: args.id,
+            kind,
+            commons: args.commons.commons,
+        },
+        Print::Conflicts,
+        args.json.json,
+    )
+}
+
+/// `design/event/note resolve`: one signed change settling one field.
+fn resolve_request(kind: DocKind, args: args::ResolveArgs) -> (Request, Print, bool) {
+    (
+        Request::Resolve {
+            id: args.id,
+            kind,
+            field: args.field,
+            take: args.take,
+            text: args.text,
+        },
+        Print::Resolved,
+        args.json.json,
+    )
 }

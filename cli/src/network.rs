@@ -1,6 +1,7 @@
 //! `hedgerow serve` and `hedgerow sync`: start the node's network side.
 
 use crate::args::ServeArgs;
+use crate::output::plural;
 use anyhow::{anyhow, Context, Result};
 use hedgerow_node::api::NodeRequest;
 use hedgerow_node::home::{Home, HomeConfig};
@@ -74,11 +75,24 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
 
 /// Runs the node until Ctrl-C or SIGTERM.
 pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
+    let file = match Home::open(home) {
+        Ok(opened) => opened.config().ok(),
+        Err(_) => None,
+    };
+    // With no peer configured, libp2p's Kademlia warns at every new listen address that it
+    // has no peer to bootstrap from: expected, so not shown as a problem.
+    let has_peers = !args.peer.is_empty() || file.as_ref().is_some_and(|f| !f.peers.is_empty());
+    crate::init_logging(if has_peers {
+        &[]
+    } else {
+        &["libp2p_kad::behaviour=error"]
+    });
     let opened = Home::open(home)?;
     let file = opened
         .config()
         .with_context(|| format!("cannot read {}", home.join("config.json").display()))?;
-    let config = serve_config(&args, &file)?;
+    let mut config = serve_config(&args, &file)?;
+    config.announce = true;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = async {
@@ -94,18 +108,50 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long `hedgerow sync` waits, in seconds, from its flags.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncLimits {
+    /// Quiet time after our pulls while the peer may still pull from us.
+    pub linger: u64,
+    /// Time for the connection.
+    pub connect_timeout: u64,
+    /// Time for the whole sync.
+    pub deadline: u64,
+}
+
 /// One catch-up with one peer: through the running node if there is one, else directly.
-pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode> {
+pub fn sync(home: &Path, peer: &str, limits: SyncLimits, json: bool) -> Result<ExitCode> {
     let addr = parse_addr("peer", peer)?;
+    if limits.connect_timeout == 0 || limits.deadline == 0 {
+        return Err(anyhow!(
+            "--connect-timeout and --deadline take a number of seconds above 0 (defaults: 30 and 600)"
+        ));
+    }
+    let order = serve::SyncOrder {
+        addr: addr.clone(),
+        connect_timeout: Duration::from_secs(limits.connect_timeout),
+        deadline: Duration::from_secs(limits.deadline),
+    };
     let request = NodeRequest::Sync {
         peer: peer.to_string(),
+        connect_timeout: Some(limits.connect_timeout),
+        deadline: Some(limits.deadline),
     };
     let report = crate::route(
         home,
         &request,
-        serve::SYNC_DEADLINE + Duration::from_secs(30),
+        order.deadline + Duration::from_secs(30),
         |value| {
-            serde_json::from_value::<SyncReport>(value).context("reading the node's sync report")
+            let report = serde_json::from_value::<SyncReport>(value)
+                .context("reading the node's sync report")?;
+            match report.unreachable {
+                Some(reason) => Err(serve::ServeError::PeerUnreachable {
+                    addr: peer.to_string(),
+                    reason,
+                }
+                .into()),
+                None => Ok(report),
+            }
         },
         || {
             let opened = Home::open(home)?;
@@ -113,14 +159,14 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
             let bar = progress_bar();
             let report = rt.block_on(serve::sync_once(
                 &opened,
-                addr.clone(),
-                Duration::from_secs(linger),
+                order.clone(),
+                Duration::from_secs(limits.linger),
                 |p| {
                     if let Some(bar) = &bar {
                         bar.set_message(format!(
-                            "{} documents, {} changes received ({} KB in, {} KB out){}",
-                            p.docs_received,
-                            p.changes_received,
+                            "{}, {} received ({} KB in, {} KB out){}",
+                            plural(p.docs_received, "document"),
+                            plural(p.changes_received, "change"),
                             p.bytes_received / 1024,
                             p.bytes_sent / 1024,
                             if p.connected { "" } else { ", connecting..." }
@@ -142,8 +188,14 @@ pub fn sync(home: &Path, peer: &str, linger: u64, json: bool) -> Result<ExitCode
         );
     } else {
         println!(
-            "synced with {}: received {} changes in {} documents, sent {} documents; {} bytes in, {} bytes out, {} round trips",
-            crate::output::line(&report.peer), report.changes_received, report.docs_received, report.docs_sent, report.bytes_received, report.bytes_sent, report.round_trips
+            "synced with {}: received {} in {}, sent {}; {} in, {} out, {}",
+            crate::output::line(&report.peer),
+            plural(report.changes_received as u64, "change"),
+            plural(report.docs_received as u64, "document"),
+            plural(report.docs_sent as u64, "document"),
+            plural(report.bytes_received as u64, "byte"),
+            plural(report.bytes_sent as u64, "byte"),
+            plural(report.round_trips as u64, "round trip")
         );
         for error in &report.errors {
             println!("problem: {}", crate::output::line(error));

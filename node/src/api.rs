@@ -7,15 +7,19 @@
 //! variant gets a reply struct there (its module doc says how) and an arm in
 //! `execute_inner` returning it.
 
+use crate::conflicts::{Choice, DocConflicts};
 use crate::local_blocks;
 use crate::provenance::ForkOptions;
 use crate::replicas::{NodeError, Replicas};
 pub use crate::reply::Reply;
 use crate::reply::{
     Ancestor, BundleExported, BundleImported, CommonsCreated, CommonsInfo, Created, Derivative,
-    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, Released, Whoami,
+    DocCounts, DocListItem, Edited, Forked, Joined, LineageReply, ListExtra, ProfileEdited,
+    Released, Whoami,
 };
+use hedgerow_protocol::schema::search::Filter;
 use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
+use hedgerow_protocol::DocId;
 use serde::{Deserialize, Serialize};
 
 /// One command for the node.
@@ -51,6 +55,9 @@ pub enum Request {
         target: Option<String>,
         /// For a note: its kind.
         note_kind: Option<String>,
+        /// For a note: the note it answers (id or prefix); its target is the default `target`.
+        #[serde(default)]
+        reply_to: Option<String>,
         /// Further edits in the same first change.
         edits: Vec<Edit>,
     },
@@ -80,6 +87,15 @@ pub enum Request {
         kind: DocKind,
         /// For notes: only those on this design or event.
         target: Option<String>,
+        /// Tags every listed document carries (`--tag`, repeatable).
+        #[serde(default)]
+        tags: Vec<String>,
+        /// A design's stage (`--stage`).
+        #[serde(default)]
+        stage: Option<String>,
+        /// Text to find, case-insensitively, in the name, summary and build steps (`--search`).
+        #[serde(default)]
+        search: Option<String>,
     },
     /// A document's signed history.
     History {
@@ -107,6 +123,11 @@ pub enum Request {
         licence: Vec<(String, String)>,
         /// Accept relicensing a share-alike design to an incompatible licence.
         allow_relicense: bool,
+    },
+    /// Display names of the keys and ids a document names (for people reading its `show`).
+    Names {
+        /// Id or prefix.
+        id: String,
     },
     /// A design's ancestors and derivatives.
     Lineage {
@@ -145,6 +166,9 @@ pub enum Request {
     BundleSummary {
         /// Absolute path of the summary file to write.
         path: String,
+        /// Replace a file there that is not a summary.
+        #[serde(default)]
+        force: bool,
     },
     /// Verify and store the signed changes of a bundle file.
     BundleImport {
@@ -286,12 +310,56 @@ pub enum Request {
         /// Document id or prefix.
         id: String,
     },
+    /// Change this person's display name, location or bio (`profile edit`), here and in the
+    /// profile document of every commons held.
+    ProfileEdit {
+        /// New display name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New location (empty clears it).
+        #[serde(default)]
+        location: Option<String>,
+        /// New bio (empty clears it).
+        #[serde(default)]
+        bio: Option<String>,
+    },
+    /// Everything a printable plan of a design shows (`design export`).
+    Plan {
+        /// Id or prefix.
+        id: String,
+        /// A release version to print instead of the current state.
+        #[serde(default)]
+        version: Option<String>,
+    },
     /// Withdraw a document this device created (`design/event/note retract`).
     Retract {
         /// Id or prefix.
         id: String,
         /// The kind the caller expects.
         kind: DocKind,
+    },
+    /// Open conflicts of one document, or of every document of a kind in a commons.
+    Conflicts {
+        /// Id or prefix; every document of `kind` in the commons when absent.
+        id: Option<String>,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// Commons id or prefix (without `id`); the only one when absent.
+        #[serde(default)]
+        commons: Option<String>,
+    },
+    /// Settle a conflict on one field with a signed change.
+    Resolve {
+        /// Id or prefix.
+        id: String,
+        /// The kind the caller expects.
+        kind: DocKind,
+        /// The field in conflict (`stage`, `steps.2`, `bom.1.quantity`).
+        field: String,
+        /// Take the version of the side whose change starts with this hex prefix.
+        take: Option<String>,
+        /// Or write this text (value) instead.
+        text: Option<String>,
     },
     /// Attach a file to a design or note (`design attach`, `note attach`).
     FileAttach {
@@ -365,6 +433,12 @@ pub enum NodeRequest {
     Sync {
         /// The peer's multiaddress.
         peer: String,
+        /// Seconds the first connection may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connect_timeout: Option<u64>,
+        /// Seconds the whole sync may take (the node's default when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<u64>,
     },
     /// Join a commons and ask every connected peer for it.
     Join {
@@ -449,9 +523,18 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             for genesis in replicas.commons_list()? {
                 out.push(commons_info(replicas, &genesis)?);
             }
+            // Asked for and not here yet: listed as such, after those held.
+            for wanted in replicas.store().wanted_commons()? {
+                if !out.iter().any(|held| held.id == wanted) {
+                    out.push(CommonsInfo::pending(wanted));
+                }
+            }
             Ok(Reply::CommonsList(out))
         }
         Request::CommonsShow { commons } => {
+            if let Some(pending) = pending_join(replicas, commons.as_deref())? {
+                return Ok(Reply::Commons(CommonsInfo::pending(pending)));
+            }
             let id = replicas.resolve_commons(commons.as_deref())?;
             let genesis = replicas
                 .store()
@@ -465,8 +548,35 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             title,
             target,
             note_kind,
-            edits,
+            reply_to,
+            mut edits,
         } => {
+            let target = match (reply_to, kind) {
+                (Some(reply_to), DocKind::Note) => {
+                    let (parent, parent_target) = reply_parent(replicas, &reply_to)?;
+                    if let Some(given) = &target {
+                        if replicas.resolve_doc(given, None)? != parent_target {
+                            return Err(NodeError::Invalid(format!(
+                                "note {parent} is on {parent_target}, and a reply goes on the same design or event; leave out --on"
+                            )));
+                        }
+                    }
+                    edits.push(Edit::Set {
+                        field: "reply_to".into(),
+                        value: parent.to_string(),
+                    });
+                    Some(parent_target.to_string())
+                }
+                (Some(_), _) => {
+                    return Err(NodeError::Invalid(
+                        "only a note can be a reply to a note".into(),
+                    ))
+                }
+                (None, _) => target,
+            };
+            // Ids inside the edits are resolved first: a new design that derives from another
+            // may take its commons from it.
+            let named = replicas.resolve_references(None, kind, &mut edits)?;
             let (commons, note_target) = match (&target, kind) {
                 (Some(target), DocKind::Note) => {
                     // A note lives in the commons of the design or event it is about.
@@ -486,7 +596,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
                     (genesis.body.commons, Some(target.to_string()))
                 }
                 (None, DocKind::Note) => return Err(NodeError::NoteWithoutTarget),
-                _ => (replicas.resolve_commons(commons.as_deref())?, None),
+                _ => (new_doc_commons(replicas, commons.as_deref(), named)?, None),
             };
             let new = NewDocument {
                 kind,
@@ -497,8 +607,13 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             let id = replicas.create_doc(commons, &new, &edits)?;
             Ok(Reply::Created(Created { id }))
         }
-        Request::DocEdit { id, kind, edits } => {
+        Request::DocEdit {
+            id,
+            kind,
+            mut edits,
+        } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.resolve_references(Some(id), kind, &mut edits)?;
             let change = replicas.edit_doc(&id, &edits)?;
             Ok(Reply::Edited(Edited {
                 id,
@@ -514,26 +629,42 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             commons,
             kind,
             target,
+            tags,
+            stage,
+            search,
         } => {
-            let commons = replicas.resolve_commons(commons.as_deref())?;
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
                 None => None,
             };
+            // A target names its commons; `--commons` is needed only without one.
+            let commons = match target {
+                Some(target) if commons.is_none() => doc_commons(replicas, &target)?,
+                _ => replicas.resolve_commons(commons.as_deref())?,
+            };
+            let filter = Filter::new(&tags, stage.as_deref(), search.as_deref())
+                .map_err(schema::EditError::from)?;
             let mut out = Vec::new();
+            let attribution = replicas.attribution(commons);
             for (id, summary) in replicas.list(&commons, kind)? {
-                if let Some(target) = &target {
-                    let replica = replicas.replica(&id)?;
-                    if schema::facts::note_target(replica.doc()) != Some(*target) {
+                // Only a filtered list reads documents; a plain one stays on the summaries.
+                let needs_doc = target.is_some() || !filter.is_empty();
+                let (matched, reply_to) = if needs_doc {
+                    let doc = replicas.replica(&id)?.doc();
+                    if target.is_some() && schema::facts::note_target(doc) != target {
                         continue;
                     }
-                }
-                out.push(DocListItem {
-                    id,
-                    title: summary.title,
-                    changes: summary.changes,
-                    updated_at: summary.updated_at,
-                });
+                    let Some(matched) = filter.matches(doc, kind) else {
+                        continue;
+                    };
+                    (matched, schema::facts::note_reply_to(doc))
+                } else {
+                    (Vec::new(), None)
+                };
+                let mut item = list_item(replicas, &attribution, commons, id, kind, summary)?;
+                item.matched = matched;
+                item.reply_to = reply_to;
+                out.push(item);
             }
             Ok(Reply::DocList(out))
         }
@@ -559,6 +690,10 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             };
             let child = replicas.fork(&parent, &options)?;
             Ok(Reply::Forked(Forked { id: child, parent }))
+        }
+        Request::Names { id } => {
+            let id = replicas.resolve_doc(&id, None)?;
+            Ok(Reply::Names(replicas.names(&id)?))
         }
         Request::Lineage { id } => {
             let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
@@ -587,24 +722,23 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             }))
         }
         Request::Join { commons } => {
-            let id: hedgerow_protocol::CommonsId =
-                commons
-                    .parse()
-                    .map_err(|e: hedgerow_protocol::bytes::ParseIdError| {
-                        NodeError::Invalid(e.to_string())
-                    })?;
+            let (id, _) = replicas.resolve_join(&commons)?;
             if let Some(genesis) = replicas.store().commons(&id)? {
                 // Held without our profile (imported with --all-commons): joining publishes it.
                 replicas.join_commons(&genesis)?;
                 return Ok(Reply::Joined(Joined {
                     commons: id,
                     already_held: true,
+                    pending: false,
+                    asked_peers: None,
                 }));
             }
             replicas.store().want_commons(&id)?;
             Ok(Reply::Joined(Joined {
                 commons: id,
                 already_held: false,
+                pending: true,
+                asked_peers: None,
             }))
         }
         Request::BundleExport {
@@ -635,8 +769,8 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             )?;
             Ok(Reply::BundleExported(BundleExported { path, report }))
         }
-        Request::BundleSummary { path } => Ok(Reply::BundleSummary(
-            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path))?,
+        Request::BundleSummary { path, force } => Ok(Reply::BundleSummary(
+            crate::bundle::summary_to_file(replicas, std::path::Path::new(&path), force)?,
         )),
         Request::BundleImport {
             path,
@@ -690,6 +824,70 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         Request::Blocks => local_blocks::blocks(replicas),
         Request::Purge { id } => local_blocks::purge(replicas, &id),
         Request::Retract { id, kind } => local_blocks::retract(replicas, &id, kind),
+        Request::Conflicts { id, kind, commons } => match id {
+            Some(id) => {
+                let id = replicas.resolve_doc(&id, Some(kind))?;
+                replicas.refuse_withheld(&id)?;
+                let conflicts = replicas.conflicts(&id)?;
+                let mut out = Vec::new();
+                if !conflicts.is_empty() {
+                    out.push(DocConflicts {
+                        id,
+                        doc_kind: kind.as_str().to_string(),
+                        title: replicas
+                            .store()
+                            .summary(&id)?
+                            .map(|s| s.title)
+                            .unwrap_or_default(),
+                        conflicts,
+                    });
+                }
+                Ok(Reply::Conflicts(out))
+            }
+            None => {
+                let commons = replicas.resolve_commons(commons.as_deref())?;
+                Ok(Reply::Conflicts(replicas.conflicts_in(&commons, kind)?))
+            }
+        },
+        Request::Resolve {
+            id,
+            kind,
+            field,
+            take,
+            text,
+        } => {
+            let id = replicas.resolve_doc(&id, Some(kind))?;
+            replicas.refuse_withheld(&id)?;
+            let choice = match (take, text) {
+                (Some(change), None) => Choice::Take(change),
+                (None, Some(text)) => Choice::Text(text),
+                _ => {
+                    return Err(NodeError::Invalid(
+                        "resolve takes either --take CHANGE or --text TEXT".to_string(),
+                    ))
+                }
+            };
+            Ok(Reply::Resolved(replicas.resolve(&id, &field, &choice)?))
+        }
+        Request::ProfileEdit {
+            name,
+            location,
+            bio,
+        } => {
+            let changed = replicas.edit_profile(name, location, bio)?;
+            let profile = replicas.local_profile().clone();
+            Ok(Reply::ProfileEdited(ProfileEdited {
+                name: profile.name,
+                location: profile.location,
+                bio: profile.bio,
+                commons: changed,
+            }))
+        }
+        Request::Plan { id, version } => {
+            let id = replicas.resolve_doc(&id, Some(DocKind::Design))?;
+            replicas.refuse_withheld(&id)?;
+            Ok(Reply::Plan(replicas.plan(&id, version.as_deref())?))
+        }
         request @ (Request::FileAttach { .. }
         | Request::FileList { .. }
         | Request::FileFind { .. }
@@ -701,6 +899,74 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
     }
 }
 
+/// The pending join (`commons join`, not received yet) that `text` names by its id or a
+/// prefix of it, when no held commons matches it.
+fn pending_join(
+    replicas: &Replicas,
+    text: Option<&str>,
+) -> Result<Option<hedgerow_protocol::CommonsId>, NodeError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let held = replicas
+        .commons_list()?
+        .iter()
+        .any(|g| g.body.id().to_string().starts_with(text));
+    if held {
+        return Ok(None);
+    }
+    let matching: Vec<_> = replicas
+        .store()
+        .wanted_commons()?
+        .into_iter()
+        .filter(|id| id.to_string().starts_with(text))
+        .collect();
+    Ok(match matching.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}
+
+/// The commons a document lives in.
+fn doc_commons(
+    replicas: &Replicas,
+    id: &hedgerow_protocol::DocId,
+) -> Result<hedgerow_protocol::CommonsId, NodeError> {
+    replicas
+        .store()
+        .doc_genesis(id)?
+        .map(|g| g.body.commons)
+        .ok_or_else(|| NodeError::UnknownDoc {
+            what: "document",
+            id: id.to_string(),
+        })
+}
+
+/// The commons a new design or event goes to: the one chosen, else the only one held, else
+/// the one of a document its first edits name (`--set derivative_of=ID`).
+fn new_doc_commons(
+    replicas: &Replicas,
+    chosen: Option<&str>,
+    named: Option<hedgerow_protocol::CommonsId>,
+) -> Result<hedgerow_protocol::CommonsId, NodeError> {
+    match (replicas.resolve_commons(chosen), named) {
+        (Err(NodeError::ChooseCommons(_)), Some(named)) if chosen.is_none() => Ok(named),
+        (result, _) => result,
+    }
+}
+
+/// The note a reply answers, and the design or event that note is on.
+fn reply_parent(replicas: &mut Replicas, given: &str) -> Result<(DocId, DocId), NodeError> {
+    let parent = replicas.resolve_doc(given, Some(DocKind::Note))?;
+    replicas.refuse_withheld(&parent)?;
+    let target = schema::facts::note_target(replicas.replica(&parent)?.doc()).ok_or_else(|| {
+        NodeError::Invalid(format!(
+            "note {parent} names no design or event, so it cannot be answered"
+        ))
+    })?;
+    Ok((parent, target))
+}
+
 fn commons_info(
     replicas: &Replicas,
     genesis: &hedgerow_protocol::Signed<hedgerow_protocol::CommonsGenesis>,
@@ -710,13 +976,67 @@ fn commons_info(
         id,
         name: genesis.body.name.clone(),
         description: genesis.body.description.clone(),
-        creator: genesis.body.creator,
-        created_at: genesis.body.created_at,
+        creator: Some(genesis.body.creator),
+        created_at: Some(genesis.body.created_at),
+        pending: false,
         documents: DocCounts {
             design: replicas.list(&id, DocKind::Design)?.len(),
             event: replicas.list(&id, DocKind::Event)?.len(),
             note: replicas.list(&id, DocKind::Note)?.len(),
             profile: replicas.list(&id, DocKind::Profile)?.len(),
         },
+    })
+}
+
+/// One row of `design/event/note list`: the summary, who created the document, and what an
+/// event's or a note's reader looks for first (an event's own dates and place, a note's kind).
+fn list_item(
+    replicas: &mut Replicas,
+    attribution: &crate::devices::Attribution,
+    commons: hedgerow_protocol::CommonsId,
+    id: hedgerow_protocol::DocId,
+    kind: DocKind,
+    summary: crate::store::DocSummary,
+) -> Result<DocListItem, NodeError> {
+    // The genesis alone: a design list should not load every design's history.
+    let creator = match replicas.store().doc_genesis(&id)? {
+        Some(genesis) => genesis.body.creator,
+        None => replicas.replica(&id)?.genesis().body.creator,
+    };
+    let person = attribution.person(creator);
+    let creator_name = replicas
+        .author_name(commons, &person)
+        .or_else(|| replicas.author_name(commons, &creator));
+    let extra = match kind {
+        DocKind::Event | DocKind::Note => {
+            let rendered = schema::render(replicas.replica(&id)?.doc(), kind, None);
+            let text =
+                |v: &serde_json::Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+            if kind == DocKind::Event {
+                ListExtra::Event {
+                    kind: text(&rendered["kind"]),
+                    start: text(&rendered["start"]),
+                    end: text(&rendered["end"]),
+                    location: text(&rendered["location"]["name"]),
+                }
+            } else {
+                ListExtra::Note {
+                    kind: text(&rendered["kind"]),
+                    target: text(&rendered["target"]),
+                }
+            }
+        }
+        _ => ListExtra::Design {},
+    };
+    Ok(DocListItem {
+        id,
+        title: summary.title,
+        changes: summary.changes,
+        updated_at: summary.updated_at,
+        creator,
+        creator_name,
+        matched: Vec::new(),
+        reply_to: None,
+        extra,
     })
 }

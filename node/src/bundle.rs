@@ -8,7 +8,7 @@
 //! Files are written atomically (temp file, fsync, rename), so a stick pulled
 //! out mid-write holds the old file or the new one, never half of one.
 
-use crate::replicas::{NodeError, Replicas, MIN_ID_PREFIX};
+use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::automerge::ActorId;
 use hedgerow_protocol::bundle_file::{
     decode_bundle, decode_summary, encode_bundle_sealed, encode_summary, BundleFileError,
@@ -173,6 +173,14 @@ pub enum BundleError {
     /// `--commons` names a prefix shared by several commons of the bundle.
     #[error("`{0}` matches several commons of this bundle; give more of the id")]
     AmbiguousCommons(String),
+    /// A summary would replace a file that is not a summary (a bundle, or anything else).
+    #[error("{path} exists and is {what}, not a bundle summary; it was left as it is")]
+    WouldOverwrite {
+        /// The file.
+        path: PathBuf,
+        /// What it is: "a bundle", "another file".
+        what: &'static str,
+    },
 }
 
 impl From<BundleError> for NodeError {
@@ -250,11 +258,16 @@ impl Replicas {
         commons: &[CommonsId],
         for_summary: Option<&Summary>,
     ) -> Result<(Vec<u8>, ExportReport), NodeError> {
-        let chosen: BTreeSet<CommonsId> = if commons.is_empty() {
+        let mut chosen: BTreeSet<CommonsId> = if commons.is_empty() {
             self.commons_list()?.iter().map(|g| g.body.id()).collect()
         } else {
             commons.iter().copied().collect()
         };
+        if let Some(summary) = for_summary {
+            // Only what the summary's node holds or asked for: it must not be handed commons
+            // it never chose (a format-1 summary does not say, and wants everything).
+            chosen.retain(|id| summary.wants(id));
+        }
         let mut report = ExportReport::default();
         let mut sections = Vec::new();
         let mut keys = BTreeMap::new();
@@ -354,7 +367,10 @@ impl Replicas {
     }
 
     fn summary_state(&mut self) -> Result<Summary, NodeError> {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            names_wants: true,
+            ..Summary::default()
+        };
         for genesis in self.commons_list()? {
             let commons = genesis.body.id();
             let mut docs = Vec::new();
@@ -372,6 +388,11 @@ impl Replicas {
                 });
             }
             summary.commons.push(CommonsState { commons, docs });
+        }
+        for wanted in self.store().wanted_commons()? {
+            if summary.commons(&wanted).is_none() {
+                summary.pending.push(wanted);
+            }
         }
         Ok(summary)
     }
@@ -495,35 +516,43 @@ impl Replicas {
         })
     }
 
-    /// The commons `given` (ids or prefixes) name among the bundle's and the held ones; in a
-    /// damaged bundle a name found nowhere may lie past the damage, which is reported instead.
+    /// The commons `given` (ids, prefixes or names, as [`crate::resolve`] reads them) name
+    /// among the bundle's and the held ones; in a damaged bundle a name found nowhere may lie
+    /// past the damage, which is reported instead.
     fn resolve_in_bundle(
         &self,
         decoded: &DecodedBundle,
         given: &[String],
     ) -> Result<BTreeSet<CommonsId>, NodeError> {
-        let mut known: BTreeSet<CommonsId> = decoded
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Commons(g) => Some(g.body.id()),
-                _ => None,
-            })
-            .collect();
-        known.extend(self.commons_list()?.iter().map(|g| g.body.id()));
+        use crate::resolve::{describe, pick, Candidate, Pick};
+        let mut known: Vec<Candidate<CommonsId>> = Vec::new();
+        let bundled = decoded.records.iter().filter_map(|r| match r {
+            Record::Commons(g) => Some(g.clone()),
+            _ => None,
+        });
+        for genesis in bundled.chain(self.commons_list()?) {
+            let id = genesis.body.id();
+            if !known.iter().any(|c| c.id == id) {
+                known.push(Candidate {
+                    id,
+                    name: Some(genesis.body.name.clone()),
+                });
+            }
+        }
         let mut chosen = BTreeSet::new();
         for text in given {
             let text = text.trim();
-            if text.len() < MIN_ID_PREFIX {
-                return Err(NodeError::PrefixTooShort(text.to_string()));
-            }
-            let mut matches = known.iter().filter(|id| id.to_string().starts_with(text));
-            match (matches.next(), matches.next()) {
-                (Some(id), None) => chosen.insert(*id),
-                (None, _) if decoded.damage.is_some() => false,
-                (None, _) => return Err(BundleError::NotInBundle(text.to_string()).into()),
-                (Some(_), Some(_)) => {
-                    return Err(BundleError::AmbiguousCommons(text.to_string()).into())
+            match pick(text, &known) {
+                Pick::One(id) => chosen.insert(id),
+                Pick::TooShort => return Err(NodeError::PrefixTooShort(text.to_string())),
+                Pick::Nothing if decoded.damage.is_some() => false,
+                Pick::Nothing => return Err(BundleError::NotInBundle(text.to_string()).into()),
+                Pick::Several(several) => {
+                    return Err(NodeError::Ambiguous {
+                        what: "commons",
+                        prefix: text.to_string(),
+                        candidates: describe(&several),
+                    })
                 }
             };
         }
@@ -695,12 +724,18 @@ pub fn export_to_file(
     Ok(report)
 }
 
-/// `bundle summary`: writes what this node holds to `path`.
+/// `bundle summary`: writes what this node holds to `path`. An existing file there is replaced
+/// only if it is a summary (an older one of this node, typically) or empty, or with `force`:
+/// a bundle carried home on the same stick must not be lost to a mistyped name.
 pub fn summary_to_file(
     replicas: &mut Replicas,
     path: &Path,
+    force: bool,
 ) -> Result<crate::reply::BundleSummaryWritten, NodeError> {
     absolute(path)?;
+    if !force {
+        refuse_to_replace(path)?;
+    }
     let summary = replicas.summary_state()?;
     // The blobs held, so an export `--with-files` for this node leaves them out.
     let blobs: Vec<_> = replicas
@@ -714,6 +749,7 @@ pub fn summary_to_file(
     Ok(crate::reply::BundleSummaryWritten {
         path: path.display().to_string(),
         commons: summary.commons.len(),
+        pending: summary.pending.iter().map(ToString::to_string).collect(),
         documents: summary.doc_count(),
         bytes: bytes.len(),
     })
@@ -728,6 +764,38 @@ pub fn import_from_file(
     absolute(path)?;
     let bytes = read_file(path)?;
     replicas.bundle_import(&bytes, choice)
+}
+
+/// Refuses a path holding a file that is neither empty nor a summary (a directory is left to
+/// the writer, which names it).
+fn refuse_to_replace(path: &Path) -> Result<(), NodeError> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    match std::fs::File::open(path) {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            let want = hedgerow_protocol::bundle_file::SUMMARY_MAGIC.len() as u64;
+            file.take(want)
+                .read_to_end(&mut head)
+                .map_err(|error| BundleError::Io {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+        }
+        _ => return Ok(()),
+    }
+    if head.is_empty() || head == hedgerow_protocol::bundle_file::SUMMARY_MAGIC {
+        return Ok(());
+    }
+    let what = if head.starts_with(hedgerow_protocol::bundle_file::BUNDLE_MAGIC) {
+        "a bundle"
+    } else {
+        "another file"
+    };
+    Err(BundleError::WouldOverwrite {
+        path: path.to_path_buf(),
+        what,
+    }
+    .into())
 }
 
 pub(crate) fn absolute(path: &Path) -> Result<(), NodeError> {

@@ -53,9 +53,14 @@ pub enum CommunityError {
         /// What was given.
         given: String,
     },
-    /// A prefix matching several persons.
-    #[error("`{0}` matches several persons; give more characters of the key")]
-    AmbiguousPerson(String),
+    /// A prefix or name matching several persons.
+    #[error("`{given}` matches several persons: {}; give more characters of the key", candidates.join(", "))]
+    AmbiguousPerson {
+        /// What was given.
+        given: String,
+        /// Those it matches, each as `KEY (name)`.
+        candidates: Vec<String>,
+    },
     /// Removing or demoting the last steward.
     #[error("{0} is the last steward of this commons")]
     LastSteward(AuthorKey),
@@ -148,7 +153,8 @@ pub struct Invited {
     pub role: Role,
     /// How many people may redeem it.
     pub uses: u32,
-    /// When it expires, unix seconds.
+    /// When it expires, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub expires_at: i64,
 }
 
@@ -201,7 +207,11 @@ pub struct LogLine {
     pub author: String,
     /// Its person.
     pub person: String,
-    /// The time it claims.
+    /// The person's display name in the commons, when known.
+    #[serde(default)]
+    pub person_name: Option<String>,
+    /// The time it claims (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub at: i64,
     /// `applied`, or the reason it was ignored.
     pub outcome: String,
@@ -676,17 +686,22 @@ impl Replicas {
             commons: *commons,
             given: text.chars().take(60).collect(),
         };
-        if text.len() < crate::replicas::MIN_ID_PREFIX {
-            return Err(unknown().into());
+        // A person is also named by their profile's name in this commons.
+        let mut candidates = Vec::new();
+        for key in known {
+            let profile = DocGenesis::profile(*commons, key).id();
+            let name = self.store().summary(&profile)?.map(|s| s.title);
+            candidates.push(crate::resolve::Candidate { id: key, name });
         }
-        let matches: Vec<AuthorKey> = known
-            .into_iter()
-            .filter(|k| k.to_string().starts_with(text))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(unknown().into()),
-            _ => Err(CommunityError::AmbiguousPerson(text.chars().take(60).collect()).into()),
+        use crate::resolve::Pick;
+        match crate::resolve::pick(text, &candidates) {
+            Pick::One(key) => Ok(key),
+            Pick::Nothing | Pick::TooShort => Err(unknown().into()),
+            Pick::Several(several) => Err(CommunityError::AmbiguousPerson {
+                given: text.chars().take(60).collect(),
+                candidates: crate::resolve::describe(&several),
+            }
+            .into()),
         }
     }
 
@@ -999,7 +1014,7 @@ impl Replicas {
         let Some(policy) = self.charter_state(commons)? else {
             return Ok(Vec::new());
         };
-        let lines: Vec<LogLine> = policy
+        let mut lines: Vec<LogLine> = policy
             .state
             .log()
             .iter()
@@ -1008,6 +1023,7 @@ impl Replicas {
                 action: e.op.action.name().to_string(),
                 author: e.author.to_string(),
                 person: e.person.to_string(),
+                person_name: None,
                 at: e.op.at,
                 outcome: match e.outcome {
                     Outcome::Applied => "applied".into(),
@@ -1016,6 +1032,11 @@ impl Replicas {
                 detail: detail(&e.op.action),
             })
             .collect();
+        for line in &mut lines {
+            if let Ok(person) = line.person.parse::<AuthorKey>() {
+                line.person_name = self.author_name(*commons, &person);
+            }
+        }
         Ok(lines)
     }
 }

@@ -201,6 +201,8 @@ mod tests {
         assert!(matches!(status, ControlRequest::Node(NodeRequest::Status)));
         let sync = ControlRequest::parse(&line(&NodeRequest::Sync {
             peer: "/ip4/127.0.0.1/tcp/1".into(),
+            connect_timeout: None,
+            deadline: None,
         }))
         .expect("sync");
         assert!(matches!(

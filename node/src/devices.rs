@@ -75,8 +75,10 @@ pub struct DeviceRow {
     pub device: AuthorKey,
     /// Its name in its certificate (the person key itself: `person key`).
     pub name: String,
-    /// When its certificate says it was issued, unix seconds (0 for the person key).
-    pub issued_at: i64,
+    /// When its certificate says it was issued, unix seconds (`None` for the person key,
+    /// which has no certificate; RFC 3339 or null in JSON).
+    #[serde(with = "crate::times::unix_opt")]
+    pub issued_at: Option<i64>,
     /// Whether it was revoked in any commons.
     pub revoked: bool,
     /// Whether it is the device this node runs on.
@@ -326,7 +328,7 @@ impl Replicas {
         let row = DeviceRow {
             device: person,
             name: PERSON_KEY_NAME.into(),
-            issued_at: 0,
+            issued_at: None,
             revoked: false,
             this_device: person == me,
         };
@@ -345,7 +347,7 @@ impl Replicas {
                     let row = DeviceRow {
                         device: body.device,
                         name: body.name.clone(),
-                        issued_at: body.issued_at,
+                        issued_at: Some(body.issued_at),
                         revoked: false,
                         this_device: body.device == me,
                     };

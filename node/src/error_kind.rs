@@ -98,6 +98,16 @@ pub enum ErrorKind {
         /// The document's id.
         id: String,
     },
+    /// `sync` never reached its peer (refused, another peer there, no answer in time).
+    PeerUnreachable,
+    /// `serve` was asked to listen on a port another process holds.
+    PortInUse,
+    /// A write would replace a file that is not of the kind being written.
+    WouldOverwrite,
+    /// The command line itself was wrong (an unknown flag, a missing value).
+    Usage,
+    /// A failure with no kind of its own: the message says what happened.
+    Other,
 }
 
 impl ErrorKind {
@@ -135,6 +145,11 @@ impl ErrorKind {
             Self::PurgeNotHidden { .. } => "purge-not-hidden",
             Self::HiddenLocally { .. } => "hidden-locally",
             Self::NotCreator { .. } => "not-creator",
+            Self::PeerUnreachable => "peer-unreachable",
+            Self::PortInUse => "port-in-use",
+            Self::WouldOverwrite => "would-overwrite",
+            Self::Usage => "usage",
+            Self::Other => "other",
         }
     }
 
@@ -166,6 +181,8 @@ impl ErrorKind {
             match e {
                 ServeError::Node(e) => Self::of_node(e),
                 ServeError::StoreBusy { .. } => Some(Self::StoreBusy),
+                ServeError::PeerUnreachable { .. } => Some(Self::PeerUnreachable),
+                ServeError::Net(crate::net::NetError::PortInUse { .. }) => Some(Self::PortInUse),
                 _ => None,
             }
         } else if let Some(e) = error.downcast_ref::<NodeRefusal>() {
@@ -198,6 +215,13 @@ impl ErrorKind {
             NodeError::Bundle(e) => Self::of_bundle(e),
             NodeError::Licence(e) => Self::of_licence(e),
             NodeError::UnknownCommons(_) => Some(Self::NoSuchCommons),
+            NodeError::NeedFullId {
+                what: "commons", ..
+            } => Some(Self::NoSuchCommons),
+            NodeError::NeedFullId { what, .. } => Some(Self::NoSuchDocument {
+                what: (*what).to_string(),
+            }),
+            NodeError::Reference { error, .. } => Self::of_node(error),
             NodeError::UnknownDoc { what, .. } => Some(Self::NoSuchDocument {
                 what: (*what).to_string(),
             }),
@@ -250,6 +274,7 @@ impl ErrorKind {
     fn of_bundle(error: &BundleError) -> Option<ErrorKind> {
         match error {
             BundleError::NotInBundle(_) => Some(Self::NotInBundle),
+            BundleError::WouldOverwrite { .. } => Some(Self::WouldOverwrite),
             _ => None,
         }
     }
@@ -309,7 +334,7 @@ mod tests {
                 what: "design",
                 id: "abcd".into(),
             }),
-            Box::new(NodeError::ChooseCommons(2)),
+            Box::new(NodeError::ChooseCommons(vec!["a".into(), "b".into()])),
             Box::new(NodeError::NoCommons),
             Box::new(NodeError::UnknownRelease {
                 doc,
@@ -325,6 +350,18 @@ mod tests {
             )),
             Box::new(NodeError::Device(crate::devices::DeviceError::NoCommons)),
             Box::new(ServeError::StoreBusy { path: "/s".into() }),
+            Box::new(ServeError::PeerUnreachable {
+                addr: "/ip4/127.0.0.1/tcp/1".into(),
+                reason: "connection refused".into(),
+            }),
+            Box::new(ServeError::Net(crate::net::NetError::PortInUse {
+                addr: "/ip4/127.0.0.1/tcp/4717".parse().expect("addr"),
+                port: 4717,
+            })),
+            Box::new(BundleError::WouldOverwrite {
+                path: "/s/back.bundle".into(),
+                what: "a bundle",
+            }),
             Box::new(ControlError::Interrupted),
             Box::new(LicenceError::RelicenseRefused {
                 parent: "CERN-OHL-S-2.0".into(),

@@ -402,6 +402,13 @@ pub fn read_config(root: &Path) -> Result<HomeConfig, HomeError> {
     read_json(&path)
 }
 
+/// Replaces the profile of the home at `root` (a running node's, which holds no [`Home`]).
+pub fn write_profile(root: &Path, profile: &LocalProfile) -> Result<(), HomeError> {
+    check_name(&profile.name)?;
+    let json = serde_json::to_vec_pretty(profile).unwrap_or_default();
+    write_synced(&root.join(PROFILE_FILE), &json)
+}
+
 /// Keeps a device's certificate in the home at `root` (a linked device, once it arrived) and
 /// ends its wait for it.
 pub fn save_certificate(root: &Path, encoded: &[u8]) -> Result<(), HomeError> {

@@ -327,7 +327,8 @@ pub struct RetractedDoc {
 pub struct BlockedAuthor {
     /// The author key.
     pub author: AuthorKey,
-    /// When it was blocked, unix seconds.
+    /// When it was blocked, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub at: i64,
     /// The user's note.
     pub note: String,
@@ -345,7 +346,8 @@ pub struct UnblockedAuthor {
 pub struct HiddenDoc {
     /// The document.
     pub id: DocId,
-    /// When it was hidden, unix seconds.
+    /// When it was hidden, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub at: i64,
     /// The user's reason.
     pub reason: String,

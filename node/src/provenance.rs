@@ -10,6 +10,7 @@ use hedgerow_protocol::schema::{self, facts, DocKind, Edit};
 use hedgerow_protocol::sync::LiveChange;
 use hedgerow_protocol::{AuthorKey, DocGenesis, DocId, DocReplica};
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One line of a document's history.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +25,8 @@ pub struct HistoryEntry {
     pub person: AuthorKey,
     /// The signing device's name in its certificate, when it has one.
     pub device_name: Option<String>,
-    /// Time the author claimed, unix seconds.
+    /// Time the author claimed, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub time: i64,
     /// Top-level fields the change touched.
     pub fields: Vec<String>,
@@ -267,27 +269,59 @@ impl Replicas {
         Ok(id)
     }
 
-    /// A design's ancestors and known derivatives.
+    /// A design's ancestors and known derivatives: forks by their signed origin, and designs
+    /// that are no fork by the design their `derivative_of` names.
     pub fn lineage(&mut self, id: &DocId) -> Result<Lineage, NodeError> {
-        let replica = self.replica(id)?;
-        let commons = replica.commons();
-        let lineage = replica.genesis().body.lineage();
+        let commons = self.replica(id)?.commons();
         let mut ancestors = Vec::new();
-        for ancestor in &lineage[1..] {
-            ancestors.push((*ancestor, self.store().summary(ancestor)?.map(|s| s.title)));
+        for ancestor in self.ancestry(*id)? {
+            ancestors.push((ancestor, self.store().summary(&ancestor)?.map(|s| s.title)));
         }
-        let mut derivatives = Vec::new();
+        // Each design's nearest parent, then every design whose chain of parents reaches `id`.
+        let mut parents: HashMap<DocId, DocId> = HashMap::new();
+        // Forks whose signed origin names `id` beyond their parent (the designs between may
+        // not be held here).
+        let mut by_origin = HashSet::new();
         for other in self.store().doc_ids(&commons)? {
             let Some(genesis) = self.store().doc_genesis(&other)? else {
                 continue;
             };
-            if let Some(fork) = &genesis.body.fork {
-                if fork.parent == *id || fork.ancestors.contains(id) {
-                    let name = self.store().summary(&other)?.map(|s| s.title);
-                    derivatives.push((other, name, fork.parent));
+            if genesis.body.kind != DocKind::Design || other == *id {
+                continue;
+            }
+            let parent = match &genesis.body.fork {
+                Some(fork) => {
+                    if fork.ancestors.contains(id) {
+                        by_origin.insert(other);
+                    }
+                    Some(fork.parent)
                 }
+                None if self.store().summary(&other)?.is_some_and(|s| s.changes > 0) => {
+                    self.declared_parent(&other)?
+                }
+                None => None,
+            };
+            if let Some(parent) = parent {
+                parents.insert(other, parent);
             }
         }
+        let mut derivatives = Vec::new();
+        for (other, parent) in &parents {
+            let mut current = *parent;
+            let mut steps = 0;
+            while current != *id && steps <= parents.len() {
+                match parents.get(&current) {
+                    Some(next) => current = *next,
+                    None => break,
+                }
+                steps += 1;
+            }
+            if current == *id || by_origin.contains(other) {
+                let name = self.store().summary(other)?.map(|s| s.title);
+                derivatives.push((*other, name, *parent));
+            }
+        }
+        derivatives.sort_by_key(|a| a.0);
         Ok(Lineage {
             ancestors,
             derivatives,
@@ -330,19 +364,135 @@ impl Replicas {
                 )
             }
         };
-        let fields = match rendered {
+        let mut fields = match rendered {
             serde_json::Value::Object(fields) => fields,
             _ => serde_json::Map::new(),
         };
+        times_as_rfc3339(&mut fields);
+        // A release is frozen; what is in conflict is the document as it stands.
+        let conflicts = match &release {
+            None => self.conflicts(id)?,
+            Some(_) => Vec::new(),
+        };
+        let replica = self.replica(id)?;
+        let creator = replica.genesis().body.creator;
+        let changes = replica.change_count();
+        let heads = replica.heads().iter().map(|h| h.to_string()).collect();
         Ok(ShownDocument {
             fields,
             id: *id,
             // Not `kind`: events and notes have a `kind` field of their own (build, brainstorm...).
             doc_kind: kind.as_str().into(),
-            creator: replica.genesis().body.creator,
-            changes: replica.change_count(),
-            heads: replica.heads().iter().map(|h| h.to_string()).collect(),
+            creator,
+            changes,
+            heads,
             release,
+            conflicts,
         })
+    }
+
+    /// Display names of a document's creator, the authors of its releases and builds, and the
+    /// documents its fields link to, by key or id, for those this node can name.
+    pub fn names(&mut self, id: &DocId) -> Result<BTreeMap<String, String>, NodeError> {
+        self.check_not_hidden(id)?;
+        let replica = self.replica(id)?;
+        let commons = replica.commons();
+        let creator = replica.genesis().body.creator;
+        let fields = match schema::render(replica.doc(), replica.kind(), None) {
+            serde_json::Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        Ok(self.names_in(commons, &creator, &fields))
+    }
+
+    /// The names of [`Replicas::names`], from a rendered document's fields.
+    fn names_in(
+        &mut self,
+        commons: hedgerow_protocol::CommonsId,
+        creator: &AuthorKey,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> BTreeMap<String, String> {
+        use serde_json::Value;
+        let mut authors = vec![creator.to_string()];
+        let mut docs = Vec::new();
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        for release in fields
+            .get("releases")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            authors.extend(release.get("by").and_then(text));
+        }
+        for list in ["built"] {
+            for entry in fields
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                authors.extend(entry.get("by").and_then(text));
+            }
+        }
+        for key in ["derivative_of", "variant_of", "target", "reply_to"] {
+            docs.extend(fields.get(key).and_then(text));
+        }
+        for key in ["designs", "mentions"] {
+            docs.extend(
+                fields
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(text),
+            );
+        }
+        for entry in fields
+            .get("related")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            docs.extend(entry.get("design").and_then(text));
+        }
+        let attribution = self.attribution(commons);
+        let mut names = BTreeMap::new();
+        for key in authors {
+            let Ok(author) = key.parse::<AuthorKey>() else {
+                continue;
+            };
+            let person = attribution.person(author);
+            if let Some(name) = self.person_name(commons, &author, &person) {
+                names.insert(key, name);
+            }
+        }
+        for key in docs {
+            let Ok(doc) = key.parse::<DocId>() else {
+                continue;
+            };
+            if let Ok(Some(summary)) = self.store().summary(&doc) {
+                if !summary.title.is_empty() {
+                    names.insert(key, summary.title);
+                }
+            }
+        }
+        names
+    }
+}
+
+/// Release and build times (`releases.*.at`, `built[].at`), stored as unix seconds, as the
+/// RFC 3339 strings every reply uses.
+fn times_as_rfc3339(fields: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    let fix = |entry: &mut Value| {
+        if let Some(at) = entry.get("at").and_then(Value::as_i64) {
+            entry["at"] = Value::String(crate::times::rfc3339(at));
+        }
+    };
+    if let Some(Value::Object(releases)) = fields.get_mut("releases") {
+        releases.values_mut().for_each(fix);
+    }
+    if let Some(Value::Array(built)) = fields.get_mut("built") {
+        built.iter_mut().for_each(fix);
     }
 }

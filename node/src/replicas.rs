@@ -58,24 +58,60 @@ pub enum NodeError {
         /// The id given.
         id: String,
     },
-    /// An id prefix matches several.
-    #[error("`{prefix}` matches {count} {what}s; give more characters of the id")]
+    /// An id prefix or a name matches several.
+    #[error("`{prefix}` matches {} {}: {}; give more characters of the id", candidates.len(), plural(what), candidates.join(", "))]
     Ambiguous {
         /// design, event, note...
         what: &'static str,
-        /// The prefix given.
+        /// The prefix or name given.
         prefix: String,
-        /// How many matched.
-        count: usize,
+        /// Those it matches, each as `ID (name)` (the last may say how many more).
+        candidates: Vec<String>,
     },
-    /// An id prefix is too short.
+    /// An id prefix is too short, and no name.
     #[error(
-        "`{0}` is too short to name anything; give at least {MIN_ID_PREFIX} characters of the id"
+        "`{0}` is no name held here and too short for an id; give at least {MIN_ID_PREFIX} characters of the id, or the exact name"
     )]
     PrefixTooShort(String),
-    /// Several commons held and none chosen.
-    #[error("this node holds {0} commons and none was chosen")]
-    ChooseCommons(usize),
+    /// Something not held here named by less than its full id.
+    #[error("no {what} held here matches `{given}`; one this node does not hold can only be named by its full id")]
+    NeedFullId {
+        /// design, commons, ...
+        what: &'static str,
+        /// The text given.
+        given: String,
+    },
+    /// A document named inside an edit could not be used.
+    #[error("`{field}`: {error}")]
+    Reference {
+        /// The field that names it.
+        field: String,
+        /// Why.
+        error: Box<NodeError>,
+    },
+    /// An edit names the document it edits.
+    #[error("{} cannot name itself in `{field}`", kind.with_article())]
+    SelfReference {
+        /// The document's kind.
+        kind: DocKind,
+        /// The field.
+        field: String,
+    },
+    /// `derivative_of` on a fork names another design than the fork's parent.
+    #[error("this design is a fork of {parent}, which its signed origin fixes; its `derivative_of` stays {parent}")]
+    ForkParentFixed {
+        /// The fork's parent.
+        parent: DocId,
+    },
+    /// `derivative_of` names a design that derives from the edited one.
+    #[error("design {parent} derives from this design, so this design cannot derive from it (lineage would loop)")]
+    LineageLoop {
+        /// The design named.
+        parent: DocId,
+    },
+    /// Several commons held and none chosen (each as `name (short id)`).
+    #[error("this node holds {} commons ({}) and none was chosen", .0.len(), .0.join(", "))]
+    ChooseCommons(Vec<String>),
     /// No commons held.
     #[error("this node holds no commons yet")]
     NoCommons,
@@ -141,6 +177,18 @@ pub enum NodeError {
     /// A file command was refused (quota, ambiguous name).
     #[error(transparent)]
     File(Box<crate::blobs::files::FileError>),
+    /// A conflict could not be resolved as asked.
+    #[error(transparent)]
+    Conflict(#[from] crate::conflicts::ConflictError),
+}
+
+/// `what` in the plural, for messages ("commons" is both).
+fn plural(what: &str) -> String {
+    if what.ends_with('s') {
+        what.to_string()
+    } else {
+        format!("{what}s")
+    }
 }
 
 impl From<EditFailure<EditError>> for NodeError {
@@ -209,7 +257,7 @@ pub struct Replicas {
     pub(crate) certificate: Option<Vec<u8>>,
     /// The home directory, to keep a linked device's certificate once it arrives.
     pub(crate) home_root: std::path::PathBuf,
-    profile: LocalProfile,
+    pub(crate) profile: LocalProfile,
     peer_id: String,
     pub(crate) cache: HashMap<DocId, DocReplica>,
     outbox: Vec<LiveChange>,
@@ -378,38 +426,6 @@ impl Replicas {
     /// Every commons held.
     pub fn commons_list(&self) -> Result<Vec<Signed<CommonsGenesis>>, NodeError> {
         Ok(self.store.all_commons()?)
-    }
-
-    /// Resolves a commons id or unique prefix; with `None`, the only commons held.
-    pub fn resolve_commons(&self, given: Option<&str>) -> Result<CommonsId, NodeError> {
-        let all = self.store.all_commons()?;
-        match given {
-            None => match all.len() {
-                0 => Err(NodeError::NoCommons),
-                1 => Ok(all[0].body.id()),
-                n => Err(NodeError::ChooseCommons(n)),
-            },
-            Some(text) => {
-                let text = text.trim();
-                if text.len() < MIN_ID_PREFIX {
-                    return Err(NodeError::PrefixTooShort(text.to_string()));
-                }
-                let matches: Vec<CommonsId> = all
-                    .iter()
-                    .map(|g| g.body.id())
-                    .filter(|id| id.to_string().starts_with(text))
-                    .collect();
-                match matches.len() {
-                    0 => Err(NodeError::UnknownCommons(text.to_string())),
-                    1 => Ok(matches[0]),
-                    count => Err(NodeError::Ambiguous {
-                        what: "commons",
-                        prefix: text.to_string(),
-                        count,
-                    }),
-                }
-            }
-        }
     }
 
     /// Writes this device's profile into `commons` if it is not there yet.
@@ -757,55 +773,6 @@ impl Replicas {
     pub fn forget(&mut self, id: &DocId) {
         self.cache.remove(id);
         self.unsaved.remove(id);
-    }
-
-    /// Resolves a document id or unique prefix, optionally requiring a kind.
-    pub fn resolve_doc(&self, given: &str, kind: Option<DocKind>) -> Result<DocId, NodeError> {
-        let what = kind.map(|k| k.as_str()).unwrap_or("document");
-        let text = given.trim();
-        if text.len() < MIN_ID_PREFIX {
-            return Err(NodeError::PrefixTooShort(text.to_string()));
-        }
-        let matches: Vec<DocId> = self
-            .store
-            .all_doc_ids()?
-            .into_iter()
-            .filter(|id| id.to_string().starts_with(text))
-            .collect();
-        let id = match matches.len() {
-            0 => {
-                return Err(NodeError::UnknownDoc {
-                    what,
-                    id: text.to_string(),
-                })
-            }
-            1 => matches[0],
-            count => {
-                return Err(NodeError::Ambiguous {
-                    what,
-                    prefix: text.to_string(),
-                    count,
-                })
-            }
-        };
-        if let Some(expected) = kind {
-            let found = self
-                .store
-                .doc_genesis(&id)?
-                .map(|g| g.body.kind)
-                .ok_or_else(|| NodeError::UnknownDoc {
-                    what,
-                    id: text.to_string(),
-                })?;
-            if found != expected {
-                return Err(NodeError::WrongKind {
-                    id,
-                    expected,
-                    found,
-                });
-            }
-        }
-        Ok(id)
     }
 
     /// Summaries of the documents of one kind in a commons, newest first.

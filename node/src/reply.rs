@@ -19,6 +19,7 @@ use crate::provenance::{BlameEntry, HistoryEntry};
 use crate::verify::VerifyReport;
 use hedgerow_protocol::{AuthorKey, CommonsId, DocId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The answer to one [`Request`](crate::api::Request); serialises as the wrapped struct alone.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,10 @@ pub enum Reply {
     Forked(Forked),
     /// `design lineage`.
     Lineage(LineageReply),
+    /// The names a document's `show` is read with: author key or document id to display name.
+    /// Node-local knowledge (which profiles arrived), so kept out of `show` itself, whose
+    /// JSON is the same on every node that holds the same changes.
+    Names(BTreeMap<String, String>),
     /// `design release`.
     Released(Released),
     /// `verify`.
@@ -78,6 +83,14 @@ pub enum Reply {
     DeviceRevoked(crate::devices::DeviceRevoked),
     /// `block`, `unblock`, `hide`, `unhide`, `blocks`, `purge`.
     Local(crate::local_blocks::LocalReply),
+    /// `design/event/note conflicts`, newest first.
+    Conflicts(Vec<crate::conflicts::DocConflicts>),
+    /// `design/event/note resolve`.
+    Resolved(crate::conflicts::Resolved),
+    /// `profile edit`.
+    ProfileEdited(ProfileEdited),
+    /// `design export`.
+    Plan(PlanReply),
     /// `design attach`, `note attach`.
     Attached(crate::blobs::files::Attached),
     /// `design files`, in the document's order.
@@ -134,16 +147,36 @@ pub struct CommonsCreated {
 pub struct CommonsInfo {
     /// Its id.
     pub id: CommonsId,
-    /// Its name.
+    /// Its name (empty while it is a pending join).
     pub name: String,
     /// What it is for.
     pub description: String,
-    /// The author who created it.
-    pub creator: AuthorKey,
-    /// When, unix seconds (as the creator claimed).
-    pub created_at: i64,
+    /// The author who created it (unknown, `null`, while it is a pending join).
+    pub creator: Option<AuthorKey>,
+    /// When, unix seconds (as the creator claimed; RFC 3339 in JSON; `null` while it is a
+    /// pending join).
+    #[serde(with = "crate::times::unix_opt")]
+    pub created_at: Option<i64>,
+    /// Asked for with `commons join` and not received yet: it arrives from the next peer or
+    /// bundle that has it.
+    pub pending: bool,
     /// How many documents of each kind it holds here.
     pub documents: DocCounts,
+}
+
+impl CommonsInfo {
+    /// A commons asked for and not held yet: only its id is known.
+    pub fn pending(id: CommonsId) -> Self {
+        Self {
+            id,
+            name: String::new(),
+            description: String::new(),
+            creator: None,
+            created_at: None,
+            pending: true,
+            documents: DocCounts::default(),
+        }
+    }
 }
 
 /// Documents of a commons by kind.
@@ -194,6 +227,8 @@ pub struct ShownDocument {
     /// The release shown, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// Fields in conflict now: concurrent versions not yet settled (empty for a release).
+    pub conflicts: Vec<crate::conflicts::FieldConflict>,
 }
 
 /// One document of a list (`design/event/note list`).
@@ -205,8 +240,75 @@ pub struct DocListItem {
     pub title: String,
     /// Signed changes held.
     pub changes: u64,
-    /// Latest change time its author claimed, unix seconds.
+    /// Latest change time its author claimed, unix seconds (RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix")]
     pub updated_at: i64,
+    /// The author of its genesis.
+    pub creator: AuthorKey,
+    /// The creator's display name, when known.
+    pub creator_name: Option<String>,
+    /// What an event's or a note's reader looks for first (nothing more for a design).
+    #[serde(flatten)]
+    pub extra: ListExtra,
+    /// With `--search`: the fields the text was found in (`name`, `summary`, `steps.2`...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
+    /// In a list of the notes on one design or event: the note this one answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<DocId>,
+}
+
+/// The kind-specific part of a [`DocListItem`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ListExtra {
+    /// A design: nothing more.
+    Design {},
+    /// An event: its own kind, dates as written, and place.
+    Event {
+        /// workshop, build-day...; null when unset.
+        kind: Option<String>,
+        /// Start date, as written.
+        start: Option<String>,
+        /// End date, as written.
+        end: Option<String>,
+        /// The name of its place.
+        location: Option<String>,
+    },
+    /// A note: its own kind and the document it is on.
+    Note {
+        /// brainstorm, build-log...
+        kind: Option<String>,
+        /// The design or event it is on.
+        target: Option<String>,
+    },
+}
+
+/// A profile changed (`profile edit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileEdited {
+    /// The display name now.
+    pub name: String,
+    /// The location now.
+    pub location: String,
+    /// The bio now.
+    pub bio: String,
+    /// The commons whose profile document took a signed change.
+    pub commons: Vec<CommonsId>,
+}
+
+/// What a printable plan of a design shows (`design export`); the CLI lays it out.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReply {
+    /// The design as shown (at the release, when one was asked for).
+    pub design: ShownDocument,
+    /// The commons it belongs to.
+    pub commons: CommonsId,
+    /// That commons' name.
+    pub commons_name: String,
+    /// Display names of everyone who signed a change of it (a fork's parents' too), in the
+    /// order of their first change; an author without a known name as a short key.
+    pub authors: Vec<String>,
 }
 
 /// A fork just made (`design fork`).
@@ -277,6 +379,8 @@ pub struct BundleSummaryWritten {
     pub path: String,
     /// Commons summarised.
     pub commons: usize,
+    /// Commons asked for and not held yet, which the summary names too (pending joins).
+    pub pending: Vec<String>,
     /// Documents summarised.
     pub documents: usize,
     /// Size of the file.
@@ -293,13 +397,20 @@ pub struct BundleImported {
     pub report: ImportReport,
 }
 
-/// A commons joined by the store alone (`commons join` with no node running).
-#[derive(Debug, Clone, Serialize)]
+/// A commons joined (`commons join`): the same shape whether the store or a running node
+/// answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Joined {
     /// The commons.
     pub commons: CommonsId,
     /// Whether it was held already (then joining wrote the profile there).
     pub already_held: bool,
+    /// Not held yet: asked for, listed as pending by `commons list`, named by `bundle
+    /// summary`, and taken from the next peer or bundle that has it.
+    pub pending: bool,
+    /// How many connected peers a running node asked for it at once (`null` when no node
+    /// runs, or the commons was held).
+    pub asked_peers: Option<usize>,
 }
 
 #[cfg(test)]
@@ -324,12 +435,17 @@ mod tests {
         let joined = Reply::Joined(Joined {
             commons,
             already_held: false,
+            pending: true,
+            asked_peers: None,
         });
         assert_eq!(
             serde_json::to_string_pretty(&joined.to_json().expect("json")).expect("text"),
-            serde_json::to_string_pretty(
-                &json!({"commons": commons.to_string(), "already_held": false})
-            )
+            serde_json::to_string_pretty(&json!({
+                "commons": commons.to_string(),
+                "already_held": false,
+                "pending": true,
+                "asked_peers": null
+            }))
             .expect("text")
         );
         let exported = Reply::BundleExported(BundleExported {
@@ -357,6 +473,7 @@ mod tests {
             changes: 2,
             heads: vec!["ab".into()],
             release: None,
+            conflicts: Vec::new(),
         });
         let value = shown.to_json().expect("json");
         assert_eq!(value["name"], json!("Roller crimper"));

@@ -28,10 +28,13 @@
 //! arrived as written. Checksums catch accidents only: trust comes from the
 //! signatures inside.
 //!
-//! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of a
-//! [`Summary`] | BLAKE3 of every byte before it`. Format 2 (written when the node holds
-//! attachment blobs) has `length: u32 LE | versioned postcard of a [`Summary`] | versioned
-//! postcard of the list of blob hashes held` as its body.
+//! A summary file: `"HEDGEROW-SUMMARY" | format byte | versioned postcard of the
+//! [`Summary`]'s body | BLAKE3 of every byte before it`. Format 1 (the first releases') holds
+//! `{commons}`, what its node holds; format 2 adds `pending`, the commons its node asked for
+//! and does not hold yet, so that together they name every commons the node wants. Both are
+//! read; format 2 is written.
+//! Format 3 (written when its node holds attachment blobs) adds `blobs`, the hashes of the
+//! blobs held, so an export `--with-files` leaves them out.
 //!
 //! A bundle written with files (format 3) is a format 1 or 2 bundle (its records and checksum,
 //! with the format byte 3) followed by a blob section, which is streamed, never held whole:
@@ -65,7 +68,7 @@ pub const FILE_FORMAT_V2: u8 = 2;
 /// of a summary that lists the blobs its node holds.
 pub const FILE_FORMAT_V3: u8 = 3;
 /// The summary format that lists blobs held.
-pub const SUMMARY_FORMAT_V2: u8 = 2;
+pub const SUMMARY_FORMAT_V3: u8 = 3;
 /// Bytes of one blob header of a bundle's blob section.
 pub const BLOB_HEADER_LEN: usize = 32 + 8 + 8;
 /// Largest record a bundle may hold; a larger length prefix means a damaged file.
@@ -200,11 +203,37 @@ pub struct CommonsSection {
     pub docs: Vec<DocSection>,
 }
 
-/// What one node holds, written to a summary file for another node's export.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What one node holds and wants, written to a summary file for another node's export.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Every commons held, sorted by id.
     pub commons: Vec<CommonsState>,
+    /// Commons its node asked for (`commons join`) and does not hold yet, sorted by id.
+    pub pending: Vec<CommonsId>,
+    /// Whether it names every commons its node wants (held or pending): true for format 2,
+    /// false for a format-1 summary (the previous release's), which lists only what is held.
+    pub names_wants: bool,
+}
+
+/// The body of a format-1 summary file.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV1 {
+    commons: Vec<CommonsState>,
+}
+
+/// The body of a format-2 summary file.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV2 {
+    commons: Vec<CommonsState>,
+    pending: Vec<CommonsId>,
+}
+
+/// The body of a format-3 summary file: format 2's and the blobs its node holds, sorted.
+#[derive(Serialize, Deserialize)]
+struct SummaryBodyV3 {
+    commons: Vec<CommonsState>,
+    pending: Vec<CommonsId>,
+    blobs: Vec<BlobHash>,
 }
 
 /// What a node holds of one commons.
@@ -236,6 +265,18 @@ impl Summary {
     /// Number of documents listed, over all commons.
     pub fn doc_count(&self) -> usize {
         self.commons.iter().map(|c| c.docs.len()).sum()
+    }
+
+    /// Whether its node wants `commons`: holds it or asked for it. A node that holds and
+    /// asked for nothing yet (a first trip) has chosen nothing, so it is offered everything
+    /// (its import takes only the commons named with `--commons`); so is the node of a
+    /// format-1 summary, which does not say what it wants (as that release did).
+    pub fn wants(&self, commons: &CommonsId) -> bool {
+        let chose_nothing = self.commons.is_empty() && self.pending.is_empty();
+        !self.names_wants
+            || chose_nothing
+            || self.commons(commons).is_some()
+            || self.pending.contains(commons)
     }
 }
 
@@ -513,9 +554,9 @@ fn check_header(bytes: &[u8], kind: FileKind) -> Result<usize, BundleFileError> 
             part: "header",
             offset: 0,
         }),
-        Some(&FILE_FORMAT_V1) => Ok(magic.len() + 1),
-        Some(&FILE_FORMAT_V2 | &FILE_FORMAT_V3) if kind == FileKind::Bundle => Ok(magic.len() + 1),
-        Some(&SUMMARY_FORMAT_V2) if kind == FileKind::Summary => Ok(magic.len() + 1),
+        Some(&FILE_FORMAT_V1) | Some(&FILE_FORMAT_V2) | Some(&FILE_FORMAT_V3) => {
+            Ok(magic.len() + 1)
+        }
         Some(&version) => Err(BundleFileError::UnsupportedVersion { kind, version }),
     }
 }
@@ -543,18 +584,27 @@ fn check_checksum(bytes: &[u8], end: usize, kind: FileKind) -> Result<(), Bundle
     Ok(())
 }
 
-/// Writes a summary, with commons, documents and clocks sorted so equal state gives equal bytes.
+/// Writes a summary (format 2), with commons, documents and clocks sorted so equal state gives
+/// equal bytes.
 pub fn encode_summary(summary: &Summary) -> Vec<u8> {
-    let mut summary = summary.clone();
-    summary.commons.sort_by_key(|c| c.commons);
-    for commons in &mut summary.commons {
+    let mut body = SummaryBodyV2 {
+        commons: summary.commons.clone(),
+        pending: summary.pending.clone(),
+    };
+    body.commons.sort_by_key(|c| c.commons);
+    for commons in &mut body.commons {
         commons.docs.sort_by_key(|d| d.doc);
         for doc in &mut commons.docs {
             doc.clock.sort();
         }
     }
+    body.pending.sort();
+    body.pending.dedup();
     let mut out = header(FileKind::Summary);
-    out.extend(encode(&summary));
+    if let Some(version) = out.last_mut() {
+        *version = FILE_FORMAT_V2;
+    }
+    out.extend(encode(&body));
     let checksum = blake3::hash(&out);
     out.extend_from_slice(checksum.as_bytes());
     out
@@ -565,29 +615,39 @@ pub fn decode_summary(bytes: &[u8]) -> Result<Summary, BundleFileError> {
     decode_summary_with_blobs(bytes).map(|(summary, _)| summary)
 }
 
-/// Writes a summary as [`encode_summary`] does, with the blobs its node holds (format 2, which
-/// the first release does not read; with no blobs, format 1).
+/// Writes a summary as [`encode_summary`] does, with the blobs its node holds (format 3;
+/// with no blobs, format 2).
 pub fn encode_summary_with_blobs(summary: &Summary, blobs: &[BlobHash]) -> Vec<u8> {
     if blobs.is_empty() {
         return encode_summary(summary);
     }
-    let first = encode_summary(summary);
-    // The sorted summary body, between the header and the checksum.
-    let body = &first[SUMMARY_MAGIC.len() + 1..first.len() - CHECKSUM_LEN];
+    let v2 = encode_summary(summary);
+    // The sorted format-2 body, between the header and the checksum.
+    let body: SummaryBodyV2 = match decode(
+        &v2[SUMMARY_MAGIC.len() + 1..v2.len() - CHECKSUM_LEN],
+        "bundle summary",
+    ) {
+        Ok(body) => body,
+        // Our own encoding always decodes; were it not to, the summary without blobs is still right.
+        Err(_) => return v2,
+    };
     let mut blobs = blobs.to_vec();
     blobs.sort();
     blobs.dedup();
+    let body = SummaryBodyV3 {
+        commons: body.commons,
+        pending: body.pending,
+        blobs,
+    };
     let mut out = SUMMARY_MAGIC.to_vec();
-    out.push(SUMMARY_FORMAT_V2);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body);
-    out.extend(encode(&blobs));
+    out.push(SUMMARY_FORMAT_V3);
+    out.extend(encode(&body));
     let checksum = blake3::hash(&out);
     out.extend_from_slice(checksum.as_bytes());
     out
 }
 
-/// Reads a summary file of either format, with the blobs it lists (none in format 1).
+/// Reads a summary file of any format, with the blobs it lists (none before format 3).
 pub fn decode_summary_with_blobs(
     bytes: &[u8],
 ) -> Result<(Summary, Vec<BlobHash>), BundleFileError> {
@@ -603,31 +663,43 @@ pub fn decode_summary_with_blobs(
     }
     let end = bytes.len() - CHECKSUM_LEN;
     check_checksum(bytes, end, kind)?;
-    if bytes[start - 1] != SUMMARY_FORMAT_V2 {
-        let summary =
-            decode(&bytes[start..end], "bundle summary").map_err(BundleFileError::BadSummary)?;
-        return Ok((summary, Vec::new()));
+    let body = &bytes[start..end];
+    let bad = BundleFileError::BadSummary;
+    match bytes[start - 1] {
+        FILE_FORMAT_V1 => {
+            let v1: SummaryBodyV1 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v1.commons,
+                    pending: Vec::new(),
+                    names_wants: false,
+                },
+                Vec::new(),
+            ))
+        }
+        FILE_FORMAT_V2 => {
+            let v2: SummaryBodyV2 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v2.commons,
+                    pending: v2.pending,
+                    names_wants: true,
+                },
+                Vec::new(),
+            ))
+        }
+        _ => {
+            let v3: SummaryBodyV3 = decode(body, "bundle summary").map_err(bad)?;
+            Ok((
+                Summary {
+                    commons: v3.commons,
+                    pending: v3.pending,
+                    names_wants: true,
+                },
+                v3.blobs,
+            ))
+        }
     }
-    let malformed = |reason: &str| {
-        BundleFileError::BadSummary(DecodeError::Malformed {
-            what: "bundle summary",
-            reason: reason.to_string(),
-        })
-    };
-    let len_bytes: [u8; 4] = bytes
-        .get(start..start + 4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| malformed("no summary length"))?;
-    let len = u32::from_le_bytes(len_bytes) as usize;
-    let body_end = (start + 4)
-        .checked_add(len)
-        .filter(|e| *e <= end)
-        .ok_or_else(|| malformed("summary length past the end"))?;
-    let summary = decode(&bytes[start + 4..body_end], "bundle summary")
-        .map_err(BundleFileError::BadSummary)?;
-    let blobs = decode(&bytes[body_end..end], "bundle summary blob list")
-        .map_err(BundleFileError::BadSummary)?;
-    Ok((summary, blobs))
 }
 
 /// The header of one blob in a bundle's blob section (the end marker for `None`).
@@ -916,6 +988,42 @@ mod tests {
         ));
     }
 
+    /// A summary written by the previous release (format 1: what is held, no pending joins)
+    /// still reads, and is taken to want every commons, as that release's export did.
+    #[test]
+    fn a_format_1_summary_still_reads_and_wants_everything() {
+        let mut bytes = SUMMARY_MAGIC.to_vec();
+        bytes.push(FILE_FORMAT_V1);
+        bytes.extend(encode(&SummaryBodyV1 {
+            commons: vec![CommonsState {
+                commons: CommonsId([1; 32]),
+                docs: vec![],
+            }],
+        }));
+        let checksum = blake3::hash(&bytes);
+        bytes.extend_from_slice(checksum.as_bytes());
+        let summary = decode_summary(&bytes).unwrap();
+        assert_eq!(summary.commons.len(), 1);
+        assert!(summary.pending.is_empty());
+        assert!(!summary.names_wants);
+        assert!(summary.wants(&CommonsId([2; 32])));
+        // Written again, it is format 2 and names what it wants.
+        let again = encode_summary(&summary);
+        assert_eq!(again[SUMMARY_MAGIC.len()], FILE_FORMAT_V2);
+        let back = decode_summary(&again).unwrap();
+        assert!(back.names_wants && !back.wants(&CommonsId([2; 32])));
+        // A node that holds and asked for nothing has chosen nothing: offered everything.
+        let fresh = decode_summary(&encode_summary(&Summary::default())).unwrap();
+        assert!(fresh.names_wants && fresh.wants(&CommonsId([2; 32])));
+        // Format 3 lists blobs held (attachments); 4 is a future one.
+        let mut future = again.clone();
+        future[SUMMARY_MAGIC.len()] = 4;
+        assert!(matches!(
+            decode_summary(&future),
+            Err(BundleFileError::UnsupportedVersion { version: 4, .. })
+        ));
+    }
+
     #[test]
     fn summary_round_trip_is_sorted_and_damage_is_detected() {
         let summary = Summary {
@@ -940,6 +1048,8 @@ mod tests {
                     ],
                 },
             ],
+            pending: vec![CommonsId([8; 32]), CommonsId([4; 32])],
+            names_wants: true,
         };
         let bytes = encode_summary(&summary);
         assert!(bytes.starts_with(SUMMARY_MAGIC));
@@ -948,6 +1058,9 @@ mod tests {
         assert_eq!(back.commons[0].docs[0].doc, DocId([3; 32]));
         assert_eq!(back.commons[0].docs[1].clock[0], (vec![2; 16], 9));
         assert_eq!(back.doc_count(), 2);
+        assert_eq!(back.pending, [CommonsId([4; 32]), CommonsId([8; 32])]);
+        assert!(back.wants(&CommonsId([8; 32])) && back.wants(&CommonsId([9; 32])));
+        assert!(!back.wants(&CommonsId([5; 32])));
         assert_eq!(encode_summary(&back), bytes, "deterministic");
         for cut in 0..bytes.len() {
             assert!(decode_summary(&bytes[..cut]).is_err(), "cut at {cut}");
@@ -972,15 +1085,21 @@ mod tests {
     #[test]
     fn summaries_list_blobs_and_blob_headers_check_themselves() {
         let summary = Summary::default();
-        let v2 = encode_summary_with_blobs(&summary, &[BlobHash([2; 32]), BlobHash([1; 32])]);
-        assert_eq!(v2[SUMMARY_MAGIC.len()], SUMMARY_FORMAT_V2);
-        let (back, listed) = decode_summary_with_blobs(&v2).unwrap();
-        assert_eq!(back, summary);
+        let summary = Summary {
+            pending: vec![CommonsId([4; 32])],
+            ..Summary::default()
+        };
+        let v3 = encode_summary_with_blobs(&summary, &[BlobHash([2; 32]), BlobHash([1; 32])]);
+        assert_eq!(v3[SUMMARY_MAGIC.len()], SUMMARY_FORMAT_V3);
+        let (back, listed) = decode_summary_with_blobs(&v3).unwrap();
+        assert_eq!(back.pending, summary.pending);
+        assert!(back.names_wants);
         assert_eq!(listed, vec![BlobHash([1; 32]), BlobHash([2; 32])]);
-        assert_eq!(decode_summary(&v2).unwrap(), summary);
-        let v1 = encode_summary_with_blobs(&summary, &[]);
-        assert_eq!(v1, encode_summary(&summary));
-        assert_eq!(decode_summary_with_blobs(&v1).unwrap().1, vec![]);
+        assert_eq!(decode_summary(&v3).unwrap(), back);
+        let v2 = encode_summary_with_blobs(&summary, &[]);
+        assert_eq!(v2, encode_summary(&summary));
+        assert_eq!(v2[SUMMARY_MAGIC.len()], FILE_FORMAT_V2);
+        assert_eq!(decode_summary_with_blobs(&v2).unwrap().1, vec![]);
 
         let header = encode_blob_header(Some((BlobHash([7; 32]), 1234)));
         assert_eq!(

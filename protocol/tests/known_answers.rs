@@ -173,6 +173,8 @@ fn summary() -> Summary {
                 clock: vec![(vec![0x55; 24], 3), (vec![0x66; 16], 1)],
             }],
         }],
+        pending: vec![CommonsId([0x12; 32])],
+        names_wants: true,
     }
 }
 

@@ -660,7 +660,10 @@ fn a_commons_joined_before_it_arrived_is_imported_from_a_stick() {
     let b = TestHome::init("Bob");
     let asked = b.json(&["commons", "join", &farm.commons]);
     assert_eq!(asked["already_held"], false, "{asked}");
-    assert_eq!(b.json(&["commons", "list"]), Value::Array(vec![]));
+    // Listed as a pending join until it arrives (issue 15: it used to be missing).
+    let listed = b.json(&["commons", "list"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["pending"], true, "{listed}");
 
     let report = b.json(&["bundle", "import", arg(&file)]);
     assert_eq!(count(&report, "new"), 5, "{report}");

@@ -62,7 +62,7 @@ fn a_refusal_gets_the_same_instruction_offline_and_through_serve() {
         ),
         (
             vec!["design", "list"],
-            "this node holds 2 commons and none was chosen; choose one with --commons ID".into(),
+            "and none was chosen; choose one with --commons NAME (or its id)".into(),
         ),
         (
             vec!["design", "show", &design, "--version", "9.9"],
@@ -105,6 +105,9 @@ fn a_refusal_gets_the_same_instruction_offline_and_through_serve() {
             commons: None,
             kind: DocKind::Design,
             target: None,
+            tags: Vec::new(),
+            stage: None,
+            search: None,
         },
     );
     assert_eq!(reply["kind"], "choose-commons", "{reply}");

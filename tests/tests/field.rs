@@ -294,6 +294,7 @@ fn generate(home: &TestHome, count: usize, seed: u64) -> String {
                 title: format!("Tool {i}: {}", sentence(&mut rng, 3)),
                 target: None,
                 note_kind: None,
+                reply_to: None,
                 edits,
             },
         )
@@ -370,9 +371,12 @@ fn try_designs_of(home: &TestHome) -> Option<Value> {
     let out = home.run(&["design", "list", "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
+        // With --json the error is `{"error", "kind"}` on standard output.
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            stderr.contains(NO_COMMONS_YET),
-            "`design list` failed: {}",
+            stdout.contains(NO_COMMONS_YET),
+            "`design list` failed: {}{}",
+            stdout.trim(),
             stderr.trim()
         );
         return None;

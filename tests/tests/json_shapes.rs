@@ -19,12 +19,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const README: &str = include_str!("../../README.md");
 
 /// The JSON type of every bare key the table names (`string`, `integer`, `bool`, `array`,
-/// alternatives joined by `|`); `COMMAND: key` overrides `key` for one command. A key the
+/// `time` (an RFC 3339 string in UTC, `2026-11-30T07:00:00Z`), alternatives joined by `|`); `COMMAND: key` overrides `key` for one command. A key the
 /// table gains must get a type here, so the README cannot name a key the test does not check.
 const LEAF_TYPES: &[(&str, &str)] = &[
     ("addr", "string"),
     ("author", "string"),
     ("author_name", "string|null"),
+    ("creator_name", "string|null"),
+    ("person_name", "string|null"),
+    ("start", "string|null"),
+    ("end", "string|null"),
+    ("target", "string|null"),
+    ("event list: kind", "string|null"),
+    ("note list: kind", "string|null"),
+    ("event list: location", "string|null"),
     ("bio", "string"),
     ("built_on", "integer"),
     ("changes", "integer"),
@@ -34,15 +42,15 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("code", "string"),
     ("role", "string"),
     ("uses", "integer"),
-    ("expires_at", "integer"),
+    ("expires_at", "time"),
     ("person", "string"),
     ("devices", "array"),
     ("action", "string"),
-    ("at", "integer"),
+    ("at", "time"),
     ("outcome", "string"),
     ("detail", "string"),
     ("complete", "bool"),
-    ("created_at", "integer"),
+    ("created_at", "time"),
     ("creator", "string"),
     ("description", "string"),
     ("design", "integer"),
@@ -60,7 +68,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("kept", "string"),
     ("kind", "string"),
     ("last_sync", "string|null"),
-    ("last_sync_at", "integer|null"),
+    ("last_sync_at", "time|null"),
     ("location", "string"),
     ("made_in", "string"),
     ("n", "integer"),
@@ -80,6 +88,13 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("title", "string"),
     ("version", "string"),
     ("already_held", "bool"),
+    ("pending", "bool"),
+    ("asked_peers", "integer|null"),
+    // A pending join (`commons join` before the commons arrived) has no genesis yet.
+    ("commons list: creator", "string|null"),
+    ("commons list: created_at", "time|null"),
+    ("commons show: creator", "string|null"),
+    ("commons show: created_at", "time|null"),
     ("interrupted", "bool"),
     ("postponed", "bool"),
     ("syncing", "bool"),
@@ -91,9 +106,13 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("note edit: change", "string|null"),
     ("design blame: author", "string|null"),
     ("design blame: person", "string|null"),
+    ("event blame: author", "string|null"),
+    ("event blame: person", "string|null"),
+    ("note blame: author", "string|null"),
+    ("note blame: person", "string|null"),
     ("code", "string"),
     ("device", "string"),
-    ("issued_at", "integer"),
+    ("issued_at", "time|null"),
     ("revoked", "bool"),
     ("this_device", "bool"),
     // Counts and times.
@@ -135,12 +154,21 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("store_failures", "integer"),
     ("sync_received", "integer"),
     ("sync_sent", "integer"),
-    ("time", "integer"),
+    ("time", "time"),
     ("tracked_peer_entries", "integer"),
     ("transport_in", "integer"),
     ("transport_out", "integer"),
     ("up_to_date", "integer"),
-    ("updated_at", "integer"),
+    ("updated_at", "time"),
+    // Conflicts (`show`, `conflicts`): a side's author is null when its record is not held.
+    ("field", "string"),
+    ("value", "string"),
+    ("design show: author", "string|null"),
+    ("event show: author", "string|null"),
+    ("note show: author", "string|null"),
+    ("design conflicts: author", "string|null"),
+    ("event conflicts: author", "string|null"),
+    ("note conflicts: author", "string|null"),
     // Blob transfers in `status` (`blob_transfer`; `blobs` is with the attachments below).
     ("bytes_wanted", "integer"),
     ("groups_requested", "integer"),
@@ -149,7 +177,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("frame_bytes_received", "integer"),
     ("frame_bytes_sent", "integer"),
     // This node's own lists.
-    ("at", "integer"),
+    ("at", "time"),
     ("reason", "string"),
     ("block: note", "string"),
     ("blocks: note", "string"),
@@ -430,13 +458,10 @@ fn table() -> Vec<Row> {
             // "plus `id, ...` (and `release` with `--version`)": the keys, then the versioned one.
             let plus = backticked(shape_cell.split_once(" plus ").expect("`plus` keys").1);
             version_keys.push(plus[1].to_string());
-            let extras: Vec<(String, Shape)> = plus[0]
-                .split(", ")
-                .map(|k| (k.to_string(), Shape::Leaf(k.to_string())))
-                .collect();
-            Shape::Object {
-                keys: extras,
-                open: true,
+            // The keys are written as an object's inside: `id, ..., conflicts: [{...}]`.
+            match parse_shape(&format!("{{{}}}", plus[0])) {
+                Ok(Shape::Object { keys, .. }) => Shape::Object { keys, open: true },
+                other => panic!("README show row's keys: {other:?}"),
             }
         } else {
             let text = backticked(shape_cell)[0];
@@ -482,6 +507,19 @@ fn leaf_type(command: &str, key: &str) -> &'static str {
         .unwrap_or_else(|| panic!("README names `{key}` ({command}); give it a type in LEAF_TYPES"))
 }
 
+/// Whether `text` is a time as every reply writes it: `YYYY-MM-DDTHH:MM:SSZ`.
+fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 fn has_type(value: &Value, ty: &str) -> bool {
     ty.split('|').any(|t| match t {
         "string" => value.is_string(),
@@ -490,6 +528,7 @@ fn has_type(value: &Value, ty: &str) -> bool {
         "array" => value.is_array(),
         "object" => value.is_object(),
         "null" => value.is_null(),
+        "time" => value.as_str().is_some_and(is_rfc3339),
         other => panic!("unknown type `{other}` in LEAF_TYPES"),
     })
 }
@@ -527,7 +566,9 @@ impl Checker<'_> {
             Shape::List(element) => match value.as_array() {
                 Some(items) => {
                     if !items.is_empty() {
-                        self.seen.insert(format!("{}: {path}[]", self.command));
+                        // A list inside a list element: its path as documented, without indices.
+                        let generic = without_indices(path);
+                        self.seen.insert(format!("{}: {generic}[]", self.command));
                     }
                     for (i, item) in items.iter().enumerate() {
                         self.check(element, item, &format!("{path}[{i}]"));
@@ -574,6 +615,27 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// `a[0].b[12]` as `a[].b[]`.
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push(c);
+            }
+            ']' => {
+                in_index = false;
+                out.push(c);
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Every element path of a list in `shape` (for the "each list was seen filled" check).
@@ -656,11 +718,12 @@ fn check_against_readme(outputs: &Outputs) {
             } else {
                 "time"
             };
-            let times: Vec<u64> = value
+            // RFC 3339 in UTC to the second sorts as text in time order.
+            let times: Vec<&str> = value
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|item| item[key].as_u64())
+                .filter_map(|item| item[key].as_str())
                 .collect();
             let ordered = times.windows(2).all(|w| match row.order {
                 Order::NewestFirst => w[0] >= w[1],
@@ -878,6 +941,27 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         "offline --on",
         &["note", "list", "--on", &event],
     );
+    // History and blame answer alike for every kind.
+    out.run(
+        &a,
+        "event history",
+        "offline",
+        &["event", "history", &event],
+    );
+    out.run(&a, "note history", "offline", &["note", "history", &note]);
+    out.run(
+        &a,
+        "event blame",
+        "offline",
+        &["event", "blame", &event, "title"],
+    );
+    out.run(&a, "note blame", "offline", &["note", "blame", &note]);
+    out.run(
+        &a,
+        "profile edit",
+        "offline",
+        &["profile", "edit", "--set", "location=Wales"],
+    );
     out.run(&a, "commons list", "offline", &["commons", "list"]);
     out.run(
         &a,
@@ -947,6 +1031,10 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["commons", "join", &commons],
     );
     assert_eq!(joined["already_held"], false, "{joined}");
+    assert_eq!(joined["pending"], true, "{joined}");
+    let listed = out.run(&b, "commons list", "offline, pending", &["commons", "list"]);
+    assert_eq!(listed[0]["pending"], true, "{listed}");
+    assert!(listed[0]["creator"].is_null(), "{listed}");
     let summary = file(&b, "ben.summary");
     out.run(
         &b,
@@ -972,6 +1060,71 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         commons.as_str(),
         "{imported}"
     );
+
+    // A and B change the same fields apart; A takes in B's changes: conflicts shown, settled.
+    for (kind, doc, edit) in [
+        (
+            "design",
+            &design,
+            ["--set", "stage=concept", "--set", "stage=in-use"],
+        ),
+        (
+            "event",
+            &event,
+            [
+                "--set",
+                "summary=Three drums",
+                "--set",
+                "summary=Four drums",
+            ],
+        ),
+        (
+            "note",
+            &note,
+            ["--text", "Built five drums", "--text", "Built six drums"],
+        ),
+    ] {
+        a.ok(&[kind, "edit", doc, edit[0], edit[1]]);
+        b.ok(&[kind, "edit", doc, edit[2], edit[3]]);
+    }
+    let from_b = file(&b, "from-b.bundle");
+    b.ok(&["bundle", "export", &from_b]);
+    a.ok(&["bundle", "import", &from_b]);
+    for (kind, doc, field) in [
+        ("design", &design, "stage"),
+        ("event", &event, "summary"),
+        ("note", &note, "body"),
+    ] {
+        let shown = out.run(
+            &a,
+            &format!("{kind} show"),
+            "offline, in conflict",
+            &[kind, "show", doc],
+        );
+        assert_eq!(shown["conflicts"][0]["field"], field, "{shown}");
+        out.run(
+            &a,
+            &format!("{kind} conflicts"),
+            "offline",
+            &[kind, "conflicts"],
+        );
+        out.run(
+            &a,
+            &format!("{kind} conflicts"),
+            "offline, one document",
+            &[kind, "conflicts", doc],
+        );
+        let side = shown["conflicts"][0]["sides"][0]["change"]
+            .as_str()
+            .and_then(|c| c.get(..8))
+            .expect("a side's change");
+        out.run(
+            &a,
+            &format!("{kind} resolve"),
+            "offline",
+            &[kind, "resolve", doc, field, "--take", side],
+        );
+    }
 
     // A private commons' bundle, on a node without its genesis: its records stay sealed.
     let p = TestHome::init("Pia");
@@ -1193,23 +1346,28 @@ fn lists_are_newest_first_and_history_oldest_first() {
     assert_eq!(listed(&home, "note"), order([&note_1, &note_2]));
 
     let history = home.json(&["design", "history", &design_1]);
-    let times: Vec<u64> = history
+    let times: Vec<String> = history
         .as_array()
         .expect("history")
         .iter()
-        .map(|c| c["time"].as_u64().expect("time"))
+        .map(|c| c["time"].as_str().expect("time").to_string())
         .collect();
     assert_eq!(times.len(), 2, "{history}");
     assert!(
         times[0] < times[1],
         "history is not oldest first: {times:?}"
     );
-    let listed_at = |kind: &str| -> BTreeMap<String, u64> {
+    let listed_at = |kind: &str| -> BTreeMap<String, String> {
         home.json(&[kind, "list"])
             .as_array()
             .expect("a list")
             .iter()
-            .map(|d| (id(d), d["updated_at"].as_u64().expect("updated_at")))
+            .map(|d| {
+                (
+                    id(d),
+                    d["updated_at"].as_str().expect("updated_at").to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(

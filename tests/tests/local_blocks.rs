@@ -127,7 +127,9 @@ fn a_blocked_authors_new_changes_are_refused_by_sync_and_bundle() {
     let listed_blocks = ben.json(&["blocks"]);
     assert_eq!(listed_blocks["blocked"][0]["author"], ada_key.as_str());
     assert_eq!(listed_blocks["blocked"][0]["note"], "vandal");
-    assert!(listed_blocks["blocked"][0]["at"].is_i64());
+    assert!(listed_blocks["blocked"][0]["at"]
+        .as_str()
+        .is_some_and(|at| at.ends_with('Z')));
     assert_eq!(listed_blocks["hidden"], serde_json::json!([]));
 
     ada.ok(&["design", "edit", &design, "--set", "summary=v2 by Ada"]);

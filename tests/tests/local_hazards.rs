@@ -140,7 +140,8 @@ fn text_from_peers_cannot_drive_the_terminal() {
 
     let list = alice.ok(&["design", "list"]);
     assert_escaped("design list", &list);
-    assert_eq!(list.lines().count(), 1, "one design, one line: {list:?}");
+    // The column header, then one design on one line.
+    assert_eq!(list.lines().count(), 2, "one design, one line: {list:?}");
     let show = alice.ok(&["design", "show", &design]);
     assert_escaped("design show", &show);
     assert!(

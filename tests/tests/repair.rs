@@ -60,7 +60,6 @@ fn a_flipped_byte_is_named_and_repair_brings_own_designs_back() {
         vec!["design", "list"],
         vec!["design", "show", designs[1].as_str()],
         vec!["verify"],
-        vec!["verify", "--json"],
     ] {
         let error = home.fail(&args);
         assert_eq!(error.lines().count(), 1, "{args:?}: {error}");
@@ -72,6 +71,28 @@ fn a_flipped_byte_is_named_and_repair_brings_own_designs_back() {
             );
         }
     }
+
+    // With --json the same line is `{"error", "kind"}` on standard output, nothing on stderr.
+    let out = home.run(&["verify", "--json"]);
+    assert!(!out.status.success());
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("hedgerow repair")),
+        "{error}"
+    );
+    assert!(
+        error["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("store-")),
+        "{error}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let repaired = home.json(&["repair"]);
     let aside = repaired["moved_to"].as_str().expect("store moved aside");

@@ -120,7 +120,14 @@ fn verify_refuses(home: &TestHome) -> String {
     assert_eq!(line.lines().count(), 1, "{line}");
     let json = home.run(&["verify", "--json"]);
     assert!(!json.status.success(), "verify --json exited 0");
-    assert_eq!(String::from_utf8_lossy(&json.stderr).trim(), line);
+    // With --json the same line comes as `{"error", "kind"}` on standard output.
+    let error: Value = serde_json::from_slice(&json.stdout).expect("verify --json error is JSON");
+    assert_eq!(
+        Some(error["error"].as_str().unwrap_or_default()),
+        line.strip_prefix("error: "),
+        "{error}"
+    );
+    assert!(error["kind"].is_string(), "{error}");
     line
 }
 
@@ -302,9 +309,17 @@ fn a_store_of_a_newer_format_is_refused_and_left_untouched() {
     std::fs::write(&manifest, written.to_string()).expect("write manifest");
     let files = home.snapshot_files();
 
+    // With --json the refusal is `{"error", "kind"}` on standard output instead.
+    let json = home.run(&["verify", "--json"]);
+    assert!(!json.status.success());
+    let error: Value = serde_json::from_slice(&json.stdout).expect("verify --json error is JSON");
+    let text = error["error"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("newer hedgerow") && text.contains("upgrade hedgerow"),
+        "{error}"
+    );
     for args in [
         vec!["verify"],
-        vec!["verify", "--json"],
         vec!["design", "list"],
         vec!["design", "show", designs[0].as_str()],
         vec!["design", "new", "Seeder"],

@@ -237,6 +237,9 @@ pub fn cold_start_child(home: &Path) -> Result<Value> {
             commons: None,
             kind: DocKind::Design,
             target: None,
+            tags: Vec::new(),
+            stage: None,
+            search: None,
         },
     )?;
     let wall = started.elapsed().as_secs_f64();

@@ -114,6 +114,10 @@ pub fn export_with_files(
             .map(|g| g.body.id())
             .collect();
     }
+    if let Some(summary) = &summary {
+        // The files of the commons the records carry: those the summary's node wants.
+        ids.retain(|id| summary.wants(id));
+    }
     let (mut records, mut report) = replicas.bundle_export(&ids, summary.as_ref())?;
     let store = replicas.blob_store();
     let mut files = FilesExported::default();

@@ -94,6 +94,16 @@ pub enum NetError {
     /// The mDNS socket could not be opened.
     #[error("cannot start mDNS: {0}")]
     Mdns(#[source] std::io::Error),
+    /// Another process holds the port of a listen address (libp2p itself would share it:
+    /// its TCP listeners set `SO_REUSEPORT`, so a second node on the port would answer half
+    /// the dials).
+    #[error("port {port} ({addr}) is already in use by another process")]
+    PortInUse {
+        /// The address from [`NetConfig::listen`].
+        addr: Multiaddr,
+        /// Its port.
+        port: u16,
+    },
     /// A listen address was refused by every transport.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -141,6 +151,9 @@ pub fn build_swarm(
     });
 
     for addr in &config.listen {
+        check_port_free(addr)?;
+    }
+    for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
             .map_err(|source| NetError::Listen {
@@ -149,6 +162,48 @@ pub fn build_swarm(
             })?;
     }
     Ok(swarm)
+}
+
+/// Refuses a listen address whose fixed port another process holds.
+///
+/// libp2p-tcp (0.45) sets `SO_REUSEPORT` on every listening socket whatever its config (the
+/// deprecated `port_reuse` option does nothing), so two nodes on one port would both listen
+/// and the kernel would split the dials between them. A socket bound here without it fails
+/// with `AddrInUse` if anyone listens on the port, and is closed again at once; a node that
+/// already holds the port with `SO_REUSEPORT` refuses it too, so the check also stops a second
+/// hedgerow. UDP (QUIC) is probed the same way. Port 0 is always free.
+fn check_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    let mut ip = None;
+    let mut port = None;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(p) => port = Some((p, true)),
+            Protocol::Udp(p) => port = Some((p, false)),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some((number, tcp))) = (ip, port) else {
+        return Ok(());
+    };
+    if number == 0 {
+        return Ok(());
+    }
+    let socket = std::net::SocketAddr::new(ip, number);
+    let probe = if tcp {
+        std::net::TcpListener::bind(socket).map(drop)
+    } else {
+        std::net::UdpSocket::bind(socket).map(drop)
+    };
+    match probe {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::PortInUse {
+            addr: addr.clone(),
+            port: number,
+        }),
+        // Anything else (no such address here, no permission) is libp2p's to report.
+        _ => Ok(()),
+    }
 }
 
 /// The libp2p keypair for a 32-byte ed25519 secret: a node passes its network key
@@ -161,6 +216,35 @@ pub fn keypair_from_ed25519_secret(mut secret: [u8; 32]) -> Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port another socket holds is refused by name, TCP and UDP alike; a free one and port 0
+    /// pass.
+    #[test]
+    fn a_listen_port_held_by_another_socket_is_refused() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("addr").port();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+        let error = check_port_free(&addr).unwrap_err();
+        assert!(matches!(error, NetError::PortInUse { port: p, .. } if p == port));
+        assert!(
+            error.to_string().contains(&format!("port {port}")),
+            "{error}"
+        );
+        drop(tcp);
+        assert!(check_port_free(&addr).is_ok());
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        let quic: Multiaddr = format!("/ip4/127.0.0.1/udp/{port}/quic-v1")
+            .parse()
+            .expect("addr");
+        assert!(matches!(
+            check_port_free(&quic),
+            Err(NetError::PortInUse { .. })
+        ));
+        let any: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("addr");
+        assert!(check_port_free(&any).is_ok());
+    }
 
     #[test]
     fn keypair_is_deterministic_in_the_secret() {

@@ -175,7 +175,8 @@ impl Actor {
                     }
                     Err(e) => {
                         tracing::debug!("cannot dial {addr}: {e}");
-                        return Some(Input::DialFailed(addr));
+                        let reason = super::dial_error_text(&e);
+                        return Some(Input::DialFailed(addr, reason));
                     }
                 }
             }
@@ -231,7 +232,7 @@ impl Actor {
             } => {
                 tracing::debug!("dial failed: {error}");
                 match self.dialing.remove(&connection_id) {
-                    Some(addr) => Input::DialFailed(addr),
+                    Some(addr) => Input::DialFailed(addr, super::dial_error_text(&error)),
                     None => return,
                 }
             }

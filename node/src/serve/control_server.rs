@@ -4,13 +4,15 @@
 //! the reply goes back as one JSON line. `sync` requests wait for the pulls to finish.
 
 use super::handle::{HandleError, NodeHandle};
-use crate::api::{FailedBlob, FetchBlobsReply, NodeRequest};
+use super::SyncOrder;
+use crate::api::{FailedBlob, FetchBlobsReply, NodeRequest, Request};
 use crate::control::{ControlReply, ControlRequest, MAX_CONTROL_LINE};
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
@@ -62,16 +64,32 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
     match request {
         ControlRequest::Store(request) => to_reply(node.store(request).await),
         ControlRequest::Node(NodeRequest::Status) => to_reply(node.status().await),
-        ControlRequest::Node(NodeRequest::Sync { peer }) => match peer.parse::<Multiaddr>() {
-            Ok(addr) => to_reply(node.sync(addr).await),
+        ControlRequest::Node(NodeRequest::Sync {
+            peer,
+            connect_timeout,
+            deadline,
+        }) => match peer.parse::<Multiaddr>() {
+            Ok(addr) => {
+                let mut order = SyncOrder::new(addr);
+                if let Some(secs) = connect_timeout {
+                    order.connect_timeout = Duration::from_secs(secs);
+                }
+                if let Some(secs) = deadline {
+                    order.deadline = Duration::from_secs(secs);
+                }
+                to_reply(node.sync_order(order).await)
+            }
             Err(_) => ControlReply::message(format!(
                 "`{peer}` is not a multiaddress such as /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo..."
             )),
         },
-        ControlRequest::Node(NodeRequest::Join { commons }) => match commons.parse::<CommonsId>() {
-            Ok(id) => to_reply(node.join(id).await),
-            Err(e) => ControlReply::message(e.to_string()),
-        },
+        ControlRequest::Node(NodeRequest::Join { commons }) => {
+            match commons.trim().parse::<CommonsId>() {
+                Ok(id) => to_reply(node.join(id).await),
+                // A prefix or a name can only name a commons held here: the store resolves it.
+                Err(_) => to_reply(node.store(Request::Join { commons }).await),
+            }
+        }
         ControlRequest::Node(NodeRequest::FetchBlobs { blobs, wait }) => {
             let mut wanted = Vec::new();
             for blob in blobs {

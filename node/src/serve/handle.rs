@@ -3,7 +3,7 @@
 //! The control socket, `hedgerow sync` and in-process tests all talk to the node through it;
 //! JSON appears only where a caller serialises a reply.
 
-use super::service::{Command, Reply};
+use super::service::{Command, Reply, SyncOrder};
 use super::stats::SyncReport;
 use super::status::{JoinReply, NodeStatus};
 use crate::api::{Reply as StoreReply, Request};
@@ -83,9 +83,15 @@ impl NodeHandle {
     }
 
     /// Pulls everything from the peer at `peer` (dialing it if needed) and reports when every
-    /// pull ended, or at [`SYNC_DEADLINE`](super::SYNC_DEADLINE).
+    /// pull ended, or at [`SYNC_DEADLINE`](super::SYNC_DEADLINE); see [`Self::sync_order`].
     pub async fn sync(&self, peer: Multiaddr) -> Result<SyncReport, HandleError> {
-        match self.call(Command::Sync(peer)).await? {
+        self.sync_order(SyncOrder::new(peer)).await
+    }
+
+    /// [`Self::sync`] with its own limits; a peer never reached gives a report whose
+    /// `unreachable` says why.
+    pub async fn sync_order(&self, order: SyncOrder) -> Result<SyncReport, HandleError> {
+        match self.call(Command::Sync(order)).await? {
             Reply::Sync(report) => Ok(report),
             _ => Err(HandleError::Mismatch),
         }

@@ -23,18 +23,21 @@ mod service;
 mod sim;
 mod stats;
 mod status;
+mod sync_once;
 
 pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
     BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
-    ServiceConfig, BLOB_WAIT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+    ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
     BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes,
 };
+pub(crate) use sync_once::dial_error_text;
+pub use sync_once::{seconds_text, sync_once, SyncProgress};
 
 use crate::home::Home;
 use crate::net::{build_swarm, keypair_from_ed25519_secret, ByteCounters, NetConfig, NetError};
@@ -59,6 +62,9 @@ pub struct ServeConfig {
     pub max_connections_per_ip: usize,
     /// Offences (by any peer ids) from one remote IP address before it is banned.
     pub ip_penalty_limit: u32,
+    /// Print each address the node listens on, with `/p2p/` and its peer id (what others
+    /// give `--peer`), to standard error as it comes up: `hedgerow serve` does.
+    pub announce: bool,
 }
 
 impl Default for ServeConfig {
@@ -75,6 +81,7 @@ impl Default for ServeConfig {
             sync_interval: Duration::from_secs(60),
             max_connections_per_ip: peers::DEFAULT_CONNECTIONS_PER_IP,
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
+            announce: false,
         }
     }
 }
@@ -105,6 +112,14 @@ pub enum ServeError {
     /// A bad address in the configuration.
     #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
     BadAddress(String),
+    /// A one-shot sync never reached its peer.
+    #[error("could not reach the peer at {addr}: {reason}")]
+    PeerUnreachable {
+        /// The address as given.
+        addr: String,
+        /// What happened, in words (refused, another peer there, no answer within N s).
+        reason: String,
+    },
 }
 
 /// Longest `serve` waits for other hedgerow commands to release the store.
@@ -146,10 +161,30 @@ fn start_actor(
         mdns: config.mdns,
         ..NetConfig::default()
     };
-    // The network key, not the author key: a peer that sees our address learns no author.
+    let swarm = node_swarm(home, &net, &bytes)?;
+    actor_on(swarm, bytes, replicas, config, remembered)
+}
+
+/// The node's swarm, named by its network key, not the author key: a peer that sees our
+/// address learns no author.
+fn node_swarm(
+    home: &Home,
+    net: &NetConfig,
+    bytes: &ByteCounters,
+) -> Result<libp2p::Swarm<crate::net::Behaviour>, ServeError> {
     let network_key = home.network_key().map_err(NodeError::from)?;
     let keypair = keypair_from_ed25519_secret(network_key.secret_bytes());
-    let mut swarm = build_swarm(keypair, &net, bytes.clone())?;
+    Ok(build_swarm(keypair, net, bytes.clone())?)
+}
+
+/// The service on a built swarm.
+fn actor_on(
+    mut swarm: libp2p::Swarm<crate::net::Behaviour>,
+    bytes: ByteCounters,
+    replicas: Replicas,
+    config: &ServeConfig,
+    remembered: Vec<Multiaddr>,
+) -> Result<Actor, ServeError> {
     let mut book = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
     let now = Instant::now();
     for addr in &config.peers {
@@ -244,10 +279,19 @@ pub async fn run_with(
         }
     })?;
     tokio::pin!(shutdown);
+    let local_peer = *actor.swarm.local_peer_id();
     loop {
         let wake = tokio::time::Instant::from_std(actor.wake);
         tokio::select! {
-            event = actor.next_event() => actor.on_swarm_event(event),
+            event = actor.next_event() => {
+                if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = &event {
+                    if config.announce {
+                        let full = address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer));
+                        eprintln!("listening on {full}");
+                    }
+                }
+                actor.on_swarm_event(event)
+            }
             Some(call) = inbox.calls.recv() => actor.call(call),
             _ = tokio::time::sleep_until(wake) => actor.timer(),
             _ = &mut shutdown => break,
@@ -259,84 +303,4 @@ pub async fn run_with(
     actor.service.local_mut().save_snapshots()?;
     actor.service.local_mut().commit()?;
     Ok(())
-}
-
-/// How far a one-shot sync has got, for a progress display.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SyncProgress {
-    /// Documents received so far.
-    pub docs_received: u64,
-    /// Changes received so far.
-    pub changes_received: u64,
-    /// Sync bytes received so far.
-    pub bytes_received: u64,
-    /// Sync bytes sent so far.
-    pub bytes_sent: u64,
-    /// Whether the peer is connected.
-    pub connected: bool,
-}
-
-/// Runs one catch-up sync with one peer and returns what moved; for cron jobs on rarely connected farms.
-///
-/// Our pulls run first; then the node keeps answering the peer's own pulls
-/// until it has been quiet for `linger`, so the exchange goes both ways.
-pub async fn sync_once(
-    home: &Home,
-    peer: Multiaddr,
-    linger: Duration,
-    mut progress: impl FnMut(&SyncProgress),
-) -> Result<SyncReport, ServeError> {
-    let config = ServeConfig {
-        listen: Vec::new(),
-        peers: Vec::new(),
-        mdns: false,
-        sync_interval: Duration::from_secs(3600),
-        ..ServeConfig::default()
-    };
-    let mut actor = start_actor(Replicas::open(home)?, home, &config, Vec::new(), Vec::new())?;
-    let (handle, mut inbox) = NodeHandle::new();
-    let sync = handle.sync(peer);
-    tokio::pin!(sync);
-    // Only for the progress display and the linger: the service wakes itself.
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let mut report = None;
-    let mut quiet_since = Instant::now();
-    let mut answered = actor.service.counters().requests_answered;
-    loop {
-        let wake = tokio::time::Instant::from_std(actor.wake);
-        tokio::select! {
-            event = actor.next_event() => actor.on_swarm_event(event),
-            Some(call) = inbox.calls.recv() => actor.call(call),
-            done = &mut sync, if report.is_none() => {
-                // The actor runs in this task, so its end of the handle never goes away.
-                report = Some(done.unwrap_or_default());
-                quiet_since = Instant::now();
-            }
-            _ = tokio::time::sleep_until(wake) => actor.timer(),
-            _ = tick.tick() => {
-                let counters = actor.service.counters();
-                progress(&SyncProgress {
-                    docs_received: counters.docs_received,
-                    changes_received: counters.changes_received,
-                    bytes_received: actor.bytes.received(),
-                    bytes_sent: actor.bytes.sent(),
-                    connected: actor.service.connected_count() > 0,
-                });
-                if counters.requests_answered != answered {
-                    answered = counters.requests_answered;
-                    quiet_since = Instant::now();
-                }
-                if report.is_some() && (quiet_since.elapsed() >= linger || actor.service.connected_count() == 0) {
-                    break;
-                }
-            }
-        }
-    }
-    actor.service.local_mut().save_snapshots()?;
-    actor.service.local_mut().commit()?;
-    let mut report = report.unwrap_or_default();
-    report.docs_sent = actor.service.counters().docs_sent;
-    report.bytes_sent = actor.bytes.sent();
-    report.bytes_received = actor.bytes.received();
-    Ok(report)
 }

@@ -10,7 +10,7 @@
 
 use super::peers::PeerBook;
 use super::service::{
-    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
+    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig, SyncOrder,
 };
 use super::stats::SyncReport;
 use crate::home::{Home, LocalProfile};
@@ -347,7 +347,7 @@ impl Sim {
                         to: j,
                         dialed: addr,
                     },
-                    _ => Delivery::Input(i, Input::DialFailed(addr)),
+                    _ => Delivery::Input(i, Input::DialFailed(addr, "connection refused".into())),
                 };
                 self.schedule(delay, delivery);
             }
@@ -584,7 +584,7 @@ impl Sim {
             Delivery::Connect { from, to, dialed } => {
                 let key = pair(from, to);
                 if self.cut.contains(&key) || self.links.contains_key(&key) {
-                    self.input(from, Input::DialFailed(dialed));
+                    self.input(from, Input::DialFailed(dialed, "no route".into()));
                 } else {
                     self.connect(from, to, Some(dialed));
                 }
@@ -984,7 +984,7 @@ fn a_sync_waiter_is_answered_when_its_pulls_end() {
         .addr
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
-    let token = sim.command(1, Command::Sync(addr));
+    let token = sim.command(1, Command::Sync(SyncOrder::new(addr)));
     assert!(sim.run_until(Duration::from_secs(60), |s| s
         .replies
         .contains_key(&(1, token))));
@@ -995,6 +995,74 @@ fn a_sync_waiter_is_answered_when_its_pulls_end() {
     assert!(report.complete, "{report:?}");
     assert_eq!(report.docs_received, 6, "{report:?}");
     assert!(sim.converged(&commons, &[0, 1]));
+}
+
+/// A `hedgerow sync` whose peer cannot be dialed is answered at once, with why, instead of
+/// waiting out its deadline redialing (its connect timeout is `tests/tests/never_hang.rs`'s,
+/// against a listener that never speaks).
+#[test]
+fn a_sync_waiter_for_an_unreachable_peer_is_answered_with_why() {
+    let mut sim = Sim::new(2, 9);
+    sim.start();
+    let nowhere: libp2p::Multiaddr = "/ip4/127.0.0.1/tcp/9".parse().expect("addr");
+    let token = sim.command(1, Command::Sync(SyncOrder::new(nowhere)));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    assert_eq!(report.unreachable.as_deref(), Some("connection refused"));
+    assert!(!report.complete);
+    assert!(
+        sim.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sim.elapsed()
+    );
+}
+
+/// A `hedgerow sync` that lost its peer mid-way and cannot dial it again ends then, saying
+/// so, instead of holding on (and holding the store) until its deadline.
+#[test]
+fn a_sync_waiter_whose_peer_is_lost_for_good_is_answered() {
+    let mut sim = Sim::new(2, 11);
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 20, 2000);
+    sim.start();
+    let addr = sim.nodes[0]
+        .addr
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
+    let token = sim.command(1, Command::Sync(SyncOrder::new(addr)));
+    assert!(sim.run_until(Duration::from_secs(30), |s| !s
+        .status(1)
+        .connected
+        .is_empty()));
+    assert!(
+        !sim.replies.contains_key(&(1, token)),
+        "the pulls ended at once"
+    );
+    sim.cut(0, 1);
+    assert!(sim.run_until(Duration::from_secs(120), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    assert!(!report.complete, "{report:?}");
+    assert!(report.unreachable.is_none(), "{report:?}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains("lost the connection")),
+        "{report:?}"
+    );
+    assert!(
+        sim.elapsed() < Duration::from_secs(150),
+        "{:?}",
+        sim.elapsed()
+    );
 }
 
 /// A node that blocks an author neither stores nor passes on that author's new changes, live
@@ -1038,6 +1106,7 @@ fn a_blocked_authors_changes_do_not_cross_a_node_that_blocks_them() {
         title: title.into(),
         target: None,
         note_kind: None,
+        reply_to: None,
         edits: Vec::new(),
     };
     // Published live by 0, and offered by its pulls.

@@ -87,6 +87,10 @@ pub struct SyncReport {
     pub interruptions: u64,
     /// Whether every pull finished.
     pub complete: bool,
+    /// Why the peer was never reached, when it was not (then nothing moved, and `hedgerow
+    /// sync` fails with this instead of printing the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
 }
 
 /// Why this node refused something a peer sent; [`Refusal::kind`] names it in the `rejected`

@@ -88,7 +88,8 @@ pub struct ConnectedPeer {
     pub postponed: bool,
     /// The current per-round-trip byte budget for it.
     pub sync_budget: u32,
-    /// When the last pull from it ended (unix seconds).
+    /// When the last pull from it ended (unix seconds; RFC 3339 in JSON).
+    #[serde(with = "crate::times::unix_opt", default)]
     pub last_sync_at: Option<i64>,
     /// How the last pull from it ended.
     pub last_sync: Option<String>,
@@ -120,16 +121,6 @@ pub struct StatusBytes {
     pub transport_out: u64,
 }
 
-/// The answer to a `join` run by a node: its JSON is that of the store's `join`, plus
-/// `asked_peers` for a commons not held yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinReply {
-    /// The commons id.
-    pub commons: String,
-    /// Not held yet: how many connected peers were asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asked_peers: Option<usize>,
-    /// Held already (joined at once, our profile published): `true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub already_held: Option<bool>,
-}
+/// The answer to a `join` run by a node: the same as the store's own `join`
+/// ([`crate::reply::Joined`]), with `asked_peers` filled in for a commons not held yet.
+pub type JoinReply = crate::reply::Joined;

@@ -8,7 +8,7 @@
 //! people rewriting different steps (or different sentences of one step)
 //! offline merge cleanly, and steps can be added concurrently.
 
-use super::edit::{check_name, check_optional, Edit, EditContext};
+use super::edit::{check_name, check_optional, BomLine, Edit, EditContext};
 use super::error::{EditError, SchemaError};
 use super::read::View;
 use super::spec::{
@@ -73,10 +73,7 @@ pub const NAMES: &[&str] = &[
     "files",
 ];
 
-const TAG: FieldType = FieldType::Str {
-    max: MAX_TAG_BYTES,
-    check: StrCheck::Free,
-};
+const TAG: FieldType = super::TAG_ITEM;
 const NAMED_THING: FieldType = FieldType::Str {
     max: MAX_TITLE_BYTES,
     check: StrCheck::Free,
@@ -216,7 +213,7 @@ pub(crate) fn apply<T: Transactable>(
             Err(EditError::WrongEdit {
                 field: field.clone(),
                 shape: "a map of releases",
-                hint: "a release is written once with the release edit and never changes"
+                hint: "a release is made once, with `hedgerow design release ID --version V`, and never changes"
                     .to_string(),
             })
         }
@@ -232,6 +229,9 @@ pub(crate) fn apply<T: Transactable>(
             }
         }
         Edit::EditStep { step, text } => {
+            if text.trim().is_empty() {
+                return Err(EditError::EmptyStep { step: Some(*step) });
+            }
             check_text_size(&format!("steps.{step}"), text.len(), MAX_STEP_BYTES)?;
             let steps = present(tx, "steps")?;
             let index = step_index(count(tx, &steps), *step)?;
@@ -265,18 +265,10 @@ pub(crate) fn apply<T: Transactable>(
             })
         }
         Edit::AddBomLine { line } => {
-            line.check()?;
-            let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
-            parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
-            for (key, max, value) in [
-                ("unit", MAX_TAG_BYTES, &line.unit),
-                ("sourcing", MAX_STR_BYTES, &line.sourcing),
-                ("reference", MAX_STR_BYTES, &line.reference),
-            ] {
-                parts.extend(opt_part("bom", key, max, StrCheck::Free, value)?);
-            }
+            let parts = bom_parts(line)?;
             append_entry(tx, kind, FIELDS, "bom", parts)
         }
+        Edit::EditBomLine { position, line } => edit_bom_line(tx, *position, line),
         Edit::AddPart { part } => {
             part.check()?;
             let mut parts = vec![("name", ScalarValue::Str(part.name.trim().into()))];
@@ -379,6 +371,58 @@ pub(crate) fn apply<T: Transactable>(
     }
 }
 
+/// The parts of a bill-of-materials line as stored, checked; absent parts left out.
+fn bom_parts(line: &BomLine) -> Result<Vec<(&'static str, ScalarValue)>, EditError> {
+    line.check()?;
+    let mut parts = vec![("name", ScalarValue::Str(line.name.trim().into()))];
+    parts.extend(line.quantity.map(|q| ("quantity", quantity(q))));
+    for (key, max, value) in [
+        ("unit", MAX_TAG_BYTES, &line.unit),
+        ("sourcing", MAX_STR_BYTES, &line.sourcing),
+        ("reference", MAX_STR_BYTES, &line.reference),
+    ] {
+        parts.extend(opt_part("bom", key, max, StrCheck::Free, value)?);
+    }
+    Ok(parts)
+}
+
+/// Rewrites BOM line `position` key by key: only the parts that differ are written, so a
+/// concurrent edit of another part of the same line (or of another line) survives the merge.
+fn edit_bom_line<T: Transactable>(
+    tx: &mut T,
+    position: usize,
+    line: &BomLine,
+) -> Result<(), EditError> {
+    let parts = bom_parts(line)?;
+    let list = present(tx, "bom")?;
+    let index = entry_index("bom", position, count(tx, &list))?;
+    let entry = list
+        .as_ref()
+        .and_then(|list| View::new(&*tx, None).obj(list, index, ObjType::Map))
+        .ok_or_else(|| SchemaError::WrongType {
+            path: format!("bom.{position}"),
+            expected: BOM_LINE.describe(),
+            found: "something else".to_string(),
+        })?;
+    let written = |e| EditError::automerge("written", e);
+    for key in ["name", "quantity", "unit", "sourcing", "reference"] {
+        let current = tx
+            .get(&entry, key)
+            .map_err(|e| EditError::automerge("read", e))?;
+        match parts.iter().find(|(k, _)| *k == key) {
+            Some((_, value)) => {
+                let same = matches!(&current, Some((automerge::Value::Scalar(old), _)) if old.as_ref() == value);
+                if !same {
+                    tx.put(&entry, key, value.clone()).map_err(written)?;
+                }
+            }
+            None if current.is_some() => tx.delete(&entry, key).map_err(written)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether a path names the releases or a part of one.
 fn is_release_path(field: &str) -> bool {
     field == "releases" || field.starts_with("releases.")
@@ -447,6 +491,9 @@ fn step_obj<T: Transactable>(
 
 /// Inserts a new step as its own text object, so later edits to it merge per character.
 fn add_step<T: Transactable>(tx: &mut T, text: &str, at: Option<usize>) -> Result<(), EditError> {
+    if text.trim().is_empty() {
+        return Err(EditError::EmptyStep { step: None });
+    }
     check_text_size("steps", text.len(), MAX_STEP_BYTES)?;
     let count = count(tx, &present(tx, "steps")?);
     let index = match at {

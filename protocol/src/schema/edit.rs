@@ -94,6 +94,13 @@ pub enum Edit {
         /// The line.
         line: BomLine,
     },
+    /// Rewrites a bill-of-materials line in place: parts given are set, parts left out removed.
+    EditBomLine {
+        /// 1-based line number.
+        position: usize,
+        /// The line as it should read.
+        line: BomLine,
+    },
     /// Removes a bill-of-materials line.
     RemoveBomLine {
         /// 1-based line number.
@@ -183,6 +190,14 @@ pub enum Edit {
         /// Its hash.
         hash: crate::attachment::BlobHash,
     },
+    /// Settles a conflict on one field (`stage`, `steps.2`, `bom.1.quantity`): writes one
+    /// value over every concurrent version (see [`super::conflicts`]).
+    Resolve {
+        /// The field's path, as the conflict names it.
+        field: String,
+        /// What to write.
+        value: super::conflicts::Settle,
+    },
 }
 
 impl Edit {
@@ -200,6 +215,7 @@ impl Edit {
             Edit::RemoveStep { .. } => "remove_step",
             Edit::MoveStep { .. } => "move_step",
             Edit::AddBomLine { .. } => "add_bom_line",
+            Edit::EditBomLine { .. } => "edit_bom_line",
             Edit::RemoveBomLine { .. } => "remove_bom_line",
             Edit::AddPart { .. } => "add_part",
             Edit::RemovePart { .. } => "remove_part",
@@ -214,6 +230,7 @@ impl Edit {
             Edit::Release { .. } => "release",
             Edit::AddFile { .. } => "add_file",
             Edit::RemoveFile { .. } => "remove_file",
+            Edit::Resolve { .. } => "resolve",
         }
     }
 }
@@ -227,7 +244,8 @@ impl Edit {
             | Edit::ReplaceText { .. }
             | Edit::AppendText { .. }
             | Edit::AddItem { .. }
-            | Edit::RemoveItem { .. } => None,
+            | Edit::RemoveItem { .. }
+            | Edit::Resolve { .. } => None,
             // Designs and notes carry files: `apply_edit` checks the kind for these.
             Edit::AddFile { .. } | Edit::RemoveFile { .. } => None,
             Edit::AddOutcome { .. } | Edit::RemoveOutcome { .. } => Some(DocKind::Event),

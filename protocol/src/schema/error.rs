@@ -14,6 +14,66 @@ fn list(names: &[&str]) -> String {
     names.join(", ")
 }
 
+/// ` did you mean `licence.hardware`?` when one segment of `path` is a near miss of a
+/// known name at its level (`sumary`, `license.hardware`); empty otherwise.
+fn did_you_mean(path: &str, known: &[&str]) -> String {
+    let segments: Vec<&str> = path.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        if known.contains(segment) {
+            continue;
+        }
+        let lower = segment.to_lowercase();
+        let best = known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(&lower, k), *k))
+            .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+            .min();
+        if let Some((_, name)) = best {
+            let mut fixed = segments.clone();
+            fixed[i] = name;
+            return format!(" did you mean `{}`?", fixed.join("."));
+        }
+    }
+    String::new()
+}
+
+/// ` did you mean `build-log`?` for a near miss of one of `allowed` (`build_log`,
+/// `prototyp`); empty otherwise.
+fn near_choice(value: &str, allowed: &[&str]) -> String {
+    let lower = value.trim().to_lowercase().replace(['_', ' '], "-");
+    allowed
+        .iter()
+        .map(|a| (strsim::damerau_levenshtein(&lower, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 4) && *d < a.len())
+        .min()
+        .map(|(_, a)| format!(" did you mean `{a}`?"))
+        .unwrap_or_default()
+}
+
+/// What an edit does, in the words (and with the `hedgerow` flag) a person uses for it.
+fn edit_words(name: &str) -> &'static str {
+    match name {
+        "add_step" => "adding a build step (--step)",
+        "edit_step" => "rewriting a build step (--edit-step)",
+        "remove_step" => "removing a build step (--remove-step)",
+        "move_step" => "moving a build step (--move-step)",
+        "add_bom_line" => "adding a bill-of-materials line (--bom-line)",
+        "remove_bom_line" => "removing a bill-of-materials line (--remove-bom-line)",
+        "add_part" => "adding a part (--part)",
+        "remove_part" => "removing a part",
+        "add_contributor" => "crediting a contributor (--contributor)",
+        "remove_contributor" => "removing a contributor",
+        "add_related" => "linking a related design (--related)",
+        "remove_related" => "unlinking a related design",
+        "add_outcome" => "recording an outcome (--outcome)",
+        "remove_outcome" => "removing an outcome",
+        "add_built" => "recording a build (--built)",
+        "remove_built" => "removing a build record",
+        "release" => "a release (`hedgerow design release`)",
+        _ => "this edit",
+    }
+}
+
 /// Why a single value was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValueError {
@@ -34,7 +94,11 @@ pub enum ValueError {
         field: String,
     },
     /// The value is not one of the field's choices.
-    #[error("`{value}` is not a valid {field}; choose one of: {}", list(allowed))]
+    #[error(
+        "`{value}` is not a valid {field};{} choose one of: {}",
+        near_choice(value, allowed),
+        list(allowed)
+    )]
     NotAChoice {
         /// The field's path.
         field: String,
@@ -106,9 +170,7 @@ pub enum ValueError {
         value: String,
     },
     /// A map key (e.g. in `external_ids`) has forbidden characters or length.
-    #[error(
-        "`{key}` cannot be a key of `{field}`: use 1 to {max} lowercase letters, digits, `-` or `_`"
-    )]
+    #[error("`{key}` cannot be a key of `{field}`: use 1 to {max} {allowed}")]
     BadKey {
         /// The map's path.
         field: String,
@@ -116,6 +178,8 @@ pub enum ValueError {
         key: String,
         /// Longest key.
         max: usize,
+        /// The characters the map's rule allows, in words.
+        allowed: &'static str,
     },
     /// A compact record (a BOM line, a part) has too few parts.
     #[error("`{input}` is not a {what}; write it as `{format}`")]
@@ -133,7 +197,7 @@ pub enum ValueError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SchemaError {
     /// A key the kind does not define.
-    #[error("unknown field `{path}` for {}; known fields: {}", kind.with_article(), list(known))]
+    #[error("unknown field `{path}` for {};{} known fields: {}", kind.with_article(), did_you_mean(path, known), list(known))]
     UnknownField {
         /// The document kind.
         kind: DocKind,
@@ -216,7 +280,7 @@ pub enum EditError {
     #[error(transparent)]
     File(#[from] crate::attachment::AttachmentError),
     /// The edit names a field the kind does not have.
-    #[error("unknown field `{path}` for {}; known fields: {}", kind.with_article(), list(known))]
+    #[error("unknown field `{path}` for {};{} known fields: {}", kind.with_article(), did_you_mean(path, known), list(known))]
     UnknownField {
         /// The document kind.
         kind: DocKind,
@@ -239,7 +303,7 @@ pub enum EditError {
         hint: String,
     },
     /// The edit only applies to another kind of document.
-    #[error("`{edit}` only applies to {}, and this document is {}", applies_to.with_article(), kind.with_article())]
+    #[error("{} only applies to {}, and this document is {}", edit_words(edit), applies_to.with_article(), kind.with_article())]
     NotForKind {
         /// The edit's name.
         edit: &'static str,
@@ -253,6 +317,12 @@ pub enum EditError {
     Immutable {
         /// The field's path.
         field: String,
+    },
+    /// A build step with no text (a new one, or one rewritten to nothing).
+    #[error("{} cannot be empty; write what to do, or remove the step", match step { Some(n) => format!("build step {n}"), None => "a build step".to_string() })]
+    EmptyStep {
+        /// The 1-based step rewritten, or `None` for a new step.
+        step: Option<usize>,
     },
     /// A build step number that does not exist.
     #[error("build step {step} does not exist; the design has {count} steps")]

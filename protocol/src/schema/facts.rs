@@ -1,5 +1,5 @@
 //! Typed readers for the few facts the node decides on: a document's title, a note's target,
-//! a design's licence and the heads of its releases.
+//! a design's declared parent, its licence and the heads of its releases.
 //!
 //! They read the automerge document directly, with the same tolerance as the renderer (a
 //! value of the wrong type counts as absent), so a decision never depends on the shape of
@@ -46,6 +46,20 @@ pub fn note_target<R: ReadDoc>(doc: &R) -> Option<DocId> {
     View::new(doc, None)
         .str(&ROOT, "target")
         .and_then(|target| target.parse().ok())
+}
+
+/// The design a design declares it derives from (`derivative_of`), when it holds a document id.
+pub fn derivative_of<R: ReadDoc>(doc: &R) -> Option<DocId> {
+    View::new(doc, None)
+        .str(&ROOT, "derivative_of")
+        .and_then(|id| id.parse().ok())
+}
+
+/// The note a note answers, when its `reply_to` holds a document id.
+pub fn note_reply_to<R: ReadDoc>(doc: &R) -> Option<DocId> {
+    View::new(doc, None)
+        .str(&ROOT, "reply_to")
+        .and_then(|parent| parent.parse().ok())
 }
 
 /// A design's licence expression for one part (`hardware`, `documentation` or `software`, with

@@ -11,6 +11,7 @@
 //! malformed document, and validation bounds every field's size so one
 //! document cannot exhaust a Raspberry Pi's memory.
 
+pub mod conflicts;
 pub mod design;
 mod edit;
 mod error;
@@ -22,7 +23,10 @@ pub mod note;
 pub mod profile;
 mod read;
 mod render;
+mod rules;
+pub mod search;
 mod spec;
+mod tags;
 mod validate;
 mod write;
 
@@ -32,7 +36,9 @@ mod tests;
 pub use edit::{BomLine, Edit, EditContext, Part, BOM_LINE_FORMAT, MAX_QUANTITY, PART_FORMAT};
 pub use error::{EditError, SchemaError, ValueError};
 pub use history::BlameSpan;
+pub use rules::{check_required, doc_reference, required_fields, DocReference};
 pub use spec::{Field, FieldType, KeyRule, StrCheck};
+pub use tags::{normalise_tag, same_tag};
 
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ChangeHash, ReadDoc, ROOT};
@@ -64,6 +70,12 @@ pub const MAX_MAP_ENTRIES: usize = 64;
 pub const MAX_KEY_BYTES: usize = 64;
 /// Most heads one release may pin.
 pub const MAX_RELEASE_HEADS: usize = 64;
+/// The type of one tag of a list of tags (designs', notes'; events' too when they take tags):
+/// matched by [`normalise_tag`], shown as first written.
+pub const TAG_ITEM: FieldType = FieldType::Str {
+    max: MAX_TAG_BYTES,
+    check: StrCheck::Tag,
+};
 /// How many times each limit a received document may reach.
 ///
 /// Edits stop at the limit, but two replicas that each filled a list offline
@@ -289,6 +301,19 @@ pub fn apply_edit<T: Transactable>(
             applies_to: owner,
             kind,
         });
+    }
+    if let Edit::Resolve { field, value } = edit {
+        if kind == DocKind::Charter {
+            return Err(SchemaError::CharterHasNoFields.into());
+        }
+        // What no edit may change, no resolution may either (honest nodes never conflict there).
+        let head = field.split('.').next().unwrap_or_default();
+        if (kind == DocKind::Note && head == "target") || head == "releases" {
+            return Err(EditError::Immutable {
+                field: field.clone(),
+            });
+        }
+        return conflicts::write_resolution(tx, kind, field, value);
     }
     match kind {
         DocKind::Design => design::apply(tx, edit, ctx),

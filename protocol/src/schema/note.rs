@@ -34,10 +34,7 @@ pub const NAMES: &[&str] = &[
     "target", "reply_to", "kind", "body", "mentions", "tags", "language", "files",
 ];
 
-const TAG: FieldType = FieldType::Str {
-    max: MAX_TAG_BYTES,
-    check: StrCheck::Free,
-};
+const TAG: FieldType = super::TAG_ITEM;
 const MENTION: FieldType = FieldType::Str {
     max: MAX_ID_BYTES,
     check: StrCheck::DocId,

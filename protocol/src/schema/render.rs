@@ -57,7 +57,7 @@ fn render_value<R: ReadDoc>(
             for index in 0..view.length(&id) {
                 let rendered = render_at(view, &id, index, item);
                 // Two replicas adding the same tag offline leave it twice; a set shows it once.
-                if *unique && (rendered.is_null() || items.contains(&rendered)) {
+                if *unique && (rendered.is_null() || holds(&items, &rendered, item)) {
                     continue;
                 }
                 items.push(rendered);
@@ -89,5 +89,22 @@ fn scalar_number(s: &ScalarValue) -> Json {
         ScalarValue::Uint(n) => Json::from(*n),
         ScalarValue::F64(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
         _ => Json::Null,
+    }
+}
+
+/// Whether a set already shows `item`: the same value, or for tags the same normal form (two
+/// replicas that added `no-till` and `No-Till` offline show the one written first).
+fn holds(items: &[Json], item: &Json, ty: &FieldType) -> bool {
+    match (ty, item) {
+        (
+            FieldType::Str {
+                check: super::StrCheck::Tag,
+                ..
+            },
+            Json::String(tag),
+        ) => items
+            .iter()
+            .any(|held| held.as_str().is_some_and(|h| super::same_tag(h, tag))),
+        _ => items.contains(item),
     }
 }

@@ -19,6 +19,9 @@ use std::str::FromStr;
 pub enum StrCheck {
     /// Any text within the size limit.
     Free,
+    /// A tag: any text, matched by its normal form ([`super::normalise_tag`]), which must not
+    /// be empty; stored as typed.
+    Tag,
     /// One of a fixed set of words (matched case-insensitively, stored as listed).
     OneOf(&'static [&'static str]),
     /// A strict SPDX licence expression.
@@ -234,6 +237,10 @@ pub(crate) fn check_str(
     }
     match check {
         StrCheck::Free => Ok(value.to_string()),
+        StrCheck::Tag if super::normalise_tag(value).is_empty() => Err(ValueError::Empty {
+            field: path.to_string(),
+        }),
+        StrCheck::Tag => Ok(value.to_string()),
         StrCheck::OneOf(choices) => choices
             .iter()
             .find(|c| c.eq_ignore_ascii_case(value))
@@ -345,6 +352,10 @@ pub(crate) fn check_key(path: &str, rule: KeyRule, key: &str) -> Result<(), Valu
             field: path.to_string(),
             key: key.to_string(),
             max: MAX_KEY_BYTES,
+            allowed: match rule {
+                KeyRule::Slug => "bytes of lowercase letters, digits, `-` or `_`",
+                KeyRule::Label => "bytes without spaces (e.g. `1.0`, `5.6`, `v2-beta`)",
+            },
         })
     }
 }

@@ -121,7 +121,7 @@ fn existing_obj<T: Transactable>(
         return Err(EditError::WrongEdit {
             field: path.to_string(),
             shape: ty.describe(),
-            hint: "it holds a single value; use set".to_string(),
+            hint: format!("it holds a single value: give it one with --set {path}=VALUE"),
         });
     };
     match tx
@@ -164,7 +164,11 @@ pub(crate) fn field_obj<T: Transactable>(
 pub(crate) fn set<T: Transactable>(tx: &mut T, slot: &Slot, raw: &str) -> Result<(), EditError> {
     let value = match slot.ty {
         FieldType::Str { max, check } => {
-            let value = check_str(&slot.path, *max, *check, raw)?;
+            // Empty is refused as such, before a rule (an id, a date) could call it malformed.
+            let value = match raw.trim() {
+                "" => String::new(),
+                _ => check_str(&slot.path, *max, *check, raw)?,
+            };
             if value.is_empty() {
                 return Err(ValueError::Empty {
                     field: slot.path.clone(),
@@ -222,10 +226,8 @@ fn not_a_scalar(path: &str, ty: &FieldType) -> EditError {
         FieldType::List {
             item: FieldType::Str { .. },
             ..
-        } => "use add_item or remove_item to change its items".to_string(),
-        FieldType::List { .. } => {
-            "use the edits made for it (steps, BOM lines, parts, ...)".to_string()
-        }
+        } => format!("add or remove one item at a time: --add {path}=ITEM, --remove {path}=ITEM"),
+        FieldType::List { .. } => list_edits(path),
         FieldType::Record(parts) => format!(
             "set one of its parts: {}",
             parts
@@ -283,9 +285,12 @@ fn text_slot<T: Transactable>(
     match slot.ty {
         FieldType::Text { max } => Ok((slot, *max)),
         other => Err(EditError::WrongEdit {
-            field: slot.path,
+            field: slot.path.clone(),
             shape: other.describe(),
-            hint: "only text fields take text edits; use set".to_string(),
+            hint: format!(
+                "only text fields take --append, --text-file and --stdin; give it a value with --set {}=VALUE",
+                slot.path
+            ),
         }),
     }
 }
@@ -352,9 +357,12 @@ fn list_slot<T: Transactable>(
     match slot.ty {
         FieldType::List { max, item, unique } => Ok((slot, *max, *item, *unique)),
         other => Err(EditError::WrongEdit {
-            field: slot.path,
+            field: slot.path.clone(),
             shape: other.describe(),
-            hint: "only lists take add and remove; use set".to_string(),
+            hint: format!(
+                "only lists take --add and --remove; give it a value with --set {}=VALUE",
+                slot.path
+            ),
         }),
     }
 }
@@ -389,14 +397,28 @@ fn string_items(field: &str, item: &FieldType) -> Result<(usize, StrCheck), Edit
     }
 }
 
-/// The error for add_item/remove_item on a list of records or texts.
+/// The error for adding or removing a plain item on a list of records or texts.
 fn not_a_scalar_list(field: &str) -> EditError {
     EditError::WrongEdit {
         field: field.to_string(),
         shape: "a list of entries",
-        hint: "use the edits made for it (add_step, add_bom_line, add_part, add_contributor, ...)"
-            .to_string(),
+        hint: list_edits(field),
     }
+}
+
+/// How a list of records or texts is edited, by the flags a person types.
+fn list_edits(field: &str) -> String {
+    match field {
+        "steps" => "it has edits of its own: --step TEXT adds one, --edit-step N=TEXT rewrites one, --move-step FROM=TO, --remove-step N",
+        "bom" => "it has edits of its own: --bom-line \"name;quantity;unit;sourcing;reference\" adds a line, --remove-bom-line N removes one",
+        "parts" => "it has edits of its own: --part \"name;material;quantity\" adds one",
+        "contributors" => "it has edits of its own: --contributor NAME[:ROLE] credits one",
+        "related" => "it has edits of its own: --related KIND=ID links a design",
+        "outcomes" => "it has edits of its own: --outcome KIND[:DETAIL] records one",
+        "built" => "it has an edit of its own: --built [PLACE] records that you built it",
+        _ => "it has edits of its own (see --help)",
+    }
+    .to_string()
 }
 
 /// Adds a string to a list; a set ignores an item it already holds.
@@ -409,7 +431,10 @@ fn add_item<T: Transactable>(
 ) -> Result<(), EditError> {
     let (slot, max, item, unique) = list_slot(&*tx, kind, fields, field)?;
     let (item_max, check) = string_items(field, item)?;
-    let value = check_str(field, item_max, check, raw)?;
+    let value = match raw.trim() {
+        "" => String::new(),
+        _ => check_str(field, item_max, check, raw)?,
+    };
     if value.is_empty() {
         return Err(ValueError::Empty {
             field: field.to_string(),
@@ -419,7 +444,11 @@ fn add_item<T: Transactable>(
     if let Some(list) = slot.existing(&*tx)? {
         let view = View::new(&*tx, None);
         let count = view.length(&list);
-        if unique && (0..count).any(|i| view.str(&list, i).as_deref() == Some(value.as_str())) {
+        let same = |held: &str| match check {
+            StrCheck::Tag => super::same_tag(held, &value),
+            _ => held == value,
+        };
+        if unique && (0..count).any(|i| view.str(&list, i).is_some_and(|held| same(&held))) {
             return Ok(());
         }
         if count >= max {
@@ -451,8 +480,12 @@ fn remove_item<T: Transactable>(
     let hits: Vec<usize> = match &list {
         Some(list) => {
             let view = View::new(&*tx, None);
+            let same = |held: &str| match check {
+                StrCheck::Tag => super::same_tag(held, &wanted),
+                _ => held == wanted,
+            };
             (0..view.length(list))
-                .filter(|i| view.str(list, *i).as_deref() == Some(wanted.as_str()))
+                .filter(|i| view.str(list, *i).is_some_and(|held| same(&held)))
                 .collect()
         }
         None => Vec::new(),
@@ -552,6 +585,7 @@ pub(crate) fn apply_generic<T: Transactable>(
     fields: &'static [Field],
     edit: &Edit,
 ) -> Result<(), EditError> {
+    super::rules::check_keeps_required(kind, edit)?;
     match edit {
         Edit::Set { field, value } => {
             let slot = resolve(&*tx, kind, fields, field)?;

@@ -8,7 +8,7 @@ impl<L: LocalState> Service<L> {
     pub(super) fn on_command(&mut self, token: Token, command: Command) {
         let reply = match command {
             Command::Status => Reply::Status(Box::new(self.status())),
-            Command::Sync(addr) => return self.start_waiter(token, addr),
+            Command::Sync(order) => return self.start_waiter(token, order),
             Command::Join(commons) => Reply::Join(self.on_join(commons)),
             Command::Store(request) => Reply::Store(self.on_store(request)),
             Command::FetchBlobs { blobs, wait } => return self.on_fetch_blobs(token, blobs, wait),
@@ -24,9 +24,10 @@ impl<L: LocalState> Service<L> {
                 commons: commons.to_string(),
             })?;
             return Ok(JoinReply {
-                commons: commons.to_string(),
+                commons,
+                already_held: true,
+                pending: false,
                 asked_peers: None,
-                already_held: Some(true),
             });
         }
         if let Err(e) = self.local.set_wanted(&commons, true) {
@@ -39,9 +40,10 @@ impl<L: LocalState> Service<L> {
             self.start_pull(*peer, commons);
         }
         Ok(JoinReply {
-            commons: commons.to_string(),
+            commons,
+            already_held: false,
+            pending: true,
             asked_peers: Some(peers.len()),
-            already_held: None,
         })
     }
 
@@ -58,9 +60,11 @@ impl<L: LocalState> Service<L> {
         reply
     }
 
-    /// Starts a `hedgerow sync` with the peer at `addr`: pulls everything from it, dialing
-    /// it first if needed, and replies when every pull ended (or at [`SYNC_DEADLINE`]).
-    pub(super) fn start_waiter(&mut self, token: Token, addr: Multiaddr) {
+    /// Starts a `hedgerow sync` with the peer at `order.addr`: pulls everything from it,
+    /// dialing it first if needed, and replies when every pull ended, at its deadline, or as
+    /// soon as it proves unreachable (a dial failed, or no connection by its connect timeout).
+    pub(super) fn start_waiter(&mut self, token: Token, order: SyncOrder) {
+        let addr = order.addr;
         let peer = addr.iter().find_map(|p| match p {
             Protocol::P2p(id) => Some(id),
             _ => None,
@@ -77,7 +81,10 @@ impl<L: LocalState> Service<L> {
             peer,
             addr: addr.clone(),
             started: connected_peer.is_some(),
-            deadline: self.now + SYNC_DEADLINE,
+            deadline: self.now + order.deadline,
+            connect_by: self.now + order.connect_timeout.min(order.deadline),
+            connect_timeout: order.connect_timeout.min(order.deadline),
+            dial_failed: None,
             bytes_at_start: (self.bytes.sent(), self.bytes.received()),
         });
         match connected_peer {
@@ -86,10 +93,56 @@ impl<L: LocalState> Service<L> {
         }
     }
 
-    /// Answers `hedgerow sync` callers whose peer has no pull left, or whose time is up.
+    /// A dial failed: the redial backoff hears of it, and a `hedgerow sync` that never reached
+    /// that address ends now with the reason (a closed port or another peer's id there will
+    /// not change by waiting).
+    pub(super) fn on_dial_failed(&mut self, addr: Multiaddr, reason: String) {
+        self.peers.dial_failed(&addr, self.now);
+        let connected: HashSet<PeerId> = self
+            .peer
+            .iter()
+            .filter(|(_, state)| state.addr.is_some())
+            .map(|(peer, _)| *peer)
+            .collect();
+        let mut any = false;
+        for waiter in &mut self.waiters {
+            if strip_p2p(&waiter.addr) != strip_p2p(&addr) {
+                continue;
+            }
+            // One that had its peer and lost it ends too when the peer cannot be dialed
+            // again: what it got is kept, and the next sync fetches only the rest.
+            let lost = waiter.started && waiter.peer.is_none_or(|p| !connected.contains(&p));
+            if !waiter.started || lost {
+                waiter.dial_failed = Some(reason.clone());
+                any = true;
+            }
+        }
+        if any {
+            self.complete_waiters();
+        }
+    }
+
+    /// Answers `hedgerow sync` callers whose peer has no pull left, whose peer proved
+    /// unreachable, or whose time is up.
     pub(super) fn complete_waiters(&mut self) {
         let mut remaining = Vec::new();
         for waiter in std::mem::take(&mut self.waiters) {
+            let unreachable = if waiter.started {
+                None
+            } else if let Some(reason) = &waiter.dial_failed {
+                Some(reason.clone())
+            } else if self.now >= waiter.connect_by {
+                Some(format!(
+                    "no answer within {}",
+                    crate::serve::seconds_text(waiter.connect_timeout)
+                ))
+            } else {
+                None
+            };
+            let lost = match (&unreachable, &waiter.dial_failed) {
+                (None, Some(reason)) if waiter.started => Some(reason.clone()),
+                _ => None,
+            };
             let done = match waiter.peer {
                 Some(peer) => {
                     waiter.started
@@ -100,7 +153,7 @@ impl<L: LocalState> Service<L> {
                 }
                 None => false,
             };
-            if !done && self.now < waiter.deadline {
+            if unreachable.is_none() && lost.is_none() && !done && self.now < waiter.deadline {
                 remaining.push(waiter);
                 continue;
             }
@@ -114,7 +167,13 @@ impl<L: LocalState> Service<L> {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| waiter.addr.to_string());
             report.complete = done;
-            if !done {
+            if let Some(reason) = unreachable {
+                report.unreachable = Some(reason);
+            } else if let Some(reason) = lost.filter(|_| !done) {
+                report.errors.push(format!(
+                    "lost the connection and could not reconnect: {reason}"
+                ));
+            } else if !done {
                 report
                     .errors
                     .push("timed out before every pull finished".into());

@@ -10,6 +10,8 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 use std::time::{Duration, Instant};
 
+use super::{CONNECT_TIMEOUT, SYNC_DEADLINE};
+
 /// Our own number for a sync request we sent (the actor maps libp2p's to it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
@@ -43,8 +45,9 @@ pub enum Failure {
 pub enum Command {
     /// Reports the node's state.
     Status,
-    /// Pulls everything from the peer at this address and replies when done.
-    Sync(Multiaddr),
+    /// Pulls everything from the peer it names and replies when done, or when it cannot
+    /// be reached.
+    Sync(SyncOrder),
     /// Joins a commons: a held one at once; else it is wanted and asked of connected peers.
     Join(CommonsId),
     /// Runs a store request; what it changed is published.
@@ -57,6 +60,28 @@ pub enum Command {
         /// Whether to reply only when they are done.
         wait: bool,
     },
+}
+
+/// What `hedgerow sync` asks of the node: whom to pull from, and how long to wait.
+#[derive(Debug, Clone)]
+pub struct SyncOrder {
+    /// The peer's address (with `/p2p/ID` to insist on that peer).
+    pub addr: Multiaddr,
+    /// How long the first connection may take before the sync fails as unreachable.
+    pub connect_timeout: Duration,
+    /// How long the whole sync may take; then it reports what it has.
+    pub deadline: Duration,
+}
+
+impl SyncOrder {
+    /// A sync with `addr` under the default limits ([`CONNECT_TIMEOUT`], [`SYNC_DEADLINE`]).
+    pub fn new(addr: Multiaddr) -> Self {
+        Self {
+            addr,
+            connect_timeout: CONNECT_TIMEOUT,
+            deadline: SYNC_DEADLINE,
+        }
+    }
 }
 
 /// An answer to a [`Command`].
@@ -115,8 +140,8 @@ pub enum Input {
         /// Connections to the peer still open.
         remaining: u32,
     },
-    /// A dial ([`Output::Dial`]) failed.
-    DialFailed(Multiaddr),
+    /// A dial ([`Output::Dial`]) failed, and why (in words, for a `hedgerow sync` waiting on it).
+    DialFailed(Multiaddr, String),
     /// A peer sent a sync request; answer with [`Output::Respond`].
     Request {
         /// The peer.

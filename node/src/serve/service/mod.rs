@@ -30,7 +30,9 @@ use hedgerow_protocol::sync::{
     PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
-pub use io::{BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Token};
+pub use io::{
+    BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, SyncOrder, Token,
+};
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
@@ -81,8 +83,14 @@ pub const MAX_PENDING_PER_PEER: u32 = 128;
 /// How often the saved snapshot caches that lag their documents' records are brought up to date.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Longest a one-shot sync waits for its pulls before it reports what it has.
+/// Longest a one-shot sync waits for its pulls before it reports what it has, by default
+/// (`hedgerow sync --deadline`).
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Longest a one-shot sync waits for its first connection by default (`hedgerow sync
+/// --connect-timeout`): the dial and handshakes of a slow link, as [`crate::net::NetConfig`]
+/// allows them.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What is known of one peer: while it is connected, and (bounded) after.
 #[derive(Debug, Default)]
@@ -160,6 +168,12 @@ struct Waiter {
     addr: Multiaddr,
     started: bool,
     deadline: Instant,
+    /// Until when the first connection may take.
+    connect_by: Instant,
+    /// How long that is, for the message.
+    connect_timeout: Duration,
+    /// Why the last dial of its address failed, while it never connected.
+    dial_failed: Option<String>,
     /// Sync bytes (sent, received) when the wait began, so the report counts this sync only.
     bytes_at_start: (u64, u64),
 }
@@ -340,7 +354,7 @@ impl<L: LocalState> Service<L> {
                 connection,
                 remaining,
             } => self.on_closed(peer, connection, remaining),
-            Input::DialFailed(addr) => self.peers.dial_failed(&addr, now),
+            Input::DialFailed(addr, reason) => self.on_dial_failed(addr, reason),
             Input::Request { peer, id, bytes } => self.on_request(peer, id, &bytes),
             Input::Response { id, bytes, elapsed } => {
                 if let Some(flight) = self.in_flight.remove(&id) {
@@ -423,6 +437,9 @@ impl<L: LocalState> Service<L> {
         }
         for waiter in &self.waiters {
             at = at.min(waiter.deadline);
+            if !waiter.started {
+                at = at.min(waiter.connect_by);
+            }
         }
         // Never in the past: whatever was due has just been done.
         at.max(self.now + Duration::from_millis(1))

@@ -509,3 +509,28 @@ fn releases_pin_heads_once() {
         Err(EditError::WrongEdit { .. })
     ));
 }
+
+#[test]
+fn tags_match_by_their_normal_form_and_keep_their_first_spelling() {
+    let mut doc = create(DocKind::Design, "Roller crimper");
+    let tag = |item: &str| Edit::AddItem {
+        field: "tags".into(),
+        item: item.into(),
+    };
+    edit(&mut doc, DocKind::Design, tag("No-Till")).expect("first spelling");
+    for same in ["no-till", "no till", "NO_TILL", " no  till "] {
+        assert_eq!(
+            edit(&mut doc, DocKind::Design, tag(same)).expect("a no-op"),
+            None,
+            "{same:?} is the tag already held"
+        );
+    }
+    assert_eq!(shown(&doc, DocKind::Design)["tags"], json!(["No-Till"]));
+    assert!(edit(&mut doc, DocKind::Design, tag("-_-")).is_err());
+    let untag = Edit::RemoveItem {
+        field: "tags".into(),
+        item: "no_till".into(),
+    };
+    edit(&mut doc, DocKind::Design, untag).expect("removed by another spelling");
+    assert_eq!(shown(&doc, DocKind::Design)["tags"], json!([]));
+}

@@ -224,7 +224,21 @@ fn bad_edits_say_what_to_do() {
         "{err}"
     );
     let err = edit(&mut doc, kind, set("tags", "a,b")).expect_err("a list");
-    assert!(err.to_string().contains("add_item"), "{err}");
+    // Said in the flags a person types, not the edit's internal name (`add_item`).
+    assert!(err.to_string().contains("--add tags=ITEM"), "{err}");
+    assert!(!err.to_string().contains("add_item"), "{err}");
+    let err = edit(&mut doc, kind, set("stage", "prototyp")).expect_err("misspelt");
+    assert!(
+        err.to_string().contains("did you mean `prototype`?"),
+        "{err}"
+    );
+    let err = edit(&mut doc, kind, set("sumary", "x")).expect_err("misspelt");
+    assert!(err.to_string().contains("did you mean `summary`?"), "{err}");
+    let err = edit(&mut doc, kind, set("license.hardware", "MIT")).expect_err("misspelt");
+    assert!(
+        err.to_string().contains("did you mean `licence.hardware`?"),
+        "{err}"
+    );
     assert!(matches!(
         edit(&mut doc, kind, set("stage", "banana")),
         Err(EditError::Value(ValueError::NotAChoice { .. }))
