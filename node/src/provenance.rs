@@ -480,7 +480,7 @@ impl Replicas {
     }
 }
 
-/// Release and build times (`releases.*.at`, `built[].at`), stored as unix seconds, as the
+/// Release, build and attachment times (`releases.*.at`, `built[].at`, `files[].at`), stored as unix seconds, as the
 /// RFC 3339 strings every reply uses.
 fn times_as_rfc3339(fields: &mut serde_json::Map<String, serde_json::Value>) {
     use serde_json::Value;
@@ -494,5 +494,8 @@ fn times_as_rfc3339(fields: &mut serde_json::Map<String, serde_json::Value>) {
     }
     if let Some(Value::Array(built)) = fields.get_mut("built") {
         built.iter_mut().for_each(fix);
+    }
+    if let Some(Value::Array(files)) = fields.get_mut("files") {
+        files.iter_mut().for_each(fix);
     }
 }

@@ -1084,7 +1084,6 @@ mod tests {
     /// catch their own damage, and a bundle marked as followed by blobs keeps its records.
     #[test]
     fn summaries_list_blobs_and_blob_headers_check_themselves() {
-        let summary = Summary::default();
         let summary = Summary {
             pending: vec![CommonsId([4; 32])],
             ..Summary::default()

@@ -195,7 +195,7 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("caption", "string"),
     ("step", "integer|null"),
     ("attached_by", "string"),
-    ("attached_at", "integer"),
+    ("attached_at", "time"),
     ("stored", "bool"),
     ("partials_removed", "integer"),
     ("bytes_freed", "integer"),

@@ -79,13 +79,26 @@ pub enum FileError {
 }
 
 /// One attached file as listed, with whether this node holds its bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+///
+/// Serialised as the entry's fields plus `held`, with `attached_at` as RFC 3339 like every
+/// time in a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRow {
     /// The file's description, as the document records it.
-    #[serde(flatten)]
     pub entry: FileEntry,
     /// Whether the blob is in this node's store.
     pub held: bool,
+}
+
+impl Serialize for FileRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut value = serde_json::to_value(&self.entry).map_err(S::Error::custom)?;
+        value["attached_at"] =
+            serde_json::Value::String(crate::times::rfc3339(self.entry.attached_at));
+        value["held"] = serde_json::Value::Bool(self.held);
+        value.serialize(serializer)
+    }
 }
 
 /// What `design attach` / `note attach` did.
