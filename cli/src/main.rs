@@ -184,6 +184,8 @@ enum Print {
     EventDocument,
     /// A list of documents of this kind (design, event, note).
     DocList(&'static str),
+    /// A list of this kind that a search or filter narrowed.
+    Found(&'static str),
     History,
     Blame,
     Commons,
@@ -572,6 +574,10 @@ fn print_human(print: Print, value: &Value) {
         ),
         Print::Document | Print::EventDocument => output::document(value),
         Print::DocList(kind) => output::doc_list(value, kind),
+        Print::Found(kind) if value.as_array().is_some_and(Vec::is_empty) => {
+            println!("no {kind} matches; `hedgerow {kind} list` alone shows them all")
+        }
+        Print::Found(kind) => output::doc_list(value, kind),
         Print::Released => output::released(value),
         Print::Retracted => output::retracted(value),
         Print::Joined => output::joined(value),
@@ -823,11 +829,10 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
             search,
             stage,
             json,
-        } => (
-            list_docs(commons, kind, search, stage),
-            Print::DocList(kind.as_str()),
-            json.json,
-        ),
+        } => {
+            let (request, print) = list_docs(commons, kind, search, stage);
+            (request, print, json.json)
+        }
         DesignCommand::History(args) => history_request(kind, args),
         DesignCommand::Blame(args) => blame_request(kind, args),
         // `run` sends it through `export_plan`, which writes the plan.
@@ -902,11 +907,10 @@ fn event_request(command: EventCommand) -> Result<(Request, Print, bool)> {
             commons,
             search,
             json,
-        } => (
-            list_docs(commons, kind, search, None),
-            Print::DocList(kind.as_str()),
-            json.json,
-        ),
+        } => {
+            let (request, print) = list_docs(commons, kind, search, None);
+            (request, print, json.json)
+        }
         EventCommand::History(args) => history_request(kind, args),
         EventCommand::Blame(args) => blame_request(kind, args),
         EventCommand::Retract { id, json } => {
@@ -1038,21 +1042,28 @@ fn new_doc(
     })
 }
 
-/// `design/event list`, with its search and filters.
+/// `design/event list`, with its search and filters (an empty answer then says nothing matched).
 fn list_docs(
     commons: args::CommonsFlag,
     kind: DocKind,
     search: SearchArgs,
     stage: Option<String>,
-) -> Request {
-    Request::DocList {
+) -> (Request, Print) {
+    let filtered = !search.tag.is_empty() || stage.is_some() || search.search.is_some();
+    let print = if filtered {
+        Print::Found(kind.as_str())
+    } else {
+        Print::DocList(kind.as_str())
+    };
+    let request = Request::DocList {
         commons: commons.commons,
         kind,
         target: None,
         tags: search.tag,
         stage,
         search: search.search,
-    }
+    };
+    (request, print)
 }
 
 /// `design/event/note history`: one request for every kind.

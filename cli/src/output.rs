@@ -498,7 +498,8 @@ fn event_dates(item: &Value) -> String {
 pub fn doc_list(value: &Value, kind: &str) {
     let items = value.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no {kind}s here yet");
+        // Said the same whether nothing is held or nothing matched a filter.
+        println!("no {kind}s");
         return;
     }
     // Replies follow the note they answer, indented under it.
@@ -644,8 +645,12 @@ pub fn attached_notes(value: &Value) {
     println!("notes ({}):", items.len());
     for item in items.iter().rev() {
         let creator = raw(item, "creator");
+        let reply = match item.get("reply_to").and_then(Value::as_str) {
+            Some(parent) => format!(", a reply to {}", short_key(parent)),
+            None => String::new(),
+        };
         println!(
-            "  {}  {}  by {}  ({})",
+            "  {}  {}  by {}  ({}{reply})",
             item.get("updated_at").map(when).unwrap_or_default(),
             s(item, "kind"),
             named(creator, item.get("creator_name").and_then(Value::as_str)),

@@ -91,7 +91,20 @@ fn design_list_finds_designs_by_tag_stage_and_text() {
     }
     let human = ada.ok(&["design", "list", "--search", "COVER CROP"]);
     assert!(human.contains("Roller crimper"), "{human}");
-    assert!(human.contains("found in summary"), "{human}");
+    // The list says where the text was found: a `found in` column, `summary` on the row.
+    let row = human
+        .lines()
+        .find(|l| l.contains("Roller crimper"))
+        .unwrap_or_default();
+    assert!(
+        human
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("found in"),
+        "{human}"
+    );
+    assert!(row.trim_end().ends_with("summary"), "{human}");
     assert!(!human.contains("Seeder"), "{human}");
 
     // Tags match whatever their case and separator; filters combine.
@@ -114,7 +127,7 @@ fn design_list_finds_designs_by_tag_stage_and_text() {
         Vec::<String>::new()
     );
     let none = ada.ok(&["design", "list", "--search", "plough"]);
-    assert!(none.contains("(none)"), "{none}");
+    assert!(none.contains("no design matches"), "{none}");
     // Without filters nothing changes: every design, no `matched`.
     let all = ada.json(&["design", "list"]);
     assert_eq!(ids(&all).len(), 3);
@@ -314,7 +327,7 @@ fn replies_thread_under_the_note_they_answer() {
     assert_eq!(by_id(&answer)["reply_to"], question.as_str());
     assert!(by_id(&later).get("reply_to").is_none());
 
-    // Human output: each reply right under what it answers, indented one step deeper.
+    // Human output: each reply right under what it answers, its `↳` one step further in.
     let human = ada.ok(&["note", "list", "--on", &event]);
     let lines: Vec<&str> = human.lines().collect();
     let at = |id: &str| {
@@ -323,7 +336,11 @@ fn replies_thread_under_the_note_they_answer() {
             .position(|l| l.contains(id))
             .unwrap_or_else(|| panic!("{id} not in {human}"))
     };
-    let depth = |id: &str| lines[at(id)].len() - lines[at(id)].trim_start().len();
+    let depth = |id: &str| {
+        let line = lines[at(id)];
+        line.find('↳')
+            .map_or(0, |byte| line[..byte].chars().count() + 1)
+    };
     assert_eq!(at(&question), at(&first) + 1, "{human}");
     assert_eq!(at(&answer), at(&question) + 1, "{human}");
     assert!(

@@ -127,7 +127,7 @@ pub(crate) static FIELDS: &[Field] = &[
     list_field("organisers", MAX_TAGS, &PERSON, true),
     list_field("topics", MAX_TAGS, &TOPIC, true),
     // Added in the third release: events made by earlier ones lack it until first tagged.
-    list_field("tags", MAX_TAGS, &TOPIC, true),
+    list_field("tags", MAX_TAGS, &super::TAG_ITEM, true),
     list_field("designs", MAX_LIST_ITEMS, &DESIGN_ID, true),
     choice_field("status", EVENT_STATUSES),
     list_field("outcomes", MAX_LIST_ITEMS, &OUTCOME, false),

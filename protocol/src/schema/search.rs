@@ -7,7 +7,7 @@
 
 use super::read::View;
 use super::spec::{check_str, StrCheck};
-use super::{design, DocKind, ValueError, MAX_TAG_BYTES};
+use super::{design, same_tag, DocKind, ValueError, MAX_TAG_BYTES};
 use automerge::{ObjId, ObjType, ReadDoc, ROOT};
 
 /// What a listing keeps: every given tag present, the stage equal, the text found.
@@ -87,28 +87,6 @@ impl Filter {
     }
 }
 
-/// Whether two tags name the same thing: `no-till`, `No-Till`, `no till` and `no_till` do.
-///
-/// Tags keep the spelling their writer gave; only matching ignores case and separators.
-pub fn same_tag(a: &str, b: &str) -> bool {
-    tag_key(a) == tag_key(b)
-}
-
-/// A tag's matching form: lowercase, runs of spaces, `_` and `-` as one `-`.
-fn tag_key(tag: &str) -> String {
-    let mut key = String::with_capacity(tag.len());
-    for word in tag
-        .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
-        .filter(|w| !w.is_empty())
-    {
-        if !key.is_empty() {
-            key.push('-');
-        }
-        key.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    key
-}
-
 /// The texts a search looks in, by field (each build step on its own, as `steps.N`).
 fn searched_texts<R: ReadDoc>(view: &View<'_, R>, kind: DocKind) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -180,14 +158,6 @@ mod tests {
             apply_edit(&mut doc, DocKind::Design, edit, &ctx).expect("edit");
         }
         doc
-    }
-
-    #[test]
-    fn tags_match_whatever_their_case_and_separators() {
-        assert!(same_tag("no-till", "No-Till"));
-        assert!(same_tag("no till", "NO_TILL"));
-        assert!(same_tag(" no  -  till ", "no-till"));
-        assert!(!same_tag("no-till", "notill"));
     }
 
     #[test]
