@@ -86,6 +86,13 @@ enum Mode {
         #[arg(long)]
         home: PathBuf,
     },
+    /// Loopback throughput references for the blob transfer: plain libp2p frames (same
+    /// transport, no verification, nothing written) and a raw TCP copy, in MB/s.
+    BlobReference {
+        /// Megabytes (2^20 bytes) to move.
+        #[arg(long, default_value_t = 500)]
+        mb: u64,
+    },
     /// Print the markdown of an earlier run's `--json` file again.
     Render {
         /// The JSON file.
@@ -130,6 +137,11 @@ fn main() -> Result<ExitCode> {
         }
         Some(Mode::LocalColdStart { home }) => {
             println!("{}", local::cold_start_child(home)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::BlobReference { mb }) => {
+            let t = hedgerow_bench::blob_reference::measure(mb << 20)?;
+            println!("{}", serde_json::to_string(&t)?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::Render { json }) => {

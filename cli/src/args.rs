@@ -184,6 +184,29 @@ pub enum Command {
     Local(crate::local_blocks::LocalCommand),
     /// Remove attached files no document or release refers to any more, and unfinished downloads.
     Gc(JsonFlag),
+    /// Fetch a design's files from peers, through the running node (`hedgerow serve`).
+    Fetch {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Always fetch a design's files (e.g. the tools this farm is building), whenever a peer has them.
+    Pin {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Stop always fetching a design's files (those already here stay until `hedgerow gc`).
+    Unpin {
+        /// Design id or prefix.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// The designs whose files this node always fetches.
+    Pins(JsonFlag),
 }
 
 /// Person key commands.

@@ -219,11 +219,9 @@ fn get(home: &Path, kind: DocKind, a: FileArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("the node answered with {e}"))?;
     let store = BlobStore::new(home);
     if !store.has(&hash) {
-        bail!(
-            "the bytes of {} ({}) are not on this node yet; they come with a sync from a node that has them, or a bundle exported `--with-files`",
-            line(&name),
-            hash.short()
-        );
+        // Not here yet: the running node fetches it from its peers, verified as it comes.
+        let size = value.get("size").and_then(Value::as_u64).unwrap_or(0);
+        crate::fetch::missing_file(home, &name, hash, size)?;
     }
     let mut blob = store
         .open(&hash)

@@ -6,6 +6,7 @@ mod args;
 mod bundle;
 mod demo;
 mod edits;
+mod fetch;
 mod files;
 mod hint;
 mod keys;
@@ -290,6 +291,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => (Request::Verify { rebuild, quick }, Print::Verify, json.json),
         Command::Gc(j) => return files::gc(&home, j.json),
+        Command::Fetch { id, json } => return fetch::fetch(&home, &id, json.json),
+        Command::Pin { id, json } => return fetch::pins(&home, Request::Pin { id }, json.json),
+        Command::Unpin { id, json } => return fetch::pins(&home, Request::Unpin { id }, json.json),
+        Command::Pins(j) => return fetch::pins(&home, Request::Pins, j.json),
         Command::Commons(c) => commons_request(c)?,
         Command::Moderate(ModerateCommand::Purge { id, json }) => {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })

@@ -407,6 +407,18 @@ pub enum Request {
     },
     /// Remove blobs nothing refers to (`hedgerow gc`).
     Gc,
+    /// Always fetch this design's files (`hedgerow pin`).
+    Pin {
+        /// Design id or prefix.
+        id: String,
+    },
+    /// Stop always fetching this design's files (`hedgerow unpin`).
+    Unpin {
+        /// Design id or prefix.
+        id: String,
+    },
+    /// The pinned designs (`hedgerow pins`).
+    Pins,
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -433,11 +445,47 @@ pub enum NodeRequest {
         /// The full commons id.
         commons: String,
     },
+    /// Fetch blobs from connected peers (`hedgerow fetch`, `design file` of a missing blob).
+    FetchBlobs {
+        /// The blobs: BLAKE3 hash in hex, and size.
+        blobs: Vec<BlobWant>,
+        /// Whether to answer only once each is stored or failed.
+        wait: bool,
+    },
+}
+
+/// One blob asked of a running node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobWant {
+    /// Its BLAKE3 hash, in hex.
+    pub hash: String,
+    /// Its size in bytes (from the attachment record).
+    pub size: u64,
+}
+
+/// What a running node answers to [`NodeRequest::FetchBlobs`] (hashes in hex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchBlobsReply {
+    /// Held now.
+    pub stored: Vec<String>,
+    /// Still being fetched.
+    pub pending: Vec<String>,
+    /// Not stored, with why.
+    pub failed: Vec<FailedBlob>,
+}
+
+/// A blob a running node could not store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedBlob {
+    /// Its hash, in hex.
+    pub hash: String,
+    /// Why.
+    pub error: String,
 }
 
 impl NodeRequest {
     /// The `op` names of the node requests.
-    pub const OPS: [&'static str; 3] = ["status", "sync", "join"];
+    pub const OPS: [&'static str; 4] = ["status", "sync", "join", "fetch_blobs"];
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.
@@ -845,6 +893,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         | Request::FileFind { .. }
         | Request::FileDetach { .. }
         | Request::Gc) => crate::blobs::files::execute(replicas, request),
+        request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
+            crate::fetch_policy::execute(replicas, request)
+        }
     }
 }
 

@@ -120,6 +120,9 @@ pub struct HomeConfig {
     /// Attachment limits (per file, per commons).
     #[serde(default)]
     pub files: crate::blobs::files::FileLimits,
+    /// Which attachments `serve` fetches on its own: hub or farm, per commons.
+    #[serde(default)]
+    pub fetch: crate::fetch_policy::FetchConfig,
 }
 
 /// Where a new home's keys come from.

@@ -28,6 +28,7 @@ pub mod control;
 pub mod devices;
 pub mod durable;
 pub mod error_kind;
+pub mod fetch_policy;
 pub mod home;
 pub mod journal;
 pub mod key_backup;

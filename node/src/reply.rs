@@ -101,6 +101,8 @@ pub enum Reply {
     Detached(crate::blobs::files::Detached),
     /// `hedgerow gc`.
     Gc(crate::blobs::files::GcReport),
+    /// `pin`, `unpin`, `pins`.
+    Pins(Vec<crate::fetch_policy::Pin>),
 }
 
 impl Reply {

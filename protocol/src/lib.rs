@@ -8,6 +8,7 @@
 
 pub mod attachment;
 pub mod automerge_screen;
+pub mod blob_transfer;
 pub mod bundle_file;
 pub mod bytes;
 pub mod charter;

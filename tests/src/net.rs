@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub netns: Option<String>,
     /// `--sync-interval` seconds, when not the default.
     pub sync_interval: Option<u64>,
+    /// Extra environment variables (test-only switches such as the lying blob server).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +63,7 @@ impl Default for ServeOptions {
             listen_ip: "127.0.0.1".into(),
             netns: None,
             sync_interval: None,
+            env: Vec::new(),
         }
     }
 }
@@ -148,6 +151,9 @@ impl ServeNode {
         }
         if let Some(seconds) = self.options.sync_interval {
             cmd.arg("--sync-interval").arg(seconds.to_string());
+        }
+        for (key, value) in &self.options.env {
+            cmd.env(key, value);
         }
         cmd.env_remove("HEDGEROW_HOME")
             .env("HEDGEROW_LOG", "info,hedgerow_node=debug,libp2p=warn")
@@ -275,6 +281,13 @@ impl ServeNode {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Stops the node and starts it again keeping connected to `peers` instead.
+    pub fn restart_with_peers(&mut self, peers: &[&ServeNode]) {
+        self.stop();
+        self.options.peers = peers.iter().map(|p| p.multiaddr()).collect();
+        self.launch();
     }
 
     /// Starts the node again with the same options and port.

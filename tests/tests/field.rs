@@ -350,6 +350,7 @@ fn options_in(net: &Netns, i: usize, peers: Vec<String>) -> ServeOptions {
         listen_ip: "127.0.0.1".into(),
         netns: Some(net.name(i).to_string()),
         sync_interval: None,
+        env: Vec::new(),
     }
 }
 

@@ -169,6 +169,13 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("design conflicts: author", "string|null"),
     ("event conflicts: author", "string|null"),
     ("note conflicts: author", "string|null"),
+    // Blob transfers in `status` (`blob_transfer`; `blobs` is with the attachments below).
+    ("bytes_wanted", "integer"),
+    ("groups_requested", "integer"),
+    ("bad_responses", "integer"),
+    ("fetched", "integer"),
+    ("frame_bytes_received", "integer"),
+    ("frame_bytes_sent", "integer"),
     // This node's own lists.
     ("at", "time"),
     ("reason", "string"),

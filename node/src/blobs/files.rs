@@ -510,6 +510,7 @@ impl Replicas {
             }
         }
         report.bytes_freed += store.remove_stale_temps()?;
+        report.bytes_freed += crate::serve::remove_stale_outboards(&store);
         Ok(report)
     }
 

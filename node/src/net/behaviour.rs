@@ -5,7 +5,8 @@
 //! queries it yet; it stays because finding peers that hold a commons (the reach work) needs
 //! it, and because its protocol negotiation is part of every connection's measured bytes.
 //! Dissemination: gossipsub, signed by the libp2p key and held back until the application has
-//! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol.
+//! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol, and
+//! `/hedgerow/blob/1` for attachment blobs.
 
 use libp2p::{
     connection_limits::{self, ConnectionLimits},
@@ -24,6 +25,10 @@ use super::{
 
 /// Protocol name of the Hedgerow Kademlia DHT (kept apart from the public IPFS DHT).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/hedgerow/kad/1.0.0");
+
+/// Protocol name of the blob transfer protocol ([`hedgerow_protocol::blob_transfer`]).
+pub const BLOB_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(hedgerow_protocol::blob_transfer::BLOB_PROTOCOL_NAME);
 
 /// Protocol version announced by identify.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/hedgerow/1.0.0";
@@ -63,6 +68,8 @@ mod derived {
         pub gossipsub: gossipsub::Behaviour,
         /// The sync protocol: opaque request and response frames.
         pub sync: request_response::Behaviour<SyncCodec>,
+        /// The blob protocol: verified ranges of attachment blobs (see `serve::blobs`).
+        pub blob: request_response::Behaviour<SyncCodec>,
     }
 }
 
@@ -111,12 +118,25 @@ impl Behaviour {
         )
         .map_err(NetError::Gossipsub)?;
 
+        let blob_counters = counters.blob();
         let codec = SyncCodec::new(counters)
             .with_limits(config.max_request_bytes, config.max_response_bytes)
             .with_stall_timeout(config.stall_timeout);
         let sync = request_response::Behaviour::with_codec(
             codec,
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            sync_config(config),
+        );
+
+        let blob_codec = SyncCodec::new(blob_counters)
+            .with_limits(
+                hedgerow_protocol::blob_transfer::MAX_REQUEST_BYTES,
+                hedgerow_protocol::blob_transfer::MAX_RESPONSE_BYTES,
+            )
+            .with_stall_timeout(config.stall_timeout);
+        let blob = request_response::Behaviour::with_codec(
+            blob_codec,
+            [(BLOB_PROTOCOL, request_response::ProtocolSupport::Full)],
             sync_config(config),
         );
 
@@ -128,6 +148,7 @@ impl Behaviour {
             kad,
             gossipsub,
             sync,
+            blob,
         })
     }
 }

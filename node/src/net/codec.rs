@@ -94,12 +94,22 @@ struct CounterState {
     truncated_requests: AtomicU64,
     /// Registry that libp2p's bandwidth transport reports into; read back by `transport_bytes`.
     transport: Mutex<Registry>,
+    /// Frame counters of the blob protocol, apart from sync's (see [`ByteCounters::blob`]).
+    blob: std::sync::OnceLock<Arc<CounterState>>,
 }
 
 impl ByteCounters {
     /// Creates counters that all start at zero.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The counters of `/hedgerow/blob/1` frames: shared by every clone of these counters,
+    /// apart from the sync totals (its `sent`/`received` count blob frames only).
+    pub fn blob(&self) -> ByteCounters {
+        ByteCounters {
+            inner: self.inner.blob.get_or_init(Arc::default).clone(),
+        }
     }
 
     /// Sync protocol bytes written (length prefixes and payloads, requests and responses).

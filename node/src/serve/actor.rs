@@ -24,6 +24,10 @@ pub(crate) struct Actor {
     /// Requests in flight, with when each was handed to the swarm.
     requests: HashMap<request_response::OutboundRequestId, (RequestId, Instant)>,
     channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    /// Blob requests in flight.
+    blob_requests: HashMap<request_response::OutboundRequestId, RequestId>,
+    /// Blob requests waiting for our answer.
+    blob_channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
     /// Callers waiting for a [`Reply`].
@@ -47,6 +51,8 @@ impl Actor {
             bytes,
             requests: HashMap::new(),
             channels: HashMap::new(),
+            blob_requests: HashMap::new(),
+            blob_channels: HashMap::new(),
             dialing: HashMap::new(),
             replies: HashMap::new(),
             next_id: 0,
@@ -108,6 +114,19 @@ impl Actor {
                         .swarm
                         .behaviour_mut()
                         .sync
+                        .send_response(channel, bytes);
+                }
+            }
+            Output::SendBlob { peer, id, bytes } => {
+                let request = self.swarm.behaviour_mut().blob.send_request(&peer, bytes);
+                self.blob_requests.insert(request, id);
+            }
+            Output::RespondBlob { id, bytes } => {
+                if let Some(channel) = self.blob_channels.remove(&id) {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .blob
                         .send_response(channel, bytes);
                 }
             }
@@ -218,6 +237,10 @@ impl Actor {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => match self.on_sync_event(event) {
+                Some(input) => input,
+                None => return,
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Blob(event)) => match self.on_blob_event(event) {
                 Some(input) => input,
                 None => return,
             },
@@ -332,6 +355,52 @@ impl Actor {
                 // A request frame that failed to read never gets here (libp2p reports no
                 // event for it); the codec counts those itself.
                 tracing::debug!("inbound sync failure from {peer}: {error}");
+                None
+            }
+            request_response::Event::ResponseSent { .. } => None,
+        }
+    }
+}
+
+impl Actor {
+    fn on_blob_event(&mut self, event: SyncEvent) -> Option<Input> {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let id = InboundId(self.next_id());
+                    self.blob_channels.insert(id, channel);
+                    Some(Input::BlobRequest {
+                        peer,
+                        id,
+                        bytes: request,
+                    })
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let id = self.blob_requests.remove(&request_id)?;
+                    Some(Input::BlobResponse {
+                        id,
+                        bytes: response,
+                    })
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                let id = self.blob_requests.remove(&request_id)?;
+                tracing::debug!("blob request failed: {error}");
+                let offence = match &error {
+                    request_response::OutboundFailure::Io(e) => frame_error_kind(e),
+                    _ => None,
+                };
+                Some(Input::BlobFailure { id, offence })
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!("inbound blob failure from {peer}: {error}");
                 None
             }
             request_response::Event::ResponseSent { .. } => None,

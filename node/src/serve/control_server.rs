@@ -5,7 +5,7 @@
 
 use super::handle::{HandleError, NodeHandle};
 use super::SyncOrder;
-use crate::api::{NodeRequest, Request};
+use crate::api::{FailedBlob, FetchBlobsReply, NodeRequest, Request};
 use crate::control::{ControlReply, ControlRequest, MAX_CONTROL_LINE};
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
@@ -90,5 +90,38 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
                 Err(_) => to_reply(node.store(Request::Join { commons }).await),
             }
         }
+        ControlRequest::Node(NodeRequest::FetchBlobs { blobs, wait }) => {
+            let mut wanted = Vec::new();
+            for blob in blobs {
+                match parse_hash(&blob.hash) {
+                    Some(hash) => wanted.push((hash, blob.size)),
+                    None => {
+                        return ControlReply::message(format!(
+                            "`{}` is not a blob hash (64 hex digits)",
+                            blob.hash
+                        ))
+                    }
+                }
+            }
+            to_reply(node.fetch_blobs(wanted, wait).await.map(|r| {
+                FetchBlobsReply {
+                    stored: r.stored.iter().map(hex::encode).collect(),
+                    pending: r.pending.iter().map(hex::encode).collect(),
+                    failed: r
+                        .failed
+                        .into_iter()
+                        .map(|(hash, error)| FailedBlob {
+                            hash: hex::encode(hash),
+                            error,
+                        })
+                        .collect(),
+                }
+            }))
+        }
     }
+}
+
+/// A BLAKE3 hash from its 64 hex digits.
+fn parse_hash(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text).ok()?.try_into().ok()
 }

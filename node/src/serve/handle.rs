@@ -112,6 +112,21 @@ impl NodeHandle {
     }
 }
 
+impl NodeHandle {
+    /// Fetches blobs `(hash, size)` from connected peers; with `wait`, answers once each is
+    /// stored or failed (or at [`BLOB_WAIT`](super::BLOB_WAIT)), else at once.
+    pub async fn fetch_blobs(
+        &self,
+        blobs: Vec<([u8; 32], u64)>,
+        wait: bool,
+    ) -> Result<super::BlobsReply, HandleError> {
+        match self.call(Command::FetchBlobs { blobs, wait }).await? {
+            Reply::Blobs(reply) => Ok(reply),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+}
+
 fn store_reply(reply: Reply) -> Result<StoreReply, HandleError> {
     match reply {
         Reply::Store(result) => result.map_err(HandleError::Refused),

@@ -11,10 +11,15 @@ use hedgerow_protocol::sync::{
     DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The local state a [`super::Service`] reads and writes; every error is a [`NodeError`].
-pub trait LocalState: SyncSource<Error = NodeError> {
+pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
+    /// Blobs this node's policy wants and does not hold, with their sizes (a hub: every
+    /// attachment of the commons it holds; a farm: the files of pinned designs).
+    fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)>;
+    /// The commons whose documents (or releases) refer to each blob.
+    fn blob_commons(&mut self) -> HashMap<[u8; 32], Vec<CommonsId>>;
     /// Commons held, with their names.
     fn commons(&self) -> Vec<(CommonsId, String)>;
     /// Whether `commons` is held (a read failure counts as not held).
@@ -85,6 +90,21 @@ pub trait LocalState: SyncSource<Error = NodeError> {
 }
 
 impl LocalState for Replicas {
+    fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)> {
+        crate::fetch_policy::wanted_blobs(self)
+    }
+
+    fn blob_commons(&mut self) -> HashMap<[u8; 32], Vec<CommonsId>> {
+        match self.referenced_blobs(None) {
+            Ok(referenced) => referenced
+                .into_iter()
+                .map(|(hash, r)| (hash.0, r.commons.into_iter().collect()))
+                .collect(),
+            // Unreadable: nothing is served from a node that hides commons.
+            Err(_) => HashMap::new(),
+        }
+    }
+
     fn commons(&self) -> Vec<(CommonsId, String)> {
         self.commons_list()
             .unwrap_or_default()

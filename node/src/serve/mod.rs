@@ -10,6 +10,9 @@
 //! handle too.
 
 mod actor;
+mod blob_local;
+pub use blob_local::remove_stale_outboards;
+pub mod blobs;
 mod control_server;
 mod handle;
 mod link;
@@ -26,11 +29,13 @@ pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
-    Command, Failure, InboundId, Input, Output, Reply, RequestId, Service, ServiceConfig,
-    SyncOrder, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+    BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
+    ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
-pub use status::{ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes};
+pub use status::{
+    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes,
+};
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};
 
@@ -191,7 +196,7 @@ fn actor_on(
     for addr in remembered {
         book.add_target(addr, now);
     }
-    let service = Service::new(
+    let mut service = Service::new(
         ServiceConfig {
             local_peer: *swarm.local_peer_id(),
             sync_interval: config.sync_interval,
@@ -201,8 +206,18 @@ fn actor_on(
         book,
         now,
     )?;
+    if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
+        tracing::warn!(
+            "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"
+        );
+        service.lie_about_blobs();
+    }
     Ok(Actor::new(swarm, service, bytes))
 }
+
+/// Test-only switch: `1` makes `serve` damage one byte of every blob range it sends, so the
+/// tests can run a lying peer over real libp2p.
+pub const LIE_ABOUT_BLOBS_ENV: &str = "HEDGEROW_TEST_LIE_ABOUT_BLOBS";
 
 /// `/ip4/.../tcp/N/p2p/ID` -> (ID, `/ip4/.../tcp/N`).
 fn split_peer(addr: &Multiaddr) -> Option<(libp2p::PeerId, Multiaddr)> {

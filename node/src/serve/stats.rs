@@ -131,6 +131,9 @@ pub enum Refusal {
     /// Gossip of a private commons from a peer that has not proved membership on its
     /// connection: dropped (no offence).
     UnprovenGossip,
+    /// A blob response that fails verification against the blob's hash, or does not decode
+    /// (an offence; nothing of it past its last good chunk group is kept).
+    BadBlob,
 }
 
 impl Refusal {
@@ -153,6 +156,7 @@ impl Refusal {
             Refusal::NotAMember => "private-not-a-member",
             Refusal::BadProof => "bad-proof",
             Refusal::UnprovenGossip => "private-gossip-unproven",
+            Refusal::BadBlob => "bad-blob-chunk",
         }
     }
 }

@@ -40,9 +40,37 @@ pub struct NodeStatus {
     pub bytes: StatusBytes,
     /// Size of the store on disk.
     pub store_bytes: u64,
-    /// Attachment blobs: held, and (once the blob transfer runs) wanted and in flight.
+    /// Attachment blobs: held, wanted, in flight.
     #[serde(default)]
     pub blobs: crate::blobs::BlobStatus,
+    /// Blob transfers of the running node (`/hedgerow/blob/1`).
+    #[serde(default)]
+    pub blob_transfer: BlobTransferStatus,
+}
+
+/// Blob transfers in [`NodeStatus`]: what is wanted, in flight, and the bytes moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobTransferStatus {
+    /// Blobs wanted and not held yet (being fetched or queued).
+    pub wanted: usize,
+    /// Range requests in flight.
+    pub in_flight: usize,
+    /// Bytes of wanted blobs still to fetch.
+    pub bytes_wanted: u64,
+    /// Verified blob bytes received since start.
+    pub bytes_received: u64,
+    /// Blob bytes (data and proofs) sent since start.
+    pub bytes_sent: u64,
+    /// Chunk groups (16 KiB) asked for since start, repeats included.
+    pub groups_requested: u64,
+    /// Responses refused for failing verification.
+    pub bad_responses: u64,
+    /// Blobs fetched and stored since start.
+    pub fetched: u64,
+    /// Blob protocol frame bytes (requests and responses) received, as counted on the wire.
+    pub frame_bytes_received: u64,
+    /// Blob protocol frame bytes sent.
+    pub frame_bytes_sent: u64,
 }
 
 /// One connected peer in [`NodeStatus`].

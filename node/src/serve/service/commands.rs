@@ -11,6 +11,7 @@ impl<L: LocalState> Service<L> {
             Command::Sync(order) => return self.start_waiter(token, order),
             Command::Join(commons) => Reply::Join(self.on_join(commons)),
             Command::Store(request) => Reply::Store(self.on_store(request)),
+            Command::FetchBlobs { blobs, wait } => return self.on_fetch_blobs(token, blobs, wait),
         };
         self.out.push(Output::Reply(token, reply));
     }
@@ -49,6 +50,8 @@ impl<L: LocalState> Service<L> {
     /// Runs a store request; what it changed is published when the step ends.
     pub(super) fn on_store(&mut self, request: Request) -> Result<StoreReply, NodeError> {
         let reply = self.local.execute(request);
+        // A pin, an attachment or an import may change which blobs are wanted.
+        self.blob_policy_changed_now();
         // A wanted commons may have arrived another way (a bundle import): stop asking for it.
         let local = &self.local;
         self.wanted.retain(|commons| !local.holds(commons));
@@ -258,7 +261,8 @@ impl<L: LocalState> Service<L> {
                 transport_out,
             },
             store_bytes: self.local.size_on_disk(),
-            blobs: self.local.blob_status(),
+            blobs: self.blobs_held_and_wanted(),
+            blob_transfer: self.blob_status(),
         }
     }
 }

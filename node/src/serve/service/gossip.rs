@@ -175,6 +175,7 @@ impl<L: LocalState> Service<L> {
                 Ok(()) => {
                     self.counters.live_received += 1;
                     self.counters.changes_received += n as u64;
+                    self.blob_policy_changed();
                     let doc = live
                         .genesis
                         .as_ref()

@@ -52,6 +52,14 @@ pub enum Command {
     Join(CommonsId),
     /// Runs a store request; what it changed is published.
     Store(Request),
+    /// Fetches blobs (hash, size) from connected peers; with `wait`, replies once each is
+    /// stored or failed (or [`BLOB_WAIT`](super::BLOB_WAIT) passed), else at once.
+    FetchBlobs {
+        /// The blobs.
+        blobs: Vec<([u8; 32], u64)>,
+        /// Whether to reply only when they are done.
+        wait: bool,
+    },
 }
 
 /// What `hedgerow sync` asks of the node: whom to pull from, and how long to wait.
@@ -88,6 +96,19 @@ pub enum Reply {
     /// The answer to [`Command::Store`]: the request's JSON result, or the one-line reason
     /// it failed.
     Store(Result<crate::api::Reply, NodeError>),
+    /// The answer to [`Command::FetchBlobs`].
+    Blobs(BlobsReply),
+}
+
+/// What became of blobs asked for with [`Command::FetchBlobs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobsReply {
+    /// Held now (fetched, or held already).
+    pub stored: Vec<[u8; 32]>,
+    /// Still being fetched (no reply was waited for, or the wait ended first).
+    pub pending: Vec<[u8; 32]>,
+    /// Could not be stored, with why.
+    pub failed: Vec<([u8; 32], String)>,
 }
 
 /// Something that happened, for the service to decide on.
@@ -180,6 +201,29 @@ pub enum Input {
         /// Whether the pong came.
         ok: bool,
     },
+    /// A peer sent a blob request; answer with [`Output::RespondBlob`].
+    BlobRequest {
+        /// The peer.
+        peer: PeerId,
+        /// Our number for it.
+        id: InboundId,
+        /// The request frame.
+        bytes: Vec<u8>,
+    },
+    /// The response to a blob request we sent ([`Output::SendBlob`]).
+    BlobResponse {
+        /// The request it answers.
+        id: RequestId,
+        /// The response frame.
+        bytes: Vec<u8>,
+    },
+    /// A blob request we sent failed (timeout, link cut, bad frame): its range is asked again.
+    BlobFailure {
+        /// The request.
+        id: RequestId,
+        /// The bad frame from the peer, if that was the cause.
+        offence: Option<Refusal>,
+    },
     /// A time asked for by [`Output::WakeAt`] has come.
     Timer,
     /// A command from the control channel, answered by [`Output::Reply`] with the same token.
@@ -200,6 +244,22 @@ pub enum Output {
     },
     /// Answers a sync request.
     Respond {
+        /// The request.
+        id: InboundId,
+        /// The response frame.
+        bytes: Vec<u8>,
+    },
+    /// Sends a blob range request.
+    SendBlob {
+        /// The peer.
+        peer: PeerId,
+        /// Our number for it, which its [`Input::BlobResponse`] or [`Input::BlobFailure`] carries.
+        id: RequestId,
+        /// The request frame.
+        bytes: Vec<u8>,
+    },
+    /// Answers a blob request.
+    RespondBlob {
         /// The request.
         id: InboundId,
         /// The response frame.

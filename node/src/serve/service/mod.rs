@@ -23,13 +23,16 @@ use crate::api::{Reply as StoreReply, Request};
 use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;
+pub use blob_io::BLOB_WAIT;
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
     commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, IdPrefix,
     PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
-pub use io::{Command, Failure, InboundId, Input, Output, Reply, RequestId, SyncOrder, Token};
+pub use io::{
+    BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, SyncOrder, Token,
+};
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
@@ -37,6 +40,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 mod answering;
+mod blob_io;
 mod commands;
 mod connections;
 mod gossip;
@@ -217,6 +221,17 @@ pub struct Service<L> {
     /// pull them too (store and forward along a chain).
     news: HashMap<CommonsId, HashSet<PeerId>>,
     listen: Vec<Multiaddr>,
+    /// Blob transfers: answers to peers and fetches of wanted blobs.
+    blobs: crate::serve::blobs::BlobTransfers,
+    /// Callers of `FetchBlobs` waiting for their blobs.
+    blob_waiters: Vec<blob_io::BlobWaiter>,
+    /// When the node's policy is next asked which blobs it wants (`None`: nothing changed).
+    next_blob_refresh: Option<Instant>,
+    /// When it was last asked.
+    last_blob_refresh: Option<Instant>,
+    /// Which commons refer to each blob, for serving blobs of hidden commons only to their
+    /// proven members; `None` until needed, or after documents changed.
+    blob_commons: Option<HashMap<[u8; 32], Vec<CommonsId>>>,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -256,9 +271,24 @@ impl<L: LocalState> Service<L> {
             counted: HashMap::new(),
             news: HashMap::new(),
             listen: Vec::new(),
+            blobs: crate::serve::blobs::BlobTransfers::new(false),
+            blob_waiters: Vec::new(),
+            next_blob_refresh: Some(now),
+            last_blob_refresh: None,
+            blob_commons: None,
             now,
             out: Vec::new(),
         })
+    }
+
+    /// Test-only: makes this node answer blob requests with a damaged byte (a lying peer).
+    pub fn lie_about_blobs(&mut self) {
+        self.blobs = crate::serve::blobs::BlobTransfers::new(true);
+    }
+
+    /// The blob transfers, for `status`.
+    pub fn blob_transfers(&self) -> &crate::serve::blobs::BlobTransfers {
+        &self.blobs
     }
 
     /// The node's own state.
@@ -357,6 +387,9 @@ impl<L: LocalState> Service<L> {
                 connection,
                 ok,
             } => self.on_ping(peer, connection, ok),
+            Input::BlobRequest { peer, id, bytes } => self.on_blob_request(peer, id, &bytes),
+            Input::BlobResponse { id, bytes } => self.on_blob_response(id, &bytes),
+            Input::BlobFailure { id, offence } => self.on_blob_failure(id, offence),
             Input::Timer => self.on_timer(),
             Input::Command(token, command) => self.on_command(token, command),
         }
@@ -365,7 +398,13 @@ impl<L: LocalState> Service<L> {
 
     /// Ends a step: what changed locally goes out, and the next wake-up is asked for.
     fn finish(&mut self) -> Vec<Output> {
-        let wake = self.next_wake();
+        self.refresh_wanted_blobs();
+        self.pump_blobs();
+        self.complete_blob_waiters();
+        let wake = self.next_wake().min(
+            self.next_blob_wake()
+                .max(self.now + Duration::from_millis(1)),
+        );
         self.out.push(Output::WakeAt(wake));
         std::mem::take(&mut self.out)
     }

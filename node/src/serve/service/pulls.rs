@@ -452,6 +452,10 @@ impl<L: LocalState> Service<L> {
         }
         self.counters.changes_received += stored as u64;
         self.counters.docs_received += items.len() as u64;
+        if stored > 0 {
+            // New documents may refer to files this node's policy fetches.
+            self.blob_policy_changed();
+        }
         let report = self.report(peer);
         report.changes_received += stored as u64;
         report.docs_received += items.len() as u64;

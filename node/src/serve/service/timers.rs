@@ -9,6 +9,8 @@ impl<L: LocalState> Service<L> {
         let now = self.now;
         if now >= self.next_resync {
             self.next_resync = now + self.config.sync_interval;
+            // Blobs removed by `gc` or a policy edited in config.json since.
+            self.blob_policy_changed();
             for peer in self.connected_peers() {
                 self.pull_everything(peer);
             }
