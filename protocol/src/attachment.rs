@@ -8,9 +8,9 @@
 //!
 //! Pure: no I/O. The node hashes files while copying them ([`BlobHash`] wraps the result).
 //!
-//! TODO(transfer): chunk-by-chunk verification (BLAKE3's tree mode, e.g. the `bao-tree` crate)
-//! belongs here as pure helpers when the libp2p blob protocol is built; the blob store only
-//! needs whole-file verification, which [`BlobHash::of`] and a streaming `blake3::Hasher` give.
+//! Chunk-by-chunk verification for the network (BLAKE3's tree mode, with bao-tree proofs) lives
+//! in `blob_transfer`; the blob store only needs whole-file verification, which
+//! [`BlobHash::of`] and a streaming `blake3::Hasher` give.
 
 use crate::schema::{self, DocKind, MAX_ID_BYTES, MAX_STR_BYTES, MAX_TAG_BYTES, MAX_TITLE_BYTES};
 use automerge::{ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
