@@ -207,6 +207,28 @@ pub enum Command {
     },
     /// The designs whose files this node always fetches.
     Pins(JsonFlag),
+    /// Bring designs and equipment in from other tools (Farm Hack, farmOS).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Give a design to other tools (plain automerge).
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+/// `hedgerow import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Farm Hack tool pages (a JSON scrape of farmhack.org) as designs; comments as notes.
+    Farmhack(crate::interop_farm::FarmhackArgs),
+    /// farmOS equipment (its asset CSV export): link rows to designs as "built" records.
+    FarmosEquipment(crate::interop_farm::FarmosArgs),
+}
+
+/// `hedgerow export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A document in automerge's own saved format, any automerge program loads it; its signatures beside it.
+    Automerge(crate::interop_farm::AutomergeArgs),
 }
 
 /// Person key commands.
@@ -616,6 +638,8 @@ pub enum DesignCommand {
     Conflicts(ConflictsArgs),
     /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
     Resolve(ResolveArgs),
+    /// Record that you built this design, optionally as a farmOS equipment asset.
+    Built(crate::interop_farm::BuiltArgs),
 }
 
 /// Event commands.

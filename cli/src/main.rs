@@ -9,6 +9,7 @@ mod edits;
 mod fetch;
 mod files;
 mod hint;
+mod interop_farm;
 mod keys;
 mod local_blocks;
 mod names;
@@ -321,6 +322,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             return export_plan(&home, id, &format, version, to);
         }
+        Command::Import(args::ImportCommand::Farmhack(a)) => {
+            return interop_farm::farmhack(&home, a)
+        }
+        Command::Import(args::ImportCommand::FarmosEquipment(a)) => {
+            return interop_farm::farmos(&home, a)
+        }
+        Command::Export(args::ExportCommand::Automerge(a)) => {
+            return interop_farm::automerge(&home, a)
+        }
+        Command::Design(DesignCommand::Built(a)) => return interop_farm::built(&home, a),
         Command::Profile(c) => profile_request(c)?,
         Command::Design(c) => match files::FileCommand::of_design(c) {
             Ok(files) => return files::run(&home, DocKind::Design, files),
@@ -888,6 +899,7 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         | DesignCommand::Files(_)
         | DesignCommand::File(_)
         | DesignCommand::Detach(_) => return Err(anyhow!("file commands are run by files::run")),
+        DesignCommand::Built(_) => return Err(anyhow!("`design built` is run by interop_farm")),
     })
 }
 

@@ -180,6 +180,9 @@ pub enum NodeError {
     /// A conflict could not be resolved as asked.
     #[error(transparent)]
     Conflict(#[from] crate::conflicts::ConflictError),
+    /// An import or export failed as a whole.
+    #[error(transparent)]
+    Interop(#[from] crate::interop::InteropError),
 }
 
 /// `what` in the plural, for messages ("commons" is both).
@@ -483,18 +486,49 @@ impl Replicas {
         self.create_with_genesis(genesis, new, edits)
     }
 
+    /// [`Replicas::create_doc`] with an automerge message on the first change (an import's
+    /// provenance record).
+    pub fn create_doc_with_message(
+        &mut self,
+        commons: CommonsId,
+        new: &NewDocument,
+        edits: &[Edit],
+        message: String,
+    ) -> Result<DocId, NodeError> {
+        let genesis = DocGenesis {
+            commons,
+            kind: new.kind,
+            creator: self.author(),
+            created_at: now_unix(),
+            nonce: random_nonce(),
+            fork: None,
+        }
+        .sign(&self.key);
+        self.create_with_message(genesis, new, edits, Some(message))
+    }
+
     fn create_with_genesis(
         &mut self,
         genesis: Signed<DocGenesis>,
         new: &NewDocument,
         edits: &[Edit],
     ) -> Result<DocId, NodeError> {
+        self.create_with_message(genesis, new, edits, None)
+    }
+
+    fn create_with_message(
+        &mut self,
+        genesis: Signed<DocGenesis>,
+        new: &NewDocument,
+        edits: &[Edit],
+        message: Option<String>,
+    ) -> Result<DocId, NodeError> {
         self.check_local_write(&genesis.body, 1)?;
         let mut replica = DocReplica::new(genesis.clone())?;
         let id = replica.id();
         let ctx = self.edit_context();
         let kind = new.kind;
-        let (_, made) = replica.edit(&self.key, ctx.now_unix, |tx| {
+        let (_, made) = replica.edit_with_message(&self.key, ctx.now_unix, message, |tx| {
             schema::init_document(tx, new).map_err(EditError::from)?;
             for edit in edits {
                 schema::apply_edit(tx, kind, edit, &ctx)?;
@@ -518,6 +552,17 @@ impl Replicas {
         id: &DocId,
         edits: &[Edit],
     ) -> Result<Option<ChangeHash>, NodeError> {
+        self.edit_doc_with_message(id, edits, None)
+    }
+
+    /// [`Replicas::edit_doc`] with an automerge message on the change (an import's
+    /// provenance record); nothing is written when the edits change nothing.
+    pub fn edit_doc_with_message(
+        &mut self,
+        id: &DocId,
+        edits: &[Edit],
+        message: Option<String>,
+    ) -> Result<Option<ChangeHash>, NodeError> {
         let ctx = self.edit_context();
         let (genesis, next_seq) = {
             let replica = self.replica_mut(id)?;
@@ -536,7 +581,7 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         let kind = replica.kind();
-        let (_, made) = replica.edit(&self.key, ctx.now_unix, |tx| {
+        let (_, made) = replica.edit_with_message(&self.key, ctx.now_unix, message, |tx| {
             for edit in edits {
                 schema::apply_edit(tx, kind, edit, &ctx)?;
             }
