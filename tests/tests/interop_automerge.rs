@@ -35,6 +35,21 @@ fn node_missing() -> Option<String> {
     None
 }
 
+/// `show --json` renders every key of a record, absent ones as null; the document holds only
+/// those written.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
 #[test]
 fn javascript_automerge_loads_an_exported_design() {
     if let Some(why) = node_missing() {
@@ -126,7 +141,8 @@ fn javascript_automerge_loads_an_exported_design() {
         "bom",
     ] {
         assert_eq!(
-            seen["doc"][field], shown[field],
+            seen["doc"][field],
+            without_nulls(&shown[field]),
             "field {field} as JavaScript automerge sees it"
         );
     }

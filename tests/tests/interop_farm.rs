@@ -421,7 +421,9 @@ fn a_farmos_link_keeps_the_farm_on_its_node_unless_public() {
         "FH-0042",
         "--public",
     ]);
-    farm.ok(&["bundle", "export", stick, "--force"]);
+    let stick = dir.path().join("farm-2.hbundle");
+    let stick = stick.to_str().expect("utf-8");
+    farm.ok(&["bundle", "export", stick]);
     hub.ok(&["bundle", "import", stick]);
     let at_hub = hub.json(&["design", "show", &design]);
     assert_eq!(

@@ -147,6 +147,11 @@ pub fn export(
         let json = serde_json::to_vec_pretty(&proofs).unwrap_or_default();
         write(path, &json)?;
     }
+    let signatures = if request.proofs.is_some() {
+        signatures
+    } else {
+        0
+    };
     Ok(AutomergeExported {
         id,
         path: request.out,
@@ -154,10 +159,6 @@ pub fn export(
         heads,
         changes: metas.len(),
         proofs: request.proofs,
-        signatures: if request.proofs.is_some() {
-            signatures
-        } else {
-            0
-        },
+        signatures,
     })
 }
