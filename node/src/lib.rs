@@ -23,6 +23,7 @@ pub mod api;
 pub mod blobs;
 pub mod bundle;
 pub mod communities;
+pub mod config_file;
 pub mod conflicts;
 pub mod control;
 pub mod devices;
