@@ -62,6 +62,14 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
             .unwrap_or(defaults.max_connections_per_ip),
         ..defaults
     };
+    config.metrics = match (args.metrics, &file.metrics) {
+        (Some(addr), _) => Some(addr),
+        // Checked as an address when the file or the environment was read.
+        (None, Some(text)) => Some(text.parse().map_err(|_| {
+            anyhow!("metrics `{text}` is not an address and port such as 127.0.0.1:9464")
+        })?),
+        (None, None) => None,
+    };
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
     } else if !file.listen.is_empty() {
