@@ -207,6 +207,26 @@ pub enum Command {
     },
     /// The designs whose files this node always fetches.
     Pins(JsonFlag),
+    /// Take designs in from other formats (Open Know-How manifests, ...).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Give designs out in other formats (Open Know-How manifests, ...).
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+/// `hedgerow import FORMAT ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// OKH manifests (okh.toml, okh.yml) or hardware repositories holding one at their root.
+    Okh(crate::interop_okh::ImportOkhArgs),
+}
+
+/// `hedgerow export FORMAT ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A design as an OKH manifest (OKH-LOSH okh.toml, or OKH v1 okh.yml).
+    Okh(crate::interop_okh::ExportOkhArgs),
 }
 
 /// Person key commands.
