@@ -31,6 +31,7 @@ pub mod durable;
 pub mod error_kind;
 pub mod fetch_policy;
 pub mod home;
+pub mod interop;
 pub mod journal;
 pub mod key_backup;
 pub mod local_blocks;

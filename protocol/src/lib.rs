@@ -20,6 +20,7 @@ pub mod envelope;
 pub mod genesis;
 mod history_rules;
 pub mod identity;
+pub mod interop;
 pub mod licence;
 pub mod private;
 pub mod replica;
