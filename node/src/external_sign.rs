@@ -19,7 +19,6 @@
 
 use crate::key_backup;
 use crate::replicas::{now_unix, random_nonce, LiveOutcome, NodeError, Replicas};
-use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::charter::{
     CharterAction, CharterOp, Frontier, InvitationCode, Outcome, Role,
 };
@@ -385,8 +384,13 @@ impl Replicas {
             .store()
             .commons(&commons)?
             .ok_or_else(|| NodeError::UnknownCommons(commons.to_string()))?;
-        let charter = DocGenesis::charter(commons, genesis.body.creator);
-        let charter_id = charter.id();
+        let charter_id = DocGenesis::charter(commons, genesis.body.creator).id();
+        if self.store().doc_genesis(&charter_id)?.is_none() {
+            return Err(ExternalError::BadInvitation(format!(
+                "this node holds no charter of commons {commons} yet"
+            ))
+            .into());
+        }
         let op = CharterOp {
             commons,
             at: now_unix(),
@@ -641,5 +645,315 @@ fn prepare_failed<E: std::error::Error + Into<NodeError> + 'static>(
 impl From<std::convert::Infallible> for NodeError {
     fn from(never: std::convert::Infallible) -> Self {
         match never {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::home::{Home, LocalProfile};
+
+    fn node(dir: &std::path::Path, name: &str) -> Replicas {
+        let profile = LocalProfile {
+            name: name.into(),
+            ..LocalProfile::default()
+        };
+        Replicas::open(&Home::init(&dir.join(name), &profile).expect("home")).expect("store")
+    }
+
+    /// Signs what `prepared` asks, as the browser would.
+    fn sign(browser: &DeviceKey, prepared: &Prepared) -> ExternalSignatures {
+        let parts = prepared.to_sign();
+        let change = parts.last().expect("a change to sign");
+        ExternalSignatures {
+            genesis: prepared
+                .genesis
+                .as_ref()
+                .map(|_| browser.sign(&parts[0].digest)),
+            change: browser.sign(&change.digest),
+        }
+    }
+
+    fn round_trip(
+        host: &mut Replicas,
+        browser: &DeviceKey,
+        write: ExternalWrite,
+    ) -> Result<Committed, NodeError> {
+        let prepared = host.external_prepare(browser.author(), write)?;
+        host.external_commit(&prepared, &sign(browser, &prepared))
+    }
+
+    fn note_on(target: DocId, body: &str) -> ExternalWrite {
+        ExternalWrite::NoteAdd {
+            target,
+            kind: None,
+            body: body.into(),
+        }
+    }
+
+    struct Farm {
+        _dir: tempfile::TempDir,
+        host: Replicas,
+        commons: CommonsId,
+        design: DocId,
+        event: DocId,
+    }
+
+    fn farm() -> Farm {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut host = node(dir.path(), "host");
+        let commons = host
+            .create_stewarded("Build day", "", false)
+            .expect("create");
+        let design = host
+            .create_doc(commons, &NewDocument::new(DocKind::Design, "Crimper"), &[])
+            .expect("design");
+        let event = host
+            .create_doc(commons, &NewDocument::new(DocKind::Event, "Barn day"), &[])
+            .expect("event");
+        Farm {
+            _dir: dir,
+            host,
+            commons,
+            design,
+            event,
+        }
+    }
+
+    fn changes(host: &Replicas, doc: &DocId) -> usize {
+        host.store().records(doc).expect("records").len()
+    }
+
+    #[test]
+    fn a_guest_invited_by_code_writes_a_note_signed_by_its_own_key_and_no_more() {
+        let Farm {
+            _dir,
+            mut host,
+            commons,
+            design,
+            event,
+        } = farm();
+        let guest = DeviceKey::from_secret([7; 32]);
+        // Unknown until enrolled: nothing is even built.
+        let refused = host.external_prepare(guest.author(), note_on(event, "hello"));
+        assert!(
+            matches!(refused, Err(NodeError::External(ExternalError::UnknownKey { .. }))),
+            "{refused:?}"
+        );
+        let (code, _) = host.invite(&commons, Role::Guest, 1, 3600).expect("invite");
+        round_trip(&mut host, &guest, ExternalWrite::Redeem { code: code.clone() })
+            .expect("redeemed");
+        let note = round_trip(&mut host, &guest, note_on(event, "Bring gloves"))
+            .expect("note stored");
+        let genesis = host.store().doc_genesis(&note.doc).expect("read").expect("held");
+        assert_eq!(genesis.body.creator, guest.author());
+        let records = host.store().records(&note.doc).expect("records");
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].1.author, guest.author());
+        assert!(records[0].1.proof.is_some(), "the guest's own signature is kept");
+        let title = host.store().summary(&note.doc).expect("read").expect("summary").title;
+        assert_eq!(title, "Bring gloves");
+        // The change is queued for peers like a local one.
+        assert!(host
+            .take_outbox()
+            .iter()
+            .any(|live| live.envelope.doc == note.doc && live.envelope.author == guest.author()));
+        // A guest edits no design; refused before anything is built.
+        let before = changes(&host, &design);
+        let edit = ExternalWrite::Edit {
+            doc: design,
+            edits: vec![Edit::Set {
+                field: "summary".into(),
+                value: "mine now".into(),
+            }],
+        };
+        let refused = host.external_prepare(guest.author(), edit);
+        assert!(
+            matches!(&refused, Err(NodeError::External(ExternalError::NotAllowed { refusal, .. })) if refusal.contains("guest")),
+            "{refused:?}"
+        );
+        assert_eq!(changes(&host, &design), before);
+        // The code had one use.
+        let other = DeviceKey::from_secret([8; 32]);
+        let used = host.external_prepare(other.author(), ExternalWrite::Redeem { code });
+        assert!(
+            matches!(used, Err(NodeError::External(ExternalError::InvitationUsedUp))),
+            "{used:?}"
+        );
+        let garbled = host.external_prepare(
+            other.author(),
+            ExternalWrite::Redeem {
+                code: "hri1notacode".into(),
+            },
+        );
+        assert!(
+            matches!(garbled, Err(NodeError::External(ExternalError::BadInvitation(_)))),
+            "{garbled:?}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_or_missing_signature_stores_nothing() {
+        let Farm {
+            _dir,
+            mut host,
+            commons,
+            event,
+            ..
+        } = farm();
+        let guest = DeviceKey::from_secret([7; 32]);
+        let (code, _) = host.invite(&commons, Role::Guest, 1, 3600).expect("invite");
+        round_trip(&mut host, &guest, ExternalWrite::Redeem { code }).expect("redeemed");
+        let notes_before = host.list(&commons, DocKind::Note).expect("list").len();
+        let prepared = host
+            .external_prepare(guest.author(), note_on(event, "hello"))
+            .expect("prepared");
+        let impostor = DeviceKey::from_secret([9; 32]);
+        let mut forged = sign(&guest, &prepared);
+        forged.change = impostor.sign(&prepared.to_sign()[1].digest);
+        let refused = host.external_commit(&prepared, &forged);
+        assert!(
+            matches!(refused, Err(NodeError::External(ExternalError::BadSignature { part: "change", .. }))),
+            "{refused:?}"
+        );
+        let mut no_genesis = sign(&guest, &prepared);
+        no_genesis.genesis = None;
+        let refused = host.external_commit(&prepared, &no_genesis);
+        assert!(
+            matches!(refused, Err(NodeError::External(ExternalError::BadSignature { part: "genesis", .. }))),
+            "{refused:?}"
+        );
+        // Bytes altered after signing: the signature no longer covers them.
+        let signatures = sign(&guest, &prepared);
+        let mut altered = prepared.clone();
+        altered.summary = "a harmless note".into();
+        let last = altered.change.len() - 1;
+        altered.change[last] ^= 1;
+        assert!(host.external_commit(&altered, &signatures).is_err());
+        assert_eq!(host.list(&commons, DocKind::Note).expect("list").len(), notes_before);
+        assert!(host.store().doc_genesis(&prepared.doc).expect("read").is_none());
+        host.external_commit(&prepared, &signatures)
+            .expect("the real signature still commits");
+    }
+
+    #[test]
+    fn a_local_change_in_between_makes_the_commit_stale_and_a_new_prepare_merges_both() {
+        let Farm {
+            _dir,
+            mut host,
+            commons,
+            event,
+            ..
+        } = farm();
+        let guest = DeviceKey::from_secret([7; 32]);
+        let (code, _) = host.invite(&commons, Role::Guest, 1, 3600).expect("invite");
+        round_trip(&mut host, &guest, ExternalWrite::Redeem { code }).expect("redeemed");
+        let note = round_trip(&mut host, &guest, note_on(event, "Gloves.")).expect("note");
+        let append = ExternalWrite::Edit {
+            doc: note.doc,
+            edits: vec![Edit::AppendText {
+                field: "body".into(),
+                text: " And boots.".into(),
+            }],
+        };
+        let prepared = host
+            .external_prepare(guest.author(), append.clone())
+            .expect("prepared");
+        // The host's own user edits the same note before the browser signs.
+        host.edit_doc(
+            &note.doc,
+            &[Edit::AppendText {
+                field: "body".into(),
+                text: " And hats.".into(),
+            }],
+        )
+        .expect("host edit")
+        .expect("a change");
+        let stale = host.external_commit(&prepared, &sign(&guest, &prepared));
+        assert!(
+            matches!(stale, Err(NodeError::External(ExternalError::Stale))),
+            "{stale:?}"
+        );
+        assert_eq!(changes(&host, &note.doc), 2);
+        round_trip(&mut host, &guest, append).expect("re-prepared and committed");
+        assert_eq!(changes(&host, &note.doc), 3);
+        let title = host.store().summary(&note.doc).expect("read").expect("summary").title;
+        assert!(title.contains("hats") && title.contains("boots"), "{title}");
+        // The document reloads from the store as it is in memory.
+        host.clear_cache();
+        assert_eq!(host.replica(&note.doc).expect("reload").change_count(), 3);
+    }
+
+    #[test]
+    fn a_browser_linked_by_code_writes_as_the_person_and_the_code_is_spent() {
+        let Farm {
+            _dir,
+            mut host,
+            commons,
+            design,
+            ..
+        } = farm();
+        let phone = DeviceKey::from_secret([11; 32]);
+        let malformed = host.external_enrol_device("not a code", phone.author());
+        assert!(
+            matches!(malformed, Err(NodeError::External(ExternalError::LinkCode(_)))),
+            "{malformed:?}"
+        );
+        let unknown =
+            host.external_enrol_device("AAAAA-BBBBB-CCCCC-DDDDD", phone.author());
+        assert!(
+            matches!(unknown, Err(NodeError::External(ExternalError::UnknownLinkCode))),
+            "{unknown:?}"
+        );
+        let added = host.device_add("phone").expect("device add");
+        let enrolled = host
+            .external_enrol_device(&added.code.to_lowercase(), phone.author())
+            .expect("enrolled");
+        assert_eq!(enrolled.person, host.author());
+        assert_eq!(enrolled.name, "phone");
+        assert_eq!(enrolled.commons, vec![commons]);
+        let state = host.charter_state(&commons).expect("charter").expect("stewarded");
+        assert_eq!(state.state.person_of(phone.author()), host.author());
+        assert!(state.state.is_revoked(added.device), "the code's own key is revoked");
+        let again = host.external_enrol_device(&added.code, DeviceKey::from_secret([12; 32]).author());
+        assert!(
+            matches!(again, Err(NodeError::External(ExternalError::UnknownLinkCode))),
+            "{again:?}"
+        );
+        // As a device of the steward, the phone edits the design and says it built it.
+        round_trip(
+            &mut host,
+            &phone,
+            ExternalWrite::Edit {
+                doc: design,
+                edits: vec![
+                    Edit::AddStep {
+                        text: "Weld the drum.".into(),
+                        at: None,
+                    },
+                    Edit::AddBuilt {
+                        place: Some("Barn".into()),
+                        note: None,
+                    },
+                ],
+            },
+        )
+        .expect("edit stored");
+        let records = host.store().records(&design).expect("records");
+        assert!(records.iter().any(|(_, r)| r.author == phone.author()));
+        let offered = host.external_prepare(
+            phone.author(),
+            ExternalWrite::Edit {
+                doc: design,
+                edits: vec![Edit::Release {
+                    version: "1.0".into(),
+                    heads: Vec::new(),
+                }],
+            },
+        );
+        assert!(
+            matches!(offered, Err(NodeError::External(ExternalError::EditNotOffered(_)))),
+            "{offered:?}"
+        );
     }
 }
