@@ -429,9 +429,9 @@ pub enum Request {
     /// Stores a change [`Request::ExternalPrepare`] built, with the key's signatures.
     ExternalCommit {
         /// The change as prepared.
-        prepared: crate::external_sign::Prepared,
+        prepared: Box<crate::external_sign::Prepared>,
         /// The signatures over its digests.
-        signatures: crate::external_sign::ExternalSignatures,
+        signatures: Box<crate::external_sign::ExternalSignatures>,
     },
     /// Enrols a browser key as a device of this node's person with a `device add` link code.
     ExternalEnrolDevice {
@@ -917,9 +917,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
             crate::fetch_policy::execute(replicas, request)
         }
-        Request::ExternalPrepare { author, write } => Ok(Reply::ExternalPrepared(
+        Request::ExternalPrepare { author, write } => Ok(Reply::ExternalPrepared(Box::new(
             replicas.external_prepare(author, write)?,
-        )),
+        ))),
         Request::ExternalCommit {
             prepared,
             signatures,

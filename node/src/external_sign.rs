@@ -205,9 +205,10 @@ pub struct DeviceEnrolled {
 /// Edits a browser may send: fields, steps, lists, bill of materials, "I built this".
 fn check_offered(edit: &Edit) -> Result<(), ExternalError> {
     match edit {
-        Edit::AddFile { .. } | Edit::RemoveFile { .. } | Edit::Release { .. } | Edit::Resolve { .. } => {
-            Err(ExternalError::EditNotOffered(edit.name()))
-        }
+        Edit::AddFile { .. }
+        | Edit::RemoveFile { .. }
+        | Edit::Release { .. }
+        | Edit::Resolve { .. } => Err(ExternalError::EditNotOffered(edit.name())),
         _ => Ok(()),
     }
 }
@@ -399,8 +400,9 @@ impl Replicas {
             },
         };
         let replica = self.replica_mut(&charter_id)?;
-        let made = prepare_charter_change(replica.doc(), &charter_id, &author, op.at, op.to_message())
-            .map_err(prepare_failed)?;
+        let made =
+            prepare_charter_change(replica.doc(), &charter_id, &author, op.at, op.to_message())
+                .map_err(prepare_failed)?;
         let summary = format!("joining commons {commons} as {role}");
         Ok(prepared(commons, charter_id, author, None, made, summary))
     }
@@ -451,12 +453,12 @@ impl Replicas {
                 if genesis.id() != prepared.doc || genesis.creator != author {
                     return Err(ExternalError::Altered.into());
                 }
-                author
-                    .verify(&to_sign[0].digest, &signature)
-                    .map_err(|_| ExternalError::BadSignature {
+                author.verify(&to_sign[0].digest, &signature).map_err(|_| {
+                    ExternalError::BadSignature {
                         part: "genesis",
                         key: author,
-                    })?;
+                    }
+                })?;
                 Some(Signed {
                     body: genesis.clone(),
                     signature,
@@ -541,8 +543,7 @@ impl Replicas {
             }
             let issued = state.log().iter().find_map(|entry| match &entry.op.action {
                 CharterAction::Device { certificate }
-                    if entry.outcome == Outcome::Applied
-                        && certificate.body.device == code_key =>
+                    if entry.outcome == Outcome::Applied && certificate.body.device == code_key =>
                 {
                     Some(certificate.body.clone())
                 }
@@ -737,21 +738,40 @@ mod tests {
         // Unknown until enrolled: nothing is even built.
         let refused = host.external_prepare(guest.author(), note_on(event, "hello"));
         assert!(
-            matches!(refused, Err(NodeError::External(ExternalError::UnknownKey { .. }))),
+            matches!(
+                refused,
+                Err(NodeError::External(ExternalError::UnknownKey { .. }))
+            ),
             "{refused:?}"
         );
         let (code, _) = host.invite(&commons, Role::Guest, 1, 3600).expect("invite");
-        round_trip(&mut host, &guest, ExternalWrite::Redeem { code: code.clone() })
-            .expect("redeemed");
-        let note = round_trip(&mut host, &guest, note_on(event, "Bring gloves"))
-            .expect("note stored");
-        let genesis = host.store().doc_genesis(&note.doc).expect("read").expect("held");
+        round_trip(
+            &mut host,
+            &guest,
+            ExternalWrite::Redeem { code: code.clone() },
+        )
+        .expect("redeemed");
+        let note =
+            round_trip(&mut host, &guest, note_on(event, "Bring gloves")).expect("note stored");
+        let genesis = host
+            .store()
+            .doc_genesis(&note.doc)
+            .expect("read")
+            .expect("held");
         assert_eq!(genesis.body.creator, guest.author());
         let records = host.store().records(&note.doc).expect("records");
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].1.author, guest.author());
-        assert!(records[0].1.proof.is_some(), "the guest's own signature is kept");
-        let title = host.store().summary(&note.doc).expect("read").expect("summary").title;
+        assert!(
+            records[0].1.proof.is_some(),
+            "the guest's own signature is kept"
+        );
+        let title = host
+            .store()
+            .summary(&note.doc)
+            .expect("read")
+            .expect("summary")
+            .title;
         assert_eq!(title, "Bring gloves");
         // The change is queued for peers like a local one.
         assert!(host
@@ -777,7 +797,10 @@ mod tests {
         let other = DeviceKey::from_secret([8; 32]);
         let used = host.external_prepare(other.author(), ExternalWrite::Redeem { code });
         assert!(
-            matches!(used, Err(NodeError::External(ExternalError::InvitationUsedUp))),
+            matches!(
+                used,
+                Err(NodeError::External(ExternalError::InvitationUsedUp))
+            ),
             "{used:?}"
         );
         let garbled = host.external_prepare(
@@ -787,7 +810,10 @@ mod tests {
             },
         );
         assert!(
-            matches!(garbled, Err(NodeError::External(ExternalError::BadInvitation(_)))),
+            matches!(
+                garbled,
+                Err(NodeError::External(ExternalError::BadInvitation(_)))
+            ),
             "{garbled:?}"
         );
     }
@@ -813,14 +839,26 @@ mod tests {
         forged.change = impostor.sign(&prepared.to_sign()[1].digest);
         let refused = host.external_commit(&prepared, &forged);
         assert!(
-            matches!(refused, Err(NodeError::External(ExternalError::BadSignature { part: "change", .. }))),
+            matches!(
+                refused,
+                Err(NodeError::External(ExternalError::BadSignature {
+                    part: "change",
+                    ..
+                }))
+            ),
             "{refused:?}"
         );
         let mut no_genesis = sign(&guest, &prepared);
         no_genesis.genesis = None;
         let refused = host.external_commit(&prepared, &no_genesis);
         assert!(
-            matches!(refused, Err(NodeError::External(ExternalError::BadSignature { part: "genesis", .. }))),
+            matches!(
+                refused,
+                Err(NodeError::External(ExternalError::BadSignature {
+                    part: "genesis",
+                    ..
+                }))
+            ),
             "{refused:?}"
         );
         // Bytes altered after signing: the signature no longer covers them.
@@ -830,8 +868,15 @@ mod tests {
         let last = altered.change.len() - 1;
         altered.change[last] ^= 1;
         assert!(host.external_commit(&altered, &signatures).is_err());
-        assert_eq!(host.list(&commons, DocKind::Note).expect("list").len(), notes_before);
-        assert!(host.store().doc_genesis(&prepared.doc).expect("read").is_none());
+        assert_eq!(
+            host.list(&commons, DocKind::Note).expect("list").len(),
+            notes_before
+        );
+        assert!(host
+            .store()
+            .doc_genesis(&prepared.doc)
+            .expect("read")
+            .is_none());
         host.external_commit(&prepared, &signatures)
             .expect("the real signature still commits");
     }
@@ -877,7 +922,12 @@ mod tests {
         assert_eq!(changes(&host, &note.doc), 2);
         round_trip(&mut host, &guest, append).expect("re-prepared and committed");
         assert_eq!(changes(&host, &note.doc), 3);
-        let title = host.store().summary(&note.doc).expect("read").expect("summary").title;
+        let title = host
+            .store()
+            .summary(&note.doc)
+            .expect("read")
+            .expect("summary")
+            .title;
         assert!(title.contains("hats") && title.contains("boots"), "{title}");
         // The document reloads from the store as it is in memory.
         host.clear_cache();
@@ -896,13 +946,18 @@ mod tests {
         let phone = DeviceKey::from_secret([11; 32]);
         let malformed = host.external_enrol_device("not a code", phone.author());
         assert!(
-            matches!(malformed, Err(NodeError::External(ExternalError::LinkCode(_)))),
+            matches!(
+                malformed,
+                Err(NodeError::External(ExternalError::LinkCode(_)))
+            ),
             "{malformed:?}"
         );
-        let unknown =
-            host.external_enrol_device("AAAAA-BBBBB-CCCCC-DDDDD", phone.author());
+        let unknown = host.external_enrol_device("AAAAA-BBBBB-CCCCC-DDDDD", phone.author());
         assert!(
-            matches!(unknown, Err(NodeError::External(ExternalError::UnknownLinkCode))),
+            matches!(
+                unknown,
+                Err(NodeError::External(ExternalError::UnknownLinkCode))
+            ),
             "{unknown:?}"
         );
         let added = host.device_add("phone").expect("device add");
@@ -912,12 +967,22 @@ mod tests {
         assert_eq!(enrolled.person, host.author());
         assert_eq!(enrolled.name, "phone");
         assert_eq!(enrolled.commons, vec![commons]);
-        let state = host.charter_state(&commons).expect("charter").expect("stewarded");
+        let state = host
+            .charter_state(&commons)
+            .expect("charter")
+            .expect("stewarded");
         assert_eq!(state.state.person_of(phone.author()), host.author());
-        assert!(state.state.is_revoked(added.device), "the code's own key is revoked");
-        let again = host.external_enrol_device(&added.code, DeviceKey::from_secret([12; 32]).author());
         assert!(
-            matches!(again, Err(NodeError::External(ExternalError::UnknownLinkCode))),
+            state.state.is_revoked(added.device),
+            "the code's own key is revoked"
+        );
+        let again =
+            host.external_enrol_device(&added.code, DeviceKey::from_secret([12; 32]).author());
+        assert!(
+            matches!(
+                again,
+                Err(NodeError::External(ExternalError::UnknownLinkCode))
+            ),
             "{again:?}"
         );
         // As a device of the steward, the phone edits the design and says it built it.
@@ -952,7 +1017,10 @@ mod tests {
             },
         );
         assert!(
-            matches!(offered, Err(NodeError::External(ExternalError::EditNotOffered(_)))),
+            matches!(
+                offered,
+                Err(NodeError::External(ExternalError::EditNotOffered(_)))
+            ),
             "{offered:?}"
         );
     }

@@ -104,7 +104,7 @@ pub enum Reply {
     /// `pin`, `unpin`, `pins`.
     Pins(Vec<crate::fetch_policy::Pin>),
     /// A change built for a key this node does not hold (the web page), to be signed.
-    ExternalPrepared(crate::external_sign::Prepared),
+    ExternalPrepared(Box<crate::external_sign::Prepared>),
     /// An externally signed change, stored.
     ExternalCommitted(crate::external_sign::Committed),
     /// A browser key enrolled as a device of this node's person.

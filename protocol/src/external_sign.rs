@@ -251,8 +251,7 @@ impl<T> Pending<T> {
             self.by_token.remove(&old);
         }
         let ttl = self.ttl;
-        self.by_token
-            .retain(|_, w| now.saturating_sub(w.at) <= ttl);
+        self.by_token.retain(|_, w| now.saturating_sub(w.at) <= ttl);
         let live: std::collections::HashSet<(AuthorKey, DocId)> =
             self.by_token.values().map(|w| w.slot).collect();
         self.by_slot.retain(|slot, _| live.contains(slot));
@@ -337,7 +336,10 @@ mod tests {
         )
         .expect("prepared")
         .expect("a change");
-        assert!(doc.get_heads().is_empty(), "the document itself is untouched");
+        assert!(
+            doc.get_heads().is_empty(),
+            "the document itself is untouched"
+        );
         assert!(prepared.heads.is_empty());
         let to_sign = ToSign::change(&genesis.commons, &id, &browser.author(), &prepared.change);
         assert_eq!(
@@ -359,7 +361,9 @@ mod tests {
         let genesis_sign = ToSign::genesis(&genesis);
         let signed = genesis.clone().sign(&browser);
         assert_eq!(
-            browser.author().verify(&genesis_sign.digest, &signed.signature),
+            browser
+                .author()
+                .verify(&genesis_sign.digest, &signed.signature),
             Ok(())
         );
     }
@@ -410,7 +414,9 @@ mod tests {
             |tx| {
                 use automerge::transaction::Transactable;
                 tx.put(automerge::ROOT, "kind", "not a note kind")
-                    .map_err(|e| crate::schema::EditError::from(SchemaError::automerge("written", e)))
+                    .map_err(|e| {
+                        crate::schema::EditError::from(SchemaError::automerge("written", e))
+                    })
             },
         );
         assert!(matches!(refused, Err(PrepareError::Schema { .. })));
@@ -439,7 +445,9 @@ mod tests {
         // Expired ones make room.
         pending.insert([5; 16], a, doc, 5, 200).expect("room");
         pending.insert([6; 16], b, doc, 6, 300).expect("room");
-        pending.insert([7; 16], a, DocId([8; 32]), 7, 300).expect("expired one dropped");
+        pending
+            .insert([7; 16], a, DocId([8; 32]), 7, 300)
+            .expect("expired one dropped");
         assert_eq!(pending.len(), 2);
     }
 }

@@ -198,11 +198,14 @@ async function onSubmit(event) {
   }
 }
 
+// One listener on the document: a page whose <main> is swapped by a live update keeps working.
+// Without JavaScript the same forms post to /write/needs-js, which says signing needs it.
 function enhance() {
-  for (const form of document.querySelectorAll('form[data-write]')) {
-    form.addEventListener('submit', onSubmit);
-    for (const control of form.querySelectorAll('[disabled][data-needs-js]')) control.disabled = false;
-  }
+  document.addEventListener('submit', (event) => {
+    if (event.target instanceof HTMLFormElement && event.target.matches('form[data-write]')) {
+      onSubmit(event);
+    }
+  });
   for (const out of document.querySelectorAll('[data-browser-key]')) out.textContent = publicKeyHex();
 }
 
