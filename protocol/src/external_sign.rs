@@ -359,6 +359,7 @@ mod tests {
         let verified = envelope.verify().expect("verifies");
         assert_eq!(verified.change.hash(), prepared.hash);
         let genesis_sign = ToSign::genesis(&genesis);
+        assert_eq!(&genesis_sign.preimage[36..68], browser.author().as_bytes());
         let signed = genesis.clone().sign(&browser);
         assert_eq!(
             browser
