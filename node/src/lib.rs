@@ -29,6 +29,7 @@ pub mod control;
 pub mod devices;
 pub mod durable;
 pub mod error_kind;
+pub mod external_sign;
 pub mod fetch_policy;
 pub mod home;
 pub mod interop;
