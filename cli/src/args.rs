@@ -221,6 +221,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Take designs in from other formats (Open Know-How manifests, ...).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Give designs out in other formats (Open Know-How manifests, ...).
+    #[command(subcommand)]
+    Export(ExportCommand),
 }
 
 /// `hedgerow config` commands.
@@ -235,6 +241,20 @@ pub enum ConfigCommand {
         /// The value: a number, true/false, text, or a list as a,b or ["a", "b"].
         value: String,
     },
+}
+
+/// `hedgerow import FORMAT ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// OKH manifests (okh.toml, okh.yml) or hardware repositories holding one at their root.
+    Okh(crate::interop_okh::ImportOkhArgs),
+}
+
+/// `hedgerow export FORMAT ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A design as an OKH manifest (OKH-LOSH okh.toml, or OKH v1 okh.yml).
+    Okh(crate::interop_okh::ExportOkhArgs),
 }
 
 /// Person key commands.

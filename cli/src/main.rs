@@ -9,6 +9,7 @@ mod edits;
 mod fetch;
 mod files;
 mod hint;
+mod interop_okh;
 mod keys;
 mod local_blocks;
 mod names;
@@ -20,7 +21,7 @@ mod unknown_command;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
-    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
+    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, ExportCommand, ImportCommand,
     HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
 };
 use hedgerow_node::api::{execute, NodeRequest, Request};
@@ -310,6 +311,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(c) => return ops::config(&home, c),
         Command::Completions { shell } => return ops::completions(shell),
         Command::Man { out } => return ops::man(out.as_deref()),
+        Command::Import(ImportCommand::Okh(args)) => return interop_okh::import(&home, args),
+        Command::Export(ExportCommand::Okh(args)) => return interop_okh::export(&home, args),
         Command::Commons(c) => commons_request(c)?,
         Command::Moderate(ModerateCommand::Purge { id, json }) => {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })
