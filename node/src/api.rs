@@ -435,6 +435,27 @@ pub enum Request {
         /// `losh` (okh.toml) or `v1` (okh.yml).
         format: String,
     },
+    /// Builds a change for a key this node does not hold (a browser's), to be signed by it.
+    ExternalPrepare {
+        /// The key that will sign.
+        author: hedgerow_protocol::AuthorKey,
+        /// What to build.
+        write: crate::external_sign::ExternalWrite,
+    },
+    /// Stores a change [`Request::ExternalPrepare`] built, with the key's signatures.
+    ExternalCommit {
+        /// The change as prepared.
+        prepared: Box<crate::external_sign::Prepared>,
+        /// The signatures over its digests.
+        signatures: Box<crate::external_sign::ExternalSignatures>,
+    },
+    /// Enrols a browser key as a device of this node's person with a `device add` link code.
+    ExternalEnrolDevice {
+        /// The link code.
+        code: String,
+        /// The browser's key.
+        device: hedgerow_protocol::AuthorKey,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -915,6 +936,18 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         request @ (Request::ImportOkh { .. } | Request::ExportOkh { .. }) => {
             crate::interop::okh::execute(replicas, request)
         }
+        Request::ExternalPrepare { author, write } => Ok(Reply::ExternalPrepared(Box::new(
+            replicas.external_prepare(author, write)?,
+        ))),
+        Request::ExternalCommit {
+            prepared,
+            signatures,
+        } => Ok(Reply::ExternalCommitted(
+            replicas.external_commit(&prepared, &signatures)?,
+        )),
+        Request::ExternalEnrolDevice { code, device } => Ok(Reply::DeviceEnrolled(
+            replicas.external_enrol_device(&code, device)?,
+        )),
     }
 }
 

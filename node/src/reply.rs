@@ -107,6 +107,12 @@ pub enum Reply {
     OkhImported(crate::interop::okh::OkhImported),
     /// `export okh`.
     OkhExported(crate::interop::okh::OkhExported),
+    /// A change built for a key this node does not hold (the web page), to be signed.
+    ExternalPrepared(Box<crate::external_sign::Prepared>),
+    /// An externally signed change, stored.
+    ExternalCommitted(crate::external_sign::Committed),
+    /// A browser key enrolled as a device of this node's person.
+    DeviceEnrolled(crate::external_sign::DeviceEnrolled),
 }
 
 impl Reply {
