@@ -95,7 +95,12 @@ fn notes(report: &Value) -> Vec<(u64, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["line"].as_u64().unwrap(), n["message"].as_str().unwrap().to_string()))
+        .map(|n| {
+            (
+                n["line"].as_u64().unwrap(),
+                n["message"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -136,8 +141,14 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
     assert_eq!(d["stage"], "functional-prototype");
     assert_eq!(d["documentation_language"], "en-GB");
     assert_eq!(d["build_facts"]["weight_kg"], 182);
-    assert_eq!(d["external_ids"]["okh"], "https://example.org/farmhack/roller-crimper");
-    assert_eq!(d["external_ids"]["okh-documentation-readiness-level"], "ODRL-3*");
+    assert_eq!(
+        d["external_ids"]["okh"],
+        "https://example.org/farmhack/roller-crimper"
+    );
+    assert_eq!(
+        d["external_ids"]["okh-documentation-readiness-level"],
+        "ODRL-3*"
+    );
     assert_eq!(
         d["external_ids"]["okh-manufacturing-instructions"],
         "https://example.org/farmhack/roller-crimper/wiki/Build"
@@ -148,7 +159,12 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["name"].as_str().unwrap().into(), f["role"].as_str().unwrap().into()))
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().into(),
+                f["role"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     for expected in [
         ("crimper.jpg", "photo"),
@@ -164,49 +180,99 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
     }
     assert_eq!(files.len(), 5, "{files:?}");
     let bom = std::fs::read(data().join("roller-crimper/bom.csv")).unwrap();
-    let bom_entry = d["files"].as_array().unwrap().iter().find(|f| f["name"] == "bom.csv").unwrap();
+    let bom_entry = d["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "bom.csv")
+        .unwrap();
     assert_eq!(bom_entry["hash"], blake3::hash(&bom).to_hex().as_str());
 
     // Duplicate keys: the first value wins, each copy is named with its line.
     let dups = manifest(&reply, "losh-duplicates.toml");
     let d = show(&home, dups["design"].as_str().unwrap());
-    assert_eq!(d["external_ids"]["okh-image"], "https://example.org/hedgerow-tests/seed-drill/drill.jpg");
-    assert_eq!(d["summary"], "Sows six rows of small seeds at once, pushed by hand.");
+    assert_eq!(
+        d["external_ids"]["okh-image"],
+        "https://example.org/hedgerow-tests/seed-drill/drill.jpg"
+    );
+    assert_eq!(
+        d["summary"],
+        "Sows six rows of small seeds at once, pushed by hand."
+    );
     let n = notes(dups);
-    assert!(n.contains(&(13, "`image` is written twice; the first value is kept, this one ignored".into())), "{n:?}");
-    assert!(n.contains(&(14, "`function` is written twice; the first value is kept, this one ignored".into())), "{n:?}");
+    assert!(
+        n.contains(&(
+            13,
+            "`image` is written twice; the first value is kept, this one ignored".into()
+        )),
+        "{n:?}"
+    );
+    assert!(
+        n.contains(&(
+            14,
+            "`function` is written twice; the first value is kept, this one ignored".into()
+        )),
+        "{n:?}"
+    );
     // A number where text belongs, a prose licence, a free-text language, a draft key.
     assert_eq!(d["version"], "1.1");
     assert_eq!(d["licence"]["hardware"], "CC-BY-SA-4.0");
     assert_eq!(d["documentation_language"], "en-US");
     assert_eq!(d["licensor"], "Joan Grower, Sam Welder");
     assert_eq!(d["external_ids"]["okh-organisation"], "Grower's co-op");
-    assert_eq!(d["external_ids"]["okh"], "https://example.org/hedgerow-tests/seed-drill");
-    assert!(n.iter().any(|(_, m)| m.contains("`organization` is a draft key")), "{n:?}");
+    assert_eq!(
+        d["external_ids"]["okh"],
+        "https://example.org/hedgerow-tests/seed-drill"
+    );
+    assert!(
+        n.iter()
+            .any(|(_, m)| m.contains("`organization` is a draft key")),
+        "{n:?}"
+    );
 
     // An older LOSH with a bare version, a misspelt readiness level and draft keys.
     let typos = manifest(&reply, "losh-dummy-typos.toml");
     let d = show(&home, typos["design"].as_str().unwrap());
     assert_eq!(d["stage"], "prototype");
-    assert_eq!(d["external_ids"]["okh-technology-readiness-level"], "OTRL-3");
-    assert_eq!(d["external_ids"]["okh-standard-compliance"], "DIN 5008:2020-03");
+    assert_eq!(
+        d["external_ids"]["okh-technology-readiness-level"],
+        "OTRL-3"
+    );
+    assert_eq!(
+        d["external_ids"]["okh-standard-compliance"],
+        "DIN 5008:2020-03"
+    );
     assert_eq!(d["external_ids"]["okh-cpc-patent-class"], "A01B");
-    assert!(notes(typos).iter().any(|(l, m)| *l == 9 && m == "readiness level `OTLR-3` read as `OTRL-3`"));
+    assert!(notes(typos)
+        .iter()
+        .any(|(l, m)| *l == 9 && m == "readiness level `OTLR-3` read as `OTRL-3`"));
     assert_eq!(dropped(typos, "bom"), "`sBoM.csv` is not in the folder");
     assert!(dropped(typos, "part.1.process").contains("a part holds"));
-    assert!(mapped_value(typos, "bom").is_empty(), "a file not found is not reported as mapped");
+    assert!(
+        mapped_value(typos, "bom").is_empty(),
+        "a file not found is not reported as mapped"
+    );
 
     // OKH v1 with a duplicated project-link, prose licences, a free-text stage.
     let agro = manifest(&reply, "okh-agrocircle.yml");
     let d = show(&home, agro["design"].as_str().unwrap());
     assert_eq!(d["name"], "Vegetable carer");
-    assert_eq!(d["external_ids"]["okh"], "https://example.org/hedgerow-tests/vegetable-carer");
+    assert_eq!(
+        d["external_ids"]["okh"],
+        "https://example.org/hedgerow-tests/vegetable-carer"
+    );
     assert_eq!(d["licence"]["hardware"], "CC-BY-SA-4.0");
     assert_eq!(d["licence"]["documentation"], "CC-BY-SA-4.0");
     assert_eq!(d["stage"], "concept");
-    assert_eq!(d["tags"], serde_json::json!(["farming", "automation", "sustainable"]));
+    assert_eq!(
+        d["tags"],
+        serde_json::json!(["farming", "automation", "sustainable"])
+    );
     assert_eq!(d["contributors"][0]["name"], "Jan Example");
-    assert!(notes(agro).contains(&(26, "`project-link` is written twice; the first value is kept, this one ignored".into())));
+    assert!(notes(agro).contains(&(
+        26,
+        "`project-link` is written twice; the first value is kept, this one ignored".into()
+    )));
     assert!(dropped(agro, "contact.email").contains("e-mail"));
     assert!(dropped(agro, "manifest-author").contains("about the manifest"));
 
@@ -214,7 +280,10 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
     let d = show(&home, micro["design"].as_str().unwrap());
     assert_eq!(d["licence"]["hardware"], "CERN-OHL-1.2");
     assert_eq!(d["licence"]["software"], "GPL-3.0-only");
-    assert_eq!(d["version"], "6.0", "`version: 6.0` keeps its text, not the float 6");
+    assert_eq!(
+        d["version"], "6.0",
+        "`version: 6.0` keeps its text, not the float 6"
+    );
     assert_eq!(d["stage"], "production-ready");
     assert_eq!(d["documentation_language"], "en-GB");
 
@@ -222,7 +291,10 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
     let rouleau = manifest(&reply, "okh-rouleau.yml");
     let d = show(&home, rouleau["design"].as_str().unwrap());
     assert_eq!(d["name"], "Rouleau FACA");
-    assert!(d["summary"].as_str().unwrap().starts_with("Rouleau à cames pour coucher"));
+    assert!(d["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("Rouleau à cames pour coucher"));
     assert_eq!(d["licence"]["hardware"], "CC-BY-NC-SA-4.0");
     assert_eq!(d["documentation_language"], "fr-FR");
     assert_eq!(d["safety"], "Ne jamais passer sous le rouleau relevé.");
@@ -231,9 +303,20 @@ fn import_maps_what_a_reader_of_the_manifest_expects() {
     assert_eq!(d["tags"][1], "couvert végétal");
 
     // The human report says the same.
-    let text = home.ok(&["import", "okh", &data_path("losh-duplicates.toml"), "--dry-run"]);
-    assert!(text.contains("mapped   license -> licence.hardware: CC-BY-SA-4.0"), "{text}");
-    assert!(text.contains("note     line 13: `image` is written twice"), "{text}");
+    let text = home.ok(&[
+        "import",
+        "okh",
+        &data_path("losh-duplicates.toml"),
+        "--dry-run",
+    ]);
+    assert!(
+        text.contains("mapped   license -> licence.hardware: CC-BY-SA-4.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note     line 13: `image` is written twice"),
+        "{text}"
+    );
     assert!(text.contains(": unchanged"), "{text}");
 }
 
@@ -246,7 +329,10 @@ fn reimport_changes_nothing_and_an_updated_manifest_is_one_change() {
     let folder_s = folder.to_str().unwrap();
     let (ok, first) = import(&home, &[folder_s]);
     assert!(ok, "{first:#}");
-    let id = manifest(&first, "okh.toml")["design"].as_str().unwrap().to_string();
+    let id = manifest(&first, "okh.toml")["design"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = total_changes(&home);
     let snapshot = home.snapshot_files();
 
@@ -269,8 +355,16 @@ fn reimport_changes_nothing_and_an_updated_manifest_is_one_change() {
     // An updated manifest (new version, one more tag of data, a new BOM) is one signed change.
     let manifest_path = folder.join("okh.toml");
     let text = std::fs::read_to_string(&manifest_path).unwrap();
-    std::fs::write(&manifest_path, text.replace("version = \"1.2.0\"", "version = \"1.3.0\"")).unwrap();
-    std::fs::write(folder.join("bom.csv"), "item,quantity\nsteel tube 406 mm,2\n").unwrap();
+    std::fs::write(
+        &manifest_path,
+        text.replace("version = \"1.2.0\"", "version = \"1.3.0\""),
+    )
+    .unwrap();
+    std::fs::write(
+        folder.join("bom.csv"),
+        "item,quantity\nsteel tube 406 mm,2\n",
+    )
+    .unwrap();
     let (ok, updated) = import(&home, &[folder_s]);
     assert!(ok, "{updated:#}");
     let m = manifest(&updated, "okh.toml");
@@ -278,11 +372,27 @@ fn reimport_changes_nothing_and_an_updated_manifest_is_one_change() {
     assert_eq!(total_changes(&home), before + 1);
     let d = show(&home, &id);
     assert_eq!(d["version"], "1.3.0");
-    let boms: Vec<&Value> = d["files"].as_array().unwrap().iter().filter(|f| f["name"] == "bom.csv").collect();
+    let boms: Vec<&Value> = d["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"] == "bom.csv")
+        .collect();
     assert_eq!(boms.len(), 1, "the new BOM replaces the old one: {boms:?}");
-    assert_eq!(boms[0]["hash"], blake3::hash(b"item,quantity\nsteel tube 406 mm,2\n").to_hex().as_str());
+    assert_eq!(
+        boms[0]["hash"],
+        blake3::hash(b"item,quantity\nsteel tube 406 mm,2\n")
+            .to_hex()
+            .as_str()
+    );
     let history = home.json(&["design", "history", &id]);
-    assert_eq!(history.as_array().map(Vec::len).or(history["changes"].as_array().map(Vec::len)), Some(2));
+    assert_eq!(
+        history
+            .as_array()
+            .map(Vec::len)
+            .or(history["changes"].as_array().map(Vec::len)),
+        Some(2)
+    );
 }
 
 /// Validates `instance` against the schema file `name` of `tests/data/okh/schemas`.
@@ -300,7 +410,10 @@ fn assert_valid(name: &str, instance: &Value) {
         }
     }
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
 }
 
@@ -346,7 +459,9 @@ fn exports_validate_against_the_published_schemas() {
         assert_valid("okh-v1.schema.json", &v1);
     }
     // The values land where the schemas want them.
-    let roller = manifest(&reply, "roller-crimper/okh.toml")["design"].as_str().unwrap();
+    let roller = manifest(&reply, "roller-crimper/okh.toml")["design"]
+        .as_str()
+        .unwrap();
     let losh: toml::Table = toml::from_str(&export_text(&home, roller, "losh")).unwrap();
     assert_eq!(losh["okhv"].as_str(), Some("OKH-LOSHv1.0"));
     assert_eq!(losh["license"].as_str(), Some("CERN-OHL-S-2.0"));
@@ -355,9 +470,15 @@ fn exports_validate_against_the_published_schemas() {
     assert_eq!(losh["mass"]["value"].as_float(), Some(182.0));
 
     // A design without what LOSH requires is refused in one line, saying what to set.
-    let id = home.json(&["design", "new", "Bare idea"])["id"].as_str().unwrap().to_string();
+    let id = home.json(&["design", "new", "Bare idea"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let error = home.fail(&["export", "okh", &id, "--format", "losh"]);
-    assert!(error.contains("requires `repo`") && error.contains("--format v1"), "{error}");
+    assert!(
+        error.contains("requires `repo`") && error.contains("--format v1"),
+        "{error}"
+    );
     assert_eq!(error.lines().count(), 1, "{error}");
 }
 
@@ -367,11 +488,15 @@ fn yaml_to_json(text: &str) -> Value {
     fn conv(n: &Node) -> Value {
         match &n.val {
             Val::Scalar(t, ScalarKind::Bool) => Value::Bool(t == "true"),
-            Val::Scalar(t, ScalarKind::Number) => serde_json::from_str(t).unwrap_or(Value::String(t.clone())),
+            Val::Scalar(t, ScalarKind::Number) => {
+                serde_json::from_str(t).unwrap_or(Value::String(t.clone()))
+            }
             Val::Scalar(_, ScalarKind::Null) => Value::Null,
             Val::Scalar(t, ScalarKind::Text) => Value::String(t.clone()),
             Val::List(items) => Value::Array(items.iter().map(conv).collect()),
-            Val::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+            Val::Map(entries) => {
+                Value::Object(entries.iter().map(|(k, v)| (k.clone(), conv(v))).collect())
+            }
         }
     }
     let (root, dups) = read_yaml(text).unwrap();
@@ -388,20 +513,41 @@ fn import_export_import_changes_nothing() {
     let folder_s = folder.to_str().unwrap();
     let (ok, first) = import(&home, &[folder_s, &data_path("okh-rouleau.yml")]);
     assert!(ok, "{first:#}");
-    let roller = manifest(&first, "okh.toml")["design"].as_str().unwrap().to_string();
-    let rouleau = manifest(&first, "okh-rouleau.yml")["design"].as_str().unwrap().to_string();
+    let roller = manifest(&first, "okh.toml")["design"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rouleau = manifest(&first, "okh-rouleau.yml")["design"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = total_changes(&home);
     let shown = show(&home, &roller);
 
     // LOSH: the export replaces the folder's manifest; the files it names are those there.
     let out = folder.join("okh.toml");
     home.fail(&["export", "okh", &roller, "--out", out.to_str().unwrap()]);
-    home.ok(&["export", "okh", &roller, "--out", out.to_str().unwrap(), "--force"]);
+    home.ok(&[
+        "export",
+        "okh",
+        &roller,
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
     // OKH v1 into a folder of its own.
     let v1_dir = work.path().join("rouleau");
     std::fs::create_dir_all(&v1_dir).unwrap();
     let v1_out = v1_dir.join("okh.yml");
-    home.ok(&["export", "okh", &rouleau, "--format", "v1", "--out", v1_out.to_str().unwrap()]);
+    home.ok(&[
+        "export",
+        "okh",
+        &rouleau,
+        "--format",
+        "v1",
+        "--out",
+        v1_out.to_str().unwrap(),
+    ]);
 
     let (ok, again) = import(&home, &[folder_s, v1_dir.to_str().unwrap()]);
     assert!(ok, "{again:#}");
@@ -450,19 +596,34 @@ fn bad_input_is_reported_per_manifest_and_the_rest_imports() {
     );
     assert!(!ok, "an import with failed manifests exits non-zero");
     assert_eq!(reply["failed"], 7, "{reply:#}");
-    let error = |suffix: &str| manifest(&reply, suffix)["error"].as_str().unwrap().to_string();
+    let error = |suffix: &str| {
+        manifest(&reply, suffix)["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let escape = error("escape/okh.toml");
-    assert!(escape.contains("`image` names `../../etc/passwd`, which is outside the folder"), "{escape}");
+    assert!(
+        escape.contains("`image` names `../../etc/passwd`, which is outside the folder"),
+        "{escape}"
+    );
     assert!(error("linked/okh.toml").contains("`photo.jpg`, which is outside the folder"));
     assert!(error("not-a-manifest.toml").contains("line 1: not an OKH manifest"));
     assert!(error("unknown-version.toml").contains("line 1: unknown OKH version `OKH-LOSHv3.0`"));
     assert!(error("missing-name.toml").contains("`name` is missing"));
     let broken = error("okh-social.yml");
-    assert!(broken.contains("okh-social.yml: line 9: not readable as YAML"), "{broken}");
+    assert!(
+        broken.contains("okh-social.yml: line 9: not readable as YAML"),
+        "{broken}"
+    );
     assert!(error("empty").contains("no okh.toml"));
     for m in reply["manifests"].as_array().unwrap() {
         let e = m["error"].as_str().unwrap_or_default();
-        assert_eq!(e.lines().count(), usize::from(!e.is_empty()), "one line: {e}");
+        assert_eq!(
+            e.lines().count(),
+            usize::from(!e.is_empty()),
+            "one line: {e}"
+        );
     }
     // The one good manifest imported, its mislabelled BOM reported and left out.
     let bad_bom = manifest(&reply, "bad-bom/okh.toml");
@@ -482,11 +643,18 @@ fn bad_input_is_reported_per_manifest_and_the_rest_imports() {
     assert_eq!(blobs.len(), 1, "{blobs:?}");
 
     // A file over the attachment limit is left out, named with the limit.
-    std::fs::write(home.path().join("config.json"), r#"{"files": {"max_file_bytes": 40}}"#).unwrap();
+    std::fs::write(
+        home.path().join("config.json"),
+        r#"{"files": {"max_file_bytes": 40}}"#,
+    )
+    .unwrap();
     let (ok, reply) = import(&home, &[&data_path("roller-crimper")]);
     assert!(ok, "{reply:#}");
     let roller = manifest(&reply, "okh.toml");
-    assert!(dropped(roller, "image").contains("over the attachment limit of 40"), "{roller:#}");
+    assert!(
+        dropped(roller, "image").contains("over the attachment limit of 40"),
+        "{roller:#}"
+    );
 
     // --dry-run writes nothing: no design, no change, no blob.
     let blob_paths = |home: &TestHome| {
@@ -501,10 +669,20 @@ fn bad_input_is_reported_per_manifest_and_the_rest_imports() {
         total_changes(&home),
         blob_paths(&home),
     );
-    let (ok, dry) = import(&home, &[&data_path("okh-rouleau.yml"), &data_path("roller-crimper"), "--dry-run"]);
+    let (ok, dry) = import(
+        &home,
+        &[
+            &data_path("okh-rouleau.yml"),
+            &data_path("roller-crimper"),
+            "--dry-run",
+        ],
+    );
     assert!(ok);
     assert_eq!(manifest(&dry, "okh-rouleau.yml")["outcome"], "would-create");
-    assert_eq!(home.json(&["design", "list"]).as_array().unwrap().len(), designs);
+    assert_eq!(
+        home.json(&["design", "list"]).as_array().unwrap().len(),
+        designs
+    );
     assert_eq!(total_changes(&home), changes);
     assert_eq!(blob_paths(&home), blobs);
 }
