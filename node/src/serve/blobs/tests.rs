@@ -133,7 +133,7 @@ impl Net {
                     *left -= 1;
                 }
                 let (_, holder, mem) = self.holders.iter_mut().find(|(p, ..)| *p == peer).unwrap();
-                let (answer, offence) = holder.on_request(mem, peer, InboundId(1), &bytes, now);
+                let (answer, offence) = holder.on_request(mem, peer, InboundId(id.0), &bytes, now);
                 assert!(offence.is_none());
                 *self.answered.entry(peer).or_default() += 1;
                 let BlobOutput::Respond { bytes, .. } = answer else {
