@@ -28,6 +28,8 @@ pub(crate) struct Actor {
     blob_requests: HashMap<request_response::OutboundRequestId, RequestId>,
     /// Blob requests waiting for our answer.
     blob_channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    /// Blob requests answered and not yet sent whole, by libp2p's number.
+    blob_answering: HashMap<request_response::InboundRequestId, InboundId>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
     /// Callers waiting for a [`Reply`].
@@ -53,6 +55,7 @@ impl Actor {
             channels: HashMap::new(),
             blob_requests: HashMap::new(),
             blob_channels: HashMap::new(),
+            blob_answering: HashMap::new(),
             dialing: HashMap::new(),
             replies: HashMap::new(),
             next_id: 0,
@@ -367,10 +370,13 @@ impl Actor {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request_id,
+                    request,
+                    channel,
                 } => {
                     let id = InboundId(self.next_id());
                     self.blob_channels.insert(id, channel);
+                    self.blob_answering.insert(request_id, id);
                     Some(Input::BlobRequest {
                         peer,
                         id,
@@ -399,11 +405,20 @@ impl Actor {
                 };
                 Some(Input::BlobFailure { id, offence })
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 tracing::debug!("inbound blob failure from {peer}: {error}");
-                None
+                let id = self.blob_answering.remove(&request_id)?;
+                Some(Input::BlobResponseDone { id })
             }
-            request_response::Event::ResponseSent { .. } => None,
+            request_response::Event::ResponseSent { request_id, .. } => {
+                let id = self.blob_answering.remove(&request_id)?;
+                Some(Input::BlobResponseDone { id })
+            }
         }
     }
 }
