@@ -180,6 +180,9 @@ pub enum NodeError {
     /// A conflict could not be resolved as asked.
     #[error(transparent)]
     Conflict(#[from] crate::conflicts::ConflictError),
+    /// A write signed by a key this node does not hold was refused (see [`crate::external_sign`]).
+    #[error(transparent)]
+    External(#[from] crate::external_sign::ExternalError),
 }
 
 /// `what` in the plural, for messages ("commons" is both).
