@@ -260,6 +260,14 @@ pub struct ServeArgs {
     /// address does); raise it for a hub many peers reach through one NAT.
     #[arg(long, default_value_t = 64)]
     pub max_connections_per_ip: usize,
+    /// Serve the web page at ADDR too (alone: 127.0.0.1:4718, this machine only; 0.0.0.0:4718
+    /// lets phones on the local network in).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = hedgerow_node::web::DEFAULT_WEB_ADDR)]
+    pub web: Option<String>,
+    /// Serve the web page with no write endpoint (a public hub): `--web-read-only` alone uses
+    /// --web's default address.
+    #[arg(long)]
+    pub web_read_only: bool,
 }
 
 /// `--json` output switch.

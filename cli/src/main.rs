@@ -16,6 +16,7 @@ mod network;
 mod output;
 mod plan;
 mod unknown_command;
+mod web;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
