@@ -419,6 +419,22 @@ pub enum Request {
     },
     /// The pinned designs (`hedgerow pins`).
     Pins,
+    /// Import OKH manifests (`hedgerow import okh`).
+    ImportOkh {
+        /// Absolute paths of manifests or of folders holding one at their root.
+        paths: Vec<String>,
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Report what would happen, write nothing.
+        dry_run: bool,
+    },
+    /// A design as an OKH manifest (`hedgerow export okh`).
+    ExportOkh {
+        /// Design id or prefix.
+        id: String,
+        /// `losh` (okh.toml) or `v1` (okh.yml).
+        format: String,
+    },
     /// Builds a change for a key this node does not hold (a browser's), to be signed by it.
     ExternalPrepare {
         /// The key that will sign.
@@ -916,6 +932,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         | Request::Gc) => crate::blobs::files::execute(replicas, request),
         request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
             crate::fetch_policy::execute(replicas, request)
+        }
+        request @ (Request::ImportOkh { .. } | Request::ExportOkh { .. }) => {
+            crate::interop::okh::execute(replicas, request)
         }
         Request::ExternalPrepare { author, write } => Ok(Reply::ExternalPrepared(Box::new(
             replicas.external_prepare(author, write)?,

@@ -103,6 +103,10 @@ pub enum Reply {
     Gc(crate::blobs::files::GcReport),
     /// `pin`, `unpin`, `pins`.
     Pins(Vec<crate::fetch_policy::Pin>),
+    /// `import okh`.
+    OkhImported(crate::interop::okh::OkhImported),
+    /// `export okh`.
+    OkhExported(crate::interop::okh::OkhExported),
     /// A change built for a key this node does not hold (the web page), to be signed.
     ExternalPrepared(Box<crate::external_sign::Prepared>),
     /// An externally signed change, stored.

@@ -21,6 +21,7 @@ pub mod external_sign;
 pub mod genesis;
 mod history_rules;
 pub mod identity;
+pub mod interop;
 pub mod licence;
 pub mod private;
 pub mod replica;

@@ -19,6 +19,7 @@ mod control_server;
 mod handle;
 mod link;
 mod local;
+pub mod metrics;
 pub mod peers;
 mod service;
 #[cfg(test)]
@@ -67,6 +68,8 @@ pub struct ServeConfig {
     /// Print each address the node listens on, with `/p2p/` and its peer id (what others
     /// give `--peer`), to standard error as it comes up: `hedgerow serve` does.
     pub announce: bool,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -84,6 +87,7 @@ impl Default for ServeConfig {
             max_connections_per_ip: peers::DEFAULT_CONNECTIONS_PER_IP,
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
             announce: false,
+            metrics: None,
         }
     }
 }
@@ -110,6 +114,14 @@ pub enum ServeError {
     StoreBusy {
         /// The store directory.
         path: std::path::PathBuf,
+    },
+    /// The metrics address could not be bound.
+    #[error("--metrics {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
     },
     /// A bad address in the configuration.
     #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
@@ -281,6 +293,28 @@ pub async fn run_with(
             source,
         }
     })?;
+    // libp2p's metrics (named libp2p_*) are recorded from every swarm event; the registry is shared with the
+    // scrape task once they are registered.
+    let mut recorder = None;
+    let mut metrics_task = None;
+    if let Some(addr) = config.metrics {
+        let listener = metrics::bind(addr)
+            .await
+            .map_err(|source| ServeError::Metrics { addr, source })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let mut registry = prometheus_client::registry::Registry::default();
+        recorder = Some(libp2p::metrics::Metrics::new(&mut registry));
+        let registry = std::sync::Arc::new(registry);
+        metrics_task = Some(tokio::spawn(metrics::serve(
+            listener,
+            inbox.handle.clone(),
+            registry,
+        )));
+        if config.announce {
+            eprintln!("metrics at http://{bound}/metrics");
+        }
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
     tokio::pin!(shutdown);
     let local_peer = *actor.swarm.local_peer_id();
     loop {
@@ -293,6 +327,9 @@ pub async fn run_with(
                         eprintln!("listening on {full}");
                     }
                 }
+                if let Some(recorder) = &recorder {
+                    libp2p::metrics::Recorder::record(recorder, &event);
+                }
                 actor.on_swarm_event(event)
             }
             Some(call) = inbox.calls.recv() => actor.call(call),
@@ -301,6 +338,9 @@ pub async fn run_with(
         }
     }
     control.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // Gone already if the node never got to listen; nothing to clean up then.
     let _ = std::fs::remove_file(&socket);
     actor.service.local_mut().save_snapshots()?;
