@@ -207,26 +207,58 @@ pub enum Command {
     },
     /// The designs whose files this node always fetches.
     Pins(JsonFlag),
-    /// Bring designs and equipment in from other tools (Farm Hack, farmOS).
+    /// The node's settings (HOME/config.toml, HEDGEROW_<KEY> variables): show them, set one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (hedgerow.1 and one per subcommand) to a directory, or hedgerow.1 to standard output.
+    Man {
+        /// The directory to write them to.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Take designs in from other formats (Open Know-How manifests, ...).
     #[command(subcommand)]
     Import(ImportCommand),
-    /// Give a design to other tools (plain automerge).
+    /// Give designs out in other formats (Open Know-How manifests, ...).
     #[command(subcommand)]
     Export(ExportCommand),
 }
 
-/// `hedgerow import ...`.
+/// `hedgerow config` commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Every setting with its value and where it comes from (flag-free: file, environment, default).
+    Show(JsonFlag),
+    /// Set one setting in HOME/config.toml (checked before the file is written, atomically).
+    Set {
+        /// The key, e.g. sync_interval, peers, files.max_file_bytes, fetch.commons.COMMONS-ID.
+        key: String,
+        /// The value: a number, true/false, text, or a list as a,b or ["a", "b"].
+        value: String,
+    },
+}
+
+/// `hedgerow import FORMAT ...`.
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
+    /// OKH manifests (okh.toml, okh.yml) or hardware repositories holding one at their root.
+    Okh(crate::interop_okh::ImportOkhArgs),
     /// Farm Hack tool pages (a JSON scrape of farmhack.org) as designs; comments as notes.
     Farmhack(crate::interop_farm::FarmhackArgs),
     /// farmOS equipment (its asset CSV export): link rows to designs as "built" records.
     FarmosEquipment(crate::interop_farm::FarmosArgs),
 }
 
-/// `hedgerow export ...`.
+/// `hedgerow export FORMAT ...`.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
+    /// A design as an OKH manifest (OKH-LOSH okh.toml, or OKH v1 okh.yml).
+    Okh(crate::interop_okh::ExportOkhArgs),
     /// A document in automerge's own saved format, any automerge program loads it; its signatures beside it.
     Automerge(crate::interop_farm::AutomergeArgs),
 }
@@ -275,13 +307,27 @@ pub struct ServeArgs {
     /// Turn off mDNS discovery on the local network.
     #[arg(long)]
     pub no_mdns: bool,
-    /// Seconds between catch-up syncs with connected peers.
-    #[arg(long, default_value_t = 60)]
-    pub sync_interval: u64,
+    /// Seconds between catch-up syncs with connected peers [default: 60].
+    #[arg(long)]
+    pub sync_interval: Option<u64>,
     /// Most connections one IP address may hold open at once (a PeerId costs nothing, an
-    /// address does); raise it for a hub many peers reach through one NAT.
-    #[arg(long, default_value_t = 64)]
-    pub max_connections_per_ip: usize,
+    /// address does); raise it for a hub many peers reach through one NAT [default: 64].
+    #[arg(long)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Log lines as human text or one JSON object each (RUST_LOG or HEDGEROW_LOG filter them).
+    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+    /// Serve the web page at ADDR too (alone: 127.0.0.1:4718, this machine only; 0.0.0.0:4718
+    /// lets phones on the local network in).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = hedgerow_node::web::DEFAULT_WEB_ADDR)]
+    pub web: Option<String>,
+    /// Serve the web page with no write endpoint (a public hub): `--web-read-only` alone uses
+    /// --web's default address.
+    #[arg(long)]
+    pub web_read_only: bool,
 }
 
 /// `--json` output switch.

@@ -10,18 +10,22 @@ mod fetch;
 mod files;
 mod hint;
 mod interop_farm;
+mod interop_okh;
 mod keys;
 mod local_blocks;
 mod names;
 mod network;
+mod ops;
 mod output;
 mod plan;
 mod unknown_command;
+mod web;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
     BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
-    HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
+    ExportCommand, HistoryArgs, ImportCommand, KeyCommand, ModerateCommand, NoteCommand,
+    ProfileCommand, SearchArgs,
 };
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
@@ -73,19 +77,30 @@ fn main() -> ExitCode {
 /// `extra` directives under the default), coloured only on a terminal, so a log file or
 /// journal gets plain text.
 pub fn init_logging(extra: &[&str]) {
+    init_logging_as(extra, false);
+}
+
+/// [`init_logging`], as one JSON object per line when `json` (for log collectors).
+/// `HEDGEROW_LOG`, else `RUST_LOG`, replaces the default filter.
+pub fn init_logging_as(extra: &[&str], json: bool) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG").unwrap_or_else(|_| {
-        // sled logs its own ERROR line (file offsets, a backtrace) before returning an
-        // error that the store names in words; the user gets only the latter.
-        let mut directives = vec!["warn", "sled=off"];
-        directives.extend_from_slice(extra);
-        tracing_subscriber::EnvFilter::new(directives.join(","))
-    });
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEDGEROW_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| {
+            // sled logs its own ERROR line (file offsets, a backtrace) before returning an
+            // error that the store names in words; the user gets only the latter.
+            let mut directives = vec!["warn", "sled=off"];
+            directives.extend_from_slice(extra);
+            tracing_subscriber::EnvFilter::new(directives.join(","))
+        });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_ansi(false).init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 /// An error as `--json` prints it: `{"error": LINE, "kind": KIND, ...}` (the kind's own
@@ -296,6 +311,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pin { id, json } => return fetch::pins(&home, Request::Pin { id }, json.json),
         Command::Unpin { id, json } => return fetch::pins(&home, Request::Unpin { id }, json.json),
         Command::Pins(j) => return fetch::pins(&home, Request::Pins, j.json),
+        Command::Config(c) => return ops::config(&home, c),
+        Command::Completions { shell } => return ops::completions(shell),
+        Command::Man { out } => return ops::man(out.as_deref()),
+        Command::Import(ImportCommand::Okh(args)) => return interop_okh::import(&home, args),
+        Command::Export(ExportCommand::Okh(args)) => return interop_okh::export(&home, args),
         Command::Commons(c) => commons_request(c)?,
         Command::Moderate(ModerateCommand::Purge { id, json }) => {
             return local_blocks::run(&home, local_blocks::LocalCommand::Purge { id, json })

@@ -47,12 +47,28 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 /// out is [`ServeConfig::default`]. `--listen` wins over the file's `listen`; the file's
 /// `peers` are added by the node itself (`serve::run`).
 fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
+    let defaults = ServeConfig::default();
+    // A flag wins over the environment and the file (already merged in `file`), which win
+    // over the default.
+    let sync_interval = args.sync_interval.or(file.sync_interval);
     let mut config = ServeConfig {
-        mdns: !args.no_mdns,
-        sync_interval: Duration::from_secs(args.sync_interval.max(1)),
+        mdns: !args.no_mdns && file.mdns.unwrap_or(defaults.mdns),
+        sync_interval: sync_interval
+            .map_or(defaults.sync_interval, |s| Duration::from_secs(s.max(1))),
         peers: parse_addrs("peer", &args.peer)?,
-        max_connections_per_ip: args.max_connections_per_ip,
-        ..ServeConfig::default()
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(defaults.max_connections_per_ip),
+        ..defaults
+    };
+    config.metrics = match (args.metrics, &file.metrics) {
+        (Some(addr), _) => Some(addr),
+        // Checked as an address when the file or the environment was read.
+        (None, Some(text)) => Some(text.parse().map_err(|_| {
+            anyhow!("metrics `{text}` is not an address and port such as 127.0.0.1:9464")
+        })?),
+        (None, None) => None,
     };
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
@@ -82,17 +98,25 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     // With no peer configured, libp2p's Kademlia warns at every new listen address that it
     // has no peer to bootstrap from: expected, so not shown as a problem.
     let has_peers = !args.peer.is_empty() || file.as_ref().is_some_and(|f| !f.peers.is_empty());
-    crate::init_logging(if has_peers {
-        &[]
-    } else {
-        &["libp2p_kad::behaviour=error"]
-    });
+    let json_logs = match &args.log_format {
+        Some(format) => format == "json",
+        None => file
+            .as_ref()
+            .is_some_and(|f| f.log_format.as_deref() == Some("json")),
+    };
+    crate::init_logging_as(
+        if has_peers {
+            &[]
+        } else {
+            &["libp2p_kad::behaviour=error"]
+        },
+        json_logs,
+    );
     let opened = Home::open(home)?;
-    let file = opened
-        .config()
-        .with_context(|| format!("cannot read {}", home.join("config.json").display()))?;
+    let file = opened.config().context("cannot read the node's settings")?;
     let mut config = serve_config(&args, &file)?;
     config.announce = true;
+    let web = crate::web::config(&args)?;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = async {
@@ -103,7 +127,16 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
             }
         };
         eprintln!("hedgerow serving {} (author {})", home.display(), opened.key().author());
-        serve::run(&opened, config, shutdown).await
+        let (handle, inbox) = serve::NodeHandle::new();
+        let web = match web {
+            Some(web) => Some(crate::web::start(&opened, handle, web).await?),
+            None => None,
+        };
+        let served = serve::run_with(&opened, config, inbox, shutdown).await;
+        if let Some(web) = web {
+            web.abort();
+        }
+        served.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -291,5 +324,25 @@ mod tests {
                 .contains("config.json's listen `everywhere`"),
             "{error}"
         );
+    }
+
+    /// README: a flag wins over the file (and the environment merged into it), which wins
+    /// over the default.
+    #[test]
+    fn flags_win_over_the_settings_file_which_wins_over_defaults() {
+        let file = HomeConfig {
+            mdns: Some(false),
+            sync_interval: Some(5),
+            max_connections_per_ip: Some(3),
+            ..HomeConfig::default()
+        };
+        let config = serve_config(&parsed(&[]), &file).expect("config");
+        assert!(!config.mdns);
+        assert_eq!(config.sync_interval, Duration::from_secs(5));
+        assert_eq!(config.max_connections_per_ip, 3);
+        let flags = parsed(&["--sync-interval", "9", "--max-connections-per-ip", "7"]);
+        let config = serve_config(&flags, &file).expect("config");
+        assert_eq!(config.sync_interval, Duration::from_secs(9));
+        assert_eq!(config.max_connections_per_ip, 7);
     }
 }

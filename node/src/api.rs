@@ -422,6 +422,43 @@ pub enum Request {
     /// Farm Hack and farmOS imports, `design built`, plain automerge export
     /// ([`crate::interop`]).
     Interop(crate::interop::InteropRequest),
+    /// Import OKH manifests (`hedgerow import okh`).
+    ImportOkh {
+        /// Absolute paths of manifests or of folders holding one at their root.
+        paths: Vec<String>,
+        /// Commons id or prefix; the only one when absent.
+        commons: Option<String>,
+        /// Report what would happen, write nothing.
+        dry_run: bool,
+    },
+    /// A design as an OKH manifest (`hedgerow export okh`).
+    ExportOkh {
+        /// Design id or prefix.
+        id: String,
+        /// `losh` (okh.toml) or `v1` (okh.yml).
+        format: String,
+    },
+    /// Builds a change for a key this node does not hold (a browser's), to be signed by it.
+    ExternalPrepare {
+        /// The key that will sign.
+        author: hedgerow_protocol::AuthorKey,
+        /// What to build.
+        write: crate::external_sign::ExternalWrite,
+    },
+    /// Stores a change [`Request::ExternalPrepare`] built, with the key's signatures.
+    ExternalCommit {
+        /// The change as prepared.
+        prepared: Box<crate::external_sign::Prepared>,
+        /// The signatures over its digests.
+        signatures: Box<crate::external_sign::ExternalSignatures>,
+    },
+    /// Enrols a browser key as a device of this node's person with a `device add` link code.
+    ExternalEnrolDevice {
+        /// The link code.
+        code: String,
+        /// The browser's key.
+        device: hedgerow_protocol::AuthorKey,
+    },
 }
 
 /// A request only a running node can answer (its peers, its pulls); on the control socket it
@@ -902,6 +939,21 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
             crate::fetch_policy::execute(replicas, request)
         }
+        request @ (Request::ImportOkh { .. } | Request::ExportOkh { .. }) => {
+            crate::interop::okh::execute(replicas, request)
+        }
+        Request::ExternalPrepare { author, write } => Ok(Reply::ExternalPrepared(Box::new(
+            replicas.external_prepare(author, write)?,
+        ))),
+        Request::ExternalCommit {
+            prepared,
+            signatures,
+        } => Ok(Reply::ExternalCommitted(
+            replicas.external_commit(&prepared, &signatures)?,
+        )),
+        Request::ExternalEnrolDevice { code, device } => Ok(Reply::DeviceEnrolled(
+            replicas.external_enrol_device(&code, device)?,
+        )),
     }
 }
 

@@ -186,7 +186,7 @@ impl Replicas {
     }
 
     /// The key that certifies devices: the person key, or the device key when it is the person.
-    fn certifier(&self) -> Option<&DeviceKey> {
+    pub(crate) fn certifier(&self) -> Option<&DeviceKey> {
         match (&self.person_key, &self.certificate) {
             (Some(person), _) => Some(person),
             (None, None) if !self.link_pending() => Some(&self.key),

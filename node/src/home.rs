@@ -14,7 +14,8 @@
 //!   random and unrelated to the device key, so a PeerId seen with an IP address names no author.
 //!   Created on first need (homes made before it existed get one on their next start).
 //! - `profile.json`: the display name, location and bio this device signs into each commons' profile.
-//! - `config.json`: bootstrap peers and listen addresses for `serve` (optional).
+//! - `config.toml`: settings for `serve` (optional; see [`crate::config_file`]); `config.json`
+//!   is the previous release's form, read when there is no `config.toml`.
 //! - `store/`: the sled store.
 //! - `control.sock`: the local control channel while `hedgerow serve` runs (mode 0600).
 //! - `serve.lock`: flocked by `hedgerow serve` from before it opens the store until it
@@ -39,7 +40,6 @@ const INSTALL_FILE: &str = "install.json";
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
 const NETWORK_KEY_FILE: &str = "network.key";
 const PROFILE_FILE: &str = "profile.json";
-const CONFIG_FILE: &str = "config.json";
 const SERVE_LOCK: &str = "serve.lock";
 
 /// Longest display name, in bytes.
@@ -85,6 +85,9 @@ pub enum HomeError {
         /// The error.
         source: std::io::Error,
     },
+    /// The settings file or environment holds a bad value.
+    #[error(transparent)]
+    Config(#[from] crate::config_file::ConfigError),
     /// A JSON file does not parse.
     #[error("{path} is not valid: {reason}; fix or delete it")]
     BadFile {
@@ -123,6 +126,21 @@ pub struct HomeConfig {
     /// Which attachments `serve` fetches on its own: hub or farm, per commons.
     #[serde(default)]
     pub fetch: crate::fetch_policy::FetchConfig,
+    /// mDNS discovery on the local network (default on).
+    #[serde(default)]
+    pub mdns: Option<bool>,
+    /// Seconds between catch-up syncs (default 60).
+    #[serde(default)]
+    pub sync_interval: Option<u64>,
+    /// Connections one IP address may hold open at once (default 64).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<usize>,
+    /// `HOST:PORT` to serve Prometheus metrics on (default off).
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// `human` or `json` log lines (default human).
+    #[serde(default)]
+    pub log_format: Option<String>,
 }
 
 /// Where a new home's keys come from.
@@ -387,19 +405,16 @@ impl Home {
         write_synced(&self.root.join(PROFILE_FILE), &json)
     }
 
-    /// `config.json`, or defaults when absent.
+    /// The home's settings ([`read_config`]).
     pub fn config(&self) -> Result<HomeConfig, HomeError> {
         read_config(&self.root)
     }
 }
 
-/// `config.json` of the home at `root`, or defaults when absent.
+/// The settings of the home at `root`: `config.toml` (else the previous release's
+/// `config.json`), with `HEDGEROW_<KEY>` environment variables over it; defaults when absent.
 pub fn read_config(root: &Path) -> Result<HomeConfig, HomeError> {
-    let path = root.join(CONFIG_FILE);
-    if !path.exists() {
-        return Ok(HomeConfig::default());
-    }
-    read_json(&path)
+    Ok(crate::config_file::load(root)?)
 }
 
 /// Replaces the profile of the home at `root` (a running node's, which holds no [`Home`]).

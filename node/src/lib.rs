@@ -18,16 +18,19 @@
 //! - [`blobs`]: attachment bytes named by hash, outside sled, and the files documents carry.
 //! - [`net`]: libp2p transport and behaviour.
 //! - [`times`]: RFC 3339 times in replies.
+//! - [`web`]: the web page `serve --web` serves.
 
 pub mod api;
 pub mod blobs;
 pub mod bundle;
 pub mod communities;
+pub mod config_file;
 pub mod conflicts;
 pub mod control;
 pub mod devices;
 pub mod durable;
 pub mod error_kind;
+pub mod external_sign;
 pub mod fetch_policy;
 pub mod home;
 pub mod interop;
@@ -48,6 +51,7 @@ pub mod store;
 pub mod sync_source;
 pub mod times;
 pub mod verify;
+pub mod web;
 
 pub use home::{Home, HomeError, LocalProfile};
 pub use replicas::{NodeError, Replicas};

@@ -105,6 +105,16 @@ pub enum Reply {
     Pins(Vec<crate::fetch_policy::Pin>),
     /// `import farmhack`, `import farmos-equipment`, `design built`, `export automerge`.
     Interop(crate::interop::InteropReply),
+    /// `import okh`.
+    OkhImported(crate::interop::okh::OkhImported),
+    /// `export okh`.
+    OkhExported(crate::interop::okh::OkhExported),
+    /// A change built for a key this node does not hold (the web page), to be signed.
+    ExternalPrepared(Box<crate::external_sign::Prepared>),
+    /// An externally signed change, stored.
+    ExternalCommitted(crate::external_sign::Committed),
+    /// A browser key enrolled as a device of this node's person.
+    DeviceEnrolled(crate::external_sign::DeviceEnrolled),
 }
 
 impl Reply {

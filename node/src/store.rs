@@ -22,6 +22,7 @@
 //!   store without them has none).
 
 pub mod local_lists;
+pub mod migrate;
 
 use hedgerow_protocol::automerge::ChangeHash;
 use hedgerow_protocol::encoding::{decode, encode, DecodeError};
@@ -105,6 +106,22 @@ pub enum StoreError {
         path: PathBuf,
         /// The format found.
         found: u8,
+    },
+    /// An older format this build has no upgrade for (never written by a release).
+    #[error("the store at {path} has store format {found}, which no release wrote and this build (format {STORE_FORMAT}) cannot upgrade; restore it from a backup or run `hedgerow repair`")]
+    UnknownFormat {
+        /// The store directory.
+        path: PathBuf,
+        /// The format found.
+        found: u8,
+    },
+    /// The copy of an older store, taken before upgrading it, could not be written.
+    #[error("could not back up the store to {path} before upgrading it ({source}); nothing was changed: free some disk space and try again")]
+    Backup {
+        /// The backup directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
 }
 
@@ -361,6 +378,18 @@ impl Store {
                 found,
             });
         }
+        // An older layout is upgraded before anything reads it, a copy taken first.
+        let upgraded = match meta
+            .get("format")
+            .map_err(sled_err)?
+            .and_then(|v| v.first().copied())
+        {
+            Some(found) if found < STORE_FORMAT => {
+                migrate::upgrade(path, &db, found, STORE_FORMAT, migrate::STEPS)?;
+                true
+            }
+            _ => false,
+        };
         let (commons, docs, commons_docs, changes) = (
             tree("commons")?,
             tree("docs")?,
@@ -459,6 +488,9 @@ impl Store {
                     store.save_manifest(found)?;
                 }
             }
+        }
+        if upgraded {
+            store.save_manifest(found)?;
         }
         // A process killed before its flush may have left sled files that were never
         // fsynced (blobs above all) while sled's own flusher made the log that refers to

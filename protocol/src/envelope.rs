@@ -17,7 +17,7 @@ use crate::encoding::{
     DOMAIN_RECORD_ID,
 };
 use crate::genesis::{CommonsId, DocId};
-use crate::identity::{AuthorKey, DeviceKey, InstallTag, Signature, SignatureError};
+use crate::identity::{AuthorKey, DeviceKey, InstallTag, PreparedKey, Signature, SignatureError};
 use automerge::{ActorId, Change};
 use serde::{Deserialize, Serialize};
 
@@ -217,18 +217,43 @@ pub fn verify_change_bytes(
     proof: &ChangeProof,
     bytes: &[u8],
 ) -> Result<Change, EnvelopeError> {
-    if bytes.len() > MAX_CHANGE_BYTES {
-        return Err(EnvelopeError::TooLarge { len: bytes.len() });
-    }
-    proof.author.verify(
-        &signing_digest(commons, &proof.doc, &proof.author, bytes),
-        &proof.signature,
-    )?;
+    verify_signature(commons, proof, bytes)?;
     let change = crate::compact::decode_change(bytes).map_err(|e| EnvelopeError::BadChange {
         reason: e.to_string(),
     })?;
     check_actor(&change, &proof.author, &proof.doc)?;
     Ok(change)
+}
+
+/// Checks a detached proof's size limit and signature over change bytes, without parsing
+/// them: for callers that hold the parsed change already (and check its actor themselves).
+pub fn verify_signature(
+    commons: &CommonsId,
+    proof: &ChangeProof,
+    bytes: &[u8],
+) -> Result<(), EnvelopeError> {
+    verify_signature_with(commons, proof, bytes, &proof.author.prepare()?)
+}
+
+/// [`verify_signature`] with the author's key prepared once by the caller; `key` must be
+/// `proof.author`'s (anything else is refused as a mismatch).
+pub fn verify_signature_with(
+    commons: &CommonsId,
+    proof: &ChangeProof,
+    bytes: &[u8],
+    key: &PreparedKey,
+) -> Result<(), EnvelopeError> {
+    if bytes.len() > MAX_CHANGE_BYTES {
+        return Err(EnvelopeError::TooLarge { len: bytes.len() });
+    }
+    if key.author() != proof.author {
+        return Err(SignatureError::Mismatch(proof.author).into());
+    }
+    key.verify(
+        &signing_digest(commons, &proof.doc, &proof.author, bytes),
+        &proof.signature,
+    )?;
+    Ok(())
 }
 
 /// Checks that `change` was written with the actor bound to `author` in `doc`.

@@ -38,10 +38,65 @@ pub enum SignatureError {
 impl AuthorKey {
     /// Checks `signature` over the 32-byte `digest` (always a domain-separated BLAKE3 hash).
     pub fn verify(&self, digest: &[u8; 32], signature: &Signature) -> Result<(), SignatureError> {
+        self.prepare()?.verify(digest, signature)
+    }
+
+    /// The key decompressed once, to check many signatures of this author (decompressing
+    /// the point is a square root, a sixth of a signature check).
+    pub fn prepare(&self) -> Result<PreparedKey, SignatureError> {
+        count(|w| w.keys += 1);
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey(*self))?;
+        Ok(PreparedKey { author: *self, key })
+    }
+}
+
+thread_local! {
+    /// Signature checks and key decompressions made on this thread (see [`work_counts`]).
+    static WORK: std::cell::Cell<WorkCounts> = const { std::cell::Cell::new(WorkCounts { signatures: 0, keys: 0 }) };
+}
+
+/// Signature work done on one thread: what tests and benchmarks count instead of timing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkCounts {
+    /// ed25519 signatures checked.
+    pub signatures: u64,
+    /// Author keys decompressed to check them.
+    pub keys: u64,
+}
+
+/// The signature work done on the calling thread so far.
+pub fn work_counts() -> WorkCounts {
+    WORK.with(std::cell::Cell::get)
+}
+
+fn count(add: impl FnOnce(&mut WorkCounts)) {
+    WORK.with(|w| {
+        let mut now = w.get();
+        add(&mut now);
+        w.set(now);
+    });
+}
+
+/// An author key ready to check signatures: the same checks as [`AuthorKey::verify`].
+#[derive(Clone, Copy, Debug)]
+pub struct PreparedKey {
+    author: AuthorKey,
+    key: VerifyingKey,
+}
+
+impl PreparedKey {
+    /// The author key.
+    pub fn author(&self) -> AuthorKey {
+        self.author
+    }
+
+    /// Checks `signature` over `digest` with ed25519's strict rules (as [`AuthorKey::verify`]).
+    pub fn verify(&self, digest: &[u8; 32], signature: &Signature) -> Result<(), SignatureError> {
+        count(|w| w.signatures += 1);
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(digest, &sig)
-            .map_err(|_| SignatureError::Mismatch(*self))
+        self.key
+            .verify_strict(digest, &sig)
+            .map_err(|_| SignatureError::Mismatch(self.author))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod compact;
 pub mod coverage;
 pub mod encoding;
 pub mod envelope;
+pub mod external_sign;
 pub mod genesis;
 mod history_rules;
 pub mod identity;

@@ -702,7 +702,8 @@ impl DocReplica {
         }
         let mut proofs = HashMap::new();
         proofs.insert(hash, verified.proof);
-        let mut accepted = self.ingest_set(vec![verified.change], proofs)?;
+        // Its signature was checked over these very bytes just above: not again.
+        let mut accepted = self.ingest_set_verified(vec![verified.change], proofs, Some(hash))?;
         if !self.records.contains_key(&hash) {
             // Refused by the charter gate (or held): said as such, like a refused content change.
             if let Some(refused) = self.newly_refused.iter().find(|r| r.hash == hash) {
@@ -927,6 +928,18 @@ impl DocReplica {
         changes: Vec<Change>,
         proofs: HashMap<ChangeHash, ChangeProof>,
     ) -> Result<Vec<Accepted>, Rejection> {
+        self.ingest_set_verified(changes, proofs, None)
+    }
+
+    /// [`Self::ingest_set`], where the proof of `verified` (if any) was already checked over
+    /// the same change bytes by the caller in this call (an envelope's `verify`), so its
+    /// signature is not checked twice. Nothing is remembered between calls.
+    fn ingest_set_verified(
+        &mut self,
+        changes: Vec<Change>,
+        proofs: HashMap<ChangeHash, ChangeProof>,
+        verified: Option<ChangeHash>,
+    ) -> Result<Vec<Accepted>, Rejection> {
         let fresh: Vec<Change> = changes
             .into_iter()
             .filter(|c| {
@@ -950,7 +963,7 @@ impl DocReplica {
         if missing > 0 {
             return Err(Rejection::MissingDependencies { count: missing });
         }
-        let authors = self.cover(&fresh, &by_hash, &proofs)?;
+        let authors = self.cover(&fresh, &by_hash, &proofs, verified)?;
         let (refused, refused_author) = self.refused_in(&fresh, &authors, &proofs);
         if let Some(author) = refused_author {
             if refused.len() == fresh.len() {
@@ -1059,14 +1072,44 @@ impl DocReplica {
         fresh: &[Change],
         by_hash: &HashMap<ChangeHash, &Change>,
         proofs: &HashMap<ChangeHash, ChangeProof>,
+        verified: Option<ChangeHash>,
     ) -> Result<HashMap<ChangeHash, AuthorKey>, Rejection> {
         let mut signed = Vec::with_capacity(proofs.len());
+        // Each author's key decompressed once for the whole set (a bundle holds many
+        // signatures of few authors).
+        let mut keys: HashMap<AuthorKey, crate::identity::PreparedKey> = HashMap::new();
         for (hash, proof) in proofs {
             let Some(change) = by_hash.get(hash) else {
                 continue;
             };
             self.check_lineage(&proof.doc)?;
-            crate::envelope::verify_change_bytes(&self.commons(), proof, change.raw_bytes())?;
+            // The change is parsed already: only the signature over its bytes is checked
+            // here (parsing it again was a second decode of every signed change).
+            if verified != Some(*hash) {
+                if change.raw_bytes().len() > MAX_CHANGE_BYTES {
+                    return Err(EnvelopeError::TooLarge {
+                        len: change.raw_bytes().len(),
+                    }
+                    .into());
+                }
+                let key = match keys.get(&proof.author) {
+                    Some(key) => *key,
+                    None => {
+                        let key = proof
+                            .author
+                            .prepare()
+                            .map_err(|e| Rejection::Envelope(e.into()))?;
+                        keys.insert(proof.author, key);
+                        key
+                    }
+                };
+                crate::envelope::verify_signature_with(
+                    &self.commons(),
+                    proof,
+                    change.raw_bytes(),
+                    &key,
+                )?;
+            }
             check_actor(change, &proof.author, &proof.doc)?;
             signed.push((*hash, proof.author));
         }
@@ -1193,7 +1236,10 @@ impl DocReplica {
                 let mut proofs = HashMap::new();
                 proofs.insert(hash, pending.proof);
                 // A held change that turns out invalid once its context exists is dropped, as it would have been on arrival.
-                if let Ok(more) = self.ingest_set(vec![pending.change], proofs) {
+                // Its signature was checked when it arrived (held changes come only from
+                // `ingest_envelope`, after `verify`).
+                if let Ok(more) = self.ingest_set_verified(vec![pending.change], proofs, Some(hash))
+                {
                     accepted.extend(more);
                 }
             }

@@ -507,3 +507,23 @@ fn ip(args: &[&str]) -> Result<(), String> {
         ))
     }
 }
+
+impl ServeNode {
+    /// SIGTERM, then its exit status; `None` if it did not exit within `timeout` (it is
+    /// killed then).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: signalling our own child, which has not been waited for yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let status = wait_for(timeout, || child.try_wait().ok().flatten());
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        status
+    }
+}

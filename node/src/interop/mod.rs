@@ -6,6 +6,7 @@
 pub mod automerge_export;
 pub mod farmhack;
 pub mod farmos;
+pub mod okh;
 
 use crate::replicas::{NodeError, Replicas};
 use hedgerow_protocol::interop::provenance::ImportRecord;

@@ -11,12 +11,15 @@
 
 mod actor;
 mod blob_local;
+mod changes;
 pub use blob_local::remove_stale_outboards;
+pub use changes::{DocChange, CHANGE_FEED_CAPACITY};
 pub mod blobs;
 mod control_server;
 mod handle;
 mod link;
 mod local;
+pub mod metrics;
 pub mod peers;
 mod service;
 #[cfg(test)]
@@ -34,7 +37,7 @@ pub use service::{
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
-    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes,
+    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, OverQuota, StatusBytes,
 };
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};
@@ -65,6 +68,8 @@ pub struct ServeConfig {
     /// Print each address the node listens on, with `/p2p/` and its peer id (what others
     /// give `--peer`), to standard error as it comes up: `hedgerow serve` does.
     pub announce: bool,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServeConfig {
@@ -82,6 +87,7 @@ impl Default for ServeConfig {
             max_connections_per_ip: peers::DEFAULT_CONNECTIONS_PER_IP,
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
             announce: false,
+            metrics: None,
         }
     }
 }
@@ -108,6 +114,14 @@ pub enum ServeError {
     StoreBusy {
         /// The store directory.
         path: std::path::PathBuf,
+    },
+    /// The metrics address could not be bound.
+    #[error("--metrics {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
     },
     /// A bad address in the configuration.
     #[error("`{0}` in config.json is not a valid multiaddress (e.g. /ip4/192.0.2.7/tcp/4717/p2p/12D3Koo...)")]
@@ -196,6 +210,7 @@ fn actor_on(
     for addr in remembered {
         book.add_target(addr, now);
     }
+    let limits = crate::blobs::files::limits_at(&replicas.home_root)?;
     let mut service = Service::new(
         ServiceConfig {
             local_peer: *swarm.local_peer_id(),
@@ -206,6 +221,7 @@ fn actor_on(
         book,
         now,
     )?;
+    service.set_blob_serve_limits(limits.serve_limits());
     if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
         tracing::warn!(
             "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"
@@ -271,6 +287,7 @@ pub async fn run_with(
         }
     }
     let mut actor = start_actor(replicas, home, &config, config.listen.clone(), remembered)?;
+    actor.announce_changes(inbox.handle.change_feed());
     let socket = home.control_socket();
     let control = control_server::start(&socket, inbox.handle.clone()).map_err(|source| {
         ServeError::Control {
@@ -278,6 +295,28 @@ pub async fn run_with(
             source,
         }
     })?;
+    // libp2p's metrics (named libp2p_*) are recorded from every swarm event; the registry is shared with the
+    // scrape task once they are registered.
+    let mut recorder = None;
+    let mut metrics_task = None;
+    if let Some(addr) = config.metrics {
+        let listener = metrics::bind(addr)
+            .await
+            .map_err(|source| ServeError::Metrics { addr, source })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let mut registry = prometheus_client::registry::Registry::default();
+        recorder = Some(libp2p::metrics::Metrics::new(&mut registry));
+        let registry = std::sync::Arc::new(registry);
+        metrics_task = Some(tokio::spawn(metrics::serve(
+            listener,
+            inbox.handle.clone(),
+            registry,
+        )));
+        if config.announce {
+            eprintln!("metrics at http://{bound}/metrics");
+        }
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
     tokio::pin!(shutdown);
     let local_peer = *actor.swarm.local_peer_id();
     loop {
@@ -290,6 +329,9 @@ pub async fn run_with(
                         eprintln!("listening on {full}");
                     }
                 }
+                if let Some(recorder) = &recorder {
+                    libp2p::metrics::Recorder::record(recorder, &event);
+                }
                 actor.on_swarm_event(event)
             }
             Some(call) = inbox.calls.recv() => actor.call(call),
@@ -298,6 +340,9 @@ pub async fn run_with(
         }
     }
     control.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // Gone already if the node never got to listen; nothing to clean up then.
     let _ = std::fs::remove_file(&socket);
     actor.service.local_mut().save_snapshots()?;

@@ -7,6 +7,7 @@
 
 pub mod farmhack;
 pub mod farmos;
+pub mod okh;
 pub mod provenance;
 
 /// Strips HTML tags and decodes the few entities scraped pages carry, keeping paragraph breaks.
