@@ -98,7 +98,11 @@ fn timed_verify(bin: &Path, home: &Path) -> Result<(f64, u64)> {
     // SAFETY: waits for our own child, with valid pointers to locals.
     let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let seconds = start.elapsed().as_secs_f64();
-    ensure!(got == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    ensure!(
+        got == pid,
+        "wait4 failed: {}",
+        std::io::Error::last_os_error()
+    );
     ensure!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "hedgerow verify failed (status {status})"
@@ -139,7 +143,11 @@ fn blake3_files(files: &[PathBuf]) -> Result<f64> {
                 .file_name()
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_default();
-        ensure!(hash.to_hex().as_str() == name, "{} does not hash to its name", path.display());
+        ensure!(
+            hash.to_hex().as_str() == name,
+            "{} does not hash to its name",
+            path.display()
+        );
     }
     Ok(start.elapsed().as_secs_f64())
 }
@@ -169,7 +177,11 @@ pub fn measure(bin: &Path, mb: u64, workdir: &Path) -> Result<VerifyFigures> {
         let source = workdir.join(format!("part-{seed}.bin"));
         random_file(&source, size << 20, seed)?;
         let path = source.to_string_lossy().to_string();
-        hedgerow(bin, &home, &["design", "attach", &design, &path, "--role", "cad"])?;
+        hedgerow(
+            bin,
+            &home,
+            &["design", "attach", &design, &path, "--role", "cad"],
+        )?;
         std::fs::remove_file(&source)?;
         left -= size;
         seed += 1;
@@ -179,7 +191,11 @@ pub fn measure(bin: &Path, mb: u64, workdir: &Path) -> Result<VerifyFigures> {
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
-    ensure!(bytes == mb << 20, "{bytes} bytes of blobs, {} expected", mb << 20);
+    ensure!(
+        bytes == mb << 20,
+        "{bytes} bytes of blobs, {} expected",
+        mb << 20
+    );
 
     let mut verify_s = f64::MAX;
     let mut verify_rss = 0;

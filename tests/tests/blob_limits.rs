@@ -83,7 +83,11 @@ fn write_config(home: &TestHome, config: Value) {
 }
 
 /// A design with one file per `(name, len)`; its id and the files' bytes.
-fn design_with_files(home: &TestHome, title: &str, files: &[(&str, usize)]) -> (String, Vec<Vec<u8>>) {
+fn design_with_files(
+    home: &TestHome,
+    title: &str,
+    files: &[(&str, usize)],
+) -> (String, Vec<Vec<u8>>) {
     let design = hedgerow_tests::id(&home.json(&["design", "new", title]));
     let dir = tempfile::tempdir().expect("temp dir");
     let mut out = Vec::new();
@@ -135,27 +139,43 @@ fn fetches_stop_at_the_commons_quota_and_write_nothing_past_it() {
         hub.status()
     );
     let status = transfers(&hub);
-    let refused = status["over_quota"][0]["hash"].as_str().expect("hash").to_string();
+    let refused = status["over_quota"][0]["hash"]
+        .as_str()
+        .expect("hash")
+        .to_string();
     let error = status["over_quota"][0]["error"].as_str().expect("error");
-    assert!(error.contains("quota") && error.contains(&commons), "{error}");
+    assert!(
+        error.contains("quota") && error.contains(&commons),
+        "{error}"
+    );
     assert_eq!(status["wanted"], json!(0), "{status}");
     assert!(!held_path(hub.path(), &refused).exists());
     assert!(!partial_path(hub.path(), &refused).exists());
 
     let farm_home = TestHome::init("Fay");
     farm_home.json(&["commons", "join", &commons]);
-    write_config(&farm_home, json!({"files": {"commons_quota_bytes": 250_000}}));
+    write_config(
+        &farm_home,
+        json!({"files": {"commons_quota_bytes": 250_000}}),
+    );
     let farm = ServeNode::start(farm_home, &[&origin]);
     converge(&[&origin, &farm], WAIT);
     let out = farm.run(&["fetch", &design, "--json"]);
     assert!(!out.status.success(), "a fetch past the quota must fail");
     let reply: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(reply["fetched"].as_array().map(Vec::len), Some(1), "{reply}");
+    assert_eq!(
+        reply["fetched"].as_array().map(Vec::len),
+        Some(1),
+        "{reply}"
+    );
     let failed = reply["failed"].as_array().expect("failed");
     assert_eq!(failed.len(), 2, "{reply}");
     for entry in failed {
         let hash = entry["hash"].as_str().expect("hash");
-        assert!(entry["error"].as_str().is_some_and(|e| e.contains("quota")), "{entry}");
+        assert!(
+            entry["error"].as_str().is_some_and(|e| e.contains("quota")),
+            "{entry}"
+        );
         assert!(!held_path(farm.path(), hash).exists());
         assert!(!partial_path(farm.path(), hash).exists());
     }
@@ -168,7 +188,10 @@ fn fetches_stop_at_the_commons_quota_and_write_nothing_past_it() {
         .map(|(name, _)| name)
         .expect("a refused file");
     let err = farm.fail(&["design", "file", &design, name]);
-    assert!(err.contains("quota") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("quota") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert_eq!(transfers(&farm)["bytes_received"], json!(200_000));
 }
 
@@ -210,7 +233,11 @@ fn a_peer_over_its_share_hears_busy_and_takes_the_rest_from_another_holder() {
     assert_eq!(from_hub1 + from_hub2, big.len() as u64, "{a}");
     assert!(transfers(&hub1)["busy_sent"].as_u64() >= Some(1));
     assert_eq!(hub1.status()["banned_peers"], json!(0));
-    assert_eq!(farm_a.status()["banned_peers"], json!(0), "Busy is no offence");
+    assert_eq!(
+        farm_a.status()["banned_peers"],
+        json!(0),
+        "Busy is no offence"
+    );
 
     // Another peer is served by hub1 meanwhile; A, over its share, still hears Busy.
     let farm_b = ServeNode::start(TestHome::init("Farm B"), &[&hub1]);
@@ -257,13 +284,20 @@ fn a_blob_held_by_two_hubs_comes_from_both_and_arrives_whole() {
     let size = data.len() as u64;
     assert_eq!(status["bytes_received"], json!(size));
     assert_eq!(status["bad_responses"], json!(0));
-    let from = |node: &ServeNode| status["received_from"][node.peer_id()].as_u64().unwrap_or(0);
+    let from = |node: &ServeNode| {
+        status["received_from"][node.peer_id()]
+            .as_u64()
+            .unwrap_or(0)
+    };
     assert!(from(&hub1) > 0 && from(&hub2) > 0, "{status}");
     assert_eq!(from(&hub1) + from(&hub2), size, "{status}");
     // Each hub says it sent what the farm verified of it (proofs beside the data).
     for hub in [&hub1, &hub2] {
         let sent = transfers(hub)["bytes_sent"].as_u64().unwrap_or(0);
-        assert!(sent >= from(hub) && sent <= from(hub) + from(hub) / 100, "{sent}");
+        assert!(
+            sent >= from(hub) && sent <= from(hub) + from(hub) / 100,
+            "{sent}"
+        );
     }
 }
 
@@ -310,9 +344,16 @@ fn attach_refuses_a_file_past_the_quota_or_the_limit_before_reading_it() {
     age_atime(&big);
     let before = atime(&big);
     let err = home.fail(&["design", "attach", &design, big.to_str().expect("utf-8")]);
-    assert!(err.contains("quota") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("quota") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     if atime_works {
-        assert_eq!(atime(&big), before, "the file was read before it was refused");
+        assert_eq!(
+            atime(&big),
+            before,
+            "the file was read before it was refused"
+        );
     }
     let leftovers: Vec<_> = std::fs::read_dir(home.path().join("blobs"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
@@ -323,7 +364,10 @@ fn attach_refuses_a_file_past_the_quota_or_the_limit_before_reading_it() {
     write_config(&home, json!({"files": {"max_file_bytes": 32 << 20}}));
     age_atime(&big);
     let err = home.fail(&["design", "attach", &design, big.to_str().expect("utf-8")]);
-    assert!(err.contains("limit") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("limit") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     if atime_works {
         assert_eq!(atime(&big), before);
     }

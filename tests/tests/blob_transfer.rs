@@ -604,7 +604,8 @@ fn field_photos_cross_a_64_kbit_link_that_drops_every_ten_seconds() {
     );
     farm.json(&["pin", &design]);
     assert!(
-        wait_until(Duration::from_secs(100), || held(&farm) == data.len() as u64),
+        wait_until(Duration::from_secs(100), || held(&farm)
+            == data.len() as u64),
         "the photos did not all arrive: {}",
         farm.status()
     );
@@ -623,6 +624,10 @@ fn field_photos_cross_a_64_kbit_link_that_drops_every_ten_seconds() {
         on_link as f64 / total as f64
     );
     assert!(cuts >= 1, "the transfer ended before the first cut");
-    assert_eq!(status["bytes_received"], json!(total), "a byte was written twice");
+    assert_eq!(
+        status["bytes_received"],
+        json!(total),
+        "a byte was written twice"
+    );
     assert_eq!(status["bad_responses"], json!(0));
 }
