@@ -371,11 +371,8 @@ impl BlobTransfers {
                 let counted = self.counters.received_from.len() < MAX_PEERS_COUNTED
                     || self.counters.received_from.contains_key(&asked.peer);
                 if counted && got.end > got.start {
-                    *self
-                        .counters
-                        .received_from
-                        .entry(asked.peer)
-                        .or_default() += got.end - got.start;
+                    *self.counters.received_from.entry(asked.peer).or_default() +=
+                        got.end - got.start;
                 }
             }
             Err(TransferError::Refused(BlobRefusal::Busy)) => {

@@ -35,7 +35,7 @@ pub use service::{
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
-    BlobTransferStatus, ConnectedPeer, OverQuota, HeldCommons, JoinReply, NodeStatus, StatusBytes,
+    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, OverQuota, StatusBytes,
 };
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};

@@ -227,7 +227,10 @@ mod tests {
             at += MAX_BUSY_BACKOFF;
         }
         assert!(busy.is_busy(&a, at - Duration::from_millis(1)));
-        assert!(!busy.is_busy(&a, at), "never longer than the longest back-off");
+        assert!(
+            !busy.is_busy(&a, at),
+            "never longer than the longest back-off"
+        );
         busy.served(&a);
         assert!(!busy.is_busy(&a, at - Duration::from_millis(1)));
     }
