@@ -79,6 +79,9 @@ enum Mode {
         home: PathBuf,
         #[arg(long, default_value_t = usize::MAX)]
         cap: usize,
+        /// Replay by one path only (`bundle` or `envelope`), for profiling it alone.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Measure cold start on a home's store.
     #[command(hide = true)]
@@ -141,8 +144,8 @@ fn main() -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
-        Some(Mode::LocalApply { home, cap }) => {
-            println!("{}", local::apply_child(home, *cap)?);
+        Some(Mode::LocalApply { home, cap, only }) => {
+            println!("{}", local::apply_child(home, *cap, only.as_deref())?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::LocalColdStart { home }) => {

@@ -37,6 +37,8 @@ pub(crate) struct Actor {
     next_id: u64,
     /// When the service asked to be woken.
     pub(crate) wake: Instant,
+    /// Where the documents that took changes are announced (the web page's live updates).
+    changes: Option<tokio::sync::broadcast::Sender<super::DocChange>>,
 }
 
 impl Actor {
@@ -61,10 +63,20 @@ impl Actor {
             next_id: 0,
             // The first timer runs at once: it dials the bootstrap peers.
             wake: now,
+            changes: None,
         };
         let outputs = actor.service.start(now);
         actor.apply(outputs);
         actor
+    }
+
+    /// Announces on `feed` each document that takes changes from now on.
+    pub(crate) fn announce_changes(
+        &mut self,
+        feed: tokio::sync::broadcast::Sender<super::DocChange>,
+    ) {
+        self.service.local_mut().watch_changes();
+        self.changes = Some(feed);
     }
 
     fn next_id(&mut self) -> u64 {
@@ -100,6 +112,12 @@ impl Actor {
         while let Some(output) = queue.pop_front() {
             if let Some(input) = self.carry_out(output) {
                 queue.extend(self.service.handle(input, Instant::now()));
+            }
+        }
+        if let Some(feed) = &self.changes {
+            for change in self.service.local_mut().take_changed() {
+                // No listener (no page open) is not a failure.
+                let _ = feed.send(change);
             }
         }
     }

@@ -11,7 +11,9 @@
 
 mod actor;
 mod blob_local;
+mod changes;
 pub use blob_local::remove_stale_outboards;
+pub use changes::{DocChange, CHANGE_FEED_CAPACITY};
 pub mod blobs;
 mod control_server;
 mod handle;
@@ -285,6 +287,7 @@ pub async fn run_with(
         }
     }
     let mut actor = start_actor(replicas, home, &config, config.listen.clone(), remembered)?;
+    actor.announce_changes(inbox.handle.change_feed());
     let socket = home.control_socket();
     let control = control_server::start(&socket, inbox.handle.clone()).map_err(|source| {
         ServeError::Control {
