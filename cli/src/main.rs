@@ -22,8 +22,9 @@ mod web;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
-    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, ExportCommand, ImportCommand,
-    HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
+    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
+    ExportCommand, HistoryArgs, ImportCommand, KeyCommand, ModerateCommand, NoteCommand,
+    ProfileCommand, SearchArgs,
 };
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
