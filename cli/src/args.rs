@@ -248,6 +248,10 @@ pub enum ConfigCommand {
 pub enum ImportCommand {
     /// OKH manifests (okh.toml, okh.yml) or hardware repositories holding one at their root.
     Okh(crate::interop_okh::ImportOkhArgs),
+    /// Farm Hack tool pages (a JSON scrape of farmhack.org) as designs; comments as notes.
+    Farmhack(crate::interop_farm::FarmhackArgs),
+    /// farmOS equipment (its asset CSV export): link rows to designs as "built" records.
+    FarmosEquipment(crate::interop_farm::FarmosArgs),
 }
 
 /// `hedgerow export FORMAT ...`.
@@ -255,6 +259,8 @@ pub enum ImportCommand {
 pub enum ExportCommand {
     /// A design as an OKH manifest (OKH-LOSH okh.toml, or OKH v1 okh.yml).
     Okh(crate::interop_okh::ExportOkhArgs),
+    /// A document in automerge's own saved format, any automerge program loads it; its signatures beside it.
+    Automerge(crate::interop_farm::AutomergeArgs),
 }
 
 /// Person key commands.
@@ -314,6 +320,14 @@ pub struct ServeArgs {
     /// Log lines as human text or one JSON object each (RUST_LOG or HEDGEROW_LOG filter them).
     #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
     pub log_format: Option<String>,
+    /// Serve the web page at ADDR too (alone: 127.0.0.1:4718, this machine only; 0.0.0.0:4718
+    /// lets phones on the local network in).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = hedgerow_node::web::DEFAULT_WEB_ADDR)]
+    pub web: Option<String>,
+    /// Serve the web page with no write endpoint (a public hub): `--web-read-only` alone uses
+    /// --web's default address.
+    #[arg(long)]
+    pub web_read_only: bool,
 }
 
 /// `--json` output switch.
@@ -670,6 +684,8 @@ pub enum DesignCommand {
     Conflicts(ConflictsArgs),
     /// Settle a conflict on one field with a signed change: take one side's version, or write new text.
     Resolve(ResolveArgs),
+    /// Record that you built this design, optionally as a farmOS equipment asset.
+    Built(crate::interop_farm::BuiltArgs),
 }
 
 /// Event commands.

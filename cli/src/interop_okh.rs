@@ -51,11 +51,15 @@ pub fn import(home: &Path, args: ImportOkhArgs) -> Result<ExitCode> {
     for path in &args.paths {
         let abs = std::path::absolute(path)
             .with_context(|| format!("cannot resolve the path {}", path.display()))?;
-        let text = abs.to_str().map(str::to_string).with_context(|| {
-            format!("{} is not valid UTF-8; rename it", abs.display())
-        })?;
+        let text = abs
+            .to_str()
+            .map(str::to_string)
+            .with_context(|| format!("{} is not valid UTF-8; rename it", abs.display()))?;
         if !abs.exists() {
-            bail!("{} does not exist; give an okh.toml, an okh.yml or a folder holding one", path.display());
+            bail!(
+                "{} does not exist; give an okh.toml, an okh.yml or a folder holding one",
+                path.display()
+            );
         }
         paths.push(text);
     }
@@ -101,7 +105,11 @@ fn print_import(reply: &Value) {
         println!(
             "{manifest} ({}{version}): {outcome}{}{}",
             str_of(m, "format"),
-            if design.is_empty() { String::new() } else { format!(" design {design}") },
+            if design.is_empty() {
+                String::new()
+            } else {
+                format!(" design {design}")
+            },
             match m["edits"].as_u64() {
                 Some(0) | None => String::new(),
                 Some(n) => format!(", {n} field edits in one change"),
@@ -170,7 +178,10 @@ pub fn export(home: &Path, args: ExportOkhArgs) -> Result<ExitCode> {
             if out.exists() && !args.force {
                 bail!("{} exists; pass --force to replace it", out.display());
             }
-            let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = out
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let mut temp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("cannot write in {}", dir.display()))?;
             temp.write_all(text.as_bytes())

@@ -9,6 +9,7 @@ mod edits;
 mod fetch;
 mod files;
 mod hint;
+mod interop_farm;
 mod interop_okh;
 mod keys;
 mod local_blocks;
@@ -18,11 +19,13 @@ mod ops;
 mod output;
 mod plan;
 mod unknown_command;
+mod web;
 
 use anyhow::{anyhow, Context, Result};
 use args::{
-    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand, ExportCommand, ImportCommand,
-    HistoryArgs, KeyCommand, ModerateCommand, NoteCommand, ProfileCommand, SearchArgs,
+    BlameArgs, Cli, Command, CommonsCommand, DesignCommand, DeviceCommand, EventCommand,
+    ExportCommand, HistoryArgs, ImportCommand, KeyCommand, ModerateCommand, NoteCommand,
+    ProfileCommand, SearchArgs,
 };
 use hedgerow_node::api::{execute, NodeRequest, Request};
 use hedgerow_node::control::{self, ControlError, ControlReply, NodeRefusal};
@@ -339,6 +342,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             return export_plan(&home, id, &format, version, to);
         }
+        Command::Import(args::ImportCommand::Farmhack(a)) => {
+            return interop_farm::farmhack(&home, a)
+        }
+        Command::Import(args::ImportCommand::FarmosEquipment(a)) => {
+            return interop_farm::farmos(&home, a)
+        }
+        Command::Export(args::ExportCommand::Automerge(a)) => {
+            return interop_farm::automerge(&home, a)
+        }
+        Command::Design(DesignCommand::Built(a)) => return interop_farm::built(&home, a),
         Command::Profile(c) => profile_request(c)?,
         Command::Design(c) => match files::FileCommand::of_design(c) {
             Ok(files) => return files::run(&home, DocKind::Design, files),
@@ -906,6 +919,7 @@ fn design_request(command: DesignCommand) -> Result<(Request, Print, bool)> {
         | DesignCommand::Files(_)
         | DesignCommand::File(_)
         | DesignCommand::Detach(_) => return Err(anyhow!("file commands are run by files::run")),
+        DesignCommand::Built(_) => return Err(anyhow!("`design built` is run by interop_farm")),
     })
 }
 

@@ -715,6 +715,21 @@ pub fn history(value: &Value) {
         )
     );
     println!("{}", plural(rows.len() as u64, "change"));
+    // Imported changes are signed by their importer but written by others: say whose they are.
+    for row in &rows_in {
+        if let Some(imported) = row.get("imported").filter(|v| v.is_object()) {
+            println!(
+                "{}: {} on {}, signed by its importer {}",
+                short(row, "hash", 12),
+                s(imported, "summary"),
+                imported.get("at").map(when).unwrap_or_default(),
+                named(
+                    raw(row, "person"),
+                    row.get("author_name").and_then(Value::as_str)
+                ),
+            );
+        }
+    }
 }
 
 /// `, on DEVICE` when the row names the device a person wrote from.

@@ -419,6 +419,9 @@ pub enum Request {
     },
     /// The pinned designs (`hedgerow pins`).
     Pins,
+    /// Farm Hack and farmOS imports, `design built`, plain automerge export
+    /// ([`crate::interop`]).
+    Interop(crate::interop::InteropRequest),
     /// Import OKH manifests (`hedgerow import okh`).
     ImportOkh {
         /// Absolute paths of manifests or of folders holding one at their root.
@@ -930,6 +933,9 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
         | Request::FileFind { .. }
         | Request::FileDetach { .. }
         | Request::Gc) => crate::blobs::files::execute(replicas, request),
+        Request::Interop(request) => {
+            Ok(Reply::Interop(crate::interop::execute(replicas, request)?))
+        }
         request @ (Request::Pin { .. } | Request::Unpin { .. } | Request::Pins) => {
             crate::fetch_policy::execute(replicas, request)
         }

@@ -34,6 +34,10 @@ pub struct HistoryEntry {
     pub signature: &'static str,
     /// The document the change was made in (differs from the document for a fork's inherited history).
     pub made_in: DocId,
+    /// The import this change wrote, on whose behalf, when it carries a provenance record
+    /// naming its signer (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<crate::interop::ImportShown>,
 }
 
 /// One attributed part of a field.
@@ -100,7 +104,8 @@ impl Replicas {
                 },
                 None => (AuthorKey([0; 32]), "INVALID", replica.id()),
             };
-            rows.push((hash, author, signature, made_in, meta.timestamp));
+            let imported = crate::interop::record_of(meta.message.as_deref(), &author);
+            rows.push((hash, author, signature, made_in, meta.timestamp, imported));
         }
         let fields: Vec<Vec<String>> = rows
             .iter()
@@ -108,7 +113,9 @@ impl Replicas {
             .collect();
         let attribution = self.attribution(commons);
         let mut out = Vec::with_capacity(rows.len());
-        for ((hash, author, signature, made_in, time), fields) in rows.into_iter().zip(fields) {
+        for ((hash, author, signature, made_in, time, imported), fields) in
+            rows.into_iter().zip(fields)
+        {
             let person = attribution.person(author);
             out.push(HistoryEntry {
                 hash: hash.to_string(),
@@ -120,6 +127,7 @@ impl Replicas {
                 fields,
                 signature,
                 made_in,
+                imported,
             });
         }
         Ok(out)

@@ -180,6 +180,9 @@ pub enum NodeError {
     /// A conflict could not be resolved as asked.
     #[error(transparent)]
     Conflict(#[from] crate::conflicts::ConflictError),
+    /// An import or export failed as a whole.
+    #[error(transparent)]
+    Interop(#[from] crate::interop::InteropError),
     /// A write signed by a key this node does not hold was refused (see [`crate::external_sign`]).
     #[error(transparent)]
     External(#[from] crate::external_sign::ExternalError),
@@ -275,6 +278,9 @@ pub struct Replicas {
     pub(crate) refusals: std::collections::BTreeMap<String, u64>,
     /// Refused changes of the ingest under way.
     last_refused: Vec<RefusedChange>,
+    /// Documents that took changes since the last [`Replicas::take_changed`], once a running
+    /// node watches them ([`Replicas::watch_changes`]); `None` otherwise.
+    changed: Option<HashMap<DocId, crate::serve::DocChange>>,
 }
 
 /// Current unix time in seconds.
@@ -313,6 +319,7 @@ impl Replicas {
             charters: HashMap::new(),
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
+            changed: None,
         };
         // Each commons' charter, evaluated once: listing and serving read it. A store damaged
         // on disk still opens (for `verify` and `repair` to say what is wrong).
@@ -324,6 +331,19 @@ impl Replicas {
         }
         replicas.load_local_lists()?;
         Ok(replicas)
+    }
+
+    /// From now on, records each document that takes changes, for [`Self::take_changed`].
+    pub fn watch_changes(&mut self) {
+        self.changed.get_or_insert_with(HashMap::new);
+    }
+
+    /// The documents that took changes since the last call (none unless watched).
+    pub fn take_changed(&mut self) -> Vec<crate::serve::DocChange> {
+        match &mut self.changed {
+            Some(changed) => changed.drain().map(|(_, change)| change).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The underlying store.
@@ -486,18 +506,49 @@ impl Replicas {
         self.create_with_genesis(genesis, new, edits)
     }
 
+    /// [`Replicas::create_doc`] with an automerge message on the first change (an import's
+    /// provenance record).
+    pub fn create_doc_with_message(
+        &mut self,
+        commons: CommonsId,
+        new: &NewDocument,
+        edits: &[Edit],
+        message: String,
+    ) -> Result<DocId, NodeError> {
+        let genesis = DocGenesis {
+            commons,
+            kind: new.kind,
+            creator: self.author(),
+            created_at: now_unix(),
+            nonce: random_nonce(),
+            fork: None,
+        }
+        .sign(&self.key);
+        self.create_with_message(genesis, new, edits, Some(message))
+    }
+
     fn create_with_genesis(
         &mut self,
         genesis: Signed<DocGenesis>,
         new: &NewDocument,
         edits: &[Edit],
     ) -> Result<DocId, NodeError> {
+        self.create_with_message(genesis, new, edits, None)
+    }
+
+    fn create_with_message(
+        &mut self,
+        genesis: Signed<DocGenesis>,
+        new: &NewDocument,
+        edits: &[Edit],
+        message: Option<String>,
+    ) -> Result<DocId, NodeError> {
         self.check_local_write(&genesis.body, 1)?;
         let mut replica = DocReplica::new(genesis.clone())?;
         let id = replica.id();
         let ctx = self.edit_context();
         let kind = new.kind;
-        let (_, made) = replica.edit(&self.key, ctx.now_unix, |tx| {
+        let (_, made) = replica.edit_with_message(&self.key, ctx.now_unix, message, |tx| {
             schema::init_document(tx, new).map_err(EditError::from)?;
             for edit in edits {
                 schema::apply_edit(tx, kind, edit, &ctx)?;
@@ -521,6 +572,17 @@ impl Replicas {
         id: &DocId,
         edits: &[Edit],
     ) -> Result<Option<ChangeHash>, NodeError> {
+        self.edit_doc_with_message(id, edits, None)
+    }
+
+    /// [`Replicas::edit_doc`] with an automerge message on the change (an import's
+    /// provenance record); nothing is written when the edits change nothing.
+    pub fn edit_doc_with_message(
+        &mut self,
+        id: &DocId,
+        edits: &[Edit],
+        message: Option<String>,
+    ) -> Result<Option<ChangeHash>, NodeError> {
         let ctx = self.edit_context();
         let (genesis, next_seq) = {
             let replica = self.replica_mut(id)?;
@@ -539,7 +601,7 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         let kind = replica.kind();
-        let (_, made) = replica.edit(&self.key, ctx.now_unix, |tx| {
+        let (_, made) = replica.edit_with_message(&self.key, ctx.now_unix, message, |tx| {
             for edit in edits {
                 schema::apply_edit(tx, kind, edit, &ctx)?;
             }
@@ -737,6 +799,9 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         let excluded = replica.take_excluded();
+        if let Some(changed) = &mut self.changed {
+            changed.insert(*id, crate::serve::DocChange::of(*id, replica));
+        }
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,

@@ -103,6 +103,8 @@ pub enum Reply {
     Gc(crate::blobs::files::GcReport),
     /// `pin`, `unpin`, `pins`.
     Pins(Vec<crate::fetch_policy::Pin>),
+    /// `import farmhack`, `import farmos-equipment`, `design built`, `export automerge`.
+    Interop(crate::interop::InteropReply),
     /// `import okh`.
     OkhImported(crate::interop::okh::OkhImported),
     /// `export okh`.

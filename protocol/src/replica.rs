@@ -754,6 +754,22 @@ impl DocReplica {
         E: std::error::Error + 'static,
         F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<O, E>,
     {
+        self.edit_with_message(key, now_unix, None, edit)
+    }
+
+    /// [`DocReplica::edit`] with an automerge change message, signed with the change (an
+    /// import's provenance record, see [`crate::interop::provenance`]).
+    pub fn edit_with_message<O, E, F>(
+        &mut self,
+        key: &DeviceKey,
+        now_unix: i64,
+        message: Option<String>,
+        edit: F,
+    ) -> Result<(O, Option<LocalChange>), EditFailure<E>>
+    where
+        E: std::error::Error + 'static,
+        F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<O, E>,
+    {
         let author = key.author();
         if self.kind() == DocKind::Profile && author != self.genesis.body.creator {
             return Err(EditFailure::Invalid(Rejection::NotProfileOwner {
@@ -766,7 +782,16 @@ impl DocReplica {
             .set_actor(actor_for_install(&author, &self.id, &key.install()));
         let outcome = self
             .doc
-            .transact_with(|_| CommitOptions::default().with_time(now_unix), edit)
+            .transact_with(
+                |_| {
+                    let options = CommitOptions::default().with_time(now_unix);
+                    match message {
+                        Some(message) => options.with_message(message),
+                        None => options,
+                    }
+                },
+                edit,
+            )
             .map_err(|failure| EditFailure::Refused(failure.error))?;
         let Some(hash) = outcome.hash else {
             return Ok((outcome.result, None));

@@ -117,7 +117,9 @@ pub fn manifests_at(path: &Path) -> Vec<PathBuf> {
                         .unwrap_or_default();
                     p.is_file()
                         && (name == "okh.toml"
-                            || ((name == "okh.yml" || name == "okh.yaml" || name.starts_with("okh-"))
+                            || ((name == "okh.yml"
+                                || name == "okh.yaml"
+                                || name.starts_with("okh-"))
                                 && (name.ends_with(".yml") || name.ends_with(".yaml"))))
                 })
                 .collect()
@@ -242,9 +244,7 @@ impl Replicas {
                 };
                 hash_reader(&mut reader, &path)?
             } else {
-                let added = store
-                    .add_file(&path, max)
-                    ?;
+                let added = store.add_file(&path, max)?;
                 if added.new {
                     stored_new.push(added.hash);
                 }
@@ -275,7 +275,10 @@ impl Replicas {
                 unmap(&mut report, file);
                 report.dropped.push(okh::Dropped {
                     key: file.key.clone(),
-                    reason: format!("another file of this manifest is already named `{}`", new.name),
+                    reason: format!(
+                        "another file of this manifest is already named `{}`",
+                        new.name
+                    ),
                 });
                 continue;
             }
@@ -290,7 +293,11 @@ impl Replicas {
         }
         let existing = self.find_imported(&commons, &draft)?;
         let current = match existing {
-            Some(id) => Some(schema::render(self.replica(&id)?.doc(), DocKind::Design, None)),
+            Some(id) => Some(schema::render(
+                self.replica(&id)?.doc(),
+                DocKind::Design,
+                None,
+            )),
             None => None,
         };
         let edits = plan_edits(&draft, &resolved, current.as_ref());
@@ -314,7 +321,11 @@ impl Replicas {
         }
         let written = match existing {
             None => self
-                .create_doc(commons, &NewDocument::new(DocKind::Design, draft.name.clone()), &edits)
+                .create_doc(
+                    commons,
+                    &NewDocument::new(DocKind::Design, draft.name.clone()),
+                    &edits,
+                )
                 .map(|id| (Some(id), Some(String::new()))),
             Some(_) if edits.is_empty() => Ok((existing, None)),
             Some(id) => self
@@ -362,7 +373,11 @@ impl Replicas {
     }
 
     /// Design `id` as an OKH manifest.
-    pub fn export_okh(&mut self, id: &DocId, format: ExportFormat) -> Result<OkhExported, NodeError> {
+    pub fn export_okh(
+        &mut self,
+        id: &DocId,
+        format: ExportFormat,
+    ) -> Result<OkhExported, NodeError> {
         self.refuse_withheld(id)?;
         let rendered = schema::render(self.replica(id)?.doc(), DocKind::Design, None);
         let text = okh::export(&rendered, format).map_err(|e| NodeError::Invalid(e.to_string()))?;

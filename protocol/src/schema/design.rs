@@ -116,6 +116,12 @@ const BUILT: FieldType = FieldType::Record(&[
     num_field("at", i64::MIN as f64, i64::MAX as f64, true),
     str_field("place", MAX_STR_BYTES),
     str_field("note", MAX_STR_BYTES),
+    // The farmOS equipment asset the builder's farm keeps for it (fifth release); the farm's
+    // URL and the serial number only when the builder made them public.
+    str_field("farmos_asset", MAX_TAG_BYTES),
+    str_field("model", MAX_TITLE_BYTES),
+    str_field("farm_url", MAX_STR_BYTES),
+    str_field("serial", MAX_TITLE_BYTES),
 ]);
 const RELEASE: FieldType = FieldType::Record(&[
     list_field("heads", MAX_RELEASE_HEADS, &HEAD, false),
@@ -351,6 +357,23 @@ pub(crate) fn apply<T: Transactable>(
                 StrCheck::Free,
                 note,
             )?);
+            append_entry(tx, kind, FIELDS, "built", parts)
+        }
+        Edit::AddBuiltAsset { place, note, asset } => {
+            let mut parts = vec![
+                ("by", ScalarValue::Str(ctx.author.as_str().into())),
+                ("at", ScalarValue::Int(ctx.now_unix)),
+            ];
+            for (key, max, value) in [
+                ("place", MAX_STR_BYTES, place),
+                ("note", MAX_STR_BYTES, note),
+                ("farmos_asset", MAX_TAG_BYTES, &Some(asset.uuid.clone())),
+                ("model", MAX_TITLE_BYTES, &asset.model),
+                ("farm_url", MAX_STR_BYTES, &asset.farm_url),
+                ("serial", MAX_TITLE_BYTES, &asset.serial),
+            ] {
+                parts.extend(opt_part("built", key, max, StrCheck::Free, value)?);
+            }
             append_entry(tx, kind, FIELDS, "built", parts)
         }
         Edit::RemoveBuilt { position } => {

@@ -165,6 +165,18 @@ pub enum Edit {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// Records "I have built this" for the editing author, now, naming the farmOS equipment
+    /// asset the farm keeps for it (what identifies the farm only when made public).
+    AddBuiltAsset {
+        /// Where it was built.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        place: Option<String>,
+        /// Anything to say about the build.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// The farmOS asset and what of it goes into the document.
+        asset: crate::interop::farmos::PublicAsset,
+    },
     /// Withdraws one of the editing author's own build records.
     RemoveBuilt {
         /// 1-based record number.
@@ -226,6 +238,7 @@ impl Edit {
             Edit::AddOutcome { .. } => "add_outcome",
             Edit::RemoveOutcome { .. } => "remove_outcome",
             Edit::AddBuilt { .. } => "add_built",
+            Edit::AddBuiltAsset { .. } => "add_built_asset",
             Edit::RemoveBuilt { .. } => "remove_built",
             Edit::Release { .. } => "release",
             Edit::AddFile { .. } => "add_file",

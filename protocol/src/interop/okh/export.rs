@@ -109,7 +109,8 @@ fn file_paths(design: &Value, role: &str, part: Option<&str>) -> Vec<String> {
                 .filter_map(|f| {
                     let name = f.get("name").and_then(Value::as_str)?;
                     let caption = f.get("caption").and_then(Value::as_str);
-                    let of_part = caption.and_then(|c| c.strip_prefix("part ").and_then(|c| c.split_once(": ")));
+                    let of_part = caption
+                        .and_then(|c| c.strip_prefix("part ").and_then(|c| c.split_once(": ")));
                     match (part, of_part) {
                         (None, None) => Some(path_of(name, caption)),
                         (Some(p), Some((q, path))) if p == q => Some(path_of(name, Some(path))),
@@ -129,7 +130,12 @@ fn path_of(name: &str, caption: Option<&str>) -> String {
     }
 }
 
-fn require(design: &Value, path: &str, key: &'static str, field: &'static str) -> Result<String, ExportError> {
+fn require(
+    design: &Value,
+    path: &str,
+    key: &'static str,
+    field: &'static str,
+) -> Result<String, ExportError> {
     text(design, path).ok_or(ExportError::Missing { key, field })
 }
 
@@ -147,20 +153,43 @@ fn losh(design: &Value) -> Result<String, ExportError> {
     put(&mut t, "name", s(require(design, "name", "name", "name")?));
     let repo = text(design, &format!("external_ids.{ID_KEY}"))
         .filter(|r| web_url(r))
-        .ok_or(ExportError::Missing { key: "repo", field: "external_ids.okh (an http(s) URL)" })?;
+        .ok_or(ExportError::Missing {
+            key: "repo",
+            field: "external_ids.okh (an http(s) URL)",
+        })?;
     put(&mut t, "repo", s(repo));
-    put(&mut t, "version", s(require(design, "version", "version", "version")?));
+    put(
+        &mut t,
+        "version",
+        s(require(design, "version", "version", "version")?),
+    );
     let licence = text(design, "licence.hardware")
         .or_else(|| text(design, "licence.documentation"))
-        .ok_or(ExportError::Missing { key: "license", field: "licence.hardware" })?;
+        .ok_or(ExportError::Missing {
+            key: "license",
+            field: "licence.hardware",
+        })?;
     put(&mut t, "license", s(licence));
-    put(&mut t, "licensor", s(require(design, "licensor", "licensor", "licensor")?));
-    put(&mut t, "function", s(require(design, "summary", "function", "summary")?));
+    put(
+        &mut t,
+        "licensor",
+        s(require(design, "licensor", "licensor", "licensor")?),
+    );
+    put(
+        &mut t,
+        "function",
+        s(require(design, "summary", "function", "summary")?),
+    );
     if let Some(lang) = text(design, "documentation_language").and_then(|l| read_language(&l)) {
         put(&mut t, "documentation-language", s(lang));
     }
     let extras = extras(design);
-    let extra = |k: &str| extras.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let extra = |k: &str| {
+        extras
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
     let otrl = extra("technology-readiness-level")
         .and_then(|v| v.first().cloned())
         .or_else(|| text(design, "stage").and_then(|st| otrl_of_stage(&st).map(str::to_string)));
@@ -169,21 +198,36 @@ fn losh(design: &Value) -> Result<String, ExportError> {
     }
     for (key, role) in LOSH_FILES {
         let mut items = file_paths(design, role, None);
-        items.extend(extra(key).unwrap_or_default().into_iter().filter(|l| web_url(l)));
+        items.extend(
+            extra(key)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| web_url(l)),
+        );
         match (items.len(), *key) {
             (0, _) => {}
             (_, "bom" | "user-manual") | (1, _) => put(&mut t, key, s(items.remove(0))),
-            _ => put(&mut t, key, toml::Value::Array(items.into_iter().map(s).collect())),
+            _ => put(
+                &mut t,
+                key,
+                toml::Value::Array(items.into_iter().map(s).collect()),
+            ),
         }
     }
-    if let Some(kg) = design.pointer("/build_facts/weight_kg").and_then(Value::as_f64) {
+    if let Some(kg) = design
+        .pointer("/build_facts/weight_kg")
+        .and_then(Value::as_f64)
+    {
         let mut mass = toml::Table::new();
         mass.insert("value".into(), toml::Value::Float(kg));
         mass.insert("unit".into(), s("kg".into()));
         put(&mut t, "mass", toml::Value::Table(mass));
     }
     if let Some(dims) = extra("outer-dimensions").and_then(|v| v.first().cloned()) {
-        if let Some((scad, unit)) = dims.rsplit_once(' ').filter(|(_, u)| matches!(*u, "mm" | "cm" | "m")) {
+        if let Some((scad, unit)) = dims
+            .rsplit_once(' ')
+            .filter(|(_, u)| matches!(*u, "mm" | "cm" | "m"))
+        {
             let mut d = toml::Table::new();
             d.insert("openSCAD".into(), s(scad.to_string()));
             d.insert("unit".into(), s(unit.to_string()));
@@ -208,21 +252,36 @@ fn losh(design: &Value) -> Result<String, ExportError> {
                 .collect();
             put(&mut t, k, toml::Value::Array(items));
         } else if LOSH_LISTS.contains(&k) || lines.len() > 1 {
-            put(&mut t, k, toml::Value::Array(lines.iter().cloned().map(s).collect()));
+            put(
+                &mut t,
+                k,
+                toml::Value::Array(lines.iter().cloned().map(s).collect()),
+            );
         } else if let Some(line) = lines.first() {
             put(&mut t, k, s(line.clone()));
         }
     }
-    let parts = design.get("parts").and_then(Value::as_array).cloned().unwrap_or_default();
+    let parts = design
+        .get("parts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut out_parts = Vec::new();
     for part in &parts {
-        let Some(name) = part.get("name").and_then(Value::as_str) else { continue };
+        let Some(name) = part.get("name").and_then(Value::as_str) else {
+            continue;
+        };
         let mut p = toml::Table::new();
         p.insert("name".into(), s(name.to_string()));
         if let Some(m) = part.get("material").and_then(Value::as_str) {
             p.insert("material".into(), s(m.to_string()));
         }
-        for (key, role) in [("image", "photo"), ("source", "cad"), ("export", "drawing"), ("auxiliary", "other")] {
+        for (key, role) in [
+            ("image", "photo"),
+            ("source", "cad"),
+            ("export", "drawing"),
+            ("auxiliary", "other"),
+        ] {
             let paths = file_paths(design, role, Some(name));
             match paths.len() {
                 0 => {}
@@ -230,7 +289,10 @@ fn losh(design: &Value) -> Result<String, ExportError> {
                     p.insert(key.into(), s(paths[0].clone()));
                 }
                 _ => {
-                    p.insert(key.into(), toml::Value::Array(paths.into_iter().map(s).collect()));
+                    p.insert(
+                        key.into(),
+                        toml::Value::Array(paths.into_iter().map(s).collect()),
+                    );
                 }
             }
         }
@@ -253,8 +315,16 @@ fn v1(design: &Value) -> Result<String, ExportError> {
         h.insert(s(k), v);
     };
     put(&mut h, "okh-manifest-version", s("1.0.0"));
-    put(&mut h, "title", s(&require(design, "name", "title", "name")?));
-    put(&mut h, "description", s(&text(design, "summary").unwrap_or_else(|| text(design, "name").unwrap_or_default())));
+    put(
+        &mut h,
+        "title",
+        s(&require(design, "name", "title", "name")?),
+    );
+    put(
+        &mut h,
+        "description",
+        s(&text(design, "summary").unwrap_or_else(|| text(design, "name").unwrap_or_default())),
+    );
     if let Some(v) = text(design, "intended_use") {
         put(&mut h, "intended-use", s(&v));
     }
@@ -282,7 +352,10 @@ fn v1(design: &Value) -> Result<String, ExportError> {
         }
     }
     if licence.is_empty() {
-        return Err(ExportError::Missing { key: "license", field: "licence.hardware" });
+        return Err(ExportError::Missing {
+            key: "license",
+            field: "licence.hardware",
+        });
     }
     put(&mut h, "license", Yaml::Hash(licence));
     if let Some(l) = text(design, "licensor") {
@@ -358,7 +431,10 @@ fn v1(design: &Value) -> Result<String, ExportError> {
         put(&mut h, "sub-parts", Yaml::Array(parts));
     }
     for (key, lines) in &extras {
-        if matches!(key.as_str(), "documentation-home" | "archive-download" | "tool-list") {
+        if matches!(
+            key.as_str(),
+            "documentation-home" | "archive-download" | "tool-list"
+        ) {
             if let Some(l) = lines.first() {
                 put(&mut h, key, s(l));
             }

@@ -1,6 +1,8 @@
 //! Manifest text -> a draft of a design and a report of every key.
 
-use super::lenient::{read_language, read_level, read_licence, read_stage, stage_of_otrl, LicenceRead};
+use super::lenient::{
+    read_language, read_level, read_licence, read_stage, stage_of_otrl, LicenceRead,
+};
 use super::tree::{read_toml, read_yaml, Node, ScalarKind, SyntaxError, Val};
 use super::{Dropped, Mapped, Note, Report, EXTRA_PREFIX, ID_KEY};
 use crate::schema::{MAX_MAP_ENTRIES, MAX_STR_BYTES, MAX_TITLE_BYTES};
@@ -214,7 +216,10 @@ pub fn read_manifest(file_name: &str, text: &str) -> Result<(Draft, Report), Man
     for d in &duplicates {
         reader.note(
             d.line,
-            format!("`{}` is written twice; the first value is kept, this one ignored", d.key),
+            format!(
+                "`{}` is written twice; the first value is kept, this one ignored",
+                d.key
+            ),
         );
     }
     match format {
@@ -340,7 +345,14 @@ impl Reader {
         self.files_of(key, node, role, csv, None)
     }
 
-    fn files_of(&mut self, key: &str, node: &Node, role: &'static str, csv: bool, part: Option<&str>) {
+    fn files_of(
+        &mut self,
+        key: &str,
+        node: &Node,
+        role: &'static str,
+        csv: bool,
+        part: Option<&str>,
+    ) {
         let items: Vec<&Node> = match &node.val {
             Val::List(items) => items.iter().collect(),
             _ => vec![node],
@@ -369,7 +381,10 @@ impl Reader {
                 if rooted {
                     self.note(item.line, format!("`{target}` read relative to the manifest's folder, as OKH paths starting with / are"));
                 }
-                let path = target.trim_start_matches('/').trim_start_matches("./").to_string();
+                let path = target
+                    .trim_start_matches('/')
+                    .trim_start_matches("./")
+                    .to_string();
                 self.report.mapped.push(Mapped {
                     key: key.to_string(),
                     field: "files".to_string(),
@@ -420,7 +435,10 @@ impl Reader {
         if items.len() > 1 {
             self.note(
                 node.line,
-                format!("`{key}` lists {} languages; a design has one, the first is kept", items.len()),
+                format!(
+                    "`{key}` lists {} languages; a design has one, the first is kept",
+                    items.len()
+                ),
             );
         }
         match read_language(first) {
@@ -434,7 +452,12 @@ impl Reader {
         }
     }
 
-    fn name(&mut self, key: &'static str, node: Option<&Node>, line: usize) -> Result<(), ManifestError> {
+    fn name(
+        &mut self,
+        key: &'static str,
+        node: Option<&Node>,
+        line: usize,
+    ) -> Result<(), ManifestError> {
         let name = node.and_then(|n| self.text_of(key, n));
         match name {
             Some(mut name) => {
@@ -444,7 +467,10 @@ impl Reader {
                         cut -= 1;
                     }
                     name.truncate(cut);
-                    self.note(line, format!("`{key}` is longer than {MAX_TITLE_BYTES} bytes; cut"));
+                    self.note(
+                        line,
+                        format!("`{key}` is longer than {MAX_TITLE_BYTES} bytes; cut"),
+                    );
                 }
                 self.draft.name = name.clone();
                 self.report.mapped.push(Mapped {
@@ -459,7 +485,11 @@ impl Reader {
     }
 
     fn identity(&mut self, key: &str, node: Option<&Node>) {
-        if let Some(url) = node.and_then(Node::text).map(str::trim).filter(|u| !u.is_empty()) {
+        if let Some(url) = node
+            .and_then(Node::text)
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
             self.draft.okh_id = url.trim_end_matches('/').to_string();
             let id = self.draft.okh_id.clone();
             self.report.mapped.push(Mapped {
@@ -475,7 +505,8 @@ impl Reader {
             self.draft.okh_id = format!("name:{}", self.draft.name);
             self.note(
                 0,
-                "no repository or project link: a later import recognises this design by its name".to_string(),
+                "no repository or project link: a later import recognises this design by its name"
+                    .to_string(),
             );
         }
         let id = self.draft.okh_id.clone();
@@ -493,11 +524,17 @@ impl Reader {
                 .map(|(_, now)| now.to_string());
             let key = match canonical {
                 Some(now) if seen.iter().any(|(k, _)| *k == now) => {
-                    self.drop_key(&key, format!("an older spelling of `{now}`, which is also given"));
+                    self.drop_key(
+                        &key,
+                        format!("an older spelling of `{now}`, which is also given"),
+                    );
                     continue;
                 }
                 Some(now) => {
-                    self.note(node.line, format!("`{key}` is a draft key of an older OKH-LOSH; read as `{now}`"));
+                    self.note(
+                        node.line,
+                        format!("`{key}` is a draft key of an older OKH-LOSH; read as `{now}`"),
+                    );
                     now
                 }
                 None => key,
@@ -518,7 +555,8 @@ impl Reader {
                 }
             }
             None => {
-                let looks = get("name").is_some() && (get("repo").is_some() || get("function").is_some());
+                let looks =
+                    get("name").is_some() && (get("repo").is_some() || get("function").is_some());
                 if !looks {
                     return Err(ManifestError::NotAManifest {
                         line: first_line,
@@ -582,7 +620,10 @@ impl Reader {
                 k if LOSH_EXTRAS.contains(&k) => self.extra(k, node),
                 other => {
                     if is_slug(other) && flat_text(node).is_some() {
-                        self.note(node.line, format!("`{other}` is not an OKH-LOSH key; kept as an extra"));
+                        self.note(
+                            node.line,
+                            format!("`{other}` is not an OKH-LOSH key; kept as an extra"),
+                        );
                         self.extra(other, node);
                     } else {
                         self.drop_key(other, "not an OKH-LOSH key");
@@ -603,7 +644,10 @@ impl Reader {
                 let star = if text.trim().ends_with('*') { "*" } else { "" };
                 let code = format!("{prefix}-{level}{star}");
                 if guessed {
-                    self.note(node.line, format!("readiness level `{text}` read as `{code}`"));
+                    self.note(
+                        node.line,
+                        format!("readiness level `{text}` read as `{code}`"),
+                    );
                 }
                 if prefix == "OTRL" {
                     if let Some(stage) = stage_of_otrl(level) {
@@ -612,8 +656,13 @@ impl Reader {
                 }
                 self.extra_text(key, &code);
             }
-            Some((level, _)) => self.drop_key(key, format!("{prefix}-{level} does not exist (1 to {max})")),
-            None => self.drop_key(key, format!("`{text}` is not a readiness level ({prefix}-1 to {prefix}-{max})")),
+            Some((level, _)) => {
+                self.drop_key(key, format!("{prefix}-{level} does not exist (1 to {max})"))
+            }
+            None => self.drop_key(
+                key,
+                format!("`{text}` is not a readiness level ({prefix}-1 to {prefix}-{max})"),
+            ),
         }
     }
 
@@ -622,15 +671,24 @@ impl Reader {
         let (value, unit) = match &node.val {
             Val::Scalar(v, ScalarKind::Number) => (v.clone(), "g".to_string()),
             Val::Map(_) => (
-                node.get("value").and_then(Node::text).unwrap_or_default().to_string(),
-                node.get("unit").and_then(Node::text).unwrap_or("g").trim().to_lowercase(),
+                node.get("value")
+                    .and_then(Node::text)
+                    .unwrap_or_default()
+                    .to_string(),
+                node.get("unit")
+                    .and_then(Node::text)
+                    .unwrap_or("g")
+                    .trim()
+                    .to_lowercase(),
             ),
             _ => (String::new(), String::new()),
         };
         let grams = match (value.trim().parse::<f64>(), unit.as_str()) {
             (Ok(v), "g") => v,
             (Ok(v), "kg") => v * 1000.0,
-            (Ok(_), other) => return self.drop_key(key, format!("unit `{other}` is neither g nor kg")),
+            (Ok(_), other) => {
+                return self.drop_key(key, format!("unit `{other}` is neither g nor kg"))
+            }
             (Err(_), _) => return self.drop_key(key, "no number in it"),
         };
         if !(0.0..=1.0e9).contains(&grams) {
@@ -646,18 +704,28 @@ impl Reader {
         };
         for (i, item) in items.iter().enumerate() {
             let key = format!("part.{}", i + 1);
-            let Some(name) = item.get("name").and_then(Node::text).map(str::trim).filter(|n| !n.is_empty()) else {
+            let Some(name) = item
+                .get("name")
+                .and_then(Node::text)
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            else {
                 self.drop_key(&key, "a part without a name");
                 continue;
             };
-            let material = item.get("material").and_then(Node::text).map(|m| m.trim().to_string());
+            let material = item
+                .get("material")
+                .and_then(Node::text)
+                .map(|m| m.trim().to_string());
             self.draft.parts.push((name.to_string(), material));
             self.report.mapped.push(Mapped {
                 key: key.clone(),
                 field: "parts".to_string(),
                 value: name.to_string(),
             });
-            let Val::Map(fields) = &item.val else { continue };
+            let Val::Map(fields) = &item.val else {
+                continue;
+            };
             for (k, v) in fields {
                 let sub = format!("{key}.{k}");
                 match k.as_str() {
@@ -680,11 +748,16 @@ impl Reader {
                 let v = node.text().unwrap_or_default().trim().to_string();
                 self.report.declared_version = Some(v.clone());
                 if !(v == "1" || v.starts_with("1.")) {
-                    return Err(ManifestError::UnknownVersion { line: node.line, version: v });
+                    return Err(ManifestError::UnknownVersion {
+                        line: node.line,
+                        version: v,
+                    });
                 }
             }
             None => {
-                if get("title").is_none() || (get("description").is_none() && get("project-link").is_none()) {
+                if get("title").is_none()
+                    || (get("description").is_none() && get("project-link").is_none())
+                {
                     return Err(ManifestError::NotAManifest {
                         line: first_line,
                         why: "no `okh-manifest-version`, and not the `title` with `description` or `project-link` of an OKH v1 manifest".to_string(),

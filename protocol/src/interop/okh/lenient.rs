@@ -74,7 +74,13 @@ fn words(text: &str) -> Vec<String> {
             !w.is_empty()
                 && !matches!(
                     w.as_str(),
-                    "license" | "licence" | "international" | "unported" | "generic" | "v" | "version"
+                    "license"
+                        | "licence"
+                        | "international"
+                        | "unported"
+                        | "generic"
+                        | "v"
+                        | "version"
                 )
         })
         .collect()
@@ -223,14 +229,15 @@ pub fn read_language(text: &str) -> Option<String> {
         .map(str::to_lowercase)
         .collect();
     let first = parts.first()?;
-    let language = if (2..=3).contains(&first.len()) && first.chars().all(|c| c.is_ascii_alphabetic()) {
-        first.clone()
-    } else {
-        LANGUAGES
-            .iter()
-            .find(|(name, _)| name == first)
-            .map(|(_, code)| code.to_string())?
-    };
+    let language =
+        if (2..=3).contains(&first.len()) && first.chars().all(|c| c.is_ascii_alphabetic()) {
+            first.clone()
+        } else {
+            LANGUAGES
+                .iter()
+                .find(|(name, _)| name == first)
+                .map(|(_, code)| code.to_string())?
+        };
     let region = parts.get(1).and_then(|r| {
         if r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()) {
             Some(r.to_uppercase()).map(|r| if r == "UK" { "GB".to_string() } else { r })
@@ -303,7 +310,9 @@ pub fn read_stage(text: &str) -> Option<(&'static str, bool)> {
     }
     let guess = match t.as_str() {
         "ideation" | "idea-stage" => "idea",
-        "conception" | "design" | "concept-stage" | "early-stages" | "early-stage" | "early" => "concept",
+        "conception" | "design" | "concept-stage" | "early-stages" | "early-stage" | "early" => {
+            "concept"
+        }
         "proto" | "prototyping" | "early-prototype" | "alpha" | "beta" => "prototype",
         "working-prototype" | "functional" => "functional-prototype",
         "product" | "production" | "mature" | "stable" | "finished" | "done" => "production-ready",
@@ -337,7 +346,10 @@ mod tests {
             read("Our Own Farm Licence!"),
             Some("LicenseRef-Our-Own-Farm-Licence".to_string())
         );
-        assert!(matches!(read_licence("CERN OHL"), Some(LicenceRead::Reference(_))));
+        assert!(matches!(
+            read_licence("CERN OHL"),
+            Some(LicenceRead::Reference(_))
+        ));
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub fn plan_edits(draft: &Draft, files: &[ResolvedFile], current: Option<&Value>
     let empty = Value::Null;
     let current = current.unwrap_or(&empty);
     let mut edits = Vec::new();
-    if current.get("name").and_then(Value::as_str) != Some(draft.name.as_str()) && !current.is_null() {
+    if current.get("name").and_then(Value::as_str) != Some(draft.name.as_str())
+        && !current.is_null()
+    {
         edits.push(Edit::Set {
             field: "name".into(),
             value: draft.name.clone(),
@@ -155,7 +157,12 @@ fn strings(current: &Value, field: &str) -> Vec<String> {
     current
         .get(field)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -189,7 +196,10 @@ fn pairs(current: &Value, field: &str, second: &str) -> Vec<(String, Option<Stri
             a.iter()
                 .map(|e| {
                     (
-                        e.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        e.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                         e.get(second).and_then(Value::as_str).map(str::to_string),
                     )
                 })

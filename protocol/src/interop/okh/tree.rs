@@ -82,12 +82,10 @@ impl Node {
 pub fn read_yaml(text: &str) -> Result<(Node, Vec<Duplicate>), SyntaxError> {
     let mut builder = YamlBuilder::default();
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| SyntaxError {
-            line: e.marker().line(),
-            message: e.info().to_string(),
-        })?;
+    parser.load(&mut builder, false).map_err(|e| SyntaxError {
+        line: e.marker().line(),
+        message: e.info().to_string(),
+    })?;
     if let Some(error) = builder.error {
         return Err(error);
     }
@@ -163,7 +161,9 @@ impl MarkedEventReceiver for YamlBuilder {
                     anchor,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::List(Vec::new(), line, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Open::List(Vec::new(), line, anchor))
+            }
             Event::MappingStart(anchor, _) => {
                 self.stack.push(Open::Map(Vec::new(), None, line, anchor))
             }
@@ -236,10 +236,7 @@ pub fn read_toml(text: &str) -> Result<(Node, Vec<Duplicate>), SyntaxError> {
                 return Ok((root, duplicates));
             }
             Err(e) => {
-                let line = e
-                    .span()
-                    .map(|s| line_of(&joined, s.start))
-                    .unwrap_or(1);
+                let line = e.span().map(|s| line_of(&joined, s.start)).unwrap_or(1);
                 let message = e.message().trim().to_string();
                 let duplicate = message.starts_with("duplicate key");
                 if !duplicate || duplicates.len() >= MAX_TOML_DUPLICATES || line == 0 {
@@ -351,7 +348,8 @@ mod tests {
 
     #[test]
     fn toml_duplicates_are_blanked_with_their_value() {
-        let text = "name = \"A\"\nimage = [\n  \"a.jpg\",\n]\nimage = [\n \"b.jpg\",\n]\nversion = 2\n";
+        let text =
+            "name = \"A\"\nimage = [\n  \"a.jpg\",\n]\nimage = [\n \"b.jpg\",\n]\nversion = 2\n";
         let (root, dups) = read_toml(text).expect("reads");
         assert_eq!(dups.len(), 1);
         assert_eq!(dups[0].key, "image");
