@@ -256,8 +256,8 @@ fn signature_references(docs: &[Prepared]) -> Result<Value> {
     let mut keys = HashMap::new();
     for e in &envelopes {
         digests.push(signing_digest(&e.commons, &e.doc, &e.author, &e.change));
-        if !keys.contains_key(&e.author) {
-            keys.insert(e.author, e.author.prepare().map_err(|e| anyhow!("{e}"))?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(e.author) {
+            slot.insert(e.author.prepare().map_err(|e| anyhow!("{e}"))?);
         }
     }
     let cpu = thread_cpu();
