@@ -34,7 +34,7 @@ fn post(node: &WebNode, path: &str, body: &Value) -> HttpResponse {
         &[
             ("Content-Type", "application/json"),
             ("X-Hedgerow-Write", "1"),
-            ("Origin", &origin),
+            ("Origin", origin.as_str()),
         ],
         body.to_string().as_bytes(),
     )
