@@ -332,7 +332,7 @@ impl Replicas {
     }
 
     /// Bytes of distinct files the documents of `commons` refer to now, and their hashes.
-    fn commons_file_bytes(
+    pub(crate) fn commons_file_bytes(
         &mut self,
         commons: &CommonsId,
     ) -> Result<(u64, BTreeSet<BlobHash>), NodeError> {
