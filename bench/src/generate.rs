@@ -7,25 +7,30 @@
 //! separate replicas and merged; forks that inherit their parent's history;
 //! events, and notes whose bodies several people write at once.
 //!
-//! Everything goes through the real library: each document is a
-//! [`DocReplica`], each change a signed envelope made with one of many
-//! [`DeviceKey`]s, and the result is ingested into a real sled store through
-//! [`Replicas::ingest_compact`], as a node that had received it all would hold it.
+//! Documents are built with automerge directly, through the same schema edits a node makes
+//! (`schema::init_document`, `schema::apply_edit`) with the actor, time and signature a
+//! node's `DocReplica::edit` would use, so each change and its signed envelope are the bytes
+//! a node would have made; they are written to a real sled store with the store's own
+//! `write_doc`, as a node that had received it all would hold it. The checks a node makes on
+//! what it receives (signatures, schema, history rules) are not repeated here: every
+//! scenario's nodes make them, and apply-and-verify replays every change through them.
 
 use crate::rng::Rng;
 use crate::text;
 use anyhow::{anyhow, Context, Result};
+use automerge::transaction::CommitOptions;
 use automerge::{Automerge, ChangeHash, ReadDoc, ROOT};
+use hedgerow_node::store::DocWrite;
 use hedgerow_node::Replicas;
 use hedgerow_protocol::replica::ChangeRecord;
 use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
 use hedgerow_protocol::{
-    AuthorKey, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId, DocReplica, ForkOrigin,
-    Signed,
+    actor_for_install, Accepted, AuthorKey, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey,
+    DocGenesis, DocId, DocReplica, ForkOrigin, Signed,
 };
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 /// 2026-01-01T00:00:00Z: the generated commons' history starts here.
@@ -108,6 +113,86 @@ struct Generator<'a> {
     written: usize,
 }
 
+/// A document being generated: its automerge document and the provenance of each change
+/// (what a `DocReplica` holds, without its checks on what arrives).
+struct GenDoc {
+    genesis: Signed<DocGenesis>,
+    id: DocId,
+    doc: Automerge,
+    records: HashMap<ChangeHash, ChangeRecord>,
+}
+
+impl GenDoc {
+    fn new(genesis: Signed<DocGenesis>) -> Self {
+        Self {
+            id: genesis.body.id(),
+            genesis,
+            doc: Automerge::new(),
+            records: HashMap::new(),
+        }
+    }
+
+    fn id(&self) -> DocId {
+        self.id
+    }
+
+    fn kind(&self) -> DocKind {
+        self.genesis.body.kind
+    }
+
+    fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    fn genesis(&self) -> &Signed<DocGenesis> {
+        &self.genesis
+    }
+
+    fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    fn change_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Changes in causal order.
+    fn hashes(&self) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes_meta(&[])
+            .iter()
+            .map(|m| m.hash)
+            .collect()
+    }
+
+    /// Another replica of the same document (for concurrent edits).
+    fn copy(&self) -> Self {
+        Self {
+            genesis: self.genesis.clone(),
+            id: self.id,
+            doc: self.doc.fork(),
+            records: self.records.clone(),
+        }
+    }
+
+    /// Takes in the changes of `other` made since it was copied (a merge).
+    fn merge(&mut self, other: &GenDoc, since: usize) -> Result<()> {
+        let hashes = other.hashes();
+        let changes: Vec<_> = hashes[since..]
+            .iter()
+            .filter_map(|h| other.doc.get_change_by_hash(h))
+            .collect();
+        for change in &changes {
+            if let Some(record) = other.records.get(&change.hash()) {
+                self.records.insert(change.hash(), record.clone());
+            }
+        }
+        self.doc
+            .apply_changes(changes)
+            .map_err(|e| anyhow!("merge refused: {e}"))
+    }
+}
+
 /// Generates a commons of `config.designs` designs into the store of `replicas`.
 pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated> {
     let started = Instant::now();
@@ -147,7 +232,7 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
         gen.profile(i)?;
     }
     let mut designs = Vec::with_capacity(config.designs);
-    let mut recent: VecDeque<DocReplica> = VecDeque::new();
+    let mut recent: VecDeque<GenDoc> = VecDeque::new();
     for i in 0..config.designs {
         let mut r = gen.rng.derive("design", i as u64);
         let replica = if !recent.is_empty() && r.chance(FORK_SHARE) {
@@ -210,7 +295,7 @@ impl Generator<'_> {
         creator: usize,
         fork: Option<ForkOrigin>,
         t: i64,
-    ) -> Result<DocReplica> {
+    ) -> Result<GenDoc> {
         let genesis = DocGenesis {
             commons: self.commons,
             kind,
@@ -220,13 +305,14 @@ impl Generator<'_> {
             fork,
         }
         .sign(&self.authors[creator].key);
-        DocReplica::new(genesis).map_err(|e| anyhow!("genesis refused: {e}"))
+        Ok(GenDoc::new(genesis))
     }
 
-    /// One signed change by `author` applying `edits` (and the skeleton when `new` is given).
+    /// One signed change by `author` applying `edits` (and the skeleton when `new` is given),
+    /// made as `DocReplica::edit` makes it: the install's actor, the time, the signature.
     fn change(
         &mut self,
-        replica: &mut DocReplica,
+        replica: &mut GenDoc,
         author: usize,
         t: i64,
         new: Option<&NewDocument>,
@@ -238,70 +324,101 @@ impl Generator<'_> {
             now_unix: t,
         };
         let kind = replica.kind();
-        let (_, made) = replica
-            .edit(key, t, |tx| {
-                if let Some(new) = new {
-                    schema::init_document(tx, new).map_err(EditError::from)?;
-                }
-                for edit in edits {
-                    schema::apply_edit(tx, kind, edit, &ctx)?;
-                }
-                Ok::<(), EditError>(())
-            })
-            .map_err(|e| anyhow!("{kind} edit refused: {e}"))?;
-        if let Some((envelope, _)) = made {
-            self.stats.changes += 1;
-            self.stats.envelope_bytes += envelope.to_bytes().len();
-        }
+        let id = replica.id;
+        replica
+            .doc
+            .set_actor(actor_for_install(&key.author(), &id, &key.install()));
+        let outcome = replica
+            .doc
+            .transact_with(
+                |_| CommitOptions::default().with_time(t),
+                |tx| {
+                    if let Some(new) = new {
+                        schema::init_document(tx, new).map_err(EditError::from)?;
+                    }
+                    for edit in edits {
+                        schema::apply_edit(tx, kind, edit, &ctx)?;
+                    }
+                    Ok::<(), EditError>(())
+                },
+            )
+            .map_err(|f| anyhow!("{kind} edit refused: {}", f.error))?;
+        let Some(hash) = outcome.hash else {
+            return Ok(());
+        };
+        let change = replica
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| anyhow!("the new change vanished"))?;
+        let envelope = ChangeEnvelope::sign(key, self.commons, id, change.raw_bytes().to_vec());
+        replica.records.insert(
+            hash,
+            ChangeRecord {
+                author: key.author(),
+                proof: Some(envelope.proof()),
+            },
+        );
+        self.stats.changes += 1;
+        self.stats.envelope_bytes += envelope.to_bytes().len();
         Ok(())
     }
 
     /// Two changes made at the same time on two replicas of the document, then merged.
     fn concurrent(
         &mut self,
-        replica: &mut DocReplica,
+        replica: &mut GenDoc,
         t: i64,
         first: (usize, Vec<Edit>),
         second: (usize, Vec<Edit>),
     ) -> Result<()> {
-        let mut other = copy(replica)?;
+        let mut other = replica.copy();
         let before = other.change_count();
         self.change(&mut other, second.0, t + 7, None, &second.1)?;
         self.change(replica, first.0, t, None, &first.1)?;
         if other.change_count() > before {
-            let hashes: Vec<ChangeHash> = other
-                .doc()
-                .get_changes_meta(&[])
-                .iter()
-                .map(|m| m.hash)
-                .collect();
-            for envelope in other.envelopes_for(&hashes[before..]) {
-                replica
-                    .ingest_envelope(&envelope)
-                    .map_err(|e| anyhow!("merge refused: {e}"))?;
-            }
+            replica.merge(&other, before)?;
             self.stats.concurrent_changes += 2;
         }
         Ok(())
     }
 
-    /// Stores a finished document the way a node that received all of it would.
-    fn write(&mut self, replica: &DocReplica) -> Result<()> {
-        let hashes: Vec<ChangeHash> = replica
-            .doc()
-            .get_changes_meta(&[])
-            .iter()
-            .map(|m| m.hash)
-            .collect();
-        let (changes, _) = replica
-            .compact_for(&hashes)
-            .map_err(|e| anyhow!("compact changes: {e}"))?;
-        let proofs = hashes
-            .iter()
-            .filter_map(|h| replica.record(h)?.proof.clone().map(|p| (h.0, p)))
-            .collect();
+    /// Stores a finished document the way a node that received all of it would: its
+    /// genesis, every change with its signature, a snapshot and the summary, in one write.
+    fn write(&mut self, replica: &GenDoc) -> Result<()> {
+        let accepted: Vec<Accepted> = replica
+            .hashes()
+            .into_iter()
+            .map(|hash| {
+                let bytes = replica
+                    .doc
+                    .get_change_by_hash(&hash)
+                    .map(|c| c.raw_bytes().to_vec())
+                    .ok_or_else(|| anyhow!("change {hash} missing"))?;
+                let record = replica
+                    .records
+                    .get(&hash)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("change {hash} has no record"))?;
+                Ok(Accepted {
+                    hash,
+                    bytes,
+                    record,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let snapshot = replica.doc.save();
+        let records = accepted.iter().map(|a| (a.hash, a.record.clone()));
+        let stored = DocReplica::from_snapshot(replica.genesis.clone(), &snapshot, records)
+            .map_err(|e| anyhow!("snapshot refused: {e}"))?;
         self.sink
-            .ingest_compact(Some(replica.genesis()), &replica.id(), &changes, proofs)
+            .store()
+            .write_doc(DocWrite {
+                genesis: &replica.genesis,
+                accepted: &accepted,
+                snapshot: Some(snapshot),
+                summary: hedgerow_node::replicas::summarize(&stored),
+                excluded: &[],
+            })
             .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
         self.written += 1;
         if self.written.is_multiple_of(200) {
@@ -315,7 +432,7 @@ impl Generator<'_> {
         let mut r = self.rng.derive("profile", i as u64);
         let author = &self.authors[i];
         let genesis = DocGenesis::profile(self.commons, author.key.author()).sign(&author.key);
-        let mut replica = DocReplica::new(genesis).map_err(|e| anyhow!("{e}"))?;
+        let mut replica = GenDoc::new(genesis);
         let new = NewDocument::new(DocKind::Profile, self.authors[i].name.clone());
         let edits = vec![
             set("location", &text::place(&mut r)),
@@ -345,7 +462,7 @@ impl Generator<'_> {
         pool
     }
 
-    fn design(&mut self, r: &mut Rng) -> Result<DocReplica> {
+    fn design(&mut self, r: &mut Rng) -> Result<GenDoc> {
         let pool = self.pool(r, 3.0, 12.0);
         let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
         let mut replica = self.new_doc(DocKind::Design, pool[0], None, t)?;
@@ -445,7 +562,7 @@ impl Generator<'_> {
     fn design_edits(
         &mut self,
         r: &mut Rng,
-        replica: &DocReplica,
+        replica: &GenDoc,
         steps: &mut VecDeque<String>,
         bom: &mut VecDeque<Edit>,
     ) -> Vec<Edit> {
@@ -548,7 +665,7 @@ impl Generator<'_> {
         out
     }
 
-    fn fork(&mut self, parent: &DocReplica, r: &mut Rng) -> Result<DocReplica> {
+    fn fork(&mut self, parent: &GenDoc, r: &mut Rng) -> Result<GenDoc> {
         let creator = self.pool(r, 1.0, 1.0)[0];
         let heads = parent.heads();
         let latest = parent
@@ -565,9 +682,15 @@ impl Generator<'_> {
             ancestors: parent.genesis().body.lineage()[1..].to_vec(),
         };
         let mut child = self.new_doc(DocKind::Design, creator, Some(origin), t)?;
-        child
-            .adopt_parent_history(parent, &heads)
+        child.doc = parent
+            .doc
+            .fork_at(&heads)
             .map_err(|e| anyhow!("fork refused: {e}"))?;
+        for hash in child.hashes() {
+            if let Some(record) = parent.records.get(&hash) {
+                child.records.insert(hash, record.clone());
+            }
+        }
         let edits = vec![
             set("derivative_of", &parent.id().to_string()),
             set("name", &text::design_name(r)),
@@ -583,7 +706,7 @@ impl Generator<'_> {
         Ok(child)
     }
 
-    fn event(&mut self, r: &mut Rng, designs: &[DocId]) -> Result<DocReplica> {
+    fn event(&mut self, r: &mut Rng, designs: &[DocId]) -> Result<GenDoc> {
         let pool = self.pool(r, 3.0, 8.0);
         let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
         let mut replica = self.new_doc(DocKind::Event, pool[0], None, t)?;
@@ -647,7 +770,7 @@ impl Generator<'_> {
         Ok(replica)
     }
 
-    fn note(&mut self, r: &mut Rng, target: DocId, designs: &[DocId]) -> Result<DocReplica> {
+    fn note(&mut self, r: &mut Rng, target: DocId, designs: &[DocId]) -> Result<GenDoc> {
         let pool = self.pool(r, 4.0, 12.0);
         let mut t = EPOCH + r.range(0, 2 * 365 * 86_400) as i64;
         let mut replica = self.new_doc(DocKind::Note, pool[0], None, t)?;
@@ -709,7 +832,7 @@ fn length_of(doc: &Automerge, field: &str) -> usize {
 }
 
 /// A participant adding to or correcting a note's body.
-fn note_edit(r: &mut Rng, replica: &DocReplica) -> Edit {
+fn note_edit(r: &mut Rng, replica: &GenDoc) -> Edit {
     if r.chance(0.75) {
         return Edit::AppendText {
             field: "body".into(),
@@ -729,18 +852,6 @@ fn note_edit(r: &mut Rng, replica: &DocReplica) -> Edit {
 fn other_than(r: &mut Rng, pool: &[usize], author: usize) -> usize {
     let others: Vec<usize> = pool.iter().copied().filter(|a| *a != author).collect();
     *r.pick(&others)
-}
-
-/// A second replica of the same document (for concurrent edits).
-fn copy(replica: &DocReplica) -> Result<DocReplica> {
-    let records: Vec<(ChangeHash, ChangeRecord)> = replica
-        .doc()
-        .get_changes_meta(&[])
-        .iter()
-        .filter_map(|m| replica.record(&m.hash).map(|rec| (m.hash, rec.clone())))
-        .collect();
-    DocReplica::from_snapshot(replica.genesis().clone(), &replica.doc().save(), records)
-        .map_err(|e| anyhow!("copy refused: {e}"))
 }
 
 fn set(field: &str, value: &str) -> Edit {

@@ -12,6 +12,7 @@
 //! The binary (`cargo run --release -p hedgerow-bench`) runs every scenario at every size.
 
 pub mod blob_reference;
+pub mod blob_verify;
 pub mod generate;
 pub mod node_proc;
 pub mod profile;

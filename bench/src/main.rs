@@ -79,6 +79,9 @@ enum Mode {
         home: PathBuf,
         #[arg(long, default_value_t = usize::MAX)]
         cap: usize,
+        /// Replay by one path only (`bundle` or `envelope`), for profiling it alone.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Measure cold start on a home's store.
     #[command(hide = true)]
@@ -92,6 +95,16 @@ enum Mode {
         /// Megabytes (2^20 bytes) to move.
         #[arg(long, default_value_t = 500)]
         mb: u64,
+    },
+    /// `hedgerow verify` of MB MiB of attachment blobs against BLAKE3's own hashing speed of
+    /// the same files, in one run (prints JSON).
+    BlobVerify {
+        /// Mebibytes of blobs.
+        #[arg(long, default_value_t = 1024)]
+        mb: u64,
+        /// The hedgerow binary (default: beside this one).
+        #[arg(long)]
+        hedgerow: Option<PathBuf>,
     },
     /// Print the markdown of an earlier run's `--json` file again.
     Render {
@@ -131,8 +144,8 @@ fn main() -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
-        Some(Mode::LocalApply { home, cap }) => {
-            println!("{}", local::apply_child(home, *cap)?);
+        Some(Mode::LocalApply { home, cap, only }) => {
+            println!("{}", local::apply_child(home, *cap, only.as_deref())?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::LocalColdStart { home }) => {
@@ -142,6 +155,18 @@ fn main() -> Result<ExitCode> {
         Some(Mode::BlobReference { mb }) => {
             let t = hedgerow_bench::blob_reference::measure(mb << 20)?;
             println!("{}", serde_json::to_string(&t)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::BlobVerify { mb, hedgerow }) => {
+            let bin = match hedgerow {
+                Some(bin) => bin.clone(),
+                None => std::env::current_exe()?.with_file_name("hedgerow"),
+            };
+            let temp = tempfile::Builder::new()
+                .prefix("hedgerow-verify-")
+                .tempdir_in(cli.workdir.clone().unwrap_or_else(std::env::temp_dir))?;
+            let figures = hedgerow_bench::blob_verify::measure(&bin, *mb, temp.path())?;
+            println!("{}", serde_json::to_string(&figures)?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::Render { json }) => {

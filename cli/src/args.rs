@@ -314,6 +314,14 @@ pub struct ServeArgs {
     /// Log lines as human text or one JSON object each (RUST_LOG or HEDGEROW_LOG filter them).
     #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
     pub log_format: Option<String>,
+    /// Serve the web page at ADDR too (alone: 127.0.0.1:4718, this machine only; 0.0.0.0:4718
+    /// lets phones on the local network in).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = hedgerow_node::web::DEFAULT_WEB_ADDR)]
+    pub web: Option<String>,
+    /// Serve the web page with no write endpoint (a public hub): `--web-read-only` alone uses
+    /// --web's default address.
+    #[arg(long)]
+    pub web_read_only: bool,
 }
 
 /// `--json` output switch.

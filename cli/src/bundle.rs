@@ -91,12 +91,11 @@ pub fn run(home: &Path, command: BundleCommand) -> Result<ExitCode> {
                 );
                 if let Some(files) = value.get("files") {
                     println!(
-                        "with {} ({}); left out {} the summary's node holds, {} this node lacks, {} of private commons",
+                        "with {} ({}); left out {} the summary's node holds, {} this node lacks",
                         plural(count(files, "written"), "file"),
                         size(count(files, "bytes")),
                         count(files, "already_held"),
-                        count(files, "not_held"),
-                        count(files, "private_withheld")
+                        count(files, "not_held")
                     );
                 }
                 let up_to_date = count(&value, "up_to_date");

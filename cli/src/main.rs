@@ -18,6 +18,7 @@ mod ops;
 mod output;
 mod plan;
 mod unknown_command;
+mod web;
 
 use anyhow::{anyhow, Context, Result};
 use args::{

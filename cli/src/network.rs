@@ -116,6 +116,7 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
     let file = opened.config().context("cannot read the node's settings")?;
     let mut config = serve_config(&args, &file)?;
     config.announce = true;
+    let web = crate::web::config(&args)?;
     let rt = runtime()?;
     rt.block_on(async {
         let shutdown = async {
@@ -126,7 +127,16 @@ pub fn serve(home: &Path, args: ServeArgs) -> Result<ExitCode> {
             }
         };
         eprintln!("hedgerow serving {} (author {})", home.display(), opened.key().author());
-        serve::run(&opened, config, shutdown).await
+        let (handle, inbox) = serve::NodeHandle::new();
+        let web = match web {
+            Some(web) => Some(crate::web::start(&opened, handle, web).await?),
+            None => None,
+        };
+        let served = serve::run_with(&opened, config, inbox, shutdown).await;
+        if let Some(web) = web {
+            web.abort();
+        }
+        served.map_err(anyhow::Error::from)
     })?;
     Ok(ExitCode::SUCCESS)
 }

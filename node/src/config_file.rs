@@ -151,6 +151,21 @@ pub const KEYS: &[Key] = &[
         doc: "most bytes of files one commons may refer to",
     },
     Key {
+        name: "files.serve_streams_per_peer",
+        kind: Kind::Count,
+        doc: "most blob responses open to one peer at once; more hear Busy (default 16)",
+    },
+    Key {
+        name: "files.serve_bytes_per_peer",
+        kind: Kind::Count,
+        doc: "most blob bytes sent to one peer per window; more hear Busy (default 4 GiB)",
+    },
+    Key {
+        name: "files.serve_window_secs",
+        kind: Kind::Count,
+        doc: "the window of files.serve_bytes_per_peer, in seconds (default 10)",
+    },
+    Key {
         name: "fetch.role",
         kind: Kind::Role,
         doc: "farm (pinned designs' files) or hub (every file), for every commons",
@@ -236,6 +251,11 @@ fn apply(config: &mut HomeConfig, name: &str, kind: Kind, value: &Value) -> Resu
                     config.max_connections_per_ip = Some(usize::try_from(n).unwrap_or(usize::MAX))
                 }
                 "files.max_file_bytes" => config.files.max_file_bytes = n,
+                "files.serve_streams_per_peer" => {
+                    config.files.serve_streams_per_peer = usize::try_from(n).unwrap_or(usize::MAX)
+                }
+                "files.serve_bytes_per_peer" => config.files.serve_bytes_per_peer = n,
+                "files.serve_window_secs" => config.files.serve_window_secs = n,
                 _ => config.files.commons_quota_bytes = n,
             }
         }
@@ -434,7 +454,8 @@ const HEADER: &str = "# Hedgerow node settings (`hedgerow config show` lists eve
 # Precedence: serve's flags, then HEDGEROW_<KEY> environment variables, then this file.
 # Keys: listen, peers (lists of multiaddresses), mdns (true/false), sync_interval (seconds),
 # max_connections_per_ip, metrics (\"127.0.0.1:9464\"), log_format (\"human\"/\"json\"),
-# [files] max_file_bytes, commons_quota_bytes; [fetch] role (\"farm\"/\"hub\"),
+# [files] max_file_bytes, commons_quota_bytes, serve_streams_per_peer, serve_bytes_per_peer,
+# serve_window_secs; [fetch] role (\"farm\"/\"hub\"),
 # [fetch.commons] \"COMMONS-ID\" = \"hub\".
 ";
 
@@ -567,6 +588,24 @@ pub fn to_pairs(config: &HomeConfig) -> Vec<(String, Value)> {
         pairs.push((
             "files.commons_quota_bytes".to_string(),
             Value::from(config.files.commons_quota_bytes as i64),
+        ));
+    }
+    if config.files.serve_streams_per_peer != defaults.files.serve_streams_per_peer {
+        pairs.push((
+            "files.serve_streams_per_peer".to_string(),
+            Value::from(config.files.serve_streams_per_peer as i64),
+        ));
+    }
+    if config.files.serve_bytes_per_peer != defaults.files.serve_bytes_per_peer {
+        pairs.push((
+            "files.serve_bytes_per_peer".to_string(),
+            Value::from(config.files.serve_bytes_per_peer as i64),
+        ));
+    }
+    if config.files.serve_window_secs != defaults.files.serve_window_secs {
+        pairs.push((
+            "files.serve_window_secs".to_string(),
+            Value::from(config.files.serve_window_secs as i64),
         ));
     }
     let role = |r: FetchRole| {

@@ -6,6 +6,11 @@
 //! The role is `fetch` in `config.json`: `{"fetch": {"role": "farm", "commons": {"ID": "hub"}}}`
 //! (`role` for every commons, `commons` per commons; farm when absent). Pins are this node's
 //! own list, `HOME/pins.json` (`{"version": 1, "designs": ["ID", ...]}`), never signed or sent.
+//!
+//! Every fetch, automatic or asked for, keeps each commons within its quota
+//! (`files.commons_quota_bytes`): the distinct files of the commons held here, plus those being
+//! fetched, plus the new one. A fetch past it is refused before a byte is asked for
+//! ([`quota_refusals`]), as a bundle import refuses such a file.
 
 use crate::api::Request;
 use crate::replicas::{NodeError, Replicas};
@@ -207,4 +212,100 @@ pub fn wanted_blobs(replicas: &mut Replicas) -> Vec<([u8; 32], u64)> {
         .filter(|(hash, size)| *size <= max && !store.has(hash))
         .map(|(hash, size)| (hash.0, size))
         .collect()
+}
+
+/// Of `wants` (blob, size), taken in order, those whose fetch would take a commons referring to
+/// them past its quota, with why: each commons counts the distinct blobs of it held here,
+/// those in `pending` (being fetched) and the wants admitted before. A blob no document here
+/// refers to belongs to no commons and is never refused. Nothing can be refused when the
+/// documents cannot be read (the fetch is then checked by nobody: a read error is logged).
+pub fn quota_refusals(
+    replicas: &mut Replicas,
+    wants: &[([u8; 32], u64)],
+    pending: &[([u8; 32], u64)],
+) -> std::collections::HashMap<[u8; 32], String> {
+    let mut refused = std::collections::HashMap::new();
+    let quota = match crate::blobs::files::limits_at(&replicas.home_root) {
+        Ok(limits) => limits.commons_quota_bytes,
+        Err(e) => {
+            tracing::warn!("cannot read the file limits: {e}");
+            return refused;
+        }
+    };
+    let referenced = match replicas.referenced_blobs(None) {
+        Ok(referenced) => referenced,
+        Err(e) => {
+            tracing::warn!("cannot check the commons' file quotas: {e}");
+            return refused;
+        }
+    };
+    let store = replicas.blob_store();
+    let mut used: BTreeMap<CommonsId, u64> = BTreeMap::new();
+    let mut counted: BTreeSet<BlobHash> = BTreeSet::new();
+    let held = referenced.iter().filter(|(hash, _)| store.has(hash));
+    let fetching = pending
+        .iter()
+        .filter_map(|(hash, _)| referenced.get_key_value(&BlobHash(*hash)));
+    for (hash, referrers) in held.chain(fetching) {
+        if counted.insert(*hash) {
+            for commons in &referrers.commons {
+                *used.entry(*commons).or_default() += referrers.size;
+            }
+        }
+    }
+    for (hash, size) in wants {
+        let hash = BlobHash(*hash);
+        let Some(referrers) = referenced.get(&hash) else {
+            continue;
+        };
+        if counted.contains(&hash) {
+            continue;
+        }
+        let over = referrers
+            .commons
+            .iter()
+            .map(|c| (*c, used.get(c).copied().unwrap_or(0) + size))
+            .find(|(_, total)| *total > quota);
+        match over {
+            Some((commons, total)) => {
+                refused.insert(
+                    hash.0,
+                    FetchOverQuota {
+                        name: referrers.describe(),
+                        hash,
+                        size: *size,
+                        commons,
+                        total,
+                        quota,
+                    }
+                    .to_string(),
+                );
+            }
+            None => {
+                counted.insert(hash);
+                for commons in &referrers.commons {
+                    *used.entry(*commons).or_default() += size;
+                }
+            }
+        }
+    }
+    refused
+}
+
+/// A fetch refused for a commons' quota.
+#[derive(Debug, thiserror::Error)]
+#[error("not fetching {name} ({hash}, {size} bytes): commons {commons} would then hold {total} bytes of files here, over its quota of {quota} (config.json `files.commons_quota_bytes`); nothing was written")]
+pub struct FetchOverQuota {
+    /// The documents using the blob and their names for it.
+    pub name: String,
+    /// The blob.
+    pub hash: BlobHash,
+    /// Its size.
+    pub size: u64,
+    /// The commons that would go past its quota.
+    pub commons: CommonsId,
+    /// What it would then hold.
+    pub total: u64,
+    /// The quota.
+    pub quota: u64,
 }

@@ -18,6 +18,7 @@
 //! - [`blobs`]: attachment bytes named by hash, outside sled, and the files documents carry.
 //! - [`net`]: libp2p transport and behaviour.
 //! - [`times`]: RFC 3339 times in replies.
+//! - [`web`]: the web page `serve --web` serves.
 
 pub mod api;
 pub mod blobs;
@@ -50,6 +51,7 @@ pub mod store;
 pub mod sync_source;
 pub mod times;
 pub mod verify;
+pub mod web;
 
 pub use home::{Home, HomeError, LocalProfile};
 pub use replicas::{NodeError, Replicas};

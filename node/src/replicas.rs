@@ -275,6 +275,9 @@ pub struct Replicas {
     pub(crate) refusals: std::collections::BTreeMap<String, u64>,
     /// Refused changes of the ingest under way.
     last_refused: Vec<RefusedChange>,
+    /// Documents that took changes since the last [`Replicas::take_changed`], once a running
+    /// node watches them ([`Replicas::watch_changes`]); `None` otherwise.
+    changed: Option<HashMap<DocId, crate::serve::DocChange>>,
 }
 
 /// Current unix time in seconds.
@@ -313,6 +316,7 @@ impl Replicas {
             charters: HashMap::new(),
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
+            changed: None,
         };
         // Each commons' charter, evaluated once: listing and serving read it. A store damaged
         // on disk still opens (for `verify` and `repair` to say what is wrong).
@@ -324,6 +328,19 @@ impl Replicas {
         }
         replicas.load_local_lists()?;
         Ok(replicas)
+    }
+
+    /// From now on, records each document that takes changes, for [`Self::take_changed`].
+    pub fn watch_changes(&mut self) {
+        self.changed.get_or_insert_with(HashMap::new);
+    }
+
+    /// The documents that took changes since the last call (none unless watched).
+    pub fn take_changed(&mut self) -> Vec<crate::serve::DocChange> {
+        match &mut self.changed {
+            Some(changed) => changed.drain().map(|(_, change)| change).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The underlying store.
@@ -737,6 +754,9 @@ impl Replicas {
                 id: id.to_string(),
             })?;
         let excluded = replica.take_excluded();
+        if let Some(changed) = &mut self.changed {
+            changed.insert(*id, crate::serve::DocChange::of(*id, replica));
+        }
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,

@@ -379,7 +379,7 @@ impl Store {
             });
         }
         // An older layout is upgraded before anything reads it, a copy taken first.
-        let upgraded_from = match meta
+        let upgraded = match meta
             .get("format")
             .map_err(sled_err)?
             .and_then(|v| v.first().copied())
@@ -489,7 +489,7 @@ impl Store {
                 }
             }
         }
-        if upgraded_from {
+        if upgraded {
             store.save_manifest(found)?;
         }
         // A process killed before its flush may have left sled files that were never

@@ -6,6 +6,7 @@ pub mod net;
 pub mod powercut_fs;
 pub mod rng;
 pub mod skip;
+pub mod web;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -557,3 +557,72 @@ fn a_private_commons_file_goes_to_members_only() {
     assert_eq!(fetched["fetched"], json!([hash]), "{fetched}");
     assert!(std::fs::read(held_path(ben.path(), &hash)).expect("stored") == files[0].1);
 }
+
+/// ```text
+///   [netns a: hub 10.47.17.1] ==veth, 64 kbit/s, cut 2 s every 10 s== [netns b: farm]
+/// ```
+/// The slow field case: a quarter of a megabyte of photos, pinned by a farm behind a 64 kbit/s
+/// link that drops for 2 s in every 10, all arrive intact (ranges cut off in flight are asked
+/// again; each byte is written once).
+#[test]
+fn field_photos_cross_a_64_kbit_link_that_drops_every_ten_seconds() {
+    let Some(net) = hedgerow_tests::net::Netns::pair_or_skip("photos over a 64 kbit/s field link")
+    else {
+        return;
+    };
+    let link = hedgerow_tests::field::Link::of(&net);
+    let in_ns = |i: usize, peers: Vec<String>| ServeOptions {
+        peers,
+        listen_ip: net.addr(i),
+        netns: Some(net.name(i).to_string()),
+        ..ServeOptions::default()
+    };
+    let hub_home = TestHome::init("Hub");
+    let commons = hedgerow_tests::id(&hub_home.json(&["commons", "create", "Open Tools"]));
+    let names: Vec<String> = (0..12).map(|i| format!("build-day-{i:02}.jpg")).collect();
+    let specs: Vec<(&str, usize, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), 18_000 + 450 * i, "photo"))
+        .collect();
+    let (design, data) = design_with_files(&hub_home, "Roller crimper", &specs);
+    let total: u64 = data.iter().map(|(_, d)| d.len() as u64).sum();
+    let hub = ServeNode::start_with(hub_home, in_ns(0, Vec::new()));
+    let farm_home = TestHome::init("Fay");
+    farm_home.json(&["commons", "join", &commons]);
+    let farm = ServeNode::start_with(farm_home, in_ns(1, vec![hub.multiaddr()]));
+    hedgerow_tests::net::converge(&[&hub, &farm], WAIT);
+
+    link.cap(64).expect("tc tbf");
+    let before = link.bytes();
+    let flapper = hedgerow_tests::field::Flapper::start(
+        link.clone(),
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+        10,
+        Box::new(|_| {}),
+    );
+    farm.json(&["pin", &design]);
+    assert!(
+        wait_until(Duration::from_secs(100), || held(&farm) == data.len() as u64),
+        "the photos did not all arrive: {}",
+        farm.status()
+    );
+    let cuts = flapper.stop().expect("the link flapped");
+    let on_link = link.bytes() - before;
+    for (name, bytes) in &data {
+        let got = farm.run(&["design", "file", &design, name]);
+        assert!(
+            got.status.success() && got.stdout == *bytes,
+            "{name} differs"
+        );
+    }
+    let status = blob_status(&farm);
+    eprintln!(
+        "field 64 kbit/s: {total} B of photos with {cuts} cuts, {on_link} B on the link ({:.3}x)",
+        on_link as f64 / total as f64
+    );
+    assert!(cuts >= 1, "the transfer ended before the first cut");
+    assert_eq!(status["bytes_received"], json!(total), "a byte was written twice");
+    assert_eq!(status["bad_responses"], json!(0));
+}

@@ -176,6 +176,17 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("fetched", "integer"),
     ("frame_bytes_received", "integer"),
     ("frame_bytes_sent", "integer"),
+    ("busy_sent", "integer"),
+    ("busy_received", "integer"),
+    ("open_responses", "integer"),
+    // `fetch`, `pin`, `unpin`, `pins`.
+    ("fetch: files", "integer"),
+    ("held_before", "integer"),
+    ("pin: files", "integer"),
+    ("unpin: files", "integer"),
+    ("pins: files", "integer"),
+    ("pinned", "bool"),
+    ("missing_bytes", "integer"),
     // This node's own lists.
     ("at", "time"),
     ("reason", "string"),
@@ -213,6 +224,8 @@ const NOT_PRODUCED: &[&str] = &[
     "repair: from_peers[]",
     "bundle import: rejected[]",
     "status: wanted[]",
+    "status: blob_transfer.over_quota[]",
+    "fetch: failed[]",
 ];
 
 /// What the table says one output looks like.
@@ -1018,6 +1031,10 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["design", "detach", &design, "sketch.png"],
     );
     out.run(&a, "gc", "offline, a file to free", &["gc"]);
+    out.run(&a, "pin", "offline", &["pin", &design]);
+    out.run(&a, "pins", "offline", &["pins"]);
+    out.run(&a, "unpin", "offline", &["unpin", &design]);
+    out.run(&a, "fetch", "offline, every file held", &["fetch", &design]);
     out.run(&a, "verify", "offline", &["verify"]);
     let full = file(&a, "full.bundle");
     out.run(&a, "bundle export", "offline", &["bundle", "export", &full]);

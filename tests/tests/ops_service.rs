@@ -230,3 +230,69 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Runs `dist/docker-entrypoint.sh serve` outside Docker with `home` as HEDGEROW_HOME until its
+/// node answers `status`, then SIGTERMs it; returns the status reply and the exit status.
+fn entrypoint_serve(home: &Path) -> (serde_json::Value, std::process::ExitStatus) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = hedgerow_tests::hedgerow_bin();
+    let bin_dir = bin.parent().expect("binary directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Command::new("sh")
+        .arg(root.join("dist/docker-entrypoint.sh"))
+        .args(["serve", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .env("PATH", path)
+        .env("HEDGEROW_HOME", home)
+        .env("HEDGEROW_NAME", "Barn hub")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the entrypoint");
+    let status = wait_for(WAIT, || {
+        if !home.join("control.sock").exists() {
+            return None;
+        }
+        let out = Command::new(&bin)
+            .args(["status", "--json"])
+            .env("HEDGEROW_HOME", home)
+            .output()
+            .ok()?;
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .filter(|s| s["peer_id"].is_string())
+    });
+    // The script execs hedgerow, so the child is the node itself.
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: signalling our own child, which has not been waited for yet.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let exit = wait_for(WAIT, || child.try_wait().ok().flatten());
+    let Some(exit) = exit else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the entrypoint's node did not stop on SIGTERM");
+    };
+    let status = status.unwrap_or_else(|| panic!("the entrypoint's node never answered"));
+    (status, exit)
+}
+
+#[test]
+fn the_container_entrypoint_makes_the_home_once_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let (first, exit) = entrypoint_serve(&home);
+    assert!(exit.success(), "{exit}");
+    assert!(home.join("hedgerow-home").exists());
+    // The second start keeps the home (same node, same peer id) instead of making one.
+    let (second, exit) = entrypoint_serve(&home);
+    assert!(exit.success(), "{exit}");
+    assert_eq!(first["peer_id"], second["peer_id"]);
+    assert_eq!(first["author"], second["author"]);
+}

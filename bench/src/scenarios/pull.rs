@@ -93,6 +93,22 @@ pub fn initial(bench: &Bench) -> Result<Row> {
         AutomergeStart::Fresh,
     )?;
     row.converged = covers(&a_home, &b_home)?;
+    // Issue 11: the receiver's CPU against automerge alone loading the same documents.
+    let (load_s, loaded) = super::local::automerge_load_reference(&a_home)?;
+    let receiver = row
+        .extra
+        .get("node_b")
+        .and_then(|n| n["cpu_s"].as_f64())
+        .unwrap_or(0.0);
+    let ratio = receiver / load_s.max(1e-9);
+    row.put("automerge_load_cpu_s", load_s);
+    row.put("automerge_load_docs", loaded);
+    row.put("receiver_x_automerge_load", ratio);
+    row.target(
+        "receiver CPU ≤ 1.3 × automerge loading the same documents from save()",
+        ratio <= 1.3,
+        format!("{receiver:.2} s vs {load_s:.2} s (×{ratio:.1})"),
+    );
     let (bytes, am, limit) = (row.bytes, row.automerge_bytes, row.limit_bytes);
     row.target(
         "bytes ≤ 1.15 × automerge sync",

@@ -36,7 +36,8 @@ pub struct FilesExported {
     pub already_held: usize,
     /// Blobs documents refer to that this node does not hold (so it cannot carry them).
     pub not_held: usize,
-    /// Blobs of private commons, never written (a bundle's blob section is not sealed).
+    /// Blobs of private commons left out: always 0 since such an export is refused
+    /// ([`super::files::FileError::PrivateFiles`]); kept for the JSON shape.
     pub private_withheld: usize,
 }
 
@@ -122,14 +123,20 @@ pub fn export_with_files(
     let store = replicas.blob_store();
     let mut files = FilesExported::default();
     let mut blobs: Vec<(BlobHash, u64)> = Vec::new();
-    for (hash, referrers) in replicas.referenced_blobs(Some(&ids))? {
-        let private = referrers
+    let referenced = replicas.referenced_blobs(Some(&ids))?;
+    // A private commons' files would lie open on the stick (the blob section is not sealed):
+    // refused before anything is written, rather than left out unnoticed.
+    for referrers in referenced.values() {
+        if let Some(commons) = referrers
             .commons
             .iter()
-            .any(|c| replicas.privacy(c) == crate::private::Privacy::Private);
-        if private {
-            files.private_withheld += 1;
-        } else if their_blobs.contains(&hash) {
+            .find(|c| replicas.privacy(c).hides())
+        {
+            return Err(super::files::FileError::PrivateFiles { commons: *commons }.into());
+        }
+    }
+    for hash in referenced.into_keys() {
+        if their_blobs.contains(&hash) {
             files.already_held += 1;
         } else {
             match store.size(&hash)? {

@@ -26,6 +26,38 @@ pub struct FileLimits {
     /// Most bytes of distinct files the documents of one commons may refer to.
     #[serde(default = "default_quota")]
     pub commons_quota_bytes: u64,
+    /// Most blob responses open to one peer at once; more hear `Busy`.
+    #[serde(default = "default_serve_streams")]
+    pub serve_streams_per_peer: usize,
+    /// Most blob response bytes to one peer per window; more hear `Busy`.
+    #[serde(default = "default_serve_bytes")]
+    pub serve_bytes_per_peer: u64,
+    /// The window of `serve_bytes_per_peer`, in seconds.
+    #[serde(default = "default_serve_window")]
+    pub serve_window_secs: u64,
+}
+
+fn default_serve_streams() -> usize {
+    crate::serve::blobs::DEFAULT_STREAMS_PER_PEER
+}
+
+fn default_serve_bytes() -> u64 {
+    crate::serve::blobs::DEFAULT_BYTES_PER_PEER
+}
+
+fn default_serve_window() -> u64 {
+    crate::serve::blobs::DEFAULT_WINDOW_SECS
+}
+
+impl FileLimits {
+    /// The per-peer serving limits these set.
+    pub fn serve_limits(&self) -> crate::serve::blobs::ServeLimits {
+        crate::serve::blobs::ServeLimits {
+            streams_per_peer: self.serve_streams_per_peer,
+            bytes_per_peer: self.serve_bytes_per_peer,
+            window: std::time::Duration::from_secs(self.serve_window_secs.max(1)),
+        }
+    }
 }
 
 fn default_max_file() -> u64 {
@@ -41,6 +73,9 @@ impl Default for FileLimits {
         FileLimits {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             commons_quota_bytes: DEFAULT_COMMONS_QUOTA_BYTES,
+            serve_streams_per_peer: default_serve_streams(),
+            serve_bytes_per_peer: default_serve_bytes(),
+            serve_window_secs: default_serve_window(),
         }
     }
 }
@@ -69,6 +104,13 @@ pub enum FileError {
         given: String,
         /// How many matched.
         count: usize,
+    },
+    /// `--with-files` for a private commons whose documents have files: the blob section of a
+    /// bundle is not sealed, so its files would be readable on a lost stick.
+    #[error("commons {commons} is private and bundles cannot seal its files yet (they would be readable on a lost stick): export it without --with-files (its documents are sealed), or name only open commons with --commons; members get its files over the network")]
+    PrivateFiles {
+        /// The private commons.
+        commons: CommonsId,
     },
     /// A kind of document that carries no files.
     #[error("{kind} documents carry no files; attach to a design or a note")]
@@ -280,9 +322,10 @@ impl Replicas {
         let limits = limits_at(&self.home_root)?;
         let store = self.blob_store();
         let used = self.commons_file_bytes(&commons)?;
+        let used_total: u64 = used.values().sum();
         // A file the commons' documents already use costs its quota nothing more.
         let quota_check = |size: u64, hash: &BlobHash| -> Result<(), FileError> {
-            let total = used.0 + if used.1.contains(hash) { 0 } else { size };
+            let total = used_total + if used.contains_key(hash) { 0 } else { size };
             if total > limits.commons_quota_bytes {
                 return Err(FileError::OverQuota {
                     name: name.clone(),
@@ -294,6 +337,21 @@ impl Replicas {
             }
             Ok(())
         };
+        // Refused from its size, before a byte is read or copied, unless a file of the same
+        // size is used already (it may be that file, which costs nothing: hashing tells).
+        if let Ok(meta) = std::fs::metadata(path) {
+            let size = meta.len();
+            if meta.is_file() && size > limits.max_file_bytes {
+                return Err(BlobError::TooLarge {
+                    what: path.display().to_string(),
+                    max: limits.max_file_bytes,
+                }
+                .into());
+            }
+            if meta.is_file() && !used.values().any(|s| *s == size) {
+                quota_check(size, &BlobHash([0; 32]))?;
+            }
+        }
         let added = store.add_file(path, limits.max_file_bytes)?;
         let undo = |store: &BlobStore| {
             if added.new {
@@ -331,18 +389,18 @@ impl Replicas {
         }
     }
 
-    /// Bytes of distinct files the documents of `commons` refer to now, and their hashes.
+    /// The distinct files the documents of `commons` refer to now, with their sizes.
     pub(crate) fn commons_file_bytes(
         &mut self,
         commons: &CommonsId,
-    ) -> Result<(u64, BTreeSet<BlobHash>), NodeError> {
+    ) -> Result<BTreeMap<BlobHash, u64>, NodeError> {
         let mut seen = BTreeMap::new();
         for doc in self.store().doc_ids(commons)? {
             for entry in attachment::files(self.replica(&doc)?.doc(), None) {
                 seen.insert(entry.hash, entry.size);
             }
         }
-        Ok((seen.values().sum(), seen.into_keys().collect()))
+        Ok(seen)
     }
 
     /// The files of document `id`, now or at release `version` (designs).

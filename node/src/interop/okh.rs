@@ -293,9 +293,9 @@ impl Replicas {
         }
         // The commons' quota, as `design attach` checks it: distinct files not yet used count.
         let limits = limits_at(&self.home_root)?;
-        let (used, used_hashes) = self.commons_file_bytes(&commons)?;
-        let mut counted = used_hashes;
-        let mut total = used;
+        let used = self.commons_file_bytes(&commons)?;
+        let mut total: u64 = used.values().sum();
+        let mut counted: std::collections::BTreeSet<BlobHash> = used.into_keys().collect();
         for r in &resolved {
             if counted.insert(r.file.hash) {
                 total += r.file.size;

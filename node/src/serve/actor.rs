@@ -28,6 +28,8 @@ pub(crate) struct Actor {
     blob_requests: HashMap<request_response::OutboundRequestId, RequestId>,
     /// Blob requests waiting for our answer.
     blob_channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    /// Blob requests answered and not yet sent whole, by libp2p's number.
+    blob_answering: HashMap<request_response::InboundRequestId, InboundId>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
     /// Callers waiting for a [`Reply`].
@@ -35,6 +37,8 @@ pub(crate) struct Actor {
     next_id: u64,
     /// When the service asked to be woken.
     pub(crate) wake: Instant,
+    /// Where the documents that took changes are announced (the web page's live updates).
+    changes: Option<tokio::sync::broadcast::Sender<super::DocChange>>,
 }
 
 impl Actor {
@@ -53,15 +57,26 @@ impl Actor {
             channels: HashMap::new(),
             blob_requests: HashMap::new(),
             blob_channels: HashMap::new(),
+            blob_answering: HashMap::new(),
             dialing: HashMap::new(),
             replies: HashMap::new(),
             next_id: 0,
             // The first timer runs at once: it dials the bootstrap peers.
             wake: now,
+            changes: None,
         };
         let outputs = actor.service.start(now);
         actor.apply(outputs);
         actor
+    }
+
+    /// Announces on `feed` each document that takes changes from now on.
+    pub(crate) fn announce_changes(
+        &mut self,
+        feed: tokio::sync::broadcast::Sender<super::DocChange>,
+    ) {
+        self.service.local_mut().watch_changes();
+        self.changes = Some(feed);
     }
 
     fn next_id(&mut self) -> u64 {
@@ -97,6 +112,12 @@ impl Actor {
         while let Some(output) = queue.pop_front() {
             if let Some(input) = self.carry_out(output) {
                 queue.extend(self.service.handle(input, Instant::now()));
+            }
+        }
+        if let Some(feed) = &self.changes {
+            for change in self.service.local_mut().take_changed() {
+                // No listener (no page open) is not a failure.
+                let _ = feed.send(change);
             }
         }
     }
@@ -367,10 +388,13 @@ impl Actor {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request_id,
+                    request,
+                    channel,
                 } => {
                     let id = InboundId(self.next_id());
                     self.blob_channels.insert(id, channel);
+                    self.blob_answering.insert(request_id, id);
                     Some(Input::BlobRequest {
                         peer,
                         id,
@@ -399,11 +423,20 @@ impl Actor {
                 };
                 Some(Input::BlobFailure { id, offence })
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 tracing::debug!("inbound blob failure from {peer}: {error}");
-                None
+                let id = self.blob_answering.remove(&request_id)?;
+                Some(Input::BlobResponseDone { id })
             }
-            request_response::Event::ResponseSent { .. } => None,
+            request_response::Event::ResponseSent { request_id, .. } => {
+                let id = self.blob_answering.remove(&request_id)?;
+                Some(Input::BlobResponseDone { id })
+            }
         }
     }
 }

@@ -10,7 +10,18 @@
 //! sent after its first bad group is kept. Resumption needs no state here: a new `Download`
 //! starts from the partial file's length.
 //!
+//! Serving is limited per peer ([`ServeLimits`]: responses open at once, bytes per window);
+//! beyond it a peer hears `Busy`, and a peer that says `Busy` to us is left alone for a
+//! growing back-off ([`BusyPeers`]) while the other holders are asked.
+//!
 //! The bytes on disk are reached through [`BlobAccess`], so the rules are tested without files.
+
+mod serving;
+
+pub use serving::{
+    BusyPeers, ServeLimits, ServeLoad, BUSY_BACKOFF, DEFAULT_BYTES_PER_PEER,
+    DEFAULT_STREAMS_PER_PEER, DEFAULT_WINDOW_SECS, MAX_BUSY_BACKOFF,
+};
 
 use super::service::{InboundId, RequestId};
 use hedgerow_protocol::blob_transfer::{
@@ -120,7 +131,17 @@ pub struct BlobCounters {
     pub completed: u64,
     /// Requests answered with data.
     pub requests_answered: u64,
+    /// Requests answered `Busy` (the peer was over its share of our serving).
+    pub busy_sent: u64,
+    /// `Busy` answers received (that peer was then left alone for a while).
+    pub busy_received: u64,
+    /// Verified blob data bytes received, per peer that sent them (at most
+    /// [`MAX_PEERS_COUNTED`] peers; the rest only in `bytes_received`).
+    pub received_from: BTreeMap<PeerId, u64>,
 }
+
+/// Most peers `received_from` counts apart.
+pub const MAX_PEERS_COUNTED: usize = 64;
 
 struct Fetch {
     download: Download,
@@ -158,6 +179,12 @@ pub struct BlobTransfers {
     counters: BlobCounters,
     /// Test-only: flips a byte of every response sent (a lying peer for the tests).
     corrupt: bool,
+    /// What each peer takes of our serving.
+    load: ServeLoad,
+    /// Our responses not yet sent whole, and who they go to.
+    open: HashMap<InboundId, PeerId>,
+    /// Peers that answered `Busy`, left alone for a while.
+    busy: BusyPeers,
 }
 
 impl BlobTransfers {
@@ -167,6 +194,11 @@ impl BlobTransfers {
             corrupt,
             ..Self::default()
         }
+    }
+
+    /// Serves peers under `limits` from now on.
+    pub fn set_serve_limits(&mut self, limits: ServeLimits) {
+        self.load = ServeLoad::new(limits);
     }
 
     /// Totals since start.
@@ -212,6 +244,16 @@ impl BlobTransfers {
     /// A peer's last connection closed: its requests fail (the actor reports each).
     pub fn disconnected(&mut self, peer: &PeerId) {
         self.connected.retain(|p| p != peer);
+        self.busy.forget(peer);
+    }
+
+    /// Every blob wanted and not yet stored, with its size.
+    pub fn wanted_blobs(&self) -> Vec<([u8; 32], u64)> {
+        self.active
+            .iter()
+            .map(|(hash, f)| (*hash, f.download.size()))
+            .chain(self.queued.iter().map(|q| (q.hash, q.size)))
+            .collect()
     }
 
     /// Wants the blob `hash` of `size` bytes (a no-op if it is held or already wanted).
@@ -226,13 +268,15 @@ impl BlobTransfers {
         });
     }
 
-    /// Answers a peer's request from the store.
+    /// Answers a peer's request from the store, or `Busy` when the peer is over its share
+    /// (see [`ServeLimits`]); a response with data stays open until [`Self::response_done`].
     pub fn on_request(
         &mut self,
         store: &mut impl BlobAccess,
         peer: PeerId,
         id: InboundId,
         bytes: &[u8],
+        now: Instant,
     ) -> (BlobOutput, Option<Offence>) {
         let (response, offence) = match decode_request(bytes) {
             Err(e) => (
@@ -242,14 +286,32 @@ impl BlobTransfers {
                     error: TransferError::Malformed(e),
                 }),
             ),
+            Ok(_) if !self.load.admits(&peer, now) => {
+                self.counters.busy_sent += 1;
+                (BlobResponse::Refused(BlobRefusal::Busy), None)
+            }
             Ok(request) => (self.answer(store, &request), None),
         };
         let bytes = encode_response(&response);
         if let BlobResponse::Data { encoded, .. } = &response {
             self.counters.requests_answered += 1;
             self.counters.bytes_sent += encoded.len() as u64;
+            self.load.opened(peer, bytes.len() as u64, now);
+            self.open.insert(id, peer);
         }
         (BlobOutput::Respond { id, bytes }, offence)
+    }
+
+    /// Our response `id` was sent whole, or failed: it no longer counts as open.
+    pub fn response_done(&mut self, id: InboundId, now: Instant) {
+        if let Some(peer) = self.open.remove(&id) {
+            self.load.done(&peer, now);
+        }
+    }
+
+    /// Our responses not yet sent whole.
+    pub fn open_responses(&self) -> usize {
+        self.open.len()
     }
 
     fn answer(&mut self, store: &mut impl BlobAccess, request: &BlobRequest) -> BlobResponse {
@@ -302,7 +364,27 @@ impl BlobTransfers {
         };
         let mut offence = None;
         match result {
-            Ok(_) => {}
+            Ok(groups) => {
+                self.busy.served(&asked.peer);
+                let got = GroupRange::new(asked.groups.start, asked.groups.start + groups)
+                    .bytes(fetch.download.size());
+                let counted = self.counters.received_from.len() < MAX_PEERS_COUNTED
+                    || self.counters.received_from.contains_key(&asked.peer);
+                if counted && got.end > got.start {
+                    *self
+                        .counters
+                        .received_from
+                        .entry(asked.peer)
+                        .or_default() += got.end - got.start;
+                }
+            }
+            Err(TransferError::Refused(BlobRefusal::Busy)) => {
+                // The peer is over its share of serving: leave it alone, for every blob, and
+                // let the other holders take the ranges.
+                tracing::debug!("{} is busy", asked.peer);
+                self.counters.busy_received += 1;
+                self.busy.busy(asked.peer, now);
+            }
             Err(TransferError::Refused(refusal)) => {
                 tracing::debug!(
                     "{} refused blob {}: {refusal}",
@@ -455,7 +537,8 @@ impl BlobTransfers {
                         break;
                     };
                     fetch.avoid.retain(|_, until| *until > now);
-                    if fetch.avoid.contains_key(&peer)
+                    if self.busy.is_busy(&peer, now)
+                        || fetch.avoid.contains_key(&peer)
                         || fetch.asked.get(&peer).copied().unwrap_or(0) >= PER_PEER_IN_FLIGHT
                     {
                         continue;
@@ -497,14 +580,15 @@ impl BlobTransfers {
             return;
         }
         let connected = &self.connected;
+        let busy = &self.busy;
         let stuck: Vec<[u8; 32]> = self
             .active
             .iter()
             .filter(|(_, f)| {
                 f.asked.values().all(|n| *n == 0)
-                    && connected
-                        .iter()
-                        .all(|p| f.avoid.get(p).is_some_and(|until| *until > now))
+                    && connected.iter().all(|p| {
+                        busy.is_busy(p, now) || f.avoid.get(p).is_some_and(|until| *until > now)
+                    })
             })
             .map(|(hash, _)| *hash)
             .collect();

@@ -3,6 +3,7 @@
 //! The control socket, `hedgerow sync` and in-process tests all talk to the node through it;
 //! JSON appears only where a caller serialises a reply.
 
+use super::changes::{DocChange, CHANGE_FEED_CAPACITY};
 use super::service::{Command, Reply, SyncOrder};
 use super::stats::SyncReport;
 use super::status::{JoinReply, NodeStatus};
@@ -10,7 +11,7 @@ use crate::api::{Reply as StoreReply, Request};
 use crate::replicas::NodeError;
 use hedgerow_protocol::CommonsId;
 use libp2p::Multiaddr;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// How many commands may wait for the node at once before callers wait to send.
 const QUEUE: usize = 64;
@@ -26,6 +27,8 @@ pub(crate) struct Call {
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     calls: mpsc::Sender<Call>,
+    /// The node's change feed (see [`super::changes`]).
+    changes: broadcast::Sender<DocChange>,
 }
 
 /// The node's end of its handles: pass it to [`run_with`](super::run_with).
@@ -57,12 +60,24 @@ impl NodeHandle {
     /// A handle and the inbox the node serves it from; commands wait there until it runs.
     pub fn new() -> (NodeHandle, Inbox) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = NodeHandle { calls: tx };
+        let (changes, _) = broadcast::channel(CHANGE_FEED_CAPACITY);
+        let handle = NodeHandle { calls: tx, changes };
         let inbox = Inbox {
             calls: rx,
             handle: handle.clone(),
         };
         (handle, inbox)
+    }
+
+    /// Each document that takes signed changes from now on, local or from peers; a receiver
+    /// that falls more than [`CHANGE_FEED_CAPACITY`] behind is told it lagged.
+    pub fn changes(&self) -> broadcast::Receiver<DocChange> {
+        self.changes.subscribe()
+    }
+
+    /// The sending end of the change feed, for the node's actor.
+    pub(crate) fn change_feed(&self) -> broadcast::Sender<DocChange> {
+        self.changes.clone()
     }
 
     async fn call(&self, command: Command) -> Result<Reply, HandleError> {

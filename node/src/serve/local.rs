@@ -20,6 +20,13 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
     fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)>;
     /// The commons whose documents (or releases) refer to each blob.
     fn blob_commons(&mut self) -> HashMap<[u8; 32], Vec<CommonsId>>;
+    /// Of `wants` (blob, size), taken in order, those that would take a commons referring to
+    /// them past its quota, counting the blobs held and `pending` (being fetched), with why.
+    fn quota_refusals(
+        &mut self,
+        wants: &[([u8; 32], u64)],
+        pending: &[([u8; 32], u64)],
+    ) -> HashMap<[u8; 32], String>;
     /// Commons held, with their names.
     fn commons(&self) -> Vec<(CommonsId, String)>;
     /// Whether `commons` is held (a read failure counts as not held).
@@ -92,6 +99,14 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
 impl LocalState for Replicas {
     fn wanted_blobs(&mut self) -> Vec<([u8; 32], u64)> {
         crate::fetch_policy::wanted_blobs(self)
+    }
+
+    fn quota_refusals(
+        &mut self,
+        wants: &[([u8; 32], u64)],
+        pending: &[([u8; 32], u64)],
+    ) -> HashMap<[u8; 32], String> {
+        crate::fetch_policy::quota_refusals(self, wants, pending)
     }
 
     fn blob_commons(&mut self) -> HashMap<[u8; 32], Vec<CommonsId>> {

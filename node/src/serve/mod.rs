@@ -11,7 +11,9 @@
 
 mod actor;
 mod blob_local;
+mod changes;
 pub use blob_local::remove_stale_outboards;
+pub use changes::{DocChange, CHANGE_FEED_CAPACITY};
 pub mod blobs;
 mod control_server;
 mod handle;
@@ -35,7 +37,7 @@ pub use service::{
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
-    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, StatusBytes,
+    BlobTransferStatus, ConnectedPeer, OverQuota, HeldCommons, JoinReply, NodeStatus, StatusBytes,
 };
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};
@@ -208,6 +210,7 @@ fn actor_on(
     for addr in remembered {
         book.add_target(addr, now);
     }
+    let limits = crate::blobs::files::limits_at(&replicas.home_root)?;
     let mut service = Service::new(
         ServiceConfig {
             local_peer: *swarm.local_peer_id(),
@@ -218,6 +221,7 @@ fn actor_on(
         book,
         now,
     )?;
+    service.set_blob_serve_limits(limits.serve_limits());
     if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
         tracing::warn!(
             "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"
@@ -283,6 +287,7 @@ pub async fn run_with(
         }
     }
     let mut actor = start_actor(replicas, home, &config, config.listen.clone(), remembered)?;
+    actor.announce_changes(inbox.handle.change_feed());
     let socket = home.control_socket();
     let control = control_server::start(&socket, inbox.handle.clone()).map_err(|source| {
         ServeError::Control {

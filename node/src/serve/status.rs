@@ -71,6 +71,30 @@ pub struct BlobTransferStatus {
     pub frame_bytes_received: u64,
     /// Blob protocol frame bytes sent.
     pub frame_bytes_sent: u64,
+    /// Peers' requests answered `Busy` (over their share of this node's serving).
+    #[serde(default)]
+    pub busy_sent: u64,
+    /// `Busy` answers received from peers.
+    #[serde(default)]
+    pub busy_received: u64,
+    /// Our responses answered and not yet sent whole.
+    #[serde(default)]
+    pub open_responses: usize,
+    /// Verified blob bytes received since start, per peer id that sent them.
+    #[serde(default)]
+    pub received_from: std::collections::BTreeMap<String, u64>,
+    /// Blobs not fetched because they would take a commons past its quota, with why.
+    #[serde(default)]
+    pub over_quota: Vec<OverQuota>,
+}
+
+/// A blob refused for a commons' quota, in [`BlobTransferStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverQuota {
+    /// The blob's hash (hex).
+    pub hash: String,
+    /// Why, in one line.
+    pub error: String,
 }
 
 /// One connected peer in [`NodeStatus`].

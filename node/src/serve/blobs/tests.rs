@@ -133,7 +133,7 @@ impl Net {
                     *left -= 1;
                 }
                 let (_, holder, mem) = self.holders.iter_mut().find(|(p, ..)| *p == peer).unwrap();
-                let (answer, offence) = holder.on_request(mem, peer, InboundId(1), &bytes);
+                let (answer, offence) = holder.on_request(mem, peer, InboundId(id.0), &bytes, now);
                 assert!(offence.is_none());
                 *self.answered.entry(peer).or_default() += 1;
                 let BlobOutput::Respond { bytes, .. } = answer else {
@@ -290,4 +290,77 @@ fn blobs_nobody_serves_make_way_for_one_that_a_peer_holds() {
         MAX_ACTIVE + 1,
         "the others stay wanted"
     );
+}
+
+#[test]
+fn a_busy_holder_is_left_alone_while_the_other_holder_serves_the_rest() {
+    // Long enough that the farm asks each holder four ranges at once.
+    let data = blob(200 * GROUP_BYTES as usize + 9);
+    let hash = *blake3::hash(&data).as_bytes();
+    let size = data.len() as u64;
+    // At most two responses open to one peer: the farm asks four at once.
+    let mut limited = BlobTransfers::new(false);
+    limited.set_serve_limits(ServeLimits {
+        streams_per_peer: 2,
+        bytes_per_peer: u64::MAX,
+        window: Duration::from_secs(10),
+    });
+    let mut net = Net::new(vec![
+        (limited, Mem::holding(&data)),
+        (BlobTransfers::new(false), Mem::holding(&data)),
+    ]);
+    let (busy_peer, other) = (net.holders[0].0, net.holders[1].0);
+    net.farm.0.want(&net.farm.1, hash, size);
+    net.run(Instant::now(), None);
+    assert_eq!(net.finished, vec![(hash, Finished::Stored)]);
+    assert_eq!(net.farm.1.held[&hash].0, data);
+    let limited = &net.holders[0].1;
+    assert_eq!(limited.counters().requests_answered, 2);
+    assert_eq!(limited.counters().busy_sent, 2, "the third and fourth");
+    assert_eq!(limited.open_responses(), 2);
+    let farm = net.farm.0.counters();
+    assert_eq!(farm.busy_received, 2);
+    assert!(net.offences.is_empty(), "Busy is no offence");
+    // Each holder's verified bytes, counted apart; every byte once.
+    let from_busy = 2 * GROUPS_PER_REQUEST * GROUP_BYTES;
+    assert_eq!(farm.received_from[&busy_peer], from_busy);
+    assert_eq!(farm.received_from[&other], size - from_busy);
+    assert_eq!(farm.bytes_received, size);
+}
+
+#[test]
+fn a_peer_over_its_bytes_per_window_hears_busy_until_the_window_turns() {
+    let data = blob(40 * GROUP_BYTES as usize + 5);
+    let hash = *blake3::hash(&data).as_bytes();
+    let size = data.len() as u64;
+    // One response (16 groups, 256 KiB) per 10 s window.
+    let mut limited = BlobTransfers::new(false);
+    limited.set_serve_limits(ServeLimits {
+        streams_per_peer: 100,
+        bytes_per_peer: 200 * 1024,
+        window: Duration::from_secs(10),
+    });
+    let mut net = Net::new(vec![(limited, Mem::holding(&data))]);
+    net.farm.0.want(&net.farm.1, hash, size);
+    let now = Instant::now();
+    let answered = |net: &Net| net.holders[0].1.counters().requests_answered;
+    net.run(now, None);
+    assert_eq!(answered(&net), 1);
+    let busy = net.holders[0].1.counters().busy_sent;
+    assert!(busy >= 1);
+    // Backed off: not asked again at once.
+    net.run(now + BUSY_BACKOFF / 2, None);
+    assert_eq!(net.holders[0].1.counters().busy_sent, busy);
+    // Asked again after the back-off, still in the window: Busy again, no data.
+    net.run(now + BUSY_BACKOFF * 2, None);
+    assert_eq!(answered(&net), 1);
+    assert!(net.holders[0].1.counters().busy_sent > busy);
+    // Each new window serves one more response, until the blob is whole.
+    for window in 1..=3u32 {
+        net.run(now + Duration::from_secs(10) * window, None);
+    }
+    assert_eq!(answered(&net), 3);
+    assert_eq!(net.finished, vec![(hash, Finished::Stored)]);
+    assert_eq!(net.farm.1.held[&hash].0, data);
+    assert!(net.offences.is_empty());
 }

@@ -15,6 +15,9 @@ pub const BLOB_RETRY: Duration = Duration::from_secs(1);
 /// Longest a `FetchBlobs` caller waits before it hears what is still pending.
 pub const BLOB_WAIT: Duration = Duration::from_secs(600);
 
+/// Most blobs refused for a commons' quota that `status` lists (the rest are only logged).
+pub const MAX_OVER_QUOTA_SHOWN: usize = 64;
+
 /// A caller waiting for blobs.
 #[derive(Debug)]
 pub(super) struct BlobWaiter {
@@ -37,7 +40,9 @@ impl<L: LocalState> Service<L> {
             self.out.push(Output::RespondBlob { id, bytes });
             return;
         }
-        let (answer, offence) = self.blobs.on_request(&mut self.local, peer, id, bytes);
+        let (answer, offence) = self
+            .blobs
+            .on_request(&mut self.local, peer, id, bytes, self.now);
         self.blob_out(vec![answer]);
         if let Some(offence) = offence {
             self.blob_offence(offence);
@@ -128,8 +133,51 @@ impl<L: LocalState> Service<L> {
         }
         self.next_blob_refresh = None;
         self.last_blob_refresh = Some(self.now);
-        for (hash, size) in self.local.wanted_blobs() {
-            self.blobs.want(&self.local, hash, size);
+        let fresh: Vec<([u8; 32], u64)> = self
+            .local
+            .wanted_blobs()
+            .into_iter()
+            .filter(|(hash, _)| !self.blobs.is_wanted(hash))
+            .collect();
+        for (hash, size, refused) in self.within_quota(fresh) {
+            match refused {
+                None => self.blobs.want(&self.local, hash, size),
+                Some(why) => self.over_quota(hash, why),
+            }
+        }
+    }
+
+    /// Each blob with why fetching it is refused (it would take a commons of this node past
+    /// its quota, counting what is held and what is being fetched already), or `None`.
+    fn within_quota(
+        &mut self,
+        blobs: Vec<([u8; 32], u64)>,
+    ) -> Vec<([u8; 32], u64, Option<String>)> {
+        if blobs.is_empty() {
+            return Vec::new();
+        }
+        let pending = self.blobs.wanted_blobs();
+        let mut refused = self.local.quota_refusals(&blobs, &pending);
+        blobs
+            .into_iter()
+            .map(|(hash, size)| {
+                let why = refused.remove(&hash);
+                if why.is_none() {
+                    self.over_quota.remove(&hash);
+                }
+                (hash, size, why)
+            })
+            .collect()
+    }
+
+    /// A blob is not fetched for a commons' quota: logged once, listed by `status`.
+    fn over_quota(&mut self, hash: [u8; 32], why: String) {
+        if self.over_quota.contains_key(&hash) {
+            return;
+        }
+        tracing::warn!("{why}");
+        if self.over_quota.len() < MAX_OVER_QUOTA_SHOWN {
+            self.over_quota.insert(hash, why);
         }
     }
 
@@ -165,12 +213,26 @@ impl<L: LocalState> Service<L> {
     /// `FetchBlobs`: wants each blob; replies at once, or when all are done.
     pub(super) fn on_fetch_blobs(&mut self, token: Token, blobs: Vec<([u8; 32], u64)>, wait: bool) {
         let mut reply = BlobsReply::default();
+        let mut fresh = Vec::new();
         for (hash, size) in blobs {
             if self.local.held_size(&hash).is_some() {
                 reply.stored.push(hash);
-            } else {
-                self.blobs.want(&self.local, hash, size);
+            } else if self.blobs.is_wanted(&hash) {
                 reply.pending.push(hash);
+            } else {
+                fresh.push((hash, size));
+            }
+        }
+        for (hash, size, refused) in self.within_quota(fresh) {
+            match refused {
+                None => {
+                    self.blobs.want(&self.local, hash, size);
+                    reply.pending.push(hash);
+                }
+                Some(why) => {
+                    self.over_quota(hash, why.clone());
+                    reply.failed.push((hash, why));
+                }
             }
         }
         self.pump_blobs();
@@ -190,7 +252,10 @@ impl<L: LocalState> Service<L> {
     fn blobs_finished(&mut self, finished: Vec<([u8; 32], Finished)>) {
         for (hash, outcome) in finished {
             match &outcome {
-                Finished::Stored => tracing::info!("blob {} stored", hex::encode(hash)),
+                Finished::Stored => {
+                    self.over_quota.remove(&hash);
+                    tracing::info!("blob {} stored", hex::encode(hash))
+                }
                 Finished::Failed(why) => {
                     tracing::warn!("blob {} not stored: {why}", hex::encode(hash))
                 }
@@ -234,6 +299,22 @@ impl<L: LocalState> Service<L> {
             fetched: counters.completed,
             frame_bytes_received: frames.received(),
             frame_bytes_sent: frames.sent(),
+            busy_sent: counters.busy_sent,
+            busy_received: counters.busy_received,
+            open_responses: self.blobs.open_responses(),
+            received_from: counters
+                .received_from
+                .iter()
+                .map(|(peer, bytes)| (peer.to_string(), *bytes))
+                .collect(),
+            over_quota: self
+                .over_quota
+                .iter()
+                .map(|(hash, error)| crate::serve::OverQuota {
+                    hash: hex::encode(hash),
+                    error: error.clone(),
+                })
+                .collect(),
         }
     }
 

@@ -217,6 +217,12 @@ pub enum Input {
         /// The response frame.
         bytes: Vec<u8>,
     },
+    /// Our answer to a peer's blob request was sent whole, or failed: it no longer counts
+    /// against the peer's share of our serving.
+    BlobResponseDone {
+        /// The request it answered.
+        id: InboundId,
+    },
     /// A blob request we sent failed (timeout, link cut, bad frame): its range is asked again.
     BlobFailure {
         /// The request.

@@ -36,7 +36,7 @@ pub use io::{
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 mod answering;
@@ -232,6 +232,9 @@ pub struct Service<L> {
     /// Which commons refer to each blob, for serving blobs of hidden commons only to their
     /// proven members; `None` until needed, or after documents changed.
     blob_commons: Option<HashMap<[u8; 32], Vec<CommonsId>>>,
+    /// Blobs refused because fetching them would take a commons past its quota, with why
+    /// (at most [`blob_io::MAX_OVER_QUOTA_SHOWN`]).
+    over_quota: BTreeMap<[u8; 32], String>,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -276,6 +279,7 @@ impl<L: LocalState> Service<L> {
             next_blob_refresh: Some(now),
             last_blob_refresh: None,
             blob_commons: None,
+            over_quota: BTreeMap::new(),
             now,
             out: Vec::new(),
         })
@@ -284,6 +288,11 @@ impl<L: LocalState> Service<L> {
     /// Test-only: makes this node answer blob requests with a damaged byte (a lying peer).
     pub fn lie_about_blobs(&mut self) {
         self.blobs = crate::serve::blobs::BlobTransfers::new(true);
+    }
+
+    /// Serves blobs to each peer under `limits` (beyond them it hears `Busy`).
+    pub fn set_blob_serve_limits(&mut self, limits: crate::serve::blobs::ServeLimits) {
+        self.blobs.set_serve_limits(limits);
     }
 
     /// The blob transfers, for `status`.
@@ -390,6 +399,7 @@ impl<L: LocalState> Service<L> {
             Input::BlobRequest { peer, id, bytes } => self.on_blob_request(peer, id, &bytes),
             Input::BlobResponse { id, bytes } => self.on_blob_response(id, &bytes),
             Input::BlobFailure { id, offence } => self.on_blob_failure(id, offence),
+            Input::BlobResponseDone { id } => self.blobs.response_done(id, self.now),
             Input::Timer => self.on_timer(),
             Input::Command(token, command) => self.on_command(token, command),
         }

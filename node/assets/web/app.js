@@ -1,0 +1,80 @@
+// Hedgerow web page: what script adds to pages that work without it.
+// - Live updates: a page whose <main> names a live stream (data-live) listens to it and, when a
+//   change to what it shows arrives, fetches itself again and swaps in the new <main>.
+// - A release selector shows its choice without pressing "Show".
+// No inline script anywhere (the Content-Security-Policy forbids it); this file is all of it.
+(function () {
+  'use strict';
+
+  function autosubmit() {
+    var selects = document.querySelectorAll('select[data-autosubmit]');
+    Array.prototype.forEach.call(selects, function (select) {
+      select.addEventListener('change', function () {
+        if (select.form) { select.form.submit(); }
+      });
+    });
+  }
+
+  function live() {
+    var main = document.getElementById('main');
+    var url = main && main.getAttribute('data-live');
+    if (!url || !window.EventSource || !window.fetch || !window.DOMParser) { return; }
+    var status = document.getElementById('live-status');
+    var timer = null;
+    var running = false;
+    var again = false;
+    var updates = 0;
+
+    function say(attr) {
+      if (!status) { return; }
+      status.hidden = false;
+      status.textContent = status.getAttribute(attr) || '';
+    }
+
+    function refresh() {
+      timer = null;
+      if (running) { again = true; return; }
+      running = true;
+      fetch(window.location.href, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error('status ' + response.status); }
+          return response.text();
+        })
+        .then(function (text) {
+          var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
+          if (fresh) {
+            var nodes = Array.prototype.map.call(fresh.childNodes, function (node) {
+              return document.importNode(node, true);
+            });
+            main.replaceChildren.apply(main, nodes);
+            updates += 1;
+            document.documentElement.setAttribute('data-live-updates', String(updates));
+            say('data-refreshed-text');
+          }
+        })
+        .catch(function () { /* the next change tries again */ })
+        .then(function () {
+          running = false;
+          if (again) { again = false; schedule(); }
+        });
+    }
+
+    function schedule() {
+      if (timer === null) { timer = window.setTimeout(refresh, 150); }
+    }
+
+    var source = new EventSource(url);
+    source.addEventListener('open', function () {
+      document.documentElement.setAttribute('data-live', 'open');
+      say('data-live-text');
+    });
+    source.addEventListener('change', schedule);
+  }
+
+  function start() { autosubmit(); live(); }
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();

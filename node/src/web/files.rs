@@ -1,0 +1,175 @@
+//! Files attached to designs and notes, sent from the home's blob store.
+//!
+//! Only a file the document names is sent (asked through the node, which refuses hidden and
+//! retracted documents): a blob hash alone opens nothing. Raster images are shown inline; every
+//! other type is sent as a download, so a peer's HTML or SVG never runs as this node's page.
+
+use super::i18n::Lang;
+use super::read::designs::{commons_id, doc_id, ReleaseQuery};
+use super::read::{ask, PageError};
+use super::WebState;
+use crate::api::{Reply, Request};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hedgerow_protocol::schema::DocKind;
+use tokio::io::AsyncReadExt;
+
+/// Media types shown inline in a page (`<img>`); all others are downloads.
+pub const INLINE_IMAGES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// Bytes read from the blob file per chunk sent.
+const CHUNK: usize = 64 * 1024;
+
+/// The file routes.
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/c/{commons}/d/{id}/files/{hash}", get(design_file))
+        .route("/c/{commons}/n/{id}/files/{hash}", get(note_file))
+}
+
+async fn design_file(
+    State(state): State<WebState>,
+    Path((commons, id, hash)): Path<(String, String, String)>,
+    Query(query): Query<ReleaseQuery>,
+    headers: HeaderMap,
+) -> Response {
+    send(
+        &state,
+        &headers,
+        &commons,
+        &id,
+        &hash,
+        DocKind::Design,
+        query.v,
+    )
+    .await
+}
+
+async fn note_file(
+    State(state): State<WebState>,
+    Path((commons, id, hash)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    send(&state, &headers, &commons, &id, &hash, DocKind::Note, None).await
+}
+
+async fn send(
+    state: &WebState,
+    headers: &HeaderMap,
+    commons: &str,
+    id: &str,
+    hash: &str,
+    kind: DocKind,
+    version: Option<String>,
+) -> Response {
+    let lang = Lang::of(headers);
+    match file(state, commons, id, hash, kind, version).await {
+        Ok(response) => response,
+        Err(e) => e.page(lang).into_response(),
+    }
+}
+
+async fn file(
+    state: &WebState,
+    commons: &str,
+    id: &str,
+    hash: &str,
+    kind: DocKind,
+    version: Option<String>,
+) -> Result<Response, PageError> {
+    commons_id(commons)?;
+    let id = doc_id(id)?;
+    // A full hash only: a prefix could match another file of the document.
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(PageError::NotFound);
+    }
+    let Reply::File(row) = ask(
+        state,
+        Request::FileFind {
+            id: id.to_string(),
+            kind,
+            file: hash.to_string(),
+            version: version.filter(|v| !v.trim().is_empty()),
+        },
+    )
+    .await?
+    else {
+        return Err(PageError::NotFound);
+    };
+    if !row.held {
+        return Err(PageError::NotFound);
+    }
+    let entry = row.entry;
+    let opened = state
+        .blobs
+        .open(&entry.hash)
+        .map_err(|e| PageError::Failed(e.to_string()))?;
+    let file = tokio::fs::File::from_std(opened);
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let inline = INLINE_IMAGES.contains(&entry.media_type.as_str());
+    let media = if inline {
+        entry.media_type.clone()
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let mut response = (StatusCode::OK, Body::from_stream(chunks)).into_response();
+    let out = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&media) {
+        out.insert(header::CONTENT_TYPE, value);
+    }
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.size));
+    // Named by hash: the bytes never change.
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if inline { "inline" } else { "attachment" },
+        safe_name(&entry.name)
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        out.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// A file name fit for a `Content-Disposition` header: printable ASCII without quotes or
+/// backslashes (others become `_`).
+fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_cannot_break_the_header() {
+        assert_eq!(safe_name("plan \"v2\".pdf"), "plan _v2_.pdf");
+        assert_eq!(safe_name("a\r\nb.txt"), "a__b.txt");
+        assert_eq!(safe_name("crâne.png"), "cr_ne.png");
+    }
+}

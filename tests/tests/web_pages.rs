@@ -1,0 +1,186 @@
+//! The web page in a real browser: headless Chromium (Debian's `chromium`) driven by
+//! playwright-core under Node.js (`tests/js/web/browse.mjs`), against the real binary's
+//! `serve --no-mdns --web 127.0.0.1:0`.
+//!
+//! Why playwright-core and not a WebDriver crate: it is one npm package with no dependencies
+//! that drives the system's Chromium over CDP (no browser download), it waits on page state
+//! (a live update arriving) without sleeps, and axe-core, the accessibility checker, is
+//! JavaScript anyway; a WebDriver crate would add a dozen crates to every build and still need
+//! chromedriver and a JS injection for axe.
+//!
+//! Outside CI the test skips with a message when Chromium, Node.js or the scripts'
+//! `node_modules` are missing; `.ci/run` installs them and sets `HEDGEROW_REQUIRE_BROWSER=1`,
+//! which turns the skip into a failure. Screenshots land in `target/web-screenshots/`.
+
+use hedgerow_tests::skip::skip;
+use hedgerow_tests::web::{browser_missing, run_node, WebNode, REQUIRE_BROWSER_ENV};
+use hedgerow_tests::{hedgerow_bin, id, TestHome};
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("js")
+        .join("web")
+}
+
+/// `target/web-screenshots`, beside the test executables' `debug` directory.
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map(PathBuf::from)
+        .expect("target directory");
+    target.join("web-screenshots")
+}
+
+#[test]
+fn a_browser_browses_searches_sees_live_changes_and_hostile_text_stays_inert() {
+    if let Some(why) = browser_missing(&js_dir()) {
+        if std::env::var(REQUIRE_BROWSER_ENV).as_deref() == Ok("1") {
+            panic!("{why}, and {REQUIRE_BROWSER_ENV}=1 requires the browser tests to run");
+        }
+        skip("web_pages", &why);
+        return;
+    }
+    let home = TestHome::init("Ada Farmer");
+    let commons = id(&home.json(&[
+        "commons",
+        "create",
+        "Atelier",
+        "--description",
+        "Tools we build together",
+    ]));
+    let design = id(&home.json(&[
+        "design",
+        "new",
+        "Roller crimper",
+        "--set",
+        "summary=Crimps a cover crop flat so it can be planted into without tillage",
+        "--set",
+        "stage=prototype",
+        "--set",
+        "licence.hardware=CERN-OHL-S-2.0",
+        "--tag",
+        "no-till",
+        "--bom-line",
+        "steel tube 406 mm;1;pcs;scrap yard",
+        "--bom-line",
+        "flat bar 50x6;12;m;",
+        "--step",
+        "Cut the tube to 1.6 m and cap both ends",
+        "--step",
+        "Weld twelve chevron blades around the drum, 15 degrees apart",
+    ]));
+    home.ok(&["design", "release", &design, "--version", "1.0"]);
+    for name in ["Seed drill", "Wheel hoe", "Potato ridger"] {
+        home.ok(&[
+            "design",
+            "new",
+            name,
+            "--set",
+            "stage=idea",
+            "--step",
+            "Sketch it",
+        ]);
+    }
+    let event = id(&home.json(&[
+        "event",
+        "new",
+        "Build day: roller crimpers",
+        "--set",
+        "start=2026-03-14",
+        "--set",
+        "location.name=Ferme des Trois Chênes",
+    ]));
+    home.ok(&[
+        "note",
+        "add",
+        "--on",
+        &event,
+        "--kind",
+        "build-log",
+        "--text",
+        "Built two drums",
+    ]);
+    let hostile = id(&home.json(&[
+        "design",
+        "new",
+        "<script>alert('name')</script>",
+        "--set",
+        "summary=<img src=x onerror=alert(1)>",
+        "--step",
+        "<script>document.title='pwned'</script>",
+    ]));
+    home.ok(&[
+        "note",
+        "add",
+        "--on",
+        &hostile,
+        "--text",
+        "<script>alert('note')</script>",
+    ]);
+    let huge = "<svg onload=alert(1)> ".repeat(10_000);
+    let out = home.run_with_stdin(
+        &["note", "add", "--on", &hostile, "--stdin", "body"],
+        huge.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let read_only_home = TestHome::init("Hub");
+    read_only_home.ok(&["commons", "create", "Public hub"]);
+    let read_only = WebNode::start(read_only_home, true);
+    let node = WebNode::start(home, false);
+    let shots = screenshot_dir();
+    let output = run_node(
+        &js_dir(),
+        "browse.mjs",
+        &[
+            ("WEB_URL", node.url()),
+            ("READ_ONLY_URL", read_only.url()),
+            ("HEDGEROW_BIN", hedgerow_bin().display().to_string()),
+            ("NODE_HOME", node.home.path().display().to_string()),
+            ("COMMONS", commons.clone()),
+            ("DESIGN", design.clone()),
+            ("EVENT", event.clone()),
+            ("HOSTILE_DESIGN", hostile.clone()),
+            ("SCREENSHOT_DIR", shots.display().to_string()),
+        ],
+    );
+    let results: Value = serde_json::from_str(output.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("browse.mjs printed no results ({e}):\n{output}"));
+    eprintln!("browser results: {results}");
+    for (page, bytes) in results["weights"].as_object().expect("weights") {
+        let bytes = bytes.as_u64().expect("bytes");
+        assert!(
+            bytes > 1000 && bytes < 100 * 1024,
+            "{page} weighs {bytes} bytes"
+        );
+    }
+    for (page, violations) in results["axe"].as_object().expect("axe") {
+        assert_eq!(
+            violations.as_array().map(Vec::len),
+            Some(0),
+            "axe on {page}: {violations}"
+        );
+    }
+    assert_eq!(results["hostile"]["dialogs"], 0);
+    assert_eq!(results["read_only"]["status"], 403);
+    for shot in results["screenshots"].as_array().expect("screenshots") {
+        let file = shots.join(shot.as_str().expect("name"));
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size > 1000,
+            "screenshot {} is missing or empty",
+            file.display()
+        );
+    }
+    // What the browser saw arrive live is in the store, as the CLI shows it.
+    let notes = node.json(&["note", "list", "--on", &event]);
+    assert_eq!(notes.as_array().map(Vec::len), Some(2), "{notes}");
+}
