@@ -656,6 +656,21 @@ fn bad_input_is_reported_per_manifest_and_the_rest_imports() {
         "{roller:#}"
     );
 
+    // Files that would take the commons over its quota: the manifest imports nothing.
+    std::fs::write(
+        home.path().join("config.json"),
+        r#"{"files": {"commons_quota_bytes": 100}}"#,
+    )
+    .unwrap();
+    let (ok, reply) = import(&home, &[&data_path("roller-crimper")]);
+    assert!(!ok);
+    let error = manifest(&reply, "okh.toml")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("over its quota of 100"), "{error}");
+    std::fs::remove_file(home.path().join("config.json")).unwrap();
+
     // --dry-run writes nothing: no design, no change, no blob.
     let blob_paths = |home: &TestHome| {
         home.snapshot_files()

@@ -390,7 +390,7 @@ impl Replicas {
     }
 
     /// The distinct files the documents of `commons` refer to now, with their sizes.
-    fn commons_file_bytes(
+    pub(crate) fn commons_file_bytes(
         &mut self,
         commons: &CommonsId,
     ) -> Result<BTreeMap<BlobHash, u64>, NodeError> {

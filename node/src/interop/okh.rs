@@ -291,6 +291,28 @@ impl Replicas {
             });
             resolved.push(ResolvedFile { file: new });
         }
+        // The commons' quota, as `design attach` checks it: distinct files not yet used count.
+        let limits = limits_at(&self.home_root)?;
+        let used = self.commons_file_bytes(&commons)?;
+        let mut total: u64 = used.values().sum();
+        let mut counted: std::collections::BTreeSet<BlobHash> = used.into_keys().collect();
+        for r in &resolved {
+            if counted.insert(r.file.hash) {
+                total += r.file.size;
+            }
+        }
+        if total > limits.commons_quota_bytes {
+            undo(&store, &stored_new);
+            let mut out = failed(
+                manifest,
+                format!(
+                    "{shown}: its files would take the commons to {total} bytes of files, over its quota of {} (config.json `files.commons_quota_bytes`); nothing of this manifest was imported",
+                    limits.commons_quota_bytes
+                ),
+            );
+            out.report = report;
+            return Ok(out);
+        }
         let existing = self.find_imported(&commons, &draft)?;
         let current = match existing {
             Some(id) => Some(schema::render(

@@ -1,8 +1,6 @@
 //! Manifest text -> a draft of a design and a report of every key.
 
-use super::lenient::{
-    read_language, read_level, read_licence, read_stage, stage_of_otrl, LicenceRead,
-};
+use super::lenient::{read_language, read_licence, LicenceRead};
 use super::tree::{read_toml, read_yaml, Node, ScalarKind, SyntaxError, Val};
 use super::{Dropped, Mapped, Note, Report, EXTRA_PREFIX, ID_KEY};
 use crate::schema::{MAX_MAP_ENTRIES, MAX_STR_BYTES, MAX_TITLE_BYTES};
@@ -123,66 +121,6 @@ pub enum ManifestError {
     },
 }
 
-/// Keys of older LOSH drafts (and common slips) and the key they mean now.
-const LOSH_ALIASES: &[(&str, &str)] = &[
-    ("organization", "organisation"),
-    ("licence", "license"),
-    ("spdx-license", "license"),
-    ("manifest-version", "okhv"),
-    ("okh-version", "okhv"),
-    ("description", "function"),
-    ("project-link", "repo"),
-    ("repository", "repo"),
-    ("documentation-languages", "documentation-language"),
-    ("language", "documentation-language"),
-    ("readiness-level", "technology-readiness-level"),
-    ("technology-readiness", "technology-readiness-level"),
-    ("documentation-readiness", "documentation-readiness-level"),
-    ("manufacturing-instruction", "manufacturing-instructions"),
-    ("user_manual", "user-manual"),
-    ("usermanual", "user-manual"),
-    ("weight", "mass"),
-    ("parts", "part"),
-    ("standard", "standard-compliance"),
-    ("patent-class", "cpc-patent-class"),
-    ("tsdc-id", "tsdc"),
-];
-
-/// LOSH keys kept as text extras, as written.
-const LOSH_EXTRAS: &[&str] = &[
-    "organisation",
-    "release",
-    "readme",
-    "contribution-guide",
-    "attestation",
-    "publication",
-    "standard-compliance",
-    "cpc-patent-class",
-    "tsdc",
-    "fork-of",
-];
-
-/// OKH v1 keys kept as text extras.
-const V1_EXTRAS: &[&str] = &[
-    "documentation-home",
-    "archive-download",
-    "tool-list",
-    "made",
-    "made-independently",
-    "derivative-of",
-    "variant-of",
-];
-
-/// OKH v1 keys about the manifest itself rather than the design.
-const V1_ABOUT_MANIFEST: &[&str] = &[
-    "date-created",
-    "date-updated",
-    "manifest-author",
-    "manifest-language",
-    "manifest-is-translation",
-    "documentation-is-translation",
-];
-
 /// Reads a manifest (`file_name` picks the format) into a draft and its report.
 pub fn read_manifest(file_name: &str, text: &str) -> Result<(Draft, Report), ManifestError> {
     let format = Format::of_file_name(file_name).ok_or_else(|| ManifestError::NotAManifest {
@@ -230,25 +168,25 @@ pub fn read_manifest(file_name: &str, text: &str) -> Result<(Draft, Report), Man
 }
 
 /// The state of one reading.
-struct Reader {
-    format: Format,
-    draft: Draft,
-    report: Report,
+pub(super) struct Reader {
+    pub(super) format: Format,
+    pub(super) draft: Draft,
+    pub(super) report: Report,
 }
 
 impl Reader {
-    fn note(&mut self, line: usize, message: String) {
+    pub(super) fn note(&mut self, line: usize, message: String) {
         self.report.notes.push(Note { line, message });
     }
 
-    fn drop_key(&mut self, key: &str, reason: impl Into<String>) {
+    pub(super) fn drop_key(&mut self, key: &str, reason: impl Into<String>) {
         self.report.dropped.push(Dropped {
             key: key.to_string(),
             reason: reason.into(),
         });
     }
 
-    fn set(&mut self, key: &str, field: &str, value: &str) {
+    pub(super) fn set(&mut self, key: &str, field: &str, value: &str) {
         self.draft.scalars.retain(|(f, _)| f != field);
         self.draft
             .scalars
@@ -261,7 +199,7 @@ impl Reader {
     }
 
     /// Keeps a value as text in `external_ids.okh-KEY` (lists one item a line).
-    fn extra(&mut self, key: &str, node: &Node) {
+    pub(super) fn extra(&mut self, key: &str, node: &Node) {
         let Some(text) = flat_text(node) else {
             self.drop_key(key, "a nested table that no design field holds");
             return;
@@ -269,7 +207,7 @@ impl Reader {
         self.extra_text(key, &text);
     }
 
-    fn extra_text(&mut self, key: &str, text: &str) {
+    pub(super) fn extra_text(&mut self, key: &str, text: &str) {
         let field = format!("external_ids.{EXTRA_PREFIX}{key}");
         if text.trim().is_empty() {
             return self.drop_key(key, "empty");
@@ -302,7 +240,7 @@ impl Reader {
     }
 
     /// A text value for a text field; numbers and booleans are read as written, with a note.
-    fn text_of(&mut self, key: &str, node: &Node) -> Option<String> {
+    pub(super) fn text_of(&mut self, key: &str, node: &Node) -> Option<String> {
         match &node.val {
             Val::Scalar(text, ScalarKind::Number | ScalarKind::Bool) => {
                 self.note(
@@ -341,11 +279,11 @@ impl Reader {
     }
 
     /// A file path or URL (or a list of them): URLs become extras, paths files.
-    fn files(&mut self, key: &str, node: &Node, role: &'static str, csv: bool) {
+    pub(super) fn files(&mut self, key: &str, node: &Node, role: &'static str, csv: bool) {
         self.files_of(key, node, role, csv, None)
     }
 
-    fn files_of(
+    pub(super) fn files_of(
         &mut self,
         key: &str,
         node: &Node,
@@ -401,7 +339,7 @@ impl Reader {
         }
     }
 
-    fn licence(&mut self, key: &str, field: &str, node: &Node) {
+    pub(super) fn licence(&mut self, key: &str, field: &str, node: &Node) {
         let Some(text) = self.text_of(key, node) else {
             return;
         };
@@ -424,7 +362,7 @@ impl Reader {
         }
     }
 
-    fn language(&mut self, key: &str, node: &Node) {
+    pub(super) fn language(&mut self, key: &str, node: &Node) {
         let items: Vec<&Node> = match &node.val {
             Val::List(items) => items.iter().collect(),
             _ => vec![node],
@@ -452,7 +390,7 @@ impl Reader {
         }
     }
 
-    fn name(
+    pub(super) fn name(
         &mut self,
         key: &'static str,
         node: Option<&Node>,
@@ -484,7 +422,7 @@ impl Reader {
         }
     }
 
-    fn identity(&mut self, key: &str, node: Option<&Node>) {
+    pub(super) fn identity(&mut self, key: &str, node: Option<&Node>) {
         if let Some(url) = node
             .and_then(Node::text)
             .map(str::trim)
@@ -500,7 +438,7 @@ impl Reader {
         }
     }
 
-    fn finish_identity(&mut self) {
+    pub(super) fn finish_identity(&mut self) {
         if self.draft.okh_id.is_empty() {
             self.draft.okh_id = format!("name:{}", self.draft.name);
             self.note(
@@ -514,410 +452,10 @@ impl Reader {
             .scalars
             .push((format!("external_ids.{ID_KEY}"), id));
     }
-
-    fn losh(&mut self, entries: Vec<(String, Node)>) -> Result<(), ManifestError> {
-        let mut seen: Vec<(String, Node)> = Vec::new();
-        for (key, node) in entries {
-            let canonical = LOSH_ALIASES
-                .iter()
-                .find(|(draft, _)| *draft == key)
-                .map(|(_, now)| now.to_string());
-            let key = match canonical {
-                Some(now) if seen.iter().any(|(k, _)| *k == now) => {
-                    self.drop_key(
-                        &key,
-                        format!("an older spelling of `{now}`, which is also given"),
-                    );
-                    continue;
-                }
-                Some(now) => {
-                    self.note(
-                        node.line,
-                        format!("`{key}` is a draft key of an older OKH-LOSH; read as `{now}`"),
-                    );
-                    now
-                }
-                None => key,
-            };
-            seen.push((key, node));
-        }
-        let get = |k: &str| seen.iter().find(|(key, _)| key == k).map(|(_, n)| n);
-        let first_line = seen.first().map_or(1, |(_, n)| n.line);
-        match get("okhv") {
-            Some(node) => {
-                let v = node.text().unwrap_or_default().trim().to_string();
-                self.report.declared_version = Some(v.clone());
-                if !losh_version_known(&v) {
-                    return Err(ManifestError::UnknownVersion {
-                        line: node.line,
-                        version: v,
-                    });
-                }
-            }
-            None => {
-                let looks =
-                    get("name").is_some() && (get("repo").is_some() || get("function").is_some());
-                if !looks {
-                    return Err(ManifestError::NotAManifest {
-                        line: first_line,
-                        why: "no `okhv`, and not the `name` with `repo` or `function` of an OKH-LOSH manifest".to_string(),
-                    });
-                }
-                self.note(0, "no `okhv`: read as OKH-LOSH v1.0".to_string());
-            }
-        }
-        self.name("name", get("name"), first_line)?;
-        for (key, node) in &seen {
-            let key = key.as_str();
-            match key {
-                "okhv" | "name" => {}
-                "repo" => self.identity(key, Some(node)),
-                "version" => {
-                    if let Some(v) = self.text_of(key, node) {
-                        self.set(key, "version", &v);
-                    }
-                }
-                "license" => self.licence(key, "licence.hardware", node),
-                "licensor" => {
-                    if let Some(v) = person_names(node) {
-                        self.set(key, "licensor", &v);
-                    } else {
-                        self.drop_key(key, "no name in it");
-                    }
-                }
-                "function" => {
-                    if let Some(v) = self.text_of(key, node) {
-                        self.set(key, "summary", &v);
-                    }
-                }
-                "documentation-language" => self.language(key, node),
-                "technology-readiness-level" => self.readiness(key, node, "OTRL", 6),
-                "documentation-readiness-level" => self.readiness(key, node, "ODRL", 4),
-                "image" => self.files(key, node, "photo", false),
-                "bom" => self.files(key, node, "bom", true),
-                "manufacturing-instructions" => self.files(key, node, "plan", false),
-                "user-manual" => self.files(key, node, "manual", false),
-                "source" => self.files(key, node, "cad", false),
-                "export" => self.files(key, node, "drawing", false),
-                "auxiliary" => self.files(key, node, "other", false),
-                "mass" => self.mass(key, node),
-                "outer-dimensions" => match dimensions(node) {
-                    Some(text) => self.extra_text(key, &text),
-                    None => self.drop_key(key, "neither `openSCAD` nor width, depth and height"),
-                },
-                "part" => self.parts(node),
-                "software" => match &node.val {
-                    Val::List(items) => {
-                        for item in items {
-                            match item.get("release").and_then(Node::text) {
-                                Some(r) => self.extra_text(key, r),
-                                None => self.drop_key(key, "a software entry without `release`"),
-                            }
-                        }
-                    }
-                    _ => self.drop_key(key, "not a list of [[software]] tables"),
-                },
-                k if LOSH_EXTRAS.contains(&k) => self.extra(k, node),
-                other => {
-                    if is_slug(other) && flat_text(node).is_some() {
-                        self.note(
-                            node.line,
-                            format!("`{other}` is not an OKH-LOSH key; kept as an extra"),
-                        );
-                        self.extra(other, node);
-                    } else {
-                        self.drop_key(other, "not an OKH-LOSH key");
-                    }
-                }
-            }
-        }
-        self.finish_identity();
-        Ok(())
-    }
-
-    fn readiness(&mut self, key: &str, node: &Node, prefix: &str, max: u8) {
-        let Some(text) = node.text() else {
-            return self.drop_key(key, "empty");
-        };
-        match read_level(text, prefix) {
-            Some((level, guessed)) if (1..=max).contains(&level) => {
-                let star = if text.trim().ends_with('*') { "*" } else { "" };
-                let code = format!("{prefix}-{level}{star}");
-                if guessed {
-                    self.note(
-                        node.line,
-                        format!("readiness level `{text}` read as `{code}`"),
-                    );
-                }
-                if prefix == "OTRL" {
-                    if let Some(stage) = stage_of_otrl(level) {
-                        self.set(key, "stage", stage);
-                    }
-                }
-                self.extra_text(key, &code);
-            }
-            Some((level, _)) => {
-                self.drop_key(key, format!("{prefix}-{level} does not exist (1 to {max})"))
-            }
-            None => self.drop_key(
-                key,
-                format!("`{text}` is not a readiness level ({prefix}-1 to {prefix}-{max})"),
-            ),
-        }
-    }
-
-    fn mass(&mut self, key: &str, node: &Node) {
-        // LOSH 1.0: {value, unit = "g" | "kg"}; LOSH 2.x: a number of grams.
-        let (value, unit) = match &node.val {
-            Val::Scalar(v, ScalarKind::Number) => (v.clone(), "g".to_string()),
-            Val::Map(_) => (
-                node.get("value")
-                    .and_then(Node::text)
-                    .unwrap_or_default()
-                    .to_string(),
-                node.get("unit")
-                    .and_then(Node::text)
-                    .unwrap_or("g")
-                    .trim()
-                    .to_lowercase(),
-            ),
-            _ => (String::new(), String::new()),
-        };
-        let grams = match (value.trim().parse::<f64>(), unit.as_str()) {
-            (Ok(v), "g") => v,
-            (Ok(v), "kg") => v * 1000.0,
-            (Ok(_), other) => {
-                return self.drop_key(key, format!("unit `{other}` is neither g nor kg"))
-            }
-            (Err(_), _) => return self.drop_key(key, "no number in it"),
-        };
-        if !(0.0..=1.0e9).contains(&grams) {
-            return self.drop_key(key, "not a weight a tool can have");
-        }
-        let kg = grams / 1000.0;
-        self.set(key, "build_facts.weight_kg", &format_number(kg));
-    }
-
-    fn parts(&mut self, node: &Node) {
-        let Val::List(items) = &node.val else {
-            return self.drop_key("part", "not a list of [[part]] tables");
-        };
-        for (i, item) in items.iter().enumerate() {
-            let key = format!("part.{}", i + 1);
-            let Some(name) = item
-                .get("name")
-                .and_then(Node::text)
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-            else {
-                self.drop_key(&key, "a part without a name");
-                continue;
-            };
-            let material = item
-                .get("material")
-                .and_then(Node::text)
-                .map(|m| m.trim().to_string());
-            self.draft.parts.push((name.to_string(), material));
-            self.report.mapped.push(Mapped {
-                key: key.clone(),
-                field: "parts".to_string(),
-                value: name.to_string(),
-            });
-            let Val::Map(fields) = &item.val else {
-                continue;
-            };
-            for (k, v) in fields {
-                let sub = format!("{key}.{k}");
-                match k.as_str() {
-                    "name" | "material" => {}
-                    "image" => self.files_of(&sub, v, "photo", false, Some(name)),
-                    "source" => self.files_of(&sub, v, "cad", false, Some(name)),
-                    "export" => self.files_of(&sub, v, "drawing", false, Some(name)),
-                    "auxiliary" => self.files_of(&sub, v, "other", false, Some(name)),
-                    _ => self.drop_key(&sub, "a part holds its name, material and files only"),
-                }
-            }
-        }
-    }
-
-    fn v1(&mut self, entries: Vec<(String, Node)>) -> Result<(), ManifestError> {
-        let get = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, n)| n);
-        let first_line = entries.first().map_or(1, |(_, n)| n.line);
-        match get("okh-manifest-version") {
-            Some(node) => {
-                let v = node.text().unwrap_or_default().trim().to_string();
-                self.report.declared_version = Some(v.clone());
-                if !(v == "1" || v.starts_with("1.")) {
-                    return Err(ManifestError::UnknownVersion {
-                        line: node.line,
-                        version: v,
-                    });
-                }
-            }
-            None => {
-                if get("title").is_none()
-                    || (get("description").is_none() && get("project-link").is_none())
-                {
-                    return Err(ManifestError::NotAManifest {
-                        line: first_line,
-                        why: "no `okh-manifest-version`, and not the `title` with `description` or `project-link` of an OKH v1 manifest".to_string(),
-                    });
-                }
-            }
-        }
-        self.name("title", get("title"), first_line)?;
-        for (key, node) in &entries {
-            let key = key.as_str();
-            match key {
-                "title" | "okh-manifest-version" => {}
-                "project-link" => self.identity(key, Some(node)),
-                "description" => self.text_field(key, "summary", node),
-                "intended-use" => self.text_field(key, "intended_use", node),
-                "health-safety-notice" => self.text_field(key, "safety", node),
-                "version" => {
-                    if let Some(v) = self.text_of(key, node) {
-                        self.set(key, "version", &v);
-                    }
-                }
-                "keywords" => {
-                    let tags: Vec<String> = match &node.val {
-                        Val::List(items) => items.iter().filter_map(Node::text).map(|t| t.trim().to_string()).collect(),
-                        Val::Scalar(..) => node.text().map(|t| t.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
-                        Val::Map(_) => Vec::new(),
-                    };
-                    for tag in tags.into_iter().filter(|t| !t.is_empty()) {
-                        if tag.len() > crate::schema::MAX_TAG_BYTES {
-                            self.drop_key(key, format!("tag `{tag}` is longer than {} bytes", crate::schema::MAX_TAG_BYTES));
-                            continue;
-                        }
-                        self.report.mapped.push(Mapped { key: key.to_string(), field: "tags".into(), value: tag.clone() });
-                        self.draft.tags.push(tag);
-                    }
-                }
-                "development-stage" => match node.text().and_then(read_stage) {
-                    Some((stage, guessed)) => {
-                        if guessed {
-                            self.note(node.line, format!("development stage `{}` read as `{stage}`", node.text().unwrap_or_default()));
-                        }
-                        self.set(key, "stage", stage);
-                    }
-                    None => self.drop_key(key, format!("`{}` is not a stage (idea, concept, prototype, production-ready, ...)", node.text().unwrap_or_default())),
-                },
-                "license" => match &node.val {
-                    Val::Map(kinds) => {
-                        for (kind, value) in kinds {
-                            match kind.as_str() {
-                                "hardware" | "documentation" | "software" => {
-                                    self.licence(&format!("license.{kind}"), &format!("licence.{kind}"), value)
-                                }
-                                other => self.drop_key(&format!("license.{other}"), "a licence is for hardware, documentation or software"),
-                            }
-                        }
-                    }
-                    _ => {
-                        self.note(node.line, "`license` is one text, not {hardware, documentation, software}; read as the hardware licence".to_string());
-                        self.licence(key, "licence.hardware", node)
-                    }
-                },
-                "licensor" => match person_names(node) {
-                    Some(v) => self.set(key, "licensor", &v),
-                    None => self.drop_key(key, "no name in it"),
-                },
-                "contributors" | "contact" => {
-                    let people: Vec<&Node> = match &node.val {
-                        Val::List(items) => items.iter().collect(),
-                        _ => vec![node],
-                    };
-                    for person in people {
-                        let name = person.get("name").and_then(Node::text).or_else(|| person.text());
-                        match name.map(str::trim).filter(|n| !n.is_empty()) {
-                            Some(name) => {
-                                let role = (key == "contact").then(|| "contact".to_string());
-                                self.report.mapped.push(Mapped { key: key.to_string(), field: "contributors".into(), value: name.to_string() });
-                                if !self.draft.contributors.iter().any(|(n, r)| n == name && *r == role) {
-                                    self.draft.contributors.push((name.to_string(), role));
-                                }
-                                if person.get("email").is_some() {
-                                    self.drop_key(&format!("{key}.email"), "e-mail addresses stay out of a shared design");
-                                }
-                            }
-                            None => self.drop_key(key, "a person without a name"),
-                        }
-                    }
-                }
-                "documentation-language" => self.language(key, node),
-                "image" => self.files(key, node, "photo", false),
-                "bom" => self.files(key, node, "bom", true),
-                "design-files" | "manufacturing-files" => self.files(key, node, "cad", false),
-                "schematics" => self.files(key, node, "drawing", false),
-                "making-instructions" => self.files(key, node, "plan", false),
-                "operating-instructions" | "maintenance-instructions" => self.files(key, node, "manual", false),
-                "risk-assessment" | "tool-settings" | "quality-instructions" | "disposal-instructions" | "software" => {
-                    self.files(key, node, "other", false)
-                }
-                "sub" | "sub-parts" => match &node.val {
-                    Val::List(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            match item.get("title").and_then(Node::text) {
-                                Some(title) => {
-                                    self.draft.parts.push((title.trim().to_string(), None));
-                                    self.report.mapped.push(Mapped { key: format!("{key}.{}", i + 1), field: "parts".into(), value: title.trim().to_string() });
-                                }
-                                None => self.drop_key(&format!("{key}.{}", i + 1), "a sub-part without a title"),
-                            }
-                        }
-                    }
-                    _ => self.drop_key(key, "not a list of sub-parts"),
-                },
-                "derivative-of" | "variant-of" => {
-                    let link = node.get("web").or_else(|| node.get("manifest")).and_then(Node::text).or_else(|| node.text());
-                    match link {
-                        Some(link) => self.extra_text(key, link),
-                        None => self.drop_key(key, "no link to the other project"),
-                    }
-                }
-                k if V1_EXTRAS.contains(&k) => self.extra(k, node),
-                k if V1_ABOUT_MANIFEST.contains(&k) => self.drop_key(k, "about the manifest file, not the design (the design's history has its own dates and authors)"),
-                other => {
-                    if is_slug(other) && flat_text(node).is_some() {
-                        self.note(node.line, format!("`{other}` is not an OKH v1 key; kept as an extra"));
-                        self.extra(other, node);
-                    } else {
-                        self.drop_key(other, "not an OKH v1 key");
-                    }
-                }
-            }
-        }
-        let _ = self.format;
-        self.finish_identity();
-        Ok(())
-    }
-
-    fn text_field(&mut self, key: &str, field: &str, node: &Node) {
-        if let Some(v) = self.text_of(key, node) {
-            self.set(key, field, &v);
-        }
-    }
-}
-
-/// Whether a LOSH `okhv` names a version this build reads.
-fn losh_version_known(v: &str) -> bool {
-    let lower = v.to_ascii_lowercase().replace(' ', "");
-    let Some(rest) = lower.strip_prefix("okh-losh") else {
-        return losh_number_known(lower.trim_start_matches('v'));
-    };
-    let rest = rest.trim_start_matches(['v', '-']);
-    losh_number_known(rest)
-}
-
-/// Whether a bare LOSH version number (`1.0`, `2.4`, as some manifests write `okhv`) is known.
-fn losh_number_known(rest: &str) -> bool {
-    let major = rest.split('.').next().unwrap_or_default();
-    (major == "1" || major == "2") && rest.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 /// A scalar or a list of scalars as text, one item a line; `None` for tables.
-fn flat_text(node: &Node) -> Option<String> {
+pub(super) fn flat_text(node: &Node) -> Option<String> {
     match &node.val {
         Val::Scalar(t, _) => Some(t.trim().to_string()),
         Val::List(items) => items
@@ -933,7 +471,7 @@ fn flat_text(node: &Node) -> Option<String> {
 }
 
 /// Names of a person or people: text, a `{name}` table, or a list of either.
-fn person_names(node: &Node) -> Option<String> {
+pub(super) fn person_names(node: &Node) -> Option<String> {
     let items: Vec<&Node> = match &node.val {
         Val::List(items) => items.iter().collect(),
         _ => vec![node],
@@ -948,7 +486,7 @@ fn person_names(node: &Node) -> Option<String> {
 }
 
 /// Outer dimensions as one line: `openSCAD` with its unit, or width x depth x height mm.
-fn dimensions(node: &Node) -> Option<String> {
+pub(super) fn dimensions(node: &Node) -> Option<String> {
     if let Val::Scalar(scad, ScalarKind::Text) = &node.val {
         return Some(format!("{} mm", scad.trim()));
     }
@@ -963,7 +501,7 @@ fn dimensions(node: &Node) -> Option<String> {
 }
 
 /// Whether a key is usable in `external_ids` (lowercase letters, digits, `-`, `_`).
-fn is_slug(key: &str) -> bool {
+pub(super) fn is_slug(key: &str) -> bool {
     !key.is_empty()
         && key.len() + EXTRA_PREFIX.len() <= 64
         && key

@@ -224,7 +224,7 @@ const REGIONS: &[(&str, &str)] = &[
 /// `Deutsch`. `None` when the first word is no known language or code.
 pub fn read_language(text: &str) -> Option<String> {
     let parts: Vec<String> = text
-        .split(|c: char| matches!(c, '-' | '_' | ' ' | '(' | ')' | ','))
+        .split(['-', '_', ' ', '(', ')', ','])
         .filter(|p| !p.is_empty())
         .map(str::to_lowercase)
         .collect();

@@ -16,8 +16,10 @@
 mod export;
 mod import;
 pub mod lenient;
+mod losh;
 mod plan;
 pub mod tree;
+mod v1;
 
 pub use export::{export, ExportError, ExportFormat};
 pub use import::{read_manifest, Draft, FileRef, Format, ManifestError};
