@@ -79,7 +79,8 @@ fn hedgerow(bin: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value>
         "hedgerow {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    // Some commands (`init`) print no JSON; only the ids of the others are read.
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
 }
 
 /// Runs `hedgerow verify` once: wall seconds and the child's peak resident bytes.
