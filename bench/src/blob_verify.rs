@@ -79,13 +79,14 @@ fn hedgerow(bin: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value>
         "hedgerow {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    // Some commands (`init`) print no JSON; only the ids of the others are read.
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
 }
 
 /// Runs `hedgerow verify` once: wall seconds and the child's peak resident bytes.
 fn timed_verify(bin: &Path, home: &Path) -> Result<(f64, u64)> {
     let start = Instant::now();
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .arg("--home")
         .arg(home)
         .args(["verify", "--json"])
@@ -98,6 +99,8 @@ fn timed_verify(bin: &Path, home: &Path) -> Result<(f64, u64)> {
     // SAFETY: waits for our own child, with valid pointers to locals.
     let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let seconds = start.elapsed().as_secs_f64();
+    // Reaped by wait4 already; this only tells std so (it answers ECHILD).
+    let _ = child.wait();
     ensure!(
         got == pid,
         "wait4 failed: {}",

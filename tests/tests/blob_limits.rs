@@ -356,9 +356,15 @@ fn attach_refuses_a_file_past_the_quota_or_the_limit_before_reading_it() {
         );
     }
     let leftovers: Vec<_> = std::fs::read_dir(home.path().join("blobs"))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with(".tmp") || n.len() == 2)
+                .collect()
+        })
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(home.json(&["design", "files", &design]), json!([]));
 
     // Over the per-file limit: refused from its size as well.
     write_config(&home, json!({"files": {"max_file_bytes": 32 << 20}}));
