@@ -137,8 +137,11 @@ pub struct Equipment {
     pub status: Option<String>,
 }
 
+/// One data row of the CSV by its line number: the equipment, or why it was skipped.
+pub type ParsedRow = (usize, Result<Equipment, RowError>);
+
 /// Reads a farmOS asset CSV export: each row as equipment, or why it was skipped.
-pub fn parse(bytes: &[u8]) -> Result<Vec<(usize, Result<Equipment, RowError>)>, CsvError> {
+pub fn parse(bytes: &[u8]) -> Result<Vec<ParsedRow>, CsvError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(CsvError::TooLarge {
             bytes: bytes.len(),
