@@ -177,10 +177,16 @@ fn peers_text_is_escaped_everywhere() {
     home.ok(&["note", "add", "--on", &design, "--text", hostile]);
     // A huge note: the page shows its beginning and stays small.
     let huge = "<b>bold?</b> ".repeat(15_000);
-    let out = home.run_with_stdin(
-        &["note", "add", "--on", &design, "--stdin", "body"],
-        huge.as_bytes(),
-    );
+    let huge_file = home.path().join("huge-note.txt");
+    std::fs::write(&huge_file, &huge).expect("write the huge note");
+    let out = home.run(&[
+        "note",
+        "add",
+        "--on",
+        &design,
+        "--file",
+        huge_file.to_str().expect("utf-8 path"),
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -122,10 +122,16 @@ fn a_browser_browses_searches_sees_live_changes_and_hostile_text_stays_inert() {
         "<script>alert('note')</script>",
     ]);
     let huge = "<svg onload=alert(1)> ".repeat(10_000);
-    let out = home.run_with_stdin(
-        &["note", "add", "--on", &hostile, "--stdin", "body"],
-        huge.as_bytes(),
-    );
+    let huge_file = home.path().join("huge-note.txt");
+    std::fs::write(&huge_file, &huge).expect("write the huge note");
+    let out = home.run(&[
+        "note",
+        "add",
+        "--on",
+        &hostile,
+        "--file",
+        huge_file.to_str().expect("utf-8 path"),
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -150,7 +150,7 @@ fn a_guest_invited_by_code_writes_a_note_that_another_node_shows_signed_by_the_g
     );
     let note_id = note["doc"].as_str().expect("note id").to_string();
     let author = guest.key.author().to_string();
-    let history = node.json(&["note", "history", &note_id, "--json"]);
+    let history = node.json(&["note", "history", &note_id]);
     assert_eq!(history[0]["author"], json!(author), "{history}");
     assert_eq!(history[0]["signature"], json!("signed"), "{history}");
     // The code had one use.
@@ -159,15 +159,13 @@ fn a_guest_invited_by_code_writes_a_note_that_another_node_shows_signed_by_the_g
     assert_eq!(used.status, 400, "{}", used.text());
     assert!(used.text().contains("used"), "{}", used.text());
     // Another node, syncing over loopback, shows the note signed by the guest's key.
-    let listen = node.json(&["status", "--json"])["listen"][0]
+    let listen = node.json(&["status"])["listen"][0]
         .as_str()
         .expect("listen address")
         .to_string();
     let peer = format!(
         "{listen}/p2p/{}",
-        node.json(&["status", "--json"])["peer_id"]
-            .as_str()
-            .expect("peer id")
+        node.json(&["status"])["peer_id"].as_str().expect("peer id")
     );
     let reader = TestHome::init("Reader");
     reader.ok(&["commons", "join", &fixture.commons]);
@@ -181,7 +179,7 @@ fn a_guest_invited_by_code_writes_a_note_that_another_node_shows_signed_by_the_g
         }),
         "the note did not reach the second node"
     );
-    let history = reader.json(&["note", "history", &note_id, "--json"]);
+    let history = reader.json(&["note", "history", &note_id]);
     assert_eq!(history[0]["author"], json!(author), "{history}");
     assert_eq!(history[0]["signature"], json!("signed"), "{history}");
 }
@@ -192,7 +190,7 @@ fn wrong_signatures_unknown_keys_guests_on_designs_and_headerless_posts_are_refu
     let fixture = stewarded(&home);
     let code = guest_code(&home);
     let node = WebNode::start(home, false);
-    let notes_before = node.json(&["note", "list", "--on", &fixture.event, "--json"]);
+    let notes_before = node.json(&["note", "list", "--on", &fixture.event]);
     // Unknown key: nothing is built.
     let stranger = Browser::new(9);
     let refused = stranger.prepare(
@@ -219,7 +217,7 @@ fn wrong_signatures_unknown_keys_guests_on_designs_and_headerless_posts_are_refu
         refused.text()
     );
     assert_eq!(
-        node.json(&["note", "list", "--on", &fixture.event, "--json"]),
+        node.json(&["note", "list", "--on", &fixture.event]),
         notes_before
     );
     // A guest edits no design.
@@ -255,7 +253,7 @@ fn a_browser_linked_by_device_code_edits_a_design_and_says_it_built_it() {
     let home = TestHome::init("Ada");
     let fixture = stewarded(&home);
     let node = WebNode::start(home, false);
-    let code = node.json(&["device", "add", "phone", "--json"])["code"]
+    let code = node.json(&["device", "add", "phone"])["code"]
         .as_str()
         .expect("code")
         .to_string();
@@ -279,14 +277,14 @@ fn a_browser_linked_by_device_code_edits_a_design_and_says_it_built_it() {
             {"op": "add_built", "place": "Barn"}
         ]}),
     );
-    let design = node.json(&["design", "show", &fixture.design, "--json"]);
+    let design = node.json(&["design", "show", &fixture.design]);
     let author = phone.key.author().to_string();
     assert_eq!(design["built"][0]["by"], json!(author), "{design}");
     assert!(
         design["steps"].to_string().contains("Weld the drum"),
         "{design}"
     );
-    let history = node.json(&["design", "history", &fixture.design, "--json"]);
+    let history = node.json(&["design", "history", &fixture.design]);
     let last = history
         .as_array()
         .expect("history")

@@ -87,7 +87,8 @@ async fn file(
     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(PageError::NotFound);
     }
-    let Reply::File(row) = ask(
+    // A hash the document does not name is simply not here (the node says "no such file").
+    let Ok(Reply::File(row)) = ask(
         state,
         Request::FileFind {
             id: id.to_string(),
@@ -96,7 +97,7 @@ async fn file(
             version: version.filter(|v| !v.trim().is_empty()),
         },
     )
-    .await?
+    .await
     else {
         return Err(PageError::NotFound);
     };

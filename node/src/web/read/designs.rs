@@ -227,7 +227,7 @@ async fn design_page(
 ) -> Result<Page, PageError> {
     let commons = commons_id(commons)?;
     let id = doc_id(id)?;
-    let Reply::Plan(plan) = ask(
+    let Reply::Plan(mut plan) = ask(
         state,
         Request::Plan {
             id: id.to_string(),
@@ -241,6 +241,7 @@ async fn design_page(
     if plan.commons != commons {
         return Err(PageError::NotFound);
     }
+    mark_held(state, &mut plan);
     let names = match ask(state, Request::Names { id: id.to_string() }).await? {
         Reply::Names(names) => names,
         _ => BTreeMap::new(),
@@ -261,6 +262,26 @@ async fn design_page(
     // A release does not change: only the current state is live.
     page.live = version.is_none().then_some(id);
     Ok(page)
+}
+
+/// Marks each file entry `held` when its bytes are in this node's blob store, so the page
+/// links only what it can send.
+fn mark_held(state: &WebState, plan: &mut PlanReply) {
+    let Some(files) = plan
+        .design
+        .fields
+        .get_mut("files")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for file in files {
+        let held = file["hash"]
+            .as_str()
+            .and_then(|h| h.parse::<hedgerow_protocol::attachment::BlobHash>().ok())
+            .is_some_and(|h| state.blobs.has(&h));
+        file["held"] = Value::Bool(held);
+    }
 }
 
 fn design_body(
