@@ -67,11 +67,17 @@ fn random_file(path: &Path, len: u64, seed: u64) -> Result<()> {
 }
 
 fn hedgerow(bin: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    // `init` takes no --json (it prints a line for people); every other command here does.
+    let json: &[&str] = if args.first() == Some(&"init") {
+        &[]
+    } else {
+        &["--json"]
+    };
     let out = Command::new(bin)
         .arg("--home")
         .arg(home)
         .args(args)
-        .arg("--json")
+        .args(json)
         .output()
         .with_context(|| format!("running {}", bin.display()))?;
     ensure!(
