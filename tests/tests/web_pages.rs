@@ -190,3 +190,136 @@ fn a_browser_browses_searches_sees_live_changes_and_hostile_text_stays_inert() {
     let notes = node.json(&["note", "list", "--on", &event]);
     assert_eq!(notes.as_array().map(Vec::len), Some(2), "{notes}");
 }
+
+/// Skips (or fails under `HEDGEROW_REQUIRE_BROWSER=1`) when the browser cannot run here.
+fn browser_or_skip(test: &str) -> bool {
+    if let Some(why) = browser_missing(&js_dir()) {
+        if std::env::var(REQUIRE_BROWSER_ENV).as_deref() == Ok("1") {
+            panic!("{why}, and {REQUIRE_BROWSER_ENV}=1 requires the browser tests to run");
+        }
+        skip(test, &why);
+        return false;
+    }
+    true
+}
+
+fn guest_code(home: &TestHome) -> String {
+    home.json(&["commons", "invite", "--role", "guest", "--expires", "1h"])["code"]
+        .as_str()
+        .expect("invitation code")
+        .to_string()
+}
+
+/// The base58 form the CLI prints of a key the browser shows in hex.
+fn key_of_hex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex key"))
+        .collect();
+    hedgerow_protocol::AuthorKey(bytes.try_into().expect("32 bytes")).to_string()
+}
+
+// Two browsers (A on a phone, B on a desktop, each its own key) and the host's CLI write on one
+// event at the same time; a second node syncs over loopback:
+//
+//   browser A ─┐                       ┌─ sync (loopback, no mDNS) ─ Reader's node
+//   browser B ─┼─ host node (--web) ───┘
+//   CLI ───────┘
+#[test]
+fn two_browsers_and_the_cli_write_on_one_event_and_every_page_shows_every_note() {
+    if !browser_or_skip("web_pages two browsers") {
+        return;
+    }
+    let home = TestHome::init("Host");
+    let commons = id(&home.json(&["commons", "create", "Build day", "--stewarded"]));
+    let event = id(&home.json(&["event", "new", "Barn day"]));
+    let (code_a, code_b) = (guest_code(&home), guest_code(&home));
+    let node = WebNode::start(home, false);
+    let shots = screenshot_dir();
+    let output = run_node(
+        &js_dir(),
+        "write.mjs",
+        &[
+            ("WEB_URL", node.url()),
+            ("HEDGEROW_BIN", hedgerow_bin().display().to_string()),
+            ("NODE_HOME", node.home.path().display().to_string()),
+            ("COMMONS", commons.clone()),
+            ("EVENT", event.clone()),
+            ("CODE_A", code_a),
+            ("CODE_B", code_b),
+            ("SCREENSHOT_DIR", shots.display().to_string()),
+        ],
+    );
+    let results: Value = serde_json::from_str(output.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("write.mjs printed no results ({e}):\n{output}"));
+    eprintln!("browser results: {results}");
+    let keys: Vec<String> = results["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| key_of_hex(k.as_str().expect("hex")))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    // Both event pages were updated live, never reloaded.
+    assert_eq!(results["no_reload"], serde_json::json!([true, true]));
+    for updates in results["updates"].as_array().expect("updates") {
+        assert!(updates.as_u64().unwrap_or(0) >= 1, "{results}");
+    }
+    // The CLI shows every note in its latest text, each signed by its writer's own key.
+    let notes = node.json(&["note", "list", "--on", &event]);
+    let notes = notes.as_array().expect("notes");
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    let note_by = |text: &str| -> String {
+        let found = notes
+            .iter()
+            .find(|n| n.to_string().contains(text))
+            .unwrap_or_else(|| panic!("no note says {text:?}: {notes:?}"));
+        id(found)
+    };
+    let note_a = note_by("Note from browser A, edited in the browser");
+    let note_b = note_by("Note from browser B");
+    note_by("CLI note, edited on the CLI");
+    for (note, key) in [(&note_a, &keys[0]), (&note_b, &keys[1])] {
+        let history = node.json(&["note", "history", note]);
+        let history = history.as_array().expect("history");
+        assert!(!history.is_empty());
+        // Every change is the browser's; the last is signed and covers those before it.
+        for change in history {
+            assert_eq!(change["author"].as_str(), Some(key.as_str()), "{change}");
+            assert!(
+                change["signature"] == "signed" || change["signature"] == "covered",
+                "{change}"
+            );
+        }
+        assert_eq!(history.last().map(|c| &c["signature"]), Some(&Value::from("signed")));
+    }
+    // Another node, syncing over loopback, shows the guests' notes signed by their keys.
+    let status = node.json(&["status"]);
+    let peer = format!(
+        "{}/p2p/{}",
+        status["listen"][0].as_str().expect("listen address"),
+        status["peer_id"].as_str().expect("peer id")
+    );
+    let reader = TestHome::init("Reader");
+    reader.ok(&["commons", "join", &commons]);
+    let synced = hedgerow_tests::net::wait_until(std::time::Duration::from_secs(30), || {
+        reader.run(&["sync", "--peer", &peer, "--json"]);
+        [&note_a, &note_b].iter().all(|note| {
+            reader
+                .run(&["note", "history", note, "--json"])
+                .status
+                .success()
+        })
+    });
+    assert!(synced, "the guests' notes did not reach the second node");
+    for (note, key) in [(&note_a, &keys[0]), (&note_b, &keys[1])] {
+        let history = reader.json(&["note", "history", note]);
+        let history = history.as_array().expect("history");
+        assert!(history
+            .iter()
+            .all(|c| c["author"].as_str() == Some(key.as_str())));
+        assert_eq!(history.last().map(|c| &c["signature"]), Some(&Value::from("signed")));
+    }
+    let shot = shots.join(results["screenshot"].as_str().expect("screenshot"));
+    assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000);
+}

@@ -2,6 +2,7 @@
 // - Live updates: a page whose <main> names a live stream (data-live) listens to it and, when a
 //   change to what it shows arrives, fetches itself again and swaps in the new <main>.
 // - A release selector shows its choice without pressing "Show".
+// - A page with write forms loads the signing module, sign.js.
 // No inline script anywhere (the Content-Security-Policy forbids it); this file is all of it.
 (function () {
   'use strict';
@@ -43,6 +44,11 @@
         .then(function (text) {
           var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
           if (fresh) {
+            // A write form keeps its own node (what is typed in it, its status line).
+            Array.prototype.forEach.call(fresh.querySelectorAll('form[id]'), function (form) {
+              var mine = document.getElementById(form.id);
+              if (mine && mine.tagName === 'FORM') { form.replaceWith(mine); }
+            });
             var nodes = Array.prototype.map.call(fresh.childNodes, function (node) {
               return document.importNode(node, true);
             });
@@ -71,7 +77,15 @@
     source.addEventListener('change', schedule);
   }
 
-  function start() { autosubmit(); live(); }
+  // Write forms sign in the browser: the signing module is loaded only where there is one
+  // (from this node, allowed by the CSP; without script the forms say signing needs it).
+  function signing() {
+    if (document.querySelector('form[data-write]')) {
+      import('/assets/sign.js').catch(function () { /* the forms stay as they are */ });
+    }
+  }
+
+  function start() { autosubmit(); live(); signing(); }
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
   } else {

@@ -161,6 +161,8 @@ function writeOf(form) {
       };
     case 'field':
       return { write: 'edit', doc: field('doc'), edits: [{ op: 'replace_text', field: field('field'), text: field('value') }] };
+    case 'note-edit':
+      return { write: 'edit', doc: field('doc'), edits: [{ op: 'replace_text', field: 'body', text: field('value') }] };
     case 'set':
       return { write: 'edit', doc: field('doc'), edits: [{ op: 'set', field: field('field'), value: field('value') }] };
     case 'step':
@@ -207,6 +209,8 @@ function enhance() {
     }
   });
   for (const out of document.querySelectorAll('[data-browser-key]')) out.textContent = publicKeyHex();
+  // Forms now sign here (before this, a submit goes to the page saying signing needs script).
+  document.documentElement.setAttribute('data-sign', 'ready');
 }
 
 if (typeof document !== 'undefined') {

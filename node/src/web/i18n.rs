@@ -69,6 +69,8 @@ impl Lang {
 pub struct Strings {
     /// Link that skips the navigation.
     pub skip: &'static str,
+    /// Link from the home page to linking a browser or joining as a guest.
+    pub write_here: &'static str,
     /// The main navigation's label.
     pub nav: &'static str,
     /// Commons (plural heading).
@@ -178,6 +180,7 @@ pub struct Strings {
 /// English.
 pub static EN: Strings = Strings {
     skip: "Skip to content",
+    write_here: "Write from this browser: link it to yourself, or join an event as a guest",
     nav: "Main",
     commons: "Commons",
     designs: "Designs",
@@ -235,6 +238,7 @@ pub static EN: Strings = Strings {
 /// French.
 pub static FR: Strings = Strings {
     skip: "Aller au contenu",
+    write_here: "Écrire depuis ce navigateur : le lier à vous, ou rejoindre un événement en invité",
     nav: "Navigation principale",
     commons: "Communs",
     designs: "Plans",

@@ -563,6 +563,10 @@ struct Words {
     add_step: &'static str,
     text: &'static str,
     saved: &'static str,
+    first_time: &'static str,
+    edit_design: &'static str,
+    edit_note: &'static str,
+    back: &'static str,
 }
 
 const EN: Words = Words {
@@ -590,6 +594,10 @@ const EN: Words = Words {
     add_step: "Add a step",
     text: "Text",
     saved: "Saved and signed",
+    first_time: "First time writing from this browser? Link it to yourself or join as a guest",
+    edit_design: "Edit this design (members)",
+    edit_note: "Edit this note",
+    back: "Back to the page",
 };
 
 const FR: Words = Words {
@@ -617,6 +625,10 @@ const FR: Words = Words {
     add_step: "Ajouter une étape",
     text: "Texte",
     saved: "Enregistré et signé",
+    first_time: "Première fois que vous écrivez depuis ce navigateur ? Liez-le à vous ou rejoignez en invité",
+    edit_design: "Modifier cette conception (membres)",
+    edit_note: "Modifier cette note",
+    back: "Retour à la page",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -631,19 +643,24 @@ pub fn script() -> Markup {
     html! { script type="module" src=(SIGN_JS_PATH) {} }
 }
 
-/// Opens a write form: posted by `sign.js`, or without JavaScript to `/write/needs-js`.
+/// Where a browser links itself to a person or joins as a guest.
+pub const ENROL_PATH: &str = "/write/enrol";
+
+/// Opens a write form: posted by `sign.js`, or without JavaScript to `/write/needs-js`. Its id
+/// (`write-KIND`) lets a live update of the page keep the form, and what is typed in it.
 fn form(lang: Lang, write: &str, body: Markup) -> Markup {
     let w = words(lang);
     html! {
-        form.write method="post" action="/write/needs-js" data-write=(write) data-done=(w.saved) {
+        form.write id={ "write-" (write) } method="post" action="/write/needs-js" data-write=(write) data-done=(w.saved) data-reset[write != "note-edit"] {
             (body)
             p.status role="status" aria-live="polite" data-status {}
         }
     }
 }
 
-/// The "add a note" form for a design or event page.
-pub fn note_form(lang: Lang, target: &DocId) -> Markup {
+/// The "add a note" form for a design or event page; `back` is the page's own address, where
+/// the enrolment page links back to.
+pub fn note_form(lang: Lang, target: &DocId, back: &str) -> Markup {
     let w = words(lang);
     form(
         lang,
@@ -661,22 +678,56 @@ pub fn note_form(lang: Lang, target: &DocId) -> Markup {
                 }
             }
             button type="submit" { (w.save) }
+            p.meta { a href={ (ENROL_PATH) "?back=" (super::read::designs::url_encode(back)) } { (w.first_time) } }
         },
     )
 }
 
-/// The member forms of a design page: "I built this", a field, a step.
-pub fn design_forms(lang: Lang, design: &DocId) -> Markup {
+/// The "I built this" form of a design page.
+pub fn built_form(lang: Lang, design: &DocId) -> Markup {
     let w = words(lang);
-    html! {
-        (form(lang, "built", html! {
+    form(
+        lang,
+        "built",
+        html! {
             h2 { (w.built) }
             noscript { p.notice { (w.needs_js) } }
             input type="hidden" name="doc" value=(design);
             label for="built-place" { (w.built_place) }
             input #built-place name="place" maxlength="200";
             button type="submit" { (w.built) }
-        }))
+        },
+    )
+}
+
+/// The link from a design page to its members' edit forms.
+pub fn edit_design_link(lang: Lang, design: &DocId) -> Markup {
+    html! { p { a href={ "/write/design/" (design) } { (words(lang).edit_design) } } }
+}
+
+/// The form that rewrites a note's text (its author's, or a steward's).
+pub fn note_edit_form(lang: Lang, note: &DocId, body: &str) -> Markup {
+    let w = words(lang);
+    form(
+        lang,
+        "note-edit",
+        html! {
+            h2 { (w.edit_note) }
+            noscript { p.notice { (w.needs_js) } }
+            input type="hidden" name="doc" value=(note);
+            input type="hidden" name="field" value="body";
+            label for="note-edit-body" { (w.note_text) }
+            textarea #note-edit-body name="value" required rows="4" maxlength="10000" { (body) }
+            button type="submit" { (w.save) }
+        },
+    )
+}
+
+/// The member forms of a design: "I built this", a field, a step.
+pub fn design_forms(lang: Lang, design: &DocId) -> Markup {
+    let w = words(lang);
+    html! {
+        (built_form(lang, design))
         (form(lang, "set", html! {
             h2 { (w.edit_field) }
             input type="hidden" name="doc" value=(design);
@@ -735,15 +786,49 @@ fn page(lang: Lang, title: &str, body: Markup) -> Response {
     Page::new(lang, title, html! { h1 { (title) } (body) (script()) }).into_response()
 }
 
-async fn enrol_page(headers: HeaderMap) -> Response {
+/// Where the enrolment page links back to.
+#[derive(Debug, Default, Deserialize)]
+struct BackQuery {
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// A page of this node's commons to link back to: a path under `/c/` only, so the link can
+/// lead nowhere else.
+fn back_link(back: Option<&str>) -> Option<&str> {
+    back.filter(|b| {
+        b.starts_with("/c/")
+            && b.len() <= 300
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/-_.?=&%".contains(&c))
+    })
+}
+
+async fn enrol_page(
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<BackQuery>,
+) -> Response {
     let lang = Lang::of(&headers);
-    page(lang, words(lang).enrol, enrol_forms(lang))
+    let w = words(lang);
+    let back = back_link(query.back.as_deref());
+    page(
+        lang,
+        w.enrol,
+        html! {
+            (enrol_forms(lang))
+            @if let Some(back) = back { p { a href=(back) { (w.back) } } }
+        },
+    )
 }
 
 async fn note_page(headers: HeaderMap, Path(target): Path<String>) -> Response {
     let lang = Lang::of(&headers);
     match target.parse::<DocId>() {
-        Ok(target) => page(lang, words(lang).add_note, note_form(lang, &target)),
+        Ok(target) => page(
+            lang,
+            words(lang).add_note,
+            note_form(lang, &target, &format!("/write/note/{target}")),
+        ),
         Err(_) => super::read::not_found(headers).await,
     }
 }

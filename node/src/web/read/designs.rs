@@ -251,10 +251,18 @@ async fn design_page(
         _ => None,
     };
     let notes = super::events::notes_on(state, &id).await?;
+    // Writing is on the current state only (a release does not change) and never read-only.
+    let writable = !state.read_only && version.is_none();
+    let here = format!("/c/{commons}/d/{id}");
     let body = html! {
         (design_body(lang, &plan, &names, version.as_deref()))
         (lineage_section(lang, &commons, lineage.as_ref()))
         (super::events::notes_section(lang, &commons, &notes))
+        @if writable {
+            (crate::web::write::note_form(lang, &id, &here))
+            (crate::web::write::built_form(lang, &id))
+            (crate::web::write::edit_design_link(lang, &id))
+        }
     };
     let title = text(&plan.design.fields, "name").to_string();
     let mut page = Page::new(lang, title, body);

@@ -268,6 +268,9 @@ async fn event_page(
             dl.fields { @for (key, value) in rest { dt { (view::label(key)) } dd { (view::value(value)) } } }
         }
         (notes_section(lang, &commons, &notes))
+        @if !state.read_only {
+            (crate::web::write::note_form(lang, &id, &format!("/c/{commons}/e/{id}")))
+        }
     };
     let mut page = Page::new(lang, text(fields, "title").to_string(), body);
     page.commons = Some(commons);
@@ -313,6 +316,9 @@ async fn note_page(
         }
         @if !target.is_empty() {
             p { "→ " a href={ "/c/" (commons) "/go/" (target) } { (names.get(target).cloned().unwrap_or_else(|| view::short(target).to_string())) } }
+        }
+        @if !state.read_only {
+            (crate::web::write::note_edit_form(lang, &id, text(fields, "body")))
         }
     };
     let title: String = text(fields, "body").chars().take(60).collect();

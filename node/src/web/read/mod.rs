@@ -149,6 +149,9 @@ async fn commons_page(state: &WebState, lang: Lang) -> Result<Page, PageError> {
                 }
             }
         }
+        @if !state.read_only {
+            p { a href=(crate::web::write::ENROL_PATH) { (s.write_here) } }
+        }
     };
     Ok(Page::new(lang, s.commons, body))
 }
