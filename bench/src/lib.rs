@@ -8,6 +8,7 @@
 //! - [`scenarios`]: the six scenarios of the issue.
 //! - [`setup`]: what a bare libp2p connection costs, to read the transport figures by.
 //! - [`report`]: rows, targets, the markdown table and growth.
+//! - [`web`]: the web page's latency and weight (`hedgerow-bench web`).
 //!
 //! The binary (`cargo run --release -p hedgerow-bench`) runs every scenario at every size.
 
@@ -23,6 +24,7 @@ pub mod scenarios;
 pub mod setup;
 pub mod soak;
 pub mod text;
+pub mod web;
 
 use anyhow::Result;
 use report::{human, Row};

@@ -106,6 +106,19 @@ enum Mode {
         #[arg(long)]
         hedgerow: Option<PathBuf>,
     },
+    /// The web page's speed: a generated commons served by `hedgerow serve --web`, the design
+    /// list, a search and a design page each asked REQUESTS times (median, p95, bytes).
+    Web {
+        /// Commons sizes in designs.
+        #[arg(long, value_delimiter = ',', default_value = "500,5000")]
+        designs: Vec<usize>,
+        /// Requests per page.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+        /// The hedgerow binary (default: beside this one).
+        #[arg(long)]
+        hedgerow: Option<PathBuf>,
+    },
     /// Print the markdown of an earlier run's `--json` file again.
     Render {
         /// The JSON file.
@@ -167,6 +180,34 @@ fn main() -> Result<ExitCode> {
                 .tempdir_in(cli.workdir.clone().unwrap_or_else(std::env::temp_dir))?;
             let figures = hedgerow_bench::blob_verify::measure(&bin, *mb, temp.path())?;
             println!("{}", serde_json::to_string(&figures)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::Web {
+            designs,
+            requests,
+            hedgerow,
+        }) => {
+            let bin = match hedgerow {
+                Some(bin) => bin.clone(),
+                None => std::env::current_exe()?.with_file_name("hedgerow"),
+            };
+            let mut runs = Vec::new();
+            for &size in designs {
+                let temp = tempfile::Builder::new()
+                    .prefix("hedgerow-web-")
+                    .tempdir_in(cli.workdir.clone().unwrap_or_else(std::env::temp_dir))?;
+                runs.push(hedgerow_bench::web::measure(
+                    &bin,
+                    size,
+                    cli.seed,
+                    *requests,
+                    temp.path(),
+                )?);
+                if let Some(path) = &cli.json {
+                    std::fs::write(path, serde_json::to_vec_pretty(&runs)?)?;
+                }
+            }
+            println!("{}", hedgerow_bench::web::markdown(&runs));
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::Render { json }) => {

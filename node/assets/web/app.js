@@ -2,7 +2,7 @@
 // - Live updates: a page whose <main> names a live stream (data-live) listens to it and, when a
 //   change to what it shows arrives, fetches itself again and swaps in the new <main>.
 // - A release selector shows its choice without pressing "Show".
-// - A page with write forms loads the signing module, sign.js.
+// - Write forms load the signing module, sign.js, when a visitor starts writing.
 // No inline script anywhere (the Content-Security-Policy forbids it); this file is all of it.
 (function () {
   'use strict';
@@ -44,15 +44,17 @@
         .then(function (text) {
           var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById('main');
           if (fresh) {
-            // A write form keeps its own node (what is typed in it, its status line).
-            Array.prototype.forEach.call(fresh.querySelectorAll('form[id]'), function (form) {
-              var mine = document.getElementById(form.id);
-              if (mine && mine.tagName === 'FORM') { form.replaceWith(mine); }
-            });
+            // A write form keeps its own node (what is typed in it, its status line, a
+            // submission under way), put back in place of its fresh copy.
+            var kept = Array.prototype.slice.call(main.querySelectorAll('form[id]'));
             var nodes = Array.prototype.map.call(fresh.childNodes, function (node) {
               return document.importNode(node, true);
             });
             main.replaceChildren.apply(main, nodes);
+            kept.forEach(function (form) {
+              var copy = document.getElementById(form.id);
+              if (copy && copy.tagName === 'FORM') { copy.replaceWith(form); }
+            });
             updates += 1;
             document.documentElement.setAttribute('data-live-updates', String(updates));
             say('data-refreshed-text');
@@ -77,12 +79,31 @@
     source.addEventListener('change', schedule);
   }
 
-  // Write forms sign in the browser: the signing module is loaded only where there is one
-  // (from this node, allowed by the CSP; without script the forms say signing needs it).
+  // Write forms sign in the browser with sign.js and its libraries (about 150 KB): loaded only
+  // once a visitor starts writing, so reading a page never costs them. A form sent before the
+  // module is there waits for it. Without script the forms post to a page saying signing needs it.
   function signing() {
-    if (document.querySelector('form[data-write]')) {
-      import('/assets/sign.js').catch(function () { /* the forms stay as they are */ });
+    var loading = null;
+    function load() {
+      if (!loading) {
+        loading = import('/assets/sign.js').catch(function () { loading = null; });
+      }
+      return loading;
     }
+    function writeForm(target) {
+      return target && target.closest ? target.closest('form[data-write]') : null;
+    }
+    document.addEventListener('focusin', function (event) {
+      if (writeForm(event.target)) { load(); }
+    });
+    document.addEventListener('submit', function (event) {
+      var form = writeForm(event.target);
+      if (!form || document.documentElement.getAttribute('data-sign') === 'ready') { return; }
+      event.preventDefault();
+      load().then(function () {
+        if (document.documentElement.getAttribute('data-sign') === 'ready') { form.requestSubmit(); }
+      });
+    }, true);
   }
 
   function start() { autosubmit(); live(); signing(); }
