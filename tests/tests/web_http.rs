@@ -481,3 +481,86 @@ fn a_live_stream_says_change_when_the_cli_edits_or_notes() {
     let page = node.get(&format!("/c/{}/e/{}", f.commons, f.event)).text();
     assert!(page.contains("Second drum done"));
 }
+
+fn encoded(image: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, format).expect("encode");
+    out.into_inner()
+}
+
+#[test]
+fn step_photos_are_served_resized_for_the_screen_and_hostile_images_as_they_came() {
+    let home = TestHome::init("Ada Farmer");
+    let f = fixture(&home);
+    let dir = tempfile::tempdir().expect("dir");
+    let photo = image::RgbImage::from_fn(2000, 1500, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 60])
+    });
+    let photo_bytes = encoded(photo.into(), image::ImageFormat::Jpeg);
+    let drawing = image::RgbaImage::from_fn(1200, 400, |x, _| {
+        image::Rgba([0, 0, 0, if x % 10 == 0 { 255 } else { 0 }])
+    });
+    let drawing_bytes = encoded(drawing.into(), image::ImageFormat::Png);
+    // Says PNG, is not an image: sent as it came, never decoded twice.
+    let hostile_bytes = b"\x89PNG\r\n\x1a\n<svg onload=alert(1)>".to_vec();
+    let mut hashes = Vec::new();
+    for (name, bytes, step) in [
+        ("drum.jpg", &photo_bytes, "1"),
+        ("plan.png", &drawing_bytes, "2"),
+        ("odd.png", &hostile_bytes, "2"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let attached = home.json(&[
+            "design",
+            "attach",
+            &f.design,
+            path.to_str().expect("path"),
+            "--role",
+            "photo",
+            "--step",
+            step,
+        ]);
+        hashes.push(attached["hash"].as_str().expect("hash").to_string());
+    }
+    let node = WebNode::start(home, false);
+    let base = format!("/c/{}/d/{}/files", f.commons, f.design);
+    let page = node.get(&format!("/c/{}/d/{}", f.commons, f.design)).text();
+    let photo = format!("{base}/{}", hashes[0]);
+    assert!(
+        page.contains(&format!(
+            "srcset=\"{photo}?w=480 480w, {photo}?w=960 960w\""
+        )),
+        "{page}"
+    );
+    assert!(page.contains("sizes=\""), "{page}");
+    for (hash, width, height, media) in [
+        (&hashes[0], 480, 360, "image/jpeg"),
+        (&hashes[0], 960, 720, "image/jpeg"),
+        (&hashes[1], 480, 160, "image/png"),
+    ] {
+        for _ in 0..2 {
+            let got = node.get(&format!("{base}/{hash}?w={width}"));
+            assert_eq!(got.status, 200, "{}", got.text());
+            assert_eq!(got.header("content-type"), Some(media));
+            let image = image::load_from_memory(&got.body).expect("an image");
+            assert_eq!((image.width(), image.height()), (width, height));
+        }
+    }
+    // Kept under the home, made once.
+    let cache = node.home.path().join("web-images");
+    let kept = std::fs::read_dir(&cache).expect("cache dir").count();
+    assert_eq!(kept, 3, "{cache:?}");
+    let small = node.get(&format!("{base}/{}?w=480", hashes[0]));
+    assert!(small.body.len() * 4 < photo_bytes.len(), "{}", small.body.len());
+    // Not an image: the bytes as they came, under their declared type; a marker remembers.
+    let odd = node.get(&format!("{base}/{}?w=480", hashes[2]));
+    assert_eq!(odd.status, 200);
+    assert_eq!(odd.body, hostile_bytes);
+    assert!(cache
+        .join(format!("{}-480.original", hashes[2]))
+        .is_file());
+    // Only the widths offered.
+    let other = node.get(&format!("{base}/{}?w=4000", hashes[0]));
+    assert_eq!(other.status, 400, "{}", other.text());
+}

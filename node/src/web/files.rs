@@ -3,9 +3,11 @@
 //! Only a file the document names is sent (asked through the node, which refuses hidden and
 //! retracted documents): a blob hash alone opens nothing. Raster images are shown inline; every
 //! other type is sent as a download, so a peer's HTML or SVG never runs as this node's page.
+//! `?w=480` or `?w=960` asks for an image scaled down to that width ([`super::images`]).
 
 use super::i18n::Lang;
-use super::read::designs::{commons_id, doc_id, ReleaseQuery};
+use super::images::{Resized, WIDTHS};
+use super::read::designs::{commons_id, doc_id};
 use super::read::{ask, PageError};
 use super::WebState;
 use crate::api::{Reply, Request};
@@ -15,7 +17,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use hedgerow_protocol::attachment::BlobHash;
 use hedgerow_protocol::schema::DocKind;
+use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 /// Media types shown inline in a page (`<img>`); all others are downloads.
@@ -31,20 +35,29 @@ pub fn routes() -> Router<WebState> {
         .route("/c/{commons}/n/{id}/files/{hash}", get(note_file))
 }
 
+/// A file's query: the release it is of, and the width an image is wanted at.
+#[derive(Debug, Default, Deserialize)]
+pub struct FileQuery {
+    /// A release version; the current state when absent.
+    #[serde(default)]
+    pub v: Option<String>,
+    /// One of [`WIDTHS`]: the image scaled down to that width.
+    #[serde(default)]
+    pub w: Option<u32>,
+}
+
 async fn design_file(
     State(state): State<WebState>,
     Path((commons, id, hash)): Path<(String, String, String)>,
-    Query(query): Query<ReleaseQuery>,
+    Query(query): Query<FileQuery>,
     headers: HeaderMap,
 ) -> Response {
     send(
         &state,
         &headers,
-        &commons,
-        &id,
-        &hash,
+        (&commons, &id, &hash),
         DocKind::Design,
-        query.v,
+        query,
     )
     .await
 }
@@ -52,25 +65,48 @@ async fn design_file(
 async fn note_file(
     State(state): State<WebState>,
     Path((commons, id, hash)): Path<(String, String, String)>,
+    Query(query): Query<FileQuery>,
     headers: HeaderMap,
 ) -> Response {
-    send(&state, &headers, &commons, &id, &hash, DocKind::Note, None).await
+    let query = FileQuery { v: None, ..query };
+    send(&state, &headers, (&commons, &id, &hash), DocKind::Note, query).await
 }
 
 async fn send(
     state: &WebState,
     headers: &HeaderMap,
-    commons: &str,
-    id: &str,
-    hash: &str,
+    (commons, id, hash): (&str, &str, &str),
     kind: DocKind,
-    version: Option<String>,
+    query: FileQuery,
 ) -> Response {
     let lang = Lang::of(headers);
-    match file(state, commons, id, hash, kind, version).await {
+    match file(state, commons, id, hash, kind, query).await {
         Ok(response) => response,
         Err(e) => e.page(lang).into_response(),
     }
+}
+
+/// The image at one of [`WIDTHS`], made (once) off the async threads; `None` to send the
+/// original.
+async fn resized(state: &WebState, hash: BlobHash, width: u32) -> Option<Response> {
+    let _turn = state.resizing.acquire().await.ok()?;
+    let images = state.images.clone();
+    let got = tokio::task::spawn_blocking(move || images.get(&hash, width))
+        .await
+        .ok()?;
+    let Resized::File(path, media) = got else {
+        return None;
+    };
+    let bytes = tokio::fs::read(&path).await.ok()?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    out.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    Some(response)
 }
 
 async fn file(
@@ -79,8 +115,9 @@ async fn file(
     id: &str,
     hash: &str,
     kind: DocKind,
-    version: Option<String>,
+    query: FileQuery,
 ) -> Result<Response, PageError> {
+    let version = query.v;
     commons_id(commons)?;
     let id = doc_id(id)?;
     // A full hash only: a prefix could match another file of the document.
@@ -105,6 +142,19 @@ async fn file(
         return Err(PageError::NotFound);
     }
     let entry = row.entry;
+    let inline = INLINE_IMAGES.contains(&entry.media_type.as_str());
+    if let Some(width) = query.w {
+        if !WIDTHS.contains(&width) {
+            return Err(PageError::BadInput(format!(
+                "w must be one of {WIDTHS:?} (pixels)"
+            )));
+        }
+        if inline {
+            if let Some(response) = resized(state, entry.hash, width).await {
+                return Ok(response);
+            }
+        }
+    }
     let opened = state
         .blobs
         .open(&entry.hash)
@@ -121,7 +171,6 @@ async fn file(
             Err(e) => Some((Err(e), file)),
         }
     });
-    let inline = INLINE_IMAGES.contains(&entry.media_type.as_str());
     let media = if inline {
         entry.media_type.clone()
     } else {

@@ -15,6 +15,7 @@ pub mod assets;
 pub mod files;
 pub mod guard;
 pub mod i18n;
+pub mod images;
 pub mod layout;
 pub mod live;
 pub mod read;
@@ -50,6 +51,10 @@ pub struct WebState {
     pub blobs: BlobStore,
     /// Per-address request rates and the live stream count.
     pub limits: Arc<guard::Limits>,
+    /// Step photos resized for phones, kept under the home.
+    pub images: images::ImageCache,
+    /// One resize at a time: decoding a photo is the heaviest thing a page asks of the node.
+    pub resizing: Arc<tokio::sync::Semaphore>,
     /// Whether the listener is on loopback: then only loopback `Host` names are answered (a
     /// page elsewhere cannot reach this node by rebinding its own name to 127.0.0.1).
     pub loopback: bool,
@@ -62,6 +67,8 @@ impl WebState {
             node,
             read_only: config.read_only,
             blobs: BlobStore::new(home_root),
+            images: images::ImageCache::new(home_root, BlobStore::new(home_root)),
+            resizing: Arc::new(tokio::sync::Semaphore::new(1)),
             limits: Arc::new(guard::Limits::default()),
             loopback: config.addr.ip().is_loopback(),
         }

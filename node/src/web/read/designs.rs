@@ -461,7 +461,8 @@ fn steps(
                     @for file in files.iter().filter(|f| f["step"].as_u64() == Some(i as u64 + 1)) {
                         @if is_image(file) && file["held"].as_bool() == Some(true) {
                             figure {
-                                img src={ (href(file["hash"].as_str().unwrap_or(""))) } alt=(alt(file)) loading="lazy";
+                                @let src = href(file["hash"].as_str().unwrap_or(""));
+                                img src=(src) srcset=(srcset(&src)) sizes=(IMAGE_SIZES) alt=(alt(file)) loading="lazy";
                                 @if !file["caption"].as_str().unwrap_or("").is_empty() { figcaption { (file["caption"].as_str().unwrap_or("")) } }
                             }
                         } @else {
@@ -473,6 +474,19 @@ fn steps(
         }
         p.meta { a href={ (base) "/blame/steps" } { (s.blame) } }
     }
+}
+
+/// How wide a step photo shows: the page's column (52rem at most, less its padding).
+const IMAGE_SIZES: &str = "(min-width: 52rem) 49rem, 100vw";
+
+/// The resized variants of an image at `src`, for the browser to choose from by screen.
+fn srcset(src: &str) -> String {
+    let join = if src.contains('?') { '&' } else { '?' };
+    crate::web::images::WIDTHS
+        .iter()
+        .map(|w| format!("{src}{join}w={w} {w}w"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn alt(file: &Value) -> String {
