@@ -219,7 +219,11 @@ pub fn measure(
     let commons = generated.commons;
     let list_path = format!("/c/{commons}");
     let list = get(node.addr, &list_path)?;
-    ensure!(list.status == 200, "the design list answered {}", list.status);
+    ensure!(
+        list.status == 200,
+        "the design list answered {}",
+        list.status
+    );
     let word = search_word(&String::from_utf8_lossy(&list.body));
     let design = generated
         .designs
@@ -231,8 +235,14 @@ pub fn measure(
         .sum::<Result<u64>>()?;
     let pages = [
         ("design list".to_string(), list_path.clone()),
-        (format!("search \"{word}\""), format!("{list_path}?q={word}")),
-        ("design page".to_string(), format!("/c/{commons}/d/{design}")),
+        (
+            format!("search \"{word}\""),
+            format!("{list_path}?q={word}"),
+        ),
+        (
+            "design page".to_string(),
+            format!("/c/{commons}/d/{design}"),
+        ),
     ];
     let mut out = Vec::new();
     for (page, path) in pages {

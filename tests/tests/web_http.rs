@@ -552,14 +552,16 @@ fn step_photos_are_served_resized_for_the_screen_and_hostile_images_as_they_came
     let kept = std::fs::read_dir(&cache).expect("cache dir").count();
     assert_eq!(kept, 3, "{cache:?}");
     let small = node.get(&format!("{base}/{}?w=480", hashes[0]));
-    assert!(small.body.len() * 4 < photo_bytes.len(), "{}", small.body.len());
+    assert!(
+        small.body.len() * 4 < photo_bytes.len(),
+        "{}",
+        small.body.len()
+    );
     // Not an image: the bytes as they came, under their declared type; a marker remembers.
     let odd = node.get(&format!("{base}/{}?w=480", hashes[2]));
     assert_eq!(odd.status, 200);
     assert_eq!(odd.body, hostile_bytes);
-    assert!(cache
-        .join(format!("{}-480.original", hashes[2]))
-        .is_file());
+    assert!(cache.join(format!("{}-480.original", hashes[2])).is_file());
     // Only the widths offered.
     let other = node.get(&format!("{base}/{}?w=4000", hashes[0]));
     assert_eq!(other.status, 400, "{}", other.text());

@@ -291,7 +291,10 @@ fn two_browsers_and_the_cli_write_on_one_event_and_every_page_shows_every_note()
                 "{change}"
             );
         }
-        assert_eq!(history.last().map(|c| &c["signature"]), Some(&Value::from("signed")));
+        assert_eq!(
+            history.last().map(|c| &c["signature"]),
+            Some(&Value::from("signed"))
+        );
     }
     // Another node, syncing over loopback, shows the guests' notes signed by their keys.
     let status = node.json(&["status"]);
@@ -318,7 +321,10 @@ fn two_browsers_and_the_cli_write_on_one_event_and_every_page_shows_every_note()
         assert!(history
             .iter()
             .all(|c| c["author"].as_str() == Some(key.as_str())));
-        assert_eq!(history.last().map(|c| &c["signature"]), Some(&Value::from("signed")));
+        assert_eq!(
+            history.last().map(|c| &c["signature"]),
+            Some(&Value::from("signed"))
+        );
     }
     let shot = shots.join(results["screenshot"].as_str().expect("screenshot"));
     assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000);

@@ -69,7 +69,14 @@ async fn note_file(
     headers: HeaderMap,
 ) -> Response {
     let query = FileQuery { v: None, ..query };
-    send(&state, &headers, (&commons, &id, &hash), DocKind::Note, query).await
+    send(
+        &state,
+        &headers,
+        (&commons, &id, &hash),
+        DocKind::Note,
+        query,
+    )
+    .await
 }
 
 async fn send(
@@ -105,7 +112,10 @@ async fn resized(state: &WebState, hash: BlobHash, width: u32) -> Option<Respons
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
-    out.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    out.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
     Some(response)
 }
 

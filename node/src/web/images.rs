@@ -157,13 +157,13 @@ impl ImageCache {
 /// The image in `bytes` scaled down to `width` pixels wide (height in proportion), encoded as
 /// PNG when it came as PNG, else JPEG; `None` when it is no wider than `width` already.
 pub fn resize(bytes: &[u8], width: u32) -> Result<Option<(Vec<u8>, ImageFormat)>, ResizeError> {
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| {
-        ResizeError::Io {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ResizeError::Io {
             what: "read",
             path: PathBuf::new(),
             source: e,
-        }
-    })?;
+        })?;
     let format = reader.format();
     if !matches!(
         format,
@@ -194,8 +194,7 @@ pub fn resize(bytes: &[u8], width: u32) -> Result<Option<(Vec<u8>, ImageFormat)>
         ImageFormat::Png
     } else {
         let rgb = DynamicImage::ImageRgb8(small.to_rgb8());
-        let encoder =
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY);
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY);
         rgb.write_with_encoder(encoder)?;
         ImageFormat::Jpeg
     };
