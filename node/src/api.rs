@@ -485,6 +485,8 @@ pub enum NodeRequest {
         /// The full commons id.
         commons: String,
     },
+    /// The known peers and the DHT's announcements and lookups (`hedgerow peers`).
+    Peers,
     /// Fetch blobs from connected peers (`hedgerow fetch`, `design file` of a missing blob).
     FetchBlobs {
         /// The blobs: BLAKE3 hash in hex, and size.
@@ -525,7 +527,7 @@ pub struct FailedBlob {
 
 impl NodeRequest {
     /// The `op` names of the node requests.
-    pub const OPS: [&'static str; 4] = ["status", "sync", "join", "fetch_blobs"];
+    pub const OPS: [&'static str; 5] = ["status", "sync", "join", "fetch_blobs", "peers"];
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.

@@ -64,6 +64,7 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
     match request {
         ControlRequest::Store(request) => to_reply(node.store(request).await),
         ControlRequest::Node(NodeRequest::Status) => to_reply(node.status().await),
+        ControlRequest::Node(NodeRequest::Peers) => to_reply(node.peers().await),
         ControlRequest::Node(NodeRequest::Sync {
             peer,
             connect_timeout,

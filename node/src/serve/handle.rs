@@ -142,6 +142,16 @@ impl NodeHandle {
     }
 }
 
+impl NodeHandle {
+    /// The known peers, how each was found, and the DHT's announcements and lookups.
+    pub async fn peers(&self) -> Result<super::PeersReply, HandleError> {
+        match self.call(Command::Peers).await? {
+            Reply::Peers(reply) => Ok(*reply),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+}
+
 fn store_reply(reply: Reply) -> Result<StoreReply, HandleError> {
     match reply {
         Reply::Store(result) => result.map_err(HandleError::Refused),
