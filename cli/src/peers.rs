@@ -146,7 +146,7 @@ fn print(reply: &PeersReply) {
         println!(
             "looking up commons {} in the DHT: {} holders found, {} lookups{}",
             l.commons,
-            l.found,
+            l.holders,
             l.attempts,
             if l.running { ", one running" } else { "" }
         );

@@ -152,8 +152,8 @@ pub struct LookupRow {
     pub commons: String,
     /// Its provider key, in hex.
     pub key: String,
-    /// Providers found so far (other than this node).
-    pub found: usize,
+    /// Holders found so far (other than this node).
+    pub holders: usize,
     /// Whether a lookup runs now.
     pub running: bool,
     /// Lookups run so far.
@@ -587,7 +587,7 @@ impl<L: LocalState> Service<L> {
                 LookupRow {
                     commons,
                     key,
-                    found: e.count as usize,
+                    holders: e.count as usize,
                     running: e.running,
                     attempts: e.attempts,
                 }
