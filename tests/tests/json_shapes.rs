@@ -1297,7 +1297,24 @@ fn every_json_output_has_the_shape_the_readme_documents() {
     });
     assert!(synced.is_some(), "B's status never showed its sync with A");
     out.run(&a, "status", "serve", &["status"]);
-    out.run(&b, "peers", "serve", &["peers"]);
+    // A lookup (of Eve's commons, which no running node holds) and B's provider record fill
+    // every list of `peers`.
+    let eves = e.json(&["commons", "list"])[0]["id"]
+        .as_str()
+        .expect("Eve's commons")
+        .to_string();
+    a.json(&["commons", "join", &eves]);
+    let dht_filled = wait_for(Duration::from_secs(30), || {
+        let dht = a.json(&["peers"])["dht"].clone();
+        let filled = |list: &str| dht[list].as_array().is_some_and(|l| !l.is_empty());
+        (filled("records") && filled("lookups") && filled("providing")).then_some(())
+    });
+    assert!(
+        dht_filled.is_some(),
+        "A's DHT lists stayed empty: {}",
+        a.json(&["peers"])
+    );
+    out.run(&a, "peers", "serve", &["peers"]);
     out.run(&b, "status", "serve, after a sync", &["status"]);
     out.run(
         &d,
