@@ -80,7 +80,7 @@ fn a_farm_finds_a_commons_through_one_hub_address_and_a_private_one_stays_unfind
         let reply = peers(&ann);
         let rows = reply["dht"]["providing"].as_array()?.clone();
         let row = rows.iter().find(|r| r["commons"] == commons.as_str())?;
-        (row["reached"].as_u64()? >= 1).then(|| rows)
+        (row["reached"].as_u64()? >= 1).then_some(rows.clone())
     })
     .unwrap_or_else(|| panic!("Ann never announced C to the hub:\n{}", ann.log()));
     assert_eq!(announced.len(), 1, "only C is announced: {announced:?}");
