@@ -5,6 +5,7 @@ use crate::output;
 use anyhow::Result;
 use hedgerow_node::api::NodeRequest;
 use hedgerow_node::config_file;
+use hedgerow_node::control::{self, ControlError, ControlReply};
 use hedgerow_node::home::Home;
 use hedgerow_node::peers_file;
 use hedgerow_node::replicas::Replicas;
@@ -36,20 +37,27 @@ pub fn run(home: &Path, command: Option<PeersCommand>, json: bool) -> Result<Exi
             Home::open(home)?;
             let added = peers_file::add(home, &addr)?;
             let file = home.join(config_file::TOML_FILE);
-            match added {
-                true => eprintln!(
-                    "added {} to the bootstrap list in {}; a running node uses it from its next start",
+            let live = tell_node(home, NodeRequest::PeersAdd { addr: addr.clone() })?;
+            match (added, live) {
+                (true, true) => eprintln!(
+                    "added {} to the bootstrap list in {}; the running node dials it now",
                     addr.trim(),
                     file.display()
                 ),
-                false => eprintln!("{} is in the bootstrap list already", addr.trim()),
+                (true, false) => eprintln!(
+                    "added {} to the bootstrap list in {}; serve uses it from its next start",
+                    addr.trim(),
+                    file.display()
+                ),
+                (false, _) => eprintln!("{} is in the bootstrap list already", addr.trim()),
             }
         }
         Some(PeersCommand::Remove { addr }) => {
             Home::open(home)?;
             peers_file::remove(home, &addr)?;
+            tell_node(home, NodeRequest::PeersRemove { addr: addr.clone() })?;
             eprintln!(
-                "removed {} from the bootstrap list; a running node keeps it until its next start",
+                "removed {} from the bootstrap list; a connection that is up stays until it closes",
                 addr.trim()
             );
         }
@@ -63,6 +71,22 @@ pub fn run(home: &Path, command: Option<PeersCommand>, json: bool) -> Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tells the running node, if one runs, of a change to the bootstrap list; whether one did.
+fn tell_node(home: &Path, request: NodeRequest) -> Result<bool> {
+    let socket = hedgerow_node::home::control_socket_path(home);
+    if !socket.exists() {
+        return Ok(false);
+    }
+    match control::call(&socket, &request, Duration::from_secs(60)) {
+        Ok(ControlReply::Ok(_)) => Ok(true),
+        Ok(ControlReply::Error { message, .. }) => Err(anyhow::anyhow!(
+            "the bootstrap list is written, but the running node refused the change: {message}; restart it to use the list"
+        )),
+        Err(ControlError::NotRunning) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The running node's list, or (none running) the bootstrap list and the remembered peers.

@@ -6,12 +6,13 @@
 //!           / \
 //!          A   B        A holds commons C (public) and P (private); B joins C by id
 //!                       (offline, before its node starts).
-//!          :...:        B finds A as a holder of C in the DHT, dials it, and syncs C.
+//!          :...:        B finds A as a holder of C in the DHT, dials it, and syncs C;
+//!                       B's node learns H from `peers add` while it runs.
 //! ```
 //!
 //! P is never announced: A provides only C's key, H holds no record under P's key, and B's
-//! lookup of P ends with nothing found. `peers add|remove` edit the bootstrap list that B's
-//! node starts from.
+//! lookup of P ends with nothing found. `peers add|remove` edit the bootstrap list (the file,
+//! and the running node).
 
 use hedgerow_tests::net::{wait_for, ServeNode};
 use hedgerow_tests::{id, TestHome};
@@ -98,12 +99,17 @@ fn a_farm_finds_a_commons_through_one_hub_address_and_a_private_one_stays_unfind
         "the hub must not hold C, so B can only get it from Ann"
     );
 
-    // Ben knows only the hub, from the bootstrap list `peers add` wrote, and joined C offline:
-    // his node looks C up when it starts.
+    // Ben joined C offline, and his node starts knowing nobody: the lookup finds nothing. He
+    // adds the hub with `peers add` while it runs: it dials the hub and looks C up again.
     let ben = TestHome::init("Ben");
-    ben.ok(&["peers", "add", &hub.multiaddr()]);
     ben.json(&["commons", "join", &commons]);
     let ben = ServeNode::start(ben, &[]);
+    let said = ben.run(&["peers", "add", &hub.multiaddr()]);
+    assert!(said.status.success(), "{said:?}");
+    assert!(
+        String::from_utf8_lossy(&said.stderr).contains("dials it now"),
+        "{said:?}"
+    );
     assert!(
         ben.wait_connected_to(hub.peer_id(), DHT_WAIT),
         "Ben's node did not dial the hub from its bootstrap list:\n{}",

@@ -150,6 +150,18 @@ impl NodeHandle {
             _ => Err(HandleError::Mismatch),
         }
     }
+
+    /// Adds `addr` to the running node's bootstrap list (`add`), or takes it off.
+    pub async fn bootstrap(
+        &self,
+        addr: Multiaddr,
+        add: bool,
+    ) -> Result<super::PeersReply, HandleError> {
+        match self.call(Command::Bootstrap { addr, add }).await? {
+            Reply::Peers(reply) => Ok(*reply),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
 }
 
 fn store_reply(reply: Reply) -> Result<StoreReply, HandleError> {

@@ -13,6 +13,10 @@ impl<L: LocalState> Service<L> {
             Command::Store(request) => Reply::Store(self.on_store(request)),
             Command::FetchBlobs { blobs, wait } => return self.on_fetch_blobs(token, blobs, wait),
             Command::Peers => Reply::Peers(Box::new(self.peers_reply())),
+            Command::Bootstrap { addr, add } => {
+                self.on_bootstrap(addr, add);
+                Reply::Peers(Box::new(self.peers_reply()))
+            }
         };
         self.out.push(Output::Reply(token, reply));
     }

@@ -518,6 +518,46 @@ impl<L: LocalState> Service<L> {
         self.discovery.dialled.retain(|(c, _)| !started.contains(c));
     }
 
+    /// The bootstrap list changed while the node runs: an added peer is dialled and enters the
+    /// routing table, and announcements and lookups that found nobody run again now; a
+    /// removed one is no longer redialled (a connection that is up stays).
+    pub(super) fn on_bootstrap(&mut self, addr: Multiaddr, add: bool) {
+        let now = self.now;
+        if !add {
+            self.peers.remove_target(&addr);
+            match peer_of(&addr) {
+                Some(peer) => {
+                    if let Some(known) = self.discovery.known.get_mut(&peer) {
+                        known.found.remove(&Found::Configured);
+                    }
+                }
+                None => self.discovery.unnamed.retain(|a| *a != addr),
+            }
+            return;
+        }
+        self.peers.add_target(addr.clone(), now);
+        self.discovery.listed(&addr, Found::Configured, now);
+        if let Some(peer) = peer_of(&addr) {
+            self.out.push(Output::Dht(DhtOutput::AddAddresses {
+                peer,
+                addrs: vec![strip_p2p(&addr)],
+            }));
+        }
+        for entry in self.discovery.announced.values_mut() {
+            if !entry.running && entry.last.is_none_or(|reached| reached == 0) {
+                entry.attempts = 0;
+                entry.next_at = Some(now);
+            }
+        }
+        for entry in self.discovery.lookups.values_mut() {
+            entry.attempts = 0;
+            if !entry.running {
+                entry.next_at = Some(now);
+            }
+        }
+        self.dial_due();
+    }
+
     /// Starts the lookups of a wanted commons afresh (a new `commons join`).
     pub(super) fn look_up_again(&mut self, commons: &CommonsId) {
         if let Some(entry) = self.discovery.lookups.get_mut(commons) {

@@ -62,6 +62,14 @@ pub enum Command {
     },
     /// Lists the known peers, how each was found, and the DHT's announcements and lookups.
     Peers,
+    /// Adds an address to the bootstrap list (`add`) or takes it off, while the node runs;
+    /// replies with [`Reply::Peers`].
+    Bootstrap {
+        /// The address.
+        addr: Multiaddr,
+        /// Whether it is added (else removed).
+        add: bool,
+    },
 }
 
 /// What `hedgerow sync` asks of the node: whom to pull from, and how long to wait.
