@@ -180,7 +180,11 @@ fn start_actor(
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
-    actor_on(swarm, bytes, replicas, config, remembered)
+    let mut actor = actor_on(swarm, bytes, replicas, config, remembered)?;
+    // A running node announces its commons and looks wanted ones up, from its next step on
+    // (its first listen address comes at once).
+    actor.service.discovery.enabled = true;
+    Ok(actor)
 }
 
 /// The node's swarm, named by its network key, not the author key: a peer that sees our

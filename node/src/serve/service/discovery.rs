@@ -250,6 +250,9 @@ pub(crate) struct Discovery {
     unnamed: Vec<Multiaddr>,
     /// The held commons changed: announcements are checked at the end of the step.
     pub(crate) dirty: bool,
+    /// Whether this node announces and looks up at all: `serve` does, a one-shot
+    /// `hedgerow sync` (gone in a minute, so a record naming it would mislead) does not.
+    pub(crate) enabled: bool,
 }
 
 impl Discovery {
@@ -447,6 +450,9 @@ impl<L: LocalState> Service<L> {
     /// The DHT's part of a step's end: announcements follow the held public commons (when they
     /// may have changed), lookups follow the wanted commons, and what is due runs.
     pub(super) fn dht_step(&mut self) {
+        if !self.discovery.enabled {
+            return;
+        }
         let now = self.now;
         if std::mem::take(&mut self.discovery.dirty) {
             let held: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
