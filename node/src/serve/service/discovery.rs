@@ -240,7 +240,7 @@ pub(crate) struct Discovery {
     lookups: HashMap<CommonsId, Retried>,
     /// Commons by provider key, for both.
     keys: HashMap<[u8; 32], CommonsId>,
-    /// Peers already dialled for a lookup (each once per lookup run).
+    /// Holders each lookup run found (each is counted and dialled once per run).
     dialled: HashSet<(CommonsId, PeerId)>,
     /// Other nodes' provider records held here: key, providers.
     records: BTreeMap<[u8; 32], BTreeSet<PeerId>>,
@@ -409,23 +409,24 @@ impl<L: LocalState> Service<L> {
                     return;
                 }
                 let local = self.config.local_peer;
-                let mut dials = 0;
                 for peer in providers.into_iter().filter(|p| *p != local) {
+                    // Each holder counts (and is dialled) once per lookup run.
+                    if !self.discovery.dialled.insert((commons, peer)) {
+                        continue;
+                    }
+                    let mut count = 0;
                     if let Some(entry) = self.discovery.lookups.get_mut(&commons) {
                         entry.count += 1;
+                        count = entry.count as usize;
                     }
                     self.discovery.found(peer, Found::Dht, None, now);
                     if self.is_connected(&peer) {
                         self.start_pull(peer, commons);
                         continue;
                     }
-                    if self.peers.is_banned(&peer, None, now)
-                        || dials >= MAX_DIALS_PER_LOOKUP
-                        || !self.discovery.dialled.insert((commons, peer))
-                    {
+                    if self.peers.is_banned(&peer, None, now) || count > MAX_DIALS_PER_LOOKUP {
                         continue;
                     }
-                    dials += 1;
                     tracing::info!("dialling {peer}, a holder of {commons} found in the DHT");
                     self.out.push(Output::Dht(DhtOutput::DialPeer(peer)));
                 }
@@ -521,7 +522,10 @@ impl<L: LocalState> Service<L> {
                     .push(Output::Dht(DhtOutput::FindProviders(entry.key)));
             }
         }
-        self.discovery.dialled.retain(|(c, _)| !started.contains(c));
+        let lookups = &self.discovery.lookups;
+        self.discovery
+            .dialled
+            .retain(|(c, _)| lookups.contains_key(c) && !started.contains(c));
     }
 
     /// The bootstrap list changed while the node runs: an added peer is dialled and enters the
