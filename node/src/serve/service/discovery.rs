@@ -716,6 +716,86 @@ mod tests {
         );
     }
 
+    /// A service over a real store holding a public and a private commons, with the DHT on.
+    fn service_with_two_commons() -> (
+        tempfile::TempDir,
+        Service<crate::replicas::Replicas>,
+        CommonsId,
+        CommonsId,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profile = crate::home::LocalProfile {
+            name: "Ann".into(),
+            ..crate::home::LocalProfile::default()
+        };
+        let home = crate::home::Home::init(&dir.path().join("home"), &profile).expect("home");
+        let mut replicas = crate::replicas::Replicas::open(&home).expect("store");
+        let public = replicas.create_commons("Open tools", "").expect("public");
+        let private = replicas
+            .create_stewarded("Our notes", "", true)
+            .expect("private");
+        let mut service = Service::new(
+            ServiceConfig {
+                local_peer: PeerId::random(),
+                sync_interval: Duration::from_secs(60),
+            },
+            replicas,
+            ByteCounters::new(),
+            PeerBook::default(),
+            Instant::now(),
+        )
+        .expect("service");
+        service.discovery.enabled = true;
+        (dir, service, public, private)
+    }
+
+    fn dht(outputs: &[Output]) -> Vec<DhtOutput> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Dht(d) => Some(d.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_a_public_commons_is_announced_and_a_wanted_one_is_looked_up_and_its_holder_dialled_once(
+    ) {
+        let (_dir, mut service, public, private) = service_with_two_commons();
+        let now = Instant::now();
+        let started = dht(&service.start(now));
+        assert_eq!(started, [DhtOutput::Provide(provider_key(&public))]);
+        assert!(!started.contains(&DhtOutput::Provide(provider_key(&private))));
+
+        let wanted = CommonsId([9; 32]);
+        let joined = dht(&service.handle(Input::Command(1, Command::Join(wanted)), now));
+        assert_eq!(joined, [DhtOutput::FindProviders(provider_key(&wanted))]);
+
+        let holder = PeerId::random();
+        let found = Input::Dht(DhtInput::Providers {
+            key: provider_key(&wanted),
+            providers: vec![holder, holder, service.config.local_peer],
+            done: true,
+        });
+        assert_eq!(
+            dht(&service.handle(found, now)),
+            [DhtOutput::DialPeer(holder)]
+        );
+        let reply = service.peers_reply();
+        assert_eq!(reply.dht.lookups[0].holders, 1);
+        assert!(reply
+            .peers
+            .iter()
+            .any(|p| p.peer == Some(holder.to_string()) && p.found == [Found::Dht]));
+        // Still wanted: looked up again after the backoff, not before.
+        assert!(dht(&service.handle(Input::Timer, now + Duration::from_secs(1))).is_empty());
+        assert_eq!(
+            dht(&service.handle(Input::Timer, now + DHT_RETRY)),
+            [DhtOutput::FindProviders(provider_key(&wanted))]
+        );
+    }
+
     #[test]
     fn retries_back_off_and_stop() {
         let now = Instant::now();
