@@ -389,6 +389,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     tags: Vec::new(),
                     stage: None,
                     search: None,
+                    page: None,
                 },
             )?;
             output::attached_notes(&notes);
@@ -1046,6 +1047,7 @@ fn note_request(command: NoteCommand) -> Result<(Request, Print, bool)> {
                 tags: Vec::new(),
                 stage: None,
                 search: None,
+                page: None,
             },
             Print::DocList(kind.as_str()),
             json.json,
@@ -1105,6 +1107,7 @@ fn list_docs(
         tags: search.tag,
         stage,
         search: search.search,
+        page: None,
     };
     (request, print)
 }

@@ -22,6 +22,15 @@ use hedgerow_protocol::schema::{self, DocKind, Edit, NewDocument};
 use hedgerow_protocol::DocId;
 use serde::{Deserialize, Serialize};
 
+/// A slice of a document list: skip `offset` of what matches, then at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPage {
+    /// Matching documents skipped.
+    pub offset: usize,
+    /// Most documents answered.
+    pub limit: usize,
+}
+
 /// One command for the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -96,6 +105,10 @@ pub enum Request {
         /// Text to find, case-insensitively, in the name, summary and build steps (`--search`).
         #[serde(default)]
         search: Option<String>,
+        /// Only this slice of what matches, answered as [`Reply::DocListPage`] with the count of
+        /// all that match (the web page lists 50 designs at a time out of thousands).
+        #[serde(default)]
+        page: Option<ListPage>,
     },
     /// A document's signed history.
     History {
@@ -692,6 +705,7 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             tags,
             stage,
             search,
+            page,
         } => {
             let target = match target {
                 Some(t) => Some(replicas.resolve_doc(&t, None)?),
@@ -704,29 +718,38 @@ fn execute_inner(replicas: &mut Replicas, request: Request) -> Result<Reply, Nod
             };
             let filter = Filter::new(&tags, stage.as_deref(), search.as_deref())
                 .map_err(schema::EditError::from)?;
-            let mut out = Vec::new();
-            let attribution = replicas.attribution(commons);
+            // Which documents match, from the listing facts (read once per document version);
+            // then the slice asked for is built into list items.
+            let mut matching = Vec::new();
             for (id, summary) in replicas.list(&commons, kind)? {
-                // Only a filtered list reads documents; a plain one stays on the summaries.
-                let needs_doc = target.is_some() || !filter.is_empty();
-                let (matched, reply_to) = if needs_doc {
-                    let doc = replicas.replica(&id)?.doc();
-                    if target.is_some() && schema::facts::note_target(doc) != target {
+                let (matched, reply_to) = if target.is_some() || !filter.is_empty() {
+                    let facts = replicas.listing_facts(&id, &summary.heads, kind)?;
+                    if target.is_some() && facts.target != target {
                         continue;
                     }
-                    let Some(matched) = filter.matches(doc, kind) else {
+                    let Some(matched) = filter.matches_fields(&facts.fields) else {
                         continue;
                     };
-                    (matched, schema::facts::note_reply_to(doc))
+                    (matched, facts.reply_to)
                 } else {
                     (Vec::new(), None)
                 };
+                matching.push((id, summary, matched, reply_to));
+            }
+            let total = matching.len();
+            let (skip, take) = page.map_or((0, usize::MAX), |p| (p.offset, p.limit));
+            let attribution = replicas.attribution(commons);
+            let mut out = Vec::new();
+            for (id, summary, matched, reply_to) in matching.into_iter().skip(skip).take(take) {
                 let mut item = list_item(replicas, &attribution, commons, id, kind, summary)?;
                 item.matched = matched;
                 item.reply_to = reply_to;
                 out.push(item);
             }
-            Ok(Reply::DocList(out))
+            Ok(match page {
+                Some(_) => Reply::DocListPage(crate::reply::DocListPage { total, items: out }),
+                None => Reply::DocList(out),
+            })
         }
         Request::History { id, kind } => {
             let id = replicas.resolve_doc(&id, Some(kind))?;

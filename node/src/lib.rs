@@ -47,6 +47,7 @@ pub mod repair;
 pub mod replicas;
 pub mod reply;
 pub mod resolve;
+pub mod search_index;
 pub mod serve;
 pub mod store;
 pub mod sync_source;

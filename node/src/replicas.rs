@@ -281,6 +281,8 @@ pub struct Replicas {
     /// Documents that took changes since the last [`Replicas::take_changed`], once a running
     /// node watches them ([`Replicas::watch_changes`]); `None` otherwise.
     changed: Option<HashMap<DocId, crate::serve::DocChange>>,
+    /// Listing facts per document and version, so a search reads each document once.
+    search: crate::search_index::SearchIndex,
 }
 
 /// Current unix time in seconds.
@@ -320,6 +322,7 @@ impl Replicas {
             refusals: std::collections::BTreeMap::new(),
             last_refused: Vec::new(),
             changed: None,
+            search: Default::default(),
         };
         // Each commons' charter, evaluated once: listing and serving read it. A store damaged
         // on disk still opens (for `verify` and `repair` to say what is wrong).
@@ -841,6 +844,30 @@ impl Replicas {
     pub fn forget(&mut self, id: &DocId) {
         self.cache.remove(id);
         self.unsaved.remove(id);
+    }
+
+    /// The listing facts of `id` (of `kind`) at its stored `heads`: read from the document only
+    /// when it changed since they were last read.
+    pub fn listing_facts(
+        &mut self,
+        id: &DocId,
+        heads: &[[u8; 32]],
+        kind: DocKind,
+    ) -> Result<&crate::search_index::IndexEntry, NodeError> {
+        if self.search.fresh(id, heads).is_none() {
+            self.replica_mut(id)?;
+            let replica = self.cache.get(id).ok_or_else(|| NodeError::UnknownDoc {
+                what: "document",
+                id: id.to_string(),
+            })?;
+            return Ok(self.search.read(*id, heads.to_vec(), replica.doc(), kind));
+        }
+        self.search
+            .fresh(id, heads)
+            .ok_or_else(|| NodeError::UnknownDoc {
+                what: "document",
+                id: id.to_string(),
+            })
     }
 
     /// Summaries of the documents of one kind in a commons, newest first.

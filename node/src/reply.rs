@@ -41,6 +41,8 @@ pub enum Reply {
     Document(ShownDocument),
     /// `design/event/note list`, newest first.
     DocList(Vec<DocListItem>),
+    /// One page of a document list (a request with `page`).
+    DocListPage(DocListPage),
     /// `design history`, oldest first.
     History(Vec<HistoryEntry>),
     /// `design blame`.
@@ -241,6 +243,15 @@ pub struct ShownDocument {
     pub release: Option<String>,
     /// Fields in conflict now: concurrent versions not yet settled (empty for a release).
     pub conflicts: Vec<crate::conflicts::FieldConflict>,
+}
+
+/// One page of a document list and how many documents match in all.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocListPage {
+    /// Documents matching the filters, over all pages.
+    pub total: usize,
+    /// This page's documents, in list order.
+    pub items: Vec<DocListItem>,
 }
 
 /// One document of a list (`design/event/note list`).

@@ -108,6 +108,7 @@ fn a_refusal_gets_the_same_instruction_offline_and_through_serve() {
             tags: Vec::new(),
             stage: None,
             search: None,
+            page: None,
         },
     );
     assert_eq!(reply["kind"], "choose-commons", "{reply}");

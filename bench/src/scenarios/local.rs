@@ -319,6 +319,7 @@ pub fn cold_start_child(home: &Path) -> Result<Value> {
             tags: Vec::new(),
             stage: None,
             search: None,
+            page: None,
         },
     )?;
     let wall = started.elapsed().as_secs_f64();

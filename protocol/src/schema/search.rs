@@ -58,19 +58,23 @@ impl Filter {
     /// `None` when the document of `kind` is filtered out; else the fields the search text
     /// was found in (`name`, `summary`, `steps.2`...), empty when no text was asked for.
     pub fn matches<R: ReadDoc>(&self, doc: &R, kind: DocKind) -> Option<Vec<String>> {
-        let view = View::new(doc, None);
+        self.matches_fields(&SearchFields::read(doc, kind))
+    }
+
+    /// As [`Filter::matches`], over fields read earlier (a node keeps them per document, so a
+    /// search does not load every document it looks through).
+    pub fn matches_fields(&self, fields: &SearchFields) -> Option<Vec<String>> {
         if !self.tags.is_empty() {
-            let held = strings(&view, "tags");
             let all_held = self
                 .tags
                 .iter()
-                .all(|wanted| held.iter().any(|tag| same_tag(tag, wanted)));
+                .all(|wanted| fields.tags.iter().any(|tag| same_tag(tag, wanted)));
             if !all_held {
                 return None;
             }
         }
         if let Some(stage) = &self.stage {
-            let current = view.str(&ROOT, "stage")?;
+            let current = fields.stage.as_deref()?;
             if !current.eq_ignore_ascii_case(stage) {
                 return None;
             }
@@ -78,16 +82,48 @@ impl Filter {
         let Some(text) = &self.text else {
             return Some(Vec::new());
         };
-        let hits: Vec<String> = searched_texts(&view, kind)
-            .into_iter()
-            .filter(|(_, content)| content.to_lowercase().contains(text.as_str()))
-            .map(|(field, _)| field)
+        let hits: Vec<String> = fields
+            .texts
+            .iter()
+            .filter(|(_, content)| content.contains(text.as_str()))
+            .map(|(field, _)| field.clone())
             .collect();
         (!hits.is_empty()).then_some(hits)
     }
 }
 
-/// The texts a search looks in, by field (each build step on its own, as `steps.N`).
+/// What a [`Filter`] looks at in one document: its tags, stage and searched texts (lowercased).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchFields {
+    /// The `tags` list as written.
+    tags: Vec<String>,
+    /// A design's `stage`, as written.
+    stage: Option<String>,
+    /// Each searched field's name and its text, lowercased.
+    texts: Vec<(String, String)>,
+}
+
+impl SearchFields {
+    /// Reads the searched fields of a document of `kind`.
+    pub fn read<R: ReadDoc>(doc: &R, kind: DocKind) -> SearchFields {
+        let view = View::new(doc, None);
+        SearchFields {
+            tags: strings(&view, "tags"),
+            stage: view.str(&ROOT, "stage"),
+            texts: searched_texts(&view, kind)
+                .into_iter()
+                .map(|(field, content)| (field, content.to_lowercase()))
+                .collect(),
+        }
+    }
+
+    /// Bytes of text held, to bound what a node keeps.
+    pub fn text_bytes(&self) -> usize {
+        let texts: usize = self.texts.iter().map(|(f, t)| f.len() + t.len()).sum();
+        texts + self.tags.iter().map(String::len).sum::<usize>()
+    }
+}
+
 fn searched_texts<R: ReadDoc>(view: &View<'_, R>, kind: DocKind) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let (title, texts): (&str, &[&str]) = match kind {

@@ -4,8 +4,8 @@
 
 use super::view::{self, person, short, text, time};
 use super::{ask, respond, PageError};
-use crate::api::{Reply, Request};
-use crate::reply::{DocListItem, PlanReply};
+use crate::api::{ListPage, Reply, Request};
+use crate::reply::{DocListItem, DocListPage, PlanReply};
 use crate::web::i18n::{Lang, Strings};
 use crate::web::layout::Page;
 use crate::web::WebState;
@@ -107,24 +107,15 @@ async fn list_page(
     let commons = commons_id(commons)?;
     let name = commons_name(state, &commons).await?;
     let (q, tag, stage) = (given(&query.q), given(&query.tag), given(&query.stage));
-    let reply = ask(
-        state,
-        Request::DocList {
-            commons: Some(commons.to_string()),
-            kind: DocKind::Design,
-            target: None,
-            tags: tag.iter().cloned().collect(),
-            stage: stage.clone(),
-            search: q.clone(),
-        },
-    )
-    .await?;
-    let Reply::DocList(items) = reply else {
-        return Err(PageError::Failed("design list: another reply".into()));
-    };
-    let pages = items.len().div_ceil(PAGE_SIZE).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
-    let shown = items.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
+    // Only the page shown is built: a commons of thousands of designs lists in one step.
+    let wanted = query.page.unwrap_or(1).max(1);
+    let mut listed = list_designs(state, &commons, &q, &tag, &stage, wanted).await?;
+    let pages = listed.total.div_ceil(PAGE_SIZE).max(1);
+    let page = wanted.min(pages);
+    if page != wanted {
+        listed = list_designs(state, &commons, &q, &tag, &stage, page).await?;
+    }
+    let (total, shown) = (listed.total, listed.items);
     let more = |to: usize| {
         let mut url = format!("/c/{commons}?page={to}");
         for (key, value) in [("q", &q), ("tag", &tag), ("stage", &stage)] {
@@ -149,10 +140,10 @@ async fn list_page(
             }
             button type="submit" { (s.search) }
         }
-        p.meta { (items.len()) " " (s.designs.to_lowercase()) }
-        @if items.is_empty() { p { (s.nothing) } }
+        p.meta { (total) " " (s.designs.to_lowercase()) }
+        @if total == 0 { p { (s.nothing) } }
         ul.items {
-            @for item in shown { (list_item(lang, &commons, item)) }
+            @for item in &shown { (list_item(lang, &commons, item)) }
         }
         @if pages > 1 {
             nav aria-label="pages" {
@@ -165,6 +156,37 @@ async fn list_page(
     let mut out = Page::new(lang, name, body);
     out.commons = Some(commons);
     Ok(out)
+}
+
+/// Page `page` (from 1) of a commons' designs matching the search and filters.
+async fn list_designs(
+    state: &WebState,
+    commons: &CommonsId,
+    q: &Option<String>,
+    tag: &Option<String>,
+    stage: &Option<String>,
+    page: usize,
+) -> Result<DocListPage, PageError> {
+    let reply = ask(
+        state,
+        Request::DocList {
+            commons: Some(commons.to_string()),
+            kind: DocKind::Design,
+            target: None,
+            tags: tag.iter().cloned().collect(),
+            stage: stage.clone(),
+            search: q.clone(),
+            page: Some(ListPage {
+                offset: (page - 1) * PAGE_SIZE,
+                limit: PAGE_SIZE,
+            }),
+        },
+    )
+    .await?;
+    match reply {
+        Reply::DocListPage(listed) => Ok(listed),
+        _ => Err(PageError::Failed("design list: another reply".into())),
+    }
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).

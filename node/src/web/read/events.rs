@@ -57,6 +57,7 @@ async fn list_page(state: &WebState, lang: Lang, commons: &str) -> Result<Page, 
             tags: Vec::new(),
             stage: None,
             search: None,
+            page: None,
         },
     )
     .await?
@@ -103,6 +104,7 @@ pub(crate) async fn notes_on(
             tags: Vec::new(),
             stage: None,
             search: None,
+            page: None,
         },
     )
     .await?

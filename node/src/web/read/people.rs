@@ -38,6 +38,7 @@ async fn docs(
             tags: Vec::new(),
             stage: None,
             search: None,
+            page: None,
         },
     )
     .await?
