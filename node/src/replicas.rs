@@ -870,6 +870,11 @@ impl Replicas {
             })
     }
 
+    /// Documents the listing index has read since start (see [`crate::search_index`]).
+    pub fn listing_reads(&self) -> u64 {
+        self.search.reads()
+    }
+
     /// Summaries of the documents of one kind in a commons, newest first.
     pub fn list(
         &self,
@@ -1303,6 +1308,71 @@ mod tests {
             ben.ingest_live(&live).expect("ingest");
         }
         (alice, ben, id)
+    }
+
+    /// A search reads each document once per version, however many the replica cache holds,
+    /// and a page of the list counts everything that matched.
+    #[test]
+    fn searches_read_each_document_once_per_version_and_pages_count_all_matches() {
+        use crate::api::{execute, ListPage, Reply, Request};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut alice = Replicas::open(&home(dir.path(), "alice")).expect("store");
+        let commons = alice.create_commons("Farm Hack", "").expect("commons");
+        let designs = MAX_CACHED_REPLICAS + 20;
+        let mut ids = Vec::new();
+        for n in 0..designs {
+            let design = NewDocument::new(DocKind::Design, &format!("Tool {n}"));
+            let id = alice.create_doc(commons, &design, &[]).expect("doc");
+            if n % 10 == 0 {
+                alice
+                    .edit_doc(&id, &[summary_edit("Crimps a cover crop")])
+                    .expect("edit");
+            }
+            ids.push(id);
+        }
+        alice.commit().expect("commit");
+        let search = |page: Option<ListPage>, text: &str| Request::DocList {
+            commons: None,
+            kind: DocKind::Design,
+            target: None,
+            tags: Vec::new(),
+            stage: None,
+            search: Some(text.into()),
+            page,
+        };
+        let found = |reply: Reply| match reply {
+            Reply::DocList(items) => items.len(),
+            other => panic!("another reply: {other:?}"),
+        };
+        let before = alice.listing_reads();
+        let hits = found(execute(&mut alice, search(None, "cover crop")).expect("search"));
+        assert_eq!(hits, designs.div_ceil(10));
+        assert_eq!(alice.listing_reads() - before, designs as u64);
+        let hits = found(execute(&mut alice, search(None, "COVER")).expect("search"));
+        assert_eq!(hits, designs.div_ceil(10));
+        assert_eq!(
+            alice.listing_reads() - before,
+            designs as u64,
+            "a second search reads no document again"
+        );
+        alice
+            .edit_doc(&ids[1], &[summary_edit("A cover crop roller")])
+            .expect("edit");
+        alice.commit().expect("commit");
+        let hits = found(execute(&mut alice, search(None, "cover crop")).expect("search"));
+        assert_eq!(hits, designs.div_ceil(10) + 1, "the edited design is found");
+        assert_eq!(alice.listing_reads() - before, designs as u64 + 1);
+        let page = Some(ListPage {
+            offset: 20,
+            limit: 5,
+        });
+        match execute(&mut alice, search(page, "tool")).expect("page") {
+            Reply::DocListPage(listed) => {
+                assert_eq!(listed.total, designs);
+                assert_eq!(listed.items.len(), 5);
+            }
+            other => panic!("another reply: {other:?}"),
+        }
     }
 
     /// Received changes of a held document do not rewrite its snapshot each time; a stale

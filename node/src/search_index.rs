@@ -34,6 +34,8 @@ pub struct IndexEntry {
 pub struct SearchIndex {
     entries: HashMap<DocId, IndexEntry>,
     text_bytes: usize,
+    /// Documents read since start (what the index saves is the rest of each listing).
+    reads: u64,
 }
 
 impl SearchIndex {
@@ -56,6 +58,7 @@ impl SearchIndex {
             target: facts::note_target(doc),
             reply_to: facts::note_reply_to(doc),
         };
+        self.reads += 1;
         let bytes = entry.fields.text_bytes();
         if let Some(old) = self.entries.remove(&id) {
             self.text_bytes -= old.fields.text_bytes();
@@ -67,6 +70,11 @@ impl SearchIndex {
         }
         self.text_bytes += bytes;
         self.entries.entry(id).or_insert(entry)
+    }
+
+    /// Documents read from their replica since start.
+    pub fn reads(&self) -> u64 {
+        self.reads
     }
 
     /// Documents held.
