@@ -805,7 +805,12 @@ impl Replicas {
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,
-            snapshot: snapshot.then(|| replica.doc().save()),
+            // A document that arrived whole is stored as the bytes it came in.
+            snapshot: snapshot.then(|| {
+                replica
+                    .take_received_snapshot()
+                    .unwrap_or_else(|| replica.doc().save())
+            }),
             summary: summarize(replica),
             excluded: &excluded,
         };
