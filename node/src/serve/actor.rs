@@ -293,10 +293,11 @@ impl Actor {
                 info,
                 ..
             })) => {
+                let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
-                return;
+                Input::SyncVersion { peer: peer_id, v2 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,

@@ -109,6 +109,8 @@ struct Peer {
     report: Option<SyncReport>,
     /// Live changes it sent that wait for missing history, since its last pull.
     pending: u32,
+    /// It speaks `/hedgerow/sync/2` (said by identify): our fetches to it may be larger.
+    sync_v2: bool,
 }
 
 /// The life of one pull of one commons from one peer.
@@ -391,6 +393,14 @@ impl<L: LocalState> Service<L> {
             Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
             Input::Discovered(found) => self.on_discovered(found),
             Input::Expired(gone) => self.on_expired(gone),
+            Input::SyncVersion { peer, v2 } => {
+                self.peer.entry(peer).or_default().sync_v2 = v2;
+                for ((of, _), pull) in self.pulls.iter_mut() {
+                    if let (true, Pull::Running(session)) = (*of == peer, pull) {
+                        session.set_v2_peer(v2);
+                    }
+                }
+            }
             Input::Ping {
                 peer,
                 connection,
