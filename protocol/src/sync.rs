@@ -975,6 +975,30 @@ mod tests {
         assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
     }
 
+    /// Issue 11: 256 wants a fetch made an initial sync of 6,800 documents take 30 round
+    /// trips; a peer that speaks `/hedgerow/sync/2` is asked for up to 2,048 at a time, an
+    /// older one for 256 as before.
+    #[test]
+    fn a_v2_peer_is_asked_for_more_documents_a_fetch() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MAX_RESPONSE_BUDGET);
+        session.record_payload_sizes(std::iter::repeat_n(1000, 50));
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
+        session.set_v2_peer(true);
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH_V2);
+        let remote: Vec<(IdPrefix, HeadsDigest)> =
+            (0..5000u64).map(|n| (n.to_be_bytes(), [9; 8])).collect();
+        let first = wants(session.on_inventory(&remote, &local(&[])));
+        assert_eq!(first.len(), MAX_WANTS_PER_FETCH_V2);
+        let request = SyncRequest::Fetch {
+            commons: CommonsId([1; 32]),
+            wants: first,
+            budget: MAX_RESPONSE_BUDGET,
+        };
+        assert_eq!(validate_request(&request), Ok(()));
+        session.set_v2_peer(false);
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
+    }
+
     #[test]
     fn changes_to_held_documents_are_asked_before_new_documents() {
         let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);

@@ -126,6 +126,22 @@ mod tests {
         assert_eq!(link.budget(), MAX_BUDGET);
     }
 
+    /// Issue 11: a 5,000-design initial sync took 82 round trips with responses capped at
+    /// 512 KiB; a fast link now grows to the 4 MiB every responder honours.
+    #[test]
+    fn a_fast_link_grows_to_four_mebibytes_in_eight_responses() {
+        let mut link = LinkEstimate::default();
+        link.on_response(20, Duration::from_millis(1), None);
+        run(&mut link, 100e6, Duration::from_millis(1), 8);
+        assert_eq!(link.budget(), 4 * 1024 * 1024);
+        // A link that then slows to 1 Mbit/s is back to about 2 s of data within a few
+        // responses, and a failure halves it at once.
+        run(&mut link, 125_000.0, Duration::from_millis(1), 4);
+        assert!(link.budget() <= 300_000, "budget {}", link.budget());
+        link.on_failure();
+        assert!(link.budget() <= 150_000);
+    }
+
     #[test]
     fn seconds_of_latency_do_not_shrink_the_budget() {
         let mut link = LinkEstimate::default();
