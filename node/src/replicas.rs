@@ -805,14 +805,20 @@ impl Replicas {
         if let Some(changed) = &mut self.changed {
             changed.insert(*id, crate::serve::DocChange::of(*id, replica));
         }
+        // A document that arrived whole is stored as the bytes it came in.
+        let snapshot = snapshot.then(|| {
+            replica
+                .take_received_snapshot()
+                .unwrap_or_else(|| replica.doc().save())
+        });
         let write = DocWrite {
             genesis: replica.genesis(),
             accepted,
-            snapshot: snapshot.then(|| replica.doc().save()),
+            snapshot,
             summary: summarize(replica),
             excluded: &excluded,
         };
-        if snapshot {
+        if write.snapshot.is_some() {
             self.unsaved.remove(id);
         } else {
             *self.unsaved.entry(*id).or_insert(0) += accepted.len();

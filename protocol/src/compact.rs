@@ -67,12 +67,21 @@ impl CompactChanges {
 
     /// The changes it holds, after screening the bytes; a panic in automerge becomes an error.
     pub fn decode(&self) -> Result<Vec<Change>, CompactError> {
+        self.decode_keeping_document().map(|(changes, _)| changes)
+    }
+
+    /// [`Self::decode`], also handing back, for a whole document, the document automerge
+    /// loaded from it: a receiver that lacks the document entirely can take it as its state
+    /// instead of applying every change again into an empty one (once the changes verify).
+    pub fn decode_keeping_document(
+        &self,
+    ) -> Result<(Vec<Change>, Option<Automerge>), CompactError> {
         match self {
             Self::Document(bytes) => {
                 screen(bytes, Shape::Document)?;
                 guarded(|| {
                     Automerge::load(bytes)
-                        .map(|doc| doc.get_changes(&[]))
+                        .map(|doc| (doc.get_changes(&[]), Some(doc)))
                         .map_err(|e| CompactError::Automerge(e.to_string()))
                 })
             }
@@ -86,7 +95,8 @@ impl CompactChanges {
                             Change::from_bytes(inflated[chunk.range].to_vec())
                                 .map_err(|e| CompactError::Automerge(e.to_string()))
                         })
-                        .collect()
+                        .collect::<Result<Vec<Change>, CompactError>>()
+                        .map(|changes| (changes, None))
                 })
             }
         }

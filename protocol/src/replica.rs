@@ -327,6 +327,10 @@ pub struct DocReplica {
     /// Every change refused here while this replica was in memory, so a change building on
     /// one is known as held rather than as missing history.
     refused: HashSet<ChangeHash>,
+    /// The `save()` bytes a whole document arrived as, with the heads they hold, when this
+    /// replica's document is the one automerge loaded from them: the owner stores them as
+    /// the snapshot instead of saving the document again (see [`Self::take_received_snapshot`]).
+    received_snapshot: Option<(Vec<ChangeHash>, Vec<u8>)>,
 }
 
 impl DocReplica {
@@ -350,6 +354,7 @@ impl DocReplica {
             admission: None,
             newly_refused: Vec::new(),
             refused: HashSet::new(),
+            received_snapshot: None,
         })
     }
 
@@ -728,17 +733,37 @@ impl DocReplica {
                 count: proofs.len(),
             });
         }
-        let changes = compact.decode().map_err(|e| Rejection::BadChanges {
-            reason: e.to_string(),
-        })?;
+        let (changes, loaded) =
+            compact
+                .decode_keeping_document()
+                .map_err(|e| Rejection::BadChanges {
+                    reason: e.to_string(),
+                })?;
         if changes.len() > MAX_PAYLOAD_CHANGES {
             return Err(Rejection::TooManyChanges {
                 count: changes.len(),
             });
         }
-        let mut accepted = self.ingest_set(changes, proofs.into_iter().collect())?;
+        // A whole document for a replica that holds nothing yet: once every change of it
+        // passes the same checks as any other set, the document automerge loaded from the
+        // bytes becomes this replica's, and the bytes its snapshot; re-applying every change
+        // into an empty document and saving it again cost about five loads.
+        let whole = match (loaded, compact) {
+            (Some(doc), CompactChanges::Document(bytes)) => Some(Whole { doc, bytes }),
+            _ => None,
+        };
+        let mut accepted =
+            self.ingest_set_inner(changes, proofs.into_iter().collect(), None, whole)?;
         accepted.extend(self.drain_pending());
         Ok(accepted)
+    }
+
+    /// The `save()` bytes this replica's document arrived as, when it is still exactly the
+    /// document loaded from them (no change taken in since): the snapshot to store, instead
+    /// of saving the document again. Handed out once.
+    pub fn take_received_snapshot(&mut self) -> Option<Vec<u8>> {
+        let (heads, bytes) = self.received_snapshot.take()?;
+        (heads == self.doc.get_heads()).then_some(bytes)
     }
 
     /// Makes a local edit as `key`, signs the resulting change, and returns it for storing and sending.
@@ -940,6 +965,20 @@ impl DocReplica {
         proofs: HashMap<ChangeHash, ChangeProof>,
         verified: Option<ChangeHash>,
     ) -> Result<Vec<Accepted>, Rejection> {
+        self.ingest_set_inner(changes, proofs, verified, None)
+    }
+
+    /// [`Self::ingest_set_verified`]; `whole` is the document `changes` were all read from
+    /// (a whole document that arrived), taken as this replica's document instead of applying
+    /// `changes` when the replica held nothing and every one of them passed.
+    fn ingest_set_inner(
+        &mut self,
+        changes: Vec<Change>,
+        proofs: HashMap<ChangeHash, ChangeProof>,
+        verified: Option<ChangeHash>,
+        whole: Option<Whole<'_>>,
+    ) -> Result<Vec<Accepted>, Rejection> {
+        let arrived = changes.len();
         let fresh: Vec<Change> = changes
             .into_iter()
             .filter(|c| {
@@ -1020,16 +1059,34 @@ impl DocReplica {
             return Ok(Vec::new());
         }
         let before = self.doc.get_heads();
-        let doc = &mut self.doc;
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            doc.apply_changes(fresh.iter().cloned())
-                .map_err(|e| e.to_string())
-        }))
-        .unwrap_or_else(|_| Err("applying it made automerge panic".into()));
-        if let Err(reason) = applied {
-            self.restore(&before);
-            return Err(Rejection::Automerge { reason });
-        }
+        // The loaded document holds exactly `fresh` when nothing was held here and nothing of
+        // what arrived was left out (refused, held or excluded above).
+        let whole = whole.filter(|_| {
+            before.is_empty()
+                && self.records.is_empty()
+                && self.pending.is_empty()
+                && fresh.len() == arrived
+        });
+        let received = match whole {
+            Some(Whole { doc, bytes }) => {
+                self.doc = doc;
+                Some(bytes)
+            }
+            None => {
+                APPLIED.with(|n| n.set(n.get() + fresh.len() as u64));
+                let doc = &mut self.doc;
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    doc.apply_changes(fresh.iter().cloned())
+                        .map_err(|e| e.to_string())
+                }))
+                .unwrap_or_else(|_| Err("applying it made automerge panic".into()));
+                if let Err(reason) = applied {
+                    self.restore(&before);
+                    return Err(Rejection::Automerge { reason });
+                }
+                None
+            }
+        };
         if let Err(error) = schema::validate_document(&self.doc, self.kind()) {
             self.restore(&before);
             return Err(Rejection::Schema {
@@ -1040,6 +1097,9 @@ impl DocReplica {
         if let Err(rejection) = self.check_history(&fresh, &authors) {
             self.restore(&before);
             return Err(rejection);
+        }
+        if let Some(bytes) = received {
+            self.received_snapshot = Some((self.doc.get_heads(), bytes.to_vec()));
         }
         let mut accepted = Vec::with_capacity(fresh.len());
         for change in fresh {
@@ -1596,6 +1656,24 @@ impl DocReplica {
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
     }
+}
+
+thread_local! {
+    /// Changes handed to automerge's `apply_changes` on this thread (see [`changes_applied`]).
+    static APPLIED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many changes replicas on the calling thread have applied one by one into their
+/// document so far: what tests count instead of timing an ingest (a whole document that
+/// arrives for an empty replica is taken as loaded, applying none).
+pub fn changes_applied() -> u64 {
+    APPLIED.with(std::cell::Cell::get)
+}
+
+/// A whole document that arrived: automerge's document loaded from `bytes` (its `save()`).
+struct Whole<'a> {
+    doc: Automerge,
+    bytes: &'a [u8],
 }
 
 fn parse_change(bytes: Vec<u8>) -> Result<Change, Rejection> {

@@ -49,8 +49,13 @@ const DOMAIN_STATE: &str = "hedgerow 2026-11 sync state digest v1";
 
 /// Bytes of a document id sent in inventories.
 pub const ID_PREFIX_LEN: usize = 8;
-/// Most wants in one fetch request.
+/// Most wants in one fetch request to a peer of the first sync protocol version
+/// (`/hedgerow/sync/1`), which refuses more.
 pub const MAX_WANTS_PER_FETCH: usize = 256;
+/// Most wants in one fetch request this release answers, and sends to a peer that speaks
+/// `/hedgerow/sync/2`: a fast link's 4 MiB response holds about 800 documents of a large
+/// commons, and 256 wants a fetch made an initial sync of 6,800 documents take 30 round trips.
+pub const MAX_WANTS_PER_FETCH_V2: usize = 2048;
 /// Default byte budget of one fetch response on a good link.
 pub const DEFAULT_RESPONSE_BUDGET: u32 = 512 * 1024;
 /// Smallest byte budget a puller asks for on a bad link.
@@ -392,8 +397,8 @@ pub trait SyncSource {
 /// Why a sync request is refused before any local state is read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// A fetch names more documents than [`MAX_WANTS_PER_FETCH`].
-    #[error("a fetch may name at most {MAX_WANTS_PER_FETCH} documents, this one names {count}")]
+    /// A fetch names more documents than [`MAX_WANTS_PER_FETCH_V2`].
+    #[error("a fetch may name at most {MAX_WANTS_PER_FETCH_V2} documents, this one names {count}")]
     TooManyWants {
         /// How many it names.
         count: usize,
@@ -432,7 +437,7 @@ impl RequestError {
 pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
     match request {
         SyncRequest::Hello { .. } | SyncRequest::Prove(_) => Ok(()),
-        SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH => {
+        SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH_V2 => {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
         SyncRequest::Fetch { .. } => Ok(()),
@@ -606,6 +611,8 @@ pub struct PullSession {
     truncated: bool,
     /// Documents already asked for whole in this session (see [`Self::refetch_whole`]).
     refetched: std::collections::HashSet<IdPrefix>,
+    /// Most wants one fetch names: what the responder's protocol version accepts.
+    max_wants: usize,
     /// A document asked for before all others when it differs (the commons' charter, under
     /// which the puller admits the rest).
     first: Option<IdPrefix>,
@@ -640,6 +647,7 @@ impl PullSession {
             confirm: false,
             truncated: false,
             refetched: std::collections::HashSet::new(),
+            max_wants: MAX_WANTS_PER_FETCH,
             first: None,
             stats: PullStats::default(),
         }
@@ -690,6 +698,16 @@ impl PullSession {
         self.budget = budget.clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET);
     }
 
+    /// Lets the next fetches name up to [`MAX_WANTS_PER_FETCH_V2`] documents (the responder
+    /// speaks `/hedgerow/sync/2`) or only [`MAX_WANTS_PER_FETCH`] (it may be older).
+    pub fn set_v2_peer(&mut self, v2: bool) {
+        self.max_wants = if v2 {
+            MAX_WANTS_PER_FETCH_V2
+        } else {
+            MAX_WANTS_PER_FETCH
+        };
+    }
+
     /// The byte budget the next fetch asks for.
     pub fn budget(&self) -> u32 {
         self.budget
@@ -709,7 +727,7 @@ impl PullSession {
     /// responder can still choose the smallest documents.
     pub fn wants_per_fetch(&self) -> usize {
         let fit = f64::from(self.budget) / self.doc_estimate.max(1.0);
-        ((2.0 * fit).round() as usize).clamp(MIN_WANTS_PER_FETCH, MAX_WANTS_PER_FETCH)
+        ((2.0 * fit).round() as usize).clamp(MIN_WANTS_PER_FETCH, self.max_wants)
     }
 
     /// The opening request.
@@ -954,6 +972,30 @@ mod tests {
         assert_eq!(session.wants_per_fetch(), MIN_WANTS_PER_FETCH);
         session.set_budget(MAX_RESPONSE_BUDGET);
         session.record_payload_sizes(std::iter::repeat_n(10, 50));
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
+    }
+
+    /// Issue 11: 256 wants a fetch made an initial sync of 6,800 documents take 30 round
+    /// trips; a peer that speaks `/hedgerow/sync/2` is asked for up to 2,048 at a time, an
+    /// older one for 256 as before.
+    #[test]
+    fn a_v2_peer_is_asked_for_more_documents_a_fetch() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MAX_RESPONSE_BUDGET);
+        session.record_payload_sizes(std::iter::repeat_n(1000, 50));
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
+        session.set_v2_peer(true);
+        assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH_V2);
+        let remote: Vec<(IdPrefix, HeadsDigest)> =
+            (0..5000u64).map(|n| (n.to_be_bytes(), [9; 8])).collect();
+        let first = wants(session.on_inventory(&remote, &local(&[])));
+        assert_eq!(first.len(), MAX_WANTS_PER_FETCH_V2);
+        let request = SyncRequest::Fetch {
+            commons: CommonsId([1; 32]),
+            wants: first,
+            budget: MAX_RESPONSE_BUDGET,
+        };
+        assert_eq!(validate_request(&request), Ok(()));
+        session.set_v2_peer(false);
         assert_eq!(session.wants_per_fetch(), MAX_WANTS_PER_FETCH);
     }
 

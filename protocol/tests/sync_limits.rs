@@ -2,7 +2,7 @@
 
 use hedgerow_protocol::sync::{
     id_prefix, respond, validate_request, DocPayload, Gossip, HeadsDigest, RequestError,
-    SyncRequest, SyncResponse, SyncSource, Want, MAX_WANTS_PER_FETCH,
+    SyncRequest, SyncResponse, SyncSource, Want, MAX_WANTS_PER_FETCH, MAX_WANTS_PER_FETCH_V2,
 };
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DeviceKey, DocId, Signed};
 use std::convert::Infallible;
@@ -73,7 +73,7 @@ fn want(prefix: [u8; 8]) -> Want {
 #[test]
 fn a_fetch_over_the_want_limit_is_invalid_and_refused_unread() {
     let mut source = OneDoc::new();
-    let wants = (0..=MAX_WANTS_PER_FETCH as u64)
+    let wants = (0..=MAX_WANTS_PER_FETCH_V2 as u64)
         .map(|i| want(i.to_be_bytes()))
         .collect();
     let request = SyncRequest::Fetch {
@@ -84,7 +84,7 @@ fn a_fetch_over_the_want_limit_is_invalid_and_refused_unread() {
     assert_eq!(
         validate_request(&request),
         Err(RequestError::TooManyWants {
-            count: MAX_WANTS_PER_FETCH + 1
+            count: MAX_WANTS_PER_FETCH_V2 + 1
         })
     );
     assert_eq!(

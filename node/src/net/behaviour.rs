@@ -22,7 +22,7 @@ use libp2p::{
 };
 
 use super::{
-    codec::{ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL},
+    codec::{ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2},
     swarm::{NetConfig, NetError},
 };
 
@@ -127,7 +127,11 @@ impl Behaviour {
             .with_stall_timeout(config.stall_timeout);
         let sync = request_response::Behaviour::with_codec(
             codec,
-            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            [
+                (SYNC_PROTOCOL, request_response::ProtocolSupport::Full),
+                // Listed second: advertised (identify) and accepted, never preferred.
+                (SYNC_PROTOCOL_V2, request_response::ProtocolSupport::Full),
+            ],
             sync_config(config),
         );
 

@@ -27,6 +27,13 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 /// Protocol name of the sync request-response protocol.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hedgerow/sync/1");
 
+/// The sync protocol's second version, served beside the first on the same frames: a node
+/// that lists it (in identify) answers fetches of up to
+/// [`MAX_WANTS_PER_FETCH_V2`](hedgerow_protocol::sync::MAX_WANTS_PER_FETCH_V2) documents, so
+/// its peers ask it for more at a time. Requests still negotiate the first name, which every
+/// release speaks.
+pub const SYNC_PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/hedgerow/sync/2");
+
 /// Largest request payload accepted or sent, in bytes (1 MiB).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 

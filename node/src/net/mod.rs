@@ -18,7 +18,7 @@ pub mod swarm;
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 pub use codec::{
     ByteCounters, FrameError, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+    MAX_RESPONSE_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2,
 };
 pub use swarm::{build_swarm, keypair_from_ed25519_secret, NetConfig, NetError};
 

@@ -298,11 +298,15 @@ impl Actor {
                 peer_id,
                 info,
                 ..
-            })) => Input::Dht(DhtInput::Identified {
-                peer: peer_id,
-                kad: info.protocols.contains(&crate::net::KAD_PROTOCOL),
-                listen: info.listen_addrs,
-            }),
+            })) => {
+                let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
+                self.input(Input::SyncVersion { peer: peer_id, v2 });
+                Input::Dht(DhtInput::Identified {
+                    peer: peer_id,
+                    kad: info.protocols.contains(&crate::net::KAD_PROTOCOL),
+                    listen: info.listen_addrs,
+                })
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => match self.on_kad_event(event) {
                 Some(input) => input,
                 None => return,

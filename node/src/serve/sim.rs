@@ -18,7 +18,7 @@ use crate::net::ByteCounters;
 use crate::replicas::Replicas;
 use crate::serve::status::NodeStatus;
 use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
-use hedgerow_protocol::sync::{HeadsDigest, SyncSource};
+use hedgerow_protocol::sync::{HeadsDigest, SyncSource, MAX_WANTS_PER_FETCH};
 use hedgerow_protocol::{CommonsId, DocId};
 use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
@@ -88,6 +88,11 @@ struct Node {
     wake: Instant,
     subscribed: HashSet<TopicHash>,
     seen: HashSet<MessageId>,
+    /// Speaks only `/hedgerow/sync/1`, as a node of an earlier release (its peers learn it
+    /// from identify, simulated on connect).
+    sync_v1_only: bool,
+    /// The most documents any fetch this node sent named.
+    largest_fetch: usize,
     _dir: tempfile::TempDir,
 }
 
@@ -197,6 +202,8 @@ impl Sim {
                 wake: start,
                 subscribed: HashSet::new(),
                 seen: HashSet::new(),
+                sync_v1_only: false,
+                largest_fetch: 0,
                 _dir: dir,
             });
         }
@@ -252,6 +259,12 @@ impl Sim {
                 let Some(j) = self.index_of(&peer) else {
                     return;
                 };
+                if let Ok(hedgerow_protocol::sync::SyncRequest::Fetch { wants, .. }) =
+                    hedgerow_protocol::sync::SyncRequest::from_bytes(&bytes)
+                {
+                    let node = &mut self.nodes[i];
+                    node.largest_fetch = node.largest_fetch.max(wants.len());
+                }
                 let delay = self.delay();
                 if !self.links.contains_key(&pair(i, j)) {
                     let failure = Failure::Lost("connection closed".into());
@@ -456,6 +469,12 @@ impl Sim {
                 dialed: None,
             },
         );
+        // Identify tells each side which sync protocol versions the other speaks.
+        for (a, b) in [(i, j), (j, i)] {
+            let peer = self.nodes[b].peer;
+            let v2 = !self.nodes[b].sync_v1_only;
+            self.input(a, Input::SyncVersion { peer, v2 });
+        }
         // Gossipsub tells each side what the other is subscribed to.
         for (a, b) in [(i, j), (j, i)] {
             let peer = self.nodes[b].peer;
@@ -705,6 +724,59 @@ fn designs(sim: &mut Sim, i: usize, commons: CommonsId, count: usize, size: usiz
     }
     sim.local(i).take_outbox();
     sim.local(i).commit().expect("commit");
+}
+
+/// Issue 11: an initial sync of many small documents over a fast link asks a peer of this
+/// release for up to 2,048 documents a fetch (responses up to 4 MiB), and a peer of an
+/// earlier release (`/hedgerow/sync/1` only) for 256 at most, which it accepts.
+///
+/// ```text
+/// 0 (1,100 designs) ---- 1 (fresh)        0 (1,100 designs, sync/1 only) ---- 2 (fresh)
+/// ```
+#[test]
+fn an_initial_sync_asks_a_v2_peer_for_more_documents_a_fetch() {
+    let mut sim = Sim::new(3, 11);
+    sim.max_delay = Duration::from_millis(5);
+    let commons = commons_for(&mut sim, 0, &[0, 1, 2]);
+    designs(&mut sim, 0, commons, 1100, 20);
+    sim.start();
+    let addr = sim.nodes[0]
+        .addr
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(sim.nodes[0].peer));
+    let token = sim.command(1, Command::Sync(SyncOrder::new(addr.clone())));
+    assert!(sim.run_until(Duration::from_secs(600), |s| s
+        .replies
+        .contains_key(&(1, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(1, token)) else {
+        panic!("no sync report");
+    };
+    assert!(report.complete, "{report:?}");
+    assert!(sim.converged(&commons, &[0, 1]));
+    assert!(
+        sim.nodes[1].largest_fetch > MAX_WANTS_PER_FETCH,
+        "largest fetch {}",
+        sim.nodes[1].largest_fetch
+    );
+    let v2_round_trips = report.round_trips;
+
+    sim.disconnect(0, 1);
+    sim.nodes[0].sync_v1_only = true;
+    let token = sim.command(2, Command::Sync(SyncOrder::new(addr)));
+    assert!(sim.run_until(Duration::from_secs(600), |s| s
+        .replies
+        .contains_key(&(2, token))));
+    let Some(Reply::Sync(report)) = sim.replies.remove(&(2, token)) else {
+        panic!("no sync report");
+    };
+    assert!(report.complete, "{report:?}");
+    assert!(sim.converged(&commons, &[0, 2]));
+    assert!(sim.nodes[2].largest_fetch <= MAX_WANTS_PER_FETCH);
+    assert!(
+        v2_round_trips < report.round_trips,
+        "{v2_round_trips} round trips with a v2 peer, {} with a v1 peer",
+        report.round_trips
+    );
 }
 
 /// A pull cut off mid-transfer resumes on the next connection from its queue: nothing is

@@ -204,6 +204,14 @@ pub enum Input {
     Discovered(Vec<(PeerId, Multiaddr)>),
     /// Peers the local link stopped announcing (their mDNS records expired).
     Expired(Vec<(PeerId, Multiaddr)>),
+    /// A peer said which sync protocol versions it speaks (identify): `v2` when it lists
+    /// `/hedgerow/sync/2`, whose larger fetches it then gets.
+    SyncVersion {
+        /// The peer.
+        peer: PeerId,
+        /// Whether it speaks `/hedgerow/sync/2`.
+        v2: bool,
+    },
     /// A ping came back (`true`) or failed.
     Ping {
         /// The peer.

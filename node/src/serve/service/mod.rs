@@ -114,6 +114,8 @@ struct Peer {
     report: Option<SyncReport>,
     /// Live changes it sent that wait for missing history, since its last pull.
     pending: u32,
+    /// It speaks `/hedgerow/sync/2` (said by identify): our fetches to it may be larger.
+    sync_v2: bool,
 }
 
 /// The life of one pull of one commons from one peer.
@@ -412,6 +414,14 @@ impl<L: LocalState> Service<L> {
             }
             Input::Dht(input) => self.on_dht(input),
             Input::Expired(gone) => self.on_expired(gone),
+            Input::SyncVersion { peer, v2 } => {
+                self.peer.entry(peer).or_default().sync_v2 = v2;
+                for ((of, _), pull) in self.pulls.iter_mut() {
+                    if let (true, Pull::Running(session)) = (*of == peer, pull) {
+                        session.set_v2_peer(v2);
+                    }
+                }
+            }
             Input::Ping {
                 peer,
                 connection,

@@ -13,6 +13,7 @@ impl<L: LocalState> Service<L> {
             return;
         }
         let budget = self.peer.entry(peer).or_default().link.budget();
+        let v2 = self.peer.get(&peer).is_some_and(|p| p.sync_v2);
         // A resumed pull needs the clocks of the documents still queued; a new one needs none.
         let resumed = match self.pulls.remove(&key) {
             Some(Pull::Interrupted { session, since, .. })
@@ -44,6 +45,7 @@ impl<L: LocalState> Service<L> {
         let step = match resumed {
             Some((mut session, _)) => {
                 session.set_budget(budget);
+                session.set_v2_peer(v2);
                 tracing::debug!(
                     "resuming pull of {commons} from {peer}: {} documents to ask for",
                     queued.len()
@@ -54,6 +56,7 @@ impl<L: LocalState> Service<L> {
             }
             None => {
                 let mut session = PullSession::new(commons, budget);
+                session.set_v2_peer(v2);
                 if let Ok(Some(genesis)) = self.local.commons_genesis(&commons) {
                     // The commons' charter first: the rest is admitted under it.
                     let charter =
