@@ -6,9 +6,13 @@
 //! - [`pull`]: initial sync, in-sync reconnect, divergence (catch-up sync between two nodes).
 //! - [`live`]: one edit reaching a connected peer, fan-out to a sparse mesh (gossip).
 //! - [`local`]: apply-and-verify throughput and cold start, each in a child process.
+//! - [`idle`]: the resident memory of a node holding the commons, serving and in sync.
+//! - [`pi`]: the initial sync into a node held to 30% of one core and 512 MB (`--pi`).
 
+pub mod idle;
 pub mod live;
 pub mod local;
+pub mod pi;
 pub mod pull;
 
 use crate::generate::{generate, GenConfig, Generated};
@@ -34,6 +38,8 @@ pub struct Settings {
     pub divergence_edits: usize,
     /// Most changes the apply-and-verify scenario replays per path (rates do not depend on N).
     pub apply_cap: usize,
+    /// How the Pi-class run holds its receiving node.
+    pub pi_mode: pi::PiMode,
 }
 
 /// One size's generated commons and the directory scenarios work in.
