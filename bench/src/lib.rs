@@ -50,9 +50,26 @@ pub const NOT_BY_DEFAULT: &[&str] = &["pi"];
 pub const SCALE: &[&str] = &["initial", "reconnect", "edit", "cold", "idle"];
 
 /// Runs the selected scenarios at one size in `root`; failures become rows marked with their error.
-pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec<Row>, String)> {
-    eprintln!("[{}] generating the commons…", settings.designs);
-    let bench = Bench::prepare(root, settings)?;
+pub fn run_size(
+    root: &Path,
+    settings: Settings,
+    only: &[String],
+    reuse: Option<&Path>,
+) -> Result<(Vec<Row>, String)> {
+    let bench = match reuse {
+        Some(seed) => {
+            eprintln!(
+                "[{}] reusing the commons at {}…",
+                settings.designs,
+                seed.display()
+            );
+            Bench::reuse(root, settings, seed)?
+        }
+        None => {
+            eprintln!("[{}] generating the commons…", settings.designs);
+            Bench::prepare(root, settings)?
+        }
+    };
     let s = &bench.generated.stats;
     let summary = format!(
         "{} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s ({:.1} CPU s)",

@@ -55,6 +55,9 @@ struct Cli {
     /// Keep the generated seed homes (under the work directory) for profiling.
     #[arg(long)]
     keep: bool,
+    /// Reuse the seed home an earlier run generated (`--keep`) instead of generating (one size).
+    #[arg(long)]
+    reuse_seed: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -226,7 +229,7 @@ fn main() -> Result<ExitCode> {
             apply_cap: if cli.quick { 400 } else { 20_000 },
             pi_mode: cli.pi_mode,
         };
-        let (size_rows, _) = run_size(&root, settings, &chosen)?;
+        let (size_rows, _) = run_size(&root, settings, &chosen, cli.reuse_seed.as_deref())?;
         rows.extend(size_rows);
         if cli.keep {
             eprintln!("[{designs}] kept {}", root.display());
