@@ -14,19 +14,29 @@
 //! `write_doc`, as a node that had received it all would hold it. The checks a node makes on
 //! what it receives (signatures, schema, history rules) are not repeated here: every
 //! scenario's nodes make them, and apply-and-verify replays every change through them.
+//!
+//! Speed (issue 11: a 20,000-design commons must fit in a benchmark run): each document's
+//! changes are signed in one pass over one `get_changes` when it is written (a fork's inherited
+//! changes keep the signatures its parent got), its summary is built from the document in
+//! hand instead of loading the snapshot again, a fork or a concurrent replica is a clone of the
+//! document instead of a replay, and a revised sentence of a step or a note is spliced into
+//! its text object where it changed (what an editor sends) instead of diffing the whole text.
 
 use crate::rng::Rng;
 use crate::text;
 use anyhow::{anyhow, Context, Result};
 use automerge::transaction::CommitOptions;
-use automerge::{Automerge, ChangeHash, ReadDoc, ROOT};
-use hedgerow_node::store::DocWrite;
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ChangeHash, ObjId, ReadDoc, TextEncoding, ROOT};
+use hedgerow_node::store::{DocSummary, DocWrite};
 use hedgerow_node::Replicas;
 use hedgerow_protocol::replica::ChangeRecord;
-use hedgerow_protocol::schema::{self, DocKind, Edit, EditContext, EditError, NewDocument, Part};
+use hedgerow_protocol::schema::{
+    self, DocKind, Edit, EditContext, NewDocument, Part, MAX_STEP_BYTES, MAX_TEXT_BYTES,
+};
 use hedgerow_protocol::{
     actor_for_install, Accepted, AuthorKey, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey,
-    DocGenesis, DocId, DocReplica, ForkOrigin, Signed,
+    DocGenesis, DocId, ForkOrigin, Signed,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -76,6 +86,8 @@ pub struct GenStats {
     pub envelope_bytes: usize,
     /// Seconds the generation took.
     pub seconds: f64,
+    /// CPU seconds of the generating thread (wall time on a shared machine says little).
+    pub cpu_s: f64,
 }
 
 /// A generated commons, written to a store.
@@ -113,13 +125,23 @@ struct Generator<'a> {
     written: usize,
 }
 
-/// A document being generated: its automerge document and the provenance of each change
-/// (what a `DocReplica` holds, without its checks on what arrives).
+/// Who made a change of a document being generated.
+#[derive(Clone)]
+enum Made {
+    /// Made here by this author (an index into the generator's authors); signed when the
+    /// document is written.
+    By(usize),
+    /// Already signed: written before (a fork's inherited changes keep their parent's proof).
+    Signed(ChangeRecord),
+}
+
+/// A document being generated: its automerge document and who made each change (what a
+/// `DocReplica` holds, without its checks on what arrives).
 struct GenDoc {
     genesis: Signed<DocGenesis>,
     id: DocId,
     doc: Automerge,
-    records: HashMap<ChangeHash, ChangeRecord>,
+    made: HashMap<ChangeHash, Made>,
 }
 
 impl GenDoc {
@@ -128,7 +150,7 @@ impl GenDoc {
             id: genesis.body.id(),
             genesis,
             doc: Automerge::new(),
-            records: HashMap::new(),
+            made: HashMap::new(),
         }
     }
 
@@ -153,49 +175,57 @@ impl GenDoc {
     }
 
     fn change_count(&self) -> usize {
-        self.records.len()
+        self.made.len()
     }
 
-    /// Changes in causal order.
-    fn hashes(&self) -> Vec<ChangeHash> {
-        self.doc
-            .get_changes_meta(&[])
-            .iter()
-            .map(|m| m.hash)
-            .collect()
-    }
-
-    /// Another replica of the same document (for concurrent edits).
+    /// Another replica of the same document (for concurrent edits): a clone, not a replay.
     fn copy(&self) -> Self {
         Self {
             genesis: self.genesis.clone(),
             id: self.id,
             doc: self.doc.fork(),
-            records: self.records.clone(),
+            made: self.made.clone(),
         }
     }
 
-    /// Takes in the changes of `other` made since it was copied (a merge).
-    fn merge(&mut self, other: &GenDoc, since: usize) -> Result<()> {
-        let hashes = other.hashes();
-        let changes: Vec<_> = hashes[since..]
-            .iter()
-            .filter_map(|h| other.doc.get_change_by_hash(h))
-            .collect();
-        for change in &changes {
-            if let Some(record) = other.records.get(&change.hash()) {
-                self.records.insert(change.hash(), record.clone());
-            }
-        }
+    /// Takes in the changes of `other` this replica lacks (a merge).
+    fn merge(&mut self, mut other: GenDoc) -> Result<()> {
         self.doc
-            .apply_changes(changes)
-            .map_err(|e| anyhow!("merge refused: {e}"))
+            .merge(&mut other.doc)
+            .map_err(|e| anyhow!("merge refused: {e}"))?;
+        for (hash, made) in other.made {
+            self.made.entry(hash).or_insert(made);
+        }
+        Ok(())
     }
+}
+
+/// One edit of a generated change: a schema edit as a node's `doc edit` makes it, or a
+/// revised sentence spliced straight into a text object.
+enum GenEdit {
+    Schema(Edit),
+    Splice(Splice),
+}
+
+/// A text object of the document's root: a build step (0-based) or a text field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextAt {
+    Step(usize),
+    Field(&'static str),
+}
+
+/// One sentence of a text replaced by another, in the document's text units.
+struct Splice {
+    target: TextAt,
+    at: usize,
+    delete: usize,
+    insert: String,
 }
 
 /// Generates a commons of `config.designs` designs into the store of `replicas`.
 pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated> {
     let started = Instant::now();
+    let cpu_started = crate::scenarios::local::thread_cpu();
     let mut rng = Rng::new(config.seed);
     let n_authors = (10 + config.designs / 15).min(400);
     let authors: Vec<Author> = (0..n_authors)
@@ -243,7 +273,8 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
             gen.design(&mut r)?
         };
         designs.push(replica.id());
-        gen.write(&replica)?;
+        let mut replica = replica;
+        gen.write(&mut replica)?;
         recent.push_back(replica);
         if recent.len() > FORK_WINDOW {
             recent.pop_front();
@@ -255,9 +286,9 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
     let mut events = Vec::new();
     for i in 0..n_events {
         let mut r = gen.rng.derive("event", i as u64);
-        let replica = gen.event(&mut r, &designs)?;
+        let mut replica = gen.event(&mut r, &designs)?;
         events.push(replica.id());
-        gen.write(&replica)?;
+        gen.write(&mut replica)?;
     }
     gen.stats.events = events.len();
     let mut notes = Vec::new();
@@ -268,14 +299,15 @@ pub fn generate(config: &GenConfig, replicas: &mut Replicas) -> Result<Generated
         } else {
             *r.pick(&designs)
         };
-        let replica = gen.note(&mut r, target, &designs)?;
+        let mut replica = gen.note(&mut r, target, &designs)?;
         notes.push(replica.id());
-        gen.write(&replica)?;
+        gen.write(&mut replica)?;
     }
     gen.stats.notes = notes.len();
     gen.sink.commit()?;
     gen.sink.clear_cache();
     gen.stats.seconds = started.elapsed().as_secs_f64();
+    gen.stats.cpu_s = crate::scenarios::local::thread_cpu() - cpu_started;
     Ok(Generated {
         commons,
         genesis,
@@ -308,15 +340,16 @@ impl Generator<'_> {
         Ok(GenDoc::new(genesis))
     }
 
-    /// One signed change by `author` applying `edits` (and the skeleton when `new` is given),
-    /// made as `DocReplica::edit` makes it: the install's actor, the time, the signature.
+    /// One change by `author` applying `edits` (and the skeleton when `new` is given), made
+    /// as `DocReplica::edit` makes it: the install's actor and the time; it is signed when the
+    /// document is written.
     fn change(
         &mut self,
         replica: &mut GenDoc,
         author: usize,
         t: i64,
         new: Option<&NewDocument>,
-        edits: &[Edit],
+        edits: &[GenEdit],
     ) -> Result<()> {
         let key = &self.authors[author].key;
         let ctx = EditContext {
@@ -334,32 +367,26 @@ impl Generator<'_> {
                 |_| CommitOptions::default().with_time(t),
                 |tx| {
                     if let Some(new) = new {
-                        schema::init_document(tx, new).map_err(EditError::from)?;
+                        schema::init_document(tx, new)?;
                     }
                     for edit in edits {
-                        schema::apply_edit(tx, kind, edit, &ctx)?;
+                        match edit {
+                            GenEdit::Schema(edit) => schema::apply_edit(tx, kind, edit, &ctx)?,
+                            GenEdit::Splice(s) => {
+                                let text = text_object(&*tx, s.target)
+                                    .ok_or_else(|| anyhow!("no text to revise"))?;
+                                tx.splice_text(&text, s.at, s.delete as isize, &s.insert)?;
+                            }
+                        }
                     }
-                    Ok::<(), EditError>(())
+                    Ok::<(), anyhow::Error>(())
                 },
             )
-            .map_err(|f| anyhow!("{kind} edit refused: {}", f.error))?;
-        let Some(hash) = outcome.hash else {
-            return Ok(());
-        };
-        let change = replica
-            .doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| anyhow!("the new change vanished"))?;
-        let envelope = ChangeEnvelope::sign(key, self.commons, id, change.raw_bytes().to_vec());
-        replica.records.insert(
-            hash,
-            ChangeRecord {
-                author: key.author(),
-                proof: Some(envelope.proof()),
-            },
-        );
-        self.stats.changes += 1;
-        self.stats.envelope_bytes += envelope.to_bytes().len();
+            .map_err(|f| anyhow!("{kind} edit refused: {:#}", f.error))?;
+        if let Some(hash) = outcome.hash {
+            replica.made.insert(hash, Made::By(author));
+            self.stats.changes += 1;
+        }
         Ok(())
     }
 
@@ -368,15 +395,15 @@ impl Generator<'_> {
         &mut self,
         replica: &mut GenDoc,
         t: i64,
-        first: (usize, Vec<Edit>),
-        second: (usize, Vec<Edit>),
+        first: (usize, Vec<GenEdit>),
+        second: (usize, Vec<GenEdit>),
     ) -> Result<()> {
         let mut other = replica.copy();
         let before = other.change_count();
         self.change(&mut other, second.0, t + 7, None, &second.1)?;
         self.change(replica, first.0, t, None, &first.1)?;
         if other.change_count() > before {
-            replica.merge(&other, before)?;
+            replica.merge(other)?;
             self.stats.concurrent_changes += 2;
         }
         Ok(())
@@ -384,39 +411,64 @@ impl Generator<'_> {
 
     /// Stores a finished document the way a node that received all of it would: its
     /// genesis, every change with its signature, a snapshot and the summary, in one write.
-    fn write(&mut self, replica: &GenDoc) -> Result<()> {
-        let accepted: Vec<Accepted> = replica
-            .hashes()
-            .into_iter()
-            .map(|hash| {
-                let bytes = replica
-                    .doc
-                    .get_change_by_hash(&hash)
-                    .map(|c| c.raw_bytes().to_vec())
-                    .ok_or_else(|| anyhow!("change {hash} missing"))?;
-                let record = replica
-                    .records
-                    .get(&hash)
-                    .cloned()
-                    .ok_or_else(|| anyhow!("change {hash} has no record"))?;
-                Ok(Accepted {
-                    hash,
-                    bytes,
-                    record,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let snapshot = replica.doc.save();
-        let records = accepted.iter().map(|a| (a.hash, a.record.clone()));
-        let stored = DocReplica::from_snapshot(replica.genesis.clone(), &snapshot, records)
-            .map_err(|e| anyhow!("snapshot refused: {e}"))?;
+    /// Changes made here are signed now, in one pass over the document's changes.
+    fn write(&mut self, replica: &mut GenDoc) -> Result<()> {
+        let changes = replica.doc.get_changes(&[]);
+        let mut accepted = Vec::with_capacity(changes.len());
+        let mut updated_at = replica.genesis.body.created_at;
+        for change in changes {
+            let hash = change.hash();
+            updated_at = updated_at.max(change.timestamp());
+            let made = replica
+                .made
+                .get_mut(&hash)
+                .ok_or_else(|| anyhow!("change {hash} has no author"))?;
+            let bytes = change.raw_bytes().to_vec();
+            let record = match made {
+                Made::Signed(record) => record.clone(),
+                Made::By(author) => {
+                    let key = &self.authors[*author].key;
+                    let envelope = ChangeEnvelope::sign(key, self.commons, replica.id, bytes);
+                    self.stats.envelope_bytes += envelope.to_bytes().len();
+                    let record = ChangeRecord {
+                        author: key.author(),
+                        proof: Some(envelope.proof()),
+                    };
+                    *made = Made::Signed(record.clone());
+                    accepted.push(Accepted {
+                        hash,
+                        bytes: envelope.change,
+                        record,
+                    });
+                    continue;
+                }
+            };
+            accepted.push(Accepted {
+                hash,
+                bytes,
+                record,
+            });
+        }
+        let kind = replica.kind();
+        // What `replicas::summarize` reads from a loaded replica, from the document in hand.
+        let summary = DocSummary {
+            commons: self.commons,
+            kind,
+            title: schema::facts::title(&replica.doc, kind)
+                .chars()
+                .take(80)
+                .collect(),
+            heads: replica.heads().iter().map(|h| h.0).collect(),
+            changes: accepted.len() as u64,
+            updated_at,
+        };
         self.sink
             .store()
             .write_doc(DocWrite {
                 genesis: &replica.genesis,
                 accepted: &accepted,
-                snapshot: Some(snapshot),
-                summary: hedgerow_node::replicas::summarize(&stored),
+                snapshot: Some(replica.doc.save()),
+                summary,
                 excluded: &[],
             })
             .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
@@ -434,10 +486,11 @@ impl Generator<'_> {
         let genesis = DocGenesis::profile(self.commons, author.key.author()).sign(&author.key);
         let mut replica = GenDoc::new(genesis);
         let new = NewDocument::new(DocKind::Profile, self.authors[i].name.clone());
-        let edits = vec![
+        let edits = [
             set("location", &text::place(&mut r)),
             set("bio", &text::chatter(&mut r, 40, 400)),
-        ];
+        ]
+        .map(GenEdit::Schema);
         self.change(
             &mut replica,
             i,
@@ -446,7 +499,7 @@ impl Generator<'_> {
             &edits,
         )?;
         self.stats.profiles += 1;
-        self.write(&replica)
+        self.write(&mut replica)
     }
 
     /// The authors who work on one document: a few, the prolific ones more often.
@@ -537,6 +590,7 @@ impl Generator<'_> {
             }
         }
         let new = NewDocument::new(DocKind::Design, text::design_name(r));
+        let edits: Vec<GenEdit> = edits.into_iter().map(GenEdit::Schema).collect();
         self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
         let n_changes = r.lognormal(10.0, 0.8, 2.0, 45.0) as usize;
         let mut c = 0;
@@ -565,11 +619,12 @@ impl Generator<'_> {
         replica: &GenDoc,
         steps: &mut VecDeque<String>,
         bom: &mut VecDeque<Edit>,
-    ) -> Vec<Edit> {
+    ) -> Vec<GenEdit> {
         let doc = replica.doc();
-        let current_steps = steps_of(doc);
+        let n_steps = length_of(doc, "steps");
         let mut n_bom = length_of(doc, "bom");
         let mut out = Vec::new();
+        let mut revised = Vec::new();
         for _ in 0..r.range(1, 3) {
             let roll = r.unit();
             let edit = if !steps.is_empty() && roll < 0.12 {
@@ -579,12 +634,15 @@ impl Generator<'_> {
             } else if !bom.is_empty() && roll < 0.24 {
                 n_bom += 1;
                 bom.pop_front()
-            } else if roll < 0.55 && !current_steps.is_empty() {
-                let step = r.below(current_steps.len());
-                Some(Edit::EditStep {
-                    step: step + 1,
-                    text: text::revise(r, &current_steps[step]),
-                })
+            } else if roll < 0.55 && n_steps > 0 {
+                // A revised sentence of one step; a step is revised once per change (a second
+                // splice would be placed by the text before the first).
+                let step = r.below(n_steps);
+                if !revised.contains(&step) {
+                    revised.push(step);
+                    out.extend(revise_text(r, doc, TextAt::Step(step), MAX_STEP_BYTES));
+                }
+                None
             } else if roll < 0.65 {
                 let field = r.pick_str(&["summary", "how_it_works", "safety", "user_manual"]);
                 Some(Edit::AppendText {
@@ -651,15 +709,11 @@ impl Generator<'_> {
                     heads: replica.heads().iter().map(|h| h.to_string()).collect(),
                 })
             };
-            out.extend(edit);
+            out.extend(edit.map(GenEdit::Schema));
         }
-        if out
-            .iter()
-            .filter(|e| matches!(e, Edit::Release { .. }))
-            .count()
-            > 0
-        {
-            out.retain(|e| matches!(e, Edit::Release { .. }));
+        let release = |e: &GenEdit| matches!(e, GenEdit::Schema(Edit::Release { .. }));
+        if out.iter().any(release) {
+            out.retain(release);
             out.truncate(1);
         }
         out
@@ -682,19 +736,14 @@ impl Generator<'_> {
             ancestors: parent.genesis().body.lineage()[1..].to_vec(),
         };
         let mut child = self.new_doc(DocKind::Design, creator, Some(origin), t)?;
-        child.doc = parent
-            .doc
-            .fork_at(&heads)
-            .map_err(|e| anyhow!("fork refused: {e}"))?;
-        for hash in child.hashes() {
-            if let Some(record) = parent.records.get(&hash) {
-                child.records.insert(hash, record.clone());
-            }
-        }
-        let edits = vec![
+        // The parent at its current heads: a clone, not a replay of its changes.
+        child.doc = parent.doc.fork();
+        child.made = parent.made.clone();
+        let edits = [
             set("derivative_of", &parent.id().to_string()),
             set("name", &text::design_name(r)),
-        ];
+        ]
+        .map(GenEdit::Schema);
         self.change(&mut child, creator, t, None, &edits)?;
         let mut steps = VecDeque::new();
         let mut bom = VecDeque::new();
@@ -742,6 +791,7 @@ impl Generator<'_> {
         }
         let title = format!("Build day at {}", text::place(r));
         let new = NewDocument::new(DocKind::Event, title);
+        let edits: Vec<GenEdit> = edits.into_iter().map(GenEdit::Schema).collect();
         self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
         for _ in 0..r.range(2, 8) {
             t += r.range(3_600, 20 * 86_400) as i64;
@@ -765,7 +815,7 @@ impl Generator<'_> {
                 _ => add("designs", &r.pick(designs).to_string()),
             };
             let author = *r.pick(&pool);
-            self.change(&mut replica, author, t, None, &[edit])?;
+            self.change(&mut replica, author, t, None, &[GenEdit::Schema(edit)])?;
         }
         Ok(replica)
     }
@@ -784,9 +834,12 @@ impl Generator<'_> {
             "comment",
         ]);
         let new = NewDocument::note(target.to_string(), Some(kind), text::chatter(r, 60, 500));
-        let mut edits = vec![add("tags", &text::tag(r))];
+        let mut edits = vec![GenEdit::Schema(add("tags", &text::tag(r)))];
         if r.chance(0.5) {
-            edits.push(add("mentions", &r.pick(designs).to_string()));
+            edits.push(GenEdit::Schema(add(
+                "mentions",
+                &r.pick(designs).to_string(),
+            )));
         }
         self.change(&mut replica, pool[0], t, Some(&new), &edits)?;
         let n_changes = r.lognormal(6.0, 0.7, 2.0, 30.0) as usize;
@@ -796,13 +849,13 @@ impl Generator<'_> {
             let author = *r.pick(&pool);
             if c + 1 < n_changes && pool.len() > 1 && r.chance(NOTE_CONCURRENCY) {
                 let other = other_than(r, &pool, author);
-                let first = vec![note_edit(r, &replica)];
-                let second = vec![note_edit(r, &replica)];
+                let first = note_edit(r, &replica);
+                let second = note_edit(r, &replica);
                 self.concurrent(&mut replica, t, (author, first), (other, second))?;
                 c += 2;
             } else {
-                let edit = note_edit(r, &replica);
-                self.change(&mut replica, author, t, None, &[edit])?;
+                let edits = note_edit(r, &replica);
+                self.change(&mut replica, author, t, None, &edits)?;
                 c += 1;
             }
         }
@@ -810,17 +863,53 @@ impl Generator<'_> {
     }
 }
 
-/// The build steps' texts, read straight from the document (rendering all of it is slower).
-fn steps_of(doc: &Automerge) -> Vec<String> {
-    let Ok(Some((_, steps))) = doc.get(ROOT, "steps") else {
-        return Vec::new();
-    };
-    (0..doc.length(&steps))
-        .filter_map(|i| match doc.get(&steps, i) {
-            Ok(Some((_, step))) => doc.text(&step).ok(),
-            _ => None,
-        })
-        .collect()
+/// The text object of a step or a root text field.
+fn text_object<R: ReadDoc>(doc: &R, at: TextAt) -> Option<ObjId> {
+    match at {
+        TextAt::Step(i) => {
+            let (_, steps) = doc.get(ROOT, "steps").ok()??;
+            doc.get(&steps, i).ok()?.map(|(_, step)| step)
+        }
+        TextAt::Field(field) => doc.get(ROOT, field).ok()?.map(|(_, text)| text),
+    }
+}
+
+/// Length of `s` in the document's text units (how `splice_text` counts); `None` for grapheme
+/// clusters, which this generator does not count.
+fn text_units(doc: &Automerge, s: &str) -> Option<usize> {
+    match doc.text_encoding() {
+        TextEncoding::UnicodeCodePoint => Some(s.chars().count()),
+        TextEncoding::Utf8CodeUnit => Some(s.len()),
+        TextEncoding::Utf16CodeUnit => Some(s.encode_utf16().count()),
+        TextEncoding::GraphemeCluster => None,
+    }
+}
+
+/// One sentence of a text rewritten, as [`text::revise`] rewrites it, but as the splice an
+/// editor would send: the old sentence deleted and the new one inserted where it was. `None`
+/// (no edit) when the text is missing or the result would exceed `max` bytes.
+fn revise_text(r: &mut Rng, doc: &Automerge, at: TextAt, max: usize) -> Option<GenEdit> {
+    let current = doc.text(text_object(doc, at)?).ok()?;
+    let sentences: Vec<&str> = current.split_inclusive(". ").collect();
+    let n = sentences.len();
+    if n == 0 {
+        return None;
+    }
+    let i = r.below(n);
+    let mut insert = text::sentence(r);
+    if i + 1 < n {
+        insert.push(' ');
+    }
+    if current.len() - sentences[i].len() + insert.len() > max {
+        return None;
+    }
+    let before: usize = sentences[..i].iter().map(|s| s.len()).sum();
+    Some(GenEdit::Splice(Splice {
+        target: at,
+        at: text_units(doc, &current[..before])?,
+        delete: text_units(doc, sentences[i])?,
+        insert,
+    }))
 }
 
 /// Items in a list or map field of the document's root.
@@ -831,20 +920,17 @@ fn length_of(doc: &Automerge, field: &str) -> usize {
     }
 }
 
-/// A participant adding to or correcting a note's body.
-fn note_edit(r: &mut Rng, replica: &GenDoc) -> Edit {
+/// A participant adding to or correcting a sentence of a note's body.
+fn note_edit(r: &mut Rng, replica: &GenDoc) -> Vec<GenEdit> {
     if r.chance(0.75) {
-        return Edit::AppendText {
+        return vec![GenEdit::Schema(Edit::AppendText {
             field: "body".into(),
             text: format!(" {}", text::chatter(r, 30, 400)),
-        };
+        })];
     }
-    let state = schema::render(replica.doc(), DocKind::Note, None);
-    let body = state["body"].as_str().unwrap_or_default();
-    Edit::ReplaceText {
-        field: "body".into(),
-        text: text::revise(r, body),
-    }
+    revise_text(r, replica.doc(), TextAt::Field("body"), MAX_TEXT_BYTES)
+        .into_iter()
+        .collect()
 }
 
 /// Another author of the pool (the pool has at least two): one author cannot be in two places

@@ -28,7 +28,7 @@ pub mod web;
 
 use anyhow::Result;
 use report::{human, Row};
-use scenarios::{live, local, pull, Bench, Settings};
+use scenarios::{idle, live, local, pi, pull, Bench, Settings};
 use std::path::Path;
 
 /// Every scenario, by the name `--scenarios` takes.
@@ -41,21 +41,46 @@ pub const SCENARIOS: &[&str] = &[
     "fanout",
     "apply",
     "cold",
+    "idle",
+    "pi",
 ];
 
+/// Scenarios a run without `--scenarios` leaves out: the Pi-class run (`--pi`) runs alone.
+pub const NOT_BY_DEFAULT: &[&str] = &["pi"];
+
+/// `--scenarios scale`: what issue 11 asks of a 20,000-design commons.
+pub const SCALE: &[&str] = &["initial", "reconnect", "edit", "cold", "idle"];
+
 /// Runs the selected scenarios at one size in `root`; failures become rows marked with their error.
-pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec<Row>, String)> {
-    eprintln!("[{}] generating the commons…", settings.designs);
-    let bench = Bench::prepare(root, settings)?;
+pub fn run_size(
+    root: &Path,
+    settings: Settings,
+    only: &[String],
+    reuse: Option<&Path>,
+) -> Result<(Vec<Row>, String)> {
+    let bench = match reuse {
+        Some(seed) => {
+            eprintln!(
+                "[{}] reusing the commons at {}…",
+                settings.designs,
+                seed.display()
+            );
+            Bench::reuse(root, settings, seed)?
+        }
+        None => {
+            eprintln!("[{}] generating the commons…", settings.designs);
+            Bench::prepare(root, settings)?
+        }
+    };
     let s = &bench.generated.stats;
     let summary = format!(
-        "{} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s",
-        s.designs, s.forks, s.events, s.notes, s.profiles, s.authors, bench.docs, s.changes, s.concurrent_changes, human(s.envelope_bytes as u64), s.seconds
+        "{} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s ({:.1} CPU s)",
+        s.designs, s.forks, s.events, s.notes, s.profiles, s.authors, bench.docs, s.changes, s.concurrent_changes, human(s.envelope_bytes as u64), s.seconds, s.cpu_s
     );
     eprintln!("[{}] {summary}", settings.designs);
     let mut rows = Vec::new();
     type Scenario = fn(&Bench) -> Result<Row>;
-    let all: [(&str, Scenario); 8] = [
+    let all: [(&str, Scenario); 10] = [
         ("initial", pull::initial),
         ("stewarded", pull::stewarded_initial),
         ("reconnect", pull::reconnect),
@@ -64,9 +89,15 @@ pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec
         ("fanout", live::fan_out),
         ("apply", local::apply_verify),
         ("cold", local::cold_start),
+        ("idle", idle::idle),
+        ("pi", |bench| pi::pi_initial(bench, bench.settings.pi_mode)),
     ];
     for (name, scenario) in all {
-        if !only.is_empty() && !only.iter().any(|o| o == name) {
+        let chosen = match only.is_empty() {
+            true => !NOT_BY_DEFAULT.contains(&name),
+            false => only.iter().any(|o| o == name),
+        };
+        if !chosen {
             continue;
         }
         eprintln!("[{}] {name}…", settings.designs);
@@ -80,7 +111,7 @@ pub fn run_size(root: &Path, settings: Settings, only: &[String]) -> Result<(Vec
                 row
             }
         };
-        if name == "initial" {
+        if rows.is_empty() {
             row.put("commons", generate::stats_json(&bench.generated));
         }
         eprintln!(

@@ -6,8 +6,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hedgerow_bench::report::{commons_lines, markdown, Row};
-use hedgerow_bench::scenarios::{local, Settings};
-use hedgerow_bench::{node_proc, run_size, soak, SCENARIOS};
+use hedgerow_bench::scenarios::{self, local, Settings};
+use hedgerow_bench::{node_proc, run_size, soak, SCALE, SCENARIOS};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,9 +31,18 @@ struct Cli {
     /// Edits each side makes while apart in the divergence scenario.
     #[arg(long, default_value_t = 50)]
     divergence_edits: usize,
-    /// Run only these scenarios (initial, reconnect, edit, divergence, fanout, apply, cold).
+    /// Run only these scenarios (initial, stewarded, reconnect, edit, divergence, fanout,
+    /// apply, cold, idle, pi; `scale` is initial,reconnect,edit,cold,idle).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
+    /// The Pi-class run alone: a fresh node pulls the commons (default 2,000 designs) under 30%
+    /// of one core and 512 MB (cgroups as root, else pinned to one core by taskset).
+    #[arg(long)]
+    pi: bool,
+    /// How `--pi` holds the receiving node: auto (cgroups if it can create them, else taskset),
+    /// cgroup, or taskset.
+    #[arg(long, default_value = "auto")]
+    pi_mode: scenarios::pi::PiMode,
     /// Write the rows as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -46,6 +55,9 @@ struct Cli {
     /// Keep the generated seed homes (under the work directory) for profiling.
     #[arg(long)]
     keep: bool,
+    /// Reuse the seed home an earlier run generated (`--keep`) instead of generating (one size).
+    #[arg(long)]
+    reuse_seed: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -217,16 +229,26 @@ fn main() -> Result<ExitCode> {
         }
         None => {}
     }
+    let mut chosen: Vec<String> = Vec::new();
     for name in &cli.scenarios {
+        if name == "scale" {
+            chosen.extend(SCALE.iter().map(|s| s.to_string()));
+            continue;
+        }
         anyhow::ensure!(
             SCENARIOS.contains(&name.as_str()),
-            "unknown scenario `{name}`; choose from {SCENARIOS:?}"
+            "unknown scenario `{name}`; choose from {SCENARIOS:?} or `scale`"
         );
+        chosen.push(name.clone());
     }
-    let sizes = match (cli.sizes.is_empty(), cli.quick) {
-        (false, _) => cli.sizes.clone(),
-        (true, true) => vec![100],
-        (true, false) => vec![100, 500, 2000, 5000],
+    if cli.pi {
+        chosen = vec!["pi".to_string()];
+    }
+    let sizes = match (cli.sizes.is_empty(), cli.quick, cli.pi) {
+        (false, _, _) => cli.sizes.clone(),
+        (true, _, true) => vec![2000],
+        (true, true, false) => vec![100],
+        (true, false, false) => vec![100, 500, 2000, 5000],
     };
     let fanout_nodes = cli.fanout_nodes.unwrap_or(if cli.quick { 5 } else { 20 });
     let temp = tempfile::Builder::new()
@@ -246,8 +268,9 @@ fn main() -> Result<ExitCode> {
             fanout_nodes,
             divergence_edits: cli.divergence_edits,
             apply_cap: if cli.quick { 400 } else { 20_000 },
+            pi_mode: cli.pi_mode,
         };
-        let (size_rows, _) = run_size(&root, settings, &cli.scenarios)?;
+        let (size_rows, _) = run_size(&root, settings, &chosen, cli.reuse_seed.as_deref())?;
         rows.extend(size_rows);
         if cli.keep {
             eprintln!("[{designs}] kept {}", root.display());

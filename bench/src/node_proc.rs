@@ -81,6 +81,18 @@ pub struct NodeSample {
     pub store_bytes: u64,
 }
 
+/// A command a node runs under: `program args… <this binary> node --home HOME`, with `env`.
+/// It must end by exec'ing its arguments, so the node keeps the process id it was spawned with.
+#[derive(Debug, Clone)]
+pub struct Wrapper {
+    /// The program (`sh`, `taskset`).
+    pub program: String,
+    /// Its arguments before the node's command line.
+    pub args: Vec<String>,
+    /// Environment variables it reads.
+    pub env: Vec<(String, String)>,
+}
+
 /// A running node process.
 pub struct NodeProc {
     /// A name for messages.
@@ -102,9 +114,26 @@ impl NodeProc {
 
     /// Starts a node with extra arguments of the hidden `node` mode (`--soak`).
     pub fn start_with(name: &str, home: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn(name, home, args, None)
+    }
+
+    /// Starts a node through `wrapper` (a command that runs the node, e.g. in a cgroup).
+    pub fn start_wrapped(name: &str, home: &Path, wrapper: &Wrapper) -> Result<Self> {
+        Self::spawn(name, home, &[], Some(wrapper))
+    }
+
+    fn spawn(name: &str, home: &Path, args: &[&str], wrapper: Option<&Wrapper>) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let log = std::fs::File::create(home.join("node.log"))?;
-        let mut child = Command::new(exe)
+        let mut command = match wrapper {
+            None => Command::new(&exe),
+            Some(w) => {
+                let mut command = Command::new(&w.program);
+                command.args(&w.args).envs(w.env.iter().cloned()).arg(&exe);
+                command
+            }
+        };
+        let mut child = command
             .args(["node", "--home"])
             .arg(home)
             .args(args)
@@ -267,6 +296,39 @@ pub fn proc_usage(pid: u32) -> Result<(f64, u64)> {
         .unwrap_or(0)
         * 1024;
     Ok((cpu, hwm))
+}
+
+/// Resident memory of a live process now, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ProcMemory {
+    /// Resident set (VmRSS), bytes.
+    pub rss: u64,
+    /// Of which anonymous memory (RssAnon): the heap and thread stacks.
+    pub anon: u64,
+    /// Of which file-backed pages mapped (RssFile): the binary and its libraries.
+    pub file: u64,
+    /// Peak resident set so far (VmHWM), bytes.
+    pub peak: u64,
+}
+
+/// Resident memory of a live process now.
+pub fn proc_memory(pid: u32) -> Result<ProcMemory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok(ProcMemory {
+        rss: kb("VmRSS:"),
+        anon: kb("RssAnon:"),
+        file: kb("RssFile:") + kb("RssShmem:"),
+        peak: kb("VmHWM:"),
+    })
 }
 
 /// CPU seconds (getrusage) and peak resident bytes (VmHWM) of this process.

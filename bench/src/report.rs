@@ -254,7 +254,7 @@ pub fn commons_lines(rows: &[Row]) -> Vec<String> {
             let c = r.extra.get("commons")?;
             let n = |k: &str| c[k].as_u64().unwrap_or(0);
             Some(format!(
-                "- {}: {} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s",
+                "- {}: {} designs ({} forks), {} events, {} notes, {} profiles by {} authors: {} documents, {} signed changes ({} made concurrently), {} of signed envelopes; generated in {:.1} s ({:.1} CPU s)",
                 r.designs,
                 n("designs"),
                 n("forks"),
@@ -266,7 +266,8 @@ pub fn commons_lines(rows: &[Row]) -> Vec<String> {
                 n("changes"),
                 n("concurrent_changes"),
                 human(n("envelope_bytes")),
-                c["seconds"].as_f64().unwrap_or(0.0)
+                c["seconds"].as_f64().unwrap_or(0.0),
+                c["cpu_s"].as_f64().unwrap_or(0.0)
             ))
         })
         .collect()

@@ -160,6 +160,69 @@ fn quick_mode_measures_every_scenario() {
             .unwrap_or(0.0)
             > 0.0
     );
+    // Issue 11: a node holding the commons, serving and in sync, has its resident memory read.
+    let idle = row("idle node");
+    assert_eq!(idle["converged"], true, "{idle}");
+    assert!(
+        idle["extra"]["idle_rss_bytes"].as_u64().unwrap_or(0) > 0,
+        "{idle}"
+    );
+}
+
+/// Issue 11's Pi-class run on a small commons: the receiving node, held by cgroups where the
+/// benchmark can create them (else pinned by taskset), gets every document, the row says how it
+/// was held, and no cgroup of the run is left behind.
+#[test]
+fn pi_mode_syncs_everything_and_leaves_no_cgroup() {
+    let rows = run_bench(&["--pi", "--sizes", "50"]);
+    let pi = row(&rows, "initial sync (Pi-class)");
+    assert_eq!(pi["converged"], true, "{pi}");
+    assert!(
+        pi["extra"]["mode"].as_str().is_some_and(|m| !m.is_empty()),
+        "{pi}"
+    );
+    assert!(
+        pi["extra"]["receiver_peak_rss_bytes"].as_u64().unwrap_or(0) > 0,
+        "{pi}"
+    );
+    for dir in own_cgroup_dirs() {
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("hedgerow-bench-pi-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "left behind in {}: {left:?}",
+            dir.display()
+        );
+    }
+}
+
+/// This process's cgroup directories (v1 cpu and memory, or v2), where the bench's children
+/// create theirs.
+fn own_cgroup_dirs() -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let path = path.trim_start_matches('/');
+            if controllers.is_empty() {
+                return Some(root.join(path));
+            }
+            let c = controllers
+                .split(',')
+                .find(|c| *c == "cpu" || *c == "memory")?;
+            Some(root.join(c).join(path))
+        })
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 /// Bytes a stewarded commons' initial sync may cost beyond 1% over the open one's: its charter

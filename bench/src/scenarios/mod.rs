@@ -6,9 +6,13 @@
 //! - [`pull`]: initial sync, in-sync reconnect, divergence (catch-up sync between two nodes).
 //! - [`live`]: one edit reaching a connected peer, fan-out to a sparse mesh (gossip).
 //! - [`local`]: apply-and-verify throughput and cold start, each in a child process.
+//! - [`idle`]: the resident memory of a node holding the commons, serving and in sync.
+//! - [`pi`]: the initial sync into a node held to 30% of one core and 512 MB (`--pi`).
 
+pub mod idle;
 pub mod live;
 pub mod local;
+pub mod pi;
 pub mod pull;
 
 use crate::generate::{generate, GenConfig, Generated};
@@ -34,6 +38,8 @@ pub struct Settings {
     pub divergence_edits: usize,
     /// Most changes the apply-and-verify scenario replays per path (rates do not depend on N).
     pub apply_cap: usize,
+    /// How the Pi-class run holds its receiving node.
+    pub pi_mode: pi::PiMode,
 }
 
 /// One size's generated commons and the directory scenarios work in.
@@ -66,6 +72,53 @@ impl Bench {
         Ok(Bench {
             settings,
             generated,
+            docs,
+            root: root.to_path_buf(),
+            seed_home,
+        })
+    }
+
+    /// Reuses a commons an earlier run generated and kept (`--keep`, or a run still going)
+    /// at `seed`: the store is copied into `root`; designs and notes are taken in id order
+    /// (the generator's creation order is not stored), and the generation counts are unknown.
+    pub fn reuse(root: &Path, settings: Settings, seed: &Path) -> Result<Bench> {
+        let seed_home = root.join("seed");
+        copy_dir(seed, &seed_home).with_context(|| format!("copying {}", seed.display()))?;
+        let replicas = open(&seed_home)?;
+        let store = replicas.store();
+        let genesis = store
+            .all_commons()?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no commons in {}", seed.display()))?;
+        let commons = genesis.body.id();
+        let mut designs = Vec::new();
+        let mut notes = Vec::new();
+        for id in store.doc_ids(&commons)? {
+            match store.summary(&id)?.map(|s| s.kind) {
+                Some(hedgerow_protocol::schema::DocKind::Design) => designs.push(id),
+                Some(hedgerow_protocol::schema::DocKind::Note) => notes.push(id),
+                _ => {}
+            }
+        }
+        let docs = store.all_doc_ids()?.len() as u64;
+        drop(replicas);
+        let stats = crate::generate::GenStats {
+            designs: designs.len(),
+            notes: notes.len(),
+            ..Default::default()
+        };
+        Ok(Bench {
+            settings,
+            generated: Generated {
+                commons,
+                genesis,
+                designs,
+                notes,
+                authors: Vec::new(),
+                creator_secret: [0; 32],
+                stats,
+            },
             docs,
             root: root.to_path_buf(),
             seed_home,
