@@ -70,6 +70,7 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
         })?),
         (None, None) => None,
     };
+    config.reach = reach_config(args, &file.reach);
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
     } else if !file.listen.is_empty() {
@@ -87,6 +88,43 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
             .collect::<Result<_>>()?;
     }
     Ok(config)
+}
+
+/// The relay server and UPnP from `serve`'s flags over `[reach]` of the settings.
+fn reach_config(
+    args: &ServeArgs,
+    file: &hedgerow_node::net::reach::ReachSettings,
+) -> hedgerow_node::net::reach::ReachConfig {
+    use hedgerow_node::net::reach::{ReachConfig, RelayLimits};
+    let defaults = RelayLimits::default();
+    let count = |flag: Option<u64>, key: Option<u64>, default: usize| {
+        flag.or(key)
+            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let relay = (args.relay || file.relay.unwrap_or(false)).then(|| RelayLimits {
+        max_circuits: count(
+            args.relay_max_circuits,
+            file.relay_max_circuits,
+            defaults.max_circuits,
+        ),
+        max_circuits_per_peer: count(
+            args.relay_max_circuits_per_peer,
+            file.relay_max_circuits_per_peer,
+            defaults.max_circuits_per_peer,
+        ),
+        max_circuit_bytes: args
+            .relay_max_circuit_bytes
+            .or(file.relay_max_circuit_bytes)
+            .unwrap_or(defaults.max_circuit_bytes),
+        max_circuit_duration: args
+            .relay_max_circuit_secs
+            .or(file.relay_max_circuit_secs)
+            .map_or(defaults.max_circuit_duration, Duration::from_secs),
+    });
+    ReachConfig {
+        relay,
+        upnp: !args.no_upnp && file.upnp.unwrap_or(true),
+    }
 }
 
 /// Runs the node until Ctrl-C or SIGTERM.

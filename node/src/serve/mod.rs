@@ -32,12 +32,14 @@ pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
-    BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
-    ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+    BlobsReply, Command, Failure, InboundId, Input, Nat, Output, Reply, RequestId,
+    ReservationEvent, Route, Service, ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT,
+    SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
-    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, OverQuota, StatusBytes,
+    BlobTransferStatus, ConnectedPeer, HeldCommons, HolePunchStatus, JoinReply, NodeStatus,
+    OverQuota, ReachStatus, ReservationStatus, StatusBytes,
 };
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};
@@ -70,6 +72,9 @@ pub struct ServeConfig {
     pub announce: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// NAT traversal: relay server (`--relay`, off by default) and UPnP (on by default where
+    /// a listen address may be private IPv4; `--no-upnp`).
+    pub reach: crate::net::reach::ReachConfig,
 }
 
 impl Default for ServeConfig {
@@ -88,6 +93,10 @@ impl Default for ServeConfig {
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
             announce: false,
             metrics: None,
+            reach: crate::net::reach::ReachConfig {
+                relay: None,
+                upnp: true,
+            },
         }
     }
 }
@@ -173,6 +182,7 @@ fn start_actor(
     let net = NetConfig {
         listen,
         mdns: config.mdns,
+        reach: config.reach.clone(),
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
@@ -222,6 +232,7 @@ fn actor_on(
         now,
     )?;
     service.set_blob_serve_limits(limits.serve_limits());
+    service.set_relay_server(config.reach.relay.is_some());
     if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
         tracing::warn!(
             "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"

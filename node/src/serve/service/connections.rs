@@ -12,6 +12,7 @@ impl<L: LocalState> Service<L> {
         dialed: Option<Multiaddr>,
     ) {
         let now = self.now;
+        self.reach_connected(peer, connection, &addr, dialer);
         if let Some(target) = dialed {
             self.peers.dial_succeeded(&target, now);
         }
@@ -113,6 +114,7 @@ impl<L: LocalState> Service<L> {
 
     pub(super) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId, remaining: u32) {
         let now = self.now;
+        self.reach_closed(peer, connection);
         if let Some(ip) = self.counted.remove(&connection) {
             self.peers.connection_closed(ip);
         }
