@@ -269,9 +269,10 @@ fn apply(config: &mut HomeConfig, name: &str, kind: Kind, value: &Value) -> Resu
             }
         }
         Kind::Bool => {
-            let on = Some(value.as_bool().ok_or_else(|| {
-                format!("`{name}` takes true or false, not {}", shown(value))
-            })?);
+            let on =
+                Some(value.as_bool().ok_or_else(|| {
+                    format!("`{name}` takes true or false, not {}", shown(value))
+                })?);
             match name {
                 "reach.relay" => config.reach.relay = on,
                 "reach.upnp" => config.reach.upnp = on,
@@ -662,7 +663,10 @@ pub fn to_pairs(config: &HomeConfig) -> Vec<(String, Value)> {
             "reach.relay_max_circuits_per_peer",
             reach.relay_max_circuits_per_peer,
         ),
-        ("reach.relay_max_circuit_bytes", reach.relay_max_circuit_bytes),
+        (
+            "reach.relay_max_circuit_bytes",
+            reach.relay_max_circuit_bytes,
+        ),
         ("reach.relay_max_circuit_secs", reach.relay_max_circuit_secs),
     ] {
         if let Some(n) = n {

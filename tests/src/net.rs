@@ -572,31 +572,100 @@ impl HubAndFarms {
             ip(&["-n", name, "link", "set", "lo", "up"])?;
         }
         let hub = net.names[0].clone();
-        ip(&["-n", &hub, "addr", "add", &format!("{HUB_ADDR}/32"), "dev", "lo"])?;
+        ip(&[
+            "-n",
+            &hub,
+            "addr",
+            "add",
+            &format!("{HUB_ADDR}/32"),
+            "dev",
+            "lo",
+        ])?;
         sysctl(&hub, "net.ipv4.ip_forward", if nat { "1" } else { "0" })?;
         for side in 1..=2usize {
             let farm = net.names[side].clone();
             // The namespace facing the hub: the farm itself, or its NAT.
-            let outer = if nat { net.names[side + 2].clone() } else { farm.clone() };
+            let outer = if nat {
+                net.names[side + 2].clone()
+            } else {
+                farm.clone()
+            };
             let hub_end = format!("hr{pid}x{n}h{side}");
             let out_end = format!("hr{pid}x{n}o{side}");
             veth(&hub, &hub_end, &outer, &out_end)?;
-            ip(&["-n", &hub, "addr", "add", &format!("10.48.{side}.1/24"), "dev", &hub_end])?;
+            ip(&[
+                "-n",
+                &hub,
+                "addr",
+                "add",
+                &format!("10.48.{side}.1/24"),
+                "dev",
+                &hub_end,
+            ])?;
             ip(&["-n", &hub, "link", "set", &hub_end, "up"])?;
-            ip(&["-n", &outer, "addr", "add", &format!("10.48.{side}.2/24"), "dev", &out_end])?;
+            ip(&[
+                "-n",
+                &outer,
+                "addr",
+                "add",
+                &format!("10.48.{side}.2/24"),
+                "dev",
+                &out_end,
+            ])?;
             ip(&["-n", &outer, "link", "set", &out_end, "up"])?;
-            ip(&["-n", &outer, "route", "add", "default", "via", &format!("10.48.{side}.1")])?;
+            ip(&[
+                "-n",
+                &outer,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.48.{side}.1"),
+            ])?;
             if nat {
                 let nat_in = format!("hr{pid}x{n}n{side}");
                 let farm_end = format!("hr{pid}x{n}f{side}");
                 veth(&outer, &nat_in, &farm, &farm_end)?;
-                ip(&["-n", &outer, "addr", "add", &format!("192.168.{side}.1/24"), "dev", &nat_in])?;
+                ip(&[
+                    "-n",
+                    &outer,
+                    "addr",
+                    "add",
+                    &format!("192.168.{side}.1/24"),
+                    "dev",
+                    &nat_in,
+                ])?;
                 ip(&["-n", &outer, "link", "set", &nat_in, "up"])?;
-                ip(&["-n", &farm, "addr", "add", &format!("192.168.{side}.2/24"), "dev", &farm_end])?;
+                ip(&[
+                    "-n",
+                    &farm,
+                    "addr",
+                    "add",
+                    &format!("192.168.{side}.2/24"),
+                    "dev",
+                    &farm_end,
+                ])?;
                 ip(&["-n", &farm, "link", "set", &farm_end, "up"])?;
-                ip(&["-n", &farm, "route", "add", "default", "via", &format!("192.168.{side}.1")])?;
+                ip(&[
+                    "-n",
+                    &farm,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("192.168.{side}.1"),
+                ])?;
                 sysctl(&outer, "net.ipv4.ip_forward", "1")?;
-                let rule = ["-t", "nat", "-A", "POSTROUTING", "-o", &out_end, "-j", "MASQUERADE"];
+                let rule = [
+                    "-t",
+                    "nat",
+                    "-A",
+                    "POSTROUTING",
+                    "-o",
+                    &out_end,
+                    "-j",
+                    "MASQUERADE",
+                ];
                 match &net.iptables {
                     Some(tool) => in_ns(&outer, tool, &rule)?,
                     // The first NAT finds which iptables works here (nftables' or legacy).

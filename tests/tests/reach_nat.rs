@@ -64,8 +64,11 @@ fn row(node: &ServeNode, peer: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The names of the designs `home` holds; none while its commons has not arrived (a pending
+/// join has no designs to list, and `design list` says so with an error).
 fn design_names(home: &TestHome) -> Vec<String> {
-    let list = home.json(&["design", "list"]);
+    let out = home.run(&["design", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let mut names: Vec<String> = list
         .as_array()
         .map(|rows| {
@@ -117,10 +120,7 @@ fn sync_through_relay(net: &HubAndFarms, hub: &ServeNode) -> (ServeNode, ServeNo
     for (node, other) in [(&a, &b), (&b, &a)] {
         let row = row(node, other.peer_id()).expect("the other farm is connected");
         let reached = row["reached"].as_str().unwrap_or_default();
-        assert!(
-            reached == "relayed" || reached == "hole-punched",
-            "{row}"
-        );
+        assert!(reached == "relayed" || reached == "hole-punched", "{row}");
         if reached == "relayed" {
             assert_eq!(row["via"], hub.peer_id(), "{row}");
         }
@@ -128,7 +128,11 @@ fn sync_through_relay(net: &HubAndFarms, hub: &ServeNode) -> (ServeNode, ServeNo
     // The hub relayed; it holds nothing of the commons itself.
     let hub_status = hub.status();
     assert_eq!(hub_status["reach"]["relay_server"], true, "{hub_status}");
-    assert_eq!(hub_status["commons"], Value::Array(Vec::new()), "{hub_status}");
+    assert_eq!(
+        hub_status["commons"],
+        Value::Array(Vec::new()),
+        "{hub_status}"
+    );
     (a, b)
 }
 
@@ -144,7 +148,9 @@ fn hole_punch_outcome(a: &ServeNode, b: &ServeNode) -> String {
             if punches["failed"].as_u64().unwrap_or(0) > 0 {
                 return Some(format!(
                     "failed (reported by farm {name}): {}",
-                    punches["last_failure"].as_str().unwrap_or("no reason given")
+                    punches["last_failure"]
+                        .as_str()
+                        .unwrap_or("no reason given")
                 ));
             }
         }
@@ -191,7 +197,12 @@ fn farms_that_cannot_route_to_each_other_sync_through_the_hubs_relay() {
         .and_then(|p| p.parse::<u16>().ok())
         .expect("A's port");
     assert!(
-        !net.can_connect(net.farm(1), &net.farm_addr(0), a_port, Duration::from_secs(1)),
+        !net.can_connect(
+            net.farm(1),
+            &net.farm_addr(0),
+            a_port,
+            Duration::from_secs(1)
+        ),
         "farm B can reach farm A directly: the test proves nothing"
     );
     eprintln!(
@@ -231,7 +242,9 @@ fn farms_behind_two_nats_sync_through_the_relay_and_try_a_hole_punch() {
     // Whatever the punch did, the relayed sync keeps working: a new design crosses.
     a.json(&["design", "new", "Bed former"]);
     let crossed = wait_for(WAIT, || {
-        design_names(&b).contains(&"Bed former".to_string()).then_some(())
+        design_names(&b)
+            .contains(&"Bed former".to_string())
+            .then_some(())
     });
     assert!(
         crossed.is_some(),

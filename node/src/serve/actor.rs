@@ -351,9 +351,7 @@ impl Actor {
                 info,
                 ..
             })) => {
-                let relay = info
-                    .protocols
-                    .contains(&crate::net::reach::HOP_PROTOCOL);
+                let relay = info.protocols.contains(&crate::net::reach::HOP_PROTOCOL);
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }

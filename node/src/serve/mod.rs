@@ -336,7 +336,11 @@ pub async fn run_with(
             event = actor.next_event() => {
                 if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = &event {
                     if config.announce {
-                        let full = address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer));
+                        // A relayed address names this node already (`.../p2p-circuit/p2p/ID`).
+                        let full = match address.iter().last() {
+                            Some(libp2p::multiaddr::Protocol::P2p(_)) => address.clone(),
+                            _ => address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer)),
+                        };
                         eprintln!("listening on {full}");
                     }
                 }
