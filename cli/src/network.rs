@@ -383,4 +383,35 @@ mod tests {
         assert_eq!(config.sync_interval, Duration::from_secs(9));
         assert_eq!(config.max_connections_per_ip, 7);
     }
+
+    /// The relay is off and UPnP on by default; `--relay` and its limits, `--no-upnp`, and
+    /// the `[reach]` keys under them.
+    #[test]
+    fn relay_and_upnp_come_from_flags_over_the_reach_keys() {
+        let config = serve_config(&parsed(&[]), &HomeConfig::default()).expect("config");
+        assert_eq!(config.reach.relay, None);
+        assert!(config.reach.upnp);
+
+        let config = serve_config(
+            &parsed(&["--relay", "--relay-max-circuits", "5", "--no-upnp"]),
+            &HomeConfig::default(),
+        )
+        .expect("config");
+        let limits = config.reach.relay.expect("relay on");
+        assert_eq!(limits.max_circuits, 5);
+        assert_eq!(limits.max_circuits_per_peer, 4);
+        assert_eq!(limits.max_circuit_bytes, 64 << 20);
+        assert!(!config.reach.upnp);
+
+        let mut file = HomeConfig::default();
+        file.reach.relay = Some(true);
+        file.reach.upnp = Some(false);
+        file.reach.relay_max_circuit_secs = Some(60);
+        file.reach.relay_max_circuits = Some(9);
+        let config = serve_config(&parsed(&["--relay-max-circuits", "7"]), &file).expect("config");
+        let limits = config.reach.relay.expect("relay on from the file");
+        assert_eq!(limits.max_circuits, 7, "the flag wins over the file");
+        assert_eq!(limits.max_circuit_duration, Duration::from_secs(60));
+        assert!(!config.reach.upnp);
+    }
 }

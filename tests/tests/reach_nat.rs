@@ -252,3 +252,87 @@ fn farms_behind_two_nats_sync_through_the_relay_and_try_a_hole_punch() {
         b.status()
     );
 }
+
+/// UDP datagrams sent from namespace `ns` so far (`OutDatagrams` of its `/proc/net/snmp`).
+fn udp_out(ns: &str) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("read /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (
+        udp.next().expect("Udp header"),
+        udp.next().expect("Udp values"),
+    );
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "OutDatagrams")
+        .expect("OutDatagrams");
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("a count")
+}
+
+/// Runs `serve --no-mdns --listen LISTEN ARGS` in `ns` until it listens, stops it, and
+/// returns the UDP datagrams the namespace sent meanwhile (TCP only is listened on and mDNS
+/// is off, so any datagram is UPnP's gateway search).
+fn datagrams_of_a_serve(ns: &str, listen: &str, args: &[&str]) -> u64 {
+    let home = TestHome::init("Una");
+    let before = udp_out(ns);
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(hedgerow_tests::hedgerow_bin())
+        .arg("--home")
+        .arg(home.path())
+        .args(["serve", "--no-mdns", "--listen", listen])
+        .args(args)
+        .env_remove("HEDGEROW_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let up = wait_for(WAIT, || {
+        let out = home.run(&["status", "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).ok()?;
+        status["listen"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+            .then_some(())
+    });
+    // Its gateway search, if any, is sent while the swarm is built, before it listens; a
+    // node that sends none is given the same 2 s to show it.
+    wait_for(Duration::from_secs(2), || {
+        (udp_out(ns) > before).then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        up.is_some(),
+        "serve --listen {listen} {args:?} never came up"
+    );
+    udp_out(ns) - before
+}
+
+/// The network rule for UPnP: its SSDP search (one multicast datagram) goes out only from a
+/// node that allows UPnP and listens on a private IPv4 address or the wildcard; loopback or
+/// `--no-upnp` sends nothing. Checked by the namespace's own UDP counter, in a namespace this
+/// test made (a veth to a second one, so a datagram has somewhere to go).
+#[test]
+fn upnp_searches_only_from_a_private_or_wildcard_listen_address_and_never_with_no_upnp() {
+    let Some(net) = hedgerow_tests::net::Netns::pair_or_skip("upnp") else {
+        return;
+    };
+    let ns = net.name(0);
+    let own = format!("/ip4/{}/tcp/0", net.addr(0));
+    assert_eq!(datagrams_of_a_serve(ns, "/ip4/127.0.0.1/tcp/0", &[]), 0);
+    assert_eq!(
+        datagrams_of_a_serve(ns, "/ip4/0.0.0.0/tcp/0", &["--no-upnp"]),
+        0
+    );
+    assert_eq!(datagrams_of_a_serve(ns, &own, &["--no-upnp"]), 0);
+    assert_eq!(datagrams_of_a_serve(ns, &own, &[]), 1, "one SSDP search");
+}
