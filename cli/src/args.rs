@@ -336,6 +336,24 @@ pub struct ServeArgs {
     /// --web's default address.
     #[arg(long)]
     pub web_read_only: bool,
+    /// Serve as a circuit relay for nodes behind NAT (a hub with a reachable address).
+    #[arg(long)]
+    pub relay: bool,
+    /// With --relay: relayed circuits open through this hub at once [default: 32].
+    #[arg(long, value_name = "N")]
+    pub relay_max_circuits: Option<u64>,
+    /// With --relay: relayed circuits one peer may have open at once [default: 4].
+    #[arg(long, value_name = "N")]
+    pub relay_max_circuits_per_peer: Option<u64>,
+    /// With --relay: bytes one circuit may carry before it is closed [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    pub relay_max_circuit_bytes: Option<u64>,
+    /// With --relay: seconds one circuit may stay open [default: 1800].
+    #[arg(long, value_name = "SECS")]
+    pub relay_max_circuit_secs: Option<u64>,
+    /// Do not ask the router for port mappings with UPnP (it multicasts on the local network).
+    #[arg(long)]
+    pub no_upnp: bool,
 }
 
 /// `--json` output switch.

@@ -70,6 +70,7 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
         })?),
         (None, None) => None,
     };
+    config.reach = reach_config(args, &file.reach);
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
     } else if !file.listen.is_empty() {
@@ -87,6 +88,43 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
             .collect::<Result<_>>()?;
     }
     Ok(config)
+}
+
+/// The relay server and UPnP from `serve`'s flags over `[reach]` of the settings.
+fn reach_config(
+    args: &ServeArgs,
+    file: &hedgerow_node::net::reach::ReachSettings,
+) -> hedgerow_node::net::reach::ReachConfig {
+    use hedgerow_node::net::reach::{ReachConfig, RelayLimits};
+    let defaults = RelayLimits::default();
+    let count = |flag: Option<u64>, key: Option<u64>, default: usize| {
+        flag.or(key)
+            .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    let relay = (args.relay || file.relay.unwrap_or(false)).then(|| RelayLimits {
+        max_circuits: count(
+            args.relay_max_circuits,
+            file.relay_max_circuits,
+            defaults.max_circuits,
+        ),
+        max_circuits_per_peer: count(
+            args.relay_max_circuits_per_peer,
+            file.relay_max_circuits_per_peer,
+            defaults.max_circuits_per_peer,
+        ),
+        max_circuit_bytes: args
+            .relay_max_circuit_bytes
+            .or(file.relay_max_circuit_bytes)
+            .unwrap_or(defaults.max_circuit_bytes),
+        max_circuit_duration: args
+            .relay_max_circuit_secs
+            .or(file.relay_max_circuit_secs)
+            .map_or(defaults.max_circuit_duration, Duration::from_secs),
+    });
+    ReachConfig {
+        relay,
+        upnp: !args.no_upnp && file.upnp.unwrap_or(true),
+    }
 }
 
 /// Runs the node until Ctrl-C or SIGTERM.
@@ -344,5 +382,36 @@ mod tests {
         let config = serve_config(&flags, &file).expect("config");
         assert_eq!(config.sync_interval, Duration::from_secs(9));
         assert_eq!(config.max_connections_per_ip, 7);
+    }
+
+    /// The relay is off and UPnP on by default; `--relay` and its limits, `--no-upnp`, and
+    /// the `[reach]` keys under them.
+    #[test]
+    fn relay_and_upnp_come_from_flags_over_the_reach_keys() {
+        let config = serve_config(&parsed(&[]), &HomeConfig::default()).expect("config");
+        assert_eq!(config.reach.relay, None);
+        assert!(config.reach.upnp);
+
+        let config = serve_config(
+            &parsed(&["--relay", "--relay-max-circuits", "5", "--no-upnp"]),
+            &HomeConfig::default(),
+        )
+        .expect("config");
+        let limits = config.reach.relay.expect("relay on");
+        assert_eq!(limits.max_circuits, 5);
+        assert_eq!(limits.max_circuits_per_peer, 4);
+        assert_eq!(limits.max_circuit_bytes, 64 << 20);
+        assert!(!config.reach.upnp);
+
+        let mut file = HomeConfig::default();
+        file.reach.relay = Some(true);
+        file.reach.upnp = Some(false);
+        file.reach.relay_max_circuit_secs = Some(60);
+        file.reach.relay_max_circuits = Some(9);
+        let config = serve_config(&parsed(&["--relay-max-circuits", "7"]), &file).expect("config");
+        let limits = config.reach.relay.expect("relay on from the file");
+        assert_eq!(limits.max_circuits, 7, "the flag wins over the file");
+        assert_eq!(limits.max_circuit_duration, Duration::from_secs(60));
+        assert!(!config.reach.upnp);
     }
 }

@@ -165,6 +165,37 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Count,
         doc: "the window of files.serve_bytes_per_peer, in seconds (default 10)",
     },
+    // Reaching nodes behind NAT (issue 12): the relay server a hub runs, and UPnP.
+    Key {
+        name: "reach.relay",
+        kind: Kind::Bool,
+        doc: "serve as a circuit relay for nodes behind NAT, as a hub (default false)",
+    },
+    Key {
+        name: "reach.upnp",
+        kind: Kind::Bool,
+        doc: "ask the router for port mappings with UPnP (default true)",
+    },
+    Key {
+        name: "reach.relay_max_circuits",
+        kind: Kind::Count,
+        doc: "relayed circuits open through this hub at once (default 32)",
+    },
+    Key {
+        name: "reach.relay_max_circuits_per_peer",
+        kind: Kind::Count,
+        doc: "relayed circuits one peer may have open through this hub (default 4)",
+    },
+    Key {
+        name: "reach.relay_max_circuit_bytes",
+        kind: Kind::Count,
+        doc: "bytes one relayed circuit may carry before it is closed (default 64 MiB)",
+    },
+    Key {
+        name: "reach.relay_max_circuit_secs",
+        kind: Kind::Count,
+        doc: "seconds one relayed circuit may stay open (default 1800)",
+    },
     Key {
         name: "fetch.role",
         kind: Kind::Role,
@@ -238,10 +269,15 @@ fn apply(config: &mut HomeConfig, name: &str, kind: Kind, value: &Value) -> Resu
             }
         }
         Kind::Bool => {
-            config.mdns =
+            let on =
                 Some(value.as_bool().ok_or_else(|| {
                     format!("`{name}` takes true or false, not {}", shown(value))
                 })?);
+            match name {
+                "reach.relay" => config.reach.relay = on,
+                "reach.upnp" => config.reach.upnp = on,
+                _ => config.mdns = on,
+            }
         }
         Kind::Count => {
             let n = count()?;
@@ -256,6 +292,12 @@ fn apply(config: &mut HomeConfig, name: &str, kind: Kind, value: &Value) -> Resu
                 }
                 "files.serve_bytes_per_peer" => config.files.serve_bytes_per_peer = n,
                 "files.serve_window_secs" => config.files.serve_window_secs = n,
+                "reach.relay_max_circuits" => config.reach.relay_max_circuits = Some(n),
+                "reach.relay_max_circuits_per_peer" => {
+                    config.reach.relay_max_circuits_per_peer = Some(n)
+                }
+                "reach.relay_max_circuit_bytes" => config.reach.relay_max_circuit_bytes = Some(n),
+                "reach.relay_max_circuit_secs" => config.reach.relay_max_circuit_secs = Some(n),
                 _ => config.files.commons_quota_bytes = n,
             }
         }
@@ -456,7 +498,8 @@ const HEADER: &str = "# Hedgerow node settings (`hedgerow config show` lists eve
 # max_connections_per_ip, metrics (\"127.0.0.1:9464\"), log_format (\"human\"/\"json\"),
 # [files] max_file_bytes, commons_quota_bytes, serve_streams_per_peer, serve_bytes_per_peer,
 # serve_window_secs; [fetch] role (\"farm\"/\"hub\"),
-# [fetch.commons] \"COMMONS-ID\" = \"hub\".
+# [fetch.commons] \"COMMONS-ID\" = \"hub\"; [reach] relay, upnp (true/false),
+# relay_max_circuits, relay_max_circuits_per_peer, relay_max_circuit_bytes, relay_max_circuit_secs.
 ";
 
 /// Sets `key` to `text` in the home's `config.toml` (made if missing, carrying `config.json`'s
@@ -607,6 +650,28 @@ pub fn to_pairs(config: &HomeConfig) -> Vec<(String, Value)> {
             "files.serve_window_secs".to_string(),
             Value::from(config.files.serve_window_secs as i64),
         ));
+    }
+    let reach = &config.reach;
+    for (key, on) in [("reach.relay", reach.relay), ("reach.upnp", reach.upnp)] {
+        if let Some(on) = on {
+            pairs.push((key.to_string(), Value::from(on)));
+        }
+    }
+    for (key, n) in [
+        ("reach.relay_max_circuits", reach.relay_max_circuits),
+        (
+            "reach.relay_max_circuits_per_peer",
+            reach.relay_max_circuits_per_peer,
+        ),
+        (
+            "reach.relay_max_circuit_bytes",
+            reach.relay_max_circuit_bytes,
+        ),
+        ("reach.relay_max_circuit_secs", reach.relay_max_circuit_secs),
+    ] {
+        if let Some(n) = n {
+            pairs.push((key.to_string(), Value::from(n as i64)));
+        }
     }
     let role = |r: FetchRole| {
         Value::from(match r {

@@ -141,6 +141,9 @@ pub struct HomeConfig {
     /// `human` or `json` log lines (default human).
     #[serde(default)]
     pub log_format: Option<String>,
+    /// NAT traversal: relay server and its limits, UPnP (`[reach]`).
+    #[serde(default)]
+    pub reach: crate::net::reach::ReachSettings,
 }
 
 /// Where a new home's keys come from.

@@ -146,6 +146,9 @@ impl ServeNode {
         if !self.options.mdns {
             cmd.arg("--no-mdns");
         }
+        // UPnP multicasts a gateway search from any node listening on a private IPv4 address
+        // (every namespace test): never in a test.
+        cmd.arg("--no-upnp");
         for peer in &self.options.peers {
             cmd.arg("--peer").arg(peer);
         }
@@ -502,6 +505,273 @@ fn ip(args: &[&str]) -> Result<(), String> {
     } else {
         Err(format!(
             "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A hub and two farms in their own network namespaces, each farm joined to the hub by its
+/// own veth pair, deleted on drop (see [`HubAndFarms::new`]).
+///
+/// ```text
+///   plain:  farm A 10.48.1.2 --- 10.48.1.1 [hub 10.48.0.1] 10.48.2.1 --- 10.48.2.2 farm B
+///           (the hub does not forward: the farms reach the hub, never each other)
+///
+///   nat:    farm A 192.168.1.2 - NAT A 10.48.1.2 --- [hub, forwarding] --- 10.48.2.2 NAT B - 192.168.2.2 farm B
+///           (each NAT masquerades: the farms dial out, nothing dials in)
+/// ```
+///
+/// The hub listens on 10.48.0.1 (on its loopback, routed from both sides); a farm dials it
+/// there. Names carry the test process id, so parallel runs never clash.
+pub struct HubAndFarms {
+    /// Namespaces: hub, farm A, farm B, then NAT A and NAT B when made with NAT.
+    names: Vec<String>,
+    /// Which `iptables` made the NATs, when there are NATs.
+    pub iptables: Option<String>,
+}
+
+/// The hub's address in [`HubAndFarms`], reachable from both farms.
+pub const HUB_ADDR: &str = "10.48.0.1";
+
+impl HubAndFarms {
+    /// The topology with no NAT: the hub does not forward, so the farms cannot route to each
+    /// other and only a relay joins them. `None` after reporting the skip where namespaces
+    /// cannot be made (a failure when [`REQUIRE_NETNS_ENV`] is `1`).
+    pub fn plain_or_skip(test: &str) -> Option<Self> {
+        match Self::new(false) {
+            Ok(net) => Some(net),
+            Err(why) => {
+                crate::skip::skip(test, &format!("cannot create network namespaces: {why}"));
+                None
+            }
+        }
+    }
+
+    /// The topology; with `nat`, each farm sits behind its own masquerading NAT namespace
+    /// and the hub forwards between the NATs' outer sides, like the internet. `Err` when
+    /// namespaces, or (with `nat`) iptables' NAT, cannot be made here.
+    pub fn new(nat: bool) -> Result<Self, String> {
+        let n = NETNS_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let mut names = vec![
+            format!("hedgerow-{pid}-{n}-hub"),
+            format!("hedgerow-{pid}-{n}-fa"),
+            format!("hedgerow-{pid}-{n}-fb"),
+        ];
+        if nat {
+            names.push(format!("hedgerow-{pid}-{n}-na"));
+            names.push(format!("hedgerow-{pid}-{n}-nb"));
+        }
+        let mut net = Self {
+            names,
+            iptables: None,
+        };
+        for name in &net.names {
+            ip(&["netns", "add", name])?;
+            ip(&["-n", name, "link", "set", "lo", "up"])?;
+        }
+        let hub = net.names[0].clone();
+        ip(&[
+            "-n",
+            &hub,
+            "addr",
+            "add",
+            &format!("{HUB_ADDR}/32"),
+            "dev",
+            "lo",
+        ])?;
+        sysctl(&hub, "net.ipv4.ip_forward", if nat { "1" } else { "0" })?;
+        for side in 1..=2usize {
+            let farm = net.names[side].clone();
+            // The namespace facing the hub: the farm itself, or its NAT.
+            let outer = if nat {
+                net.names[side + 2].clone()
+            } else {
+                farm.clone()
+            };
+            let hub_end = format!("hr{pid}x{n}h{side}");
+            let out_end = format!("hr{pid}x{n}o{side}");
+            veth(&hub, &hub_end, &outer, &out_end)?;
+            ip(&[
+                "-n",
+                &hub,
+                "addr",
+                "add",
+                &format!("10.48.{side}.1/24"),
+                "dev",
+                &hub_end,
+            ])?;
+            ip(&["-n", &hub, "link", "set", &hub_end, "up"])?;
+            ip(&[
+                "-n",
+                &outer,
+                "addr",
+                "add",
+                &format!("10.48.{side}.2/24"),
+                "dev",
+                &out_end,
+            ])?;
+            ip(&["-n", &outer, "link", "set", &out_end, "up"])?;
+            ip(&[
+                "-n",
+                &outer,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.48.{side}.1"),
+            ])?;
+            if nat {
+                let nat_in = format!("hr{pid}x{n}n{side}");
+                let farm_end = format!("hr{pid}x{n}f{side}");
+                veth(&outer, &nat_in, &farm, &farm_end)?;
+                ip(&[
+                    "-n",
+                    &outer,
+                    "addr",
+                    "add",
+                    &format!("192.168.{side}.1/24"),
+                    "dev",
+                    &nat_in,
+                ])?;
+                ip(&["-n", &outer, "link", "set", &nat_in, "up"])?;
+                ip(&[
+                    "-n",
+                    &farm,
+                    "addr",
+                    "add",
+                    &format!("192.168.{side}.2/24"),
+                    "dev",
+                    &farm_end,
+                ])?;
+                ip(&["-n", &farm, "link", "set", &farm_end, "up"])?;
+                ip(&[
+                    "-n",
+                    &farm,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("192.168.{side}.1"),
+                ])?;
+                sysctl(&outer, "net.ipv4.ip_forward", "1")?;
+                let rule = [
+                    "-t",
+                    "nat",
+                    "-A",
+                    "POSTROUTING",
+                    "-o",
+                    &out_end,
+                    "-j",
+                    "MASQUERADE",
+                ];
+                match &net.iptables {
+                    Some(tool) => in_ns(&outer, tool, &rule)?,
+                    // The first NAT finds which iptables works here (nftables' or legacy).
+                    None => {
+                        let tool = ["iptables", "iptables-legacy"]
+                            .into_iter()
+                            .find(|tool| in_ns(&outer, tool, &rule).is_ok())
+                            .ok_or_else(|| {
+                                "neither iptables nor iptables-legacy can masquerade here \
+                                 (Debian package iptables; kernel modules ip_tables, nf_nat)"
+                                    .to_string()
+                            })?;
+                        net.iptables = Some(tool.to_string());
+                    }
+                }
+            }
+        }
+        Ok(net)
+    }
+
+    /// The hub's namespace.
+    pub fn hub(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Farm `i`'s namespace (0: A, 1: B).
+    pub fn farm(&self, i: usize) -> &str {
+        &self.names[1 + i]
+    }
+
+    /// Farm `i`'s own address (behind its NAT, when there is one).
+    pub fn farm_addr(&self, i: usize) -> String {
+        match self.names.len() > 3 {
+            true => format!("192.168.{}.2", i + 1),
+            false => format!("10.48.{}.2", i + 1),
+        }
+    }
+
+    /// Options to serve the hub (mDNS off), listening on [`HUB_ADDR`].
+    pub fn hub_options(&self) -> ServeOptions {
+        ServeOptions {
+            listen_ip: HUB_ADDR.into(),
+            netns: Some(self.hub().to_string()),
+            ..ServeOptions::default()
+        }
+    }
+
+    /// Options to serve farm `i` (mDNS off), listening on its own address, with `peers`.
+    pub fn farm_options(&self, i: usize, peers: Vec<String>) -> ServeOptions {
+        ServeOptions {
+            peers,
+            listen_ip: self.farm_addr(i),
+            netns: Some(self.farm(i).to_string()),
+            ..ServeOptions::default()
+        }
+    }
+
+    /// Whether something in namespace `from` can open a TCP connection to `addr:port` within
+    /// `timeout` (a route check for the test's premises).
+    pub fn can_connect(&self, from: &str, addr: &str, port: u16, timeout: Duration) -> bool {
+        let script = format!("exec 3<>/dev/tcp/{addr}/{port}");
+        Command::new("ip")
+            .args(["netns", "exec", from, "timeout"])
+            .arg(format!("{}", timeout.as_secs().max(1)))
+            .args(["bash", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for HubAndFarms {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = ip(&["netns", "delete", name]);
+        }
+    }
+}
+
+/// A veth pair with one end in each namespace.
+fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<(), String> {
+    ip(&[
+        "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", ns_b,
+    ])
+}
+
+/// Sets a sysctl inside a namespace.
+fn sysctl(ns: &str, key: &str, value: &str) -> Result<(), String> {
+    in_ns(ns, "sysctl", &["-q", "-w", &format!("{key}={value}")])
+}
+
+/// Runs `tool ARGS` inside namespace `ns`; the error carries its stderr.
+fn in_ns(ns: &str, tool: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, tool])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{tool}`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tool} {}` in {ns} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         ))

@@ -7,18 +7,21 @@
 //! [`hedgerow_protocol::discovery::provider_key`] (see `serve/service/discovery.rs`).
 //! Dissemination: gossipsub, signed by the libp2p key and held back until the application has
 //! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol, and
-//! `/hedgerow/blob/1` for attachment blobs.
+//! `/hedgerow/blob/1` for attachment blobs. Reach (see [`super::reach`]): the circuit relay v2
+//! server on a hub (`serve --relay`), the relay client everywhere, AutoNAT, DCUtR hole punching
+//! over relayed connections, and UPnP where it may run.
 
 use std::time::Duration;
 
 use libp2p::{
+    autonat,
     connection_limits::{self, ConnectionLimits},
-    gossipsub, identify,
+    dcutr, gossipsub, identify,
     identity::Keypair,
     kad::{self, store::MemoryStore},
-    mdns, ping, request_response,
+    mdns, ping, relay, request_response,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
-    StreamProtocol,
+    upnp, StreamProtocol,
 };
 
 use super::{
@@ -73,16 +76,39 @@ mod derived {
         pub sync: request_response::Behaviour<SyncCodec>,
         /// The blob protocol: verified ranges of attachment blobs (see `serve::blobs`).
         pub blob: request_response::Behaviour<SyncCodec>,
+        /// The circuit relay v2 server, present only on a hub (`serve --relay`).
+        pub relay: Toggle<relay::Behaviour>,
+        /// The relay client: reservations on hubs (`/p2p/HUB/p2p-circuit`) and relayed dials.
+        pub relay_client: relay::client::Behaviour,
+        /// Whether this node is reachable from outside, asked of connected peers.
+        pub autonat: autonat::Behaviour,
+        /// Upgrades a relayed connection to a direct one by hole punching where NATs allow.
+        pub dcutr: dcutr::Behaviour,
+        /// Port mapping on the router, present only when allowed and a listen address may be
+        /// private IPv4 ([`super::reach::upnp_may_search`]).
+        pub upnp: Toggle<upnp::tokio::Behaviour>,
     }
 }
 
 impl Behaviour {
-    /// Builds every part from the node's key and configuration, counting sync bytes in `counters`.
+    /// Builds every part from the node's key and configuration, counting sync bytes in
+    /// `counters`; `relay_client` comes from the swarm builder, which made its transport.
     pub fn new(
         keypair: &Keypair,
         config: &NetConfig,
         counters: ByteCounters,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, NetError> {
+        Ok(Self::prepare(keypair, config, counters)?(relay_client))
+    }
+
+    /// Builds every part that can fail, before the swarm builder makes the relay client (its
+    /// behaviour comes with the transport): the returned function completes the behaviour.
+    pub fn prepare(
+        keypair: &Keypair,
+        config: &NetConfig,
+        counters: ByteCounters,
+    ) -> Result<impl FnOnce(relay::client::Behaviour) -> Self, NetError> {
         let peer_id = keypair.public().to_peer_id();
 
         let limits = connection_limits::Behaviour::new(
@@ -147,7 +173,18 @@ impl Behaviour {
             sync_config(config),
         );
 
-        Ok(Self {
+        let relay = config
+            .reach
+            .relay
+            .as_ref()
+            .map(|limits| relay::Behaviour::new(peer_id, limits.relay_config()));
+        let autonat = autonat::Behaviour::new(peer_id, autonat::Config::default());
+        let dcutr = dcutr::Behaviour::new(peer_id);
+        // Built only when it may map something: building it sends the SSDP search.
+        let upnp = (config.reach.upnp && super::reach::upnp_may_search(&config.listen))
+            .then(upnp::tokio::Behaviour::default);
+
+        Ok(move |relay_client| Self {
             limits,
             identify,
             ping,
@@ -156,6 +193,11 @@ impl Behaviour {
             gossipsub,
             sync,
             blob,
+            relay: Toggle::from(relay),
+            relay_client,
+            autonat,
+            dcutr,
+            upnp: Toggle::from(upnp),
         })
     }
 }

@@ -5,6 +5,8 @@
 //!   limits).
 //! - [`codec`]: length-prefixed opaque frames for `/hedgerow/sync/1`, with hard size limits, and
 //!   the [`ByteCounters`] that tests and benchmarks read.
+//! - [`reach`]: NAT traversal settings (relay server limits, when UPnP may run) and relayed
+//!   addresses.
 //! - [`swarm`]: [`NetConfig`], [`build_swarm`] (TCP + noise + yamux, QUIC) and the libp2p identity
 //!   derived from the device key.
 //!
@@ -13,6 +15,7 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod reach;
 pub mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};

@@ -41,6 +41,8 @@ pub struct NetConfig {
     pub max_request_bytes: usize,
     /// Largest sync response payload read or written; peers must agree.
     pub max_response_bytes: usize,
+    /// NAT traversal: the relay server (a hub) and UPnP; both off by default.
+    pub reach: super::reach::ReachConfig,
 }
 
 impl Default for NetConfig {
@@ -58,6 +60,7 @@ impl Default for NetConfig {
             connection_timeout: Duration::from_secs(30),
             max_request_bytes: MAX_REQUEST_BYTES,
             max_response_bytes: MAX_RESPONSE_BYTES,
+            reach: super::reach::ReachConfig::default(),
         }
     }
 }
@@ -123,8 +126,7 @@ pub fn build_swarm(
     config: &NetConfig,
     counters: ByteCounters,
 ) -> Result<Swarm<Behaviour>, NetError> {
-    let behaviour = Behaviour::new(&keypair, config, counters.clone())?;
-
+    let complete = Behaviour::prepare(&keypair, config, counters.clone())?;
     let connection_timeout = config.connection_timeout;
     let quic_idle_ms = u32::try_from(connection_timeout.as_millis()).unwrap_or(u32::MAX);
     let builder = SwarmBuilder::with_existing_identity(keypair)
@@ -138,12 +140,14 @@ pub fn build_swarm(
             quic.handshake_timeout = connection_timeout;
             quic.max_idle_timeout = quic_idle_ms;
             quic
-        });
+        })
+        // Relayed connections get their own noise and yamux over the circuit.
+        .with_relay_client(noise::Config::new, yamux::Config::default)?;
     // The builder borrows the registry until `build`, so the whole chain runs under the lock.
     let mut swarm = counters.with_transport_registry(|registry| {
         let Ok(builder) = builder
             .with_bandwidth_metrics(registry)
-            .with_behaviour(|_| behaviour);
+            .with_behaviour(|_, relay_client| complete(relay_client));
         builder
             .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
             .with_connection_timeout(connection_timeout)

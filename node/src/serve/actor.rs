@@ -11,7 +11,10 @@ use crate::net::{Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::Replicas;
 use futures::StreamExt;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, ping, request_response, Multiaddr, Swarm};
+use libp2p::{
+    autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, request_response, Multiaddr,
+    PeerId, Swarm,
+};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -34,6 +37,8 @@ pub(crate) struct Actor {
     blob_answering: HashMap<request_response::InboundRequestId, InboundId>,
     /// Dials in progress, so their outcome reaches the redial backoff.
     dialing: HashMap<ConnectionId, Multiaddr>,
+    /// Listeners through a hub's relay (reservations), by the hub they are on.
+    relay_listeners: HashMap<libp2p::core::transport::ListenerId, PeerId>,
     /// Callers waiting for a [`Reply`].
     replies: HashMap<Token, oneshot::Sender<Reply>>,
     next_id: u64,
@@ -63,6 +68,7 @@ impl Actor {
             blob_channels: HashMap::new(),
             blob_answering: HashMap::new(),
             dialing: HashMap::new(),
+            relay_listeners: HashMap::new(),
             replies: HashMap::new(),
             next_id: 0,
             // The first timer runs at once: it dials the bootstrap peers.
@@ -206,6 +212,18 @@ impl Actor {
                     }
                 }
             }
+            Output::ListenVia { relay, addr } => match self.swarm.listen_on(addr.clone()) {
+                Ok(listener) => {
+                    self.relay_listeners.insert(listener, relay);
+                }
+                Err(e) => {
+                    tracing::debug!("cannot listen through {relay} at {addr}: {e}");
+                    return Some(Input::Reservation {
+                        relay,
+                        event: super::ReservationEvent::Ended(e.to_string()),
+                    });
+                }
+            },
             Output::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -228,20 +246,60 @@ impl Actor {
     /// Translates one swarm event.
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let input = match event {
-            SwarmEvent::NewListenAddr { address, .. } => Input::Listening(address),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                // A hub is reachable where it listens (that is what makes it a hub); libp2p's
+                // relay serves, and tells reserving peers, only confirmed external addresses.
+                if self.swarm.behaviour().relay.is_enabled()
+                    && !crate::net::reach::is_relayed(&address)
+                {
+                    self.swarm.add_external_address(address.clone());
+                }
+                Input::Listening(address)
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => match self.relay_listeners.remove(&listener_id) {
+                Some(relay) => Input::Reservation {
+                    relay,
+                    event: super::ReservationEvent::Ended(match reason {
+                        Ok(()) => "closed".to_string(),
+                        Err(e) => e.to_string(),
+                    }),
+                },
+                None => return,
+            },
             SwarmEvent::ExpiredListenAddr { address, .. } => Input::ListenClosed(address),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
                 connection_id,
                 ..
-            } => Input::Connected {
-                peer: peer_id,
-                connection: connection_id,
-                addr: endpoint.get_remote_address().clone(),
-                dialer: endpoint.is_dialer(),
-                dialed: self.dialing.remove(&connection_id),
-            },
+            } => {
+                let dialed = self.dialing.remove(&connection_id);
+                self.input(Input::Connected {
+                    peer: peer_id,
+                    connection: connection_id,
+                    addr: endpoint.get_remote_address().clone(),
+                    dialer: endpoint.is_dialer(),
+                    dialed,
+                });
+                // The listening side of a circuit sees only `/p2p/SRC`; its local address
+                // names the hub.
+                let local = match &endpoint {
+                    libp2p::core::ConnectedPoint::Listener { local_addr, .. } => local_addr,
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => address,
+                };
+                match crate::net::reach::relay_of(local) {
+                    Some(via) => Input::Relayed {
+                        peer: peer_id,
+                        connection: connection_id,
+                        via,
+                    },
+                    None => return,
+                }
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
@@ -301,6 +359,12 @@ impl Actor {
             })) => {
                 let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
                 self.input(Input::SyncVersion { peer: peer_id, v2 });
+                // Reach learns which peers serve as a relay; the DHT the rest.
+                let relay = info.protocols.contains(&crate::net::reach::HOP_PROTOCOL);
+                self.input(Input::Identified {
+                    peer: peer_id,
+                    relay,
+                });
                 Input::Dht(DhtInput::Identified {
                     peer: peer_id,
                     kad: info.protocols.contains(&crate::net::KAD_PROTOCOL),
@@ -311,6 +375,31 @@ impl Actor {
                 Some(input) => input,
                 None => return,
             },
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::Event::StatusChanged {
+                new,
+                ..
+            })) => Input::Nat(match new {
+                autonat::NatStatus::Public(addr) => super::Nat::Public(addr),
+                autonat::NatStatus::Private => super::Nat::Private,
+                autonat::NatStatus::Unknown => super::Nat::Unknown,
+            }),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted { relay_peer_id, .. },
+            )) => Input::Reservation {
+                relay: relay_peer_id,
+                event: super::ReservationEvent::Accepted,
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => Input::HolePunch {
+                peer: remote_peer_id,
+                result: result.map_err(|e| e.to_string()),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                tracing::debug!("relay: {event:?}");
+                return;
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,

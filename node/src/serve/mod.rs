@@ -36,12 +36,14 @@ pub use service::{
     ProvidingRow, RecordRow,
 };
 pub use service::{
-    BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
-    ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
+    BlobsReply, Command, Failure, InboundId, Input, Nat, Output, Reply, RequestId,
+    ReservationEvent, Route, Service, ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT,
+    SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
-    BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, OverQuota, StatusBytes,
+    BlobTransferStatus, ConnectedPeer, HeldCommons, HolePunchStatus, JoinReply, NodeStatus,
+    OverQuota, ReachStatus, ReservationStatus, StatusBytes,
 };
 pub(crate) use sync_once::dial_error_text;
 pub use sync_once::{seconds_text, sync_once, SyncProgress};
@@ -74,6 +76,9 @@ pub struct ServeConfig {
     pub announce: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// NAT traversal: relay server (`--relay`, off by default) and UPnP (on by default where
+    /// a listen address may be private IPv4; `--no-upnp`).
+    pub reach: crate::net::reach::ReachConfig,
 }
 
 impl Default for ServeConfig {
@@ -92,6 +97,10 @@ impl Default for ServeConfig {
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
             announce: false,
             metrics: None,
+            reach: crate::net::reach::ReachConfig {
+                relay: None,
+                upnp: true,
+            },
         }
     }
 }
@@ -177,6 +186,7 @@ fn start_actor(
     let net = NetConfig {
         listen,
         mdns: config.mdns,
+        reach: config.reach.clone(),
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
@@ -234,6 +244,7 @@ fn actor_on(
         now,
     )?;
     service.set_blob_serve_limits(limits.serve_limits());
+    service.set_relay_server(config.reach.relay.is_some());
     for (addr, how) in listed {
         service.discovery.listed(&addr, how, now);
     }
@@ -340,7 +351,11 @@ pub async fn run_with(
             event = actor.next_event() => {
                 if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } = &event {
                     if config.announce {
-                        let full = address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer));
+                        // A relayed address names this node already (`.../p2p-circuit/p2p/ID`).
+                        let full = match address.iter().last() {
+                            Some(libp2p::multiaddr::Protocol::P2p(_)) => address.clone(),
+                            _ => address.clone().with(libp2p::multiaddr::Protocol::P2p(local_peer)),
+                        };
                         eprintln!("listening on {full}");
                     }
                 }

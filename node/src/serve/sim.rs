@@ -364,6 +364,8 @@ impl Sim {
                 };
                 self.schedule(delay, delivery);
             }
+            // Relays are not simulated; `reach_*` tests below read this output directly.
+            Output::ListenVia { .. } => {}
             Output::Disconnect(peer) => {
                 if let Some(j) = self.index_of(&peer) {
                     self.schedule(Duration::ZERO, Delivery::Close(i, j));
@@ -1383,4 +1385,213 @@ fn a_replayed_proof_and_unproven_private_gossip_are_refused() {
         Some(&1),
         "{rejected:?}"
     );
+}
+
+/// The reservations `outputs` ask for, as (hub, relayed listen address).
+fn listen_vias(outputs: &[Output]) -> Vec<(PeerId, String)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ListenVia { relay, addr } => Some((*relay, addr.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A farm reserves a slot on a hub it dialed once the hub's identify lists the relay hop
+/// protocol: once, active when accepted, asked again only after it ended; a peer that is no
+/// relay, or a hub that dialed us, gets no reservation; and a farm AutoNAT found public asks
+/// for none.
+#[test]
+fn reach_a_farm_reserves_a_slot_on_a_relay_hub_it_dialed_unless_it_is_public() {
+    use super::service::{Nat, ReservationEvent};
+    let mut sim = Sim::new(3, 11);
+    sim.start();
+    let hub_addr = sim.nodes[1].addr.clone();
+    sim.connect(0, 1, Some(hub_addr.clone()));
+    let (hub, other) = (sim.nodes[1].peer, sim.nodes[2].peer);
+    let now = sim.now;
+    let service = &mut sim.nodes[0].service;
+
+    let not_relay = service.handle(
+        Input::Identified {
+            peer: hub,
+            relay: false,
+        },
+        now,
+    );
+    assert!(listen_vias(&not_relay).is_empty());
+    let asked = service.handle(
+        Input::Identified {
+            peer: hub,
+            relay: true,
+        },
+        now,
+    );
+    let circuit = format!("{hub_addr}/p2p/{hub}/p2p-circuit");
+    assert_eq!(listen_vias(&asked), vec![(hub, circuit.clone())]);
+    let again = service.handle(
+        Input::Identified {
+            peer: hub,
+            relay: true,
+        },
+        now,
+    );
+    assert!(listen_vias(&again).is_empty(), "asked twice: {again:?}");
+
+    let token = 900;
+    let status = |service: &mut Service<Replicas>| {
+        let outputs = service.handle(Input::Command(token, Command::Status), now);
+        outputs
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Reply(_, Reply::Status(status)) => Some(status.reach),
+                _ => None,
+            })
+            .expect("status")
+    };
+    let reach = status(service);
+    assert_eq!(reach.nat, "unknown");
+    assert_eq!(reach.reservations.len(), 1);
+    assert_eq!(reach.reservations[0].addr, circuit);
+    assert!(!reach.reservations[0].active);
+    service.handle(
+        Input::Reservation {
+            relay: hub,
+            event: ReservationEvent::Accepted,
+        },
+        now,
+    );
+    assert!(status(service).reservations[0].active);
+    service.handle(
+        Input::Reservation {
+            relay: hub,
+            event: ReservationEvent::Ended("connection closed".into()),
+        },
+        now,
+    );
+    assert!(status(service).reservations.is_empty());
+    let renewed = service.handle(
+        Input::Identified {
+            peer: hub,
+            relay: true,
+        },
+        now,
+    );
+    assert_eq!(listen_vias(&renewed).len(), 1);
+
+    // A hub that dialed us: no address of ours to reach it at, so no reservation.
+    sim.connect(2, 0, None);
+    let now = sim.now;
+    let service = &mut sim.nodes[0].service;
+    let inbound = service.handle(
+        Input::Identified {
+            peer: other,
+            relay: true,
+        },
+        now,
+    );
+    assert!(listen_vias(&inbound).is_empty(), "{inbound:?}");
+
+    // Found public: no new reservation on a hub that identifies now.
+    let mut sim = Sim::new(2, 12);
+    sim.start();
+    let hub_addr = sim.nodes[1].addr.clone();
+    sim.connect(0, 1, Some(hub_addr.clone()));
+    let hub = sim.nodes[1].peer;
+    let now = sim.now;
+    let service = &mut sim.nodes[0].service;
+    let public: Multiaddr = "/ip4/198.51.100.7/tcp/4717".parse().expect("addr");
+    service.handle(Input::Nat(Nat::Public(public)), now);
+    let public_asks = service.handle(
+        Input::Identified {
+            peer: hub,
+            relay: true,
+        },
+        now,
+    );
+    assert!(listen_vias(&public_asks).is_empty(), "{public_asks:?}");
+    assert_eq!(status(service).nat, "public");
+    // Private again: it reserves on the hub it knows.
+    let private = service.handle(Input::Nat(Nat::Private), now);
+    assert_eq!(listen_vias(&private).len(), 1);
+}
+
+/// Relayed connections carry the hub's address, shared by everyone it relays: many of them
+/// are not cut by the per-address connection limit (64), and `status` shows each peer as
+/// relayed via the hub, the listening side included.
+#[test]
+fn reach_relayed_connections_escape_per_address_limits_and_show_as_relayed() {
+    let mut sim = Sim::new(1, 13);
+    sim.start();
+    let hub = PeerId::random();
+    let now = sim.now;
+    let service = &mut sim.nodes[0].service;
+    let mut last = None;
+    for n in 0..80u64 {
+        let peer = PeerId::random();
+        let connection = ConnectionId::new_unchecked(10_000 + n as usize);
+        let addr: Multiaddr = format!("/ip4/10.9.9.9/tcp/4717/p2p/{hub}/p2p-circuit/p2p/{peer}")
+            .parse()
+            .expect("addr");
+        let outputs = service.handle(
+            Input::Connected {
+                peer,
+                connection,
+                addr,
+                dialer: true,
+                dialed: None,
+            },
+            now,
+        );
+        assert!(
+            !outputs
+                .iter()
+                .any(|o| matches!(o, Output::CloseConnection(c) if *c == connection)),
+            "relayed connection {n} was closed by the per-address limit"
+        );
+        last = Some(peer);
+    }
+    // The listening side of a circuit sees only `/p2p/SRC`; `Relayed` names the hub.
+    let listener_peer = PeerId::random();
+    let connection = ConnectionId::new_unchecked(20_000);
+    service.handle(
+        Input::Connected {
+            peer: listener_peer,
+            connection,
+            addr: format!("/p2p/{listener_peer}").parse().expect("addr"),
+            dialer: false,
+            dialed: None,
+        },
+        now,
+    );
+    service.handle(
+        Input::Relayed {
+            peer: listener_peer,
+            connection,
+            via: hub,
+        },
+        now,
+    );
+    let outputs = service.handle(Input::Command(1, Command::Status), now);
+    let status = outputs
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Reply(_, Reply::Status(status)) => Some(status),
+            _ => None,
+        })
+        .expect("status");
+    for peer in [last.expect("a peer"), listener_peer] {
+        let row = status
+            .connected
+            .iter()
+            .find(|r| r.peer == peer.to_string())
+            .expect("connected row");
+        assert_eq!(row.reached, "relayed", "{row:?}");
+        assert_eq!(
+            row.via.as_deref(),
+            Some(hub.to_string().as_str()),
+            "{row:?}"
+        );
+    }
 }

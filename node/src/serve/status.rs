@@ -46,6 +46,47 @@ pub struct NodeStatus {
     /// Blob transfers of the running node (`/hedgerow/blob/1`).
     #[serde(default)]
     pub blob_transfer: BlobTransferStatus,
+    /// Reachability: AutoNAT's verdict, relay reservations, hole punches.
+    #[serde(default)]
+    pub reach: ReachStatus,
+}
+
+/// Reachability in [`NodeStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachStatus {
+    /// What AutoNAT says of this node: `unknown`, `public` or `private`.
+    pub nat: String,
+    /// The address AutoNAT confirmed, when public.
+    pub public_address: Option<String>,
+    /// Whether this node serves as a relay for others (`serve --relay`).
+    pub relay_server: bool,
+    /// Slots asked for on hubs' relays.
+    pub reservations: Vec<ReservationStatus>,
+    /// DCUtR hole punches over relayed connections since start.
+    pub hole_punches: HolePunchStatus,
+}
+
+/// One relay reservation in [`ReachStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationStatus {
+    /// The hub's peer id.
+    pub relay: String,
+    /// The relayed address others dial this node at (`.../p2p/HUB/p2p-circuit`; add
+    /// `/p2p/` and this node's id).
+    pub addr: String,
+    /// Whether the hub accepted it (else it is asked and not answered yet).
+    pub active: bool,
+}
+
+/// Hole punch outcomes in [`ReachStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolePunchStatus {
+    /// Direct connections made.
+    pub succeeded: u64,
+    /// Attempts that gave up.
+    pub failed: u64,
+    /// Why the last failed one failed.
+    pub last_failure: Option<String>,
 }
 
 /// Blob transfers in [`NodeStatus`]: what is wanted, in flight, and the bytes moved.
@@ -104,6 +145,12 @@ pub struct ConnectedPeer {
     pub peer: String,
     /// Its address on the connection.
     pub addr: String,
+    /// How it is reached: `direct`, `relayed` (through `via`) or `hole-punched`.
+    #[serde(default)]
+    pub reached: String,
+    /// The hub relaying it, when relayed.
+    #[serde(default)]
+    pub via: Option<String>,
     /// Whether a pull from it runs now.
     pub syncing: bool,
     /// Whether a pull from it was interrupted and keeps its progress.

@@ -208,9 +208,15 @@ impl<L: LocalState> Service<L> {
                 let pulls = |f: fn(&Pull) -> bool| {
                     self.pulls.iter().any(|((p, _), pull)| p == peer && f(pull))
                 };
+                let route = self.reach.route_of(peer).unwrap_or(Route::Direct);
                 Some(ConnectedPeer {
                     peer: peer.to_string(),
                     addr: addr.to_string(),
+                    reached: route.word().to_string(),
+                    via: match route {
+                        Route::Relayed { via } => Some(via.to_string()),
+                        _ => None,
+                    },
                     syncing: pulls(|p| matches!(p, Pull::Running(_))),
                     interrupted: pulls(|p| p.kept().is_some()),
                     postponed: pulls(|p| matches!(p, Pull::Postponed(_))),
@@ -270,6 +276,7 @@ impl<L: LocalState> Service<L> {
             store_bytes: self.local.size_on_disk(),
             blobs: self.blobs_held_and_wanted(),
             blob_transfer: self.blob_status(),
+            reach: self.reach.status(),
         }
     }
 }

@@ -12,6 +12,7 @@ impl<L: LocalState> Service<L> {
         dialed: Option<Multiaddr>,
     ) {
         let now = self.now;
+        self.reach_connected(peer, connection, &addr, dialer);
         if let Some(target) = dialed {
             self.peers.dial_succeeded(&target, now);
         }
@@ -113,6 +114,7 @@ impl<L: LocalState> Service<L> {
 
     pub(super) fn on_closed(&mut self, peer: PeerId, connection: ConnectionId, remaining: u32) {
         let now = self.now;
+        self.reach_closed(peer, connection);
         if let Some(ip) = self.counted.remove(&connection) {
             self.peers.connection_closed(ip);
         }
@@ -266,11 +268,57 @@ impl Connected {
     /// Whether a dial target is connected: by its address, or by the peer it names (a peer
     /// that dialed us is connected from another address than the one we would dial; mDNS
     /// makes such mutual targets the rule).
+    ///
+    /// A target through a hub's relay names the hub too, and shares its address with every
+    /// peer the hub relays: only the peer at its end counts.
     pub(super) fn covers(&self, target: &Multiaddr) -> bool {
+        if crate::net::reach::is_relayed(target) {
+            let end = target.iter().fold(None, |last, p| match p {
+                Protocol::P2p(peer) => Some(peer),
+                _ => last,
+            });
+            return end.is_some_and(|peer| self.peers.contains(&peer));
+        }
         self.addrs.contains(&strip_p2p(target))
             || target.iter().any(|p| match p {
                 Protocol::P2p(peer) => self.peers.contains(&peer),
                 _ => false,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A farm connected to its hub still dials another farm through that hub's relay: the
+    /// hub's peer id and address in the relayed target do not count as the target connected.
+    #[test]
+    fn a_relayed_target_is_covered_only_by_the_peer_at_its_end() {
+        let hub = PeerId::random();
+        let farm = PeerId::random();
+        let mut connected = Connected::default();
+        connected
+            .addrs
+            .insert("/ip4/10.0.0.1/tcp/4717".parse().expect("addr"));
+        connected.peers.insert(hub);
+        let other = PeerId::random();
+        connected.addrs.insert(
+            format!("/ip4/10.0.0.1/tcp/4717/p2p/{hub}/p2p-circuit/p2p/{other}")
+                .parse::<Multiaddr>()
+                .map(|a| strip_p2p(&a))
+                .expect("addr"),
+        );
+        let target: Multiaddr = format!("/ip4/10.0.0.1/tcp/4717/p2p/{hub}/p2p-circuit/p2p/{farm}")
+            .parse()
+            .expect("addr");
+        assert!(!connected.covers(&target));
+        connected.peers.insert(farm);
+        assert!(connected.covers(&target));
+        // A direct target is still covered by its address.
+        let direct: Multiaddr = format!("/ip4/10.0.0.1/tcp/4717/p2p/{hub}")
+            .parse()
+            .expect("addr");
+        assert!(connected.covers(&direct));
     }
 }

@@ -250,6 +250,38 @@ pub enum Input {
         /// The bad frame from the peer, if that was the cause.
         offence: Option<Refusal>,
     },
+    /// A connection that goes through a hub's relay (sent right after its [`Input::Connected`]).
+    Relayed {
+        /// The peer at the other end of the circuit.
+        peer: PeerId,
+        /// The connection.
+        connection: ConnectionId,
+        /// The hub relaying it.
+        via: PeerId,
+    },
+    /// A peer's identify arrived; `relay` when it lists the relay hop protocol.
+    Identified {
+        /// The peer.
+        peer: PeerId,
+        /// Whether it serves as a relay.
+        relay: bool,
+    },
+    /// AutoNAT's verdict on this node changed.
+    Nat(super::Nat),
+    /// A DCUtR hole punch with a peer ended: the new direct connection, or why it failed.
+    HolePunch {
+        /// The peer.
+        peer: PeerId,
+        /// The direct connection made, or the failure in words.
+        result: Result<ConnectionId, String>,
+    },
+    /// A reservation asked for with [`Output::ListenVia`] was accepted or ended.
+    Reservation {
+        /// The hub.
+        relay: PeerId,
+        /// What happened.
+        event: super::ReservationEvent,
+    },
     /// The DHT reported something (see `discovery.rs`).
     Dht(super::discovery::DhtInput),
     /// A time asked for by [`Output::WakeAt`] has come.
@@ -324,6 +356,14 @@ pub enum Output {
     Unsubscribe(IdentTopic),
     /// Dials an address; its outcome comes back as [`Input::Connected`] or [`Input::DialFailed`].
     Dial(Multiaddr),
+    /// Listens through a hub's relay (`HUB-ADDR/p2p/HUB/p2p-circuit`): a reservation, whose
+    /// fate comes back as [`Input::Reservation`].
+    ListenVia {
+        /// The hub.
+        relay: PeerId,
+        /// The relayed listen address.
+        addr: Multiaddr,
+    },
     /// Closes every connection to a peer.
     Disconnect(PeerId),
     /// Closes one connection.

@@ -52,7 +52,10 @@ mod gossip;
 mod io;
 mod private;
 mod pulls;
+mod reach;
 mod timers;
+
+pub use reach::{Nat, ReservationEvent, Route};
 
 /// Wait before re-running a pull whose request failed while the connection stayed up.
 pub const RETRY_DELAY: Duration = Duration::from_secs(3);
@@ -242,6 +245,8 @@ pub struct Service<L> {
     /// Blobs refused because fetching them would take a commons past its quota, with why
     /// (at most [`blob_io::MAX_OVER_QUOTA_SHOWN`]).
     over_quota: BTreeMap<[u8; 32], String>,
+    /// How each connection reaches its peer, AutoNAT's verdict, relay reservations.
+    reach: reach::Reach,
     /// Announcing held commons in the DHT, looking wanted ones up, and the known peers.
     pub(crate) discovery: discovery::Discovery,
     next_resync: Instant,
@@ -289,10 +294,16 @@ impl<L: LocalState> Service<L> {
             last_blob_refresh: None,
             blob_commons: None,
             over_quota: BTreeMap::new(),
+            reach: reach::Reach::default(),
             discovery: discovery::Discovery::default(),
             now,
             out: Vec::new(),
         })
+    }
+
+    /// Tells `status` that this node serves as a relay for others (`serve --relay`).
+    pub fn set_relay_server(&mut self, on: bool) {
+        self.reach.relay_server = on;
     }
 
     /// Test-only: makes this node answer blob requests with a damaged byte (a lying peer).
@@ -431,6 +442,15 @@ impl<L: LocalState> Service<L> {
             Input::BlobResponse { id, bytes } => self.on_blob_response(id, &bytes),
             Input::BlobFailure { id, offence } => self.on_blob_failure(id, offence),
             Input::BlobResponseDone { id } => self.blobs.response_done(id, self.now),
+            Input::Relayed {
+                peer,
+                connection,
+                via,
+            } => self.on_relayed(peer, connection, via),
+            Input::Identified { peer, relay } => self.on_identified(peer, relay),
+            Input::Nat(nat) => self.on_nat(nat),
+            Input::HolePunch { peer, result } => self.on_hole_punch(peer, result),
+            Input::Reservation { relay, event } => self.on_reservation(relay, event),
             Input::Timer => self.on_timer(),
             Input::Command(token, command) => self.on_command(token, command),
         }
@@ -529,7 +549,14 @@ impl<L: LocalState> Service<L> {
 }
 
 /// The IP address a multiaddress reaches, if it names one.
+///
+/// A relayed connection has none of its own: the address in it is the hub's, shared by every
+/// peer the hub relays, so neither per-address limits nor address bans apply to it (its peer
+/// id is still counted and banned).
 fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    if crate::net::reach::is_relayed(addr) {
+        return None;
+    }
     addr.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(ip.into()),
         Protocol::Ip6(ip) => Some(ip.into()),
