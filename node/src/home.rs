@@ -141,6 +141,12 @@ pub struct HomeConfig {
     /// `human` or `json` log lines (default human).
     #[serde(default)]
     pub log_format: Option<String>,
+    /// Cap on bytes sent and on bytes received, e.g. `64kbit` (default none).
+    #[serde(default)]
+    pub max_rate: Option<String>,
+    /// Hours of local time for bulk sync, e.g. `01:00-05:00` (default any time).
+    #[serde(default)]
+    pub sync_window: Option<String>,
 }
 
 /// Where a new home's keys come from.

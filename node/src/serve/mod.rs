@@ -27,6 +27,7 @@ mod sim;
 mod stats;
 mod status;
 mod sync_once;
+pub mod sync_window;
 
 pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
@@ -35,6 +36,7 @@ pub use service::{
     BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
     ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
+pub use service::{DeferredPull, MeteringStatus, BULK_DOCS};
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
     BlobTransferStatus, ConnectedPeer, HeldCommons, JoinReply, NodeStatus, OverQuota, StatusBytes,
@@ -70,6 +72,10 @@ pub struct ServeConfig {
     pub announce: bool,
     /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Cap on bytes sent and on bytes received, across all connections (`--max-rate`).
+    pub max_rate: Option<crate::net::MaxRate>,
+    /// Hours of the local day for bulk sync (`--sync-window`); none: any time.
+    pub sync_window: Option<sync_window::SyncWindow>,
 }
 
 impl Default for ServeConfig {
@@ -88,6 +94,8 @@ impl Default for ServeConfig {
             ip_penalty_limit: peers::IP_PENALTY_LIMIT,
             announce: false,
             metrics: None,
+            max_rate: None,
+            sync_window: None,
         }
     }
 }
@@ -173,6 +181,7 @@ fn start_actor(
     let net = NetConfig {
         listen,
         mdns: config.mdns,
+        max_rate: config.max_rate,
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
@@ -222,6 +231,11 @@ fn actor_on(
         now,
     )?;
     service.set_blob_serve_limits(limits.serve_limits());
+    service.set_metering(
+        config.max_rate,
+        config.sync_window,
+        sync_window::LocalClock::system(),
+    );
     if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
         tracing::warn!(
             "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"

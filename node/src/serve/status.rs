@@ -46,6 +46,9 @@ pub struct NodeStatus {
     /// Blob transfers of the running node (`/hedgerow/blob/1`).
     #[serde(default)]
     pub blob_transfer: BlobTransferStatus,
+    /// `--max-rate` and `--sync-window`: the cap, the window and what waits for it.
+    #[serde(default)]
+    pub metering: super::MeteringStatus,
 }
 
 /// Blob transfers in [`NodeStatus`]: what is wanted, in flight, and the bytes moved.

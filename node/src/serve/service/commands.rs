@@ -263,6 +263,7 @@ impl<L: LocalState> Service<L> {
             store_bytes: self.local.size_on_disk(),
             blobs: self.blobs_held_and_wanted(),
             blob_transfer: self.blob_status(),
+            metering: self.metering_status(),
         }
     }
 }

@@ -38,6 +38,7 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
+pub use window::{DeferredPull, MeteringStatus, BULK_DOCS};
 
 mod answering;
 mod blob_io;
@@ -48,6 +49,7 @@ mod io;
 mod private;
 mod pulls;
 mod timers;
+mod window;
 
 /// Wait before re-running a pull whose request failed while the connection stayed up.
 pub const RETRY_DELAY: Duration = Duration::from_secs(3);
@@ -128,12 +130,14 @@ enum Pull {
     Postponed(Option<(PullSession, Instant)>),
     /// Finished with more listed than one pull queues: runs again at this time.
     Again(Instant),
+    /// Bulk, outside the sync window: its queue waits for the window to open.
+    Deferred(PullSession),
 }
 
 impl Pull {
     /// Whether a `hedgerow sync` waits for it.
     fn unfinished(&self) -> bool {
-        !matches!(self, Pull::Again(_))
+        !matches!(self, Pull::Again(_) | Pull::Deferred(_))
     }
 
     /// The session kept for resuming, if any.
@@ -235,6 +239,8 @@ pub struct Service<L> {
     /// Blobs refused because fetching them would take a commons past its quota, with why
     /// (at most [`blob_io::MAX_OVER_QUOTA_SHOWN`]).
     over_quota: BTreeMap<[u8; 32], String>,
+    /// `--max-rate` and `--sync-window`: what the link may carry and when bulk sync runs.
+    metering: window::Metering,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -280,6 +286,7 @@ impl<L: LocalState> Service<L> {
             last_blob_refresh: None,
             blob_commons: None,
             over_quota: BTreeMap::new(),
+            metering: window::Metering::default(),
             now,
             out: Vec::new(),
         })
@@ -440,6 +447,7 @@ impl<L: LocalState> Service<L> {
                         .map_or(self.now, |f| f + FETCH_QUIET),
                 ),
                 Pull::Running(_) => None,
+                Pull::Deferred(_) => self.window_opens_at(),
             };
             if let Some(due) = due {
                 at = at.min(due);
