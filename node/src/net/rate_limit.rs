@@ -31,7 +31,7 @@ pub const HEADER_BYTES: u64 = 66;
 
 /// How many seconds of the rate a bucket holds when full: the burst a quiet link may send at
 /// once before the rate holds again.
-pub const BURST_SECS: f64 = 0.25;
+pub const BURST_SECS: f64 = 0.1;
 
 /// The smallest bucket, so that one full segment always fits.
 pub const MIN_BURST_BYTES: f64 = 2.0 * (SEGMENT_BYTES + HEADER_BYTES) as f64;
@@ -225,10 +225,11 @@ impl RateLimiter {
     }
 }
 
-/// The receive buffer a capped socket gets: two seconds of the rate, at least 16 KiB, so a
-/// sender cannot queue minutes of data (and the pings behind it) ahead of the cap.
+/// The receive buffer a capped socket asks for: a second of the rate, at least 16 KiB (the
+/// kernel doubles it for its bookkeeping), so a sender cannot queue minutes of data (and the
+/// pings behind it) ahead of the cap.
 pub fn recv_buffer_bytes(rate: MaxRate) -> usize {
-    ((rate.bytes_per_sec() * 2.0) as usize).max(16 * 1024)
+    (rate.bytes_per_sec() as usize).max(16 * 1024)
 }
 
 /// A byte stream whose reads and writes draw from a [`RateLimiter`] (none: passed through).
