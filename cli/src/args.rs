@@ -227,6 +227,14 @@ pub enum Command {
     /// Give designs out in other formats (Open Know-How manifests, ...).
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The peers this node knows, how each was found (configured, mdns, dht, incoming, identify)
+    /// and whether it is connected; `peers add|remove ADDR` edits the bootstrap list.
+    Peers {
+        #[command(subcommand)]
+        command: Option<crate::peers::PeersCommand>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// `hedgerow config` commands.

@@ -17,6 +17,7 @@ mod names;
 mod network;
 mod ops;
 mod output;
+mod peers;
 mod plan;
 mod unknown_command;
 mod web;
@@ -312,6 +313,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unpin { id, json } => return fetch::pins(&home, Request::Unpin { id }, json.json),
         Command::Pins(j) => return fetch::pins(&home, Request::Pins, j.json),
         Command::Config(c) => return ops::config(&home, c),
+        Command::Peers { command, json } => return peers::run(&home, command, json.json),
         Command::Completions { shell } => return ops::completions(shell),
         Command::Man { out } => return ops::man(out.as_deref()),
         Command::Import(ImportCommand::Okh(args)) => return interop_okh::import(&home, args),

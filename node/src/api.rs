@@ -485,6 +485,18 @@ pub enum NodeRequest {
         /// The full commons id.
         commons: String,
     },
+    /// The known peers and the DHT's announcements and lookups (`hedgerow peers`).
+    Peers,
+    /// Add a peer to the running node's bootstrap list (`hedgerow peers add`, after the file).
+    PeersAdd {
+        /// Its multiaddress.
+        addr: String,
+    },
+    /// Take a peer off the running node's bootstrap list (`hedgerow peers remove`).
+    PeersRemove {
+        /// Its multiaddress.
+        addr: String,
+    },
     /// Fetch blobs from connected peers (`hedgerow fetch`, `design file` of a missing blob).
     FetchBlobs {
         /// The blobs: BLAKE3 hash in hex, and size.
@@ -525,7 +537,15 @@ pub struct FailedBlob {
 
 impl NodeRequest {
     /// The `op` names of the node requests.
-    pub const OPS: [&'static str; 4] = ["status", "sync", "join", "fetch_blobs"];
+    pub const OPS: [&'static str; 7] = [
+        "status",
+        "sync",
+        "join",
+        "fetch_blobs",
+        "peers",
+        "peers_add",
+        "peers_remove",
+    ];
 }
 
 /// Runs a request against the replicas; writes are durable when this returns `Ok`.

@@ -38,6 +38,7 @@ pub mod journal;
 pub mod key_backup;
 pub mod local_blocks;
 pub mod net;
+pub mod peers_file;
 pub mod plan;
 pub mod private;
 pub mod profile;

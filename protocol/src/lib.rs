@@ -15,6 +15,7 @@ pub mod charter;
 mod charter_gate;
 pub mod compact;
 pub mod coverage;
+pub mod discovery;
 pub mod encoding;
 pub mod envelope;
 pub mod external_sign;

@@ -141,6 +141,18 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("new", "integer"),
     ("peak_queued_wants", "integer"),
     ("peers_banned", "integer"),
+    // `peers`: known peers and the DHT's announcements, lookups and records.
+    ("peers: peer", "string|null"),
+    ("addrs", "array"),
+    ("found", "array"),
+    ("connected", "bool"),
+    ("peers: commons", "string"),
+    ("key", "string"),
+    ("reached", "integer|null"),
+    ("holders", "integer"),
+    ("running", "bool"),
+    ("attempts", "integer"),
+    ("providers", "integer"),
     ("pull_round_trips", "integer"),
     ("pulls_interrupted", "integer"),
     ("queued_wants", "integer"),
@@ -1285,6 +1297,24 @@ fn every_json_output_has_the_shape_the_readme_documents() {
     });
     assert!(synced.is_some(), "B's status never showed its sync with A");
     out.run(&a, "status", "serve", &["status"]);
+    // A lookup (of Eve's commons, which no running node holds) and B's provider record fill
+    // every list of `peers`.
+    let eves = e.json(&["commons", "list"])[0]["id"]
+        .as_str()
+        .expect("Eve's commons")
+        .to_string();
+    a.json(&["commons", "join", &eves]);
+    let dht_filled = wait_for(Duration::from_secs(30), || {
+        let dht = a.json(&["peers"])["dht"].clone();
+        let filled = |list: &str| dht[list].as_array().is_some_and(|l| !l.is_empty());
+        (filled("records") && filled("lookups") && filled("providing")).then_some(())
+    });
+    assert!(
+        dht_filled.is_some(),
+        "A's DHT lists stayed empty: {}",
+        a.json(&["peers"])
+    );
+    out.run(&a, "peers", "serve", &["peers"]);
     out.run(&b, "status", "serve, after a sync", &["status"]);
     out.run(
         &d,
@@ -1293,6 +1323,7 @@ fn every_json_output_has_the_shape_the_readme_documents() {
         &["sync", "--peer", &a.multiaddr(), "--linger", "1"],
     );
     out.run(&d, "repair", "offline", &["repair"]);
+    out.run(&d, "peers", "offline", &["peers"]);
     let linked = out.run(
         &d,
         "device add",

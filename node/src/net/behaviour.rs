@@ -1,12 +1,15 @@
 //! The composed libp2p behaviour of a Hedgerow node and how each part is configured.
 //!
 //! Discovery: mDNS (optional) and Kademlia. Kademlia only learns peers the node is told about
-//! (`kad.add_address`), never periodically bootstraps, and serves the DHT to others. Nothing
-//! queries it yet; it stays because finding peers that hold a commons (the reach work) needs
-//! it, and because its protocol negotiation is part of every connection's measured bytes.
+//! (`kad.add_address`: bootstrap peers, and the identify-reported addresses the service lets
+//! through), never periodically bootstraps, and serves the DHT to others. It carries one kind
+//! of record: provider records of the commons nodes hold, keyed by
+//! [`hedgerow_protocol::discovery::provider_key`] (see `serve/service/discovery.rs`).
 //! Dissemination: gossipsub, signed by the libp2p key and held back until the application has
 //! validated each message. Bulk transfer: the `/hedgerow/sync/1` request-response protocol, and
 //! `/hedgerow/blob/1` for attachment blobs.
+
+use std::time::Duration;
 
 use libp2p::{
     connection_limits::{self, ConnectionLimits},
@@ -103,7 +106,7 @@ impl Behaviour {
             None
         };
 
-        let mut kad = kad::Behaviour::with_config(peer_id, MemoryStore::new(peer_id), kad_config());
+        let mut kad = kad::Behaviour::with_config(peer_id, kad_store(peer_id), kad_config());
         kad.set_mode(Some(kad::Mode::Server));
 
         let gossip_config = gossipsub::ConfigBuilder::default()
@@ -160,14 +163,51 @@ pub(crate) fn ping_config(config: &NetConfig) -> ping::Config {
         .with_timeout(config.ping_timeout)
 }
 
+/// How often kad republishes the provider records of the commons this node holds.
+pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(60 * 60);
+
+/// How long a provider record lives on the nodes that store it without being republished: a
+/// node that went away stops being named as a holder after this.
+pub const PROVIDER_TTL: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// Longest one DHT query (an announcement, a lookup) may take.
+pub const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most commons keys whose provider records a node stores (its own and others').
+pub const MAX_PROVIDER_KEYS: usize = 4096;
+
 /// Kademlia settings: our own DHT, no periodic bootstrap, and only peers the node was given
-/// enter the routing table, so an idle node sends nothing on its own.
+/// enter the routing table, so an idle node sends nothing on its own except kad's hourly
+/// republish of the commons it holds ([`PROVIDER_REPUBLISH`]); queries end after
+/// [`KAD_QUERY_TIMEOUT`].
 pub(crate) fn kad_config() -> kad::Config {
     let mut kad_config = kad::Config::new(KAD_PROTOCOL);
     kad_config
         .set_periodic_bootstrap_interval(None)
-        .set_kbucket_inserts(kad::BucketInserts::Manual);
+        .set_kbucket_inserts(kad::BucketInserts::Manual)
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_provider_publication_interval(Some(PROVIDER_REPUBLISH))
+        .set_provider_record_ttl(Some(PROVIDER_TTL))
+        // Nodes store provider records only (the service stores each one it is given, so it
+        // knows which keys it holds); value records are not used.
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_record_ttl(Some(PROVIDER_TTL))
+        .set_publication_interval(None)
+        .set_replication_interval(None);
     kad_config
+}
+
+/// The DHT's store: provider records only (no value record is accepted), bounded.
+pub(crate) fn kad_store(peer_id: libp2p::PeerId) -> MemoryStore {
+    MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: 0,
+            max_value_bytes: 0,
+            max_provided_keys: MAX_PROVIDER_KEYS,
+            ..kad::store::MemoryStoreConfig::default()
+        },
+    )
 }
 
 /// Sync request-response settings: [`NetConfig::request_timeout`] per exchange.

@@ -3,13 +3,15 @@
 //! sleeps until the service's next [`Output::WakeAt`]. It decides nothing.
 
 use super::handle::Call;
-use super::service::{Failure, InboundId, Input, Output, Reply, RequestId, Service, Token};
+use super::service::{
+    DhtInput, DhtOutput, Failure, InboundId, Input, Output, Reply, RequestId, Service, Token,
+};
 use super::stats::Refusal;
 use crate::net::{Behaviour, BehaviourEvent, ByteCounters, FrameError};
 use crate::replicas::Replicas;
 use futures::StreamExt;
 use libp2p::swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent};
-use libp2p::{gossipsub, identify, mdns, ping, request_response, Multiaddr, Swarm};
+use libp2p::{gossipsub, identify, kad, mdns, ping, request_response, Multiaddr, Swarm};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -39,6 +41,8 @@ pub(crate) struct Actor {
     pub(crate) wake: Instant,
     /// Where the documents that took changes are announced (the web page's live updates).
     changes: Option<tokio::sync::broadcast::Sender<super::DocChange>>,
+    /// DHT lookups running, with the provider key each looks up.
+    lookups: HashMap<kad::QueryId, [u8; 32]>,
 }
 
 impl Actor {
@@ -64,6 +68,7 @@ impl Actor {
             // The first timer runs at once: it dials the bootstrap peers.
             wake: now,
             changes: None,
+            lookups: HashMap::new(),
         };
         let outputs = actor.service.start(now);
         actor.apply(outputs);
@@ -207,6 +212,7 @@ impl Actor {
             Output::CloseConnection(connection) => {
                 let _ = self.swarm.close_connection(connection);
             }
+            Output::Dht(order) => self.carry_out_dht(order),
             Output::WakeAt(at) => self.wake = at,
             Output::Reply(token, reply) => match self.replies.remove(&token) {
                 // A caller that gave up has dropped its end: nothing to do.
@@ -292,12 +298,15 @@ impl Actor {
                 peer_id,
                 info,
                 ..
-            })) => {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                }
-                return;
-            }
+            })) => Input::Dht(DhtInput::Identified {
+                peer: peer_id,
+                kad: info.protocols.contains(&crate::net::KAD_PROTOCOL),
+                listen: info.listen_addrs,
+            }),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => match self.on_kad_event(event) {
+                Some(input) => input,
+                None => return,
+            },
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
@@ -437,6 +446,103 @@ impl Actor {
                 let id = self.blob_answering.remove(&request_id)?;
                 Some(Input::BlobResponseDone { id })
             }
+        }
+    }
+}
+
+impl Actor {
+    /// Does what the service asks of the DHT.
+    fn carry_out_dht(&mut self, order: DhtOutput) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        match order {
+            DhtOutput::AddAddresses { peer, addrs } => {
+                for addr in addrs {
+                    kad.add_address(&peer, addr);
+                }
+            }
+            DhtOutput::Provide(key) => {
+                if let Err(e) = kad.start_providing(kad::RecordKey::new(&key)) {
+                    tracing::warn!("cannot announce a commons in the DHT: {e}");
+                }
+            }
+            DhtOutput::StopProviding(key) => kad.stop_providing(&kad::RecordKey::new(&key)),
+            DhtOutput::FindProviders(key) => {
+                let id = kad.get_providers(kad::RecordKey::new(&key));
+                self.lookups.insert(id, key);
+            }
+            DhtOutput::DialPeer(peer) => {
+                // By id: the addresses come from the routing table and from the lookup that
+                // named the peer (kad answers the swarm's question at once, while the lookup's
+                // addresses are still known), and from any other part that knows it (a relay).
+                let opts = DialOpts::peer_id(peer)
+                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!("cannot dial {peer} found in the DHT: {e}");
+                }
+            }
+        }
+    }
+
+    /// Translates one Kademlia event; most are kad's own business.
+    fn on_kad_event(&mut self, event: kad::Event) -> Option<Input> {
+        let key_of = |key: &kad::RecordKey| <[u8; 32]>::try_from(key.as_ref()).ok();
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                stats,
+                step,
+            } => match result {
+                kad::QueryResult::StartProviding(result) => {
+                    let key = match &result {
+                        Ok(ok) => &ok.key,
+                        Err(kad::AddProviderError::Timeout { key }) => key,
+                    };
+                    Some(Input::Dht(DhtInput::Announced {
+                        key: key_of(key)?,
+                        reached: stats.num_successes(),
+                    }))
+                }
+                kad::QueryResult::GetProviders(result) => {
+                    // The last step may name no key: the lookup is known by its query id.
+                    let key = match step.last {
+                        true => self.lookups.remove(&id)?,
+                        false => *self.lookups.get(&id)?,
+                    };
+                    let providers = match result {
+                        Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                            providers.into_iter().collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    Some(Input::Dht(DhtInput::Providers {
+                        key,
+                        providers,
+                        done: step.last,
+                    }))
+                }
+                _ => None,
+            },
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            } => {
+                let key = key_of(&record.key);
+                let provider = record.provider;
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                if let Err(e) = kad::store::RecordStore::add_provider(store, record) {
+                    tracing::debug!("provider record from {provider} not stored: {e}");
+                    return None;
+                }
+                Some(Input::Dht(DhtInput::RecordStored {
+                    key: key?,
+                    provider,
+                }))
+            }
+            _ => None,
         }
     }
 }

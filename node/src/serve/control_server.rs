@@ -64,6 +64,11 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
     match request {
         ControlRequest::Store(request) => to_reply(node.store(request).await),
         ControlRequest::Node(NodeRequest::Status) => to_reply(node.status().await),
+        ControlRequest::Node(NodeRequest::Peers) => to_reply(node.peers().await),
+        ControlRequest::Node(NodeRequest::PeersAdd { addr }) => bootstrap(node, &addr, true).await,
+        ControlRequest::Node(NodeRequest::PeersRemove { addr }) => {
+            bootstrap(node, &addr, false).await
+        }
         ControlRequest::Node(NodeRequest::Sync {
             peer,
             connect_timeout,
@@ -118,6 +123,14 @@ async fn handle(line: &str, node: &NodeHandle) -> ControlReply {
                 }
             }))
         }
+    }
+}
+
+/// Changes the running node's bootstrap list (the CLI wrote the file first).
+async fn bootstrap(node: &NodeHandle, addr: &str, add: bool) -> ControlReply {
+    match crate::peers_file::parse_peer(addr) {
+        Ok(addr) => to_reply(node.bootstrap(addr, add).await),
+        Err(e) => ControlReply::refused(&e),
     }
 }
 

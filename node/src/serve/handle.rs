@@ -142,6 +142,28 @@ impl NodeHandle {
     }
 }
 
+impl NodeHandle {
+    /// The known peers, how each was found, and the DHT's announcements and lookups.
+    pub async fn peers(&self) -> Result<super::PeersReply, HandleError> {
+        match self.call(Command::Peers).await? {
+            Reply::Peers(reply) => Ok(*reply),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+
+    /// Adds `addr` to the running node's bootstrap list (`add`), or takes it off.
+    pub async fn bootstrap(
+        &self,
+        addr: Multiaddr,
+        add: bool,
+    ) -> Result<super::PeersReply, HandleError> {
+        match self.call(Command::Bootstrap { addr, add }).await? {
+            Reply::Peers(reply) => Ok(*reply),
+            _ => Err(HandleError::Mismatch),
+        }
+    }
+}
+
 fn store_reply(reply: Reply) -> Result<StoreReply, HandleError> {
     match reply {
         Reply::Store(result) => result.map_err(HandleError::Refused),

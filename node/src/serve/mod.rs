@@ -33,6 +33,10 @@ pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
 pub use local::LocalState;
 pub use service::{
+    routable_addrs, DhtInput, DhtOutput, DhtStatus, Found, KnownPeerRow, LookupRow, PeersReply,
+    ProvidingRow, RecordRow,
+};
+pub use service::{
     BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, Service,
     ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT, SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
@@ -185,7 +189,11 @@ fn start_actor(
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
-    actor_on(swarm, bytes, replicas, config, remembered)
+    let mut actor = actor_on(swarm, bytes, replicas, config, remembered)?;
+    // A running node announces its commons and looks wanted ones up, from its next step on
+    // (its first listen address comes at once).
+    actor.service.discovery.enabled = true;
+    Ok(actor)
 }
 
 /// The node's swarm, named by its network key, not the author key: a peer that sees our
@@ -210,14 +218,18 @@ fn actor_on(
 ) -> Result<Actor, ServeError> {
     let mut book = peers::PeerBook::new(config.max_connections_per_ip, config.ip_penalty_limit);
     let now = Instant::now();
+    let mut listed = Vec::new();
     for addr in &config.peers {
         book.add_target(addr.clone(), now);
+        // The bootstrap list seeds the DHT's routing table; kad bootstraps from it.
         if let Some((peer, plain)) = split_peer(addr) {
             swarm.behaviour_mut().kad.add_address(&peer, plain);
         }
+        listed.push((addr.clone(), Found::Configured));
     }
     for addr in remembered {
-        book.add_target(addr, now);
+        book.add_target(addr.clone(), now);
+        listed.push((addr, Found::Remembered));
     }
     let limits = crate::blobs::files::limits_at(&replicas.home_root)?;
     let mut service = Service::new(
@@ -236,6 +248,9 @@ fn actor_on(
         config.sync_window,
         sync_window::LocalClock::system(),
     );
+    for (addr, how) in listed {
+        service.discovery.listed(&addr, how, now);
+    }
     if std::env::var_os(LIE_ABOUT_BLOBS_ENV).is_some_and(|v| v == "1") {
         tracing::warn!(
             "{LIE_ABOUT_BLOBS_ENV}=1: this node damages every blob it sends (tests only)"

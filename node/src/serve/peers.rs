@@ -254,6 +254,13 @@ impl PeerBook {
         }
     }
 
+    /// Stops keeping `addr` connected (`hedgerow peers remove` on a running node): a connection
+    /// that is up stays, but nobody redials it. False when it was not a target.
+    pub fn remove_target(&mut self, addr: &Multiaddr) -> bool {
+        self.discovered.remove(addr);
+        self.dial_targets.remove(addr).is_some()
+    }
+
     /// A connection to `addr` came up: reset its backoff.
     pub fn dial_succeeded(&mut self, addr: &Multiaddr, now: Instant) {
         if let Some(state) = self.dial_targets.get_mut(addr) {

@@ -247,7 +247,7 @@ impl Sim {
     fn carry_out(&mut self, i: usize, output: Output) {
         match output {
             // Simulated nodes hold no blobs (blob transfers have their own tests).
-            Output::SendBlob { .. } | Output::RespondBlob { .. } => {}
+            Output::SendBlob { .. } | Output::RespondBlob { .. } | Output::Dht(_) => {}
             Output::Send { peer, id, bytes } => {
                 let Some(j) = self.index_of(&peer) else {
                     return;

@@ -12,6 +12,11 @@ impl<L: LocalState> Service<L> {
             Command::Join(commons) => Reply::Join(self.on_join(commons)),
             Command::Store(request) => Reply::Store(self.on_store(request)),
             Command::FetchBlobs { blobs, wait } => return self.on_fetch_blobs(token, blobs, wait),
+            Command::Peers => Reply::Peers(Box::new(self.peers_reply())),
+            Command::Bootstrap { addr, add } => {
+                self.on_bootstrap(addr, add);
+                Reply::Peers(Box::new(self.peers_reply()))
+            }
         };
         self.out.push(Output::Reply(token, reply));
     }
@@ -35,6 +40,8 @@ impl<L: LocalState> Service<L> {
             return Err(e);
         }
         self.wanted.insert(commons);
+        // Joined again: the DHT lookups start over.
+        self.look_up_again(&commons);
         let peers = self.connected_peers();
         for peer in &peers {
             self.start_pull(*peer, commons);

@@ -60,6 +60,16 @@ pub enum Command {
         /// Whether to reply only when they are done.
         wait: bool,
     },
+    /// Lists the known peers, how each was found, and the DHT's announcements and lookups.
+    Peers,
+    /// Adds an address to the bootstrap list (`add`) or takes it off, while the node runs;
+    /// replies with [`Reply::Peers`].
+    Bootstrap {
+        /// The address.
+        addr: Multiaddr,
+        /// Whether it is added (else removed).
+        add: bool,
+    },
 }
 
 /// What `hedgerow sync` asks of the node: whom to pull from, and how long to wait.
@@ -98,6 +108,8 @@ pub enum Reply {
     Store(Result<crate::api::Reply, NodeError>),
     /// The answer to [`Command::FetchBlobs`].
     Blobs(BlobsReply),
+    /// The answer to [`Command::Peers`].
+    Peers(Box<super::discovery::PeersReply>),
 }
 
 /// What became of blobs asked for with [`Command::FetchBlobs`].
@@ -230,6 +242,8 @@ pub enum Input {
         /// The bad frame from the peer, if that was the cause.
         offence: Option<Refusal>,
     },
+    /// The DHT reported something (see `discovery.rs`).
+    Dht(super::discovery::DhtInput),
     /// A time asked for by [`Output::WakeAt`] has come.
     Timer,
     /// A command from the control channel, answered by [`Output::Reply`] with the same token.
@@ -306,6 +320,8 @@ pub enum Output {
     Disconnect(PeerId),
     /// Closes one connection.
     CloseConnection(ConnectionId),
+    /// Asks something of the DHT (see `discovery.rs`).
+    Dht(super::discovery::DhtOutput),
     /// Asks for an [`Input::Timer`] at this time (replacing any earlier request).
     WakeAt(Instant),
     /// Answers a command.

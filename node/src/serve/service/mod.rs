@@ -24,6 +24,10 @@ use crate::net::{commons_topic, ByteCounters};
 use crate::replicas::{LiveOutcome, NodeError};
 use crate::store::KnownPeer;
 pub use blob_io::BLOB_WAIT;
+pub use discovery::{
+    routable_addrs, DhtInput, DhtOutput, DhtStatus, Found, KnownPeerRow, LookupRow, PeersReply,
+    ProvidingRow, RecordRow,
+};
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
     commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, IdPrefix,
@@ -44,6 +48,7 @@ mod answering;
 mod blob_io;
 mod commands;
 mod connections;
+pub(crate) mod discovery;
 mod gossip;
 mod io;
 mod private;
@@ -241,6 +246,8 @@ pub struct Service<L> {
     over_quota: BTreeMap<[u8; 32], String>,
     /// `--max-rate` and `--sync-window`: what the link may carry and when bulk sync runs.
     metering: window::Metering,
+    /// Announcing held commons in the DHT, looking wanted ones up, and the known peers.
+    pub(crate) discovery: discovery::Discovery,
     next_resync: Instant,
     next_snapshot: Instant,
     now: Instant,
@@ -287,6 +294,7 @@ impl<L: LocalState> Service<L> {
             blob_commons: None,
             over_quota: BTreeMap::new(),
             metering: window::Metering::default(),
+            discovery: discovery::Discovery::default(),
             now,
             out: Vec::new(),
         })
@@ -364,7 +372,13 @@ impl<L: LocalState> Service<L> {
                 addr,
                 dialer,
                 dialed,
-            } => self.on_connected(peer, connection, addr, dialer, dialed),
+            } => {
+                if !dialer {
+                    self.discovery
+                        .found(peer, discovery::Found::Incoming, Some(&addr), now);
+                }
+                self.on_connected(peer, connection, addr, dialer, dialed)
+            }
             Input::Closed {
                 peer,
                 connection,
@@ -396,7 +410,14 @@ impl<L: LocalState> Service<L> {
                 });
             }
             Input::Subscribed { peer, topic } => self.on_peer_subscribed(peer, &topic),
-            Input::Discovered(found) => self.on_discovered(found),
+            Input::Discovered(found) => {
+                for (peer, addr) in &found {
+                    self.discovery
+                        .found(*peer, discovery::Found::Mdns, Some(addr), now);
+                }
+                self.on_discovered(found)
+            }
+            Input::Dht(input) => self.on_dht(input),
             Input::Expired(gone) => self.on_expired(gone),
             Input::Ping {
                 peer,
@@ -418,10 +439,14 @@ impl<L: LocalState> Service<L> {
         self.refresh_wanted_blobs();
         self.pump_blobs();
         self.complete_blob_waiters();
-        let wake = self.next_wake().min(
+        self.dht_step();
+        let mut wake = self.next_wake().min(
             self.next_blob_wake()
                 .max(self.now + Duration::from_millis(1)),
         );
+        if let Some(due) = self.discovery.next_due() {
+            wake = wake.min(due.max(self.now + Duration::from_millis(1)));
+        }
         self.out.push(Output::WakeAt(wake));
         std::mem::take(&mut self.out)
     }
@@ -466,6 +491,8 @@ impl<L: LocalState> Service<L> {
     /// Subscribes to the gossip topic of every commons held or wanted; a wanted commons' topic
     /// tells which peers have it (see [`Self::on_peer_subscribed`]).
     fn subscribe_all(&mut self) {
+        // What is held may have changed: the DHT announcements follow at the step's end.
+        self.discovery.dirty = true;
         let held: Vec<CommonsId> = self.local.commons().into_iter().map(|(id, _)| id).collect();
         let wanted: Vec<CommonsId> = self.wanted.iter().copied().collect();
         for commons in held.into_iter().chain(wanted) {
