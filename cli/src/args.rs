@@ -354,6 +354,14 @@ pub struct ServeArgs {
     /// Do not ask the router for port mappings with UPnP (it multicasts on the local network).
     #[arg(long)]
     pub no_upnp: bool,
+    /// Cap what the node sends, and separately what it receives, across all connections:
+    /// 32kbit, 2Mbit (bits per second) or 4KB (bytes per second); turns QUIC off.
+    #[arg(long, value_name = "RATE")]
+    pub max_rate: Option<String>,
+    /// Hours of local time for bulk sync (initial syncs, big catch-ups, attachments), e.g.
+    /// 01:00-05:00 (may wrap midnight); live changes and small catch-ups flow at any hour.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub sync_window: Option<String>,
 }
 
 /// `--json` output switch.

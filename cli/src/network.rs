@@ -71,6 +71,27 @@ fn serve_config(args: &ServeArgs, file: &HomeConfig) -> Result<ServeConfig> {
         (None, None) => None,
     };
     config.reach = reach_config(args, &file.reach);
+    // Metered links: a flag wins over the environment and the file (checked when read).
+    config.max_rate = match (&args.max_rate, &file.max_rate) {
+        (Some(text), _) => Some(
+            text.parse()
+                .map_err(|e: hedgerow_node::net::RateError| anyhow!("--max-rate {e}"))?,
+        ),
+        (None, Some(text)) => Some(
+            text.parse()
+                .map_err(|e: hedgerow_node::net::RateError| anyhow!("max_rate {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    config.sync_window = match (&args.sync_window, &file.sync_window) {
+        (Some(text), _) => Some(text.parse().map_err(
+            |e: hedgerow_node::serve::sync_window::WindowError| anyhow!("--sync-window {e}"),
+        )?),
+        (None, Some(text)) => Some(text.parse().map_err(
+            |e: hedgerow_node::serve::sync_window::WindowError| anyhow!("sync_window {e}"),
+        )?),
+        (None, None) => None,
+    };
     if !args.listen.is_empty() {
         config.listen = parse_addrs("listen", &args.listen)?;
     } else if !file.listen.is_empty() {

@@ -1162,6 +1162,56 @@ pub fn status(value: &Value) {
     if held > 0 {
         println!("held (building on refused changes): {held}");
     }
+    metering(value.get("metering").unwrap_or(&Value::Null));
+}
+
+/// The `--max-rate` and `--sync-window` lines of `status`.
+fn metering(value: &Value) {
+    if let Some(rate) = value.get("max_rate").and_then(Value::as_str) {
+        println!("max rate: {} each way (QUIC off)", line(rate));
+    }
+    let Some(window) = value.get("sync_window").and_then(Value::as_str) else {
+        return;
+    };
+    let secs = |key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let hours = |s: u64| format!("{}h{:02}m", s / 3600, s % 3600 / 60);
+    if value.get("window_open").and_then(Value::as_bool) == Some(true) {
+        println!(
+            "sync window {} (local time): open, closes in {}",
+            line(window),
+            hours(secs("closes_in_secs"))
+        );
+    } else {
+        println!(
+            "sync window {} (local time): closed, opens in {}",
+            line(window),
+            hours(secs("opens_in_secs"))
+        );
+    }
+    for pull in value
+        .get("deferred_pulls")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        println!(
+            "  deferred: {} of commons {} from {}",
+            plural(
+                pull.get("documents").and_then(Value::as_u64).unwrap_or(0),
+                "document"
+            ),
+            s(&pull, "commons"),
+            s(&pull, "peer")
+        );
+    }
+    let blobs = secs("deferred_blobs");
+    if blobs > 0 {
+        println!(
+            "  deferred: {} ({} bytes)",
+            plural(blobs, "attached file"),
+            secs("deferred_blob_bytes")
+        );
+    }
 }
 
 /// Prints a stewarded commons' members.

@@ -91,6 +91,10 @@ pub enum Kind {
     LogFormat,
     /// `farm` or `hub`.
     Role,
+    /// A transfer rate: `32kbit`, `2Mbit`, `4KB`.
+    Rate,
+    /// Hours of local time: `01:00-05:00`.
+    Window,
 }
 
 /// One setting: its key, what it holds and a line about it.
@@ -139,6 +143,17 @@ pub const KEYS: &[Key] = &[
         name: "log_format",
         kind: Kind::LogFormat,
         doc: "serve's log lines: human or json (default human)",
+    },
+    // Metered links and sync windows.
+    Key {
+        name: "max_rate",
+        kind: Kind::Rate,
+        doc: "cap on bytes sent and on bytes received: 32kbit, 2Mbit, 4KB (default none; QUIC off)",
+    },
+    Key {
+        name: "sync_window",
+        kind: Kind::Window,
+        doc: "local hours for bulk sync and attachments, e.g. 01:00-05:00 (default any time)",
     },
     Key {
         name: "files.max_file_bytes",
@@ -320,6 +335,17 @@ fn apply(config: &mut HomeConfig, name: &str, kind: Kind, value: &Value) -> Resu
                 ))
             }
         },
+        Kind::Rate => {
+            let rate = text()?;
+            let parsed: crate::net::MaxRate = rate.parse().map_err(|e| format!("`{name}`: {e}"))?;
+            config.max_rate = Some(parsed.to_string());
+        }
+        Kind::Window => {
+            let window = text()?;
+            let parsed: crate::serve::sync_window::SyncWindow =
+                window.parse().map_err(|e| format!("`{name}`: {e}"))?;
+            config.sync_window = Some(parsed.to_string());
+        }
         Kind::Role => {
             let role = match text()? {
                 "farm" => FetchRole::Farm,
@@ -496,6 +522,7 @@ const HEADER: &str = "# Hedgerow node settings (`hedgerow config show` lists eve
 # Precedence: serve's flags, then HEDGEROW_<KEY> environment variables, then this file.
 # Keys: listen, peers (lists of multiaddresses), mdns (true/false), sync_interval (seconds),
 # max_connections_per_ip, metrics (\"127.0.0.1:9464\"), log_format (\"human\"/\"json\"),
+# max_rate (\"64kbit\"), sync_window (\"01:00-05:00\"),
 # [files] max_file_bytes, commons_quota_bytes, serve_streams_per_peer, serve_bytes_per_peer,
 # serve_window_secs; [fetch] role (\"farm\"/\"hub\"),
 # [fetch.commons] \"COMMONS-ID\" = \"hub\"; [reach] relay, upnp (true/false),
@@ -620,6 +647,12 @@ pub fn to_pairs(config: &HomeConfig) -> Vec<(String, Value)> {
     }
     if let Some(format) = &config.log_format {
         pairs.push(("log_format".to_string(), Value::from(format.as_str())));
+    }
+    if let Some(rate) = &config.max_rate {
+        pairs.push(("max_rate".to_string(), Value::from(rate.as_str())));
+    }
+    if let Some(window) = &config.sync_window {
+        pairs.push(("sync_window".to_string(), Value::from(window.as_str())));
     }
     if config.files.max_file_bytes != defaults.files.max_file_bytes {
         pairs.push((

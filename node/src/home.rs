@@ -144,6 +144,12 @@ pub struct HomeConfig {
     /// NAT traversal: relay server and its limits, UPnP (`[reach]`).
     #[serde(default)]
     pub reach: crate::net::reach::ReachSettings,
+    /// Cap on bytes sent and on bytes received, e.g. `64kbit` (default none).
+    #[serde(default)]
+    pub max_rate: Option<String>,
+    /// Hours of local time for bulk sync, e.g. `01:00-05:00` (default any time).
+    #[serde(default)]
+    pub sync_window: Option<String>,
 }
 
 /// Where a new home's keys come from.

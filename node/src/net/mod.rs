@@ -9,6 +9,7 @@
 //!   addresses.
 //! - [`swarm`]: [`NetConfig`], [`build_swarm`] (TCP + noise + yamux, QUIC) and the libp2p identity
 //!   derived from the device key.
+//! - [`rate_limit`]: `--max-rate`, token buckets pacing every TCP connection's bytes.
 //!
 //! This module only builds the swarm; the actor that owns it and turns its events into the
 //! service's inputs lives in `serve/`.
@@ -16,6 +17,7 @@
 pub mod behaviour;
 pub mod codec;
 pub mod reach;
+pub mod rate_limit;
 pub mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
@@ -23,6 +25,7 @@ pub use codec::{
     ByteCounters, FrameError, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2,
 };
+pub use rate_limit::{MaxRate, RateError};
 pub use swarm::{build_swarm, keypair_from_ed25519_secret, NetConfig, NetError};
 
 use libp2p::gossipsub;

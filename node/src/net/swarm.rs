@@ -1,6 +1,8 @@
 //! Building the libp2p swarm: transports, timeouts, listening, and the node's libp2p identity.
 //!
-//! The transports are TCP (noise + yamux) and QUIC. Every timeout is chosen for links with
+//! The transports are TCP (noise + yamux) and QUIC; with `--max-rate` ([`NetConfig::max_rate`])
+//! TCP's byte stream is paced by [`RateLimited`] and QUIC is off (see [`super::rate_limit`]).
+//! Every timeout is chosen for links with
 //! seconds of latency (radio, satellite, overloaded rural uplinks): a slow peer must not be
 //! declared dead early. The swarm is wrapped in libp2p's bandwidth transport so
 //! [`ByteCounters::transport_bytes`] can report all substream bytes.
@@ -15,7 +17,9 @@ use libp2p::{
 use super::{
     behaviour::Behaviour,
     codec::{ByteCounters, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES},
+    rate_limit::{recv_buffer_bytes, shrink_recv_buffer, MaxRate, RateLimited, RateLimiter},
 };
+use libp2p::core::{muxing::StreamMuxerBox, transport::OptionalTransport, upgrade, Transport};
 
 /// Settings of the libp2p swarm; [`Default`] listens nowhere and has mDNS off.
 #[derive(Clone, Debug)]
@@ -43,6 +47,9 @@ pub struct NetConfig {
     pub max_response_bytes: usize,
     /// NAT traversal: the relay server (a hub) and UPnP; both off by default.
     pub reach: super::reach::ReachConfig,
+    /// Cap on all bytes sent and, separately, all bytes received (`serve --max-rate`); with
+    /// one, QUIC is neither listened on nor dialled.
+    pub max_rate: Option<MaxRate>,
 }
 
 impl Default for NetConfig {
@@ -61,6 +68,7 @@ impl Default for NetConfig {
             max_request_bytes: MAX_REQUEST_BYTES,
             max_response_bytes: MAX_RESPONSE_BYTES,
             reach: super::reach::ReachConfig::default(),
+            max_rate: None,
         }
     }
 }
@@ -129,20 +137,39 @@ pub fn build_swarm(
     let complete = Behaviour::prepare(&keypair, config, counters.clone())?;
     let connection_timeout = config.connection_timeout;
     let quic_idle_ms = u32::try_from(connection_timeout.as_millis()).unwrap_or(u32::MAX);
-    let builder = SwarmBuilder::with_existing_identity(keypair)
+    let limiter = config.max_rate.map(RateLimiter::new);
+    let quic_on = limiter.is_none();
+    let noise = noise::Config::new(&keypair)?;
+    // TCP is built here rather than by `with_tcp` so its stream can be paced under noise.
+    let Ok(builder) = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_quic_config(|mut quic| {
-            quic.handshake_timeout = connection_timeout;
-            quic.max_idle_timeout = quic_idle_ms;
-            quic
-        })
-        // Relayed connections get their own noise and yamux over the circuit.
-        .with_relay_client(noise::Config::new, yamux::Config::default)?;
+        .with_other_transport(|_| {
+            tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .map(move |stream, _| {
+                    if let Some(limiter) = &limiter {
+                        shrink_recv_buffer(&stream.0, recv_buffer_bytes(limiter.rate()));
+                    }
+                    RateLimited::new(stream, limiter.clone())
+                })
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        });
+    let Ok(builder) = builder.with_other_transport(|key| {
+        let mut quic = libp2p::quic::Config::new(key);
+        quic.handshake_timeout = connection_timeout;
+        quic.max_idle_timeout = quic_idle_ms;
+        let transport = libp2p::quic::tokio::Transport::new(quic)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+        match quic_on {
+            true => OptionalTransport::some(transport),
+            false => OptionalTransport::none(),
+        }
+    });
+    // Relayed connections get their own noise and yamux over the circuit (paced too: a
+    // circuit rides on the paced TCP connection to its hub).
+    let builder = builder.with_relay_client(noise::Config::new, yamux::Config::default)?;
     // The builder borrows the registry until `build`, so the whole chain runs under the lock.
     let mut swarm = counters.with_transport_registry(|registry| {
         let Ok(builder) = builder
@@ -154,10 +181,21 @@ pub fn build_swarm(
             .build()
     });
 
-    for addr in &config.listen {
+    let listen: Vec<&Multiaddr> = config
+        .listen
+        .iter()
+        .filter(|addr| {
+            let quic = addr.iter().any(|p| matches!(p, Protocol::QuicV1));
+            if quic && !quic_on {
+                tracing::info!("not listening on {addr}: QUIC is off under --max-rate");
+            }
+            quic_on || !quic
+        })
+        .collect();
+    for addr in &listen {
         check_port_free(addr)?;
     }
-    for addr in &config.listen {
+    for addr in listen {
         swarm
             .listen_on(addr.clone())
             .map_err(|source| NetError::Listen {

@@ -27,6 +27,7 @@ mod sim;
 mod stats;
 mod status;
 mod sync_once;
+pub mod sync_window;
 
 pub use handle::{HandleError, Inbox, NodeHandle};
 pub use libp2p::Multiaddr;
@@ -40,6 +41,7 @@ pub use service::{
     ReservationEvent, Route, Service, ServiceConfig, SyncOrder, BLOB_WAIT, CONNECT_TIMEOUT,
     SNAPSHOT_INTERVAL, SYNC_DEADLINE,
 };
+pub use service::{DeferredPull, MeteringStatus, BULK_DOCS};
 pub use stats::{Counters, ItemRefusal, Refusal, SyncReport};
 pub use status::{
     BlobTransferStatus, ConnectedPeer, HeldCommons, HolePunchStatus, JoinReply, NodeStatus,
@@ -79,6 +81,10 @@ pub struct ServeConfig {
     /// NAT traversal: relay server (`--relay`, off by default) and UPnP (on by default where
     /// a listen address may be private IPv4; `--no-upnp`).
     pub reach: crate::net::reach::ReachConfig,
+    /// Cap on bytes sent and on bytes received, across all connections (`--max-rate`).
+    pub max_rate: Option<crate::net::MaxRate>,
+    /// Hours of the local day for bulk sync (`--sync-window`); none: any time.
+    pub sync_window: Option<sync_window::SyncWindow>,
 }
 
 impl Default for ServeConfig {
@@ -101,6 +107,8 @@ impl Default for ServeConfig {
                 relay: None,
                 upnp: true,
             },
+            max_rate: None,
+            sync_window: None,
         }
     }
 }
@@ -187,6 +195,7 @@ fn start_actor(
         listen,
         mdns: config.mdns,
         reach: config.reach.clone(),
+        max_rate: config.max_rate,
         ..NetConfig::default()
     };
     let swarm = node_swarm(home, &net, &bytes)?;
@@ -245,6 +254,11 @@ fn actor_on(
     )?;
     service.set_blob_serve_limits(limits.serve_limits());
     service.set_relay_server(config.reach.relay.is_some());
+    service.set_metering(
+        config.max_rate,
+        config.sync_window,
+        sync_window::LocalClock::system(),
+    );
     for (addr, how) in listed {
         service.discovery.listed(&addr, how, now);
     }

@@ -35,6 +35,9 @@ pub struct Counters {
     pub peers_banned: u64,
     /// Pulls cut off by a dropped link or a stalled request (they resume).
     pub pulls_interrupted: u64,
+    /// Bulk pulls held outside the sync window (`serve --sync-window`; they resume in it).
+    #[serde(default)]
+    pub pulls_deferred: u64,
     /// Refusals of validly signed content by authors other than the peer that sent it
     /// (counted in `rejected` too, but no offence of that peer).
     pub relayed_refusals: u64,

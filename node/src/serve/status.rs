@@ -46,6 +46,9 @@ pub struct NodeStatus {
     /// Blob transfers of the running node (`/hedgerow/blob/1`).
     #[serde(default)]
     pub blob_transfer: BlobTransferStatus,
+    /// `--max-rate` and `--sync-window`: the cap, the window and what waits for it.
+    #[serde(default)]
+    pub metering: super::MeteringStatus,
     /// Reachability: AutoNAT's verdict, relay reservations, hole punches.
     #[serde(default)]
     pub reach: ReachStatus,

@@ -118,6 +118,9 @@ impl<L: LocalState> Service<L> {
 
     /// Starts what is wanted and fills every peer's request slots.
     pub(super) fn pump_blobs(&mut self) {
+        if self.blobs_wait_for_window() {
+            return;
+        }
         let connected = self.connected_peers();
         self.blobs.set_connected(&connected);
         let (outputs, finished) = self.blobs.pump(&mut self.local, self.now);
@@ -202,7 +205,11 @@ impl<L: LocalState> Service<L> {
     pub(super) fn next_blob_wake(&self) -> Instant {
         let mut at = self.next_blob_refresh.unwrap_or(self.now + INTERRUPTED_TTL);
         if self.blobs.wanted() > 0 {
-            at = at.min(self.now + BLOB_RETRY);
+            let retry = match self.blobs_wait_for_window() {
+                true => self.window_opens_at().unwrap_or(self.now + BLOB_RETRY),
+                false => self.now + BLOB_RETRY,
+            };
+            at = at.min(retry);
         }
         for waiter in &self.blob_waiters {
             at = at.min(waiter.deadline);

@@ -277,6 +277,7 @@ impl<L: LocalState> Service<L> {
             blobs: self.blobs_held_and_wanted(),
             blob_transfer: self.blob_status(),
             reach: self.reach.status(),
+            metering: self.metering_status(),
         }
     }
 }

@@ -138,9 +138,11 @@ impl<L: LocalState> Service<L> {
         for commons in stale {
             self.interrupt_pull(peer, commons, "connection closed");
         }
-        // Retries are for connections that stayed up.
-        self.pulls
-            .retain(|(p, _), pull| *p != peer || !matches!(pull, Pull::Again(_)));
+        // Retries are for connections that stayed up; a pull deferred to the sync window
+        // lists again on the next connection.
+        self.pulls.retain(|(p, _), pull| {
+            *p != peer || !matches!(pull, Pull::Again(_) | Pull::Deferred(_))
+        });
         for ((p, _), pull) in self.pulls.iter_mut() {
             if *p == peer {
                 if let Pull::Interrupted { retry, .. } = pull {

@@ -42,6 +42,7 @@ use libp2p::swarm::ConnectionId;
 use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
+pub use window::{DeferredPull, MeteringStatus, BULK_DOCS};
 
 mod answering;
 mod blob_io;
@@ -54,6 +55,7 @@ mod private;
 mod pulls;
 mod reach;
 mod timers;
+mod window;
 
 pub use reach::{Nat, ReservationEvent, Route};
 
@@ -138,12 +140,14 @@ enum Pull {
     Postponed(Option<(PullSession, Instant)>),
     /// Finished with more listed than one pull queues: runs again at this time.
     Again(Instant),
+    /// Bulk, outside the sync window: its queue waits for the window to open.
+    Deferred(PullSession),
 }
 
 impl Pull {
     /// Whether a `hedgerow sync` waits for it.
     fn unfinished(&self) -> bool {
-        !matches!(self, Pull::Again(_))
+        !matches!(self, Pull::Again(_) | Pull::Deferred(_))
     }
 
     /// The session kept for resuming, if any.
@@ -247,6 +251,8 @@ pub struct Service<L> {
     over_quota: BTreeMap<[u8; 32], String>,
     /// How each connection reaches its peer, AutoNAT's verdict, relay reservations.
     reach: reach::Reach,
+    /// `--max-rate` and `--sync-window`: what the link may carry and when bulk sync runs.
+    metering: window::Metering,
     /// Announcing held commons in the DHT, looking wanted ones up, and the known peers.
     pub(crate) discovery: discovery::Discovery,
     next_resync: Instant,
@@ -295,6 +301,7 @@ impl<L: LocalState> Service<L> {
             blob_commons: None,
             over_quota: BTreeMap::new(),
             reach: reach::Reach::default(),
+            metering: window::Metering::default(),
             discovery: discovery::Discovery::default(),
             now,
             out: Vec::new(),
@@ -495,6 +502,7 @@ impl<L: LocalState> Service<L> {
                         .map_or(self.now, |f| f + FETCH_QUIET),
                 ),
                 Pull::Running(_) => None,
+                Pull::Deferred(_) => self.window_opens_at(),
             };
             if let Some(due) = due {
                 at = at.min(due);

@@ -9,8 +9,11 @@ impl<L: LocalState> Service<L> {
     /// interrupted pull resumes from where it stopped.
     pub(super) fn start_pull(&mut self, peer: PeerId, commons: CommonsId) {
         let key = (peer, commons);
-        if matches!(self.pulls.get(&key), Some(Pull::Running(_))) {
-            return;
+        match self.pulls.get(&key) {
+            Some(Pull::Running(_)) => return,
+            // Held for the sync window; the window's opening resumes it.
+            Some(Pull::Deferred(_)) if !self.window_open() => return,
+            _ => {}
         }
         let budget = self.peer.entry(peer).or_default().link.budget();
         let v2 = self.peer.get(&peer).is_some_and(|p| p.sync_v2);
@@ -18,6 +21,7 @@ impl<L: LocalState> Service<L> {
         let resumed = match self.pulls.remove(&key) {
             Some(Pull::Interrupted { session, since, .. })
             | Some(Pull::Postponed(Some((session, since)))) => Some((session, since)),
+            Some(Pull::Deferred(session)) => Some((session, self.now)),
             _ => None,
         };
         let queued: HashSet<IdPrefix> = resumed
@@ -80,7 +84,11 @@ impl<L: LocalState> Service<L> {
             .and_then(|p| p.fetched_at)
             .is_some_and(|at| now.saturating_duration_since(at) < CATCHING_UP);
         let key = (peer, commons);
-        if catching_up && !matches!(self.pulls.get(&key), Some(Pull::Running(_))) {
+        let held = matches!(
+            self.pulls.get(&key),
+            Some(Pull::Running(_) | Pull::Deferred(_))
+        );
+        if catching_up && !held {
             let resume = match self.pulls.remove(&key) {
                 Some(Pull::Interrupted { session, since, .. })
                 | Some(Pull::Postponed(Some((session, since)))) => Some((session, since)),
@@ -149,6 +157,11 @@ impl<L: LocalState> Service<L> {
 
     pub(super) fn follow(&mut self, peer: PeerId, commons: CommonsId, step: PullStep) {
         match step {
+            PullStep::Send(SyncRequest::Fetch { .. })
+                if self.must_wait_for_window(peer, commons) =>
+            {
+                self.defer_pull(peer, commons)
+            }
             PullStep::Send(request) => self.send(peer, commons, request),
             PullStep::Done => self.finish_pull(peer, commons, "synced"),
         }
@@ -164,6 +177,7 @@ impl<L: LocalState> Service<L> {
     /// Ends a pull for good: it completed, or the peer refused it.
     pub(super) fn finish_pull(&mut self, peer: PeerId, commons: CommonsId, outcome: &str) {
         let key = (peer, commons);
+        self.forget_bulk(peer, commons);
         let session = match self.pulls.remove(&key) {
             Some(Pull::Running(session)) => Some(session),
             _ => None,
@@ -353,6 +367,7 @@ impl<L: LocalState> Service<L> {
         };
         if matches!(response, SyncResponse::Inventory { .. }) {
             self.note_queued_wants();
+            self.judge_listing(peer, commons);
         }
         self.follow(peer, commons, step);
     }
@@ -470,7 +485,7 @@ impl<L: LocalState> Service<L> {
         self.pulls
             .values()
             .map(|pull| match pull {
-                Pull::Running(session) => session.queued(),
+                Pull::Running(session) | Pull::Deferred(session) => session.queued(),
                 other => other.kept().map_or(0, PullSession::queued),
             })
             .sum()

@@ -24,6 +24,7 @@ impl<L: LocalState> Service<L> {
             }
         }
         self.retry_due();
+        self.resume_deferred();
         self.dial_due();
         self.complete_waiters();
     }
