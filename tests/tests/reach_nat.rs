@@ -213,6 +213,65 @@ fn farms_that_cannot_route_to_each_other_sync_through_the_hubs_relay() {
 }
 
 /// ```text
+///   farm A --- [hub: relay, DHT, no commons] --- farm B
+/// ```
+/// Farm B knows only the hub's address and the commons' id: it finds farm A as a holder of the
+/// commons through the DHT (A announced it to the hub), dials A by peer id at the relayed
+/// address the DHT handed on, and syncs the commons over the relay.
+#[test]
+fn a_farm_knowing_only_the_hub_finds_the_commons_via_the_dht_and_syncs_over_the_relay() {
+    let Some(net) = HubAndFarms::plain_or_skip("relay-dht") else {
+        return;
+    };
+    let hub = hub(&net);
+    let a = TestHome::init("Ada");
+    let commons = id(&a.json(&["commons", "create", "Open Tools"]));
+    a.json(&["design", "new", "Roller crimper"]);
+    let a = ServeNode::start_with(a, net.farm_options(0, vec![hub.multiaddr()]));
+    // A is reachable through the hub before B asks the DHT.
+    relayed_addr(&a, &hub);
+
+    let b = TestHome::init("Ben");
+    b.json(&["commons", "join", &commons]);
+    let b = ServeNode::start_with(b, net.farm_options(1, vec![hub.multiaddr()]));
+    let got = wait_for(Duration::from_secs(45), || {
+        design_names(&b)
+            .contains(&"Roller crimper".to_string())
+            .then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "farm B never got the commons through the DHT and the relay: {}\n{}",
+        b.home.json(&["peers"]),
+        b.log()
+    );
+    let peers = b.home.json(&["peers"]);
+    let row = peers["peers"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["peer"] == a.peer_id()))
+        .cloned()
+        .unwrap_or_else(|| panic!("farm A is not among B's peers: {peers}"));
+    assert!(
+        row["found"]
+            .as_array()
+            .is_some_and(|how| how.iter().any(|h| h == "dht")),
+        "B found A some other way than the DHT: {row}"
+    );
+    let reached = row_reached(&b, a.peer_id());
+    assert!(
+        reached == "relayed" || reached == "hole-punched",
+        "B reaches A as {reached}"
+    );
+}
+
+/// How `node` reaches `peer` now (`relayed`, `direct`, `hole-punched`), or "" when not connected.
+fn row_reached(node: &ServeNode, peer: &str) -> String {
+    row(node, peer)
+        .and_then(|r| r["reached"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// ```text
 ///   farm A - NAT A --- [hub: relay, forwarding] --- NAT B - farm B
 /// ```
 /// Each farm behind its own masquerading NAT: they sync through the relay, and DCUtR tries a

@@ -16,8 +16,8 @@
 
 pub mod behaviour;
 pub mod codec;
-pub mod reach;
 pub mod rate_limit;
+pub mod reach;
 pub mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};

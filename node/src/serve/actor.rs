@@ -563,12 +563,15 @@ impl Actor {
                 let id = kad.get_providers(kad::RecordKey::new(&key));
                 self.lookups.insert(id, key);
             }
-            DhtOutput::DialPeer(peer) => {
+            DhtOutput::DialPeer { peer, via } => {
                 // By id: the addresses come from the routing table and from the lookup that
                 // named the peer (kad answers the swarm's question at once, while the lookup's
-                // addresses are still known), and from any other part that knows it (a relay).
+                // addresses are still known), plus the relayed ones through our hubs; the swarm
+                // tries them side by side.
                 let opts = DialOpts::peer_id(peer)
                     .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(via)
+                    .extend_addresses_through_behaviour()
                     .build();
                 if let Err(e) = self.swarm.dial(opts) {
                     tracing::debug!("cannot dial {peer} found in the DHT: {e}");

@@ -99,8 +99,15 @@ pub enum DhtOutput {
     StopProviding([u8; 32]),
     /// Looks up the providers of the key.
     FindProviders([u8; 32]),
-    /// Dials a peer by id, at the addresses the DHT knows for it.
-    DialPeer(PeerId),
+    /// Dials a peer by id, at the addresses the DHT knows for it and through each relay hub
+    /// this node is connected to (`via`: a holder behind NAT is reachable only that way, and
+    /// the address it announced may be its private one).
+    DialPeer {
+        /// The holder.
+        peer: PeerId,
+        /// Relayed addresses of the holder through our hubs (`.../p2p/HUB/p2p-circuit/p2p/PEER`).
+        via: Vec<Multiaddr>,
+    },
 }
 
 /// How a known peer was found.
@@ -324,6 +331,16 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// The first IP address in `addr`: for a relayed one, the hub's (unlike the connection
+/// limits' `ip_of`, which leaves relayed addresses out of per-address counting).
+fn first_ip(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
+    })
+}
+
 /// Which of a peer's reported listen addresses may enter the routing table (and so be handed
 /// to other nodes), given the address we reach it at (`via`): at most [`MAX_ADDRS_PER_PEER`]
 /// of them, each without its `/p2p/` suffix, with an IP and a transport; never unspecified,
@@ -331,10 +348,10 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 /// (nodes on one machine, the tests), since elsewhere it names the wrong machine. Relayed
 /// addresses (`/p2p-circuit`) pass: they are how a node behind NAT is reached.
 pub fn routable_addrs(listen: &[Multiaddr], via: Option<&Multiaddr>) -> Vec<Multiaddr> {
-    let via_loopback = via.and_then(ip_of).is_some_and(|ip| ip.is_loopback());
+    let via_loopback = via.and_then(first_ip).is_some_and(|ip| ip.is_loopback());
     let mut out: Vec<Multiaddr> = Vec::new();
     for addr in listen {
-        let Some(ip) = ip_of(addr) else { continue };
+        let Some(ip) = first_ip(addr) else { continue };
         let transport = addr
             .iter()
             .any(|p| matches!(p, Protocol::Tcp(_) | Protocol::Udp(_)));
@@ -428,7 +445,9 @@ impl<L: LocalState> Service<L> {
                         continue;
                     }
                     tracing::info!("dialling {peer}, a holder of {commons} found in the DHT");
-                    self.out.push(Output::Dht(DhtOutput::DialPeer(peer)));
+                    let via = self.relayed_dial_addrs(peer);
+                    self.out
+                        .push(Output::Dht(DhtOutput::DialPeer { peer, via }));
                 }
                 if done {
                     if let Some(entry) = self.discovery.lookups.get_mut(&commons) {
@@ -780,7 +799,7 @@ mod tests {
         });
         assert_eq!(
             dht(&service.handle(found, now)),
-            [DhtOutput::DialPeer(holder)]
+            [DhtOutput::DialPeer { peer: holder, .. }]
         );
         let reply = service.peers_reply();
         assert_eq!(reply.dht.lookups[0].holders, 1);

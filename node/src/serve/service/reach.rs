@@ -240,6 +240,27 @@ impl<L: LocalState> Service<L> {
         }
     }
 
+    /// `target`'s relayed addresses through every relay hub we dialed: how a node behind NAT
+    /// that announced only its private address is reached.
+    pub(super) fn relayed_dial_addrs(&self, target: PeerId) -> Vec<Multiaddr> {
+        let mut out = Vec::new();
+        for hub in &self.reach.hubs {
+            let dialed = self
+                .reach
+                .links
+                .values()
+                .find(|l| l.peer == *hub && l.dialed.is_some())
+                .and_then(|l| l.dialed.clone());
+            if let Some(addr) = dialed {
+                let addr = circuit_listen_addr(&addr, *hub).with(Protocol::P2p(target));
+                if !out.contains(&addr) {
+                    out.push(addr);
+                }
+            }
+        }
+        out
+    }
+
     /// Asks for a slot on every hub we dialed and hold none on, when we want them.
     fn reserve_on_hubs(&mut self) {
         if !self.reach.wants_relay() {
