@@ -304,10 +304,15 @@ impl Replicas {
                     }
                     Some(fork.parent)
                 }
-                None if self.store().summary(&other)?.is_some_and(|s| s.changes > 0) => {
-                    self.declared_parent(&other)?
-                }
-                None => None,
+                // From the listing facts: a design page's lineage must not load every design
+                // of the commons (the replica cache holds a few hundred).
+                None => match self.store().summary(&other)? {
+                    Some(summary) if summary.changes > 0 => {
+                        self.listing_facts(&other, &summary.heads, DocKind::Design)?
+                            .derivative_of
+                    }
+                    _ => None,
+                },
             };
             if let Some(parent) = parent {
                 parents.insert(other, parent);

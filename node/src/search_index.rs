@@ -1,5 +1,5 @@
-//! What a node remembers of each document for listings: the fields a search reads, and a
-//! note's target and parent, keyed by the document's heads.
+//! What a node remembers of each document for listings: the fields a search reads, a note's
+//! target and parent, a design's declared parent, keyed by the document's heads.
 //!
 //! A filtered listing used to load every document of the commons, and the replica cache holds
 //! only [`crate::replicas::MAX_CACHED_REPLICAS`], so each search at a few hundred designs
@@ -27,6 +27,8 @@ pub struct IndexEntry {
     pub target: Option<DocId>,
     /// A note's parent note, when it answers one.
     pub reply_to: Option<DocId>,
+    /// The design a design says it derives from (its `derivative_of`), for lineage.
+    pub derivative_of: Option<DocId>,
 }
 
 /// Listing facts per document, read once per version.
@@ -57,6 +59,7 @@ impl SearchIndex {
             fields: SearchFields::read(doc, kind),
             target: facts::note_target(doc),
             reply_to: facts::note_reply_to(doc),
+            derivative_of: facts::derivative_of(doc),
         };
         self.reads += 1;
         let bytes = entry.fields.text_bytes();

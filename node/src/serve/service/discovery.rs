@@ -799,7 +799,10 @@ mod tests {
         });
         assert_eq!(
             dht(&service.handle(found, now)),
-            [DhtOutput::DialPeer { peer: holder, .. }]
+            [DhtOutput::DialPeer {
+                peer: holder,
+                via: Vec::new()
+            }]
         );
         let reply = service.peers_reply();
         assert_eq!(reply.dht.lookups[0].holders, 1);
