@@ -1327,7 +1327,7 @@ mod tests {
         let designs = MAX_CACHED_REPLICAS + 20;
         let mut ids = Vec::new();
         for n in 0..designs {
-            let design = NewDocument::new(DocKind::Design, &format!("Tool {n}"));
+            let design = NewDocument::new(DocKind::Design, format!("Tool {n}"));
             let id = alice.create_doc(commons, &design, &[]).expect("doc");
             if n % 10 == 0 {
                 alice
