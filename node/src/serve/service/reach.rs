@@ -240,17 +240,21 @@ impl<L: LocalState> Service<L> {
         }
     }
 
+    /// The address we dialed `hub` at, if we dialed it (a relayed address goes through it).
+    fn dialed_addr(&self, hub: &PeerId) -> Option<Multiaddr> {
+        self.reach
+            .links
+            .values()
+            .find(|l| l.peer == *hub && l.dialed.is_some())
+            .and_then(|l| l.dialed.clone())
+    }
+
     /// `target`'s relayed addresses through every relay hub we dialed: how a node behind NAT
     /// that announced only its private address is reached.
     pub(super) fn relayed_dial_addrs(&self, target: PeerId) -> Vec<Multiaddr> {
         let mut out = Vec::new();
         for hub in &self.reach.hubs {
-            let dialed = self
-                .reach
-                .links
-                .values()
-                .find(|l| l.peer == *hub && l.dialed.is_some())
-                .and_then(|l| l.dialed.clone());
+            let dialed = self.dialed_addr(hub);
             if let Some(addr) = dialed {
                 let addr = circuit_listen_addr(&addr, *hub).with(Protocol::P2p(target));
                 if !out.contains(&addr) {
@@ -271,12 +275,7 @@ impl<L: LocalState> Service<L> {
             if self.reach.reservations.contains_key(hub) {
                 continue;
             }
-            let dialed = self
-                .reach
-                .links
-                .values()
-                .find(|l| l.peer == *hub && l.dialed.is_some())
-                .and_then(|l| l.dialed.clone());
+            let dialed = self.dialed_addr(hub);
             if let Some(addr) = dialed {
                 asks.push((*hub, circuit_listen_addr(&addr, *hub)));
             }
