@@ -519,7 +519,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
 ///           (the hub does not forward: the farms reach the hub, never each other)
 ///
 ///   nat:    farm A 192.168.1.2 - NAT A 10.48.1.2 --- [hub, forwarding] --- 10.48.2.2 NAT B - 192.168.2.2 farm B
-///           (each NAT masquerades: the farms dial out, nothing dials in)
+///           (each NAT masquerades, keeping a farm's source port while it is free, and drops
+///           what nobody inside asked for, like a home router: the farms dial out, nothing
+///           dials in, and a hole punch can open a path between them)
 /// ```
 ///
 /// The hub listens on 10.48.0.1 (on its loopback, routed from both sides); a farm dials it
@@ -681,9 +683,26 @@ impl HubAndFarms {
                         net.iptables = Some(tool.to_string());
                     }
                 }
+                let tool = net.iptables.clone().unwrap_or_default();
+                for rule in nat_filter_rules(&out_end) {
+                    let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
+                    in_ns(&outer, &tool, &rule)?;
+                }
             }
         }
         Ok(net)
+    }
+
+    /// Packets the WAN side of NAT `i` (0: A, 1: B) dropped as unsolicited, to the NAT
+    /// itself and through it (the DROP rules of [`nat_filter_rules`]); 0 without NATs.
+    pub fn nat_dropped(&self, i: usize) -> u64 {
+        let (Some(ns), Some(tool)) = (self.names.get(3 + i), &self.iptables) else {
+            return 0;
+        };
+        ["INPUT", "FORWARD"]
+            .iter()
+            .map(|chain| dropped_packets(ns, tool, chain))
+            .sum()
     }
 
     /// The hub's namespace.
@@ -745,6 +764,47 @@ impl Drop for HubAndFarms {
             let _ = ip(&["netns", "delete", name]);
         }
     }
+}
+
+/// What a home router does besides masquerading: on its WAN side (`wan`) it lets in, to
+/// itself (INPUT) or through it (FORWARD), only packets of connections a farm opened
+/// (conntrack ESTABLISHED or RELATED) and silently drops the rest.
+///
+/// Without these rules the NAT namespace's own stack answers an unsolicited SYN to its outer
+/// address with a RST. A DCUtR hole punch needs the opposite: both farms dial each other at
+/// once, so one farm's SYN reaches the other's NAT before that NAT has seen its own farm's SYN
+/// go out. A router that sends RST kills the attempt at once ("Connection refused", three
+/// times in a few milliseconds, then "Giving up after 3 dial attempts"); one that drops it
+/// leaves the outgoing SYN to open the mapping and the peer's SYN (or its retransmission) to
+/// pass through it: a TCP simultaneous open. Dropped packets are also never confirmed in
+/// conntrack, so they cannot take the port the outgoing SYN is masqueraded to.
+fn nat_filter_rules(wan: &str) -> Vec<Vec<String>> {
+    let mut rules = Vec::new();
+    for chain in ["INPUT", "FORWARD"] {
+        for tail in [
+            &["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"][..],
+            &["-j", "DROP"][..],
+        ] {
+            let mut rule: Vec<String> = ["-A", chain, "-i", wan].map(String::from).to_vec();
+            rule.extend(tail.iter().map(|s| s.to_string()));
+            rules.push(rule);
+        }
+    }
+    rules
+}
+
+/// The packets the DROP rule of `chain` in `ns` dropped (`iptables -L CHAIN -v -n -x`).
+fn dropped_packets(ns: &str, tool: &str, chain: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, tool, "-L", chain, "-v", "-n", "-x"])
+        .stdin(Stdio::null())
+        .output();
+    let Ok(out) = out else { return 0 };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.split_whitespace().nth(2) == Some("DROP"))
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A veth pair with one end in each namespace.
