@@ -109,6 +109,23 @@ pub fn upnp_may_search(listen: &[Multiaddr]) -> bool {
     })
 }
 
+/// Whether a hub may announce `addr`, one of its listen addresses, as an address others reach
+/// it at: not loopback (127.0.0.0/8, `::1`: every machine's own), not unspecified, not relayed.
+/// A hub listening on the wildcard hears of its loopback address like any other, and would
+/// otherwise hand it to every farm that reserves a slot (each then listing
+/// `/ip4/127.0.0.1/.../p2p-circuit`, which dials the farm's own machine).
+pub fn may_be_external(addr: &Multiaddr) -> bool {
+    if is_relayed(addr) {
+        return false;
+    }
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => !ip.is_loopback() && !ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => !ip.is_loopback() && !ip.is_unspecified(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
 /// The relay a relayed address goes through: the peer id before `/p2p-circuit`.
 pub fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
     let mut relay = None;
@@ -162,6 +179,31 @@ mod tests {
             addr("/ip4/192.168.1.20/tcp/4717")
         ]));
         assert!(upnp_may_search(&[addr("/ip4/10.0.0.2/udp/4717/quic-v1")]));
+    }
+
+    /// Loopback and unspecified addresses, v4 and v6, and relayed ones are never announced;
+    /// private, public and DNS ones are.
+    #[test]
+    fn a_hub_announces_no_loopback_address_as_external() {
+        for text in [
+            "/ip4/127.0.0.1/tcp/4717",
+            "/ip4/127.8.9.10/udp/4717/quic-v1",
+            "/ip6/::1/tcp/4717",
+            "/ip4/0.0.0.0/tcp/4717",
+            "/ip6/::/tcp/4717",
+            "/ip4/10.0.0.1/tcp/4717/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE/p2p-circuit",
+        ] {
+            assert!(!may_be_external(&addr(text)), "{text}");
+        }
+        for text in [
+            "/ip4/10.48.0.1/tcp/4717",
+            "/ip4/192.168.1.20/udp/4717/quic-v1",
+            "/ip4/203.0.113.5/tcp/4717",
+            "/ip6/2001:db8::1/tcp/4717",
+            "/dns4/hub.example.org/tcp/4717",
+        ] {
+            assert!(may_be_external(&addr(text)), "{text}");
+        }
     }
 
     #[test]

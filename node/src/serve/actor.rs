@@ -224,6 +224,23 @@ impl Actor {
                     });
                 }
             },
+            Output::StopListeningVia { relay } => {
+                let listeners: Vec<_> = self
+                    .relay_listeners
+                    .iter()
+                    .filter(|(_, r)| **r == relay)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for listener in listeners {
+                    // Forgotten first: its `ListenerClosed` is not a reservation that ended.
+                    self.relay_listeners.remove(&listener);
+                    self.swarm.remove_listener(listener);
+                }
+            }
+            // libp2p's relay serves, and tells reserving peers, only confirmed external
+            // addresses.
+            Output::AddExternal(addr) => self.swarm.add_external_address(addr),
+            Output::RemoveExternal(addr) => self.swarm.remove_external_address(&addr),
             Output::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
@@ -246,16 +263,7 @@ impl Actor {
     /// Translates one swarm event.
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         let input = match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                // A hub is reachable where it listens (that is what makes it a hub); libp2p's
-                // relay serves, and tells reserving peers, only confirmed external addresses.
-                if self.swarm.behaviour().relay.is_enabled()
-                    && !crate::net::reach::is_relayed(&address)
-                {
-                    self.swarm.add_external_address(address.clone());
-                }
-                Input::Listening(address)
-            }
+            SwarmEvent::NewListenAddr { address, .. } => Input::Listening(address),
             SwarmEvent::ListenerClosed {
                 listener_id,
                 reason,

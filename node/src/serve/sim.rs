@@ -365,7 +365,10 @@ impl Sim {
                 self.schedule(delay, delivery);
             }
             // Relays are not simulated; `reach_*` tests below read this output directly.
-            Output::ListenVia { .. } => {}
+            Output::ListenVia { .. }
+            | Output::StopListeningVia { .. }
+            | Output::AddExternal(_)
+            | Output::RemoveExternal(_) => {}
             Output::Disconnect(peer) => {
                 if let Some(j) = self.index_of(&peer) {
                     self.schedule(Duration::ZERO, Delivery::Close(i, j));
@@ -1515,6 +1518,113 @@ fn reach_a_farm_reserves_a_slot_on_a_relay_hub_it_dialed_unless_it_is_public() {
     // Private again: it reserves on the hub it knows.
     let private = service.handle(Input::Nat(Nat::Private), now);
     assert_eq!(listen_vias(&private).len(), 1);
+}
+
+/// What `status` shows of `service`'s reach.
+fn reach_status(
+    service: &mut Service<Replicas>,
+    now: Instant,
+) -> crate::serve::status::ReachStatus {
+    let outputs = service.handle(Input::Command(901, Command::Status), now);
+    outputs
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Reply(_, Reply::Status(status)) => Some(status.reach),
+            _ => None,
+        })
+        .expect("status")
+}
+
+/// A farm holding a reservation that AutoNAT then finds public drops it (its relayed
+/// listener is closed, `status` lists no reservation) and asks for none when the hub
+/// identifies again; found private again, it reserves anew.
+#[test]
+fn reach_a_farm_found_public_drops_its_reservations() {
+    use super::service::{Nat, ReservationEvent};
+    let mut sim = Sim::new(2, 14);
+    sim.start();
+    let hub_addr = sim.nodes[1].addr.clone();
+    sim.connect(0, 1, Some(hub_addr));
+    let hub = sim.nodes[1].peer;
+    let now = sim.now;
+    let service = &mut sim.nodes[0].service;
+    let identified = || Input::Identified {
+        peer: hub,
+        relay: true,
+    };
+    assert_eq!(listen_vias(&service.handle(identified(), now)).len(), 1);
+    service.handle(
+        Input::Reservation {
+            relay: hub,
+            event: ReservationEvent::Accepted,
+        },
+        now,
+    );
+    assert!(reach_status(service, now).reservations[0].active);
+
+    let public: Multiaddr = "/ip4/198.51.100.7/tcp/4717".parse().expect("addr");
+    let dropped = service.handle(Input::Nat(Nat::Public(public)), now);
+    let stopped: Vec<PeerId> = dropped
+        .iter()
+        .filter_map(|o| match o {
+            Output::StopListeningVia { relay } => Some(*relay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped, [hub], "{dropped:?}");
+    let reach = reach_status(service, now);
+    assert_eq!(reach.nat, "public");
+    assert!(reach.reservations.is_empty(), "{:?}", reach.reservations);
+    assert!(listen_vias(&service.handle(identified(), now)).is_empty());
+
+    let private = service.handle(Input::Nat(Nat::Private), now);
+    assert_eq!(listen_vias(&private).len(), 1, "{private:?}");
+    assert!(!private
+        .iter()
+        .any(|o| matches!(o, Output::StopListeningVia { .. })));
+}
+
+/// A hub announces its listen addresses as external, loopback ones excepted (IPv4 and IPv6),
+/// and withdraws one it stops listening on; a node that is no hub announces none.
+#[test]
+fn reach_a_hub_announces_its_listen_addresses_except_loopback() {
+    let mut sim = Sim::new(2, 15);
+    sim.start();
+    let now = sim.now;
+    let addr = |text: &str| -> Multiaddr { text.parse().expect("addr") };
+    let announced = |outputs: &[Output]| -> Vec<String> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::AddExternal(a) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let hub = &mut sim.nodes[0].service;
+    hub.set_relay_server(true);
+    let mut external = Vec::new();
+    for text in [
+        "/ip4/127.0.0.1/tcp/4717",
+        "/ip6/::1/tcp/4717",
+        "/ip4/10.48.0.1/tcp/4717",
+        "/ip4/127.0.0.1/udp/4717/quic-v1",
+    ] {
+        external.extend(announced(&hub.handle(Input::Listening(addr(text)), now)));
+    }
+    assert_eq!(external, ["/ip4/10.48.0.1/tcp/4717"]);
+    let loopback_closed = hub.handle(Input::ListenClosed(addr("/ip4/127.0.0.1/tcp/4717")), now);
+    assert!(!loopback_closed
+        .iter()
+        .any(|o| matches!(o, Output::RemoveExternal(_))));
+    let closed = hub.handle(Input::ListenClosed(addr("/ip4/10.48.0.1/tcp/4717")), now);
+    assert!(closed
+        .iter()
+        .any(|o| matches!(o, Output::RemoveExternal(a) if *a == addr("/ip4/10.48.0.1/tcp/4717"))));
+
+    let farm = &mut sim.nodes[1].service;
+    let listening = farm.handle(Input::Listening(addr("/ip4/10.48.1.2/tcp/4717")), now);
+    assert!(announced(&listening).is_empty(), "{listening:?}");
 }
 
 /// Relayed connections carry the hub's address, shared by everyone it relays: many of them

@@ -364,6 +364,17 @@ pub enum Output {
         /// The relayed listen address.
         addr: Multiaddr,
     },
+    /// Stops listening through a hub's relay ([`Output::ListenVia`]): the reservation is
+    /// dropped (no [`Input::Reservation`] follows).
+    StopListeningVia {
+        /// The hub.
+        relay: PeerId,
+    },
+    /// Announces a listen address as one others can reach this node at (a hub's; see
+    /// [`crate::net::reach::may_be_external`]).
+    AddExternal(Multiaddr),
+    /// Withdraws an address [`Output::AddExternal`] announced.
+    RemoveExternal(Multiaddr),
     /// Closes every connection to a peer.
     Disconnect(PeerId),
     /// Closes one connection.

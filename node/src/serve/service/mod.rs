@@ -376,9 +376,13 @@ impl<L: LocalState> Service<L> {
         match input {
             Input::Listening(addr) => {
                 tracing::info!("listening on {addr}");
+                self.reach_listening(&addr);
                 self.listen.push(addr);
             }
-            Input::ListenClosed(addr) => self.listen.retain(|a| *a != addr),
+            Input::ListenClosed(addr) => {
+                self.reach_listen_closed(&addr);
+                self.listen.retain(|a| *a != addr);
+            }
             Input::Connected {
                 peer,
                 connection,

@@ -6,7 +6,11 @@
 //! does not know yet reserves: AutoNAT needs peers at public addresses, and a farm whose only
 //! peer is its hub would otherwise never be reachable). A reservation lasts while the hub's
 //! connection does; the next identify of the hub after it ends asks again, so nothing retries
-//! in a loop.
+//! in a loop. A node AutoNAT later finds public drops its reservations, and reserves again if
+//! it stops being so.
+//!
+//! A hub announces its listen addresses as external ones, except those nobody else can dial
+//! ([`crate::net::reach::may_be_external`]: loopback, relayed).
 
 use super::*;
 use crate::net::reach::circuit_listen_addr;
@@ -86,6 +90,8 @@ pub(crate) struct Reach {
     reservations: BTreeMap<PeerId, Reservation>,
     /// Whether this node serves as a relay itself.
     pub(crate) relay_server: bool,
+    /// Listen addresses announced as external ([`Output::AddExternal`]), on a hub only.
+    external: Vec<Multiaddr>,
     hole_punches_succeeded: u64,
     hole_punches_failed: u64,
     last_hole_punch_failure: Option<String>,
@@ -193,11 +199,49 @@ impl<L: LocalState> Service<L> {
         self.reserve_on_hubs();
     }
 
-    /// AutoNAT changed its mind about this node.
+    /// AutoNAT changed its mind about this node: found public, it drops its reservations
+    /// (others dial it directly, and each slot it held is one a farm behind NAT could use);
+    /// otherwise it reserves on the hubs it knows.
     pub(super) fn on_nat(&mut self, nat: Nat) {
         tracing::info!("reachability from outside: {nat:?}");
         self.reach.nat = nat;
-        self.reserve_on_hubs();
+        if self.reach.wants_relay() {
+            self.reserve_on_hubs();
+        } else {
+            self.drop_reservations();
+        }
+    }
+
+    /// Gives up every reservation (asked for or held).
+    fn drop_reservations(&mut self) {
+        for (relay, reservation) in std::mem::take(&mut self.reach.reservations) {
+            tracing::info!(
+                "reachable from outside: dropping the relay slot on {relay} ({})",
+                reservation.addr
+            );
+            self.out.push(Output::StopListeningVia { relay });
+        }
+    }
+
+    /// A new listen address: a hub announces it as external (that is what makes it a hub, and
+    /// libp2p's relay serves only with one) unless nobody else could dial it there.
+    pub(super) fn reach_listening(&mut self, addr: &Multiaddr) {
+        if !self.reach.relay_server || !crate::net::reach::may_be_external(addr) {
+            return;
+        }
+        if !self.reach.external.contains(addr) {
+            self.reach.external.push(addr.clone());
+            self.out.push(Output::AddExternal(addr.clone()));
+        }
+    }
+
+    /// A listen address went away: withdrawn if it was announced.
+    pub(super) fn reach_listen_closed(&mut self, addr: &Multiaddr) {
+        let before = self.reach.external.len();
+        self.reach.external.retain(|a| a != addr);
+        if self.reach.external.len() < before {
+            self.out.push(Output::RemoveExternal(addr.clone()));
+        }
     }
 
     /// A hole punch over a relayed connection to `peer` ended.
