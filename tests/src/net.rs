@@ -53,6 +53,8 @@ pub struct ServeOptions {
     pub sync_interval: Option<u64>,
     /// Extra environment variables (test-only switches such as the lying blob server).
     pub env: Vec<(String, String)>,
+    /// More `--listen` addresses, after the TCP one on `listen_ip` that peers dial.
+    pub more_listen: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +66,7 @@ impl Default for ServeOptions {
             netns: None,
             sync_interval: None,
             env: Vec::new(),
+            more_listen: Vec::new(),
         }
     }
 }
@@ -143,6 +146,9 @@ impl ServeNode {
         cmd.arg("--home").arg(self.home.path()).arg("serve");
         cmd.arg("--listen")
             .arg(format!("/ip4/{}/tcp/{}", self.options.listen_ip, self.port));
+        for addr in &self.options.more_listen {
+            cmd.arg("--listen").arg(addr);
+        }
         if !self.options.mdns {
             cmd.arg("--no-mdns");
         }
@@ -164,6 +170,7 @@ impl ServeNode {
             .stdout(Stdio::null())
             .stderr(log);
         self.child = Some(cmd.spawn().expect("spawn hedgerow serve"));
+        let tcp = format!("/ip4/{}/tcp/", self.options.listen_ip);
         let status = wait_for(START_TIMEOUT, || {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(exit)) = child.try_wait() {
@@ -175,12 +182,20 @@ impl ServeNode {
             }
             let out = self.home.run(&["status", "--json"]);
             let value: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let listening = value["listen"].as_array().is_some_and(|l| !l.is_empty());
+            // Up once the TCP address peers dial is listened on (others may come first).
+            let listening = value["listen"].as_array().is_some_and(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| a.starts_with(&tcp) && !a.contains("p2p-circuit"))
+            });
             listening.then_some(value)
         })
         .unwrap_or_else(|| panic!("hedgerow serve did not come up:\n{}", self.log()));
         self.peer_id = status["peer_id"].as_str().expect("peer_id").to_string();
-        let listen = status["listen"][0].as_str().expect("listen address");
+        let listen = status["listen"]
+            .as_array()
+            .and_then(|l| l.iter().filter_map(Value::as_str).find(|a| a.starts_with(&tcp) && !a.contains("p2p-circuit")))
+            .unwrap_or_else(|| panic!("not listening on {tcp}: {}", status["listen"]));
         self.port = listen
             .rsplit('/')
             .next()

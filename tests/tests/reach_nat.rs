@@ -21,10 +21,12 @@ fn wait_for<T>(timeout: Duration, check: impl FnMut() -> Option<T>) -> Option<T>
 }
 
 /// The hub: serves as a relay (`reach.relay` through the environment), holds no commons, so
-/// nothing of the commons can pass through its own store.
+/// nothing of the commons can pass through its own store. It also listens on its loopback,
+/// an address it must not hand to the farms that reserve a slot on it.
 fn hub(net: &HubAndFarms) -> ServeNode {
     let options = ServeOptions {
         env: vec![("HEDGEROW_REACH_RELAY".into(), "true".into())],
+        more_listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         ..net.hub_options()
     };
     ServeNode::start_with(TestHome::init("Hub"), options)
@@ -82,17 +84,26 @@ fn design_names(home: &TestHome) -> Vec<String> {
 
 /// Farm A (a commons and a design) and farm B (joined by id, a design of its own) meet only
 /// through the hub's relay: each ends up with the other's design, and each `status` shows the
-/// other as relayed via the hub. Returns both farms for the caller's further checks.
-fn sync_through_relay(net: &HubAndFarms, hub: &ServeNode) -> (ServeNode, ServeNode) {
+/// other as relayed via the hub. Returns both farms for the caller's further checks; with
+/// `sync_interval`, the farms pull from their peers that often (seconds).
+fn sync_through_relay(
+    net: &HubAndFarms,
+    hub: &ServeNode,
+    sync_interval: Option<u64>,
+) -> (ServeNode, ServeNode) {
+    let farm = |i: usize, peers: Vec<String>| ServeOptions {
+        sync_interval,
+        ..net.farm_options(i, peers)
+    };
     let a = TestHome::init("Ada");
     let commons = id(&a.json(&["commons", "create", "Open Tools"]));
     a.json(&["design", "new", "Roller crimper"]);
-    let a = ServeNode::start_with(a, net.farm_options(0, vec![hub.multiaddr()]));
+    let a = ServeNode::start_with(a, farm(0, vec![hub.multiaddr()]));
     let via_hub = relayed_addr(&a, hub);
 
     let b = TestHome::init("Ben");
     b.json(&["commons", "join", &commons]);
-    let b = ServeNode::start_with(b, net.farm_options(1, vec![hub.multiaddr(), via_hub]));
+    let b = ServeNode::start_with(b, farm(1, vec![hub.multiaddr(), via_hub]));
     let got_a = wait_for(WAIT, || {
         design_names(&b)
             .contains(&"Roller crimper".to_string())
@@ -123,6 +134,29 @@ fn sync_through_relay(net: &HubAndFarms, hub: &ServeNode) -> (ServeNode, ServeNo
         if reached == "relayed" {
             assert_eq!(row["via"], hub.peer_id(), "{row}");
         }
+    }
+    // Each farm listens through the hub at the hub's address, never at its loopback (which
+    // would dial the farm's own machine).
+    for farm in [&a, &b] {
+        let listen = farm.status()["listen"].clone();
+        let relayed: Vec<&str> = listen
+            .as_array()
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let relayed: Vec<&str> = relayed
+            .into_iter()
+            .filter(|a| a.contains("/p2p-circuit"))
+            .collect();
+        assert!(
+            relayed
+                .iter()
+                .any(|a| a.starts_with(&format!("/ip4/{}/", hedgerow_tests::net::HUB_ADDR))),
+            "{listen}"
+        );
+        assert!(
+            relayed.iter().all(|a| !a.starts_with("/ip4/127.")),
+            "a farm listens through the hub's loopback: {listen}"
+        );
     }
     // The hub relayed; it holds nothing of the commons itself.
     let hub_status = hub.status();
@@ -160,7 +194,7 @@ fn farms_that_cannot_route_to_each_other_sync_through_the_hubs_relay() {
         Duration::from_secs(2)
     ));
 
-    let (a, _b) = sync_through_relay(&net, &hub);
+    let (a, _b) = sync_through_relay(&net, &hub, None);
     let a_port = a
         .multiaddr()
         .split('/')
@@ -264,7 +298,9 @@ fn farms_behind_two_nats_hole_punch_a_direct_path_that_syncs_without_the_hub() {
         net.iptables.as_deref().unwrap_or("?")
     );
     let mut hub = hub(&net);
-    let (a, b) = sync_through_relay(&net, &hub);
+    // The farms pull from each other every second: what crosses once the hub is gone does
+    // not wait for a gossip mesh over the punched connection.
+    let (a, b) = sync_through_relay(&net, &hub, Some(1));
 
     // DCUtR runs on the relayed connection as soon as it is up; both ends report the punch.
     let punched = wait_for(HOLE_PUNCH_WAIT, || {
@@ -306,8 +342,9 @@ fn farms_behind_two_nats_hole_punch_a_direct_path_that_syncs_without_the_hub() {
     });
     assert!(
         crossed.is_some(),
-        "a design made with the hub gone never reached farm B: {}\n{}",
+        "a design made with the hub gone never reached farm B: {}\nA: {}\nB: {}",
         b.status(),
+        a.log(),
         b.log()
     );
     // Still nothing dials in: B cannot open a fresh connection to A's NAT at A's port.
