@@ -194,7 +194,11 @@ impl ServeNode {
         self.peer_id = status["peer_id"].as_str().expect("peer_id").to_string();
         let listen = status["listen"]
             .as_array()
-            .and_then(|l| l.iter().filter_map(Value::as_str).find(|a| a.starts_with(&tcp) && !a.contains("p2p-circuit")))
+            .and_then(|l| {
+                l.iter()
+                    .filter_map(Value::as_str)
+                    .find(|a| a.starts_with(&tcp) && !a.contains("p2p-circuit"))
+            })
             .unwrap_or_else(|| panic!("not listening on {tcp}: {}", status["listen"]));
         self.port = listen
             .rsplit('/')
@@ -797,7 +801,14 @@ fn nat_filter_rules(wan: &str) -> Vec<Vec<String>> {
     let mut rules = Vec::new();
     for chain in ["INPUT", "FORWARD"] {
         for tail in [
-            &["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"][..],
+            &[
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ][..],
             &["-j", "DROP"][..],
         ] {
             let mut rule: Vec<String> = ["-A", chain, "-i", wan].map(String::from).to_vec();

@@ -333,7 +333,11 @@ fn farms_behind_two_nats_hole_punch_a_direct_path_that_syncs_without_the_hub() {
             && !b.connected().iter().any(|p| p == hub.peer_id()))
         .then_some(())
     });
-    assert!(hub_gone.is_some(), "the farms still see the hub: {}", b.status());
+    assert!(
+        hub_gone.is_some(),
+        "the farms still see the hub: {}",
+        b.status()
+    );
     a.json(&["design", "new", "Bed former"]);
     let crossed = wait_for(WAIT, || {
         design_names(&b)
