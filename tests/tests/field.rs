@@ -351,6 +351,7 @@ fn options_in(net: &Netns, i: usize, peers: Vec<String>) -> ServeOptions {
         netns: Some(net.name(i).to_string()),
         sync_interval: None,
         env: Vec::new(),
+        more_listen: Vec::new(),
     }
 }
 
