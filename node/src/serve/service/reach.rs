@@ -212,7 +212,9 @@ impl<L: LocalState> Service<L> {
         }
     }
 
-    /// Gives up every reservation (asked for or held).
+    /// Gives up every reservation (asked for or held): the relayed listener closes at once, so
+    /// nobody is told the relayed address any more; the hub frees the slot when it expires
+    /// (libp2p's relay protocol has no message to cancel one) or the connection to it closes.
     fn drop_reservations(&mut self) {
         for (relay, reservation) in std::mem::take(&mut self.reach.reservations) {
             tracing::info!(
