@@ -135,27 +135,27 @@ fn sync_through_relay(
             assert_eq!(row["via"], hub.peer_id(), "{row}");
         }
     }
-    // Each farm listens through the hub at the hub's address, never at its loopback (which
-    // would dial the farm's own machine).
+    // Each farm listens through the hub at the hub's address (once its reservation is
+    // accepted), never at the hub's loopback, which would dial the farm's own machine.
+    let hub_prefix = format!("/ip4/{}/", hedgerow_tests::net::HUB_ADDR);
     for farm in [&a, &b] {
-        let listen = farm.status()["listen"].clone();
-        let relayed: Vec<&str> = listen
-            .as_array()
-            .map(|l| l.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let relayed: Vec<&str> = relayed
-            .into_iter()
-            .filter(|a| a.contains("/p2p-circuit"))
-            .collect();
-        assert!(
+        let listed = wait_for(WAIT, || {
+            let relayed: Vec<String> = farm.status()["listen"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|a| a.contains("/p2p-circuit"))
+                .map(str::to_string)
+                .collect();
             relayed
                 .iter()
-                .any(|a| a.starts_with(&format!("/ip4/{}/", hedgerow_tests::net::HUB_ADDR))),
-            "{listen}"
-        );
+                .any(|a| a.starts_with(&hub_prefix))
+                .then_some(relayed)
+        })
+        .unwrap_or_else(|| panic!("a farm never listened through the hub: {}", farm.status()));
         assert!(
-            relayed.iter().all(|a| !a.starts_with("/ip4/127.")),
-            "a farm listens through the hub's loopback: {listen}"
+            listed.iter().all(|a| !a.starts_with("/ip4/127.")),
+            "a farm listens through the hub's loopback: {listed:?}"
         );
     }
     // The hub relayed; it holds nothing of the commons itself.
