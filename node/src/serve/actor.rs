@@ -358,7 +358,13 @@ impl Actor {
                 ..
             })) => {
                 let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
-                self.input(Input::SyncVersion { peer: peer_id, v2 });
+                let v3 = crate::net::codec::speaks_sync_v3()
+                    && info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
+                self.input(Input::SyncVersion {
+                    peer: peer_id,
+                    v2,
+                    v3,
+                });
                 // Reach learns which peers serve as a relay; the DHT the rest.
                 let relay = info.protocols.contains(&crate::net::reach::HOP_PROTOCOL);
                 self.input(Input::Identified {

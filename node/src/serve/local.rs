@@ -8,8 +8,9 @@ use crate::store::KnownPeer;
 use hedgerow_protocol::private::{MembershipProof, ProofError};
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
-    DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
+    DocPayload, DocPayloadV3, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
+use hedgerow_protocol::sync_compact::ExpandError;
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,6 +52,9 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
         commons: &CommonsId,
         item: &DocPayload,
     ) -> Result<usize, NodeError>;
+    /// A `/hedgerow/sync/3` payload rebuilt in full (see [`DocPayloadV3::expand`]), each
+    /// left-out author taken from this node's verified changes of the signed change's actor.
+    fn expand_payload(&mut self, item: &DocPayloadV3) -> Result<DocPayload, ExpandError>;
     /// Whether the genesis of `doc` is held.
     fn knows_doc(&self, doc: &DocId) -> bool;
     /// Whether a payload is of a charter document (stored before the documents it admits).
@@ -167,6 +171,20 @@ impl LocalState for Replicas {
         item: &DocPayload,
     ) -> Result<usize, NodeError> {
         Replicas::ingest_payload(self, commons, item)
+    }
+
+    fn expand_payload(&mut self, item: &DocPayloadV3) -> Result<DocPayload, ExpandError> {
+        // A replica is loaded only when a proof left its author out (the puller holds it).
+        let replica = if item.proofs.iter().any(|p| p.author.is_none()) {
+            self.replica(&item.doc).ok()
+        } else {
+            None
+        };
+        item.clone().expand(|_, actor| {
+            replica.as_ref().and_then(|r| {
+                r.author_of_actor(&hedgerow_protocol::automerge::ActorId::from(actor))
+            })
+        })
     }
 
     fn knows_doc(&self, doc: &DocId) -> bool {
