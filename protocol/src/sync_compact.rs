@@ -311,3 +311,155 @@ fn unique_prefix_len(hash: &[u8; 32], hashes: &[[u8; 32]]) -> usize {
         .fold(MIN_CHANGE_PREFIX, usize::max)
         .min(32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{actor_for, verify_signature};
+    use crate::genesis::CommonsId;
+    use crate::identity::DeviceKey;
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, Change, ROOT};
+
+    /// `count` changes by `key` in `doc`, with the signed envelope of the last one's bytes.
+    fn changes(key: &DeviceKey, doc: DocId, count: usize) -> (Vec<Change>, ChangeProof) {
+        let mut am = AutoCommit::new().with_actor(actor_for(&key.author(), &doc));
+        for n in 0..count {
+            am.put(ROOT, "step", n as i64).expect("put");
+            am.commit();
+        }
+        let all: Vec<Change> = am.get_changes(&[]);
+        let last = all.last().expect("a change").raw_bytes().to_vec();
+        let envelope = crate::ChangeEnvelope::sign(key, CommonsId([7; 32]), doc, last);
+        (all, envelope.proof())
+    }
+
+    fn payload(doc: DocId, all: &[Change], proof: ChangeProof) -> DocPayload {
+        let last = all.last().expect("a change").hash().0;
+        DocPayload {
+            doc,
+            genesis: None,
+            changes: CompactChanges::of_changes(all),
+            proofs: vec![(last, proof)],
+        }
+    }
+
+    /// Two actor ids whose short digests collide (a birthday search over 4 bytes).
+    fn colliding_actors() -> (Vec<u8>, Vec<u8>) {
+        let mut seen: HashMap<ShortActor, Vec<u8>> = HashMap::new();
+        for n in 0u64.. {
+            let actor = n.to_le_bytes().repeat(2);
+            if let Some(other) = seen.insert(short_actor(&actor), actor.clone()) {
+                return (other, actor);
+            }
+        }
+        unreachable!("a 4-byte digest collides within 2^32 tries")
+    }
+
+    #[test]
+    fn a_short_clock_resolves_only_digests_that_name_one_actor() {
+        let (a, b) = colliding_actors();
+        let c = vec![3u8; 24];
+        let want = Want {
+            prefix: [1; 8],
+            have_genesis: true,
+            clock: vec![(a.clone(), 5), (c.clone(), 2)],
+        };
+        let short = WantV3::of(&want);
+        assert_eq!(short.clock.len(), 2);
+        // The responder holds a, b and c: the digest a and b share is left out (all of
+        // their changes are sent), c is read at its height.
+        let resolved = resolve_clock(&short.clock, [a.as_slice(), b.as_slice(), &c]);
+        assert_eq!(resolved, vec![(c.clone(), 2)]);
+        // Holding only a, the digest names it.
+        let resolved = resolve_clock(&short.clock, [a.as_slice(), &c]);
+        let mut expected = vec![(a.clone(), 5), (c.clone(), 2)];
+        expected.sort_unstable();
+        assert_eq!(resolved, expected);
+        // The puller's own colliding actors travel once, at the lower height.
+        let both = Want {
+            clock: vec![(a.clone(), 5), (b.clone(), 3)],
+            ..want
+        };
+        assert_eq!(WantV3::of(&both).clock, vec![(short_actor(&a), 3)]);
+    }
+
+    #[test]
+    fn a_compact_payload_expands_to_the_full_one_and_still_verifies() {
+        let key = DeviceKey::from_secret([4; 32]);
+        let doc = DocId([9; 32]);
+        let (all, proof) = changes(&key, doc, 5);
+        let full = payload(doc, &all, proof.clone());
+        let hashes: Vec<[u8; 32]> = all.iter().map(|c| c.hash().0).collect();
+        let actor_of = |_: &[u8; 32]| Some(all[0].actor_id().to_bytes().to_vec());
+        let compact = DocPayloadV3::from_payload(full.clone(), &hashes, actor_of, |_| true);
+        let sent = &compact.proofs[0];
+        assert!(sent.change.len() < 32 && sent.doc.is_none() && sent.author.is_none());
+        assert!(
+            crate::encoding::encode(&compact.proofs).len() + 64
+                < crate::encoding::encode(&full.proofs).len(),
+            "the proof shrinks by more than a key and a document id"
+        );
+
+        let author = key.author();
+        let expanded = compact
+            .clone()
+            .expand(|_, _| Some(author))
+            .expect("expands");
+        assert_eq!(expanded, full);
+        let last = all.last().expect("change");
+        verify_signature(&CommonsId([7; 32]), &expanded.proofs[0].1, last.raw_bytes())
+            .expect("the same signature over the same digest");
+
+        // An author this node cannot derive is asked for again, not guessed.
+        assert!(matches!(
+            compact.clone().expand(|_, _| None),
+            Err(ExpandError::UnknownAuthor { .. })
+        ));
+        // A derived author that is not the signer fails verification as before.
+        let other = DeviceKey::from_secret([5; 32]).author();
+        let wrong = compact.clone().expand(|_, _| Some(other)).expect("expands");
+        assert!(
+            verify_signature(&CommonsId([7; 32]), &wrong.proofs[0].1, last.raw_bytes()).is_err()
+        );
+        // A prefix naming no change of the payload is refused.
+        let mut bogus = compact;
+        bogus.proofs[0].change = vec![0xff ^ hashes[4][0]; 4];
+        bogus.proofs[0].change[1..].copy_from_slice(&[0xee, 0xdd, 0xcc]);
+        assert!(matches!(
+            bogus.expand(|_, _| Some(author)),
+            Err(ExpandError::NoSuchChange { .. } | ExpandError::AmbiguousChange { .. })
+        ));
+    }
+
+    #[test]
+    fn an_author_the_puller_lacks_and_a_whole_document_travel_in_full() {
+        let key = DeviceKey::from_secret([4; 32]);
+        let doc = DocId([9; 32]);
+        let (all, proof) = changes(&key, doc, 3);
+        let full = payload(doc, &all, proof);
+        let hashes: Vec<[u8; 32]> = all.iter().map(|c| c.hash().0).collect();
+        let actor_of = |_: &[u8; 32]| Some(all[0].actor_id().to_bytes().to_vec());
+        let lacking = DocPayloadV3::from_payload(full.clone(), &hashes, actor_of, |_| false);
+        assert_eq!(lacking.proofs[0].author, Some(key.author()));
+        assert_eq!(lacking.expand(|_, _| None).expect("expands"), full);
+
+        let mut whole = full;
+        whole.changes = CompactChanges::Document(vec![0; 8]);
+        let sent = DocPayloadV3::from_payload(whole.clone(), &hashes, actor_of, |_| true);
+        assert_eq!(sent.proofs[0].change.len(), 32);
+        assert!(sent.proofs[0].author.is_some());
+        // Nothing to derive: expanding does not even parse the (here bogus) document.
+        assert_eq!(sent.expand(|_, _| None).expect("expands"), whole);
+    }
+
+    #[test]
+    fn a_prefix_grows_until_it_is_unique() {
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        a[..7].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
+        b[..7].copy_from_slice(&[1, 2, 3, 4, 5, 6, 8]);
+        assert_eq!(unique_prefix_len(&a, &[a, b]), 7);
+        assert_eq!(unique_prefix_len(&a, &[a]), MIN_CHANGE_PREFIX);
+    }
+}
