@@ -126,11 +126,23 @@ pub struct ProofV3 {
     pub signature: Signature,
 }
 
+/// How a `/hedgerow/sync/3` payload names its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DocRef {
+    /// By the id prefix the puller asked with: a document the puller holds.
+    Prefix(IdPrefix),
+    /// By its genesis record, which travels with it (its hash is the id).
+    Genesis,
+    /// In full (a puller holding two documents of one prefix never needs it from an honest
+    /// responder, which cannot tell; kept for completeness of the form).
+    Id(DocId),
+}
+
 /// What a puller lacks of one document, in `/hedgerow/sync/3` form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocPayloadV3 {
     /// The document.
-    pub doc: DocId,
+    pub doc: DocRef,
     /// Its genesis, when the puller lacked it.
     pub genesis: Option<Signed<DocGenesis>>,
     /// The missing changes in compact form.
@@ -160,6 +172,17 @@ pub enum ExpandError {
     /// Several changes of the payload share the hash prefix a proof names.
     #[error("several changes of the payload have hash prefix {prefix}")]
     AmbiguousChange {
+        /// The prefix, hex.
+        prefix: String,
+    },
+    /// The payload names its document by a genesis it lacks, or by prefix beside a genesis.
+    #[error("the payload names its document by a genesis record it does not carry, or carries one beside a prefix")]
+    NoDocument,
+    /// The payload names its document by a prefix of no single document this node holds.
+    #[error(
+        "the payload names document prefix {prefix}, which matches no single document held here"
+    )]
+    UnknownDocument {
         /// The prefix, hex.
         prefix: String,
     },
@@ -205,8 +228,13 @@ impl DocPayloadV3 {
                 }
             })
             .collect();
+        let doc = match &payload.genesis {
+            Some(genesis) if genesis.body.id() == payload.doc => DocRef::Genesis,
+            Some(_) => DocRef::Id(payload.doc),
+            None => DocRef::Prefix(crate::sync::id_prefix(&payload.doc)),
+        };
         Self {
-            doc: payload.doc,
+            doc,
             genesis: payload.genesis,
             changes: payload.changes,
             proofs,
@@ -220,11 +248,27 @@ impl DocPayloadV3 {
     ///
     /// Errors: [`ExpandError::Changes`], [`ExpandError::BadPrefix`],
     /// [`ExpandError::NoSuchChange`], [`ExpandError::AmbiguousChange`],
-    /// [`ExpandError::UnknownAuthor`].
+    /// [`ExpandError::UnknownAuthor`], [`ExpandError::NoDocument`],
+    /// [`ExpandError::UnknownDocument`]. `doc` is the one document held here with the
+    /// payload's prefix, if any (used only when the payload names it by prefix).
     pub fn expand(
         self,
+        doc: Option<DocId>,
         author_of: impl Fn(&DocId, &[u8]) -> Option<AuthorKey>,
     ) -> Result<DocPayload, ExpandError> {
+        let own = match (self.doc, &self.genesis, doc) {
+            (DocRef::Id(id), _, _) => id,
+            (DocRef::Genesis, Some(genesis), _) => genesis.body.id(),
+            (DocRef::Prefix(_), None, Some(id)) => id,
+            (DocRef::Genesis, None, _) | (DocRef::Prefix(_), Some(_), _) => {
+                return Err(ExpandError::NoDocument)
+            }
+            (DocRef::Prefix(prefix), None, None) => {
+                return Err(ExpandError::UnknownDocument {
+                    prefix: hex::encode(prefix),
+                })
+            }
+        };
         let needs_changes = self
             .proofs
             .iter()
@@ -241,7 +285,7 @@ impl DocPayloadV3 {
         };
         let mut proofs = Vec::with_capacity(self.proofs.len());
         for proof in self.proofs {
-            let doc = proof.doc.unwrap_or(self.doc);
+            let doc = proof.doc.unwrap_or(own);
             let (hash, actor) = find_change(&proof.change, &changes)?;
             let author = match proof.author {
                 Some(author) => author,
@@ -261,11 +305,21 @@ impl DocPayloadV3 {
             ));
         }
         Ok(DocPayload {
-            doc: self.doc,
+            doc: own,
             genesis: self.genesis,
             changes: self.changes,
             proofs,
         })
+    }
+
+    /// The id prefix of the document (what the puller asked with).
+    pub fn prefix(&self) -> IdPrefix {
+        match (&self.doc, &self.genesis) {
+            (DocRef::Prefix(prefix), _) => *prefix,
+            (DocRef::Id(id), _) => crate::sync::id_prefix(id),
+            (DocRef::Genesis, Some(genesis)) => crate::sync::id_prefix(&genesis.body.id()),
+            (DocRef::Genesis, None) => [0; crate::sync::ID_PREFIX_LEN],
+        }
     }
 
     /// Approximate bytes this payload takes on the wire.
@@ -404,7 +458,7 @@ mod tests {
         let author = key.author();
         let expanded = compact
             .clone()
-            .expand(|_, _| Some(author))
+            .expand(Some(doc), |_, _| Some(author))
             .expect("expands");
         assert_eq!(expanded, full);
         let last = all.last().expect("change");
@@ -413,12 +467,15 @@ mod tests {
 
         // An author this node cannot derive is asked for again, not guessed.
         assert!(matches!(
-            compact.clone().expand(|_, _| None),
+            compact.clone().expand(Some(doc), |_, _| None),
             Err(ExpandError::UnknownAuthor { .. })
         ));
         // A derived author that is not the signer fails verification as before.
         let other = DeviceKey::from_secret([5; 32]).author();
-        let wrong = compact.clone().expand(|_, _| Some(other)).expect("expands");
+        let wrong = compact
+            .clone()
+            .expand(Some(doc), |_, _| Some(other))
+            .expect("expands");
         assert!(
             verify_signature(&CommonsId([7; 32]), &wrong.proofs[0].1, last.raw_bytes()).is_err()
         );
@@ -427,7 +484,7 @@ mod tests {
         bogus.proofs[0].change = vec![0xff ^ hashes[4][0]; 4];
         bogus.proofs[0].change[1..].copy_from_slice(&[0xee, 0xdd, 0xcc]);
         assert!(matches!(
-            bogus.expand(|_, _| Some(author)),
+            bogus.expand(Some(doc), |_, _| Some(author)),
             Err(ExpandError::NoSuchChange { .. } | ExpandError::AmbiguousChange { .. })
         ));
     }
@@ -442,7 +499,10 @@ mod tests {
         let actor_of = |_: &[u8; 32]| Some(all[0].actor_id().to_bytes().to_vec());
         let lacking = DocPayloadV3::from_payload(full.clone(), &hashes, actor_of, |_| false);
         assert_eq!(lacking.proofs[0].author, Some(key.author()));
-        assert_eq!(lacking.expand(|_, _| None).expect("expands"), full);
+        assert_eq!(
+            lacking.expand(Some(doc), |_, _| None).expect("expands"),
+            full
+        );
 
         let mut whole = full;
         whole.changes = CompactChanges::Document(vec![0; 8]);
@@ -450,7 +510,7 @@ mod tests {
         assert_eq!(sent.proofs[0].change.len(), 32);
         assert!(sent.proofs[0].author.is_some());
         // Nothing to derive: expanding does not even parse the (here bogus) document.
-        assert_eq!(sent.expand(|_, _| None).expect("expands"), whole);
+        assert_eq!(sent.expand(Some(doc), |_, _| None).expect("expands"), whole);
     }
 
     #[test]

@@ -428,19 +428,25 @@ impl<L: LocalState> Service<L> {
     ) -> Vec<DocPayload> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            match self.local.expand_payload(item) {
+            match self.local.expand_payload(&commons, item) {
                 Ok(payload) => out.push(payload),
                 Err(e) => {
+                    let prefix = item.prefix();
+                    let honest = matches!(
+                        e,
+                        ExpandError::UnknownAuthor { .. } | ExpandError::UnknownDocument { .. }
+                    );
                     let again = matches!(e, ExpandError::UnknownAuthor { .. })
                         && self
                             .session(peer, commons)
-                            .is_some_and(|s| s.refetch_whole(id_prefix(&item.doc)));
-                    tracing::info!("document {} from {peer} does not rebuild: {e}", item.doc);
+                            .is_some_and(|s| s.refetch_whole(prefix));
+                    let doc = hex::encode(prefix);
+                    tracing::info!("document {doc}… from {peer} does not rebuild: {e}");
                     if !again {
                         self.report(peer)
                             .errors
-                            .push(format!("document {}: {e}", item.doc));
-                        if !matches!(e, ExpandError::UnknownAuthor { .. }) {
+                            .push(format!("document {doc}…: {e}"));
+                        if !honest {
                             self.misbehaved(peer, Refusal::MalformedResponse);
                         }
                     }
