@@ -25,10 +25,10 @@ use hedgerow_protocol::private::{
     bundle_key, private_topic_id, MembershipProof, DOMAIN_BUNDLE_KEY, DOMAIN_TOPIC,
 };
 use hedgerow_protocol::schema::DocKind;
-use hedgerow_protocol::sync_compact::{DocPayloadV3, DocRef, ProofV3, WantV3};
 use hedgerow_protocol::sync::{
     commons_digest, heads_digest, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want,
 };
+use hedgerow_protocol::sync_compact::{DocPayloadV3, DocRef, ProofV3, WantV3};
 use hedgerow_protocol::{
     actor_for_install, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId,
     ForkOrigin, InstallTag, Signed,
