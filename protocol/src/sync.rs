@@ -751,6 +751,32 @@ impl PullSession {
         self
     }
 
+    /// Asks for `doc` first from now on: the commons' charter, once a pull that joined the
+    /// commons by its id learns who created it.
+    pub fn set_first(&mut self, doc: &DocId) {
+        self.first = Some(id_prefix(doc));
+    }
+
+    /// Narrows the fetch just built to the first document alone (the commons' charter), if it
+    /// is among the documents still to ask for; the rest wait in the queue.
+    ///
+    /// A bulk pull held for the sync window still fetches the charter: without it a
+    /// stewarded commons joined by id would admit every live change as if it were open.
+    pub fn narrow_to_first(&mut self) -> Option<SyncRequest> {
+        for want in std::mem::take(&mut self.in_flight).into_iter().rev() {
+            self.queue.push_front(want);
+        }
+        let first = self.first?;
+        let at = self.queue.iter().position(|want| want.prefix == first)?;
+        let want = self.queue.remove(at)?;
+        self.in_flight = vec![want.clone()];
+        Some(SyncRequest::Fetch {
+            commons: self.commons,
+            wants: vec![want],
+            budget: self.budget,
+        })
+    }
+
     /// The link dropped or the request failed: the wants of the lost fetch go back to the
     /// front of the queue. The session can be kept and [`resume`](Self::resume)d on the next
     /// connection, which then asks for the rest without a new inventory.
@@ -1106,6 +1132,41 @@ mod tests {
         assert_eq!(held, vec![true, true, false, false]);
         assert_eq!(first[0].prefix, id_prefix(&doc(5)));
         assert_eq!(session.remaining(), 2);
+    }
+
+    /// A pull held for the sync window still fetches the charter, named once the join made
+    /// its id known, alone; everything else stays queued for the window.
+    #[test]
+    fn a_held_pull_narrows_its_fetch_to_the_charter_once() {
+        let mut session = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        let remote: Vec<(IdPrefix, HeadsDigest)> =
+            (1..=40).map(|n| (id_prefix(&doc(n)), [9; 8])).collect();
+        session.set_first(&doc(33));
+        let fetch = wants(session.on_inventory(&remote, &local(&[])));
+        assert_eq!(fetch[0].prefix, id_prefix(&doc(33)), "the charter leads");
+        let Some(SyncRequest::Fetch { wants: only, .. }) = session.narrow_to_first() else {
+            panic!("the charter is still to fetch");
+        };
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].prefix, id_prefix(&doc(33)));
+        assert_eq!(session.queued(), 40, "39 queued and the charter in flight");
+        assert_eq!(session.remaining(), 39);
+
+        // The charter came: the next fetch names the rest, and narrows to nothing.
+        let rest = wants(session.on_docs(&[], &local(&[]), 1));
+        assert!(rest.iter().all(|w| w.prefix != id_prefix(&doc(33))));
+        assert!(session.narrow_to_first().is_none());
+        assert_eq!(
+            session.remaining(),
+            39,
+            "the whole rest waits for the window"
+        );
+
+        // Without a first document nothing is narrowed.
+        let mut plain = PullSession::new(CommonsId([1; 32]), MIN_RESPONSE_BUDGET);
+        wants(plain.on_inventory(&remote, &local(&[])));
+        assert!(plain.narrow_to_first().is_none());
+        assert_eq!(plain.remaining(), 40);
     }
 
     #[test]

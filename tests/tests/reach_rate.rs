@@ -47,16 +47,22 @@ const WINDOW_DESIGNS: usize = 40;
 /// Creates a commons with `count` designs in `home` (node not running), each with about 3 KB
 /// of text that deflate cannot shrink much. Returns the commons id.
 fn generate(home: &TestHome, count: usize, seed: u64) -> String {
-    let opened = Home::open(home.path()).expect("open home");
-    let mut replicas = Replicas::open(&opened).expect("open store");
-    let reply = api::execute(
-        &mut replicas,
+    generate_with(
+        home,
+        count,
+        seed,
         Request::CommonsCreate {
             name: "Metered tools".into(),
             description: "Designs for the metered-link tests".into(),
         },
     )
-    .expect("create commons");
+}
+
+/// [`generate`], the commons made by `create`.
+fn generate_with(home: &TestHome, count: usize, seed: u64, create: Request) -> String {
+    let opened = Home::open(home.path()).expect("open home");
+    let mut replicas = Replicas::open(&opened).expect("open store");
+    let reply = api::execute(&mut replicas, create).expect("create commons");
     let commons = reply.to_json().expect("reply as JSON")["id"]
         .as_str()
         .expect("commons id")
@@ -436,4 +442,73 @@ fn the_sync_window_defers_bulk_and_lets_live_edits_through() {
         serde_json::json!([]),
         "{metering}"
     );
+}
+
+/// A stewarded commons joined by its id outside the sync window: its designs wait for the
+/// window, but its charter comes at once, so the live changes that flow meanwhile are judged
+/// under it (before, the charter waited with the designs and the joiner knew no steward).
+#[test]
+fn the_charter_of_a_commons_joined_outside_the_window_comes_at_once() {
+    let a_home = TestHome::init("steward");
+    let commons = generate_with(
+        &a_home,
+        WINDOW_DESIGNS,
+        11,
+        Request::CommonsCreateStewarded {
+            name: "Stewarded metered tools".into(),
+            description: String::new(),
+            private: false,
+        },
+    );
+    let utc = ServeOptions {
+        env: vec![("TZ".into(), "UTC".into())],
+        ..ServeOptions::default()
+    };
+    let a = ServeNode::start_with(a_home, utc.clone());
+    let b_home = TestHome::init("joiner");
+    b_home.json(&["commons", "join", &commons]);
+    b_home.ok(&["config", "set", "sync_window", &window_from_now(120, 180)]);
+    let b = ServeNode::start_with(
+        b_home,
+        ServeOptions {
+            peers: vec![a.multiaddr()],
+            ..utc
+        },
+    );
+
+    let deferred = wait_for(Duration::from_secs(60), || {
+        let status = b.status();
+        let pulls = status["metering"]["deferred_pulls"].as_array()?.clone();
+        (!pulls.is_empty()).then_some(pulls)
+    })
+    .unwrap_or_else(|| panic!("no deferred pull in B's status\nB:\n{}", b.log()));
+    assert!(
+        deferred[0]["documents"].as_u64() >= Some(WINDOW_DESIGNS as u64),
+        "{deferred:?}"
+    );
+    let steward = a.json(&["whoami"])["author"]
+        .as_str()
+        .expect("author key")
+        .to_string();
+    let members = b.run(&["commons", "members", "--json", "--commons", &commons]);
+    let members: Value = serde_json::from_slice(&members.stdout).unwrap_or(Value::Null);
+    let roles: Vec<(String, String)> = members
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|m| {
+                    (
+                        m["person"].as_str().unwrap_or_default().to_string(),
+                        m["role"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        roles.contains(&(steward.clone(), "steward".to_string())),
+        "B does not know A ({steward}) as steward while the designs wait: {members}\nB:\n{}",
+        b.log()
+    );
+    assert_eq!(design_count(&b), 0, "the designs wait for the window");
 }

@@ -169,7 +169,15 @@ impl<L: LocalState> Service<L> {
             PullStep::Send(SyncRequest::Fetch { .. })
                 if self.must_wait_for_window(peer, commons) =>
             {
-                self.defer_pull(peer, commons)
+                // The charter still comes now: the live changes that flow outside the window
+                // are admitted under it.
+                match self
+                    .session(peer, commons)
+                    .and_then(PullSession::narrow_to_first)
+                {
+                    Some(charter) => self.send(peer, commons, charter),
+                    None => self.defer_pull(peer, commons),
+                }
             }
             PullStep::Send(request) => self.send(peer, commons, request),
             PullStep::Done => self.finish_pull(peer, commons, "synced"),
@@ -411,6 +419,11 @@ impl<L: LocalState> Service<L> {
             self.subscribe_all();
             // Our profile in the commons, made by the join.
             self.publish_outbox();
+            // Joined by its id: only now is its creator, and so its charter's id, known.
+            let charter = hedgerow_protocol::DocGenesis::charter(commons, genesis.body.creator);
+            if let Some(session) = self.session(peer, commons) {
+                session.set_first(&charter.id());
+            }
         }
         true
     }
