@@ -47,7 +47,7 @@ pub const SYNC_V2_ONLY_ENV: &str = "HEDGEROW_TEST_SYNC_V2_ONLY";
 
 /// Whether this node speaks `/hedgerow/sync/3` (always, unless [`SYNC_V2_ONLY_ENV`] is `1`).
 pub fn speaks_sync_v3() -> bool {
-    !std::env::var_os(SYNC_V2_ONLY_ENV).is_some_and(|v| v == "1")
+    std::env::var_os(SYNC_V2_ONLY_ENV).is_none_or(|v| v != "1")
 }
 
 /// Largest request payload accepted or sent, in bytes (1 MiB).
