@@ -154,14 +154,18 @@ impl Behaviour {
         let codec = SyncCodec::new(counters)
             .with_limits(config.max_request_bytes, config.max_response_bytes)
             .with_stall_timeout(config.stall_timeout);
-        let mut sync_protocols = vec![
+        // Listed after the first: advertised (identify) and accepted, never preferred. The
+        // third version implies the second, so only one of them is listed (identify stays
+        // the same size).
+        let newest = if speaks_sync_v3() {
+            SYNC_PROTOCOL_V3
+        } else {
+            SYNC_PROTOCOL_V2
+        };
+        let sync_protocols = [
             (SYNC_PROTOCOL, request_response::ProtocolSupport::Full),
-            // Listed after the first: advertised (identify) and accepted, never preferred.
-            (SYNC_PROTOCOL_V2, request_response::ProtocolSupport::Full),
+            (newest, request_response::ProtocolSupport::Full),
         ];
-        if speaks_sync_v3() {
-            sync_protocols.push((SYNC_PROTOCOL_V3, request_response::ProtocolSupport::Full));
-        }
         let sync =
             request_response::Behaviour::with_codec(codec, sync_protocols, sync_config(config));
 

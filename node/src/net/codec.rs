@@ -37,7 +37,8 @@ pub const SYNC_PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/hedgerow/sync
 /// The sync protocol's third version, served beside the others on the same frames: a node
 /// that lists it (in identify) takes and answers fetches in the compact forms of
 /// [`hedgerow_protocol::sync_compact`] (`FetchV3`, `DocsV3`); a peer that does not list it
-/// gets the first version's forms.
+/// gets the first version's forms. It implies the second version, which a node listing it
+/// does not list again (identify stays the same size).
 pub const SYNC_PROTOCOL_V3: StreamProtocol = StreamProtocol::new("/hedgerow/sync/3");
 
 /// Test-only switch: `1` makes the node speak sync protocols up to `/hedgerow/sync/2` only

@@ -357,9 +357,10 @@ impl Actor {
                 info,
                 ..
             })) => {
-                let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
-                let v3 = crate::net::codec::speaks_sync_v3()
-                    && info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
+                // A node that lists the third version speaks the second too.
+                let lists_v3 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
+                let v2 = lists_v3 || info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
+                let v3 = crate::net::codec::speaks_sync_v3() && lists_v3;
                 self.input(Input::SyncVersion {
                     peer: peer_id,
                     v2,
