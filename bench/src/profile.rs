@@ -1,8 +1,9 @@
 //! Where our sync bytes go: the responder's payloads for one exchange, taken apart.
 //!
 //! Builds, for every document one side lacks something of, the same `Want` the puller would
-//! send and the `DocPayload` the responder's real code path ([`SyncSource::payload`]) answers
-//! with, and sums each part of their encodings. Compared with the limit this says which part
+//! send and the payload the responder's real code path answers with, both in the compact
+//! forms of `/hedgerow/sync/3` that two nodes of this release use
+//! ([`SyncSource::payload_v3`]), and sums each part of their encodings. Compared with the limit this says which part
 //! of the protocol costs what.
 
 use anyhow::Result;
@@ -10,7 +11,7 @@ use hedgerow_node::Replicas;
 use hedgerow_protocol::encoding::encode;
 use hedgerow_protocol::sync::{
     bucket_digests, bucket_of, id_prefix, summary_buckets, HeadsDigest, IdPrefix, SyncRequest,
-    SyncResponse, SyncSource, Want, SUMMARY_THRESHOLD,
+    SyncResponse, SyncSource, Want, WantV3, SUMMARY_THRESHOLD,
 };
 use serde::Serialize;
 
@@ -23,7 +24,8 @@ pub struct Breakdown {
     pub payload_bytes: u64,
     /// Of which the changes in compact form (`save()` or deflated change chunks).
     pub bundle_bytes: u64,
-    /// Of which the covering proofs (hash, document, author, signature each).
+    /// Of which the covering proofs (signature, change hash prefix, author when the puller
+    /// lacks it).
     pub proof_bytes: u64,
     /// Number of covering proofs.
     pub proofs: u64,
@@ -73,8 +75,9 @@ pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
             have_genesis: have,
             clock,
         };
+        let want = WantV3::of(&want);
         out.want_bytes += encode(&want).len() as u64;
-        let Some(payload) = from.payload(id, &want)? else {
+        let Some(payload) = from.payload_v3(id, &want)? else {
             continue;
         };
         out.docs += 1;

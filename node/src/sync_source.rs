@@ -2,13 +2,14 @@
 //! describing local state to a pull session.
 
 use crate::replicas::{NodeError, Replicas};
-use hedgerow_protocol::automerge::ActorId;
+use hedgerow_protocol::automerge::{ActorId, ChangeHash};
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::sync::{
-    id_prefix, DocPayload, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want,
+    id_prefix, DocPayload, DocPayloadV3, HeadsDigest, IdPrefix, LocalDoc, SyncSource, Want, WantV3,
 };
+use hedgerow_protocol::sync_compact::resolve_clock;
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 impl SyncSource for Replicas {
     type Error = NodeError;
@@ -39,6 +40,67 @@ impl SyncSource for Replicas {
     }
 
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, NodeError> {
+        Ok(self
+            .payload_with_hashes(doc, want)?
+            .map(|(payload, _)| payload))
+    }
+
+    /// The short clock read against this document's actors ([`resolve_clock`]: a digest
+    /// matching several is left out, so their changes go whole), then the proofs cut down to
+    /// what the puller cannot derive.
+    fn payload_v3(
+        &mut self,
+        doc: &DocId,
+        want: &WantV3,
+    ) -> Result<Option<DocPayloadV3>, NodeError> {
+        let clock = if want.clock.is_empty() {
+            Vec::new()
+        } else {
+            let actors: Vec<Vec<u8>> = self
+                .replica(doc)?
+                .clock()
+                .into_keys()
+                .map(|actor| actor.to_bytes().to_vec())
+                .collect();
+            resolve_clock(&want.clock, actors.iter().map(Vec::as_slice))
+        };
+        let full = Want {
+            prefix: want.prefix,
+            have_genesis: want.have_genesis,
+            clock,
+        };
+        let Some((payload, hashes)) = self.payload_with_hashes(doc, &full)? else {
+            return Ok(None);
+        };
+        let held: HashSet<&[u8]> = full
+            .clock
+            .iter()
+            .filter(|(_, seq)| *seq > 0)
+            .map(|(actor, _)| actor.as_slice())
+            .collect();
+        let replica = self.replica(doc)?;
+        let hashes: Vec<[u8; 32]> = hashes.iter().map(|h| h.0).collect();
+        Ok(Some(DocPayloadV3::from_payload(
+            payload,
+            &hashes,
+            |hash| {
+                replica
+                    .doc()
+                    .get_change_meta_by_hash(&ChangeHash(*hash))
+                    .map(|meta| meta.actor.to_bytes().to_vec())
+            },
+            |actor| held.contains(actor),
+        )))
+    }
+}
+
+impl Replicas {
+    /// [`SyncSource::payload`], with the hashes of the changes it carries.
+    fn payload_with_hashes(
+        &mut self,
+        doc: &DocId,
+        want: &Want,
+    ) -> Result<Option<(DocPayload, Vec<ChangeHash>)>, NodeError> {
         if let Some(genesis) = self.store().doc_genesis(doc)? {
             if self.is_hidden(&genesis.body.commons, doc) {
                 return Ok(None);
@@ -62,12 +124,15 @@ impl SyncSource for Replicas {
         } else {
             replica.compact_for(&missing)?
         };
-        Ok(Some(DocPayload {
-            doc: *doc,
-            genesis: (!want.have_genesis).then(|| replica.genesis().clone()),
-            changes,
-            proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
-        }))
+        Ok(Some((
+            DocPayload {
+                doc: *doc,
+                genesis: (!want.have_genesis).then(|| replica.genesis().clone()),
+                changes,
+                proofs: proofs.into_iter().map(|(h, p)| (h.0, p)).collect(),
+            },
+            missing,
+        )))
     }
 }
 

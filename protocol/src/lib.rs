@@ -28,6 +28,7 @@ pub mod private;
 pub mod replica;
 pub mod schema;
 pub mod sync;
+pub mod sync_compact;
 
 pub use automerge;
 pub use envelope::{actor_for, actor_for_install, ChangeEnvelope, ChangeProof, EnvelopeError};

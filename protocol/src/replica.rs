@@ -534,6 +534,19 @@ impl DocReplica {
         clock
     }
 
+    /// The author of this replica's changes by `actor`, verified when they were taken in;
+    /// `None` when it holds none.
+    pub fn author_of_actor(&self, actor: &ActorId) -> Option<AuthorKey> {
+        // Every actor's changes start at sequence number 1 (automerge links each to the last).
+        let first = self.by_actor_seq.get(&(actor.clone(), 1)).or_else(|| {
+            self.by_actor_seq
+                .iter()
+                .find(|((a, _), _)| a == actor)
+                .map(|(_, hash)| hash)
+        })?;
+        self.records.get(first).map(|record| record.author)
+    }
+
     /// Hashes of the changes a peer with `clock` lacks, in causal order.
     pub fn missing_for(&self, clock: &BTreeMap<ActorId, u64>) -> Vec<ChangeHash> {
         self.doc

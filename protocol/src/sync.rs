@@ -41,6 +41,7 @@ use crate::encoding::{decode, domain_hash, encode, DecodeError};
 use crate::envelope::{ChangeEnvelope, ChangeProof};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 pub use crate::private::MembershipProof;
+pub use crate::sync_compact::{DocPayloadV3, WantV3};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -119,6 +120,17 @@ pub enum SyncRequest {
     /// connection, sent before asking for a private commons (added in the second release; the
     /// variants above keep their bytes).
     Prove(Box<MembershipProof>),
+    /// `Fetch` in the compact form of `/hedgerow/sync/3` (short actor digests in the
+    /// clocks; see [`crate::sync_compact`]), sent only to a peer that lists that protocol
+    /// (the variants above keep their bytes); answered with [`SyncResponse::DocsV3`].
+    FetchV3 {
+        /// The commons.
+        commons: CommonsId,
+        /// The documents, with what the puller already has.
+        wants: Vec<WantV3>,
+        /// Stop adding documents to the response past this many bytes.
+        budget: u32,
+    },
 }
 
 /// One document a puller wants, and what it has of it.
@@ -171,6 +183,14 @@ pub enum SyncResponse {
     /// The commons is private and this connection has not proved a member device of it
     /// (typed refusal `not-a-member`; no offence).
     NotAMember,
+    /// `Docs` in the compact form of `/hedgerow/sync/3`, the answer to a
+    /// [`SyncRequest::FetchV3`] (proofs without what the puller derives).
+    DocsV3 {
+        /// One payload per document sent.
+        items: Vec<DocPayloadV3>,
+        /// Prefixes the responder skipped for lack of budget; the puller asks again.
+        deferred: Vec<IdPrefix>,
+    },
 }
 
 /// Which local documents' per-author clocks the step after a response needs (reading a clock
@@ -203,7 +223,7 @@ impl SyncResponse {
             SyncResponse::Inventory { docs, .. } => {
                 ClockWants::Differing(docs.iter().copied().collect())
             }
-            SyncResponse::Docs { deferred, .. } => {
+            SyncResponse::Docs { deferred, .. } | SyncResponse::DocsV3 { deferred, .. } => {
                 ClockWants::Deferred(deferred.iter().copied().collect())
             }
             _ => ClockWants::None,
@@ -281,6 +301,23 @@ impl Gossip {
 }
 
 impl SyncRequest {
+    /// This request as sent to a peer that speaks `/hedgerow/sync/3`: a `Fetch` becomes a
+    /// [`SyncRequest::FetchV3`]; every other request is the same in both versions.
+    pub fn into_v3(self) -> Self {
+        match self {
+            SyncRequest::Fetch {
+                commons,
+                wants,
+                budget,
+            } => SyncRequest::FetchV3 {
+                commons,
+                wants: wants.iter().map(WantV3::of).collect(),
+                budget,
+            },
+            other => other,
+        }
+    }
+
     /// Versioned wire bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         encode(self)
@@ -392,6 +429,24 @@ pub trait SyncSource {
     fn inventory(&self, commons: &CommonsId) -> Result<Vec<(DocId, HeadsDigest)>, Self::Error>;
     /// What a peer with `clock` lacks of `doc`, or `None` if nothing.
     fn payload(&mut self, doc: &DocId, want: &Want) -> Result<Option<DocPayload>, Self::Error>;
+    /// [`Self::payload`] for a `/hedgerow/sync/3` want, in that version's compact form.
+    ///
+    /// This default cannot read short clocks, so it answers as for an empty clock (the
+    /// whole document: more than needed, never less) with every proof in full.
+    fn payload_v3(
+        &mut self,
+        doc: &DocId,
+        want: &WantV3,
+    ) -> Result<Option<DocPayloadV3>, Self::Error> {
+        let want = Want {
+            prefix: want.prefix,
+            have_genesis: want.have_genesis,
+            clock: Vec::new(),
+        };
+        Ok(self
+            .payload(doc, &want)?
+            .map(|payload| DocPayloadV3::from_payload(payload, &[], |_| None, |_| false)))
+    }
 }
 
 /// Why a sync request is refused before any local state is read.
@@ -440,7 +495,10 @@ pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
         SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH_V2 => {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
-        SyncRequest::Fetch { .. } => Ok(()),
+        SyncRequest::FetchV3 { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH_V2 => {
+            Err(RequestError::TooManyWants { count: wants.len() })
+        }
+        SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. } => Ok(()),
         SyncRequest::Entries {
             buckets, wanted, ..
         } => {
@@ -480,6 +538,7 @@ fn respond_inner<S: SyncSource>(
     let commons = match request {
         SyncRequest::Hello { commons, .. }
         | SyncRequest::Fetch { commons, .. }
+        | SyncRequest::FetchV3 { commons, .. }
         | SyncRequest::Entries { commons, .. } => commons,
         SyncRequest::Prove(_) => {
             return Err("a membership proof is judged by the node, not by its sync source".into())
@@ -522,53 +581,86 @@ fn respond_inner<S: SyncSource>(
         }
         SyncRequest::Prove(_) => Err("a membership proof is judged by the node".into()),
         SyncRequest::Fetch { wants, budget, .. } => {
-            let budget = (*budget).clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET) as usize;
-            let by_prefix: HashMap<IdPrefix, DocId> = inventory
-                .iter()
-                .map(|(id, _)| (id_prefix(id), *id))
-                .collect();
-            let mut payloads = Vec::new();
-            let mut named = std::collections::HashSet::new();
-            // Payloads are built only up to twice the budget (so the smallest can still be
-            // picked among them); the wants past that are deferred unbuilt, so a fetch of 256
-            // large documents costs about one response, not 256 documents, to answer.
-            let mut built = 0usize;
-            let mut unbuilt = Vec::new();
-            for want in wants {
-                // One payload per document, however often a request names it.
-                if !named.insert(want.prefix) {
-                    continue;
-                }
-                let Some(doc) = by_prefix.get(&want.prefix) else {
-                    continue;
-                };
-                if built > budget.saturating_mul(2) {
-                    unbuilt.push(want.prefix);
-                    continue;
-                }
-                if let Some(payload) = source.payload(doc, want).map_err(|e| e.to_string())? {
-                    built += payload.wire_size();
-                    payloads.push((want.prefix, payload));
-                }
-            }
-            // Small documents first: on a slow link metadata and text arrive before big documents.
-            payloads.sort_by_key(|(_, p)| p.wire_size());
-            let mut used = 0usize;
-            let mut items = Vec::new();
-            let mut deferred = Vec::new();
-            for (prefix, payload) in payloads {
-                let size = payload.wire_size();
-                if items.is_empty() || used + size <= budget {
-                    used += size;
-                    items.push(payload);
-                } else {
-                    deferred.push(prefix);
-                }
-            }
-            deferred.extend(unbuilt);
+            let by_prefix = by_prefix(&inventory);
+            let (items, deferred) = answer_fetch(
+                wants.iter().map(|w| (w.prefix, w)),
+                *budget,
+                &by_prefix,
+                |doc, want| source.payload(doc, want),
+                DocPayload::wire_size,
+            )?;
             Ok(SyncResponse::Docs { items, deferred })
         }
+        SyncRequest::FetchV3 { wants, budget, .. } => {
+            let by_prefix = by_prefix(&inventory);
+            let (items, deferred) = answer_fetch(
+                wants.iter().map(|w| (w.prefix, w)),
+                *budget,
+                &by_prefix,
+                |doc, want| source.payload_v3(doc, want),
+                DocPayloadV3::wire_size,
+            )?;
+            Ok(SyncResponse::DocsV3 { items, deferred })
+        }
     }
+}
+
+fn by_prefix(inventory: &[(DocId, HeadsDigest)]) -> HashMap<IdPrefix, DocId> {
+    inventory
+        .iter()
+        .map(|(id, _)| (id_prefix(id), *id))
+        .collect()
+}
+
+/// The documents of one fetch that fit its budget, smallest first, and the prefixes deferred.
+fn answer_fetch<'w, W: 'w, P, E: std::fmt::Display>(
+    wants: impl Iterator<Item = (IdPrefix, &'w W)>,
+    budget: u32,
+    by_prefix: &HashMap<IdPrefix, DocId>,
+    mut build: impl FnMut(&DocId, &W) -> Result<Option<P>, E>,
+    wire_size: impl Fn(&P) -> usize,
+) -> Result<(Vec<P>, Vec<IdPrefix>), String> {
+    let budget = budget.clamp(MIN_RESPONSE_BUDGET, MAX_RESPONSE_BUDGET) as usize;
+    let mut payloads = Vec::new();
+    let mut named = std::collections::HashSet::new();
+    // Payloads are built only up to twice the budget (so the smallest can still be
+    // picked among them); the wants past that are deferred unbuilt, so a fetch of 256
+    // large documents costs about one response, not 256 documents, to answer.
+    let mut built = 0usize;
+    let mut unbuilt = Vec::new();
+    for (prefix, want) in wants {
+        // One payload per document, however often a request names it.
+        if !named.insert(prefix) {
+            continue;
+        }
+        let Some(doc) = by_prefix.get(&prefix) else {
+            continue;
+        };
+        if built > budget.saturating_mul(2) {
+            unbuilt.push(prefix);
+            continue;
+        }
+        if let Some(payload) = build(doc, want).map_err(|e| e.to_string())? {
+            built += wire_size(&payload);
+            payloads.push((prefix, payload));
+        }
+    }
+    // Small documents first: on a slow link metadata and text arrive before big documents.
+    payloads.sort_by_key(|(_, p)| wire_size(p));
+    let mut used = 0usize;
+    let mut items = Vec::new();
+    let mut deferred = Vec::new();
+    for (prefix, payload) in payloads {
+        let size = wire_size(&payload);
+        if items.is_empty() || used + size <= budget {
+            used += size;
+            items.push(payload);
+        } else {
+            deferred.push(prefix);
+        }
+    }
+    deferred.extend(unbuilt);
+    Ok((items, deferred))
 }
 
 /// What the puller knows of one local document.
@@ -855,6 +947,10 @@ impl PullSession {
             SyncResponse::Summary { buckets, digests } => self.on_summary(*buckets, digests, local),
             SyncResponse::Docs { items, deferred } => {
                 self.record_payload_sizes(items.iter().map(DocPayload::wire_size));
+                self.on_docs(deferred, local, items.len())
+            }
+            SyncResponse::DocsV3 { items, deferred } => {
+                self.record_payload_sizes(items.iter().map(DocPayloadV3::wire_size));
                 self.on_docs(deferred, local, items.len())
             }
             SyncResponse::NotJoined

@@ -28,6 +28,7 @@ use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::{
     commons_digest, heads_digest, DocPayload, Gossip, LiveChange, SyncRequest, SyncResponse, Want,
 };
+use hedgerow_protocol::sync_compact::{DocPayloadV3, DocRef, ProofV3, WantV3};
 use hedgerow_protocol::{
     actor_for_install, ChangeEnvelope, CommonsGenesis, CommonsId, DeviceKey, DocGenesis, DocId,
     ForkOrigin, InstallTag, Signed,
@@ -423,6 +424,18 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
                 wanted: vec![0, 7, 63],
             },
         ),
+        (
+            "sync request FetchV3",
+            SyncRequest::FetchV3 {
+                commons: COMMONS,
+                wants: vec![WantV3 {
+                    prefix: [0x22; 8],
+                    have_genesis: true,
+                    clock: vec![([0x56; 4], 3)],
+                }],
+                budget: 512 * 1024,
+            },
+        ),
     ];
     for (name, request) in requests {
         v.insert(
@@ -464,6 +477,23 @@ fn vectors() -> BTreeMap<&'static str, Vector> {
         ("sync response NotJoined", SyncResponse::NotJoined),
         ("sync response Proven", SyncResponse::Proven),
         ("sync response NotAMember", SyncResponse::NotAMember),
+        (
+            "sync response DocsV3",
+            SyncResponse::DocsV3 {
+                items: vec![DocPayloadV3 {
+                    doc: DocRef::Prefix([0x22; 8]),
+                    genesis: None,
+                    changes: CompactChanges::Changes(b"opaque deflated changes".to_vec()),
+                    proofs: vec![ProofV3 {
+                        change: vec![0x31, 0x32, 0x33, 0x34],
+                        doc: None,
+                        author: None,
+                        signature: payload().proofs[0].1.signature,
+                    }],
+                }],
+                deferred: vec![[0x24; 8]],
+            },
+        ),
         (
             "sync response Refused",
             SyncResponse::Refused {

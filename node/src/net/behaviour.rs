@@ -25,7 +25,10 @@ use libp2p::{
 };
 
 use super::{
-    codec::{ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2},
+    codec::{
+        speaks_sync_v3, ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL,
+        SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3,
+    },
     swarm::{NetConfig, NetError},
 };
 
@@ -151,15 +154,20 @@ impl Behaviour {
         let codec = SyncCodec::new(counters)
             .with_limits(config.max_request_bytes, config.max_response_bytes)
             .with_stall_timeout(config.stall_timeout);
-        let sync = request_response::Behaviour::with_codec(
-            codec,
-            [
-                (SYNC_PROTOCOL, request_response::ProtocolSupport::Full),
-                // Listed second: advertised (identify) and accepted, never preferred.
-                (SYNC_PROTOCOL_V2, request_response::ProtocolSupport::Full),
-            ],
-            sync_config(config),
-        );
+        // Listed after the first: advertised (identify) and accepted, never preferred. The
+        // third version implies the second, so only one of them is listed (identify stays
+        // the same size).
+        let newest = if speaks_sync_v3() {
+            SYNC_PROTOCOL_V3
+        } else {
+            SYNC_PROTOCOL_V2
+        };
+        let sync_protocols = [
+            (SYNC_PROTOCOL, request_response::ProtocolSupport::Full),
+            (newest, request_response::ProtocolSupport::Full),
+        ];
+        let sync =
+            request_response::Behaviour::with_codec(codec, sync_protocols, sync_config(config));
 
         let blob_codec = SyncCodec::new(blob_counters)
             .with_limits(

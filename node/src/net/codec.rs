@@ -34,6 +34,23 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/hedgerow/sync/1"
 /// release speaks.
 pub const SYNC_PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/hedgerow/sync/2");
 
+/// The sync protocol's third version, served beside the others on the same frames: a node
+/// that lists it (in identify) takes and answers fetches in the compact forms of
+/// [`hedgerow_protocol::sync_compact`] (`FetchV3`, `DocsV3`); a peer that does not list it
+/// gets the first version's forms. It implies the second version, which a node listing it
+/// does not list again (identify stays the same size).
+pub const SYNC_PROTOCOL_V3: StreamProtocol = StreamProtocol::new("/hedgerow/sync/3");
+
+/// Test-only switch: `1` makes the node speak sync protocols up to `/hedgerow/sync/2` only
+/// (not listing `/hedgerow/sync/3`, never sending its forms), as the previous release does, so
+/// tests can sync a node of this release with one that behaves like the last.
+pub const SYNC_V2_ONLY_ENV: &str = "HEDGEROW_TEST_SYNC_V2_ONLY";
+
+/// Whether this node speaks `/hedgerow/sync/3` (always, unless [`SYNC_V2_ONLY_ENV`] is `1`).
+pub fn speaks_sync_v3() -> bool {
+    std::env::var_os(SYNC_V2_ONLY_ENV).is_none_or(|v| v != "1")
+}
+
 /// Largest request payload accepted or sent, in bytes (1 MiB).
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 

@@ -365,8 +365,15 @@ impl Actor {
                 info,
                 ..
             })) => {
-                let v2 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
-                self.input(Input::SyncVersion { peer: peer_id, v2 });
+                // A node that lists the third version speaks the second too.
+                let lists_v3 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
+                let v2 = lists_v3 || info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
+                let v3 = crate::net::codec::speaks_sync_v3() && lists_v3;
+                self.input(Input::SyncVersion {
+                    peer: peer_id,
+                    v2,
+                    v3,
+                });
                 // Reach learns which peers serve as a relay; the DHT the rest.
                 let relay = info.protocols.contains(&crate::net::reach::HOP_PROTOCOL);
                 self.input(Input::Identified {

@@ -7,9 +7,11 @@ use crate::replicas::{LiveOutcome, NodeError, Replicas};
 use crate::store::KnownPeer;
 use hedgerow_protocol::private::{MembershipProof, ProofError};
 use hedgerow_protocol::replica::Rejection;
+use hedgerow_protocol::sync::id_prefix;
 use hedgerow_protocol::sync::{
-    DocPayload, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
+    DocPayload, DocPayloadV3, HeadsDigest, IdPrefix, LiveChange, LocalDoc, SyncSource,
 };
+use hedgerow_protocol::sync_compact::{DocRef, ExpandError};
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DocId, Signed};
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,6 +53,13 @@ pub trait LocalState: SyncSource<Error = NodeError> + super::blobs::BlobAccess {
         commons: &CommonsId,
         item: &DocPayload,
     ) -> Result<usize, NodeError>;
+    /// A `/hedgerow/sync/3` payload rebuilt in full (see [`DocPayloadV3::expand`]), each
+    /// left-out author taken from this node's verified changes of the signed change's actor.
+    fn expand_payload(
+        &mut self,
+        commons: &CommonsId,
+        item: &DocPayloadV3,
+    ) -> Result<DocPayload, ExpandError>;
     /// Whether the genesis of `doc` is held.
     fn knows_doc(&self, doc: &DocId) -> bool;
     /// Whether a payload is of a charter document (stored before the documents it admits).
@@ -167,6 +176,38 @@ impl LocalState for Replicas {
         item: &DocPayload,
     ) -> Result<usize, NodeError> {
         Replicas::ingest_payload(self, commons, item)
+    }
+
+    fn expand_payload(
+        &mut self,
+        commons: &CommonsId,
+        item: &DocPayloadV3,
+    ) -> Result<DocPayload, ExpandError> {
+        let doc = match item.doc {
+            DocRef::Prefix(prefix) => {
+                let inventory = self.store().inventory(commons).unwrap_or_default();
+                let mut held = inventory
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| id_prefix(id) == prefix);
+                match (held.next(), held.next()) {
+                    (Some(id), None) => Some(id),
+                    _ => None,
+                }
+            }
+            DocRef::Id(id) => Some(id),
+            DocRef::Genesis => None,
+        };
+        // A replica is loaded only when a proof left its author out (the puller holds it).
+        let replica = match doc {
+            Some(id) if item.proofs.iter().any(|p| p.author.is_none()) => self.replica(&id).ok(),
+            _ => None,
+        };
+        item.clone().expand(doc, |_, actor| {
+            replica.as_ref().and_then(|r| {
+                r.author_of_actor(&hedgerow_protocol::automerge::ActorId::from(actor))
+            })
+        })
     }
 
     fn knows_doc(&self, doc: &DocId) -> bool {

@@ -91,8 +91,14 @@ struct Node {
     /// Speaks only `/hedgerow/sync/1`, as a node of an earlier release (its peers learn it
     /// from identify, simulated on connect).
     sync_v1_only: bool,
+    /// Speaks up to `/hedgerow/sync/2`, as the release before the compact forms.
+    sync_v2_only: bool,
     /// The most documents any fetch this node sent named.
     largest_fetch: usize,
+    /// Fetches this node sent in the compact form of `/hedgerow/sync/3`.
+    fetches_v3: usize,
+    /// Sync bytes this node sent: requests and responses.
+    sync_bytes_sent: usize,
     _dir: tempfile::TempDir,
 }
 
@@ -203,7 +209,10 @@ impl Sim {
                 subscribed: HashSet::new(),
                 seen: HashSet::new(),
                 sync_v1_only: false,
+                sync_v2_only: false,
                 largest_fetch: 0,
+                fetches_v3: 0,
+                sync_bytes_sent: 0,
                 _dir: dir,
             });
         }
@@ -259,11 +268,17 @@ impl Sim {
                 let Some(j) = self.index_of(&peer) else {
                     return;
                 };
-                if let Ok(hedgerow_protocol::sync::SyncRequest::Fetch { wants, .. }) =
-                    hedgerow_protocol::sync::SyncRequest::from_bytes(&bytes)
-                {
-                    let node = &mut self.nodes[i];
-                    node.largest_fetch = node.largest_fetch.max(wants.len());
+                let node = &mut self.nodes[i];
+                node.sync_bytes_sent += bytes.len();
+                match hedgerow_protocol::sync::SyncRequest::from_bytes(&bytes) {
+                    Ok(hedgerow_protocol::sync::SyncRequest::Fetch { wants, .. }) => {
+                        node.largest_fetch = node.largest_fetch.max(wants.len());
+                    }
+                    Ok(hedgerow_protocol::sync::SyncRequest::FetchV3 { wants, .. }) => {
+                        node.largest_fetch = node.largest_fetch.max(wants.len());
+                        node.fetches_v3 += 1;
+                    }
+                    _ => {}
                 }
                 let delay = self.delay();
                 if !self.links.contains_key(&pair(i, j)) {
@@ -292,6 +307,7 @@ impl Sim {
                 let Some((to, their_id, sent_at)) = self.inbound.remove(&(i, id)) else {
                     return;
                 };
+                self.nodes[i].sync_bytes_sent += bytes.len();
                 if self.rng.chance(self.drop_percent) {
                     let failure = Failure::Stalled {
                         offence: None,
@@ -478,7 +494,9 @@ impl Sim {
         for (a, b) in [(i, j), (j, i)] {
             let peer = self.nodes[b].peer;
             let v2 = !self.nodes[b].sync_v1_only;
-            self.input(a, Input::SyncVersion { peer, v2 });
+            let speaks_v3 = |n: &Node| !n.sync_v1_only && !n.sync_v2_only;
+            let v3 = speaks_v3(&self.nodes[a]) && speaks_v3(&self.nodes[b]);
+            self.input(a, Input::SyncVersion { peer, v2, v3 });
         }
         // Gossipsub tells each side what the other is subscribed to.
         for (a, b) in [(i, j), (j, i)] {
@@ -1704,4 +1722,85 @@ fn reach_relayed_connections_escape_per_address_limits_and_show_as_relayed() {
             "{row:?}"
         );
     }
+}
+
+/// Two nodes that share `count` designs edit each of them apart (three changes a side),
+/// then reconnect until they converge; node 0 speaks only up to `/hedgerow/sync/2` when
+/// `old_release`. Returns the fetches sent in `/hedgerow/sync/3` form and the sync bytes both
+/// sent after the reconnection.
+fn diverge_and_sync(old_release: bool, count: usize) -> (usize, usize) {
+    let mut sim = Sim::new(2, 12);
+    sim.max_delay = Duration::from_millis(5);
+    sim.nodes[0].sync_v2_only = old_release;
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, count, 200);
+    sim.start();
+    sim.target(1, 0);
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "initial sync"
+    );
+    sim.cut(0, 1);
+    let ids: Vec<DocId> = sim
+        .inventory(0, &commons)
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| {
+            let genesis = sim.nodes[0].service.local().store().doc_genesis(id);
+            matches!(genesis, Ok(Some(g)) if g.body.kind == DocKind::Design)
+        })
+        .collect();
+    assert_eq!(ids.len(), count);
+    for i in [0, 1] {
+        for id in &ids {
+            for k in 0..3 {
+                let edit = Edit::Set {
+                    field: "summary".into(),
+                    value: format!("node {i} edit {k} of {id}"),
+                };
+                sim.local(i).edit_doc(id, &[edit]).expect("edit");
+            }
+        }
+        sim.local(i).take_outbox();
+        sim.local(i).commit().expect("commit");
+    }
+    assert!(!sim.converged(&commons, &[0, 1]));
+    let fetches = |s: &Sim| s.nodes.iter().map(|n| n.fetches_v3).sum::<usize>();
+    let bytes = |s: &Sim| s.nodes.iter().map(|n| n.sync_bytes_sent).sum::<usize>();
+    let (fetches_before, bytes_before) = (fetches(&sim), bytes(&sim));
+    sim.heal_all();
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "converged after the divergence (old release: {old_release})"
+    );
+    for i in [0, 1] {
+        let status = sim.status(i);
+        assert_eq!(status.rejected_total, 0, "node {i} refused something");
+    }
+    (fetches(&sim) - fetches_before, bytes(&sim) - bytes_before)
+}
+
+/// Issue 11: two nodes of this release that edited the same designs apart sync them in the
+/// compact forms of `/hedgerow/sync/3` (short clocks; proofs without the change hash,
+/// document and author the receiver derives), for fewer bytes; a node that speaks only up to
+/// `/hedgerow/sync/2`, as the previous release, gets and sends the first version's forms and
+/// still converges.
+///
+/// ```text
+/// 0 (8 designs, 3 edits each) -x- 1 (the same 8, 3 other edits each)   -> reconnect
+/// ```
+#[test]
+fn diverged_nodes_sync_in_compact_forms_and_still_with_an_older_release() {
+    let (fetches_v3, bytes_v3) = diverge_and_sync(false, 8);
+    let (fetches_old, bytes_old) = diverge_and_sync(true, 8);
+    assert!(fetches_v3 >= 2, "both pulls use the compact forms");
+    assert_eq!(
+        fetches_old, 0,
+        "nothing compact to a node that does not speak it"
+    );
+    // About 130 B a document and direction here (one proof, a two-actor clock); 60 is safe.
+    assert!(
+        bytes_v3 + 60 * 2 * 8 <= bytes_old,
+        "compact forms {bytes_v3} B, first version's {bytes_old} B"
+    );
 }

@@ -280,11 +280,13 @@ impl Rogue {
                     .collect(),
             }
             .to_bytes(),
-            (Answer::HugeInventory(_), SyncRequest::Fetch { .. }) => SyncResponse::Docs {
-                items: Vec::new(),
-                deferred: Vec::new(),
+            (Answer::HugeInventory(_), SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. }) => {
+                SyncResponse::Docs {
+                    items: Vec::new(),
+                    deferred: Vec::new(),
+                }
+                .to_bytes()
             }
-            .to_bytes(),
             (Answer::Relay, SyncRequest::Hello { .. }) => {
                 let doc = self.relayed.as_ref().expect("relayed document").doc;
                 SyncResponse::Inventory {
@@ -293,11 +295,13 @@ impl Rogue {
                 }
                 .to_bytes()
             }
-            (Answer::Relay, SyncRequest::Fetch { .. }) => SyncResponse::Docs {
-                items: vec![self.relayed.clone().expect("relayed document")],
-                deferred: Vec::new(),
+            (Answer::Relay, SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. }) => {
+                SyncResponse::Docs {
+                    items: vec![self.relayed.clone().expect("relayed document")],
+                    deferred: Vec::new(),
+                }
+                .to_bytes()
             }
-            .to_bytes(),
             (
                 Answer::ForgedDocs | Answer::Relay | Answer::HugeInventory(_),
                 SyncRequest::Entries { .. } | SyncRequest::Prove(_),
@@ -305,7 +309,7 @@ impl Rogue {
                 reason: "no summary was sent".into(),
             }
             .to_bytes(),
-            (Answer::ForgedDocs, SyncRequest::Fetch { .. }) => {
+            (Answer::ForgedDocs, SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. }) => {
                 let doc = self.forged_doc.clone().expect("forged document");
                 SyncResponse::Docs {
                     items: vec![DocPayload {

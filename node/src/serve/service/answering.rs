@@ -26,16 +26,21 @@ impl<L: LocalState> Service<L> {
                 }
                 Ok((Ok(()), request)) => {
                     match request {
-                        SyncRequest::Fetch { .. } => {
+                        SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. } => {
                             self.peer.entry(peer).or_default().fetched_at = Some(now);
                         }
                         SyncRequest::Hello { .. } => self.start_postponed(peer),
                         SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {}
                     }
                     let response = respond(&mut self.local, &request);
-                    if let SyncResponse::Docs { items, .. } = &response {
-                        self.counters.docs_sent += items.len() as u64;
-                        self.report(peer).docs_sent += items.len() as u64;
+                    let sent = match &response {
+                        SyncResponse::Docs { items, .. } => items.len(),
+                        SyncResponse::DocsV3 { items, .. } => items.len(),
+                        _ => 0,
+                    };
+                    if sent > 0 {
+                        self.counters.docs_sent += sent as u64;
+                        self.report(peer).docs_sent += sent as u64;
                     }
                     self.counters.requests_answered += 1;
                     response
@@ -141,6 +146,7 @@ fn request_commons(request: &SyncRequest) -> &CommonsId {
     match request {
         SyncRequest::Hello { commons, .. }
         | SyncRequest::Fetch { commons, .. }
+        | SyncRequest::FetchV3 { commons, .. }
         | SyncRequest::Entries { commons, .. } => commons,
         SyncRequest::Prove(proof) => &proof.commons,
     }

@@ -205,12 +205,15 @@ pub enum Input {
     /// Peers the local link stopped announcing (their mDNS records expired).
     Expired(Vec<(PeerId, Multiaddr)>),
     /// A peer said which sync protocol versions it speaks (identify): `v2` when it lists
-    /// `/hedgerow/sync/2`, whose larger fetches it then gets.
+    /// `/hedgerow/sync/2`, whose larger fetches it then gets; `v3` when both it and this node
+    /// speak `/hedgerow/sync/3`, whose compact forms it then gets.
     SyncVersion {
         /// The peer.
         peer: PeerId,
         /// Whether it speaks `/hedgerow/sync/2`.
         v2: bool,
+        /// Whether it and this node speak `/hedgerow/sync/3`.
+        v3: bool,
     },
     /// A ping came back (`true`) or failed.
     Ping {

@@ -30,9 +30,10 @@ pub use discovery::{
 };
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, DocPayload, Gossip, IdPrefix,
-    PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, DocPayload, DocPayloadV3, Gossip,
+    IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
 };
+use hedgerow_protocol::sync_compact::ExpandError;
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
 pub use io::{
     BlobsReply, Command, Failure, InboundId, Input, Output, Reply, RequestId, SyncOrder, Token,
@@ -121,6 +122,9 @@ struct Peer {
     pending: u32,
     /// It speaks `/hedgerow/sync/2` (said by identify): our fetches to it may be larger.
     sync_v2: bool,
+    /// It speaks `/hedgerow/sync/3` (said by identify), as this node does: our fetches to it
+    /// take that version's compact forms.
+    sync_v3: bool,
 }
 
 /// The life of one pull of one commons from one peer.
@@ -436,8 +440,10 @@ impl<L: LocalState> Service<L> {
             }
             Input::Dht(input) => self.on_dht(input),
             Input::Expired(gone) => self.on_expired(gone),
-            Input::SyncVersion { peer, v2 } => {
-                self.peer.entry(peer).or_default().sync_v2 = v2;
+            Input::SyncVersion { peer, v2, v3 } => {
+                let state = self.peer.entry(peer).or_default();
+                state.sync_v2 = v2;
+                state.sync_v3 = v3;
                 for ((of, _), pull) in self.pulls.iter_mut() {
                     if let (true, Pull::Running(session)) = (*of == peer, pull) {
                         session.set_v2_peer(v2);

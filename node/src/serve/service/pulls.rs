@@ -131,9 +131,18 @@ impl<L: LocalState> Service<L> {
             SyncRequest::Fetch { budget, wants, .. } => {
                 (Some(*budget), wants.iter().map(|w| w.prefix).collect())
             }
+            SyncRequest::FetchV3 { budget, wants, .. } => {
+                (Some(*budget), wants.iter().map(|w| w.prefix).collect())
+            }
             SyncRequest::Hello { .. } | SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {
                 (None, HashSet::new())
             }
+        };
+        // A peer that speaks `/hedgerow/sync/3` gets its compact forms; any other the first's.
+        let request = if self.peer.get(&peer).is_some_and(|p| p.sync_v3) {
+            request.into_v3()
+        } else {
+            request
         };
         let bytes = request.to_bytes();
         tracing::debug!(
@@ -353,6 +362,12 @@ impl<L: LocalState> Service<L> {
                     return;
                 }
             }
+            SyncResponse::DocsV3 { items, .. } => {
+                let items = self.expand_docs(peer, commons, items);
+                if !self.store_docs(peer, commons, &items, &asked) {
+                    return;
+                }
+            }
         }
         if matches!(response, SyncResponse::InSync) {
             if let Some(session) = self.session(peer, commons) {
@@ -411,6 +426,47 @@ impl<L: LocalState> Service<L> {
             }
         }
         true
+    }
+
+    /// Rebuilds `/hedgerow/sync/3` payloads in full, from their own changes and this node's
+    /// verified records, for [`Self::store_docs`] to verify and store like any others. A
+    /// payload whose proof leaves out an author this node cannot derive (an honest peer's
+    /// short clock digest matched another actor) is asked for again whole, which carries
+    /// every author; any other that does not rebuild is the peer's offence.
+    fn expand_docs(
+        &mut self,
+        peer: PeerId,
+        commons: CommonsId,
+        items: &[DocPayloadV3],
+    ) -> Vec<DocPayload> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match self.local.expand_payload(&commons, item) {
+                Ok(payload) => out.push(payload),
+                Err(e) => {
+                    let prefix = item.prefix();
+                    let honest = matches!(
+                        e,
+                        ExpandError::UnknownAuthor { .. } | ExpandError::UnknownDocument { .. }
+                    );
+                    let again = matches!(e, ExpandError::UnknownAuthor { .. })
+                        && self
+                            .session(peer, commons)
+                            .is_some_and(|s| s.refetch_whole(prefix));
+                    let doc = hex::encode(prefix);
+                    tracing::info!("document {doc}… from {peer} does not rebuild: {e}");
+                    if !again {
+                        self.report(peer)
+                            .errors
+                            .push(format!("document {doc}…: {e}"));
+                        if !honest {
+                            self.misbehaved(peer, Refusal::MalformedResponse);
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Documents asked for: stores them, durably before asking for more; false when the pull
