@@ -85,7 +85,7 @@ async fn libp2p_copy(total: u64) -> Result<f64> {
                 let _ = server
                     .behaviour_mut()
                     .blob
-                    .send_response(channel, payload.clone());
+                    .send_response(channel, payload.clone().into());
             }
         }
     });
@@ -108,7 +108,7 @@ async fn libp2p_copy(total: u64) -> Result<f64> {
                 message: request_response::Message::Response { response, .. },
                 ..
             })) => {
-                received += response.len() as u64;
+                received += response.bytes.len() as u64;
                 in_flight -= 1;
             }
             SwarmEvent::Behaviour(BehaviourEvent::Blob(

@@ -278,7 +278,7 @@ impl Session {
                         let docs = (0..400_000u64).map(|n| ((n ^ self.nonce).to_be_bytes(), [7; 8])).collect();
                         // The node holds the commons, so it does not look at the genesis.
                         let answer = SyncResponse::Inventory { genesis: self.fake_commons(), docs };
-                        let _ = swarm.behaviour_mut().sync.send_response(channel, answer.to_bytes());
+                        let _ = swarm.behaviour_mut().sync.send_response(channel, answer.to_bytes().into());
                     }
                     _ => {}
                 },

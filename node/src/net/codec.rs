@@ -243,6 +243,28 @@ impl ByteCounters {
     }
 }
 
+/// A response's bytes, and how long they took to arrive once the first had come.
+///
+/// The time to the first byte is the round trip plus the responder's work (reading and
+/// packing documents, which a busy or small responder makes long); the time from the first
+/// byte to the last is what the link itself needed, and what a cut link would waste.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseFrame {
+    /// The frame's payload.
+    pub bytes: Vec<u8>,
+    /// From the first byte's arrival to the last's; `None` for a frame built locally.
+    pub transfer: Option<Duration>,
+}
+
+impl From<Vec<u8>> for ResponseFrame {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            transfer: None,
+        }
+    }
+}
+
 /// Request-response codec moving opaque byte frames, with size limits and byte counting.
 #[derive(Clone, Debug)]
 pub struct SyncCodec {
@@ -293,7 +315,7 @@ impl SyncCodec {
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
-    type Response = Vec<u8>;
+    type Response = ResponseFrame;
 
     async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
@@ -312,17 +334,27 @@ impl request_response::Codec for SyncCodec {
         frame
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<ResponseFrame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(
+        let mut first_byte = None;
+        let bytes = read_frame_timed(
             io,
             self.max_response,
             &self.counters.inner.sync_received,
             self.stall_timeout,
+            &mut first_byte,
         )
-        .await
+        .await?;
+        Ok(ResponseFrame {
+            bytes,
+            transfer: first_byte.map(|at: Instant| at.elapsed()),
+        })
     }
 
     async fn write_request<T>(
@@ -348,14 +380,14 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: Vec<u8>,
+        response: ResponseFrame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(
             io,
-            &response,
+            &response.bytes,
             self.max_response,
             &self.counters.inner.sync_sent,
             self.stall_timeout,
@@ -374,6 +406,20 @@ async fn read_frame<T>(
 where
     T: AsyncRead + Unpin,
 {
+    read_frame_timed(io, max, counter, stall, &mut None).await
+}
+
+/// [`read_frame`], noting in `first_byte` when the frame's first byte arrived.
+async fn read_frame_timed<T>(
+    io: &mut T,
+    max: usize,
+    counter: &AtomicU64,
+    stall: Option<Duration>,
+    first_byte: &mut Option<Instant>,
+) -> io::Result<Vec<u8>>
+where
+    T: AsyncRead + Unpin,
+{
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
     let mut filled = 0;
     while filled < prefix.len() {
@@ -381,6 +427,7 @@ where
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        first_byte.get_or_insert_with(Instant::now);
         add(counter, n);
         filled += n;
     }

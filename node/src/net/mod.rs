@@ -22,7 +22,7 @@ pub mod swarm;
 
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 pub use codec::{
-    ByteCounters, FrameError, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
+    ByteCounters, FrameError, ResponseFrame, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3, SYNC_V2_ONLY_ENV,
 };
 pub use rate_limit::{MaxRate, RateError};

@@ -146,7 +146,7 @@ impl Actor {
                         .swarm
                         .behaviour_mut()
                         .sync
-                        .send_response(channel, bytes);
+                        .send_response(channel, bytes.into());
                 }
             }
             Output::SendBlob { peer, id, bytes } => {
@@ -159,7 +159,7 @@ impl Actor {
                         .swarm
                         .behaviour_mut()
                         .blob
-                        .send_response(channel, bytes);
+                        .send_response(channel, bytes.into());
                 }
             }
             Output::Publish {
@@ -456,8 +456,9 @@ impl Actor {
                     let (id, sent_at) = self.requests.remove(&request_id)?;
                     Some(Input::Response {
                         id,
-                        bytes: response,
+                        bytes: response.bytes,
                         elapsed: sent_at.elapsed(),
+                        transfer: response.transfer,
                     })
                 }
             },
@@ -525,7 +526,7 @@ impl Actor {
                     let id = self.blob_requests.remove(&request_id)?;
                     Some(Input::BlobResponse {
                         id,
-                        bytes: response,
+                        bytes: response.bytes,
                     })
                 }
             },

@@ -47,6 +47,23 @@ impl LinkEstimate {
     /// A response of `bytes` arrived `elapsed` after its request was sent; `budget` is what
     /// the request asked for (`None` for requests without a budget, such as `Hello`).
     pub fn on_response(&mut self, bytes: usize, elapsed: Duration, budget: Option<u32>) {
+        self.on_timed_response(bytes, elapsed, budget, None);
+    }
+
+    /// [`on_response`](Self::on_response), with the time the response's bytes took from the
+    /// first to the last when the transport measured it.
+    ///
+    /// That time is the link's alone: the time before the first byte also holds the
+    /// responder's work, which on a busy or small responder is most of it (a 5,000-design
+    /// initial sync from a loaded responder took 51 round trips sized by it). Without it the
+    /// transfer is the time beyond the fastest response seen.
+    pub fn on_timed_response(
+        &mut self,
+        bytes: usize,
+        elapsed: Duration,
+        budget: Option<u32>,
+        measured: Option<Duration>,
+    ) {
         let floor = match self.latency_floor {
             Some(floor) => floor.min(elapsed),
             None => elapsed,
@@ -56,7 +73,9 @@ impl LinkEstimate {
             return;
         };
         // Time spent moving bytes, as opposed to waiting for the first one.
-        let transfer = elapsed.saturating_sub(floor).max(Duration::from_millis(20));
+        let transfer = measured
+            .unwrap_or_else(|| elapsed.saturating_sub(floor))
+            .max(Duration::from_millis(20));
         let full = bytes as u64 * 2 >= u64::from(asked);
         if full {
             let rate = bytes as f64 / transfer.as_secs_f64();
@@ -167,5 +186,32 @@ mod tests {
         link.on_response(20, Duration::from_millis(100), None);
         link.on_response(500, Duration::from_millis(150), Some(START_BUDGET));
         assert_eq!(link.budget(), START_BUDGET);
+    }
+
+    /// A responder that spends seconds packing each response, over a fast link: the bytes
+    /// themselves arrive in milliseconds, so the budget still grows to the maximum; timed
+    /// from the request alone it stays near what the responder packs in two seconds.
+    #[test]
+    fn a_busy_responder_does_not_shrink_a_fast_links_budget() {
+        let mut timed = LinkEstimate::default();
+        let mut untimed = LinkEstimate::default();
+        timed.on_response(20, Duration::from_millis(1), None);
+        untimed.on_response(20, Duration::from_millis(1), None);
+        for _ in 0..20 {
+            for (link, measured) in [(&mut timed, true), (&mut untimed, false)] {
+                let asked = link.budget();
+                // Packing at 400 KB/s; the link moves 100 MB/s.
+                let work = Duration::from_secs_f64(f64::from(asked) / 400e3);
+                let wire = Duration::from_secs_f64(f64::from(asked) / 100e6);
+                let transfer = measured.then_some(wire);
+                link.on_timed_response(asked as usize, work + wire, Some(asked), transfer);
+            }
+        }
+        assert_eq!(timed.budget(), MAX_BUDGET);
+        assert!(
+            untimed.budget() < MAX_BUDGET / 4,
+            "untimed {}",
+            untimed.budget()
+        );
     }
 }

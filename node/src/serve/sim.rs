@@ -613,7 +613,15 @@ impl Sim {
             } => {
                 if self.links.contains_key(&pair(from, to)) {
                     let elapsed = self.now - sent_at;
-                    self.input(to, Input::Response { id, bytes, elapsed });
+                    // The simulated link delivers a response whole: its transfer is not known
+                    // apart from the responder's work.
+                    let response = Input::Response {
+                        id,
+                        bytes,
+                        elapsed,
+                        transfer: None,
+                    };
+                    self.input(to, response);
                 } else {
                     self.fail(
                         to,

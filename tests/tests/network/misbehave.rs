@@ -239,13 +239,13 @@ impl Rogue {
                         .swarm
                         .behaviour_mut()
                         .sync
-                        .send_response(channel, response);
+                        .send_response(channel, response.into());
                 }
                 request_response::Message::Response {
                     request_id,
                     response,
                 } => {
-                    self.responses.insert(request_id, Some(response));
+                    self.responses.insert(request_id, Some(response.bytes));
                 }
             },
             SwarmEvent::Behaviour(BehaviourEvent::Sync(

@@ -172,6 +172,9 @@ pub enum Input {
         /// From handing the request to the transport to the response's arrival: the link's
         /// speed, without the time this node spent storing what came before.
         elapsed: Duration,
+        /// From the response's first byte to its last, when the transport measured it: the
+        /// link's speed without the responder's work either.
+        transfer: Option<Duration>,
     },
     /// A request we sent failed.
     Failure {

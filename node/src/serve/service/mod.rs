@@ -407,9 +407,14 @@ impl<L: LocalState> Service<L> {
             } => self.on_closed(peer, connection, remaining),
             Input::DialFailed(addr, reason) => self.on_dial_failed(addr, reason),
             Input::Request { peer, id, bytes } => self.on_request(peer, id, &bytes),
-            Input::Response { id, bytes, elapsed } => {
+            Input::Response {
+                id,
+                bytes,
+                elapsed,
+                transfer,
+            } => {
                 if let Some(flight) = self.in_flight.remove(&id) {
-                    self.on_response(flight, &bytes, elapsed);
+                    self.on_response(flight, &bytes, elapsed, transfer);
                 }
             }
             Input::Failure {
