@@ -30,7 +30,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Node = Swarm<Behaviour>;
 type Event = SwarmEvent<BehaviourEvent>;
-type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
+type SyncEvent = request_response::Event<Vec<u8>, hedgerow_node::net::ResponseFrame>;
 
 /// Which swarm an event came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,7 +137,7 @@ async fn round_trip(a: &mut Node, b: &mut Node, request: &[u8], response: &[u8])
                 assert_eq!(got, request, "A received the request B sent");
                 a.behaviour_mut()
                     .sync
-                    .send_response(channel, response.to_vec())
+                    .send_response(channel, response.to_vec().into())
                     .expect("response channel open");
             }
             (
@@ -156,7 +156,8 @@ async fn round_trip(a: &mut Node, b: &mut Node, request: &[u8], response: &[u8])
                 })),
             ) => {
                 assert_eq!(request_id, sent_id);
-                assert_eq!(got, response, "B received the response A sent");
+                assert_eq!(got.bytes, response, "B received the response A sent");
+                assert!(got.transfer.is_some(), "the transport timed it");
                 answered = true;
             }
             (side, SwarmEvent::Behaviour(BehaviourEvent::Sync(failure))) => {
@@ -323,7 +324,7 @@ fn answer_in_sync(swarm: &mut Node, event: Event) {
         let _ = swarm
             .behaviour_mut()
             .sync
-            .send_response(channel, SyncResponse::InSync.to_bytes());
+            .send_response(channel, SyncResponse::InSync.to_bytes().into());
     }
 }
 

@@ -17,7 +17,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, PoisonError,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -589,12 +589,14 @@ mod tests {
             let response = vec![7u8; 200_000];
             let mut wire = Cursor::new(Vec::new());
             codec
-                .write_response(&SYNC_PROTOCOL, &mut wire, response.clone())
+                .write_response(&SYNC_PROTOCOL, &mut wire, response.clone().into())
                 .await
                 .expect("write response");
             let mut wire = Cursor::new(wire.into_inner());
             let read = codec.read_response(&SYNC_PROTOCOL, &mut wire).await;
-            assert_eq!(read.expect("read response"), response);
+            let read = read.expect("read response");
+            assert_eq!(read.bytes, response);
+            assert!(read.transfer.is_some(), "a response read is timed");
 
             let total = (2 * LENGTH_PREFIX_BYTES + request.len() + response.len()) as u64;
             assert_eq!(counters.sent(), total);
@@ -722,7 +724,10 @@ mod tests {
             let read = codec
                 .read_response(&SYNC_PROTOCOL, &mut Cursor::new(frame(&over)))
                 .await;
-            assert_eq!(read.expect("response under its limit").len(), over.len());
+            assert_eq!(
+                read.expect("response under its limit").bytes.len(),
+                over.len()
+            );
         });
     }
 

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-type SyncEvent = request_response::Event<Vec<u8>, Vec<u8>>;
+type SyncEvent = request_response::Event<Vec<u8>, crate::net::ResponseFrame>;
 
 /// The swarm, the service, and the tables that translate between their names for things.
 pub(crate) struct Actor {
@@ -28,11 +28,11 @@ pub(crate) struct Actor {
     pub(crate) bytes: ByteCounters,
     /// Requests in flight, with when each was handed to the swarm.
     requests: HashMap<request_response::OutboundRequestId, (RequestId, Instant)>,
-    channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    channels: HashMap<InboundId, request_response::ResponseChannel<crate::net::ResponseFrame>>,
     /// Blob requests in flight.
     blob_requests: HashMap<request_response::OutboundRequestId, RequestId>,
     /// Blob requests waiting for our answer.
-    blob_channels: HashMap<InboundId, request_response::ResponseChannel<Vec<u8>>>,
+    blob_channels: HashMap<InboundId, request_response::ResponseChannel<crate::net::ResponseFrame>>,
     /// Blob requests answered and not yet sent whole, by libp2p's number.
     blob_answering: HashMap<request_response::InboundRequestId, InboundId>,
     /// Dials in progress, so their outcome reaches the redial backoff.

@@ -45,19 +45,15 @@ impl LinkEstimate {
     }
 
     /// A response of `bytes` arrived `elapsed` after its request was sent; `budget` is what
-    /// the request asked for (`None` for requests without a budget, such as `Hello`).
-    pub fn on_response(&mut self, bytes: usize, elapsed: Duration, budget: Option<u32>) {
-        self.on_timed_response(bytes, elapsed, budget, None);
-    }
-
-    /// [`on_response`](Self::on_response), with the time the response's bytes took from the
-    /// first to the last when the transport measured it.
+    /// the request asked for (`None` for requests without a budget, such as `Hello`), and
+    /// `measured` the time its bytes took from the first to the last, when the transport
+    /// measured it.
     ///
     /// That time is the link's alone: the time before the first byte also holds the
     /// responder's work, which on a busy or small responder is most of it (a 5,000-design
     /// initial sync from a loaded responder took 51 round trips sized by it). Without it the
     /// transfer is the time beyond the fastest response seen.
-    pub fn on_timed_response(
+    pub fn on_response(
         &mut self,
         bytes: usize,
         elapsed: Duration,
@@ -110,7 +106,7 @@ mod tests {
         for _ in 0..n {
             let asked = link.budget();
             let elapsed = rtt + Duration::from_secs_f64(f64::from(asked) / rate);
-            link.on_response(asked as usize, elapsed, Some(asked));
+            link.on_response(asked as usize, elapsed, Some(asked), None);
         }
     }
 
@@ -122,7 +118,7 @@ mod tests {
     #[test]
     fn a_64_kbit_link_settles_near_two_seconds_of_data() {
         let mut link = LinkEstimate::default();
-        link.on_response(20, Duration::from_millis(300), None);
+        link.on_response(20, Duration::from_millis(300), None, None);
         run(&mut link, 8_000.0, Duration::from_millis(300), 20);
         let budget = f64::from(link.budget());
         assert!(
@@ -134,7 +130,7 @@ mod tests {
     #[test]
     fn a_lan_grows_to_the_maximum_by_doublings() {
         let mut link = LinkEstimate::default();
-        link.on_response(20, Duration::from_millis(1), None);
+        link.on_response(20, Duration::from_millis(1), None, None);
         run(&mut link, 50e6, Duration::from_millis(1), 1);
         assert_eq!(
             link.budget(),
@@ -150,7 +146,7 @@ mod tests {
     #[test]
     fn a_fast_link_grows_to_four_mebibytes_in_eight_responses() {
         let mut link = LinkEstimate::default();
-        link.on_response(20, Duration::from_millis(1), None);
+        link.on_response(20, Duration::from_millis(1), None, None);
         run(&mut link, 100e6, Duration::from_millis(1), 8);
         assert_eq!(link.budget(), 4 * 1024 * 1024);
         // A link that then slows to 1 Mbit/s is back to about 2 s of data within a few
@@ -164,7 +160,7 @@ mod tests {
     #[test]
     fn seconds_of_latency_do_not_shrink_the_budget() {
         let mut link = LinkEstimate::default();
-        link.on_response(20, Duration::from_secs(3), None);
+        link.on_response(20, Duration::from_secs(3), None, None);
         run(&mut link, 100_000.0, Duration::from_secs(3), 20);
         assert!(link.budget() >= 150_000, "budget {}", link.budget());
     }
@@ -183,8 +179,8 @@ mod tests {
     #[test]
     fn small_responses_say_nothing_about_the_rate() {
         let mut link = LinkEstimate::default();
-        link.on_response(20, Duration::from_millis(100), None);
-        link.on_response(500, Duration::from_millis(150), Some(START_BUDGET));
+        link.on_response(20, Duration::from_millis(100), None, None);
+        link.on_response(500, Duration::from_millis(150), Some(START_BUDGET), None);
         assert_eq!(link.budget(), START_BUDGET);
     }
 
@@ -195,8 +191,8 @@ mod tests {
     fn a_busy_responder_does_not_shrink_a_fast_links_budget() {
         let mut timed = LinkEstimate::default();
         let mut untimed = LinkEstimate::default();
-        timed.on_response(20, Duration::from_millis(1), None);
-        untimed.on_response(20, Duration::from_millis(1), None);
+        timed.on_response(20, Duration::from_millis(1), None, None);
+        untimed.on_response(20, Duration::from_millis(1), None, None);
         for _ in 0..20 {
             for (link, measured) in [(&mut timed, true), (&mut untimed, false)] {
                 let asked = link.budget();
@@ -204,7 +200,7 @@ mod tests {
                 let work = Duration::from_secs_f64(f64::from(asked) / 400e3);
                 let wire = Duration::from_secs_f64(f64::from(asked) / 100e6);
                 let transfer = measured.then_some(wire);
-                link.on_timed_response(asked as usize, work + wire, Some(asked), transfer);
+                link.on_response(asked as usize, work + wire, Some(asked), transfer);
             }
         }
         assert_eq!(timed.budget(), MAX_BUDGET);

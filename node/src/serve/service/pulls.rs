@@ -315,7 +315,7 @@ impl<L: LocalState> Service<L> {
         } = flight;
         self.heard_from(peer);
         let link = &mut self.peer.entry(peer).or_default().link;
-        link.on_timed_response(bytes.len(), elapsed, budget, transfer);
+        link.on_response(bytes.len(), elapsed, budget, transfer);
         let budget = link.budget();
         tracing::debug!(
             "sync response from {peer}: {} B in {elapsed:?}; next budget {budget}",
