@@ -584,8 +584,15 @@ impl Actor {
                 // named the peer (kad answers the swarm's question at once, while the lookup's
                 // addresses are still known), plus the relayed ones through our hubs; the swarm
                 // tries them side by side.
+                // A relayed route may start beside a direct dial still hanging on a NAT (a TCP
+                // connect times out after 30 s); without one, a dial already running is enough.
+                let condition = if via.is_empty() {
+                    libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing
+                } else {
+                    libp2p::swarm::dial_opts::PeerCondition::Disconnected
+                };
                 let opts = DialOpts::peer_id(peer)
-                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .condition(condition)
                     .addresses(via)
                     .extend_addresses_through_behaviour()
                     .build();

@@ -547,6 +547,26 @@ impl<L: LocalState> Service<L> {
             .retain(|(c, _)| lookups.contains_key(c) && !started.contains(c));
     }
 
+    /// Holders the running lookups found that are neither connected nor banned: a hub that
+    /// appears later dials them again through itself (the lookup may have answered before the
+    /// hub's identify, when no relayed address was known, and a direct dial to a holder behind
+    /// NAT hangs until it times out).
+    pub(super) fn unreached_holders(&mut self) -> BTreeSet<PeerId> {
+        let now = self.now;
+        let found: BTreeSet<PeerId> = self
+            .discovery
+            .dialled
+            .iter()
+            .filter(|(commons, _)| self.discovery.lookups.contains_key(commons))
+            .map(|(_, peer)| *peer)
+            .filter(|peer| !self.is_connected(peer))
+            .collect();
+        found
+            .into_iter()
+            .filter(|peer| !self.peers.is_banned(peer, None, now))
+            .collect()
+    }
+
     /// The bootstrap list changed while the node runs: an added peer is dialled and enters the
     /// routing table, and announcements and lookups that found nobody run again now; a
     /// removed one is no longer redialled (a connection that is up stays).
@@ -816,6 +836,59 @@ mod tests {
             dht(&service.handle(Input::Timer, now + DHT_RETRY)),
             [DhtOutput::FindProviders(provider_key(&wanted))]
         );
+    }
+
+    /// The lookup answered before the hub's identify said it relays: the holder, dialled
+    /// with no relayed address, is dialled again through the hub once the hub is known.
+    #[test]
+    fn a_holder_found_before_a_hub_was_known_is_dialled_again_through_it() {
+        let (_dir, mut service, _, _) = service_with_two_commons();
+        let now = Instant::now();
+        service.start(now);
+        let wanted = CommonsId([9; 32]);
+        service.handle(Input::Command(1, Command::Join(wanted)), now);
+        let holder = PeerId::random();
+        let found = Input::Dht(DhtInput::Providers {
+            key: provider_key(&wanted),
+            providers: vec![holder],
+            done: true,
+        });
+        assert_eq!(
+            dht(&service.handle(found, now)),
+            [DhtOutput::DialPeer {
+                peer: holder,
+                via: Vec::new()
+            }]
+        );
+
+        let hub = PeerId::random();
+        let hub_addr: Multiaddr = "/ip4/10.48.0.1/tcp/4001".parse().expect("address");
+        service.handle(
+            Input::Connected {
+                peer: hub,
+                connection: ConnectionId::new_unchecked(77),
+                addr: hub_addr.clone(),
+                dialer: true,
+                dialed: Some(hub_addr.clone()),
+            },
+            now,
+        );
+        let identified = || Input::Identified {
+            peer: hub,
+            relay: true,
+        };
+        let via: Multiaddr = format!("{hub_addr}/p2p/{hub}/p2p-circuit/p2p/{holder}")
+            .parse()
+            .expect("relayed address");
+        assert_eq!(
+            dht(&service.handle(identified(), now)),
+            [DhtOutput::DialPeer {
+                peer: holder,
+                via: vec![via]
+            }]
+        );
+        // Once per hub.
+        assert!(dht(&service.handle(identified(), now)).is_empty());
     }
 
     #[test]

@@ -195,8 +195,22 @@ impl<L: LocalState> Service<L> {
         if !relay || peer == self.config.local_peer {
             return;
         }
-        self.reach.hubs.insert(peer);
+        let new_hub = self.reach.hubs.insert(peer);
         self.reserve_on_hubs();
+        if !new_hub {
+            return;
+        }
+        if let Some(addr) = self.dialed_addr(&peer) {
+            for holder in self.unreached_holders() {
+                if holder == peer {
+                    continue;
+                }
+                tracing::info!("dialling {holder}, a holder found in the DHT, through hub {peer}");
+                let via = vec![circuit_listen_addr(&addr, peer).with(Protocol::P2p(holder))];
+                self.out
+                    .push(Output::Dht(DhtOutput::DialPeer { peer: holder, via }));
+            }
+        }
     }
 
     /// AutoNAT changed its mind about this node: found public, it drops its reservations
