@@ -10,71 +10,13 @@
 //!   bundle:    3 authors x 8 signed changes -> 24 signatures, 3 keys   (was: 24 keys)
 //! ```
 
-use hedgerow_protocol::automerge::{transaction::Transactable, ChangeHash, ReadDoc, ROOT};
+use hedgerow_protocol::automerge::ReadDoc;
 use hedgerow_protocol::envelope::EnvelopeError;
 use hedgerow_protocol::identity::{work_counts, SignatureError, WorkCounts};
-use hedgerow_protocol::schema::{self, DocKind, NewDocument};
-use hedgerow_protocol::{
-    ChangeEnvelope, ChangeProof, CommonsGenesis, DeviceKey, DocGenesis, DocReplica, IngestOutcome,
-    Rejection, Signed,
-};
+use hedgerow_protocol::{ChangeEnvelope, ChangeProof, DocReplica, IngestOutcome, Rejection};
 
-const NOW: i64 = 1_700_000_000;
-
-fn key(n: u8) -> DeviceKey {
-    DeviceKey::from_secret([n; 32])
-}
-
-fn genesis(creator: &DeviceKey) -> Signed<DocGenesis> {
-    let commons = CommonsGenesis {
-        name: "Farm Hack".into(),
-        description: "open farm tools".into(),
-        creator: creator.author(),
-        created_at: NOW,
-        nonce: [7; 16],
-    }
-    .sign(creator)
-    .body
-    .id();
-    DocGenesis {
-        commons,
-        kind: DocKind::Design,
-        creator: creator.author(),
-        created_at: NOW,
-        nonce: [9; 16],
-        fork: None,
-    }
-    .sign(creator)
-}
-
-/// A design written by `writers` in turn, `rounds` name edits each, every change signed.
-fn written(creator: &DeviceKey, writers: &[&DeviceKey], rounds: usize) -> DocReplica {
-    let mut replica = DocReplica::new(genesis(creator)).expect("genesis verifies");
-    replica
-        .edit(creator, NOW, |tx| {
-            schema::init_document(tx, &NewDocument::new(DocKind::Design, "Roller crimper"))
-        })
-        .expect("skeleton");
-    for round in 0..rounds {
-        for (i, writer) in writers.iter().enumerate() {
-            replica
-                .edit(writer, NOW, |tx| {
-                    tx.put(ROOT, "name", format!("crimper {round}.{i}"))
-                })
-                .expect("edit");
-        }
-    }
-    replica
-}
-
-fn hashes(replica: &DocReplica) -> Vec<ChangeHash> {
-    replica
-        .doc()
-        .get_changes_meta(&[])
-        .iter()
-        .map(|m| m.hash)
-        .collect()
-}
+mod common;
+use common::{hashes, key, written};
 
 /// Every stored change with its own proof, in causal order.
 fn stored(replica: &DocReplica) -> Vec<(Vec<u8>, Option<ChangeProof>)> {

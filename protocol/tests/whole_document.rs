@@ -14,72 +14,16 @@ use hedgerow_protocol::automerge::transaction::{Transactable, Transaction};
 use hedgerow_protocol::automerge::{ActorId, ChangeHash, ROOT};
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::replica::changes_applied;
-use hedgerow_protocol::schema::{self, DocKind, NewDocument};
 use hedgerow_protocol::{
-    actor_for, ChangeEnvelope, ChangeProof, CommonsGenesis, DeviceKey, DocGenesis, DocReplica,
-    IngestOutcome, Rejection, Signed,
+    actor_for, ChangeEnvelope, ChangeProof, DeviceKey, DocReplica, IngestOutcome, Rejection,
 };
 
-const NOW: i64 = 1_700_000_000;
-
-fn key(n: u8) -> DeviceKey {
-    DeviceKey::from_secret([n; 32])
-}
-
-fn genesis(creator: &DeviceKey) -> Signed<DocGenesis> {
-    let commons = CommonsGenesis {
-        name: "Farm Hack".into(),
-        description: "open farm tools".into(),
-        creator: creator.author(),
-        created_at: NOW,
-        nonce: [7; 16],
-    }
-    .sign(creator)
-    .body
-    .id();
-    DocGenesis {
-        commons,
-        kind: DocKind::Design,
-        creator: creator.author(),
-        created_at: NOW,
-        nonce: [9; 16],
-        fork: None,
-    }
-    .sign(creator)
-}
-
-/// A design written by its creator and `writers`, `edits` edits each.
-fn written(creator: &DeviceKey, writers: &[&DeviceKey], edits: usize) -> DocReplica {
-    let mut replica = DocReplica::new(genesis(creator)).expect("genesis verifies");
-    replica
-        .edit(creator, NOW, |tx| {
-            schema::init_document(tx, &NewDocument::new(DocKind::Design, "Roller crimper"))
-        })
-        .expect("skeleton");
-    for round in 0..edits {
-        for (i, writer) in writers.iter().enumerate() {
-            replica
-                .edit(writer, NOW, |tx| {
-                    tx.put(ROOT, "name", format!("crimper {round}.{i}"))
-                })
-                .expect("edit");
-        }
-    }
-    replica
-}
-
-fn all(replica: &DocReplica) -> Vec<ChangeHash> {
-    replica
-        .doc()
-        .get_changes_meta(&[])
-        .iter()
-        .map(|m| m.hash)
-        .collect()
-}
+mod common;
+use common::{hashes, key, written, NOW};
 
 /// What a responder sends a peer that lacks the document: its `save()` and covering proofs.
 fn whole(replica: &DocReplica) -> (Vec<u8>, Vec<(ChangeHash, ChangeProof)>) {
-    let (compact, proofs) = replica.compact_for(&all(replica)).expect("compact");
+    let (compact, proofs) = replica.compact_for(&hashes(replica)).expect("compact");
     match compact {
         CompactChanges::Document(bytes) => (bytes, proofs),
         other => panic!("a peer lacking the document gets its save(), got {other:?}"),
