@@ -1,6 +1,6 @@
 //! `hedgerow-bench`: runs the benchmarks and prints a markdown table (and `--json PATH`).
 //!
-//! The hidden modes `node`, `local-apply` and `local-cold-start` are how the benchmark runs
+//! The hidden modes `node`, `local-apply`, `local-receive` and `local-cold-start` are how the benchmark runs
 //! nodes and local measurements in child processes of itself.
 
 use anyhow::Result;
@@ -95,6 +95,16 @@ enum Mode {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Receive every document of a seed home into a fresh home on one thread (no network),
+    /// with automerge's own parts of that work timed beside it.
+    #[command(hide = true)]
+    LocalReceive {
+        #[arg(long)]
+        home: PathBuf,
+        /// Where to create the receiving home (must not exist).
+        #[arg(long)]
+        into: PathBuf,
+    },
     /// Measure cold start on a home's store.
     #[command(hide = true)]
     LocalColdStart {
@@ -171,6 +181,10 @@ fn main() -> Result<ExitCode> {
         }
         Some(Mode::LocalApply { home, cap, only }) => {
             println!("{}", local::apply_child(home, *cap, only.as_deref())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Mode::LocalReceive { home, into }) => {
+            println!("{}", scenarios::receive::receive_child(home, into)?);
             return Ok(ExitCode::SUCCESS);
         }
         Some(Mode::LocalColdStart { home }) => {

@@ -9,11 +9,12 @@
 //! Releases are checked change by change, each against the document as that change
 //! saw it (at its dependencies), so a rewrite cannot hide inside a whole-document
 //! payload either. Only changes whose operations touch the releases map or an object
-//! inside it are read at their own heads; the rest cost one decode.
+//! inside it are read at their own heads; of the rest, those that cannot touch them (see
+//! [`may_touch`]) are not even decoded.
 
 use automerge::legacy::{Key, ObjectId};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ReadDoc, Value, ROOT};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Deepest object inside a release entry that is compared (entries hold a heads list).
 const MAX_ENTRY_DEPTH: usize = 4;
@@ -169,11 +170,85 @@ impl At<'_> {
     }
 }
 
-/// Whether any operation of `change` writes the root's `releases` key or inside `objects`.
-fn touches(change: &Change, objects: &HashSet<(u64, ActorId)>) -> bool {
+thread_local! {
+    /// Changes decoded on this thread to see whether they touch a release (see
+    /// [`changes_decoded`]).
+    static DECODED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many changes the release rule has decoded with automerge's full decode on the calling
+/// thread so far: what tests count instead of timing it.
+pub fn changes_decoded() -> u64 {
+    DECODED.with(std::cell::Cell::get)
+}
+
+/// The release objects, by the actor that made them: what [`touches`] looks for.
+struct Touchable {
+    by_actor: HashMap<ActorId, HashSet<u64>>,
+}
+
+impl Touchable {
+    fn new(objects: HashSet<(u64, ActorId)>) -> Self {
+        let mut by_actor: HashMap<ActorId, HashSet<u64>> = HashMap::new();
+        for (counter, actor) in objects {
+            by_actor.entry(actor).or_default().insert(counter);
+        }
+        Self { by_actor }
+    }
+
+    fn contains(&self, counter: u64, actor: &ActorId) -> bool {
+        self.by_actor
+            .get(actor)
+            .is_some_and(|counters| counters.contains(&counter))
+    }
+}
+
+/// Whether `change` could write the root's `releases` key or inside a release object,
+/// judged without reading its operations; false only when it cannot.
+///
+/// Change chunks hold their columns uncompressed (automerge refuses compressed columns in
+/// them), so a map key is written verbatim in the key-string column: a change whose bytes
+/// do not contain `releases` writes no key of that name. An operation names its object by a
+/// counter and an index into the change's own actor table: a change whose actors include
+/// none of the release objects' makers writes into none of them.
+fn may_touch(change: &Change, touchable: &Touchable) -> bool {
+    memchr::memmem::find(change.raw_bytes(), b"releases").is_some()
+        || change
+            .actors()
+            .any(|actor| touchable.by_actor.contains_key(actor))
+}
+
+/// Whether any operation of `change` writes the root's `releases` key or inside a release
+/// object.
+///
+/// Read from the change's object and key columns ([`crate::change_columns`]); automerge's
+/// full decode, which costs about as much as loading the document, only when those columns
+/// are not laid out as that reader expects.
+fn touches(change: &Change, touchable: &Touchable) -> bool {
+    if !may_touch(change, touchable) {
+        return false;
+    }
+    let actors: Vec<&ActorId> = change.actors().collect();
+    if let Some(targets) = crate::change_columns::targets(change.raw_bytes(), change.len()) {
+        let mut read = true;
+        let hit = targets.iter().any(|target| match *target {
+            crate::change_columns::Target::Root { key } => key == Some(b"releases".as_slice()),
+            crate::change_columns::Target::Object { counter, actor } => match actors.get(actor) {
+                Some(actor) => touchable.contains(counter, actor),
+                None => {
+                    read = false;
+                    false
+                }
+            },
+        });
+        if read {
+            return hit;
+        }
+    }
+    DECODED.with(|n| n.set(n.get() + 1));
     change.decode().operations.iter().any(|op| match &op.obj {
         ObjectId::Root => matches!(&op.key, Key::Map(key) if key.as_str() == "releases"),
-        ObjectId::Id(id) => objects.contains(&(id.0, id.1.clone())),
+        ObjectId::Id(id) => touchable.contains(id.0, &id.1),
     })
 }
 
@@ -190,6 +265,7 @@ pub(crate) fn check_releases(
 ) -> Result<(), RuleBreak> {
     let mut objects = HashSet::new();
     At { doc, heads: None }.release_objects(&mut objects);
+    let touchable = Touchable::new(objects);
     // A fork of a fork inherits its parent's first change, which emptied the grandparent's
     // releases: in a fork, a change that leaves no release at all is such a clearing.
     let in_fork = inherited.is_some();
@@ -207,7 +283,7 @@ pub(crate) fn check_releases(
             .releases()
         })
         .unwrap_or_default();
-    for change in fresh.iter().filter(|c| touches(c, &objects)) {
+    for change in fresh.iter().filter(|c| touches(c, &touchable)) {
         let hash = change.hash();
         let before = At {
             doc,

@@ -317,3 +317,28 @@ fn a_fork_whose_declared_heads_are_not_in_its_history_is_refused() {
         "{failed:?}"
     );
 }
+
+/// The release rule reads a change's object and key columns, not automerge's full decode:
+/// a whole released design taken in by a fresh replica decodes none of its changes (and the
+/// rewrite tests above show the columns still catch what the decode caught).
+#[test]
+fn the_release_rule_reads_changes_without_decoding_them() {
+    let creator = key(1);
+    let mut original = released(&creator);
+    apply(
+        &mut original,
+        &key(3),
+        Edit::Set {
+            field: "summary".into(),
+            value: "Crimps rye flat".into(),
+        },
+    );
+    let before = hedgerow_protocol::changes_decoded();
+    let copy = copy_of(&original);
+    assert_eq!(copy.heads(), original.heads());
+    assert_eq!(
+        hedgerow_protocol::changes_decoded() - before,
+        0,
+        "no change needed automerge's full decode"
+    );
+}

@@ -14,6 +14,7 @@ pub mod live;
 pub mod local;
 pub mod pi;
 pub mod pull;
+pub mod receive;
 
 use crate::generate::{generate, GenConfig, Generated};
 use crate::node_proc::{NodeProc, NodeSample};
