@@ -1100,7 +1100,14 @@ impl DocReplica {
                 None
             }
         };
-        if let Err(error) = schema::validate_document(&self.doc, self.kind()) {
+        // A document that held something was valid before: only the fields these changes
+        // wrote in are checked again (the whole document when that cannot be told).
+        let validated = if before.is_empty() {
+            schema::validate_document(&self.doc, self.kind())
+        } else {
+            schema::validate_changed(&self.doc, self.kind(), &fresh)
+        };
+        if let Err(error) = validated {
             self.restore(&before);
             return Err(Rejection::Schema {
                 kind: self.kind(),

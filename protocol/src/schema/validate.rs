@@ -48,6 +48,35 @@ pub(crate) fn check_fields<R: ReadDoc>(
     Ok(())
 }
 
+/// [`check_fields`] for the keys `only` of `obj` (a key no longer there is fine).
+pub(crate) fn check_some_fields<'k, R: ReadDoc>(
+    view: &View<'_, R>,
+    kind: DocKind,
+    obj: &ObjId,
+    fields: &'static [Field],
+    only: impl IntoIterator<Item = &'k str>,
+) -> Result<(), SchemaError> {
+    for key in only {
+        let values = view
+            .get_all(obj, key)
+            .map_err(|e| SchemaError::automerge("read", e))?;
+        if values.is_empty() {
+            continue;
+        }
+        let Some(field) = fields.iter().find(|f| f.name == key) else {
+            return Err(SchemaError::UnknownField {
+                kind,
+                path: key.to_string(),
+                known: names(fields),
+            });
+        };
+        for (value, id) in values {
+            check_value(view, kind, key, &field.ty, &value, &id)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks every concurrent value at a key or index, so a losing conflict cannot smuggle in a bad type.
 fn check_values<R: ReadDoc, P: Into<Prop>>(
     view: &View<'_, R>,
