@@ -3,7 +3,7 @@
 //! The hidden modes `node`, `local-apply`, `local-receive` and `local-cold-start` are how the benchmark runs
 //! nodes and local measurements in child processes of itself.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use hedgerow_bench::report::{commons_lines, markdown, Row};
 use hedgerow_bench::scenarios::{self, local, Settings};
@@ -150,6 +150,10 @@ enum Mode {
 
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.workdir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the work directory {}", dir.display()))?;
+    }
     match &cli.mode {
         Some(Mode::Node { home, soak }) => {
             node_proc::run_node(home, *soak)?;

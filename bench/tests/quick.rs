@@ -160,6 +160,12 @@ fn quick_mode_measures_every_scenario() {
             .unwrap_or(0.0)
             > 0.0
     );
+    // Issue 11: receiving the commons whole on one thread stores every change, and the release
+    // rule reads their columns instead of decoding them.
+    let receive = &row("apply-and-verify")["extra"]["receive"];
+    assert!(receive["changes"].as_u64().unwrap_or(0) > 0, "{receive}");
+    assert_eq!(receive["changes_stored"], receive["changes"], "{receive}");
+    assert_eq!(receive["changes_decoded_by_release_rule"], 0, "{receive}");
     // Issue 11: a node holding the commons, serving and in sync, has its resident memory read.
     let idle = row("idle node");
     assert_eq!(idle["converged"], true, "{idle}");

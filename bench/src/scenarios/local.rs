@@ -417,6 +417,27 @@ pub fn apply_verify(bench: &Bench) -> Result<Row> {
             format!("{cpu:.2} s vs {apply_ref:.2} s (×{ratio:.2})"),
         );
     }
+    // Receiving every document whole, on one thread through the node's own ingest, with
+    // automerge's parts of that work beside it (see `scenarios::receive`).
+    let into = home.with_file_name("receive");
+    let receive = run_child(
+        "local-receive",
+        &home,
+        &["--into".into(), into.display().to_string()],
+    )?;
+    bench.discard(&into);
+    let receive_ratio = receive["receive_x_load"].as_f64().unwrap_or(f64::INFINITY);
+    row.target(
+        "receiving whole documents on one thread ≤ 1.3 × automerge load (CPU)",
+        receive_ratio <= 1.3,
+        format!(
+            "{:.2} s vs {:.2} s (×{receive_ratio:.2}; automerge's get_changes alone {:.2} s)",
+            receive["receive_cpu_s"].as_f64().unwrap_or(0.0),
+            receive["automerge_load_s"].as_f64().unwrap_or(0.0),
+            receive["get_changes_s"].as_f64().unwrap_or(0.0),
+        ),
+    );
+    row.extra.insert("receive".into(), receive);
     let sig = &parts["signature_references"];
     let ours = sig["hedgerow_signature_per_s"].as_f64().unwrap_or(0.0);
     let dalek = sig["dalek_single_per_s"].as_f64().unwrap_or(0.0);
