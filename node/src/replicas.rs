@@ -687,13 +687,13 @@ impl Replicas {
             })?;
         if let Some(snapshot) = self.store.snapshot(id)? {
             let records = self.store.records(id)?;
-            if let Some(current) = self.catch_up_snapshot(id, &snapshot, &records)? {
+            if let Some((current, doc)) = self.catch_up_snapshot(id, snapshot, &records)? {
                 let count = records.len();
                 let records = records
                     .into_iter()
                     .map(|(hash, record)| (ChangeHash(hash), record));
                 if let Ok(mut replica) =
-                    DocReplica::from_snapshot(genesis.clone(), &current, records)
+                    DocReplica::from_loaded(genesis.clone(), doc, current.into(), records)
                 {
                     if replica.change_count() == count {
                         replica.restore_excluded(self.store.excluded(id)?);
@@ -705,16 +705,16 @@ impl Replicas {
         self.rebuild(id, genesis)
     }
 
-    /// A snapshot that covers every stored record: `snapshot` itself, or, when records were
-    /// written after it was saved, the snapshot with those changes applied (and saved again).
-    /// `None` when the snapshot cannot be used.
+    /// A snapshot that covers every stored record, with the document automerge loaded from
+    /// it: `snapshot` itself, or, when records were written after it was saved, the snapshot
+    /// with those changes applied (and saved again). `None` when the snapshot cannot be used.
     fn catch_up_snapshot(
         &self,
         id: &DocId,
-        snapshot: &[u8],
+        snapshot: Vec<u8>,
         records: &[([u8; 32], hedgerow_protocol::replica::ChangeRecord)],
-    ) -> Result<Option<Vec<u8>>, NodeError> {
-        let Ok(mut doc) = hedgerow_protocol::automerge::Automerge::load(snapshot) else {
+    ) -> Result<Option<(Vec<u8>, hedgerow_protocol::automerge::Automerge)>, NodeError> {
+        let Ok(mut doc) = hedgerow_protocol::automerge::Automerge::load(&snapshot) else {
             return Ok(None);
         };
         let held: std::collections::HashSet<[u8; 32]> =
@@ -728,7 +728,7 @@ impl Replicas {
             return Ok(None);
         }
         if covered.len() == held.len() {
-            return Ok(Some(snapshot.to_vec()));
+            return Ok(Some((snapshot, doc)));
         }
         let mut newer = Vec::new();
         for (hash, bytes, _) in self.store.changes(id)? {
@@ -747,7 +747,7 @@ impl Replicas {
         if let Err(e) = self.store.write_snapshot(id, &current) {
             tracing::warn!("cannot refresh the snapshot of {id}: {e}");
         }
-        Ok(Some(current))
+        Ok(Some((current, doc)))
     }
 
     /// Rebuilds a replica from its stored changes, re-verifying every signature.

@@ -331,6 +331,10 @@ pub struct DocReplica {
     /// replica's document is the one automerge loaded from them: the owner stores them as
     /// the snapshot instead of saving the document again (see [`Self::take_received_snapshot`]).
     received_snapshot: Option<(Vec<ChangeHash>, Vec<u8>)>,
+    /// The stored snapshot this replica was loaded from, with the heads it holds: while the
+    /// document is still at those heads, a whole-document payload is these bytes instead of
+    /// a fresh `save()` (see [`Self::compact_for`]).
+    loaded_from: Option<(Vec<ChangeHash>, Arc<[u8]>)>,
 }
 
 impl DocReplica {
@@ -355,6 +359,7 @@ impl DocReplica {
             newly_refused: Vec::new(),
             refused: HashSet::new(),
             received_snapshot: None,
+            loaded_from: None,
         })
     }
 
@@ -440,10 +445,23 @@ impl DocReplica {
         snapshot: &[u8],
         records: impl IntoIterator<Item = (ChangeHash, ChangeRecord)>,
     ) -> Result<Self, Rejection> {
-        let mut replica = Self::new(genesis)?;
-        replica.doc = Automerge::load(snapshot).map_err(|e| Rejection::Automerge {
+        let doc = Automerge::load(snapshot).map_err(|e| Rejection::Automerge {
             reason: e.to_string(),
         })?;
+        Self::from_loaded(genesis, doc, snapshot.into(), records)
+    }
+
+    /// [`Self::from_snapshot`] for a snapshot the caller has loaded already: `doc` is what
+    /// automerge loaded from `snapshot` (loading it again costs as much as the first time).
+    pub fn from_loaded(
+        genesis: Signed<DocGenesis>,
+        doc: Automerge,
+        snapshot: Arc<[u8]>,
+        records: impl IntoIterator<Item = (ChangeHash, ChangeRecord)>,
+    ) -> Result<Self, Rejection> {
+        let mut replica = Self::new(genesis)?;
+        replica.loaded_from = Some((doc.get_heads(), snapshot));
+        replica.doc = doc;
         replica.records = records.into_iter().collect();
         replica.index_seqs();
         Ok(replica)
@@ -569,10 +587,15 @@ impl DocReplica {
         hashes: &[ChangeHash],
     ) -> Result<(CompactChanges, Proofs), Rejection> {
         if !hashes.is_empty() && hashes.len() == self.doc.get_changes_meta(&[]).len() {
-            return Ok((
-                CompactChanges::of_document(&self.doc),
-                self.covering_proofs(hashes),
-            ));
+            // The snapshot this replica was loaded from is this very document while its heads
+            // have not moved: sending it spares a `save()` of the whole document.
+            let changes = match &self.loaded_from {
+                Some((heads, bytes)) if *heads == self.doc.get_heads() => {
+                    CompactChanges::Document(bytes.to_vec())
+                }
+                _ => CompactChanges::of_document(&self.doc),
+            };
+            return Ok((changes, self.covering_proofs(hashes)));
         }
         let mut changes = Vec::with_capacity(hashes.len());
         for hash in hashes {

@@ -15,7 +15,8 @@ use hedgerow_protocol::automerge::{ActorId, ChangeHash, ROOT};
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::replica::changes_applied;
 use hedgerow_protocol::{
-    actor_for, ChangeEnvelope, ChangeProof, DeviceKey, DocReplica, IngestOutcome, Rejection,
+    actor_for, ChangeEnvelope, ChangeProof, ChangeRecord, DeviceKey, DocReplica, IngestOutcome,
+    Rejection,
 };
 
 mod common;
@@ -182,4 +183,43 @@ fn a_tampered_whole_document_is_refused() {
         refused(&source, bytes, proofs),
         Rejection::BadChanges { .. }
     ));
+}
+
+/// A replica loaded from a stored snapshot sends that snapshot as its whole-document payload
+/// while its heads have not moved (no `save()` of the whole document per payload), and a
+/// fresh `save()` once they have; both are taken whole by a fresh replica.
+#[test]
+fn a_replica_loaded_from_its_snapshot_sends_that_snapshot() {
+    let creator = key(1);
+    // Enough edits that automerge compresses the saved columns.
+    let source = written(&creator, &[&key(2)], 60);
+    // Uncompressed on purpose: bytes no `save()` would give, so their reuse is visible.
+    let snapshot: Vec<u8> = source.doc().save_nocompress();
+    assert_ne!(snapshot, source.doc().save());
+    let records: Vec<(ChangeHash, ChangeRecord)> = hashes(&source)
+        .into_iter()
+        .map(|h| (h, source.record(&h).expect("record").clone()))
+        .collect();
+    let doc = hedgerow_protocol::automerge::Automerge::load(&snapshot).expect("loads");
+    let mut loaded = DocReplica::from_loaded(
+        source.genesis().clone(),
+        doc,
+        snapshot.clone().into(),
+        records,
+    )
+    .expect("loaded");
+    let (sent, proofs) = loaded.compact_for(&hashes(&loaded)).expect("payload");
+    assert_eq!(sent, CompactChanges::Document(snapshot.clone()));
+    let mut fresh = DocReplica::new(source.genesis().clone()).expect("genesis");
+    fresh.ingest_compact(&sent, proofs).expect("taken whole");
+    assert_eq!(fresh.heads(), source.heads());
+
+    loaded
+        .edit(&creator, NOW, |tx| tx.put(ROOT, "name", "crimper, revised"))
+        .expect("edit");
+    let (sent, proofs) = loaded.compact_for(&hashes(&loaded)).expect("payload");
+    assert_ne!(sent, CompactChanges::Document(snapshot), "the heads moved");
+    let mut fresh = DocReplica::new(source.genesis().clone()).expect("genesis");
+    fresh.ingest_compact(&sent, proofs).expect("taken whole");
+    assert_eq!(fresh.heads(), loaded.heads());
 }
