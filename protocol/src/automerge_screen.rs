@@ -209,6 +209,19 @@ fn check_document_columns(
 
 /// Operations in one change chunk's body: the entries of its action column.
 fn change_operations(body: &[u8]) -> Result<u64, ScreenError> {
+    let mut ops = 0;
+    for (spec, data) in change_body_columns(body)? {
+        if spec == ACTION_COLUMN {
+            ops += rle_entries(data)?;
+        }
+    }
+    Ok(ops)
+}
+
+/// The operation columns of one change chunk's body, as (spec, data) in stored order: the
+/// body's dependencies, actor, sequence number, start op, time, message and other actors are
+/// skipped.
+pub(crate) fn change_body_columns(body: &[u8]) -> Result<Vec<(u64, &[u8])>, ScreenError> {
     let mut reader = Reader::new(body, 0);
     let deps = reader.len()?;
     reader.take(deps.checked_mul(32).ok_or(ScreenError::Truncated)?)?;
@@ -223,20 +236,17 @@ fn change_operations(body: &[u8]) -> Result<u64, ScreenError> {
         let other = reader.len()?;
         reader.take(other)?;
     }
-    let mut columns = Vec::new();
+    let mut specs = Vec::new();
     for _ in 0..reader.uleb()? {
         let spec = reader.uleb()?;
         let len = reader.len()?;
-        columns.push((spec, len));
+        specs.push((spec, len));
     }
-    let mut ops = 0;
-    for (spec, len) in columns {
-        let data = reader.take(len)?;
-        if spec == ACTION_COLUMN {
-            ops += rle_entries(data)?;
-        }
+    let mut columns = Vec::with_capacity(specs.len());
+    for (spec, len) in specs {
+        columns.push((spec, reader.take(len)?));
     }
-    Ok(ops)
+    Ok(columns)
 }
 
 /// Entries in a run-length encoded integer column: runs (a positive count and one value),
@@ -268,24 +278,29 @@ fn rle_entries(column: &[u8]) -> Result<u64, ScreenError> {
 }
 
 /// Reads LEB128 numbers and byte runs from a slice, failing cleanly at its end.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], at: usize) -> Self {
+    pub(crate) fn new(bytes: &'a [u8], at: usize) -> Self {
         Self { bytes, at }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ScreenError> {
+    /// Whether every byte has been read.
+    pub(crate) fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ScreenError> {
         let end = self.at.checked_add(n).ok_or(ScreenError::Truncated)?;
         let slice = self.bytes.get(self.at..end).ok_or(ScreenError::Truncated)?;
         self.at = end;
         Ok(slice)
     }
 
-    fn uleb(&mut self) -> Result<u64, ScreenError> {
+    pub(crate) fn uleb(&mut self) -> Result<u64, ScreenError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.take(1)?[0];
@@ -297,7 +312,7 @@ impl<'a> Reader<'a> {
         Err(ScreenError::Truncated)
     }
 
-    fn sleb(&mut self) -> Result<i64, ScreenError> {
+    pub(crate) fn sleb(&mut self) -> Result<i64, ScreenError> {
         let mut value = 0i64;
         let mut shift = 0;
         loop {
@@ -317,7 +332,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A LEB128 length that must fit in what is left of the input.
-    fn len(&mut self) -> Result<usize, ScreenError> {
+    pub(crate) fn len(&mut self) -> Result<usize, ScreenError> {
         let len = self.uleb()?;
         match usize::try_from(len) {
             Ok(len) if len <= self.bytes.len() - self.at => Ok(len),

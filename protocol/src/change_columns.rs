@@ -7,9 +7,12 @@
 //! the object and key columns of the change's uncompressed chunk, as automerge's own
 //! operation iterator reads them (`ObjIdIter`, `KeyIter`, `RleDecoder`).
 //!
-//! It is a screen, not a second parser: the change it reads has already been parsed and
+//! The chunk is walked with the screen's reader ([`crate::automerge_screen`]). It is a
+//! screen, not a second parser: the change it reads has already been parsed and
 //! verified by automerge, and whenever the bytes are not laid out exactly as expected it
 //! answers `None` and the caller decodes with automerge as before. No unsafe code.
+
+use crate::automerge_screen::{change_body_columns, Reader};
 
 /// The chunk's magic bytes.
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
@@ -46,9 +49,9 @@ pub(crate) enum Target<'a> {
 /// when the chunk is not laid out as this reader expects.
 pub(crate) fn targets(raw: &[u8], ops: usize) -> Option<Vec<Target<'_>>> {
     let columns = columns(raw)?;
-    let actors = read_column(columns.obj_actor, ops, Reader::uleb)?;
-    let counters = read_column(columns.obj_counter, ops, Reader::uleb)?;
-    let keys = read_column(columns.key_string, ops, Reader::string)?;
+    let actors = read_column(columns.obj_actor, ops, uleb)?;
+    let counters = read_column(columns.obj_counter, ops, uleb)?;
+    let keys = read_column(columns.key_string, ops, string)?;
     let mut out = Vec::with_capacity(ops);
     for i in 0..ops {
         let target = match (actors[i], counters[i]) {
@@ -73,50 +76,31 @@ struct Columns<'a> {
     key_string: &'a [u8],
 }
 
-/// Walks the chunk header and the change's fields up to its column data.
+/// Walks the chunk header, then finds the three columns among the body's.
 fn columns(raw: &[u8]) -> Option<Columns<'_>> {
-    let mut r = Reader(raw);
-    if r.take(4)? != MAGIC {
+    let mut r = Reader::new(raw, 0);
+    if r.take(4).ok()? != MAGIC {
         return None;
     }
-    r.take(4)?; // checksum
-    if r.take(1)? != [CHANGE_CHUNK] {
+    r.take(4).ok()?; // checksum
+    if r.take(1).ok()? != [CHANGE_CHUNK] {
         return None;
     }
-    let len = usize::try_from(r.uleb()?).ok()?;
-    let mut r = Reader(r.take(len)?);
-    let deps = usize::try_from(r.uleb()?).ok()?;
-    r.take(deps.checked_mul(32)?)?;
-    r.bytes()?; // actor
-    r.uleb()?; // seq
-    r.uleb()?; // start op
-    r.sleb()?; // time
-    r.bytes()?; // message
-    let others = r.uleb()?;
-    for _ in 0..others {
-        r.bytes()?;
-    }
-    let count = r.uleb()?;
-    let mut specs = Vec::new();
-    for _ in 0..count {
-        let spec = r.uleb()?;
-        let len = usize::try_from(r.uleb()?).ok()?;
-        specs.push((spec, len));
-    }
+    let len = r.len().ok()?;
+    let body = r.take(len).ok()?;
     let mut found = Columns {
         obj_actor: &[],
         obj_counter: &[],
         key_string: &[],
     };
     let mut last = None;
-    for (spec, len) in specs {
+    for (spec, data) in change_body_columns(body).ok()? {
         // automerge keeps columns in ascending order of spec and refuses deflated ones here;
         // anything else is left to it.
         if spec & DEFLATE != 0 || last.is_some_and(|l| spec <= l) {
             return None;
         }
         last = Some(spec);
-        let data = r.take(len)?;
         match spec {
             OBJ_ACTOR => found.obj_actor = data,
             OBJ_COUNTER => found.obj_counter = data,
@@ -135,10 +119,10 @@ fn read_column<'a, T: Copy>(
     ops: usize,
     value: impl Fn(&mut Reader<'a>) -> Option<T>,
 ) -> Option<Vec<Option<T>>> {
-    let mut r = Reader(data);
+    let mut r = Reader::new(data, 0);
     let mut out = Vec::with_capacity(ops);
-    while out.len() < ops && !r.0.is_empty() {
-        let count = r.sleb()?;
+    while out.len() < ops && !r.done() {
+        let count = r.sleb().ok()?;
         let left = ops - out.len();
         if count > 0 {
             let run = bounded(count.unsigned_abs())?;
@@ -150,7 +134,7 @@ fn read_column<'a, T: Copy>(
                 out.push(Some(value(&mut r)?));
             }
         } else {
-            let run = bounded(r.uleb()?)?;
+            let run = bounded(r.uleb().ok()?)?;
             out.extend(std::iter::repeat_n(None, run.min(left)));
         }
     }
@@ -165,75 +149,17 @@ fn bounded(run: u64) -> Option<usize> {
     usize::try_from(run).ok()
 }
 
-/// A cursor over bytes; every read is checked.
-struct Reader<'a>(&'a [u8]);
+/// An unsigned LEB128 value of a column.
+fn uleb(r: &mut Reader<'_>) -> Option<u64> {
+    r.uleb().ok()
+}
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn byte(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    /// An unsigned LEB128 (overlong forms read as their value, as the `leb128` crate does).
-    fn uleb(&mut self) -> Option<u64> {
-        let mut value: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let byte = self.byte()?;
-            let low = u64::from(byte & 0x7f);
-            if shift == 63 && low > 1 {
-                return None;
-            }
-            value |= low << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    /// A signed LEB128.
-    fn sleb(&mut self) -> Option<i64> {
-        let mut value: i64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let byte = self.byte()?;
-            if shift >= 64 {
-                return None;
-            }
-            if shift == 63 && byte & 0x7f != 0 && byte & 0x7f != 0x7f {
-                return None;
-            }
-            value |= i64::from(byte & 0x7f) << shift;
-            shift += 7;
-            if byte & 0x80 == 0 {
-                if shift < 64 && byte & 0x40 != 0 {
-                    value |= -1i64 << shift;
-                }
-                return Some(value);
-            }
-        }
-    }
-
-    /// A length-prefixed byte string.
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.uleb()?).ok()?;
-        self.take(len)
-    }
-
-    /// A length-prefixed UTF-8 string, as its bytes.
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let bytes = self.bytes()?;
-        std::str::from_utf8(bytes).ok()?;
-        Some(bytes)
-    }
+/// A length-prefixed UTF-8 string of a column, as its bytes.
+fn string<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let len = r.len().ok()?;
+    let bytes = r.take(len).ok()?;
+    std::str::from_utf8(bytes).ok()?;
+    Some(bytes)
 }
 
 #[cfg(test)]
