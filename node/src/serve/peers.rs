@@ -198,17 +198,17 @@ impl PeerBook {
         });
     }
 
-    /// Adds an address found on the local link (mDNS) to keep connected to, under the same
-    /// backoff as every other dial: finding it again does not make it due sooner. False when
-    /// it was not added ([`MAX_DISCOVERED`] reached).
-    pub fn add_discovered(&mut self, addr: Multiaddr, now: Instant) -> bool {
+    /// Adds an address found on the local link (mDNS) to keep connected to, first dialled at
+    /// `first`, then under the same backoff as every other dial: finding it again does not
+    /// make it due sooner. False when it was not added ([`MAX_DISCOVERED`] reached).
+    pub fn add_discovered(&mut self, addr: Multiaddr, first: Instant) -> bool {
         if self.dial_targets.contains_key(&addr) {
             return true;
         }
         if self.discovered.len() >= MAX_DISCOVERED {
             return false;
         }
-        self.add_target(addr.clone(), now);
+        self.add_target(addr.clone(), first);
         self.discovered.insert(addr);
         true
     }

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// How long the node with the greater peer id waits before dialling a peer it found on the
+/// local link, so that the two do not dial each other at the same instant.
+pub(super) const LOCAL_LINK_DEFER: Duration = Duration::from_secs(3);
+
 impl<L: LocalState> Service<L> {
     pub(super) fn on_connected(
         &mut self,
@@ -74,7 +78,17 @@ impl<L: LocalState> Service<L> {
                 continue;
             }
             let target = strip_p2p(&addr).with(Protocol::P2p(peer));
-            if !self.peers.add_discovered(target, now) {
+            // Two nodes on one link usually find each other in the same instant. Dialling each
+            // other at once (TCP reuses the listening port) opens one TCP connection on which
+            // both sides start the handshake as initiator, and it fails; with equal backoffs
+            // the retries coincide too. So the node with the greater peer id lets the other
+            // dial first, and dials itself only if no connection came.
+            let first = if self.config.local_peer < peer {
+                now
+            } else {
+                now + LOCAL_LINK_DEFER
+            };
+            if !self.peers.add_discovered(target, first) {
                 tracing::debug!("not dialing {peer} found on the local link: too many found");
             }
         }
