@@ -18,7 +18,7 @@ use hedgerow_node::Replicas;
 use hedgerow_protocol::compact::CompactChanges;
 use hedgerow_protocol::schema::DocKind;
 use hedgerow_protocol::sync::{id_prefix, DocPayload, SyncSource, Want};
-use hedgerow_protocol::CommonsId;
+use hedgerow_protocol::{CommonsGenesis, Signed};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -27,7 +27,8 @@ const FLUSH_EVERY: usize = 200;
 
 /// The child side: prints its figures as one JSON line.
 pub fn receive_child(seed: &Path, into: &Path) -> Result<Value> {
-    let (commons, payloads) = payloads(seed)?;
+    let (genesis, payloads) = payloads(seed)?;
+    let commons = genesis.body.id();
     let changes: usize = payloads.iter().map(|(_, p)| p.proofs.len()).sum();
     let saved: Vec<&[u8]> = payloads
         .iter()
@@ -71,12 +72,6 @@ pub fn receive_child(seed: &Path, into: &Path) -> Result<Value> {
         },
     )?;
     let mut replicas = Replicas::open(&home)?;
-    let source = Replicas::open(&Home::open(seed)?)?;
-    let genesis = source
-        .store()
-        .commons(&commons)?
-        .ok_or_else(|| anyhow!("seed holds no genesis for its commons"))?;
-    drop(source);
     replicas.hold_commons(&genesis)?;
     let decoded = hedgerow_protocol::changes_decoded();
     let cpu = thread_cpu();
@@ -111,16 +106,20 @@ pub fn receive_child(seed: &Path, into: &Path) -> Result<Value> {
     }))
 }
 
-/// Every document of the seed's commons as a puller holding nothing is sent it, charters
-/// first (a node stores a response's charter before the documents it admits).
-fn payloads(seed: &Path) -> Result<(CommonsId, Vec<(DocKind, DocPayload)>)> {
+/// One document's payload, with its kind.
+type Payload = (DocKind, DocPayload);
+
+/// The seed's commons genesis, and every document of it as a puller holding nothing is sent
+/// it, charters first (a node stores a response's charter before the documents it admits).
+fn payloads(seed: &Path) -> Result<(Signed<CommonsGenesis>, Vec<Payload>)> {
     let home = Home::open(seed)?;
     let mut source = Replicas::open(&home)?;
-    let all = source.commons_list()?;
-    let commons = all
-        .first()
-        .map(|g| g.body.id())
+    let genesis = source
+        .commons_list()?
+        .into_iter()
+        .next()
         .ok_or_else(|| anyhow!("the seed holds no commons"))?;
+    let commons = genesis.body.id();
     let mut out = Vec::new();
     for id in source.store().doc_ids(&commons)? {
         let kind = source
@@ -141,5 +140,5 @@ fn payloads(seed: &Path) -> Result<(CommonsId, Vec<(DocKind, DocPayload)>)> {
         }
     }
     out.sort_by_key(|(kind, _)| *kind != DocKind::Charter);
-    Ok((commons, out))
+    Ok((genesis, out))
 }
