@@ -36,13 +36,7 @@ pub(crate) fn check_fields<R: ReadDoc>(
 ) -> Result<(), SchemaError> {
     for key in view.keys(obj) {
         let field_path = join(path, &key);
-        let Some(field) = fields.iter().find(|f| f.name == key) else {
-            return Err(SchemaError::UnknownField {
-                kind,
-                path: field_path,
-                known: names(fields),
-            });
-        };
+        let field = field_named(kind, fields, &key, &field_path)?;
         check_values(view, kind, obj, key.as_str(), &field_path, &field.ty)?;
     }
     Ok(())
@@ -63,18 +57,29 @@ pub(crate) fn check_some_fields<'k, R: ReadDoc>(
         if values.is_empty() {
             continue;
         }
-        let Some(field) = fields.iter().find(|f| f.name == key) else {
-            return Err(SchemaError::UnknownField {
-                kind,
-                path: key.to_string(),
-                known: names(fields),
-            });
-        };
+        let field = field_named(kind, fields, key, key)?;
         for (value, id) in values {
             check_value(view, kind, key, &field.ty, &value, &id)?;
         }
     }
     Ok(())
+}
+
+/// The schema's field called `key`, or the error naming the unknown field at `path`.
+fn field_named(
+    kind: DocKind,
+    fields: &'static [Field],
+    key: &str,
+    path: &str,
+) -> Result<&'static Field, SchemaError> {
+    fields
+        .iter()
+        .find(|f| f.name == key)
+        .ok_or_else(|| SchemaError::UnknownField {
+            kind,
+            path: path.to_string(),
+            known: names(fields),
+        })
 }
 
 /// Checks every concurrent value at a key or index, so a losing conflict cannot smuggle in a bad type.
