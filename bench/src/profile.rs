@@ -13,7 +13,11 @@ use hedgerow_protocol::sync::{
     bucket_digests, bucket_of, id_prefix, summary_buckets, HeadsDigest, IdPrefix, SyncRequest,
     SyncResponse, SyncSource, Want, WantV3, SUMMARY_THRESHOLD,
 };
+use hedgerow_protocol::sync_sketch::{
+    sketch_key, Sketch, SketchKey, MAX_SKETCH_CELLS, SKETCH_HASHES,
+};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// The parts of the payloads one side sends the other.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -45,7 +49,20 @@ pub struct Breakdown {
     pub summary_bytes: u64,
     /// The puller's `Entries` request (large commons only).
     pub entries_request_bytes: u64,
+    /// Large commons only, not on the wire: the fewest cells (a multiple of 3) of a set
+    /// reconciliation sketch ([`hedgerow_protocol::sync_sketch`]) whose difference peels.
+    pub sketch_cells_needed: u64,
+    /// The encoded sketch at [`PROVISIONED_SKETCH_CELLS`], which would replace the summary,
+    /// the entries request and the partial inventory.
+    pub sketch_bytes: u64,
+    /// Whether the two sides' full sketches at [`PROVISIONED_SKETCH_CELLS`] peel to exactly
+    /// the documents in different states.
+    pub sketch_peels: bool,
 }
+
+/// The sketch size a responder would send without knowing the difference: it peels about
+/// 120 documents in different states (240 keys, 1.5 cells a key).
+pub const PROVISIONED_SKETCH_CELLS: usize = 360;
 
 /// What `from` would send `to` in a pull by `to`.
 pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
@@ -135,6 +152,7 @@ fn listing(from: &mut Replicas, to: &mut Replicas, out: &mut Breakdown) -> Resul
     let wanted: Vec<u32> = (0..buckets)
         .filter(|b| digests[*b as usize] != local[*b as usize])
         .collect();
+    let theirs_all = theirs.clone();
     let listed: Vec<_> = theirs
         .into_iter()
         .filter(|(p, _)| wanted.contains(&bucket_of(p, buckets)))
@@ -151,5 +169,47 @@ fn listing(from: &mut Replicas, to: &mut Replicas, out: &mut Breakdown) -> Resul
         docs: listed,
     })
     .len() as u64;
+    sketch(&theirs_all, &mine, out)
+}
+
+/// What set reconciliation would send instead of the summary, entries and partial inventory.
+fn sketch(
+    theirs: &[(IdPrefix, HeadsDigest)],
+    mine: &[(IdPrefix, HeadsDigest)],
+    out: &mut Breakdown,
+) -> Result<()> {
+    let keys = |entries: &[(IdPrefix, HeadsDigest)]| -> BTreeSet<SketchKey> {
+        entries.iter().map(|(p, d)| sketch_key(p, d)).collect()
+    };
+    let (theirs_keys, mine_keys) = (keys(theirs), keys(mine));
+    let only_theirs: Vec<SketchKey> = theirs_keys.difference(&mine_keys).copied().collect();
+    let only_mine: Vec<SketchKey> = mine_keys.difference(&theirs_keys).copied().collect();
+    // A sketch is linear: the difference of the two sides' sketches is the sketch of the keys
+    // only one side holds, so the smallest size that peels is found on those alone.
+    let mut cells = SKETCH_HASHES;
+    out.sketch_cells_needed = loop {
+        if cells > MAX_SKETCH_CELLS {
+            break 0;
+        }
+        let mut difference = Sketch::new(cells)?;
+        only_theirs.iter().for_each(|key| difference.insert(key));
+        let mut other = Sketch::new(cells)?;
+        only_mine.iter().for_each(|key| other.insert(key));
+        difference.subtract(&other)?;
+        if difference.decode().is_some() {
+            break cells as u64;
+        }
+        cells += SKETCH_HASHES;
+    };
+    // The provisioned size, built and peeled as the two sides would: whole inventories.
+    let sent = Sketch::of(theirs, PROVISIONED_SKETCH_CELLS)?;
+    out.sketch_bytes = encode(&sent.to_bytes()).len() as u64;
+    let mut received = Sketch::from_bytes(&sent.to_bytes())?;
+    received.subtract(&Sketch::of(mine, PROVISIONED_SKETCH_CELLS)?)?;
+    out.sketch_peels = received.decode().is_some_and(|found| {
+        found.ours.iter().copied().collect::<BTreeSet<_>>() == only_theirs.iter().copied().collect()
+            && found.theirs.iter().copied().collect::<BTreeSet<_>>()
+                == only_mine.iter().copied().collect()
+    });
     Ok(())
 }

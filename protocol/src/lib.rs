@@ -31,6 +31,7 @@ pub mod replica;
 pub mod schema;
 pub mod sync;
 pub mod sync_compact;
+pub mod sync_sketch;
 
 pub use automerge;
 pub use envelope::{actor_for, actor_for_install, ChangeEnvelope, ChangeProof, EnvelopeError};
