@@ -11,7 +11,7 @@ use hedgerow_node::Replicas;
 use hedgerow_protocol::encoding::encode;
 use hedgerow_protocol::sync::{
     bucket_digests, bucket_of, id_prefix, summary_buckets, HeadsDigest, IdPrefix, SyncRequest,
-    SyncResponse, SyncSource, Want, WantV3, SUMMARY_THRESHOLD,
+    SyncResponse, SyncSource, Want, WantV3, SKETCH_CELLS, SKETCH_THRESHOLD, SUMMARY_THRESHOLD,
 };
 use hedgerow_protocol::sync_sketch::{
     sketch_key, Sketch, SketchKey, MAX_SKETCH_CELLS, SKETCH_HASHES,
@@ -49,20 +49,16 @@ pub struct Breakdown {
     pub summary_bytes: u64,
     /// The puller's `Entries` request (large commons only).
     pub entries_request_bytes: u64,
-    /// Large commons only, not on the wire: the fewest cells (a multiple of 3) of a set
-    /// reconciliation sketch ([`hedgerow_protocol::sync_sketch`]) whose difference peels.
-    pub sketch_cells_needed: u64,
-    /// The encoded sketch at [`PROVISIONED_SKETCH_CELLS`], which would replace the summary,
-    /// the entries request and the partial inventory.
+    /// The responder's `Sketch` (`/hedgerow/sync/4`, over [`SKETCH_THRESHOLD`] documents),
+    /// in place of the summary, the entries request and the partial inventory.
     pub sketch_bytes: u64,
-    /// Whether the two sides' full sketches at [`PROVISIONED_SKETCH_CELLS`] peel to exactly
-    /// the documents in different states.
+    /// Whether the two sides' sketches peel to exactly the documents in different states
+    /// (else the puller falls back to the summary, also counted).
     pub sketch_peels: bool,
+    /// The fewest cells (a multiple of 3) whose difference would peel: what a sketch sized to
+    /// the difference would need.
+    pub sketch_cells_needed: u64,
 }
-
-/// The sketch size a responder would send without knowing the difference: it peels about
-/// 120 documents in different states (240 keys, 1.5 cells a key).
-pub const PROVISIONED_SKETCH_CELLS: usize = 360;
 
 /// What `from` would send `to` in a pull by `to`.
 pub fn breakdown(from: &mut Replicas, to: &mut Replicas) -> Result<Breakdown> {
@@ -146,13 +142,15 @@ fn listing(from: &mut Replicas, to: &mut Replicas, out: &mut Breakdown) -> Resul
         .len() as u64;
         return Ok(());
     }
+    if theirs.len() > SKETCH_THRESHOLD && sketch(&theirs, &mine, out)? {
+        return Ok(());
+    }
     let buckets = summary_buckets(theirs.len());
     let digests = bucket_digests(&theirs, buckets);
     let local = bucket_digests(&mine, buckets);
     let wanted: Vec<u32> = (0..buckets)
         .filter(|b| digests[*b as usize] != local[*b as usize])
         .collect();
-    let theirs_all = theirs.clone();
     let listed: Vec<_> = theirs
         .into_iter()
         .filter(|(p, _)| wanted.contains(&bucket_of(p, buckets)))
@@ -169,15 +167,15 @@ fn listing(from: &mut Replicas, to: &mut Replicas, out: &mut Breakdown) -> Resul
         docs: listed,
     })
     .len() as u64;
-    sketch(&theirs_all, &mine, out)
+    Ok(())
 }
 
-/// What set reconciliation would send instead of the summary, entries and partial inventory.
+/// The sketch the responder sends; whether it peels (when it does not, the summary follows).
 fn sketch(
     theirs: &[(IdPrefix, HeadsDigest)],
     mine: &[(IdPrefix, HeadsDigest)],
     out: &mut Breakdown,
-) -> Result<()> {
+) -> Result<bool> {
     let keys = |entries: &[(IdPrefix, HeadsDigest)]| -> BTreeSet<SketchKey> {
         entries.iter().map(|(p, d)| sketch_key(p, d)).collect()
     };
@@ -201,15 +199,18 @@ fn sketch(
         }
         cells += SKETCH_HASHES;
     };
-    // The provisioned size, built and peeled as the two sides would: whole inventories.
-    let sent = Sketch::of(theirs, PROVISIONED_SKETCH_CELLS)?;
-    out.sketch_bytes = encode(&sent.to_bytes()).len() as u64;
+    // The sketch as sent, built and peeled as the two sides do: from whole inventories.
+    let sent = Sketch::of(theirs, SKETCH_CELLS)?;
+    out.sketch_bytes = encode(&SyncResponse::Sketch {
+        sketch: sent.to_bytes(),
+    })
+    .len() as u64;
     let mut received = Sketch::from_bytes(&sent.to_bytes())?;
-    received.subtract(&Sketch::of(mine, PROVISIONED_SKETCH_CELLS)?)?;
+    received.subtract(&Sketch::of(mine, SKETCH_CELLS)?)?;
     out.sketch_peels = received.decode().is_some_and(|found| {
         found.ours.iter().copied().collect::<BTreeSet<_>>() == only_theirs.iter().copied().collect()
             && found.theirs.iter().copied().collect::<BTreeSet<_>>()
                 == only_mine.iter().copied().collect()
     });
-    Ok(())
+    Ok(out.sketch_peels)
 }

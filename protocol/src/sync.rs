@@ -42,6 +42,7 @@ use crate::envelope::{ChangeEnvelope, ChangeProof};
 use crate::genesis::{CommonsGenesis, CommonsId, DocGenesis, DocId, Signed};
 pub use crate::private::MembershipProof;
 pub use crate::sync_compact::{DocPayloadV3, WantV3};
+use crate::sync_sketch::Sketch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -87,6 +88,16 @@ pub const MIN_BUCKETS: u32 = 64;
 pub const MAX_BUCKETS: u32 = 1 << 16;
 /// A 4-byte digest of the documents in one bucket of a summary.
 pub type BucketDigest = [u8; 4];
+/// Commons with more documents than this answer a differing [`SyncRequest::HelloV4`] with a
+/// [`SyncResponse::Sketch`]. Over it a summary has at least 1,024 buckets (4 KB), and its
+/// entries request and partial inventory (with the commons genesis) make it about the size of
+/// a sketch from about 30 differing documents on; from 4,097 documents the summary alone is
+/// larger. Below it a small drift costs less by summary (bench/RESULTS.md).
+pub const SKETCH_THRESHOLD: usize = 2048;
+/// Cells of the sketch a responder sends: it peels a difference of about 120 documents in
+/// other states (240 keys, 1.5 cells a key; 6,123 bytes); a larger difference falls back to
+/// the summary.
+pub const SKETCH_CELLS: usize = 360;
 
 /// A request from puller to responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +141,15 @@ pub enum SyncRequest {
         wants: Vec<WantV3>,
         /// Stop adding documents to the response past this many bytes.
         budget: u32,
+    },
+    /// `Hello` to a peer that lists `/hedgerow/sync/4`: a differing commons of more than
+    /// [`SKETCH_THRESHOLD`] documents is answered with a [`SyncResponse::Sketch`] instead of a
+    /// `Summary` (the variants above keep their bytes).
+    HelloV4 {
+        /// The commons.
+        commons: CommonsId,
+        /// Digest over every document's heads.
+        digest: [u8; 32],
     },
 }
 
@@ -191,6 +211,40 @@ pub enum SyncResponse {
         /// Prefixes the responder skipped for lack of budget; the puller asks again.
         deferred: Vec<IdPrefix>,
     },
+    /// The answer to a [`SyncRequest::HelloV4`] about a large commons that differs: the
+    /// responder's [`Sketch`] of [`SKETCH_CELLS`] cells, from which the puller peels the
+    /// documents it holds in another state or not at all.
+    Sketch {
+        /// The sketch's bytes ([`Sketch::to_bytes`]).
+        sketch: Vec<u8>,
+    },
+}
+
+/// The documents a responder's sketch lists as held there in a state this node lacks (by id
+/// prefix), or `None` when the sketch is malformed or its difference with `local` does not
+/// peel. Documents only this node holds are left to the other direction's pull.
+pub fn sketch_listing(sketch: &[u8], local: &BTreeMap<DocId, LocalDoc>) -> Option<Vec<IdPrefix>> {
+    let mut theirs = Sketch::from_bytes(sketch).ok()?;
+    let entries: Vec<(IdPrefix, HeadsDigest)> = local
+        .iter()
+        .map(|(id, d)| (id_prefix(id), d.digest))
+        .collect();
+    theirs
+        .subtract(&Sketch::of(&entries, theirs.cells()).ok()?)
+        .ok()?;
+    let mut differing: Vec<IdPrefix> = theirs
+        .decode()?
+        .ours
+        .iter()
+        .map(|key| {
+            let mut prefix = [0u8; ID_PREFIX_LEN];
+            prefix.copy_from_slice(&key[..ID_PREFIX_LEN]);
+            prefix
+        })
+        .collect();
+    differing.sort_unstable();
+    differing.dedup();
+    Some(differing)
 }
 
 /// Which local documents' per-author clocks the step after a response needs (reading a clock
@@ -203,6 +257,8 @@ pub enum ClockWants {
     Differing(HashMap<IdPrefix, HeadsDigest>),
     /// Those deferred by the responder.
     Deferred(std::collections::HashSet<IdPrefix>),
+    /// Those a sketch lists (see [`ClockWants::for_sketch`]).
+    Listed(std::collections::HashSet<IdPrefix>),
 }
 
 impl ClockWants {
@@ -211,13 +267,25 @@ impl ClockWants {
         match self {
             ClockWants::None => false,
             ClockWants::Differing(theirs) => theirs.get(prefix).is_some_and(|t| t != digest),
-            ClockWants::Deferred(deferred) => deferred.contains(prefix),
+            ClockWants::Deferred(prefixes) | ClockWants::Listed(prefixes) => {
+                prefixes.contains(prefix)
+            }
+        }
+    }
+
+    /// The clocks a [`SyncResponse::Sketch`] needs: those of the documents it lists, peeled
+    /// against `local`'s digests (read without clocks).
+    pub fn for_sketch(sketch: &[u8], local: &BTreeMap<DocId, LocalDoc>) -> Self {
+        match sketch_listing(sketch, local) {
+            Some(listed) => ClockWants::Listed(listed.into_iter().collect()),
+            None => ClockWants::None,
         }
     }
 }
 
 impl SyncResponse {
-    /// The clocks [`PullSession::on_response`] needs in its `local` for this response.
+    /// The clocks [`PullSession::on_response`] needs in its `local` for this response; for a
+    /// `Sketch`, which cannot tell without the local digests, see [`ClockWants::for_sketch`].
     pub fn clock_wants(&self) -> ClockWants {
         match self {
             SyncResponse::Inventory { docs, .. } => {
@@ -491,7 +559,7 @@ impl RequestError {
 /// puller repeats a prefix when two of the responder's documents share it.)
 pub fn validate_request(request: &SyncRequest) -> Result<(), RequestError> {
     match request {
-        SyncRequest::Hello { .. } | SyncRequest::Prove(_) => Ok(()),
+        SyncRequest::Hello { .. } | SyncRequest::HelloV4 { .. } | SyncRequest::Prove(_) => Ok(()),
         SyncRequest::Fetch { wants, .. } if wants.len() > MAX_WANTS_PER_FETCH_V2 => {
             Err(RequestError::TooManyWants { count: wants.len() })
         }
@@ -537,6 +605,7 @@ fn respond_inner<S: SyncSource>(
     validate_request(request).map_err(|e| e.to_string())?;
     let commons = match request {
         SyncRequest::Hello { commons, .. }
+        | SyncRequest::HelloV4 { commons, .. }
         | SyncRequest::Fetch { commons, .. }
         | SyncRequest::FetchV3 { commons, .. }
         | SyncRequest::Entries { commons, .. } => commons,
@@ -549,15 +618,22 @@ fn respond_inner<S: SyncSource>(
     };
     let inventory = source.inventory(commons).map_err(|e| e.to_string())?;
     match request {
-        SyncRequest::Hello { digest, .. } => {
+        SyncRequest::Hello { digest, .. } | SyncRequest::HelloV4 { digest, .. } => {
             let mut docs: Vec<(IdPrefix, HeadsDigest)> = inventory
                 .iter()
                 .map(|(id, d)| (id_prefix(id), *d))
                 .collect();
             docs.sort_unstable();
+            let holds_part = *digest != commons_digest(&[]);
+            let sketch_ok = matches!(request, SyncRequest::HelloV4 { .. });
             if commons_digest(&docs) == *digest {
                 Ok(SyncResponse::InSync)
-            } else if docs.len() > SUMMARY_THRESHOLD && *digest != commons_digest(&[]) {
+            } else if sketch_ok && docs.len() > SKETCH_THRESHOLD && holds_part {
+                let sketch = Sketch::of(&docs, SKETCH_CELLS).map_err(|e| e.to_string())?;
+                Ok(SyncResponse::Sketch {
+                    sketch: sketch.to_bytes(),
+                })
+            } else if docs.len() > SUMMARY_THRESHOLD && holds_part {
                 let buckets = summary_buckets(docs.len());
                 Ok(SyncResponse::Summary {
                     buckets,
@@ -705,6 +781,10 @@ pub struct PullSession {
     refetched: std::collections::HashSet<IdPrefix>,
     /// Most wants one fetch names: what the responder's protocol version accepts.
     max_wants: usize,
+    /// The responder speaks `/hedgerow/sync/4`: the opening request is a `HelloV4`.
+    v4_peer: bool,
+    /// A sketch from the responder did not peel: this session asks with a plain `Hello`.
+    sketch_failed: bool,
     /// A document asked for before all others when it differs (the commons' charter, under
     /// which the puller admits the rest).
     first: Option<IdPrefix>,
@@ -740,6 +820,8 @@ impl PullSession {
             truncated: false,
             refetched: std::collections::HashSet::new(),
             max_wants: MAX_WANTS_PER_FETCH,
+            v4_peer: false,
+            sketch_failed: false,
             first: None,
             stats: PullStats::default(),
         }
@@ -826,6 +908,12 @@ impl PullSession {
         };
     }
 
+    /// Opens with a [`SyncRequest::HelloV4`] (the responder speaks `/hedgerow/sync/4`) or a
+    /// plain `Hello`.
+    pub fn set_v4_peer(&mut self, v4: bool) {
+        self.v4_peer = v4;
+    }
+
     /// The byte budget the next fetch asks for.
     pub fn budget(&self) -> u32 {
         self.budget
@@ -854,9 +942,25 @@ impl PullSession {
             .iter()
             .map(|(id, d)| (id_prefix(id), d.digest))
             .collect();
-        SyncRequest::Hello {
-            commons: self.commons,
-            digest: commons_digest(&docs),
+        let (commons, digest) = (self.commons, commons_digest(&docs));
+        if self.v4_peer && !self.sketch_failed {
+            SyncRequest::HelloV4 { commons, digest }
+        } else {
+            SyncRequest::Hello { commons, digest }
+        }
+    }
+
+    /// Handles a large commons' sketch: ask for the documents it lists as held by the
+    /// responder in a state this node lacks; when it does not peel (more differences than its
+    /// cells hold, or malformed), open again with a plain `Hello`, which a summary answers.
+    pub fn on_sketch(&mut self, sketch: &[u8], local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
+        self.stats.round_trips += 1;
+        match sketch_listing(sketch, local) {
+            Some(differing) => self.list(differing, local),
+            None => {
+                self.sketch_failed = true;
+                PullStep::Send(self.hello(local))
+            }
         }
     }
 
@@ -897,25 +1001,41 @@ impl PullSession {
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.stats.round_trips += 1;
+        let local_digests: HashMap<IdPrefix, HeadsDigest> = local
+            .iter()
+            .map(|(id, d)| (id_prefix(id), d.digest))
+            .collect();
+        let differing = remote
+            .iter()
+            .filter(|(prefix, digest)| local_digests.get(prefix) != Some(digest))
+            .map(|(prefix, _)| *prefix);
+        self.list(differing, local)
+    }
+
+    /// Queues a want for every listed document (held here in another state, or not at all).
+    fn list(
+        &mut self,
+        differing: impl IntoIterator<Item = IdPrefix>,
+        local: &BTreeMap<DocId, LocalDoc>,
+    ) -> PullStep {
         self.listed = true;
         self.queue.clear();
         let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
             local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
         self.truncated = false;
-        for (prefix, digest) in remote {
+        for prefix in differing {
             if self.queue.len() >= MAX_QUEUED_WANTS {
                 self.truncated = true;
                 break;
             }
-            match local_by_prefix.get(prefix) {
-                Some(mine) if mine.digest == *digest => {}
+            match local_by_prefix.get(&prefix) {
                 Some(mine) => self.queue.push_back(Want {
-                    prefix: *prefix,
+                    prefix,
                     have_genesis: true,
                     clock: mine.clock.clone(),
                 }),
                 None => self.queue.push_back(Want {
-                    prefix: *prefix,
+                    prefix,
                     have_genesis: false,
                     clock: Vec::new(),
                 }),
@@ -945,6 +1065,7 @@ impl PullSession {
             }
             SyncResponse::Inventory { docs, .. } => self.on_inventory(docs, local),
             SyncResponse::Summary { buckets, digests } => self.on_summary(*buckets, digests, local),
+            SyncResponse::Sketch { sketch } => self.on_sketch(sketch, local),
             SyncResponse::Docs { items, deferred } => {
                 self.record_payload_sizes(items.iter().map(DocPayload::wire_size));
                 self.on_docs(deferred, local, items.len())

@@ -8,12 +8,18 @@
 //!          ◀─Inventory─               the documents of those buckets only
 //!          ──Fetch──▶ …               as for a small commons
 //! ```
+//!
+//! A puller whose responder speaks `/hedgerow/sync/4` opens with `HelloV4`; a commons of more
+//! than 2,048 documents answers it with a sketch whose size follows the difference, and the
+//! puller fetches straight away, or opens again with a plain `Hello` when it does not peel.
 
 use hedgerow_protocol::sync::{
-    bucket_digests, bucket_of, id_prefix, respond, summary_buckets, validate_request, DocPayload,
-    HeadsDigest, IdPrefix, LocalDoc, PullSession, PullStep, RequestError, SyncRequest,
-    SyncResponse, SyncSource, Want, MAX_BUCKETS, MIN_BUCKETS, SUMMARY_THRESHOLD,
+    bucket_digests, bucket_of, id_prefix, respond, summary_buckets, validate_request, ClockWants,
+    DocPayload, HeadsDigest, IdPrefix, LocalDoc, PullSession, PullStep, RequestError, SyncRequest,
+    SyncResponse, SyncSource, Want, MAX_BUCKETS, MIN_BUCKETS, SKETCH_CELLS, SKETCH_THRESHOLD,
+    SUMMARY_THRESHOLD,
 };
+use hedgerow_protocol::sync_sketch::SKETCH_CELL_LEN;
 use hedgerow_protocol::{CommonsGenesis, CommonsId, DeviceKey, DocId, Signed};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -195,5 +201,126 @@ fn malformed_entries_requests_are_refused() {
     assert!(matches!(
         respond(&mut r, &entries(64, vec![99])),
         SyncResponse::Refused { .. }
+    ));
+}
+
+fn v4_session(r: &Responder) -> PullSession {
+    let mut session = PullSession::new(commons(r), 64 * 1024);
+    session.set_v4_peer(true);
+    session
+}
+
+#[test]
+fn a_v4_puller_peels_the_sketch_and_fetches_only_what_differs() {
+    let mut r = responder(3000);
+    // Held here in another state (5), not held here (2), held only here (1).
+    let mut mine: Vec<(DocId, HeadsDigest)> = r.docs[2..].to_vec();
+    for n in [0usize, 100, 900, 1500, 2997] {
+        mine[n].1 = [2; 8];
+    }
+    mine.push((doc(9_999_999), [5; 8]));
+    let local = local_of(&mine);
+    let mut session = v4_session(&r);
+    let hello = session.hello(&local);
+    assert!(matches!(hello, SyncRequest::HelloV4 { .. }), "{hello:?}");
+    let response = respond(&mut r, &hello);
+    let SyncResponse::Sketch { sketch } = &response else {
+        panic!("expected a sketch, got {response:?}");
+    };
+    assert_eq!(sketch.len(), SKETCH_CELLS * SKETCH_CELL_LEN);
+    let mut expected: Vec<IdPrefix> = [0usize, 100, 900, 1500, 2997]
+        .iter()
+        .map(|n| id_prefix(&mine[*n].0))
+        .chain([id_prefix(&r.docs[0].0), id_prefix(&r.docs[1].0)])
+        .collect();
+    expected.sort_unstable();
+    // The node reads the clocks of exactly the listed documents.
+    let ClockWants::Listed(listed) = ClockWants::for_sketch(sketch, &local) else {
+        panic!("the sketch peels");
+    };
+    let mut listed: Vec<IdPrefix> = listed.into_iter().collect();
+    listed.sort_unstable();
+    assert_eq!(listed, expected);
+    let wants = match session.on_response(&response, &local) {
+        PullStep::Send(SyncRequest::Fetch { wants, .. }) => wants,
+        other => panic!("expected a fetch, got {other:?}"),
+    };
+    let mut asked: Vec<IdPrefix> = wants.iter().map(|w| w.prefix).collect();
+    asked.sort_unstable();
+    assert_eq!(asked, expected);
+    let held = wants.iter().filter(|w| w.have_genesis).count();
+    assert_eq!(held, 5, "changes to held documents carry their clocks");
+    assert!(wants.iter().all(|w| w.have_genesis != w.clock.is_empty()));
+}
+
+#[test]
+fn a_sketch_that_does_not_peel_falls_back_to_the_summary() {
+    let mut r = responder(3000);
+    let mut mine = r.docs.clone();
+    for entry in mine.iter_mut().take(600) {
+        entry.1 = [2; 8];
+    }
+    let local = local_of(&mine);
+    let mut session = v4_session(&r);
+    let response = respond(&mut r, &session.hello(&local));
+    assert!(matches!(response, SyncResponse::Sketch { .. }));
+    assert!(matches!(
+        ClockWants::for_sketch(
+            match &response {
+                SyncResponse::Sketch { sketch } => sketch,
+                _ => unreachable!(),
+            },
+            &local
+        ),
+        ClockWants::None
+    ));
+    let again = match session.on_response(&response, &local) {
+        PullStep::Send(hello @ SyncRequest::Hello { .. }) => hello,
+        other => panic!("expected a plain hello, got {other:?}"),
+    };
+    assert!(matches!(
+        respond(&mut r, &again),
+        SyncResponse::Summary { .. }
+    ));
+    // So does a malformed sketch, once: the session stays with plain hellos.
+    let mut session = v4_session(&r);
+    let garbage = SyncResponse::Sketch {
+        sketch: vec![7; 100],
+    };
+    assert!(matches!(
+        session.on_response(&garbage, &local),
+        PullStep::Send(SyncRequest::Hello { .. })
+    ));
+    assert!(matches!(session.hello(&local), SyncRequest::Hello { .. }));
+}
+
+#[test]
+fn only_a_v4_hello_about_a_commons_over_the_threshold_gets_a_sketch() {
+    let mut r = responder(SKETCH_THRESHOLD as u32);
+    let mut mine = r.docs.clone();
+    mine[5].1 = [2; 8];
+    let local = local_of(&mine);
+    let hello = v4_session(&r).hello(&local);
+    assert!(matches!(
+        respond(&mut r, &hello),
+        SyncResponse::Summary { .. }
+    ));
+
+    let mut large = responder(3000);
+    let mut mine = large.docs.clone();
+    mine[5].1 = [2; 8];
+    let local = local_of(&mine);
+    let plain = PullSession::new(commons(&large), 64 * 1024).hello(&local);
+    assert!(matches!(
+        respond(&mut large, &plain),
+        SyncResponse::Summary { .. }
+    ));
+    // In sync and fresh pullers are answered as ever.
+    let in_sync = v4_session(&large).hello(&local_of(&large.docs));
+    assert_eq!(respond(&mut large, &in_sync), SyncResponse::InSync);
+    let fresh = v4_session(&large).hello(&BTreeMap::new());
+    assert!(matches!(
+        respond(&mut large, &fresh),
+        SyncResponse::Inventory { .. }
     ));
 }

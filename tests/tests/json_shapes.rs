@@ -162,6 +162,8 @@ const LEAF_TYPES: &[(&str, &str)] = &[
     ("relayed_refusals", "integer"),
     ("requests_answered", "integer"),
     ("round_trips", "integer"),
+    ("sketches_sent", "integer"),
+    ("summaries_sent", "integer"),
     ("store_bytes", "integer"),
     ("store_failures", "integer"),
     ("sync_received", "integer"),

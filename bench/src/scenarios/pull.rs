@@ -8,7 +8,7 @@
 
 use super::{covers, delta, open, sample_all, Bench};
 use crate::node_proc::{dir_size, wait_quiet, NodeProc};
-use crate::profile::{breakdown, PROVISIONED_SKETCH_CELLS};
+use crate::profile::breakdown;
 use crate::references::{compare, AutomergeStart};
 use crate::report::{human, Row};
 use crate::rng::Rng;
@@ -197,9 +197,6 @@ pub fn divergence(bench: &Bench) -> Result<Row> {
     let mut row = measure_sync(bench, "divergence", &a_home, &b_home, AutomergeStart::Fresh)?;
     row.converged = covers(&a_home, &b_home)? && covers(&b_home, &a_home)?;
     row.put("edits_each_side", bench.settings.divergence_edits);
-    if let Some(projection) = sketch_projection(&row) {
-        row.put("sketch_projection", projection);
-    }
     let (bytes, am, limit) = (row.bytes, row.automerge_bytes, row.limit_bytes);
     row.target(
         "bytes ≤ 1.25 × limit",
@@ -220,34 +217,6 @@ pub fn divergence(bench: &Bench) -> Result<Row> {
     bench.discard(&a_home);
     bench.discard(&b_home);
     Ok(row)
-}
-
-/// The measured bytes with each direction's listing (summary, entries request, partial
-/// inventory) replaced by a set reconciliation sketch of [`PROVISIONED_SKETCH_CELLS`] cells:
-/// what `/hedgerow/sync/3` would send with one (not built; issue 11). `None` below the
-/// summary threshold.
-fn sketch_projection(row: &Row) -> Option<Value> {
-    let mut listing = 0u64;
-    let mut sketches = 0u64;
-    let mut peels = true;
-    for direction in ["payloads_a_to_b", "payloads_b_to_a"] {
-        let part = |name: &str| row.extra[direction][name].as_u64().unwrap_or(0);
-        if part("sketch_bytes") == 0 {
-            return None;
-        }
-        listing += part("summary_bytes") + part("entries_request_bytes") + part("inventory_bytes");
-        sketches += part("sketch_bytes");
-        peels &= row.extra[direction]["sketch_peels"].as_bool().unwrap_or(false);
-    }
-    let bytes = (row.bytes + sketches).saturating_sub(listing);
-    Some(serde_json::json!({
-        "cells": PROVISIONED_SKETCH_CELLS,
-        "peels": peels,
-        "listing_bytes": listing,
-        "sketch_bytes": sketches,
-        "bytes": bytes,
-        "ratio_limit": bytes as f64 / row.limit_bytes.max(1) as f64,
-    }))
 }
 
 /// Makes the side's edits offline, signed by the side's own key: revised steps, new BOM

@@ -26,8 +26,8 @@ use libp2p::{
 
 use super::{
     codec::{
-        speaks_sync_v3, ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL,
-        SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3,
+        speaks_sync_v3, speaks_sync_v4, ByteCounters, SyncCodec, MAX_REQUEST_BYTES, SYNC_PROTOCOL,
+        SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3, SYNC_PROTOCOL_V4,
     },
     swarm::{NetConfig, NetError},
 };
@@ -157,7 +157,9 @@ impl Behaviour {
         // Listed after the first: advertised (identify) and accepted, never preferred. The
         // third version implies the second, so only one of them is listed (identify stays
         // the same size).
-        let newest = if speaks_sync_v3() {
+        let newest = if speaks_sync_v4() {
+            SYNC_PROTOCOL_V4
+        } else if speaks_sync_v3() {
             SYNC_PROTOCOL_V3
         } else {
             SYNC_PROTOCOL_V2

@@ -41,6 +41,23 @@ pub const SYNC_PROTOCOL_V2: StreamProtocol = StreamProtocol::new("/hedgerow/sync
 /// does not list again (identify stays the same size).
 pub const SYNC_PROTOCOL_V3: StreamProtocol = StreamProtocol::new("/hedgerow/sync/3");
 
+/// The sync protocol's fourth version, served beside the others on the same frames: a node
+/// that lists it (in identify) answers a `HelloV4` about a large commons with a set
+/// reconciliation sketch ([`hedgerow_protocol::sync_sketch`]) instead of a bucket summary. It
+/// implies the second and third versions, which a node listing it does not list again
+/// (identify stays the same size).
+pub const SYNC_PROTOCOL_V4: StreamProtocol = StreamProtocol::new("/hedgerow/sync/4");
+
+/// Test-only switch: `1` makes the node speak sync protocols up to `/hedgerow/sync/3` only
+/// (listing `/hedgerow/sync/3`, never sending a `HelloV4`), as the previous release does.
+pub const SYNC_V3_ONLY_ENV: &str = "HEDGEROW_TEST_SYNC_V3_ONLY";
+
+/// Whether this node speaks `/hedgerow/sync/4` (always, unless [`SYNC_V3_ONLY_ENV`] or
+/// [`SYNC_V2_ONLY_ENV`] is `1`).
+pub fn speaks_sync_v4() -> bool {
+    speaks_sync_v3() && std::env::var_os(SYNC_V3_ONLY_ENV).is_none_or(|v| v != "1")
+}
+
 /// Test-only switch: `1` makes the node speak sync protocols up to `/hedgerow/sync/2` only
 /// (not listing `/hedgerow/sync/3`, never sending its forms), as the previous release does, so
 /// tests can sync a node of this release with one that behaves like the last.

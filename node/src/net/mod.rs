@@ -23,7 +23,8 @@ pub mod swarm;
 pub use behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 pub use codec::{
     ByteCounters, FrameError, ResponseFrame, SyncCodec, LENGTH_PREFIX_BYTES, MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3, SYNC_V2_ONLY_ENV,
+    MAX_RESPONSE_BYTES, SYNC_PROTOCOL, SYNC_PROTOCOL_V2, SYNC_PROTOCOL_V3, SYNC_PROTOCOL_V4,
+    SYNC_V2_ONLY_ENV, SYNC_V3_ONLY_ENV,
 };
 pub use rate_limit::{MaxRate, RateError};
 pub use swarm::{build_swarm, keypair_from_ed25519_secret, NetConfig, NetError};

@@ -365,14 +365,17 @@ impl Actor {
                 info,
                 ..
             })) => {
-                // A node that lists the third version speaks the second too.
-                let lists_v3 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
+                // A node that lists a version speaks the ones before it too.
+                let lists_v4 = info.protocols.contains(&crate::net::SYNC_PROTOCOL_V4);
+                let lists_v3 = lists_v4 || info.protocols.contains(&crate::net::SYNC_PROTOCOL_V3);
                 let v2 = lists_v3 || info.protocols.contains(&crate::net::SYNC_PROTOCOL_V2);
                 let v3 = crate::net::codec::speaks_sync_v3() && lists_v3;
+                let v4 = crate::net::codec::speaks_sync_v4() && lists_v4;
                 self.input(Input::SyncVersion {
                     peer: peer_id,
                     v2,
                     v3,
+                    v4,
                 });
                 // Reach learns which peers serve as a relay; the DHT the rest.
                 let relay = info.protocols.contains(&crate::net::reach::HOP_PROTOCOL);

@@ -18,7 +18,7 @@ use crate::net::ByteCounters;
 use crate::replicas::Replicas;
 use crate::serve::status::NodeStatus;
 use hedgerow_protocol::schema::{DocKind, Edit, NewDocument};
-use hedgerow_protocol::sync::{HeadsDigest, SyncSource, MAX_WANTS_PER_FETCH};
+use hedgerow_protocol::sync::{HeadsDigest, SyncResponse, SyncSource, MAX_WANTS_PER_FETCH};
 use hedgerow_protocol::{CommonsId, DocId};
 use libp2p::gossipsub::{MessageAcceptance, MessageId, TopicHash};
 use libp2p::swarm::ConnectionId;
@@ -93,6 +93,11 @@ struct Node {
     sync_v1_only: bool,
     /// Speaks up to `/hedgerow/sync/2`, as the release before the compact forms.
     sync_v2_only: bool,
+    /// Speaks up to `/hedgerow/sync/3`, as the release before the sketch.
+    sync_v3_only: bool,
+    /// Sketches (`/hedgerow/sync/4`) and bucket summaries this node answered with.
+    sketches_sent: usize,
+    summaries_sent: usize,
     /// The most documents any fetch this node sent named.
     largest_fetch: usize,
     /// Fetches this node sent in the compact form of `/hedgerow/sync/3`.
@@ -210,6 +215,9 @@ impl Sim {
                 seen: HashSet::new(),
                 sync_v1_only: false,
                 sync_v2_only: false,
+                sync_v3_only: false,
+                sketches_sent: 0,
+                summaries_sent: 0,
                 largest_fetch: 0,
                 fetches_v3: 0,
                 sync_bytes_sent: 0,
@@ -308,6 +316,11 @@ impl Sim {
                     return;
                 };
                 self.nodes[i].sync_bytes_sent += bytes.len();
+                match SyncResponse::from_bytes(&bytes) {
+                    Ok(SyncResponse::Sketch { .. }) => self.nodes[i].sketches_sent += 1,
+                    Ok(SyncResponse::Summary { .. }) => self.nodes[i].summaries_sent += 1,
+                    _ => {}
+                }
                 if self.rng.chance(self.drop_percent) {
                     let failure = Failure::Stalled {
                         offence: None,
@@ -495,8 +508,10 @@ impl Sim {
             let peer = self.nodes[b].peer;
             let v2 = !self.nodes[b].sync_v1_only;
             let speaks_v3 = |n: &Node| !n.sync_v1_only && !n.sync_v2_only;
+            let speaks_v4 = |n: &Node| speaks_v3(n) && !n.sync_v3_only;
             let v3 = speaks_v3(&self.nodes[a]) && speaks_v3(&self.nodes[b]);
-            self.input(a, Input::SyncVersion { peer, v2, v3 });
+            let v4 = speaks_v4(&self.nodes[a]) && speaks_v4(&self.nodes[b]);
+            self.input(a, Input::SyncVersion { peer, v2, v3, v4 });
         }
         // Gossipsub tells each side what the other is subscribed to.
         for (a, b) in [(i, j), (j, i)] {
@@ -1858,4 +1873,88 @@ fn diverged_nodes_sync_in_compact_forms_and_still_with_an_older_release() {
         bytes_v3 + 60 * 2 * 8 <= bytes_old,
         "compact forms {bytes_v3} B, first version's {bytes_old} B"
     );
+}
+
+/// Two nodes that share 2,100 designs each edit `edited` of them apart (side 0 the first,
+/// side 1 the last), then reconnect until they converge; node 0 speaks only up to
+/// `/hedgerow/sync/3` when `old_release`. Returns the sketches and summaries answered after
+/// the reconnection, and the sync bytes sent.
+fn diverge_large(old_release: bool, edited: usize) -> (usize, usize, usize) {
+    let mut sim = Sim::new(2, 13);
+    sim.max_delay = Duration::from_millis(5);
+    sim.nodes[0].sync_v3_only = old_release;
+    let commons = commons_for(&mut sim, 0, &[0, 1]);
+    designs(&mut sim, 0, commons, 2100, 20);
+    sim.start();
+    sim.target(1, 0);
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "initial sync"
+    );
+    sim.cut(0, 1);
+    let ids: Vec<DocId> = sim
+        .inventory(0, &commons)
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| {
+            let genesis = sim.nodes[0].service.local().store().doc_genesis(id);
+            matches!(genesis, Ok(Some(g)) if g.body.kind == DocKind::Design)
+        })
+        .collect();
+    for (i, chosen) in [(0, &ids[..edited]), (1, &ids[ids.len() - edited..])] {
+        for id in chosen {
+            let edit = Edit::Set {
+                field: "summary".into(),
+                value: format!("node {i} edit of {id}"),
+            };
+            sim.local(i).edit_doc(id, &[edit]).expect("edit");
+        }
+        sim.local(i).take_outbox();
+        sim.local(i).commit().expect("commit");
+    }
+    assert!(!sim.converged(&commons, &[0, 1]));
+    let count = |s: &Sim| {
+        let sketches = s.nodes.iter().map(|n| n.sketches_sent).sum::<usize>();
+        let summaries = s.nodes.iter().map(|n| n.summaries_sent).sum::<usize>();
+        let bytes = s.nodes.iter().map(|n| n.sync_bytes_sent).sum::<usize>();
+        (sketches, summaries, bytes)
+    };
+    let before = count(&sim);
+    sim.heal_all();
+    assert!(
+        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
+        "converged after the divergence (old release: {old_release})"
+    );
+    for i in [0, 1] {
+        assert_eq!(
+            sim.status(i).rejected_total,
+            0,
+            "node {i} refused something"
+        );
+    }
+    let after = count(&sim);
+    (after.0 - before.0, after.1 - before.1, after.2 - before.2)
+}
+
+/// Issue 11: two nodes of this release that drifted apart in a commons of over 2,048
+/// documents find what differs from a sketch whose size follows the difference (each pull
+/// waits for identify to say the peer speaks `/hedgerow/sync/4`); a difference too large for
+/// the sketch, and a node of the previous release, go by the bucket summary, and all converge.
+///
+/// ```text
+/// 0 (2,100 designs, edits 30) -x- 1 (the same, edits 30 others)   -> reconnect
+/// ```
+#[test]
+fn drifted_nodes_of_a_large_commons_compare_sketches_and_fall_back_to_summaries() {
+    let (sketches, summaries, _) = diverge_large(false, 30);
+    assert_eq!((sketches, summaries), (2, 0), "each pull peels a sketch");
+    let (sketches, summaries, _) = diverge_large(true, 30);
+    assert_eq!(
+        (sketches, summaries),
+        (0, 2),
+        "a node of the previous release is never sent a HelloV4"
+    );
+    // 300 documents a side differ: 600 keys do not peel in 360 cells.
+    let (sketches, summaries, _) = diverge_large(false, 300);
+    assert_eq!((sketches, summaries), (2, 2), "each pull falls back once");
 }

@@ -48,6 +48,12 @@ pub struct Counters {
     pub addresses_banned: u64,
     /// Most wants queued at once, over every pull (capped by `MAX_QUEUED_WANTS`).
     pub peak_queued_wants: u64,
+    /// Differing large commons this node listed to a puller by sketch (`/hedgerow/sync/4`).
+    #[serde(default)]
+    pub sketches_sent: u64,
+    /// Differing large commons this node listed to a puller by bucket summary.
+    #[serde(default)]
+    pub summaries_sent: u64,
 }
 
 impl Counters {

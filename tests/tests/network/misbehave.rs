@@ -265,7 +265,7 @@ impl Rogue {
             (Answer::InSync, _) => SyncResponse::InSync.to_bytes(),
             (Answer::Garbage, _) => b"\x07 this is no sync response \xff\xfe".to_vec(),
             (Answer::Oversized, _) => vec![0; MAX_RESPONSE_BYTES + 1],
-            (Answer::ForgedDocs, SyncRequest::Hello { .. }) => {
+            (Answer::ForgedDocs, SyncRequest::Hello { .. } | SyncRequest::HelloV4 { .. }) => {
                 let doc = self.forged_doc.clone().expect("forged document");
                 SyncResponse::Inventory {
                     genesis: self.genesis.clone().expect("commons genesis"),
@@ -273,7 +273,10 @@ impl Rogue {
                 }
                 .to_bytes()
             }
-            (Answer::HugeInventory(count), SyncRequest::Hello { .. }) => SyncResponse::Inventory {
+            (
+                Answer::HugeInventory(count),
+                SyncRequest::Hello { .. } | SyncRequest::HelloV4 { .. },
+            ) => SyncResponse::Inventory {
                 genesis: self.genesis.clone().expect("commons genesis"),
                 docs: (0..count)
                     .map(|n| ((n << 8).to_be_bytes(), [7; 8]))
@@ -287,7 +290,7 @@ impl Rogue {
                 }
                 .to_bytes()
             }
-            (Answer::Relay, SyncRequest::Hello { .. }) => {
+            (Answer::Relay, SyncRequest::Hello { .. } | SyncRequest::HelloV4 { .. }) => {
                 let doc = self.relayed.as_ref().expect("relayed document").doc;
                 SyncResponse::Inventory {
                     genesis: self.genesis.clone().expect("commons genesis"),

@@ -29,13 +29,23 @@ impl<L: LocalState> Service<L> {
                         SyncRequest::Fetch { .. } | SyncRequest::FetchV3 { .. } => {
                             self.peer.entry(peer).or_default().fetched_at = Some(now);
                         }
-                        SyncRequest::Hello { .. } => self.start_postponed(peer),
+                        SyncRequest::Hello { .. } | SyncRequest::HelloV4 { .. } => {
+                            self.start_postponed(peer)
+                        }
                         SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {}
                     }
                     let response = respond(&mut self.local, &request);
                     let sent = match &response {
                         SyncResponse::Docs { items, .. } => items.len(),
                         SyncResponse::DocsV3 { items, .. } => items.len(),
+                        SyncResponse::Sketch { .. } => {
+                            self.counters.sketches_sent += 1;
+                            0
+                        }
+                        SyncResponse::Summary { .. } => {
+                            self.counters.summaries_sent += 1;
+                            0
+                        }
                         _ => 0,
                     };
                     if sent > 0 {
@@ -145,6 +155,7 @@ impl<L: LocalState> Service<L> {
 fn request_commons(request: &SyncRequest) -> &CommonsId {
     match request {
         SyncRequest::Hello { commons, .. }
+        | SyncRequest::HelloV4 { commons, .. }
         | SyncRequest::Fetch { commons, .. }
         | SyncRequest::FetchV3 { commons, .. }
         | SyncRequest::Entries { commons, .. } => commons,

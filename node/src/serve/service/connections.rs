@@ -155,7 +155,11 @@ impl<L: LocalState> Service<L> {
         // Retries are for connections that stayed up; a pull deferred to the sync window
         // lists again on the next connection.
         self.pulls.retain(|(p, _), pull| {
-            *p != peer || !matches!(pull, Pull::Again(_) | Pull::Deferred(_))
+            *p != peer
+                || !matches!(
+                    pull,
+                    Pull::Again(_) | Pull::Deferred(_) | Pull::AwaitingVersion(_)
+                )
         });
         for ((p, _), pull) in self.pulls.iter_mut() {
             if *p == peer {

@@ -209,7 +209,8 @@ pub enum Input {
     Expired(Vec<(PeerId, Multiaddr)>),
     /// A peer said which sync protocol versions it speaks (identify): `v2` when it lists
     /// `/hedgerow/sync/2`, whose larger fetches it then gets; `v3` when both it and this node
-    /// speak `/hedgerow/sync/3`, whose compact forms it then gets.
+    /// speak `/hedgerow/sync/3`, whose compact forms it then gets; `v4` when both speak
+    /// `/hedgerow/sync/4`, whose sketch it then gets asked for.
     SyncVersion {
         /// The peer.
         peer: PeerId,
@@ -217,6 +218,8 @@ pub enum Input {
         v2: bool,
         /// Whether it and this node speak `/hedgerow/sync/3`.
         v3: bool,
+        /// Whether it and this node speak `/hedgerow/sync/4`.
+        v4: bool,
     },
     /// A ping came back (`true`) or failed.
     Ping {

@@ -30,8 +30,9 @@ pub use discovery::{
 };
 use hedgerow_protocol::replica::Rejection;
 use hedgerow_protocol::sync::{
-    commons_digest, id_prefix, respond, validate_request, DocPayload, DocPayloadV3, Gossip,
-    IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+    commons_digest, id_prefix, respond, validate_request, ClockWants, DocPayload, DocPayloadV3,
+    Gossip, IdPrefix, PullSession, PullStep, SyncRequest, SyncResponse, MAX_LIVE_CHANGE_BYTES,
+    SKETCH_THRESHOLD,
 };
 use hedgerow_protocol::sync_compact::ExpandError;
 use hedgerow_protocol::{CommonsGenesis, CommonsId, Signed};
@@ -70,6 +71,12 @@ pub const RETRY_DELAY: Duration = Duration::from_secs(3);
 /// only to find nothing new; it runs once the farm has been quiet for this long, or as soon
 /// as the farm sends a `Hello` (a pull starting or confirming its end), instead.
 pub const FETCH_QUIET: Duration = Duration::from_secs(3);
+
+/// Longest a pull of a large commons waits for identify to say the peer's sync version (it
+/// usually comes a round trip after the connection, later on a loaded or slow link): past it
+/// the pull opens as to an older release. Every Hedgerow node runs identify, so only a peer
+/// whose identify failed waits this long.
+pub const VERSION_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a peer counts as "catching up from us" after its last fetch, across a reconnection.
 pub const CATCHING_UP: Duration = Duration::from_secs(60);
@@ -125,6 +132,11 @@ struct Peer {
     /// It speaks `/hedgerow/sync/3` (said by identify), as this node does: our fetches to it
     /// take that version's compact forms.
     sync_v3: bool,
+    /// It speaks `/hedgerow/sync/4` (said by identify), as this node does: our pulls open
+    /// with a `HelloV4`.
+    sync_v4: bool,
+    /// Identify has said which sync versions it speaks, or a pull stopped waiting for it.
+    identified: bool,
 }
 
 /// The life of one pull of one commons from one peer.
@@ -146,6 +158,9 @@ enum Pull {
     Again(Instant),
     /// Bulk, outside the sync window: its queue waits for the window to open.
     Deferred(PullSession),
+    /// Of a large commons, from a peer whose sync version identify has not said yet: starts
+    /// when it does (a peer of `/hedgerow/sync/4` is sent a `HelloV4`), or at this time.
+    AwaitingVersion(Instant),
 }
 
 impl Pull {
@@ -445,15 +460,19 @@ impl<L: LocalState> Service<L> {
             }
             Input::Dht(input) => self.on_dht(input),
             Input::Expired(gone) => self.on_expired(gone),
-            Input::SyncVersion { peer, v2, v3 } => {
+            Input::SyncVersion { peer, v2, v3, v4 } => {
                 let state = self.peer.entry(peer).or_default();
                 state.sync_v2 = v2;
                 state.sync_v3 = v3;
+                state.sync_v4 = v4;
+                state.identified = true;
                 for ((of, _), pull) in self.pulls.iter_mut() {
                     if let (true, Pull::Running(session)) = (*of == peer, pull) {
                         session.set_v2_peer(v2);
+                        session.set_v4_peer(v4);
                     }
                 }
+                self.start_pulls_awaiting_version(peer);
             }
             Input::Ping {
                 peer,
@@ -518,6 +537,7 @@ impl<L: LocalState> Service<L> {
                 ),
                 Pull::Running(_) => None,
                 Pull::Deferred(_) => self.window_opens_at(),
+                Pull::AwaitingVersion(at) => Some(*at),
             };
             if let Some(due) = due {
                 at = at.min(due);

@@ -13,10 +13,14 @@ impl<L: LocalState> Service<L> {
             Some(Pull::Running(_)) => return,
             // Held for the sync window; the window's opening resumes it.
             Some(Pull::Deferred(_)) if !self.window_open() => return,
+            // Starts when identify says the peer's version, or at its deadline.
+            Some(Pull::AwaitingVersion(_)) => return,
             _ => {}
         }
         let budget = self.peer.entry(peer).or_default().link.budget();
         let v2 = self.peer.get(&peer).is_some_and(|p| p.sync_v2);
+        let v4 = self.peer.get(&peer).is_some_and(|p| p.sync_v4);
+        let version_known = self.peer.get(&peer).is_some_and(|p| p.identified);
         // A resumed pull needs the clocks of the documents still queued; a new one needs none.
         let resumed = match self.pulls.remove(&key) {
             Some(Pull::Interrupted { session, since, .. })
@@ -50,6 +54,7 @@ impl<L: LocalState> Service<L> {
             Some((mut session, _)) => {
                 session.set_budget(budget);
                 session.set_v2_peer(v2);
+                session.set_v4_peer(v4);
                 tracing::debug!(
                     "resuming pull of {commons} from {peer}: {} documents to ask for",
                     queued.len()
@@ -58,9 +63,18 @@ impl<L: LocalState> Service<L> {
                 self.pulls.insert(key, Pull::Running(session));
                 step
             }
+            None if !version_known && local.len() > SKETCH_THRESHOLD => {
+                // A large commons' opening request depends on the peer's version (a sketch
+                // or a summary answers it), and identify arrives about a round trip after
+                // the connection.
+                self.pulls
+                    .insert(key, Pull::AwaitingVersion(self.now + VERSION_WAIT));
+                return;
+            }
             None => {
                 let mut session = PullSession::new(commons, budget);
                 session.set_v2_peer(v2);
+                session.set_v4_peer(v4);
                 if let Ok(Some(genesis)) = self.local.commons_genesis(&commons) {
                     // The commons' charter first: the rest is admitted under it.
                     let charter =
@@ -73,6 +87,20 @@ impl<L: LocalState> Service<L> {
             }
         };
         self.follow(peer, commons, step);
+    }
+
+    /// Starts the pulls from `peer` that waited for identify to say its sync version.
+    pub(super) fn start_pulls_awaiting_version(&mut self, peer: PeerId) {
+        let waiting: Vec<CommonsId> = self
+            .pulls
+            .iter()
+            .filter(|((p, _), pull)| *p == peer && matches!(pull, Pull::AwaitingVersion(_)))
+            .map(|((_, c), _)| *c)
+            .collect();
+        for commons in waiting {
+            self.pulls.remove(&(peer, commons));
+            self.start_pull(peer, commons);
+        }
     }
 
     /// Starts a pull, or holds it back while the peer is busy fetching from us.
@@ -134,9 +162,10 @@ impl<L: LocalState> Service<L> {
             SyncRequest::FetchV3 { budget, wants, .. } => {
                 (Some(*budget), wants.iter().map(|w| w.prefix).collect())
             }
-            SyncRequest::Hello { .. } | SyncRequest::Entries { .. } | SyncRequest::Prove(_) => {
-                (None, HashSet::new())
-            }
+            SyncRequest::Hello { .. }
+            | SyncRequest::HelloV4 { .. }
+            | SyncRequest::Entries { .. }
+            | SyncRequest::Prove(_) => (None, HashSet::new()),
         };
         // A peer that speaks `/hedgerow/sync/3` gets its compact forms; any other the first's.
         let request = if self.peer.get(&peer).is_some_and(|p| p.sync_v3) {
@@ -362,7 +391,7 @@ impl<L: LocalState> Service<L> {
                     return;
                 }
             }
-            SyncResponse::Summary { .. } => {}
+            SyncResponse::Summary { .. } | SyncResponse::Sketch { .. } => {}
             SyncResponse::Docs { items, .. } => {
                 if !self.store_docs(peer, commons, items, &asked) {
                     return;
@@ -382,7 +411,18 @@ impl<L: LocalState> Service<L> {
             self.finish_pull(peer, commons, "in sync");
             return;
         }
-        let wants = response.clock_wants();
+        let wants = match &response {
+            // Which documents a sketch lists needs the local digests first.
+            SyncResponse::Sketch { sketch } => match self.local.local_docs(&commons, &|_, _| false)
+            {
+                Ok(digests) => ClockWants::for_sketch(sketch, &digests),
+                Err(e) => {
+                    self.finish_pull(peer, commons, &e.to_string());
+                    return;
+                }
+            },
+            _ => response.clock_wants(),
+        };
         let local = match self.local.local_docs(&commons, &|p, d| wants.wants(p, d)) {
             Ok(local) => local,
             Err(e) => {

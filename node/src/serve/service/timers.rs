@@ -41,7 +41,8 @@ impl<L: LocalState> Service<L> {
                     Pull::Interrupted {
                         retry: Some(at), ..
                     }
-                    | Pull::Again(at) => *at <= now,
+                    | Pull::Again(at)
+                    | Pull::AwaitingVersion(at) => *at <= now,
                     Pull::Postponed(_) => fetched(peer)
                         .is_none_or(|at| now.saturating_duration_since(at) >= FETCH_QUIET),
                     _ => false,
@@ -61,6 +62,10 @@ impl<L: LocalState> Service<L> {
                             retry: None,
                         },
                     );
+                }
+                // Identify never said the peer's version: open as to an older release.
+                Some(Pull::AwaitingVersion(_)) => {
+                    self.peer.entry(key.0).or_default().identified = true;
                 }
                 _ => {}
             }
