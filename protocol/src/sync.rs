@@ -13,7 +13,10 @@
 //!    digest a bucket (about one byte a document); the puller asks with
 //!    `Entries` for the inventory of just the buckets that differ, so two nodes
 //!    that drifted apart by a few edits do not send each other their whole
-//!    inventories.
+//!    inventories. To a `HelloV4` (`/hedgerow/sync/4`) a commons of over
+//!    [`SKETCH_THRESHOLD`] documents answers with a [`crate::sync_sketch`]
+//!    sketch instead, from which the puller peels the differing documents in
+//!    one round trip whatever the commons' size.
 //! 2. The puller asks, in batches, for the documents whose digest differs,
 //!    sending its per-author sequence heights for each (`Fetch`). The
 //!    responder answers with what the puller lacks: each document's changes in

@@ -8,10 +8,9 @@
 //! difference too large for the cell count does not peel, and [`Sketch::decode`] says so
 //! (`None`) rather than answer in part, so a caller falls back to listing.
 //!
-//! Issue 11 measures it (`hedgerow-bench`, divergence) against the bucket summary and
-//! inventory that `/hedgerow/sync/3` sends. It is not on the wire yet: a responder may send it
-//! only to a puller known to read it, and pulls start before identify says which version a
-//! peer speaks (bench/RESULTS.md, "Set reconciliation").
+//! `/hedgerow/sync/4` sends it in answer to a `HelloV4` about a large commons (see
+//! [`crate::sync::SyncResponse::Sketch`]); `hedgerow-bench` measures it against the bucket
+//! summary it replaces (bench/RESULTS.md).
 
 use crate::encoding::domain_hash;
 use crate::sync::{HeadsDigest, IdPrefix};
