@@ -1794,16 +1794,11 @@ fn reach_relayed_connections_escape_per_address_limits_and_show_as_relayed() {
     }
 }
 
-/// Two nodes that share `count` designs edit each of them apart (three changes a side),
-/// then reconnect until they converge; node 0 speaks only up to `/hedgerow/sync/2` when
-/// `old_release`. Returns the fetches sent in `/hedgerow/sync/3` form and the sync bytes both
-/// sent after the reconnection.
-fn diverge_and_sync(old_release: bool, count: usize) -> (usize, usize) {
-    let mut sim = Sim::new(2, 12);
-    sim.max_delay = Duration::from_millis(5);
-    sim.nodes[0].sync_v2_only = old_release;
-    let commons = commons_for(&mut sim, 0, &[0, 1]);
-    designs(&mut sim, 0, commons, count, 200);
+/// Node 0 writes `count` designs of about `size` bytes, node 1 pulls them all, then their
+/// link is cut. Returns the commons and the designs' ids.
+fn synced_then_cut(sim: &mut Sim, count: usize, size: usize) -> (CommonsId, Vec<DocId>) {
+    let commons = commons_for(sim, 0, &[0, 1]);
+    designs(sim, 0, commons, count, size);
     sim.start();
     sim.target(1, 0);
     assert!(
@@ -1821,6 +1816,18 @@ fn diverge_and_sync(old_release: bool, count: usize) -> (usize, usize) {
         })
         .collect();
     assert_eq!(ids.len(), count);
+    (commons, ids)
+}
+
+/// Two nodes that share `count` designs edit each of them apart (three changes a side),
+/// then reconnect until they converge; node 0 speaks only up to `/hedgerow/sync/2` when
+/// `old_release`. Returns the fetches sent in `/hedgerow/sync/3` form and the sync bytes both
+/// sent after the reconnection.
+fn diverge_and_sync(old_release: bool, count: usize) -> (usize, usize) {
+    let mut sim = Sim::new(2, 12);
+    sim.max_delay = Duration::from_millis(5);
+    sim.nodes[0].sync_v2_only = old_release;
+    let (commons, ids) = synced_then_cut(&mut sim, count, 200);
     for i in [0, 1] {
         for id in &ids {
             for k in 0..3 {
@@ -1883,24 +1890,7 @@ fn diverge_large(old_release: bool, edited: usize) -> (usize, usize, usize) {
     let mut sim = Sim::new(2, 13);
     sim.max_delay = Duration::from_millis(5);
     sim.nodes[0].sync_v3_only = old_release;
-    let commons = commons_for(&mut sim, 0, &[0, 1]);
-    designs(&mut sim, 0, commons, 2100, 20);
-    sim.start();
-    sim.target(1, 0);
-    assert!(
-        sim.run_until(Duration::from_secs(600), |s| s.converged(&commons, &[0, 1])),
-        "initial sync"
-    );
-    sim.cut(0, 1);
-    let ids: Vec<DocId> = sim
-        .inventory(0, &commons)
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| {
-            let genesis = sim.nodes[0].service.local().store().doc_genesis(id);
-            matches!(genesis, Ok(Some(g)) if g.body.kind == DocKind::Design)
-        })
-        .collect();
+    let (commons, ids) = synced_then_cut(&mut sim, 2100, 20);
     for (i, chosen) in [(0, &ids[..edited]), (1, &ids[ids.len() - edited..])] {
         for id in chosen {
             let edit = Edit::Set {
