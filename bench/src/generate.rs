@@ -473,7 +473,7 @@ impl Generator<'_> {
             })
             .with_context(|| format!("storing generated {} {}", replica.kind(), replica.id()))?;
         self.written += 1;
-        if self.written.is_multiple_of(200) {
+        if self.written % 200 == 0 {
             self.sink.commit()?;
             self.sink.clear_cache();
         }

@@ -125,7 +125,7 @@ impl Sketch {
     ///
     /// Errors: [`SketchError::BadCellCount`].
     pub fn new(cells: usize) -> Result<Self, SketchError> {
-        if cells == 0 || !cells.is_multiple_of(SKETCH_HASHES) || cells > MAX_SKETCH_CELLS {
+        if cells == 0 || cells % SKETCH_HASHES != 0 || cells > MAX_SKETCH_CELLS {
             return Err(SketchError::BadCellCount { cells });
         }
         Ok(Self {
@@ -182,7 +182,7 @@ impl Sketch {
     ///
     /// Errors: [`SketchError::BadLength`], [`SketchError::BadCellCount`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
-        if !bytes.len().is_multiple_of(SKETCH_CELL_LEN) {
+        if bytes.len() % SKETCH_CELL_LEN != 0 {
             return Err(SketchError::BadLength { len: bytes.len() });
         }
         let mut sketch = Self::new(bytes.len() / SKETCH_CELL_LEN)?;
