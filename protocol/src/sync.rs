@@ -955,11 +955,14 @@ impl PullSession {
 
     /// Handles a large commons' sketch: ask for the documents it lists as held by the
     /// responder in a state this node lacks; when it does not peel (more differences than its
-    /// cells hold, or malformed), open again with a plain `Hello`, which a summary answers.
+    /// cells hold, or malformed), open again with a plain `Hello`, which a summary answers. A
+    /// second sketch that does not peel ends the pull (an honest responder answers the plain
+    /// `Hello` with a summary), so a hostile one cannot keep it asking.
     pub fn on_sketch(&mut self, sketch: &[u8], local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
         self.stats.round_trips += 1;
         match sketch_listing(sketch, local) {
             Some(differing) => self.list(differing, local),
+            None if self.sketch_failed => PullStep::Done,
             None => {
                 self.sketch_failed = true;
                 PullStep::Send(self.hello(local))

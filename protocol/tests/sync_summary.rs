@@ -292,6 +292,11 @@ fn a_sketch_that_does_not_peel_falls_back_to_the_summary() {
         PullStep::Send(SyncRequest::Hello { .. })
     ));
     assert!(matches!(session.hello(&local), SyncRequest::Hello { .. }));
+    // A responder that answers the plain hello with another bad sketch ends the pull.
+    assert!(matches!(
+        session.on_response(&garbage, &local),
+        PullStep::Done
+    ));
 }
 
 #[test]
