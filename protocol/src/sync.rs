@@ -98,8 +98,8 @@ pub type BucketDigest = [u8; 4];
 /// larger. Below it a small drift costs less by summary (bench/RESULTS.md).
 pub const SKETCH_THRESHOLD: usize = 2048;
 /// Cells of the sketch a responder sends: it peels a difference of about 120 documents in
-/// other states (240 keys, 1.5 cells a key; 6,123 bytes); a larger difference falls back to
-/// the summary.
+/// other states (240 keys, 1.5 cells a key; 6,120 bytes of cells); a larger difference falls
+/// back to the summary.
 pub const SKETCH_CELLS: usize = 360;
 
 /// A request from puller to responder.
@@ -221,6 +221,11 @@ pub enum SyncResponse {
         /// The sketch's bytes ([`Sketch::to_bytes`]).
         sketch: Vec<u8>,
     },
+}
+
+/// Local documents by id prefix.
+fn by_local_prefix(local: &BTreeMap<DocId, LocalDoc>) -> HashMap<IdPrefix, &LocalDoc> {
+    local.iter().map(|(id, d)| (id_prefix(id), d)).collect()
 }
 
 /// The documents a responder's sketch lists as held there in a state this node lacks (by id
@@ -885,8 +890,7 @@ impl PullSession {
         if !self.listed {
             return PullStep::Send(self.hello(local));
         }
-        let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
-            local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
+        let local_by_prefix = by_local_prefix(local);
         for want in &mut self.queue {
             if let Some(mine) = local_by_prefix.get(&want.prefix) {
                 want.have_genesis = true;
@@ -961,7 +965,7 @@ impl PullSession {
     pub fn on_sketch(&mut self, sketch: &[u8], local: &BTreeMap<DocId, LocalDoc>) -> PullStep {
         self.stats.round_trips += 1;
         match sketch_listing(sketch, local) {
-            Some(differing) => self.list(differing, local),
+            Some(differing) => self.list(differing, &by_local_prefix(local), local),
             None if self.sketch_failed => PullStep::Done,
             None => {
                 self.sketch_failed = true;
@@ -1007,27 +1011,25 @@ impl PullSession {
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.stats.round_trips += 1;
-        let local_digests: HashMap<IdPrefix, HeadsDigest> = local
-            .iter()
-            .map(|(id, d)| (id_prefix(id), d.digest))
-            .collect();
+        let local_by_prefix = by_local_prefix(local);
         let differing = remote
             .iter()
-            .filter(|(prefix, digest)| local_digests.get(prefix) != Some(digest))
+            .filter(|(prefix, digest)| {
+                local_by_prefix.get(prefix).map(|mine| &mine.digest) != Some(digest)
+            })
             .map(|(prefix, _)| *prefix);
-        self.list(differing, local)
+        self.list(differing, &local_by_prefix, local)
     }
 
     /// Queues a want for every listed document (held here in another state, or not at all).
     fn list(
         &mut self,
         differing: impl IntoIterator<Item = IdPrefix>,
+        local_by_prefix: &HashMap<IdPrefix, &LocalDoc>,
         local: &BTreeMap<DocId, LocalDoc>,
     ) -> PullStep {
         self.listed = true;
         self.queue.clear();
-        let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
-            local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
         self.truncated = false;
         for prefix in differing {
             if self.queue.len() >= MAX_QUEUED_WANTS {
@@ -1107,8 +1109,7 @@ impl PullSession {
             .collect();
         self.stats.docs_received += received as u64;
         self.stats.deferred += deferred.len() as u64;
-        let local_by_prefix: HashMap<IdPrefix, &LocalDoc> =
-            local.iter().map(|(id, d)| (id_prefix(id), d)).collect();
+        let local_by_prefix = by_local_prefix(local);
         for prefix in &deferred {
             let want = match local_by_prefix.get(prefix) {
                 Some(mine) => Want {
